@@ -1,0 +1,61 @@
+"""Argument checks shared by tfqnn's constructors.
+
+Every check raises a ``ValueError`` that names the argument, the value it got
+and what is allowed, so a typo in a config fails at construction time.
+"""
+
+import numbers
+
+
+def check_int(name, value, low=None, high=None):
+    """Returns ``value`` if it is an integer in ``[low, high]``."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    ok = ok and (low is None or value >= low) and (high is None or value <= high)
+    if not ok:
+        raise ValueError(f"Invalid {name}={value!r}: expected {_int_range(low, high)}.")
+    return int(value)
+
+
+def check_number(name, value, *, positive=False, non_negative=False, allow_none=False):
+    """Returns ``value`` as a float if it is a finite real number (or None when allowed)."""
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = ok and value == value and abs(value) != float("inf")
+    if ok and positive:
+        ok = value > 0
+    if ok and non_negative:
+        ok = value >= 0
+    if not ok:
+        kind = "a positive number" if positive else (
+            "a non-negative number" if non_negative else "a finite number"
+        )
+        if allow_none:
+            kind += " or None"
+        raise ValueError(f"Invalid {name}={value!r}: expected {kind}.")
+    return float(value)
+
+
+def check_choice(name, value, choices):
+    """Returns ``value`` if it is one of ``choices``."""
+    if value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"Invalid {name}={value!r}: expected one of {allowed}.")
+    return value
+
+
+def check_seed(name, value):
+    """A seed is None or a non-negative integer."""
+    if value is None:
+        return None
+    return check_int(name, value, low=0)
+
+
+def _int_range(low, high):
+    if low is not None and high is not None:
+        return f"an integer from {low} to {high}"
+    if low is not None:
+        return f"an integer >= {low}"
+    if high is not None:
+        return f"an integer <= {high}"
+    return "an integer"

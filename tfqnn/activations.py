@@ -1,0 +1,13 @@
+"""Activations used beside quantizers."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="tfqnn")
+def hard_tanh(x):
+    """``clip(x, -1, 1)``: the identity on [-1, 1], the STE region of sign.
+
+    Courbariaux et al. 2016 use it as the real-valued stand-in of sign.
+    """
+    return ops.clip(x, -1.0, 1.0)

@@ -1,0 +1,23 @@
+"""Quantized Keras layers: each subclasses its Keras 3 parent."""
+
+from tfqnn.layers.activation import QuantActivation
+from tfqnn.layers.base import QuantizerMixin
+from tfqnn.layers.convolutional import (
+    QuantConv1D,
+    QuantConv2D,
+    QuantConv2DTranspose,
+    QuantDepthwiseConv2D,
+    QuantSeparableConv2D,
+)
+from tfqnn.layers.dense import QuantDense
+
+__all__ = [
+    "QuantActivation",
+    "QuantConv1D",
+    "QuantConv2D",
+    "QuantConv2DTranspose",
+    "QuantDense",
+    "QuantDepthwiseConv2D",
+    "QuantSeparableConv2D",
+    "QuantizerMixin",
+]

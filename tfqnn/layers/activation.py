@@ -1,0 +1,40 @@
+"""A layer that applies a quantizer to its inputs."""
+
+import keras
+
+from tfqnn import quantizers
+from tfqnn.layers.base import seed_generators
+
+
+@keras.saving.register_keras_serializable(package="tfqnn")
+class QuantActivation(keras.layers.Layer):
+    """Applies ``quantizer`` to its inputs: a quantized activation.
+
+    Args:
+        quantizer: a `tfqnn.quantizers` identifier (instance, config dict or
+            alias such as ``"ste_sign"``).
+
+    Example:
+    >>> tfqnn.layers.QuantActivation("ste_sign")(np.array([[-0.5, 0.5]])).numpy()
+    array([[-1.,  1.]], dtype=float32)
+    """
+
+    def __init__(self, quantizer, **kwargs):
+        super().__init__(**kwargs)
+        self.quantizer = quantizers.get(quantizer)
+        if self.quantizer is None:
+            raise ValueError("Invalid quantizer=None: QuantActivation needs a quantizer.")
+        self.supports_masking = True
+        self.built = True
+        self._quantizer_seed_generators = seed_generators([self.quantizer])
+
+    def call(self, inputs, training=None):
+        return self.quantizer(inputs, training=bool(training))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config["quantizer"] = quantizers.serialize(self.quantizer)
+        return config

@@ -1,0 +1,178 @@
+"""The mixin that turns a Keras layer into a quantized one.
+
+`QuantizerMixin` adds to a Keras layer:
+
+- ``input_quantizer``, applied to the inputs in ``call``;
+- one quantizer per kernel, named as Keras names the kernel's arguments
+  (``kernel_quantizer``, ``depthwise_quantizer``, ``pointwise_quantizer``),
+  applied to the latent float kernel in ``call`` so that gradients reach it
+  through the quantizer's straight-through estimator;
+- ``pad_values`` for convolutions: the value that "same" (and "causal")
+  padding pads the quantized input with;
+- the ``"weight_clip"`` constraint alias, a warning when a binary kernel has
+  no constraint, and the config entries of all of the above.
+
+A quantized layer lists its kernels in ``_quantized_kernels`` and computes its
+op from ``quantized_input(...)`` and ``quantized_kernel(...)`` in ``call``.
+"""
+
+import warnings
+
+import tensorflow as tf
+from keras import ops
+
+from tfqnn import _validation, constraints, quantizers
+from tfqnn.quantizers import StochasticQuantizer
+
+
+class QuantizedKernel:
+    """How one kernel of a layer is quantized.
+
+    Args:
+        quantizer: the constructor argument and attribute of its quantizer.
+        weight: the attribute holding the latent kernel variable.
+        constraint: the constructor argument of its constraint.
+        channel_axis: the output-channel axis(es) of the kernel, passed to
+            quantizers with per-channel statistics (such as `ScaledSign`).
+    """
+
+    def __init__(self, quantizer, weight, constraint, channel_axis=-1):
+        self.quantizer = quantizer
+        self.weight = weight
+        self.constraint = constraint
+        self.channel_axis = channel_axis
+
+
+KERNEL = QuantizedKernel("kernel_quantizer", "kernel", "kernel_constraint")
+
+
+class QuantizerMixin:
+    """Adds input and kernel quantizers (and ``pad_values``) to a Keras layer.
+
+    Place it before the Keras layer in the bases: ``class
+    QuantDense(QuantizerMixin, keras.layers.Dense)``.
+    """
+
+    _quantized_kernels = (KERNEL,)
+    _has_pad_values = False
+
+    def __init__(self, *args, input_quantizer=None, **kwargs):
+        kernel_quantizers = {
+            spec.quantizer: kwargs.pop(spec.quantizer, None) for spec in self._quantized_kernels
+        }
+        pad_values = kwargs.pop("pad_values", 0.0) if self._has_pad_values else 0.0
+        for spec in self._quantized_kernels:
+            if spec.constraint in kwargs:
+                kwargs[spec.constraint] = constraints.get(kwargs[spec.constraint])
+        super().__init__(*args, **kwargs)
+
+        self.input_quantizer = quantizers.get(input_quantizer)
+        for spec in self._quantized_kernels:
+            quantizer = _with_channel_axis(
+                quantizers.get(kernel_quantizers[spec.quantizer]), spec.channel_axis
+            )
+            setattr(self, spec.quantizer, quantizer)
+            if quantizer is not None and quantizer.precision == 1:
+                if getattr(self, spec.constraint, None) is None:
+                    warnings.warn(
+                        f"{type(self).__name__} has a binary {spec.quantizer} but no "
+                        f"{spec.constraint}: latent weights can grow past the STE's "
+                        f'clip range and stop learning. Pass {spec.constraint}="weight_clip".',
+                        stacklevel=3,
+                    )
+        if self._has_pad_values:
+            self.pad_values = _validation.check_number("pad_values", pad_values)
+        # Track the stochastic quantizers' seed generators as layer state.
+        self._quantizer_seed_generators = seed_generators(self.quantizers.values())
+
+    @property
+    def quantizers(self):
+        """The layer's quantizers by argument name (None where unquantized)."""
+        names = ["input_quantizer"] + [spec.quantizer for spec in self._quantized_kernels]
+        return {name: getattr(self, name) for name in names}
+
+    def quantized_input(self, inputs, training=None):
+        """The inputs after the input quantizer."""
+        if self.input_quantizer is None:
+            return inputs
+        return self.input_quantizer(inputs, training=bool(training))
+
+    def quantized_kernel(self, spec, training=None):
+        """The latent kernel named by ``spec`` after its quantizer."""
+        kernel = getattr(self, spec.weight)
+        quantizer = getattr(self, spec.quantizer)
+        if quantizer is None:
+            return kernel
+        return quantizer(kernel, training=bool(training))
+
+    def weight_precisions(self):
+        """Bits per value of each weight as stored after quantization, by variable path."""
+        bits = {}
+        for spec in self._quantized_kernels:
+            quantizer = getattr(self, spec.quantizer)
+            if quantizer is not None:
+                bits[getattr(self, spec.weight).path] = quantizer.precision
+        return bits
+
+    def bias_and_activation(self, outputs):
+        """Adds the bias along the channel axis and applies the activation, as Keras does."""
+        if self.use_bias:
+            channel_axis = -1 if getattr(self, "data_format", "channels_last") == "channels_last" else 1
+            shape = [1] * len(outputs.shape)
+            shape[channel_axis] = -1
+            outputs = ops.add(outputs, ops.reshape(self.bias, shape))
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    def padded(self, inputs):
+        """Pads ``inputs`` for "same" or "causal" padding with ``pad_values``.
+
+        Returns the inputs and the padding to give the Keras op: "valid"
+        after explicit padding, or the layer's own padding when no explicit
+        padding is needed (``pad_values=0`` with "same").
+        """
+        padding = self.padding
+        if padding == "valid" or (padding == "same" and self.pad_values == 0.0):
+            return inputs, padding
+        first_spatial = 1 if self.data_format == "channels_last" else 2
+        pads = [[0, 0] for _ in inputs.shape]
+        for i, (k, s, d) in enumerate(zip(self.kernel_size, self.strides, self.dilation_rate)):
+            axis = first_spatial + i
+            extent = (k - 1) * d + 1
+            if padding == "causal":
+                pads[axis] = [extent - 1, 0]
+                continue
+            size = inputs.shape[axis]
+            size = tf.shape(inputs)[axis] if size is None else size
+            total = (-(-size // s) - 1) * s + extent - size
+            total = max(total, 0) if isinstance(total, int) else tf.maximum(total, 0)
+            pads[axis] = [total // 2, total - total // 2]
+        return tf.pad(inputs, pads, constant_values=self.pad_values), "valid"
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {name: quantizers.serialize(q) for name, q in self.quantizers.items()}
+        )
+        if self._has_pad_values:
+            config["pad_values"] = self.pad_values
+        return config
+
+
+def seed_generators(quantizer_list):
+    """The seed generators of the stochastic quantizers among ``quantizer_list``.
+
+    A layer stores them in an attribute so that Keras tracks them as layer
+    state (``layer.variables``), as it does for ``keras.layers.Dropout``.
+    """
+    return [q.seed_generator for q in quantizer_list if isinstance(q, StochasticQuantizer)]
+
+
+def _with_channel_axis(quantizer, channel_axis):
+    """A per-channel quantizer left at its default ``axis=-1`` gets the kernel's own axis."""
+    if channel_axis == -1 or getattr(quantizer, "axis", None) != -1:
+        return quantizer
+    config = quantizer.get_config()
+    config["axis"] = list(channel_axis) if isinstance(channel_axis, tuple) else channel_axis
+    return type(quantizer).from_config(config)

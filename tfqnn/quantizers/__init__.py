@@ -1,0 +1,108 @@
+"""Quantizers: serializable callables with straight-through estimators.
+
+``tfqnn.quantizers.get`` resolves what a layer's ``*_quantizer`` argument
+accepts: a `Quantizer`, a config dict, an alias such as ``"ste_sign"``, a
+class name, or None.
+"""
+
+import keras
+
+from tfqnn.quantizers.base import Quantizer, StochasticQuantizer
+from tfqnn.quantizers.binary import ApproxSign, ScaledSign, SteSign, StochasticSign
+from tfqnn.quantizers.gradient import DoReFaGradient
+from tfqnn.quantizers.multibit import (
+    DoReFa,
+    FixedPoint,
+    NoOp,
+    PowerOfTwo,
+    SymmetricUniform,
+    Uniform,
+)
+from tfqnn.quantizers.ternary import SteTern, StochasticTern
+
+ALIASES = {
+    "ste_sign": SteSign,
+    "approx_sign": ApproxSign,
+    "scaled_sign": ScaledSign,
+    "stochastic_sign": StochasticSign,
+    "ste_tern": SteTern,
+    "stochastic_tern": StochasticTern,
+    "dorefa": DoReFa,
+    "dorefa_gradient": DoReFaGradient,
+    "fixed_point": FixedPoint,
+    "uniform": Uniform,
+    "symmetric_uniform": SymmetricUniform,
+    "power_of_two": PowerOfTwo,
+    "noop": NoOp,
+}
+
+ALL_OBJECTS = {cls.__name__: cls for cls in ALIASES.values()}
+
+
+def serialize(quantizer):
+    """The config dict of a quantizer (None stays None), as `keras.activations.serialize`."""
+    if quantizer is None:
+        return None
+    return keras.saving.serialize_keras_object(quantizer)
+
+
+def deserialize(config, custom_objects=None):
+    """A quantizer from the output of `serialize`, an alias or a class name."""
+    if isinstance(config, str):
+        return get(config)
+    return keras.saving.deserialize_keras_object(
+        config, module_objects=ALL_OBJECTS, custom_objects=custom_objects
+    )
+
+
+def get(identifier):
+    """Resolves ``identifier`` to a `Quantizer` instance, or None.
+
+    Args:
+        identifier: a `Quantizer`, a dict made by `serialize`, an alias
+            (``"ste_sign"``, ``"dorefa"``, ...: see ``ALIASES``; an alias
+            builds its class with the defaults), a class name, or None.
+
+    Raises:
+        ValueError: for anything else, naming the allowed aliases.
+    """
+    if identifier is None or isinstance(identifier, Quantizer):
+        return identifier
+    if isinstance(identifier, dict):
+        try:
+            quantizer = deserialize(identifier)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"Invalid quantizer config {identifier!r}: {error}") from error
+        if isinstance(quantizer, Quantizer):
+            return quantizer
+    elif isinstance(identifier, str):
+        cls = ALIASES.get(identifier) or ALL_OBJECTS.get(identifier)
+        if cls is not None:
+            return cls()
+    raise ValueError(
+        f"Invalid quantizer identifier {identifier!r}: expected a tfqnn Quantizer, "
+        f"a config dict, None, or one of the aliases {', '.join(ALIASES)}."
+    )
+
+
+__all__ = [
+    "ALIASES",
+    "ApproxSign",
+    "DoReFa",
+    "DoReFaGradient",
+    "FixedPoint",
+    "NoOp",
+    "PowerOfTwo",
+    "Quantizer",
+    "ScaledSign",
+    "SteSign",
+    "SteTern",
+    "StochasticQuantizer",
+    "StochasticSign",
+    "StochasticTern",
+    "SymmetricUniform",
+    "Uniform",
+    "deserialize",
+    "get",
+    "serialize",
+]

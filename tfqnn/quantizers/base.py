@@ -1,0 +1,112 @@
+"""The base classes that every tfqnn quantizer shares.
+
+A quantizer is a serializable callable ``q(x, training=None) -> y``. Its
+forward pass and its straight-through estimator (STE) are written with
+``tf.custom_gradient``; ``precision`` is the number of bits one quantized
+value needs, which `tfqnn.summary` uses to size a model.
+"""
+
+import keras
+import tensorflow as tf
+
+from tfqnn import _validation
+
+
+class Quantizer:
+    """Base class of tfqnn's quantizers.
+
+    Subclasses implement `call(x, training)` on a float tensor and
+    `get_config()`; they set `precision` (bits per quantized value).
+
+    Calling a quantizer converts its input to a tensor first: a Keras Variable
+    cannot enter a `tf.custom_gradient` function directly.
+    """
+
+    precision = 32
+
+    def __call__(self, inputs, training=None):
+        return self.call(tf.convert_to_tensor(inputs), training=training)
+
+    def call(self, x, training=None):
+        raise NotImplementedError(f"{type(self).__name__} must implement call().")
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self):
+        return hash((type(self).__name__, repr(self)))
+
+
+class StochasticQuantizer(Quantizer):
+    """A quantizer that samples: random in training, deterministic at inference.
+
+    Called on its own or with ``training=True`` it draws from its own
+    ``keras.random.SeedGenerator``, so two quantizers built with the same
+    ``seed`` produce the same sequence of outputs. With ``training=False`` (a
+    layer's inference pass) it applies `deterministic`, its rounding to the
+    nearest value, so that predictions and exported models are deterministic.
+    """
+
+    def __init__(self, seed=None):
+        self.seed = _validation.check_seed("seed", seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+
+    def call(self, x, training=None):
+        if training is False:
+            return self.deterministic(x)
+        return self.stochastic(x)
+
+    def stochastic(self, x):
+        raise NotImplementedError
+
+    def deterministic(self, x):
+        raise NotImplementedError
+
+    def uniform(self, x):
+        """Uniform noise in [0, 1) shaped and typed like ``x``."""
+        return keras.random.uniform(tf.shape(x), dtype=x.dtype, seed=self.seed_generator)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+    def __hash__(self):
+        return id(self)
+
+
+def cast_like(condition, x):
+    """A boolean tensor as 0/1 in the dtype of ``x``."""
+    return tf.cast(condition, x.dtype)
+
+
+def straight_through(x, y, mask=None):
+    """Returns ``y`` in the forward pass; the gradient to ``x`` is ``dy * 1[mask]``.
+
+    With ``mask=None`` the gradient is ``dy`` itself. Unlike
+    ``x + stop_gradient(y - x)`` the forward value is exactly ``y``.
+    """
+
+    @tf.custom_gradient
+    def ste(x):
+        def grad(dy):
+            return dy if mask is None else tf.where(mask, dy, tf.zeros_like(dy))
+
+        return tf.identity(y), grad
+
+    return ste(x)
+
+
+@tf.custom_gradient
+def round_ste(x):
+    """``tf.round`` (ties to even) with the identity as gradient."""
+    return tf.round(x), lambda dy: dy

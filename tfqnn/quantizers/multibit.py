@@ -1,0 +1,284 @@
+"""k-bit quantizers: DoReFa, fixed point, uniform, WAGE's symmetric uniform, power of two."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfqnn import _validation
+from tfqnn.quantizers.base import (
+    Quantizer,
+    StochasticQuantizer,
+    cast_like,
+    round_ste,
+    straight_through,
+)
+from tfqnn.quantizers.binary import sign
+
+
+@keras.saving.register_keras_serializable(package="tfqnn")
+class DoReFa(Quantizer):
+    """DoReFa-Net quantizer of activations or weights, k bits.
+
+    With ``n = 2^bits - 1``:
+
+    - ``mode="activations"``: forward ``round(clip(x, 0, 1) * n) / n``;
+      backward ``dy * 1[0 <= x <= 1]``.
+    - ``mode="weights"``: ``t = tanh(x)``, ``u = t / (2 max|t|) + 1/2``,
+      forward ``2 round(u * n) / n - 1``; backward through tanh and the
+      normalisation (the max included), with rounding as the identity.
+      For ``bits=1`` the forward is ``sign(x) * mean(|x|)`` (sign(0) = +1,
+      the mean not differentiated) and the backward ``dy``.
+
+    Rounding breaks ties to even. ``bits`` runs from 1 to 16 for weights and
+    1 to 32 for activations.
+
+    Zhou et al. 2016, "DoReFa-Net" (arXiv:1606.06160).
+    """
+
+    def __init__(self, bits=2, mode="activations"):
+        self.mode = _validation.check_choice("mode", mode, ("activations", "weights"))
+        max_bits = 32 if mode == "activations" else 16
+        self.bits = _validation.check_int("bits", bits, 1, max_bits)
+        self.precision = self.bits
+
+    def call(self, x, training=None):
+        n = 2.0**self.bits - 1.0
+        if self.mode == "activations":
+            y = tf.round(tf.clip_by_value(x, 0.0, 1.0) * n) / n
+            return straight_through(x, y, (x >= 0.0) & (x <= 1.0))
+        if self.bits == 1:
+            return straight_through(x, sign(x) * tf.reduce_mean(tf.abs(x)))
+        t = tf.tanh(x)
+        u = tf.math.divide_no_nan(t, 2.0 * tf.reduce_max(tf.abs(t))) + 0.5
+        return 2.0 * round_ste(u * n) / n - 1.0
+
+    def get_config(self):
+        return {"bits": self.bits, "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="tfqnn")
+class FixedPoint(StochasticQuantizer):
+    """Fixed-point numbers with ``integer_bits`` + ``fractional_bits`` bits.
+
+    Forward: with ``eps = 2^-fractional_bits``, round ``x`` to a multiple of
+    ``eps``, to the nearest (``rounding="nearest"``, ties to even) or
+    stochastically (``"stochastic"``: with ``f = eps * floor(x / eps)``,
+    ``f + eps`` with probability ``(x - f) / eps``, else ``f``), then
+    saturate to ``[-2^(integer_bits-1), 2^(integer_bits-1) - eps]`` when
+    ``signed`` (``integer_bits`` counts the sign bit) or
+    ``[0, 2^integer_bits - eps]``. Stochastic rounding is used in training
+    and when called on its own; at inference (``training=False``) it rounds
+    to the nearest.
+    Backward: ``dy`` inside the representable range, 0 outside.
+
+    Gupta et al. 2015, "Deep Learning with Limited Numerical Precision"
+    (arXiv:1502.02551).
+    """
+
+    def __init__(
+        self,
+        integer_bits=4,
+        fractional_bits=4,
+        rounding="nearest",
+        signed=True,
+        seed=None,
+    ):
+        super().__init__(seed)
+        self.signed = _validation.check_choice("signed", signed, (True, False))
+        self.integer_bits = _validation.check_int(
+            "integer_bits", integer_bits, 1 if signed else 0, 32
+        )
+        self.fractional_bits = _validation.check_int(
+            "fractional_bits", fractional_bits, 0, 32 - self.integer_bits
+        )
+        if self.integer_bits + self.fractional_bits < 1:
+            raise ValueError(
+                "Invalid integer_bits=0 and fractional_bits=0: "
+                "a fixed-point number needs at least 1 bit."
+            )
+        self.rounding = _validation.check_choice(
+            "rounding", rounding, ("nearest", "stochastic")
+        )
+        self.precision = self.integer_bits + self.fractional_bits
+
+    @property
+    def range(self):
+        """The smallest and the largest representable value."""
+        eps = 2.0**-self.fractional_bits
+        if self.signed:
+            half = 2.0 ** (self.integer_bits - 1)
+            return -half, half - eps
+        return 0.0, 2.0**self.integer_bits - eps
+
+    def call(self, x, training=None):
+        if self.rounding == "nearest":
+            return self.deterministic(x)
+        return super().call(x, training)
+
+    def deterministic(self, x):
+        scale = 2.0**self.fractional_bits
+        return self._saturate(x, tf.round(x * scale) / scale)
+
+    def stochastic(self, x):
+        scale = 2.0**self.fractional_bits
+        scaled = x * scale
+        floor = tf.floor(scaled)
+        up = cast_like(self.uniform(x) < scaled - floor, x)
+        return self._saturate(x, (floor + up) / scale)
+
+    def _saturate(self, x, rounded):
+        low, high = self.range
+        y = tf.clip_by_value(rounded, low, high)
+        return straight_through(x, y, (x >= low) & (x <= high))
+
+    def get_config(self):
+        return {
+            "integer_bits": self.integer_bits,
+            "fractional_bits": self.fractional_bits,
+            "rounding": self.rounding,
+            "signed": self.signed,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package="tfqnn")
+class Uniform(StochasticQuantizer):
+    """Uniform quantization between the tensor's minimum and maximum.
+
+    Forward: ``z = (x - min) / (max - min)`` maps ``x`` to [0, 1]; ``z`` is
+    rounded to the nearest of the ``levels + 1`` points ``k / levels``
+    (``stochastic=True``: up with probability equal to the remainder, in
+    training and when called on its own) and mapped back. A constant tensor
+    is returned unchanged. Backward: ``dy``.
+
+    ``precision`` is ``ceil(log2(levels + 1))`` bits.
+
+    Polino, Pascanu and Alistarh 2018, "Model compression via distillation
+    and quantization" (arXiv:1802.05668).
+    """
+
+    def __init__(self, levels=255, stochastic=False, seed=None):
+        super().__init__(seed)
+        self.levels = _validation.check_int("levels", levels, 1, 2**32 - 1)
+        self.stochastic_rounding = _validation.check_choice(
+            "stochastic", stochastic, (True, False)
+        )
+        self.precision = max(1, math.ceil(math.log2(self.levels + 1)))
+
+    def call(self, x, training=None):
+        if not self.stochastic_rounding:
+            return self.deterministic(x)
+        return super().call(x, training)
+
+    def deterministic(self, x):
+        return self._quantize(x, tf.round)
+
+    def stochastic(self, x):
+        def stochastic_round(v):
+            floor = tf.floor(v)
+            return floor + cast_like(self.uniform(v) < v - floor, v)
+
+        return self._quantize(x, stochastic_round)
+
+    def _quantize(self, x, rounding):
+        low = tf.reduce_min(x)
+        width = tf.reduce_max(x) - low
+        z = tf.math.divide_no_nan(x - low, width)
+        y = rounding(z * self.levels) / self.levels * width + low
+        return straight_through(x, tf.where(width > 0, y, x))
+
+    def get_config(self):
+        return {
+            "levels": self.levels,
+            "stochastic": self.stochastic_rounding,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package="tfqnn")
+class SymmetricUniform(Quantizer):
+    """WAGE's symmetric uniform quantizer on (-1, 1), k bits.
+
+    Forward: with ``s = 2^(1 - bits)``, ``clip(s * round(x / s), -1 + s, 1 - s)``.
+    Backward: ``dy`` where ``-1 + s <= x <= 1 - s``, 0 outside.
+
+    Wu et al. 2018, "Training and Inference with Integers in Deep Neural
+    Networks" (WAGE, arXiv:1802.04680).
+    """
+
+    def __init__(self, bits=2):
+        self.bits = _validation.check_int("bits", bits, 2, 32)
+        self.precision = self.bits
+
+    def call(self, x, training=None):
+        s = 2.0 ** (1 - self.bits)
+        y = tf.clip_by_value(s * tf.round(x / s), -1.0 + s, 1.0 - s)
+        return straight_through(x, y, (x >= -1.0 + s) & (x <= 1.0 - s))
+
+    def get_config(self):
+        return {"bits": self.bits}
+
+
+def _tiny(dtype):
+    return float(np.finfo(dtype.as_numpy_dtype).tiny)
+
+
+def floor_log2(a):
+    """``floor(log2(a))`` for positive ``a``, exact at powers of two."""
+    k = tf.floor(tf.math.log(a) / math.log(2.0))
+    k = tf.where(tf.pow(2.0, k) > a, k - 1.0, k)
+    return tf.where(tf.pow(2.0, k + 1.0) <= a, k + 1.0, k)
+
+
+@keras.saving.register_keras_serializable(package="tfqnn")
+class PowerOfTwo(Quantizer):
+    """Power-of-two weights from the INQ codebook, k bits (bits >= 2).
+
+    Forward: ``n1 = floor(log2(4 max|x| / 3))``, ``n2 = n1 + 1 - 2^(bits-2)``;
+    each ``x`` goes to the nearest value, in linear distance, of
+    ``{0, +-2^n2, ..., +-2^n1}`` (ties away from zero, as INQ's rule), so
+    magnitudes under ``2^(n2-1)`` become 0. ``n1`` and ``n2`` are per tensor.
+    Backward: ``dy``.
+
+    Zhou et al. 2017, "Incremental Network Quantization" (arXiv:1702.03044).
+    """
+
+    def __init__(self, bits=4):
+        self.bits = _validation.check_int("bits", bits, 2, 32)
+        self.precision = self.bits
+
+    def call(self, x, training=None):
+        magnitude = tf.abs(x)
+        largest = tf.reduce_max(magnitude)
+        n1 = floor_log2(tf.maximum(4.0 * largest / 3.0, _tiny(x.dtype)))
+        n2 = n1 + 1.0 - 2.0 ** (self.bits - 2)
+        safe = tf.maximum(magnitude, _tiny(x.dtype))
+        k = floor_log2(safe)
+        # Between 2^k and 2^(k+1) the midpoint is 1.5 * 2^k.
+        k = tf.where(safe >= 1.5 * tf.pow(2.0, k), k + 1.0, k)
+        k = tf.clip_by_value(k, n2, n1)
+        y = tf.sign(x) * tf.pow(2.0, k)
+        y = tf.where(magnitude < tf.pow(2.0, n2 - 1.0), tf.zeros_like(x), y)
+        return straight_through(x, y)
+
+    def get_config(self):
+        return {"bits": self.bits}
+
+
+@keras.saving.register_keras_serializable(package="tfqnn")
+class NoOp(Quantizer):
+    """The identity, forward and backward; ``precision`` says how values are stored.
+
+    Useful to mark a float path explicitly, or 16-bit storage in the summary.
+    """
+
+    def __init__(self, precision=32):
+        self.precision = _validation.check_int("precision", precision, 1, 64)
+
+    def call(self, x, training=None):
+        return tf.identity(x)
+
+    def get_config(self):
+        return {"precision": self.precision}

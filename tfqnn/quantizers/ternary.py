@@ -1,0 +1,80 @@
+"""Ternary quantizers: values in {-a, 0, +a}."""
+
+import keras
+import tensorflow as tf
+
+from tfqnn import _validation
+from tfqnn.quantizers.base import StochasticQuantizer, Quantizer, cast_like, straight_through
+
+
+@keras.saving.register_keras_serializable(package="tfqnn")
+class SteTern(Quantizer):
+    """Ternary weights (TWN) with the clipped straight-through estimator.
+
+    Forward: ``a * sign(x) * 1[|x| > delta]``, where
+    ``delta = 0.7 * mean(|x|)`` when ``threshold`` is None (the TWN rule),
+    else ``delta = threshold``; ``a = mean(|x|)`` over the entries with
+    ``|x| > delta`` when ``scaled`` (0 if there are none), else ``a = 1``.
+    Statistics are per tensor and not differentiated.
+    Backward: ``dy * 1[|x| <= clip_value]`` (``dy`` when ``clip_value=None``).
+
+    Li, Zhang and Liu 2016, "Ternary Weight Networks" (arXiv:1605.04711).
+    """
+
+    precision = 2
+
+    def __init__(self, threshold=None, scaled=True, clip_value=1.0):
+        self.threshold = _validation.check_number(
+            "threshold", threshold, non_negative=True, allow_none=True
+        )
+        self.scaled = _validation.check_choice("scaled", scaled, (True, False))
+        self.clip_value = _validation.check_number(
+            "clip_value", clip_value, positive=True, allow_none=True
+        )
+
+    def call(self, x, training=None):
+        magnitude = tf.abs(x)
+        if self.threshold is None:
+            delta = 0.7 * tf.reduce_mean(magnitude)
+        else:
+            delta = tf.constant(self.threshold, x.dtype)
+        nonzero = cast_like(magnitude > delta, x)
+        y = tf.sign(x) * nonzero
+        if self.scaled:
+            y *= tf.math.divide_no_nan(
+                tf.reduce_sum(magnitude * nonzero), tf.reduce_sum(nonzero)
+            )
+        mask = None if self.clip_value is None else magnitude <= self.clip_value
+        return straight_through(x, y, mask)
+
+    def get_config(self):
+        return {
+            "threshold": self.threshold,
+            "scaled": self.scaled,
+            "clip_value": self.clip_value,
+        }
+
+
+@keras.saving.register_keras_serializable(package="tfqnn")
+class StochasticTern(StochasticQuantizer):
+    """Stochastic ternarization, unbiased on [-1, 1].
+
+    Forward (training): ``x`` clipped to [-1, 1]; for ``x > 0`` +1 with
+    probability ``x``, else 0; for ``x < 0`` -1 with probability ``-x``, else
+    0. At inference (``training=False``): the nearest of {-1, 0, +1}.
+    Backward: ``dy * 1[|x| <= 1]``.
+
+    Lin et al. 2015, "Neural Networks with Few Multiplications"
+    (arXiv:1510.03009).
+    """
+
+    precision = 2
+
+    def stochastic(self, x):
+        clipped = tf.clip_by_value(x, -1.0, 1.0)
+        keep = cast_like(self.uniform(x) < tf.abs(clipped), x)
+        return straight_through(x, tf.sign(clipped) * keep, tf.abs(x) <= 1.0)
+
+    def deterministic(self, x):
+        y = tf.round(tf.clip_by_value(x, -1.0, 1.0))
+        return straight_through(x, y, tf.abs(x) <= 1.0)

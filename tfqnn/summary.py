@@ -1,0 +1,261 @@
+"""Model summary by precision: parameters, memory and MACs per bit width.
+
+`summary(model)` prints a table and returns a `ModelSummary`. Weights count
+at the precision their quantizer stores them in (a binary kernel is 1 bit per
+value; biases, BatchNorm statistics and unquantized weights keep their dtype's
+width). A layer's MACs count at ``max(input bits, weight bits)``, so a MAC is
+binary only when both operands are.
+"""
+
+import dataclasses
+import math
+
+import keras
+
+from tfqnn.layers.base import QuantizerMixin
+
+
+@dataclasses.dataclass
+class LayerSummary:
+    """One layer's row of the summary.
+
+    Attributes:
+        name, class_name: the layer's name and class.
+        output_shape: the output shape, None where Keras does not know it.
+        input_bits: bits of the quantized input, None without input quantizer.
+        weight_bits: bits of the (first) quantized kernel, None without one.
+        params: parameter count by bits per value.
+        memory_bytes: bytes to store the parameters at their precision.
+        macs: multiply-accumulates per sample by precision.
+    """
+
+    name: str
+    class_name: str
+    output_shape: tuple
+    input_bits: int
+    weight_bits: int
+    params: dict
+    memory_bytes: float
+    macs: dict
+
+
+@dataclasses.dataclass
+class ModelSummary:
+    """A model's summary: its layers and totals.
+
+    Attributes:
+        layers: the `LayerSummary` of each layer.
+        params: total parameter count by bits per value.
+        macs: total MACs per sample by precision.
+        float32_bytes: size of all parameters as float32.
+        quantized_bytes: size of all parameters at their precision.
+        compression_ratio: ``float32_bytes / quantized_bytes``.
+        binary_mac_fraction: share of MACs with both operands binary.
+    """
+
+    name: str
+    layers: list
+    params: dict
+    macs: dict
+    float32_bytes: int
+    quantized_bytes: float
+    compression_ratio: float
+    binary_mac_fraction: float
+
+    @property
+    def total_params(self):
+        return sum(self.params.values())
+
+    @property
+    def total_macs(self):
+        return sum(self.macs.values())
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def __str__(self):
+        return _format(self)
+
+
+def summary(model, print_fn=print):
+    """Prints and returns the summary of a built Keras model by precision.
+
+    Args:
+        model: a built `keras.Model` (Sequential, functional or subclassed).
+        print_fn: called with the table's text; None prints nothing.
+
+    Returns:
+        A `ModelSummary`.
+
+    Example:
+    >>> result = tfqnn.summary(model)
+    >>> result.compression_ratio, result.binary_mac_fraction
+    """
+    if not model.built:
+        raise ValueError(
+            f"Model {model.name!r} is not built: call it on data or build it "
+            "(model.build(input_shape)) before summarising it."
+        )
+    rows = [_summarize_layer(layer) for layer in _leaf_layers(model)]
+    params = _add_counts(row.params for row in rows)
+    macs = _add_counts(row.macs for row in rows)
+    float32_bytes = 4 * sum(params.values())
+    quantized_bytes = sum(row.memory_bytes for row in rows)
+    total_macs = sum(macs.values())
+    result = ModelSummary(
+        name=model.name,
+        layers=rows,
+        params=params,
+        macs=macs,
+        float32_bytes=float32_bytes,
+        quantized_bytes=quantized_bytes,
+        compression_ratio=float32_bytes / quantized_bytes if quantized_bytes else 1.0,
+        binary_mac_fraction=macs.get(1, 0) / total_macs if total_macs else 0.0,
+    )
+    if print_fn is not None:
+        print_fn(str(result))
+    return result
+
+
+def _leaf_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
+def _summarize_layer(layer):
+    quantized = isinstance(layer, QuantizerMixin)
+    precisions = layer.weight_precisions() if quantized else {}
+    params = {}
+    for weight in layer.weights:
+        bits = precisions.get(weight.path, _dtype_bits(weight.dtype))
+        params[bits] = params.get(bits, 0) + math.prod(weight.shape)
+    input_quantizer = getattr(layer, "input_quantizer", None) if quantized else None
+    input_bits = input_quantizer.precision if input_quantizer is not None else None
+    weight_bits = min(precisions.values()) if precisions else None
+    return LayerSummary(
+        name=layer.name,
+        class_name=type(layer).__name__,
+        output_shape=_shape(layer, "output"),
+        input_bits=input_bits,
+        weight_bits=weight_bits,
+        params=params,
+        memory_bytes=sum(bits * count for bits, count in params.items()) / 8,
+        macs=_macs(layer, input_bits, precisions),
+    )
+
+
+def _macs(layer, input_bits, precisions):
+    """MACs per sample, keyed by max(input bits, weight bits)."""
+    output_shape = _shape(layer, "output")
+    input_shape = _shape(layer, "input")
+    kernels = []  # (variable, MACs per sample)
+    if isinstance(layer, keras.layers.Dense) and output_shape:
+        kernels.append((layer.kernel, math.prod(output_shape[1:]) * layer.kernel.shape[0]))
+    elif isinstance(layer, keras.layers.SeparableConv2D) and output_shape:
+        spatial = _spatial_size(layer, output_shape)
+        kernels.append((layer.depthwise_kernel, spatial * math.prod(layer.depthwise_kernel.shape)))
+        kernels.append(
+            (layer.pointwise_kernel, math.prod(output_shape[1:]) * layer.pointwise_kernel.shape[-2])
+        )
+    elif isinstance(layer, keras.layers.DepthwiseConv2D) and output_shape:
+        kernels.append((layer.kernel, math.prod(output_shape[1:]) * math.prod(layer.kernel.shape[:-2])))
+    elif isinstance(layer, keras.layers.Conv2DTranspose) and input_shape:
+        kernels.append((layer.kernel, math.prod(input_shape[1:]) * math.prod(layer.kernel.shape[:-1])))
+    elif isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)) and output_shape:
+        kernels.append((layer.kernel, math.prod(output_shape[1:]) * math.prod(layer.kernel.shape[:-1])))
+    macs = {}
+    for kernel, count in kernels:
+        bits = max(input_bits or 32, precisions.get(kernel.path, _dtype_bits(kernel.dtype)))
+        macs[bits] = macs.get(bits, 0) + count
+    return macs
+
+
+def _spatial_size(layer, shape):
+    spatial = shape[1:-1] if layer.data_format == "channels_last" else shape[2:]
+    return math.prod(spatial)
+
+
+def _shape(layer, which):
+    try:
+        shape = tuple(getattr(layer, which).shape)
+    except (AttributeError, ValueError):
+        return None
+    return shape if all(d is not None for d in shape[1:]) else None
+
+
+def _dtype_bits(dtype):
+    return _BITS.get(keras.backend.standardize_dtype(dtype), 32)
+
+
+_BITS = {
+    "float16": 16,
+    "bfloat16": 16,
+    "float32": 32,
+    "float64": 64,
+    "int8": 8,
+    "uint8": 8,
+    "int16": 16,
+    "int32": 32,
+    "int64": 64,
+    "bool": 8,
+}
+
+
+def _add_counts(dicts):
+    total = {}
+    for counts in dicts:
+        for bits, count in counts.items():
+            total[bits] = total.get(bits, 0) + count
+    return dict(sorted(total.items()))
+
+
+def _format_counts(counts):
+    if not counts:
+        return "0"
+    return " ".join(f"{bits}b:{_thousands(count)}" for bits, count in sorted(counts.items()))
+
+
+def _thousands(n):
+    return f"{n:,}"
+
+
+def _format_bytes(n):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+
+
+def _format(result):
+    header = ("Layer (type)", "Output shape", "In bits", "W bits", "Params by bits", "Memory", "MACs by bits")
+    rows = [header]
+    for row in result.layers:
+        rows.append(
+            (
+                f"{row.name} ({row.class_name})",
+                str(row.output_shape) if row.output_shape else "?",
+                "-" if row.input_bits is None else str(row.input_bits),
+                "-" if row.weight_bits is None else str(row.weight_bits),
+                _format_counts(row.params),
+                _format_bytes(row.memory_bytes),
+                _format_counts(row.macs),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = [f"Model: {result.name}"]
+    rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
+    for i, r in enumerate(rows):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+        if i == 0:
+            lines.append(rule)
+    lines.append(rule)
+    lines.append(f"Total params: {_thousands(result.total_params)} ({_format_counts(result.params)})")
+    lines.append(f"Total MACs per sample: {_thousands(result.total_macs)} ({_format_counts(result.macs)})")
+    lines.append(f"Float-32 size: {_format_bytes(result.float32_bytes)}")
+    lines.append(f"Quantized size: {_format_bytes(result.quantized_bytes)}")
+    lines.append(f"Compression ratio: {result.compression_ratio:.2f}x")
+    lines.append(f"Binary MACs: {100 * result.binary_mac_fraction:.2f} %")
+    return "\n".join(lines)
