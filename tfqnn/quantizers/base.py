@@ -6,6 +6,8 @@ forward pass and its straight-through estimator (STE) are written with
 value needs, which `tfqnn.summary` uses to size a model.
 """
 
+import os
+
 import keras
 import tensorflow as tf
 
@@ -89,21 +91,54 @@ def cast_like(condition, x):
     return tf.cast(condition, x.dtype)
 
 
-def straight_through(x, y, mask=None):
-    """Returns ``y`` in the forward pass; the gradient to ``x`` is ``dy * 1[mask]``.
+def fused(fn):
+    """Compiles a small elementwise function with XLA, so its ops run as one kernel.
 
-    With ``mask=None`` the gradient is ``dy`` itself. Unlike
-    ``x + stop_gradient(y - x)`` the forward value is exactly ``y``.
+    The straight-through estimators are chains of cheap elementwise ops
+    (compare, select, scale) on large tensors; fused, they cost about half as
+    much in a training step. ``TFQNN_XLA=0`` in the environment turns the
+    fusion off (plain TensorFlow ops, identical results).
+    """
+    if os.environ.get("TFQNN_XLA", "1") == "0":
+        return fn
+    return tf.function(fn, jit_compile=True, reduce_retracing=True)
+
+
+@fused
+def _gradient_within(x, dy, low, high):
+    keep = None
+    if low is not None:
+        keep = x >= low
+    if high is not None:
+        keep = x <= high if keep is None else keep & (x <= high)
+    return tf.where(keep, dy, tf.zeros((), dy.dtype))
+
+
+def straight_through(x, y, low=None, high=None):
+    """Returns ``y`` in the forward pass; the gradient to ``x`` is ``dy * 1[low <= x <= high]``.
+
+    A bound of None is no bound: with neither, the gradient is ``dy`` itself.
+    Unlike ``x + stop_gradient(y - x)`` the forward value is exactly ``y``.
+    The mask is computed in the backward pass only, so inference pays nothing.
     """
 
     @tf.custom_gradient
     def ste(x):
         def grad(dy):
-            return dy if mask is None else tf.where(mask, dy, tf.zeros_like(dy))
+            if low is None and high is None:
+                return dy
+            return _gradient_within(x, dy, low, high)
 
         return tf.identity(y), grad
 
     return ste(x)
+
+
+def clipped_ste(x, y, clip_value):
+    """`straight_through` with the clipped STE ``dy * 1[|x| <= clip_value]`` (None: no clip)."""
+    if clip_value is None:
+        return straight_through(x, y)
+    return straight_through(x, y, -clip_value, clip_value)
 
 
 @tf.custom_gradient

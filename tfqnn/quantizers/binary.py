@@ -8,13 +8,16 @@ from tfqnn.quantizers.base import (
     Quantizer,
     StochasticQuantizer,
     cast_like,
+    clipped_ste,
+    fused,
     straight_through,
 )
 
 
+@fused
 def sign(x):
     """+1 where x >= 0, else -1, in the dtype of ``x`` (so sign(0) = +1)."""
-    return 2.0 * cast_like(x >= 0, x) - 1.0
+    return tf.where(x >= 0, tf.ones((), x.dtype), -tf.ones((), x.dtype))
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")
@@ -41,8 +44,7 @@ class SteSign(Quantizer):
         )
 
     def call(self, x, training=None):
-        mask = None if self.clip_value is None else tf.abs(x) <= self.clip_value
-        return straight_through(x, sign(x), mask)
+        return clipped_ste(x, sign(x), self.clip_value)
 
     def get_config(self):
         return {"clip_value": self.clip_value}
@@ -142,7 +144,7 @@ class StochasticSign(StochasticQuantizer):
     def stochastic(self, x):
         p = tf.clip_by_value((x + 1.0) / 2.0, 0.0, 1.0)
         y = 2.0 * cast_like(self.uniform(x) < p, x) - 1.0
-        return straight_through(x, y, tf.abs(x) <= 1.0)
+        return clipped_ste(x, y, 1.0)
 
     def deterministic(self, x):
-        return straight_through(x, sign(x), tf.abs(x) <= 1.0)
+        return clipped_ste(x, sign(x), 1.0)

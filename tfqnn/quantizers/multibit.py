@@ -47,7 +47,7 @@ class DoReFa(Quantizer):
         n = 2.0**self.bits - 1.0
         if self.mode == "activations":
             y = tf.round(tf.clip_by_value(x, 0.0, 1.0) * n) / n
-            return straight_through(x, y, (x >= 0.0) & (x <= 1.0))
+            return straight_through(x, y, 0.0, 1.0)
         if self.bits == 1:
             return straight_through(x, sign(x) * tf.reduce_mean(tf.abs(x)))
         t = tf.tanh(x)
@@ -131,7 +131,7 @@ class FixedPoint(StochasticQuantizer):
     def _saturate(self, x, rounded):
         low, high = self.range
         y = tf.clip_by_value(rounded, low, high)
-        return straight_through(x, y, (x >= low) & (x <= high))
+        return straight_through(x, y, low, high)
 
     def get_config(self):
         return {
@@ -215,7 +215,7 @@ class SymmetricUniform(Quantizer):
     def call(self, x, training=None):
         s = 2.0 ** (1 - self.bits)
         y = tf.clip_by_value(s * tf.round(x / s), -1.0 + s, 1.0 - s)
-        return straight_through(x, y, (x >= -1.0 + s) & (x <= 1.0 - s))
+        return straight_through(x, y, -1.0 + s, 1.0 - s)
 
     def get_config(self):
         return {"bits": self.bits}

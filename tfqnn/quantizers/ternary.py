@@ -4,7 +4,8 @@ import keras
 import tensorflow as tf
 
 from tfqnn import _validation
-from tfqnn.quantizers.base import StochasticQuantizer, Quantizer, cast_like, straight_through
+from tfqnn.quantizers.base import Quantizer, StochasticQuantizer, cast_like
+from tfqnn.quantizers.base import clipped_ste
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")
@@ -44,8 +45,7 @@ class SteTern(Quantizer):
             y *= tf.math.divide_no_nan(
                 tf.reduce_sum(magnitude * nonzero), tf.reduce_sum(nonzero)
             )
-        mask = None if self.clip_value is None else magnitude <= self.clip_value
-        return straight_through(x, y, mask)
+        return clipped_ste(x, y, self.clip_value)
 
     def get_config(self):
         return {
@@ -71,10 +71,10 @@ class StochasticTern(StochasticQuantizer):
     precision = 2
 
     def stochastic(self, x):
-        clipped = tf.clip_by_value(x, -1.0, 1.0)
-        keep = cast_like(self.uniform(x) < tf.abs(clipped), x)
-        return straight_through(x, tf.sign(clipped) * keep, tf.abs(x) <= 1.0)
+        clipped_x = tf.clip_by_value(x, -1.0, 1.0)
+        keep = cast_like(self.uniform(x) < tf.abs(clipped_x), x)
+        return clipped_ste(x, tf.sign(clipped_x) * keep, 1.0)
 
     def deterministic(self, x):
         y = tf.round(tf.clip_by_value(x, -1.0, 1.0))
-        return straight_through(x, y, tf.abs(x) <= 1.0)
+        return clipped_ste(x, y, 1.0)

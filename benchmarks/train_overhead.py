@@ -1,0 +1,118 @@
+"""Training-step time of binarized models against the same float models.
+
+For an MLP (784-512-512-10, batch 256) and a CNN (conv32-conv64-fc10 on
+32x32x3, batch 64), builds the binarized model (binary weights and
+activations in the hidden layers, tfqnn layers) and the float model (the same
+Keras layers without quantizers), and times ``train_on_batch`` in alternating
+rounds so that both see the same machine noise. Prints the median step time
+of each and the ratio binarized / float, all measured in this one run.
+
+Usage: python benchmarks/train_overhead.py [--rounds 15] [--steps 20]
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import tfqnn
+
+BINARY = dict(
+    input_quantizer="ste_sign",
+    kernel_quantizer="ste_sign",
+    kernel_constraint="weight_clip",
+    use_bias=False,
+)
+
+
+def mlp(binarized):
+    q = BINARY if binarized else {"use_bias": False}
+    return keras.Sequential(
+        [
+            keras.Input((784,)),
+            tfqnn.layers.QuantDense(512, use_bias=False),
+            keras.layers.BatchNormalization(),
+            tfqnn.layers.QuantDense(512, **q),
+            keras.layers.BatchNormalization(),
+            tfqnn.layers.QuantDense(10, **q),
+            keras.layers.Activation("softmax"),
+        ]
+    )
+
+
+def cnn(binarized):
+    q = BINARY if binarized else {"use_bias": False}
+    pad = {"pad_values": 1.0} if binarized else {}
+    return keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            tfqnn.layers.QuantConv2D(32, 3, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.MaxPooling2D(2),
+            tfqnn.layers.QuantConv2D(64, 3, padding="same", **pad, **q),
+            keras.layers.BatchNormalization(),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            tfqnn.layers.QuantDense(10, **q),
+            keras.layers.Activation("softmax"),
+        ]
+    )
+
+
+def compiled(build, binarized):
+    keras.utils.set_random_seed(0)
+    model = build(binarized)
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    return model
+
+
+def time_steps(model, x, y, steps):
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return (time.perf_counter() - start) / steps
+
+
+def measure(name, build, input_shape, batch, rounds, steps):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, *input_shape)).astype("float32")
+    y = rng.integers(0, 10, batch)
+    models = {"float": compiled(build, False), "binarized": compiled(build, True)}
+    times = {kind: [] for kind in models}
+    for model in models.values():  # trace and warm up
+        time_steps(model, x, y, 5)
+    for _ in range(rounds):
+        for kind, model in models.items():
+            times[kind].append(time_steps(model, x, y, steps))
+    medians = {kind: statistics.median(t) * 1e3 for kind, t in times.items()}
+    ratio = medians["binarized"] / medians["float"]
+    print(
+        f"| {name} | {batch} | {medians['float']:.2f} | {medians['binarized']:.2f} | {ratio:.2f}x |",
+        flush=True,
+    )
+    return ratio
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    print(
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or 'cpu'}; "
+        f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    )
+    print(f"Median of {args.rounds} rounds of {args.steps} train_on_batch steps, rounds alternating.\n")
+    print("| model | batch | float ms/step | binarized ms/step | ratio |")
+    print("|---|---|---|---|---|")
+    measure("MLP 784-512-512-10", mlp, (784,), 256, args.rounds, args.steps)
+    measure("CNN conv32-conv64-fc10, 32x32x3", cnn, (32, 32, 3), 64, args.rounds, args.steps)
+
+
+if __name__ == "__main__":
+    main()
