@@ -116,7 +116,7 @@ A binarized CNN trained by `examples/binarized_fashion_mnist.py` (tfqnn {tfqnn._
 | binary MACs | {100 * model_summary.binary_mac_fraction:.1f} % of {model_summary.total_macs:,} per image |
 | trained | {datetime.date.today().isoformat()}, {platform.machine()} CPU, {os.cpu_count()} cores |
 
-Load it with `import tfqnn, keras; keras.models.load_model("{path}")`: no custom_objects needed.
+Load it with `import tfqnn, keras; keras.models.load_model("{os.path.relpath(path)}")`: no custom_objects needed.
 """
     with open(os.path.splitext(path)[0] + ".md", "w") as f:
         f.write(card)

@@ -254,7 +254,7 @@ def _format(result):
     lines.append(rule)
     lines.append(f"Total params: {_thousands(result.total_params)} ({_format_counts(result.params)})")
     lines.append(f"Total MACs per sample: {_thousands(result.total_macs)} ({_format_counts(result.macs)})")
-    lines.append(f"Float-32 size: {_format_bytes(result.float32_bytes)}")
+    lines.append(f"Float32 size: {_format_bytes(result.float32_bytes)}")
     lines.append(f"Quantized size: {_format_bytes(result.quantized_bytes)}")
     lines.append(f"Compression ratio: {result.compression_ratio:.2f}x")
     lines.append(f"Binary MACs: {100 * result.binary_mac_fraction:.2f} %")
