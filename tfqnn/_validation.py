@@ -44,6 +44,13 @@ def check_choice(name, value, choices):
     return value
 
 
+def check_bool(name, value):
+    """Returns ``value`` if it is a bool (1 and 0 are not accepted for True and False)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"Invalid {name}={value!r}: expected True or False.")
+    return value
+
+
 def check_seed(name, value):
     """A seed is None or a non-negative integer."""
     if value is None:

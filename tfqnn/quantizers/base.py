@@ -82,9 +82,6 @@ class StochasticQuantizer(Quantizer):
     def get_config(self):
         return {"seed": self.seed}
 
-    def __hash__(self):
-        return id(self)
-
 
 def cast_like(condition, x):
     """A boolean tensor as 0/1 in the dtype of ``x``."""

@@ -87,6 +87,8 @@ def _normalize_axis(axis):
 
 def reduction_axes(rank, axis):
     """The axes of a rank-``rank`` tensor other than ``axis`` (an int or tuple)."""
+    if rank is None:
+        raise ValueError("ScaledSign needs a tensor of known rank to find its axis.")
     keep = axis if isinstance(axis, tuple) else (axis,)
     kept = set()
     for a in keep:

@@ -38,7 +38,7 @@ class DoReFaGradient(StochasticQuantizer):
     def quantize(self, dy):
         """The quantized gradient for an upstream gradient ``dy``."""
         n = 2.0**self.bits - 1.0
-        axes = list(range(1, dy.shape.rank))
+        axes = tf.range(1, tf.rank(dy))
         m = tf.reduce_max(tf.abs(dy), axis=axes, keepdims=True)
         noise = (self.uniform(dy) - 0.5) / n
         z = tf.math.divide_no_nan(dy, 2.0 * m) + 0.5 + noise

@@ -86,7 +86,7 @@ class FixedPoint(StochasticQuantizer):
         seed=None,
     ):
         super().__init__(seed)
-        self.signed = _validation.check_choice("signed", signed, (True, False))
+        self.signed = _validation.check_bool("signed", signed)
         self.integer_bits = _validation.check_int(
             "integer_bits", integer_bits, 1 if signed else 0, 32
         )
@@ -162,9 +162,7 @@ class Uniform(StochasticQuantizer):
     def __init__(self, levels=255, stochastic=False, seed=None):
         super().__init__(seed)
         self.levels = _validation.check_int("levels", levels, 1, 2**32 - 1)
-        self.stochastic_rounding = _validation.check_choice(
-            "stochastic", stochastic, (True, False)
-        )
+        self.stochastic_rounding = _validation.check_bool("stochastic", stochastic)
         self.precision = max(1, math.ceil(math.log2(self.levels + 1)))
 
     def call(self, x, training=None):

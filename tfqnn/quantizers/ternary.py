@@ -28,7 +28,7 @@ class SteTern(Quantizer):
         self.threshold = _validation.check_number(
             "threshold", threshold, non_negative=True, allow_none=True
         )
-        self.scaled = _validation.check_choice("scaled", scaled, (True, False))
+        self.scaled = _validation.check_bool("scaled", scaled)
         self.clip_value = _validation.check_number(
             "clip_value", clip_value, positive=True, allow_none=True
         )
