@@ -23,7 +23,7 @@ class LayerSummary:
         name, class_name: the layer's name and class.
         output_shape: the output shape, None where Keras does not know it.
         input_bits: bits of the quantized input, None without input quantizer.
-        weight_bits: bits of the (first) quantized kernel, None without one.
+        weight_bits: the fewest bits among its quantized kernels, None without one.
         params: parameter count by bits per value.
         memory_bytes: bytes to store the parameters at their precision.
         macs: multiply-accumulates per sample by precision.

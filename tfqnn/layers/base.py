@@ -78,7 +78,7 @@ class QuantizerMixin:
                         f"{type(self).__name__} has a binary {spec.quantizer} but no "
                         f"{spec.constraint}: latent weights can grow past the STE's "
                         f'clip range and stop learning. Pass {spec.constraint}="weight_clip".',
-                        stacklevel=3,
+                        stacklevel=2,
                     )
         if self._has_pad_values:
             self.pad_values = _validation.check_number("pad_values", pad_values)
@@ -117,10 +117,8 @@ class QuantizerMixin:
     def bias_and_activation(self, outputs):
         """Adds the bias along the channel axis and applies the activation, as Keras does."""
         if self.use_bias:
-            channel_axis = -1 if getattr(self, "data_format", "channels_last") == "channels_last" else 1
-            shape = [1] * len(outputs.shape)
-            shape[channel_axis] = -1
-            outputs = ops.add(outputs, ops.reshape(self.bias, shape))
+            channels_first = getattr(self, "data_format", "channels_last") == "channels_first"
+            outputs = tf.nn.bias_add(outputs, self.bias, data_format="NC..." if channels_first else None)
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
