@@ -98,13 +98,24 @@ def measure(name, build, input_shape, batch, rounds, steps):
     return ratio
 
 
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
     print(
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or 'cpu'}; "
+        f"Machine: {cpu_name()} ({platform.machine()}), {os.cpu_count()} cores; "
         f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
     )
     print(f"Median of {args.rounds} rounds of {args.steps} train_on_batch steps, rounds alternating.\n")

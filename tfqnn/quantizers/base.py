@@ -6,8 +6,6 @@ forward pass and its straight-through estimator (STE) are written with
 value needs, which `tfqnn.summary` uses to size a model.
 """
 
-import os
-
 import keras
 import tensorflow as tf
 
@@ -88,22 +86,11 @@ def cast_like(condition, x):
     return tf.cast(condition, x.dtype)
 
 
-def fused(fn):
-    """Compiles a small elementwise function with XLA, so its ops run as one kernel.
-
-    The straight-through estimators are chains of cheap elementwise ops
-    (compare, select, scale) on large tensors; fused, they cost about half as
-    much in a training step. ``TFQNN_XLA=0`` in the environment turns the
-    fusion off (plain TensorFlow ops, identical results).
-    """
-    if os.environ.get("TFQNN_XLA", "1") == "0":
-        return fn
-    return tf.function(fn, jit_compile=True, reduce_retracing=True)
-
-
-@fused
 def _gradient_within(x, dy, low, high):
+    """``dy`` where ``low <= x <= high`` (a None bound is no bound), else 0."""
     keep = None
+    if low is not None and high is not None and low == -high:
+        return tf.where(tf.abs(x) <= high, dy, tf.zeros((), dy.dtype))
     if low is not None:
         keep = x >= low
     if high is not None:

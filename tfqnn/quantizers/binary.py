@@ -9,12 +9,10 @@ from tfqnn.quantizers.base import (
     StochasticQuantizer,
     cast_like,
     clipped_ste,
-    fused,
     straight_through,
 )
 
 
-@fused
 def sign(x):
     """+1 where x >= 0, else -1, in the dtype of ``x`` (so sign(0) = +1)."""
     return tf.where(x >= 0, tf.ones((), x.dtype), -tf.ones((), x.dtype))
