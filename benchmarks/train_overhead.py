@@ -1,7 +1,8 @@
 """Training-step time of binarized models against the same float models.
 
-For an MLP (784-512-512-10, batch 256) and a CNN (conv32-conv64-fc10 on
-32x32x3, batch 64), builds the binarized model (binary weights and
+For an MLP (784-512-512-10, batch 256), a CNN (conv32-conv64-fc10 on
+32x32x3, batch 64) and the demo's CNN (examples/binarized_fashion_mnist.py,
+28x28x1, batch 64), builds the binarized model (binary weights and
 activations in the hidden layers, tfqnn layers) and the float model (the same
 Keras layers without quantizers), and times ``train_on_batch`` in alternating
 rounds so that both see the same machine noise. Prints the median step time
@@ -14,6 +15,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 
 import keras
@@ -21,6 +23,9 @@ import numpy as np
 import tensorflow as tf
 
 import tfqnn
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import binarized_fashion_mnist as demo  # noqa: E402
 
 BINARY = dict(
     input_quantizer="ste_sign",
@@ -123,6 +128,14 @@ def main():
     print("|---|---|---|---|---|")
     measure("MLP 784-512-512-10", mlp, (784,), 256, args.rounds, args.steps)
     measure("CNN conv32-conv64-fc10, 32x32x3", cnn, (32, 32, 3), 64, args.rounds, args.steps)
+    measure(
+        "demo CNN (3 conv, 2 dense), 28x28x1",
+        lambda binarized: demo.build_model((28, 28, 1), binarized, "demo"),
+        (28, 28, 1),
+        64,
+        args.rounds,
+        args.steps,
+    )
 
 
 if __name__ == "__main__":

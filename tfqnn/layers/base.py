@@ -18,6 +18,7 @@ op from ``quantized_input(...)`` and ``quantized_kernel(...)`` in ``call``.
 
 import warnings
 
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -123,22 +124,37 @@ class QuantizerMixin:
             outputs = self.activation(outputs)
         return outputs
 
-    def padded(self, inputs):
-        """Pads ``inputs`` for "same" or "causal" padding with ``pad_values``.
+    def convolve(self, op, inputs):
+        """Runs ``op(inputs, padding)`` with the layer's padding and ``pad_values``.
 
-        Returns the inputs and the padding to give the Keras op: "valid"
-        after explicit padding, or the layer's own padding when no explicit
-        padding is needed (``pad_values=0`` with "same").
+        ``op`` is a convolution, linear in its input. "valid" padding and
+        "same" padding with ``pad_values=0`` go to the Keras op as they are.
+        Otherwise the input is padded explicitly and convolved with "valid"
+        padding, except for "same" padding on a known spatial shape: there,
+        as convolution is linear, padding with ``v`` is the zero-padded
+        convolution plus ``v`` times the convolution of the padding's
+        indicator, a constant of batch size 1, which is cheaper than padding
+        every batch.
         """
         padding = self.padding
         if padding == "valid" or (padding == "same" and self.pad_values == 0.0):
-            return inputs, padding
+            return op(inputs, padding)
+        pads = self._explicit_padding(inputs)
+        if padding == "same" and all(isinstance(p, int) for pair in pads for p in pair):
+            shape = [1] + [d for d in inputs.shape[1:]]
+            indicator = np.pad(np.zeros(shape), pads, constant_values=1.0)
+            correction = op(tf.constant(indicator, inputs.dtype), "valid")
+            return op(inputs, "same") + self.pad_values * correction
+        return op(tf.pad(inputs, pads, constant_values=self.pad_values), "valid")
+
+    def _explicit_padding(self, inputs):
+        """Per-axis [before, after] padding of "same" or "causal", as TensorFlow pads."""
         first_spatial = 1 if self.data_format == "channels_last" else 2
         pads = [[0, 0] for _ in inputs.shape]
         for i, (k, s, d) in enumerate(zip(self.kernel_size, self.strides, self.dilation_rate)):
             axis = first_spatial + i
             extent = (k - 1) * d + 1
-            if padding == "causal":
+            if self.padding == "causal":
                 pads[axis] = [extent - 1, 0]
                 continue
             size = inputs.shape[axis]
@@ -146,7 +162,7 @@ class QuantizerMixin:
             total = (-(-size // s) - 1) * s + extent - size
             total = max(total, 0) if isinstance(total, int) else tf.maximum(total, 0)
             pads[axis] = [total // 2, total - total // 2]
-        return tf.pad(inputs, pads, constant_values=self.pad_values), "valid"
+        return pads
 
     def get_config(self):
         config = super().get_config()

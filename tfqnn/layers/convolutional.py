@@ -32,15 +32,19 @@ class _QuantConv(QuantizerMixin):
     _has_pad_values = True
 
     def call(self, inputs, training=None):
-        inputs, padding = self.padded(self.quantized_input(inputs, training))
-        outputs = ops.conv(
-            inputs,
-            self.quantized_kernel(KERNEL, training),
-            strides=list(self.strides),
-            padding=padding,
-            dilation_rate=self.dilation_rate,
-            data_format=self.data_format,
-        )
+        kernel = self.quantized_kernel(KERNEL, training)
+
+        def conv(x, padding):
+            return ops.conv(
+                x,
+                kernel,
+                strides=list(self.strides),
+                padding=padding,
+                dilation_rate=self.dilation_rate,
+                data_format=self.data_format,
+            )
+
+        outputs = self.convolve(conv, self.quantized_input(inputs, training))
         return self.bias_and_activation(outputs)
 
 
@@ -93,15 +97,19 @@ class QuantDepthwiseConv2D(QuantizerMixin, keras.layers.DepthwiseConv2D):
     _has_pad_values = True
 
     def call(self, inputs, training=None):
-        inputs, padding = self.padded(self.quantized_input(inputs, training))
-        outputs = ops.depthwise_conv(
-            inputs,
-            self.quantized_kernel(DEPTHWISE_KERNEL, training),
-            strides=self.strides,
-            padding=padding,
-            dilation_rate=self.dilation_rate,
-            data_format=self.data_format,
-        )
+        kernel = self.quantized_kernel(DEPTHWISE_KERNEL, training)
+
+        def conv(x, padding):
+            return ops.depthwise_conv(
+                x,
+                kernel,
+                strides=self.strides,
+                padding=padding,
+                dilation_rate=self.dilation_rate,
+                data_format=self.data_format,
+            )
+
+        outputs = self.convolve(conv, self.quantized_input(inputs, training))
         return self.bias_and_activation(outputs)
 
 
@@ -122,16 +130,21 @@ class QuantSeparableConv2D(QuantizerMixin, keras.layers.SeparableConv2D):
     _has_pad_values = True
 
     def call(self, inputs, training=None):
-        inputs, padding = self.padded(self.quantized_input(inputs, training))
-        outputs = ops.separable_conv(
-            inputs,
-            self.quantized_kernel(DEPTHWISE, training),
-            self.quantized_kernel(POINTWISE, training),
-            strides=self.strides,
-            padding=padding,
-            dilation_rate=self.dilation_rate,
-            data_format=self.data_format,
-        )
+        depthwise = self.quantized_kernel(DEPTHWISE, training)
+        pointwise = self.quantized_kernel(POINTWISE, training)
+
+        def conv(x, padding):
+            return ops.separable_conv(
+                x,
+                depthwise,
+                pointwise,
+                strides=self.strides,
+                padding=padding,
+                dilation_rate=self.dilation_rate,
+                data_format=self.data_format,
+            )
+
+        outputs = self.convolve(conv, self.quantized_input(inputs, training))
         return self.bias_and_activation(outputs)
 
 
