@@ -20,7 +20,6 @@ import warnings
 
 import numpy as np
 import tensorflow as tf
-from keras import ops
 
 from tfqnn import _validation, constraints, quantizers
 from tfqnn.quantizers import StochasticQuantizer

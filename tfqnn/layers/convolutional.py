@@ -27,18 +27,23 @@ TRANSPOSED_KERNEL = QuantizedKernel(
 
 
 class _QuantConv(QuantizerMixin):
-    """The call of a quantized `keras.layers.Conv1D`/`Conv2D`."""
+    """The call of the quantized convolutions that take ``pad_values``.
+
+    ``_conv_op`` is the Keras op, called with the quantized kernels in the
+    order of ``_quantized_kernels``.
+    """
 
     _has_pad_values = True
+    _conv_op = staticmethod(ops.conv)
 
     def call(self, inputs, training=None):
-        kernel = self.quantized_kernel(KERNEL, training)
+        kernels = [self.quantized_kernel(spec, training) for spec in self._quantized_kernels]
 
         def conv(x, padding):
-            return ops.conv(
+            return self._conv_op(
                 x,
-                kernel,
-                strides=list(self.strides),
+                *kernels,
+                strides=self.strides,
                 padding=padding,
                 dilation_rate=self.dilation_rate,
                 data_format=self.data_format,
@@ -80,7 +85,7 @@ class QuantConv2D(_QuantConv, keras.layers.Conv2D):
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")
-class QuantDepthwiseConv2D(QuantizerMixin, keras.layers.DepthwiseConv2D):
+class QuantDepthwiseConv2D(_QuantConv, keras.layers.DepthwiseConv2D):
     """`keras.layers.DepthwiseConv2D` with quantized inputs and kernel.
 
     Args:
@@ -94,27 +99,11 @@ class QuantDepthwiseConv2D(QuantizerMixin, keras.layers.DepthwiseConv2D):
     """
 
     _quantized_kernels = (DEPTHWISE_KERNEL,)
-    _has_pad_values = True
-
-    def call(self, inputs, training=None):
-        kernel = self.quantized_kernel(DEPTHWISE_KERNEL, training)
-
-        def conv(x, padding):
-            return ops.depthwise_conv(
-                x,
-                kernel,
-                strides=self.strides,
-                padding=padding,
-                dilation_rate=self.dilation_rate,
-                data_format=self.data_format,
-            )
-
-        outputs = self.convolve(conv, self.quantized_input(inputs, training))
-        return self.bias_and_activation(outputs)
+    _conv_op = staticmethod(ops.depthwise_conv)
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")
-class QuantSeparableConv2D(QuantizerMixin, keras.layers.SeparableConv2D):
+class QuantSeparableConv2D(_QuantConv, keras.layers.SeparableConv2D):
     """`keras.layers.SeparableConv2D` with quantized inputs and kernels.
 
     Args:
@@ -127,25 +116,7 @@ class QuantSeparableConv2D(QuantizerMixin, keras.layers.SeparableConv2D):
     """
 
     _quantized_kernels = (DEPTHWISE, POINTWISE)
-    _has_pad_values = True
-
-    def call(self, inputs, training=None):
-        depthwise = self.quantized_kernel(DEPTHWISE, training)
-        pointwise = self.quantized_kernel(POINTWISE, training)
-
-        def conv(x, padding):
-            return ops.separable_conv(
-                x,
-                depthwise,
-                pointwise,
-                strides=self.strides,
-                padding=padding,
-                dilation_rate=self.dilation_rate,
-                data_format=self.data_format,
-            )
-
-        outputs = self.convolve(conv, self.quantized_input(inputs, training))
-        return self.bias_and_activation(outputs)
+    _conv_op = staticmethod(ops.separable_conv)
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")
