@@ -88,8 +88,18 @@ def summary(model, print_fn=print):
         A `ModelSummary`.
 
     Example:
-    >>> result = tfqnn.summary(model)
-    >>> result.compression_ratio, result.binary_mac_fraction
+    >>> model = keras.Sequential([
+    ...     keras.Input((64,)),
+    ...     tfqnn.layers.QuantDense(32, input_quantizer="ste_sign",
+    ...         kernel_quantizer="ste_sign", kernel_constraint="weight_clip"),
+    ...     tfqnn.layers.QuantDense(10)])
+    >>> result = tfqnn.summary(model, print_fn=None)
+    >>> result.params   # 64*32 binary kernel values; biases and the float layer in 32 bits
+    {1: 2048, 32: 362}
+    >>> result.macs     # binary MACs of the first layer, float MACs of the second
+    {1: 2048, 32: 320}
+    >>> round(result.compression_ratio, 2)
+    5.66
     """
     if not model.built:
         raise ValueError(
