@@ -1064,3 +1064,20 @@ def test_invalid_constraint_alias_raises():
         QuantDense(3, kernel_quantizer="ste_sign", kernel_constraint="weight_clp")
     with pytest.raises(ValueError):
         tfqnn.constraints.WeightClip(0.0)
+
+
+def test_keras_post_training_quantize_skips_tfqnn_layers_and_quantizes_the_others(rng):
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            QuantDense(4, input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip"),
+            keras.layers.Dense(3),
+        ]
+    )
+    x = _f32(rng.normal(size=(5, 6)))
+    before = model.layers[0](x).numpy()
+    with pytest.warns(UserWarning, match="quantized by its tfqnn quantizers"):
+        model.quantize("int8")
+    assert model.layers[0].quantization_mode is None
+    assert model.layers[1].quantization_mode == "int8"
+    np.testing.assert_array_equal(model.layers[0](x).numpy(), before)

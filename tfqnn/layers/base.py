@@ -163,6 +163,17 @@ class QuantizerMixin:
             pads[axis] = [total // 2, total - total // 2]
         return pads
 
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Keras's post-training ``quantize()`` does not apply: the layer's quantizers do.
+
+        ``model.quantize("int8")`` skips tfqnn layers with a warning (Keras
+        catches this NotImplementedError) and quantizes the others.
+        """
+        raise NotImplementedError(
+            f"Layer {self.name!r} ({type(self).__name__}) is quantized by its tfqnn "
+            "quantizers during training; Keras's post-training quantize() leaves it as it is."
+        )
+
     def get_config(self):
         config = super().get_config()
         config.update(
