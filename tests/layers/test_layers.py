@@ -1081,3 +1081,25 @@ def test_keras_post_training_quantize_skips_tfqnn_layers_and_quantizes_the_other
     assert model.layers[0].quantization_mode is None
     assert model.layers[1].quantization_mode == "int8"
     np.testing.assert_array_equal(model.layers[0](x).numpy(), before)
+
+
+def test_mixed_float16_layers_quantize_in_float16_and_train(rng):
+    layer = QuantConv2D(
+        4, 3, padding="same", pad_values=1.0, input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign", kernel_constraint="weight_clip", dtype="mixed_float16",
+    )
+    x = _f32(rng.normal(size=(2, 5, 5, 3)))
+    y = layer(x)
+    assert y.dtype == "float16" and layer.kernel.dtype == "float32"
+    float_layer = QuantConv2D(
+        4, 3, padding="same", pad_values=1.0, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+    )
+    float_layer.build(x.shape)
+    float_layer.set_weights(layer.get_weights())
+    # Sums of +-1 products and a float16 bias: equal up to the bias's rounding.
+    np.testing.assert_allclose(y.numpy().astype("float32"), float_layer(x).numpy(), atol=1e-3)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.cast(layer(x), "float32") ** 2)
+    grad = tape.gradient(loss, layer.kernel)
+    assert grad.dtype == "float32" and float(tf.reduce_max(tf.abs(grad))) > 0
