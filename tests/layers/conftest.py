@@ -140,8 +140,3 @@ def ref():
     """Numpy reference implementations (see `Reference`)."""
     return Reference
 
-
-@pytest.fixture
-def rng():
-    """A fixed numpy Generator, so that every run tests the same tensors."""
-    return np.random.default_rng(1234)

@@ -22,15 +22,7 @@ from tfqnn.layers import (
 )
 from tfqnn.quantizers import DoReFa, FixedPoint, ScaledSign, StochasticSign
 
-TFQNN_LAYERS = {
-    "QuantActivation",
-    "QuantConv1D",
-    "QuantConv2D",
-    "QuantConv2DTranspose",
-    "QuantDense",
-    "QuantDepthwiseConv2D",
-    "QuantSeparableConv2D",
-}
+TFQNN_LAYERS = set(tfqnn.layers.__all__) - {"QuantizerMixin"}
 
 
 def build_model():

@@ -39,11 +39,6 @@ def forward_backward():
     return _forward_backward
 
 
-@pytest.fixture
-def rng():
-    """A fixed numpy Generator, so that every run tests the same tensors."""
-    return np.random.default_rng(20240611)
-
 
 def binomial_tolerance(p, n, sigmas=5.0):
     """``sigmas`` standard errors of a frequency estimated from ``n`` draws."""
