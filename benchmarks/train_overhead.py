@@ -27,16 +27,8 @@ import tfqnn
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 import binarized_fashion_mnist as demo  # noqa: E402
 
-BINARY = dict(
-    input_quantizer="ste_sign",
-    kernel_quantizer="ste_sign",
-    kernel_constraint="weight_clip",
-    use_bias=False,
-)
-
-
 def mlp(binarized):
-    q = BINARY if binarized else {"use_bias": False}
+    q = demo.BINARY if binarized else {"use_bias": False}
     return keras.Sequential(
         [
             keras.Input((784,)),
@@ -51,7 +43,7 @@ def mlp(binarized):
 
 
 def cnn(binarized):
-    q = BINARY if binarized else {"use_bias": False}
+    q = demo.BINARY if binarized else {"use_bias": False}
     pad = {"pad_values": 1.0} if binarized else {}
     return keras.Sequential(
         [

@@ -538,14 +538,19 @@ def test_separable_quantizes_each_kernel_with_its_own_quantizer(ref, rng):
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size,kernel_size,strides", [(3, 3, 2), (4, 2, 2), (3, 3, 1), (2, 4, 3)])
-def test_transpose_valid_matches_numpy(size, kernel_size, strides, ref, rng):
+def _binary_transpose(kernel_size, strides, padding, shape, rng):
+    """A built QuantConv2DTranspose(3) with binary input and kernel, and an input for it."""
     layer = QuantConv2DTranspose(
-        3, kernel_size, strides=strides, padding="valid", input_quantizer="ste_sign",
+        3, kernel_size, strides=strides, padding=padding, input_quantizer="ste_sign",
         kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
     )
-    x = _f32(rng.normal(size=(2, size, size + 1, 2)))
-    _built(layer, x.shape, rng)
+    x = _f32(rng.normal(size=shape))
+    return _built(layer, x.shape, rng), x
+
+
+@pytest.mark.parametrize("size,kernel_size,strides", [(3, 3, 2), (4, 2, 2), (3, 3, 1), (2, 4, 3)])
+def test_transpose_valid_matches_numpy(size, kernel_size, strides, ref, rng):
+    layer, x = _binary_transpose(kernel_size, strides, "valid", (2, size, size + 1, 2), rng)
     kernel, bias = layer.get_weights()
     assert kernel.shape == (kernel_size, kernel_size, 3, 2)
     expected = ref.conv2d_transpose_full(ref.sign(x), ref.sign(kernel), (strides, strides)) + bias
@@ -554,12 +559,7 @@ def test_transpose_valid_matches_numpy(size, kernel_size, strides, ref, rng):
 
 @pytest.mark.parametrize("size,kernel_size,strides", [(3, 3, 2), (4, 4, 2), (3, 3, 1), (3, 5, 2)])
 def test_transpose_same_matches_numpy_and_ops(size, kernel_size, strides, ref, rng):
-    layer = QuantConv2DTranspose(
-        3, kernel_size, strides=strides, padding="same", input_quantizer="ste_sign",
-        kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
-    )
-    x = _f32(rng.normal(size=(2, size, size, 2)))
-    _built(layer, x.shape, rng)
+    layer, x = _binary_transpose(kernel_size, strides, "same", (2, size, size, 2), rng)
     kernel, bias = layer.get_weights()
     out = layer(x).numpy()
     # "same" crops the full output to size * strides, the smaller half of the excess first.

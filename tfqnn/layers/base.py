@@ -140,8 +140,7 @@ class QuantizerMixin:
             return op(inputs, padding)
         pads = self._explicit_padding(inputs)
         if padding == "same" and all(isinstance(p, int) for pair in pads for p in pair):
-            shape = [1] + [d for d in inputs.shape[1:]]
-            indicator = np.pad(np.zeros(shape), pads, constant_values=1.0)
+            indicator = np.pad(np.zeros([1, *inputs.shape[1:]]), pads, constant_values=1.0)
             correction = op(tf.constant(indicator, inputs.dtype), "valid")
             return op(inputs, "same") + self.pad_values * correction
         return op(tf.pad(inputs, pads, constant_values=self.pad_values), "valid")

@@ -10,7 +10,7 @@ every padded value is still +1 or -1.
 import keras
 from keras import ops
 
-from tfqnn.layers.base import KERNEL, QuantizedKernel, QuantizerMixin
+from tfqnn.layers.base import QuantizedKernel, QuantizerMixin
 
 DEPTHWISE = QuantizedKernel(
     "depthwise_quantizer", "depthwise_kernel", "depthwise_constraint", channel_axis=(-2, -1)

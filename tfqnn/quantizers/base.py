@@ -88,13 +88,14 @@ def cast_like(condition, x):
 
 def _gradient_within(x, dy, low, high):
     """``dy`` where ``low <= x <= high`` (a None bound is no bound), else 0."""
-    keep = None
-    if low is not None and high is not None and low == -high:
-        return tf.where(tf.abs(x) <= high, dy, tf.zeros((), dy.dtype))
-    if low is not None:
+    if low is None:
+        keep = x <= high
+    elif high is None:
         keep = x >= low
-    if high is not None:
-        keep = x <= high if keep is None else keep & (x <= high)
+    elif low == -high:
+        keep = tf.abs(x) <= high
+    else:
+        keep = (x >= low) & (x <= high)
     return tf.where(keep, dy, tf.zeros((), dy.dtype))
 
 
