@@ -2,21 +2,39 @@
 
 Quantizers with straight-through estimators (`tfqnn.quantizers`), quantized
 Keras layers (`tfqnn.layers`), a model summary by precision
-(`tfqnn.summary`) and offline data sets (`tfqnn.datasets`).
+(`tfqnn.summary`), offline data sets (`tfqnn.datasets`), TFLite export with
+bitpacked binary kernels (`tfqnn.export`) and the runtime that runs them
+(`tfqnn.lite`).
+
+Where TensorFlow is installed, `import tfqnn` registers every layer and
+quantizer with Keras, so `keras.models.load_model` needs no
+`custom_objects`. Where it is not (an inference-only device), only the
+TensorFlow-free `tfqnn.lite` is available.
 """
 
-from tfqnn import activations, constraints, datasets, layers, quantizers
-from tfqnn.summary import ModelSummary, LayerSummary, summary
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "LayerSummary",
-    "ModelSummary",
-    "activations",
-    "constraints",
-    "datasets",
-    "layers",
-    "quantizers",
-    "summary",
-]
+_SUBMODULES = ("activations", "constraints", "datasets", "export", "layers", "lite",
+               "quantizers")
+_FROM_SUMMARY = ("LayerSummary", "ModelSummary", "summary")
+
+__all__ = sorted(_SUBMODULES + _FROM_SUMMARY)
+
+try:
+    from tfqnn import activations, constraints, datasets, layers, quantizers  # noqa: F401
+    from tfqnn.summary import LayerSummary, ModelSummary, summary  # noqa: F401
+except ModuleNotFoundError as error:  # no TensorFlow: tfqnn.lite only
+    if (error.name or "").split(".")[0] not in ("tensorflow", "keras"):
+        raise
+
+
+def __getattr__(name):
+    # The submodules not imported above load on first use.
+    if name in _SUBMODULES:
+        return importlib.import_module(f"tfqnn.{name}")
+    if name in _FROM_SUMMARY:
+        module = importlib.import_module("tfqnn.summary")  # callable as the function
+        return module if name == "summary" else getattr(module, name)
+    raise AttributeError(f"module 'tfqnn' has no attribute {name!r}")

@@ -1,0 +1,132 @@
+// tfqnn binary kernels: the core. Knows nothing of TFLite; the TFLite glue
+// (../tflite/) validates every shape and option before calling in here, so
+// these functions assume valid arguments. Contract: docs/lite_ops.md.
+#ifndef TFQNN_LITE_KERNELS_CORE_CORE_H_
+#define TFQNN_LITE_KERNELS_CORE_CORE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace tfqnn {
+namespace core {
+
+// ---- CPU dispatch --------------------------------------------------------
+enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kNeon = 3 };
+
+// The instruction set the kernels use in this process: the best one the CPU
+// supports, or the one named by the environment variable TFQNN_ISA
+// ("scalar", "avx2", "avx512", "neon"; read once). Naming one the CPU lacks
+// falls back to the best supported one below it.
+Isa active_isa();
+const char* isa_name(Isa isa);
+bool isa_supported(Isa isa);
+
+// ---- bitpacking ----------------------------------------------------------
+inline int packed_words(int channels) { return (channels + 31) / 32; }
+
+// rows x channels -> rows x packed_words(channels); bit 1 where x < 0
+// (float) or q < zero_point (int8); padding bits 0.
+void bitpack_float(const float* in, int64_t rows, int channels, int32_t* out);
+void bitpack_int8(const int8_t* in, int64_t rows, int channels,
+                  int32_t zero_point, int32_t* out);
+// rows x packed_words(channels) -> rows x channels of +-1.0f.
+void unpack_float(const int32_t* in, int64_t rows, int channels, float* out);
+
+// ---- output transform ----------------------------------------------------
+enum class OutputType { kFloat = 0, kInt8 = 1, kBitpacked = 2 };
+
+struct OutputTransform {
+  const float* multiplier = nullptr;  // [channels_out]
+  const float* bias = nullptr;        // [channels_out]
+  float clamp_min = -__builtin_inff();
+  float clamp_max = __builtin_inff();
+  OutputType type = OutputType::kFloat;
+  float int8_scale = 1.0f;            // only for kInt8
+  int32_t int8_zero_point = 0;
+};
+
+// ---- binary dense --------------------------------------------------------
+// input: rows x packed_words(in_features); weights: out_features x
+// packed_words(in_features). Output rows x out_features (float or int8) or
+// rows x packed_words(out_features) int32 (bitpacked).
+void bdense(const int32_t* input, int64_t rows, const int32_t* weights,
+            int out_features, int in_features, const OutputTransform& transform,
+            void* output, int num_threads);
+
+// bdense() with the weights re-laid-out once: prepared once per op (weights
+// are constant), run many times. bdense() itself prepares on every call,
+// which for small batches costs about as much as the product, so an op
+// should hold a BDense.
+class BDense {
+ public:
+  // weights: out_features x packed_words(in_features), int32.
+  void prepare(const int32_t* weights, int out_features, int in_features);
+  // As bdense(): input rows x packed_words(in_features).
+  void run(const int32_t* input, int64_t rows, const OutputTransform& transform,
+           void* output, int num_threads);
+  int out_features() const { return out_features_; }
+  int in_features() const { return in_features_; }
+
+ private:
+  int out_features_ = 0, in_features_ = 0;
+  size_t weights_offset_ = 0;         // words before the aligned panels
+  std::vector<int32_t> weights_;      // kernel-ready layout
+  std::vector<int32_t> scratch_;
+};
+
+// ---- binary 2-D convolution ----------------------------------------------
+enum class Padding { kSame = 1, kValid = 2 };
+
+struct BConv2dShape {
+  int batch = 1, in_height = 0, in_width = 0, channels_in = 0, groups = 1;
+  int channels_out = 0, filter_height = 1, filter_width = 1;
+  int stride_height = 1, stride_width = 1;
+  int dilation_height = 1, dilation_width = 1;
+  Padding padding = Padding::kValid;
+  int pad_values = 1;  // 1: padding pixels are +1; 0: they are zero
+  // Derived by compute_conv_geometry():
+  int out_height = 0, out_width = 0, pad_top = 0, pad_left = 0;
+};
+
+// Fills out_height/out_width/pad_top/pad_left (TensorFlow's SAME/VALID).
+void compute_conv_geometry(BConv2dShape* shape);
+
+// Prepared once per op (weights are constant), run many times. Holds what the
+// kernels precompute from the filter (re-laid-out weights, the per-tap weight
+// sums for pad_values = 0) and scratch space.
+class BConv2d {
+ public:
+  // filter: channels_out x filter_height x filter_width x
+  // packed_words(channels_in / groups), int32. `shape` must already have its
+  // geometry computed.
+  void prepare(const BConv2dShape& shape, const int32_t* filter);
+  // input: batch x in_height x in_width x packed_words(channels_in).
+  void run(const int32_t* input, const OutputTransform& transform,
+           void* output, int num_threads);
+  const BConv2dShape& shape() const { return shape_; }
+
+ private:
+  BConv2dShape shape_;
+  std::vector<int32_t> filter_;       // kernel-ready layout
+  std::vector<int32_t> tap_sums_;     // [taps][channels_out] for pad_values=0
+  std::vector<int32_t> scratch_;
+  size_t filter_offset_ = 0;          // words before the aligned panels
+};
+
+// ---- binary max pooling --------------------------------------------------
+struct BMaxPoolShape {
+  int batch = 1, in_height = 0, in_width = 0, words = 0;
+  int filter_height = 1, filter_width = 1, stride_height = 1, stride_width = 1;
+  Padding padding = Padding::kValid;
+  int out_height = 0, out_width = 0, pad_top = 0, pad_left = 0;  // derived
+};
+void compute_pool_geometry(BMaxPoolShape* shape);
+// AND of the words in each window; padding positions are ignored.
+void bmaxpool2d(const int32_t* input, const BMaxPoolShape& shape,
+                int32_t* output);
+
+}  // namespace core
+}  // namespace tfqnn
+
+#endif  // TFQNN_LITE_KERNELS_CORE_CORE_H_

@@ -1,0 +1,66 @@
+// tfqnn's custom ops as TFLite kernels: option parsing and validation
+// (Prepare), and the calls into the core (Invoke). Used both by the op
+// registerer and by the delegate (registration.cc). Contract: docs/lite_ops.md.
+#ifndef TFQNN_LITE_KERNELS_TFLITE_OPS_H_
+#define TFQNN_LITE_KERNELS_TFLITE_OPS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "abi.h"
+
+namespace tfqnn {
+namespace tflite {
+
+// The tensors of one node: indices into context->tensors.
+struct NodeTensors {
+  std::vector<int> inputs;
+  std::vector<int> outputs;
+};
+
+class Op {
+ public:
+  virtual ~Op() = default;
+  // Validates options, tensor types and shapes, resizes the outputs and
+  // precomputes what depends on the constant weights. Reports through
+  // context->ReportError and returns kTfLiteError on any violation.
+  TfLiteStatus prepare(TfLiteContext* context, const NodeTensors& node);
+  // Runs the op; only after a successful prepare().
+  TfLiteStatus invoke(TfLiteContext* context, const NodeTensors& node);
+  const std::string& name() const { return name_; }
+  void set_num_threads(int n) { num_threads_ = n; }
+  // Called by create_op(): the op's name and the error of its options, if any.
+  void set_identity(const std::string& name, const std::string& init_error) {
+    name_ = name;
+    init_error_ = init_error;
+  }
+
+ protected:
+  virtual std::string do_prepare(TfLiteContext* context,
+                                 const NodeTensors& node) = 0;
+  virtual void do_invoke(TfLiteContext* context, const NodeTensors& node) = 0;
+  int threads(const TfLiteContext* context) const;
+
+  std::string name_;
+  std::string init_error_;  // set when the options could not be parsed
+  bool prepared_ = false;
+  int num_threads_ = 0;     // 0: the interpreter's recommended_num_threads
+};
+
+// The op named `name` (one of kOpNames) built from its custom options. Never
+// returns null for a known name: an options error is kept and reported by
+// prepare(). Returns null for an unknown name.
+std::unique_ptr<Op> create_op(const std::string& name, const uint8_t* options,
+                              size_t size);
+
+bool is_tfqnn_op(const char* custom_name);
+extern const char* const kOpNames[];
+extern const int kNumOps;
+
+}  // namespace tflite
+}  // namespace tfqnn
+
+#endif  // TFQNN_LITE_KERNELS_TFLITE_OPS_H_
