@@ -1,0 +1,204 @@
+"""`tfqnn.export.to_tflite`: a trained Keras model to a `.tflite` with tfqnn's binary ops."""
+
+import contextlib
+import os
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfqnn._validation import check_int
+from tfqnn.export import composite
+from tfqnn.export.plan import functional_of, nodes_in_order, plan_groups
+from tfqnn.lite import load_library
+from tfqnn.lite.interpreter import custom_ops_in
+
+
+class ExportError(RuntimeError):
+    """The converter's output is not what tfqnn expected (e.g. dropped custom ops)."""
+
+
+def to_tflite(model, path=None, *, int8_representative_data=None, batch_size=None):
+    """Converts a trained Keras model to TFLite, binary layers as tfqnn custom ops.
+
+    Every `QuantDense` and `QuantConv2D` whose input and kernel quantizers are
+    both binary (`SteSign`, `ApproxSign`, `ScaledSign` on the kernel,
+    `StochasticSign` at inference) becomes `TfqnnBdense` / `TfqnnBconv2d` on
+    bitpacked weights; a following BatchNormalization, ReLU-like clamp and
+    MaxPooling2D fold into it, and it writes bitpacked output when binary
+    layers consume it (`tfqnn.export.plan`). Everything else converts to TFLite
+    builtins: float32, or int8 when `int8_representative_data` is given.
+
+    Args:
+        model: a built Sequential or functional Keras model.
+        path: where to write the `.tflite` file (optional).
+        int8_representative_data: samples (an array, or a list of arrays for
+            several inputs) that calibrate full-integer quantization of the
+            builtin ops; binary ops stay binary. Inputs and outputs stay float32.
+        batch_size: a fixed batch size for the signature; None keeps it
+            dynamic (`resize_tensor_input` at run time).
+
+    Returns:
+        The model as bytes. Run it with `tfqnn.lite.Interpreter`.
+
+    Raises:
+        ValueError: a model without a graph, or bad arguments.
+        ExportError: the converted file lacks the custom ops it should hold.
+
+    Example:
+        >>> data = tfqnn.export.to_tflite(model, "model.tflite")  # doctest: +SKIP
+        >>> tfqnn.lite.Interpreter(model_content=data).predict(x)  # doctest: +SKIP
+    """
+    if batch_size is not None:
+        batch_size = check_int("batch_size", batch_size, low=1)
+    functional = functional_of(model)
+    groups, nodes, folded = plan_groups(model)
+    expected = {}
+    serve = _serving_function(functional, nodes, groups, {id(n) for n in folded}, expected)
+    signature = [
+        tf.TensorSpec([batch_size, *x.shape[1:]], x.dtype, name=_input_name(x, i))
+        for i, x in enumerate(functional.inputs)
+    ]
+    with tempfile.TemporaryDirectory() as directory:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", serve, input_signature=signature)
+        with _quiet():
+            archive.write_out(directory, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(directory, signature_keys=["serve"])
+        converter.allow_custom_ops = True
+        if int8_representative_data is not None:
+            _configure_int8(converter, int8_representative_data, len(signature))
+        with _quiet():
+            data = converter.convert()
+    found = {k: v for k, v in custom_ops_in(data).items() if k.startswith("Tfqnn")}
+    if found != expected:
+        raise ExportError(
+            f"The TFLite converter did not keep tfqnn's custom ops: expected {expected}, "
+            f"found {found}. The tfl_fusable_op mechanism may have changed in this "
+            f"TensorFlow version ({tf.__version__})."
+        )
+    if path is not None:
+        with open(path, "wb") as f:
+            f.write(data)
+    return data
+
+
+def _input_name(tensor, index):
+    name = getattr(tensor, "name", None) or f"input_{index}"
+    return name.split(":")[0].replace("/", "_")
+
+
+def _serving_function(functional, nodes, groups, folded_ids, expected):
+    """A function that evaluates the graph with binary groups as custom ops."""
+
+    def count(name):
+        expected[name] = expected.get(name, 0) + 1
+
+    def run_group(group, x):
+        if x.dtype != tf.int32:
+            x = composite.quantize(tf.cast(x, tf.float32))
+            count("TfqnnQuantize")
+        layer = group.layer
+        output_type = "bitpacked" if group.bitpacked_output else "float"
+        clamps = dict(clamp_min=group.clamp_min, clamp_max=group.clamp_max)
+        if group.is_conv:
+            y = composite.bconv2d(
+                x, group.packed_weights, group.multiplier, group.bias, group.in_channels,
+                strides=layer.strides, dilations=layer.dilation_rate, padding=layer.padding,
+                pad_values=int(layer.pad_values) if layer.padding == "same" else 1,
+                groups=layer.groups, output_type=output_type, **clamps,
+            )
+            count("TfqnnBconv2d")
+        else:
+            y = composite.bdense(
+                x, group.packed_weights, group.multiplier, group.bias, group.in_channels,
+                output_type=output_type, **clamps,
+            )
+            count("TfqnnBdense")
+        if group.pool is not None:
+            pool = group.pool
+            if group.bitpacked_output:
+                y = composite.bmaxpool2d(y, pool.pool_size, pool.strides, pool.padding)
+                count("TfqnnBMaxPool2d")
+            else:
+                y = pool(y)
+        if group.activation is not None:
+            y = group.activation(y)
+        if not group.bitpacked_output:
+            y = tf.cast(y, layer.compute_dtype)
+        return y
+
+    def serve(*inputs):
+        expected.clear()  # the function may be traced more than once
+        values = {id(x): y for x, y in zip(functional.inputs, inputs)}
+        for node in nodes:
+            if id(node) in folded_ids:
+                continue  # computed inside its group
+            if any(id(x) not in values for x in node.input_tensors):
+                continue
+            args, kwargs = node.arguments.fill_in(values)
+            group = groups.get(id(node))
+            if group is not None:
+                outputs = [run_group(group, args[0])]
+                node_out = group.output_node.outputs
+            else:
+                result = node.operation(*args, **_inference(node.operation, kwargs))
+                outputs = tf.nest.flatten(result)
+                node_out = node.outputs
+            for ref, value in zip(node_out, outputs):
+                values[id(ref)] = value
+        results = [values[id(x)] for x in functional.outputs]
+        return results[0] if len(results) == 1 else results
+
+    return serve
+
+
+def _inference(operation, kwargs):
+    if isinstance(operation, keras.layers.Layer):
+        kwargs = dict(kwargs)
+        kwargs["training"] = False
+    return kwargs
+
+
+def _configure_int8(converter, data, num_inputs):
+    samples = list(data) if isinstance(data, (list, tuple)) else [data]
+    samples = [np.asarray(s, np.float32) for s in samples]
+    if len(samples) != num_inputs:
+        raise ValueError(
+            f"int8_representative_data must hold one array per model input ({num_inputs}), "
+            f"got {len(samples)}."
+        )
+    count = samples[0].shape[0]
+    if count < 1 or any(s.shape[0] != count for s in samples):
+        raise ValueError("int8_representative_data arrays must have the same number of samples.")
+
+    def representative():
+        for i in range(min(count, 500)):
+            yield [s[i:i + 1] for s in samples]
+
+    # Calibration runs the float model in TensorFlow's interpreter, which
+    # needs tfqnn's kernels through the op registerer.
+    load_library()
+    converter.target_spec._experimental_custom_op_registerers = ["TfqnnRegisterOps"]
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+    ]
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silences the converter's C++ logging to stderr."""
+    previous = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        else:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = previous

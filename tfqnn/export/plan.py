@@ -1,0 +1,291 @@
+"""Which layers of a Keras model become tfqnn custom ops, and what folds into them.
+
+A *binary group* is a `QuantDense` or `QuantConv2D` whose input and kernel
+quantizers are both binary, followed by the layers that fold into its output
+transform ``y = clamp(dot * multiplier + bias)`` (docs/lite_ops.md):
+
+* the kernel's scale (``ScaledSign``: ``q = alpha[o] * sign(w)``) and the bias;
+* a `BatchNormalization` over the channel axis:
+  ``s = gamma / sqrt(var + eps)``, ``multiplier *= s``,
+  ``bias = s * (bias - mean) + beta``;
+* a ReLU / ReLU6 / hard_tanh as the clamp;
+* a `MaxPooling2D` anywhere in that chain, run after the transform, which is
+  exact because the transform is non-decreasing per channel: a BatchNorm
+  after the pool folds only if all its ``s >= 0``.
+
+The group writes bitpacked output when every consumer of its result (directly
+or through a `Flatten` of a multiple of 32 channels) is itself a binary group,
+which then skips its own input bitpacking.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from tfqnn import activations as tfqnn_activations
+from tfqnn.layers import QuantConv2D, QuantDense
+from tfqnn.lite import reference
+
+
+@dataclasses.dataclass
+class BinaryGroup:
+    """A binary layer with what folds into it."""
+
+    layer: keras.layers.Layer
+    packed_weights: np.ndarray  # int32, [N, W] (dense) or [O, KH, KW, W] (conv)
+    in_channels: int  # K of dense, C of conv
+    multiplier: np.ndarray  # float32 [N]
+    bias: np.ndarray  # float32 [N]
+    clamp_min: float = None
+    clamp_max: float = None
+    activation: object = None  # a non-foldable activation applied after the op
+    pool: keras.layers.Layer = None  # a MaxPooling2D run after the transform
+    folded: list = dataclasses.field(default_factory=list)  # layers absorbed
+    output_node: object = None  # the Keras node whose output the group yields
+    bitpacked_output: bool = False
+
+    @property
+    def is_conv(self):
+        return isinstance(self.layer, QuantConv2D)
+
+    @property
+    def out_channels(self):
+        return int(self.packed_weights.shape[0])
+
+
+def functional_of(model):
+    """The functional graph of a Sequential or functional model."""
+    if isinstance(model, keras.Sequential):
+        if not model.built or getattr(model, "_functional", None) is None:
+            raise ValueError(
+                "The Sequential model has no input shape yet: start it with keras.Input(...) "
+                "or call it on data before exporting."
+            )
+        return model._functional
+    if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
+        return model
+    raise ValueError(
+        "tfqnn.export needs a Sequential or functional Keras model, "
+        f"got {type(model).__name__} (a subclassed model has no graph to read)."
+    )
+
+
+def nodes_in_order(functional):
+    """The graph's operation nodes, inputs first."""
+    nodes = []
+    for depth in sorted(functional._nodes_by_depth, reverse=True):
+        for node in functional._nodes_by_depth[depth]:
+            if node.operation is not None and not node.is_input:
+                nodes.append(node)
+    return nodes
+
+
+def plan_groups(model):
+    """The binary groups of `model`, keyed by the id of their head node."""
+    functional = functional_of(model)
+    nodes = nodes_in_order(functional)
+    consumers = {}
+    for node in nodes:
+        for tensor in node.input_tensors:
+            consumers.setdefault(id(tensor), []).append(node)
+    model_outputs = {id(t) for t in functional.outputs}
+
+    def single_consumer(node):
+        out = node.outputs
+        if len(out) != 1 or id(out[0]) in model_outputs:
+            return None
+        users = consumers.get(id(out[0]), [])
+        return users[0] if len(users) == 1 else None
+
+    groups = {}
+    claimed = set()
+    for node in nodes:
+        if id(node) in claimed:
+            continue
+        group = _binary_group(node.operation)
+        if group is None:
+            continue
+        group.output_node = node
+        _fold_followers(group, single_consumer)
+        claimed.update(id(n) for n in group.folded)
+        groups[id(node)] = group
+
+    binary_layers = {id(g.layer) for g in groups.values()}
+
+    def is_binary_consumer(n):
+        return id(n.operation) in binary_layers and id(n) in groups
+
+    for group in groups.values():
+        tensor = group.output_node.outputs[0]
+        if id(tensor) in model_outputs:
+            continue
+        users = consumers.get(id(tensor), [])
+        ok = bool(users) and all(is_binary_consumer(u) for u in users)
+        if not ok and len(users) == 1 and isinstance(users[0].operation, keras.layers.Flatten):
+            flat_users = consumers.get(id(users[0].outputs[0]), [])
+            ok = (
+                group.out_channels % 32 == 0
+                and bool(flat_users)
+                and id(users[0].outputs[0]) not in model_outputs
+                and all(is_binary_consumer(u) for u in flat_users)
+            )
+        group.bitpacked_output = ok
+    return groups, nodes, [n for g in groups.values() for n in g.folded]
+
+
+# ---- one layer -------------------------------------------------------------
+
+
+def _is_sign(quantizer):
+    """True when `quantizer` computes exactly sign (sign(0) = +1) at inference."""
+    if quantizer is None or getattr(quantizer, "precision", None) != 1:
+        return False
+    probe = np.array([[-2.0, -1.0, -0.3, -0.0, 0.0, 0.25, 1.0, 3.0]], np.float32)
+    out = keras.ops.convert_to_numpy(quantizer(probe, training=False))
+    return bool(np.array_equal(out, np.where(probe >= 0, 1.0, -1.0)))
+
+
+def _binary_kernel(layer):
+    """(packed weights, per-channel scale) of a binary kernel, or None.
+
+    The quantized kernel must be `alpha[o] * (+-1)` with `alpha[o] > 0`
+    constant over each output channel.
+    """
+    quantizer = layer.kernel_quantizer
+    if quantizer is None or quantizer.precision != 1:
+        return None
+    q = keras.ops.convert_to_numpy(quantizer(layer.kernel, training=False)).astype(np.float64)
+    out_axis = q.ndim - 1  # Dense [K, N], Conv2D [KH, KW, C/g, O]
+    magnitude = np.abs(q)
+    alpha = magnitude.max(axis=tuple(range(out_axis)))
+    if np.any(alpha <= 0) or not np.array_equal(magnitude, np.broadcast_to(alpha, q.shape)):
+        return None
+    signs = np.moveaxis(np.where(q < 0, -1.0, 1.0), out_axis, 0)  # [N, ...]
+    return reference.bitpack(signs.astype(np.float32)), alpha
+
+
+def _binary_group(layer):
+    if type(layer) not in (QuantDense, QuantConv2D) or not _is_sign(layer.input_quantizer):
+        return None
+    if isinstance(layer, QuantConv2D):
+        if layer.data_format != "channels_last" or layer.padding not in ("same", "valid"):
+            return None
+        if layer.padding == "same" and layer.pad_values not in (0.0, 1.0):
+            return None
+        channels = layer.kernel.shape[-2] * layer.groups
+        if layer.groups > 1 and (channels // layer.groups) % 32:
+            return None
+    else:
+        channels = layer.kernel.shape[0]
+    kernel = _binary_kernel(layer)
+    if kernel is None:
+        return None
+    packed, alpha = kernel
+    bias = keras.ops.convert_to_numpy(layer.bias).astype(np.float64) if layer.use_bias else 0.0
+    group = BinaryGroup(
+        layer=layer,
+        packed_weights=packed,
+        in_channels=int(channels),
+        multiplier=alpha,
+        bias=np.broadcast_to(np.asarray(bias, np.float64), alpha.shape).copy(),
+    )
+    clamp = _clamp_of(layer.activation)
+    if clamp is None:
+        group.activation = layer.activation
+    else:
+        group.clamp_min, group.clamp_max = clamp
+    return _finish(group)
+
+
+def _finish(group):
+    group.multiplier = np.asarray(group.multiplier, np.float32)
+    group.bias = np.asarray(group.bias, np.float32)
+    return group
+
+
+# ---- folding -----------------------------------------------------------------
+
+
+def _clamp_of(activation):
+    """(clamp_min, clamp_max) of a foldable activation; (None, None) for linear."""
+    if activation is None or activation is keras.activations.linear:
+        return None, None
+    if activation is keras.activations.relu:
+        return 0.0, None
+    if activation is keras.activations.relu6:
+        return 0.0, 6.0
+    if activation is tfqnn_activations.hard_tanh:
+        return -1.0, 1.0
+    return None
+
+
+def _layer_clamp(layer):
+    if isinstance(layer, keras.layers.Activation):
+        clamp = _clamp_of(layer.activation)
+        return None if clamp == (None, None) else clamp
+    if isinstance(layer, keras.layers.ReLU):
+        if layer.negative_slope == 0 and layer.threshold == 0:
+            max_value = layer.max_value
+            return 0.0, None if max_value is None else float(max_value)
+    return None
+
+
+def _fold_followers(group, single_consumer):
+    """Absorbs the BatchNorm, clamp and max-pool layers after the binary layer."""
+    if group.activation is not None or group.clamp_min is not None or group.clamp_max is not None:
+        return  # the layer's own activation ends the foldable chain
+    node = group.output_node
+    seen = set()
+    while True:
+        nxt = single_consumer(node)
+        if nxt is None:
+            return
+        layer = nxt.operation
+        if isinstance(layer, keras.layers.BatchNormalization) and "bn" not in seen:
+            scale = _batch_norm_scale(layer, group)
+            if scale is None or ("pool" in seen and np.any(scale[0] < 0)):
+                return
+            s, shift = scale
+            group.multiplier = (group.multiplier.astype(np.float64) * s)
+            group.bias = s * (group.bias.astype(np.float64) - shift[0]) + shift[1]
+            _finish(group)
+            seen.add("bn")
+        elif _is_pool(layer, group) and "pool" not in seen:
+            group.pool = layer
+            seen.add("pool")
+        elif _layer_clamp(layer) is not None and "clamp" not in seen:
+            group.clamp_min, group.clamp_max = _layer_clamp(layer)
+            seen.update({"clamp", "bn"})  # nothing affine may follow a clamp
+        else:
+            return
+        group.folded.append(nxt)
+        group.output_node = nxt
+        node = nxt
+
+
+def _is_pool(layer, group):
+    return (
+        group.is_conv
+        and isinstance(layer, keras.layers.MaxPooling2D)
+        and layer.data_format == "channels_last"
+        and layer.padding in ("same", "valid")
+    )
+
+
+def _batch_norm_scale(layer, group):
+    """(s, (mean, beta)) of an inference-mode BatchNorm over the last axis, or None."""
+    rank = len(layer.input.shape) if hasattr(layer, "input") else None
+    axis = layer.axis if isinstance(layer.axis, int) else None
+    if axis is None or (axis != -1 and (rank is None or axis != rank - 1)):
+        return None
+    n = group.out_channels
+    to_np = keras.ops.convert_to_numpy
+    gamma = to_np(layer.gamma).astype(np.float64) if layer.scale else np.ones(n)
+    beta = to_np(layer.beta).astype(np.float64) if layer.center else np.zeros(n)
+    mean = to_np(layer.moving_mean).astype(np.float64)
+    var = to_np(layer.moving_variance).astype(np.float64)
+    if mean.shape != (n,):
+        return None
+    s = gamma / np.sqrt(var + layer.epsilon)
+    return s, (mean, beta)
