@@ -56,8 +56,9 @@ void bdense(const int32_t* input, int64_t rows, const int32_t* weights,
 
 // bdense() with the weights re-laid-out once: prepared once per op (weights
 // are constant), run many times. bdense() itself prepares on every call,
-// which for small batches costs about as much as the product, so an op
-// should hold a BDense.
+// which for small batches costs far more than the product (1024x1024 batch
+// 1 on AVX-512: ~11 us against ~1 us), so an op should hold a BDense. As
+// BConv2d, run() uses scratch space of the object: one call at a time.
 class BDense {
  public:
   // weights: out_features x packed_words(in_features), int32.
@@ -109,7 +110,7 @@ class BConv2d {
  private:
   BConv2dShape shape_;
   std::vector<int32_t> filter_;       // kernel-ready layout
-  std::vector<int32_t> tap_sums_;     // [taps][channels_out] for pad_values=0
+  std::vector<int32_t> tap_sums_;     // popcount per [tap][channels_out], pad_values=0
   std::vector<int32_t> scratch_;
   size_t filter_offset_ = 0;          // words before the aligned panels
 };

@@ -1,0 +1,114 @@
+"""Latency of the C++ core kernels, per instruction set, one thread.
+
+Calls the prepared kernels (BDense, BConv2d: weights laid out once, as in a
+TFLite op) through the library's test hooks; each run is timed inside the
+library (std::chrono around the kernel call, no ctypes overhead). Prints the
+median microseconds of each shape per ISA. Float output, no bitpacking of
+the input (that is the Quantize op's job).
+
+    .venv/bin/python benchmarks/core_kernels.py [--threads N] [--rounds R]
+"""
+
+import argparse
+import ctypes
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+ISAS = ("scalar", "avx2", "avx512", "neon")
+P, I, I64, F = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_float
+DP = ctypes.POINTER(ctypes.c_double)
+
+DENSE = [  # (name, batch, in_features, out_features)
+    ("dense 1024x1024 batch 1", 1, 1024, 1024),
+    ("dense 1024x1024 batch 16", 16, 1024, 1024),
+    ("dense 4096x4096 batch 1", 1, 4096, 4096),
+]
+CONV = [  # (name, size, channels_in, channels_out), 3x3 SAME, stride 1
+    ("conv 3x3 56x56 64->64", 56, 64, 64),
+    ("conv 3x3 28x28 128->128", 28, 128, 128),
+    ("conv 3x3 14x14 256->256", 14, 256, 256),
+]
+
+
+def load():
+    path = os.environ.get("TFQNN_LIBRARY") or ROOT / "tfqnn" / "lite" / "libtfqnn_ops.so"
+    lib = ctypes.CDLL(str(path))
+    lib.tfqnn_core_bdense_new.restype = P
+    lib.tfqnn_core_bdense_new.argtypes = [P, I, I]
+    lib.tfqnn_core_bdense_run.argtypes = [P, P, I64, P, P, F, F, I, F, I, P, I, I, DP]
+    lib.tfqnn_core_bdense_free.argtypes = [P]
+    lib.tfqnn_core_bconv2d_new.restype = P
+    lib.tfqnn_core_bconv2d_new.argtypes = [P] + [I] * 14
+    lib.tfqnn_core_bconv2d_run.argtypes = [P, P, P, P, F, F, I, F, I, P, I, I, DP]
+    lib.tfqnn_core_bconv2d_free.argtypes = [P]
+    return lib
+
+
+def words(rng, *shape):
+    return rng.integers(-(2**31), 2**31, size=shape).astype(np.int32)
+
+
+def median_us(seconds):
+    return float(np.median(seconds)) * 1e6
+
+
+def time_dense(lib, rng, batch, k, n, threads, rounds):
+    w = words(rng, n, k // 32)
+    x = words(rng, batch, k // 32)
+    mult, bias = np.ones(n, np.float32), np.zeros(n, np.float32)
+    out = np.empty((batch, n), np.float32)
+    handle = lib.tfqnn_core_bdense_new(w.ctypes.data, n, k)
+    seconds = (ctypes.c_double * rounds)()
+    args = (handle, x.ctypes.data, batch, mult.ctypes.data, bias.ctypes.data,
+            -np.inf, np.inf, 0, 1.0, 0, out.ctypes.data, threads)
+    assert lib.tfqnn_core_bdense_run(*args, max(rounds // 10, 3), None) == 0  # warm up
+    assert lib.tfqnn_core_bdense_run(*args, rounds, seconds) == 0
+    lib.tfqnn_core_bdense_free(handle)
+    return median_us(list(seconds))
+
+
+def time_conv(lib, rng, size, cin, cout, threads, rounds):
+    x = words(rng, 1, size, size, cin // 32)
+    f = words(rng, cout, 3, 3, cin // 32)
+    mult, bias = np.ones(cout, np.float32), np.zeros(cout, np.float32)
+    out = np.empty((1, size, size, cout), np.float32)
+    handle = lib.tfqnn_core_bconv2d_new(f.ctypes.data, 1, size, size, cin, 1, cout, 3, 3,
+                                        1, 1, 1, 1, 1, 1)
+    seconds = (ctypes.c_double * rounds)()
+    args = (handle, x.ctypes.data, mult.ctypes.data, bias.ctypes.data, -np.inf, np.inf, 0,
+            1.0, 0, out.ctypes.data, threads)
+    assert lib.tfqnn_core_bconv2d_run(*args, max(rounds // 10, 3), None) == 0
+    assert lib.tfqnn_core_bconv2d_run(*args, rounds, seconds) == 0
+    lib.tfqnn_core_bconv2d_free(handle)
+    return median_us(list(seconds))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=200)
+    args = parser.parse_args()
+    lib = load()
+    isas = [name for i, name in enumerate(ISAS) if lib.tfqnn_core_isa_supported(i)]
+    print(f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, "
+          f"{args.threads} thread(s), median of {args.rounds} runs, microseconds")
+    print(f"{'case':<28}" + "".join(f"{name:>10}" for name in isas))
+    rng = np.random.default_rng(0)
+    cases = [(name, time_dense, shape) for name, *shape in DENSE]
+    cases += [(name, time_conv, shape) for name, *shape in CONV]
+    for name, timer, shape in cases:
+        row = []
+        for i, isa in enumerate(ISAS):
+            if isa in isas:
+                assert lib.tfqnn_core_set_isa(i) == 1
+                row.append(timer(lib, rng, *shape, args.threads, args.rounds))
+        print(f"{name:<28}" + "".join(f"{us:>10.1f}" for us in row))
+    lib.tfqnn_core_set_isa(-1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+// Binary 2-D convolution: on-the-fly im2col of packed words into blocks of
+// output pixels (rows), binary GEMM against the filter panels, fused output
+// transform per block.
+//
+// A row of the im2col block holds, for one output pixel and one group, the
+// group's words of every tap in (ky, kx) order, which is the order of the
+// words of a filter row (OHWI, packed along I). A tap in the padding is the
+// zero word (+1 in every channel). For pad_values = 0 such a tap must add
+// nothing instead of sum(w) = Cg - 2 popcount(w): the block's rows in the
+// border get their K lowered by Cg and their counts lowered by popcount(w)
+// of the tap (both precomputed per (tap, output channel) in prepare()).
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "core.h"
+#include "internal.h"
+
+namespace tfqnn {
+namespace core {
+namespace {
+
+inline void copy_words(int32_t* dst, const int32_t* src, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) std::memcpy(dst + i, src + i, 16);
+  if (i + 2 <= n) {
+    std::memcpy(dst + i, src + i, 8);
+    i += 2;
+  }
+  if (i < n) dst[i] = src[i];
+}
+
+// What im2col needs of the shape.
+struct Geometry {
+  int H, W, words, wg, fh, fw, sh, sw, dh, dw, pt, pl, ho, wo, kw;
+  int y0, y1, x0, x1;  // output pixels [y0, y1) x [x0, x1) see no padding
+};
+
+// One output pixel whose taps may lie in the padding (zero words).
+void border_pixel(const Geometry& c, const int32_t* img, int oy, int ox,
+                  int32_t* dst) {
+  for (int ky = 0; ky < c.fh; ++ky) {
+    const int iy = oy * c.sh - c.pt + ky * c.dh;
+    for (int kx = 0; kx < c.fw; ++kx) {
+      const int ix = ox * c.sw - c.pl + kx * c.dw;
+      int32_t* d = dst + (ky * c.fw + kx) * c.wg;
+      if (iy >= 0 && iy < c.H && ix >= 0 && ix < c.W) {
+        copy_words(d, img + (int64_t{iy} * c.W + ix) * c.words, c.wg);
+      } else {
+        for (int w = 0; w < c.wg; ++w) d[w] = 0;
+      }
+    }
+  }
+}
+
+// im2col of output pixels (rows) [r, r + rb), group g: row i of `a` (kw
+// words) holds the group's words of each tap of pixel r + i.
+void im2col(const Geometry& c, const int32_t* input, int g, int64_t r, int rb,
+            int32_t* a) {
+  const int64_t image = int64_t{c.H} * c.W * c.words;
+  int64_t b = r / (int64_t{c.ho} * c.wo);
+  int oy = static_cast<int>(r / c.wo % c.ho), ox = static_cast<int>(r % c.wo);
+  const bool contiguous_taps = c.dw == 1 && c.wg == c.words;
+  for (int i = 0; i < rb;) {
+    // The pixels [ox, ox + run) of output row oy.
+    const int run = std::min<int>(c.wo - ox, rb - i);
+    const int32_t* img = input + b * image + g * c.wg;
+    int in0 = ox + run, in1 = ox + run;  // the interior part of the run
+    if (oy >= c.y0 && oy < c.y1) {
+      in0 = std::min(std::max(c.x0, ox), ox + run);
+      in1 = std::max(in0, std::min(c.x1, ox + run));
+    }
+    for (int x = ox; x < in0; ++x) border_pixel(c, img, oy, x, a + int64_t{i + x - ox} * c.kw);
+    if (in0 < in1) {
+      int32_t* dst = a + int64_t{i + in0 - ox} * c.kw;
+      const int n = in1 - in0;
+      const int64_t step = int64_t{c.sw} * c.words;
+      for (int ky = 0; ky < c.fh; ++ky) {
+        const int32_t* src =
+            img + (int64_t{oy * c.sh - c.pt + ky * c.dh} * c.W + in0 * c.sw - c.pl) * c.words;
+        int32_t* d = dst + ky * c.fw * c.wg;
+        if (contiguous_taps) {
+          const int seg = c.fw * c.wg;
+          for (int p = 0; p < n; ++p) copy_words(d + int64_t{p} * c.kw, src + p * step, seg);
+        } else {
+          for (int kx = 0; kx < c.fw; ++kx) {
+            const int32_t* sk = src + int64_t{kx} * c.dw * c.words;
+            int32_t* dk = d + kx * c.wg;
+            for (int p = 0; p < n; ++p) copy_words(dk + int64_t{p} * c.kw, sk + p * step, c.wg);
+          }
+        }
+      }
+    }
+    for (int x = in1; x < ox + run; ++x) border_pixel(c, img, oy, x, a + int64_t{i + x - ox} * c.kw);
+    i += run;
+    ox += run;
+    if (ox == c.wo) {
+      ox = 0;
+      if (++oy == c.ho) {
+        oy = 0;
+        ++b;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void conv_axis_geometry(int in, int k, int stride, int dilation, Padding padding,
+                        int* out, int* pad_before) {
+  const int64_t effective = int64_t{k - 1} * dilation + 1;
+  if (padding == Padding::kSame) {
+    const int64_t o = (int64_t{in} + stride - 1) / stride;
+    const int64_t total = std::max<int64_t>((o - 1) * stride + effective - in, 0);
+    *out = static_cast<int>(o);
+    *pad_before = static_cast<int>(total / 2);
+  } else {
+    *out = in >= effective ? static_cast<int>((in - effective) / stride + 1) : 0;
+    *pad_before = 0;
+  }
+}
+
+void compute_conv_geometry(BConv2dShape* s) {
+  conv_axis_geometry(s->in_height, s->filter_height, s->stride_height,
+                     s->dilation_height, s->padding, &s->out_height, &s->pad_top);
+  conv_axis_geometry(s->in_width, s->filter_width, s->stride_width,
+                     s->dilation_width, s->padding, &s->out_width, &s->pad_left);
+}
+
+void BConv2d::prepare(const BConv2dShape& shape, const int32_t* filter) {
+  shape_ = shape;
+  const BConv2dShape& s = shape_;
+  const int groups = std::max(s.groups, 1);
+  const int og = s.channels_out / groups;
+  const int wg = packed_words(s.channels_in / groups);
+  const int taps = s.filter_height * s.filter_width;
+  const int kw = taps * wg;
+  const int panels = num_panels(og);
+  const size_t group_words = static_cast<size_t>(panels) * kw * kPanel;
+  filter_.clear();
+  int32_t* packed = aligned_words(&filter_, group_words * groups);
+  filter_offset_ = static_cast<size_t>(packed - filter_.data());
+  for (int g = 0; g < groups; ++g) {
+    pack_panels(filter + int64_t{g} * og * kw, kw, og, kw, packed + g * group_words);
+  }
+  tap_sums_.clear();
+  if (s.pad_values == 0) {
+    // popcount of each (tap, output channel)'s filter words.
+    tap_sums_.assign(static_cast<size_t>(taps) * s.channels_out, 0);
+    for (int o = 0; o < s.channels_out; ++o) {
+      for (int t = 0; t < taps; ++t) {
+        int32_t pc = 0;
+        for (int w = 0; w < wg; ++w) {
+          pc += __builtin_popcount(static_cast<uint32_t>(filter[(int64_t{o} * taps + t) * wg + w]));
+        }
+        tap_sums_[static_cast<size_t>(t) * s.channels_out + o] = pc;
+      }
+    }
+  }
+}
+
+void BConv2d::run(const int32_t* input, const OutputTransform& transform,
+                  void* output, int num_threads) {
+  const BConv2dShape& s = shape_;
+  const int64_t rows = int64_t{s.batch} * s.out_height * s.out_width;
+  if (rows <= 0 || s.channels_out <= 0) return;
+  const Kernels& kernels = active_kernels();
+  const int groups = std::max(s.groups, 1);
+  const int n = s.channels_out;
+  const int og = n / groups;
+  const int cg = s.channels_in / groups;
+  const int wg = packed_words(cg);
+  const int words = packed_words(s.channels_in);
+  const int fh = s.filter_height, fw = s.filter_width;
+  const int taps = fh * fw;
+  const int kw = taps * wg;
+  const int k_bits = taps * cg;
+  const int panels = num_panels(og);
+  const size_t group_words = static_cast<size_t>(panels) * kw * kPanel;
+  const int32_t* filter = filter_.data() + filter_offset_;
+  const int64_t row_bytes = output_row_bytes(transform.type, n);
+  const int ho = s.out_height, wo = s.out_width;
+  const int H = s.in_height, W = s.in_width;
+  const int sh = s.stride_height, sw = s.stride_width;
+  const int dh = s.dilation_height, dw = s.dilation_width;
+  const int pt = s.pad_top, pl = s.pad_left;
+  // 1x1, stride 1, no padding: the input rows are the gemm's A.
+  const bool direct = taps == 1 && sh == 1 && sw == 1 && ho == H && wo == W &&
+                      pt == 0 && pl == 0;
+  const bool zero_pad = s.pad_values == 0 && !tap_sums_.empty();
+
+  // Output pixels [y0, y1) x [x0, x1) see no padding.
+  auto first_inside = [](int pad, int stride) { return (pad + stride - 1) / stride; };
+  const int y0 = std::min(ho, first_inside(pt, sh));
+  const int x0 = std::min(wo, first_inside(pl, sw));
+  auto end_inside = [](int in, int pad, int k, int d, int stride, int out) {
+    // last o with o * stride - pad + (k - 1) * d <= in - 1
+    const int64_t num = int64_t{in} - 1 + pad - int64_t{k - 1} * d;
+    if (num < 0) return 0;
+    return static_cast<int>(std::min<int64_t>(out, num / stride + 1));
+  };
+  const int y1 = std::max(y0, end_inside(H, pt, fh, dh, sh, ho));
+  const int x1 = std::max(x0, end_inside(W, pl, fw, dw, sw, wo));
+
+  const Geometry geo = {H, W, words, wg, fh, fw, sh, sw, dh, dw, pt, pl, ho, wo, kw,
+                        y0, y1, x0, x1};
+
+  // Rows per block: the im2col block in L1 (~16 KiB), counts <= 128 KiB.
+  int64_t block = 16384 / (4 * std::max(kw, 1));
+  block = std::min<int64_t>(block, 32768 / n);
+  block = std::max<int64_t>(8, std::min<int64_t>(block, 512)) / 8 * 8;
+  block = std::min(block, round_up(rows, 8));
+  const double work = static_cast<double>(rows) * n * kw;
+  const int threads = useful_threads(num_threads, work, (rows + 7) / 8);
+  const size_t a_words = direct ? 0 : static_cast<size_t>(round_up(block * kw, kAlignWords));
+  const size_t c_words = static_cast<size_t>(round_up(block * n, kAlignWords));
+  const size_t k_words = static_cast<size_t>(round_up(block, kAlignWords));
+  const size_t per_thread = a_words + c_words + k_words;
+  int32_t* scratch = aligned_words(&scratch_, per_thread * threads);
+
+  auto process = [&](int64_t r0, int64_t r1, int thread) {
+    int32_t* a_block = scratch + per_thread * thread;
+    int32_t* counts = a_block + a_words;
+    int32_t* row_k = counts + c_words;
+    for (int64_t r = r0; r < r1; r += block) {
+      const int rb = static_cast<int>(std::min(block, r1 - r));
+      for (int g = 0; g < groups; ++g) {
+        const int32_t* a;
+        int64_t lda;
+        if (direct) {
+          a = input + r * words + g * wg;
+          lda = words;
+        } else {
+          im2col(geo, input, g, r, rb, a_block);
+          a = a_block;
+          lda = kw;
+        }
+        const int32_t* gf = filter + g * group_words;
+        for (int p = 0; p < panels; ++p) {
+          const int c = p * kPanel;
+          kernels.gemm_panel(a, lda, rb, gf + int64_t{p} * kw * kPanel, kw,
+                             counts + g * og + c, n, std::min(kPanel, og - c));
+        }
+      }
+      const int32_t* rk = nullptr;
+      if (zero_pad) {
+        int oy = static_cast<int>(r / wo % ho), ox = static_cast<int>(r % wo);
+        for (int i = 0; i < rb; ++i) {
+          int k = k_bits;
+          if (!(oy >= y0 && oy < y1 && ox >= x0 && ox < x1)) {
+            int32_t* cnt = counts + int64_t{i} * n;
+            for (int ky = 0; ky < fh; ++ky) {
+              const int iy = oy * sh - pt + ky * dh;
+              for (int kx = 0; kx < fw; ++kx) {
+                const int ix = ox * sw - pl + kx * dw;
+                if (iy >= 0 && iy < H && ix >= 0 && ix < W) continue;
+                const int32_t* pc = tap_sums_.data() + int64_t{ky * fw + kx} * n;
+                for (int o = 0; o < n; ++o) cnt[o] -= pc[o];
+                k -= cg;
+              }
+            }
+          }
+          row_k[i] = k;
+          if (++ox == wo) {
+            ox = 0;
+            if (++oy == ho) oy = 0;
+          }
+        }
+        rk = row_k;
+      }
+      kernels.transform(counts, n, rb, 0, n, k_bits, rk, transform,
+                        static_cast<char*>(output) + r * row_bytes, n);
+    }
+  };
+
+  if (threads == 1) {
+    process(0, rows, 0);
+  } else {
+    parallel_for(threads, threads, [&](int64_t t, int64_t, int thread) {
+      const int64_t units = (rows + 7) / 8;
+      const int64_t r0 = std::min(rows, units * t / threads * 8);
+      const int64_t r1 = std::min(rows, units * (t + 1) / threads * 8);
+      if (r0 < r1) process(r0, r1, thread);
+    });
+  }
+}
+
+}  // namespace core
+}  // namespace tfqnn

@@ -1,0 +1,117 @@
+// CPU dispatch: which instruction set the kernels use in this process.
+//
+// An ISA is a row of kernels (internal.h: Kernels). Adding one (NEON, say):
+// its files define the Kernels entries behind #if defined(__aarch64__),
+// cpu_has() answers for it, and active_kernels() returns its table.
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "core.h"
+#include "internal.h"
+
+namespace tfqnn {
+namespace core {
+namespace {
+
+bool cpu_has(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar:
+      return true;
+#if defined(__x86_64__)
+    case Isa::kAvx2:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+    case Isa::kAvx512:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx512f") &&
+             __builtin_cpu_supports("avx512vpopcntdq") &&
+             __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512dq");
+#endif
+    default:
+      // kNeon: no NEON kernels yet (aarch64 runs the scalar ones).
+      return false;
+  }
+}
+
+// The best supported ISA at or below `wanted` (the order scalar < avx2 <
+// avx512; neon's only fallback is scalar).
+Isa best_at_or_below(Isa wanted) {
+  if (wanted == Isa::kNeon) return cpu_has(Isa::kNeon) ? Isa::kNeon : Isa::kScalar;
+  for (int i = static_cast<int>(wanted); i > 0; --i) {
+    if (cpu_has(static_cast<Isa>(i))) return static_cast<Isa>(i);
+  }
+  return Isa::kScalar;
+}
+
+Isa startup_isa() {
+  static const Isa isa = [] {
+    Isa best = cpu_has(Isa::kNeon) ? Isa::kNeon : best_at_or_below(Isa::kAvx512);
+    const char* env = std::getenv("TFQNN_ISA");
+    if (env == nullptr || *env == '\0') return best;
+    for (int i = 0; i <= 3; ++i) {
+      if (std::strcmp(env, isa_name(static_cast<Isa>(i))) == 0) {
+        return best_at_or_below(static_cast<Isa>(i));
+      }
+    }
+    return best;  // an unknown name: ignored
+  }();
+  return isa;
+}
+
+std::atomic<int> g_override{-1};
+
+const Kernels kScalarKernels = {gemm_panel_scalar, transform_scalar,
+                                bitpack_float_scalar, bitpack_int8_scalar,
+                                unpack_float_scalar};
+#if defined(__x86_64__)
+const Kernels kAvx2Kernels = {gemm_panel_avx2, transform_avx2,
+                              bitpack_float_avx2, bitpack_int8_avx2,
+                              unpack_float_avx2};
+const Kernels kAvx512Kernels = {gemm_panel_avx512, transform_avx512,
+                                bitpack_float_avx512, bitpack_int8_avx512,
+                                unpack_float_avx512};
+#endif
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return "scalar";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kAvx512: return "avx512";
+    case Isa::kNeon: return "neon";
+  }
+  return "unknown";
+}
+
+bool isa_supported(Isa isa) { return cpu_has(isa); }
+
+Isa active_isa() {
+  const int o = g_override.load(std::memory_order_relaxed);
+  return o >= 0 ? static_cast<Isa>(o) : startup_isa();
+}
+
+bool set_isa_override(Isa isa) {
+  const int i = static_cast<int>(isa);
+  if (i < 0 || i > 3 || !cpu_has(isa)) return false;
+  g_override.store(i, std::memory_order_relaxed);
+  return true;
+}
+
+void clear_isa_override() { g_override.store(-1, std::memory_order_relaxed); }
+
+const Kernels& active_kernels() {
+  switch (active_isa()) {
+#if defined(__x86_64__)
+    case Isa::kAvx512: return kAvx512Kernels;
+    case Isa::kAvx2: return kAvx2Kernels;
+#endif
+    default: return kScalarKernels;
+  }
+}
+
+}  // namespace core
+}  // namespace tfqnn

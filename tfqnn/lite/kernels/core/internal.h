@@ -1,0 +1,131 @@
+// Private to the core: the per-ISA kernel table, the ISA override of the
+// test hooks, threads and aligned scratch. Not part of the core's interface.
+#ifndef TFQNN_LITE_KERNELS_CORE_INTERNAL_H_
+#define TFQNN_LITE_KERNELS_CORE_INTERNAL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "core.h"
+#include "gemm.h"
+
+namespace tfqnn {
+namespace core {
+
+// ---- dispatch --------------------------------------------------------------
+// Replaces the process's ISA (test hooks); false if `isa` is unsupported.
+bool set_isa_override(Isa isa);
+// Back to the ISA chosen at start-up (the CPU's best or TFQNN_ISA).
+void clear_isa_override();
+
+// Output transform of a block of rows: dot = k - 2 * counts[r][c], then the
+// transform of docs/lite_ops.md, for columns [col0, col0 + ncols) of rows
+// [0, rows). `counts` has row stride `ld_counts` and starts at column col0;
+// `row_k` (may be null) gives a per-row K instead of `k`. `out` is the
+// output row 0, column 0 (stride: `out_columns` values, or
+// packed_words(out_columns) words when bitpacked); col0 must be a multiple
+// of 32 when bitpacked, and ncols too unless col0 + ncols == out_columns.
+using TransformFn = void (*)(const int32_t* counts, int64_t ld_counts,
+                             int rows, int col0, int ncols, int k,
+                             const int32_t* row_k, const OutputTransform& t,
+                             void* out, int out_columns);
+
+using BitpackFloatFn = void (*)(const float*, int64_t, int, int32_t*);
+using BitpackInt8Fn = void (*)(const int8_t*, int64_t, int, int32_t, int32_t*);
+using UnpackFloatFn = void (*)(const int32_t*, int64_t, int, float*);
+
+struct Kernels {
+  GemmPanelFn gemm_panel;
+  TransformFn transform;
+  BitpackFloatFn bitpack_float;
+  BitpackInt8Fn bitpack_int8;
+  UnpackFloatFn unpack_float;
+};
+
+// The kernels of the active ISA.
+const Kernels& active_kernels();
+
+// Per-ISA entry points (defined in the ISA's files; the x86 ones only on
+// x86-64).
+void transform_scalar(const int32_t*, int64_t, int, int, int, int,
+                      const int32_t*, const OutputTransform&, void*, int);
+void bitpack_float_scalar(const float*, int64_t, int, int32_t*);
+void bitpack_int8_scalar(const int8_t*, int64_t, int, int32_t, int32_t*);
+void unpack_float_scalar(const int32_t*, int64_t, int, float*);
+#if defined(__x86_64__)
+void transform_avx2(const int32_t*, int64_t, int, int, int, int,
+                    const int32_t*, const OutputTransform&, void*, int);
+void transform_avx512(const int32_t*, int64_t, int, int, int, int,
+                      const int32_t*, const OutputTransform&, void*, int);
+void bitpack_float_avx2(const float*, int64_t, int, int32_t*);
+void bitpack_int8_avx2(const int8_t*, int64_t, int, int32_t, int32_t*);
+void unpack_float_avx2(const int32_t*, int64_t, int, float*);
+void bitpack_float_avx512(const float*, int64_t, int, int32_t*);
+void bitpack_int8_avx512(const int8_t*, int64_t, int, int32_t, int32_t*);
+void unpack_float_avx512(const int32_t*, int64_t, int, float*);
+#endif
+
+// Bytes of one output row of `columns` output channels.
+inline int64_t output_row_bytes(OutputType type, int columns) {
+  switch (type) {
+    case OutputType::kFloat: return int64_t{4} * columns;
+    case OutputType::kInt8: return columns;
+    case OutputType::kBitpacked: return int64_t{4} * packed_words(columns);
+  }
+  return 0;
+}
+
+// ---- scalar helpers shared by the transforms -------------------------------
+// y = float(dot) * m + b (two roundings), clamped; NaN passes the clamps.
+inline float affine_clamp(int32_t dot, float m, float b, float lo, float hi) {
+  float y = static_cast<float>(dot) * m;
+  y = y + b;
+  y = lo > y ? lo : y;
+  y = hi < y ? hi : y;
+  return y;
+}
+
+// clamp(round_half_away(y / scale) + zero_point, -128, 127).
+int8_t quantize_int8(float y, float scale, int32_t zero_point);
+
+// ---- threads -----------------------------------------------------------------
+// Runs fn(begin, end, thread_index) on [0, n) cut into at most `num_threads`
+// contiguous chunks, one per thread (the caller runs chunk 0), and waits.
+void parallel_for(int64_t n, int num_threads,
+                  const std::function<void(int64_t, int64_t, int)>& fn);
+
+// How many threads (<= num_threads, <= max_chunks) are worth starting for
+// `work` units (word pairs XOR-counted) with the active ISA.
+int useful_threads(int num_threads, double work, int64_t max_chunks);
+// The least estimated time (ns) a thread's chunk must take for
+// useful_threads() to start it (0: as many threads as allowed; the test
+// hooks use it); returns the previous value.
+double set_min_thread_time_ns(double ns);
+
+// ---- aligned scratch ---------------------------------------------------------
+constexpr int kAlignWords = 16;  // 64 bytes
+
+// The first 64-byte aligned element of `v` after growing it to hold
+// `words` aligned words.
+int32_t* aligned_words(std::vector<int32_t>* v, size_t words);
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// ---- geometry ---------------------------------------------------------------
+// TensorFlow's SAME/VALID along one axis (VALID with in < the dilated kernel:
+// out = 0).
+void conv_axis_geometry(int in, int k, int stride, int dilation,
+                        Padding padding, int* out, int* pad_before);
+
+// ---- weights ------------------------------------------------------------------
+// Lays out `n` rows of `kw` words (row stride `ld`) as gemm panels:
+// panel p, word k, column j at out[(p * kw + k) * kPanel + j], rows beyond n
+// zero. `out` must hold panels(n) * kw * kPanel words.
+inline int num_panels(int n) { return (n + kPanel - 1) / kPanel; }
+void pack_panels(const int32_t* rows, int64_t ld, int n, int kw, int32_t* out);
+
+}  // namespace core
+}  // namespace tfqnn
+
+#endif  // TFQNN_LITE_KERNELS_CORE_INTERNAL_H_
