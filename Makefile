@@ -5,13 +5,16 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tfqnn-installed
+KERNEL_SOURCES := $(shell find tfqnn/lite/kernels -name '*.cc' -o -name '*.h')
 
 .PHONY: demo test test-fast data clean
 
-$(STAMP): setup.cfg pyproject.toml
+# The editable install also builds the C++ kernel library (setup.py) into
+# tfqnn/lite/libtfqnn_ops.so; a change to the kernels rebuilds it.
+$(STAMP): setup.cfg pyproject.toml setup.py $(KERNEL_SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[cpu,data,test]"
+	$(PY) -m pip install --quiet -e ".[cpu,data,test,lite]"
 	touch $(STAMP)
 
 data:

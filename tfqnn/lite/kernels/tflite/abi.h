@@ -13,16 +13,20 @@
 
 extern "C" {
 
-typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
+// The enums take any int, as the C header's do: the runtime passes values
+// not listed here (other statuses, tensor types such as kTfLiteInt4 = 18),
+// and in C++ loading such a value from an enum without a fixed underlying
+// type is undefined behaviour when it is outside the listed values' range.
+typedef enum : int { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
 
-typedef enum {
+typedef enum : int {
   kTfLiteNoType = 0,
   kTfLiteFloat32 = 1,
   kTfLiteInt32 = 2,
   kTfLiteInt8 = 9,
 } TfLiteType;
 
-typedef enum {
+typedef enum : int {
   kTfLiteMemNone = 0,
   kTfLiteMmapRo = 1,
   kTfLiteArenaRw = 2,

@@ -60,6 +60,17 @@ class Tensors {
     }
     for (int i : node_.outputs) {
       if (i < 0 || size_t(i) >= context_->tensors_size) return "bad output tensor index";
+      // Resizing an output that is also an input would change the input's
+      // shape (and buffer) under the op.
+      for (int j : node_.inputs) {
+        if (i == j) return "output tensor " + str(i) + " is also an input";
+      }
+      // A constant output (a model's tensor with a buffer) would be written
+      // into the model's read-only data when its shape needs no resize.
+      const int allocation = context_->tensors[i].allocation_type;
+      if (allocation == kTfLiteMmapRo || allocation == kTfLitePersistentRo) {
+        return "output tensor " + str(i) + " must not be a constant tensor";
+      }
     }
     return "";
   }
@@ -78,7 +89,21 @@ std::vector<int> dims_of(const TfLiteTensor* t) {
   return d;
 }
 
-// Checks type, rank (-1: at least 1) and positive dims; returns the dims.
+int64_t elements(const std::vector<int>& dims) {
+  int64_t n = 1;
+  for (int d : dims) n *= d;
+  return n;
+}
+
+size_t type_size(int type) { return type == kTfLiteInt8 ? 1 : 4; }
+
+bool is_constant(const TfLiteTensor* t) {
+  return t->allocation_type == kTfLiteMmapRo || t->allocation_type == kTfLitePersistentRo;
+}
+
+// Checks type, rank (-1: at least 1) and positive dims, and that a constant
+// tensor's data is there with the bytes of its shape (the runtime allocates
+// the others); returns the dims.
 std::string check_tensor(const TfLiteTensor* t, const char* what, int type,
                          int rank, std::vector<int>* dims) {
   if (t->type != type) {
@@ -100,22 +125,16 @@ std::string check_tensor(const TfLiteTensor* t, const char* what, int type,
     n *= d;
     if (n > kMaxElements) return std::string(what) + " is too large";
   }
+  if (is_constant(t) && (t->data == nullptr || t->bytes != size_t(n) * type_size(t->type))) {
+    return std::string(what) + " is constant but has no data or the wrong number of bytes";
+  }
   return "";
 }
-
-int64_t elements(const std::vector<int>& dims) {
-  int64_t n = 1;
-  for (int d : dims) n *= d;
-  return n;
-}
-
-size_t type_size(int type) { return type == kTfLiteInt8 ? 1 : 4; }
 
 // A constant input: read-only data present and exactly as large as its shape.
 std::string check_constant(const TfLiteTensor* t, const char* what,
                            const std::vector<int>& dims) {
-  if (t->allocation_type != kTfLiteMmapRo &&
-      t->allocation_type != kTfLitePersistentRo) {
+  if (!is_constant(t)) {
     return std::string(what) + " must be a constant tensor";
   }
   if (t->data == nullptr ||
@@ -273,6 +292,12 @@ class Quantize : public Op {
     const TfLiteTensor* in = ts.input(0);
     const int type = in->type == kTfLiteInt8 ? kTfLiteInt8 : kTfLiteFloat32;
     TFQNN_TRY(check_tensor(in, "input", type, -1, &in_dims_));
+    // As many channels as Dequantize's option allows: packed_words() and the
+    // core's channel arithmetic are int.
+    if (in_dims_.back() > kMaxDim) {
+      return "input's last dimension must be at most " + str(kMaxDim) + ", got " +
+             str(in_dims_.back());
+    }
     if (ts.output(0)->type != kTfLiteInt32) return "output must be int32";
     out_dims_ = in_dims_;
     out_dims_.back() = core::packed_words(in_dims_.back());
@@ -360,20 +385,22 @@ class Bdense : public Op {
     out.back() = transform_options_.output_channels(out_features_);
     if (elements(out) > kMaxElements) return "output is too large";
     if (resize(context, ts.output(0), out) != kTfLiteOk) return "cannot resize the output";
+    dense_.prepare(static_cast<const int32_t*>(ts.input(1)->data), out_features_,
+                   in_features_);
     return "";
   }
   void do_invoke(TfLiteContext* context, const NodeTensors& node) override {
     Tensors ts(context, node);
     const int64_t rows = elements(in_dims_) / in_dims_.back();
-    core::bdense(static_cast<const int32_t*>(ts.input(0)->data), rows,
-                 static_cast<const int32_t*>(ts.input(1)->data), out_features_,
-                 in_features_, transform_, ts.output(0)->data, threads(context));
+    dense_.run(static_cast<const int32_t*>(ts.input(0)->data), rows, transform_,
+               ts.output(0)->data, threads(context));
   }
 
  private:
   Options options_;
   TransformOptions transform_options_;
   core::OutputTransform transform_;
+  core::BDense dense_;  // the weights in the kernels' layout, packed once
   int in_features_ = 0, out_features_ = 0;
   std::vector<int> in_dims_;
 };
