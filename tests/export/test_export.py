@@ -197,6 +197,27 @@ def test_int8_builtins_beside_binary_ops(rng):
     assert np.corrcoef(actual.ravel(), expected.ravel())[0, 1] > 0.8
 
 
+def test_int8_conversions_fold_into_the_binary_ops(rng, monkeypatch):
+    from tfqnn.export import int8_fusion
+
+    model = conv_model(rng)
+    x = rng.normal(size=(40, 11, 13, 3)).astype(np.float32)
+    fuse = int8_fusion.fuse_int8_conversions
+    fused = tfqnn.export.to_tflite(model, int8_representative_data=x)
+    monkeypatch.setattr(int8_fusion, "fuse_int8_conversions", lambda data: (data, {}))
+    plain = tfqnn.export.to_tflite(model, int8_representative_data=x)
+    _, counts = fuse(plain)
+    # The conv writes int8 for the flatten; both binary layers read int8.
+    assert counts == {"QUANTIZE": 1, "DEQUANTIZE": 2}
+    assert len(fused) < len(plain)
+    a = tfqnn.lite.Interpreter(model_content=fused).predict(x[:8])
+    b = tfqnn.lite.Interpreter(model_content=plain).predict(x[:8])
+    # Only the rounding of exact halves may differ (the op rounds half away
+    # from zero, XNNPACK's QUANTIZE to even): one int8 step at most, which
+    # rarely flips a sign of the dense layer's input.
+    assert np.mean(np.abs(a - b) < 1e-4) > 0.9
+
+
 def test_binary_file_is_within_ten_percent_of_the_summary(rng):
     model = randomize(keras.Sequential([
         keras.Input((28, 28, 1)),

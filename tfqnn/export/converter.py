@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfqnn._validation import check_int
-from tfqnn.export import composite
+from tfqnn.export import composite, int8_fusion
 from tfqnn.export.plan import functional_of, nodes_in_order, plan_groups
 from tfqnn.lite import load_library
 from tfqnn.lite.interpreter import custom_ops_in
@@ -35,7 +35,9 @@ def to_tflite(model, path=None, *, int8_representative_data=None, batch_size=Non
         path: where to write the `.tflite` file (optional).
         int8_representative_data: samples (an array, or a list of arrays for
             several inputs) that calibrate full-integer quantization of the
-            builtin ops; binary ops stay binary. Inputs and outputs stay float32.
+            builtin ops; binary ops stay binary, reading and writing the int8
+            tensors of their neighbours directly (`tfqnn.export.int8_fusion`).
+            Inputs and outputs stay float32.
         batch_size: a fixed batch size for the signature; None keeps it
             dynamic (`resize_tensor_input` at run time).
 
@@ -72,6 +74,8 @@ def to_tflite(model, path=None, *, int8_representative_data=None, batch_size=Non
             _configure_int8(converter, int8_representative_data, len(signature))
         with _quiet():
             data = converter.convert()
+    if int8_representative_data is not None:
+        data, _ = int8_fusion.fuse_int8_conversions(data)
     found = {k: v for k, v in custom_ops_in(data).items() if k.startswith("Tfqnn")}
     if found != expected:
         raise ExportError(
@@ -143,6 +147,11 @@ def _serving_function(functional, nodes, groups, folded_ids, expected):
             if group is not None:
                 outputs = [run_group(group, args[0])]
                 node_out = group.output_node.outputs
+            elif _is_static_flatten(node.operation, args):
+                # One RESHAPE with a constant shape instead of Keras's
+                # shape arithmetic (SHAPE, STRIDED_SLICE, PACK) on the batch.
+                outputs = [tf.reshape(args[0], [-1, int(np.prod(args[0].shape[1:]))])]
+                node_out = node.outputs
             else:
                 result = node.operation(*args, **_inference(node.operation, kwargs))
                 outputs = tf.nest.flatten(result)
@@ -153,6 +162,15 @@ def _serving_function(functional, nodes, groups, folded_ids, expected):
         return results[0] if len(results) == 1 else results
 
     return serve
+
+
+def _is_static_flatten(operation, args):
+    return (
+        isinstance(operation, keras.layers.Flatten)
+        and operation.data_format == "channels_last"
+        and len(args) == 1
+        and all(d is not None for d in args[0].shape[1:])
+    )
 
 
 def _inference(operation, kwargs):

@@ -1,0 +1,96 @@
+"""Post-conversion pass: binary ops read and write int8 tensors directly.
+
+In a model with int8 builtins, the converter keeps tfqnn's ops in float and
+surrounds them with conversions:
+
+* ``TfqnnBconv2d/TfqnnBdense -> QUANTIZE -> int8 builtin``: the binary op
+  writes the int8 tensor itself (``output_type = 1``, docs/lite_ops.md), with
+  the QUANTIZE's scale and zero point;
+* ``int8 builtin -> DEQUANTIZE -> TfqnnQuantize``: ``TfqnnQuantize`` reads the
+  int8 tensor (the sign of ``scale * (q - zero_point)`` is that of
+  ``q - zero_point``).
+
+The conversion ops go away when the intermediate float tensor has no other
+consumer. The flatbuffer is rewritten with the schema bundled in
+ai-edge-litert (research note tflite_custom_ops.md, section 1).
+"""
+
+import flatbuffers
+import numpy as np
+from flatbuffers import flexbuffers
+
+from tfqnn.lite.interpreter import _schema
+
+_QUANTIZE = 114
+_DEQUANTIZE = 6
+_INT8 = 9
+_OUTPUT_WRITERS = ("TfqnnBconv2d", "TfqnnBdense")
+
+
+def fuse_int8_conversions(data):
+    """The model bytes with int8 conversions around tfqnn ops folded in; counts."""
+    schema = _schema()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytes(data), 0))
+    codes = model.operatorCodes
+
+    def builtin(op):
+        code = codes[op.opcodeIndex]
+        return max(code.builtinCode, code.deprecatedBuiltinCode)
+
+    def custom(op):
+        name = codes[op.opcodeIndex].customCode
+        return name.decode() if isinstance(name, bytes) else name
+
+    fused = {"QUANTIZE": 0, "DEQUANTIZE": 0}
+    for subgraph in model.subgraphs:
+        uses = {}
+        for op in subgraph.operators:
+            for t in op.inputs:
+                uses[int(t)] = uses.get(int(t), 0) + 1
+        for t in subgraph.outputs:
+            uses[int(t)] = uses.get(int(t), 0) + 1
+        producer = {int(t): op for op in subgraph.operators for t in op.outputs}
+        removed = set()
+        for op in subgraph.operators:
+            if builtin(op) == _QUANTIZE:
+                source, target = int(op.inputs[0]), int(op.outputs[0])
+                writer = producer.get(source)
+                if (writer is None or custom(writer) not in _OUTPUT_WRITERS
+                        or uses.get(source) != 1 or not _per_tensor_int8(subgraph.tensors[target])):
+                    continue
+                options = flexbuffers.Loads(bytes(writer.customOptions))
+                if options.get("output_type", 0) != 0:
+                    continue
+                options["output_type"] = 1
+                writer.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(options)), np.uint8)
+                writer.outputs = np.array([target], np.int32)
+                removed.add(id(op))
+                fused["QUANTIZE"] += 1
+            elif builtin(op) == _DEQUANTIZE:
+                source, target = int(op.inputs[0]), int(op.outputs[0])
+                readers = [o for o in subgraph.operators if target in {int(t) for t in o.inputs}]
+                if (len(readers) != 1 or custom(readers[0]) != "TfqnnQuantize"
+                        or uses.get(target) != 1
+                        or not _per_tensor_int8(subgraph.tensors[source])):
+                    continue
+                readers[0].inputs = np.array([source], np.int32)
+                removed.add(id(op))
+                fused["DEQUANTIZE"] += 1
+        subgraph.operators = [op for op in subgraph.operators if id(op) not in removed]
+    if not any(fused.values()):
+        return bytes(data), fused
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output()), fused
+
+
+def _per_tensor_int8(tensor):
+    q = tensor.quantization
+    return (
+        tensor.type == _INT8
+        and q is not None
+        and q.scale is not None
+        and len(q.scale) == 1
+        and q.zeroPoint is not None
+        and len(q.zeroPoint) == 1
+    )
