@@ -20,11 +20,22 @@ _SUBMODULES = ("activations", "constraints", "datasets", "export", "layers", "li
                "quantizers")
 _FROM_SUMMARY = ("LayerSummary", "ModelSummary", "summary")
 
-__all__ = sorted(_SUBMODULES + _FROM_SUMMARY)
+__all__ = [
+    "LayerSummary",
+    "ModelSummary",
+    "activations",
+    "constraints",
+    "datasets",
+    "export",
+    "layers",
+    "lite",
+    "quantizers",
+    "summary",
+]
 
 try:
-    from tfqnn import activations, constraints, datasets, layers, quantizers  # noqa: F401
-    from tfqnn.summary import LayerSummary, ModelSummary, summary  # noqa: F401
+    from tfqnn import activations, constraints, datasets, layers, quantizers
+    from tfqnn.summary import LayerSummary, ModelSummary, summary
 except ModuleNotFoundError as error:  # no TensorFlow: tfqnn.lite only
     if (error.name or "").split(".")[0] not in ("tensorflow", "keras"):
         raise

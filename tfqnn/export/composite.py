@@ -120,7 +120,7 @@ def bconv2d(x, filters, multiplier, bias, channels_in, *, strides=(1, 1),
             output_type="float", clamp_min=None, clamp_max=None):
     """TfqnnBconv2d on bitpacked NHWC `x` and a constant packed OHWI filter."""
     filters = np.asarray(filters, np.int32)
-    out_channels, kh, kw, _ = filters.shape
+    _, kh, kw, _ = filters.shape
     group_channels = channels_in // groups
     filters = tf.constant(filters, tf.int32)
     multiplier = tf.constant(multiplier, tf.float32)

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tfqnn._validation import check_int
 from tfqnn.export import composite, int8_fusion
-from tfqnn.export.plan import functional_of, nodes_in_order, plan_groups
+from tfqnn.export.plan import functional_of, plan_groups
 from tfqnn.lite import load_library
 from tfqnn.lite.interpreter import custom_ops_in
 

@@ -224,10 +224,9 @@ def _layer_clamp(layer):
     if isinstance(layer, keras.layers.Activation):
         clamp = _clamp_of(layer.activation)
         return None if clamp == (None, None) else clamp
-    if isinstance(layer, keras.layers.ReLU):
-        if layer.negative_slope == 0 and layer.threshold == 0:
-            max_value = layer.max_value
-            return 0.0, None if max_value is None else float(max_value)
+    if isinstance(layer, keras.layers.ReLU) and layer.negative_slope == 0 and layer.threshold == 0:
+        max_value = layer.max_value
+        return 0.0, None if max_value is None else float(max_value)
     return None
 
 
