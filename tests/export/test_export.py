@@ -66,8 +66,7 @@ def conv_model(rng, padding="same", pad_values=1.0, strides=1, dilation=1, chann
 def test_binary_mlp_matches_keras(rng):
     model = randomize(keras.Sequential([
         keras.Input((45,)),
-        QuantDense(65, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
-                   kernel_constraint="weight_clip"),
+        QuantDense(65, **BINARY),
         keras.layers.BatchNormalization(),
         QuantDense(33, use_bias=False, **BINARY),
         keras.layers.BatchNormalization(),
@@ -221,8 +220,7 @@ def test_int8_conversions_fold_into_the_binary_ops(rng, monkeypatch):
 def test_binary_file_is_within_ten_percent_of_the_summary(rng):
     model = randomize(keras.Sequential([
         keras.Input((28, 28, 1)),
-        QuantConv2D(64, 3, padding="same", pad_values=1.0, use_bias=False, input_quantizer="ste_sign",
-                    kernel_quantizer="ste_sign", kernel_constraint="weight_clip"),
+        QuantConv2D(64, 3, padding="same", pad_values=1.0, use_bias=False, **BINARY),
         keras.layers.BatchNormalization(),
         QuantConv2D(128, 3, padding="same", pad_values=1.0, use_bias=False, **BINARY),
         keras.layers.MaxPooling2D(2),

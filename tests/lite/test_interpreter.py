@@ -34,6 +34,14 @@ def quantize_dense_model(rng, in_features=45, out_features=6):
     return model, expected
 
 
+def invoke_once(interpreter, x):
+    """Runs a plain TFLite interpreter on one input array."""
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
 def test_quantize_then_dense_runs_as_one_delegated_partition(rng):
     model, expected = quantize_dense_model(rng)
     x = rng.normal(size=(3, 45)).astype(np.float32)
@@ -82,12 +90,8 @@ def test_tf_lite_interpreter_with_the_delegate(rng):
     model, expected = quantize_dense_model(rng)
     delegate = tf.lite.experimental.load_delegate(tfqnn.lite.library_path())
     interpreter = tf.lite.Interpreter(model_content=model, experimental_delegates=[delegate])
-    interpreter.allocate_tensors()
     x = rng.normal(size=(3, 45)).astype(np.float32)
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-    interpreter.invoke()
-    y = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    np.testing.assert_array_equal(y, expected(x))
+    np.testing.assert_array_equal(invoke_once(interpreter, x), expected(x))
 
 
 def test_tf_lite_interpreter_with_the_op_registerer(rng):
@@ -97,12 +101,8 @@ def test_tf_lite_interpreter_with_the_op_registerer(rng):
     model, expected = quantize_dense_model(rng)
     interpreter = InterpreterWithCustomOps(
         model_content=model, custom_op_registerers=["TfqnnRegisterOps"])
-    interpreter.allocate_tensors()
     x = rng.normal(size=(3, 45)).astype(np.float32)
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-    interpreter.invoke()
-    y = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    np.testing.assert_array_equal(y, expected(x))
+    np.testing.assert_array_equal(invoke_once(interpreter, x), expected(x))
 
 
 def test_plain_interpreter_names_the_missing_custom_op(rng):
