@@ -131,6 +131,16 @@ def test_malformed_model_bytes_raise():
         tfqnn.lite.custom_ops_in(b"\x00" * 64)
 
 
+def test_input_tensor_with_constant_data_is_rejected(tmp_path):
+    # LiteRT itself crashes in set_tensor on such a file.
+    model = op_model([Op("TfqnnQuantize", [0], [1])],
+                     [Tensor([1, 3], data=np.ones((1, 3), np.float32)), Tensor([1, 1], "int32")],
+                     inputs=[0], outputs=[1])
+    (tmp_path / "m.tflite").write_bytes(model)
+    with pytest.raises(ValueError, match="input tensor 0 .*constant data"):
+        Interpreter(model_path=str(tmp_path / "m.tflite"))
+
+
 def test_inconsistent_options_fail_allocation_with_the_reason(rng):
     w = np.zeros((4, 2), np.int32)
     model = single_op_model(

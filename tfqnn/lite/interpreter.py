@@ -40,6 +40,11 @@ class Interpreter:
         if (model_path is None) == (model_content is None):
             raise ValueError("Pass exactly one of model_path and model_content.")
         num_threads = check_int("num_threads", num_threads, low=1)
+        if model_path is not None:
+            with open(model_path, "rb") as f:
+                model_content = f.read()
+            model_path = None
+        _check_model_inputs(model_content)
         load_library()  # raises with instructions when the kernels are missing
         self._delegate = litert.load_delegate(
             library_path(), options={"num_threads": str(num_threads)}
@@ -120,6 +125,33 @@ def custom_ops_in(model_content):
     except Exception as error:  # a malformed flatbuffer: offsets out of range
         raise ValueError(f"model_content is not a valid TFLite model: {error}") from error
     return counts
+
+
+def _check_model_inputs(model_content):
+    """Rejects a model whose input tensors carry constant data.
+
+    LiteRT 2.3.0 crashes in `set_tensor` on such a file instead of raising:
+    a `.tflite` is input from outside, so tfqnn checks before LiteRT reads it.
+    """
+    schema = _schema()
+    data = bytes(model_content)
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ValueError("model_content is not a TFLite flatbuffer (no TFL3 identifier).")
+    try:
+        model = schema.Model.GetRootAsModel(data, 0)
+        for s in range(model.SubgraphsLength()):
+            subgraph = model.Subgraphs(s)
+            for i in range(subgraph.InputsLength()):
+                index = subgraph.Inputs(i)
+                if not 0 <= index < subgraph.TensorsLength():
+                    raise ValueError(f"input tensor index {index} is out of range")
+                buffer = subgraph.Tensors(index).Buffer()
+                if 0 < buffer < model.BuffersLength() and model.Buffers(buffer).DataLength():
+                    raise ValueError(f"input tensor {index} of subgraph {s} holds constant data")
+    except ValueError as error:
+        raise ValueError(f"model_content is not a valid TFLite model: {error}") from error
+    except Exception as error:  # offsets out of range in a malformed flatbuffer
+        raise ValueError(f"model_content is not a valid TFLite model: {error}") from error
 
 
 def _schema():
