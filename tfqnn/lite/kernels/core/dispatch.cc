@@ -1,8 +1,9 @@
 // CPU dispatch: which instruction set the kernels use in this process.
 //
-// An ISA is a row of kernels (internal.h: Kernels). Adding one (NEON, say):
-// its files define the Kernels entries behind #if defined(__aarch64__),
-// cpu_has() answers for it, and active_kernels() returns its table.
+// An ISA is a row of kernels (internal.h: Kernels). Adding one: its files
+// define the Kernels entries behind a preprocessor guard (the x86 ones
+// behind __x86_64__, NEON behind TFQNN_CORE_NEON, i.e. aarch64), cpu_has()
+// answers for it, and active_kernels() returns its table.
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -30,8 +31,11 @@ bool cpu_has(Isa isa) {
              __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512dq");
 #endif
+#if TFQNN_CORE_NEON
+    case Isa::kNeon:
+      return true;  // NEON is mandatory on ARMv8-A
+#endif
     default:
-      // kNeon: no NEON kernels yet (aarch64 runs the scalar ones).
       return false;
   }
 }
@@ -74,6 +78,10 @@ const Kernels kAvx512Kernels = {gemm_panel_avx512, transform_avx512,
                                 bitpack_float_avx512, bitpack_int8_avx512,
                                 unpack_float_avx512};
 #endif
+#if TFQNN_CORE_NEON
+const Kernels kNeonKernels = {gemm_panel_neon, transform_neon, bitpack_float_neon,
+                              bitpack_int8_neon, unpack_float_neon};
+#endif
 
 }  // namespace
 
@@ -108,6 +116,9 @@ const Kernels& active_kernels() {
 #if defined(__x86_64__)
     case Isa::kAvx512: return kAvx512Kernels;
     case Isa::kAvx2: return kAvx2Kernels;
+#endif
+#if TFQNN_CORE_NEON
+    case Isa::kNeon: return kNeonKernels;
 #endif
     default: return kScalarKernels;
   }

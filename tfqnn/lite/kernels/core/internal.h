@@ -48,7 +48,7 @@ struct Kernels {
 const Kernels& active_kernels();
 
 // Per-ISA entry points (defined in the ISA's files; the x86 ones only on
-// x86-64).
+// x86-64, the NEON ones only on aarch64).
 void transform_scalar(const int32_t*, int64_t, int, int, int, int,
                       const int32_t*, const OutputTransform&, void*, int);
 void bitpack_float_scalar(const float*, int64_t, int, int32_t*);
@@ -65,6 +65,13 @@ void unpack_float_avx2(const int32_t*, int64_t, int, float*);
 void bitpack_float_avx512(const float*, int64_t, int, int32_t*);
 void bitpack_int8_avx512(const int8_t*, int64_t, int, int32_t, int32_t*);
 void unpack_float_avx512(const int32_t*, int64_t, int, float*);
+#endif
+#if TFQNN_CORE_NEON
+void transform_neon(const int32_t*, int64_t, int, int, int, int,
+                    const int32_t*, const OutputTransform&, void*, int);
+void bitpack_float_neon(const float*, int64_t, int, int32_t*);
+void bitpack_int8_neon(const int8_t*, int64_t, int, int32_t, int32_t*);
+void unpack_float_neon(const int32_t*, int64_t, int, float*);
 #endif
 
 // Bytes of one output row of `columns` output channels.
