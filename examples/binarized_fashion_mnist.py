@@ -99,7 +99,17 @@ def load(data_name):
     return data_name, ((x_train, y_train), (x_test, y_test))
 
 
-def write_model_card(path, data_name, data, result, float_accuracy, epochs, model_summary):
+def export_and_evaluate(model, data, path):
+    """Writes the TFLite file (binary layers as tfqnn's bitpacked ops); its test accuracy."""
+    (_, _), (x_test, y_test) = data
+    tflite = tfqnn.export.to_tflite(model, path)
+    interpreter = tfqnn.lite.Interpreter(model_content=tflite)
+    predictions = interpreter.predict(x_test.astype(np.float32), batch_size=1000)
+    return float(np.mean(np.argmax(predictions, axis=1) == y_test)), len(tflite)
+
+
+def write_model_card(path, data_name, data, result, float_accuracy, epochs, model_summary,
+                     tflite):
     (x_train, _), (x_test, _) = data
     card = f"""# {os.path.basename(path)}
 
@@ -114,9 +124,11 @@ A binarized CNN trained by `examples/binarized_fashion_mnist.py` (tfqnn {tfqnn._
 | parameters | {model_summary.total_params:,} ({', '.join(f"{count:,} at {bits} bit" for bits, count in model_summary.params.items())}) |
 | size | {model_summary.float32_bytes / 1024:.1f} KiB as float32, {model_summary.quantized_bytes / 1024:.1f} KiB with binary weights packed ({model_summary.compression_ratio:.1f}x) |
 | binary MACs | {100 * model_summary.binary_mac_fraction:.1f} % of {model_summary.total_macs:,} per image |
+| TFLite | `{os.path.basename(tflite["path"])}`, {tflite["bytes"]:,} bytes, binary layers as tfqnn's bitpacked custom ops: test accuracy {100 * tflite["accuracy"]:.2f} % with `tfqnn.lite.Interpreter` |
 | trained | {datetime.date.today().isoformat()}, {platform.machine()} CPU, {os.cpu_count()} cores |
 
 Load it with `import tfqnn, keras; keras.models.load_model("{os.path.relpath(path)}")`: no custom_objects needed.
+Run the TFLite file with `tfqnn.lite.Interpreter("{os.path.relpath(tflite["path"])}").predict(x)` (no TensorFlow needed).
 """
     with open(os.path.splitext(path)[0] + ".md", "w") as f:
         f.write(card)
@@ -156,11 +168,18 @@ def main():
     os.makedirs(args.output_dir, exist_ok=True)
     path = os.path.join(os.path.normpath(args.output_dir), f"bnn_{data_name}.keras")
     bnn.save(path)
-    write_model_card(path, data_name, data, bnn_accuracy, float_accuracy, epochs, model_summary)
+    tflite_path = os.path.splitext(path)[0] + ".tflite"
+    tflite_accuracy, tflite_bytes = export_and_evaluate(bnn, data, tflite_path)
+    print(f"  TFLite:    {100 * tflite_accuracy:6.2f} %  ({tflite_bytes:,} bytes, tfqnn.lite)")
+    tflite = {"path": tflite_path, "bytes": tflite_bytes, "accuracy": tflite_accuracy}
+    write_model_card(path, data_name, data, bnn_accuracy, float_accuracy, epochs, model_summary,
+                     tflite)
     with open(os.path.splitext(path)[0] + ".json", "w") as f:
         json.dump({"data": data_name, "epochs": epochs, "test_accuracy": bnn_accuracy,
-                   "float_test_accuracy": float_accuracy}, f, indent=2)
-    print(f"\nSaved {path} and its model card {os.path.splitext(path)[0]}.md")
+                   "float_test_accuracy": float_accuracy,
+                   "tflite_test_accuracy": tflite_accuracy, "tflite_bytes": tflite_bytes},
+                  f, indent=2)
+    print(f"\nSaved {path}, {tflite_path} and the model card {os.path.splitext(path)[0]}.md")
 
 
 if __name__ == "__main__":
