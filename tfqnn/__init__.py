@@ -16,8 +16,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("activations", "constraints", "datasets", "export", "layers", "lite",
-               "quantizers")
+_SUBMODULES = ("activations", "constraints", "datasets", "distribute", "export", "layers",
+               "lite", "quantizers")
 _FROM_SUMMARY = ("LayerSummary", "ModelSummary", "summary")
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "activations",
     "constraints",
     "datasets",
+    "distribute",
     "export",
     "layers",
     "lite",
