@@ -163,6 +163,14 @@ DENSE_CASES = [
     ((70,), 1000, 130, 3),
     ((5,), 1000, 130, 3),  # threads split the column panels
     ((2, 35), 1000, 130, 1),
+    # column tails of every width the vector transforms split on (the
+    # AVX-512 transform once failed for 49-63 remaining columns)
+    ((6,), 70, 49, 1),
+    ((6,), 70, 55, 1),
+    ((6,), 70, 63, 1),
+    ((6,), 70, 79, 1),
+    ((6,), 70, 113, 1),
+    ((6,), 70, 127, 1),
 ]
 
 

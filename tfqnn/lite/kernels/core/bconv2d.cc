@@ -20,14 +20,58 @@ namespace tfqnn {
 namespace core {
 namespace {
 
+// dst[0, n) = src[0, n): 16-byte copies, the last one overlapping the one
+// before it (no loop over the tail).
 inline void copy_words(int32_t* dst, const int32_t* src, int n) {
-  int i = 0;
-  for (; i + 4 <= n; i += 4) std::memcpy(dst + i, src + i, 16);
-  if (i + 2 <= n) {
-    std::memcpy(dst + i, src + i, 8);
-    i += 2;
+  if (n >= 4) {
+    int i = 0;
+    for (; i + 4 < n; i += 4) std::memcpy(dst + i, src + i, 16);
+    std::memcpy(dst + n - 4, src + n - 4, 16);
+  } else if (n >= 2) {
+    std::memcpy(dst, src, 8);
+    std::memcpy(dst + n - 2, src + n - 2, 8);
+  } else if (n == 1) {
+    dst[0] = src[0];
   }
-  if (i < n) dst[i] = src[i];
+}
+
+inline void zero_words(int32_t* dst, int n) {
+  if (n >= 4) {
+    int i = 0;
+    for (; i + 4 < n; i += 4) std::memset(dst + i, 0, 16);
+    std::memset(dst + n - 4, 0, 16);
+  } else if (n >= 2) {
+    std::memset(dst, 0, 8);
+    std::memset(dst + n - 2, 0, 8);
+  } else if (n == 1) {
+    dst[0] = 0;
+  }
+}
+
+// n copies of `words` words: dst += ldd, src += lds after each; a fixed
+// size for the common filter rows (3 taps of 1, 2, 4, 8 words...).
+template <int kWords>
+void copy_rows_fixed(int32_t* dst, int64_t ldd, const int32_t* src, int64_t lds, int n) {
+  for (int p = 0; p < n; ++p, dst += ldd, src += lds) {
+    std::memcpy(dst, src, kWords * sizeof(int32_t));
+  }
+}
+
+void copy_rows(int32_t* dst, int64_t ldd, const int32_t* src, int64_t lds, int n,
+               int words) {
+  switch (words) {
+    case 1: copy_rows_fixed<1>(dst, ldd, src, lds, n); return;
+    case 2: copy_rows_fixed<2>(dst, ldd, src, lds, n); return;
+    case 3: copy_rows_fixed<3>(dst, ldd, src, lds, n); return;
+    case 4: copy_rows_fixed<4>(dst, ldd, src, lds, n); return;
+    case 6: copy_rows_fixed<6>(dst, ldd, src, lds, n); return;
+    case 8: copy_rows_fixed<8>(dst, ldd, src, lds, n); return;
+    case 12: copy_rows_fixed<12>(dst, ldd, src, lds, n); return;
+    case 16: copy_rows_fixed<16>(dst, ldd, src, lds, n); return;
+    case 24: copy_rows_fixed<24>(dst, ldd, src, lds, n); return;
+    default:
+      for (int p = 0; p < n; ++p, dst += ldd, src += lds) copy_words(dst, src, words);
+  }
 }
 
 // What im2col needs of the shape.
@@ -36,62 +80,63 @@ struct Geometry {
   int y0, y1, x0, x1;  // output pixels [y0, y1) x [x0, x1) see no padding
 };
 
-// One output pixel whose taps may lie in the padding (zero words).
-void border_pixel(const Geometry& c, const int32_t* img, int oy, int ox,
-                  int32_t* dst) {
-  for (int ky = 0; ky < c.fh; ++ky) {
-    const int iy = oy * c.sh - c.pt + ky * c.dh;
-    for (int kx = 0; kx < c.fw; ++kx) {
-      const int ix = ox * c.sw - c.pl + kx * c.dw;
-      int32_t* d = dst + (ky * c.fw + kx) * c.wg;
-      if (iy >= 0 && iy < c.H && ix >= 0 && ix < c.W) {
-        copy_words(d, img + (int64_t{iy} * c.W + ix) * c.words, c.wg);
-      } else {
-        for (int w = 0; w < c.wg; ++w) d[w] = 0;
-      }
-    }
-  }
-}
-
 // im2col of output pixels (rows) [r, r + rb), group g: row i of `a` (kw
-// words) holds the group's words of each tap of pixel r + i.
+// words) holds the group's words of each tap of pixel r + i. Taps are
+// copied per filter row ky: a filter row in the vertical padding is zero
+// words for every pixel of the output row; otherwise the pixels whose taps
+// all lie inside the image ([x0, x1)) copy the filter row's words, and the
+// others copy or zero each tap.
 void im2col(const Geometry& c, const int32_t* input, int g, int64_t r, int rb,
             int32_t* a) {
   const int64_t image = int64_t{c.H} * c.W * c.words;
   int64_t b = r / (int64_t{c.ho} * c.wo);
   int oy = static_cast<int>(r / c.wo % c.ho), ox = static_cast<int>(r % c.wo);
+  // The words of a filter row of one pixel are contiguous in the input.
   const bool contiguous_taps = c.dw == 1 && c.wg == c.words;
+  const int seg = c.fw * c.wg;  // words of a filter row in a row of `a`
+  const int64_t step = int64_t{c.sw} * c.words;
   for (int i = 0; i < rb;) {
     // The pixels [ox, ox + run) of output row oy.
     const int run = std::min<int>(c.wo - ox, rb - i);
     const int32_t* img = input + b * image + g * c.wg;
-    int in0 = ox + run, in1 = ox + run;  // the interior part of the run
-    if (oy >= c.y0 && oy < c.y1) {
-      in0 = std::min(std::max(c.x0, ox), ox + run);
-      in1 = std::max(in0, std::min(c.x1, ox + run));
-    }
-    for (int x = ox; x < in0; ++x) border_pixel(c, img, oy, x, a + int64_t{i + x - ox} * c.kw);
-    if (in0 < in1) {
-      int32_t* dst = a + int64_t{i + in0 - ox} * c.kw;
-      const int n = in1 - in0;
-      const int64_t step = int64_t{c.sw} * c.words;
-      for (int ky = 0; ky < c.fh; ++ky) {
-        const int32_t* src =
-            img + (int64_t{oy * c.sh - c.pt + ky * c.dh} * c.W + in0 * c.sw - c.pl) * c.words;
-        int32_t* d = dst + ky * c.fw * c.wg;
+    const int in0 = std::min(std::max(c.x0, ox), ox + run);  // interior part of the run
+    const int in1 = std::max(in0, std::min(c.x1, ox + run));
+    int32_t* row0 = a + int64_t{i} * c.kw;  // pixel ox
+    for (int ky = 0; ky < c.fh; ++ky) {
+      const int iy = oy * c.sh - c.pt + ky * c.dh;
+      int32_t* d0 = row0 + ky * seg;
+      if (iy < 0 || iy >= c.H) {
+        for (int p = 0; p < run; ++p) zero_words(d0 + int64_t{p} * c.kw, seg);
+        continue;
+      }
+      const int32_t* src_row = img + int64_t{iy} * c.W * c.words;
+      // Border pixels: tap by tap.
+      auto border = [&](int x) {
+        int32_t* d = d0 + int64_t{x - ox} * c.kw;
+        for (int kx = 0; kx < c.fw; ++kx) {
+          const int ix = x * c.sw - c.pl + kx * c.dw;
+          if (ix >= 0 && ix < c.W) {
+            copy_words(d + kx * c.wg, src_row + int64_t{ix} * c.words, c.wg);
+          } else {
+            zero_words(d + kx * c.wg, c.wg);
+          }
+        }
+      };
+      for (int x = ox; x < in0; ++x) border(x);
+      if (in0 < in1) {
+        const int n = in1 - in0;
+        int32_t* d = d0 + int64_t{in0 - ox} * c.kw;
+        const int32_t* src = src_row + (int64_t{in0} * c.sw - c.pl) * c.words;
         if (contiguous_taps) {
-          const int seg = c.fw * c.wg;
-          for (int p = 0; p < n; ++p) copy_words(d + int64_t{p} * c.kw, src + p * step, seg);
+          copy_rows(d, c.kw, src, step, n, seg);
         } else {
           for (int kx = 0; kx < c.fw; ++kx) {
-            const int32_t* sk = src + int64_t{kx} * c.dw * c.words;
-            int32_t* dk = d + kx * c.wg;
-            for (int p = 0; p < n; ++p) copy_words(dk + int64_t{p} * c.kw, sk + p * step, c.wg);
+            copy_rows(d + kx * c.wg, c.kw, src + int64_t{kx} * c.dw * c.words, step, n, c.wg);
           }
         }
       }
+      for (int x = in1; x < ox + run; ++x) border(x);
     }
-    for (int x = in1; x < ox + run; ++x) border_pixel(c, img, oy, x, a + int64_t{i + x - ox} * c.kw);
     i += run;
     ox += run;
     if (ox == c.wo) {
@@ -205,8 +250,11 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform,
   const Geometry geo = {H, W, words, wg, fh, fw, sh, sw, dh, dw, pt, pl, ho, wo, kw,
                         y0, y1, x0, x1};
 
-  // Rows per block: the im2col block in L1 (~16 KiB), counts <= 128 KiB.
+  // Rows per block: the im2col block in L1 (~16 KiB), and the counts too
+  // (~16 KiB: the output transform reads them back) unless that leaves
+  // fewer than 64 rows (the gemm kernels prefer tall blocks), counts <= 128 KiB.
   int64_t block = 16384 / (4 * std::max(kw, 1));
+  block = std::min<int64_t>(block, std::max<int64_t>(64, 4096 / n));
   block = std::min<int64_t>(block, 32768 / n);
   block = std::max<int64_t>(8, std::min<int64_t>(block, 512)) / 8 * 8;
   block = std::min(block, round_up(rows, 8));

@@ -1,11 +1,16 @@
 // Bitpacking and unpacking: channel c is bit c % 32 of word c / 32, bit 1
 // where the value is negative (-1); padding bits 0.
 #include <cstdint>
+#include <cstring>
 
 #include "core.h"
 #include "internal.h"
 
 #if defined(__x86_64__)
+// GCC 12 warns about _mm512_undefined_*() inside its own intrinsics
+// (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 #endif
 
@@ -78,25 +83,55 @@ void unpack_float_scalar(const int32_t* in, int64_t rows, int channels,
 #define TFQNN_AVX512 \
   __attribute__((target("avx512f,avx512vpopcntdq,avx512vl,avx512bw,avx512dq")))
 
+// The vector versions pack runs of whole words: a row's full words, or all
+// rows at once when the channels are a multiple of 32 (rows x words is then
+// one contiguous run of words, in the input and the output).
+
+namespace {
+
+// n words from 32 * n floats.
+TFQNN_AVX2 inline void pack_words_float_avx2(const float* x, int64_t n, int32_t* out) {
+  const __m256 zero = _mm256_setzero_ps();
+  // The packs below leave the 4-byte groups in the order 0 2 4 6 1 3 5 7.
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t w = 0; w < n; ++w) {
+    const float* p = x + w * 32;
+    const __m256i c0 = _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(p), zero, _CMP_LT_OQ));
+    const __m256i c1 =
+        _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(p + 8), zero, _CMP_LT_OQ));
+    const __m256i c2 =
+        _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(p + 16), zero, _CMP_LT_OQ));
+    const __m256i c3 =
+        _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(p + 24), zero, _CMP_LT_OQ));
+    // 0 / -1 per float -> 0 / -1 per byte (signed saturation keeps them).
+    const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(c0, c1), _mm256_packs_epi32(c2, c3));
+    out[w] = _mm256_movemask_epi8(_mm256_permutevar8x32_epi32(b, order));
+  }
+}
+
+// n words from 32 * n int8 values.
+TFQNN_AVX2 inline void pack_words_int8_avx2(const int8_t* q, int64_t n, __m256i zp,
+                                            int32_t* out) {
+  for (int64_t w = 0; w < n; ++w) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + w * 32));
+    out[w] = _mm256_movemask_epi8(_mm256_cmpgt_epi8(zp, v));
+  }
+}
+
+}  // namespace
+
 TFQNN_AVX2 void bitpack_float_avx2(const float* in, int64_t rows, int channels,
                                    int32_t* out) {
   const int words = packed_words(channels);
   const int full = channels / 32;
-  const __m256 zero = _mm256_setzero_ps();
+  if (full == words) {
+    pack_words_float_avx2(in, rows * words, out);
+    return;
+  }
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = in + r * channels;
     int32_t* o = out + r * words;
-    for (int w = 0; w < full; ++w) {
-      const float* p = x + w * 32;
-      uint32_t bits = 0;
-      for (int i = 0; i < 4; ++i) {
-        const __m256 v = _mm256_loadu_ps(p + 8 * i);
-        const uint32_t m = static_cast<uint32_t>(
-            _mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ)));
-        bits |= m << (8 * i);
-      }
-      o[w] = static_cast<int32_t>(bits);
-    }
+    pack_words_float_avx2(x, full, o);
     pack_row_float(x, channels, full, o);
   }
 }
@@ -111,14 +146,14 @@ TFQNN_AVX2 void bitpack_int8_avx2(const int8_t* in, int64_t rows, int channels,
   const int words = packed_words(channels);
   const int full = channels / 32;
   const __m256i zp = _mm256_set1_epi8(static_cast<char>(zero_point));
+  if (full == words) {
+    pack_words_int8_avx2(in, rows * words, zp, out);
+    return;
+  }
   for (int64_t r = 0; r < rows; ++r) {
     const int8_t* q = in + r * channels;
     int32_t* o = out + r * words;
-    for (int w = 0; w < full; ++w) {
-      const __m256i v =
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + w * 32));
-      o[w] = _mm256_movemask_epi8(_mm256_cmpgt_epi8(zp, v));
-    }
+    pack_words_int8_avx2(q, full, zp, o);
     pack_row_int8(q, channels, zero_point, full, o);
   }
 }
@@ -146,11 +181,60 @@ TFQNN_AVX2 void unpack_float_avx2(const int32_t* in, int64_t rows, int channels,
   }
 }
 
+namespace {
+
+// Two words (out: 4-byte aligned only) from a 64-bit mask.
+TFQNN_AVX512 inline void store_bits64(int32_t* out, __mmask64 m) {
+  const uint64_t bits = _cvtmask64_u64(m);
+  std::memcpy(out, &bits, sizeof(bits));
+}
+
+// n words from 32 * n floats: four compares into mask registers give two
+// words, stored from the mask register.
+TFQNN_AVX512 inline void pack_words_float_avx512(const float* x, int64_t n, int32_t* out) {
+  const __m512 zero = _mm512_setzero_ps();
+  int64_t w = 0;
+  for (; w + 2 <= n; w += 2) {
+    const float* p = x + w * 32;
+    const __mmask16 m0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p), zero, _CMP_LT_OQ);
+    const __mmask16 m1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 16), zero, _CMP_LT_OQ);
+    const __mmask16 m2 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 32), zero, _CMP_LT_OQ);
+    const __mmask16 m3 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 48), zero, _CMP_LT_OQ);
+    store_bits64(out + w, _mm512_kunpackd(_mm512_kunpackw(m3, m2), _mm512_kunpackw(m1, m0)));
+  }
+  if (w < n) {
+    const float* p = x + w * 32;
+    const __mmask16 m0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p), zero, _CMP_LT_OQ);
+    const __mmask16 m1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 16), zero, _CMP_LT_OQ);
+    out[w] = static_cast<int32_t>(_cvtmask32_u32(_mm512_kunpackw(m1, m0)));
+  }
+}
+
+// n words from 32 * n int8 values.
+TFQNN_AVX512 inline void pack_words_int8_avx512(const int8_t* q, int64_t n, __m512i zp,
+                                                int32_t* out) {
+  int64_t w = 0;
+  for (; w + 2 <= n; w += 2) {
+    store_bits64(out + w, _mm512_cmplt_epi8_mask(_mm512_loadu_si512(q + w * 32), zp));
+  }
+  if (w < n) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + w * 32));
+    out[w] = static_cast<int32_t>(
+        _cvtmask32_u32(_mm256_cmplt_epi8_mask(v, _mm512_castsi512_si256(zp))));
+  }
+}
+
+}  // namespace
+
 TFQNN_AVX512 void bitpack_float_avx512(const float* in, int64_t rows,
                                        int channels, int32_t* out) {
   const int words = packed_words(channels);
   const int full = channels / 32;
   const int tail = channels - full * 32;
+  if (tail == 0) {
+    pack_words_float_avx512(in, rows * words, out);
+    return;
+  }
   const __m512 zero = _mm512_setzero_ps();
   const __mmask16 t0 = static_cast<__mmask16>(
       tail >= 16 ? 0xFFFF : (1u << tail) - 1u);
@@ -159,23 +243,14 @@ TFQNN_AVX512 void bitpack_float_avx512(const float* in, int64_t rows,
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = in + r * channels;
     int32_t* o = out + r * words;
-    for (int w = 0; w < full; ++w) {
-      const __mmask16 lo =
-          _mm512_cmp_ps_mask(_mm512_loadu_ps(x + w * 32), zero, _CMP_LT_OQ);
-      const __mmask16 hi =
-          _mm512_cmp_ps_mask(_mm512_loadu_ps(x + w * 32 + 16), zero, _CMP_LT_OQ);
-      o[w] = static_cast<int32_t>(static_cast<uint32_t>(lo) |
-                                  (static_cast<uint32_t>(hi) << 16));
-    }
-    if (tail) {
-      const float* p = x + full * 32;
-      const __mmask16 lo = _mm512_mask_cmp_ps_mask(
-          t0, _mm512_maskz_loadu_ps(t0, p), zero, _CMP_LT_OQ);
-      const __mmask16 hi = _mm512_mask_cmp_ps_mask(
-          t1, _mm512_maskz_loadu_ps(t1, p + 16), zero, _CMP_LT_OQ);
-      o[full] = static_cast<int32_t>(static_cast<uint32_t>(lo) |
-                                     (static_cast<uint32_t>(hi) << 16));
-    }
+    pack_words_float_avx512(x, full, o);
+    const float* p = x + full * 32;
+    const __mmask16 lo = _mm512_mask_cmp_ps_mask(
+        t0, _mm512_maskz_loadu_ps(t0, p), zero, _CMP_LT_OQ);
+    const __mmask16 hi = _mm512_mask_cmp_ps_mask(
+        t1, _mm512_maskz_loadu_ps(t1, p + 16), zero, _CMP_LT_OQ);
+    o[full] = static_cast<int32_t>(static_cast<uint32_t>(lo) |
+                                   (static_cast<uint32_t>(hi) << 16));
   }
 }
 
@@ -189,19 +264,19 @@ TFQNN_AVX512 void bitpack_int8_avx512(const int8_t* in, int64_t rows,
   const int words = packed_words(channels);
   const int full = channels / 32;
   const int tail = channels - full * 32;
-  const __m256i zp = _mm256_set1_epi8(static_cast<char>(zero_point));
+  const __m512i zp = _mm512_set1_epi8(static_cast<char>(zero_point));
+  if (tail == 0) {
+    pack_words_int8_avx512(in, rows * words, zp, out);
+    return;
+  }
+  const __m256i zp256 = _mm512_castsi512_si256(zp);
   const __mmask32 tmask = static_cast<__mmask32>((uint64_t{1} << tail) - 1u);
   for (int64_t r = 0; r < rows; ++r) {
     const int8_t* q = in + r * channels;
     int32_t* o = out + r * words;
-    for (int w = 0; w < full; ++w) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + w * 32));
-      o[w] = static_cast<int32_t>(_mm256_cmplt_epi8_mask(v, zp));
-    }
-    if (tail) {
-      const __m256i v = _mm256_maskz_loadu_epi8(tmask, q + full * 32);
-      o[full] = static_cast<int32_t>(_mm256_mask_cmplt_epi8_mask(tmask, v, zp));
-    }
+    pack_words_int8_avx512(q, full, zp, o);
+    const __m256i v = _mm256_maskz_loadu_epi8(tmask, q + full * 32);
+    o[full] = static_cast<int32_t>(_mm256_mask_cmplt_epi8_mask(tmask, v, zp256));
   }
 }
 
