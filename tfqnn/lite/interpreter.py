@@ -104,12 +104,8 @@ def custom_ops_in(model_content):
     Reads the flatbuffer with the schema bundled in ai-edge-litert or
     TensorFlow. Raises ValueError for bytes that are not a TFLite model.
     """
-    schema = _schema()
-    data = bytes(model_content)
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ValueError("model_content is not a TFLite flatbuffer (no TFL3 identifier).")
+    model = _read_model(model_content)
     try:
-        model = schema.Model.GetRootAsModel(data, 0)
         codes = []
         for i in range(model.OperatorCodesLength()):
             code = model.OperatorCodes(i)
@@ -133,12 +129,8 @@ def _check_model_inputs(model_content):
     LiteRT 2.3.0 crashes in `set_tensor` on such a file instead of raising:
     a `.tflite` is input from outside, so tfqnn checks before LiteRT reads it.
     """
-    schema = _schema()
-    data = bytes(model_content)
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ValueError("model_content is not a TFLite flatbuffer (no TFL3 identifier).")
+    model = _read_model(model_content)
     try:
-        model = schema.Model.GetRootAsModel(data, 0)
         for s in range(model.SubgraphsLength()):
             subgraph = model.Subgraphs(s)
             for i in range(subgraph.InputsLength()):
@@ -152,6 +144,14 @@ def _check_model_inputs(model_content):
         raise ValueError(f"model_content is not a valid TFLite model: {error}") from error
     except Exception as error:  # offsets out of range in a malformed flatbuffer
         raise ValueError(f"model_content is not a valid TFLite model: {error}") from error
+
+
+def _read_model(model_content):
+    """The root table of a TFLite flatbuffer (its fields are read lazily)."""
+    data = bytes(model_content)
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ValueError("model_content is not a TFLite flatbuffer (no TFL3 identifier).")
+    return _schema().Model.GetRootAsModel(data, 0)
 
 
 def _schema():

@@ -4,7 +4,8 @@
 // written as float32, as int8 (clamp(round_half_away(y / scale) + zp)) or
 // bitpacked (bit where y < 0). Every version performs the same IEEE float32
 // operations in the same order, so all of them give the same bits (the
-// library is compiled with -ffp-contract=off; no FMA anywhere here).
+// library is compiled with -ffp-contract=off; the one FMA, in the AVX-512
+// version, computes the integer dot k - 2n, exact below 2^24).
 #include <cmath>
 #include <cstdint>
 
