@@ -1,7 +1,5 @@
 """`tfqnn.export.to_tflite`: a trained Keras model to a `.tflite` with tfqnn's binary ops."""
 
-import contextlib
-import os
 import tempfile
 
 import keras
@@ -66,14 +64,12 @@ def to_tflite(model, path=None, *, int8_representative_data=None, batch_size=Non
         archive = keras.export.ExportArchive()
         archive.track(model)
         archive.add_endpoint("serve", serve, input_signature=signature)
-        with _quiet():
-            archive.write_out(directory, verbose=False)
+        archive.write_out(directory, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(directory, signature_keys=["serve"])
         converter.allow_custom_ops = True
         if int8_representative_data is not None:
             _configure_int8(converter, int8_representative_data, len(signature))
-        with _quiet():
-            data = converter.convert()
+        data = converter.convert()
     if int8_representative_data is not None:
         data, _ = int8_fusion.fuse_int8_conversions(data)
     found = {k: v for k, v in custom_ops_in(data).items() if k.startswith("Tfqnn")}
@@ -207,16 +203,3 @@ def _configure_int8(converter, data, num_inputs):
         tf.lite.OpsSet.TFLITE_BUILTINS,
     ]
 
-
-@contextlib.contextmanager
-def _quiet():
-    """Silences the converter's C++ logging to stderr."""
-    previous = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
-        else:
-            os.environ["TF_CPP_MIN_LOG_LEVEL"] = previous
