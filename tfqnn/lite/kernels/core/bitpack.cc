@@ -16,8 +16,6 @@
 
 namespace tfqnn {
 namespace core {
-namespace {
-
 // One row, words [w0, words): the tails of the vector versions.
 void pack_row_float(const float* x, int channels, int w0, int32_t* out) {
   const int words = packed_words(channels);
@@ -51,7 +49,6 @@ void unpack_row(const int32_t* in, int channels, int c0, float* out) {
   }
 }
 
-}  // namespace
 
 void bitpack_float_scalar(const float* in, int64_t rows, int channels,
                           int32_t* out) {

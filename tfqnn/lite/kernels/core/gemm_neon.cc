@@ -294,11 +294,7 @@ void bitpack_float_neon(const float* in, int64_t rows, int channels, int32_t* ou
       for (int v = 0; v < 8; ++v) mask[v] = vcltq_f32(vld1q_f32(x + 32 * w + 4 * v), zero);
       o[w] = static_cast<int32_t>(movemask32(mask));
     }
-    if (full < words) {
-      uint32_t bits = 0;
-      for (int c = full * 32; c < channels; ++c) bits |= uint32_t{x[c] < 0.0f} << (c % 32);
-      o[full] = static_cast<int32_t>(bits);
-    }
+    pack_row_float(x, channels, full, o);
   }
 }
 
@@ -325,13 +321,7 @@ void bitpack_int8_neon(const int8_t* in, int64_t rows, int channels, int32_t zer
       s = vpaddq_u8(s, s);
       o[w] = static_cast<int32_t>(vgetq_lane_u32(vreinterpretq_u32_u8(s), 0));
     }
-    if (full < words) {
-      uint32_t bits = 0;
-      for (int c = full * 32; c < channels; ++c) {
-        bits |= uint32_t{static_cast<int32_t>(q[c]) < zero_point} << (c % 32);
-      }
-      o[full] = static_cast<int32_t>(bits);
-    }
+    pack_row_int8(q, channels, zero_point, full, o);
   }
 }
 
@@ -351,9 +341,7 @@ void unpack_float_neon(const int32_t* in, int64_t rows, int channels, float* out
         vst1q_f32(y + 32 * w + 4 * v, vbslq_f32(set, minus, plus));
       }
     }
-    for (int c = full * 32; c < channels; ++c) {
-      y[c] = (static_cast<uint32_t>(p[full]) >> (c % 32)) & 1u ? -1.0f : 1.0f;
-    }
+    unpack_row(p, channels, full * 32, y);
   }
 }
 

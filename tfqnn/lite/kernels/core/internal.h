@@ -84,6 +84,14 @@ inline int64_t output_row_bytes(OutputType type, int columns) {
   return 0;
 }
 
+// ---- scalar row tails shared by the vector bitpack / unpack versions ------
+// One row: words [w0, packed_words(channels)) of the bitpacked row; unpacked
+// channels [c0, channels).
+void pack_row_float(const float* x, int channels, int w0, int32_t* out);
+void pack_row_int8(const int8_t* q, int channels, int32_t zero_point, int w0,
+                   int32_t* out);
+void unpack_row(const int32_t* in, int channels, int c0, float* out);
+
 // ---- scalar helpers shared by the transforms -------------------------------
 // y = float(dot) * m + b (two roundings), clamped; NaN passes the clamps.
 inline float affine_clamp(int32_t dot, float m, float b, float lo, float hi) {
