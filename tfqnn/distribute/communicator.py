@@ -1,0 +1,220 @@
+"""The compressed gradient exchange: payloads through tf.distribute collectives.
+
+`all_reduce` is what `CompressedOptimizer` and
+`GradientCompressionStrategy` run in place of Keras' gradient all-reduce. In
+a replica context of ``P`` replicas, for the gradients it compresses:
+
+1. error feedback: ``p = g + e`` (the residual of each variable);
+2. compressors with shared scales (``local_statistics``): one all-gather of
+   every tensor's statistics, the maximum over the workers is used by all;
+3. compress each ``p``; the int32 words of all tensors go in one buffer and
+   the float scales in another, each followed by this worker's non-finite
+   flag, and are exchanged with one collective each: all-reduce (summable),
+   all-gather, or a float all-reduce (linear); PowerSGD has its own two
+   rounds (a compressor with an ``exchange`` method runs its own, as
+   `PowerSGD.exchange`);
+4. decode and sum; the residual becomes ``p - D(C(p))``.
+
+The other gradients (fewer than ``min_elements`` elements, sparse ones,
+shapes the compressor declines) go through one plain float all-reduce, as in
+Keras.
+
+Collectives need the same order and sizes on every worker: the payload sizes
+depend on static shapes only, and nothing is conditional on data. A NaN or
+Inf on any worker sets its flag, the flags are summed with the payload, and
+every worker gets the same ``finite`` answer, on which the caller may skip
+the step; then the residuals keep their old values too. ``all_gather`` needs
+graph mode (inside `tf.function`, as ``fit`` and ``strategy.run`` in a
+`tf.function` do).
+"""
+
+import functools
+
+import tensorflow as tf
+
+from tfqnn.distribute.memory import is_compressible
+
+
+def all_reduce(compressor, gradients, *, state=None, indices=None, step=None,
+               min_elements=1024, replica_context=None):
+    """Sums ``gradients`` over the replicas, compressing those that qualify.
+
+    Args:
+        compressor: a `Compressor`.
+        gradients: this replica's gradients (None entries stay None).
+        state: a `CompressionState`, required by error-feedback compressors.
+        indices: for each gradient, its variable's index in ``state``
+            (default: the gradient's position).
+        step: integer scalar tensor that seeds the stochastic compressors,
+            with the replica id and the tensor's position (default: random).
+        min_elements: without ``state``, the smallest gradient compressed.
+        replica_context: default: the current one.
+
+    Returns:
+        ``(sums, finite)``: the summed gradients, and a bool scalar tensor,
+        the same on every replica, false when some replica had a non-finite
+        gradient.
+    """
+    context = replica_context or tf.distribute.get_replica_context()
+    if context is None:
+        raise ValueError("all_reduce() must be called in a replica context "
+                         "(inside strategy.run or a Keras train step).")
+    gradients = list(gradients)
+    indices = list(range(len(gradients))) if indices is None else list(indices)
+    if state is None and compressor.error_feedback:
+        raise ValueError(f"{type(compressor).__name__} keeps error-feedback residuals: pass "
+                         "state=CompressionState(compressor, variables), made under the "
+                         "strategy's scope.")
+    chosen = [i for i, g in enumerate(gradients) if _compress(compressor, g, state, indices[i],
+                                                              min_elements)]
+    plain = [i for i, g in enumerate(gradients) if g is not None and i not in chosen]
+    results = list(gradients)
+    finite = tf.constant(True)
+
+    if chosen:
+        slots = [state.slots[indices[i]] if state is not None else {} for i in chosen]
+        grads = [tf.cast(gradients[i], tf.float32) for i in chosen]
+        points = [g + s["residual"].value if "residual" in s else g for g, s in zip(grads, slots)]
+        flag = tf.cast(tf.logical_not(tf.reduce_all(
+            [tf.reduce_all(tf.math.is_finite(p)) for p in points])), tf.int32)
+        seeds = _seeds(context, step, len(chosen))
+        exchange = getattr(compressor, "exchange", None) or functools.partial(
+            _EXCHANGES[compressor.collective], compressor)
+        sums, locals_, updates, nonfinite = exchange(
+            points, slots=slots, flag=flag, seeds=seeds, context=context)
+        finite = tf.logical_and(tf.equal(nonfinite, 0), _all_finite(sums))
+        for i, total in zip(chosen, sums):
+            results[i] = tf.cast(total, gradients[i].dtype)
+        if compressor.error_feedback:
+            updates = updates + [(s["residual"], p - d)
+                                 for s, p, d in zip(slots, points, locals_)]
+        for variable, value in updates:  # kept as they were on a skipped step
+            variable.assign(tf.where(finite, value, variable.value))
+
+    if plain:
+        sums = context.all_reduce(tf.distribute.ReduceOp.SUM, [gradients[i] for i in plain])
+        for i, total in zip(plain, sums):
+            results[i] = total
+        dense = [s.values if isinstance(s, tf.IndexedSlices) else s for s in sums]
+        finite = tf.logical_and(finite, _all_finite(dense))
+    return results, finite
+
+
+def _compress(compressor, gradient, state, index, min_elements):
+    if gradient is None or isinstance(gradient, tf.IndexedSlices):
+        return False
+    if state is not None:
+        return state.compressed[index]
+    return is_compressible(compressor, gradient.shape, gradient.dtype, min_elements)
+
+
+def _all_finite(tensors):
+    if not tensors:
+        return tf.constant(True)
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
+
+
+def _seeds(context, step, count):
+    """One stateless seed per tensor: (step, replica id, position)."""
+    if step is None:
+        step = tf.random.uniform([], maxval=2**31 - 1, dtype=tf.int64)
+    replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
+    step = tf.cast(step, tf.int64)
+    return [tf.stack([step, replica * 1_000_003 + i]) for i in range(count)]
+
+
+def num_replicas(context):
+    return context.num_replicas_in_sync
+
+
+def concat_split(tensors, fn):
+    """Applies ``fn`` to the concatenation of flat ``tensors``; returns the
+    pieces of its result, shaped like ``tensors`` (``fn`` keeps the length)."""
+    sizes = [t.shape.num_elements() for t in tensors]
+    total = fn(tf.concat([tf.reshape(t, [-1]) for t in tensors], 0))
+    return [tf.reshape(piece, t.shape) for piece, t in zip(tf.split(total, sizes), tensors)]
+
+
+def all_reduce_with_flag(context, tensors, flag):
+    """One SUM all-reduce of ``tensors`` (one dtype) and the flag; returns
+    ``(sums, summed flag as int32)``."""
+    dtype = tensors[0].dtype
+    pieces = concat_split(tensors + [tf.reshape(tf.cast(flag, dtype), [1])],
+                          lambda buffer: all_reduce_sum(context, buffer))
+    return pieces[:-1], tf.cast(tf.round(tf.cast(pieces[-1][0], tf.float32)), tf.int32)
+
+
+def all_reduce_sum(context, buffer):
+    """SUM all-reduce of one tensor (itself on a single replica)."""
+    if num_replicas(context) == 1:
+        return buffer
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, buffer)
+
+
+def _all_gather(context, buffer):
+    """[P, len] of every replica's ``buffer``, in replica order."""
+    if num_replicas(context) == 1:
+        return buffer[None]
+    return tf.reshape(context.all_gather(buffer, axis=0), [num_replicas(context), -1])
+
+
+def _shared_statistics(compressor, points, context, flag):
+    """Every tensor's statistics, as the maximum over the replicas (or None)."""
+    counts = [compressor.num_statistics(p.shape) for p in points]
+    if not sum(counts):
+        return [None] * len(points)
+    local = tf.concat([compressor.local_statistics(p) for p in points], 0)
+    local = tf.where(tf.math.is_finite(local), local, 0.0)  # the flag tells
+    shared = tf.reduce_max(_all_gather(context, local), axis=0)
+    return tf.split(shared, counts)
+
+
+def _exchange_summable(compressor, points, *, slots, flag, seeds, context):
+    """Integer fields, one all-reduce: the decoded sum is the sum of decodings."""
+    p = num_replicas(context)
+    statistics = _shared_statistics(compressor, points, context, flag)
+    payloads = [compressor.compress(x, statistics=s, num_workers=p, seed=seed)
+                for x, s, seed in zip(points, statistics, seeds)]
+    sums, nonfinite = all_reduce_with_flag(context, [q.words for q in payloads], flag)
+    totals = [compressor.decompress(_replace(q, words=w, count=p))
+              for q, w in zip(payloads, sums)]
+    locals_ = [compressor.decompress(q) for q in payloads] if compressor.error_feedback else []
+    return totals, locals_, [], nonfinite
+
+
+def _exchange_linear(compressor, points, *, slots, flag, seeds, context):
+    """Float payloads that add (`Float16`): one all-reduce in their dtype."""
+    p = num_replicas(context)
+    payloads = [compressor.compress(x, num_workers=p, seed=seed) for x, seed in zip(points, seeds)]
+    sums, nonfinite = all_reduce_with_flag(context, [q.values for q in payloads], flag)
+    totals = [compressor.decompress(_replace(q, values=v, count=p))
+              for q, v in zip(payloads, sums)]
+    locals_ = [compressor.decompress(q) for q in payloads] if compressor.error_feedback else []
+    return totals, locals_, [], nonfinite
+
+
+def _exchange_gathered(compressor, points, *, slots, flag, seeds, context):
+    """Every replica's payload is gathered and decoded on its own."""
+    p = num_replicas(context)
+    payloads = [compressor.compress(x, num_workers=p, seed=seed) for x, seed in zip(points, seeds)]
+    words = _all_gather(context, tf.concat([q.words for q in payloads] + [flag[None]], 0))
+    scale_sizes = [q.scales.shape[0] for q in payloads]
+    scales = (_all_gather(context, tf.concat([q.scales for q in payloads], 0))
+              if sum(scale_sizes) else tf.zeros([p, 0]))
+    word_pieces = tf.split(words[:, :-1], [q.words.shape[0] for q in payloads], axis=1)
+    scale_pieces = tf.split(scales, scale_sizes, axis=1)
+    totals = [tf.add_n([compressor.decompress(_replace(q, words=w[r], scales=s[r]))
+                        for r in range(p)])
+              for q, w, s in zip(payloads, word_pieces, scale_pieces)]
+    locals_ = [compressor.decompress(q) for q in payloads]
+    return totals, locals_, [], tf.reduce_sum(words[:, -1])
+
+
+_EXCHANGES = {"all_reduce": _exchange_summable, "linear": _exchange_linear,
+              "all_gather": _exchange_gathered}
+
+
+def _replace(payload, **changes):
+    fields = dict(payload.__dict__)
+    fields.update(changes)
+    return type(payload)(**fields)

@@ -1,0 +1,100 @@
+"""Gradient compressors: quantisers and low-rank schemes of the literature.
+
+``get(name)`` builds one by alias with its defaults:
+
+========================  =============================================
+alias                     compressor
+========================  =============================================
+``"float16"``             `Float16`: cast baseline
+``"onebit_ef"``           `OneBitEF`: 1-bit SGD with error feedback
+``"threshold"``           `Threshold`: Strom's threshold quantisation
+``"qsgd"``                `QSGD`: stochastic s-level quantisation
+``"terngrad"``            `TernGrad`: stochastic ternary, shared scaler
+``"dorefa_grad"``         `DoReFaGrad`: k-bit stochastic, shared maximum
+``"adaq"``                `AdaQ`: adaptive top fraction per sign
+``"signsgd"``             `SignSGD`: sign with majority vote
+``"ef_sign"``             `EFSign`: scaled sign with error feedback
+``"powersgd"``            `PowerSGD`: rank-r power iteration
+========================  =============================================
+
+Every compressor has ``compress(gradient) -> Payload``,
+``decompress(payload) -> gradient``, ``bits_per_element(num_workers)``,
+``summable`` and ``error_feedback``; see `base.Compressor`.
+"""
+
+import keras
+
+from tfqnn.distribute.compressors.adaq import AdaQ
+from tfqnn.distribute.compressors.base import Compressor, Payload
+from tfqnn.distribute.compressors.dorefa_grad import DoReFaGrad
+from tfqnn.distribute.compressors.float16 import Float16
+from tfqnn.distribute.compressors.onebit import OneBitEF
+from tfqnn.distribute.compressors.powersgd import PowerSGD
+from tfqnn.distribute.compressors.qsgd import QSGD
+from tfqnn.distribute.compressors.sign import EFSign, SignSGD
+from tfqnn.distribute.compressors.terngrad import TernGrad
+from tfqnn.distribute.compressors.threshold import Threshold
+
+ALIASES = {
+    "float16": Float16,
+    "onebit_ef": OneBitEF,
+    "threshold": Threshold,
+    "qsgd": QSGD,
+    "terngrad": TernGrad,
+    "dorefa_grad": DoReFaGrad,
+    "adaq": AdaQ,
+    "signsgd": SignSGD,
+    "ef_sign": EFSign,
+    "powersgd": PowerSGD,
+}
+
+ALL_OBJECTS = {cls.__name__: cls for cls in ALIASES.values()}
+
+
+def serialize(compressor):
+    """The config dict of a compressor, as `keras.saving.serialize_keras_object`."""
+    return keras.saving.serialize_keras_object(compressor)
+
+
+def deserialize(config, custom_objects=None):
+    """A compressor from the output of `serialize`, an alias or a class name."""
+    if isinstance(config, str):
+        return get(config)
+    return keras.saving.deserialize_keras_object(
+        config, module_objects=ALL_OBJECTS, custom_objects=custom_objects)
+
+
+def get(identifier):
+    """Resolves ``identifier`` to a `Compressor` instance.
+
+    Args:
+        identifier: a `Compressor`, a dict made by `serialize`, an alias (see
+            ``ALIASES``; it builds its class with the defaults) or a class name.
+
+    Raises:
+        ValueError: for anything else, naming the allowed aliases.
+
+    >>> get("onebit_ef")
+    OneBitEF(bucket_size=512)
+    """
+    if isinstance(identifier, Compressor):
+        return identifier
+    if isinstance(identifier, dict):
+        try:
+            compressor = deserialize(identifier)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"Invalid compressor config {identifier!r}: {error}") from error
+        if isinstance(compressor, Compressor):
+            return compressor
+    elif isinstance(identifier, str):
+        cls = ALIASES.get(identifier) or ALL_OBJECTS.get(identifier)
+        if cls is not None:
+            return cls()
+    raise ValueError(
+        f"Invalid compressor {identifier!r}: expected a tfqnn Compressor, a config dict, "
+        f"or one of the aliases {', '.join(ALIASES)}.")
+
+
+__all__ = ["ALIASES", "AdaQ", "Compressor", "DoReFaGrad", "EFSign", "Float16", "OneBitEF",
+           "Payload", "PowerSGD", "QSGD", "SignSGD", "TernGrad", "Threshold", "deserialize",
+           "get", "serialize"]

@@ -1,0 +1,254 @@
+"""What every gradient compressor shares: the `Payload` and the `Compressor` API.
+
+A compressor turns one gradient into a `Payload` (int32 words, float32
+scales) and back. On one process, ``decompress(compress(g))`` approximates
+``g``; across workers, `tfqnn.distribute.communicator` moves the payloads
+with collectives and sums the decoded gradients. One of three exchanges
+applies, named by `Compressor.collective`:
+
+* ``"all_reduce"``: *summable* payloads. Every worker quantises with the same
+  scales (the maxima of `local_statistics` over all workers, shared before
+  compressing), its integers are offset to be non-negative and packed into
+  fields wide enough for the sum over all workers (`packing.pack_fields`), so
+  one integer all-reduce adds the payloads and `decompress` of the sum is the
+  sum of the decoded gradients. Traffic per worker: ``2 (P-1)/P`` payloads.
+* ``"all_gather"``: every worker's payload is gathered and each is decoded on
+  its own. Traffic per worker: ``P - 1`` payloads.
+* ``"linear"``: float payloads that add (`Float16`, `PowerSGD`'s factors).
+
+Error feedback (``error_feedback = True``) keeps a residual ``e`` per
+variable: ``p = g + e``, send ``C(p)``, then ``e <- p - D(C(p))``
+(Seide 2014; Karimireddy 2019). The residual is state the communicator
+holds (`tfqnn.distribute.memory`), not the compressor: a compressor is
+configuration and math, serializable with `get_config`.
+"""
+
+import dataclasses
+import math
+
+import tensorflow as tf
+
+from tfqnn.distribute import packing
+
+COLLECTIVES = ("all_reduce", "all_gather", "linear")
+
+
+@dataclasses.dataclass
+class Payload:
+    """What one worker sends for one gradient.
+
+    Attributes:
+        words: int32 vector, the packed integers (empty for float payloads).
+        scales: float32 vector, what decoding needs besides the words
+            (reconstruction values, norms, shared maxima).
+        shape: the gradient's static `tf.TensorShape`.
+        dtype: the gradient's dtype; `decompress` returns it.
+        num_workers: the workers the fields were sized for (summable
+            payloads: a field holds the sum over that many workers).
+        count: how many workers' payloads were summed into ``words`` (1 for
+            a payload that `compress` returned).
+        values: float payload of the ``"linear"`` compressors (None otherwise).
+    """
+
+    words: tf.Tensor
+    scales: tf.Tensor
+    shape: tf.TensorShape
+    dtype: tf.DType = tf.float32
+    num_workers: int = 1
+    count: int = 1
+    values: tf.Tensor | None = None
+
+    @property
+    def num_bits(self):
+        """Bits of this payload: 32 per word and per scale, plus the float values."""
+        bits = 32 * (_static_size(self.words) + _static_size(self.scales))
+        if self.values is not None:
+            bits += self.values.dtype.size * 8 * _static_size(self.values)
+        return bits
+
+
+def _static_size(tensor):
+    size = tensor.shape.num_elements()
+    return int(tf.size(tensor)) if size is None else size
+
+
+class Compressor:
+    """Base class of tfqnn's gradient compressors.
+
+    Subclasses set the class attributes and implement `compress`,
+    `decompress`, `payload_bits` and `get_config`; those that share scales
+    across workers implement `local_statistics` too.
+
+    Class attributes:
+        collective: ``"all_reduce"``, ``"all_gather"`` or ``"linear"`` (see
+            the module docstring).
+        error_feedback: whether a residual per variable is kept.
+        unbiased: whether ``E[decompress(compress(g))] = g``.
+        stochastic: whether `compress` draws random numbers (its ``seed``).
+    """
+
+    collective = "all_gather"
+    error_feedback = False
+    unbiased = False
+    stochastic = False
+
+    @property
+    def summable(self):
+        """Whether the payloads of several workers are added by an all-reduce."""
+        return self.collective in ("all_reduce", "linear")
+
+    def accepts(self, shape):
+        """Whether a gradient of this static shape is worth compressing."""
+        return True
+
+    def local_statistics(self, gradient):
+        """Float32 vector that all workers share as its element-wise maximum
+        before compressing (empty: nothing is shared)."""
+        return tf.zeros([0], tf.float32)
+
+    def num_statistics(self, shape):
+        """Length of `local_statistics` for a gradient of this shape."""
+        return 0
+
+    def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
+        """A `Payload` for ``gradient``.
+
+        Args:
+            gradient: a float tensor of static shape.
+            statistics: the element-wise maximum of every worker's
+                `local_statistics` (None: this gradient's own).
+            num_workers: workers whose payloads will be summed (fields are
+                sized for their sum) or gathered.
+            seed: int32 or int64 tensor of shape [2] for the stateless random
+                draws of stochastic compressors (None: a fresh random seed).
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement compress().")
+
+    def decompress(self, payload):
+        """The gradient (the sum of ``payload.count`` gradients) the payload encodes."""
+        raise NotImplementedError(f"{type(self).__name__} must implement decompress().")
+
+    def payload_bits(self, shape, num_workers=1):
+        """Exact bits of one worker's payload for a gradient of ``shape``
+        (the shared statistics not included)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement payload_bits().")
+
+    def bits_per_element(self, num_workers, shape=None):
+        """Bits on the wire per gradient element per worker, scales included.
+
+        A ring all-reduce sends ``2 (P-1)/P`` payloads per worker, an
+        all-gather ``P - 1``, and shared statistics travel by all-gather. With
+        ``shape`` None, a large gradient (a matrix of 1024 x 1024) is assumed.
+        """
+        shape = tf.TensorShape([1024, 1024] if shape is None else shape)
+        n = shape.num_elements()
+        p = num_workers
+        factor = (p - 1) if self.collective == "all_gather" else 2 * (p - 1) / p
+        statistics = 32 * (p - 1) * self.num_statistics(shape)
+        return (factor * self.payload_bits(shape, p) + statistics) / n
+
+    def all_reduce(self, gradients, state=None, *, step=None, min_elements=1024,
+                   on_nonfinite="raise"):
+        """Sums ``gradients`` over the replicas, compressed; call it in a
+        replica context (``strategy.run`` inside a `tf.function`).
+
+        For custom training loops that apply the sums themselves (a Keras
+        optimizer's ``apply`` would all-reduce again: wrap it in
+        `CompressedOptimizer` instead).
+
+        Args:
+            gradients: this replica's gradients, a list.
+            state: a `tfqnn.distribute.CompressionState` for the variables
+                (required with error feedback), made under the strategy's scope.
+            step: an integer tensor that changes every step (seeds the
+                stochastic compressors; default random).
+            min_elements: without ``state``, smaller gradients go uncompressed.
+            on_nonfinite: ``"raise"``: every replica raises
+                ``InvalidArgumentError`` when any had a NaN or Inf;
+                ``"nan"``: every replica gets NaN sums instead.
+        """
+        from tfqnn.distribute import communicator
+
+        if on_nonfinite not in ("raise", "nan"):
+            raise ValueError(f"Invalid on_nonfinite={on_nonfinite!r}: expected 'raise' or 'nan'.")
+        sums, finite = communicator.all_reduce(self, gradients, state=state, step=step,
+                                               min_elements=min_elements)
+        if on_nonfinite == "raise":
+            check = tf.debugging.Assert(finite, ["tfqnn: a replica had a NaN or Inf gradient."])
+            with tf.control_dependencies([check]):
+                return [None if s is None else tf.identity(s) for s in sums]
+        return [None if s is None else tf.where(finite, s, float("nan")) for s in sums]
+
+    # --- helpers for subclasses -------------------------------------------
+
+    @staticmethod
+    def _flat(gradient):
+        return tf.reshape(tf.cast(gradient, tf.float32), [-1])
+
+    @staticmethod
+    def _restore(flat, payload):
+        return tf.cast(tf.reshape(flat, payload.shape), payload.dtype)
+
+    @staticmethod
+    def _uniform(shape, seed):
+        """Uniform [0, 1) noise: stateless when a seed is given."""
+        if seed is None:
+            return tf.random.uniform(shape, dtype=tf.float32)
+        return tf.random.stateless_uniform(shape, seed=seed, dtype=tf.float32)
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self):
+        return hash(repr(self))
+
+
+def num_buckets(num_elements, bucket_size):
+    """Buckets of ``bucket_size`` elements that cover ``num_elements``."""
+    return math.ceil(num_elements / bucket_size)
+
+
+def bucketed(flat, bucket_size):
+    """``flat`` zero-padded to whole buckets, as [buckets, bucket_size], and
+    a 0/1 mask of the real elements in the same layout."""
+    n = flat.shape[0]
+    pad = (-n) % bucket_size
+    values = tf.reshape(tf.pad(flat, [[0, pad]]), [-1, bucket_size])
+    mask = tf.reshape(tf.pad(tf.ones([n], tf.float32), [[0, pad]]), [-1, bucket_size])
+    return values, mask
+
+
+def field_width(span, num_workers):
+    """Bits of a field that holds the sum over ``num_workers`` of integers in [0, span]."""
+    return packing.field_width(span * num_workers)
+
+
+def pack_summable(integers, offset, span, num_workers):
+    """Integers in ``[-offset, span - offset]`` as summable int32 words: each
+    is stored as ``q + offset`` in a field that holds the sum over
+    ``num_workers`` payloads."""
+    return packing.pack_fields(integers + offset, field_width(span, num_workers))
+
+
+def unpack_summable(payload, offset, span):
+    """The float32 sum of the integers packed into ``payload.words`` by
+    ``payload.count`` workers (each sent them with `pack_summable`)."""
+    n = payload.shape.num_elements()
+    fields = packing.unpack_fields(payload.words, field_width(span, payload.num_workers), n)
+    return tf.cast(fields - offset * payload.count, tf.float32)
+
+
+def summable_bits(num_elements, span, num_workers):
+    """Bits of the words that `pack_summable` makes."""
+    return 32 * packing.num_words(num_elements, field_width(span, num_workers))

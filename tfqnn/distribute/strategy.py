@@ -1,0 +1,67 @@
+"""`GradientCompressionStrategy`: MultiWorkerMirroredStrategy with compressed gradients."""
+
+import tensorflow as tf
+from tensorflow.python.distribute import distribute_lib
+
+from tfqnn import _validation
+from tfqnn.distribute import compressors
+from tfqnn.distribute.optimizer import ON_NONFINITE
+
+
+class GradientCompressionStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """A `tf.distribute.MultiWorkerMirroredStrategy` whose gradient exchange is compressed.
+
+    Use it as MWMS: build and compile the model under ``scope()`` with any
+    Keras optimizer, then ``fit``. Each optimizer built under it gets the
+    compressor and its per-variable state (error-feedback residuals, saved
+    with the optimizer's variables), and its gradient all-reduce becomes the
+    compressed exchange of `tfqnn.distribute.communicator`. Everything else
+    the strategy reduces (metrics, synchronized BatchNorm statistics,
+    losses, variable initialisation) stays exact.
+
+    Args:
+        compressor: a `Compressor` or an alias of
+            `tfqnn.distribute.compressors.get` (``"onebit_ef"``, ...).
+        strategy: the MultiWorkerMirroredStrategy to wrap; None creates one
+            from ``TF_CONFIG`` (or ``cluster_resolver``). A wrapped strategy
+            shares its cluster and collectives with this one.
+        min_elements: gradients with fewer elements go uncompressed.
+        on_nonfinite: ``"skip"`` (every worker skips a step where any
+            worker's gradient has a NaN or Inf) or ``"raise"``.
+        cluster_resolver, communication_options: as for MWMS, when
+            ``strategy`` is None.
+
+    Example (on each worker, with its ``TF_CONFIG``)::
+
+        strategy = tfqnn.distribute.GradientCompressionStrategy("onebit_ef")
+        with strategy.scope():
+            model = make_model()
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(dataset, epochs=10)
+    """
+
+    def __init__(self, compressor, strategy=None, min_elements=1024, on_nonfinite="skip", *,
+                 cluster_resolver=None, communication_options=None):
+        from tfqnn.distribute import optimizer
+
+        optimizer.install()
+        self.compressor = compressors.get(compressor)
+        self.min_elements = _validation.check_int("min_elements", min_elements, low=1)
+        self.on_nonfinite = _validation.check_choice("on_nonfinite", on_nonfinite, ON_NONFINITE)
+        self.wrapped_strategy = strategy
+        if strategy is None:
+            super().__init__(cluster_resolver=cluster_resolver,
+                             communication_options=communication_options)
+            return
+        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            raise ValueError(f"Invalid strategy={strategy!r}: expected a "
+                             "tf.distribute.MultiWorkerMirroredStrategy or None.")
+        if cluster_resolver is not None or communication_options is not None:
+            raise ValueError("cluster_resolver and communication_options configure a new "
+                             "strategy: pass them to the wrapped one, or pass strategy=None.")
+        distribute_lib.Strategy.__init__(self, strategy.extended)
+
+    def __repr__(self):
+        return (f"GradientCompressionStrategy({self.compressor!r}, "
+                f"num_replicas_in_sync={self.num_replicas_in_sync}, "
+                f"min_elements={self.min_elements}, on_nonfinite={self.on_nonfinite!r})")
