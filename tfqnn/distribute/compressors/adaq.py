@@ -2,6 +2,7 @@
 
 import math
 
+import keras
 import tensorflow as tf
 
 from tfqnn import _validation
@@ -9,6 +10,7 @@ from tfqnn.distribute.compressors import sparse
 from tfqnn.distribute.compressors.base import Compressor, Payload
 
 
+@keras.saving.register_keras_serializable(package="tfqnn")
 class AdaQ(Compressor):
     """The largest ``fraction`` of each sign, sent as indices and one mean per sign.
 

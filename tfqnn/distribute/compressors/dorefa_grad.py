@@ -1,5 +1,6 @@
 """`DoReFaGrad`: k-bit stochastic gradients on a shared range (Zhou et al., 2016)."""
 
+import keras
 import tensorflow as tf
 
 from tfqnn import _validation
@@ -7,6 +8,7 @@ from tfqnn.distribute.compressors import base
 from tfqnn.distribute.compressors.base import Compressor, Payload
 
 
+@keras.saving.register_keras_serializable(package="tfqnn")
 class DoReFaGrad(Compressor):
     """DoReFa-Net's gradient quantiser, on the wire.
 

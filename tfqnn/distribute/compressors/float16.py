@@ -1,10 +1,12 @@
 """`Float16`: the cast baseline (Horovod's ``Compression.fp16``)."""
 
+import keras
 import tensorflow as tf
 
 from tfqnn.distribute.compressors.base import Compressor, Payload
 
 
+@keras.saving.register_keras_serializable(package="tfqnn")
 class Float16(Compressor):
     """Sends each gradient as float16 and all-reduces it in float16.
 

@@ -1,5 +1,6 @@
 """`OneBitEF`: 1-bit SGD with error feedback (Seide et al., Interspeech 2014)."""
 
+import keras
 import tensorflow as tf
 
 from tfqnn import _validation
@@ -7,6 +8,7 @@ from tfqnn.distribute import packing
 from tfqnn.distribute.compressors.base import Compressor, Payload, bucketed, num_buckets
 
 
+@keras.saving.register_keras_serializable(package="tfqnn")
 class OneBitEF(Compressor):
     """The sign of each element, and two reconstruction values per bucket.
 

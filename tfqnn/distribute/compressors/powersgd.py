@@ -2,12 +2,14 @@
 
 import math
 
+import keras
 import tensorflow as tf
 
 from tfqnn import _validation
 from tfqnn.distribute.compressors.base import Compressor, Payload
 
 
+@keras.saving.register_keras_serializable(package="tfqnn")
 class PowerSGD(Compressor):
     """A rank-``r`` approximation ``P Q^T`` of each gradient matrix, found by
     one step of power iteration per training step.

@@ -1,5 +1,6 @@
 """`QSGD`: stochastic quantisation to ``s`` levels (Alistarh et al., NeurIPS 2017)."""
 
+import keras
 import tensorflow as tf
 
 from tfqnn import _validation
@@ -7,6 +8,7 @@ from tfqnn.distribute.compressors import base
 from tfqnn.distribute.compressors.base import Compressor, Payload, bucketed, num_buckets
 
 
+@keras.saving.register_keras_serializable(package="tfqnn")
 class QSGD(Compressor):
     """Unbiased stochastic quantisation of each bucket to ``levels`` levels.
 

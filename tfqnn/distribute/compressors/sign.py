@@ -1,5 +1,6 @@
 """Sign compressors: `SignSGD` (Bernstein et al., 2018-2019) and `EFSign` (Karimireddy et al., 2019)."""
 
+import keras
 import tensorflow as tf
 
 from tfqnn import _validation
@@ -8,6 +9,7 @@ from tfqnn.distribute.compressors import base
 from tfqnn.distribute.compressors.base import Compressor, Payload
 
 
+@keras.saving.register_keras_serializable(package="tfqnn")
 class SignSGD(Compressor):
     """Every worker sends ``sign(g)``; the aggregate is the majority vote.
 
@@ -51,6 +53,7 @@ class SignSGD(Compressor):
         return {"majority_vote": self.majority_vote}
 
 
+@keras.saving.register_keras_serializable(package="tfqnn")
 class EFSign(Compressor):
     """Scaled sign with error feedback (Karimireddy, Rebjock, Stich and Jaggi, ICML 2019).
 

@@ -1,5 +1,6 @@
 """`TernGrad`: stochastic ternary gradients with a shared scaler (Wen et al., NeurIPS 2017)."""
 
+import keras
 import tensorflow as tf
 
 from tfqnn import _validation
@@ -7,6 +8,7 @@ from tfqnn.distribute.compressors import base
 from tfqnn.distribute.compressors.base import Compressor, Payload
 
 
+@keras.saving.register_keras_serializable(package="tfqnn")
 class TernGrad(Compressor):
     """Each element becomes ``s * sign(g_i) * b_i`` with ``b_i ~ Bernoulli(|g_i| / s)``.
 

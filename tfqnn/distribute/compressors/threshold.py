@@ -2,6 +2,7 @@
 
 import math
 
+import keras
 import tensorflow as tf
 
 from tfqnn import _validation
@@ -9,6 +10,7 @@ from tfqnn.distribute.compressors import sparse
 from tfqnn.distribute.compressors.base import Compressor, Payload
 
 
+@keras.saving.register_keras_serializable(package="tfqnn")
 class Threshold(Compressor):
     """Sends ``+-tau`` where the residual-compensated gradient exceeds ``tau``.
 
