@@ -28,9 +28,11 @@ graph mode (inside `tf.function`, as ``fit`` and ``strategy.run`` in a
 `tf.function` do).
 """
 
+import collections
 import functools
 
 import tensorflow as tf
+from tensorflow.python.ops import collective_ops
 
 from tfqnn.distribute.memory import is_compressible
 
@@ -151,11 +153,37 @@ def all_reduce_sum(context, buffer):
     return context.all_reduce(tf.distribute.ReduceOp.SUM, buffer)
 
 
-def _all_gather(context, buffer):
+def all_gather(context, buffer):
     """[P, len] of every replica's ``buffer``, in replica order."""
     if num_replicas(context) == 1:
         return buffer[None]
     return tf.reshape(context.all_gather(buffer, axis=0), [num_replicas(context), -1])
+
+
+# tfqnn's own collective group for all-to-all (tf.distribute offers none);
+# far from the keys MultiWorkerMirroredStrategy allocates (1, 100001, ...).
+ALL_TO_ALL_GROUP_KEY = 0x7FFF0000
+_instance_keys = collections.defaultdict(lambda: 1)
+
+
+def all_to_all(context, tensor):
+    """Row ``j`` of every replica's [P, ...] ``tensor`` goes to replica ``j``;
+    returns the [P, ...] rows this replica received, in replica order.
+
+    Instance keys are counted per replica at trace time, as tf.distribute
+    does for its own collectives: every worker traces the same functions in
+    the same order, so the keys match.
+    """
+    p = num_replicas(context)
+    if p == 1:
+        return tensor
+    replica = int(tf.get_static_value(context.replica_id_in_sync_group))
+    key = _instance_keys[replica]
+    _instance_keys[replica] = key + 1
+    options = getattr(context.strategy.extended, "_communication_options", None)
+    return collective_ops.all_to_all_v2(
+        tensor, group_size=p, group_key=ALL_TO_ALL_GROUP_KEY, instance_key=key,
+        timeout=getattr(options, "timeout_seconds", None) or 0)
 
 
 def _shared_statistics(compressor, points, context, flag):
@@ -165,7 +193,7 @@ def _shared_statistics(compressor, points, context, flag):
         return [None] * len(points)
     local = tf.concat([compressor.local_statistics(p) for p in points], 0)
     local = tf.where(tf.math.is_finite(local), local, 0.0)  # the flag tells
-    shared = tf.reduce_max(_all_gather(context, local), axis=0)
+    shared = tf.reduce_max(all_gather(context, local), axis=0)
     return tf.split(shared, counts)
 
 
@@ -193,13 +221,13 @@ def _exchange_linear(compressor, points, *, slots, flag, seeds, context):
     return totals, locals_, [], nonfinite
 
 
-def _exchange_gathered(compressor, points, *, slots, flag, seeds, context):
+def exchange_gathered(compressor, points, *, slots, flag, seeds, context):
     """Every replica's payload is gathered and decoded on its own."""
     p = num_replicas(context)
     payloads = [compressor.compress(x, num_workers=p, seed=seed) for x, seed in zip(points, seeds)]
-    words = _all_gather(context, tf.concat([q.words for q in payloads] + [flag[None]], 0))
+    words = all_gather(context, tf.concat([q.words for q in payloads] + [flag[None]], 0))
     scale_sizes = [q.scales.shape[0] for q in payloads]
-    scales = (_all_gather(context, tf.concat([q.scales for q in payloads], 0))
+    scales = (all_gather(context, tf.concat([q.scales for q in payloads], 0))
               if sum(scale_sizes) else tf.zeros([p, 0]))
     word_pieces = tf.split(words[:, :-1], [q.words.shape[0] for q in payloads], axis=1)
     scale_pieces = tf.split(scales, scale_sizes, axis=1)
@@ -211,7 +239,7 @@ def _exchange_gathered(compressor, points, *, slots, flag, seeds, context):
 
 
 _EXCHANGES = {"all_reduce": _exchange_summable, "linear": _exchange_linear,
-              "all_gather": _exchange_gathered}
+              "all_gather": exchange_gathered}
 
 
 def _replace(payload, **changes):

@@ -23,15 +23,10 @@ def is_compressible(compressor, shape, dtype, min_elements):
             and shape.num_elements() >= min_elements and compressor.accepts(shape))
 
 
-def state_initializers(compressor, shape):
+def state_initializers(compressor, shape, num_workers):
     """Name -> (shape, initializer) of the state one compressed variable needs."""
-    specs = {}
-    if compressor.error_feedback:
-        specs["residual"] = (tuple(shape), "zeros")
-    initial_q = getattr(compressor, "initial_q", None)
-    if initial_q is not None:
-        q = initial_q(shape)
-        specs["q"] = (tuple(q.shape), lambda shape, dtype=None: q)
+    specs = {"residual": (tuple(shape), "zeros")} if compressor.error_feedback else {}
+    specs.update(compressor.extra_state(shape, num_workers))
     return specs
 
 
@@ -54,14 +49,20 @@ class CompressionState:
         min_elements: gradients with fewer elements go uncompressed.
         make_variable: ``f(shape, initializer, name) -> variable`` (default:
             an on-read `keras.Variable`).
+        num_workers: the replicas that will exchange (default: those of the
+            current strategy); some state is sized by it.
 
     Attributes:
         compressed: one bool per variable.
         slots: one dict per variable, state name -> variable.
     """
 
-    def __init__(self, compressor, variables, min_elements=1024, make_variable=None):
+    def __init__(self, compressor, variables, min_elements=1024, make_variable=None,
+                 num_workers=None):
         self.compressor = compressor
+        if num_workers is None:
+            num_workers = tf.distribute.get_strategy().num_replicas_in_sync
+        self.num_workers = num_workers
         self.min_elements = _validation.check_int("min_elements", min_elements, low=1)
         make_variable = make_variable or _new_variable
         self.compressed, self.slots = [], []
@@ -73,7 +74,8 @@ class CompressionState:
             self.slots.append({
                 slot: make_variable(shape, initializer, f"{slot}_{name}")
                 for slot, (shape, initializer) in (
-                    state_initializers(compressor, variable.shape).items() if compressed else ())})
+                    state_initializers(compressor, variable.shape, num_workers).items()
+                    if compressed else ())})
 
     @property
     def variables(self):

@@ -1,5 +1,7 @@
 """`GradientCompressionStrategy`: MultiWorkerMirroredStrategy with compressed gradients."""
 
+import weakref
+
 import tensorflow as tf
 from tensorflow.python.distribute import distribute_lib
 
@@ -23,8 +25,10 @@ class GradientCompressionStrategy(tf.distribute.MultiWorkerMirroredStrategy):
         compressor: a `Compressor` or an alias of
             `tfqnn.distribute.compressors.get` (``"onebit_ef"``, ...).
         strategy: the MultiWorkerMirroredStrategy to wrap; None creates one
-            from ``TF_CONFIG`` (or ``cluster_resolver``). A wrapped strategy
-            shares its cluster and collectives with this one.
+            from ``TF_CONFIG`` (or ``cluster_resolver``). This strategy takes
+            over the wrapped one's cluster and collectives: use this one
+            from then on (the other's ``scope()`` and ``run`` would mix two
+            strategies).
         min_elements: gradients with fewer elements go uncompressed.
         on_nonfinite: ``"skip"`` (every worker skips a step where any
             worker's gradient has a NaN or Inf) or ``"raise"``.
@@ -60,6 +64,8 @@ class GradientCompressionStrategy(tf.distribute.MultiWorkerMirroredStrategy):
             raise ValueError("cluster_resolver and communication_options configure a new "
                              "strategy: pass them to the wrapped one, or pass strategy=None.")
         distribute_lib.Strategy.__init__(self, strategy.extended)
+        # The extended object answers to one strategy: from now on this one.
+        strategy.extended._container_strategy_weakref = weakref.ref(self)
 
     def __repr__(self):
         return (f"GradientCompressionStrategy({self.compressor!r}, "

@@ -64,8 +64,7 @@ def reference(compressor, step, residuals, qs):
 strategy = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
 
 
-def run(name):
-    compressor = compressors.get(name)
+def run(compressor):
     with strategy.scope():
         variables = [tf.Variable(b) for b in base]
         state = CompressionState(compressor, variables, min_elements=100)
@@ -81,7 +80,7 @@ def run(name):
         return strategy.run(replica_fn)
 
     residuals = [np.zeros_like(base[0]) for _ in range(REPLICAS)]
-    qs = state.slots[0]["q"].numpy() if "q" in state.slots[0] else None
+    qs = state.slots[0]["q"].numpy() if "q" in state.slots[0] else None  # PowerSGD's
     out = {"sum": 0.0, "small": 0.0, "residual": 0.0, "replicas_agree": 0.0, "finite": []}
     for step in range(2):
         sums, finite = step_fn(tf.constant(step, tf.int64), tf.constant(False))
@@ -110,4 +109,5 @@ def run(name):
     return out
 
 
-print("RESULT " + json.dumps({name: run(name) for name in compressors.ALIASES}), flush=True)
+print("RESULT " + json.dumps({name: run(compressors.get(name)) for name in compressors.ALIASES}),
+      flush=True)

@@ -6,9 +6,12 @@ same), the residual norms, the final train and test accuracy, timings.
 
 Options:
     --compressor NAME   an alias of tfqnn.distribute.compressors, or "none"
-                        (plain MWMS, the uncompressed reference)
+                        (plain MWMS, the uncompressed reference); settings
+                        follow a colon: "threshold:tau=0.01,max_density=0.05"
     --epochs N, --batch-size N (global), --seed N
     --optimizer adam|sgd (SGD with momentum 0.9), --learning-rate LR
+    --no-shuffle        the same batches every epoch (resumed runs repeat the
+                        uninterrupted one exactly)
     --backup-dir DIR    BackupAndRestore into DIR (per worker: use {index})
     --crash-at-epoch K  this worker exits with rc 3 after epoch K's backup
                         (with --crash-worker, default 1)
@@ -34,6 +37,7 @@ def main():
     parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
     parser.add_argument("--learning-rate", type=float, default=0.003)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-shuffle", action="store_true")
     parser.add_argument("--backup-dir")
     parser.add_argument("--crash-at-epoch", type=int)
     parser.add_argument("--crash-worker", type=int, default=1)
@@ -52,25 +56,32 @@ def main():
     import tfqnn.distribute
 
     task = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+    compressor = args.compressor
+    if ":" in compressor:  # alias:key=value,... (values as JSON)
+        alias, _, settings = compressor.partition(":")
+        compressor = tfqnn.distribute.compressors.get(alias).from_config(
+            {k: json.loads(v) for k, v in (kv.split("=") for kv in settings.split(","))})
     keras.utils.set_random_seed(args.seed)
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=120)
     if args.compressor == "none":
         strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     elif args.wrap:
         strategy = tfqnn.distribute.GradientCompressionStrategy(
-            args.compressor, tf.distribute.MultiWorkerMirroredStrategy(
+            compressor, tf.distribute.MultiWorkerMirroredStrategy(
                 communication_options=options), on_nonfinite=args.on_nonfinite)
     else:
         strategy = tfqnn.distribute.GradientCompressionStrategy(
-            args.compressor, communication_options=options, on_nonfinite=args.on_nonfinite)
+            compressor, communication_options=options, on_nonfinite=args.on_nonfinite)
 
     (x_train, y_train), (x_test, y_test) = tfqnn.datasets.load_digits()
     x_train = x_train.reshape(len(x_train), -1)
     x_test = x_test.reshape(len(x_test), -1)
     # One pipeline on every worker, sharded by Keras' fit (DATA policy): the
     # same shuffle order everywhere, full batches.
-    train = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
-             .shuffle(len(x_train), seed=args.seed).batch(args.batch_size, drop_remainder=True))
+    train = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+    if not args.no_shuffle:
+        train = train.shuffle(len(x_train), seed=args.seed)
+    train = train.batch(args.batch_size, drop_remainder=True)
 
     class NanOnStep(keras.losses.SparseCategoricalCrossentropy):
         """The loss, times NaN on one worker in one step."""

@@ -40,7 +40,8 @@ class AdaQ(Compressor):
             raise ValueError(f"Invalid fraction={fraction!r}: expected a number in (0, 1].")
 
     def slots_per_sign(self, num_elements):
-        return min(num_elements, max(1, math.ceil(self.fraction * num_elements / 2)))
+        # round() first: products like 0.07 * 100 are a hair above the integer.
+        return min(num_elements, max(1, math.ceil(round(self.fraction * num_elements / 2, 6))))
 
     def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
         flat = self._flat(gradient)

@@ -15,6 +15,8 @@ applies, named by `Compressor.collective`:
 * ``"all_gather"``: every worker's payload is gathered and each is decoded on
   its own. Traffic per worker: ``P - 1`` payloads.
 * ``"linear"``: float payloads that add (`Float16`, `PowerSGD`'s factors).
+* ``"two_phase"``: all-to-all of shards, then all-gather (`OneBitEF` with
+  ``two_phase=True``): ``2 (P-1)/P`` payloads per worker.
 
 Error feedback (``error_feedback = True``) keeps a residual ``e`` per
 variable: ``p = g + e``, send ``C(p)``, then ``e <- p - D(C(p))``
@@ -30,7 +32,7 @@ import tensorflow as tf
 
 from tfqnn.distribute import packing
 
-COLLECTIVES = ("all_reduce", "all_gather", "linear")
+COLLECTIVES = ("all_reduce", "all_gather", "linear", "two_phase")
 
 
 @dataclasses.dataclass
@@ -80,8 +82,8 @@ class Compressor:
     across workers implement `local_statistics` too.
 
     Class attributes:
-        collective: ``"all_reduce"``, ``"all_gather"`` or ``"linear"`` (see
-            the module docstring).
+        collective: ``"all_reduce"``, ``"all_gather"``, ``"linear"`` or
+            ``"two_phase"`` (see the module docstring).
         error_feedback: whether a residual per variable is kept.
         unbiased: whether ``E[decompress(compress(g))] = g``.
         stochastic: whether `compress` draws random numbers (its ``seed``).
@@ -100,6 +102,11 @@ class Compressor:
     def accepts(self, shape):
         """Whether a gradient of this static shape is worth compressing."""
         return True
+
+    def extra_state(self, shape, num_workers):
+        """State besides the error-feedback residual that each compressed
+        variable needs: name -> ``(shape, initializer)``."""
+        return {}
 
     def local_statistics(self, gradient):
         """Float32 vector that all workers share as its element-wise maximum

@@ -1,5 +1,7 @@
 """`OneBitEF`: 1-bit SGD with error feedback (Seide et al., Interspeech 2014)."""
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -22,44 +24,141 @@ class OneBitEF(Compressor):
     idea for any layout.
 
     Payload: ``ceil(n / 32)`` words of signs and ``2 * ceil(n / bucket_size)``
-    float scales; all-gathered (each worker's reconstruction values differ).
+    float scales. By default it is all-gathered (each worker's
+    reconstruction values differ): ``P - 1`` payloads per worker.
+
+    ``two_phase=True`` exchanges in two rounds whose traffic does not grow
+    with the workers, ``2 (P-1)/P`` payloads per worker (the compressed
+    all-reduce of 1-bit Adam, Tang et al., ICML 2021): each worker splits
+    its signs into ``P`` shards and sends shard ``j`` to worker ``j``
+    (all-to-all); worker ``j`` decodes and adds its shard from everyone,
+    plus its own *server* residual, compresses that sum again (keeping the
+    new error as its server residual) and all-gathers it.
 
     Args:
         bucket_size: elements that share a pair of reconstruction values.
+        two_phase: all-to-all then all-gather, instead of one all-gather.
 
     >>> OneBitEF().bits_per_element(num_workers=4)  # 3 * (1 + 64 / 512)
     3.375
+    >>> OneBitEF(two_phase=True).bits_per_element(num_workers=4)  # 1.5 * (1 + 64 / 512)
+    1.6875
     """
 
     error_feedback = True
 
-    def __init__(self, bucket_size=512):
+    def __init__(self, bucket_size=512, two_phase=False):
         self.bucket_size = _validation.check_int("bucket_size", bucket_size, low=1)
+        self.two_phase = _validation.check_bool("two_phase", two_phase)
 
-    def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
-        flat = self._flat(gradient)
-        values, mask = bucketed(flat, self.bucket_size)
-        negative = tf.cast(values < 0, tf.float32) * mask
-        positive = mask - negative
+    @property
+    def collective(self):
+        return "two_phase" if self.two_phase else "all_gather"
+
+    # --- the code --------------------------------------------------------
+
+    def encode(self, flat, mask=None):
+        """Sign words and [buckets, 2] means of ``flat`` (means over the
+        elements where ``mask`` is 1; default: all)."""
+        values, real = bucketed(flat, self.bucket_size)
+        if mask is not None:
+            real = real * tf.reshape(mask, tf.shape(values))
+        negative = tf.cast(values < 0, tf.float32) * real
+        positive = real - negative
         mean_positive = tf.math.divide_no_nan(tf.reduce_sum(values * positive, 1),
                                               tf.reduce_sum(positive, 1))
         mean_negative = tf.math.divide_no_nan(tf.reduce_sum(values * negative, 1),
                                               tf.reduce_sum(negative, 1))
-        return Payload(words=packing.pack_bits(flat < 0),
-                       scales=tf.reshape(tf.stack([mean_positive, mean_negative], 1), [-1]),
-                       shape=gradient.shape, dtype=gradient.dtype, num_workers=num_workers)
+        return packing.pack_bits(flat < 0), tf.stack([mean_positive, mean_negative], 1)
+
+    def decode(self, words, means, num_elements):
+        """Float32 vector of ``num_elements`` from sign words and [buckets, 2] means."""
+        negative = tf.cast(packing.unpack_bits(words, num_elements), tf.float32)
+        negative, _ = bucketed(negative, self.bucket_size)
+        flat = tf.where(negative > 0, means[:, 1:], means[:, :1])
+        return tf.reshape(flat, [-1])[:num_elements]
+
+    def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
+        words, means = self.encode(self._flat(gradient))
+        return Payload(words=words, scales=tf.reshape(means, [-1]), shape=gradient.shape,
+                       dtype=gradient.dtype, num_workers=num_workers)
 
     def decompress(self, payload):
-        n = payload.shape.num_elements()
-        negative = tf.cast(packing.unpack_bits(payload.words, n), tf.bool)
-        negative, _ = bucketed(tf.cast(negative, tf.float32), self.bucket_size)
-        means = tf.reshape(payload.scales, [-1, 2])
-        flat = tf.where(negative > 0, means[:, 1:], means[:, :1])
-        return self._restore(tf.reshape(flat, [-1])[:n], payload)
+        flat = self.decode(payload.words, tf.reshape(payload.scales, [-1, 2]),
+                           payload.shape.num_elements())
+        return self._restore(flat, payload)
 
     def payload_bits(self, shape, num_workers=1):
         n = tf.TensorShape(shape).num_elements()
+        if self.two_phase:  # whole shards, one per worker
+            n = num_workers * self.shard_size(n, num_workers)
         return 32 * packing.num_words(n) + 64 * num_buckets(n, self.bucket_size)
 
+    # --- two phases ------------------------------------------------------
+
+    def shard_size(self, num_elements, num_workers):
+        """Elements of one worker's shard: whole buckets and whole words."""
+        unit = math.lcm(self.bucket_size, 32)
+        return unit * math.ceil(num_elements / (num_workers * unit))
+
+    def extra_state(self, shape, num_workers):
+        if not self.two_phase:
+            return {}
+        shard = self.shard_size(tf.TensorShape(shape).num_elements(), num_workers)
+        return {"server_residual": ((shard,), "zeros")}
+
+    def exchange(self, points, *, slots, flag, seeds, context):
+        """The two-phase exchange (``two_phase=True``; see the class docstring)."""
+        from tfqnn.distribute import communicator
+
+        if not self.two_phase:
+            return communicator.exchange_gathered(self, points, slots=slots, flag=flag,
+                                                  seeds=seeds, context=context)
+        p = communicator.num_replicas(context)
+        if p > 1 and len(context.strategy.extended.worker_devices) > 1:
+            raise ValueError("OneBitEF(two_phase=True) needs one replica per worker, as "
+                             "MultiWorkerMirroredStrategy has: all-to-all between replicas of "
+                             "one process does not run on CPU.")
+        me = tf.cast(context.replica_id_in_sync_group, tf.int32)
+        sizes = [x.shape.num_elements() for x in points]
+        shards = [self.shard_size(n, p) for n in sizes]
+        words, means, locals_ = [], [], []
+        for x, n, shard in zip(points, sizes, shards):
+            flat = tf.pad(self._flat(x), [[0, p * shard - n]])
+            real = tf.cast(tf.range(p * shard) < n, tf.float32)
+            w, m = self.encode(flat, real)
+            locals_.append(tf.reshape(self.decode(w, m, p * shard)[:n], x.shape))
+            words.append(tf.reshape(w, [p, -1]))
+            means.append(tf.reshape(m, [p, -1]))
+        # Phase 1: shard j of every worker to worker j, with everyone's flag.
+        received = communicator.all_to_all(
+            context, tf.concat(words + [tf.fill([p, 1], flag)], 1))
+        received_means = communicator.all_to_all(context, tf.concat(means, 1))
+        nonfinite = tf.reduce_sum(received[:, -1])
+        word_pieces = tf.split(received[:, :-1], [w.shape[1] for w in words], axis=1)
+        mean_pieces = tf.split(received_means, [m.shape[1] for m in means], axis=1)
+        server_words, server_means, updates = [], [], []
+        for n, shard, w, m, slot in zip(sizes, shards, word_pieces, mean_pieces, slots):
+            total = tf.add_n([self.decode(w[r], tf.reshape(m[r], [-1, 2]), shard)
+                              for r in range(p)])
+            real = tf.cast(me * shard + tf.range(shard) < n, tf.float32)
+            server = (total + slot["server_residual"].value) * real
+            sw, sm = self.encode(server, real)
+            updates.append((slot["server_residual"], server - self.decode(sw, sm, shard) * real))
+            server_words.append(sw)
+            server_means.append(tf.reshape(sm, [-1]))
+        # Phase 2: every worker's re-compressed shard to everyone.
+        gathered = communicator.all_gather(context, tf.concat(server_words, 0))
+        gathered_means = communicator.all_gather(context, tf.concat(server_means, 0))
+        totals = []
+        for x, n, shard, w, m in zip(
+                points, sizes, shards,
+                tf.split(gathered, [w.shape[0] for w in server_words], axis=1),
+                tf.split(gathered_means, [m.shape[0] for m in server_means], axis=1)):
+            flat = tf.concat([self.decode(w[r], tf.reshape(m[r], [-1, 2]), shard)
+                              for r in range(p)], 0)
+            totals.append(tf.reshape(flat[:n], x.shape))
+        return totals, locals_, updates, nonfinite
+
     def get_config(self):
-        return {"bucket_size": self.bucket_size}
+        return {"bucket_size": self.bucket_size, "two_phase": self.two_phase}

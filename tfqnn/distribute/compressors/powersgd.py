@@ -58,6 +58,10 @@ class PowerSGD(Compressor):
         _, m = self.matrix_shape(shape)
         return tf.random.stateless_normal([m, self.rank], seed=[self.seed, 0])
 
+    def extra_state(self, shape, num_workers):
+        q = self.initial_q(shape)
+        return {"q": (tuple(q.shape), lambda shape, dtype=None: q)}
+
     def matrix(self, gradient):
         return tf.reshape(tf.cast(gradient, tf.float32), self.matrix_shape(gradient.shape))
 
@@ -72,6 +76,9 @@ class PowerSGD(Compressor):
         Args:
             q: the warm-start ``Q`` (None: `initial_q`).
         """
+        if min(self.matrix_shape(gradient.shape)) < self.rank:
+            raise ValueError(f"PowerSGD(rank={self.rank}) needs a matrix of at least rank rows "
+                             f"and columns; got a gradient of shape {gradient.shape}.")
         m = self.matrix(gradient)
         q = self.initial_q(gradient.shape) if q is None else q
         p = self.orthogonalize(tf.matmul(m, q))

@@ -1,0 +1,317 @@
+"""One worker of `benchmarks/compression.py`: Keras ``fit`` under MWMS, compressed or not.
+
+Started by the driver (one process per worker, each in its own network
+namespace, ``TF_CONFIG`` naming the ``10.9.0.X`` addresses). TensorFlow's
+intra- and inter-op thread pools are set before anything else uses
+TensorFlow (``--threads``, default 1 each), as tests/distribute/multiworker.py
+does.
+
+The worker trains one workload (``mlp``: 784-2048-2048-2048-10, 10.0M
+parameters; ``cnn``: conv16-conv32-fc128-fc10, 0.21M parameters; both on
+Fashion-MNIST, Adam, global batch ``--batch-size`` split over the workers)
+with ``model.fit(steps_per_epoch=...)`` in one epoch, and a callback that
+
+* in the accuracy phase (the first ``--accuracy-steps`` steps, on an
+  unshaped link), every ``--eval-every`` steps counts the correct
+  predictions of this worker's share of the Fashion-MNIST test set
+  (``x_test[index::P]``, by a copy of the model outside the strategy, so
+  that no collective is involved; the driver adds the shares);
+* then, for each link the driver shapes in turn: a barrier (the driver
+  changes the ``tc`` shaping), ``--warmup`` steps, a barrier (the driver
+  reads the interfaces' byte counters), ``--steps`` timed steps, a barrier
+  (the driver reads the counters again).
+
+A barrier is a pair of files in ``--control``: the worker writes
+``ready.K.INDEX`` and waits for ``go.K``. Each step's wall time is taken
+from ``on_train_batch_begin`` to ``on_train_batch_end`` (after forcing the
+step's loss to the host), so that barriers and evaluations are not counted.
+
+Prints one ``RESULT {json}`` line. ``--codec`` instead times each
+compressor's ``compress`` and ``decompress`` (in `tf.function`) on random
+gradients shaped like the workload's kernels, on one process: the encode
+and decode compute that a step adds, without any network.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+RESULT_PREFIX = "RESULT "
+WORKLOADS = ("mlp", "cnn")
+
+
+def schedule(accuracy_steps, num_links, warmup, steps):
+    """Barriers ``(after_step, kind, link)`` in order, and the total steps.
+
+    ``after_step`` 0 is before the first step. ``kind`` is ``"link"`` (shape
+    the links for ``link``), ``"start"`` or ``"end"`` (of its timed steps).
+    """
+    events, step = [], accuracy_steps
+    for link in range(num_links):
+        events.append((step, "link", link))
+        step += warmup
+        events.append((step, "start", link))
+        step += steps
+        events.append((step, "end", link))
+    return events, step
+
+
+def build_model(workload, keras):
+    layers = keras.layers
+    if workload == "mlp":
+        return keras.Sequential([
+            keras.Input((784,)),
+            layers.Dense(2048, activation="relu"),
+            layers.Dense(2048, activation="relu"),
+            layers.Dense(2048, activation="relu"),
+            layers.Dense(10),
+        ])
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        layers.Conv2D(16, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(32, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(128, activation="relu"),
+        layers.Dense(10),
+    ])
+
+
+def kernel_shapes(workload):
+    """Shapes of the workload's trainable variables, as built by `build_model`."""
+    if workload == "mlp":
+        return [(784, 2048), (2048,), (2048, 2048), (2048,), (2048, 2048), (2048,),
+                (2048, 10), (10,)]
+    return [(3, 3, 1, 16), (16,), (3, 3, 16, 32), (32,), (1568, 128), (128,), (128, 10), (10,)]
+
+
+def load_data(workload):
+    import tfqnn.datasets
+
+    (x_train, y_train), (x_test, y_test) = tfqnn.datasets.load_fashion_mnist()
+    shape = (-1, 784) if workload == "mlp" else (-1, 28, 28, 1)
+    return (x_train.reshape(shape), y_train), (x_test.reshape(shape), y_test)
+
+
+def set_threads(threads):
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+class Barrier:
+    """File barrier with the driver: ``ready.K.INDEX`` then wait for ``go.K``."""
+
+    def __init__(self, directory, index, timeout=1800.0):
+        self.directory, self.index, self.timeout = directory, index, timeout
+        self.count = 0
+
+    def wait(self):
+        k = self.count
+        self.count += 1
+        with open(os.path.join(self.directory, f"ready.{k}.{self.index}"), "w"):
+            pass
+        go = os.path.join(self.directory, f"go.{k}")
+        deadline = time.monotonic() + self.timeout
+        while not os.path.exists(go):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"barrier {k}: no {go} after {self.timeout} s")
+            time.sleep(0.005)
+
+
+def train(args):
+    set_threads(args.threads)
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import tfqnn.distribute
+
+    start = time.perf_counter()
+    config = json.loads(os.environ["TF_CONFIG"])
+    index = config["task"]["index"]
+    num_workers = len(config["cluster"]["worker"])
+    keras.utils.set_random_seed(args.seed)
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=args.collective_timeout)
+    if args.compressor == "none":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    else:
+        strategy = tfqnn.distribute.GradientCompressionStrategy(
+            tfqnn.distribute.compressors.get(args.compressor), communication_options=options)
+
+    (x_train, y_train), (x_test, y_test) = load_data(args.workload)
+    x_eval, y_eval = x_test[index::num_workers], y_test[index::num_workers]
+    train_data = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+    train_data = train_data.shuffle(len(x_train), seed=args.seed).repeat()
+    train_data = train_data.batch(args.batch_size, drop_remainder=True).prefetch(2)
+    data_options = tf.data.Options()
+    data_options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    train_data = train_data.with_options(data_options)
+
+    with strategy.scope():
+        model = build_model(args.workload, keras)
+        model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    twin = build_model(args.workload, keras)  # outside the strategy: local evaluation
+
+    events, total_steps = schedule(args.accuracy_steps, args.links, args.warmup, args.steps)
+    barrier = Barrier(args.control, index)
+
+    class Recorder(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.durations = []  # wall seconds of each step, in order
+            self.evaluations = []  # [step, correct, count]
+            self.began = None
+
+        def run_events(self, step):
+            if (args.accuracy_steps and step and step <= args.accuracy_steps
+                    and (step % args.eval_every == 0 or step == args.accuracy_steps)):
+                self.evaluate(step)
+            for at, _, _ in events:
+                if at == step:
+                    barrier.wait()
+
+        def evaluate(self, step):
+            twin.set_weights(self.model.get_weights())
+            logits = twin.predict(x_eval, batch_size=500, verbose=0)
+            self.evaluations.append([step, int(np.sum(np.argmax(logits, -1) == y_eval)),
+                                     len(y_eval)])
+
+        def on_train_begin(self, logs=None):
+            self.run_events(0)
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.began = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if logs and "loss" in logs:
+                np.asarray(logs["loss"])  # the step has run
+            self.durations.append(time.perf_counter() - self.began)
+            self.run_events(batch + 1)
+
+    recorder = Recorder()
+    built = time.perf_counter()
+    model.fit(train_data, epochs=1, steps_per_epoch=total_steps, verbose=0,
+              callbacks=[recorder])
+    finished = time.perf_counter()
+
+    phases = []
+    for link in range(args.links):
+        at = {kind: step for step, kind, lk in events if lk == link}
+        phases.append({"warmup_s": recorder.durations[at["link"]:at["start"]],
+                       "timed_s": recorder.durations[at["start"]:at["end"]]})
+    compressed = []
+    compression = getattr(model.optimizer, "_tfqnn_compression", None)
+    if compression is not None:
+        compressed = list(compression.state.compressed)
+    result = {
+        "index": index,
+        "num_workers": num_workers,
+        "replicas": strategy.num_replicas_in_sync,
+        "num_params": int(sum(int(np.prod(v.shape)) for v in model.trainable_variables)),
+        "shapes": [list(v.shape) for v in model.trainable_variables],
+        "compressed": compressed,
+        "iterations": int(model.optimizer.iterations.numpy()),
+        "accuracy_step_s": recorder.durations[:args.accuracy_steps],
+        "evaluations": recorder.evaluations,
+        "phases": phases,
+        "setup_s": round(built - start, 2),
+        "fit_s": round(finished - built, 2),
+    }
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def _codec_functions(tf, compressor, grads, num_workers):
+    """`tf.function`s: gradients -> payload parts, and parts -> gradients."""
+    seed = tf.constant([1, 2], tf.int64)
+    payloads = [compressor.compress(g, num_workers=num_workers, seed=seed) for g in grads]
+
+    @tf.function
+    def encode(grads):
+        encoded = [compressor.compress(g, num_workers=num_workers, seed=seed) for g in grads]
+        return [(p.words, p.scales, p.values) for p in encoded]
+
+    @tf.function
+    def decode(parts):
+        out = []
+        for (words, scales, values), p in zip(parts, payloads, strict=True):
+            p = type(p)(**dict(p.__dict__, words=words, scales=scales, values=values))
+            out.append(compressor.decompress(p))
+        return out
+
+    return encode, decode
+
+
+def codec(args):
+    """Median seconds of compress and decompress of each compressor on the
+    workload's kernels (one `tf.function` each, all tensors together)."""
+    set_threads(args.threads)
+    import numpy as np
+    import tensorflow as tf
+
+    from tfqnn.distribute import compressors
+    from tfqnn.distribute.memory import is_compressible
+
+    rng = np.random.default_rng(0)
+    shapes = [s for s in kernel_shapes(args.workload) if len(s) > 1]
+    results = {}
+    for name in args.compressors.split(","):
+        compressor = compressors.get(name)
+        chosen = [s for s in shapes if is_compressible(compressor, s, tf.float32, 1024)]
+        grads = [tf.constant(rng.standard_normal(s, dtype=np.float32) * 1e-3) for s in chosen]
+
+        encode, decode = _codec_functions(tf, compressor, grads, args.num_workers)
+        parts = encode(grads)
+        times = {"encode": [], "decode": []}
+        for _ in range(args.repeats + 1):  # the first traces
+            t = time.perf_counter()
+            [x.numpy() for item in encode(grads) for x in item if x is not None]
+            times["encode"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            [x.numpy() for x in decode(parts)]
+            times["decode"].append(time.perf_counter() - t)
+        results[name] = {
+            "elements": int(sum(np.prod(s) for s in chosen)),
+            "encode_s": float(np.median(times["encode"][1:])),
+            "decode_s": float(np.median(times["decode"][1:])),
+        }
+    print(RESULT_PREFIX + json.dumps(results), flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", choices=WORKLOADS, default="mlp")
+    parser.add_argument("--compressor", default="none",
+                        help="an alias of tfqnn.distribute.compressors, or none (plain MWMS)")
+    parser.add_argument("--control", help="the barrier directory")
+    parser.add_argument("--links", type=int, default=1, help="links the driver shapes in turn")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--accuracy-steps", type=int, default=0)
+    parser.add_argument("--eval-every", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=256, help="global batch")
+    parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--collective-timeout", type=float, default=600.0)
+    parser.add_argument("--codec", action="store_true", help="time compress/decompress only")
+    parser.add_argument("--compressors", default="", help="with --codec: comma-separated")
+    parser.add_argument("--num-workers", type=int, default=4, help="with --codec")
+    parser.add_argument("--repeats", type=int, default=5, help="with --codec")
+    args = parser.parse_args(argv)
+    if args.codec:
+        codec(args)
+    else:
+        if not args.control:
+            parser.error("--control is required")
+        train(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
