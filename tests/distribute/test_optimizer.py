@@ -8,7 +8,11 @@ import pytest
 import tensorflow as tf
 
 import tfqnn.distribute
-from tfqnn.distribute import CompressedOptimizer, GradientCompressionStrategy, compressors
+from tfqnn.distribute import (
+    CompressedOptimizer,
+    GradientCompressionStrategy,
+    compressors,
+)
 
 
 def _model(seed=0):

@@ -21,7 +21,13 @@ TensorFlow trainer, so that a plain MWMS model trains too.
 were.
 """
 
-from tfqnn.distribute import communicator, compressors, keras_workarounds, optimizer, packing
+from tfqnn.distribute import (
+           communicator,
+           compressors,
+           keras_workarounds,
+           optimizer,
+           packing,
+)
 from tfqnn.distribute.memory import CompressionState
 from tfqnn.distribute.optimizer import CompressedOptimizer
 from tfqnn.distribute.strategy import GradientCompressionStrategy

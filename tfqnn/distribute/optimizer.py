@@ -54,9 +54,9 @@ class Compression:
             self.compressor, grads, state=self.state, indices=indices,
             step=optimizer.iterations.value)
         if self.on_nonfinite == "raise":
-            check = tf.debugging.Assert(finite, [
+            check = tf.debugging.Assert(finite, [(
                 "tfqnn: a worker had a NaN or Inf gradient (on_nonfinite='raise'); "
-                "no worker applied the step."])
+                "no worker applied the step.")])
             with tf.control_dependencies([check]):
                 sums = [tf.identity(s) for s in sums]
         tf.__internal__.distribute.interim.maybe_merge_call(

@@ -23,7 +23,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from tfqnn.distribute import CompressionState, communicator, compressors  # noqa: E402
+from tfqnn.distribute import CompressionState, communicator, compressors
 
 REPLICAS = 2
 rng = np.random.default_rng(7)

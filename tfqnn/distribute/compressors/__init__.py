@@ -95,6 +95,21 @@ def get(identifier):
         f"or one of the aliases {', '.join(ALIASES)}.")
 
 
-__all__ = ["ALIASES", "AdaQ", "Compressor", "DoReFaGrad", "EFSign", "Float16", "OneBitEF",
-           "Payload", "PowerSGD", "QSGD", "SignSGD", "TernGrad", "Threshold", "deserialize",
-           "get", "serialize"]
+__all__ = [
+    "ALIASES",
+    "QSGD",
+    "AdaQ",
+    "Compressor",
+    "DoReFaGrad",
+    "EFSign",
+    "Float16",
+    "OneBitEF",
+    "Payload",
+    "PowerSGD",
+    "SignSGD",
+    "TernGrad",
+    "Threshold",
+    "deserialize",
+    "get",
+    "serialize",
+]
