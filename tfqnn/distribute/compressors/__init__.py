@@ -75,7 +75,7 @@ def get(identifier):
         ValueError: for anything else, naming the allowed aliases.
 
     >>> get("onebit_ef")
-    OneBitEF(bucket_size=512)
+    OneBitEF(bucket_size=512, two_phase=False)
     """
     if isinstance(identifier, Compressor):
         return identifier

@@ -33,7 +33,7 @@ class Threshold(Compressor):
     digits): with ``max_density`` of the elements sent, ``tau`` must be about
     ``mean|g| / max_density`` for the residual not to grow.
 
-    >>> Threshold().bits_per_element(num_workers=4)  # 3 * 32 * 0.1
+    >>> round(Threshold().bits_per_element(num_workers=4), 2)  # 3 * 32 * 0.1
     9.6
     """
 
