@@ -15,6 +15,13 @@ a replica context of ``P`` replicas, for the gradients it compresses:
    `PowerSGD.exchange`);
 4. decode and sum; the residual becomes ``p - D(C(p))``.
 
+Every exchange has one signature, ``exchange(points, *, slots, flag, seeds,
+context) -> (sums, locals, updates, nonfinite)``: the residual-compensated
+points, each one's state slots, this worker's non-finite flag (int32), one
+seed per point; it returns the summed decodings, this worker's own decodings
+(for the residual), ``(variable, value)`` state updates, and the number of
+workers whose flag was set.
+
 The other gradients (fewer than ``min_elements`` elements, sparse ones,
 shapes the compressor declines) go through one plain float all-reduce, as in
 Keras.
@@ -186,7 +193,7 @@ def all_to_all(context, tensor):
         timeout=getattr(options, "timeout_seconds", None) or 0)
 
 
-def _shared_statistics(compressor, points, context, flag):
+def _shared_statistics(compressor, points, context):
     """Every tensor's statistics, as the maximum over the replicas (or None)."""
     counts = [compressor.num_statistics(p.shape) for p in points]
     if not sum(counts):
@@ -200,7 +207,7 @@ def _shared_statistics(compressor, points, context, flag):
 def _exchange_summable(compressor, points, *, slots, flag, seeds, context):
     """Integer fields, one all-reduce: the decoded sum is the sum of decodings."""
     p = num_replicas(context)
-    statistics = _shared_statistics(compressor, points, context, flag)
+    statistics = _shared_statistics(compressor, points, context)
     payloads = [compressor.compress(x, statistics=s, num_workers=p, seed=seed)
                 for x, s, seed in zip(points, statistics, seeds)]
     sums, nonfinite = all_reduce_with_flag(context, [q.words for q in payloads], flag)
