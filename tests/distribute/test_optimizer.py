@@ -25,6 +25,12 @@ def _data(rng, n=128):
     return rng.normal(size=(n, 16)).astype(np.float32), rng.integers(0, 3, n)
 
 
+def _gradients(model, x, y):
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(x=x, y=y, y_pred=model(x))
+    return tape.gradient(loss, model.trainable_weights)
+
+
 def _compile(model, optimizer):
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -38,9 +44,7 @@ def test_the_update_is_the_inner_optimizers_on_the_decoded_gradient(rng):
                                     min_elements=500)
     _compile(model, optimizer)
     before = [w.numpy() for w in model.trainable_weights]
-    with tf.GradientTape() as tape:
-        loss = model.compute_loss(x=x, y=y, y_pred=model(x))
-    grads = tape.gradient(loss, model.trainable_weights)
+    grads = _gradients(model, x, y)
     optimizer.apply(grads, model.trainable_weights)
     compressor = optimizer.compressor
     for w, b, g in zip(model.trainable_weights, before, grads):
@@ -163,9 +167,7 @@ def test_plain_optimizers_are_untouched(rng):
     optimizer = keras.optimizers.SGD(0.1)
     _compile(model, optimizer)
     before = [w.numpy() for w in model.trainable_weights]
-    with tf.GradientTape() as tape:
-        loss = model.compute_loss(x=x, y=y, y_pred=model(x))
-    grads = tape.gradient(loss, model.trainable_weights)
+    grads = _gradients(model, x, y)
     optimizer.apply(grads, model.trainable_weights)
     assert getattr(optimizer, "_tfqnn_compression", None) is None
     for w, b, g in zip(model.trainable_weights, before, grads):

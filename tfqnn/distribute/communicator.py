@@ -204,26 +204,18 @@ def _shared_statistics(compressor, points, context):
     return tf.split(shared, counts)
 
 
-def _exchange_summable(compressor, points, *, slots, flag, seeds, context):
-    """Integer fields, one all-reduce: the decoded sum is the sum of decodings."""
+def _exchange_summed(compressor, points, *, slots, flag, seeds, context):
+    """Payloads that add, with one all-reduce: integer fields (summable
+    compressors, scales shared first) or float values (linear ones, in their
+    dtype). The decoding of the sum is the sum of the decodings."""
     p = num_replicas(context)
     statistics = _shared_statistics(compressor, points, context)
     payloads = [compressor.compress(x, statistics=s, num_workers=p, seed=seed)
                 for x, s, seed in zip(points, statistics, seeds)]
-    sums, nonfinite = all_reduce_with_flag(context, [q.words for q in payloads], flag)
-    totals = [compressor.decompress(_replace(q, words=w, count=p))
-              for q, w in zip(payloads, sums)]
-    locals_ = [compressor.decompress(q) for q in payloads] if compressor.error_feedback else []
-    return totals, locals_, [], nonfinite
-
-
-def _exchange_linear(compressor, points, *, slots, flag, seeds, context):
-    """Float payloads that add (`Float16`): one all-reduce in their dtype."""
-    p = num_replicas(context)
-    payloads = [compressor.compress(x, num_workers=p, seed=seed) for x, seed in zip(points, seeds)]
-    sums, nonfinite = all_reduce_with_flag(context, [q.values for q in payloads], flag)
-    totals = [compressor.decompress(_replace(q, values=v, count=p))
-              for q, v in zip(payloads, sums)]
+    field = "words" if compressor.collective == "all_reduce" else "values"
+    sums, nonfinite = all_reduce_with_flag(context, [getattr(q, field) for q in payloads], flag)
+    totals = [compressor.decompress(_replace(q, **{field: total, "count": p}))
+              for q, total in zip(payloads, sums)]
     locals_ = [compressor.decompress(q) for q in payloads] if compressor.error_feedback else []
     return totals, locals_, [], nonfinite
 
@@ -245,7 +237,7 @@ def exchange_gathered(compressor, points, *, slots, flag, seeds, context):
     return totals, locals_, [], tf.reduce_sum(words[:, -1])
 
 
-_EXCHANGES = {"all_reduce": _exchange_summable, "linear": _exchange_linear,
+_EXCHANGES = {"all_reduce": _exchange_summed, "linear": _exchange_summed,
               "all_gather": exchange_gathered}
 
 

@@ -58,8 +58,9 @@ class GradientCompressionStrategy(tf.distribute.MultiWorkerMirroredStrategy):
                              communication_options=communication_options)
             return
         if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            raise ValueError(  # noqa: TRY004 (tfqnn's convention for invalid arguments)f"Invalid strategy={strategy!r}: expected a "
-                             "tf.distribute.MultiWorkerMirroredStrategy or None.")
+            raise ValueError(  # noqa: TRY004 (tfqnn's convention for invalid arguments)
+                f"Invalid strategy={strategy!r}: expected a "
+                "tf.distribute.MultiWorkerMirroredStrategy or None.")
         if cluster_resolver is not None or communication_options is not None:
             raise ValueError("cluster_resolver and communication_options configure a new "
                              "strategy: pass them to the wrapped one, or pass strategy=None.")

@@ -7,6 +7,7 @@ class name, or None.
 
 import keras
 
+from tfqnn import _registry
 from tfqnn.quantizers.base import Quantizer, StochasticQuantizer
 from tfqnn.quantizers.binary import ApproxSign, ScaledSign, SteSign, StochasticSign
 from tfqnn.quantizers.gradient import DoReFaGradient
@@ -48,11 +49,7 @@ def serialize(quantizer):
 
 def deserialize(config, custom_objects=None):
     """A quantizer from the output of `serialize`, an alias or a class name."""
-    if isinstance(config, str):
-        return get(config)
-    return keras.saving.deserialize_keras_object(
-        config, module_objects=ALL_OBJECTS, custom_objects=custom_objects
-    )
+    return _registry.deserialize(config, ALL_OBJECTS, get, custom_objects)
 
 
 def get(identifier):
@@ -66,23 +63,11 @@ def get(identifier):
     Raises:
         ValueError: for anything else, naming the allowed aliases.
     """
-    if identifier is None or isinstance(identifier, Quantizer):
-        return identifier
-    if isinstance(identifier, dict):
-        try:
-            quantizer = deserialize(identifier)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"Invalid quantizer config {identifier!r}: {error}") from error
-        if isinstance(quantizer, Quantizer):
-            return quantizer
-    elif isinstance(identifier, str):
-        cls = ALIASES.get(identifier) or ALL_OBJECTS.get(identifier)
-        if cls is not None:
-            return cls()
-    raise ValueError(
-        f"Invalid quantizer identifier {identifier!r}: expected a tfqnn Quantizer, "
-        f"a config dict, None, or one of the aliases {', '.join(ALIASES)}."
-    )
+    if identifier is None:
+        return None
+    return _registry.resolve(identifier, base=Quantizer, aliases=ALIASES, deserialize=deserialize,
+                             noun="quantizer identifier",
+                             accepted="a tfqnn Quantizer, a config dict, None")
 
 
 __all__ = [

@@ -9,10 +9,10 @@ value needs, which `tfqnn.summary` uses to size a model.
 import keras
 import tensorflow as tf
 
-from tfqnn import _validation
+from tfqnn import _registry, _validation
 
 
-class Quantizer:
+class Quantizer(_registry.ConfigObject):
     """Base class of tfqnn's quantizers.
 
     Subclasses implement `call(x, training)` on a float tensor and
@@ -30,22 +30,6 @@ class Quantizer:
     def call(self, x, training=None):
         raise NotImplementedError(f"{type(self).__name__} must implement call().")
 
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash((type(self).__name__, repr(self)))
 
 
 class StochasticQuantizer(Quantizer):

@@ -4,8 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfqnn import _validation
-from tfqnn.quantizers.base import Quantizer, StochasticQuantizer, cast_like
-from tfqnn.quantizers.base import clipped_ste
+from tfqnn.quantizers.base import Quantizer, StochasticQuantizer, cast_like, clipped_ste
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")

@@ -24,6 +24,7 @@ Every compressor has ``compress(gradient) -> Payload``,
 
 import keras
 
+from tfqnn import _registry
 from tfqnn.distribute.compressors.adaq import AdaQ
 from tfqnn.distribute.compressors.base import Compressor, Payload
 from tfqnn.distribute.compressors.dorefa_grad import DoReFaGrad
@@ -58,10 +59,7 @@ def serialize(compressor):
 
 def deserialize(config, custom_objects=None):
     """A compressor from the output of `serialize`, an alias or a class name."""
-    if isinstance(config, str):
-        return get(config)
-    return keras.saving.deserialize_keras_object(
-        config, module_objects=ALL_OBJECTS, custom_objects=custom_objects)
+    return _registry.deserialize(config, ALL_OBJECTS, get, custom_objects)
 
 
 def get(identifier):
@@ -77,22 +75,9 @@ def get(identifier):
     >>> get("onebit_ef")
     OneBitEF(bucket_size=512, two_phase=False)
     """
-    if isinstance(identifier, Compressor):
-        return identifier
-    if isinstance(identifier, dict):
-        try:
-            compressor = deserialize(identifier)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"Invalid compressor config {identifier!r}: {error}") from error
-        if isinstance(compressor, Compressor):
-            return compressor
-    elif isinstance(identifier, str):
-        cls = ALIASES.get(identifier) or ALL_OBJECTS.get(identifier)
-        if cls is not None:
-            return cls()
-    raise ValueError(
-        f"Invalid compressor {identifier!r}: expected a tfqnn Compressor, a config dict, "
-        f"or one of the aliases {', '.join(ALIASES)}.")
+    return _registry.resolve(identifier, base=Compressor, aliases=ALIASES,
+                             deserialize=deserialize, noun="compressor",
+                             accepted="a tfqnn Compressor, a config dict")
 
 
 __all__ = [

@@ -30,6 +30,7 @@ import math
 
 import tensorflow as tf
 
+from tfqnn import _registry
 from tfqnn.distribute import packing
 
 COLLECTIVES = ("all_reduce", "all_gather", "linear", "two_phase")
@@ -74,7 +75,7 @@ def _static_size(tensor):
     return int(tf.size(tensor)) if size is None else size
 
 
-class Compressor:
+class Compressor(_registry.ConfigObject):
     """Base class of tfqnn's gradient compressors.
 
     Subclasses set the class attributes and implement `compress`,
@@ -203,22 +204,6 @@ class Compressor:
             return tf.random.uniform(shape, dtype=tf.float32)
         return tf.random.stateless_uniform(shape, seed=seed, dtype=tf.float32)
 
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash(repr(self))
 
 
 def num_buckets(num_elements, bucket_size):
