@@ -103,6 +103,13 @@ def set_threads(threads):
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def _num_threads():
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return None
+
+
 class Barrier:
     """File barrier with the driver: ``ready.K.INDEX`` then wait for ``go.K``."""
 
@@ -136,7 +143,11 @@ def train(args):
     index = config["task"]["index"]
     num_workers = len(config["cluster"]["worker"])
     keras.utils.set_random_seed(args.seed)
-    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=args.collective_timeout)
+    # No collective timeout by default: TensorFlow 2.21 starts one thread per
+    # collective that sleeps for the whole timeout (thousands of threads at a
+    # few steps per second); the driver stops a hung cluster instead.
+    options = tf.distribute.experimental.CommunicationOptions(
+        timeout_seconds=args.collective_timeout or None)
     if args.compressor == "none":
         strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     else:
@@ -167,6 +178,7 @@ def train(args):
             super().__init__()
             self.durations = []  # wall seconds of each step, in order
             self.evaluations = []  # [step, correct, count]
+            self.threads = []  # [step, threads of this process]
             self.began = None
 
         def run_events(self, step):
@@ -182,6 +194,7 @@ def train(args):
             logits = twin.predict(x_eval, batch_size=500, verbose=0)
             self.evaluations.append([step, int(np.sum(np.argmax(logits, -1) == y_eval)),
                                      len(y_eval)])
+            self.threads.append([step, _num_threads()])
 
         def on_train_begin(self, logs=None):
             self.run_events(0)
@@ -220,6 +233,7 @@ def train(args):
         "iterations": int(model.optimizer.iterations.numpy()),
         "accuracy_step_s": recorder.durations[:args.accuracy_steps],
         "evaluations": recorder.evaluations,
+        "threads": recorder.threads + [[total_steps, _num_threads()]],
         "phases": phases,
         "setup_s": round(built - start, 2),
         "fit_s": round(finished - built, 2),
@@ -299,7 +313,8 @@ def main(argv=None):
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--collective-timeout", type=float, default=600.0)
+    parser.add_argument("--collective-timeout", type=float, default=0.0,
+                        help="CommunicationOptions(timeout_seconds=...), 0: none")
     parser.add_argument("--codec", action="store_true", help="time compress/decompress only")
     parser.add_argument("--compressors", default="", help="with --codec: comma-separated")
     parser.add_argument("--num-workers", type=int, default=4, help="with --codec")
