@@ -27,10 +27,14 @@ workers and each compressor (``none`` = plain MWMS fp32 ring all-reduce, and
 tfqnn's compressors by alias with their defaults, under
 `tfqnn.distribute.GradientCompressionStrategy`), one cluster runs:
 
-1. with workers in ``--accuracy-workers`` (default 4): an accuracy phase of
+1. with workers in ``--accuracy-workers`` (default 4), for workloads in
+   ``--accuracy-workloads`` (default both): an accuracy phase of
    ``--accuracy-steps`` steps on unshaped links, evaluating the full
    Fashion-MNIST test set every ``--eval-every`` steps (each worker its
-   share, no collective);
+   share, no collective); it ends at the first evaluation after
+   ``--accuracy-budget`` seconds from the cluster's launch (default 300 s:
+   only a compressor that makes the step several times slower than fp32
+   is cut, and the tables say where);
 2. for each link: ``--warmup`` steps, then ``--steps`` timed steps, with the
    interfaces' byte counters read before and after (``/proc/PID/net/dev`` of
    the holder: the namespace's ``/sys/class/net/w{i}/statistics`` values).
@@ -65,7 +69,11 @@ wire bytes within 10 % of the prediction.
 Usage: python benchmarks/compression.py [--quick] [--workloads mlp,cnn]
     [--workers 2,4] [--links 100mbit,1gbit,unshaped] [--compressors none,...]
     [--steps 5] [--warmup 2] [--accuracy-steps 300] [--accuracy-workers 4]
-    [--eval-every 20] [--json PATH]
+    [--accuracy-workloads mlp,cnn] [--accuracy-budget 300] [--eval-every 20]
+    [--threads 1] [--pin] [--no-codec] [--json PATH]
+
+A full default run takes about 50 minutes on a 2-core machine; ``--quick``
+about 3.
 """
 
 import os
@@ -126,6 +134,11 @@ def parse_args(argv=None):
                         help="unshaped steps of the accuracy phase (0: none)")
     parser.add_argument("--accuracy-workers", default="4",
                         help="the worker counts that run the accuracy phase")
+    parser.add_argument("--accuracy-workloads", default="mlp,cnn",
+                        help="the workloads that run the accuracy phase")
+    parser.add_argument("--accuracy-budget", type=float, default=300.0,
+                        help="seconds from a cluster's launch after which its accuracy phase "
+                             "ends at the next evaluation (0: no limit)")
     parser.add_argument("--eval-every", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=256, help="global batch")
     parser.add_argument("--threads", type=int, default=1, help="TF intra/inter-op threads")
@@ -145,6 +158,7 @@ def parse_args(argv=None):
     args.compressor_list = _names(args.compressors, COMPRESSORS, "--compressors")
     args.worker_list = sorted({int(p) for p in args.workers.split(",")})
     args.accuracy_list = {int(p) for p in args.accuracy_workers.split(",") if p}
+    args.accuracy_workloads = [w for w in args.accuracy_workloads.split(",") if w]
     if any(p < 2 or p > 8 for p in args.worker_list):
         parser.error("--workers: between 2 and 8")
     if args.steps < 1 or args.warmup < 1:
@@ -167,7 +181,7 @@ def machine_info():
             "cpus": os.cpu_count(), "kernel": platform.release(),
             "python": platform.python_version(),
             "date_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
-            "load_average_start": _load_average()}
+            "load_average_start": _load_average(), "library": library_fingerprint()}
     try:
         for line in subprocess.run(["lscpu"], check=False, capture_output=True,
                                    text=True).stdout.splitlines():
@@ -188,6 +202,23 @@ def machine_info():
         except importlib.metadata.PackageNotFoundError:
             pass
     return info
+
+
+def library_fingerprint():
+    """The git commit and a digest of tfqnn/distribute's sources (they may be
+    edited while the benchmark runs: compare the values at start and end)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "tfqnn" / "distribute").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "tfqnn/distribute"], check=False,
+                           cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return f"{commit or 'unknown'}{' + uncommitted changes' if dirty else ''}, " \
+           f"tfqnn/distribute sha256 {digest.hexdigest()[:12]}"
 
 
 def _load_average():
@@ -306,8 +337,8 @@ class LaunchFailed(RuntimeError):
 
 def launch(net, args, workload, num_workers, compressor, port, log):
     """Runs one cluster; returns the workers' results and the driver's counters."""
-    accuracy_steps = args.accuracy_steps if num_workers in args.accuracy_list else 0
-    events, _ = cw.schedule(accuracy_steps, len(args.link_list), args.warmup, args.steps)
+    accuracy = num_workers in args.accuracy_list and workload in args.accuracy_workloads
+    accuracy_steps = args.accuracy_steps if accuracy else 0
     control = tempfile.mkdtemp(prefix="tfqnn_compression_")
     cluster = {"worker": [f"{net.address(i)}:{port}" for i in range(num_workers)]}
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1",
@@ -317,7 +348,7 @@ def launch(net, args, workload, num_workers, compressor, port, log):
                    "--links", len(args.link_list), "--warmup", args.warmup, "--steps", args.steps,
                    "--accuracy-steps", accuracy_steps, "--eval-every", args.eval_every,
                    "--batch-size", args.batch_size, "--learning-rate", settings["learning_rate"],
-                   "--threads", args.threads]
+                   "--threads", args.threads, "--launched-at", time.time()]
     procs, outputs = [], []
     counters = {}
     net.shape("unshaped")
@@ -336,7 +367,17 @@ def launch(net, args, workload, num_workers, compressor, port, log):
                                           env=dict(env, TF_CONFIG=json.dumps(config)),
                                           preexec_fn=_die_with_parent,  # noqa: PLW1509
                                           start_new_session=True))
-        for k, (_, kind, link) in enumerate(events):
+        k = 0
+        for step in cw.eval_steps(accuracy_steps, args.eval_every):
+            _wait_ready(control, k, procs, deadline)
+            stop = bool(args.accuracy_budget) and time.monotonic() - started > args.accuracy_budget
+            _release(control, k, "stop" if stop else "go")
+            k += 1
+            if stop:
+                accuracy_steps = step
+                break
+        events, _ = cw.schedule(accuracy_steps, len(args.link_list), args.warmup, args.steps)
+        for _, kind, link in events:
             _wait_ready(control, k, procs, deadline)
             name = args.link_list[link]
             if kind == "link":
@@ -344,18 +385,22 @@ def launch(net, args, workload, num_workers, compressor, port, log):
             else:
                 counters.setdefault(name, {})[kind] = (time.monotonic(),
                                                        net.counters(num_workers))
-            Path(control, f"go.{k}").touch()
-        while any(p.poll() is None for p in procs):
-            _check(procs, deadline)
-            time.sleep(0.05)
-        _check(procs, deadline)
-        results = []
-        for i, (out, _) in enumerate(outputs):
-            out.seek(0)
-            lines = [ln for ln in out.read().splitlines() if ln.startswith(cw.RESULT_PREFIX)]
-            if not lines:
-                raise LaunchFailed(f"worker {i} printed no result")
-            results.append(json.loads(lines[-1][len(cw.RESULT_PREFIX):]))
+            _release(control, k, "go")
+            k += 1
+        # Once every worker printed its result, they are stopped: MWMS
+        # processes take many seconds to shut down their coordination service.
+        results = [None] * num_workers
+        while not all(results):
+            for i, (out, _) in enumerate(outputs):
+                if results[i] is None:
+                    results[i] = _result_line(out)
+            if not all(results):
+                if all(p.poll() is not None for p in procs):
+                    _check(procs, deadline)
+                    raise LaunchFailed(f"worker(s) {[i for i, r in enumerate(results) if not r]}"
+                                       " printed no result")
+                _check(procs, deadline)
+                time.sleep(0.05)
         return results, counters, time.monotonic() - started
     except LaunchFailed as error:
         tails = []
@@ -373,12 +418,27 @@ def launch(net, args, workload, num_workers, compressor, port, log):
         shutil.rmtree(control, ignore_errors=True)
 
 
+def _result_line(out):
+    out.seek(0)
+    complete = out.read().split("\n")[:-1]  # a line still being written has no newline yet
+    lines = [ln for ln in complete if ln.startswith(cw.RESULT_PREFIX)]
+    return json.loads(lines[-1][len(cw.RESULT_PREFIX):]) if lines else None
+
+
 def _check(procs, deadline):
     bad = [(i, p.returncode) for i, p in enumerate(procs) if p.poll() not in (None, 0)]
     if bad:
         raise LaunchFailed(f"worker(s) exited: {bad}")
     if time.monotonic() > deadline:
         raise LaunchFailed("timed out")
+
+
+def _release(control, k, text):
+    """Writes ``go.K`` (atomically: the workers poll for it)."""
+    path = os.path.join(control, f"go.{k}")
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
 
 
 def _wait_ready(control, k, procs, deadline):
@@ -395,7 +455,12 @@ def summarize(results, counters, args, num_workers):
     num_params = results[0]["num_params"]
     out = {"num_params": num_params, "step_s": {}, "bytes_per_element": {},
            "rx_bytes_per_element": {}, "window_s": {}, "compressed": results[0]["compressed"],
-           "setup_s": max(r["setup_s"] for r in results)}
+           "setup_s": max(r["setup_s"] for r in results),
+           "accuracy_steps_run": results[0]["accuracy_steps_run"]}
+    for key in ("imported_s", "fit_started_s", "first_step_s", "eval_s", "fit_s"):
+        out[key] = max(r[key] or 0 for r in results)
+    out["accuracy_phase_s"] = max(sum(r["accuracy_step_s"]) for r in results)
+    out["max_threads"] = max(n for r in results for _, n in r["threads"] if n)
     for link_index, link in enumerate(args.link_list):
         per_step = zip(*[r["phases"][link_index]["timed_s"] for r in results])
         out["step_s"][link] = statistics.median(statistics.fmean(s) for s in per_step)
@@ -501,11 +566,17 @@ def report(args, machine, predictions, codec, runs, wall):
          f"{machine.get('tensorflow') or machine.get('tensorflow-cpu')}, Keras "
          f"{machine.get('keras')}; {machine['date_utc']} UTC; load average at start "
          f"{machine['load_average_start']}, at end {_load_average()}; {wall / 60:.1f} min.")
+    library = library_fingerprint()
+    emit(f"Library: {machine['library']} at start"
+         + ("" if library == machine["library"] else f", {library} at the end (CHANGED "
+            "during the run: results mix library versions)") + ".")
     emit(f"Settings: workers {args.worker_list}, links {args.link_list}, {args.steps} timed "
          f"steps per link after {args.warmup} warm-up steps, global batch {args.batch_size}, "
          f"{args.threads} intra/inter-op thread(s) per worker, "
          f"{'pinned' if args.pin else 'not pinned'}; accuracy phase "
-         f"{args.accuracy_steps} unshaped steps for P in {sorted(args.accuracy_list)}.")
+         f"{args.accuracy_steps} unshaped steps for P in {sorted(args.accuracy_list)} on "
+         f"{', '.join(args.accuracy_workloads)}, budget "
+         f"{f'{args.accuracy_budget:.0f} s' if args.accuracy_budget else 'none'} per cluster.")
     verdicts = []
     for workload in args.workload_list:
         emit(f"\n### {workload}: step time, ms (median), and speed-up vs fp32 all-reduce")
@@ -582,8 +653,10 @@ def report(args, machine, predictions, codec, runs, wall):
                 steps = _steps_to(run, target)
                 lost = ((base["final_accuracy"] - run["final_accuracy"]) * 100
                         if base and "final_accuracy" in base else None)
+                cut = run["accuracy_steps_run"] < args.accuracy_steps
                 cells = [_label(name), "not reached" if steps is None else str(steps),
-                         f"{run['final_accuracy'] * 100:.2f}",
+                         f"{run['final_accuracy'] * 100:.2f}"
+                         + (f" (cut at step {run['accuracy_steps_run']})" if cut else ""),
                          "-" if lost is None else f"{0.0 - lost:+.2f}"]
                 for link in args.link_list:
                     if steps is None:
@@ -695,7 +768,11 @@ def inner(args):
                     acc = (f", final acc {run['final_accuracy']:.4f}"
                            if "final_accuracy" in run else "")
                     log(f"{workload} P={p} {name}: {steps}; B/elem {wire}{acc} "
-                        f"({seconds:.0f} s, load {_load_average()})")
+                        f"({seconds:.0f} s: imports {run['imported_s']:.0f} s, fit from "
+                        f"{run['fit_started_s']:.0f} s, first step {run['first_step_s']:.0f} s, "
+                        f"{run['accuracy_steps_run']} accuracy steps "
+                        f"{run['accuracy_phase_s']:.0f} s, evaluations {run['eval_s']:.0f} s; "
+                        f"load {_load_average()})")
     finally:
         net.close()
     wall = time.monotonic() - started

@@ -15,14 +15,17 @@ with ``model.fit(steps_per_epoch=...)`` in one epoch, and a callback that
   unshaped link), every ``--eval-every`` steps counts the correct
   predictions of this worker's share of the Fashion-MNIST test set
   (``x_test[index::P]``, by a copy of the model outside the strategy, so
-  that no collective is involved; the driver adds the shares);
+  that no collective is involved; the driver adds the shares), then waits at
+  a barrier where the driver may end the accuracy phase (its time budget);
 * then, for each link the driver shapes in turn: a barrier (the driver
   changes the ``tc`` shaping), ``--warmup`` steps, a barrier (the driver
   reads the interfaces' byte counters), ``--steps`` timed steps, a barrier
   (the driver reads the counters again).
 
 A barrier is a pair of files in ``--control``: the worker writes
-``ready.K.INDEX`` and waits for ``go.K``. Each step's wall time is taken
+``ready.K.INDEX`` and waits for ``go.K`` (whose text is ``stop`` or ``go``).
+After the last barrier the worker stops ``fit`` (``stop_training``) and
+prints its result. Each step's wall time is taken
 from ``on_train_batch_begin`` to ``on_train_batch_end`` (after forcing the
 step's loss to the host), so that barriers and evaluations are not counted.
 
@@ -40,6 +43,13 @@ import time
 
 RESULT_PREFIX = "RESULT "
 WORKLOADS = ("mlp", "cnn")
+
+
+def eval_steps(accuracy_steps, eval_every):
+    """The steps after which the accuracy phase evaluates (each followed by a barrier)."""
+    if not accuracy_steps:
+        return []
+    return sorted({*range(eval_every, accuracy_steps + 1, eval_every), accuracy_steps})
 
 
 def schedule(accuracy_steps, num_links, warmup, steps):
@@ -111,7 +121,8 @@ def _num_threads():
 
 
 class Barrier:
-    """File barrier with the driver: ``ready.K.INDEX`` then wait for ``go.K``."""
+    """File barrier with the driver: ``ready.K.INDEX`` then wait for ``go.K``;
+    returns the go file's text (``"stop"`` ends the accuracy phase)."""
 
     def __init__(self, directory, index, timeout=1800.0):
         self.directory, self.index, self.timeout = directory, index, timeout
@@ -128,6 +139,8 @@ class Barrier:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"barrier {k}: no {go} after {self.timeout} s")
             time.sleep(0.005)
+        with open(go) as f:
+            return f.read().strip()
 
 
 def train(args):
@@ -138,6 +151,7 @@ def train(args):
 
     import tfqnn.distribute
 
+    imported = time.time()
     start = time.perf_counter()
     config = json.loads(os.environ["TF_CONFIG"])
     index = config["task"]["index"]
@@ -170,7 +184,8 @@ def train(args):
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     twin = build_model(args.workload, keras)  # outside the strategy: local evaluation
 
-    events, total_steps = schedule(args.accuracy_steps, args.links, args.warmup, args.steps)
+    evaluations_at = eval_steps(args.accuracy_steps, args.eval_every)
+    _, max_steps = schedule(args.accuracy_steps, args.links, args.warmup, args.steps)
     barrier = Barrier(args.control, index)
 
     class Recorder(keras.callbacks.Callback):
@@ -180,21 +195,33 @@ def train(args):
             self.evaluations = []  # [step, correct, count]
             self.threads = []  # [step, threads of this process]
             self.began = None
+            self.eval_s = 0.0
+            # The driver may end the accuracy phase early (--accuracy-budget):
+            # the link phases follow the step where it did.
+            self.accuracy_end = args.accuracy_steps
+            self.events = schedule(self.accuracy_end, args.links, args.warmup, args.steps)[0]
 
         def run_events(self, step):
-            if (args.accuracy_steps and step and step <= args.accuracy_steps
-                    and (step % args.eval_every == 0 or step == args.accuracy_steps)):
+            if step <= self.accuracy_end and step in evaluations_at:
                 self.evaluate(step)
-            for at, _, _ in events:
+                if barrier.wait() == "stop" and step < self.accuracy_end:
+                    self.accuracy_end = step
+                    self.events = schedule(step, args.links, args.warmup, args.steps)[0]
+            for at, _, _ in self.events:
                 if at == step:
                     barrier.wait()
+            last = self.events[-1][0] if self.events else self.accuracy_end
+            if step == last:
+                self.model.stop_training = True
 
         def evaluate(self, step):
+            began = time.perf_counter()
             twin.set_weights(self.model.get_weights())
             logits = twin.predict(x_eval, batch_size=500, verbose=0)
             self.evaluations.append([step, int(np.sum(np.argmax(logits, -1) == y_eval)),
                                      len(y_eval)])
             self.threads.append([step, _num_threads()])
+            self.eval_s += time.perf_counter() - began
 
         def on_train_begin(self, logs=None):
             self.run_events(0)
@@ -210,13 +237,14 @@ def train(args):
 
     recorder = Recorder()
     built = time.perf_counter()
-    model.fit(train_data, epochs=1, steps_per_epoch=total_steps, verbose=0,
+    fit_started = time.time()
+    model.fit(train_data, epochs=1, steps_per_epoch=max_steps, verbose=0,
               callbacks=[recorder])
     finished = time.perf_counter()
 
     phases = []
     for link in range(args.links):
-        at = {kind: step for step, kind, lk in events if lk == link}
+        at = {kind: step for step, kind, lk in recorder.events if lk == link}
         phases.append({"warmup_s": recorder.durations[at["link"]:at["start"]],
                        "timed_s": recorder.durations[at["start"]:at["end"]]})
     compressed = []
@@ -231,11 +259,16 @@ def train(args):
         "shapes": [list(v.shape) for v in model.trainable_variables],
         "compressed": compressed,
         "iterations": int(model.optimizer.iterations.numpy()),
-        "accuracy_step_s": recorder.durations[:args.accuracy_steps],
+        "accuracy_steps_run": recorder.accuracy_end,
+        "accuracy_step_s": recorder.durations[:recorder.accuracy_end],
         "evaluations": recorder.evaluations,
-        "threads": recorder.threads + [[total_steps, _num_threads()]],
+        "threads": recorder.threads + [[len(recorder.durations), _num_threads()]],
         "phases": phases,
+        "imported_s": round(imported - args.launched_at, 2) if args.launched_at else None,
+        "fit_started_s": round(fit_started - args.launched_at, 2) if args.launched_at else None,
         "setup_s": round(built - start, 2),
+        "first_step_s": round(recorder.durations[0], 2) if recorder.durations else None,
+        "eval_s": round(recorder.eval_s, 2),
         "fit_s": round(finished - built, 2),
     }
     print(RESULT_PREFIX + json.dumps(result), flush=True)
@@ -313,6 +346,7 @@ def main(argv=None):
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--launched-at", type=float, help="the driver's time.time() at launch")
     parser.add_argument("--collective-timeout", type=float, default=0.0,
                         help="CommunicationOptions(timeout_seconds=...), 0: none")
     parser.add_argument("--codec", action="store_true", help="time compress/decompress only")
