@@ -39,7 +39,6 @@ import collections
 import functools
 
 import tensorflow as tf
-from tensorflow.python.ops import collective_ops
 
 from tfqnn.distribute.memory import is_compressible
 
@@ -188,9 +187,9 @@ def all_to_all(context, tensor):
     key = _instance_keys[replica]
     _instance_keys[replica] = key + 1
     options = getattr(context.strategy.extended, "_communication_options", None)
-    return collective_ops.all_to_all_v2(
-        tensor, group_size=p, group_key=ALL_TO_ALL_GROUP_KEY, instance_key=key,
-        timeout=getattr(options, "timeout_seconds", None) or 0)
+    return tf.raw_ops.CollectiveAllToAllV2(
+        input=tensor, group_size=p, group_key=ALL_TO_ALL_GROUP_KEY, instance_key=key,
+        ordering_token=[], timeout_seconds=getattr(options, "timeout_seconds", None) or 0)
 
 
 def _shared_statistics(compressor, points, context):

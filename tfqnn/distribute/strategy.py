@@ -3,7 +3,6 @@
 import weakref
 
 import tensorflow as tf
-from tensorflow.python.distribute import distribute_lib
 
 from tfqnn import _validation
 from tfqnn.distribute import compressors
@@ -64,7 +63,7 @@ class GradientCompressionStrategy(tf.distribute.MultiWorkerMirroredStrategy):
         if cluster_resolver is not None or communication_options is not None:
             raise ValueError("cluster_resolver and communication_options configure a new "
                              "strategy: pass them to the wrapped one, or pass strategy=None.")
-        distribute_lib.Strategy.__init__(self, strategy.extended)
+        tf.distribute.Strategy.__init__(self, strategy.extended)
         # The extended object answers to one strategy: from now on this one.
         strategy.extended._container_strategy_weakref = weakref.ref(self)
 
