@@ -8,8 +8,9 @@ does.
 
 The worker trains one workload (``mlp``: 784-2048-2048-2048-10, 10.0M
 parameters; ``cnn``: conv16-conv32-fc128-fc10, 0.21M parameters; both on
-Fashion-MNIST, Adam, global batch ``--batch-size`` split over the workers)
-with ``model.fit(steps_per_epoch=...)`` in one epoch, and a callback that
+Fashion-MNIST, Adam or SGD with momentum (``--optimizer``), global batch
+``--batch-size`` split over the workers) with
+``model.fit(steps_per_epoch=...)`` in one epoch, and a callback that
 
 * in the accuracy phase (the first ``--accuracy-steps`` steps, on an
   unshaped link), every ``--eval-every`` steps counts the correct
@@ -157,9 +158,9 @@ def train(args):
     index = config["task"]["index"]
     num_workers = len(config["cluster"]["worker"])
     keras.utils.set_random_seed(args.seed)
-    # No collective timeout by default: TensorFlow 2.21 starts one thread per
-    # collective that sleeps for the whole timeout (thousands of threads at a
-    # few steps per second); the driver stops a hung cluster instead.
+    # No collective timeout by default: with timeout_seconds set, TensorFlow
+    # 2.21 keeps one more thread per collective launched (measured: thousands
+    # of threads per worker after a minute); the driver stops a hung cluster.
     options = tf.distribute.experimental.CommunicationOptions(
         timeout_seconds=args.collective_timeout or None)
     if args.compressor == "none":
@@ -180,7 +181,9 @@ def train(args):
 
     with strategy.scope():
         model = build_model(args.workload, keras)
-        model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
+        optimizer = (keras.optimizers.Adam(args.learning_rate) if args.optimizer == "adam"
+                     else keras.optimizers.SGD(args.learning_rate, momentum=0.9))
+        model.compile(optimizer=optimizer,
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     twin = build_model(args.workload, keras)  # outside the strategy: local evaluation
 
@@ -343,6 +346,8 @@ def main(argv=None):
     parser.add_argument("--accuracy-steps", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=256, help="global batch")
+    parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
+                        help="Adam, or SGD with momentum 0.9")
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)

@@ -62,7 +62,9 @@ def main():
         compressor = tfqnn.distribute.compressors.get(alias).from_config(
             {k: json.loads(v) for k, v in (kv.split("=") for kv in settings.split(","))})
     keras.utils.set_random_seed(args.seed)
-    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=120)
+    # No collective timeout: TF 2.21 keeps a thread per collective alive for
+    # the timeout (thousands per worker in long runs); the harness stops hangs.
+    options = tf.distribute.experimental.CommunicationOptions()
     if args.compressor == "none":
         strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     elif args.wrap:
