@@ -103,6 +103,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WORKER = HERE / "compression_worker.py"
 sys.path.insert(0, str(HERE))
+import _machine
 import compression_worker as cw  # no TensorFlow at import time
 
 INSIDE = "TFQNN_COMPRESSION_BENCH_NETNS"
@@ -190,7 +191,7 @@ def machine_info():
             "cpus": os.cpu_count(), "kernel": platform.release(),
             "python": platform.python_version(),
             "date_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
-            "load_average_start": _load_average(), "library": library_fingerprint()}
+            "load_average_start": _machine.load_average(), "library": library_fingerprint()}
     try:
         for line in subprocess.run(["lscpu"], check=False, capture_output=True,
                                    text=True).stdout.splitlines():
@@ -199,12 +200,7 @@ def machine_info():
                 info["cpu"] = value.strip()
     except OSError:
         pass
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                info["memory_gib"] = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
+    info["memory_gib"] = _machine.memory_gib()
     for package in ("tensorflow", "tensorflow-cpu", "keras"):
         try:
             info[package] = importlib.metadata.version(package)
@@ -229,12 +225,6 @@ def library_fingerprint():
     return f"{commit or 'unknown'}{' + uncommitted changes' if dirty else ''}, " \
            f"tfqnn/distribute sha256 {digest.hexdigest()[:12]}"
 
-
-def _load_average():
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 # ---- processes -----------------------------------------------------------------
@@ -575,7 +565,7 @@ def report(args, machine, predictions, codec, runs, wall):
          f"{machine.get('memory_gib')} GiB; Python {machine['python']}, TensorFlow "
          f"{machine.get('tensorflow') or machine.get('tensorflow-cpu')}, Keras "
          f"{machine.get('keras')}; {machine['date_utc']} UTC; load average at start "
-         f"{machine['load_average_start']}, at end {_load_average()}; {wall / 60:.1f} min.")
+         f"{machine['load_average_start']}, at end {_machine.load_average()}; {wall / 60:.1f} min.")
     library = library_fingerprint()
     emit(f"Library: {machine['library']} at start"
          + ("" if library == machine["library"] else f", {library} at the end (CHANGED "
@@ -787,7 +777,7 @@ def inner(args):
                         f"{run['fit_started_s']:.0f} s, first step {run['first_step_s']:.0f} s, "
                         f"{run['accuracy_steps_run']} accuracy steps "
                         f"{run['accuracy_phase_s']:.0f} s, evaluations {run['eval_s']:.0f} s; "
-                        f"load {_load_average()})")
+                        f"load {_machine.load_average()})")
     finally:
         net.close()
     wall = time.monotonic() - started

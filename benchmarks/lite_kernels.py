@@ -58,6 +58,7 @@ import time
 import warnings
 from pathlib import Path
 
+import _machine
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,23 +113,12 @@ def machine_info():
             core = value
             cores.add((physical, core))
     info["physical_cores"] = len(cores) or None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                info["memory_gib"] = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    info["load_average_start"] = _load_average()
+    info["memory_gib"] = _machine.memory_gib()
+    info["load_average_start"] = _machine.load_average()
     info["python"] = platform.python_version()
     info["numpy"] = np.__version__
     return info
 
-
-def _load_average():
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def supported_isas(flags):
@@ -605,7 +595,7 @@ def run(args, info, isas, versions, workers, tmp, wall):
     print("Timing ...", file=sys.stderr, flush=True)
     samples = measure(workers, variants, args)
     results = {f"{case}|{variant}": stats(ns) for (case, variant), ns in samples.items()}
-    info["load_average_end"] = _load_average()
+    info["load_average_end"] = _machine.load_average()
 
     def median(case, variant):
         entry = results.get(f"{case}|{variant}")

@@ -94,6 +94,19 @@ def _trainer_module():
     return trainer, None
 
 
+def _install(target, faulty_call, patch, missing, fixed):
+    """Runs ``patch`` unless ``target`` is missing, already patched, or no
+    longer makes ``faulty_call``; returns why it did not patch (None: fine)."""
+    if target is None:
+        return missing
+    if getattr(target, _MARK, False):
+        return None
+    if not _still_faulty(target, faulty_call):
+        return f"{fixed} (fixed in Keras {keras.__version__})"
+    patch()
+    return None
+
+
 def apply():
     """Installs the patches that this Keras needs (idempotent); returns `is_applied()`."""
     global reason
@@ -101,29 +114,22 @@ def apply():
     if trainer is None:
         reason = why + "; nothing patched"
         return False
-    reasons = []
     cls = getattr(trainer, "TensorFlowTrainer", None)
     build = getattr(cls, "_maybe_symbolic_build", None)
-    if build is None or not hasattr(cls, "_symbolic_build"):
-        reasons.append("TensorFlowTrainer._maybe_symbolic_build/_symbolic_build not found")
-    elif getattr(build, _MARK, False):
-        pass
-    elif not _still_faulty(build, "distribute_strategy.reduce("):
-        reasons.append("TensorFlowTrainer._maybe_symbolic_build no longer reduces the batch "
-                       "(fixed in Keras " + keras.__version__ + ")")
-    else:
-        cls._maybe_symbolic_build = _first_local_batch_build
-    reduce = getattr(trainer, "reduce_per_replica", None)
-    if reduce is None:
-        reasons.append("keras.src.backend.tensorflow.trainer.reduce_per_replica not found")
-    elif getattr(reduce, _MARK, False):
-        pass
-    elif not _still_faulty(reduce, 'strategy.reduce("MEAN",v,axis=0)'):
-        reasons.append("reduce_per_replica no longer reduces scalars along axis 0 "
-                       "(fixed in Keras " + keras.__version__ + ")")
-    else:
-        trainer.reduce_per_replica = _wrap_reduce_per_replica(reduce)
-    reason = "; ".join(reasons) or None
+    if build is not None and not hasattr(cls, "_symbolic_build"):
+        build = None
+    reasons = [
+        _install(build, "distribute_strategy.reduce(",
+                 lambda: setattr(cls, "_maybe_symbolic_build", _first_local_batch_build),
+                 "TensorFlowTrainer._maybe_symbolic_build/_symbolic_build not found",
+                 "TensorFlowTrainer._maybe_symbolic_build no longer reduces the batch"),
+        _install(getattr(trainer, "reduce_per_replica", None), 'strategy.reduce("MEAN",v,axis=0)',
+                 lambda: setattr(trainer, "reduce_per_replica",
+                                 _wrap_reduce_per_replica(trainer.reduce_per_replica)),
+                 "keras.src.backend.tensorflow.trainer.reduce_per_replica not found",
+                 "reduce_per_replica no longer reduces scalars along axis 0"),
+    ]
+    reason = "; ".join(r for r in reasons if r) or None
     return is_applied()
 
 

@@ -1,0 +1,23 @@
+"""Machine facts that the benchmarks print beside their timings."""
+
+import os
+from pathlib import Path
+
+
+def memory_gib():
+    """Total memory in GiB (None when /proc/meminfo is unreadable)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def load_average():
+    """The 1, 5 and 15 minute load averages (None where unsupported)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
