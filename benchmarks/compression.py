@@ -24,8 +24,10 @@ pinning).
 For each workload (``mlp``: 784-2048-2048-2048-10, 10.0M parameters,
 communication-bound; ``cnn``: a 0.21M-parameter CNN), each number of
 workers and each compressor (``none`` = plain MWMS fp32 ring all-reduce, and
-tfqnn's compressors by alias with their defaults, under
-`tfqnn.distribute.GradientCompressionStrategy`), one cluster runs:
+tfqnn's compressors by alias, with their defaults or with options as
+``alias:key=value:...``, e.g. ``onebit_ef:two_phase=true`` or
+``powersgd:rank=4``, under `tfqnn.distribute.GradientCompressionStrategy`),
+one cluster runs:
 
 1. with workers in ``--accuracy-workers`` (default 4), for workloads in
    ``--accuracy-workloads`` (default both): an accuracy phase of
@@ -60,7 +62,8 @@ It reports:
 
 Workers train with Keras ``fit``, Adam by default (learning rate 3e-4 on the
 MLP, 3e-3 on the CNN; ``--optimizer sgd`` for SGD with momentum 0.9, 0.05),
-global batch ``--batch-size`` (256) split over the workers.
+constant or (``--schedule cosine``) decayed to 0 over the accuracy phase
+with a cosine, global batch ``--batch-size`` (256) split over the workers.
 
 Before the clusters, one process times each compressor's compress and
 decompress on the workload's kernels (the compute a step adds).
@@ -74,7 +77,7 @@ Usage: python benchmarks/compression.py [--quick] [--workloads mlp,cnn]
     [--workers 2,4] [--links 100mbit,1gbit,unshaped] [--compressors none,...]
     [--steps 5] [--warmup 2] [--accuracy-steps 300] [--accuracy-workers 4]
     [--accuracy-workloads mlp,cnn] [--accuracy-budget 300] [--eval-every 20]
-    [--optimizer adam] [--threads 1] [--pin] [--no-codec] [--json PATH]
+    [--optimizer adam] [--schedule constant] [--threads 1] [--pin] [--no-codec] [--json PATH]
 
 A full default run took 43 minutes on a shared 2-core machine; ``--quick``
 about 3.
@@ -151,6 +154,9 @@ def parse_args(argv=None):
                              "with momentum 0.9")
     parser.add_argument("--learning-rate", type=float,
                         help="instead of the workload's default for the optimizer")
+    parser.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                        help="learning rate: constant, or cosine decay to 0 over the accuracy "
+                             "phase")
     parser.add_argument("--threads", type=int, default=1, help="TF intra/inter-op threads")
     parser.add_argument("--pin", action="store_true", help="taskset worker i to CPU i mod cpus")
     parser.add_argument("--no-codec", action="store_true",
@@ -165,7 +171,8 @@ def parse_args(argv=None):
         args.steps, args.warmup, args.accuracy_steps, args.eval_every = 3, 1, 40, 20
     args.workload_list = _names(args.workloads, WORKLOADS, "--workloads")
     args.link_list = _names(args.links, LINKS, "--links")
-    args.compressor_list = _names(args.compressors, COMPRESSORS, "--compressors")
+    args.compressor_list = _names(args.compressors, COMPRESSORS, "--compressors",
+                                  alias=lambda name: cw.split_spec(name)[0])
     args.worker_list = sorted({int(p) for p in args.workers.split(",")})
     args.accuracy_list = {int(p) for p in args.accuracy_workers.split(",") if p}
     args.accuracy_workloads = [w for w in args.accuracy_workloads.split(",") if w]
@@ -176,9 +183,9 @@ def parse_args(argv=None):
     return args
 
 
-def _names(text, allowed, option):
+def _names(text, allowed, option, alias=lambda name: name):
     names = [n for n in text.split(",") if n]
-    unknown = [n for n in names if n not in allowed]
+    unknown = [n for n in names if alias(n) not in allowed]
     if unknown or not names:
         raise SystemExit(f"{option}: unknown {unknown}; choose from {', '.join(allowed)}")
     return names
@@ -348,6 +355,7 @@ def launch(net, args, workload, num_workers, compressor, port, log):
                    "--accuracy-steps", accuracy_steps, "--eval-every", args.eval_every,
                    "--batch-size", args.batch_size, "--optimizer", args.optimizer,
                    "--learning-rate", args.learning_rate or settings[args.optimizer],
+                   "--schedule", args.schedule,
                    "--threads", args.threads, "--launched-at", time.time()]
     procs, outputs = [], []
     counters = {}
@@ -491,7 +499,6 @@ sys.path.insert(0, {str(HERE)!r})
 import compression_worker as cw
 cw.set_threads({args.threads})
 import tensorflow as tf
-from tfqnn.distribute import compressors
 from tfqnn.distribute.memory import is_compressible
 out = {{}}
 for workload in {args.workload_list!r}:
@@ -503,7 +510,7 @@ for workload in {args.workload_list!r}:
             if name == "none":
                 default = model = fp32
             else:
-                c = compressors.get(name)
+                c = cw.make_compressor(name)
                 default = c.bits_per_element(p)
                 model = sum((c.bits_per_element(p, s) if is_compressible(c, s, tf.float32, 1024)
                              else fp32) * math.prod(s) for s in shapes) / total
@@ -540,7 +547,9 @@ def decodes_per_step(name, num_workers):
     """How many decompress calls one worker makes per step (see communicator)."""
     table = {"onebit_ef": num_workers + 1, "ef_sign": num_workers + 1,
              "adaq": num_workers + 1, "threshold": num_workers + 1, "powersgd": 2}
-    return table.get(name, 1)
+    if cw.split_spec(name)[1].get("two_phase"):
+        return 3  # its own, the P shards it receives, the P shards gathered
+    return table.get(_alias(name), 1)
 
 
 # ---- report --------------------------------------------------------------------
@@ -574,7 +583,7 @@ def report(args, machine, predictions, codec, runs, wall):
          f"steps per link after {args.warmup} warm-up steps, global batch {args.batch_size}, "
          f"{args.optimizer}"
          f"{f' (learning rate {args.learning_rate})' if args.learning_rate else ''}, "
-         f"{args.threads} intra/inter-op thread(s) per worker, "
+         f"{args.schedule} learning rate, {args.threads} intra/inter-op thread(s) per worker, "
          f"{'pinned' if args.pin else 'not pinned'}; accuracy phase "
          f"{args.accuracy_steps} unshaped steps for P in {sorted(args.accuracy_list)} on "
          f"{', '.join(args.accuracy_workloads)}, budget "
@@ -669,7 +678,7 @@ def report(args, machine, predictions, codec, runs, wall):
                              if base_steps is not None else None)
                     cells.append(f"{tta:,.0f} ({fmt_x(speed)})")
                 emit(_row(cells))
-                if workload == "mlp" and p == 4 and name in TARGETED and "100mbit" in run["step_s"]:
+                if workload == "mlp" and p == 4 and _alias(name) in TARGETED and "100mbit" in run["step_s"]:
                     speed = (base_steps * base["step_s"]["100mbit"] / (steps * run["step_s"]["100mbit"])
                              if steps and base_steps else None)
                     ok = speed is not None and speed >= TARGET_TTA_SPEEDUP and lost is not None \
@@ -680,9 +689,9 @@ def report(args, machine, predictions, codec, runs, wall):
                                       f"points lost (<= 0.5)"), ok))
 
     step_verdicts = []
-    for name in TARGETED:
+    for name in args.compressor_list:
         run, base = runs.get(("mlp", 4, name)), runs.get(("mlp", 4, "none"))
-        if run and base and "100mbit" in run["step_s"]:
+        if _alias(name) in TARGETED and run and base and "100mbit" in run["step_s"]:
             speed = base["step_s"]["100mbit"] / run["step_s"]["100mbit"]
             text = f"mlp P=4 100mbit {name}: step {speed:.1f}x faster than fp32 (>= 5x)"
             step_verdicts.append((text, speed >= TARGET_STEP_SPEEDUP))
@@ -728,6 +737,10 @@ def _steps_to(run, target):
     if not run or "accuracy_curve" not in run:
         return None
     return next((step for step, acc in run["accuracy_curve"] if acc >= target), None)
+
+
+def _alias(name):
+    return cw.split_spec(name)[0]
 
 
 def _label(name):

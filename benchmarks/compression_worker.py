@@ -46,6 +46,28 @@ RESULT_PREFIX = "RESULT "
 WORKLOADS = ("mlp", "cnn")
 
 
+def split_spec(spec):
+    """``"alias:key=value:..."`` -> (alias, {key: value}); values are JSON
+    (``true``, ``4``, ``0.5``), e.g. ``onebit_ef:two_phase=true``."""
+    alias, *pairs = spec.split(":")
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"Invalid compressor option {pair!r} in {spec!r}: expected key=value.")
+        options[key] = json.loads(value)
+    return alias, options
+
+
+def make_compressor(spec):
+    """The compressor a spec names: the alias's defaults with the options replaced."""
+    from tfqnn.distribute import compressors
+
+    alias, options = split_spec(spec)
+    compressor = compressors.get(alias)
+    return type(compressor).from_config({**compressor.get_config(), **options})
+
+
 def eval_steps(accuracy_steps, eval_every):
     """The steps after which the accuracy phase evaluates (each followed by a barrier)."""
     if not accuracy_steps:
@@ -167,7 +189,7 @@ def train(args):
         strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     else:
         strategy = tfqnn.distribute.GradientCompressionStrategy(
-            tfqnn.distribute.compressors.get(args.compressor), communication_options=options)
+            make_compressor(args.compressor), communication_options=options)
 
     (x_train, y_train), (x_test, y_test) = load_data(args.workload)
     x_eval, y_eval = x_test[index::num_workers], y_test[index::num_workers]
@@ -181,8 +203,12 @@ def train(args):
 
     with strategy.scope():
         model = build_model(args.workload, keras)
-        optimizer = (keras.optimizers.Adam(args.learning_rate) if args.optimizer == "adam"
-                     else keras.optimizers.SGD(args.learning_rate, momentum=0.9))
+        learning_rate = args.learning_rate
+        if args.schedule == "cosine" and args.accuracy_steps:
+            learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate,
+                                                                   args.accuracy_steps)
+        optimizer = (keras.optimizers.Adam(learning_rate) if args.optimizer == "adam"
+                     else keras.optimizers.SGD(learning_rate, momentum=0.9))
         model.compile(optimizer=optimizer,
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     twin = build_model(args.workload, keras)  # outside the strategy: local evaluation
@@ -305,14 +331,13 @@ def codec(args):
     import numpy as np
     import tensorflow as tf
 
-    from tfqnn.distribute import compressors
     from tfqnn.distribute.memory import is_compressible
 
     rng = np.random.default_rng(0)
     shapes = [s for s in kernel_shapes(args.workload) if len(s) > 1]
     results = {}
     for name in args.compressors.split(","):
-        compressor = compressors.get(name)
+        compressor = make_compressor(name)
         chosen = [s for s in shapes if is_compressible(compressor, s, tf.float32, 1024)]
         grads = [tf.constant(rng.standard_normal(s, dtype=np.float32) * 1e-3) for s in chosen]
 
@@ -349,6 +374,8 @@ def main(argv=None):
     parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
                         help="Adam, or SGD with momentum 0.9")
     parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                        help="cosine: decay to 0 over --accuracy-steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--launched-at", type=float, help="the driver's time.time() at launch")

@@ -44,6 +44,7 @@ ALIASES = {
 INSTANCES = [
     Float16(),
     OneBitEF(bucket_size=64),
+    OneBitEF(bucket_size=64, column_major=False),
     Threshold(tau=0.5, max_density=0.05),
     QSGD(levels=4, bucket_size=64),
     QSGD(levels=1, bucket_size=512),
@@ -110,6 +111,30 @@ def test_onebit_bucket_sizes(rng, bucket_size):
     x = rng.standard_normal(333).astype(np.float32)
     out = _roundtrip(OneBitEF(bucket_size=bucket_size), x).numpy()
     np.testing.assert_allclose(out, _onebit_reference(x, bucket_size), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(40, 24), (3, 3, 5, 8)])
+def test_onebit_buckets_follow_columns(rng, shape):
+    """Column-major: a bucket runs down the kernel's columns (one output unit)."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    columns = x.reshape(-1, shape[-1]).T  # [units, fan-in]
+    expected = _onebit_reference(columns.ravel(), 32).reshape(columns.shape).T.reshape(shape)
+    np.testing.assert_allclose(_roundtrip(OneBitEF(bucket_size=32), x).numpy(), expected,
+                               rtol=1e-6, atol=1e-7)
+    rows = _roundtrip(OneBitEF(bucket_size=32, column_major=False), x).numpy()
+    np.testing.assert_allclose(rows.ravel(), _onebit_reference(x.ravel(), 32),
+                               rtol=1e-6, atol=1e-7)
+
+
+def test_onebit_dead_units_decode_to_zero(rng):
+    """A unit without gradient (its column all zero) is sent as exact zeros
+    column-major; row-major its zeros take the bucket's positive mean."""
+    x = rng.standard_normal((64, 16)).astype(np.float32)
+    x[:, [3, 9]] = 0.0
+    out = _roundtrip(OneBitEF(bucket_size=64), x).numpy()
+    assert np.all(out[:, [3, 9]] == 0.0)
+    rows = _roundtrip(OneBitEF(bucket_size=64, column_major=False), x).numpy()
+    assert np.all(rows[:, [3, 9]] > 0.0)
 
 
 def _threshold_reference(x, tau, max_density):
@@ -707,6 +732,7 @@ def test_get_rejects_unknown(identifier):
 
 @pytest.mark.parametrize("make, argument", [
     (lambda: OneBitEF(bucket_size=0), "bucket_size"),
+    (lambda: OneBitEF(column_major="yes"), "column_major"),
     (lambda: QSGD(bucket_size=0), "bucket_size"),
     (lambda: Threshold(tau=-1), "tau"),
     (lambda: Threshold(tau=0), "tau"),
@@ -762,7 +788,8 @@ def test_low_precision_gradients(rng, compressor, dtype):
 
 @pytest.mark.parametrize("compressor", INSTANCES, ids=repr)
 def test_conv_kernel_shape(rng, compressor):
-    """A [3, 3, 16, 32] kernel is coded like its flat vector (PowerSGD: its 144 x 32 matrix)."""
+    """A [3, 3, 16, 32] kernel is coded like its flat vector (PowerSGD: its 144 x 32
+    matrix; column-major OneBitEF: the flat vector of its 32 columns)."""
     shape = (3, 3, 16, 32)
     g = rng.standard_normal(shape).astype(np.float32)
     assert compressor.accepts(shape)
@@ -771,6 +798,11 @@ def test_conv_kernel_shape(rng, compressor):
     out = compressor.decompress(payload)
     assert out.shape == shape and out.dtype == tf.float32
     view = g.reshape(144, 32) if isinstance(compressor, PowerSGD) else g.reshape(-1)
-    flat = _roundtrip(compressor, view, **_same_draw_kwargs(compressor))
-    np.testing.assert_array_equal(out.numpy().reshape(flat.shape), flat.numpy())
+    columns = isinstance(compressor, OneBitEF) and compressor.column_major
+    if columns:
+        view = g.reshape(144, 32).T.ravel()
+    flat = _roundtrip(compressor, view, **_same_draw_kwargs(compressor)).numpy()
+    if columns:
+        flat = flat.reshape(32, 144).T
+    np.testing.assert_array_equal(out.numpy().reshape(flat.shape), flat)
     assert np.abs(out.numpy()).max() > 0

@@ -173,7 +173,7 @@ class CompressedOptimizer(keras.optimizers.Optimizer):
     >>> import keras
     >>> opt = CompressedOptimizer(keras.optimizers.SGD(0.1), "onebit_ef")
     >>> opt.compressor
-    OneBitEF(bucket_size=512, two_phase=False)
+    OneBitEF(bucket_size=512, two_phase=False, column_major=True)
     """
 
     def __init__(self, optimizer, compressor, min_elements=1024, on_nonfinite="skip",

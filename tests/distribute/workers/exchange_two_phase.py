@@ -27,6 +27,15 @@ delta = [rng.normal(size=(40, 25)).astype(np.float32), rng.normal(size=(6,)).ast
 compressor = compressors.OneBitEF(bucket_size=64, two_phase=True)
 
 
+def ordered(x):
+    """Column-major (the compressor's default bucket order): one column after another."""
+    return x.reshape(-1, x.shape[-1]).T.ravel()
+
+
+def unordered(flat, shape):
+    return flat.reshape(shape[-1], -1).T.reshape(shape)
+
+
 def replay(points, servers):
     """The two phases for every worker at once: sums, residuals, server residuals."""
     n = points[0].size
@@ -34,7 +43,7 @@ def replay(points, servers):
     real = (np.arange(WORKERS * shard) < n).astype(np.float32)
     decoded = []
     for p in points:
-        words, means = compressor.encode(tf.constant(np.pad(p.ravel(), (0, real.size - n))),
+        words, means = compressor.encode(tf.constant(np.pad(ordered(p), (0, real.size - n))),
                                          tf.constant(real))
         decoded.append(compressor.decode(words, means, real.size).numpy())
     totals, new_servers = [], []
@@ -44,8 +53,8 @@ def replay(points, servers):
         words, means = compressor.encode(tf.constant(server), tf.constant(real[part]))
         totals.append(compressor.decode(words, means, shard).numpy())
         new_servers.append(server - totals[-1] * real[part])
-    residuals = [p - d[:n].reshape(p.shape) for p, d in zip(points, decoded)]
-    return np.concatenate(totals)[:n].reshape(points[0].shape), residuals, new_servers
+    residuals = [p - unordered(d[:n], p.shape) for p, d in zip(points, decoded)]
+    return unordered(np.concatenate(totals)[:n], points[0].shape), residuals, new_servers
 
 
 # No collective timeout: TF 2.21 keeps a thread per collective alive for the

@@ -73,7 +73,7 @@ def get(identifier):
         ValueError: for anything else, naming the allowed aliases.
 
     >>> get("onebit_ef")
-    OneBitEF(bucket_size=512, two_phase=False)
+    OneBitEF(bucket_size=512, two_phase=False, column_major=True)
     """
     return _registry.resolve(identifier, base=Compressor, aliases=ALIASES,
                              deserialize=deserialize, noun="compressor",

@@ -21,7 +21,13 @@ class OneBitEF(Compressor):
     error stays in the residual, ``e <- p - D(C(p))``, so nothing is lost,
     only delayed: error feedback is what makes 1-bit SGD converge. Seide et
     al. reconstruct per column; buckets of the flattened tensor are the same
-    idea for any layout.
+    idea: by default (``column_major=True``) a kernel is read column by
+    column, so that a bucket holds the weights of one output unit (Keras
+    kernels keep the output axis last) and a unit that got no gradient (a
+    ReLU that was off for the whole batch) decodes to exact zeros instead of
+    oscillating through the residual (on a ReLU MLP with 4 workers it
+    brought 1-bit from 1.7 to 1.1 points below fp32 with Adam, from 5.2 to
+    1.2 with SGD: benchmarks/README.md).
 
     Payload: ``ceil(n / 32)`` words of signs and ``2 * ceil(n / bucket_size)``
     float scales. By default it is all-gathered (each worker's
@@ -38,6 +44,9 @@ class OneBitEF(Compressor):
     Args:
         bucket_size: elements that share a pair of reconstruction values.
         two_phase: all-to-all then all-gather, instead of one all-gather.
+        column_major: bucket a tensor of rank >= 2 along its columns
+            (``shape[-1]`` outer, the other axes inner) instead of its
+            flattened rows. Vectors are the same either way.
 
     >>> OneBitEF().bits_per_element(num_workers=4)  # 3 * (1 + 64 / 512)
     3.375
@@ -47,15 +56,30 @@ class OneBitEF(Compressor):
 
     error_feedback = True
 
-    def __init__(self, bucket_size=512, two_phase=False):
+    def __init__(self, bucket_size=512, two_phase=False, column_major=True):
         self.bucket_size = _validation.check_int("bucket_size", bucket_size, low=1)
         self.two_phase = _validation.check_bool("two_phase", two_phase)
+        self.column_major = _validation.check_bool("column_major", column_major)
 
     @property
     def collective(self):
         return "two_phase" if self.two_phase else "all_gather"
 
     # --- the code --------------------------------------------------------
+
+    def _ordered(self, gradient):
+        """``gradient`` as a float32 vector in bucket order."""
+        x = tf.cast(gradient, tf.float32)
+        if self.column_major and x.shape.rank >= 2:
+            x = tf.transpose(tf.reshape(x, [-1, x.shape[-1]]))
+        return tf.reshape(x, [-1])
+
+    def _unordered(self, flat, shape):
+        """The inverse of `_ordered`: a vector in bucket order, shaped ``shape``."""
+        shape = tf.TensorShape(shape)
+        if self.column_major and shape.rank >= 2:
+            flat = tf.transpose(tf.reshape(flat, [shape[-1], -1]))
+        return tf.reshape(flat, shape)
 
     def encode(self, flat, mask=None):
         """Sign words and [buckets, 2] means of ``flat`` (means over the
@@ -79,14 +103,14 @@ class OneBitEF(Compressor):
         return tf.reshape(flat, [-1])[:num_elements]
 
     def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
-        words, means = self.encode(self._flat(gradient))
+        words, means = self.encode(self._ordered(gradient))
         return Payload(words=words, scales=tf.reshape(means, [-1]), shape=gradient.shape,
                        dtype=gradient.dtype, num_workers=num_workers)
 
     def decompress(self, payload):
         flat = self.decode(payload.words, tf.reshape(payload.scales, [-1, 2]),
                            payload.shape.num_elements())
-        return self._restore(flat, payload)
+        return tf.cast(self._unordered(flat, payload.shape), payload.dtype)
 
     def payload_bits(self, shape, num_workers=1):
         n = tf.TensorShape(shape).num_elements()
@@ -124,10 +148,10 @@ class OneBitEF(Compressor):
         shards = [self.shard_size(n, p) for n in sizes]
         words, means, locals_ = [], [], []
         for x, n, shard in zip(points, sizes, shards):
-            flat = tf.pad(self._flat(x), [[0, p * shard - n]])
+            flat = tf.pad(self._ordered(x), [[0, p * shard - n]])
             real = tf.cast(tf.range(p * shard) < n, tf.float32)
             w, m = self.encode(flat, real)
-            locals_.append(tf.reshape(self.decode(w, m, p * shard)[:n], x.shape))
+            locals_.append(self._unordered(self.decode(w, m, p * shard)[:n], x.shape))
             words.append(tf.reshape(w, [p, -1]))
             means.append(tf.reshape(m, [p, -1]))
         # Phase 1: shard j of every worker to worker j, with everyone's flag.
@@ -157,8 +181,9 @@ class OneBitEF(Compressor):
                 tf.split(gathered_means, [m.shape[0] for m in server_means], axis=1)):
             flat = tf.concat([self.decode(w[r], tf.reshape(m[r], [-1, 2]), shard)
                               for r in range(p)], 0)
-            totals.append(tf.reshape(flat[:n], x.shape))
+            totals.append(self._unordered(flat[:n], x.shape))
         return totals, locals_, updates, nonfinite
 
     def get_config(self):
-        return {"bucket_size": self.bucket_size, "two_phase": self.two_phase}
+        return {"bucket_size": self.bucket_size, "two_phase": self.two_phase,
+                "column_major": self.column_major}
