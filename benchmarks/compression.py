@@ -26,7 +26,7 @@ communication-bound; ``cnn``: a 0.21M-parameter CNN), each number of
 workers and each compressor (``none`` = plain MWMS fp32 ring all-reduce, and
 tfqnn's compressors by alias, with their defaults or with options as
 ``alias:key=value:...``, e.g. ``onebit_ef:two_phase=true`` or
-``powersgd:rank=4``, under `tfqnn.distribute.GradientCompressionStrategy`),
+``powersgd:rank=2``, under `tfqnn.distribute.GradientCompressionStrategy`),
 one cluster runs:
 
 1. with workers in ``--accuracy-workers`` (default 4), for workloads in

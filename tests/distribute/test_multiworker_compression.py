@@ -92,9 +92,12 @@ def test_crashed_worker_resumes_with_its_residuals(tmp_path):
 
 # Digits, SGD with momentum 0.9 at 0.05, 30 epochs: fp32 reaches 98 % on the
 # 450 test images (1 point is 4.5 images). Threshold's tau suits this model's
-# gradients (its default); signSGD needs its own learning rate.
+# gradients (its default); signSGD needs its own learning rate, and so does
+# two-phase 1-bit, which compresses the sum a second time on each shard's
+# server: at 0.05 it ended at 80-95 % depending on the seed, at 0.02 at
+# 97.3-97.6 % for seeds 0-2.
 PARITY = {
-    "float16": [], "onebit_ef": [], "onebit_ef:two_phase=true": [], "threshold": [], "qsgd": [],
+    "float16": [], "onebit_ef": [], "onebit_ef:two_phase=true": ["--learning-rate", 0.02], "threshold": [], "qsgd": [],
     "terngrad": [], "dorefa_grad": [], "adaq": [], "ef_sign": [], "powersgd": [],
 }
 EPOCHS = 30
