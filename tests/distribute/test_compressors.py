@@ -806,3 +806,16 @@ def test_conv_kernel_shape(rng, compressor):
         flat = flat.reshape(32, 144).T
     np.testing.assert_array_equal(out.numpy().reshape(flat.shape), flat)
     assert np.abs(out.numpy()).max() > 0
+
+
+@pytest.mark.parametrize("compressor", INSTANCES, ids=repr)
+def test_decompress_sum_adds_the_decompressed_payloads(rng, compressor):
+    """What the all-gather exchange uses: bit for bit the sum of `decompress`."""
+    shape = (48, 40)
+    payloads = [compressor.compress(tf.constant(rng.standard_normal(shape).astype(np.float32)),
+                                    **_same_draw_kwargs(compressor))
+                for _ in range(3)]
+    expected = sum(compressor.decompress(q).numpy() for q in payloads)
+    total = compressor.decompress_sum(payloads)
+    assert total.shape == shape
+    np.testing.assert_array_equal(total.numpy(), expected)

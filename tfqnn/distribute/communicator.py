@@ -229,8 +229,7 @@ def exchange_gathered(compressor, points, *, slots, flag, seeds, context):
               if sum(scale_sizes) else tf.zeros([p, 0]))
     word_pieces = tf.split(words[:, :-1], [q.words.shape[0] for q in payloads], axis=1)
     scale_pieces = tf.split(scales, scale_sizes, axis=1)
-    totals = [tf.add_n([compressor.decompress(_replace(q, words=w[r], scales=s[r]))
-                        for r in range(p)])
+    totals = [compressor.decompress_sum([_replace(q, words=w[r], scales=s[r]) for r in range(p)])
               for q, w, s in zip(payloads, word_pieces, scale_pieces)]
     locals_ = [compressor.decompress(q) for q in payloads]
     return totals, locals_, [], tf.reduce_sum(words[:, -1])

@@ -136,6 +136,11 @@ class Compressor(_registry.ConfigObject):
         """The gradient (the sum of ``payload.count`` gradients) the payload encodes."""
         raise NotImplementedError(f"{type(self).__name__} must implement decompress().")
 
+    def decompress_sum(self, payloads):
+        """The sum of `decompress` over ``payloads`` (one tensor's, gathered from
+        every worker); a compressor may add them before its last decoding step."""
+        return tf.add_n([self.decompress(q) for q in payloads])
+
     def payload_bits(self, shape, num_workers=1):
         """Exact bits of one worker's payload for a gradient of ``shape``
         (the shared statistics not included)."""

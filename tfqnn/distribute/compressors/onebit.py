@@ -112,6 +112,13 @@ class OneBitEF(Compressor):
                            payload.shape.num_elements())
         return tf.cast(self._unordered(flat, payload.shape), payload.dtype)
 
+    def decompress_sum(self, payloads):
+        """Adds the decoded payloads in bucket order, then reorders once."""
+        first = payloads[0]
+        n = first.shape.num_elements()
+        flat = tf.add_n([self.decode(q.words, tf.reshape(q.scales, [-1, 2]), n) for q in payloads])
+        return tf.cast(self._unordered(flat, first.shape), first.dtype)
+
     def payload_bits(self, shape, num_workers=1):
         n = tf.TensorShape(shape).num_elements()
         if self.two_phase:  # whole shards, one per worker
