@@ -171,8 +171,7 @@ def parse_args(argv=None):
         args.steps, args.warmup, args.accuracy_steps, args.eval_every = 3, 1, 40, 20
     args.workload_list = _names(args.workloads, WORKLOADS, "--workloads")
     args.link_list = _names(args.links, LINKS, "--links")
-    args.compressor_list = _names(args.compressors, COMPRESSORS, "--compressors",
-                                  alias=lambda name: cw.split_spec(name)[0])
+    args.compressor_list = _names(args.compressors, COMPRESSORS, "--compressors", alias=_alias)
     args.worker_list = sorted({int(p) for p in args.workers.split(",")})
     args.accuracy_list = {int(p) for p in args.accuracy_workers.split(",") if p}
     args.accuracy_workloads = [w for w in args.accuracy_workloads.split(",") if w]
@@ -231,7 +230,6 @@ def library_fingerprint():
                            cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return f"{commit or 'unknown'}{' + uncommitted changes' if dirty else ''}, " \
            f"tfqnn/distribute sha256 {digest.hexdigest()[:12]}"
-
 
 
 # ---- processes -----------------------------------------------------------------
