@@ -35,8 +35,10 @@ __all__ = [
 ]
 
 try:
-    from tfqnn import activations, constraints, datasets, layers, quantizers
+    from tfqnn import _deferred, activations, constraints, datasets, layers, quantizers
     from tfqnn.summary import LayerSummary, ModelSummary, summary
+
+    _deferred.register()
 except ModuleNotFoundError as error:  # no TensorFlow: tfqnn.lite only
     if (error.name or "").split(".")[0] not in ("tensorflow", "keras"):
         raise

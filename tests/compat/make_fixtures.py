@@ -1,0 +1,86 @@
+"""Writes the `.keras` files that later versions of tfqnn must keep loading.
+
+Run once per format-relevant release (``python -m tests.compat.make_fixtures
+DIR``), commit the output under ``tests/compat/<version>/``, and
+``test_compat.py`` loads every such folder. Each model comes with its input
+and its outputs (``<name>.npz``), so a load must reproduce them bit for bit.
+
+- ``every_layer``: every tfqnn layer with a mix of quantizers, trained a step.
+- ``every_quantizer``: one `QuantActivation` per quantizer alias, and
+  non-default configs.
+- ``compressed_optimizer``: a Dense model compiled with a
+  `tfqnn.distribute.CompressedOptimizer` (residuals in the optimizer state).
+"""
+
+import argparse
+import os
+import sys
+
+import keras
+import numpy as np
+
+import tfqnn
+from tests.layers.test_saving import build_model
+
+
+def every_layer():
+    keras.utils.set_random_seed(3)
+    rng = np.random.default_rng(3)
+    model = build_model()
+    x = rng.normal(size=(8, 8, 8, 2)).astype(np.float32)
+    y = rng.integers(0, 5, size=8)
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    return model, x
+
+
+def every_quantizer():
+    q = tfqnn.quantizers
+    chosen = [alias for alias in q.ALIASES if alias not in ("dorefa_gradient",)]
+    chosen += [
+        q.DoReFa(3, mode="weights"), q.FixedPoint(3, 2), q.FixedPoint(2, 3, signed=False), q.Uniform(15),
+        q.SymmetricUniform(3), q.PowerOfTwo(4), q.SteSign(clip_value=2.0), q.ScaledSign(),
+        q.SteTern(threshold=0.3, scaled=False), q.DoReFaGradient(4, seed=1),
+    ]
+    inputs = keras.Input((32,))
+    outputs = [tfqnn.layers.QuantActivation(quantizer, name=f"q{i}")(inputs)
+               for i, quantizer in enumerate(chosen)]
+    model = keras.Model(inputs, keras.layers.Concatenate()(outputs), name="every_quantizer")
+    x = np.random.default_rng(5).normal(size=(4, 32)).astype(np.float32) * 2
+    return model, x
+
+
+def compressed_optimizer():
+    keras.utils.set_random_seed(4)
+    rng = np.random.default_rng(4)
+    model = keras.Sequential([keras.Input((40,)), keras.layers.Dense(64, activation="relu"),
+                              keras.layers.Dense(3)], name="compressed")
+    optimizer = tfqnn.distribute.CompressedOptimizer(keras.optimizers.SGD(0.05, momentum=0.9),
+                                                     "onebit_ef", min_elements=100)
+    model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = rng.normal(size=(32, 40)).astype(np.float32)
+    model.fit(x, rng.integers(0, 3, size=32), batch_size=16, epochs=2, verbose=0)
+    return model, x
+
+
+FIXTURES = {"every_layer": every_layer, "every_quantizer": every_quantizer,
+            "compressed_optimizer": compressed_optimizer}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("directory")
+    args = parser.parse_args(argv)
+    os.makedirs(args.directory, exist_ok=True)
+    for name, make in FIXTURES.items():
+        model, x = make()
+        model.save(os.path.join(args.directory, f"{name}.keras"))
+        optimizer = {} if getattr(model, "optimizer", None) is None else {
+            f"optimizer_{i:03d}": v.numpy() for i, v in enumerate(model.optimizer.variables)}
+        np.savez(os.path.join(args.directory, f"{name}.npz"), x=x,
+                 y=model(x, training=False).numpy(), **optimizer)
+        print(name, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
