@@ -29,8 +29,15 @@ KERNELS = Path("tfqnn", "lite", "kernels")
 LIBRARY = "tfqnn.lite.libtfqnn_ops"  # -> tfqnn/lite/libtfqnn_ops.so
 # -ffp-contract=off: no FMA contraction, so the output transform
 # (dot * multiplier + bias) rounds twice, bit-exact with numpy's float32.
-CXXFLAGS = ["-O3", "-std=c++17", "-fvisibility=hidden", "-fPIC", "-ffp-contract=off",
-            "-Wall", "-Wextra"]
+CXXFLAGS = [
+    "-O3",
+    "-std=c++17",
+    "-fvisibility=hidden",
+    "-fPIC",
+    "-ffp-contract=off",
+    "-Wall",
+    "-Wextra",
+]
 LDFLAGS = ["-shared"]
 LIBS = ["-ldl", "-pthread"]
 
@@ -63,9 +70,13 @@ class BuildKernelLibrary(build_ext):
         stamp = build_temp / "command.txt"
         command_line = shlex.join(cxx + CXXFLAGS + extra + ["|"] + extra_ld + [str(output)])
         inputs = sources + [Path(path) for path in ext.depends] + [Path(__file__)]
-        if (not self.force and output.exists() and stamp.exists()
-                and stamp.read_text() == command_line
-                and all(output.stat().st_mtime >= path.stat().st_mtime for path in inputs)):
+        if (
+            not self.force
+            and output.exists()
+            and stamp.exists()
+            and stamp.read_text() == command_line
+            and all(output.stat().st_mtime >= path.stat().st_mtime for path in inputs)
+        ):
             print(f"{output} is up to date")
             return
 
@@ -89,8 +100,16 @@ class BuildKernelLibrary(build_ext):
         if failed:
             raise RuntimeError("compiling tfqnn's kernel library failed (see above)")
         output.parent.mkdir(parents=True, exist_ok=True)
-        command = (cxx + CXXFLAGS + extra + LDFLAGS + extra_ld
-                   + [str(obj) for obj in objects] + ["-o", str(output)] + LIBS)
+        command = (
+            cxx
+            + CXXFLAGS
+            + extra
+            + LDFLAGS
+            + extra_ld
+            + [str(obj) for obj in objects]
+            + ["-o", str(output)]
+            + LIBS
+        )
         print(" ".join(shlex.quote(part) for part in command))
         subprocess.run(command, check=True)
         stamp.write_text(command_line)

@@ -88,6 +88,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before any TensorFlow loads
 
 import argparse
+import contextlib
 import ctypes
 import datetime
 import importlib.metadata
@@ -106,12 +107,23 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WORKER = HERE / "compression_worker.py"
 sys.path.insert(0, str(HERE))
-import _machine
-import compression_worker as cw  # no TensorFlow at import time
+import _machine  # noqa: E402 (after the sys.path entry)
+import compression_worker as cw  # noqa: E402 (no TensorFlow at import time)
 
 INSIDE = "TFQNN_COMPRESSION_BENCH_NETNS"
-COMPRESSORS = ("none", "float16", "onebit_ef", "terngrad", "qsgd", "dorefa_grad", "signsgd",
-               "ef_sign", "adaq", "threshold", "powersgd")
+COMPRESSORS = (
+    "none",
+    "float16",
+    "onebit_ef",
+    "terngrad",
+    "qsgd",
+    "dorefa_grad",
+    "signsgd",
+    "ef_sign",
+    "adaq",
+    "threshold",
+    "powersgd",
+)
 # name -> (tc rate, tbf burst) or None (no qdisc)
 LINKS = {"100mbit": ("100mbit", "256kb"), "1gbit": ("1gbit", "512kb"), "unshaped": None}
 WORKLOADS = {  # learning rates and target test accuracy, chosen for fp32
@@ -129,40 +141,65 @@ TARGETED = ("onebit_ef", "powersgd")
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run (a few minutes): 4 workers, mlp and cnn, "
-                             "none/onebit_ef/powersgd, 100mbit and unshaped, short phases")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run (a few minutes): 4 workers, mlp and cnn, "
+        "none/onebit_ef/powersgd, 100mbit and unshaped, short phases",
+    )
     parser.add_argument("--workloads", default="mlp,cnn")
     parser.add_argument("--workers", default="2,4")
     parser.add_argument("--links", default="100mbit,1gbit,unshaped")
     parser.add_argument("--compressors", default=",".join(COMPRESSORS))
     parser.add_argument("--steps", type=int, default=5, help="timed steps per link")
     parser.add_argument("--warmup", type=int, default=2, help="steps before each timed window")
-    parser.add_argument("--accuracy-steps", type=int, default=300,
-                        help="unshaped steps of the accuracy phase (0: none)")
-    parser.add_argument("--accuracy-workers", default="4",
-                        help="the worker counts that run the accuracy phase")
-    parser.add_argument("--accuracy-workloads", default="mlp,cnn",
-                        help="the workloads that run the accuracy phase")
-    parser.add_argument("--accuracy-budget", type=float, default=300.0,
-                        help="seconds from a cluster's launch after which its accuracy phase "
-                             "ends at the next evaluation (0: no limit)")
+    parser.add_argument(
+        "--accuracy-steps",
+        type=int,
+        default=300,
+        help="unshaped steps of the accuracy phase (0: none)",
+    )
+    parser.add_argument(
+        "--accuracy-workers", default="4", help="the worker counts that run the accuracy phase"
+    )
+    parser.add_argument(
+        "--accuracy-workloads", default="mlp,cnn", help="the workloads that run the accuracy phase"
+    )
+    parser.add_argument(
+        "--accuracy-budget",
+        type=float,
+        default=300.0,
+        help="seconds from a cluster's launch after which its accuracy phase "
+        "ends at the next evaluation (0: no limit)",
+    )
     parser.add_argument("--eval-every", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=256, help="global batch")
-    parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
-                        help="Adam (learning rate 3e-4 on the MLP, 3e-3 on the CNN) or SGD "
-                             "with momentum 0.9")
-    parser.add_argument("--learning-rate", type=float,
-                        help="instead of the workload's default for the optimizer")
-    parser.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
-                        help="learning rate: constant, or cosine decay to 0 over the accuracy "
-                             "phase")
+    parser.add_argument(
+        "--optimizer",
+        choices=["adam", "sgd"],
+        default="adam",
+        help="Adam (learning rate 3e-4 on the MLP, 3e-3 on the CNN) or SGD with momentum 0.9",
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, help="instead of the workload's default for the optimizer"
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=["constant", "cosine"],
+        default="constant",
+        help="learning rate: constant, or cosine decay to 0 over the accuracy phase",
+    )
     parser.add_argument("--threads", type=int, default=1, help="TF intra/inter-op threads")
     parser.add_argument("--pin", action="store_true", help="taskset worker i to CPU i mod cpus")
-    parser.add_argument("--no-codec", action="store_true",
-                        help="skip the compress/decompress timing")
-    parser.add_argument("--launch-timeout", type=float, default=1500.0,
-                        help="seconds before one cluster is given up")
+    parser.add_argument(
+        "--no-codec", action="store_true", help="skip the compress/decompress timing"
+    )
+    parser.add_argument(
+        "--launch-timeout",
+        type=float,
+        default=1500.0,
+        help="seconds before one cluster is given up",
+    )
     parser.add_argument("--json", help="write all measurements to this file")
     args = parser.parse_args(argv)
     if args.quick:
@@ -192,15 +229,22 @@ def _names(text, allowed, option, alias=lambda name: name):
 
 # ---- machine -------------------------------------------------------------------
 
+
 def machine_info():
-    info = {"cpu": platform.processor() or "unknown", "arch": platform.machine(),
-            "cpus": os.cpu_count(), "kernel": platform.release(),
-            "python": platform.python_version(),
-            "date_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
-            "load_average_start": _machine.load_average(), "library": library_fingerprint()}
+    info = {
+        "cpu": platform.processor() or "unknown",
+        "arch": platform.machine(),
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "date_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
+        "load_average_start": _machine.load_average(),
+        "library": library_fingerprint(),
+    }
     try:
-        for line in subprocess.run(["lscpu"], check=False, capture_output=True,
-                                   text=True).stdout.splitlines():
+        for line in subprocess.run(
+            ["lscpu"], check=False, capture_output=True, text=True
+        ).stdout.splitlines():
             key, _, value = line.partition(":")
             if key.strip() == "Model name":
                 info["cpu"] = value.strip()
@@ -208,10 +252,8 @@ def machine_info():
         pass
     info["memory_gib"] = _machine.memory_gib()
     for package in ("tensorflow", "tensorflow-cpu", "keras"):
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             info[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            pass
     return info
 
 
@@ -224,15 +266,28 @@ def library_fingerprint():
     for path in sorted((ROOT / "tfqnn" / "distribute").rglob("*.py")):
         digest.update(path.relative_to(ROOT).as_posix().encode())
         digest.update(path.read_bytes())
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "tfqnn/distribute"], check=False,
-                           cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    return f"{commit or 'unknown'}{' + uncommitted changes' if dirty else ''}, " \
-           f"tfqnn/distribute sha256 {digest.hexdigest()[:12]}"
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "tfqnn/distribute"],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return (
+        f"{commit or 'unknown'}{' + uncommitted changes' if dirty else ''}, "
+        f"tfqnn/distribute sha256 {digest.hexdigest()[:12]}"
+    )
 
 
 # ---- processes -----------------------------------------------------------------
+
 
 def _die_with_parent():
     """preexec_fn: SIGKILL this child when the driver dies (PR_SET_PDEATHSIG)."""
@@ -258,6 +313,7 @@ def _run(cmd, check=True):
 
 # ---- network -------------------------------------------------------------------
 
+
 class Network:
     """br0 and one namespace per worker, inside the driver's private namespace."""
 
@@ -269,9 +325,11 @@ class Network:
         _run(["ip", "link", "set", "br0", "up"])
         own = os.readlink("/proc/self/ns/net")
         for i in range(num_workers):
-            holder = subprocess.Popen(["unshare", "--net", "sleep", "infinity"],
-                                      preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads)
-                                      start_new_session=True)
+            holder = subprocess.Popen(
+                ["unshare", "--net", "sleep", "infinity"],
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads)
+                start_new_session=True,
+            )
             self.holders.append(holder)
             deadline = time.monotonic() + 10
             while os.readlink(f"/proc/{holder.pid}/ns/net") == own:
@@ -285,8 +343,7 @@ class Network:
             _run(["ip", "link", "set", f"b{i}", "up"])
             inside = ["nsenter", "-t", pid, "-n"]
             for key in ("all", "default", "lo"):
-                _run(inside + ["sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1"],
-                     check=False)
+                _run(inside + ["sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1"], check=False)
             _run(inside + ["ip", "link", "set", "lo", "up"])
             _run(inside + ["ip", "addr", "add", f"{self.address(i)}/24", "dev", f"w{i}"])
             _run(inside + ["ip", "link", "set", f"w{i}", "up"])
@@ -308,8 +365,24 @@ class Network:
                     _run(prefix + ["tc", "qdisc", "del", "dev", device, "root"], check=False)
                 else:
                     rate, burst = LINKS[link]
-                    _run(prefix + ["tc", "qdisc", "replace", "dev", device, "root", "tbf",
-                                   "rate", rate, "burst", burst, "latency", "50ms"])
+                    _run(
+                        prefix
+                        + [
+                            "tc",
+                            "qdisc",
+                            "replace",
+                            "dev",
+                            device,
+                            "root",
+                            "tbf",
+                            "rate",
+                            rate,
+                            "burst",
+                            burst,
+                            "latency",
+                            "50ms",
+                        ]
+                    )
         self.shaped = link
 
     def counters(self, num_workers):
@@ -335,6 +408,7 @@ class Network:
 
 # ---- one cluster ---------------------------------------------------------------
 
+
 class LaunchFailed(RuntimeError):
     pass
 
@@ -345,16 +419,43 @@ def launch(net, args, workload, num_workers, compressor, port, log):
     accuracy_steps = args.accuracy_steps if accuracy else 0
     control = tempfile.mkdtemp(prefix="tfqnn_compression_")
     cluster = {"worker": [f"{net.address(i)}:{port}" for i in range(num_workers)]}
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        CUDA_VISIBLE_DEVICES="-1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
     settings = WORKLOADS[workload]
-    worker_args = ["--workload", workload, "--compressor", compressor, "--control", control,
-                   "--links", len(args.link_list), "--warmup", args.warmup, "--steps", args.steps,
-                   "--accuracy-steps", accuracy_steps, "--eval-every", args.eval_every,
-                   "--batch-size", args.batch_size, "--optimizer", args.optimizer,
-                   "--learning-rate", args.learning_rate or settings[args.optimizer],
-                   "--schedule", args.schedule,
-                   "--threads", args.threads, "--launched-at", time.time()]
+    worker_args = [
+        "--workload",
+        workload,
+        "--compressor",
+        compressor,
+        "--control",
+        control,
+        "--links",
+        len(args.link_list),
+        "--warmup",
+        args.warmup,
+        "--steps",
+        args.steps,
+        "--accuracy-steps",
+        accuracy_steps,
+        "--eval-every",
+        args.eval_every,
+        "--batch-size",
+        args.batch_size,
+        "--optimizer",
+        args.optimizer,
+        "--learning-rate",
+        args.learning_rate or settings[args.optimizer],
+        "--schedule",
+        args.schedule,
+        "--threads",
+        args.threads,
+        "--launched-at",
+        time.time(),
+    ]
     procs, outputs = [], []
     counters = {}
     net.shape("unshaped")
@@ -369,10 +470,17 @@ def launch(net, args, workload, num_workers, compressor, port, log):
             out = open(os.path.join(control, f"stdout{i}"), "w+")  # noqa: SIM115
             err = open(os.path.join(control, f"stderr{i}"), "w+")  # noqa: SIM115
             outputs.append((out, err))
-            procs.append(subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT,
-                                          env=dict(env, TF_CONFIG=json.dumps(config)),
-                                          preexec_fn=_die_with_parent,  # noqa: PLW1509
-                                          start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    cmd,
+                    stdout=out,
+                    stderr=err,
+                    cwd=ROOT,
+                    env=dict(env, TF_CONFIG=json.dumps(config)),
+                    preexec_fn=_die_with_parent,  # noqa: PLW1509
+                    start_new_session=True,
+                )
+            )
         k = 0
         for step in cw.eval_steps(accuracy_steps, args.eval_every):
             _wait_ready(control, k, procs, deadline)
@@ -389,8 +497,7 @@ def launch(net, args, workload, num_workers, compressor, port, log):
             if kind == "link":
                 net.shape(name)
             else:
-                counters.setdefault(name, {})[kind] = (time.monotonic(),
-                                                       net.counters(num_workers))
+                counters.setdefault(name, {})[kind] = (time.monotonic(), net.counters(num_workers))
             _release(control, k, "go")
             k += 1
         # Once every worker printed its result, they are stopped: MWMS
@@ -403,14 +510,15 @@ def launch(net, args, workload, num_workers, compressor, port, log):
             if not all(results):
                 if all(p.poll() is not None for p in procs):
                     _check(procs, deadline)
-                    raise LaunchFailed(f"worker(s) {[i for i, r in enumerate(results) if not r]}"
-                                       " printed no result")
+                    raise LaunchFailed(
+                        f"worker(s) {[i for i, r in enumerate(results) if not r]} printed no result"
+                    )
                 _check(procs, deadline)
                 time.sleep(0.05)
         return results, counters, time.monotonic() - started
     except LaunchFailed as error:
         tails = []
-        for i, (out, err) in enumerate(outputs):
+        for i, (_out, err) in enumerate(outputs):
             err.seek(0)
             tails.append(f"--- worker {i} rc={procs[i].poll()}\n{err.read()[-2500:]}")
         log(f"FAILED {workload} P={num_workers} {compressor}: {error}\n" + "\n".join(tails))
@@ -428,7 +536,7 @@ def _result_line(out):
     out.seek(0)
     complete = out.read().split("\n")[:-1]  # a line still being written has no newline yet
     lines = [ln for ln in complete if ln.startswith(cw.RESULT_PREFIX)]
-    return json.loads(lines[-1][len(cw.RESULT_PREFIX):]) if lines else None
+    return json.loads(lines[-1][len(cw.RESULT_PREFIX) :]) if lines else None
 
 
 def _check(procs, deadline):
@@ -456,13 +564,20 @@ def _wait_ready(control, k, procs, deadline):
 
 # ---- measurements --------------------------------------------------------------
 
+
 def summarize(results, counters, args, num_workers):
     """Step time, wire bytes and accuracy of one cluster."""
     num_params = results[0]["num_params"]
-    out = {"num_params": num_params, "step_s": {}, "bytes_per_element": {},
-           "rx_bytes_per_element": {}, "window_s": {}, "compressed": results[0]["compressed"],
-           "setup_s": max(r["setup_s"] for r in results),
-           "accuracy_steps_run": results[0]["accuracy_steps_run"]}
+    out = {
+        "num_params": num_params,
+        "step_s": {},
+        "bytes_per_element": {},
+        "rx_bytes_per_element": {},
+        "window_s": {},
+        "compressed": results[0]["compressed"],
+        "setup_s": max(r["setup_s"] for r in results),
+        "accuracy_steps_run": results[0]["accuracy_steps_run"],
+    }
     for key in ("imported_s", "fit_started_s", "first_step_s", "eval_s", "fit_s"):
         out[key] = max(r[key] or 0 for r in results)
     out["accuracy_phase_s"] = max(sum(r["accuracy_step_s"]) for r in results)
@@ -516,20 +631,37 @@ for workload in {args.workload_list!r}:
                                                   "model_bytes": model / 8}}
 print("RESULT " + json.dumps(out))
 """
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1",
-               PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
-                          text=True, env=env, cwd=ROOT)
+    env = dict(
+        os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1", PYTHONPATH=str(ROOT)
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env, cwd=ROOT
+    )
     predictions = _result(done, "predictions")
     codec = {}
     if not args.no_codec:
         names = [n for n in args.compressor_list if n != "none"]
         for workload in args.workload_list if names else ():
             done = subprocess.run(
-                [sys.executable, str(WORKER), "--codec", "--workload", workload,
-                 "--compressors", ",".join(names), "--num-workers", str(max(args.worker_list)),
-                 "--threads", str(args.threads)],
-                check=False, capture_output=True, text=True, env=env, cwd=ROOT)
+                [
+                    sys.executable,
+                    str(WORKER),
+                    "--codec",
+                    "--workload",
+                    workload,
+                    "--compressors",
+                    ",".join(names),
+                    "--num-workers",
+                    str(max(args.worker_list)),
+                    "--threads",
+                    str(args.threads),
+                ],
+                check=False,
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=ROOT,
+            )
             codec[workload] = _result(done, "codec timing")
     return predictions, codec
 
@@ -538,19 +670,25 @@ def _result(done, what):
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith(cw.RESULT_PREFIX)]
     if done.returncode or not lines:
         raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1][len(cw.RESULT_PREFIX):])
+    return json.loads(lines[-1][len(cw.RESULT_PREFIX) :])
 
 
 def decodes_per_step(name, num_workers):
     """How many decompress calls one worker makes per step (see communicator)."""
-    table = {"onebit_ef": num_workers + 1, "ef_sign": num_workers + 1,
-             "adaq": num_workers + 1, "threshold": num_workers + 1, "powersgd": 2}
+    table = {
+        "onebit_ef": num_workers + 1,
+        "ef_sign": num_workers + 1,
+        "adaq": num_workers + 1,
+        "threshold": num_workers + 1,
+        "powersgd": 2,
+    }
     if cw.split_spec(name)[1].get("two_phase"):
         return 3  # its own, the P shards it receives, the P shards gathered
     return table.get(_alias(name), 1)
 
 
 # ---- report --------------------------------------------------------------------
+
 
 def fmt_ms(seconds):
     return "-" if seconds is None else f"{seconds * 1e3:,.0f}"
@@ -568,29 +706,40 @@ def report(args, machine, predictions, codec, runs, wall):
         print(text, flush=True)
 
     emit("\n## Results")
-    emit(f"Machine: {machine['cpu']} ({machine['arch']}), {machine['cpus']} CPUs, "
-         f"{machine.get('memory_gib')} GiB; Python {machine['python']}, TensorFlow "
-         f"{machine.get('tensorflow') or machine.get('tensorflow-cpu')}, Keras "
-         f"{machine.get('keras')}; {machine['date_utc']} UTC; load average at start "
-         f"{machine['load_average_start']}, at end {_machine.load_average()}; {wall / 60:.1f} min.")
+    emit(
+        f"Machine: {machine['cpu']} ({machine['arch']}), {machine['cpus']} CPUs, "
+        f"{machine.get('memory_gib')} GiB; Python {machine['python']}, TensorFlow "
+        f"{machine.get('tensorflow') or machine.get('tensorflow-cpu')}, Keras "
+        f"{machine.get('keras')}; {machine['date_utc']} UTC; load average at start "
+        f"{machine['load_average_start']}, at end {_machine.load_average()}; {wall / 60:.1f} min."
+    )
     library = library_fingerprint()
-    emit(f"Library: {machine['library']} at start"
-         + ("" if library == machine["library"] else f", {library} at the end (CHANGED "
-            "during the run: results mix library versions)") + ".")
-    emit(f"Settings: workers {args.worker_list}, links {args.link_list}, {args.steps} timed "
-         f"steps per link after {args.warmup} warm-up steps, global batch {args.batch_size}, "
-         f"{args.optimizer}"
-         f"{f' (learning rate {args.learning_rate})' if args.learning_rate else ''}, "
-         f"{args.schedule} learning rate, {args.threads} intra/inter-op thread(s) per worker, "
-         f"{'pinned' if args.pin else 'not pinned'}; accuracy phase "
-         f"{args.accuracy_steps} unshaped steps for P in {sorted(args.accuracy_list)} on "
-         f"{', '.join(args.accuracy_workloads)}, budget "
-         f"{f'{args.accuracy_budget:.0f} s' if args.accuracy_budget else 'none'} per cluster.")
+    emit(
+        f"Library: {machine['library']} at start"
+        + (
+            ""
+            if library == machine["library"]
+            else f", {library} at the end (CHANGED during the run: results mix library versions)"
+        )
+        + "."
+    )
+    emit(
+        f"Settings: workers {args.worker_list}, links {args.link_list}, {args.steps} timed "
+        f"steps per link after {args.warmup} warm-up steps, global batch {args.batch_size}, "
+        f"{args.optimizer}"
+        f"{f' (learning rate {args.learning_rate})' if args.learning_rate else ''}, "
+        f"{args.schedule} learning rate, {args.threads} intra/inter-op thread(s) per worker, "
+        f"{'pinned' if args.pin else 'not pinned'}; accuracy phase "
+        f"{args.accuracy_steps} unshaped steps for P in {sorted(args.accuracy_list)} on "
+        f"{', '.join(args.accuracy_workloads)}, budget "
+        f"{f'{args.accuracy_budget:.0f} s' if args.accuracy_budget else 'none'} per cluster."
+    )
     verdicts = []
     for workload in args.workload_list:
         emit(f"\n### {workload}: step time, ms (median), and speed-up vs fp32 all-reduce")
-        header = ["compressor"] + [f"P={p} {link}" for p in args.worker_list
-                                   for link in args.link_list]
+        header = ["compressor"] + [
+            f"P={p} {link}" for p in args.worker_list for link in args.link_list
+        ]
         emit(_row(header))
         emit(_row(["---"] * len(header)))
         for name in args.compressor_list:
@@ -607,14 +756,21 @@ def report(args, machine, predictions, codec, runs, wall):
             emit(_row(cells))
 
         emit(f"\n### {workload}: bytes per gradient element per worker on the wire")
-        emit("predicted: bits_per_element(P)/8 of a 1024x1024 tensor; for this model "
-             "(uncompressed tensors as fp32 ring all-reduce); measured: w{i} tx bytes, mean "
-             "over links and workers; ratio: measured / model prediction, worst link in "
-             "brackets; excess: (measured - model) x parameters, per worker and step")
+        emit(
+            "predicted: bits_per_element(P)/8 of a 1024x1024 tensor; for this model "
+            "(uncompressed tensors as fp32 ring all-reduce); measured: w{i} tx bytes, mean "
+            "over links and workers; ratio: measured / model prediction, worst link in "
+            "brackets; excess: (measured - model) x parameters, per worker and step"
+        )
         header = ["compressor"]
         for p in args.worker_list:
-            header += [f"P={p} bpe/8", f"P={p} model", f"P={p} measured", f"P={p} ratio",
-                       f"P={p} excess kB/step"]
+            header += [
+                f"P={p} bpe/8",
+                f"P={p} model",
+                f"P={p} measured",
+                f"P={p} ratio",
+                f"P={p} excess kB/step",
+            ]
         emit(_row(header))
         emit(_row(["---"] * len(header)))
         for name in args.compressor_list:
@@ -630,27 +786,40 @@ def report(args, machine, predictions, codec, runs, wall):
                 ratios = [m / pred["model_bytes"] for m in measured]
                 worst = max(ratios, key=lambda r: abs(r - 1))
                 excess = (statistics.fmean(measured) - pred["model_bytes"]) * run["num_params"]
-                cells += [f"{statistics.fmean(measured):.3f}",
-                          f"{statistics.fmean(ratios):.3f} ({worst:.3f})", f"{excess / 1e3:.1f}"]
+                cells += [
+                    f"{statistics.fmean(measured):.3f}",
+                    f"{statistics.fmean(ratios):.3f} ({worst:.3f})",
+                    f"{excess / 1e3:.1f}",
+                ]
                 if workload == "mlp":
-                    verdicts.append(((f"mlp P={p} {name}: wire bytes within 10 % of the "
-                                      f"prediction (worst link {worst:.3f}x)"),
-                                     abs(worst - 1) <= TARGET_BYTES))
+                    verdicts.append(
+                        (
+                            (
+                                f"mlp P={p} {name}: wire bytes within 10 % of the "
+                                f"prediction (worst link {worst:.3f}x)"
+                            ),
+                            abs(worst - 1) <= TARGET_BYTES,
+                        )
+                    )
             emit(_row(cells))
 
         for p in sorted(args.accuracy_list & set(args.worker_list)):
             base = runs.get((workload, p, "none"))
-            if not any("accuracy_curve" in (runs.get((workload, p, n)) or {})
-                       for n in args.compressor_list):
+            if not any(
+                "accuracy_curve" in (runs.get((workload, p, n)) or {}) for n in args.compressor_list
+            ):
                 continue
             target = WORKLOADS[workload]["target"]
             emit(f"\n### {workload}, P={p}: time to {target:.0%} test accuracy")
-            emit(f"steps to target: first evaluation (every {args.eval_every} steps, full test "
-                 f"set) at or above it, in the unshaped accuracy phase; time to target = steps "
-                 f"x median step time on each link; final: mean of the evaluations at steps "
-                 f"{_last_steps(args)}; speed-up vs fp32 in brackets")
-            header = (["compressor", "steps to target", "final acc %", "vs fp32 (points)"]
-                      + [f"time {link} s" for link in args.link_list])
+            emit(
+                f"steps to target: first evaluation (every {args.eval_every} steps, full test "
+                f"set) at or above it, in the unshaped accuracy phase; time to target = steps "
+                f"x median step time on each link; final: mean of the evaluations at steps "
+                f"{_last_steps(args)}; speed-up vs fp32 in brackets"
+            )
+            header = ["compressor", "steps to target", "final acc %", "vs fp32 (points)"] + [
+                f"time {link} s" for link in args.link_list
+            ]
             emit(_row(header))
             emit(_row(["---"] * len(header)))
             base_steps = _steps_to(base, target)
@@ -660,31 +829,57 @@ def report(args, machine, predictions, codec, runs, wall):
                     emit(_row([_label(name), "failed"] + ["-"] * (len(header) - 2)))
                     continue
                 steps = _steps_to(run, target)
-                lost = ((base["final_accuracy"] - run["final_accuracy"]) * 100
-                        if base and "final_accuracy" in base else None)
+                lost = (
+                    (base["final_accuracy"] - run["final_accuracy"]) * 100
+                    if base and "final_accuracy" in base
+                    else None
+                )
                 cut = run["accuracy_steps_run"] < args.accuracy_steps
-                cells = [_label(name), "not reached" if steps is None else str(steps),
-                         f"{run['final_accuracy'] * 100:.2f}"
-                         + (f" (cut at step {run['accuracy_steps_run']})" if cut else ""),
-                         "-" if lost is None else f"{0.0 - lost:+.2f}"]
+                cells = [
+                    _label(name),
+                    "not reached" if steps is None else str(steps),
+                    f"{run['final_accuracy'] * 100:.2f}"
+                    + (f" (cut at step {run['accuracy_steps_run']})" if cut else ""),
+                    "-" if lost is None else f"{0.0 - lost:+.2f}",
+                ]
                 for link in args.link_list:
                     if steps is None:
                         cells.append("-")
                         continue
                     tta = steps * run["step_s"][link]
-                    speed = (base_steps * base["step_s"][link] / tta
-                             if base_steps is not None else None)
+                    speed = (
+                        base_steps * base["step_s"][link] / tta if base_steps is not None else None
+                    )
                     cells.append(f"{tta:,.0f} ({fmt_x(speed)})")
                 emit(_row(cells))
-                if workload == "mlp" and p == 4 and _alias(name) in TARGETED and "100mbit" in run["step_s"]:
-                    speed = (base_steps * base["step_s"]["100mbit"] / (steps * run["step_s"]["100mbit"])
-                             if steps and base_steps else None)
-                    ok = speed is not None and speed >= TARGET_TTA_SPEEDUP and lost is not None \
+                if (
+                    workload == "mlp"
+                    and p == 4
+                    and _alias(name) in TARGETED
+                    and "100mbit" in run["step_s"]
+                ):
+                    speed = (
+                        base_steps * base["step_s"]["100mbit"] / (steps * run["step_s"]["100mbit"])
+                        if steps and base_steps
+                        else None
+                    )
+                    ok = (
+                        speed is not None
+                        and speed >= TARGET_TTA_SPEEDUP
+                        and lost is not None
                         and lost <= TARGET_POINTS_LOST
-                    verdicts.append(((f"mlp P=4 100mbit {name}: time to target {fmt_x(speed)} "
-                                      f"shorter (>= 3x), "
-                                      f"{'-' if lost is None else f'{lost:.2f}'} "
-                                      f"points lost (<= 0.5)"), ok))
+                    )
+                    verdicts.append(
+                        (
+                            (
+                                f"mlp P=4 100mbit {name}: time to target {fmt_x(speed)} "
+                                f"shorter (>= 3x), "
+                                f"{'-' if lost is None else f'{lost:.2f}'} "
+                                f"points lost (<= 0.5)"
+                            ),
+                            ok,
+                        )
+                    )
 
     step_verdicts = []
     for name in args.compressor_list:
@@ -697,13 +892,18 @@ def report(args, machine, predictions, codec, runs, wall):
 
     if codec:
         p = max(args.worker_list)
-        emit(f"\n### compress / decompress compute, one process, {args.threads} thread(s), "
-             f"P={p} (ms)")
-        emit("per step = encode + decodes x decode (all-gather schemes decode each of the P "
-             "payloads and their own once more; PowerSGD's exchange: two matmuls and a QR "
-             "to encode, two products to decode)")
-        header = ["compressor"] + [f"{w} {col}" for w in codec
-                                   for col in ("elements", "encode", "decode", "per step")]
+        emit(
+            f"\n### compress / decompress compute, one process, {args.threads} thread(s), "
+            f"P={p} (ms)"
+        )
+        emit(
+            "per step = encode + decodes x decode (all-gather schemes decode each of the P "
+            "payloads and their own once more; PowerSGD's exchange: two matmuls and a QR "
+            "to encode, two products to decode)"
+        )
+        header = ["compressor"] + [
+            f"{w} {col}" for w in codec for col in ("elements", "encode", "decode", "per step")
+        ]
         emit(_row(header))
         emit(_row(["---"] * len(header)))
         for name in args.compressor_list:
@@ -713,8 +913,12 @@ def report(args, machine, predictions, codec, runs, wall):
             for table in codec.values():
                 c = table[name]
                 per_step = c["encode_s"] + decodes_per_step(name, p) * c["decode_s"]
-                cells += [f"{c['elements']:,}", fmt_ms(c["encode_s"]), fmt_ms(c["decode_s"]),
-                          fmt_ms(per_step)]
+                cells += [
+                    f"{c['elements']:,}",
+                    fmt_ms(c["encode_s"]),
+                    fmt_ms(c["decode_s"]),
+                    fmt_ms(per_step),
+                ]
             emit(_row(cells))
 
     if verdicts:
@@ -751,6 +955,7 @@ def _row(cells):
 
 # ---- main ----------------------------------------------------------------------
 
+
 def inner(args):
     # SIGTERM (kill of the process group) unwinds like Ctrl-C: the finally
     # blocks stop the workers and remove the control folders.
@@ -781,25 +986,42 @@ def inner(args):
                     raw[f"{workload}/{p}/{name}"] = run
                     steps = ", ".join(f"{link} {fmt_ms(t)} ms" for link, t in run["step_s"].items())
                     wire = ", ".join(f"{v:.3f}" for v in run["bytes_per_element"].values())
-                    acc = (f", final acc {run['final_accuracy']:.4f}"
-                           if "final_accuracy" in run else "")
-                    log(f"{workload} P={p} {name}: {steps}; B/elem {wire}{acc} "
+                    acc = (
+                        f", final acc {run['final_accuracy']:.4f}"
+                        if "final_accuracy" in run
+                        else ""
+                    )
+                    log(
+                        f"{workload} P={p} {name}: {steps}; B/elem {wire}{acc} "
                         f"({seconds:.0f} s: imports {run['imported_s']:.0f} s, fit from "
                         f"{run['fit_started_s']:.0f} s, first step {run['first_step_s']:.0f} s, "
                         f"{run['accuracy_steps_run']} accuracy steps "
                         f"{run['accuracy_phase_s']:.0f} s, evaluations {run['eval_s']:.0f} s; "
-                        f"load {_machine.load_average()})")
+                        f"load {_machine.load_average()})"
+                    )
     finally:
         net.close()
     wall = time.monotonic() - started
     lines, verdicts = report(args, machine, predictions, codec, runs, wall)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine, "args": {k: v for k, v in vars(args).items()
-                                                    if isinstance(v, (str, int, float, bool,
-                                                                      list))},
-                       "predictions": predictions, "codec": codec, "runs": raw,
-                       "report": lines, "targets": verdicts}, f, indent=1)
+            json.dump(
+                {
+                    "machine": machine,
+                    "args": {
+                        k: v
+                        for k, v in vars(args).items()
+                        if isinstance(v, (str, int, float, bool, list))
+                    },
+                    "predictions": predictions,
+                    "codec": codec,
+                    "runs": raw,
+                    "report": lines,
+                    "targets": verdicts,
+                },
+                f,
+                indent=1,
+            )
     return 0
 
 
@@ -813,8 +1035,9 @@ def main(argv=None):
     cmd = ["unshare", "--net", "--fork", "--kill-child"]
     if os.geteuid() != 0:
         cmd.insert(1, "--map-root-user")
-    cmd += [sys.executable, str(Path(__file__).resolve())] + (sys.argv[1:] if argv is None
-                                                              else list(argv))
+    cmd += [sys.executable, str(Path(__file__).resolve())] + (
+        sys.argv[1:] if argv is None else list(argv)
+    )
     proc = subprocess.Popen(cmd, env=dict(os.environ, **{INSIDE: "1"}))
     try:
         return proc.wait()

@@ -94,30 +94,42 @@ def schedule(accuracy_steps, num_links, warmup, steps):
 def build_model(workload, keras):
     layers = keras.layers
     if workload == "mlp":
-        return keras.Sequential([
-            keras.Input((784,)),
-            layers.Dense(2048, activation="relu"),
-            layers.Dense(2048, activation="relu"),
-            layers.Dense(2048, activation="relu"),
+        return keras.Sequential(
+            [
+                keras.Input((784,)),
+                layers.Dense(2048, activation="relu"),
+                layers.Dense(2048, activation="relu"),
+                layers.Dense(2048, activation="relu"),
+                layers.Dense(10),
+            ]
+        )
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Conv2D(16, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
             layers.Dense(10),
-        ])
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        layers.Conv2D(16, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Conv2D(32, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Flatten(),
-        layers.Dense(128, activation="relu"),
-        layers.Dense(10),
-    ])
+        ]
+    )
 
 
 def kernel_shapes(workload):
     """Shapes of the workload's trainable variables, as built by `build_model`."""
     if workload == "mlp":
-        return [(784, 2048), (2048,), (2048, 2048), (2048,), (2048, 2048), (2048,),
-                (2048, 10), (10,)]
+        return [
+            (784, 2048),
+            (2048,),
+            (2048, 2048),
+            (2048,),
+            (2048, 2048),
+            (2048,),
+            (2048, 10),
+            (10,),
+        ]
     return [(3, 3, 1, 16), (16,), (3, 3, 16, 32), (32,), (1568, 128), (128,), (128, 10), (10,)]
 
 
@@ -184,12 +196,14 @@ def train(args):
     # 2.21 keeps one more thread per collective launched (measured: thousands
     # of threads per worker after a minute); the driver stops a hung cluster.
     options = tf.distribute.experimental.CommunicationOptions(
-        timeout_seconds=args.collective_timeout or None)
+        timeout_seconds=args.collective_timeout or None
+    )
     if args.compressor == "none":
         strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     else:
         strategy = tfqnn.distribute.GradientCompressionStrategy(
-            make_compressor(args.compressor), communication_options=options)
+            make_compressor(args.compressor), communication_options=options
+        )
 
     (x_train, y_train), (x_test, y_test) = load_data(args.workload)
     x_eval, y_eval = x_test[index::num_workers], y_test[index::num_workers]
@@ -198,19 +212,25 @@ def train(args):
     train_data = train_data.batch(args.batch_size, drop_remainder=True).prefetch(2)
     data_options = tf.data.Options()
     data_options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.DATA)
+        tf.data.experimental.AutoShardPolicy.DATA
+    )
     train_data = train_data.with_options(data_options)
 
     with strategy.scope():
         model = build_model(args.workload, keras)
         learning_rate = args.learning_rate
         if args.schedule == "cosine" and args.accuracy_steps:
-            learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate,
-                                                                   args.accuracy_steps)
-        optimizer = (keras.optimizers.Adam(learning_rate) if args.optimizer == "adam"
-                     else keras.optimizers.SGD(learning_rate, momentum=0.9))
-        model.compile(optimizer=optimizer,
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            learning_rate = keras.optimizers.schedules.CosineDecay(
+                learning_rate, args.accuracy_steps
+            )
+        optimizer = (
+            keras.optimizers.Adam(learning_rate)
+            if args.optimizer == "adam"
+            else keras.optimizers.SGD(learning_rate, momentum=0.9)
+        )
+        model.compile(
+            optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        )
     twin = build_model(args.workload, keras)  # outside the strategy: local evaluation
 
     evaluations_at = eval_steps(args.accuracy_steps, args.eval_every)
@@ -247,8 +267,9 @@ def train(args):
             began = time.perf_counter()
             twin.set_weights(self.model.get_weights())
             logits = twin.predict(x_eval, batch_size=500, verbose=0)
-            self.evaluations.append([step, int(np.sum(np.argmax(logits, -1) == y_eval)),
-                                     len(y_eval)])
+            self.evaluations.append(
+                [step, int(np.sum(np.argmax(logits, -1) == y_eval)), len(y_eval)]
+            )
             self.threads.append([step, _num_threads()])
             self.eval_s += time.perf_counter() - began
 
@@ -267,15 +288,18 @@ def train(args):
     recorder = Recorder()
     built = time.perf_counter()
     fit_started = time.time()
-    model.fit(train_data, epochs=1, steps_per_epoch=max_steps, verbose=0,
-              callbacks=[recorder])
+    model.fit(train_data, epochs=1, steps_per_epoch=max_steps, verbose=0, callbacks=[recorder])
     finished = time.perf_counter()
 
     phases = []
     for link in range(args.links):
         at = {kind: step for step, kind, lk in recorder.events if lk == link}
-        phases.append({"warmup_s": recorder.durations[at["link"]:at["start"]],
-                       "timed_s": recorder.durations[at["start"]:at["end"]]})
+        phases.append(
+            {
+                "warmup_s": recorder.durations[at["link"] : at["start"]],
+                "timed_s": recorder.durations[at["start"] : at["end"]],
+            }
+        )
     compressed = []
     compression = getattr(model.optimizer, "_tfqnn_compression", None)
     if compression is not None:
@@ -289,7 +313,7 @@ def train(args):
         "compressed": compressed,
         "iterations": int(model.optimizer.iterations.numpy()),
         "accuracy_steps_run": recorder.accuracy_end,
-        "accuracy_step_s": recorder.durations[:recorder.accuracy_end],
+        "accuracy_step_s": recorder.durations[: recorder.accuracy_end],
         "evaluations": recorder.evaluations,
         "threads": recorder.threads + [[len(recorder.durations), _num_threads()]],
         "phases": phases,
@@ -317,8 +341,8 @@ def _codec_functions(tf, compressor, grads, num_workers):
     def decode(parts):
         out = []
         for (words, scales, values), p in zip(parts, payloads, strict=True):
-            p = type(p)(**dict(p.__dict__, words=words, scales=scales, values=values))
-            out.append(compressor.decompress(p))
+            received = type(p)(**dict(p.__dict__, words=words, scales=scales, values=values))
+            out.append(compressor.decompress(received))
         return out
 
     return encode, decode
@@ -362,8 +386,11 @@ def codec(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", choices=WORKLOADS, default="mlp")
-    parser.add_argument("--compressor", default="none",
-                        help="an alias of tfqnn.distribute.compressors, or none (plain MWMS)")
+    parser.add_argument(
+        "--compressor",
+        default="none",
+        help="an alias of tfqnn.distribute.compressors, or none (plain MWMS)",
+    )
     parser.add_argument("--control", help="the barrier directory")
     parser.add_argument("--links", type=int, default=1, help="links the driver shapes in turn")
     parser.add_argument("--warmup", type=int, default=2)
@@ -371,16 +398,28 @@ def main(argv=None):
     parser.add_argument("--accuracy-steps", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=256, help="global batch")
-    parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
-                        help="Adam, or SGD with momentum 0.9")
+    parser.add_argument(
+        "--optimizer",
+        choices=["adam", "sgd"],
+        default="adam",
+        help="Adam, or SGD with momentum 0.9",
+    )
     parser.add_argument("--learning-rate", type=float, default=3e-4)
-    parser.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
-                        help="cosine: decay to 0 over --accuracy-steps")
+    parser.add_argument(
+        "--schedule",
+        choices=["constant", "cosine"],
+        default="constant",
+        help="cosine: decay to 0 over --accuracy-steps",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--launched-at", type=float, help="the driver's time.time() at launch")
-    parser.add_argument("--collective-timeout", type=float, default=0.0,
-                        help="CommunicationOptions(timeout_seconds=...), 0: none")
+    parser.add_argument(
+        "--collective-timeout",
+        type=float,
+        default=0.0,
+        help="CommunicationOptions(timeout_seconds=...), 0: none",
+    )
     parser.add_argument("--codec", action="store_true", help="time compress/decompress only")
     parser.add_argument("--compressors", default="", help="with --codec: comma-separated")
     parser.add_argument("--num-workers", type=int, default=4, help="with --codec")

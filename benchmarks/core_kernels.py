@@ -25,7 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 ISAS = ("scalar", "avx2", "avx512", "neon")
-P, I, I64, F = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_float
+P, I, I64, F = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_float  # noqa: E741
 DP = ctypes.POINTER(ctypes.c_double)
 
 DENSE = [  # (name, batch, in_features, out_features)
@@ -71,8 +71,20 @@ def time_dense(lib, rng, batch, k, n, threads, rounds):
     out = np.empty((batch, n), np.float32)
     handle = lib.tfqnn_core_bdense_new(w.ctypes.data, n, k)
     seconds = (ctypes.c_double * rounds)()
-    args = (handle, x.ctypes.data, batch, mult.ctypes.data, bias.ctypes.data,
-            -np.inf, np.inf, 0, 1.0, 0, out.ctypes.data, threads)
+    args = (
+        handle,
+        x.ctypes.data,
+        batch,
+        mult.ctypes.data,
+        bias.ctypes.data,
+        -np.inf,
+        np.inf,
+        0,
+        1.0,
+        0,
+        out.ctypes.data,
+        threads,
+    )
     assert lib.tfqnn_core_bdense_run(*args, max(rounds // 10, 3), None) == 0  # warm up
     assert lib.tfqnn_core_bdense_run(*args, rounds, seconds) == 0
     lib.tfqnn_core_bdense_free(handle)
@@ -84,11 +96,23 @@ def time_conv(lib, rng, size, cin, cout, threads, rounds):
     f = words(rng, cout, 3, 3, cin // 32)
     mult, bias = np.ones(cout, np.float32), np.zeros(cout, np.float32)
     out = np.empty((1, size, size, cout), np.float32)
-    handle = lib.tfqnn_core_bconv2d_new(f.ctypes.data, 1, size, size, cin, 1, cout, 3, 3,
-                                        1, 1, 1, 1, 1, 1)
+    handle = lib.tfqnn_core_bconv2d_new(
+        f.ctypes.data, 1, size, size, cin, 1, cout, 3, 3, 1, 1, 1, 1, 1, 1
+    )
     seconds = (ctypes.c_double * rounds)()
-    args = (handle, x.ctypes.data, mult.ctypes.data, bias.ctypes.data, -np.inf, np.inf, 0,
-            1.0, 0, out.ctypes.data, threads)
+    args = (
+        handle,
+        x.ctypes.data,
+        mult.ctypes.data,
+        bias.ctypes.data,
+        -np.inf,
+        np.inf,
+        0,
+        1.0,
+        0,
+        out.ctypes.data,
+        threads,
+    )
     assert lib.tfqnn_core_bconv2d_run(*args, max(rounds // 10, 3), None) == 0
     assert lib.tfqnn_core_bconv2d_run(*args, rounds, seconds) == 0
     lib.tfqnn_core_bconv2d_free(handle)
@@ -101,10 +125,12 @@ def time_bitpack(lib, rng, size, channels, kind, rounds):
     out = np.empty((rows, -(-channels // 32)), np.int32)
     if kind == "float":
         x = rng.normal(size=(rows, channels)).astype(np.float32)
+
         def call(n):
             return lib.tfqnn_core_bitpack_float(x.ctypes.data, n, channels, out.ctypes.data)
     else:
         x = rng.integers(-128, 128, size=(rows, channels)).astype(np.int8)
+
         def call(n):
             return lib.tfqnn_core_bitpack_int8(x.ctypes.data, n, channels, 3, out.ctypes.data)
 
@@ -130,8 +156,10 @@ def main():
     args = parser.parse_args()
     lib = load()
     isas = [name for i, name in enumerate(ISAS) if lib.tfqnn_core_isa_supported(i)]
-    print(f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, "
-          f"{args.threads} thread(s), median of {args.rounds} runs, microseconds")
+    print(
+        f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, "
+        f"{args.threads} thread(s), median of {args.rounds} runs, microseconds"
+    )
     print(f"{'case':<28}" + "".join(f"{name:>10}" for name in isas))
     rng = np.random.default_rng(0)
     cases = [(name, time_dense, shape) for name, *shape in DENSE]

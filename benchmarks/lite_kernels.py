@@ -77,15 +77,24 @@ CASES = [
 TARGET_F32_AVX512 = 10.0
 TARGET_INT8_AVX512 = 3.0
 TARGET_F32_AVX2 = 4.0
-BINARY = {"input_quantizer": "ste_sign", "kernel_quantizer": "ste_sign",
-          "kernel_constraint": "weight_clip", "use_bias": False}
+BINARY = {
+    "input_quantizer": "ste_sign",
+    "kernel_quantizer": "ste_sign",
+    "kernel_constraint": "weight_clip",
+    "use_bias": False,
+}
 
 
 # ---- machine -------------------------------------------------------------------
 
+
 def machine_info():
-    info = {"cpu": platform.processor() or "unknown CPU", "arch": platform.machine(),
-            "logical_cpus": os.cpu_count(), "flags": []}
+    info = {
+        "cpu": platform.processor() or "unknown CPU",
+        "arch": platform.machine(),
+        "logical_cpus": os.cpu_count(),
+        "flags": [],
+    }
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -103,8 +112,17 @@ def machine_info():
         if key == "model name":
             info["cpu"] = value
         elif key == "flags" and not info["flags"]:
-            wanted = ("popcnt", "avx2", "fma", "avx512f", "avx512bw", "avx512dq",
-                      "avx512vl", "avx512_vpopcntdq", "avx512_vnni")
+            wanted = (
+                "popcnt",
+                "avx2",
+                "fma",
+                "avx512f",
+                "avx512bw",
+                "avx512dq",
+                "avx512vl",
+                "avx512_vpopcntdq",
+                "avx512_vnni",
+            )
             present = set(value.split())
             info["flags"] = [f for f in wanted if f in present]
         elif key == "physical id":
@@ -118,7 +136,6 @@ def machine_info():
     info["python"] = platform.python_version()
     info["numpy"] = np.__version__
     return info
-
 
 
 def supported_isas(flags):
@@ -137,6 +154,7 @@ def supported_isas(flags):
 
 
 # ---- models (parent, TensorFlow) -----------------------------------------------
+
 
 @contextlib.contextmanager
 def _quiet():
@@ -190,8 +208,10 @@ def _tflite_int8(model, samples, int8_io):
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     else:  # end to end: float in and out, int8 inside
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                               tf.lite.OpsSet.TFLITE_BUILTINS]
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+        ]
     with _quiet():
         return converter.convert()
 
@@ -213,9 +233,12 @@ def build_floor_models():
     keras.utils.set_random_seed(0)
     x = np.array([[0.5, -1.0]], np.float32)
     tiny = keras.Sequential([keras.Input((2,), batch_size=1), keras.layers.Dense(1)])
-    quantize = op_model([Op("TfqnnQuantize", inputs=[0], outputs=[1])],
-                        tensors=[Tensor([1, 2], "float32"), Tensor([1, 1], "int32")],
-                        inputs=[0], outputs=[1])
+    quantize = op_model(
+        [Op("TfqnnQuantize", inputs=[0], outputs=[1])],
+        tensors=[Tensor([1, 2], "float32"), Tensor([1, 1], "int32")],
+        inputs=[0],
+        outputs=[1],
+    )
     return {"f32": _tflite_float(tiny), "binary": quantize}, x, bitpack(x)
 
 
@@ -235,8 +258,9 @@ def build_kernel_models(rng):
         else:
             shape = (1, size, size, cin)
             builtin_layer = keras.layers.Conv2D(cout, 3, padding="same", use_bias=True)
-            binary_layer = tfqnn.layers.QuantConv2D(cout, 3, padding="same", pad_values=1.0,
-                                                    **BINARY)
+            binary_layer = tfqnn.layers.QuantConv2D(
+                cout, 3, padding="same", pad_values=1.0, **BINARY
+            )
         x = rng.standard_normal(shape).astype(np.float32)
         builtin = keras.Sequential([keras.Input(shape[1:], batch_size=shape[0]), builtin_layer])
         binary = keras.Sequential([keras.Input(shape[1:], batch_size=shape[0]), binary_layer])
@@ -286,8 +310,9 @@ def demo_data():
         _, (x_test, _) = tfqnn.datasets.load_fashion_mnist()
         return "Fashion-MNIST test set", 2.0 * x_test[..., None] - 1.0
     rng = np.random.default_rng(1)
-    return "random data (Fashion-MNIST not installed)", rng.uniform(
-        -1, 1, (500, 28, 28, 1)).astype(np.float32)
+    return "random data (Fashion-MNIST not installed)", rng.uniform(-1, 1, (500, 28, 28, 1)).astype(
+        np.float32
+    )
 
 
 def build_demo_models():
@@ -298,7 +323,7 @@ def build_demo_models():
 
     model = keras.models.load_model(MODEL_PATH)
     data_name, x = demo_data()
-    calibration = [x[i:i + 1] for i in range(min(200, len(x)))]
+    calibration = [x[i : i + 1] for i in range(min(200, len(x)))]
     summary = tfqnn.summary(model, print_fn=None)
     exports, notes = {}, []
     twin = float_twin(model)
@@ -313,16 +338,22 @@ def build_demo_models():
     exports["binary"] = _to_tflite(model, batch_size=1)
     try:
         exports["binary_int8"] = _to_tflite(
-            model, batch_size=1, int8_representative_data=np.concatenate(calibration))
+            model, batch_size=1, int8_representative_data=np.concatenate(calibration)
+        )
     except Exception as error:  # noqa: BLE001
         notes.append(f"binary export with int8 builtins failed: {type(error).__name__}: {error}")
-    info = {"data": data_name, "summary_quantized_bytes": int(summary.quantized_bytes),
-            "summary_float32_bytes": int(summary.float32_bytes), "notes": notes,
-            "float_twin_max_diff": twin_diff}
+    info = {
+        "data": data_name,
+        "summary_quantized_bytes": int(summary.quantized_bytes),
+        "summary_float32_bytes": int(summary.float32_bytes),
+        "notes": notes,
+        "float_twin_max_diff": twin_diff,
+    }
     return exports, sample, expected, info
 
 
 # ---- worker (child process) ----------------------------------------------------
+
 
 def worker_main(engine):
     """Loads models on request and times invoke(); JSON lines on the original stdout."""
@@ -405,8 +436,13 @@ class Worker:
         with open(self.log_path, "w") as log:  # its stderr: library logs
             self.process = subprocess.Popen(
                 [sys.executable, str(Path(__file__).resolve()), "--worker", engine],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
-                env=env, bufsize=1)
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=env,
+                bufsize=1,
+            )
         self.hello = None
 
     def receive(self):
@@ -426,10 +462,8 @@ class Worker:
 
     def close(self):
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(RuntimeError, BrokenPipeError, OSError):
                 self.ask(cmd="quit")
-            except (RuntimeError, BrokenPipeError, OSError):
-                pass
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -437,6 +471,7 @@ class Worker:
 
 
 # ---- measurement ---------------------------------------------------------------
+
 
 def measure(workers, variants, args):
     """Times in interleaved rounds.
@@ -464,8 +499,12 @@ def measure(workers, variants, args):
 
 def stats(ns):
     us = np.asarray(ns, np.float64) / 1e3
-    return {"median_us": float(np.median(us)), "p10_us": float(np.percentile(us, 10)),
-            "p90_us": float(np.percentile(us, 90)), "invokes": int(us.size)}
+    return {
+        "median_us": float(np.median(us)),
+        "p10_us": float(np.percentile(us, 10)),
+        "p90_us": float(np.percentile(us, 90)),
+        "invokes": int(us.size),
+    }
 
 
 def fmt_us(value):
@@ -480,14 +519,20 @@ def fmt_x(value):
 
 # ---- main ----------------------------------------------------------------------
 
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 3 rounds, 0.1 s per variant")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: 3 rounds, 0.1 s per variant"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds [10]")
-    parser.add_argument("--seconds", type=float, default=None,
-                        help="timed seconds per variant and case, all rounds [1.0]")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="timed seconds per variant and case, all rounds [1.0]",
+    )
     parser.add_argument("--min-invokes", type=int, default=None, help="per variant [50]")
     parser.add_argument("--max-invokes", type=int, default=50000, help="per variant")
     parser.add_argument("--no-demo", action="store_true", help="skip the end-to-end part")
@@ -510,14 +555,20 @@ def print_machine(info, isas, versions, args):
         cores += f" ({info['physical_cores']} physical cores)"
     if info["usable_cpus"] != info["logical_cpus"]:
         cores += f", {info['usable_cpus']} usable"
-    print(f"Machine: {info['cpu']} ({info['arch']}), {cores}, "
-          f"{info.get('memory_gib', '?')} GiB; flags: {flags}")
-    print(f"tfqnn kernel ISAs: {', '.join(isas)}; Python {info['python']}, "
-          + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    print(
+        f"Machine: {info['cpu']} ({info['arch']}), {cores}, "
+        f"{info.get('memory_gib', '?')} GiB; flags: {flags}"
+    )
+    print(
+        f"tfqnn kernel ISAs: {', '.join(isas)}; Python {info['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+    )
     print(f"Load average at start: {info['load_average_start']}")
-    print(f"One thread; median of every invoke() (Python call included) over {args.rounds} "
-          f"interleaved rounds, ~{args.seconds:g} s per variant (>= {args.min_invokes} invokes, "
-          f"<= {args.max_invokes}); microseconds.\n")
+    print(
+        f"One thread; median of every invoke() (Python call included) over {args.rounds} "
+        f"interleaved rounds, ~{args.seconds:g} s per variant (>= {args.min_invokes} invokes, "
+        f"<= {args.max_invokes}); microseconds.\n"
+    )
 
 
 def main(argv=None):
@@ -535,9 +586,13 @@ def main(argv=None):
         import tfqnn
 
     isas = supported_isas(info["flags"])
-    versions = {"TensorFlow": tf.__version__, "Keras": keras.__version__,
-                "ai-edge-litert": getattr(ai_edge_litert, "__version__", "?"),
-                "numpy": np.__version__, "tfqnn": tfqnn.__version__}
+    versions = {
+        "TensorFlow": tf.__version__,
+        "Keras": keras.__version__,
+        "ai-edge-litert": getattr(ai_edge_litert, "__version__", "?"),
+        "numpy": np.__version__,
+        "tfqnn": tfqnn.__version__,
+    }
     print_machine(info, isas, versions, args)
 
     engines = [BUILTIN] + isas
@@ -573,10 +628,13 @@ def run(args, info, isas, versions, workers, tmp, wall):
             path.write_bytes(data)
             sizes[(case, variant)] = len(data)
             binary = variant.startswith("binary")
-            for engine in (isas if binary else [BUILTIN]):
+            for engine in isas if binary else [BUILTIN]:
                 key = f"{case}/{variant}"
-                loads[engine][key] = {"model": str(path), "input": str(tmp / f"in_{case}.npy"),
-                                      "output": str(tmp / f"out_{case}_{variant}_{engine}.npy")}
+                loads[engine][key] = {
+                    "model": str(path),
+                    "input": str(tmp / f"in_{case}.npy"),
+                    "output": str(tmp / f"out_{case}_{variant}_{engine}.npy"),
+                }
                 name = f"{variant}@{engine}" if binary else variant
                 variants.append((case, name, engine, key))
 
@@ -602,10 +660,15 @@ def run(args, info, isas, versions, workers, tmp, wall):
         return entry["median_us"] if entry else None
 
     kernel_rows = print_kernel_table(median, isas)
-    floor = {"builtin f32": median("floor", "f32"),
-             **{f"tfqnn {isa}": median("floor", f"binary@{isa}") for isa in isas}}
-    print("invoke() floor, a 1x2 model (Dense 2->1 f32; TfqnnQuantize of 2 values): "
-          + ", ".join(f"{name} {fmt_us(us)} us" for name, us in floor.items()) + ".")
+    floor = {
+        "builtin f32": median("floor", "f32"),
+        **{f"tfqnn {isa}": median("floor", f"binary@{isa}") for isa in isas},
+    }
+    print(
+        "invoke() floor, a 1x2 model (Dense 2->1 f32; TfqnnQuantize of 2 values): "
+        + ", ".join(f"{name} {fmt_us(us)} us" for name, us in floor.items())
+        + "."
+    )
     demo_rows = print_demo_table(median, isas, sizes, demo[3]) if demo else None
     print("\nChecks: " + "; ".join(checks))
     print(f"Load average at end: {info['load_average_end']}")
@@ -613,13 +676,22 @@ def run(args, info, isas, versions, workers, tmp, wall):
     print(f"Wall time: {seconds:.0f} s")
     if args.json:
         document = {
-            "machine": info, "versions": versions, "isas": isas, "active_isas": active,
-            "settings": {k: getattr(args, k) for k in
-                         ("rounds", "seconds", "min_invokes", "max_invokes", "quick")},
-            "results": results, "kernels": kernel_rows, "floor_us": floor, "demo": demo_rows,
+            "machine": info,
+            "versions": versions,
+            "isas": isas,
+            "active_isas": active,
+            "settings": {
+                k: getattr(args, k)
+                for k in ("rounds", "seconds", "min_invokes", "max_invokes", "quick")
+            },
+            "results": results,
+            "kernels": kernel_rows,
+            "floor_us": floor,
+            "demo": demo_rows,
             "file_bytes": {f"{c}|{v}": n for (c, v), n in sizes.items()},
             "ops": {f"{k}|{e}": names for (k, e), names in ops.items()},
-            "checks": checks, "wall_seconds": seconds,
+            "checks": checks,
+            "wall_seconds": seconds,
         }
         Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
         print(f"Wrote {args.json}")
@@ -638,83 +710,136 @@ def check_outputs(models, expected, isas, tmp, ops):
             across = max([across] + [float(np.max(np.abs(o - outs[0]))) for o in outs])
             diff = max(float(np.max(np.abs(o - expected[case]))) for o in outs)
             vs_keras[variant] = max(vs_keras.get(variant, 0.0), diff)
-    checks.append(f"binary outputs identical across ISAs (max |diff| {across:.3g})"
-                  if across == 0 else f"binary outputs DIFFER across ISAs: max |diff| {across:.3g}")
-    checks.append("outputs vs the Keras model, max |diff|: " + ", ".join(
-        f"{variant} {diff:.3g}" for variant, diff in vs_keras.items())
-        + (" (binary_int8: int8 first/last layers)" if "binary_int8" in vs_keras else ""))
-    undelegated = sorted({key for (key, engine), names in ops.items()
-                          if engine == BUILTIN and "DELEGATE" not in names})
-    checks.append("f32/int8 models run by XNNPACK" if not undelegated
-                  else "NOT delegated to XNNPACK: " + ", ".join(undelegated))
-    strays = sorted({f"{key}: {name}" for (key, engine), names in ops.items()
-                     if engine != BUILTIN and not key.startswith("demo/")
-                     for name in names if not name.startswith("Tfqnn") and name != "DELEGATE"})
-    checks.append("binary kernel models hold only Tfqnn ops" if not strays
-                  else "binary kernel models hold builtins: " + ", ".join(strays))
+    checks.append(
+        f"binary outputs identical across ISAs (max |diff| {across:.3g})"
+        if across == 0
+        else f"binary outputs DIFFER across ISAs: max |diff| {across:.3g}"
+    )
+    checks.append(
+        "outputs vs the Keras model, max |diff|: "
+        + ", ".join(f"{variant} {diff:.3g}" for variant, diff in vs_keras.items())
+        + (" (binary_int8: int8 first/last layers)" if "binary_int8" in vs_keras else "")
+    )
+    undelegated = sorted(
+        {
+            key
+            for (key, engine), names in ops.items()
+            if engine == BUILTIN and "DELEGATE" not in names
+        }
+    )
+    checks.append(
+        "f32/int8 models run by XNNPACK"
+        if not undelegated
+        else "NOT delegated to XNNPACK: " + ", ".join(undelegated)
+    )
+    strays = sorted(
+        {
+            f"{key}: {name}"
+            for (key, engine), names in ops.items()
+            if engine != BUILTIN and not key.startswith("demo/")
+            for name in names
+            if not name.startswith("Tfqnn") and name != "DELEGATE"
+        }
+    )
+    checks.append(
+        "binary kernel models hold only Tfqnn ops"
+        if not strays
+        else "binary kernel models hold builtins: " + ", ".join(strays)
+    )
     return checks
 
 
 def print_kernel_table(median, isas):
-    print("| case | f32 XNNPACK us | int8 XNNPACK us | "
-          + " | ".join(f"binary {isa} us" for isa in isas)
-          + " | " + " | ".join(f"{isa} vs f32 / int8" for isa in isas) + " | targets |")
+    print(
+        "| case | f32 XNNPACK us | int8 XNNPACK us | "
+        + " | ".join(f"binary {isa} us" for isa in isas)
+        + " | "
+        + " | ".join(f"{isa} vs f32 / int8" for isa in isas)
+        + " | targets |"
+    )
     print("|---" * (4 + 2 * len(isas)) + "|")
     rows = []
     for key, title, *_ in CASES:
         f32, int8 = median(key, "f32"), median(key, "int8")
         binary = {isa: median(key, f"binary@{isa}") for isa in isas}
-        speedup = {isa: (f32 / b if b and f32 else None, int8 / b if b and int8 else None)
-                   for isa, b in binary.items()}
+        speedup = {
+            isa: (f32 / b if b and f32 else None, int8 / b if b and int8 else None)
+            for isa, b in binary.items()
+        }
         verdicts = []
         if "avx512" in isas:
             vs_f32, vs_int8 = speedup["avx512"]
-            verdicts.append("avx512 " + ("PASS" if vs_f32 >= TARGET_F32_AVX512
-                                         and vs_int8 >= TARGET_INT8_AVX512 else "MISS"))
+            verdicts.append(
+                "avx512 "
+                + (
+                    "PASS"
+                    if vs_f32 >= TARGET_F32_AVX512 and vs_int8 >= TARGET_INT8_AVX512
+                    else "MISS"
+                )
+            )
         if "avx2" in isas:
-            verdicts.append("avx2 " + ("PASS" if speedup["avx2"][0] >= TARGET_F32_AVX2
-                                       else "MISS"))
+            verdicts.append("avx2 " + ("PASS" if speedup["avx2"][0] >= TARGET_F32_AVX2 else "MISS"))
         verdict = ", ".join(verdicts) or "n/a (no AVX2/AVX-512)"
-        print(f"| {title} | {fmt_us(f32)} | {fmt_us(int8)} | "
-              + " | ".join(fmt_us(binary[isa]) for isa in isas) + " | "
-              + " | ".join(f"{fmt_x(speedup[isa][0])} / {fmt_x(speedup[isa][1])}"
-                           for isa in isas)
-              + f" | {verdict} |")
-        rows.append({"case": key, "title": title, "f32_us": f32, "int8_us": int8,
-                     "binary_us": binary,
-                     "speedup_vs_f32": {i: s[0] for i, s in speedup.items()},
-                     "speedup_vs_int8": {i: s[1] for i, s in speedup.items()},
-                     "verdict": verdict})
-    print(f"\nTargets: avx512 >= {TARGET_F32_AVX512:g}x f32 and >= {TARGET_INT8_AVX512:g}x int8; "
-          f"avx2 >= {TARGET_F32_AVX2:g}x f32.")
+        print(
+            f"| {title} | {fmt_us(f32)} | {fmt_us(int8)} | "
+            + " | ".join(fmt_us(binary[isa]) for isa in isas)
+            + " | "
+            + " | ".join(f"{fmt_x(speedup[isa][0])} / {fmt_x(speedup[isa][1])}" for isa in isas)
+            + f" | {verdict} |"
+        )
+        rows.append(
+            {
+                "case": key,
+                "title": title,
+                "f32_us": f32,
+                "int8_us": int8,
+                "binary_us": binary,
+                "speedup_vs_f32": {i: s[0] for i, s in speedup.items()},
+                "speedup_vs_int8": {i: s[1] for i, s in speedup.items()},
+                "verdict": verdict,
+            }
+        )
+    print(
+        f"\nTargets: avx512 >= {TARGET_F32_AVX512:g}x f32 and >= {TARGET_INT8_AVX512:g}x int8; "
+        f"avx2 >= {TARGET_F32_AVX2:g}x f32."
+    )
     return rows
 
 
 def print_demo_table(median, isas, sizes, demo_info):
-    print(f"\nEnd to end: {MODEL_PATH.relative_to(ROOT)}, batch 1, float input; "
-          f"data: {demo_info['data']}.\n")
+    print(
+        f"\nEnd to end: {MODEL_PATH.relative_to(ROOT)}, batch 1, float input; "
+        f"data: {demo_info['data']}.\n"
+    )
     print("| export | file bytes | latency us | vs f32 latency | vs int8 latency |")
     print("|---|---|---|---|---|")
     f32, int8 = median("demo", "f32"), median("demo", "int8")
-    labels = {"f32": "float32 builtins", "int8": "int8 PTQ builtins (float I/O)",
-              "binary": "tfqnn binary, float builtins",
-              "binary_int8": "tfqnn binary, int8 builtins"}
+    labels = {
+        "f32": "float32 builtins",
+        "int8": "int8 PTQ builtins (float I/O)",
+        "binary": "tfqnn binary, float builtins",
+        "binary_int8": "tfqnn binary, int8 builtins",
+    }
     rows = []
     for variant, label in labels.items():
         if ("demo", variant) not in sizes:
             continue
-        engines = [f"{variant}@{isa}" for isa in isas] if variant.startswith("binary") \
-            else [variant]
+        engines = (
+            [f"{variant}@{isa}" for isa in isas] if variant.startswith("binary") else [variant]
+        )
         for name in engines:
             us = median("demo", name)
             suffix = f" ({name.split('@')[1]})" if "@" in name else ""
-            print(f"| {label}{suffix} | {sizes[('demo', variant)]:,} | {fmt_us(us)} | "
-                  f"{fmt_x(f32 / us if f32 and us else None)} | "
-                  f"{fmt_x(int8 / us if int8 and us else None)} |")
-            rows.append({"export": name, "file_bytes": sizes[("demo", variant)],
-                         "latency_us": us})
-    print(f"\ntfqnn.summary: {demo_info['summary_quantized_bytes']:,} bytes predicted with "
-          f"binary weights packed ({demo_info['summary_float32_bytes']:,} as float32).")
+            print(
+                f"| {label}{suffix} | {sizes[('demo', variant)]:,} | {fmt_us(us)} | "
+                f"{fmt_x(f32 / us if f32 and us else None)} | "
+                f"{fmt_x(int8 / us if int8 and us else None)} |"
+            )
+            rows.append({"export": name, "file_bytes": sizes[("demo", variant)], "latency_us": us})
+    print(
+        f"\ntfqnn.summary: {demo_info['summary_quantized_bytes']:,} bytes predicted with "
+        f"binary weights packed ({demo_info['summary_float32_bytes']:,} as float32)."
+    )
     for note in demo_info["notes"]:
         print("NOTE: " + note)
     return {"rows": rows, **demo_info}

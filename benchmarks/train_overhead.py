@@ -25,7 +25,8 @@ import tensorflow as tf
 import tfqnn
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
-import binarized_fashion_mnist as demo  # noqa: E402
+import binarized_fashion_mnist as demo
+
 
 def mlp(binarized):
     q = demo.BINARY if binarized else {"use_bias": False}
@@ -115,7 +116,9 @@ def main():
         f"Machine: {cpu_name()} ({platform.machine()}), {os.cpu_count()} cores; "
         f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
     )
-    print(f"Median of {args.rounds} rounds of {args.steps} train_on_batch steps, rounds alternating.\n")
+    print(
+        f"Median of {args.rounds} rounds of {args.steps} train_on_batch steps, rounds alternating.\n"
+    )
     print("| model | batch | float ms/step | binarized ms/step | ratio |")
     print("|---|---|---|---|---|")
     measure("MLP 784-512-512-10", mlp, (784,), 256, args.rounds, args.steps)

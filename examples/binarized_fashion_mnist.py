@@ -113,8 +113,7 @@ def export_and_evaluate(model, data, path):
     return float(np.mean(np.argmax(predictions, axis=1) == y_test)), len(tflite)
 
 
-def write_model_card(path, data_name, data, result, float_accuracy, epochs, model_summary,
-                     tflite):
+def write_model_card(path, data_name, data, result, float_accuracy, epochs, model_summary, tflite):
     (x_train, _), (x_test, _) = data
     card = f"""# {os.path.basename(path)}
 
@@ -126,7 +125,7 @@ A binarized CNN trained by `examples/binarized_fashion_mnist.py` (tfqnn {tfqnn._
 | model | 3 QuantConv2D + 2 QuantDense with BatchNormalization; binary weights and activations (SteSign, pad_values=1) in all but the first and last layers |
 | training | {epochs} epochs, Adam, cosine-decayed learning rate, batch 64 |
 | test accuracy | **{100 * result:.2f} %** (float twin, same recipe: {100 * float_accuracy:.2f} %) |
-| parameters | {model_summary.total_params:,} ({', '.join(f"{count:,} at {bits} bit" for bits, count in model_summary.params.items())}) |
+| parameters | {model_summary.total_params:,} ({", ".join(f"{count:,} at {bits} bit" for bits, count in model_summary.params.items())}) |
 | size | {model_summary.float32_bytes / 1024:.1f} KiB as float32, {model_summary.quantized_bytes / 1024:.1f} KiB with binary weights packed ({model_summary.compression_ratio:.1f}x) |
 | binary MACs | {100 * model_summary.binary_mac_fraction:.1f} % of {model_summary.total_macs:,} per image |
 | TFLite | `{os.path.basename(tflite["path"])}`, {tflite["bytes"]:,} bytes, binary layers as tfqnn's bitpacked custom ops: test accuracy {100 * tflite["accuracy"]:.2f} % with `tfqnn.lite.Interpreter` |
@@ -141,9 +140,13 @@ Run the TFLite file with `tfqnn.lite.Interpreter("{os.path.relpath(tflite["path"
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=None, help="default: 3 (Fashion-MNIST), 30 (digits)")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="default: 3 (Fashion-MNIST), 30 (digits)"
+    )
     parser.add_argument("--data", choices=("auto", "fashion_mnist", "digits"), default="auto")
-    parser.add_argument("--output-dir", default=os.path.join(os.path.dirname(__file__), "..", "saved_models"))
+    parser.add_argument(
+        "--output-dir", default=os.path.join(os.path.dirname(__file__), "..", "saved_models")
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -177,13 +180,22 @@ def main():
     tflite_accuracy, tflite_bytes = export_and_evaluate(bnn, data, tflite_path)
     print(f"  TFLite:    {100 * tflite_accuracy:6.2f} %  ({tflite_bytes:,} bytes, tfqnn.lite)")
     tflite = {"path": tflite_path, "bytes": tflite_bytes, "accuracy": tflite_accuracy}
-    write_model_card(path, data_name, data, bnn_accuracy, float_accuracy, epochs, model_summary,
-                     tflite)
+    write_model_card(
+        path, data_name, data, bnn_accuracy, float_accuracy, epochs, model_summary, tflite
+    )
     with open(os.path.splitext(path)[0] + ".json", "w") as f:
-        json.dump({"data": data_name, "epochs": epochs, "test_accuracy": bnn_accuracy,
-                   "float_test_accuracy": float_accuracy,
-                   "tflite_test_accuracy": tflite_accuracy, "tflite_bytes": tflite_bytes},
-                  f, indent=2)
+        json.dump(
+            {
+                "data": data_name,
+                "epochs": epochs,
+                "test_accuracy": bnn_accuracy,
+                "float_test_accuracy": float_accuracy,
+                "tflite_test_accuracy": tflite_accuracy,
+                "tflite_bytes": tflite_bytes,
+            },
+            f,
+            indent=2,
+        )
     print(f"\nSaved {path}, {tflite_path} and the model card {os.path.splitext(path)[0]}.md")
 
 

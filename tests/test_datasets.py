@@ -82,7 +82,9 @@ def test_digits_not_normalized(digits):
 def idx_bytes(array, type_byte=0x08):
     """An IDX file written from the format: 0, 0, type, ndim, big-endian uint32 dims, data."""
     array = np.asarray(array, np.uint8)
-    header = bytes([0, 0, type_byte, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+    header = bytes([0, 0, type_byte, array.ndim]) + b"".join(
+        struct.pack(">I", d) for d in array.shape
+    )
     return header + array.tobytes()
 
 
@@ -230,7 +232,7 @@ def test_fashion_mnist_installed(fashion_mnist):
     (x_train, y_train), (x_test, y_test) = fashion_mnist
     assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
     assert x_train.dtype == np.float32
-    assert 0.0 <= x_train.min() and x_train.max() <= 1.0 and x_train.max() == 1.0
+    assert x_train.min() >= 0.0 and x_train.max() <= 1.0 and x_train.max() == 1.0
     assert np.array_equal(np.bincount(y_train, minlength=10), np.full(10, 6000))
     assert np.array_equal(np.bincount(y_test, minlength=10), np.full(10, 1000))
     # Values are multiples of 1/255.

@@ -17,9 +17,19 @@ SAVED = os.path.join(ROOT, "saved_models", "bnn_fashion_mnist")
 
 def test_demo_trains_saves_and_writes_a_model_card(tmp_path):
     result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "examples", "binarized_fashion_mnist.py"),
-         "--data", "digits", "--epochs", "2", "--output-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            os.path.join(ROOT, "examples", "binarized_fashion_mnist.py"),
+            "--data",
+            "digits",
+            "--epochs",
+            "2",
+            "--output-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Compression ratio" in result.stdout and "binarized:" in result.stdout
@@ -35,14 +45,18 @@ def test_demo_trains_saves_and_writes_a_model_card(tmp_path):
     # the Keras model's up to a rare sign flip at a BatchNorm output of zero.
     tflite = tmp_path / "bnn_digits.tflite"
     assert tflite.stat().st_size == metrics["tflite_bytes"]
-    lite = tfqnn.lite.Interpreter(str(tflite)).predict(2.0 * x_test[..., None].astype(np.float32) - 1.0)
+    lite = tfqnn.lite.Interpreter(str(tflite)).predict(
+        2.0 * x_test[..., None].astype(np.float32) - 1.0
+    )
     lite_accuracy = float(np.mean(np.argmax(lite, axis=1) == y_test))
     assert lite_accuracy == pytest.approx(metrics["tflite_test_accuracy"], abs=1e-6)
     assert lite_accuracy == pytest.approx(accuracy, abs=0.01)
     assert "bnn_digits.tflite" in card
 
 
-@pytest.mark.skipif(not tfqnn.datasets.fashion_mnist_available(), reason="Fashion-MNIST not installed")
+@pytest.mark.skipif(
+    not tfqnn.datasets.fashion_mnist_available(), reason="Fashion-MNIST not installed"
+)
 def test_saved_binarized_model_keeps_its_recorded_accuracy():
     with open(SAVED + ".json") as f:
         recorded = json.load(f)

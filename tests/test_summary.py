@@ -49,24 +49,46 @@ def build_model():
     return keras.Sequential(
         [
             keras.Input((H, W, CIN)),
-            QuantConv2D(CONV_F, K, kernel_quantizer="ste_sign", kernel_constraint=CLIP, name="conv"),
+            QuantConv2D(
+                CONV_F, K, kernel_quantizer="ste_sign", kernel_constraint=CLIP, name="conv"
+            ),
             keras.layers.BatchNormalization(name="bn"),
             QuantDepthwiseConv2D(
-                K, depth_multiplier=DW_MULT, padding="same", pad_values=1.0, input_quantizer="ste_sign",
-                depthwise_quantizer="ste_sign", depthwise_constraint=CLIP, use_bias=False, name="depthwise",
+                K,
+                depth_multiplier=DW_MULT,
+                padding="same",
+                pad_values=1.0,
+                input_quantizer="ste_sign",
+                depthwise_quantizer="ste_sign",
+                depthwise_constraint=CLIP,
+                use_bias=False,
+                name="depthwise",
             ),
             QuantSeparableConv2D(
-                SEP_F, K, input_quantizer=DoReFa(2), depthwise_quantizer=DoReFa(2, mode="weights"),
-                pointwise_quantizer="ste_sign", pointwise_constraint=CLIP, name="separable",
+                SEP_F,
+                K,
+                input_quantizer=DoReFa(2),
+                depthwise_quantizer=DoReFa(2, mode="weights"),
+                pointwise_quantizer="ste_sign",
+                pointwise_constraint=CLIP,
+                name="separable",
             ),
             QuantConv2DTranspose(
-                TR_F, TR_K, strides=TR_S, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
-                kernel_constraint=CLIP, name="transpose",
+                TR_F,
+                TR_K,
+                strides=TR_S,
+                input_quantizer="ste_sign",
+                kernel_quantizer="ste_sign",
+                kernel_constraint=CLIP,
+                name="transpose",
             ),
             keras.layers.Flatten(name="flatten"),
             QuantDense(
-                DENSE_UNITS, input_quantizer="ste_sign", kernel_quantizer=StochasticSign(seed=0),
-                kernel_constraint=CLIP, name="dense",
+                DENSE_UNITS,
+                input_quantizer="ste_sign",
+                kernel_quantizer=StochasticSign(seed=0),
+                kernel_constraint=CLIP,
+                name="dense",
             ),
             QuantActivation("ste_sign", name="sign"),
             keras.layers.Dense(HEAD_UNITS, name="head"),
@@ -169,8 +191,15 @@ def test_printed_text(result):
     assert "known" in text
     for name in EXPECTED:
         assert name in text
-    for cls in ["QuantConv2D", "QuantDepthwiseConv2D", "QuantSeparableConv2D", "QuantConv2DTranspose",
-                "QuantDense", "QuantActivation", "BatchNormalization"]:
+    for cls in [
+        "QuantConv2D",
+        "QuantDepthwiseConv2D",
+        "QuantSeparableConv2D",
+        "QuantConv2DTranspose",
+        "QuantDense",
+        "QuantActivation",
+        "BatchNormalization",
+    ]:
         assert cls in text
     assert "628" in text
     assert "3,327" in text
@@ -195,8 +224,14 @@ def test_conv1d_dense_on_sequences_and_16_bit_storage():
         [
             keras.Input((length, channels)),
             QuantConv1D(
-                filters, 3, padding="causal", pad_values=1.0, input_quantizer="ste_sign",
-                kernel_quantizer="ste_sign", kernel_constraint=CLIP, name="c1",
+                filters,
+                3,
+                padding="causal",
+                pad_values=1.0,
+                input_quantizer="ste_sign",
+                kernel_quantizer="ste_sign",
+                kernel_constraint=CLIP,
+                name="c1",
             ),
             # A Dense on (length, filters) inputs: one matmul per time step.
             QuantDense(units, input_quantizer=DoReFa(4), kernel_quantizer=NoOp(16), name="d16"),
@@ -223,9 +258,16 @@ def test_separable_with_depth_multiplier_and_stride():
         [
             keras.Input((size, size, channels)),
             QuantSeparableConv2D(
-                filters, k, strides=stride, padding="same", depth_multiplier=mult, input_quantizer="ste_sign",
-                depthwise_quantizer="ste_sign", pointwise_quantizer=DoReFa(3, mode="weights"),
-                depthwise_constraint=CLIP, use_bias=False,
+                filters,
+                k,
+                strides=stride,
+                padding="same",
+                depth_multiplier=mult,
+                input_quantizer="ste_sign",
+                depthwise_quantizer="ste_sign",
+                pointwise_quantizer=DoReFa(3, mode="weights"),
+                depthwise_constraint=CLIP,
+                use_bias=False,
             ),
         ]
     )
@@ -239,7 +281,10 @@ def test_separable_with_depth_multiplier_and_stride():
 
 def test_nested_model_counts_leaf_layers():
     inner = keras.Sequential(
-        [keras.Input((4,)), QuantDense(6, kernel_quantizer="ste_tern", use_bias=False, name="inner_dense")],
+        [
+            keras.Input((4,)),
+            QuantDense(6, kernel_quantizer="ste_tern", use_bias=False, name="inner_dense"),
+        ],
         name="inner",
     )
     inputs = keras.Input((4,))

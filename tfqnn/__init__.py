@@ -16,8 +16,16 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("activations", "constraints", "datasets", "distribute", "export", "layers",
-               "lite", "quantizers")
+_SUBMODULES = (
+    "activations",
+    "constraints",
+    "datasets",
+    "distribute",
+    "export",
+    "layers",
+    "lite",
+    "quantizers",
+)
 _FROM_SUMMARY = ("LayerSummary", "ModelSummary", "summary")
 
 __all__ = [

@@ -15,8 +15,19 @@ import keras
 PACKAGE = "tfqnn.distribute"
 # The classes tfqnn.distribute registers as "tfqnn>Name" (a test keeps this
 # list complete).
-CLASSES = ("CompressedOptimizer", "AdaQ", "DoReFaGrad", "EFSign", "Float16", "OneBitEF",
-           "PowerSGD", "QSGD", "SignSGD", "TernGrad", "Threshold")
+CLASSES = (
+    "CompressedOptimizer",
+    "AdaQ",
+    "DoReFaGrad",
+    "EFSign",
+    "Float16",
+    "OneBitEF",
+    "PowerSGD",
+    "QSGD",
+    "SignSGD",
+    "TernGrad",
+    "Threshold",
+)
 
 
 def _stand_in(name):
@@ -27,8 +38,15 @@ def _stand_in(name):
             raise TypeError(f"{PACKAGE} did not register tfqnn>{name}.")
         return real.from_config(config)
 
-    return type(name, (), {"__module__": PACKAGE, "from_config": classmethod(from_config),
-                           "get_config": lambda self: {}})
+    return type(
+        name,
+        (),
+        {
+            "__module__": PACKAGE,
+            "from_config": classmethod(from_config),
+            "get_config": lambda self: {},
+        },
+    )
 
 
 def register():

@@ -27,8 +27,10 @@ def check_number(name, value, *, positive=False, non_negative=False, allow_none=
     if ok and non_negative:
         ok = value >= 0
     if not ok:
-        kind = "a positive number" if positive else (
-            "a non-negative number" if non_negative else "a finite number"
+        kind = (
+            "a positive number"
+            if positive
+            else ("a non-negative number" if non_negative else "a finite number")
         )
         if allow_none:
             kind += " or None"
@@ -47,7 +49,8 @@ def check_choice(name, value, choices):
 def check_bool(name, value):
     """Returns ``value`` if it is a bool (1 and 0 are not accepted for True and False)."""
     if not isinstance(value, bool):
-        raise ValueError(f"Invalid {name}={value!r}: expected True or False.")
+        # tfqnn raises ValueError for every invalid argument, wrong types included.
+        raise ValueError(f"Invalid {name}={value!r}: expected True or False.")  # noqa: TRY004
     return value
 
 

@@ -53,7 +53,9 @@ def load_digits(normalize=True):
             "pip install 'tfqnn[data]' (or pip install scikit-learn)."
         ) from error
     digits = sklearn_digits()
-    images = digits.images.astype(np.float32) / 16.0 if normalize else digits.images.astype(np.uint8)
+    images = (
+        digits.images.astype(np.float32) / 16.0 if normalize else digits.images.astype(np.uint8)
+    )
     labels = digits.target.astype(np.int64)
     x_train, x_test, y_train, y_test = train_test_split(
         images, labels, test_size=0.25, stratify=labels, random_state=0

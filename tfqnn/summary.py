@@ -173,11 +173,20 @@ def _macs(layer, input_bits, precisions):
             (layer.pointwise_kernel, math.prod(output_shape[1:]) * layer.pointwise_kernel.shape[-2])
         )
     elif isinstance(layer, keras.layers.DepthwiseConv2D) and output_shape:
-        kernels.append((layer.kernel, math.prod(output_shape[1:]) * math.prod(layer.kernel.shape[:-2])))
+        kernels.append(
+            (layer.kernel, math.prod(output_shape[1:]) * math.prod(layer.kernel.shape[:-2]))
+        )
     elif isinstance(layer, keras.layers.Conv2DTranspose) and input_shape:
-        kernels.append((layer.kernel, math.prod(input_shape[1:]) * math.prod(layer.kernel.shape[:-1])))
-    elif isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)) and output_shape:
-        kernels.append((layer.kernel, math.prod(output_shape[1:]) * math.prod(layer.kernel.shape[:-1])))
+        kernels.append(
+            (layer.kernel, math.prod(input_shape[1:]) * math.prod(layer.kernel.shape[:-1]))
+        )
+    elif (
+        isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D))
+        and output_shape
+    ):
+        kernels.append(
+            (layer.kernel, math.prod(output_shape[1:]) * math.prod(layer.kernel.shape[:-1]))
+        )
     macs = {}
     for kernel, count in kernels:
         bits = max(input_bits or 32, precisions.get(kernel.path, _dtype_bits(kernel.dtype)))
@@ -242,7 +251,15 @@ def _format_bytes(n):
 
 
 def _format(result):
-    header = ("Layer (type)", "Output shape", "In bits", "W bits", "Params by bits", "Memory", "MACs by bits")
+    header = (
+        "Layer (type)",
+        "Output shape",
+        "In bits",
+        "W bits",
+        "Params by bits",
+        "Memory",
+        "MACs by bits",
+    )
     rows = [header]
     for row in result.layers:
         rows.append(
@@ -264,8 +281,12 @@ def _format(result):
         if i == 0:
             lines.append(rule)
     lines.append(rule)
-    lines.append(f"Total params: {_thousands(result.total_params)} ({_format_counts(result.params)})")
-    lines.append(f"Total MACs per sample: {_thousands(result.total_macs)} ({_format_counts(result.macs)})")
+    lines.append(
+        f"Total params: {_thousands(result.total_params)} ({_format_counts(result.params)})"
+    )
+    lines.append(
+        f"Total MACs per sample: {_thousands(result.total_macs)} ({_format_counts(result.macs)})"
+    )
     lines.append(f"Float32 size: {_format_bytes(result.float32_bytes)}")
     lines.append(f"Quantized size: {_format_bytes(result.quantized_bytes)}")
     lines.append(f"Compression ratio: {result.compression_ratio:.2f}x")

@@ -38,13 +38,22 @@ def every_quantizer():
     q = tfqnn.quantizers
     chosen = [alias for alias in q.ALIASES if alias not in ("dorefa_gradient",)]
     chosen += [
-        q.DoReFa(3, mode="weights"), q.FixedPoint(3, 2), q.FixedPoint(2, 3, signed=False), q.Uniform(15),
-        q.SymmetricUniform(3), q.PowerOfTwo(4), q.SteSign(clip_value=2.0), q.ScaledSign(),
-        q.SteTern(threshold=0.3, scaled=False), q.DoReFaGradient(4, seed=1),
+        q.DoReFa(3, mode="weights"),
+        q.FixedPoint(3, 2),
+        q.FixedPoint(2, 3, signed=False),
+        q.Uniform(15),
+        q.SymmetricUniform(3),
+        q.PowerOfTwo(4),
+        q.SteSign(clip_value=2.0),
+        q.ScaledSign(),
+        q.SteTern(threshold=0.3, scaled=False),
+        q.DoReFaGradient(4, seed=1),
     ]
     inputs = keras.Input((32,))
-    outputs = [tfqnn.layers.QuantActivation(quantizer, name=f"q{i}")(inputs)
-               for i, quantizer in enumerate(chosen)]
+    outputs = [
+        tfqnn.layers.QuantActivation(quantizer, name=f"q{i}")(inputs)
+        for i, quantizer in enumerate(chosen)
+    ]
     model = keras.Model(inputs, keras.layers.Concatenate()(outputs), name="every_quantizer")
     x = np.random.default_rng(5).normal(size=(4, 32)).astype(np.float32) * 2
     return model, x
@@ -53,18 +62,24 @@ def every_quantizer():
 def compressed_optimizer():
     keras.utils.set_random_seed(4)
     rng = np.random.default_rng(4)
-    model = keras.Sequential([keras.Input((40,)), keras.layers.Dense(64, activation="relu"),
-                              keras.layers.Dense(3)], name="compressed")
-    optimizer = tfqnn.distribute.CompressedOptimizer(keras.optimizers.SGD(0.05, momentum=0.9),
-                                                     "onebit_ef", min_elements=100)
+    model = keras.Sequential(
+        [keras.Input((40,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(3)],
+        name="compressed",
+    )
+    optimizer = tfqnn.distribute.CompressedOptimizer(
+        keras.optimizers.SGD(0.05, momentum=0.9), "onebit_ef", min_elements=100
+    )
     model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = rng.normal(size=(32, 40)).astype(np.float32)
     model.fit(x, rng.integers(0, 3, size=32), batch_size=16, epochs=2, verbose=0)
     return model, x
 
 
-FIXTURES = {"every_layer": every_layer, "every_quantizer": every_quantizer,
-            "compressed_optimizer": compressed_optimizer}
+FIXTURES = {
+    "every_layer": every_layer,
+    "every_quantizer": every_quantizer,
+    "compressed_optimizer": compressed_optimizer,
+}
 
 
 def main(argv=None):
@@ -75,10 +90,17 @@ def main(argv=None):
     for name, make in FIXTURES.items():
         model, x = make()
         model.save(os.path.join(args.directory, f"{name}.keras"))
-        optimizer = {} if getattr(model, "optimizer", None) is None else {
-            f"optimizer_{i:03d}": v.numpy() for i, v in enumerate(model.optimizer.variables)}
-        np.savez(os.path.join(args.directory, f"{name}.npz"), x=x,
-                 y=model(x, training=False).numpy(), **optimizer)
+        optimizer = (
+            {}
+            if getattr(model, "optimizer", None) is None
+            else {f"optimizer_{i:03d}": v.numpy() for i, v in enumerate(model.optimizer.variables)}
+        )
+        np.savez(
+            os.path.join(args.directory, f"{name}.npz"),
+            x=x,
+            y=model(x, training=False).numpy(),
+            **optimizer,
+        )
         print(name, file=sys.stderr)
 
 

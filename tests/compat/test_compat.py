@@ -25,16 +25,20 @@ def _expected(path):
 
 
 def test_there_are_fixtures():
-    assert {path.stem for path in FILES} >= {"every_layer", "every_quantizer",
-                                             "compressed_optimizer"}
+    assert {path.stem for path in FILES} >= {
+        "every_layer",
+        "every_quantizer",
+        "compressed_optimizer",
+    }
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_old_file_loads_and_computes_the_same(path):
     expected = _expected(path)
     model = keras.models.load_model(path)
-    np.testing.assert_allclose(model(expected["x"], training=False).numpy(), expected["y"],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model(expected["x"], training=False).numpy(), expected["y"], rtol=1e-5, atol=1e-6
+    )
     saved = sorted(key for key in expected.files if key.startswith("optimizer_"))
     if saved:
         variables = model.optimizer.variables
@@ -66,8 +70,12 @@ def test_old_files_load_in_a_fresh_process_with_only_import_tfqnn():
                                        rtol=1e-5, atol=1e-6)
         print("ok", len(sys.argv) - 1)
     """)
-    result = subprocess.run([sys.executable, "-c", script, *map(str, FILES)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script, *map(str, FILES)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[-2:] == ["ok", str(len(FILES))]
 
@@ -76,7 +84,10 @@ def test_every_class_of_tfqnn_distribute_has_a_stand_in_before_its_import():
     import tfqnn.distribute  # noqa: F401 (registers the real classes)
     from tfqnn import _deferred
 
-    registered = {name.split(">", 1)[1] for name, obj in keras.saving.get_custom_objects().items()
-                  if name.startswith("tfqnn>")
-                  and getattr(obj, "__module__", "").startswith(_deferred.PACKAGE + ".")}
+    registered = {
+        name.split(">", 1)[1]
+        for name, obj in keras.saving.get_custom_objects().items()
+        if name.startswith("tfqnn>")
+        and getattr(obj, "__module__", "").startswith(_deferred.PACKAGE + ".")
+    }
     assert registered == set(_deferred.CLASSES)

@@ -14,6 +14,7 @@ the timeout passes, or ``grace`` seconds after a worker fails (its peers would
 otherwise wait in a collective until the collective timeout).
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -83,12 +84,15 @@ def tf_configs(num_workers, ports=None):
     """One ``TF_CONFIG`` dict per worker of a 127.0.0.1 cluster."""
     ports = ports or free_ports(num_workers)
     workers = [f"127.0.0.1:{port}" for port in ports]
-    return [{"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
-            for i in range(num_workers)]
+    return [
+        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
+        for i in range(num_workers)
+    ]
 
 
-def run_workers(script_path_or_code, num_workers=2, args=(), timeout=120.0, threads=1,
-                env=None, grace=10.0):
+def run_workers(
+    script_path_or_code, num_workers=2, args=(), timeout=120.0, threads=1, env=None, grace=10.0
+):
     """Runs a worker script in ``num_workers`` processes of one MWMS cluster.
 
     Args:
@@ -134,8 +138,16 @@ def run_workers(script_path_or_code, num_workers=2, args=(), timeout=120.0, thre
                 argv = [sys.executable, "-c", _BOOTSTRAP, script]
                 argv += [str(a).replace("{index}", str(i)) for a in args]
                 with open(log(i, "stdout"), "w") as out, open(log(i, "stderr"), "w") as err:
-                    procs.append(subprocess.Popen(argv, stdout=out, stderr=err, env=worker_env,
-                                                  cwd=ROOT, start_new_session=True))
+                    procs.append(
+                        subprocess.Popen(
+                            argv,
+                            stdout=out,
+                            stderr=err,
+                            env=worker_env,
+                            cwd=ROOT,
+                            start_new_session=True,
+                        )
+                    )
             timed_out, after_failure = _wait(procs, timeout, grace)
         finally:
             for p in procs:  # nothing outlives the harness
@@ -145,16 +157,18 @@ def run_workers(script_path_or_code, num_workers=2, args=(), timeout=120.0, thre
         for i, p in enumerate(procs):
             with open(log(i, "stdout")) as out, open(log(i, "stderr")) as err:
                 stdout, stderr = out.read(), err.read()
-            results.append(WorkerResult(
-                index=i,
-                returncode=None if i in timed_out | after_failure else p.returncode,
-                stdout=stdout,
-                stderr=stderr,
-                result=_last_result(stdout),
-                timed_out=i in timed_out,
-                killed_after_peer_failure=i in after_failure,
-                maxrss_mb=_maxrss_mb(stderr),
-            ))
+            results.append(
+                WorkerResult(
+                    index=i,
+                    returncode=None if i in timed_out | after_failure else p.returncode,
+                    stdout=stdout,
+                    stderr=stderr,
+                    result=_last_result(stdout),
+                    timed_out=i in timed_out,
+                    killed_after_peer_failure=i in after_failure,
+                    maxrss_mb=_maxrss_mb(stderr),
+                )
+            )
         return results
 
 
@@ -177,19 +191,16 @@ def _wait(procs, timeout, grace):
 
 
 def _kill(proc):
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait()
 
 
 def _last_result(stdout):
     lines = [line for line in stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    return json.loads(lines[-1][len(RESULT_PREFIX):]) if lines else None
+    return json.loads(lines[-1][len(RESULT_PREFIX) :]) if lines else None
 
 
 def _maxrss_mb(stderr):
     lines = [line for line in stderr.splitlines() if line.startswith(MAXRSS_PREFIX)]
-    return int(lines[-1][len(MAXRSS_PREFIX):]) / 1024 if lines else None
-
+    return int(lines[-1][len(MAXRSS_PREFIX) :]) / 1024 if lines else None

@@ -40,7 +40,10 @@ def test_one_replica_sum_is_the_local_round_trip_with_error_feedback(rng):
     step = tf.function(lambda grads: communicator.all_reduce(compressor, grads, state=state))
     residual = np.zeros((40, 30), np.float32)
     for _ in range(3):
-        grads = [rng.normal(size=(40, 30)).astype(np.float32), rng.normal(size=5).astype(np.float32)]
+        grads = [
+            rng.normal(size=(40, 30)).astype(np.float32),
+            rng.normal(size=5).astype(np.float32),
+        ]
         sums, finite = step(grads)
         point = grads[0] + residual
         expected = compressor.decompress(compressor.compress(tf.constant(point))).numpy()
@@ -68,7 +71,8 @@ def test_non_finite_gradient_is_reported_and_keeps_the_residual(rng):
 def test_non_finite_uncompressed_gradient_is_reported():
     compressor = compressors.TernGrad()
     _, finite = tf.function(lambda g: communicator.all_reduce(compressor, g))(
-        [tf.constant([1.0, np.nan])])
+        [tf.constant([1.0, np.nan])]
+    )
     assert not bool(finite)
 
 
@@ -100,8 +104,9 @@ def test_compressor_all_reduce_raises_or_returns_nan():
 def test_sparse_gradients_go_uncompressed():
     compressor = compressors.Float16()
     slices = tf.IndexedSlices(tf.ones([2, 3000]), tf.constant([0, 2]), tf.constant([4, 3000]))
-    sums, finite = tf.function(lambda: communicator.all_reduce(compressor, [slices],
-                                                               min_elements=1))()
+    sums, finite = tf.function(
+        lambda: communicator.all_reduce(compressor, [slices], min_elements=1)
+    )()
     assert isinstance(sums[0], tf.IndexedSlices) and bool(finite)
 
 
@@ -109,13 +114,19 @@ def test_sparse_gradients_go_uncompressed():
 def two_replicas():
     """The exchange of every compressor on two replicas (see the script's docstring)."""
     script = os.path.join(HERE, "workers", "exchange_two_replicas.py")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1",
-               PYTHONPATH=ROOT)
-    done = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=ROOT, check=False)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1", PYTHONPATH=ROOT)
+    done = subprocess.run(
+        [sys.executable, script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=ROOT,
+        check=False,
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 @pytest.mark.parametrize("name", list(compressors.ALIASES))

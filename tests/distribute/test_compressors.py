@@ -71,6 +71,7 @@ def _roundtrip(compressor, g, **kwargs):
 
 # --- 1. decode(encode(g)) against independent numpy implementations --------------------------
 
+
 def _sign_plus(x):
     """sign with 0 -> +1 (a 0 is sent as 'not negative')."""
     return np.where(x < 0, -1.0, 1.0)
@@ -79,11 +80,11 @@ def _sign_plus(x):
 def _onebit_reference(x, bucket_size):
     out = np.empty_like(x, dtype=np.float64)
     for start in range(0, x.size, bucket_size):
-        b = x[start:start + bucket_size].astype(np.float64)
+        b = x[start : start + bucket_size].astype(np.float64)
         pos = b >= 0
         mean_pos = b[pos].mean() if pos.any() else 0.0
         mean_neg = b[~pos].mean() if (~pos).any() else 0.0
-        out[start:start + bucket_size] = np.where(pos, mean_pos, mean_neg)
+        out[start : start + bucket_size] = np.where(pos, mean_pos, mean_neg)
     return out
 
 
@@ -97,13 +98,13 @@ def test_onebit_reconstructs_bucket_means(rng):
     """Buckets: mixed, all positive, all zero, all negative, and a partial last one."""
     b = 64
     x = rng.standard_normal(4 * b + 17).astype(np.float32)
-    x[b:2 * b] = np.abs(x[b:2 * b])
+    x[b : 2 * b] = np.abs(x[b : 2 * b])
     x[b + 3] = 0.0  # a zero counts with the non-negative ones
-    x[2 * b:3 * b] = 0.0
-    x[3 * b:4 * b] = -np.abs(x[3 * b:4 * b])
+    x[2 * b : 3 * b] = 0.0
+    x[3 * b : 4 * b] = -np.abs(x[3 * b : 4 * b])
     out = _roundtrip(OneBitEF(bucket_size=b), x).numpy()
     np.testing.assert_allclose(out, _onebit_reference(x, b), rtol=1e-6, atol=1e-7)
-    assert np.all(out[2 * b:3 * b] == 0.0)
+    assert np.all(out[2 * b : 3 * b] == 0.0)
 
 
 @pytest.mark.parametrize("bucket_size", [1, 7, 32, 1000])
@@ -119,11 +120,11 @@ def test_onebit_buckets_follow_columns(rng, shape):
     x = rng.standard_normal(shape).astype(np.float32)
     columns = x.reshape(-1, shape[-1]).T  # [units, fan-in]
     expected = _onebit_reference(columns.ravel(), 32).reshape(columns.shape).T.reshape(shape)
-    np.testing.assert_allclose(_roundtrip(OneBitEF(bucket_size=32), x).numpy(), expected,
-                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        _roundtrip(OneBitEF(bucket_size=32), x).numpy(), expected, rtol=1e-6, atol=1e-7
+    )
     rows = _roundtrip(OneBitEF(bucket_size=32, column_major=False), x).numpy()
-    np.testing.assert_allclose(rows.ravel(), _onebit_reference(x.ravel(), 32),
-                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(rows.ravel(), _onebit_reference(x.ravel(), 32), rtol=1e-6, atol=1e-7)
 
 
 def test_onebit_dead_units_decode_to_zero(rng):
@@ -211,8 +212,9 @@ def test_powersgd_factors_follow_algorithm_1(rng):
     # P^ spans M Q0: the decoded matrix is the projection of M on that span
     # (sign-free, so numpy's QR can be used independently).
     basis = np.linalg.qr(g @ c.initial_q(g.shape).numpy())[0]
-    np.testing.assert_allclose(c.decompress(payload).numpy(), basis @ basis.T @ g,
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        c.decompress(payload).numpy(), basis @ basis.T @ g, rtol=1e-4, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("rank", [1, 2, 4])
@@ -240,8 +242,21 @@ def test_powersgd_warm_start_converges_to_the_best_rank_r(rng):
     np.testing.assert_allclose(c.decompress(payload).numpy(), best, atol=1e-4)
 
 
-@pytest.mark.parametrize("shape", [(10,), (4, 4), (8, 8), (9, 9), (256, 2304), (3, 3, 16, 32),
-                                   (1, 1000), (2, 1000), (5, 1000), (1000, 4)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (10,),
+        (4, 4),
+        (8, 8),
+        (9, 9),
+        (256, 2304),
+        (3, 3, 16, 32),
+        (1, 1000),
+        (2, 1000),
+        (5, 1000),
+        (1000, 4),
+    ],
+)
 @pytest.mark.parametrize("rank", [1, 2])
 def test_powersgd_accepts_when_factors_are_smaller(shape, rank):
     """accepts: rank >= 2 and 2 r (n + m) < n m for the [prod(shape[:-1]), shape[-1]] view."""
@@ -260,11 +275,15 @@ def test_qsgd_values_on_grid(rng):
     g = rng.standard_normal(1000).astype(np.float32)  # 4 buckets, the last one partial
     g[5] = 0.0
     for shared in (False, True):
-        norms = np.array([np.linalg.norm(g[i:i + 256].astype(np.float64))
-                          for i in range(0, 1000, 256)])
+        norms = np.array(
+            [np.linalg.norm(g[i : i + 256].astype(np.float64)) for i in range(0, 1000, 256)]
+        )
         stats = 1.5 * norms if shared else None  # a larger shared norm (another worker's)
-        payload = c.compress(tf.constant(g), seed=tf.constant([3, 0]),
-                             statistics=None if stats is None else tf.constant(stats, tf.float32))
+        payload = c.compress(
+            tf.constant(g),
+            seed=tf.constant([3, 0]),
+            statistics=None if stats is None else tf.constant(stats, tf.float32),
+        )
         r = np.repeat(stats if shared else norms, 256)[:1000]
         np.testing.assert_allclose(np.repeat(payload.scales.numpy(), 256)[:1000], r, rtol=1e-5)
         d = c.decompress(payload).numpy().astype(np.float64)
@@ -380,8 +399,7 @@ def test_dorefa_unbiased(rng, bits):
     _check_unbiased(draws.numpy().reshape(R, n), g.astype(np.float64), lo, h)
 
 
-@pytest.mark.parametrize("compressor", [QSGD(levels=2), TernGrad(), DoReFaGrad(bits=2)],
-                         ids=repr)
+@pytest.mark.parametrize("compressor", [QSGD(levels=2), TernGrad(), DoReFaGrad(bits=2)], ids=repr)
 def test_stateless_seeds(rng, compressor):
     """A fixed seed gives the same payload; other seeds (and seed=None) give others."""
     g = tf.constant(rng.standard_normal(1000).astype(np.float32))
@@ -406,6 +424,7 @@ def test_stateless_draws_average_to_g(rng):
     def total():
         def body(i, acc):
             return i + 1, acc + _roundtrip(c, g, seed=tf.stack([i, 0]))
+
         return tf.while_loop(lambda i, acc: i < draws, body, (0, tf.zeros([n])))[1]
 
     g64 = g.numpy().astype(np.float64)
@@ -418,8 +437,11 @@ def test_stateless_draws_average_to_g(rng):
 
 # --- 3. QSGD's variance bound -----------------------------------------------------------------
 
-@pytest.mark.parametrize("n, s, kind", [(16, 1, "flat"), (64, 2, "normal"), (4, 8, "normal"),
-                                        (100, 10, "flat"), (512, 4, "normal")])
+
+@pytest.mark.parametrize(
+    "n, s, kind",
+    [(16, 1, "flat"), (64, 2, "normal"), (4, 8, "normal"), (100, 10, "flat"), (512, 4, "normal")],
+)
 def test_qsgd_variance_bound(rng, n, s, kind):
     """E||Q(v) - v||^2 <= min(n / s^2, sqrt(n) / s) ||v||^2 (Alistarh et al., Lemma 3.1).
 
@@ -446,9 +468,16 @@ def test_qsgd_variance_bound(rng, n, s, kind):
 
 # --- 4. summable payloads ---------------------------------------------------------------------
 
-SUMMABLE = [QSGD(levels=4, bucket_size=100), QSGD(levels=1, bucket_size=512),
-            TernGrad(clip_sigma=None), TernGrad(clip_sigma=2.5), DoReFaGrad(bits=2),
-            DoReFaGrad(bits=8), SignSGD(majority_vote=True), SignSGD(majority_vote=False)]
+SUMMABLE = [
+    QSGD(levels=4, bucket_size=100),
+    QSGD(levels=1, bucket_size=512),
+    TernGrad(clip_sigma=None),
+    TernGrad(clip_sigma=2.5),
+    DoReFaGrad(bits=2),
+    DoReFaGrad(bits=8),
+    SignSGD(majority_vote=True),
+    SignSGD(majority_vote=False),
+]
 
 
 def _compress_workers(c, grads, seeds=True):
@@ -456,9 +485,15 @@ def _compress_workers(c, grads, seeds=True):
     P = len(grads)
     stats = np.max([c.local_statistics(tf.constant(g)).numpy() for g in grads], axis=0)
     assert stats.shape == (c.num_statistics(grads[0].shape),)
-    return [c.compress(tf.constant(g), statistics=tf.constant(stats, tf.float32), num_workers=P,
-                       seed=tf.constant([i, 11]) if seeds else None)
-            for i, g in enumerate(grads)]
+    return [
+        c.compress(
+            tf.constant(g),
+            statistics=tf.constant(stats, tf.float32),
+            num_workers=P,
+            seed=tf.constant([i, 11]) if seeds else None,
+        )
+        for i, g in enumerate(grads)
+    ]
 
 
 def _summed(payloads):
@@ -533,12 +568,14 @@ def test_float16_values_add(rng, P):
 
 # --- 5. error feedback ------------------------------------------------------------------------
 
-EF = [(OneBitEF(bucket_size=64), (1000,)),
-      # bounded while tau exceeds every element's mean drift (0.3 * max|N(0,1)| ~ 1)
-      (Threshold(tau=2.0, max_density=0.3), (1000,)),
-      (AdaQ(fraction=0.1), (1000,)),
-      (EFSign(), (1000,)),
-      (PowerSGD(rank=2), (40, 25))]
+EF = [
+    (OneBitEF(bucket_size=64), (1000,)),
+    # bounded while tau exceeds every element's mean drift (0.3 * max|N(0,1)| ~ 1)
+    (Threshold(tau=2.0, max_density=0.3), (1000,)),
+    (AdaQ(fraction=0.1), (1000,)),
+    (EFSign(), (1000,)),
+    (PowerSGD(rank=2), (40, 25)),
+]
 
 
 @pytest.mark.parametrize("compressor, shape", EF, ids=_ids([c for c, _ in EF]))
@@ -653,25 +690,30 @@ def test_bits_per_element_formula(compressor):
         n = math.prod(full)
         for P in (1, 2, 4, 8):
             factor = P - 1 if collective == "all_gather" else 2 * (P - 1) / P
-            expected = (factor * _expected_payload_bits(compressor, full, P)
-                        + 32 * (P - 1) * _expected_statistics(compressor, full)) / n
+            expected = (
+                factor * _expected_payload_bits(compressor, full, P)
+                + 32 * (P - 1) * _expected_statistics(compressor, full)
+            ) / n
             assert compressor.bits_per_element(P, shape) == pytest.approx(expected, rel=1e-12)
 
 
-@pytest.mark.parametrize("compressor, shape, P, documented, digits", [
-    (Float16(), None, 4, 24.0, 2),                       # fp16 AR 24 / 28
-    (Float16(), None, 8, 28.0, 2),
-    (OneBitEF(), None, 4, 3 * (1 + 64 / 512), 4),        # 1-bit AG 3 / 7, plus the 2 floats
-    (OneBitEF(), None, 8, 7 * (1 + 64 / 512), 4),
-    (PowerSGD(rank=2), (256, 2304), 4, 0.42, 2),         # PowerSGD r=2 256x2304: 0.42 / 0.49
-    (PowerSGD(rank=2), (256, 2304), 8, 0.49, 2),
-    (TernGrad(), None, 8, 9.3, 1),                       # TernGrad AR .. / 9.3
-    (DoReFaGrad(bits=4), None, 4, 9.6, 2),               # DoReFa k=4 AR 9.6 / 14
-    (DoReFaGrad(bits=4), None, 8, 14.0, 2),
-    (SignSGD(), None, 4, 4.8, 2),                        # signSGD AR 4.8 / ..
-    (Threshold(max_density=0.01), None, 4, 32 * 0.01 * 3, 2),  # 32 f (P - 1)
-    (EFSign(), None, 8, 7.0, 3),                         # EF-SignSGD AG 3 / 7
-])
+@pytest.mark.parametrize(
+    "compressor, shape, P, documented, digits",
+    [
+        (Float16(), None, 4, 24.0, 2),  # fp16 AR 24 / 28
+        (Float16(), None, 8, 28.0, 2),
+        (OneBitEF(), None, 4, 3 * (1 + 64 / 512), 4),  # 1-bit AG 3 / 7, plus the 2 floats
+        (OneBitEF(), None, 8, 7 * (1 + 64 / 512), 4),
+        (PowerSGD(rank=2), (256, 2304), 4, 0.42, 2),  # PowerSGD r=2 256x2304: 0.42 / 0.49
+        (PowerSGD(rank=2), (256, 2304), 8, 0.49, 2),
+        (TernGrad(), None, 8, 9.3, 1),  # TernGrad AR .. / 9.3
+        (DoReFaGrad(bits=4), None, 4, 9.6, 2),  # DoReFa k=4 AR 9.6 / 14
+        (DoReFaGrad(bits=4), None, 8, 14.0, 2),
+        (SignSGD(), None, 4, 4.8, 2),  # signSGD AR 4.8 / ..
+        (Threshold(max_density=0.01), None, 4, 32 * 0.01 * 3, 2),  # 32 f (P - 1)
+        (EFSign(), None, 8, 7.0, 3),  # EF-SignSGD AG 3 / 7
+    ],
+)
 def test_documented_bits_per_element(compressor, shape, P, documented, digits):
     """Numbers of the table in shared/research/gradient_compression.md."""
     assert round(compressor.bits_per_element(P, shape), digits) == round(documented, digits)
@@ -686,6 +728,7 @@ def test_documented_qsgd_fields(P, documented):
 
 
 # --- 7. configs, aliases, argument checks -----------------------------------------------------
+
 
 @pytest.mark.parametrize("compressor", INSTANCES + [PowerSGD(rank=3, seed=7)], ids=repr)
 def test_config_round_trip(compressor):
@@ -730,26 +773,29 @@ def test_get_rejects_unknown(identifier):
         compressors.get(identifier)
 
 
-@pytest.mark.parametrize("make, argument", [
-    (lambda: OneBitEF(bucket_size=0), "bucket_size"),
-    (lambda: OneBitEF(column_major="yes"), "column_major"),
-    (lambda: QSGD(bucket_size=0), "bucket_size"),
-    (lambda: Threshold(tau=-1), "tau"),
-    (lambda: Threshold(tau=0), "tau"),
-    (lambda: Threshold(max_density=2), "max_density"),
-    (lambda: Threshold(max_density=0), "max_density"),
-    (lambda: QSGD(levels=0), "levels"),
-    (lambda: QSGD(levels=2.5), "levels"),
-    (lambda: TernGrad(clip_sigma=0), "clip_sigma"),
-    (lambda: TernGrad(clip_sigma=float("nan")), "clip_sigma"),
-    (lambda: DoReFaGrad(bits=0), "bits"),
-    (lambda: DoReFaGrad(bits=17), "bits"),
-    (lambda: AdaQ(fraction=0), "fraction"),
-    (lambda: AdaQ(fraction=1.5), "fraction"),
-    (lambda: PowerSGD(rank=0), "rank"),
-    (lambda: PowerSGD(seed=-1), "seed"),
-    (lambda: SignSGD(majority_vote=1), "majority_vote"),
-])
+@pytest.mark.parametrize(
+    "make, argument",
+    [
+        (lambda: OneBitEF(bucket_size=0), "bucket_size"),
+        (lambda: OneBitEF(column_major="yes"), "column_major"),
+        (lambda: QSGD(bucket_size=0), "bucket_size"),
+        (lambda: Threshold(tau=-1), "tau"),
+        (lambda: Threshold(tau=0), "tau"),
+        (lambda: Threshold(max_density=2), "max_density"),
+        (lambda: Threshold(max_density=0), "max_density"),
+        (lambda: QSGD(levels=0), "levels"),
+        (lambda: QSGD(levels=2.5), "levels"),
+        (lambda: TernGrad(clip_sigma=0), "clip_sigma"),
+        (lambda: TernGrad(clip_sigma=float("nan")), "clip_sigma"),
+        (lambda: DoReFaGrad(bits=0), "bits"),
+        (lambda: DoReFaGrad(bits=17), "bits"),
+        (lambda: AdaQ(fraction=0), "fraction"),
+        (lambda: AdaQ(fraction=1.5), "fraction"),
+        (lambda: PowerSGD(rank=0), "rank"),
+        (lambda: PowerSGD(seed=-1), "seed"),
+        (lambda: SignSGD(majority_vote=1), "majority_vote"),
+    ],
+)
 def test_invalid_arguments(make, argument):
     with pytest.raises(ValueError, match=f"Invalid {argument}="):
         make()
@@ -769,6 +815,7 @@ def test_class_attributes():
 
 # --- 8. dtypes and shapes ---------------------------------------------------------------------
 
+
 def _same_draw_kwargs(c):
     return {"seed": tf.constant([4, 2])} if c.stochastic else {}
 
@@ -780,10 +827,12 @@ def test_low_precision_gradients(rng, compressor, dtype):
     g = tf.cast(tf.constant(rng.standard_normal((24, 20)).astype(np.float32)), dtype)
     out = _roundtrip(compressor, g, **_same_draw_kwargs(compressor))
     assert out.dtype == dtype and out.shape == g.shape
-    reference = tf.cast(_roundtrip(compressor, tf.cast(g, tf.float32),
-                                   **_same_draw_kwargs(compressor)), dtype)
-    np.testing.assert_array_equal(tf.cast(out, tf.float32).numpy(),
-                                  tf.cast(reference, tf.float32).numpy())
+    reference = tf.cast(
+        _roundtrip(compressor, tf.cast(g, tf.float32), **_same_draw_kwargs(compressor)), dtype
+    )
+    np.testing.assert_array_equal(
+        tf.cast(out, tf.float32).numpy(), tf.cast(reference, tf.float32).numpy()
+    )
 
 
 @pytest.mark.parametrize("compressor", INSTANCES, ids=repr)
@@ -812,9 +861,13 @@ def test_conv_kernel_shape(rng, compressor):
 def test_decompress_sum_adds_the_decompressed_payloads(rng, compressor):
     """What the all-gather exchange uses: bit for bit the sum of `decompress`."""
     shape = (48, 40)
-    payloads = [compressor.compress(tf.constant(rng.standard_normal(shape).astype(np.float32)),
-                                    **_same_draw_kwargs(compressor))
-                for _ in range(3)]
+    payloads = [
+        compressor.compress(
+            tf.constant(rng.standard_normal(shape).astype(np.float32)),
+            **_same_draw_kwargs(compressor),
+        )
+        for _ in range(3)
+    ]
     expected = sum(compressor.decompress(q).numpy() for q in payloads)
     total = compressor.decompress_sum(payloads)
     assert total.shape == shape

@@ -24,7 +24,10 @@ def test_importing_tfqnn_distribute_applies_the_patches():
     assert tfqnn.distribute.keras_workarounds is keras_workarounds
     assert keras_workarounds.is_applied(), keras_workarounds.reason
     assert keras_workarounds.reason is None
-    assert trainer.TensorFlowTrainer._maybe_symbolic_build is keras_workarounds._first_local_batch_build
+    assert (
+        trainer.TensorFlowTrainer._maybe_symbolic_build
+        is keras_workarounds._first_local_batch_build
+    )
     assert trainer.reduce_per_replica.__module__ == keras_workarounds.__name__
 
 

@@ -17,8 +17,9 @@ from tfqnn.distribute import (
 
 def _model(seed=0):
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((16,)), keras.layers.Dense(64, activation="relu"),
-                             keras.layers.Dense(3)])
+    return keras.Sequential(
+        [keras.Input((16,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(3)]
+    )
 
 
 def _data(rng, n=128):
@@ -32,16 +33,18 @@ def _gradients(model, x, y):
 
 
 def _compile(model, optimizer):
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
 
 
 def test_the_update_is_the_inner_optimizers_on_the_decoded_gradient(rng):
     """One SGD step moves each compressed kernel by -lr * D(C(g))."""
     x, y = _data(rng)
     model = _model()
-    optimizer = CompressedOptimizer(keras.optimizers.SGD(0.5), compressors.OneBitEF(64),
-                                    min_elements=500)
+    optimizer = CompressedOptimizer(
+        keras.optimizers.SGD(0.5), compressors.OneBitEF(64), min_elements=500
+    )
     _compile(model, optimizer)
     before = [w.numpy() for w in model.trainable_weights]
     grads = _gradients(model, x, y)
@@ -62,8 +65,9 @@ def test_the_update_is_the_inner_optimizers_on_the_decoded_gradient(rng):
 def test_non_finite_gradient_skips_or_raises(rng, on_nonfinite):
     x, y = _data(rng)
     model = _model()
-    optimizer = CompressedOptimizer(keras.optimizers.Adam(0.01), "ef_sign", min_elements=100,
-                                    on_nonfinite=on_nonfinite)
+    optimizer = CompressedOptimizer(
+        keras.optimizers.Adam(0.01), "ef_sign", min_elements=100, on_nonfinite=on_nonfinite
+    )
     _compile(model, optimizer)
     model.fit(x, y, epochs=1, batch_size=64, verbose=0)
     before = [v.numpy() for v in model.weights + optimizer.variables if v.name != "iteration"]
@@ -84,8 +88,10 @@ def test_non_finite_gradient_skips_or_raises(rng, on_nonfinite):
 def test_residuals_survive_save_and_load(tmp_path, rng):
     x, y = _data(rng)
     model = _model()
-    _compile(model, CompressedOptimizer(keras.optimizers.SGD(0.1, momentum=0.9), "onebit_ef",
-                                        min_elements=100))
+    _compile(
+        model,
+        CompressedOptimizer(keras.optimizers.SGD(0.1, momentum=0.9), "onebit_ef", min_elements=100),
+    )
     model.fit(x, y, epochs=2, batch_size=32, verbose=0)
     state = model.optimizer.compression_state
     residuals = [v.numpy() for v in state.variables]
@@ -104,8 +110,10 @@ def test_residuals_survive_save_and_load(tmp_path, rng):
     weights = str(tmp_path / "w.weights.h5")
     model.save_weights(weights)
     fresh = _model(seed=1)
-    _compile(fresh, CompressedOptimizer(keras.optimizers.SGD(0.1, momentum=0.9), "onebit_ef",
-                                        min_elements=100))
+    _compile(
+        fresh,
+        CompressedOptimizer(keras.optimizers.SGD(0.1, momentum=0.9), "onebit_ef", min_elements=100),
+    )
     fresh.optimizer.build(fresh.trainable_variables)
     fresh.load_weights(weights)
     for r, v in zip(residuals, fresh.optimizer.compression_state.variables):
@@ -118,8 +126,13 @@ def test_residuals_survive_save_and_load(tmp_path, rng):
 
 
 def test_config_round_trip():
-    optimizer = CompressedOptimizer(keras.optimizers.Adam(0.002), compressors.QSGD(levels=8),
-                                    min_elements=4096, on_nonfinite="raise", name="cq")
+    optimizer = CompressedOptimizer(
+        keras.optimizers.Adam(0.002),
+        compressors.QSGD(levels=8),
+        min_elements=4096,
+        on_nonfinite="raise",
+        name="cq",
+    )
     config = keras.optimizers.serialize(optimizer)
     again = keras.optimizers.deserialize(config)
     assert isinstance(again, CompressedOptimizer)

@@ -18,8 +18,9 @@ import tfqnn
 from tfqnn.layers import QuantConv2D, QuantDense
 from tfqnn.lite import reference
 
-BINARY = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign",
-              kernel_constraint="weight_clip")
+BINARY = dict(
+    input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip"
+)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -50,42 +51,60 @@ def assert_close(expected, actual):
 
 
 def conv_model(rng, padding="same", pad_values=1.0, strides=1, dilation=1, channels=(33, 40)):
-    model = keras.Sequential([
-        keras.Input((11, 13, 3)),
-        keras.layers.Conv2D(channels[0], 3, padding="same"),
-        keras.layers.BatchNormalization(),
-        QuantConv2D(channels[1], 3, padding=padding, pad_values=pad_values, strides=strides,
-                    dilation_rate=dilation, use_bias=False, **BINARY),
-        keras.layers.BatchNormalization(),
-        keras.layers.Flatten(),
-        QuantDense(7, use_bias=True, **BINARY),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((11, 13, 3)),
+            keras.layers.Conv2D(channels[0], 3, padding="same"),
+            keras.layers.BatchNormalization(),
+            QuantConv2D(
+                channels[1],
+                3,
+                padding=padding,
+                pad_values=pad_values,
+                strides=strides,
+                dilation_rate=dilation,
+                use_bias=False,
+                **BINARY,
+            ),
+            keras.layers.BatchNormalization(),
+            keras.layers.Flatten(),
+            QuantDense(7, use_bias=True, **BINARY),
+        ]
+    )
     return randomize(model, rng)
 
 
 def test_binary_mlp_matches_keras(rng):
-    model = randomize(keras.Sequential([
-        keras.Input((45,)),
-        QuantDense(65, **BINARY),
-        keras.layers.BatchNormalization(),
-        QuantDense(33, use_bias=False, **BINARY),
-        keras.layers.BatchNormalization(),
-        keras.layers.Activation("relu"),
-        QuantDense(10, **BINARY),
-    ]), rng)
+    model = randomize(
+        keras.Sequential(
+            [
+                keras.Input((45,)),
+                QuantDense(65, **BINARY),
+                keras.layers.BatchNormalization(),
+                QuantDense(33, use_bias=False, **BINARY),
+                keras.layers.BatchNormalization(),
+                keras.layers.Activation("relu"),
+                QuantDense(10, **BINARY),
+            ]
+        ),
+        rng,
+    )
     x = rng.normal(size=(9, 45)).astype(np.float32)
     data, expected, actual = run_both(model, x)
     assert tfqnn.lite.custom_ops_in(data) == {"TfqnnQuantize": 1, "TfqnnBdense": 3}
     assert_close(expected, actual)
 
 
-@pytest.mark.parametrize("padding, pad_values, strides, dilation", [
-    ("same", 1.0, 1, 1),
-    ("same", 0.0, 1, 1),
-    ("same", 1.0, 2, 1),
-    ("valid", 1.0, 1, 2),
-    ("valid", 0.0, 2, 1),
-])
+@pytest.mark.parametrize(
+    "padding, pad_values, strides, dilation",
+    [
+        ("same", 1.0, 1, 1),
+        ("same", 0.0, 1, 1),
+        ("same", 1.0, 2, 1),
+        ("valid", 1.0, 1, 2),
+        ("valid", 0.0, 2, 1),
+    ],
+)
 def test_binary_cnn_matches_keras(rng, padding, pad_values, strides, dilation):
     model = conv_model(rng, padding, pad_values, strides, dilation)
     x = rng.normal(size=(3, 11, 13, 3)).astype(np.float32)
@@ -97,37 +116,44 @@ def test_binary_cnn_matches_keras(rng, padding, pad_values, strides, dilation):
 
 def test_demo_shaped_network_fuses_pool_and_writes_bitpacked_output(rng):
     """conv -> maxpool -> BN -> flatten -> dense: one quantize, bitpacked all the way."""
-    model = keras.Sequential([
-        keras.Input((12, 12, 1)),
-        keras.layers.Conv2D(32, 3, use_bias=False),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.BatchNormalization(),
-        QuantConv2D(64, 3, padding="same", pad_values=1.0, use_bias=False, **BINARY),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.BatchNormalization(),
-        keras.layers.Flatten(),
-        QuantDense(10, use_bias=False, **BINARY),
-        keras.layers.BatchNormalization(),
-        keras.layers.Activation("softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((12, 12, 1)),
+            keras.layers.Conv2D(32, 3, use_bias=False),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.BatchNormalization(),
+            QuantConv2D(64, 3, padding="same", pad_values=1.0, use_bias=False, **BINARY),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.BatchNormalization(),
+            keras.layers.Flatten(),
+            QuantDense(10, use_bias=False, **BINARY),
+            keras.layers.BatchNormalization(),
+            keras.layers.Activation("softmax"),
+        ]
+    )
     randomize(model, rng)
     model.layers[5].gamma.assign(np.abs(model.layers[5].gamma.numpy()))  # folds through the pool
     x = rng.normal(size=(5, 12, 12, 1)).astype(np.float32)
     data, expected, actual = run_both(model, x)
     assert tfqnn.lite.custom_ops_in(data) == {
-        "TfqnnQuantize": 1, "TfqnnBconv2d": 1, "TfqnnBMaxPool2d": 1, "TfqnnBdense": 1,
+        "TfqnnQuantize": 1,
+        "TfqnnBconv2d": 1,
+        "TfqnnBMaxPool2d": 1,
+        "TfqnnBdense": 1,
     }
     assert_close(expected, actual)
 
 
 def test_negative_batch_norm_scale_after_a_pool_stays_float(rng):
-    model = keras.Sequential([
-        keras.Input((8, 8, 32)),
-        QuantConv2D(32, 3, padding="same", pad_values=1.0, use_bias=False, **BINARY),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.BatchNormalization(),
-        QuantConv2D(5, 3, use_bias=False, **BINARY),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 32)),
+            QuantConv2D(32, 3, padding="same", pad_values=1.0, use_bias=False, **BINARY),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.BatchNormalization(),
+            QuantConv2D(5, 3, use_bias=False, **BINARY),
+        ]
+    )
     randomize(model, rng)
     gamma = model.layers[2].gamma
     gamma.assign(-np.abs(gamma.numpy()))
@@ -138,12 +164,22 @@ def test_negative_batch_norm_scale_after_a_pool_stays_float(rng):
 
 
 def test_scaled_sign_kernel_and_relu_fold(rng):
-    model = randomize(keras.Sequential([
-        keras.Input((37,)),
-        QuantDense(20, input_quantizer="ste_sign", kernel_quantizer="scaled_sign",
-                   kernel_constraint="weight_clip", activation="relu"),
-        QuantDense(4, **BINARY),
-    ]), rng)
+    model = randomize(
+        keras.Sequential(
+            [
+                keras.Input((37,)),
+                QuantDense(
+                    20,
+                    input_quantizer="ste_sign",
+                    kernel_quantizer="scaled_sign",
+                    kernel_constraint="weight_clip",
+                    activation="relu",
+                ),
+                QuantDense(4, **BINARY),
+            ]
+        ),
+        rng,
+    )
     x = rng.normal(size=(6, 37)).astype(np.float32)
     data, expected, actual = run_both(model, x)
     assert tfqnn.lite.custom_ops_in(data)["TfqnnBdense"] == 2
@@ -151,13 +187,22 @@ def test_scaled_sign_kernel_and_relu_fold(rng):
 
 
 def test_non_binary_layers_stay_builtins(rng):
-    model = randomize(keras.Sequential([
-        keras.Input((16,)),
-        QuantDense(8, input_quantizer="ste_sign", kernel_quantizer="dorefa"),
-        QuantDense(8, input_quantizer="scaled_sign", kernel_quantizer="ste_sign",
-                   kernel_constraint="weight_clip"),
-        QuantDense(3, kernel_quantizer="ste_sign", kernel_constraint="weight_clip"),
-    ]), rng)
+    model = randomize(
+        keras.Sequential(
+            [
+                keras.Input((16,)),
+                QuantDense(8, input_quantizer="ste_sign", kernel_quantizer="dorefa"),
+                QuantDense(
+                    8,
+                    input_quantizer="scaled_sign",
+                    kernel_quantizer="ste_sign",
+                    kernel_constraint="weight_clip",
+                ),
+                QuantDense(3, kernel_quantizer="ste_sign", kernel_constraint="weight_clip"),
+            ]
+        ),
+        rng,
+    )
     x = rng.normal(size=(4, 16)).astype(np.float32)
     data, expected, actual = run_both(model, x)
     assert tfqnn.lite.custom_ops_in(data) == {}
@@ -218,19 +263,24 @@ def test_int8_conversions_fold_into_the_binary_ops(rng, monkeypatch):
 
 
 def test_binary_file_is_within_ten_percent_of_the_summary(rng):
-    model = randomize(keras.Sequential([
-        keras.Input((28, 28, 1)),
-        QuantConv2D(64, 3, padding="same", pad_values=1.0, use_bias=False, **BINARY),
-        keras.layers.BatchNormalization(),
-        QuantConv2D(128, 3, padding="same", pad_values=1.0, use_bias=False, **BINARY),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.BatchNormalization(),
-        keras.layers.Flatten(),
-        QuantDense(256, use_bias=False, **BINARY),
-        keras.layers.BatchNormalization(),
-        QuantDense(10, use_bias=False, **BINARY),
-        keras.layers.BatchNormalization(),
-    ]), rng)
+    model = randomize(
+        keras.Sequential(
+            [
+                keras.Input((28, 28, 1)),
+                QuantConv2D(64, 3, padding="same", pad_values=1.0, use_bias=False, **BINARY),
+                keras.layers.BatchNormalization(),
+                QuantConv2D(128, 3, padding="same", pad_values=1.0, use_bias=False, **BINARY),
+                keras.layers.MaxPooling2D(2),
+                keras.layers.BatchNormalization(),
+                keras.layers.Flatten(),
+                QuantDense(256, use_bias=False, **BINARY),
+                keras.layers.BatchNormalization(),
+                QuantDense(10, use_bias=False, **BINARY),
+                keras.layers.BatchNormalization(),
+            ]
+        ),
+        rng,
+    )
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.gamma.assign(np.abs(layer.gamma.numpy()))
@@ -297,7 +347,9 @@ def test_bad_arguments(rng):
         tfqnn.export.to_tflite(Subclassed())
 
 
-@pytest.mark.skipif(not tfqnn.datasets.fashion_mnist_available(), reason="Fashion-MNIST not installed")
+@pytest.mark.skipif(
+    not tfqnn.datasets.fashion_mnist_available(), reason="Fashion-MNIST not installed"
+)
 def test_saved_bnn_keeps_its_accuracy_after_export():
     saved = os.path.join(ROOT, "saved_models", "bnn_fashion_mnist")
     with open(saved + ".json") as f:

@@ -47,7 +47,12 @@ def _windows(x, kernel_hw, strides, dilation):
     ow = (x.shape[2] - (kw - 1) * dw - 1) // sw + 1
     for i in range(oh):
         for j in range(ow):
-            patch = x[:, i * sh : i * sh + (kh - 1) * dh + 1 : dh, j * sw : j * sw + (kw - 1) * dw + 1 : dw, :]
+            patch = x[
+                :,
+                i * sh : i * sh + (kh - 1) * dh + 1 : dh,
+                j * sw : j * sw + (kw - 1) * dw + 1 : dw,
+                :,
+            ]
             yield i, j, oh, ow, patch
 
 
@@ -139,4 +144,3 @@ class Reference:
 def ref():
     """Numpy reference implementations (see `Reference`)."""
     return Reference
-

@@ -35,7 +35,9 @@ def _train_and_evaluate(model, digits, learning_rate=1e-2):
     (x_train, y_train), (x_test, y_test) = digits
     steps = EPOCHS * int(np.ceil(len(x_train) / BATCH))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
-    model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     model.fit(x_train, y_train, batch_size=BATCH, epochs=EPOCHS, verbose=0)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     # evaluate's accuracy agrees with predictions counted by hand.
@@ -76,7 +78,12 @@ def test_dorefa_w2a2_mlp_on_digits(digits):
             keras.layers.Flatten(),
             QuantDense(256, kernel_quantizer=DoReFa(2, mode="weights"), use_bias=False),
             keras.layers.BatchNormalization(),
-            QuantDense(10, input_quantizer=DoReFa(2), kernel_quantizer=DoReFa(2, mode="weights"), use_bias=False),
+            QuantDense(
+                10,
+                input_quantizer=DoReFa(2),
+                kernel_quantizer=DoReFa(2, mode="weights"),
+                use_bias=False,
+            ),
             keras.layers.BatchNormalization(),
             keras.layers.Activation("softmax"),
         ]

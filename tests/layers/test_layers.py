@@ -46,32 +46,69 @@ def _weight_clip_warnings(record):
 def _binary_layer(kind, **extra):
     clip = "weight_clip"
     if kind == "dense":
-        return QuantDense(3, input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint=clip, **extra)
+        return QuantDense(
+            3,
+            input_quantizer="ste_sign",
+            kernel_quantizer="ste_sign",
+            kernel_constraint=clip,
+            **extra,
+        )
     if kind == "conv1d":
         return QuantConv1D(
-            3, 3, padding="causal", pad_values=1.0, input_quantizer="ste_sign",
-            kernel_quantizer="ste_sign", kernel_constraint=clip, **extra,
+            3,
+            3,
+            padding="causal",
+            pad_values=1.0,
+            input_quantizer="ste_sign",
+            kernel_quantizer="ste_sign",
+            kernel_constraint=clip,
+            **extra,
         )
     if kind == "conv2d":
         return QuantConv2D(
-            3, 3, padding="same", pad_values=1.0, input_quantizer="ste_sign",
-            kernel_quantizer="ste_sign", kernel_constraint=clip, **extra,
+            3,
+            3,
+            padding="same",
+            pad_values=1.0,
+            input_quantizer="ste_sign",
+            kernel_quantizer="ste_sign",
+            kernel_constraint=clip,
+            **extra,
         )
     if kind == "depthwise":
         return QuantDepthwiseConv2D(
-            3, depth_multiplier=2, padding="same", pad_values=1.0, input_quantizer="ste_sign",
-            depthwise_quantizer="ste_sign", depthwise_constraint=clip, **extra,
+            3,
+            depth_multiplier=2,
+            padding="same",
+            pad_values=1.0,
+            input_quantizer="ste_sign",
+            depthwise_quantizer="ste_sign",
+            depthwise_constraint=clip,
+            **extra,
         )
     if kind == "separable":
         return QuantSeparableConv2D(
-            3, 3, padding="same", pad_values=1.0, input_quantizer="ste_sign",
-            depthwise_quantizer="ste_sign", pointwise_quantizer="ste_sign",
-            depthwise_constraint=clip, pointwise_constraint=clip, **extra,
+            3,
+            3,
+            padding="same",
+            pad_values=1.0,
+            input_quantizer="ste_sign",
+            depthwise_quantizer="ste_sign",
+            pointwise_quantizer="ste_sign",
+            depthwise_constraint=clip,
+            pointwise_constraint=clip,
+            **extra,
         )
     if kind == "transpose":
         return QuantConv2DTranspose(
-            3, 3, strides=2, padding="same", input_quantizer="ste_sign",
-            kernel_quantizer="ste_sign", kernel_constraint=clip, **extra,
+            3,
+            3,
+            strides=2,
+            padding="same",
+            input_quantizer="ste_sign",
+            kernel_quantizer="ste_sign",
+            kernel_constraint=clip,
+            **extra,
         )
     raise AssertionError(kind)
 
@@ -160,8 +197,11 @@ def test_dense_forward_matches_numpy(pair, ref, rng):
 def test_dense_binary_output_is_integer_dot_product(ref, rng):
     """sign(x) @ sign(W) + b, then the activation; exact for +-1 operands."""
     layer = QuantDense(
-        7, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
-        kernel_constraint="weight_clip", activation="relu",
+        7,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+        activation="relu",
     )
     x = _f32(rng.normal(size=(5, 9)))
     x[0, :3] = 0.0  # sign(0) = +1
@@ -175,7 +215,9 @@ def test_dense_binary_output_is_integer_dot_product(ref, rng):
 
 
 def test_dense_keeps_latent_float_kernel(rng):
-    layer = QuantDense(3, kernel_quantizer="ste_sign", kernel_constraint="weight_clip", use_bias=False)
+    layer = QuantDense(
+        3, kernel_quantizer="ste_sign", kernel_constraint="weight_clip", use_bias=False
+    )
     layer.build((2, 4))
     kernel = _f32(rng.uniform(-0.9, 0.9, (4, 3)))
     layer.set_weights([kernel])
@@ -186,7 +228,9 @@ def test_dense_keeps_latent_float_kernel(rng):
 
 
 def test_dense_on_3d_inputs(ref, rng):
-    layer = QuantDense(3, input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip")
+    layer = QuantDense(
+        3, input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip"
+    )
     x = _f32(rng.normal(size=(2, 4, 5)))
     layer.build(x.shape)
     _randomize(layer, rng)
@@ -235,8 +279,15 @@ def _geometry_id(g):
 def test_conv2d_same_padding_pads_with_pad_values(geometry, pad_values, ref, rng):
     h, w, k, s, d = geometry
     layer = QuantConv2D(
-        4, k, strides=s, dilation_rate=d, padding="same", pad_values=pad_values,
-        input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+        4,
+        k,
+        strides=s,
+        dilation_rate=d,
+        padding="same",
+        pad_values=pad_values,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
     )
     x = _f32(rng.normal(size=(2, h, w, 3)))
     _built(layer, x.shape, rng)
@@ -253,8 +304,14 @@ def test_conv2d_pad_values_zero_is_keras_same(geometry, ref, rng):
     """pad_values=0 is Keras's own "same" padding; also validates the numpy padding."""
     h, w, k, s, d = geometry
     layer = QuantConv2D(
-        4, k, strides=s, dilation_rate=d, padding="same",
-        input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+        4,
+        k,
+        strides=s,
+        dilation_rate=d,
+        padding="same",
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
     )
     assert layer.pad_values == 0.0
     x = _f32(rng.normal(size=(2, h, w, 3)))
@@ -273,8 +330,14 @@ def test_conv2d_pad_values_zero_is_keras_same(geometry, ref, rng):
 def test_conv2d_same_pad_values_one_matches_keras_ops_on_explicit_padding(ref, rng):
     """The spec's own formulation: np.pad(sign(x), 1) then ops.conv 'valid' with sign(W)."""
     layer = QuantConv2D(
-        5, 3, padding="same", pad_values=1.0, input_quantizer="ste_sign",
-        kernel_quantizer="ste_sign", kernel_constraint="weight_clip", use_bias=False,
+        5,
+        3,
+        padding="same",
+        pad_values=1.0,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+        use_bias=False,
     )
     x = _f32(rng.normal(size=(3, 6, 6, 2)))
     _built(layer, x.shape, rng)
@@ -291,8 +354,14 @@ def test_conv2d_same_pad_values_one_matches_keras_ops_on_explicit_padding(ref, r
 
 def test_conv2d_valid_padding_ignores_pad_values(ref, rng):
     layer = QuantConv2D(
-        2, 3, strides=2, padding="valid", pad_values=1.0, input_quantizer="ste_sign",
-        kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+        2,
+        3,
+        strides=2,
+        padding="valid",
+        pad_values=1.0,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
     )
     x = _f32(rng.normal(size=(2, 7, 8, 3)))
     _built(layer, x.shape, rng)
@@ -321,11 +390,21 @@ def _channels_first_or_skip(fn):
         pytest.skip(f"channels_first not supported here: {error}")
 
 
-@pytest.mark.parametrize("padding,pad_values,strides", [("same", 1.0, 1), ("same", 0.0, 2), ("valid", 1.0, 1), ("same", 1.0, 2)])
+@pytest.mark.parametrize(
+    "padding,pad_values,strides",
+    [("same", 1.0, 1), ("same", 0.0, 2), ("valid", 1.0, 1), ("same", 1.0, 2)],
+)
 def test_conv2d_channels_first(padding, pad_values, strides, ref, rng):
     layer = QuantConv2D(
-        4, 3, strides=strides, padding=padding, pad_values=pad_values, data_format="channels_first",
-        input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+        4,
+        3,
+        strides=strides,
+        padding=padding,
+        pad_values=pad_values,
+        data_format="channels_first",
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
     )
     # Output widths (8, 4 at stride 2, 6 valid) other than filters=4 where they could be
     # mistaken for channels: see test_channels_first_bias_when_width_equals_filters.
@@ -369,12 +448,24 @@ def test_other_layers_channels_first_match_channels_last(name, rng):
 @pytest.mark.parametrize("name", ["conv2d", "transpose"])
 def test_channels_first_bias_when_width_equals_filters(name, ref, rng):
     if name == "conv2d":
-        make = lambda df: QuantConv2D(4, 3, padding="valid", data_format=df, kernel_quantizer="ste_sign",  # noqa: E731
-                                      kernel_constraint="weight_clip")
+        make = lambda df: QuantConv2D(  # noqa: E731
+            4,
+            3,
+            padding="valid",
+            data_format=df,
+            kernel_quantizer="ste_sign",
+            kernel_constraint="weight_clip",
+        )
         shape = (2, 7, 6, 3)  # -> (2, 5, 4, 4) channels_last, (2, 4, 5, 4) channels_first
     else:
-        make = lambda df: QuantConv2DTranspose(4, 2, strides=2, data_format=df, kernel_quantizer="ste_sign",  # noqa: E731
-                                               kernel_constraint="weight_clip")
+        make = lambda df: QuantConv2DTranspose(  # noqa: E731
+            4,
+            2,
+            strides=2,
+            data_format=df,
+            kernel_quantizer="ste_sign",
+            kernel_constraint="weight_clip",
+        )
         shape = (2, 3, 2, 3)  # -> (2, 6, 4, 4) channels_last, (2, 4, 6, 4) channels_first
     last, first = make("channels_last"), make("channels_first")
     x = _f32(rng.normal(size=shape))
@@ -392,8 +483,14 @@ def test_channels_first_bias_when_width_equals_filters(name, ref, rng):
 def test_conv2d_dynamic_spatial_shape(ref, rng):
     """'same' padding with pad_values on inputs whose size is only known at run time."""
     layer = QuantConv2D(
-        3, 3, strides=2, padding="same", pad_values=1.0, input_quantizer="ste_sign",
-        kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+        3,
+        3,
+        strides=2,
+        padding="same",
+        pad_values=1.0,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
     )
     inputs = keras.Input((None, None, 2))
     model = keras.Model(inputs, layer(inputs))
@@ -423,8 +520,14 @@ def _np_conv1d(ref, x, kernel, stride=1, dilation=1):
 @pytest.mark.parametrize("kernel_size,dilation", [(3, 1), (3, 2), (2, 3), (4, 1)])
 def test_conv1d_causal_pads_left_with_pad_values(kernel_size, dilation, pad_values, ref, rng):
     layer = QuantConv1D(
-        4, kernel_size, padding="causal", dilation_rate=dilation, pad_values=pad_values,
-        input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+        4,
+        kernel_size,
+        padding="causal",
+        dilation_rate=dilation,
+        pad_values=pad_values,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
     )
     x = _f32(rng.normal(size=(2, 9, 3)))
     _built(layer, x.shape, rng)
@@ -443,8 +546,13 @@ def test_conv1d_causal_pads_left_with_pad_values(kernel_size, dilation, pad_valu
 
 def test_conv1d_causal_pad_zero_is_keras_causal(ref, rng):
     layer = QuantConv1D(
-        3, 3, padding="causal", dilation_rate=2, input_quantizer="ste_sign",
-        kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+        3,
+        3,
+        padding="causal",
+        dilation_rate=2,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
     )
     keras_conv = keras.layers.Conv1D(3, 3, padding="causal", dilation_rate=2)
     x = _f32(rng.normal(size=(2, 8, 2)))
@@ -458,13 +566,23 @@ def test_conv1d_causal_pad_zero_is_keras_causal(ref, rng):
 @pytest.mark.parametrize("length,kernel_size,stride", [(9, 3, 2), (8, 4, 1), (8, 3, 3)])
 def test_conv1d_same_pads_with_pad_values(length, kernel_size, stride, ref, rng):
     layer = QuantConv1D(
-        2, kernel_size, strides=stride, padding="same", pad_values=1.0,
-        input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+        2,
+        kernel_size,
+        strides=stride,
+        padding="same",
+        pad_values=1.0,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
     )
     x = _f32(rng.normal(size=(3, length, 2)))
     _built(layer, x.shape, rng)
     kernel, bias = layer.get_weights()
-    padded = np.pad(ref.sign(x), [(0, 0), ref.same_pads(length, kernel_size, stride, 1), (0, 0)], constant_values=1.0)
+    padded = np.pad(
+        ref.sign(x),
+        [(0, 0), ref.same_pads(length, kernel_size, stride, 1), (0, 0)],
+        constant_values=1.0,
+    )
     expected = _np_conv1d(ref, padded, ref.sign(kernel), stride) + bias
     np.testing.assert_allclose(layer(x).numpy(), expected, atol=ATOL)
 
@@ -476,36 +594,69 @@ def test_conv1d_same_pads_with_pad_values(length, kernel_size, stride, ref, rng)
 
 @pytest.mark.parametrize(
     "size,strides,dilation,multiplier,pad_values",
-    [(6, 1, 1, 1, 1.0), (7, 2, 1, 2, 1.0), (8, 1, 2, 2, 1.0), (6, 2, 1, 3, 0.0), (7, 1, 1, 2, -1.0)],
+    [
+        (6, 1, 1, 1, 1.0),
+        (7, 2, 1, 2, 1.0),
+        (8, 1, 2, 2, 1.0),
+        (6, 2, 1, 3, 0.0),
+        (7, 1, 1, 2, -1.0),
+    ],
 )
 def test_depthwise_forward(size, strides, dilation, multiplier, pad_values, ref, rng):
     layer = QuantDepthwiseConv2D(
-        3, strides=strides, dilation_rate=dilation, depth_multiplier=multiplier, padding="same",
-        pad_values=pad_values, input_quantizer="ste_sign", depthwise_quantizer="ste_sign",
+        3,
+        strides=strides,
+        dilation_rate=dilation,
+        depth_multiplier=multiplier,
+        padding="same",
+        pad_values=pad_values,
+        input_quantizer="ste_sign",
+        depthwise_quantizer="ste_sign",
         depthwise_constraint="weight_clip",
     )
     x = _f32(rng.normal(size=(2, size, size, 3)))
     _built(layer, x.shape, rng)
     kernel, bias = layer.get_weights()
     assert kernel.shape == (3, 3, 3, multiplier)
-    padded = ref.pad_same_2d(ref.sign(x), (3, 3), (strides, strides), (dilation, dilation), pad_values)
-    expected = ref.depthwise_conv2d(padded, ref.sign(kernel), (strides, strides), (dilation, dilation)) + bias
+    padded = ref.pad_same_2d(
+        ref.sign(x), (3, 3), (strides, strides), (dilation, dilation), pad_values
+    )
+    expected = (
+        ref.depthwise_conv2d(padded, ref.sign(kernel), (strides, strides), (dilation, dilation))
+        + bias
+    )
     np.testing.assert_allclose(layer(x).numpy(), expected, atol=ATOL)
     # Against Keras's op on the quantized kernel.
-    ops_out = keras.ops.depthwise_conv(
-        padded.astype(np.float32), ref.sign(kernel), strides=strides, padding="valid", dilation_rate=dilation
-    ).numpy() + bias
+    ops_out = (
+        keras.ops.depthwise_conv(
+            padded.astype(np.float32),
+            ref.sign(kernel),
+            strides=strides,
+            padding="valid",
+            dilation_rate=dilation,
+        ).numpy()
+        + bias
+    )
     np.testing.assert_allclose(layer(x).numpy(), ops_out, atol=ATOL)
 
 
 @pytest.mark.parametrize(
-    "size,strides,multiplier,pad_values", [(6, 1, 1, 1.0), (7, 2, 2, 1.0), (5, 1, 2, 0.0), (8, 2, 1, -1.0)]
+    "size,strides,multiplier,pad_values",
+    [(6, 1, 1, 1.0), (7, 2, 2, 1.0), (5, 1, 2, 0.0), (8, 2, 1, -1.0)],
 )
 def test_separable_forward(size, strides, multiplier, pad_values, ref, rng):
     layer = QuantSeparableConv2D(
-        4, 3, strides=strides, depth_multiplier=multiplier, padding="same", pad_values=pad_values,
-        input_quantizer="ste_sign", depthwise_quantizer="ste_sign", pointwise_quantizer="ste_sign",
-        depthwise_constraint="weight_clip", pointwise_constraint="weight_clip",
+        4,
+        3,
+        strides=strides,
+        depth_multiplier=multiplier,
+        padding="same",
+        pad_values=pad_values,
+        input_quantizer="ste_sign",
+        depthwise_quantizer="ste_sign",
+        pointwise_quantizer="ste_sign",
+        depthwise_constraint="weight_clip",
+        pointwise_constraint="weight_clip",
     )
     x = _f32(rng.normal(size=(2, size, size, 3)))
     _built(layer, x.shape, rng)
@@ -515,15 +666,26 @@ def test_separable_forward(size, strides, multiplier, pad_values, ref, rng):
     dw = ref.depthwise_conv2d(padded, ref.sign(depthwise), (strides, strides))
     expected = np.einsum("nhwc,co->nhwo", dw, ref.sign(pointwise)[0, 0]) + bias
     np.testing.assert_allclose(layer(x).numpy(), expected, atol=ATOL)
-    ops_out = keras.ops.separable_conv(
-        padded.astype(np.float32), ref.sign(depthwise), ref.sign(pointwise), strides=strides, padding="valid"
-    ).numpy() + bias
+    ops_out = (
+        keras.ops.separable_conv(
+            padded.astype(np.float32),
+            ref.sign(depthwise),
+            ref.sign(pointwise),
+            strides=strides,
+            padding="valid",
+        ).numpy()
+        + bias
+    )
     np.testing.assert_allclose(layer(x).numpy(), ops_out, atol=ATOL)
 
 
 def test_separable_quantizes_each_kernel_with_its_own_quantizer(ref, rng):
     layer = QuantSeparableConv2D(
-        3, 3, padding="valid", depthwise_quantizer=DoReFa(2, mode="weights"), pointwise_quantizer="ste_tern",
+        3,
+        3,
+        padding="valid",
+        depthwise_quantizer=DoReFa(2, mode="weights"),
+        pointwise_quantizer="ste_tern",
     )
     x = _f32(rng.normal(size=(2, 5, 5, 2)))
     _built(layer, x.shape, rng)
@@ -541,8 +703,13 @@ def test_separable_quantizes_each_kernel_with_its_own_quantizer(ref, rng):
 def _binary_transpose(kernel_size, strides, padding, shape, rng):
     """A built QuantConv2DTranspose(3) with binary input and kernel, and an input for it."""
     layer = QuantConv2DTranspose(
-        3, kernel_size, strides=strides, padding=padding, input_quantizer="ste_sign",
-        kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+        3,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
     )
     x = _f32(rng.normal(size=shape))
     return _built(layer, x.shape, rng), x
@@ -567,7 +734,9 @@ def test_transpose_same_matches_numpy_and_ops(size, kernel_size, strides, ref, r
     start = max(kernel_size - strides, 0) // 2
     expected = full[:, start : start + size * strides, start : start + size * strides] + bias
     np.testing.assert_allclose(out, expected, atol=ATOL)
-    ops_out = keras.ops.conv_transpose(ref.sign(x), ref.sign(kernel), strides=strides, padding="same").numpy()
+    ops_out = keras.ops.conv_transpose(
+        ref.sign(x), ref.sign(kernel), strides=strides, padding="same"
+    ).numpy()
     np.testing.assert_allclose(out, ops_out + bias, atol=ATOL)
 
 
@@ -588,10 +757,26 @@ def test_transpose_has_no_pad_values():
         (lambda: QuantDense(3, kernel_quantizer="scaled_sign"), "kernel_quantizer", -1),
         (lambda: QuantConv1D(3, 3, kernel_quantizer="scaled_sign"), "kernel_quantizer", -1),
         (lambda: QuantConv2D(3, 3, kernel_quantizer="scaled_sign"), "kernel_quantizer", -1),
-        (lambda: QuantConv2DTranspose(3, 3, kernel_quantizer="scaled_sign"), "kernel_quantizer", -2),
-        (lambda: QuantDepthwiseConv2D(3, depthwise_quantizer="scaled_sign"), "depthwise_quantizer", (-2, -1)),
-        (lambda: QuantSeparableConv2D(3, 3, depthwise_quantizer=ScaledSign()), "depthwise_quantizer", (-2, -1)),
-        (lambda: QuantSeparableConv2D(3, 3, pointwise_quantizer="scaled_sign"), "pointwise_quantizer", -1),
+        (
+            lambda: QuantConv2DTranspose(3, 3, kernel_quantizer="scaled_sign"),
+            "kernel_quantizer",
+            -2,
+        ),
+        (
+            lambda: QuantDepthwiseConv2D(3, depthwise_quantizer="scaled_sign"),
+            "depthwise_quantizer",
+            (-2, -1),
+        ),
+        (
+            lambda: QuantSeparableConv2D(3, 3, depthwise_quantizer=ScaledSign()),
+            "depthwise_quantizer",
+            (-2, -1),
+        ),
+        (
+            lambda: QuantSeparableConv2D(3, 3, pointwise_quantizer="scaled_sign"),
+            "pointwise_quantizer",
+            -1,
+        ),
     ],
     ids=["dense", "conv1d", "conv2d", "transpose", "depthwise", "separable-dw", "separable-pw"],
 )
@@ -622,7 +807,12 @@ def test_explicit_scaled_sign_axis_is_kept_and_argument_not_mutated():
 
 def test_transpose_scaled_sign_is_per_output_channel(ref, rng):
     layer = QuantConv2DTranspose(
-        4, 3, strides=2, padding="valid", kernel_quantizer="scaled_sign", kernel_constraint="weight_clip",
+        4,
+        3,
+        strides=2,
+        padding="valid",
+        kernel_quantizer="scaled_sign",
+        kernel_constraint="weight_clip",
     )
     x = _f32(rng.normal(size=(2, 3, 3, 2)))
     _built(layer, x.shape, rng)
@@ -634,12 +824,17 @@ def test_transpose_scaled_sign_is_per_output_channel(ref, rng):
     np.testing.assert_allclose(layer(x).numpy(), expected, atol=ATOL)
     # Per-tensor scaling would give another result.
     per_tensor = np.abs(kernel).mean() * ref.sign(kernel)
-    assert not np.allclose(ref.conv2d_transpose_full(x, per_tensor, (2, 2)) + bias, expected, atol=1e-2)
+    assert not np.allclose(
+        ref.conv2d_transpose_full(x, per_tensor, (2, 2)) + bias, expected, atol=1e-2
+    )
 
 
 def test_depthwise_scaled_sign_is_per_channel_and_multiplier(ref, rng):
     layer = QuantDepthwiseConv2D(
-        3, depth_multiplier=2, padding="valid", depthwise_quantizer="scaled_sign",
+        3,
+        depth_multiplier=2,
+        padding="valid",
+        depthwise_quantizer="scaled_sign",
         depthwise_constraint="weight_clip",
     )
     x = _f32(rng.normal(size=(2, 5, 5, 3)))
@@ -654,8 +849,13 @@ def test_depthwise_scaled_sign_is_per_channel_and_multiplier(ref, rng):
 
 def test_separable_scaled_sign_axes(ref, rng):
     layer = QuantSeparableConv2D(
-        3, 3, depth_multiplier=2, padding="valid", depthwise_quantizer="scaled_sign",
-        pointwise_quantizer="scaled_sign", depthwise_constraint="weight_clip",
+        3,
+        3,
+        depth_multiplier=2,
+        padding="valid",
+        depthwise_quantizer="scaled_sign",
+        pointwise_quantizer="scaled_sign",
+        depthwise_constraint="weight_clip",
         pointwise_constraint="weight_clip",
     )
     x = _f32(rng.normal(size=(2, 5, 5, 2)))
@@ -707,7 +907,9 @@ def test_stochastic_quantizer_random_in_training_deterministic_at_inference(ref,
 
 
 def test_stochastic_kernel_quantizer_in_dense(ref, rng):
-    layer = QuantDense(6, kernel_quantizer=StochasticSign(seed=5), kernel_constraint="weight_clip", use_bias=False)
+    layer = QuantDense(
+        6, kernel_quantizer=StochasticSign(seed=5), kernel_constraint="weight_clip", use_bias=False
+    )
     x = _f32(rng.normal(size=(4, 10)))
     layer.build(x.shape)
     kernel = _f32(rng.uniform(-0.6, 0.6, (10, 6)))
@@ -775,7 +977,9 @@ def test_fit_changes_latent_kernels(name, rng):
     keras.utils.set_random_seed(1)
     shape = INPUT_SHAPES[name]
     layer = _binary_layer(name)
-    model = keras.Sequential([keras.Input(shape[1:]), layer, keras.layers.Flatten(), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input(shape[1:]), layer, keras.layers.Flatten(), keras.layers.Dense(1)]
+    )
     before = {attr: getattr(layer, attr).numpy().copy() for attr in KERNEL_ATTRS[name]}
     x = _f32(rng.normal(size=(16,) + shape[1:]))
     y = _f32(rng.normal(size=(16, 1)))
@@ -789,8 +993,13 @@ def test_fit_changes_latent_kernels(name, rng):
 
 def test_dense_gradients_are_the_straight_through_estimator(ref, rng):
     """dL/dW = sign(x)^T g masked where |W| > 1; dL/dx = g sign(W)^T masked where |x| > 1."""
-    layer = QuantDense(3, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
-                       kernel_constraint="weight_clip", use_bias=False)
+    layer = QuantDense(
+        3,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+        use_bias=False,
+    )
     x = tf.constant(_f32(rng.uniform(-2, 2, (5, 4))))
     layer.build(x.shape)
     kernel = _f32(rng.uniform(-0.9, 0.9, (4, 3)))
@@ -845,7 +1054,10 @@ def test_separable_warns_for_each_unconstrained_binary_kernel():
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         QuantSeparableConv2D(
-            3, 3, depthwise_quantizer="ste_sign", pointwise_quantizer="ste_sign",
+            3,
+            3,
+            depthwise_quantizer="ste_sign",
+            pointwise_quantizer="ste_sign",
             depthwise_constraint="weight_clip",
         )
     messages = [str(w.message) for w in _weight_clip_warnings(record)]
@@ -866,8 +1078,12 @@ def test_no_warning_with_weight_clip(name):
     [
         lambda: QuantDense(3, kernel_quantizer=DoReFa(2, mode="weights")),
         lambda: QuantDense(3, kernel_quantizer="ste_tern"),
-        lambda: QuantConv2D(3, 3, input_quantizer="ste_sign"),  # a binary *input* needs no constraint
-        lambda: QuantDense(3, kernel_quantizer="ste_sign", kernel_constraint=keras.constraints.MaxNorm(1.0)),
+        lambda: QuantConv2D(
+            3, 3, input_quantizer="ste_sign"
+        ),  # a binary *input* needs no constraint
+        lambda: QuantDense(
+            3, kernel_quantizer="ste_sign", kernel_constraint=keras.constraints.MaxNorm(1.0)
+        ),
     ],
     ids=["dorefa2", "ternary", "binary-input", "other-constraint"],
 )
@@ -923,12 +1139,16 @@ def test_weight_clip_with_fit(rng):
     model = keras.Sequential(
         [
             keras.Input((6,)),
-            QuantDense(8, kernel_quantizer="ste_sign", kernel_constraint=tfqnn.constraints.WeightClip(0.5)),
+            QuantDense(
+                8, kernel_quantizer="ste_sign", kernel_constraint=tfqnn.constraints.WeightClip(0.5)
+            ),
             keras.layers.Dense(1),
         ]
     )
     model.compile(keras.optimizers.SGD(50.0), "mse")
-    model.fit(_f32(rng.normal(size=(32, 6))), _f32(rng.normal(size=(32, 1)) * 10), epochs=1, verbose=0)
+    model.fit(
+        _f32(rng.normal(size=(32, 6))), _f32(rng.normal(size=(32, 1)) * 10), epochs=1, verbose=0
+    )
     kernel = model.layers[0].kernel.numpy()
     assert np.abs(kernel).max() <= 0.5 + 1e-6
     assert np.isclose(np.abs(kernel).max(), 0.5)
@@ -941,32 +1161,61 @@ def test_weight_clip_with_fit(rng):
 
 CONFIG_FACTORIES = {
     "dense": lambda: QuantDense(
-        4, input_quantizer=DoReFa(3), kernel_quantizer=DoReFa(2, mode="weights"), activation="relu", name="qd"
+        4,
+        input_quantizer=DoReFa(3),
+        kernel_quantizer=DoReFa(2, mode="weights"),
+        activation="relu",
+        name="qd",
     ),
     "dense-binary": lambda: _binary_layer("dense", name="qdb"),
     "conv1d": lambda: _binary_layer("conv1d"),
     "conv2d": lambda: QuantConv2D(
-        3, (3, 2), strides=(2, 1), padding="same", pad_values=-0.5, input_quantizer="approx_sign",
-        kernel_quantizer=ScaledSign(), kernel_constraint=tfqnn.constraints.WeightClip(0.7),
+        3,
+        (3, 2),
+        strides=(2, 1),
+        padding="same",
+        pad_values=-0.5,
+        input_quantizer="approx_sign",
+        kernel_quantizer=ScaledSign(),
+        kernel_constraint=tfqnn.constraints.WeightClip(0.7),
     ),
     "depthwise": lambda: _binary_layer("depthwise"),
     "separable": lambda: QuantSeparableConv2D(
-        3, 3, depth_multiplier=2, padding="same", pad_values=1.0, input_quantizer="ste_sign",
-        depthwise_quantizer="scaled_sign", pointwise_quantizer="ste_tern",
+        3,
+        3,
+        depth_multiplier=2,
+        padding="same",
+        pad_values=1.0,
+        input_quantizer="ste_sign",
+        depthwise_quantizer="scaled_sign",
+        pointwise_quantizer="ste_tern",
         depthwise_constraint="weight_clip",
     ),
     "transpose": lambda: QuantConv2DTranspose(
-        3, 3, strides=2, padding="same", input_quantizer="ste_sign",
-        kernel_quantizer="scaled_sign", kernel_constraint="weight_clip",
+        3,
+        3,
+        strides=2,
+        padding="same",
+        input_quantizer="ste_sign",
+        kernel_quantizer="scaled_sign",
+        kernel_constraint="weight_clip",
     ),
     "stochastic": lambda: QuantDense(
-        3, input_quantizer=StochasticSign(seed=4), kernel_quantizer=tfqnn.quantizers.FixedPoint(2, 3, seed=2),
+        3,
+        input_quantizer=StochasticSign(seed=4),
+        kernel_quantizer=tfqnn.quantizers.FixedPoint(2, 3, seed=2),
     ),
 }
 
 CONFIG_SHAPES = {
-    "dense": (2, 5), "dense-binary": (2, 5), "conv1d": (2, 7, 3), "conv2d": (2, 5, 5, 2),
-    "depthwise": (2, 5, 5, 2), "separable": (2, 5, 5, 2), "transpose": (2, 3, 3, 2), "stochastic": (2, 5),
+    "dense": (2, 5),
+    "dense-binary": (2, 5),
+    "conv1d": (2, 7, 3),
+    "conv2d": (2, 5, 5, 2),
+    "depthwise": (2, 5, 5, 2),
+    "separable": (2, 5, 5, 2),
+    "transpose": (2, 3, 3, 2),
+    "stochastic": (2, 5),
 }
 
 
@@ -1070,7 +1319,12 @@ def test_keras_post_training_quantize_skips_tfqnn_layers_and_quantizes_the_other
     model = keras.Sequential(
         [
             keras.Input((6,)),
-            QuantDense(4, input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip"),
+            QuantDense(
+                4,
+                input_quantizer="ste_sign",
+                kernel_quantizer="ste_sign",
+                kernel_constraint="weight_clip",
+            ),
             keras.layers.Dense(3),
         ]
     )
@@ -1085,14 +1339,25 @@ def test_keras_post_training_quantize_skips_tfqnn_layers_and_quantizes_the_other
 
 def test_mixed_float16_layers_quantize_in_float16_and_train(rng):
     layer = QuantConv2D(
-        4, 3, padding="same", pad_values=1.0, input_quantizer="ste_sign",
-        kernel_quantizer="ste_sign", kernel_constraint="weight_clip", dtype="mixed_float16",
+        4,
+        3,
+        padding="same",
+        pad_values=1.0,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+        dtype="mixed_float16",
     )
     x = _f32(rng.normal(size=(2, 5, 5, 3)))
     y = layer(x)
     assert y.dtype == "float16" and layer.kernel.dtype == "float32"
     float_layer = QuantConv2D(
-        4, 3, padding="same", pad_values=1.0, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+        4,
+        3,
+        padding="same",
+        pad_values=1.0,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
         kernel_constraint="weight_clip",
     )
     float_layer.build(x.shape)

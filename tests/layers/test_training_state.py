@@ -1,5 +1,7 @@
 """Training state (latent weights, optimizer) survives restarts through Keras checkpoints."""
 
+import contextlib
+
 import keras
 import numpy as np
 
@@ -49,7 +51,9 @@ class _StopAtEpoch(keras.callbacks.Callback):
 
 
 def _fit(model, x, y, epochs, callbacks=()):
-    return model.fit(x, y, batch_size=32, epochs=epochs, shuffle=False, verbose=0, callbacks=list(callbacks))
+    return model.fit(
+        x, y, batch_size=32, epochs=epochs, shuffle=False, verbose=0, callbacks=list(callbacks)
+    )
 
 
 def test_backup_and_restore_resumes_a_binarized_model(tmp_path):
@@ -59,10 +63,8 @@ def test_backup_and_restore_resumes_a_binarized_model(tmp_path):
 
     backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
     crashed = _model()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         _fit(crashed, x, y, epochs=3, callbacks=[backup, _StopAtEpoch(2)])
-    except KeyboardInterrupt:
-        pass
     assert int(crashed.optimizer.iterations) == 2 * 8
 
     resumed = _model()  # a new process would start from a fresh model too
@@ -70,7 +72,9 @@ def test_backup_and_restore_resumes_a_binarized_model(tmp_path):
     assert len(history.epoch) == 1  # only the third epoch ran again
     assert int(resumed.optimizer.iterations) == 3 * 8
     for expected, actual in zip(uninterrupted.weights, resumed.weights):
-        np.testing.assert_allclose(actual.numpy(), expected.numpy(), atol=1e-5, err_msg=expected.path)
+        np.testing.assert_allclose(
+            actual.numpy(), expected.numpy(), atol=1e-5, err_msg=expected.path
+        )
 
 
 def test_keras_file_keeps_optimizer_state_and_training_continues_identically(tmp_path):
@@ -88,7 +92,9 @@ def test_keras_file_keeps_optimizer_state_and_training_continues_identically(tmp
     _fit(model, x, y, epochs=1)
     _fit(loaded, x, y, epochs=1)
     for expected, actual in zip(model.weights, loaded.weights):
-        np.testing.assert_allclose(actual.numpy(), expected.numpy(), atol=1e-5, err_msg=expected.path)
+        np.testing.assert_allclose(
+            actual.numpy(), expected.numpy(), atol=1e-5, err_msg=expected.path
+        )
     # The latent kernels were trained, and clipped to the STE's range.
     kernel = loaded.layers[2].kernel.numpy()
     assert np.abs(kernel).max() <= 1.0

@@ -43,15 +43,22 @@ CROSS = "aarch64-linux-gnu-g++"
 QEMU = "qemu-aarch64"
 # -fPIC: the same objects make the static test program and the shared library.
 FLAGS = ["-O2", "-std=c++17", "-pthread", "-ffp-contract=off", "-fPIC", "-Wall", "-Wextra"]
-SANITIZE = ["-O1", "-g", "-fsanitize=address,undefined,float-cast-overflow",
-            "-fno-sanitize-recover=all"]
-SUMMARY = re.compile(r"core_test: (\d+) cases, (\d+) checks, isas: ([a-z0-9 ]+), "
-                     r"default (\w+), (OK|FAILED)")
+SANITIZE = [
+    "-O1",
+    "-g",
+    "-fsanitize=address,undefined,float-cast-overflow",
+    "-fno-sanitize-recover=all",
+]
+SUMMARY = re.compile(
+    r"core_test: (\d+) cases, (\d+) checks, isas: ([a-z0-9 ]+), "
+    r"default (\w+), (OK|FAILED)"
+)
 MIN_CASES = 1500
 
 requires_cross = pytest.mark.skipif(
     not (shutil.which(CROSS) and shutil.which(QEMU)),
-    reason=f"needs {CROSS} and {QEMU} (Debian: g++-aarch64-linux-gnu, qemu-user)")
+    reason=f"needs {CROSS} and {QEMU} (Debian: g++-aarch64-linux-gnu, qemu-user)",
+)
 
 
 def _native_compiler():
@@ -59,7 +66,8 @@ def _native_compiler():
 
 
 requires_native = pytest.mark.skipif(
-    sys.platform != "linux" or _native_compiler() is None, reason="needs g++ on Linux")
+    sys.platform != "linux" or _native_compiler() is None, reason="needs g++ on Linux"
+)
 
 
 # ---- the cached build ---------------------------------------------------------------
@@ -78,8 +86,9 @@ _VERSIONS = {}
 
 def _compiler_version(cxx):
     if cxx not in _VERSIONS:
-        _VERSIONS[cxx] = subprocess.run([cxx, "--version"], capture_output=True, text=True,
-                                        check=True).stdout
+        _VERSIONS[cxx] = subprocess.run(
+            [cxx, "--version"], capture_output=True, text=True, check=True
+        ).stdout
     return _VERSIONS[cxx]
 
 
@@ -142,13 +151,18 @@ def _core_sources():
 def _run_core_test(command, timeout=300, env=None):
     env = dict(os.environ if env is None else env)
     env.setdefault("QEMU_CPU", "max")
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                            env=env, check=False)
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
     output = result.stdout + result.stderr
     match = SUMMARY.search(output)
     assert result.returncode == 0 and match and match.group(5) == "OK", output[-5000:]
-    cases, checks, isas, default = (int(match.group(1)), int(match.group(2)),
-                                    match.group(3).split(), match.group(4))
+    cases, checks, isas, default = (
+        int(match.group(1)),
+        int(match.group(2)),
+        match.group(3).split(),
+        match.group(4),
+    )
     assert checks == cases * len(isas), output
     return cases, isas, default, output
 
@@ -169,19 +183,20 @@ def aarch64_core_test():
 @requires_cross
 def test_neon_kernels_under_qemu(aarch64_core_test):
     cases, isas, default, _ = _run_core_test(
-        [QEMU, str(aarch64_core_test), "--scale", "2"], env=_without_isa_variable())
+        [QEMU, str(aarch64_core_test), "--scale", "2"], env=_without_isa_variable()
+    )
     assert isas == ["scalar", "neon"]
     assert default == "neon"  # NEON is mandatory on ARMv8-A: the default there
     assert cases >= 2 * MIN_CASES
 
 
 @requires_cross
-@pytest.mark.parametrize(("variable", "expected"),
-                         [("scalar", "scalar"), ("neon", "neon"), ("avx2", "scalar")])
+@pytest.mark.parametrize(
+    ("variable", "expected"), [("scalar", "scalar"), ("neon", "neon"), ("avx2", "scalar")]
+)
 def test_isa_variable_on_aarch64(aarch64_core_test, variable, expected):
     env = {**os.environ, "TFQNN_ISA": variable}
-    _, _, default, _ = _run_core_test([QEMU, str(aarch64_core_test), "--scale", "0.02"],
-                                      env=env)
+    _, _, default, _ = _run_core_test([QEMU, str(aarch64_core_test), "--scale", "0.02"], env=env)
     assert default == expected
 
 
@@ -191,8 +206,12 @@ def test_kernel_library_cross_compiles_for_aarch64():
     # assume LP64, as aarch64 is).
     sources = sorted(KERNELS.glob("*/*.cc"))
     assert any(s.parent.name == "tflite" for s in sources) and len(sources) > 10
-    library = _link(CROSS, _objects(CROSS, FLAGS, sources), ["-shared", "-ldl", "-pthread"],
-                    "libtfqnn_ops-aarch64.so")
+    library = _link(
+        CROSS,
+        _objects(CROSS, FLAGS, sources),
+        ["-shared", "-ldl", "-pthread"],
+        "libtfqnn_ops-aarch64.so",
+    )
     header = library.read_bytes()[:20]
     assert header[:4] == b"\x7fELF" and header[16] == 3  # ET_DYN
     assert int.from_bytes(header[18:20], "little") == 183  # EM_AARCH64
@@ -231,8 +250,9 @@ def test_core_natively():
     cxx = _native_compiler()
     objects = _objects(cxx, FLAGS, [*_core_sources(), CORE_TEST])
     program = _link(cxx, objects, ["-pthread"], "core_test-native")
-    cases, isas, default, _ = _run_core_test([str(program), "--scale", "2"],
-                                             env=_without_isa_variable())
+    cases, isas, default, _ = _run_core_test(
+        [str(program), "--scale", "2"], env=_without_isa_variable()
+    )
     expected = _expected_native_isas()
     if expected is not None:
         assert isas == expected
@@ -251,8 +271,11 @@ def test_core_natively_under_sanitizers():
         if "sanitize" in str(error) and ("cannot find" in str(error) or "-lasan" in str(error)):
             pytest.skip("no ASan/UBSan runtime for this compiler")
         raise
-    env = {**_without_isa_variable(), "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
-           "UBSAN_OPTIONS": "print_stacktrace=1"}
+    env = {
+        **_without_isa_variable(),
+        "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
+        "UBSAN_OPTIONS": "print_stacktrace=1",
+    }
     cases, _, _, output = _run_core_test([str(program), "--seed", "2"], env=env)
     assert "runtime error" not in output and "AddressSanitizer" not in output
     assert cases >= MIN_CASES

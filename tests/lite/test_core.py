@@ -52,8 +52,13 @@ def packed(rng, shape, channels):
 
 def transform_kwargs(index, output_type):
     clamp_min, clamp_max, scale, zero_point = TRANSFORMS[index % len(TRANSFORMS)]
-    return {"clamp_min": clamp_min, "clamp_max": clamp_max, "output_type": output_type,
-            "int8_scale": scale, "int8_zero_point": zero_point}
+    return {
+        "clamp_min": clamp_min,
+        "clamp_max": clamp_max,
+        "output_type": output_type,
+        "int8_scale": scale,
+        "int8_zero_point": zero_point,
+    }
 
 
 def affine(rng, n, spread):
@@ -99,8 +104,14 @@ def test_environment_variable_selects_the_isa():
         cases["neon"] = "scalar"
     for value, expected in cases.items():
         env = dict(os.environ, TFQNN_ISA=value)
-        result = subprocess.run([sys.executable, "-c", script, library_path()], env=env,
-                                capture_output=True, text=True, timeout=60, check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", script, library_path()],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         assert core.ISAS[int(result.stdout)] == expected, value
 
 
@@ -199,8 +210,9 @@ def test_int8_rounds_half_away_from_zero(isa):
     x = np.zeros((1, 1), np.int32)
     dots = 32 - 2 * np.arange(32)
     for zero_point in (0, 10):
-        q = core.bdense(x, w, np.ones(32), np.full(32, 0.5), 32, output_type="int8",
-                        int8_zero_point=zero_point)
+        q = core.bdense(
+            x, w, np.ones(32), np.full(32, 0.5), 32, output_type="int8", int8_zero_point=zero_point
+        )
         y = dots + 0.5
         expected = np.clip(np.sign(y) * np.floor(np.abs(y) + 0.5) + zero_point, -128, 127)
         np.testing.assert_array_equal(q[0], expected)
@@ -217,10 +229,16 @@ def test_overflow_to_infinity(isa, rng):
     bias = np.zeros(40, np.float32)
     for output_type in OUTPUT_TYPES:
         for clamp in ((-np.inf, np.inf), (-2.0, 5.0)):
-            kwargs = {"clamp_min": clamp[0], "clamp_max": clamp[1],
-                      "output_type": output_type, "int8_scale": 0.01}
-            assert_same(core.bdense(x, w, multiplier, bias, 70, **kwargs),
-                        ref.bdense(x, w, multiplier, bias, 70, **kwargs))
+            kwargs = {
+                "clamp_min": clamp[0],
+                "clamp_max": clamp[1],
+                "output_type": output_type,
+                "int8_scale": 0.01,
+            }
+            assert_same(
+                core.bdense(x, w, multiplier, bias, 70, **kwargs),
+                ref.bdense(x, w, multiplier, bias, 70, **kwargs),
+            )
 
 
 # ---- binary conv2d --------------------------------------------------------------
@@ -251,17 +269,22 @@ CONV_CASES = [
 @pytest.mark.parametrize("pad_values", [0, 1])
 @pytest.mark.parametrize("case", range(len(CONV_CASES)))
 def test_bconv2d(isa, eager_threads, case, pad_values, output_type):
-    batch, h, w, cin, cout, kernel, strides, dilations, padding, groups, threads = (
-        CONV_CASES[case])
+    batch, h, w, cin, cout, kernel, strides, dilations, padding, groups, threads = CONV_CASES[case]
     rng = np.random.default_rng(case)
     x = packed(rng, (batch, h, w), cin)
     filt = packed(rng, (cout, *kernel), cin // groups)
     multiplier, bias = affine(rng, cout, np.sqrt(kernel[0] * kernel[1] * cin / groups))
-    kwargs = dict(strides=strides, dilations=dilations, padding=padding,
-                  pad_values=pad_values, groups=groups,
-                  **transform_kwargs(case + pad_values, output_type))
-    expected = _reference_conv(case, pad_values, output_type, x, filt, multiplier, bias,
-                               cin, kwargs)
+    kwargs = dict(
+        strides=strides,
+        dilations=dilations,
+        padding=padding,
+        pad_values=pad_values,
+        groups=groups,
+        **transform_kwargs(case + pad_values, output_type),
+    )
+    expected = _reference_conv(
+        case, pad_values, output_type, x, filt, multiplier, bias, cin, kwargs
+    )
     actual = core.bconv2d(x, filt, multiplier, bias, cin, num_threads=threads, **kwargs)
     assert_same(actual, expected)
 
@@ -305,10 +328,14 @@ POOL_CASES = [
 def test_bmaxpool2d(rng, case):
     shape, pool, strides, padding = case
     # Mostly -1 (bits set), so that the AND keeps some bits.
-    x = (rng.integers(-(2**31), 2**31, size=shape) | rng.integers(-(2**31), 2**31, size=shape)
-         | rng.integers(-(2**31), 2**31, size=shape)).astype(np.int32)
-    assert_same(core.bmaxpool2d(x, pool, strides, padding),
-                ref.bmaxpool2d(x, pool, strides, padding))
+    x = (
+        rng.integers(-(2**31), 2**31, size=shape)
+        | rng.integers(-(2**31), 2**31, size=shape)
+        | rng.integers(-(2**31), 2**31, size=shape)
+    ).astype(np.int32)
+    assert_same(
+        core.bmaxpool2d(x, pool, strides, padding), ref.bmaxpool2d(x, pool, strides, padding)
+    )
 
 
 # ---- arguments --------------------------------------------------------------------

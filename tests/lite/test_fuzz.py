@@ -64,12 +64,25 @@ BUILD = ROOT / "build" / "fuzz"
 # core's flags otherwise as setup.py's (-fPIC: the same objects make the
 # driver and the sanitized shared library).
 SANITIZE = ["-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all"]
-CXXFLAGS = ["-std=c++17", "-O1", "-g", "-fno-omit-frame-pointer", "-fPIC",
-            "-fvisibility=hidden", "-ffp-contract=off", "-D_GLIBCXX_ASSERTIONS",
-            "-pthread", *SANITIZE]
+CXXFLAGS = [
+    "-std=c++17",
+    "-O1",
+    "-g",
+    "-fno-omit-frame-pointer",
+    "-fPIC",
+    "-fvisibility=hidden",
+    "-ffp-contract=off",
+    "-D_GLIBCXX_ASSERTIONS",
+    "-pthread",
+    *SANITIZE,
+]
 LIBS = ["-pthread", "-ldl"]
-SANITIZER_ERRORS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                    "SUMMARY: UndefinedBehaviorSanitizer")
+SANITIZER_ERRORS = (
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "runtime error:",
+    "SUMMARY: UndefinedBehaviorSanitizer",
+)
 
 SEED = int(os.environ.get("TFQNN_FUZZ_SEED", "1"))
 SCALE = float(os.environ.get("TFQNN_FUZZ_SCALE", "1"))
@@ -87,8 +100,9 @@ def compiler():
     cxx = shutil.which("g++")
     if cxx is None:
         return None
-    runtime = subprocess.run([cxx, "-print-file-name=libasan.so"], check=False,
-                             capture_output=True, text=True).stdout.strip()
+    runtime = subprocess.run(
+        [cxx, "-print-file-name=libasan.so"], check=False, capture_output=True, text=True
+    ).stdout.strip()
     if not os.path.isabs(runtime) or not os.path.exists(runtime):
         return None
     return cxx
@@ -115,10 +129,10 @@ def _digest(*parts):
 
 @dataclasses.dataclass
 class SanitizerBuild:
-    driver: Path       # the fuzz_ops executable
-    library: Path      # libtfqnn_ops.so with the same sanitizers
-    runtime: str       # LD_PRELOAD for the library: the ASan runtime, libstdc++
-    compiled: int      # objects compiled by this build (0: all cached)
+    driver: Path  # the fuzz_ops executable
+    library: Path  # libtfqnn_ops.so with the same sanitizers
+    runtime: str  # LD_PRELOAD for the library: the ASan runtime, libstdc++
+    compiled: int  # objects compiled by this build (0: all cached)
     seconds: float
 
 
@@ -127,10 +141,12 @@ def build_sanitized(cxx):
     start = time.monotonic()
     sources = sorted(KERNELS.rglob("*.cc"))
     headers = sorted(KERNELS.rglob("*.h")) + sorted(NATIVE.glob("*.h"))
-    version = subprocess.run([cxx, "--version"], check=False, capture_output=True,
-                             text=True).stdout
-    common = _digest(version, *CXXFLAGS, *(p.relative_to(ROOT).as_posix().encode() + b"\0"
-                                           + p.read_bytes() for p in headers))
+    version = subprocess.run([cxx, "--version"], check=False, capture_output=True, text=True).stdout
+    common = _digest(
+        version,
+        *CXXFLAGS,
+        *(p.relative_to(ROOT).as_posix().encode() + b"\0" + p.read_bytes() for p in headers),
+    )
     objects = {}
     for source in sources + [NATIVE / "fuzz_ops.cc"]:
         key = _digest(common, source.relative_to(ROOT).as_posix(), source.read_bytes())
@@ -145,16 +161,22 @@ def build_sanitized(cxx):
             source, obj = pair
             obj.parent.mkdir(parents=True, exist_ok=True)
             tmp = obj.with_suffix(f".{os.getpid()}.tmp")
-            result = subprocess.run([cxx, *CXXFLAGS, f"-I{ROOT}", "-c", str(source), "-o",
-                                     str(tmp)], check=False, capture_output=True, text=True)
+            result = subprocess.run(
+                [cxx, *CXXFLAGS, f"-I{ROOT}", "-c", str(source), "-o", str(tmp)],
+                check=False,
+                capture_output=True,
+                text=True,
+            )
             if result.returncode == 0:
                 os.replace(tmp, obj)
             return source, result
 
         with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-            failures = [f"{source}:\n{result.stderr}"
-                        for source, result in pool.map(compile_one, todo)
-                        if result.returncode != 0]
+            failures = [
+                f"{source}:\n{result.stderr}"
+                for source, result in pool.map(compile_one, todo)
+                if result.returncode != 0
+            ]
         if failures:
             raise RuntimeError("compiling the sanitizer build failed:\n" + "\n".join(failures))
 
@@ -162,8 +184,9 @@ def build_sanitized(cxx):
             if output.exists():
                 return
             tmp = output.with_name(output.name + f".{os.getpid()}.tmp")
-            subprocess.run([cxx, *CXXFLAGS, *args, "-o", str(tmp), *LIBS], check=True,
-                           capture_output=True)
+            subprocess.run(
+                [cxx, *CXXFLAGS, *args, "-o", str(tmp), *LIBS], check=True, capture_output=True
+            )
             os.replace(tmp, output)
 
         link(library, ["-shared", *(str(objects[s]) for s in sources)])
@@ -172,16 +195,23 @@ def build_sanitized(cxx):
         link(driver, ["-rdynamic", *(str(o) for o in objects.values())])
         # Drop what older sources left behind.
         keep = {driver, library, *objects.values()}
-        for path in list(BUILD.glob("fuzz_ops-*")) + list(BUILD.glob("libtfqnn_ops-asan-*")) + \
-                list((BUILD / "obj").glob("*.o")):
+        for path in (
+            list(BUILD.glob("fuzz_ops-*"))
+            + list(BUILD.glob("libtfqnn_ops-asan-*"))
+            + list((BUILD / "obj").glob("*.o"))
+        ):
             if path not in keep and not path.name.endswith(".tmp"):
                 path.unlink(missing_ok=True)
     # The ASan runtime first, and libstdc++ with it: Python does not link
     # libstdc++, and ASan's __cxa_throw interceptor needs it at start-up.
     runtime = " ".join(
-        os.path.realpath(subprocess.run([cxx, f"-print-file-name={name}"], check=False,
-                                        capture_output=True, text=True).stdout.strip())
-        for name in ("libasan.so", "libstdc++.so.6"))
+        os.path.realpath(
+            subprocess.run(
+                [cxx, f"-print-file-name={name}"], check=False, capture_output=True, text=True
+            ).stdout.strip()
+        )
+        for name in ("libasan.so", "libstdc++.so.6")
+    )
     return SanitizerBuild(driver, library, runtime, len(todo), time.monotonic() - start)
 
 
@@ -206,7 +236,8 @@ def assert_clean(result, what):
     output = result.stdout + result.stderr
     found = [marker for marker in SANITIZER_ERRORS if marker in output]
     assert result.returncode == 0 and not found, (
-        f"{what} failed (exit {result.returncode}, {found}):\n{output[-20000:]}")
+        f"{what} failed (exit {result.returncode}, {found}):\n{output[-20000:]}"
+    )
 
 
 # ---- the native fuzzer (fuzz_ops.cc) ------------------------------------------
@@ -214,22 +245,38 @@ def assert_clean(result, what):
 
 def run_native(build, seed, cases, tmp_path):
     progress = tmp_path / f"native-progress-{seed}"
-    command = [str(build.driver), "--seed", str(seed), "--cases", str(cases), "--progress",
-               str(progress)]
+    command = [
+        str(build.driver),
+        "--seed",
+        str(seed),
+        "--cases",
+        str(cases),
+        "--progress",
+        str(progress),
+    ]
     start = time.monotonic()
-    result = subprocess.run(command, check=False, capture_output=True, text=True,
-                            env=sanitizer_env(ASAN_OPTIONS="detect_leaks=1:halt_on_error=1"))
+    result = subprocess.run(
+        command,
+        check=False,
+        capture_output=True,
+        text=True,
+        env=sanitizer_env(ASAN_OPTIONS="detect_leaks=1:halt_on_error=1"),
+    )
     seconds = time.monotonic() - start
     if result.returncode != 0 and progress.exists():
         last = progress.read_text().split()
         if len(last) == 2:
-            result.stderr += (f"\nthe driver stopped in case {last[1]} of seed {last[0]}; "
-                              f"replay: {build.driver} --seed {last[0]} --case {last[1]}\n")
+            result.stderr += (
+                f"\nthe driver stopped in case {last[1]} of seed {last[0]}; "
+                f"replay: {build.driver} --seed {last[0]} --case {last[1]}\n"
+            )
     assert_clean(result, " ".join(command))
     counts = parse_counts(result.stdout)
     print(result.stdout)
-    print(f"native fuzz: {cases} cases in {seconds:.1f} s (build {build.seconds:.1f} s, "
-          f"{build.compiled} objects compiled)")
+    print(
+        f"native fuzz: {cases} cases in {seconds:.1f} s (build {build.seconds:.1f} s, "
+        f"{build.compiled} objects compiled)"
+    )
     return counts
 
 
@@ -247,15 +294,55 @@ def check_native_counts(counts, cases):
 OPS = ["TfqnnQuantize", "TfqnnDequantize", "TfqnnBdense", "TfqnnBconv2d", "TfqnnBMaxPool2d"]
 DTYPES = ["float32", "int32", "int8", "float16", "uint8", "int64", "bool", "int16"]
 # Keys of every op, for options that belong to another op.
-KEYS = ["channels", "in_features", "output_type", "clamp_min", "clamp_max", "channels_in",
-        "groups", "stride_height", "stride_width", "dilation_height_factor",
-        "dilation_width_factor", "padding", "pad_values", "filter_height", "filter_width"]
-SPECIAL_INTS = [0, -1, 1, 2, 3, 31, 32, 33, 1 << 24, (1 << 24) + 1, 2**31 - 1, -2**31,
-                2**31, 2**62, 2**63 - 1, -2**63]
+KEYS = [
+    "channels",
+    "in_features",
+    "output_type",
+    "clamp_min",
+    "clamp_max",
+    "channels_in",
+    "groups",
+    "stride_height",
+    "stride_width",
+    "dilation_height_factor",
+    "dilation_width_factor",
+    "padding",
+    "pad_values",
+    "filter_height",
+    "filter_width",
+]
+SPECIAL_INTS = [
+    0,
+    -1,
+    1,
+    2,
+    3,
+    31,
+    32,
+    33,
+    1 << 24,
+    (1 << 24) + 1,
+    2**31 - 1,
+    -(2**31),
+    2**31,
+    2**62,
+    2**63 - 1,
+    -(2**63),
+]
 # (Python's flexbuffers writes no double beyond float32's range; the native
 # fuzzer covers those.)
-SPECIAL_FLOATS = [0.0, -0.0, 1.5, -1e30, 1e30, 3.4e38, 1e-45, float("inf"), float("-inf"),
-                  float("nan")]
+SPECIAL_FLOATS = [
+    0.0,
+    -0.0,
+    1.5,
+    -1e30,
+    1e30,
+    3.4e38,
+    1e-45,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+]
 
 
 def _words(channels):
@@ -266,8 +353,8 @@ def _words(channels):
 class ModelCase:
     """One op (or a chain) before it is written: easy to perturb."""
 
-    ops: list        # [Op-like: [name, options, input indices, output indices]]
-    tensors: list    # [Tensor]
+    ops: list  # [Op-like: [name, options, input indices, output indices]]
+    tensors: list  # [Tensor]
     inputs: list = None
     outputs: list = None
     perturbations: list = dataclasses.field(default_factory=list)
@@ -275,12 +362,18 @@ class ModelCase:
     num_threads: int = 1
 
     def describe(self):
-        ops = [(name, opts if isinstance(opts, dict) else bytes(opts).hex(), i, o)
-               for name, opts, i, o in self.ops]
-        tensors = [(t.shape, t.dtype, None if t.data is None else len(_raw(t)), t.scale,
-                    t.zero_point) for t in self.tensors]
-        return (f"ops={ops} tensors={tensors} inputs={self.inputs} outputs={self.outputs} "
-                f"perturbations={self.perturbations} path={self.use_path}")
+        ops = [
+            (name, opts if isinstance(opts, dict) else bytes(opts).hex(), i, o)
+            for name, opts, i, o in self.ops
+        ]
+        tensors = [
+            (t.shape, t.dtype, None if t.data is None else len(_raw(t)), t.scale, t.zero_point)
+            for t in self.tensors
+        ]
+        return (
+            f"ops={ops} tensors={tensors} inputs={self.inputs} outputs={self.outputs} "
+            f"perturbations={self.perturbations} path={self.use_path}"
+        )
 
 
 def _raw(tensor):
@@ -294,7 +387,7 @@ def _random_data(r, shape, dtype):
     if dtype == "float32":
         return r.normal(size=n).astype(np.float32).reshape(shape)
     if dtype == "int32":
-        return r.integers(-2**31, 2**31, size=n, dtype=np.int64).astype(np.int32).reshape(shape)
+        return r.integers(-(2**31), 2**31, size=n, dtype=np.int64).astype(np.int32).reshape(shape)
     return r.integers(-128, 128, size=n).astype(np.int8).reshape(shape)
 
 
@@ -325,8 +418,11 @@ def _transform_options(r, options):
     if r.random() < 0.4:
         options["clamp_max"] = float(r.choice([1.0, 6.0, 40.0]))
     dtype = ["float32", "int8", "int32"][output_type]
-    quant = {"scale": float(r.uniform(0.01, 2)), "zero_point": int(r.integers(-128, 128))} \
-        if output_type == 1 else {}
+    quant = (
+        {"scale": float(r.uniform(0.01, 2)), "zero_point": int(r.integers(-128, 128))}
+        if output_type == 1
+        else {}
+    )
     return output_type, dtype, quant
 
 
@@ -339,8 +435,11 @@ def valid_case(r, op):
         c = _dim(r, 70)
         shape = _lead(r) + [c]
         int8 = r.random() < 0.3
-        quant = {"scale": float(r.uniform(0.01, 1)), "zero_point": int(r.integers(-128, 128))} \
-            if int8 else {}
+        quant = (
+            {"scale": float(r.uniform(0.01, 1)), "zero_point": int(r.integers(-128, 128))}
+            if int8
+            else {}
+        )
         ins = [Tensor(shape, "int8" if int8 else "float32", **quant)]
         outs = [_output(r, Tensor, shape[:-1] + [_words(c)], "int32")]
     elif op == "TfqnnDequantize":
@@ -354,12 +453,13 @@ def valid_case(r, op):
         options["in_features"] = k
         output_type, dtype, quant = _transform_options(r, options)
         lead = _lead(r, 2) or [1]
-        ins = [Tensor(lead + [_words(k)], "int32"),
-               Tensor([n, _words(k)], "int32", _random_data(r, [n, _words(k)], "int32")),
-               Tensor([n], data=r.uniform(-2, 2, n).astype(np.float32)),
-               Tensor([n], data=r.normal(size=n).astype(np.float32))]
-        outs = [_output(r, Tensor, lead + [_words(n) if output_type == 2 else n], dtype,
-                        **quant)]
+        ins = [
+            Tensor(lead + [_words(k)], "int32"),
+            Tensor([n, _words(k)], "int32", _random_data(r, [n, _words(k)], "int32")),
+            Tensor([n], data=r.uniform(-2, 2, n).astype(np.float32)),
+            Tensor([n], data=r.normal(size=n).astype(np.float32)),
+        ]
+        outs = [_output(r, Tensor, lead + [_words(n) if output_type == 2 else n], dtype, **quant)]
     elif op == "TfqnnBconv2d":
         groups = 1
         if r.random() < 0.2:
@@ -376,22 +476,35 @@ def valid_case(r, op):
         w = ew + int(r.integers(0, 6)) if padding == 2 else int(r.integers(1, 9))
         batch = int(r.integers(1, 3))
         options.update(channels_in=cin, padding=padding)
-        for key, value, default in [("groups", groups, 1), ("stride_height", sh, 1),
-                                    ("stride_width", sw, 1), ("dilation_height_factor", dh, 1),
-                                    ("dilation_width_factor", dw, 1),
-                                    ("pad_values", int(r.integers(0, 2)), 1)]:
+        for key, value, default in [
+            ("groups", groups, 1),
+            ("stride_height", sh, 1),
+            ("stride_width", sw, 1),
+            ("dilation_height_factor", dh, 1),
+            ("dilation_width_factor", dw, 1),
+            ("pad_values", int(r.integers(0, 2)), 1),
+        ]:
             if value != default or r.random() < 0.3:
                 options[key] = value
         output_type, dtype, quant = _transform_options(r, options)
         fshape = [cout, kh, kw, _words(cin // groups)]
-        ins = [Tensor([batch, h, w, _words(cin)], "int32"),
-               Tensor(fshape, "int32", _random_data(r, fshape, "int32")),
-               Tensor([cout], data=r.uniform(-2, 2, cout).astype(np.float32)),
-               Tensor([cout], data=r.normal(size=cout).astype(np.float32))]
+        ins = [
+            Tensor([batch, h, w, _words(cin)], "int32"),
+            Tensor(fshape, "int32", _random_data(r, fshape, "int32")),
+            Tensor([cout], data=r.uniform(-2, 2, cout).astype(np.float32)),
+            Tensor([cout], data=r.normal(size=cout).astype(np.float32)),
+        ]
         ho = -(-h // sh) if padding == 1 else (h - eh) // sh + 1
         wo = -(-w // sw) if padding == 1 else (w - ew) // sw + 1
-        outs = [_output(r, Tensor, [batch, ho, wo, _words(cout) if output_type == 2 else cout],
-                        dtype, **quant)]
+        outs = [
+            _output(
+                r,
+                Tensor,
+                [batch, ho, wo, _words(cout) if output_type == 2 else cout],
+                dtype,
+                **quant,
+            )
+        ]
     else:  # TfqnnBMaxPool2d
         fh, fw = int(r.integers(1, 4)), int(r.integers(1, 4))
         sh, sw = int(r.integers(1, 4)), int(r.integers(1, 4))
@@ -410,8 +523,9 @@ def valid_case(r, op):
         outs = [_output(r, Tensor, [batch, ho, wo, words], "int32")]
     tensors = ins + outs
     n_in = len(ins)
-    return ModelCase(ops=[[op, options, list(range(n_in)), list(range(n_in, len(tensors)))]],
-                     tensors=tensors)
+    return ModelCase(
+        ops=[[op, options, list(range(n_in)), list(range(n_in, len(tensors)))]], tensors=tensors
+    )
 
 
 def chain_case(r):
@@ -421,14 +535,20 @@ def chain_case(r):
     k, n = _dim(r, 100), _dim(r, 70)
     rows = int(r.integers(1, 4))
     w = _random_data(r, [n, _words(k)], "int32")
-    tensors = [Tensor([rows, k]), Tensor([rows, _words(k)], "int32"),
-               Tensor(list(w.shape), "int32", w),
-               Tensor([n], data=r.uniform(-2, 2, n).astype(np.float32)),
-               Tensor([n], data=r.normal(size=n).astype(np.float32)),
-               Tensor([rows, _words(n)], "int32"), Tensor([rows, n])]
-    ops = [["TfqnnQuantize", {}, [0], [1]],
-           ["TfqnnBdense", {"in_features": k, "output_type": 2}, [1, 2, 3, 4], [5]],
-           ["TfqnnDequantize", {"channels": n}, [5], [6]]]
+    tensors = [
+        Tensor([rows, k]),
+        Tensor([rows, _words(k)], "int32"),
+        Tensor(list(w.shape), "int32", w),
+        Tensor([n], data=r.uniform(-2, 2, n).astype(np.float32)),
+        Tensor([n], data=r.normal(size=n).astype(np.float32)),
+        Tensor([rows, _words(n)], "int32"),
+        Tensor([rows, n]),
+    ]
+    ops = [
+        ["TfqnnQuantize", {}, [0], [1]],
+        ["TfqnnBdense", {"in_features": k, "output_type": 2}, [1, 2, 3, 4], [5]],
+        ["TfqnnDequantize", {"channels": n}, [5], [6]],
+    ]
     return ModelCase(ops=ops, tensors=tensors, inputs=[0], outputs=[6])
 
 
@@ -441,7 +561,7 @@ def _mutate_bytes(r, data):
     elif kind == 1 and data:
         data[int(r.integers(0, len(data)))] = int(r.choice([0, 1, 2, 4, 8, 0x24, 0x7F, 0xFF]))
     elif kind == 2:
-        del data[int(r.integers(0, len(data) + 1)):]
+        del data[int(r.integers(0, len(data) + 1)) :]
     elif kind == 3:
         data += r.integers(0, 256, int(r.integers(1, 17)), dtype=np.uint8).tobytes()
     elif kind == 4:
@@ -536,7 +656,7 @@ def perturb(r, case):
             else:
                 raw = _raw(t)
                 short = raw and r.random() < 0.6
-                t.data = raw[:-int(r.integers(1, 5))] if short else raw + b"\0" * 4
+                t.data = raw[: -int(r.integers(1, 5))] if short else raw + b"\0" * 4
                 case.perturbations.append(f"t{index} wrong bytes")
         elif sub == 5:
             t.scale = float(r.choice([0.0, -1.0, float("nan"), float("inf"), 1e-45, 0.5]))
@@ -583,8 +703,16 @@ def perturb(r, case):
 
 
 def _itemsize(dtype):
-    return {"float32": 4, "int32": 4, "int8": 1, "float16": 2, "uint8": 1, "int64": 8,
-            "bool": 1, "int16": 2}[dtype]
+    return {
+        "float32": 4,
+        "int32": 4,
+        "int8": 1,
+        "float16": 2,
+        "uint8": 1,
+        "int64": 8,
+        "bool": 1,
+        "int16": 2,
+    }[dtype]
 
 
 def _random_bytes(r, shape, dtype):
@@ -600,10 +728,7 @@ def _reshape(t, shape):
 
 def make_model_case(seed, index):
     r = np.random.default_rng([seed, index])
-    if r.random() < 0.1:
-        case = chain_case(r)
-    else:
-        case = valid_case(r, str(r.choice(OPS)))
+    case = chain_case(r) if r.random() < 0.1 else valid_case(r, str(r.choice(OPS)))
     p = r.random()
     count = 0 if p < 0.35 else 1 if p < 0.85 else int(r.integers(2, 4))
     for _ in range(count):
@@ -628,8 +753,9 @@ def write_model(case):
         # As single_op_model: the non-constant inputs in, the outputs out.
         inputs, outputs = [], []
         for _, _, ins, outs in case.ops:
-            inputs += [i for i in ins if 0 <= i < n and case.tensors[i].data is None
-                       and i not in inputs]
+            inputs += [
+                i for i in ins if 0 <= i < n and case.tensors[i].data is None and i not in inputs
+            ]
             outputs += [o for o in outs if 0 <= o < n and o not in outputs]
     return op_model(ops, case.tensors, inputs, outputs)
 
@@ -664,11 +790,11 @@ def run_model_case(case, r, tmpdir, runtime="litert"):
             path = os.path.join(tmpdir, "model.tflite")
             with open(path, "wb") as handle:
                 handle.write(model)
-            interpreter = make_interpreter(runtime, model_path=path,
-                                           num_threads=case.num_threads)
+            interpreter = make_interpreter(runtime, model_path=path, num_threads=case.num_threads)
         else:
-            interpreter = make_interpreter(runtime, model_content=model,
-                                           num_threads=case.num_threads)
+            interpreter = make_interpreter(
+                runtime, model_content=model, num_threads=case.num_threads
+            )
         stage = "allocate"
         interpreter.allocate_tensors()
         stage = "invoke"
@@ -716,9 +842,13 @@ def model_fuzz_main(argv):
     parser.add_argument("--cases", type=int, default=2000)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--progress", help="file: the case that runs now")
-    parser.add_argument("--runtime", choices=["litert", "tflite"], default="litert",
-                        help="ai-edge-litert with the delegate (default), or tf.lite "
-                             "with the op registerer (needs TensorFlow)")
+    parser.add_argument(
+        "--runtime",
+        choices=["litert", "tflite"],
+        default="litert",
+        help="ai-edge-litert with the delegate (default), or tf.lite "
+        "with the op registerer (needs TensorFlow)",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     # Only tfqnn.lite (and tf.lite for the registerer): Keras and the rest of
@@ -731,9 +861,16 @@ def model_fuzz_main(argv):
     if args.runtime == "tflite":
         tfqnn.lite.load_library()  # RTLD_GLOBAL: tf.lite finds TfqnnRegisterOps by name
 
-    counts = {"cases": 0, "invoked": 0, "resized and invoked again": 0, "failed at load": 0,
-              "failed at allocate": 0, "failed at invoke": 0, "failed at resize": 0,
-              "unexpected": 0}
+    counts = {
+        "cases": 0,
+        "invoked": 0,
+        "resized and invoked again": 0,
+        "failed at load": 0,
+        "failed at allocate": 0,
+        "failed at invoke": 0,
+        "failed at resize": 0,
+        "unexpected": 0,
+    }
     categories = {}
     unexpected = []
     start = time.monotonic()
@@ -751,8 +888,9 @@ def model_fuzz_main(argv):
             except Exception as error:  # noqa: BLE001 -- another type: reported, fails the test
                 counts["unexpected"] += 1
                 if len(unexpected) < 20:
-                    unexpected.append(f"case {index}: {type(error).__name__}: {error} "
-                                      f"[{case.describe()}]")
+                    unexpected.append(
+                        f"case {index}: {type(error).__name__}: {error} [{case.describe()}]"
+                    )
                 continue
             if outcome == "invoked":
                 counts["invoked"] += 1
@@ -774,32 +912,53 @@ def model_fuzz_main(argv):
 
 def run_models(build, seed, cases, tmp_path, runtime="litert", sanitized=True):
     progress = tmp_path / f"models-progress-{runtime}-{seed}"
-    command = [sys.executable, str(Path(__file__).resolve()), "models", "--seed", str(seed),
-               "--cases", str(cases), "--progress", str(progress), "--runtime", runtime]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "models",
+        "--seed",
+        str(seed),
+        "--cases",
+        str(cases),
+        "--progress",
+        str(progress),
+        "--runtime",
+        runtime,
+    ]
     env = sanitizer_env(PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if sanitized:
-        env.update(LD_PRELOAD=build.runtime, TFQNN_LIBRARY=str(build.library),
-                   # Python and LiteRT are not instrumented: no leak checks, and
-                   # malloc may fail (huge tensors) instead of aborting.
-                   ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:halt_on_error=1")
+        env.update(
+            LD_PRELOAD=build.runtime,
+            TFQNN_LIBRARY=str(build.library),
+            # Python and LiteRT are not instrumented: no leak checks, and
+            # malloc may fail (huge tensors) instead of aborting.
+            ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:halt_on_error=1",
+        )
     start = time.monotonic()
-    result = subprocess.run(command, check=False, capture_output=True, text=True, env=env,
-                            cwd=ROOT)
+    result = subprocess.run(command, check=False, capture_output=True, text=True, env=env, cwd=ROOT)
     seconds = time.monotonic() - start
     if result.returncode != 0 and progress.exists():
         seed_index, _, description = progress.read_text().partition("\n")
         replay_seed, _, index = seed_index.partition(" ")
-        preload = (f"LD_PRELOAD='{build.runtime}' TFQNN_LIBRARY={build.library} "
-                   f"ASAN_OPTIONS={env['ASAN_OPTIONS']} " if sanitized else "")
-        result.stderr += (f"\nthe model fuzzer stopped in case {index} of seed {replay_seed}: "
-                          f"{description}\nreplay: {preload}{sys.executable} {command[1]} models "
-                          f"--runtime {runtime} --seed {replay_seed} --first {index} --cases 1 "
-                          f"--verbose\n")
+        preload = (
+            f"LD_PRELOAD='{build.runtime}' TFQNN_LIBRARY={build.library} "
+            f"ASAN_OPTIONS={env['ASAN_OPTIONS']} "
+            if sanitized
+            else ""
+        )
+        result.stderr += (
+            f"\nthe model fuzzer stopped in case {index} of seed {replay_seed}: "
+            f"{description}\nreplay: {preload}{sys.executable} {command[1]} models "
+            f"--runtime {runtime} --seed {replay_seed} --first {index} --cases 1 "
+            f"--verbose\n"
+        )
     assert_clean(result, " ".join(command))
-    report = json.loads(result.stdout[result.stdout.index("{"):])
+    report = json.loads(result.stdout[result.stdout.index("{") :])
     print(json.dumps(report, indent=1))
-    print(f"model fuzz: {cases} cases in {seconds:.1f} s with {runtime} "
-          f"({'ASan/UBSan library' if sanitized else 'plain library'})")
+    print(
+        f"model fuzz: {cases} cases in {seconds:.1f} s with {runtime} "
+        f"({'ASan/UBSan library' if sanitized else 'plain library'})"
+    )
     counts = report["counts"]
     assert counts["cases"] == cases
     assert counts["unexpected"] == 0, report["unexpected"]

@@ -17,15 +17,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def quantize_dense_model(rng, in_features=45, out_features=6):
     """float x -> TfqnnQuantize -> TfqnnBdense -> float, and its numpy twin."""
-    w = reference.bitpack(rng.choice([-1.0, 1.0], size=(out_features, in_features)).astype(np.float32))
+    w = reference.bitpack(
+        rng.choice([-1.0, 1.0], size=(out_features, in_features)).astype(np.float32)
+    )
     m = rng.uniform(0.5, 2, out_features).astype(np.float32)
     b = rng.normal(size=out_features).astype(np.float32)
     words = -(-in_features // 32)
-    tensors = [Tensor([3, in_features]), Tensor([3, words], "int32"), Tensor(w.shape, "int32", w),
-               Tensor([out_features], data=m), Tensor([out_features], data=b),
-               Tensor([3, out_features])]
-    ops = [Op("TfqnnQuantize", [0], [1]),
-           Op("TfqnnBdense", [1, 2, 3, 4], [5], {"in_features": in_features})]
+    tensors = [
+        Tensor([3, in_features]),
+        Tensor([3, words], "int32"),
+        Tensor(w.shape, "int32", w),
+        Tensor([out_features], data=m),
+        Tensor([out_features], data=b),
+        Tensor([3, out_features]),
+    ]
+    ops = [
+        Op("TfqnnQuantize", [0], [1]),
+        Op("TfqnnBdense", [1, 2, 3, 4], [5], {"in_features": in_features}),
+    ]
     model = op_model(ops, tensors, inputs=[0], outputs=[5])
 
     def expected(x):
@@ -73,14 +82,15 @@ def test_inference_without_tensorflow(rng, tmp_path):
         sys.meta_path.insert(0, Block())
         import numpy as np
         import tfqnn.lite
-        y = tfqnn.lite.Interpreter(model_path=r"{tmp_path / 'm.tflite'}").predict(
-            np.load(r"{tmp_path / 'x.npy'}"))
-        assert np.array_equal(y, np.load(r"{tmp_path / 'y.npy'}")), y
+        y = tfqnn.lite.Interpreter(model_path=r"{tmp_path / "m.tflite"}").predict(
+            np.load(r"{tmp_path / "x.npy"}"))
+        assert np.array_equal(y, np.load(r"{tmp_path / "y.npy"}")), y
         assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
         print("ok")
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
 
 
@@ -100,7 +110,8 @@ def test_tf_lite_interpreter_with_the_op_registerer(rng):
     tfqnn.lite.load_library()  # RTLD_GLOBAL: the registerer is found by name
     model, expected = quantize_dense_model(rng)
     interpreter = InterpreterWithCustomOps(
-        model_content=model, custom_op_registerers=["TfqnnRegisterOps"])
+        model_content=model, custom_op_registerers=["TfqnnRegisterOps"]
+    )
     x = rng.normal(size=(3, 45)).astype(np.float32)
     np.testing.assert_array_equal(invoke_once(interpreter, x), expected(x))
 
@@ -118,8 +129,14 @@ def test_missing_kernel_library_says_how_to_build_it(rng, tmp_path):
     (tmp_path / "m.tflite").write_bytes(model)
     script = f"import tfqnn.lite; tfqnn.lite.Interpreter(model_path=r'{tmp_path / 'm.tflite'}')"
     env = dict(os.environ, TFQNN_LIBRARY=str(tmp_path / "missing.so"))
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120, env=env, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
     assert result.returncode != 0
     assert "pip install" in result.stderr and "missing.so" in result.stderr
 
@@ -133,9 +150,12 @@ def test_malformed_model_bytes_raise():
 
 def test_input_tensor_with_constant_data_is_rejected(tmp_path):
     # LiteRT itself crashes in set_tensor on such a file.
-    model = op_model([Op("TfqnnQuantize", [0], [1])],
-                     [Tensor([1, 3], data=np.ones((1, 3), np.float32)), Tensor([1, 1], "int32")],
-                     inputs=[0], outputs=[1])
+    model = op_model(
+        [Op("TfqnnQuantize", [0], [1])],
+        [Tensor([1, 3], data=np.ones((1, 3), np.float32)), Tensor([1, 1], "int32")],
+        inputs=[0],
+        outputs=[1],
+    )
     (tmp_path / "m.tflite").write_bytes(model)
     with pytest.raises(ValueError, match="input tensor 0 .*constant data"):
         Interpreter(model_path=str(tmp_path / "m.tflite"))
@@ -144,14 +164,21 @@ def test_input_tensor_with_constant_data_is_rejected(tmp_path):
 def test_inconsistent_options_fail_allocation_with_the_reason(rng):
     w = np.zeros((4, 2), np.int32)
     model = single_op_model(
-        "TfqnnBdense", {"in_features": 100},  # 4 words, but the input has 2
-        [Tensor([1, 2], "int32"), Tensor([4, 2], "int32", w), Tensor([4], data=np.ones(4, np.float32)),
-         Tensor([4], data=np.zeros(4, np.float32))],
+        "TfqnnBdense",
+        {"in_features": 100},  # 4 words, but the input has 2
+        [
+            Tensor([1, 2], "int32"),
+            Tensor([4, 2], "int32", w),
+            Tensor([4], data=np.ones(4, np.float32)),
+            Tensor([4], data=np.zeros(4, np.float32)),
+        ],
         [Tensor([1, 4])],
     )
     with pytest.raises(RuntimeError, match="TfqnnBdense.*in_features"):
         Interpreter(model_content=model).allocate_tensors()
-    model = single_op_model("TfqnnQuantize", {"bogus": 1}, [Tensor([1, 3])], [Tensor([1, 1], "int32")])
+    model = single_op_model(
+        "TfqnnQuantize", {"bogus": 1}, [Tensor([1, 3])], [Tensor([1, 1], "int32")]
+    )
     with pytest.raises(RuntimeError, match="unknown option 'bogus'"):
         Interpreter(model_content=model).allocate_tensors()
 

@@ -31,9 +31,7 @@ def pack_loop(values):
                 c = 32 * w + bit
                 if c < channels and values[r, c] < 0:
                     word |= 1 << bit
-            out[r, w] = (
-                word - (1 << 32) if word >= 1 << 31 else word
-            )  # two's complement
+            out[r, w] = word - (1 << 32) if word >= 1 << 31 else word  # two's complement
     return out.astype(np.int32)
 
 
@@ -64,9 +62,7 @@ def test_bitpack_matches_bit_loop_and_round_trips(rng, channels):
     x[0, 0, 0] = 0.0
     packed = ref.bitpack(x)
     assert packed.shape == (2, 3, (channels + 31) // 32) and packed.dtype == np.int32
-    np.testing.assert_array_equal(
-        packed.reshape(6, -1), pack_loop(x.reshape(6, channels))
-    )
+    np.testing.assert_array_equal(packed.reshape(6, -1), pack_loop(x.reshape(6, channels)))
     back = ref.unpack(packed, channels)
     assert back.dtype == np.float32 and back.shape == x.shape
     np.testing.assert_array_equal(back, np.where(x < 0, -1.0, 1.0))
@@ -91,9 +87,7 @@ def test_unpack_reads_each_bit(rng):
 
 
 def test_sign_of_zero_is_plus_one():
-    np.testing.assert_array_equal(
-        ref.bitpack(np.array([0.0, -0.0, 1e-30, -1e-30])), [8]
-    )
+    np.testing.assert_array_equal(ref.bitpack(np.array([0.0, -0.0, 1e-30, -1e-30])), [8])
 
 
 def test_int8_with_zero_point():
@@ -108,9 +102,7 @@ def test_int8_with_zero_point():
 
 def two_roundings(dot, multiplier, bias):
     """float32(float32(dot * m) + b), each step exact in float64 then rounded once."""
-    product = (dot.astype(np.float64) * multiplier.astype(np.float64)).astype(
-        np.float32
-    )
+    product = (dot.astype(np.float64) * multiplier.astype(np.float64)).astype(np.float32)
     return (product.astype(np.float64) + bias.astype(np.float64)).astype(np.float32)
 
 
@@ -131,9 +123,7 @@ def test_output_transform_does_not_fuse(rng):
     bias = np.float32(rng.normal())
     exact = dot[:, 0] * np.float64(multiplier) + np.float64(bias)
     fused = exact.astype(np.float32)
-    two_step = two_roundings(
-        dot[:, 0], np.full(len(dot), multiplier), np.full(len(dot), bias)
-    )
+    two_step = two_roundings(dot[:, 0], np.full(len(dot), multiplier), np.full(len(dot), bias))
     differs = fused != two_step
     assert differs.any()
     y = ref.output_transform(dot[differs], [multiplier], [bias])[:, 0]
@@ -173,12 +163,8 @@ def test_int8_rounds_half_away_from_zero():
 
 
 def test_int8_just_below_half_rounds_down():
-    below = np.nextafter(
-        np.float32(0.5), np.float32(0)
-    )  # float32(v + 0.5) would be 1.0
-    q = ref.output_transform(
-        np.zeros((1, 2), int), [1.0, 1.0], [below, -below], output_type="int8"
-    )
+    below = np.nextafter(np.float32(0.5), np.float32(0))  # float32(v + 0.5) would be 1.0
+    q = ref.output_transform(np.zeros((1, 2), int), [1.0, 1.0], [below, -below], output_type="int8")
     assert q[0].tolist() == [0, 0]
 
 
@@ -238,9 +224,7 @@ def test_bdense_output_types_and_leading_dims(rng):
     args = (ref.bitpack(x), ref.bitpack(w), multiplier, bias, 70)
     y = ref.bdense(*args, clamp_min=-2.0, clamp_max=5.0)
     assert y.shape == (2, 3, 40)
-    np.testing.assert_array_equal(
-        y, np.clip(two_roundings(dot, multiplier, bias), -2, 5)
-    )
+    np.testing.assert_array_equal(y, np.clip(two_roundings(dot, multiplier, bias), -2, 5))
     q = ref.bdense(*args, output_type="int8", int8_scale=0.1, int8_zero_point=3)
     np.testing.assert_array_equal(
         q,
@@ -250,9 +234,7 @@ def test_bdense_output_types_and_leading_dims(rng):
     )
     packed = ref.bdense(*args, output_type="bitpacked")
     assert packed.shape == (2, 3, 2)
-    np.testing.assert_array_equal(
-        packed.reshape(6, 2), pack_loop(ref.bdense(*args).reshape(6, 40))
-    )
+    np.testing.assert_array_equal(packed.reshape(6, 2), pack_loop(ref.bdense(*args).reshape(6, 40)))
 
 
 # ---- conv2d --------------------------------------------------------------------------------
@@ -270,9 +252,7 @@ def float_conv(x, w, strides, dilations, padding, pad_value, groups):
         out_h = len([p for p in range(0, height, strides[0]) if p + eff_h <= height])
         out_w = len([p for p in range(0, width, strides[1]) if p + eff_w <= width])
         top = bottom = left = right = 0
-    xp = np.pad(
-        x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=pad_value
-    )
+    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=pad_value)
     out = np.zeros((x.shape[0], out_h, out_w, out_channels))
     group_out = out_channels // groups
     for g in range(groups):
@@ -325,9 +305,7 @@ def test_bconv2d_matches_float_conv(rng, case, padding, pad_values):
             pad_values=pad_values,
             groups=groups,
         )
-        expected = float_conv(
-            x, w, strides, dilations, padding, float(pad_values), groups
-        )
+        expected = float_conv(x, w, strides, dilations, padding, float(pad_values), groups)
         assert y.shape == expected.shape
         np.testing.assert_array_equal(y, expected)
 
@@ -351,12 +329,8 @@ def test_bconv2d_output_transform(rng):
     args = (ref.bitpack(x), ref.bitpack(w), multiplier, bias, 33)
     clamps = {"clamp_min": -4.0, "clamp_max": 9.0}
     y = ref.bconv2d(*args, padding="same", pad_values=0, **clamps)
-    np.testing.assert_array_equal(
-        y, np.clip(two_roundings(dot, multiplier, bias), -4, 9)
-    )
-    packed = ref.bconv2d(
-        *args, padding="same", pad_values=0, **clamps, output_type="bitpacked"
-    )
+    np.testing.assert_array_equal(y, np.clip(two_roundings(dot, multiplier, bias), -4, 9))
+    packed = ref.bconv2d(*args, padding="same", pad_values=0, **clamps, output_type="bitpacked")
     assert packed.shape == (2, 6, 6, 2)
     np.testing.assert_array_equal(packed.reshape(72, 2), pack_loop(y.reshape(72, 40)))
     q = ref.bconv2d(
@@ -384,9 +358,7 @@ def test_conv_geometry_matches_tensorflow_formula():
             out,
             before,
         )
-        windows = [
-            p for p in range(0, in_size, stride) if p + eff <= in_size
-        ]  # brute force
+        windows = [p for p in range(0, in_size, stride) if p + eff <= in_size]  # brute force
         if windows:
             assert ref.conv_geometry(in_size, kernel, stride, dilation, "VALID") == (
                 len(windows),
@@ -416,9 +388,7 @@ def test_bmaxpool2d_matches_float_max_pool(rng, pool, strides, padding):
         out_h = (height - pool[0]) // strides[0] + 1
         out_w = (width - pool[1]) // strides[1] + 1
         top = bottom = left = right = 0
-    xp = np.pad(
-        x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=-np.inf
-    )
+    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=-np.inf)
     expected = np.empty((2, out_h, out_w, 70), np.float32)
     for a in range(out_h):
         for b in range(out_w):
@@ -437,9 +407,7 @@ def test_errors_name_the_argument(rng):
     x3 = ref.bitpack(signs(rng, (2, 70)))
     w3 = ref.bitpack(signs(rng, (4, 70)))
     ones, zeros = np.ones(4), np.zeros(4)
-    with pytest.raises(
-        ValueError, match=r"in_features must be in .* = \(64, 96\] .*got 200"
-    ):
+    with pytest.raises(ValueError, match=r"in_features must be in .* = \(64, 96\] .*got 200"):
         ref.bdense(x3, w3, ones, zeros, 200)
     with pytest.raises(ValueError, match="multiplier"):
         ref.bdense(x3, w3, np.ones(3), zeros, 70)

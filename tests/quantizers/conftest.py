@@ -39,7 +39,6 @@ def forward_backward():
     return _forward_backward
 
 
-
 def binomial_tolerance(p, n, sigmas=5.0):
     """``sigmas`` standard errors of a frequency estimated from ``n`` draws."""
     return sigmas * np.sqrt(np.asarray(p) * (1.0 - np.asarray(p)) / n) + 1e-12

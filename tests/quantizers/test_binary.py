@@ -59,9 +59,7 @@ def test_ste_sign_keeps_shape_of_4d_tensor(forward_backward, rng):
 
 
 def test_approx_sign_forward_and_polynomial_gradient(forward_backward):
-    x = np.array(
-        [-2.0, -1.0, -0.75, -0.5, -0.1, -0.0, 0.0, 0.1, 0.3, 0.5, 1.0, 1.5], np.float32
-    )
+    x = np.array([-2.0, -1.0, -0.75, -0.5, -0.1, -0.0, 0.0, 0.1, 0.3, 0.5, 1.0, 1.5], np.float32)
     y, grad, dy = forward_backward(quantizers.ApproxSign(), x)
     np.testing.assert_array_equal(y, np_sign(x))
     expected = dy.astype(np.float64) * (2.0 - 2.0 * np.abs(x)) * (np.abs(x) <= 1.0)

@@ -145,8 +145,23 @@ def np_fixed_point(x, integer_bits, fractional_bits, signed=True):
 def test_fixed_point_nearest_signed_edges(forward_backward):
     # integer_bits=3, fractional_bits=2: eps = 1/4, range [-4, 3.75].
     x = np.array(
-        [-5.0, -4.1, -4.0, -3.875, -1.3, -0.125, 0.0, 0.125, 0.3, 0.375,
-         0.625, 3.75, 3.8, 3.875, 100.0],
+        [
+            -5.0,
+            -4.1,
+            -4.0,
+            -3.875,
+            -1.3,
+            -0.125,
+            0.0,
+            0.125,
+            0.3,
+            0.375,
+            0.625,
+            3.75,
+            3.8,
+            3.875,
+            100.0,
+        ],
         np.float32,
     )
     quantizer = quantizers.FixedPoint(integer_bits=3, fractional_bits=2)
@@ -161,9 +176,7 @@ def test_fixed_point_nearest_signed_edges(forward_backward):
     assert grad[2] == dy[2] and grad[11] == dy[11]  # the limits are inside
 
 
-@pytest.mark.parametrize(
-    "integer_bits, fractional_bits", [(2, 3), (0, 4), (1, 0), (5, 0), (8, 8)]
-)
+@pytest.mark.parametrize("integer_bits, fractional_bits", [(2, 3), (0, 4), (1, 0), (5, 0), (8, 8)])
 def test_fixed_point_nearest_unsigned(forward_backward, rng, integer_bits, fractional_bits):
     low, high = fixed_point_range(integer_bits, fractional_bits, signed=False)
     x = rng.uniform(-1.0, high + 1.0, size=40).astype(np.float32)

@@ -26,8 +26,13 @@ NON_DEFAULT = [
     (quantizers.DoReFaGradient, {"bits": 4, "seed": 11}),
     (
         quantizers.FixedPoint,
-        {"integer_bits": 3, "fractional_bits": 5, "rounding": "stochastic",
-         "signed": False, "seed": 2},
+        {
+            "integer_bits": 3,
+            "fractional_bits": 5,
+            "rounding": "stochastic",
+            "signed": False,
+            "seed": 2,
+        },
     ),
     (quantizers.FixedPoint, {"integer_bits": 6, "fractional_bits": 0}),
     (quantizers.Uniform, {"levels": 15, "stochastic": True, "seed": 1}),

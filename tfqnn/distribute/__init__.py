@@ -22,11 +22,11 @@ were.
 """
 
 from tfqnn.distribute import (
-           communicator,
-           compressors,
-           keras_workarounds,
-           optimizer,
-           packing,
+    communicator,
+    compressors,
+    keras_workarounds,
+    optimizer,
+    packing,
 )
 from tfqnn.distribute.memory import CompressionState
 from tfqnn.distribute.optimizer import CompressedOptimizer
@@ -35,5 +35,13 @@ from tfqnn.distribute.strategy import GradientCompressionStrategy
 keras_workarounds.apply()
 optimizer.install()
 
-__all__ = ["CompressedOptimizer", "CompressionState", "GradientCompressionStrategy",
-           "communicator", "compressors", "keras_workarounds", "optimizer", "packing"]
+__all__ = [
+    "CompressedOptimizer",
+    "CompressionState",
+    "GradientCompressionStrategy",
+    "communicator",
+    "compressors",
+    "keras_workarounds",
+    "optimizer",
+    "packing",
+]

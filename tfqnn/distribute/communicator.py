@@ -43,8 +43,16 @@ import tensorflow as tf
 from tfqnn.distribute.memory import is_compressible
 
 
-def all_reduce(compressor, gradients, *, state=None, indices=None, step=None,
-               min_elements=1024, replica_context=None):
+def all_reduce(
+    compressor,
+    gradients,
+    *,
+    state=None,
+    indices=None,
+    step=None,
+    min_elements=1024,
+    replica_context=None,
+):
     """Sums ``gradients`` over the replicas, compressing those that qualify.
 
     Args:
@@ -65,16 +73,23 @@ def all_reduce(compressor, gradients, *, state=None, indices=None, step=None,
     """
     context = replica_context or tf.distribute.get_replica_context()
     if context is None:
-        raise ValueError("all_reduce() must be called in a replica context "
-                         "(inside strategy.run or a Keras train step).")
+        raise ValueError(
+            "all_reduce() must be called in a replica context "
+            "(inside strategy.run or a Keras train step)."
+        )
     gradients = list(gradients)
     indices = list(range(len(gradients))) if indices is None else list(indices)
     if state is None and compressor.error_feedback:
-        raise ValueError(f"{type(compressor).__name__} keeps error-feedback residuals: pass "
-                         "state=CompressionState(compressor, variables), made under the "
-                         "strategy's scope.")
-    chosen = [i for i, g in enumerate(gradients) if _compress(compressor, g, state, indices[i],
-                                                              min_elements)]
+        raise ValueError(
+            f"{type(compressor).__name__} keeps error-feedback residuals: pass "
+            "state=CompressionState(compressor, variables), made under the "
+            "strategy's scope."
+        )
+    chosen = [
+        i
+        for i, g in enumerate(gradients)
+        if _compress(compressor, g, state, indices[i], min_elements)
+    ]
     plain = [i for i, g in enumerate(gradients) if g is not None and i not in chosen]
     results = list(gradients)
     finite = tf.constant(True)
@@ -83,19 +98,22 @@ def all_reduce(compressor, gradients, *, state=None, indices=None, step=None,
         slots = [state.slots[indices[i]] if state is not None else {} for i in chosen]
         grads = [tf.cast(gradients[i], tf.float32) for i in chosen]
         points = [g + s["residual"].value if "residual" in s else g for g, s in zip(grads, slots)]
-        flag = tf.cast(tf.logical_not(tf.reduce_all(
-            [tf.reduce_all(tf.math.is_finite(p)) for p in points])), tf.int32)
+        flag = tf.cast(
+            tf.logical_not(tf.reduce_all([tf.reduce_all(tf.math.is_finite(p)) for p in points])),
+            tf.int32,
+        )
         seeds = _seeds(context, step, len(chosen))
         exchange = getattr(compressor, "exchange", None) or functools.partial(
-            _EXCHANGES[compressor.collective], compressor)
+            _EXCHANGES[compressor.collective], compressor
+        )
         sums, locals_, updates, nonfinite = exchange(
-            points, slots=slots, flag=flag, seeds=seeds, context=context)
+            points, slots=slots, flag=flag, seeds=seeds, context=context
+        )
         finite = tf.logical_and(tf.equal(nonfinite, 0), _all_finite(sums))
         for i, total in zip(chosen, sums):
             results[i] = tf.cast(total, gradients[i].dtype)
         if compressor.error_feedback:
-            updates = updates + [(s["residual"], p - d)
-                                 for s, p, d in zip(slots, points, locals_)]
+            updates = updates + [(s["residual"], p - d) for s, p, d in zip(slots, points, locals_)]
         for variable, value in updates:  # kept as they were on a skipped step
             variable.assign(tf.where(finite, value, variable.value))
 
@@ -147,8 +165,10 @@ def all_reduce_with_flag(context, tensors, flag):
     """One SUM all-reduce of ``tensors`` (one dtype) and the flag; returns
     ``(sums, summed flag as int32)``."""
     dtype = tensors[0].dtype
-    pieces = concat_split(tensors + [tf.reshape(tf.cast(flag, dtype), [1])],
-                          lambda buffer: all_reduce_sum(context, buffer))
+    pieces = concat_split(
+        tensors + [tf.reshape(tf.cast(flag, dtype), [1])],
+        lambda buffer: all_reduce_sum(context, buffer),
+    )
     return pieces[:-1], tf.cast(tf.round(tf.cast(pieces[-1][0], tf.float32)), tf.int32)
 
 
@@ -188,8 +208,13 @@ def all_to_all(context, tensor):
     _instance_keys[replica] = key + 1
     options = getattr(context.strategy.extended, "_communication_options", None)
     return tf.raw_ops.CollectiveAllToAllV2(
-        input=tensor, group_size=p, group_key=ALL_TO_ALL_GROUP_KEY, instance_key=key,
-        ordering_token=[], timeout_seconds=getattr(options, "timeout_seconds", None) or 0)
+        input=tensor,
+        group_size=p,
+        group_key=ALL_TO_ALL_GROUP_KEY,
+        instance_key=key,
+        ordering_token=[],
+        timeout_seconds=getattr(options, "timeout_seconds", None) or 0,
+    )
 
 
 def _shared_statistics(compressor, points, context):
@@ -209,12 +234,16 @@ def _exchange_summed(compressor, points, *, slots, flag, seeds, context):
     dtype). The decoding of the sum is the sum of the decodings."""
     p = num_replicas(context)
     statistics = _shared_statistics(compressor, points, context)
-    payloads = [compressor.compress(x, statistics=s, num_workers=p, seed=seed)
-                for x, s, seed in zip(points, statistics, seeds)]
+    payloads = [
+        compressor.compress(x, statistics=s, num_workers=p, seed=seed)
+        for x, s, seed in zip(points, statistics, seeds)
+    ]
     field = "words" if compressor.collective == "all_reduce" else "values"
     sums, nonfinite = all_reduce_with_flag(context, [getattr(q, field) for q in payloads], flag)
-    totals = [compressor.decompress(_replace(q, **{field: total, "count": p}))
-              for q, total in zip(payloads, sums)]
+    totals = [
+        compressor.decompress(_replace(q, **{field: total, "count": p}))
+        for q, total in zip(payloads, sums)
+    ]
     locals_ = [compressor.decompress(q) for q in payloads] if compressor.error_feedback else []
     return totals, locals_, [], nonfinite
 
@@ -225,18 +254,26 @@ def exchange_gathered(compressor, points, *, slots, flag, seeds, context):
     payloads = [compressor.compress(x, num_workers=p, seed=seed) for x, seed in zip(points, seeds)]
     words = all_gather(context, tf.concat([q.words for q in payloads] + [flag[None]], 0))
     scale_sizes = [q.scales.shape[0] for q in payloads]
-    scales = (all_gather(context, tf.concat([q.scales for q in payloads], 0))
-              if sum(scale_sizes) else tf.zeros([p, 0]))
+    scales = (
+        all_gather(context, tf.concat([q.scales for q in payloads], 0))
+        if sum(scale_sizes)
+        else tf.zeros([p, 0])
+    )
     word_pieces = tf.split(words[:, :-1], [q.words.shape[0] for q in payloads], axis=1)
     scale_pieces = tf.split(scales, scale_sizes, axis=1)
-    totals = [compressor.decompress_sum([_replace(q, words=w[r], scales=s[r]) for r in range(p)])
-              for q, w, s in zip(payloads, word_pieces, scale_pieces)]
+    totals = [
+        compressor.decompress_sum([_replace(q, words=w[r], scales=s[r]) for r in range(p)])
+        for q, w, s in zip(payloads, word_pieces, scale_pieces)
+    ]
     locals_ = [compressor.decompress(q) for q in payloads]
     return totals, locals_, [], tf.reduce_sum(words[:, -1])
 
 
-_EXCHANGES = {"all_reduce": _exchange_summed, "linear": _exchange_summed,
-              "all_gather": exchange_gathered}
+_EXCHANGES = {
+    "all_reduce": _exchange_summed,
+    "linear": _exchange_summed,
+    "all_gather": exchange_gathered,
+}
 
 
 def _replace(payload, **changes):

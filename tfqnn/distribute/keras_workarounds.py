@@ -56,20 +56,25 @@ def _first_local_batch_build(self, iterator=None, data_batch=None):
 
 def _in_multi_worker_collective_mode(strategy):
     in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
-    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and in_multi_worker_mode is not None and in_multi_worker_mode())
+    return (
+        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        and in_multi_worker_mode is not None
+        and in_multi_worker_mode()
+    )
 
 
 def _wrap_reduce_per_replica(original):
     def reduce_per_replica(values, strategy, reduction):
         if reduction in ("auto", "mean") and _in_multi_worker_collective_mode(strategy):
             return keras.tree.map_structure(
-                lambda v: None if v is None else strategy.reduce("MEAN", v, axis=None), values)
+                lambda v: None if v is None else strategy.reduce("MEAN", v, axis=None), values
+            )
         return original(values, strategy, reduction)
 
     reduce_per_replica.__doc__ = (
         "Keras' `reduce_per_replica`, but a mean over the replicas (axis=None) "
-        "in multi-worker mode, where the metrics are scalars.")
+        "in multi-worker mode, where the metrics are scalars."
+    )
     setattr(reduce_per_replica, _MARK, original)
     return reduce_per_replica
 
@@ -109,7 +114,7 @@ def _install(target, faulty_call, patch, missing, fixed):
 
 def apply():
     """Installs the patches that this Keras needs (idempotent); returns `is_applied()`."""
-    global reason
+    global reason  # noqa: PLW0603 (the module-level answer of is_applied)
     trainer, why = _trainer_module()
     if trainer is None:
         reason = why + "; nothing patched"
@@ -119,15 +124,22 @@ def apply():
     if build is not None and not hasattr(cls, "_symbolic_build"):
         build = None
     reasons = [
-        _install(build, "distribute_strategy.reduce(",
-                 lambda: setattr(cls, "_maybe_symbolic_build", _first_local_batch_build),
-                 "TensorFlowTrainer._maybe_symbolic_build/_symbolic_build not found",
-                 "TensorFlowTrainer._maybe_symbolic_build no longer reduces the batch"),
-        _install(getattr(trainer, "reduce_per_replica", None), 'strategy.reduce("MEAN",v,axis=0)',
-                 lambda: setattr(trainer, "reduce_per_replica",
-                                 _wrap_reduce_per_replica(trainer.reduce_per_replica)),
-                 "keras.src.backend.tensorflow.trainer.reduce_per_replica not found",
-                 "reduce_per_replica no longer reduces scalars along axis 0"),
+        _install(
+            build,
+            "distribute_strategy.reduce(",
+            lambda: setattr(cls, "_maybe_symbolic_build", _first_local_batch_build),
+            "TensorFlowTrainer._maybe_symbolic_build/_symbolic_build not found",
+            "TensorFlowTrainer._maybe_symbolic_build no longer reduces the batch",
+        ),
+        _install(
+            getattr(trainer, "reduce_per_replica", None),
+            'strategy.reduce("MEAN",v,axis=0)',
+            lambda: setattr(
+                trainer, "reduce_per_replica", _wrap_reduce_per_replica(trainer.reduce_per_replica)
+            ),
+            "keras.src.backend.tensorflow.trainer.reduce_per_replica not found",
+            "reduce_per_replica no longer reduces scalars along axis 0",
+        ),
     ]
     reason = "; ".join(r for r in reasons if r) or None
     return is_applied()
@@ -137,5 +149,7 @@ def is_applied():
     """Whether both tfqnn replacements are the functions Keras now calls."""
     trainer, _ = _trainer_module()
     cls = getattr(trainer, "TensorFlowTrainer", None)
-    return bool(getattr(getattr(cls, "_maybe_symbolic_build", None), _MARK, False)
-                and getattr(getattr(trainer, "reduce_per_replica", None), _MARK, False))
+    return bool(
+        getattr(getattr(cls, "_maybe_symbolic_build", None), _MARK, False)
+        and getattr(getattr(trainer, "reduce_per_replica", None), _MARK, False)
+    )

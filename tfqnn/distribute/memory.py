@@ -19,8 +19,12 @@ from tfqnn import _validation
 def is_compressible(compressor, shape, dtype, min_elements):
     """Whether a dense gradient of this shape and dtype is compressed."""
     shape = tf.TensorShape(shape)
-    return (tf.as_dtype(dtype).is_floating and shape.is_fully_defined()
-            and shape.num_elements() >= min_elements and compressor.accepts(shape))
+    return (
+        tf.as_dtype(dtype).is_floating
+        and shape.is_fully_defined()
+        and shape.num_elements() >= min_elements
+        and compressor.accepts(shape)
+    )
 
 
 def state_initializers(compressor, shape, num_workers):
@@ -31,8 +35,15 @@ def state_initializers(compressor, shape, num_workers):
 
 
 def _new_variable(shape, initializer, name):
-    return keras.Variable(initializer=initializer, shape=shape, dtype="float32", trainable=False,
-                          synchronization="on_read", aggregation="only_first_replica", name=name)
+    return keras.Variable(
+        initializer=initializer,
+        shape=shape,
+        dtype="float32",
+        trainable=False,
+        synchronization="on_read",
+        aggregation="only_first_replica",
+        name=name,
+    )
 
 
 class CompressionState:
@@ -57,8 +68,9 @@ class CompressionState:
         slots: one dict per variable, state name -> variable.
     """
 
-    def __init__(self, compressor, variables, min_elements=1024, make_variable=None,
-                 num_workers=None):
+    def __init__(
+        self, compressor, variables, min_elements=1024, make_variable=None, num_workers=None
+    ):
         self.compressor = compressor
         if num_workers is None:
             num_workers = tf.distribute.get_strategy().num_replicas_in_sync
@@ -71,11 +83,16 @@ class CompressionState:
             self.compressed.append(compressed)
             name = getattr(variable, "path", None) or variable.name
             name = name.replace("/", "_").replace(":", "_")
-            self.slots.append({
-                slot: make_variable(shape, initializer, f"{slot}_{name}")
-                for slot, (shape, initializer) in (
-                    state_initializers(compressor, variable.shape, num_workers).items()
-                    if compressed else ())})
+            self.slots.append(
+                {
+                    slot: make_variable(shape, initializer, f"{slot}_{name}")
+                    for slot, (shape, initializer) in (
+                        state_initializers(compressor, variable.shape, num_workers).items()
+                        if compressed
+                        else ()
+                    )
+                }
+            )
 
     @property
     def variables(self):

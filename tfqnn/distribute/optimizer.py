@@ -40,8 +40,9 @@ class Compression:
             every worker raises ``InvalidArgumentError``.
     """
 
-    def __init__(self, compressor, variables, make_variable=None, min_elements=1024,
-                 on_nonfinite="skip"):
+    def __init__(
+        self, compressor, variables, make_variable=None, min_elements=1024, on_nonfinite="skip"
+    ):
         self.compressor = compressor
         self.on_nonfinite = _validation.check_choice("on_nonfinite", on_nonfinite, ON_NONFINITE)
         self.state = CompressionState(compressor, variables, min_elements, make_variable)
@@ -51,17 +52,31 @@ class Compression:
         indices = [optimizer._get_variable_index(v) for v in trainable_variables]
         variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
         sums, finite = communicator.all_reduce(
-            self.compressor, grads, state=self.state, indices=indices,
-            step=optimizer.iterations.value)
+            self.compressor,
+            grads,
+            state=self.state,
+            indices=indices,
+            step=optimizer.iterations.value,
+        )
         if self.on_nonfinite == "raise":
-            check = tf.debugging.Assert(finite, [(
-                "tfqnn: a worker had a NaN or Inf gradient (on_nonfinite='raise'); "
-                "no worker applied the step.")])
+            check = tf.debugging.Assert(
+                finite,
+                [
+                    (
+                        "tfqnn: a worker had a NaN or Inf gradient (on_nonfinite='raise'); "
+                        "no worker applied the step."
+                    )
+                ],
+            )
             with tf.control_dependencies([check]):
                 sums = [tf.identity(s) for s in sums]
         tf.__internal__.distribute.interim.maybe_merge_call(
-            functools.partial(_update_if_finite, optimizer), optimizer._distribution_strategy,
-            list(zip(sums, variables)), learning_rate, finite)
+            functools.partial(_update_if_finite, optimizer),
+            optimizer._distribution_strategy,
+            list(zip(sums, variables)),
+            learning_rate,
+            finite,
+        )
 
 
 def _update_if_finite(optimizer, distribution, grads_and_vars, learning_rate, finite):
@@ -73,18 +88,26 @@ def _update_if_finite(optimizer, distribution, grads_and_vars, learning_rate, fi
         return tf.cond(finite, apply, lambda: tf.constant(False))
 
     for gradient, variable in grads_and_vars:
-        distribution.extended.update(variable, update, args=(gradient, learning_rate, finite),
-                                     group=False)
+        distribution.extended.update(
+            variable, update, args=(gradient, learning_rate, finite), group=False
+        )
 
 
 def state_variable_maker(optimizer):
     """Creates state variables that ``optimizer`` tracks, so that its
     checkpoints and ``.weights.h5`` files carry them."""
+
     def make(shape, initializer, name):
         with keras.name_scope(optimizer.name, caller=optimizer):
             variable = keras.Variable(
-                initializer=initializer, shape=shape, dtype="float32", trainable=False,
-                synchronization="on_read", aggregation="only_first_replica", name=name)
+                initializer=initializer,
+                shape=shape,
+                dtype="float32",
+                trainable=False,
+                synchronization="on_read",
+                aggregation="only_first_replica",
+                name=name,
+            )
         optimizer._track_variable(variable)
         return variable
 
@@ -92,15 +115,21 @@ def state_variable_maker(optimizer):
 
 
 def warn_local_clipping(optimizer):
-    clipping = [name for name in ("clipnorm", "global_clipnorm", "clipvalue")
-                if getattr(optimizer, name, None) is not None]
+    clipping = [
+        name
+        for name in ("clipnorm", "global_clipnorm", "clipvalue")
+        if getattr(optimizer, name, None) is not None
+    ]
     if clipping:
         warnings.warn(
             f"{type(optimizer).__name__} has {', '.join(clipping)}: Keras clips each worker's "
-            "gradient before the (compressed) exchange, not the sum.", stacklevel=3)
+            "gradient before the (compressed) exchange, not the sum.",
+            stacklevel=3,
+        )
 
 
 # --- the hook --------------------------------------------------------------
+
 
 def _tf_optimizer_class():
     from keras.src.backend.tensorflow.optimizer import TFOptimizer
@@ -123,12 +152,23 @@ def _build(self, variables):
     from tfqnn.distribute.strategy import GradientCompressionStrategy
 
     strategy = getattr(self, "_distribution_strategy", None)
-    if (isinstance(strategy, GradientCompressionStrategy) and getattr(self, _ATTRIBUTE, None) is None
-            and not hasattr(self, "inner_optimizer")):  # wrappers delegate to their inner one
+    if (
+        isinstance(strategy, GradientCompressionStrategy)
+        and getattr(self, _ATTRIBUTE, None) is None
+        and not hasattr(self, "inner_optimizer")
+    ):  # wrappers delegate to their inner one
         warn_local_clipping(self)
-        setattr(self, _ATTRIBUTE, Compression(
-            strategy.compressor, variables, state_variable_maker(self),
-            strategy.min_elements, strategy.on_nonfinite))
+        setattr(
+            self,
+            _ATTRIBUTE,
+            Compression(
+                strategy.compressor,
+                variables,
+                state_variable_maker(self),
+                strategy.min_elements,
+                strategy.on_nonfinite,
+            ),
+        )
 
 
 def install():
@@ -143,8 +183,10 @@ def install():
     needed = ("_backend_update_step", "_get_variable_index", "_track_variable", "update_step")
     missing = [name for name in needed if not hasattr(cls, name)]
     if missing:
-        raise RuntimeError(f"tfqnn.distribute needs TFOptimizer.{', '.join(missing)}, which "
-                           f"Keras {keras.__version__} does not have.")
+        raise RuntimeError(
+            f"tfqnn.distribute needs TFOptimizer.{', '.join(missing)}, which "
+            f"Keras {keras.__version__} does not have."
+        )
     _original["_backend_update_step"] = cls._backend_update_step
     _original["build"] = cls.build
     cls._backend_update_step = _backend_update_step
@@ -152,6 +194,7 @@ def install():
 
 
 # --- the wrapper -----------------------------------------------------------
+
 
 @keras.saving.register_keras_serializable(package="tfqnn")
 class CompressedOptimizer(keras.optimizers.Optimizer):
@@ -176,12 +219,15 @@ class CompressedOptimizer(keras.optimizers.Optimizer):
     OneBitEF(bucket_size=512, two_phase=False, column_major=True)
     """
 
-    def __init__(self, optimizer, compressor, min_elements=1024, on_nonfinite="skip",
-                 name=None, **kwargs):
+    def __init__(
+        self, optimizer, compressor, min_elements=1024, on_nonfinite="skip", name=None, **kwargs
+    ):
         unsupported = {k: v for k, v in kwargs.items() if v not in (None, False)}
         if unsupported:
-            raise ValueError(f"CompressedOptimizer does not take {', '.join(unsupported)}: set "
-                             "them on the inner optimizer.")
+            raise ValueError(
+                f"CompressedOptimizer does not take {', '.join(unsupported)}: set "
+                "them on the inner optimizer."
+            )
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = keras.optimizers.get(optimizer)
         self.compressor = compressors.get(compressor)
@@ -192,8 +238,13 @@ class CompressedOptimizer(keras.optimizers.Optimizer):
     def build(self, var_list):
         if self.built:
             return
-        compression = Compression(self.compressor, var_list, state_variable_maker(self),
-                                  self.min_elements, self.on_nonfinite)
+        compression = Compression(
+            self.compressor,
+            var_list,
+            state_variable_maker(self),
+            self.min_elements,
+            self.on_nonfinite,
+        )
         setattr(self.inner_optimizer, _ATTRIBUTE, compression)
         self.inner_optimizer.build(var_list)
         super().build(var_list)
@@ -211,8 +262,9 @@ class CompressedOptimizer(keras.optimizers.Optimizer):
     def apply(self, grads, trainable_variables=None):
         if not self.built:
             if trainable_variables is None:
-                raise ValueError("Call optimizer.build(trainable_variables) first, or pass "
-                                 "trainable_variables.")
+                raise ValueError(
+                    "Call optimizer.build(trainable_variables) first, or pass trainable_variables."
+                )
             with keras.name_scope(self.name, caller=self):
                 self.build(list(trainable_variables))
         return self.inner_optimizer.apply(grads, trainable_variables)
@@ -247,8 +299,10 @@ class CompressedOptimizer(keras.optimizers.Optimizer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        config["optimizer"] = keras.optimizers.deserialize(config["optimizer"],
-                                                           custom_objects=custom_objects)
-        config["compressor"] = compressors.deserialize(config["compressor"],
-                                                       custom_objects=custom_objects)
+        config["optimizer"] = keras.optimizers.deserialize(
+            config["optimizer"], custom_objects=custom_objects
+        )
+        config["compressor"] = compressors.deserialize(
+            config["compressor"], custom_objects=custom_objects
+        )
         return cls(**config)

@@ -43,8 +43,16 @@ class GradientCompressionStrategy(tf.distribute.MultiWorkerMirroredStrategy):
         model.fit(dataset, epochs=10)
     """
 
-    def __init__(self, compressor, strategy=None, min_elements=1024, on_nonfinite="skip", *,
-                 cluster_resolver=None, communication_options=None):
+    def __init__(
+        self,
+        compressor,
+        strategy=None,
+        min_elements=1024,
+        on_nonfinite="skip",
+        *,
+        cluster_resolver=None,
+        communication_options=None,
+    ):
         from tfqnn.distribute import optimizer
 
         optimizer.install()
@@ -53,21 +61,27 @@ class GradientCompressionStrategy(tf.distribute.MultiWorkerMirroredStrategy):
         self.on_nonfinite = _validation.check_choice("on_nonfinite", on_nonfinite, ON_NONFINITE)
         self.wrapped_strategy = strategy
         if strategy is None:
-            super().__init__(cluster_resolver=cluster_resolver,
-                             communication_options=communication_options)
+            super().__init__(
+                cluster_resolver=cluster_resolver, communication_options=communication_options
+            )
             return
         if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             raise ValueError(  # noqa: TRY004 (tfqnn's convention for invalid arguments)
                 f"Invalid strategy={strategy!r}: expected a "
-                "tf.distribute.MultiWorkerMirroredStrategy or None.")
+                "tf.distribute.MultiWorkerMirroredStrategy or None."
+            )
         if cluster_resolver is not None or communication_options is not None:
-            raise ValueError("cluster_resolver and communication_options configure a new "
-                             "strategy: pass them to the wrapped one, or pass strategy=None.")
+            raise ValueError(
+                "cluster_resolver and communication_options configure a new "
+                "strategy: pass them to the wrapped one, or pass strategy=None."
+            )
         tf.distribute.Strategy.__init__(self, strategy.extended)
         # The extended object answers to one strategy: from now on this one.
         strategy.extended._container_strategy_weakref = weakref.ref(self)
 
     def __repr__(self):
-        return (f"GradientCompressionStrategy({self.compressor!r}, "
-                f"num_replicas_in_sync={self.num_replicas_in_sync}, "
-                f"min_elements={self.min_elements}, on_nonfinite={self.on_nonfinite!r})")
+        return (
+            f"GradientCompressionStrategy({self.compressor!r}, "
+            f"num_replicas_in_sync={self.num_replicas_in_sync}, "
+            f"min_elements={self.min_elements}, on_nonfinite={self.on_nonfinite!r})"
+        )

@@ -37,6 +37,7 @@ def _composite(name, attrs, body, *args):
 
 # ---- bit manipulation in TF ---------------------------------------------
 
+
 def _shifts():
     # Built inside each function: composite functions may not capture tensors.
     return tf.range(32, dtype=tf.int32)
@@ -97,8 +98,17 @@ def dequantize(x, channels):
     )
 
 
-def bdense(x, weights, multiplier, bias, in_features, *, output_type="float",
-           clamp_min=None, clamp_max=None):
+def bdense(
+    x,
+    weights,
+    multiplier,
+    bias,
+    in_features,
+    *,
+    output_type="float",
+    clamp_min=None,
+    clamp_max=None,
+):
     """TfqnnBdense on bitpacked `x [..., W]` and constant packed `weights [N, W]`."""
     weights = tf.constant(weights, tf.int32)
     multiplier = tf.constant(multiplier, tf.float32)
@@ -107,17 +117,31 @@ def bdense(x, weights, multiplier, bias, in_features, *, output_type="float",
     def body(x, weights, multiplier, bias):
         xor = tf.bitwise.bitwise_xor(x[..., None, :], weights)
         pop = tf.reduce_sum(tf.cast(tf.raw_ops.PopulationCount(x=xor), tf.int32), -1)
-        return _transform(in_features - 2 * pop, multiplier, bias, clamp_min, clamp_max,
-                          output_type)
+        return _transform(
+            in_features - 2 * pop, multiplier, bias, clamp_min, clamp_max, output_type
+        )
 
     attrs = {"in_features": int(in_features)}
     attrs.update(_transform_attrs(output_type, clamp_min, clamp_max))
     return _composite("TfqnnBdense", attrs, body, x, weights, multiplier, bias)
 
 
-def bconv2d(x, filters, multiplier, bias, channels_in, *, strides=(1, 1),
-            dilations=(1, 1), padding="valid", pad_values=1, groups=1,
-            output_type="float", clamp_min=None, clamp_max=None):
+def bconv2d(
+    x,
+    filters,
+    multiplier,
+    bias,
+    channels_in,
+    *,
+    strides=(1, 1),
+    dilations=(1, 1),
+    padding="valid",
+    pad_values=1,
+    groups=1,
+    output_type="float",
+    clamp_min=None,
+    clamp_max=None,
+):
     """TfqnnBconv2d on bitpacked NHWC `x` and a constant packed OHWI filter."""
     filters = np.asarray(filters, np.int32)
     _, kh, kw, _ = filters.shape
@@ -132,10 +156,12 @@ def bconv2d(x, filters, multiplier, bias, channels_in, *, strides=(1, 1),
         pad = "VALID"
         if padding == "same":
             xf, pad = _pad_same(xf, kh, kw, strides, dilations, pad_values)
-        y = tf.nn.conv2d(xf, filter_hwio, strides=(1, *strides, 1), padding=pad,
-                         dilations=(1, *dilations, 1))
-        return _transform(tf.cast(tf.round(y), tf.int32), multiplier, bias, clamp_min,
-                          clamp_max, output_type)
+        y = tf.nn.conv2d(
+            xf, filter_hwio, strides=(1, *strides, 1), padding=pad, dilations=(1, *dilations, 1)
+        )
+        return _transform(
+            tf.cast(tf.round(y), tf.int32), multiplier, bias, clamp_min, clamp_max, output_type
+        )
 
     attrs = {
         "channels_in": int(channels_in),
@@ -179,4 +205,3 @@ def _pad_same(x, kh, kw, strides, dilations, pad_value):
         pads.append([total // 2, total - total // 2])
     x = tf.pad(x, [[0, 0], *pads, [0, 0]], constant_values=float(pad_value))
     return x, "VALID"
-

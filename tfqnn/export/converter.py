@@ -105,16 +105,29 @@ def _serving_function(functional, nodes, groups, folded_ids, expected):
         clamps = dict(clamp_min=group.clamp_min, clamp_max=group.clamp_max)
         if group.is_conv:
             y = composite.bconv2d(
-                x, group.packed_weights, group.multiplier, group.bias, group.in_channels,
-                strides=layer.strides, dilations=layer.dilation_rate, padding=layer.padding,
+                x,
+                group.packed_weights,
+                group.multiplier,
+                group.bias,
+                group.in_channels,
+                strides=layer.strides,
+                dilations=layer.dilation_rate,
+                padding=layer.padding,
                 pad_values=int(layer.pad_values) if layer.padding == "same" else 1,
-                groups=layer.groups, output_type=output_type, **clamps,
+                groups=layer.groups,
+                output_type=output_type,
+                **clamps,
             )
             count("TfqnnBconv2d")
         else:
             y = composite.bdense(
-                x, group.packed_weights, group.multiplier, group.bias, group.in_channels,
-                output_type=output_type, **clamps,
+                x,
+                group.packed_weights,
+                group.multiplier,
+                group.bias,
+                group.in_channels,
+                output_type=output_type,
+                **clamps,
             )
             count("TfqnnBdense")
         if group.pool is not None:
@@ -190,7 +203,7 @@ def _configure_int8(converter, data, num_inputs):
 
     def representative():
         for i in range(min(count, 500)):
-            yield [s[i:i + 1] for s in samples]
+            yield [s[i : i + 1] for s in samples]
 
     # Calibration runs the float model in TensorFlow's interpreter, which
     # needs tfqnn's kernels through the op registerer.
@@ -202,4 +215,3 @@ def _configure_int8(converter, data, num_inputs):
         tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
         tf.lite.OpsSet.TFLITE_BUILTINS,
     ]
-

@@ -55,8 +55,12 @@ def fuse_int8_conversions(data):
             if builtin(op) == _QUANTIZE:
                 source, target = int(op.inputs[0]), int(op.outputs[0])
                 writer = producer.get(source)
-                if (writer is None or custom(writer) not in _OUTPUT_WRITERS
-                        or uses.get(source) != 1 or not _per_tensor_int8(subgraph.tensors[target])):
+                if (
+                    writer is None
+                    or custom(writer) not in _OUTPUT_WRITERS
+                    or uses.get(source) != 1
+                    or not _per_tensor_int8(subgraph.tensors[target])
+                ):
                     continue
                 options = flexbuffers.Loads(bytes(writer.customOptions))
                 if options.get("output_type", 0) != 0:
@@ -69,9 +73,12 @@ def fuse_int8_conversions(data):
             elif builtin(op) == _DEQUANTIZE:
                 source, target = int(op.inputs[0]), int(op.outputs[0])
                 readers = [o for o in subgraph.operators if target in {int(t) for t in o.inputs}]
-                if (len(readers) != 1 or custom(readers[0]) != "TfqnnQuantize"
-                        or uses.get(target) != 1
-                        or not _per_tensor_int8(subgraph.tensors[source])):
+                if (
+                    len(readers) != 1
+                    or custom(readers[0]) != "TfqnnQuantize"
+                    or uses.get(target) != 1
+                    or not _per_tensor_int8(subgraph.tensors[source])
+                ):
                     continue
                 readers[0].inputs = np.array([source], np.int32)
                 removed.add(id(op))

@@ -246,7 +246,7 @@ def _fold_followers(group, single_consumer):
             if scale is None or ("pool" in seen and np.any(scale[0] < 0)):
                 return
             s, shift = scale
-            group.multiplier = (group.multiplier.astype(np.float64) * s)
+            group.multiplier = group.multiplier.astype(np.float64) * s
             group.bias = s * (group.bias.astype(np.float64) - shift[0]) + shift[1]
             _finish(group)
             seen.add("bn")

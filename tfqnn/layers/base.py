@@ -72,14 +72,14 @@ class QuantizerMixin:
                 quantizers.get(kernel_quantizers[spec.quantizer]), spec.channel_axis
             )
             setattr(self, spec.quantizer, quantizer)
-            if quantizer is not None and quantizer.precision == 1:
-                if getattr(self, spec.constraint, None) is None:
-                    warnings.warn(
-                        f"{type(self).__name__} has a binary {spec.quantizer} but no "
-                        f"{spec.constraint}: latent weights can grow past the STE's "
-                        f'clip range and stop learning. Pass {spec.constraint}="weight_clip".',
-                        stacklevel=2,
-                    )
+            binary = quantizer is not None and quantizer.precision == 1
+            if binary and getattr(self, spec.constraint, None) is None:
+                warnings.warn(
+                    f"{type(self).__name__} has a binary {spec.quantizer} but no "
+                    f"{spec.constraint}: latent weights can grow past the STE's "
+                    f'clip range and stop learning. Pass {spec.constraint}="weight_clip".',
+                    stacklevel=2,
+                )
         if self._has_pad_values:
             self.pad_values = _validation.check_number("pad_values", pad_values)
         # Track the stochastic quantizers' seed generators as layer state.
@@ -118,7 +118,9 @@ class QuantizerMixin:
         """Adds the bias along the channel axis and applies the activation, as Keras does."""
         if self.use_bias:
             channels_first = getattr(self, "data_format", "channels_last") == "channels_first"
-            outputs = tf.nn.bias_add(outputs, self.bias, data_format="NC..." if channels_first else None)
+            outputs = tf.nn.bias_add(
+                outputs, self.bias, data_format="NC..." if channels_first else None
+            )
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
@@ -175,9 +177,7 @@ class QuantizerMixin:
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {name: quantizers.serialize(q) for name, q in self.quantizers.items()}
-        )
+        config.update({name: quantizers.serialize(q) for name, q in self.quantizers.items()})
         if self._has_pad_values:
             config["pad_values"] = self.pad_values
         return config

@@ -169,8 +169,9 @@ def _choice(name, value, choices):
     return value.lower()
 
 
-def _transform(multiplier, bias, channels, clamp_min, clamp_max, output_type,
-               int8_scale, int8_zero_point):
+def _transform(
+    multiplier, bias, channels, clamp_min, clamp_max, output_type, int8_scale, int8_zero_point
+):
     multiplier = _vector("multiplier", multiplier, channels)
     bias = _vector("bias", bias, channels)
     clamp_min = _real("clamp_min", clamp_min)
@@ -182,8 +183,15 @@ def _transform(multiplier, bias, channels, clamp_min, clamp_max, output_type,
     if not 0 < int8_scale < math.inf:
         raise ValueError(f"int8_scale must be positive and finite, got {int8_scale!r}")
     int8_zero_point = _int("int8_zero_point", int8_zero_point, -128, 127)
-    args = (multiplier.ctypes.data, bias.ctypes.data, clamp_min, clamp_max,
-            OUTPUT_TYPES.index(output_type), int8_scale, int8_zero_point)
+    args = (
+        multiplier.ctypes.data,
+        bias.ctypes.data,
+        clamp_min,
+        clamp_max,
+        OUTPUT_TYPES.index(output_type),
+        int8_scale,
+        int8_zero_point,
+    )
     return args, (multiplier, bias), output_type
 
 
@@ -212,8 +220,7 @@ def bitpack(x, zero_point=None):
     if x.dtype == np.int8:
         zero_point = 0 if zero_point is None else _int("zero_point", zero_point, -128, 127)
         x = np.ascontiguousarray(x)
-        _call("tfqnn_core_bitpack_int8", x.ctypes.data, rows, channels, zero_point,
-              out.ctypes.data)
+        _call("tfqnn_core_bitpack_int8", x.ctypes.data, rows, channels, zero_point, out.ctypes.data)
     elif np.issubdtype(x.dtype, np.floating):
         if zero_point is not None:
             raise ValueError("zero_point is only for int8 x")
@@ -229,14 +236,30 @@ def unpack(packed, channels):
     packed = _packed("packed", packed)
     channels = _channels("channels", channels, packed.shape[-1])
     out = np.empty(packed.shape[:-1] + (channels,), np.float32)
-    _call("tfqnn_core_unpack_float", packed.ctypes.data, math.prod(packed.shape[:-1]),
-          channels, out.ctypes.data)
+    _call(
+        "tfqnn_core_unpack_float",
+        packed.ctypes.data,
+        math.prod(packed.shape[:-1]),
+        channels,
+        out.ctypes.data,
+    )
     return out
 
 
-def bdense(x_packed, weights_packed, multiplier, bias, in_features, *, clamp_min=-np.inf,
-           clamp_max=np.inf, output_type="float", int8_scale=1.0, int8_zero_point=0,
-           num_threads=1):
+def bdense(
+    x_packed,
+    weights_packed,
+    multiplier,
+    bias,
+    in_features,
+    *,
+    clamp_min=-np.inf,
+    clamp_max=np.inf,
+    output_type="float",
+    int8_scale=1.0,
+    int8_zero_point=0,
+    num_threads=1,
+):
     """As `reference.bdense`, run by the C++ kernel with ``num_threads`` threads."""
     x = _packed("x_packed", x_packed)
     weights = _packed("weights_packed", weights_packed, ndim=2)
@@ -246,11 +269,21 @@ def bdense(x_packed, weights_packed, multiplier, bias, in_features, *, clamp_min
     in_features = _channels("in_features", in_features, words)
     num_threads = _int("num_threads", num_threads, 1, 1024)
     n = weights.shape[0]
-    transform, keep, output_type = _transform(multiplier, bias, n, clamp_min, clamp_max,
-                                              output_type, int8_scale, int8_zero_point)
+    transform, keep, output_type = _transform(
+        multiplier, bias, n, clamp_min, clamp_max, output_type, int8_scale, int8_zero_point
+    )
     out = _output(x.shape[:-1], n, output_type)
-    _call("tfqnn_core_bdense", x.ctypes.data, math.prod(x.shape[:-1]), weights.ctypes.data,
-          n, in_features, *transform, out.ctypes.data, num_threads)
+    _call(
+        "tfqnn_core_bdense",
+        x.ctypes.data,
+        math.prod(x.shape[:-1]),
+        weights.ctypes.data,
+        n,
+        in_features,
+        *transform,
+        out.ctypes.data,
+        num_threads,
+    )
     del keep
     return out
 
@@ -262,16 +295,38 @@ def conv_geometry(in_size, kernel_size, stride, dilation, padding):
     """
     out, pad = ctypes.c_int(), ctypes.c_int()
     padding = _PADDINGS[_choice("padding", padding, _PADDINGS)]
-    _call("tfqnn_core_conv_geometry", _int("in_size", in_size, 1),
-          _int("kernel_size", kernel_size, 1), _int("stride", stride, 1),
-          _int("dilation", dilation, 1), padding, ctypes.addressof(out), ctypes.addressof(pad))
+    _call(
+        "tfqnn_core_conv_geometry",
+        _int("in_size", in_size, 1),
+        _int("kernel_size", kernel_size, 1),
+        _int("stride", stride, 1),
+        _int("dilation", dilation, 1),
+        padding,
+        ctypes.addressof(out),
+        ctypes.addressof(pad),
+    )
     return out.value, pad.value
 
 
-def bconv2d(x_packed, filter_packed, multiplier, bias, channels_in, *, strides=(1, 1),
-            dilations=(1, 1), padding="valid", pad_values=1, groups=1, clamp_min=-np.inf,
-            clamp_max=np.inf, output_type="float", int8_scale=1.0, int8_zero_point=0,
-            num_threads=1):
+def bconv2d(
+    x_packed,
+    filter_packed,
+    multiplier,
+    bias,
+    channels_in,
+    *,
+    strides=(1, 1),
+    dilations=(1, 1),
+    padding="valid",
+    pad_values=1,
+    groups=1,
+    clamp_min=-np.inf,
+    clamp_max=np.inf,
+    output_type="float",
+    int8_scale=1.0,
+    int8_zero_point=0,
+    num_threads=1,
+):
     """As `reference.bconv2d`, run by the C++ kernel with ``num_threads`` threads."""
     x = _packed("x_packed", x_packed, ndim=4)
     filt = _packed("filter_packed", filter_packed, ndim=4)
@@ -279,37 +334,74 @@ def bconv2d(x_packed, filter_packed, multiplier, bias, channels_in, *, strides=(
     channels_in = _channels("channels_in", channels_in, words)
     groups = _int("groups", groups, 1)
     out_channels, kernel_h, kernel_w, filter_words = filt.shape
-    if channels_in % groups or out_channels % groups or out_channels < 1 or (
-        groups > 1 and (channels_in // groups) % 32
+    if (
+        channels_in % groups
+        or out_channels % groups
+        or out_channels < 1
+        or (groups > 1 and (channels_in // groups) % 32)
     ):
         raise ValueError(
             f"groups={groups} must divide channels_in={channels_in} (into multiples of 32) "
             f"and the {out_channels} output channels"
         )
     if filter_words != -(-(channels_in // groups) // 32):
-        raise ValueError(f"filter_packed has {filter_words} words per tap, expected "
-                         f"ceil({channels_in // groups}/32)")
+        raise ValueError(
+            f"filter_packed has {filter_words} words per tap, expected "
+            f"ceil({channels_in // groups}/32)"
+        )
     strides = _pair("strides", strides)
     dilations = _pair("dilations", dilations)
     padding_name = _choice("padding", padding, _PADDINGS)
     pad_values = _int("pad_values", pad_values, 0, 1)
     num_threads = _int("num_threads", num_threads, 1, 1024)
-    for name, value in (("batch", batch), ("height", height), ("width", width),
-                        ("kernel height", kernel_h), ("kernel width", kernel_w)):
+    for name, value in (
+        ("batch", batch),
+        ("height", height),
+        ("width", width),
+        ("kernel height", kernel_h),
+        ("kernel width", kernel_w),
+    ):
         _int(name, value, 1)
     out_h, _ = conv_geometry(height, kernel_h, strides[0], dilations[0], padding_name)
     out_w, _ = conv_geometry(width, kernel_w, strides[1], dilations[1], padding_name)
     if out_h < 1 or out_w < 1:
-        raise ValueError(f"the dilated kernel does not fit the {height}x{width} input "
-                         "with padding 'valid'")
-    transform, keep, output_type = _transform(multiplier, bias, out_channels, clamp_min,
-                                              clamp_max, output_type, int8_scale,
-                                              int8_zero_point)
+        raise ValueError(
+            f"the dilated kernel does not fit the {height}x{width} input with padding 'valid'"
+        )
+    transform, keep, output_type = _transform(
+        multiplier,
+        bias,
+        out_channels,
+        clamp_min,
+        clamp_max,
+        output_type,
+        int8_scale,
+        int8_zero_point,
+    )
     out = _output((batch, out_h, out_w), out_channels, output_type)
-    _call("tfqnn_core_bconv2d", x.ctypes.data, filt.ctypes.data, *transform[:2],
-          batch, height, width, channels_in, groups, out_channels, kernel_h, kernel_w,
-          strides[0], strides[1], dilations[0], dilations[1], _PADDINGS[padding_name],
-          pad_values, *transform[2:], out.ctypes.data, num_threads)
+    _call(
+        "tfqnn_core_bconv2d",
+        x.ctypes.data,
+        filt.ctypes.data,
+        *transform[:2],
+        batch,
+        height,
+        width,
+        channels_in,
+        groups,
+        out_channels,
+        kernel_h,
+        kernel_w,
+        strides[0],
+        strides[1],
+        dilations[0],
+        dilations[1],
+        _PADDINGS[padding_name],
+        pad_values,
+        *transform[2:],
+        out.ctypes.data,
+        num_threads,
+    )
     del keep
     return out
 
@@ -326,9 +418,20 @@ def bmaxpool2d(x_packed, pool_size, strides, padding="valid"):
     out_h, _ = conv_geometry(height, pool[0], strides[0], 1, padding_name)
     out_w, _ = conv_geometry(width, pool[1], strides[1], 1, padding_name)
     if out_h < 1 or out_w < 1:
-        raise ValueError(f"pool_size {pool} does not fit the {height}x{width} input "
-                         "with padding 'valid'")
+        raise ValueError(
+            f"pool_size {pool} does not fit the {height}x{width} input with padding 'valid'"
+        )
     out = np.empty((batch, out_h, out_w, words), np.int32)
-    _call("tfqnn_core_bmaxpool2d", x.ctypes.data, batch, height, width, words, *pool,
-          *strides, _PADDINGS[padding_name], out.ctypes.data)
+    _call(
+        "tfqnn_core_bmaxpool2d",
+        x.ctypes.data,
+        batch,
+        height,
+        width,
+        words,
+        *pool,
+        *strides,
+        _PADDINGS[padding_name],
+        out.ctypes.data,
+    )
     return out

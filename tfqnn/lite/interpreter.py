@@ -33,8 +33,9 @@ class Interpreter:
     `load_delegate(tfqnn.lite.library_path())`.
     """
 
-    def __init__(self, model_path=None, model_content=None, num_threads=1,
-                 experimental_delegates=None):
+    def __init__(
+        self, model_path=None, model_content=None, num_threads=1, experimental_delegates=None
+    ):
         from ai_edge_litert import interpreter as litert
 
         if (model_path is None) == (model_content is None):
@@ -77,7 +78,7 @@ class Interpreter:
         step = total if batch_size is None else check_int("batch_size", batch_size, low=1)
         chunks = []
         for start in range(0, total, max(step, 1)):
-            batch = [a[start:start + step] for a in arrays]
+            batch = [a[start : start + step] for a in arrays]
             chunks.append(self._run(details, batch))
         outputs = [np.concatenate(parts) for parts in zip(*chunks)]
         return outputs[0] if len(outputs) == 1 else outputs
@@ -94,8 +95,10 @@ class Interpreter:
         for d, a in zip(details, batch):
             self._interpreter.set_tensor(d["index"], a.astype(d["dtype"]))
         self._interpreter.invoke()
-        return [self._interpreter.get_tensor(d["index"]).copy()
-                for d in self._interpreter.get_output_details()]
+        return [
+            self._interpreter.get_tensor(d["index"]).copy()
+            for d in self._interpreter.get_output_details()
+        ]
 
 
 def custom_ops_in(model_content):

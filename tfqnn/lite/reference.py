@@ -54,9 +54,7 @@ def _pair(name, value):
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         value = (value, value)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ValueError(
-            f"{name} must be an integer or a pair of integers, got {value!r}"
-        )
+        raise ValueError(f"{name} must be an integer or a pair of integers, got {value!r}")
     return _int(f"{name}[0]", value[0], low=1), _int(f"{name}[1]", value[1], low=1)
 
 
@@ -90,9 +88,7 @@ def _packed(name, value, ndim=None):
     """An integer array with int32 values, as np.int32, of rank ndim (or >= 1)."""
     array = np.asarray(value)
     if not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(
-            f"{name} must be an int32 array of packed words, got dtype {array.dtype}"
-        )
+        raise ValueError(f"{name} must be an int32 array of packed words, got dtype {array.dtype}")
     if array.size and (array.min() < -(2**31) or array.max() > 2**31 - 1):
         raise ValueError(f"{name} has values outside the int32 range")
     if (ndim is None and array.ndim < 1) or (ndim is not None and array.ndim != ndim):
@@ -121,18 +117,13 @@ def _check_padding_bits(name, packed, channels):
     """Packed operands must have 0 in the bits of channels >= `channels`."""
     used = channels % 32
     if used and np.any(packed[..., -1] & np.int32(~((1 << used) - 1))):
-        raise ValueError(
-            f"{name} has padding bits set: bits of channels >= {channels} must be 0"
-        )
+        raise ValueError(f"{name} has padding bits set: bits of channels >= {channels} must be 0")
 
 
 def _vector(name, value, length):
     """A finite float32 vector of shape (length,)."""
     array = np.asarray(value)
-    if not (
-        np.issubdtype(array.dtype, np.floating)
-        or np.issubdtype(array.dtype, np.integer)
-    ):
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
         raise ValueError(f"{name} must be a float32 array, got dtype {array.dtype}")
     array = array.astype(np.float32)
     if array.shape != (length,):
@@ -160,9 +151,7 @@ def bitpack(x, zero_point=None):
     """
     x = np.asarray(x)
     if x.dtype == np.int8:
-        zero_point = (
-            0 if zero_point is None else _int("zero_point", zero_point, -128, 127)
-        )
+        zero_point = 0 if zero_point is None else _int("zero_point", zero_point, -128, 127)
         negative = x.astype(np.int32) < zero_point
     elif np.issubdtype(x.dtype, np.floating):
         if zero_point is not None:
@@ -173,9 +162,7 @@ def bitpack(x, zero_point=None):
     else:
         raise ValueError(f"x must be a float or int8 array, got dtype {x.dtype}")
     if x.ndim < 1 or x.shape[-1] < 1:
-        raise ValueError(
-            f"x must have at least one channel in its last axis, got shape {x.shape}"
-        )
+        raise ValueError(f"x must have at least one channel in its last axis, got shape {x.shape}")
     channels = x.shape[-1]
     words = -(-channels // 32)
     bits = np.zeros(x.shape[:-1] + (32 * words,), np.uint32)
@@ -237,9 +224,7 @@ def output_transform(
     clamp_min = _float32("clamp_min", clamp_min, allow_inf=True)
     clamp_max = _float32("clamp_max", clamp_max, allow_inf=True)
     if clamp_min > clamp_max:
-        raise ValueError(
-            f"clamp_min must be <= clamp_max, got {clamp_min} > {clamp_max}"
-        )
+        raise ValueError(f"clamp_min must be <= clamp_max, got {clamp_min} > {clamp_max}")
     output_type = _output_type(output_type)
     scale = _float32("int8_scale", int8_scale, positive=True)
     zero_point = _int("int8_zero_point", int8_zero_point, -128, 127)
@@ -337,11 +322,7 @@ def _pad_2d(x, out_shape, pads_before, kernel, strides, dilations, value):
     """
     pad_width = [(0, 0)]
     for axis in range(2):
-        span = (
-            (out_shape[axis] - 1) * strides[axis]
-            + (kernel[axis] - 1) * dilations[axis]
-            + 1
-        )
+        span = (out_shape[axis] - 1) * strides[axis] + (kernel[axis] - 1) * dilations[axis] + 1
         after = max(span - pads_before[axis] - x.shape[1 + axis], 0)
         pad_width.append((pads_before[axis], after))
     padded = np.pad(x, pad_width + [(0, 0)], constant_values=value)
@@ -467,9 +448,7 @@ def bmaxpool2d(x_packed, pool_size, strides, padding="valid"):
     batch, height, width, words = x.shape
     out_h, pad_top = conv_geometry(height, pool[0], strides[0], 1, padding)
     out_w, pad_left = conv_geometry(width, pool[1], strides[1], 1, padding)
-    padded, _ = _pad_2d(
-        x, (out_h, out_w), (pad_top, pad_left), pool, strides, (1, 1), -1
-    )
+    padded, _ = _pad_2d(x, (out_h, out_w), (pad_top, pad_left), pool, strides, (1, 1), -1)
     rows = np.arange(out_h) * strides[0]
     cols = np.arange(out_w) * strides[1]
     out = np.full((batch, out_h, out_w, words), -1, np.int32)

@@ -23,8 +23,16 @@ from flatbuffers import flexbuffers
 
 from tfqnn.lite.interpreter import _schema
 
-_TYPES = {"float32": 0, "int32": 2, "int8": 9, "float16": 1, "uint8": 3, "int64": 4,
-          "bool": 6, "int16": 7}
+_TYPES = {
+    "float32": 0,
+    "int32": 2,
+    "int8": 9,
+    "float16": 1,
+    "uint8": 3,
+    "int64": 4,
+    "bool": 6,
+    "int16": 7,
+}
 _BUILTIN_CUSTOM = 32
 
 
@@ -78,8 +86,11 @@ def op_model(ops, tensors, inputs, outputs):
         tensor.buffer = 0
         if spec.data is not None:
             buffer = schema.BufferT()
-            raw = spec.data if isinstance(spec.data, (bytes, bytearray)) else (
-                np.ascontiguousarray(spec.data, np.dtype(spec.dtype)).tobytes())
+            raw = (
+                spec.data
+                if isinstance(spec.data, (bytes, bytearray))
+                else (np.ascontiguousarray(spec.data, np.dtype(spec.dtype)).tobytes())
+            )
             buffer.data = np.frombuffer(bytes(raw), np.uint8)
             model.buffers.append(buffer)
             tensor.buffer = len(model.buffers) - 1

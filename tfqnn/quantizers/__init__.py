@@ -7,7 +7,7 @@ class name, or None.
 
 import keras
 
-from tfqnn import _registry
+from tfqnn import _config
 from tfqnn.quantizers.base import Quantizer, StochasticQuantizer
 from tfqnn.quantizers.binary import ApproxSign, ScaledSign, SteSign, StochasticSign
 from tfqnn.quantizers.gradient import DoReFaGradient
@@ -49,7 +49,7 @@ def serialize(quantizer):
 
 def deserialize(config, custom_objects=None):
     """A quantizer from the output of `serialize`, an alias or a class name."""
-    return _registry.deserialize(config, ALL_OBJECTS, get, custom_objects)
+    return _config.deserialize(config, ALL_OBJECTS, get, custom_objects)
 
 
 def get(identifier):
@@ -65,9 +65,14 @@ def get(identifier):
     """
     if identifier is None:
         return None
-    return _registry.resolve(identifier, base=Quantizer, aliases=ALIASES, deserialize=deserialize,
-                             noun="quantizer identifier",
-                             accepted="a tfqnn Quantizer, a config dict, None")
+    return _config.resolve(
+        identifier,
+        base=Quantizer,
+        aliases=ALIASES,
+        deserialize=deserialize,
+        noun="quantizer identifier",
+        accepted="a tfqnn Quantizer, a config dict, None",
+    )
 
 
 __all__ = [

@@ -9,10 +9,10 @@ value needs, which `tfqnn.summary` uses to size a model.
 import keras
 import tensorflow as tf
 
-from tfqnn import _registry, _validation
+from tfqnn import _config, _validation
 
 
-class Quantizer(_registry.ConfigObject):
+class Quantizer(_config.ConfigObject):
     """Base class of tfqnn's quantizers.
 
     Subclasses implement `call(x, training)` on a float tensor and
@@ -29,7 +29,6 @@ class Quantizer(_registry.ConfigObject):
 
     def call(self, x, training=None):
         raise NotImplementedError(f"{type(self).__name__} must implement call().")
-
 
 
 class StochasticQuantizer(Quantizer):

@@ -73,7 +73,9 @@ def _normalize_axis(axis):
     if isinstance(axis, (list, tuple)):
         axes = tuple(_validation.check_int("axis", a) for a in axis)
         if not axes:
-            raise ValueError("Invalid axis=(): expected an integer or a non-empty tuple of integers.")
+            raise ValueError(
+                "Invalid axis=(): expected an integer or a non-empty tuple of integers."
+            )
         return axes
     try:
         return _validation.check_int("axis", axis)

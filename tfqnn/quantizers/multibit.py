@@ -98,9 +98,7 @@ class FixedPoint(StochasticQuantizer):
                 "Invalid integer_bits=0 and fractional_bits=0: "
                 "a fixed-point number needs at least 1 bit."
             )
-        self.rounding = _validation.check_choice(
-            "rounding", rounding, ("nearest", "stochastic")
-        )
+        self.rounding = _validation.check_choice("rounding", rounding, ("nearest", "stochastic"))
         self.precision = self.integer_bits + self.fractional_bits
 
     @property

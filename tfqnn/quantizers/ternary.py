@@ -41,9 +41,7 @@ class SteTern(Quantizer):
         nonzero = cast_like(magnitude > delta, x)
         y = tf.sign(x) * nonzero
         if self.scaled:
-            y *= tf.math.divide_no_nan(
-                tf.reduce_sum(magnitude * nonzero), tf.reduce_sum(nonzero)
-            )
+            y *= tf.math.divide_no_nan(tf.reduce_sum(magnitude * nonzero), tf.reduce_sum(nonzero))
         return clipped_ste(x, y, self.clip_value)
 
     def get_config(self):

@@ -43,8 +43,9 @@ def replay(points, servers):
     real = (np.arange(WORKERS * shard) < n).astype(np.float32)
     decoded = []
     for p in points:
-        words, means = compressor.encode(tf.constant(np.pad(ordered(p), (0, real.size - n))),
-                                         tf.constant(real))
+        words, means = compressor.encode(
+            tf.constant(np.pad(ordered(p), (0, real.size - n))), tf.constant(real)
+        )
         decoded.append(compressor.decode(words, means, real.size).numpy())
     totals, new_servers = [], []
     for j in range(WORKERS):
@@ -83,10 +84,14 @@ for _ in range(3):
     result["sum"] = max(result["sum"], float(np.abs(sums[0].numpy() - expected).max()))
     small = sum(base[1] + r * delta[1] for r in range(WORKERS))
     result["small"] = max(result["small"], float(np.abs(sums[1].numpy() - small).max()))
-    result["residual"] = max(result["residual"], float(np.abs(
-        state.slots[0]["residual"].numpy() - residuals[TASK]).max()))
-    result["server_residual"] = max(result["server_residual"], float(np.abs(
-        state.slots[0]["server_residual"].numpy() - servers[TASK]).max()))
+    result["residual"] = max(
+        result["residual"],
+        float(np.abs(state.slots[0]["residual"].numpy() - residuals[TASK]).max()),
+    )
+    result["server_residual"] = max(
+        result["server_residual"],
+        float(np.abs(state.slots[0]["server_residual"].numpy() - servers[TASK]).max()),
+    )
     result["finite"].append(bool(finite))
 result["scale"] = float(np.abs(expected).max())
 print("RESULT " + json.dumps(result), flush=True)

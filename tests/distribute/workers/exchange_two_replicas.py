@@ -23,7 +23,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from tfqnn.distribute import CompressionState, communicator, compressors
+from tfqnn.distribute import CompressionState, communicator, compressors  # noqa: E402
 
 REPLICAS = 2
 rng = np.random.default_rng(7)
@@ -50,8 +50,9 @@ def reference(compressor, step, residuals, qs):
     decoded = []
     for r, p in enumerate(points):
         seed = tf.constant([step, r * 1_000_003 + 0], tf.int64)
-        payload = compressor.compress(tf.constant(p), statistics=statistics, num_workers=REPLICAS,
-                                      seed=seed)
+        payload = compressor.compress(
+            tf.constant(p), statistics=statistics, num_workers=REPLICAS, seed=seed
+        )
         decoded.append(compressor.decompress(payload).numpy())
     residuals = [p - d for p, d in zip(points, decoded)] if compressor.error_feedback else residuals
     if isinstance(compressor, compressors.SignSGD) and compressor.majority_vote:
@@ -88,18 +89,23 @@ def run(compressor):
         expected, residuals, new_q = reference(compressor, step, residuals, qs)
         qs = new_q if new_q is not None else qs
         out["sum"] = max(out["sum"], float(np.abs(local[0][0].numpy() - expected).max()))
-        out["replicas_agree"] = max(out["replicas_agree"], float(np.abs(
-            local[0][0].numpy() - local[0][1].numpy()).max()))
+        out["replicas_agree"] = max(
+            out["replicas_agree"], float(np.abs(local[0][0].numpy() - local[0][1].numpy()).max())
+        )
         small = sum(replica_gradients(r)[1] for r in range(REPLICAS))
         out["small"] = max(out["small"], float(np.abs(local[1][0].numpy() - small).max()))
         out["finite"].append([bool(f) for f in strategy.experimental_local_results(finite)])
         if compressor.error_feedback:
             got = strategy.experimental_local_results(state.slots[0]["residual"].value)
-            out["residual"] = max(out["residual"], max(
-                float(np.abs(got[r].numpy() - residuals[r]).max()) for r in range(REPLICAS)))
+            out["residual"] = max(
+                out["residual"],
+                *(float(np.abs(got[r].numpy() - residuals[r]).max()) for r in range(REPLICAS)),
+            )
+
     def state_values():
-        return [x.numpy() for v in state.variables
-                for x in strategy.experimental_local_results(v.value)]
+        return [
+            x.numpy() for v in state.variables for x in strategy.experimental_local_results(v.value)
+        ]
 
     before = state_values()
     _, finite = step_fn(tf.constant(2, tf.int64), tf.constant(True))
@@ -109,5 +115,7 @@ def run(compressor):
     return out
 
 
-print("RESULT " + json.dumps({name: run(compressors.get(name)) for name in compressors.ALIASES}),
-      flush=True)
+print(
+    "RESULT " + json.dumps({name: run(compressors.get(name)) for name in compressors.ALIASES}),
+    flush=True,
+)

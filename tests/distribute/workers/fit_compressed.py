@@ -60,7 +60,8 @@ def main():
     if ":" in compressor:  # alias:key=value,... (values as JSON)
         alias, _, settings = compressor.partition(":")
         compressor = tfqnn.distribute.compressors.get(alias).from_config(
-            {k: json.loads(v) for k, v in (kv.split("=") for kv in settings.split(","))})
+            {k: json.loads(v) for k, v in (kv.split("=") for kv in settings.split(","))}
+        )
     keras.utils.set_random_seed(args.seed)
     # No collective timeout: TF 2.21 keeps a thread per collective alive for
     # the timeout (thousands per worker in long runs); the harness stops hangs.
@@ -69,11 +70,14 @@ def main():
         strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     elif args.wrap:
         strategy = tfqnn.distribute.GradientCompressionStrategy(
-            compressor, tf.distribute.MultiWorkerMirroredStrategy(
-                communication_options=options), on_nonfinite=args.on_nonfinite)
+            compressor,
+            tf.distribute.MultiWorkerMirroredStrategy(communication_options=options),
+            on_nonfinite=args.on_nonfinite,
+        )
     else:
         strategy = tfqnn.distribute.GradientCompressionStrategy(
-            compressor, communication_options=options, on_nonfinite=args.on_nonfinite)
+            compressor, communication_options=options, on_nonfinite=args.on_nonfinite
+        )
 
     (x_train, y_train), (x_test, y_test) = tfqnn.datasets.load_digits()
     x_train = x_train.reshape(len(x_train), -1)
@@ -100,19 +104,26 @@ def main():
 
     model_ref = []
     with strategy.scope():
-        model = keras.Sequential([
-            keras.Input((64,)),
-            keras.layers.Dense(256, activation="relu"),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(10),
-        ])
+        model = keras.Sequential(
+            [
+                keras.Input((64,)),
+                keras.layers.Dense(256, activation="relu"),
+                keras.layers.Dense(128, activation="relu"),
+                keras.layers.Dense(10),
+            ]
+        )
         model_ref.append(model)
-        loss = (NanOnStep(model_ref) if args.nan_at_step is not None
-                else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        optimizer = (keras.optimizers.Adam(args.learning_rate) if args.optimizer == "adam"
-                     else keras.optimizers.SGD(args.learning_rate, momentum=0.9))
-        model.compile(optimizer=optimizer, loss=loss,
-                      metrics=["accuracy"])
+        loss = (
+            NanOnStep(model_ref)
+            if args.nan_at_step is not None
+            else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        )
+        optimizer = (
+            keras.optimizers.Adam(args.learning_rate)
+            if args.optimizer == "adam"
+            else keras.optimizers.SGD(args.learning_rate, momentum=0.9)
+        )
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
     callbacks = []
     if args.backup_dir:

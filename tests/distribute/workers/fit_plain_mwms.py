@@ -48,25 +48,38 @@ def main():
     # strategy's auto-shard policy (DATA for in-memory tensors: each worker
     # keeps its part of every global batch). The shuffle seed gives all
     # workers the same order, and full batches the same number of steps.
-    train = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
-             .shuffle(len(x_train), seed=0).batch(args.batch_size, drop_remainder=True))
+    train = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .shuffle(len(x_train), seed=0)
+        .batch(args.batch_size, drop_remainder=True)
+    )
     test = tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(
-        args.batch_size, drop_remainder=True)
+        args.batch_size, drop_remainder=True
+    )
 
     with strategy.scope():
-        model = keras.Sequential([
-            keras.Input((64,)),
-            keras.layers.Dense(64),
-            keras.layers.BatchNormalization(synchronized=True),
-            tfqnn.layers.QuantDense(32, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
-                                    kernel_constraint="weight_clip", use_bias=False),
-            keras.layers.BatchNormalization(synchronized=True),
-            keras.layers.Activation("relu"),
-            keras.layers.Dense(10),
-        ])
-        model.compile(optimizer=keras.optimizers.Adam(0.01),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
+        model = keras.Sequential(
+            [
+                keras.Input((64,)),
+                keras.layers.Dense(64),
+                keras.layers.BatchNormalization(synchronized=True),
+                tfqnn.layers.QuantDense(
+                    32,
+                    input_quantizer="ste_sign",
+                    kernel_quantizer="ste_sign",
+                    kernel_constraint="weight_clip",
+                    use_bias=False,
+                ),
+                keras.layers.BatchNormalization(synchronized=True),
+                keras.layers.Activation("relu"),
+                keras.layers.Dense(10),
+            ]
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(0.01),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
     built = time.perf_counter()
     history = model.fit(train, epochs=args.epochs, verbose=0)
     fitted = time.perf_counter()

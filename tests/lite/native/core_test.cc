@@ -15,6 +15,8 @@
 // counts; --bench only times a dense and a conv layer per ISA)
 // Prints "core_test: N cases, isas: scalar ..., OK" and exits 0, or lists
 // the mismatches and exits 1.
+#include "tfqnn/lite/kernels/core/core.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -27,7 +29,6 @@
 #include <string>
 #include <vector>
 
-#include "tfqnn/lite/kernels/core/core.h"
 #include "tfqnn/lite/kernels/core/internal.h"
 
 namespace {
@@ -174,8 +175,7 @@ std::vector<uint8_t> output_ref(const std::vector<int32_t>& dots, int64_t rows, 
 }
 
 // TensorFlow's SAME / VALID along one axis (docs/lite_ops.md).
-void geometry_ref(int in, int k, int stride, int dilation, Padding padding, int* out,
-                  int* pad) {
+void geometry_ref(int in, int k, int stride, int dilation, Padding padding, int* out, int* pad) {
   const int eff = (k - 1) * dilation + 1;
   if (padding == Padding::kSame) {
     *out = (in + stride - 1) / stride;
@@ -227,9 +227,13 @@ Transform random_transform(Rng& rng, int n, int k, OutputType type, std::string*
     *what = "zeros";
   }
   switch (rng.uniform(0, 5)) {
-    case 0: case 1: break;  // no clamp
+    case 0:
+    case 1: break;               // no clamp
     case 2: t.lo = 0.0f; break;  // ReLU
-    case 3: t.lo = -rng.unit() * 3; t.hi = rng.unit() * 3; break;
+    case 3:
+      t.lo = -rng.unit() * 3;
+      t.hi = rng.unit() * 3;
+      break;
     case 4: t.hi = static_cast<float>(rng.normal()); break;
     case 5: t.lo = t.hi = rng.pick({0.0f, -0.0f, 1.5f}); break;
   }
@@ -309,8 +313,7 @@ int random_channels(Rng& rng) {
 void dense_case(Harness& h, Rng& rng, int index) {
   const int in_features =
       rng.coin(0.15) ? rng.uniform(900, 2100) : random_channels(rng);  // > 31 words: flushes
-  const int n = rng.coin(0.2) ? rng.pick({1, 15, 16, 17, 31, 32, 33, 64, 65})
-                              : rng.uniform(1, 130);
+  const int n = rng.coin(0.2) ? rng.pick({1, 15, 16, 17, 31, 32, 33, 64, 65}) : rng.uniform(1, 130);
   const int kw = packed_words(in_features);
   // Densities 0 and 1 too: x XOR w all ones gives the largest counts.
   const double p = rng.pick({0.5, 0.5, 0.05, 0.95, 0.0, 1.0});
@@ -343,8 +346,8 @@ void dense_case(Harness& h, Rng& rng, int index) {
     std::snprintf(what, sizeof what,
                   "dense #%d%s: rows %lld, in %d (%d words), out %d, %s, %s, clamp [%g, %g], "
                   "threads %d",
-                  index, prepared ? " (BDense)" : "", static_cast<long long>(rows), in_features,
-                  kw, n, type_name(t.type), kind.c_str(), t.lo, t.hi, threads);
+                  index, prepared ? " (BDense)" : "", static_cast<long long>(rows), in_features, kw,
+                  n, type_name(t.type), kind.c_str(), t.lo, t.hi, threads);
     h.check(what, output_ref(dots, rows, n, t), [&](uint8_t* out) {
       if (prepared) {
         dense.run(x.data(), rows, ct, out, threads);
@@ -383,10 +386,9 @@ void conv_case(Harness& h, Rng& rng, int index) {
   }
   compute_conv_geometry(&s);
   int ho, wo, pt, pl;
-  geometry_ref(s.in_height, s.filter_height, s.stride_height, s.dilation_height, s.padding,
-               &ho, &pt);
-  geometry_ref(s.in_width, s.filter_width, s.stride_width, s.dilation_width, s.padding, &wo,
-               &pl);
+  geometry_ref(s.in_height, s.filter_height, s.stride_height, s.dilation_height, s.padding, &ho,
+               &pt);
+  geometry_ref(s.in_width, s.filter_width, s.stride_width, s.dilation_width, s.padding, &wo, &pl);
   if (ho != s.out_height || wo != s.out_width || pt != s.pad_top || pl != s.pad_left) {
     h.fail("conv geometry", Isa::kScalar, "compute_conv_geometry differs from the definition");
     return;
@@ -437,9 +439,8 @@ void conv_case(Harness& h, Rng& rng, int index) {
                 "conv #%d: %dx%dx%dx%d -> %dx%dx%d, filter %dx%d, stride %dx%d, dilation "
                 "%dx%d, %s, pad_values %d, groups %d, %s, %s, clamp [%g, %g], threads %d",
                 index, B, H, W, C, ho, wo, O, KH, KW, s.stride_height, s.stride_width,
-                s.dilation_height, s.dilation_width,
-                s.padding == Padding::kSame ? "same" : "valid", s.pad_values, s.groups,
-                type_name(t.type), kind.c_str(), t.lo, t.hi, threads);
+                s.dilation_height, s.dilation_width, s.padding == Padding::kSame ? "same" : "valid",
+                s.pad_values, s.groups, type_name(t.type), kind.c_str(), t.lo, t.hi, threads);
   BConv2d conv;  // prepare() depends on no ISA: one for all of them
   conv.prepare(s, f.data());
   h.check(what, output_ref(dots, rows, O, t),
@@ -496,13 +497,11 @@ void pool_case(Harness& h, Rng& rng, int index) {
     }
   }
   char what[200];
-  std::snprintf(what, sizeof what,
-                "maxpool #%d: %dx%dx%dx%d words, pool %dx%d, stride %dx%d, %s", index, s.batch,
-                s.in_height, s.in_width, s.words, s.filter_height, s.filter_width,
+  std::snprintf(what, sizeof what, "maxpool #%d: %dx%dx%dx%d words, pool %dx%d, stride %dx%d, %s",
+                index, s.batch, s.in_height, s.in_width, s.words, s.filter_height, s.filter_width,
                 s.stride_height, s.stride_width, s.padding == Padding::kSame ? "same" : "valid");
-  h.check(what, as_bytes(expected), [&](uint8_t* out) {
-    bmaxpool2d(x.data(), s, reinterpret_cast<int32_t*>(out));
-  });
+  h.check(what, as_bytes(expected),
+          [&](uint8_t* out) { bmaxpool2d(x.data(), s, reinterpret_cast<int32_t*>(out)); });
 }
 
 void pack_case(Harness& h, Rng& rng, int index) {
@@ -515,8 +514,8 @@ void pack_case(Harness& h, Rng& rng, int index) {
   // float: bit where x < 0 (-0.0 and NaN give 0).
   std::vector<float> xf(n);
   for (float& v : xf) {
-    v = rng.coin(0.2) ? rng.pick({0.0f, -0.0f, kInf, -kInf, std::nanf(""), -std::nanf(""),
-                                  1e-45f, -1e-45f, -1e-40f})
+    v = rng.coin(0.2) ? rng.pick({0.0f, -0.0f, kInf, -kInf, std::nanf(""), -std::nanf(""), 1e-45f,
+                                  -1e-45f, -1e-40f})
                       : rng.normal();
   }
   std::vector<int32_t> expected(static_cast<size_t>(rows * words), 0);
@@ -536,7 +535,7 @@ void pack_case(Harness& h, Rng& rng, int index) {
   std::vector<int8_t> xq(n);
   for (int8_t& v : xq) {
     v = static_cast<int8_t>(rng.coin(0.2) ? rng.pick({-128, 127, zp, zp - 1, zp + 1})
-                                           : rng.uniform(-128, 127));
+                                          : rng.uniform(-128, 127));
   }
   std::fill(expected.begin(), expected.end(), 0);
   for (int64_t r = 0; r < rows; ++r) {
@@ -544,8 +543,8 @@ void pack_case(Harness& h, Rng& rng, int index) {
       if (xq[r * channels + c] < zp) set_bit(expected.data() + r * words, c);
     }
   }
-  std::snprintf(what, sizeof what, "bitpack int8 #%d: rows %lld, channels %d, zero point %d",
-                index, static_cast<long long>(rows), channels, zp);
+  std::snprintf(what, sizeof what, "bitpack int8 #%d: rows %lld, channels %d, zero point %d", index,
+                static_cast<long long>(rows), channels, zp);
   h.check(what, as_bytes(expected), [&](uint8_t* out) {
     bitpack_int8(xq.data(), rows, channels, zp, reinterpret_cast<int32_t*>(out));
   });

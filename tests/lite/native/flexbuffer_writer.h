@@ -17,24 +17,61 @@ namespace fuzz {
 
 // FlexBuffer type codes.
 enum FbType : int {
-  kFbNull = 0, kFbInt = 1, kFbUInt = 2, kFbFloat = 3, kFbKey = 4, kFbString = 5,
-  kFbIndirectInt = 6, kFbIndirectUInt = 7, kFbIndirectFloat = 8, kFbMap = 9,
+  kFbNull = 0,
+  kFbInt = 1,
+  kFbUInt = 2,
+  kFbFloat = 3,
+  kFbKey = 4,
+  kFbString = 5,
+  kFbIndirectInt = 6,
+  kFbIndirectUInt = 7,
+  kFbIndirectFloat = 8,
+  kFbMap = 9,
   kFbBool = 26,
 };
 
 struct FbValue {
-  int type = kFbInt;   // one of FbType (kFbKey and kFbMap are not written)
-  int64_t i = 0;       // kFbInt, kFbIndirectInt; bit pattern of uints and bools
-  double f = 0;        // floats
-  std::string s;       // kFbString
-  int child_width = 0; // indirect scalars / strings: bytes of the child (0: minimal)
+  int type = kFbInt;    // one of FbType (kFbKey and kFbMap are not written)
+  int64_t i = 0;        // kFbInt, kFbIndirectInt; bit pattern of uints and bools
+  double f = 0;         // floats
+  std::string s;        // kFbString
+  int child_width = 0;  // indirect scalars / strings: bytes of the child (0: minimal)
 
-  static FbValue Int(int64_t v) { FbValue x; x.type = kFbInt; x.i = v; return x; }
-  static FbValue UInt(uint64_t v) { FbValue x; x.type = kFbUInt; x.i = int64_t(v); return x; }
-  static FbValue Bool(bool v) { FbValue x; x.type = kFbBool; x.i = v; return x; }
-  static FbValue Float(double v) { FbValue x; x.type = kFbFloat; x.f = v; return x; }
-  static FbValue String(std::string v) { FbValue x; x.type = kFbString; x.s = std::move(v); return x; }
-  static FbValue Null() { FbValue x; x.type = kFbNull; return x; }
+  static FbValue Int(int64_t v) {
+    FbValue x;
+    x.type = kFbInt;
+    x.i = v;
+    return x;
+  }
+  static FbValue UInt(uint64_t v) {
+    FbValue x;
+    x.type = kFbUInt;
+    x.i = int64_t(v);
+    return x;
+  }
+  static FbValue Bool(bool v) {
+    FbValue x;
+    x.type = kFbBool;
+    x.i = v;
+    return x;
+  }
+  static FbValue Float(double v) {
+    FbValue x;
+    x.type = kFbFloat;
+    x.f = v;
+    return x;
+  }
+  static FbValue String(std::string v) {
+    FbValue x;
+    x.type = kFbString;
+    x.s = std::move(v);
+    return x;
+  }
+  static FbValue Null() {
+    FbValue x;
+    x.type = kFbNull;
+    return x;
+  }
 };
 
 using FbEntries = std::vector<std::pair<std::string, FbValue>>;
@@ -43,20 +80,20 @@ namespace detail {
 
 inline int log2_width(int w) { return w == 1 ? 0 : w == 2 ? 1 : w == 4 ? 2 : 3; }
 
-inline bool fits_unsigned(uint64_t v, int w) {
-  return w == 8 || v < (uint64_t(1) << (8 * w));
-}
+inline bool fits_unsigned(uint64_t v, int w) { return w == 8 || v < (uint64_t(1) << (8 * w)); }
 inline bool fits_signed(int64_t v, int w) {
   if (w == 8) return true;
   const int64_t lim = int64_t(1) << (8 * w - 1);
   return v >= -lim && v < lim;
 }
 inline int min_signed_width(int64_t v) {
-  for (int w : {1, 2, 4}) if (fits_signed(v, w)) return w;
+  for (int w : {1, 2, 4})
+    if (fits_signed(v, w)) return w;
   return 8;
 }
 inline int min_unsigned_width(uint64_t v) {
-  for (int w : {1, 2, 4}) if (fits_unsigned(v, w)) return w;
+  for (int w : {1, 2, 4})
+    if (fits_unsigned(v, w)) return w;
   return 8;
 }
 inline void put(std::vector<uint8_t>* b, uint64_t v, int w) {
@@ -78,8 +115,8 @@ inline void align(std::vector<uint8_t>* b, int w) {
   while (b->size() % size_t(w)) b->push_back(0);
 }
 inline bool is_indirect(int type) {
-  return type == kFbIndirectInt || type == kFbIndirectUInt ||
-         type == kFbIndirectFloat || type == kFbString;
+  return type == kFbIndirectInt || type == kFbIndirectUInt || type == kFbIndirectFloat ||
+         type == kFbString;
 }
 inline bool float_is_exact_in_f32(double v) {
   return v != v || double(float(v)) == v;  // NaN: either width
@@ -96,8 +133,7 @@ inline int child_width_of(const FbValue& v) {
 }
 
 // One try with the given widths: false if something does not fit.
-inline bool write_with(const FbEntries& entries, int w, int kw, int rw,
-                       std::vector<uint8_t>* out) {
+inline bool write_with(const FbEntries& entries, int w, int kw, int rw, std::vector<uint8_t>* out) {
   std::vector<uint8_t>& b = *out;
   b.clear();
   const size_t n = entries.size();
@@ -166,9 +202,7 @@ inline bool write_with(const FbEntries& entries, int w, int kw, int rw,
         put_float(&b, v.f, w);
         bits = log2_width(w);
         break;
-      case kFbNull:
-        put(&b, 0, w);
-        break;
+      case kFbNull: put(&b, 0, w); break;
       default: {  // indirect: an offset back to the child
         const uint64_t off = b.size() - child_pos[i];
         if (!fits_unsigned(off, w)) return false;
@@ -196,8 +230,7 @@ inline bool write_with(const FbEntries& entries, int w, int kw, int rw,
 // `min_keys_width`, `min_root_width` (1, 2, 4, 8) are raised until
 // everything fits.
 inline std::vector<uint8_t> write_map(const FbEntries& entries, int min_width = 1,
-                                      int min_keys_width = 1,
-                                      int min_root_width = 1) {
+                                      int min_keys_width = 1, int min_root_width = 1) {
   std::vector<uint8_t> out;
   for (int w = min_width; w <= 8; w *= 2) {
     for (int kw = min_keys_width; kw <= 8; kw *= 2) {

@@ -57,8 +57,7 @@
 extern "C" {
 void TfqnnRegisterOps(void* resolver);
 int TfqnnCanRegisterOps();
-TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values,
-                                              size_t num_options,
+TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t num_options,
                                               void (*report_error)(const char*));
 void tflite_plugin_destroy_delegate(TfLiteDelegate* delegate);
 }
@@ -86,7 +85,9 @@ struct Rng {
   bool chance(double p) { return double(next() >> 11) * 0x1.0p-53 < p; }
   double uniform() { return double(next() >> 11) * 0x1.0p-53; }
   template <typename T>
-  const T& pick(const std::vector<T>& v) { return v[below(v.size())]; }
+  const T& pick(const std::vector<T>& v) {
+    return v[below(v.size())];
+  }
   // Small sizes, mostly 1..hi, sometimes a power of two or near one.
   int dim(int hi) {
     if (chance(0.1)) return pick(std::vector<int>{1, 2, 31, 32, 33, 63, 64, 65});
@@ -97,15 +98,21 @@ struct Rng {
 // ---- cases ------------------------------------------------------------------
 
 // TfLiteType codes beyond the ones abi.h names, for wrong-type cases.
-constexpr int kFloat16 = 10, kInt64 = 4, kUInt8 = 3, kBool = 6, kInt16 = 7,
-              kString = 5, kFloat64 = 11, kComplex64 = 8;
+constexpr int kFloat16 = 10, kInt64 = 4, kUInt8 = 3, kBool = 6, kInt16 = 7, kString = 5,
+              kFloat64 = 11, kComplex64 = 8;
 
 size_t type_size(int type) {
   switch (type) {
-    case kTfLiteFloat32: case kTfLiteInt32: return 4;
-    case kTfLiteInt8: case kUInt8: case kBool: return 1;
-    case kInt16: case kFloat16: return 2;
-    case kInt64: case kFloat64: case kComplex64: return 8;
+    case kTfLiteFloat32:
+    case kTfLiteInt32: return 4;
+    case kTfLiteInt8:
+    case kUInt8:
+    case kBool: return 1;
+    case kInt16:
+    case kFloat16: return 2;
+    case kInt64:
+    case kFloat64:
+    case kComplex64: return 8;
     default: return 1;
   }
 }
@@ -131,50 +138,101 @@ struct TensorSpec {
   int64_t byte_delta = 0;      // kDataWrongSize: bytes = exact + delta (>= 0)
   float scale = 0.0f;
   int32_t zero_point = 0;
-  int fill = 0;                // constants: 0 random bits, 1 floats, 2 special floats
+  int fill = 0;  // constants: 0 random bits, 1 floats, 2 special floats
 };
 
 struct Case {
   uint64_t seed = 0;
-  int op = 0;                  // index into kOpNames, or -1 for a random name
+  int op = 0;  // index into kOpNames, or -1 for a random name
   std::string name;
-  FbEntries entries;           // options before serialization
+  FbEntries entries;  // options before serialization
   std::vector<uint8_t> options;
-  bool options_null = false;   // pass a null pointer (with options.size())
+  bool options_null = false;  // pass a null pointer (with options.size())
   std::vector<TensorSpec> tensors;
   std::vector<int> inputs, outputs;
   int recommended_threads = 1;
-  int op_threads = 0;          // direct path: Op::set_num_threads
+  int op_threads = 0;  // direct path: Op::set_num_threads
   int isa = 0;
   bool small_thread_work = false;  // set_min_work_per_thread(0)
-  int path = 0;                // 0 create_op, 1 op registerer, 2 delegate
-  bool reprepare = false;      // a second prepare + invoke after changing a dim
+  int path = 0;                    // 0 create_op, 1 op registerer, 2 delegate
+  bool reprepare = false;          // a second prepare + invoke after changing a dim
   std::vector<std::string> perturbations;
 };
 
-const std::vector<std::string> kKnownKeys = {
-    "channels", "in_features", "output_type", "clamp_min", "clamp_max",
-    "channels_in", "groups", "stride_height", "stride_width",
-    "dilation_height_factor", "dilation_width_factor", "padding", "pad_values",
-    "filter_height", "filter_width"};
+const std::vector<std::string> kKnownKeys = {"channels",
+                                             "in_features",
+                                             "output_type",
+                                             "clamp_min",
+                                             "clamp_max",
+                                             "channels_in",
+                                             "groups",
+                                             "stride_height",
+                                             "stride_width",
+                                             "dilation_height_factor",
+                                             "dilation_width_factor",
+                                             "padding",
+                                             "pad_values",
+                                             "filter_height",
+                                             "filter_width"};
 
-const std::vector<int64_t> kSpecialInts = {
-    0, -1, 1, 2, 3, 4, 31, 32, 33, 64, 1 << 16, (1 << 24) - 1, 1 << 24,
-    (1 << 24) + 1, 1 << 30, INT32_MAX, INT32_MIN, int64_t(1) << 31,
-    int64_t(1) << 32, -(int64_t(1) << 31) - 1, INT64_MAX, INT64_MIN};
+const std::vector<int64_t> kSpecialInts = {0,
+                                           -1,
+                                           1,
+                                           2,
+                                           3,
+                                           4,
+                                           31,
+                                           32,
+                                           33,
+                                           64,
+                                           1 << 16,
+                                           (1 << 24) - 1,
+                                           1 << 24,
+                                           (1 << 24) + 1,
+                                           1 << 30,
+                                           INT32_MAX,
+                                           INT32_MIN,
+                                           int64_t(1) << 31,
+                                           int64_t(1) << 32,
+                                           -(int64_t(1) << 31) - 1,
+                                           INT64_MAX,
+                                           INT64_MIN};
 
-const std::vector<int> kSpecialDims = {0, -1, -2, -32, 1 << 20, 1 << 24, 1 << 30,
-                                       INT32_MAX, INT32_MIN, 46341, 65536};
+const std::vector<int> kSpecialDims = {0,       -1,        -2,        -32,   1 << 20, 1 << 24,
+                                       1 << 30, INT32_MAX, INT32_MIN, 46341, 65536};
 
-const std::vector<int> kTypes = {kTfLiteFloat32, kTfLiteInt32, kTfLiteInt8,
-                                 kTfLiteNoType, kUInt8, kInt64, kBool, kInt16,
-                                 kFloat16, kString, kFloat64, 17, 18, 19, 255, -1};
+const std::vector<int> kTypes = {kTfLiteFloat32,
+                                 kTfLiteInt32,
+                                 kTfLiteInt8,
+                                 kTfLiteNoType,
+                                 kUInt8,
+                                 kInt64,
+                                 kBool,
+                                 kInt16,
+                                 kFloat16,
+                                 kString,
+                                 kFloat64,
+                                 17,
+                                 18,
+                                 19,
+                                 255,
+                                 -1};
 
 double special_float(Rng& r) {
-  static const std::vector<double> v = {
-      0.0, -0.0, 1.0, -1.0, 1e30, -1e30, 1e300, -1e300, 3.4028234663852886e38,
-      std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
-      std::numeric_limits<double>::quiet_NaN(), 1e-45, 5e-324};
+  static const std::vector<double> v = {0.0,
+                                        -0.0,
+                                        1.0,
+                                        -1.0,
+                                        1e30,
+                                        -1e30,
+                                        1e300,
+                                        -1e300,
+                                        3.4028234663852886e38,
+                                        std::numeric_limits<double>::infinity(),
+                                        -std::numeric_limits<double>::infinity(),
+                                        std::numeric_limits<double>::quiet_NaN(),
+                                        1e-45,
+                                        5e-324};
   return r.pick(v);
 }
 
@@ -499,8 +557,7 @@ void mutate_bytes(Rng& r, Case* c) {
       if (b.empty()) b.resize(size_t(r.range(1, 8)));
       c->perturbations.push_back("options: null pointer");
       return;
-    default:
-      break;
+    default: break;
   }
   const int n = r.range(0, 64);
   b.resize(size_t(n));
@@ -546,8 +603,7 @@ void mutate_entries(Rng& r, Case* c) {
       c->perturbations.push_back("options: clamp");
       return;
     }
-    default:
-      break;
+    default: break;
   }
   if (e.empty()) {
     e.emplace_back(random_key(r), random_value(r));
@@ -562,9 +618,7 @@ void mutate_entries(Rng& r, Case* c) {
 // a + b with two's complement wrap-around (dims may be INT32_MAX).
 int add_wrap(int a, int b) { return int(uint32_t(a) + uint32_t(b)); }
 
-int random_dim(Rng& r) {
-  return r.chance(0.7) ? r.pick(kSpecialDims) : int(r.next());
-}
+int random_dim(Rng& r) { return r.chance(0.7) ? r.pick(kSpecialDims) : int(r.next()); }
 
 void mutate_tensor(Rng& r, Case* c) {
   std::vector<int> used = c->inputs;
@@ -611,9 +665,9 @@ void mutate_tensor(Rng& r, Case* c) {
       return;
     }
     case 6: {  // constant <-> not
-      const std::vector<int> allocs = {kTfLiteMmapRo, kTfLiteArenaRw, kTfLitePersistentRo,
-                                       kTfLiteDynamic, kTfLiteArenaRwPersistent,
-                                       kTfLiteMemNone};
+      const std::vector<int> allocs = {
+          kTfLiteMmapRo,  kTfLiteArenaRw,           kTfLitePersistentRo,
+          kTfLiteDynamic, kTfLiteArenaRwPersistent, kTfLiteMemNone};
       t.alloc = r.pick(allocs);
       c->perturbations.push_back("allocation" + at);
       return;
@@ -636,7 +690,8 @@ void mutate_tensor(Rng& r, Case* c) {
     case 10: {  // the whole shape random
       const int rank = r.range(0, 6);
       t.dims.clear();
-      for (int i = 0; i < rank; ++i) t.dims.push_back(r.chance(0.8) ? r.range(-1, 9) : random_dim(r));
+      for (int i = 0; i < rank; ++i)
+        t.dims.push_back(r.chance(0.8) ? r.range(-1, 9) : random_dim(r));
       c->perturbations.push_back("random shape" + at);
       return;
     }
@@ -759,11 +814,16 @@ Case make_case(uint64_t seed, uint64_t index) {
     int count = kind < 0.4 ? 0 : kind < 0.8 ? 1 : r.range(2, 4);
     for (int i = 0; i < count; ++i) {
       const double p = r.uniform();
-      if (p < 0.3) mutate_entries(r, &c);
-      else if (p < 0.45) bytes_mutation = true;
-      else if (p < 0.8) mutate_tensor(r, &c);
-      else if (p < 0.95) mutate_node(r, &c);
-      else mutate_name(r, &c);
+      if (p < 0.3)
+        mutate_entries(r, &c);
+      else if (p < 0.45)
+        bytes_mutation = true;
+      else if (p < 0.8)
+        mutate_tensor(r, &c);
+      else if (p < 0.95)
+        mutate_node(r, &c);
+      else
+        mutate_name(r, &c);
     }
   } else {
     random_node(r, &c);
@@ -859,9 +919,8 @@ struct Runtime {
     if (t->type == kTfLiteFloat32 && mode != 0) {
       const size_t n = t->bytes / 4;
       for (size_t i = 0; i < n; ++i) {
-        const float f = mode == 2 && fill_rng.chance(0.3)
-                            ? float(special_float(fill_rng))
-                            : float((fill_rng.uniform() - 0.5) * 8);
+        const float f = mode == 2 && fill_rng.chance(0.3) ? float(special_float(fill_rng))
+                                                          : float((fill_rng.uniform() - 0.5) * 8);
         std::memcpy(p + 4 * i, &f, 4);
       }
       for (size_t i = n * 4; i < t->bytes; ++i) p[i] = uint8_t(fill_rng.next());
@@ -1035,8 +1094,7 @@ struct Runtime {
     return kTfLiteOk;
   }
 
-  static TfLiteStatus get_node_and_registration(TfLiteContext*, int index,
-                                                TfLiteNode** node,
+  static TfLiteStatus get_node_and_registration(TfLiteContext*, int index, TfLiteNode** node,
                                                 TfLiteRegistration** registration) {
     if (index != 0) return kTfLiteError;
     *node = &g_runtime->graph_node;
@@ -1044,8 +1102,7 @@ struct Runtime {
     return kTfLiteOk;
   }
 
-  static TfLiteStatus replace_nodes(TfLiteContext* context,
-                                    TfLiteRegistration registration,
+  static TfLiteStatus replace_nodes(TfLiteContext* context, TfLiteRegistration registration,
                                     const TfLiteIntArray* nodes, TfLiteDelegate* delegate) {
     Runtime* rt = g_runtime;
     if (nodes == nullptr || nodes->size != 1 || nodes->data[0] != 0) {
@@ -1065,7 +1122,8 @@ struct Runtime {
 };
 
 TfLiteIntArray* int_array(const std::vector<int>& v) {
-  auto* a = static_cast<TfLiteIntArray*>(std::malloc(sizeof(TfLiteIntArray) + v.size() * sizeof(int)));
+  auto* a =
+      static_cast<TfLiteIntArray*>(std::malloc(sizeof(TfLiteIntArray) + v.size() * sizeof(int)));
   a->size = int(v.size());
   for (size_t i = 0; i < v.size(); ++i) a->data[i] = v[i];
   return a;
@@ -1078,9 +1136,9 @@ std::map<std::string, const TfLiteRegistration*> g_registered;
 
 // MutableOpResolver::AddCustom as TfqnnRegisterOps finds it with dlsym
 // (the executable is linked with -rdynamic).
-extern "C" void fuzz_add_custom(void* resolver, const char* name,
-                                const TfLiteRegistration* registration, int version)
-    __asm__("_ZN6tflite17MutableOpResolver9AddCustomEPKcPK18TfLiteRegistrationi")
+extern "C" void fuzz_add_custom(
+    void* resolver, const char* name, const TfLiteRegistration* registration,
+    int version) __asm__("_ZN6tflite17MutableOpResolver9AddCustomEPKcPK18TfLiteRegistrationi")
     __attribute__((visibility("default"), used));
 extern "C" void fuzz_add_custom(void* resolver, const char* name,
                                 const TfLiteRegistration* registration, int version) {
@@ -1158,9 +1216,9 @@ std::string category(const std::string& message) {
         continue;
       }
     }
-    if ((ch >= '0' && ch <= '9') || (ch == '-' && i + 1 < m.size() && m[i + 1] >= '0' &&
-                                     m[i + 1] <= '9' && (out.empty() || out.back() == ' ' ||
-                                                         out.back() == '[' || out.back() == ','))) {
+    if ((ch >= '0' && ch <= '9') ||
+        (ch == '-' && i + 1 < m.size() && m[i + 1] >= '0' && m[i + 1] <= '9' &&
+         (out.empty() || out.back() == ' ' || out.back() == '[' || out.back() == ','))) {
       size_t j = i + 1;
       while (j < m.size() && m[j] >= '0' && m[j] <= '9') ++j;
       out += 'N';
@@ -1213,8 +1271,10 @@ struct Driver {
     rt.snapshot_constants();
     ++stats.invoke_ran;
     ++stats.op_invoked[c.name];
-    if (invoke() == kTfLiteOk) ++stats.invoke_ok;
-    else ++stats.invoke_failed;
+    if (invoke() == kTfLiteOk)
+      ++stats.invoke_ok;
+    else
+      ++stats.invoke_failed;
     rt.check_constants();
     // The interpreter resizing an input and preparing again: a dim changes.
     if (c.reprepare && !c.inputs.empty()) {
@@ -1254,7 +1314,8 @@ struct Driver {
     auto op = tfqnn::tflite::create_op(c.name, options(), c.options.size());
     if (!op) {
       ++stats.unknown_op;
-      if (tfqnn::tflite::is_tfqnn_op(c.name.c_str())) rt.violation("create_op returned null for a known op");
+      if (tfqnn::tflite::is_tfqnn_op(c.name.c_str()))
+        rt.violation("create_op returned null for a known op");
       return;
     }
     if (c.op_threads) op->set_num_threads(c.op_threads);
@@ -1314,7 +1375,8 @@ struct Driver {
       rt.violation("delegate Prepare failed");
     } else if (!rt.replaced) {
       ++stats.unclaimed;
-      if (tfqnn::tflite::is_tfqnn_op(c.name.c_str())) rt.violation("delegate did not claim a tfqnn op");
+      if (tfqnn::tflite::is_tfqnn_op(c.name.c_str()))
+        rt.violation("delegate did not claim a tfqnn op");
     } else {
       TfLiteNode kernel_node;
       std::memset(&kernel_node, 0, sizeof(kernel_node));
@@ -1371,8 +1433,8 @@ double g_default_thread_work = 0;
 
 void find_core_hooks() {
   g_set_isa = reinterpret_cast<int (*)(int)>(dlsym(RTLD_DEFAULT, "tfqnn_core_set_isa"));
-  g_set_min_thread_work = reinterpret_cast<double (*)(double)>(
-      dlsym(RTLD_DEFAULT, "tfqnn_core_set_min_thread_work"));
+  g_set_min_thread_work =
+      reinterpret_cast<double (*)(double)>(dlsym(RTLD_DEFAULT, "tfqnn_core_set_min_thread_work"));
   if (g_set_min_thread_work) {
     g_default_thread_work = g_set_min_thread_work(0);
     g_set_min_thread_work(g_default_thread_work);
@@ -1399,9 +1461,12 @@ void run_case(const Case& c, Runtime& rt, Stats& stats) {
   }
   rt.build(c);
   Driver d{rt, stats, c};
-  if (c.path == 1) d.registered();
-  else if (c.path == 2) d.delegate();
-  else d.direct();
+  if (c.path == 1)
+    d.registered();
+  else if (c.path == 2)
+    d.delegate();
+  else
+    d.direct();
   for (const std::string& e : rt.errors) ++stats.categories[category(e)];
 }
 
@@ -1409,8 +1474,8 @@ void print_stats(const Stats& s, int top) {
   std::printf("total cases: %" PRIu64 "\n", s.cases);
   std::printf("paths: create_op=%" PRIu64 " registerer=%" PRIu64 " delegate=%" PRIu64 "\n",
               s.paths[0], s.paths[1], s.paths[2]);
-  std::printf("isa: scalar=%" PRIu64 " avx2=%" PRIu64 " avx512=%" PRIu64 "\n", s.isa[0],
-              s.isa[1], s.isa[2]);
+  std::printf("isa: scalar=%" PRIu64 " avx2=%" PRIu64 " avx512=%" PRIu64 "\n", s.isa[0], s.isa[1],
+              s.isa[2]);
   std::printf("unknown op (no kernel): %" PRIu64 "\n", s.unknown_op + s.unclaimed);
   std::printf("delegate refused options: %" PRIu64 "\n", s.delegate_refused);
   std::printf("prepare failed: %" PRIu64 "\n", s.prepare_failed);
@@ -1425,7 +1490,8 @@ void print_stats(const Stats& s, int top) {
       auto it = m.find(k);
       return it == m.end() ? uint64_t(0) : it->second;
     };
-    if (kv.first.compare(0, 5, "Tfqnn") != 0 || !tfqnn::tflite::is_tfqnn_op(kv.first.c_str())) continue;
+    if (kv.first.compare(0, 5, "Tfqnn") != 0 || !tfqnn::tflite::is_tfqnn_op(kv.first.c_str()))
+      continue;
     std::printf("  %-16s %7" PRIu64 " %7" PRIu64 " %7" PRIu64 "\n", kv.first.c_str(), kv.second,
                 get(s.op_prepare_ok, kv.first), get(s.op_invoked, kv.first));
   }
@@ -1461,22 +1527,30 @@ int main(int argc, char** argv) {
     const std::string a = argv[i];
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
     const char* v = nullptr;
-    if (a == "--seed" && (v = value())) seed = std::strtoull(v, nullptr, 10);
-    else if (a == "--cases" && (v = value())) cases = std::strtoull(v, nullptr, 10);
-    else if (a == "--first" && (v = value())) first = std::strtoull(v, nullptr, 10);
-    else if (a == "--case" && (v = value())) single = std::strtoll(v, nullptr, 10);
-    else if (a == "--top" && (v = value())) top = std::atoi(v);
+    if (a == "--seed" && (v = value()))
+      seed = std::strtoull(v, nullptr, 10);
+    else if (a == "--cases" && (v = value()))
+      cases = std::strtoull(v, nullptr, 10);
+    else if (a == "--first" && (v = value()))
+      first = std::strtoull(v, nullptr, 10);
+    else if (a == "--case" && (v = value()))
+      single = std::strtoll(v, nullptr, 10);
+    else if (a == "--top" && (v = value()))
+      top = std::atoi(v);
     else if (a == "--progress" && (v = value())) {
       g_progress_fd = open(v, O_WRONLY | O_CREAT | O_TRUNC, 0644);
       if (g_progress_fd < 0) return usage();
-    } else if (a == "--verbose") verbose = true;
-    else return usage();
+    } else if (a == "--verbose")
+      verbose = true;
+    else
+      return usage();
   }
   __sanitizer_set_death_callback(on_death);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   if (!TfqnnCanRegisterOps()) {
-    std::fprintf(stderr, "fuzz_ops: the fake MutableOpResolver::AddCustom is not visible "
-                         "(link with -rdynamic)\n");
+    std::fprintf(stderr,
+                 "fuzz_ops: the fake MutableOpResolver::AddCustom is not visible "
+                 "(link with -rdynamic)\n");
     return 2;
   }
   TfqnnRegisterOps(reinterpret_cast<void*>(&g_registered));

@@ -24,7 +24,7 @@ Every compressor has ``compress(gradient) -> Payload``,
 
 import keras
 
-from tfqnn import _registry
+from tfqnn import _config
 from tfqnn.distribute.compressors.adaq import AdaQ
 from tfqnn.distribute.compressors.base import Compressor, Payload
 from tfqnn.distribute.compressors.dorefa_grad import DoReFaGrad
@@ -59,7 +59,7 @@ def serialize(compressor):
 
 def deserialize(config, custom_objects=None):
     """A compressor from the output of `serialize`, an alias or a class name."""
-    return _registry.deserialize(config, ALL_OBJECTS, get, custom_objects)
+    return _config.deserialize(config, ALL_OBJECTS, get, custom_objects)
 
 
 def get(identifier):
@@ -75,9 +75,14 @@ def get(identifier):
     >>> get("onebit_ef")
     OneBitEF(bucket_size=512, two_phase=False, column_major=True)
     """
-    return _registry.resolve(identifier, base=Compressor, aliases=ALIASES,
-                             deserialize=deserialize, noun="compressor",
-                             accepted="a tfqnn Compressor, a config dict")
+    return _config.resolve(
+        identifier,
+        base=Compressor,
+        aliases=ALIASES,
+        deserialize=deserialize,
+        noun="compressor",
+        accepted="a tfqnn Compressor, a config dict",
+    )
 
 
 __all__ = [

@@ -53,11 +53,17 @@ class AdaQ(Compressor):
             magnitude, indices = sparse.largest(sign * flat, k)
             valid = magnitude > 0
             chosen = tf.cast(valid, tf.float32)
-            means.append(tf.math.divide_no_nan(tf.reduce_sum(magnitude * chosen),
-                                               tf.reduce_sum(chosen)))
+            means.append(
+                tf.math.divide_no_nan(tf.reduce_sum(magnitude * chosen), tf.reduce_sum(chosen))
+            )
             words.append(sparse.encode(indices, tf.fill([k], sign < 0), valid))
-        return Payload(words=tf.concat(words, 0), scales=tf.stack(means),
-                       shape=gradient.shape, dtype=gradient.dtype, num_workers=num_workers)
+        return Payload(
+            words=tf.concat(words, 0),
+            scales=tf.stack(means),
+            shape=gradient.shape,
+            dtype=gradient.dtype,
+            num_workers=num_workers,
+        )
 
     def decompress(self, payload):
         k = payload.words.shape[0] // 2

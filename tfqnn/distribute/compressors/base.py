@@ -30,7 +30,7 @@ import math
 
 import tensorflow as tf
 
-from tfqnn import _registry
+from tfqnn import _config
 from tfqnn.distribute import packing
 
 COLLECTIVES = ("all_reduce", "all_gather", "linear", "two_phase")
@@ -75,7 +75,7 @@ def _static_size(tensor):
     return int(tf.size(tensor)) if size is None else size
 
 
-class Compressor(_registry.ConfigObject):
+class Compressor(_config.ConfigObject):
     """Base class of tfqnn's gradient compressors.
 
     Subclasses set the class attributes and implement `compress`,
@@ -160,8 +160,9 @@ class Compressor(_registry.ConfigObject):
         statistics = 32 * (p - 1) * self.num_statistics(shape)
         return (factor * self.payload_bits(shape, p) + statistics) / n
 
-    def all_reduce(self, gradients, state=None, *, step=None, min_elements=1024,
-                   on_nonfinite="raise"):
+    def all_reduce(
+        self, gradients, state=None, *, step=None, min_elements=1024, on_nonfinite="raise"
+    ):
         """Sums ``gradients`` over the replicas, compressed; call it in a
         replica context (``strategy.run`` inside a `tf.function`).
 
@@ -184,8 +185,9 @@ class Compressor(_registry.ConfigObject):
 
         if on_nonfinite not in ("raise", "nan"):
             raise ValueError(f"Invalid on_nonfinite={on_nonfinite!r}: expected 'raise' or 'nan'.")
-        sums, finite = communicator.all_reduce(self, gradients, state=state, step=step,
-                                               min_elements=min_elements)
+        sums, finite = communicator.all_reduce(
+            self, gradients, state=state, step=step, min_elements=min_elements
+        )
         if on_nonfinite == "raise":
             check = tf.debugging.Assert(finite, ["tfqnn: a replica had a NaN or Inf gradient."])
             with tf.control_dependencies([check]):
@@ -208,7 +210,6 @@ class Compressor(_registry.ConfigObject):
         if seed is None:
             return tf.random.uniform(shape, dtype=tf.float32)
         return tf.random.stateless_uniform(shape, seed=seed, dtype=tf.float32)
-
 
 
 def num_buckets(num_elements, bucket_size):

@@ -52,9 +52,13 @@ class DoReFaGrad(Compressor):
         unit = tf.math.divide_no_nan(flat, 2.0 * statistics[0]) + 0.5
         q = tf.floor(unit * self.levels + self._uniform(tf.shape(flat), seed))
         integers = tf.cast(tf.clip_by_value(q, 0.0, self.levels), tf.int32)
-        return Payload(words=base.pack_summable(integers, 0, self.levels, num_workers),
-                       scales=statistics, shape=gradient.shape, dtype=gradient.dtype,
-                       num_workers=num_workers)
+        return Payload(
+            words=base.pack_summable(integers, 0, self.levels, num_workers),
+            scales=statistics,
+            shape=gradient.shape,
+            dtype=gradient.dtype,
+            num_workers=num_workers,
+        )
 
     def decompress(self, payload):
         q = base.unpack_summable(payload, 0, self.levels)

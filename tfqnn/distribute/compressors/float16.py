@@ -24,9 +24,14 @@ class Float16(Compressor):
     collective = "linear"
 
     def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
-        return Payload(words=tf.zeros([0], tf.int32), scales=tf.zeros([0], tf.float32),
-                       shape=gradient.shape, dtype=gradient.dtype, num_workers=num_workers,
-                       values=tf.cast(self._flat(gradient), tf.float16))
+        return Payload(
+            words=tf.zeros([0], tf.int32),
+            scales=tf.zeros([0], tf.float32),
+            shape=gradient.shape,
+            dtype=gradient.dtype,
+            num_workers=num_workers,
+            values=tf.cast(self._flat(gradient), tf.float16),
+        )
 
     def decompress(self, payload):
         return self._restore(tf.cast(payload.values, tf.float32), payload)

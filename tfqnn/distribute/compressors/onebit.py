@@ -88,10 +88,12 @@ class OneBitEF(Compressor):
             real = real * tf.reshape(mask, tf.shape(values))
         negative = tf.cast(values < 0, tf.float32) * real
         positive = real - negative
-        mean_positive = tf.math.divide_no_nan(tf.reduce_sum(values * positive, 1),
-                                              tf.reduce_sum(positive, 1))
-        mean_negative = tf.math.divide_no_nan(tf.reduce_sum(values * negative, 1),
-                                              tf.reduce_sum(negative, 1))
+        mean_positive = tf.math.divide_no_nan(
+            tf.reduce_sum(values * positive, 1), tf.reduce_sum(positive, 1)
+        )
+        mean_negative = tf.math.divide_no_nan(
+            tf.reduce_sum(values * negative, 1), tf.reduce_sum(negative, 1)
+        )
         return packing.pack_bits(flat < 0), tf.stack([mean_positive, mean_negative], 1)
 
     def decode(self, words, means, num_elements):
@@ -103,12 +105,18 @@ class OneBitEF(Compressor):
 
     def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
         words, means = self.encode(self._ordered(gradient))
-        return Payload(words=words, scales=tf.reshape(means, [-1]), shape=gradient.shape,
-                       dtype=gradient.dtype, num_workers=num_workers)
+        return Payload(
+            words=words,
+            scales=tf.reshape(means, [-1]),
+            shape=gradient.shape,
+            dtype=gradient.dtype,
+            num_workers=num_workers,
+        )
 
     def decompress(self, payload):
-        flat = self.decode(payload.words, tf.reshape(payload.scales, [-1, 2]),
-                           payload.shape.num_elements())
+        flat = self.decode(
+            payload.words, tf.reshape(payload.scales, [-1, 2]), payload.shape.num_elements()
+        )
         return tf.cast(self._unordered(flat, payload.shape), payload.dtype)
 
     def decompress_sum(self, payloads):
@@ -142,13 +150,16 @@ class OneBitEF(Compressor):
         from tfqnn.distribute import communicator
 
         if not self.two_phase:
-            return communicator.exchange_gathered(self, points, slots=slots, flag=flag,
-                                                  seeds=seeds, context=context)
+            return communicator.exchange_gathered(
+                self, points, slots=slots, flag=flag, seeds=seeds, context=context
+            )
         p = communicator.num_replicas(context)
         if p > 1 and len(context.strategy.extended.worker_devices) > 1:
-            raise ValueError("OneBitEF(two_phase=True) needs one replica per worker, as "
-                             "MultiWorkerMirroredStrategy has: all-to-all between replicas of "
-                             "one process does not run on CPU.")
+            raise ValueError(
+                "OneBitEF(two_phase=True) needs one replica per worker, as "
+                "MultiWorkerMirroredStrategy has: all-to-all between replicas of "
+                "one process does not run on CPU."
+            )
         me = tf.cast(context.replica_id_in_sync_group, tf.int32)
         sizes = [x.shape.num_elements() for x in points]
         shards = [self.shard_size(n, p) for n in sizes]
@@ -161,16 +172,16 @@ class OneBitEF(Compressor):
             words.append(tf.reshape(w, [p, -1]))
             means.append(tf.reshape(m, [p, -1]))
         # Phase 1: shard j of every worker to worker j, with everyone's flag.
-        received = communicator.all_to_all(
-            context, tf.concat(words + [tf.fill([p, 1], flag)], 1))
+        received = communicator.all_to_all(context, tf.concat(words + [tf.fill([p, 1], flag)], 1))
         received_means = communicator.all_to_all(context, tf.concat(means, 1))
         nonfinite = tf.reduce_sum(received[:, -1])
         word_pieces = tf.split(received[:, :-1], [w.shape[1] for w in words], axis=1)
         mean_pieces = tf.split(received_means, [m.shape[1] for m in means], axis=1)
         server_words, server_means, updates = [], [], []
         for n, shard, w, m, slot in zip(sizes, shards, word_pieces, mean_pieces, slots):
-            total = tf.add_n([self.decode(w[r], tf.reshape(m[r], [-1, 2]), shard)
-                              for r in range(p)])
+            total = tf.add_n(
+                [self.decode(w[r], tf.reshape(m[r], [-1, 2]), shard) for r in range(p)]
+            )
             real = tf.cast(me * shard + tf.range(shard) < n, tf.float32)
             server = (total + slot["server_residual"].value) * real
             sw, sm = self.encode(server, real)
@@ -182,14 +193,21 @@ class OneBitEF(Compressor):
         gathered_means = communicator.all_gather(context, tf.concat(server_means, 0))
         totals = []
         for x, n, shard, w, m in zip(
-                points, sizes, shards,
-                tf.split(gathered, [w.shape[0] for w in server_words], axis=1),
-                tf.split(gathered_means, [m.shape[0] for m in server_means], axis=1)):
-            flat = tf.concat([self.decode(w[r], tf.reshape(m[r], [-1, 2]), shard)
-                              for r in range(p)], 0)
+            points,
+            sizes,
+            shards,
+            tf.split(gathered, [w.shape[0] for w in server_words], axis=1),
+            tf.split(gathered_means, [m.shape[0] for m in server_means], axis=1),
+        ):
+            flat = tf.concat(
+                [self.decode(w[r], tf.reshape(m[r], [-1, 2]), shard) for r in range(p)], 0
+            )
             totals.append(self._unordered(flat[:n], x.shape))
         return totals, locals_, updates, nonfinite
 
     def get_config(self):
-        return {"bucket_size": self.bucket_size, "two_phase": self.two_phase,
-                "column_major": self.column_major}
+        return {
+            "bucket_size": self.bucket_size,
+            "two_phase": self.two_phase,
+            "column_major": self.column_major,
+        }

@@ -81,16 +81,23 @@ class PowerSGD(Compressor):
             q: the warm-start ``Q`` (None: `initial_q`).
         """
         if min(self.matrix_shape(gradient.shape)) < self.rank:
-            raise ValueError(f"PowerSGD(rank={self.rank}) needs a matrix of at least rank rows "
-                             f"and columns; got a gradient of shape {gradient.shape}.")
+            raise ValueError(
+                f"PowerSGD(rank={self.rank}) needs a matrix of at least rank rows "
+                f"and columns; got a gradient of shape {gradient.shape}."
+            )
         m = self.matrix(gradient)
         q = self.initial_q(gradient.shape) if q is None else q
         p = self.orthogonalize(tf.matmul(m, q))
         q = tf.matmul(m, p, transpose_a=True)
         values = tf.concat([tf.reshape(p, [-1]), tf.reshape(q, [-1])], 0)
-        return Payload(words=tf.zeros([0], tf.int32), scales=tf.zeros([0], tf.float32),
-                       shape=gradient.shape, dtype=gradient.dtype, num_workers=num_workers,
-                       values=values)
+        return Payload(
+            words=tf.zeros([0], tf.int32),
+            scales=tf.zeros([0], tf.float32),
+            shape=gradient.shape,
+            dtype=gradient.dtype,
+            num_workers=num_workers,
+            values=values,
+        )
 
     def factors(self, payload):
         """``(P^, Q)`` of a payload."""
@@ -121,11 +128,16 @@ class PowerSGD(Compressor):
         ps = [self.orthogonalize(p) for p in ps]
         own_qs = [tf.matmul(m, p, transpose_a=True) for m, p in zip(matrices, ps)]
         qs = communicator.concat_split(
-            own_qs, lambda buffer: communicator.all_reduce_sum(context, buffer))
-        totals = [tf.reshape(tf.matmul(p, q, transpose_b=True), x.shape)
-                  for p, q, x in zip(ps, qs, points)]
-        locals_ = [tf.reshape(tf.matmul(p, q, transpose_b=True), x.shape)
-                   for p, q, x in zip(ps, own_qs, points)]
+            own_qs, lambda buffer: communicator.all_reduce_sum(context, buffer)
+        )
+        totals = [
+            tf.reshape(tf.matmul(p, q, transpose_b=True), x.shape)
+            for p, q, x in zip(ps, qs, points)
+        ]
+        locals_ = [
+            tf.reshape(tf.matmul(p, q, transpose_b=True), x.shape)
+            for p, q, x in zip(ps, own_qs, points)
+        ]
         return totals, locals_, [(s["q"], q) for s, q in zip(slots, qs)], nonfinite
 
     def get_config(self):

@@ -57,16 +57,21 @@ class QSGD(Compressor):
         lower = tf.floor(scaled)
         xi = lower + tf.cast(self._uniform(tf.shape(scaled), seed) < scaled - lower, tf.float32)
         xi = tf.minimum(xi, s)  # rounding can put s |v_i| / r a hair above s
-        integers = tf.cast(tf.reshape(tf.sign(values) * xi, [-1])[:flat.shape[0]], tf.int32)
+        integers = tf.cast(tf.reshape(tf.sign(values) * xi, [-1])[: flat.shape[0]], tf.int32)
         words = base.pack_summable(integers, self.levels, 2 * self.levels, num_workers)
-        return Payload(words=words, scales=statistics, shape=gradient.shape,
-                       dtype=gradient.dtype, num_workers=num_workers)
+        return Payload(
+            words=words,
+            scales=statistics,
+            shape=gradient.shape,
+            dtype=gradient.dtype,
+            num_workers=num_workers,
+        )
 
     def decompress(self, payload):
         integers = base.unpack_summable(payload, self.levels, 2 * self.levels)
         values, _ = bucketed(integers, self.bucket_size)
         flat = values * payload.scales[:, None] / float(self.levels)
-        return self._restore(tf.reshape(flat, [-1])[:payload.shape.num_elements()], payload)
+        return self._restore(tf.reshape(flat, [-1])[: payload.shape.num_elements()], payload)
 
     def payload_bits(self, shape, num_workers=1):
         n = tf.TensorShape(shape).num_elements()

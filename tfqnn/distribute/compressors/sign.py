@@ -37,9 +37,13 @@ class SignSGD(Compressor):
 
     def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
         negative = tf.cast(self._flat(gradient) < 0, tf.int32)
-        return Payload(words=base.pack_summable(negative, 0, 1, num_workers),
-                       scales=tf.zeros([0], tf.float32), shape=gradient.shape,
-                       dtype=gradient.dtype, num_workers=num_workers)
+        return Payload(
+            words=base.pack_summable(negative, 0, 1, num_workers),
+            scales=tf.zeros([0], tf.float32),
+            shape=gradient.shape,
+            dtype=gradient.dtype,
+            num_workers=num_workers,
+        )
 
     def decompress(self, payload):
         votes = payload.count - 2.0 * base.unpack_summable(payload, 0, 1)
@@ -71,9 +75,13 @@ class EFSign(Compressor):
 
     def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
         flat = self._flat(gradient)
-        return Payload(words=packing.pack_bits(flat < 0),
-                       scales=tf.reshape(tf.reduce_mean(tf.abs(flat)), [1]),
-                       shape=gradient.shape, dtype=gradient.dtype, num_workers=num_workers)
+        return Payload(
+            words=packing.pack_bits(flat < 0),
+            scales=tf.reshape(tf.reduce_mean(tf.abs(flat)), [1]),
+            shape=gradient.shape,
+            dtype=gradient.dtype,
+            num_workers=num_workers,
+        )
 
     def decompress(self, payload):
         negative = packing.unpack_bits(payload.words, payload.shape.num_elements())

@@ -13,8 +13,10 @@ EMPTY = -1
 
 def check_size(num_elements, compressor):
     if num_elements > MAX_ELEMENTS:
-        raise ValueError(f"{type(compressor).__name__} encodes indices in 30 bits: a gradient "
-                         f"of {num_elements} elements is too large (at most {MAX_ELEMENTS}).")
+        raise ValueError(
+            f"{type(compressor).__name__} encodes indices in 30 bits: a gradient "
+            f"of {num_elements} elements is too large (at most {MAX_ELEMENTS})."
+        )
 
 
 def encode(indices, negative, valid):
@@ -30,8 +32,9 @@ def decode(words, magnitudes, num_elements):
     indices = tf.where(valid, tf.bitwise.right_shift(words, 1), 0)
     signs = 1.0 - 2.0 * tf.cast(tf.bitwise.bitwise_and(words, 1), tf.float32)
     updates = tf.where(valid, signs * magnitudes, 0.0)
-    return tf.tensor_scatter_nd_add(tf.zeros([num_elements], tf.float32),
-                                    tf.expand_dims(indices, 1), updates)
+    return tf.tensor_scatter_nd_add(
+        tf.zeros([num_elements], tf.float32), tf.expand_dims(indices, 1), updates
+    )
 
 
 def largest(scores, count):

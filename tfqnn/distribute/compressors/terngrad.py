@@ -34,8 +34,9 @@ class TernGrad(Compressor):
     stochastic = True
 
     def __init__(self, clip_sigma=2.5):
-        self.clip_sigma = _validation.check_number("clip_sigma", clip_sigma, positive=True,
-                                                   allow_none=True)
+        self.clip_sigma = _validation.check_number(
+            "clip_sigma", clip_sigma, positive=True, allow_none=True
+        )
 
     @property
     def unbiased(self):
@@ -62,8 +63,13 @@ class TernGrad(Compressor):
         probability = tf.math.divide_no_nan(tf.abs(flat), statistics[0])
         keep = self._uniform(tf.shape(flat), seed) < probability
         integers = tf.cast(tf.sign(flat), tf.int32) * tf.cast(keep, tf.int32)
-        return Payload(words=base.pack_summable(integers, 1, 2, num_workers), scales=statistics,
-                       shape=gradient.shape, dtype=gradient.dtype, num_workers=num_workers)
+        return Payload(
+            words=base.pack_summable(integers, 1, 2, num_workers),
+            scales=statistics,
+            shape=gradient.shape,
+            dtype=gradient.dtype,
+            num_workers=num_workers,
+        )
 
     def decompress(self, payload):
         return self._restore(base.unpack_summable(payload, 1, 2) * payload.scales[0], payload)

@@ -55,8 +55,13 @@ class Threshold(Compressor):
         sparse.check_size(flat.shape[0], self)
         magnitude, indices = sparse.largest(tf.abs(flat), self.slots(flat.shape[0]))
         words = sparse.encode(indices, tf.gather(flat, indices) < 0, magnitude > self.tau)
-        return Payload(words=words, scales=tf.zeros([0], tf.float32), shape=gradient.shape,
-                       dtype=gradient.dtype, num_workers=num_workers)
+        return Payload(
+            words=words,
+            scales=tf.zeros([0], tf.float32),
+            shape=gradient.shape,
+            dtype=gradient.dtype,
+            num_workers=num_workers,
+        )
 
     def decompress(self, payload):
         flat = sparse.decode(payload.words, self.tau, payload.shape.num_elements())

@@ -57,8 +57,7 @@ void copy_rows_fixed(int32_t* dst, int64_t ldd, const int32_t* src, int64_t lds,
   }
 }
 
-void copy_rows(int32_t* dst, int64_t ldd, const int32_t* src, int64_t lds, int n,
-               int words) {
+void copy_rows(int32_t* dst, int64_t ldd, const int32_t* src, int64_t lds, int n, int words) {
   switch (words) {
     case 1: copy_rows_fixed<1>(dst, ldd, src, lds, n); return;
     case 2: copy_rows_fixed<2>(dst, ldd, src, lds, n); return;
@@ -86,8 +85,7 @@ struct Geometry {
 // words for every pixel of the output row; otherwise the pixels whose taps
 // all lie inside the image ([x0, x1)) copy the filter row's words, and the
 // others copy or zero each tap.
-void im2col(const Geometry& c, const int32_t* input, int g, int64_t r, int rb,
-            int32_t* a) {
+void im2col(const Geometry& c, const int32_t* input, int g, int64_t r, int rb, int32_t* a) {
   const int64_t image = int64_t{c.H} * c.W * c.words;
   int64_t b = r / (int64_t{c.ho} * c.wo);
   int oy = static_cast<int>(r / c.wo % c.ho), ox = static_cast<int>(r % c.wo);
@@ -151,8 +149,8 @@ void im2col(const Geometry& c, const int32_t* input, int g, int64_t r, int rb,
 
 }  // namespace
 
-void conv_axis_geometry(int in, int k, int stride, int dilation, Padding padding,
-                        int* out, int* pad_before) {
+void conv_axis_geometry(int in, int k, int stride, int dilation, Padding padding, int* out,
+                        int* pad_before) {
   const int64_t effective = int64_t{k - 1} * dilation + 1;
   if (padding == Padding::kSame) {
     const int64_t o = (int64_t{in} + stride - 1) / stride;
@@ -166,10 +164,10 @@ void conv_axis_geometry(int in, int k, int stride, int dilation, Padding padding
 }
 
 void compute_conv_geometry(BConv2dShape* s) {
-  conv_axis_geometry(s->in_height, s->filter_height, s->stride_height,
-                     s->dilation_height, s->padding, &s->out_height, &s->pad_top);
-  conv_axis_geometry(s->in_width, s->filter_width, s->stride_width,
-                     s->dilation_width, s->padding, &s->out_width, &s->pad_left);
+  conv_axis_geometry(s->in_height, s->filter_height, s->stride_height, s->dilation_height,
+                     s->padding, &s->out_height, &s->pad_top);
+  conv_axis_geometry(s->in_width, s->filter_width, s->stride_width, s->dilation_width, s->padding,
+                     &s->out_width, &s->pad_left);
 }
 
 void BConv2d::prepare(const BConv2dShape& shape, const int32_t* filter) {
@@ -204,8 +202,8 @@ void BConv2d::prepare(const BConv2dShape& shape, const int32_t* filter) {
   }
 }
 
-void BConv2d::run(const int32_t* input, const OutputTransform& transform,
-                  void* output, int num_threads) {
+void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* output,
+                  int num_threads) {
   const BConv2dShape& s = shape_;
   const int64_t rows = int64_t{s.batch} * s.out_height * s.out_width;
   if (rows <= 0 || s.channels_out <= 0) return;
@@ -230,8 +228,7 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform,
   const int dh = s.dilation_height, dw = s.dilation_width;
   const int pt = s.pad_top, pl = s.pad_left;
   // 1x1, stride 1, no padding: the input rows are the gemm's A.
-  const bool direct = taps == 1 && sh == 1 && sw == 1 && ho == H && wo == W &&
-                      pt == 0 && pl == 0;
+  const bool direct = taps == 1 && sh == 1 && sw == 1 && ho == H && wo == W && pt == 0 && pl == 0;
   const bool zero_pad = s.pad_values == 0 && !tap_sums_.empty();
 
   // Output pixels [y0, y1) x [x0, x1) see no padding.
@@ -247,8 +244,8 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform,
   const int y1 = std::max(y0, end_inside(H, pt, fh, dh, sh, ho));
   const int x1 = std::max(x0, end_inside(W, pl, fw, dw, sw, wo));
 
-  const Geometry geo = {H, W, words, wg, fh, fw, sh, sw, dh, dw, pt, pl, ho, wo, kw,
-                        y0, y1, x0, x1};
+  const Geometry geo = {H,  W,  words, wg, fh, fw, sh, sw, dh, dw,
+                        pt, pl, ho,    wo, kw, y0, y1, x0, x1};
 
   // Rows per block: the im2col block in L1 (~16 KiB), and the counts too
   // (~16 KiB: the output transform reads them back) unless that leaves
@@ -286,8 +283,8 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform,
         const int32_t* gf = filter + g * group_words;
         for (int p = 0; p < panels; ++p) {
           const int c = p * kPanel;
-          kernels.gemm_panel(a, lda, rb, gf + int64_t{p} * kw * kPanel, kw,
-                             counts + g * og + c, n, std::min(kPanel, og - c));
+          kernels.gemm_panel(a, lda, rb, gf + int64_t{p} * kw * kPanel, kw, counts + g * og + c, n,
+                             std::min(kPanel, og - c));
         }
       }
       const int32_t* rk = nullptr;

@@ -33,8 +33,7 @@ void BDense::prepare(const int32_t* weights, int out_features, int in_features) 
   pack_panels(weights, kw, out_features, kw, panels);
 }
 
-void BDense::run(const int32_t* input, int64_t rows,
-                 const OutputTransform& transform, void* output,
+void BDense::run(const int32_t* input, int64_t rows, const OutputTransform& transform, void* output,
                  int num_threads) {
   if (rows <= 0 || out_features_ <= 0) return;
   const Kernels& kernels = active_kernels();
@@ -50,9 +49,9 @@ void BDense::run(const int32_t* input, int64_t rows,
   int threads = useful_threads(num_threads, work, std::max<int64_t>(rows / 8, panels));
   const bool split_rows = panels < threads || rows >= int64_t{16} * n;
   if (!split_rows) threads = std::min(threads, panels);
-  const int64_t block = std::min<int64_t>(
-      block_rows(kw, split_rows ? n : (panels + threads - 1) / threads * kPanel),
-      round_up(rows, 8));
+  const int64_t block =
+      std::min<int64_t>(block_rows(kw, split_rows ? n : (panels + threads - 1) / threads * kPanel),
+                        round_up(rows, 8));
   const int64_t ldc = int64_t{panels} * kPanel;
   const size_t per_thread = static_cast<size_t>(round_up(block * ldc, kAlignWords));
   int32_t* scratch = aligned_words(&scratch_, per_thread * threads);
@@ -66,11 +65,11 @@ void BDense::run(const int32_t* input, int64_t rows,
       const int32_t* a = input + r * kw;
       for (int64_t p = p0; p < p1; ++p) {
         const int c = static_cast<int>(p * kPanel);
-        kernels.gemm_panel(a, kw, rb, weights + p * kw * kPanel, kw,
-                           counts + (c - col0), ldc, std::min(kPanel, n - c));
+        kernels.gemm_panel(a, kw, rb, weights + p * kw * kPanel, kw, counts + (c - col0), ldc,
+                           std::min(kPanel, n - c));
       }
-      kernels.transform(counts, ldc, rb, col0, ncols, in_features_, nullptr,
-                        transform, static_cast<char*>(output) + r * row_bytes, n);
+      kernels.transform(counts, ldc, rb, col0, ncols, in_features_, nullptr, transform,
+                        static_cast<char*>(output) + r * row_bytes, n);
     }
   };
   if (split_rows) {
@@ -82,15 +81,13 @@ void BDense::run(const int32_t* input, int64_t rows,
       if (r0 < r1) task(r0, r1, 0, panels, thread);
     });
   } else {
-    parallel_for(panels, threads, [&](int64_t p0, int64_t p1, int thread) {
-      task(0, rows, p0, p1, thread);
-    });
+    parallel_for(panels, threads,
+                 [&](int64_t p0, int64_t p1, int thread) { task(0, rows, p0, p1, thread); });
   }
 }
 
-void bdense(const int32_t* input, int64_t rows, const int32_t* weights,
-            int out_features, int in_features, const OutputTransform& transform,
-            void* output, int num_threads) {
+void bdense(const int32_t* input, int64_t rows, const int32_t* weights, int out_features,
+            int in_features, const OutputTransform& transform, void* output, int num_threads) {
   BDense dense;
   dense.prepare(weights, out_features, in_features);
   dense.run(input, rows, transform, output, num_threads);

@@ -28,8 +28,7 @@ void pack_row_float(const float* x, int channels, int w0, int32_t* out) {
   }
 }
 
-void pack_row_int8(const int8_t* q, int channels, int32_t zero_point, int w0,
-                   int32_t* out) {
+void pack_row_int8(const int8_t* q, int channels, int32_t zero_point, int w0, int32_t* out) {
   const int words = packed_words(channels);
   for (int w = w0; w < words; ++w) {
     const int c0 = w * 32;
@@ -49,25 +48,22 @@ void unpack_row(const int32_t* in, int channels, int c0, float* out) {
   }
 }
 
-
-void bitpack_float_scalar(const float* in, int64_t rows, int channels,
-                          int32_t* out) {
+void bitpack_float_scalar(const float* in, int64_t rows, int channels, int32_t* out) {
   const int words = packed_words(channels);
   for (int64_t r = 0; r < rows; ++r) {
     pack_row_float(in + r * channels, channels, 0, out + r * words);
   }
 }
 
-void bitpack_int8_scalar(const int8_t* in, int64_t rows, int channels,
-                         int32_t zero_point, int32_t* out) {
+void bitpack_int8_scalar(const int8_t* in, int64_t rows, int channels, int32_t zero_point,
+                         int32_t* out) {
   const int words = packed_words(channels);
   for (int64_t r = 0; r < rows; ++r) {
     pack_row_int8(in + r * channels, channels, zero_point, 0, out + r * words);
   }
 }
 
-void unpack_float_scalar(const int32_t* in, int64_t rows, int channels,
-                         float* out) {
+void unpack_float_scalar(const int32_t* in, int64_t rows, int channels, float* out) {
   const int words = packed_words(channels);
   for (int64_t r = 0; r < rows; ++r) {
     unpack_row(in + r * words, channels, 0, out + r * channels);
@@ -77,8 +73,7 @@ void unpack_float_scalar(const int32_t* in, int64_t rows, int channels,
 #if defined(__x86_64__)
 
 #define TFQNN_AVX2 __attribute__((target("avx2,popcnt")))
-#define TFQNN_AVX512 \
-  __attribute__((target("avx512f,avx512vpopcntdq,avx512vl,avx512bw,avx512dq")))
+#define TFQNN_AVX512 __attribute__((target("avx512f,avx512vpopcntdq,avx512vl,avx512bw,avx512dq")))
 
 // The vector versions pack runs of whole words: a row's full words, or all
 // rows at once when the channels are a multiple of 32 (rows x words is then
@@ -94,8 +89,7 @@ TFQNN_AVX2 inline void pack_words_float_avx2(const float* x, int64_t n, int32_t*
   for (int64_t w = 0; w < n; ++w) {
     const float* p = x + w * 32;
     const __m256i c0 = _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(p), zero, _CMP_LT_OQ));
-    const __m256i c1 =
-        _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(p + 8), zero, _CMP_LT_OQ));
+    const __m256i c1 = _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(p + 8), zero, _CMP_LT_OQ));
     const __m256i c2 =
         _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(p + 16), zero, _CMP_LT_OQ));
     const __m256i c3 =
@@ -107,8 +101,7 @@ TFQNN_AVX2 inline void pack_words_float_avx2(const float* x, int64_t n, int32_t*
 }
 
 // n words from 32 * n int8 values.
-TFQNN_AVX2 inline void pack_words_int8_avx2(const int8_t* q, int64_t n, __m256i zp,
-                                            int32_t* out) {
+TFQNN_AVX2 inline void pack_words_int8_avx2(const int8_t* q, int64_t n, __m256i zp, int32_t* out) {
   for (int64_t w = 0; w < n; ++w) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + w * 32));
     out[w] = _mm256_movemask_epi8(_mm256_cmpgt_epi8(zp, v));
@@ -117,8 +110,7 @@ TFQNN_AVX2 inline void pack_words_int8_avx2(const int8_t* q, int64_t n, __m256i 
 
 }  // namespace
 
-TFQNN_AVX2 void bitpack_float_avx2(const float* in, int64_t rows, int channels,
-                                   int32_t* out) {
+TFQNN_AVX2 void bitpack_float_avx2(const float* in, int64_t rows, int channels, int32_t* out) {
   const int words = packed_words(channels);
   const int full = channels / 32;
   if (full == words) {
@@ -133,8 +125,8 @@ TFQNN_AVX2 void bitpack_float_avx2(const float* in, int64_t rows, int channels,
   }
 }
 
-TFQNN_AVX2 void bitpack_int8_avx2(const int8_t* in, int64_t rows, int channels,
-                                  int32_t zero_point, int32_t* out) {
+TFQNN_AVX2 void bitpack_int8_avx2(const int8_t* in, int64_t rows, int channels, int32_t zero_point,
+                                  int32_t* out) {
   if (zero_point < -128 || zero_point > 127) {
     // Out of the int8 range: q < zero_point always or never holds.
     bitpack_int8_scalar(in, rows, channels, zero_point, out);
@@ -155,8 +147,7 @@ TFQNN_AVX2 void bitpack_int8_avx2(const int8_t* in, int64_t rows, int channels,
   }
 }
 
-TFQNN_AVX2 void unpack_float_avx2(const int32_t* in, int64_t rows, int channels,
-                                  float* out) {
+TFQNN_AVX2 void unpack_float_avx2(const int32_t* in, int64_t rows, int channels, float* out) {
   const int words = packed_words(channels);
   const int full = channels / 32;
   // Lane i of `select` has only bit i set: (word & select) != 0 picks -1.
@@ -216,15 +207,14 @@ TFQNN_AVX512 inline void pack_words_int8_avx512(const int8_t* q, int64_t n, __m5
   }
   if (w < n) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + w * 32));
-    out[w] = static_cast<int32_t>(
-        _cvtmask32_u32(_mm256_cmplt_epi8_mask(v, _mm512_castsi512_si256(zp))));
+    out[w] =
+        static_cast<int32_t>(_cvtmask32_u32(_mm256_cmplt_epi8_mask(v, _mm512_castsi512_si256(zp))));
   }
 }
 
 }  // namespace
 
-TFQNN_AVX512 void bitpack_float_avx512(const float* in, int64_t rows,
-                                       int channels, int32_t* out) {
+TFQNN_AVX512 void bitpack_float_avx512(const float* in, int64_t rows, int channels, int32_t* out) {
   const int words = packed_words(channels);
   const int full = channels / 32;
   const int tail = channels - full * 32;
@@ -233,27 +223,23 @@ TFQNN_AVX512 void bitpack_float_avx512(const float* in, int64_t rows,
     return;
   }
   const __m512 zero = _mm512_setzero_ps();
-  const __mmask16 t0 = static_cast<__mmask16>(
-      tail >= 16 ? 0xFFFF : (1u << tail) - 1u);
-  const __mmask16 t1 = static_cast<__mmask16>(
-      tail > 16 ? (1u << (tail - 16)) - 1u : 0u);
+  const __mmask16 t0 = static_cast<__mmask16>(tail >= 16 ? 0xFFFF : (1u << tail) - 1u);
+  const __mmask16 t1 = static_cast<__mmask16>(tail > 16 ? (1u << (tail - 16)) - 1u : 0u);
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = in + r * channels;
     int32_t* o = out + r * words;
     pack_words_float_avx512(x, full, o);
     const float* p = x + full * 32;
-    const __mmask16 lo = _mm512_mask_cmp_ps_mask(
-        t0, _mm512_maskz_loadu_ps(t0, p), zero, _CMP_LT_OQ);
-    const __mmask16 hi = _mm512_mask_cmp_ps_mask(
-        t1, _mm512_maskz_loadu_ps(t1, p + 16), zero, _CMP_LT_OQ);
-    o[full] = static_cast<int32_t>(static_cast<uint32_t>(lo) |
-                                   (static_cast<uint32_t>(hi) << 16));
+    const __mmask16 lo =
+        _mm512_mask_cmp_ps_mask(t0, _mm512_maskz_loadu_ps(t0, p), zero, _CMP_LT_OQ);
+    const __mmask16 hi =
+        _mm512_mask_cmp_ps_mask(t1, _mm512_maskz_loadu_ps(t1, p + 16), zero, _CMP_LT_OQ);
+    o[full] = static_cast<int32_t>(static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16));
   }
 }
 
-TFQNN_AVX512 void bitpack_int8_avx512(const int8_t* in, int64_t rows,
-                                      int channels, int32_t zero_point,
-                                      int32_t* out) {
+TFQNN_AVX512 void bitpack_int8_avx512(const int8_t* in, int64_t rows, int channels,
+                                      int32_t zero_point, int32_t* out) {
   if (zero_point < -128 || zero_point > 127) {
     bitpack_int8_scalar(in, rows, channels, zero_point, out);
     return;
@@ -277,33 +263,30 @@ TFQNN_AVX512 void bitpack_int8_avx512(const int8_t* in, int64_t rows,
   }
 }
 
-TFQNN_AVX512 void unpack_float_avx512(const int32_t* in, int64_t rows,
-                                      int channels, float* out) {
+TFQNN_AVX512 void unpack_float_avx512(const int32_t* in, int64_t rows, int channels, float* out) {
   const int words = packed_words(channels);
   const int full = channels / 32;
   const int tail = channels - full * 32;
   const __m512 plus = _mm512_set1_ps(1.0f), minus = _mm512_set1_ps(-1.0f);
-  const __mmask16 t0 = static_cast<__mmask16>(
-      tail >= 16 ? 0xFFFF : (1u << tail) - 1u);
-  const __mmask16 t1 = static_cast<__mmask16>(
-      tail > 16 ? (1u << (tail - 16)) - 1u : 0u);
+  const __mmask16 t0 = static_cast<__mmask16>(tail >= 16 ? 0xFFFF : (1u << tail) - 1u);
+  const __mmask16 t1 = static_cast<__mmask16>(tail > 16 ? (1u << (tail - 16)) - 1u : 0u);
   for (int64_t r = 0; r < rows; ++r) {
     const int32_t* p = in + r * words;
     float* y = out + r * channels;
     for (int w = 0; w < full; ++w) {
       const uint32_t word = static_cast<uint32_t>(p[w]);
-      _mm512_storeu_ps(y + w * 32, _mm512_mask_blend_ps(
-                                       static_cast<__mmask16>(word & 0xFFFF), plus, minus));
-      _mm512_storeu_ps(y + w * 32 + 16, _mm512_mask_blend_ps(
-                                            static_cast<__mmask16>(word >> 16), plus, minus));
+      _mm512_storeu_ps(y + w * 32,
+                       _mm512_mask_blend_ps(static_cast<__mmask16>(word & 0xFFFF), plus, minus));
+      _mm512_storeu_ps(y + w * 32 + 16,
+                       _mm512_mask_blend_ps(static_cast<__mmask16>(word >> 16), plus, minus));
     }
     if (tail) {
       const uint32_t word = static_cast<uint32_t>(p[full]);
       float* q = y + full * 32;
-      _mm512_mask_storeu_ps(q, t0, _mm512_mask_blend_ps(
-                                       static_cast<__mmask16>(word & 0xFFFF), plus, minus));
-      _mm512_mask_storeu_ps(q + 16, t1, _mm512_mask_blend_ps(
-                                            static_cast<__mmask16>(word >> 16), plus, minus));
+      _mm512_mask_storeu_ps(
+          q, t0, _mm512_mask_blend_ps(static_cast<__mmask16>(word & 0xFFFF), plus, minus));
+      _mm512_mask_storeu_ps(q + 16, t1,
+                            _mm512_mask_blend_ps(static_cast<__mmask16>(word >> 16), plus, minus));
     }
   }
 }
@@ -316,8 +299,7 @@ void bitpack_float(const float* in, int64_t rows, int channels, int32_t* out) {
   active_kernels().bitpack_float(in, rows, channels, out);
 }
 
-void bitpack_int8(const int8_t* in, int64_t rows, int channels,
-                  int32_t zero_point, int32_t* out) {
+void bitpack_int8(const int8_t* in, int64_t rows, int channels, int32_t zero_point, int32_t* out) {
   active_kernels().bitpack_int8(in, rows, channels, zero_point, out);
 }
 

@@ -10,10 +10,10 @@ namespace tfqnn {
 namespace core {
 
 void compute_pool_geometry(BMaxPoolShape* s) {
-  conv_axis_geometry(s->in_height, s->filter_height, s->stride_height, 1,
-                     s->padding, &s->out_height, &s->pad_top);
-  conv_axis_geometry(s->in_width, s->filter_width, s->stride_width, 1,
-                     s->padding, &s->out_width, &s->pad_left);
+  conv_axis_geometry(s->in_height, s->filter_height, s->stride_height, 1, s->padding,
+                     &s->out_height, &s->pad_top);
+  conv_axis_geometry(s->in_width, s->filter_width, s->stride_width, 1, s->padding, &s->out_width,
+                     &s->pad_left);
 }
 
 void bmaxpool2d(const int32_t* input, const BMaxPoolShape& s, int32_t* output) {

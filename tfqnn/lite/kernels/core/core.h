@@ -28,8 +28,7 @@ inline int packed_words(int channels) { return (channels + 31) / 32; }
 // rows x channels -> rows x packed_words(channels); bit 1 where x < 0
 // (float) or q < zero_point (int8); padding bits 0.
 void bitpack_float(const float* in, int64_t rows, int channels, int32_t* out);
-void bitpack_int8(const int8_t* in, int64_t rows, int channels,
-                  int32_t zero_point, int32_t* out);
+void bitpack_int8(const int8_t* in, int64_t rows, int channels, int32_t zero_point, int32_t* out);
 // rows x packed_words(channels) -> rows x channels of +-1.0f.
 void unpack_float(const int32_t* in, int64_t rows, int channels, float* out);
 
@@ -42,7 +41,7 @@ struct OutputTransform {
   float clamp_min = -__builtin_inff();
   float clamp_max = __builtin_inff();
   OutputType type = OutputType::kFloat;
-  float int8_scale = 1.0f;            // only for kInt8
+  float int8_scale = 1.0f;  // only for kInt8
   int32_t int8_zero_point = 0;
 };
 
@@ -50,9 +49,8 @@ struct OutputTransform {
 // input: rows x packed_words(in_features); weights: out_features x
 // packed_words(in_features). Output rows x out_features (float or int8) or
 // rows x packed_words(out_features) int32 (bitpacked).
-void bdense(const int32_t* input, int64_t rows, const int32_t* weights,
-            int out_features, int in_features, const OutputTransform& transform,
-            void* output, int num_threads);
+void bdense(const int32_t* input, int64_t rows, const int32_t* weights, int out_features,
+            int in_features, const OutputTransform& transform, void* output, int num_threads);
 
 // bdense() with the weights re-laid-out once: prepared once per op (weights
 // are constant), run many times. bdense() itself prepares on every call,
@@ -64,15 +62,15 @@ class BDense {
   // weights: out_features x packed_words(in_features), int32.
   void prepare(const int32_t* weights, int out_features, int in_features);
   // As bdense(): input rows x packed_words(in_features).
-  void run(const int32_t* input, int64_t rows, const OutputTransform& transform,
-           void* output, int num_threads);
+  void run(const int32_t* input, int64_t rows, const OutputTransform& transform, void* output,
+           int num_threads);
   int out_features() const { return out_features_; }
   int in_features() const { return in_features_; }
 
  private:
   int out_features_ = 0, in_features_ = 0;
-  size_t weights_offset_ = 0;         // words before the aligned panels
-  std::vector<int32_t> weights_;      // kernel-ready layout
+  size_t weights_offset_ = 0;     // words before the aligned panels
+  std::vector<int32_t> weights_;  // kernel-ready layout
   std::vector<int32_t> scratch_;
 };
 
@@ -103,16 +101,15 @@ class BConv2d {
   // geometry computed.
   void prepare(const BConv2dShape& shape, const int32_t* filter);
   // input: batch x in_height x in_width x packed_words(channels_in).
-  void run(const int32_t* input, const OutputTransform& transform,
-           void* output, int num_threads);
+  void run(const int32_t* input, const OutputTransform& transform, void* output, int num_threads);
   const BConv2dShape& shape() const { return shape_; }
 
  private:
   BConv2dShape shape_;
-  std::vector<int32_t> filter_;       // kernel-ready layout
-  std::vector<int32_t> tap_sums_;     // popcount per [tap][channels_out], pad_values=0
+  std::vector<int32_t> filter_;    // kernel-ready layout
+  std::vector<int32_t> tap_sums_;  // popcount per [tap][channels_out], pad_values=0
   std::vector<int32_t> scratch_;
-  size_t filter_offset_ = 0;          // words before the aligned panels
+  size_t filter_offset_ = 0;  // words before the aligned panels
 };
 
 // ---- binary max pooling --------------------------------------------------
@@ -124,8 +121,7 @@ struct BMaxPoolShape {
 };
 void compute_pool_geometry(BMaxPoolShape* shape);
 // AND of the words in each window; padding positions are ignored.
-void bmaxpool2d(const int32_t* input, const BMaxPoolShape& shape,
-                int32_t* output);
+void bmaxpool2d(const int32_t* input, const BMaxPoolShape& shape, int32_t* output);
 
 }  // namespace core
 }  // namespace tfqnn

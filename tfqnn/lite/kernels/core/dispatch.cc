@@ -17,26 +17,21 @@ namespace {
 
 bool cpu_has(Isa isa) {
   switch (isa) {
-    case Isa::kScalar:
-      return true;
+    case Isa::kScalar: return true;
 #if defined(__x86_64__)
     case Isa::kAvx2:
       __builtin_cpu_init();
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
     case Isa::kAvx512:
       __builtin_cpu_init();
-      return __builtin_cpu_supports("avx512f") &&
-             __builtin_cpu_supports("avx512vpopcntdq") &&
-             __builtin_cpu_supports("avx512vl") &&
-             __builtin_cpu_supports("avx512bw") &&
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512dq");
 #endif
 #if TFQNN_CORE_NEON
-    case Isa::kNeon:
-      return true;  // NEON is mandatory on ARMv8-A
+    case Isa::kNeon: return true;  // NEON is mandatory on ARMv8-A
 #endif
-    default:
-      return false;
+    default: return false;
   }
 }
 
@@ -67,16 +62,13 @@ Isa startup_isa() {
 
 std::atomic<int> g_override{-1};
 
-const Kernels kScalarKernels = {gemm_panel_scalar, transform_scalar,
-                                bitpack_float_scalar, bitpack_int8_scalar,
-                                unpack_float_scalar};
+const Kernels kScalarKernels = {gemm_panel_scalar, transform_scalar, bitpack_float_scalar,
+                                bitpack_int8_scalar, unpack_float_scalar};
 #if defined(__x86_64__)
-const Kernels kAvx2Kernels = {gemm_panel_avx2, transform_avx2,
-                              bitpack_float_avx2, bitpack_int8_avx2,
-                              unpack_float_avx2};
-const Kernels kAvx512Kernels = {gemm_panel_avx512, transform_avx512,
-                                bitpack_float_avx512, bitpack_int8_avx512,
-                                unpack_float_avx512};
+const Kernels kAvx2Kernels = {gemm_panel_avx2, transform_avx2, bitpack_float_avx2,
+                              bitpack_int8_avx2, unpack_float_avx2};
+const Kernels kAvx512Kernels = {gemm_panel_avx512, transform_avx512, bitpack_float_avx512,
+                                bitpack_int8_avx512, unpack_float_avx512};
 #endif
 #if TFQNN_CORE_NEON
 const Kernels kNeonKernels = {gemm_panel_neon, transform_neon, bitpack_float_neon,

@@ -28,25 +28,20 @@ constexpr int kPanel = 32;
 // panel[k * kPanel + j]), for m < rows and j < ncols (1 <= ncols <= kPanel);
 // columns >= ncols are not written. `panel` should be 64-byte aligned (for
 // speed only: kernels use unaligned loads).
-using GemmPanelFn = void (*)(const int32_t* a, int64_t lda, int rows,
-                             const int32_t* panel, int kw, int32_t* counts,
-                             int64_t ldc, int ncols);
+using GemmPanelFn = void (*)(const int32_t* a, int64_t lda, int rows, const int32_t* panel, int kw,
+                             int32_t* counts, int64_t ldc, int ncols);
 
-void gemm_panel_scalar(const int32_t* a, int64_t lda, int rows,
-                       const int32_t* panel, int kw, int32_t* counts,
-                       int64_t ldc, int ncols);
+void gemm_panel_scalar(const int32_t* a, int64_t lda, int rows, const int32_t* panel, int kw,
+                       int32_t* counts, int64_t ldc, int ncols);
 #if defined(__x86_64__)
-void gemm_panel_avx2(const int32_t* a, int64_t lda, int rows,
-                     const int32_t* panel, int kw, int32_t* counts,
-                     int64_t ldc, int ncols);
-void gemm_panel_avx512(const int32_t* a, int64_t lda, int rows,
-                       const int32_t* panel, int kw, int32_t* counts,
-                       int64_t ldc, int ncols);
+void gemm_panel_avx2(const int32_t* a, int64_t lda, int rows, const int32_t* panel, int kw,
+                     int32_t* counts, int64_t ldc, int ncols);
+void gemm_panel_avx512(const int32_t* a, int64_t lda, int rows, const int32_t* panel, int kw,
+                       int32_t* counts, int64_t ldc, int ncols);
 #endif
 #if TFQNN_CORE_NEON
-void gemm_panel_neon(const int32_t* a, int64_t lda, int rows,
-                     const int32_t* panel, int kw, int32_t* counts,
-                     int64_t ldc, int ncols);
+void gemm_panel_neon(const int32_t* a, int64_t lda, int rows, const int32_t* panel, int kw,
+                     int32_t* counts, int64_t ldc, int ncols);
 #endif
 
 }  // namespace core

@@ -73,19 +73,16 @@ constexpr int kSmallRows = 4;  // fewer rows: the classic kernel
 
 // acc += v (bytes), in place: inline assembly because GCC 12 otherwise adds
 // into a temporary and copies it back (or spills) for every accumulator.
-TFQNN_AVX2 __attribute__((always_inline)) inline void accumulate(__m256i& acc,
-                                                                 __m256i v) {
+TFQNN_AVX2 __attribute__((always_inline)) inline void accumulate(__m256i& acc, __m256i v) {
   asm("vpaddb %1, %0, %0" : "+x"(acc) : "x"(v));
 }
 
 // Words [k0, k1) of `halves` halves of the panel into the lookup layout:
 // out[((k - k0) * 4 + b) * 2 + h] (see the top of the file).
-TFQNN_AVX2 void split_panel(const int32_t* panel, int k0, int k1, int halves,
-                            __m256i* out) {
+TFQNN_AVX2 void split_panel(const int32_t* panel, int k0, int k1, int halves, __m256i* out) {
   // In each lane: the bytes of 4 words grouped by byte position.
-  const __m256i by_byte = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7,
-                                           11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10,
-                                           14, 3, 7, 11, 15);
+  const __m256i by_byte = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0,
+                                           4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   const __m256i interleave = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   const __m256i nibble = _mm256_set1_epi8(0x0F);
   for (int k = k0; k < k1; ++k) {
@@ -94,12 +91,10 @@ TFQNN_AVX2 void split_panel(const int32_t* panel, int k0, int k1, int halves,
       const int32_t* w = panel + k * kPanel + h * 16;
       // Quadword q of p0 (p1): byte q of channels 0-7 (8-15) of the half.
       const __m256i p0 = _mm256_permutevar8x32_epi32(
-          _mm256_shuffle_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)),
-                              by_byte),
+          _mm256_shuffle_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)), by_byte),
           interleave);
       const __m256i p1 = _mm256_permutevar8x32_epi32(
-          _mm256_shuffle_epi8(
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 8)), by_byte),
+          _mm256_shuffle_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 8)), by_byte),
           interleave);
       const __m256i b02 = _mm256_unpacklo_epi64(p0, p1);  // bytes 0 | bytes 2
       const __m256i b13 = _mm256_unpackhi_epi64(p0, p1);  // bytes 1 | bytes 3
@@ -117,17 +112,17 @@ TFQNN_AVX2 void split_panel(const int32_t* panel, int k0, int k1, int halves,
 
 // Table offsets (byte value * 32) of the bytes of words [k0, k1) of rows
 // [0, mr) of A: offs[m * kChunk * 4 + (k - k0) * 4 + b].
-TFQNN_AVX2 __attribute__((always_inline)) inline void table_offsets(
-    const int32_t* a, int64_t lda, int mr, int k0, int k1, uint16_t* offs) {
+TFQNN_AVX2 __attribute__((always_inline)) inline void table_offsets(const int32_t* a, int64_t lda,
+                                                                    int mr, int k0, int k1,
+                                                                    uint16_t* offs) {
   for (int m = 0; m < mr; ++m) {
     const int32_t* row = a + m * lda;
     uint16_t* o = offs + m * kChunk * 4;
     int k = k0;
     for (; k + 4 <= k1; k += 4) {
-      const __m256i v = _mm256_cvtepu8_epi16(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k)));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + (k - k0) * 4),
-                          _mm256_slli_epi16(v, 5));
+      const __m256i v =
+          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + (k - k0) * 4), _mm256_slli_epi16(v, 5));
     }
     if (k < k1) {
       // The last 1-3 words: a masked load (no access beyond the row); the
@@ -135,16 +130,14 @@ TFQNN_AVX2 __attribute__((always_inline)) inline void table_offsets(
       // (written after) or the slack at the end of `offs`.
       const __m128i mask = _mm_cmpgt_epi32(_mm_set1_epi32(k1 - k), _mm_setr_epi32(0, 1, 2, 3));
       const __m256i v = _mm256_cvtepu8_epi16(_mm_maskload_epi32(row + k, mask));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + (k - k0) * 4),
-                          _mm256_slli_epi16(v, 5));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + (k - k0) * 4), _mm256_slli_epi16(v, 5));
     }
   }
 }
 
 // totals[0..16) = (first) or += the byte sums of acc (low lane + high lane
 // per channel).
-TFQNN_AVX2 __attribute__((always_inline)) inline void widen_add(__m256i acc,
-                                                                uint16_t* totals,
+TFQNN_AVX2 __attribute__((always_inline)) inline void widen_add(__m256i acc, uint16_t* totals,
                                                                 bool first) {
   const __m256i s = _mm256_add_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(acc)),
                                      _mm256_cvtepu8_epi16(_mm256_extracti128_si256(acc, 1)));
@@ -155,8 +148,9 @@ TFQNN_AVX2 __attribute__((always_inline)) inline void widen_add(__m256i acc,
 // Rows [0, MR) (table offsets `offs`) against `kc` words of the split panel
 // `ws`, added into totals[m][32] (16-bit: kc * 32 < 65536).
 template <int MR, int H>
-TFQNN_AVX2 __attribute__((always_inline)) inline void lookup_tile(
-    const uint16_t* offs, const __m256i* ws, int kc, uint16_t (*totals)[kPanel]) {
+TFQNN_AVX2 __attribute__((always_inline)) inline void lookup_tile(const uint16_t* offs,
+                                                                  const __m256i* ws, int kc,
+                                                                  uint16_t (*totals)[kPanel]) {
   const char* tables = reinterpret_cast<const char*>(&kTables.entry[0][0]);
   for (int f0 = 0; f0 < kc; f0 += kFlush) {
     const int f1 = kc - f0 < kFlush ? kc : f0 + kFlush;
@@ -176,8 +170,8 @@ TFQNN_AVX2 __attribute__((always_inline)) inline void lookup_tile(
         for (int h = 0; h < H; ++h) w[h] = _mm256_load_si256(wk + b * 2 + h);
 #pragma GCC unroll 8
         for (int m = 0; m < MR; ++m) {
-          const __m256i t = _mm256_load_si256(
-              reinterpret_cast<const __m256i*>(tables + ok[m * kChunk * 4 + b]));
+          const __m256i t =
+              _mm256_load_si256(reinterpret_cast<const __m256i*>(tables + ok[m * kChunk * 4 + b]));
 #pragma GCC unroll 2
           for (int h = 0; h < H; ++h) accumulate(acc[m][h], _mm256_shuffle_epi8(t, w[h]));
         }
@@ -193,8 +187,9 @@ TFQNN_AVX2 __attribute__((always_inline)) inline void lookup_tile(
 
 // lookup_tile<mr, H> for 1 <= mr <= MR.
 template <int MR, int H>
-TFQNN_AVX2 __attribute__((always_inline)) inline void lookup_any(
-    int mr, const uint16_t* offs, const __m256i* ws, int kc, uint16_t (*totals)[kPanel]) {
+TFQNN_AVX2 __attribute__((always_inline)) inline void lookup_any(int mr, const uint16_t* offs,
+                                                                 const __m256i* ws, int kc,
+                                                                 uint16_t (*totals)[kPanel]) {
   if constexpr (MR >= 1) {
     if (mr == MR) {
       lookup_tile<MR, H>(offs, ws, kc, totals);
@@ -207,9 +202,9 @@ TFQNN_AVX2 __attribute__((always_inline)) inline void lookup_any(
 // Rows [0, rows) against words [k0, k1) of the panel (split into `ws`):
 // the counts are stored (first) or added.
 template <int H>
-TFQNN_AVX2 __attribute__((noinline)) void lookup_rows(
-    const int32_t* a, int64_t lda, int rows, const __m256i* ws, int k0, int k1,
-    bool first, int32_t* counts, int64_t ldc, int ncols) {
+TFQNN_AVX2 __attribute__((noinline)) void lookup_rows(const int32_t* a, int64_t lda, int rows,
+                                                      const __m256i* ws, int k0, int k1, bool first,
+                                                      int32_t* counts, int64_t ldc, int ncols) {
   alignas(32) uint16_t totals[kMr][kPanel];
   alignas(32) uint16_t offs[kMr * kChunk * 4 + 16];
   // Tiles of as even a height as can be (16 rows: 4 x 4, not 5 + 5 + 5 + 1).
@@ -236,9 +231,8 @@ TFQNN_AVX2 __attribute__((noinline)) void lookup_rows(
   }
 }
 
-TFQNN_AVX2 void lookup_panel(const int32_t* a, int64_t lda, int rows,
-                             const int32_t* panel, int kw, int32_t* counts,
-                             int64_t ldc, int ncols) {
+TFQNN_AVX2 void lookup_panel(const int32_t* a, int64_t lda, int rows, const int32_t* panel, int kw,
+                             int32_t* counts, int64_t ldc, int ncols) {
   alignas(64) __m256i ws[kChunk * 8];
   const int halves = ncols > 16 ? 2 : 1;
   // Chunks of even length (kw = 120: 60 + 60, not 96 + 24).
@@ -260,12 +254,12 @@ TFQNN_AVX2 void lookup_panel(const int32_t* a, int64_t lda, int rows,
 constexpr int kClassicFlush = 31;  // 31 * 8 < 256
 
 template <int MR>
-TFQNN_AVX2 __attribute__((always_inline)) inline void classic_tile(
-    const int32_t* a, int64_t lda, const int32_t* half_panel, int kw,
-    int32_t* counts, int64_t ldc, int ncols) {
-  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2,
-                                       3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2,
-                                       2, 3, 2, 3, 3, 4);
+TFQNN_AVX2 __attribute__((always_inline)) inline void classic_tile(const int32_t* a, int64_t lda,
+                                                                   const int32_t* half_panel,
+                                                                   int kw, int32_t* counts,
+                                                                   int64_t ldc, int ncols) {
+  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2,
+                                       1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
   const __m256i nibble = _mm256_set1_epi8(0x0F);
   const __m256i ones8 = _mm256_set1_epi8(1);
   const __m256i ones16 = _mm256_set1_epi16(1);
@@ -286,10 +280,10 @@ TFQNN_AVX2 __attribute__((always_inline)) inline void classic_tile(
       acc1[m] = _mm256_setzero_si256();
     }
     for (int k = k0; k < k1; ++k) {
-      const __m256i w0 = _mm256_loadu_si256(
-          reinterpret_cast<const __m256i*>(half_panel + k * kPanel));
-      const __m256i w1 = _mm256_loadu_si256(
-          reinterpret_cast<const __m256i*>(half_panel + k * kPanel + 8));
+      const __m256i w0 =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(half_panel + k * kPanel));
+      const __m256i w1 =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(half_panel + k * kPanel + 8));
 #pragma GCC unroll 8
       for (int m = 0; m < MR; ++m) {
         const __m256i x = _mm256_set1_epi32(row[m][k]);
@@ -297,33 +291,27 @@ TFQNN_AVX2 __attribute__((always_inline)) inline void classic_tile(
         const __m256i t1 = _mm256_xor_si256(x, w1);
         const __m256i c0 = _mm256_add_epi8(
             _mm256_shuffle_epi8(lut, _mm256_and_si256(t0, nibble)),
-            _mm256_shuffle_epi8(
-                lut, _mm256_and_si256(_mm256_srli_epi16(t0, 4), nibble)));
+            _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(t0, 4), nibble)));
         const __m256i c1 = _mm256_add_epi8(
             _mm256_shuffle_epi8(lut, _mm256_and_si256(t1, nibble)),
-            _mm256_shuffle_epi8(
-                lut, _mm256_and_si256(_mm256_srli_epi16(t1, 4), nibble)));
+            _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(t1, 4), nibble)));
         accumulate(acc0[m], c0);
         accumulate(acc1[m], c1);
       }
     }
 #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
-      total0[m] = _mm256_add_epi32(
-          total0[m],
-          _mm256_madd_epi16(_mm256_maddubs_epi16(acc0[m], ones8), ones16));
-      total1[m] = _mm256_add_epi32(
-          total1[m],
-          _mm256_madd_epi16(_mm256_maddubs_epi16(acc1[m], ones8), ones16));
+      total0[m] = _mm256_add_epi32(total0[m],
+                                   _mm256_madd_epi16(_mm256_maddubs_epi16(acc0[m], ones8), ones16));
+      total1[m] = _mm256_add_epi32(total1[m],
+                                   _mm256_madd_epi16(_mm256_maddubs_epi16(acc1[m], ones8), ones16));
     }
   }
   if (ncols >= 16) {
 #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts + m * ldc),
-                          total0[m]);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts + m * ldc + 8),
-                          total1[m]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts + m * ldc), total0[m]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(counts + m * ldc + 8), total1[m]);
     }
   } else {
     alignas(32) int32_t buf[16];
@@ -335,9 +323,8 @@ TFQNN_AVX2 __attribute__((always_inline)) inline void classic_tile(
   }
 }
 
-TFQNN_AVX2 void classic_half_panel(const int32_t* a, int64_t lda, int rows,
-                                   const int32_t* half, int kw, int32_t* counts,
-                                   int64_t ldc, int ncols) {
+TFQNN_AVX2 void classic_half_panel(const int32_t* a, int64_t lda, int rows, const int32_t* half,
+                                   int kw, int32_t* counts, int64_t ldc, int ncols) {
   int m = 0;
   for (; m + 3 <= rows; m += 3) {
     classic_tile<3>(a + m * lda, lda, half, kw, counts + m * ldc, ldc, ncols);
@@ -352,9 +339,8 @@ TFQNN_AVX2 void classic_half_panel(const int32_t* a, int64_t lda, int rows,
 
 }  // namespace
 
-TFQNN_AVX2 void gemm_panel_avx2(const int32_t* a, int64_t lda, int rows,
-                                const int32_t* panel, int kw, int32_t* counts,
-                                int64_t ldc, int ncols) {
+TFQNN_AVX2 void gemm_panel_avx2(const int32_t* a, int64_t lda, int rows, const int32_t* panel,
+                                int kw, int32_t* counts, int64_t ldc, int ncols) {
   if (rows >= kSmallRows) {
     lookup_panel(a, lda, rows, panel, kw, counts, ldc, ncols);
     return;

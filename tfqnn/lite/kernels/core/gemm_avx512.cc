@@ -8,8 +8,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define TFQNN_AVX512 \
-  __attribute__((target("avx512f,avx512vpopcntdq,avx512vl,avx512bw,avx512dq")))
+#define TFQNN_AVX512 __attribute__((target("avx512f,avx512vpopcntdq,avx512vl,avx512bw,avx512dq")))
 
 namespace tfqnn {
 namespace core {
@@ -20,15 +19,15 @@ constexpr int kMr = 8;
 // acc += v, in place: written as inline assembly because GCC 12, given
 // _mm512_add_epi32, adds into a temporary and copies it back for every
 // accumulator of the unrolled tile (16 extra moves and a spill per word).
-TFQNN_AVX512 __attribute__((always_inline)) inline void accumulate(__m512i& acc,
-                                                                   __m512i v) {
+TFQNN_AVX512 __attribute__((always_inline)) inline void accumulate(__m512i& acc, __m512i v) {
   asm("vpaddd %1, %0, %0" : "+v"(acc) : "v"(v));
 }
 
 template <int MR>
-TFQNN_AVX512 __attribute__((always_inline)) inline void tile(
-    const int32_t* a, int64_t lda, const int32_t* panel, int kw,
-    int32_t* counts, int64_t ldc, __mmask16 mask0, __mmask16 mask1) {
+TFQNN_AVX512 __attribute__((always_inline)) inline void tile(const int32_t* a, int64_t lda,
+                                                             const int32_t* panel, int kw,
+                                                             int32_t* counts, int64_t ldc,
+                                                             __mmask16 mask0, __mmask16 mask1) {
   __m512i acc0[MR], acc1[MR];
   const int32_t* row[MR];
 #pragma GCC unroll 16
@@ -56,11 +55,9 @@ TFQNN_AVX512 __attribute__((always_inline)) inline void tile(
 
 }  // namespace
 
-TFQNN_AVX512 void gemm_panel_avx512(const int32_t* a, int64_t lda, int rows,
-                                    const int32_t* panel, int kw,
-                                    int32_t* counts, int64_t ldc, int ncols) {
-  const uint32_t bits =
-      ncols >= 32 ? 0xFFFFFFFFu : ((uint32_t{1} << ncols) - 1u);
+TFQNN_AVX512 void gemm_panel_avx512(const int32_t* a, int64_t lda, int rows, const int32_t* panel,
+                                    int kw, int32_t* counts, int64_t ldc, int ncols) {
+  const uint32_t bits = ncols >= 32 ? 0xFFFFFFFFu : ((uint32_t{1} << ncols) - 1u);
   const __mmask16 mask0 = static_cast<__mmask16>(bits & 0xFFFFu);
   const __mmask16 mask1 = static_cast<__mmask16>(bits >> 16);
   int m = 0;

@@ -73,10 +73,8 @@ __attribute__((always_inline)) inline void store_row(const uint32x4_t (&t)[4], i
 
 // MR (<= kMr) rows x 16 columns starting at `half` (a panel + 0 or 16).
 template <int MR>
-__attribute__((always_inline)) inline void tile(const int32_t* a, int64_t lda,
-                                                const int32_t* half, int kw,
-                                                int32_t* counts, int64_t ldc,
-                                                int ncols) {
+__attribute__((always_inline)) inline void tile(const int32_t* a, int64_t lda, const int32_t* half,
+                                                int kw, int32_t* counts, int64_t ldc, int ncols) {
   const uint32_t* row[MR];
 #pragma GCC unroll 4
   for (int m = 0; m < MR; ++m) row[m] = reinterpret_cast<const uint32_t*>(a + m * lda);
@@ -123,8 +121,8 @@ __attribute__((always_inline)) inline void tile(const int32_t* a, int64_t lda,
   }
 }
 
-void half_panel(const int32_t* a, int64_t lda, int rows, const int32_t* half,
-                int kw, int32_t* counts, int64_t ldc, int ncols) {
+void half_panel(const int32_t* a, int64_t lda, int rows, const int32_t* half, int kw,
+                int32_t* counts, int64_t ldc, int ncols) {
   int m = 0;
   for (; m + kMr <= rows; m += kMr) {
     tile<kMr>(a + m * lda, lda, half, kw, counts + m * ldc, ldc, ncols);
@@ -146,22 +144,22 @@ struct NeonConsts {
 };
 
 // Four columns of one row: y = float(k - 2 cnt) * m + b, clamped.
-inline float32x4_t affine4(const int32_t* cnt, const float* mult,
-                           const float* bias, int32x4_t k, const NeonConsts& c) {
+inline float32x4_t affine4(const int32_t* cnt, const float* mult, const float* bias, int32x4_t k,
+                           const NeonConsts& c) {
   const int32x4_t n = vld1q_s32(cnt);
   const int32x4_t dot = vsubq_s32(k, vaddq_s32(n, n));
   float32x4_t y = vmulq_f32(vcvtq_f32_s32(dot), vld1q_f32(mult));
   y = vaddq_f32(y, vld1q_f32(bias));
-  y = vbslq_f32(vcgtq_f32(c.lo, y), c.lo, y);  // lo > y ? lo : y
+  y = vbslq_f32(vcgtq_f32(c.lo, y), c.lo, y);     // lo > y ? lo : y
   return vbslq_f32(vcltq_f32(c.hi, y), c.hi, y);  // hi < y ? hi : y
 }
 
 // clamp(round_half_away(y / scale) + zp, -128, 127) of 4 values, as int32.
 inline int32x4_t quantize4(float32x4_t y, const NeonConsts& c) {
   float32x4_t r = vrndaq_f32(vdivq_f32(y, c.scale));  // FRINTA: half away
-  r = vbslq_f32(vcgeq_f32(r, c.rmin), r, c.rmin);  // below -512 (or NaN): -512
-  r = vbslq_f32(vcgtq_f32(r, c.rmax), c.rmax, r);  // above 512: 512
-  return vaddq_s32(vcvtq_s32_f32(r), c.zp);  // |.| <= 640: the narrowing saturates
+  r = vbslq_f32(vcgeq_f32(r, c.rmin), r, c.rmin);     // below -512 (or NaN): -512
+  r = vbslq_f32(vcgtq_f32(r, c.rmax), c.rmax, r);     // above 512: 512
+  return vaddq_s32(vcvtq_s32_f32(r), c.zp);           // |.| <= 640: the narrowing saturates
 }
 
 // 32 lane masks (8 vectors of 4) -> one word: lane i of vector v is bit
@@ -182,9 +180,9 @@ inline uint32_t movemask32(const uint32x4_t (&mask)[8]) {
 }
 
 template <OutputType kType>
-void neon_rows(const int32_t* counts, int64_t ld_counts, int rows, int col0,
-               int ncols, int k, const int32_t* row_k, const OutputTransform& t,
-               const NeonConsts& c, char* out, int64_t row_bytes) {
+void neon_rows(const int32_t* counts, int64_t ld_counts, int rows, int col0, int ncols, int k,
+               const int32_t* row_k, const OutputTransform& t, const NeonConsts& c, char* out,
+               int64_t row_bytes) {
   const float* mult = t.multiplier + col0;
   const float* bias = t.bias + col0;
   for (int r = 0; r < rows; ++r) {
@@ -205,14 +203,12 @@ void neon_rows(const int32_t* counts, int64_t ld_counts, int rows, int col0,
       int8_t* o = reinterpret_cast<int8_t*>(out_row) + col0;
       for (; j + 8 <= ncols; j += 8) {
         const int32x4_t q0 = quantize4(affine4(cnt + j, mult + j, bias + j, k4, c), c);
-        const int32x4_t q1 =
-            quantize4(affine4(cnt + j + 4, mult + j + 4, bias + j + 4, k4, c), c);
+        const int32x4_t q1 = quantize4(affine4(cnt + j + 4, mult + j + 4, bias + j + 4, k4, c), c);
         const int16x8_t q16 = vcombine_s16(vqmovn_s32(q0), vqmovn_s32(q1));
         vst1_s8(o + j, vqmovn_s16(q16));  // saturates to [-128, 127]
       }
       for (; j < ncols; ++j) {
-        const float y =
-            affine_clamp(kr - 2 * cnt[j], mult[j], bias[j], t.clamp_min, t.clamp_max);
+        const float y = affine_clamp(kr - 2 * cnt[j], mult[j], bias[j], t.clamp_min, t.clamp_max);
         o[j] = quantize_int8(y, t.int8_scale, t.int8_zero_point);
       }
     } else {
@@ -230,8 +226,8 @@ void neon_rows(const int32_t* counts, int64_t ld_counts, int rows, int col0,
       if (j < ncols) {  // the last, partial word
         uint32_t bits = 0;
         for (int i = 0; j + i < ncols; ++i) {
-          const float y = affine_clamp(kr - 2 * cnt[j + i], mult[j + i], bias[j + i],
-                                       t.clamp_min, t.clamp_max);
+          const float y =
+              affine_clamp(kr - 2 * cnt[j + i], mult[j + i], bias[j + i], t.clamp_min, t.clamp_max);
           bits |= uint32_t{y < 0.0f} << i;
         }
         o[j / 32] = static_cast<int32_t>(bits);
@@ -242,18 +238,16 @@ void neon_rows(const int32_t* counts, int64_t ld_counts, int rows, int col0,
 
 }  // namespace
 
-void gemm_panel_neon(const int32_t* a, int64_t lda, int rows,
-                     const int32_t* panel, int kw, int32_t* counts, int64_t ldc,
-                     int ncols) {
+void gemm_panel_neon(const int32_t* a, int64_t lda, int rows, const int32_t* panel, int kw,
+                     int32_t* counts, int64_t ldc, int ncols) {
   half_panel(a, lda, rows, panel, kw, counts, ldc, ncols < 16 ? ncols : 16);
   if (ncols > 16) {
     half_panel(a, lda, rows, panel + 16, kw, counts + 16, ldc, ncols - 16);
   }
 }
 
-void transform_neon(const int32_t* counts, int64_t ld_counts, int rows, int col0,
-                    int ncols, int k, const int32_t* row_k, const OutputTransform& t,
-                    void* out, int out_columns) {
+void transform_neon(const int32_t* counts, int64_t ld_counts, int rows, int col0, int ncols, int k,
+                    const int32_t* row_k, const OutputTransform& t, void* out, int out_columns) {
   NeonConsts c;
   c.lo = vdupq_n_f32(t.clamp_min);
   c.hi = vdupq_n_f32(t.clamp_max);
@@ -265,16 +259,16 @@ void transform_neon(const int32_t* counts, int64_t ld_counts, int rows, int col0
   char* o = static_cast<char*>(out);
   switch (t.type) {
     case OutputType::kFloat:
-      neon_rows<OutputType::kFloat>(counts, ld_counts, rows, col0, ncols, k, row_k, t,
-                                    c, o, row_bytes);
+      neon_rows<OutputType::kFloat>(counts, ld_counts, rows, col0, ncols, k, row_k, t, c, o,
+                                    row_bytes);
       break;
     case OutputType::kInt8:
-      neon_rows<OutputType::kInt8>(counts, ld_counts, rows, col0, ncols, k, row_k, t, c,
-                                   o, row_bytes);
+      neon_rows<OutputType::kInt8>(counts, ld_counts, rows, col0, ncols, k, row_k, t, c, o,
+                                   row_bytes);
       break;
     case OutputType::kBitpacked:
-      neon_rows<OutputType::kBitpacked>(counts, ld_counts, rows, col0, ncols, k, row_k,
-                                        t, c, o, row_bytes);
+      neon_rows<OutputType::kBitpacked>(counts, ld_counts, rows, col0, ncols, k, row_k, t, c, o,
+                                        row_bytes);
       break;
   }
 }

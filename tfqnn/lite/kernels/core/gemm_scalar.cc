@@ -11,9 +11,9 @@ namespace {
 
 constexpr int kChunk = 8;  // columns kept in registers
 
-__attribute__((always_inline)) inline void panel_body(
-    const int32_t* a, int64_t lda, int rows, const int32_t* panel, int kw,
-    int32_t* counts, int64_t ldc, int ncols) {
+__attribute__((always_inline)) inline void panel_body(const int32_t* a, int64_t lda, int rows,
+                                                      const int32_t* panel, int kw, int32_t* counts,
+                                                      int64_t ldc, int ncols) {
   for (int m = 0; m < rows; ++m) {
     const uint32_t* row = reinterpret_cast<const uint32_t*>(a + m * lda);
     for (int j0 = 0; j0 < ncols; j0 += kChunk) {
@@ -35,16 +35,15 @@ __attribute__((always_inline)) inline void panel_body(
   }
 }
 
-void panel_generic(const int32_t* a, int64_t lda, int rows,
-                   const int32_t* panel, int kw, int32_t* counts, int64_t ldc,
-                   int ncols) {
+void panel_generic(const int32_t* a, int64_t lda, int rows, const int32_t* panel, int kw,
+                   int32_t* counts, int64_t ldc, int ncols) {
   panel_body(a, lda, rows, panel, kw, counts, ldc, ncols);
 }
 
 #if defined(__x86_64__)
-__attribute__((target("popcnt"))) void panel_popcnt(
-    const int32_t* a, int64_t lda, int rows, const int32_t* panel, int kw,
-    int32_t* counts, int64_t ldc, int ncols) {
+__attribute__((target("popcnt"))) void panel_popcnt(const int32_t* a, int64_t lda, int rows,
+                                                    const int32_t* panel, int kw, int32_t* counts,
+                                                    int64_t ldc, int ncols) {
   panel_body(a, lda, rows, panel, kw, counts, ldc, ncols);
 }
 
@@ -59,9 +58,8 @@ bool has_popcnt() {
 
 }  // namespace
 
-void gemm_panel_scalar(const int32_t* a, int64_t lda, int rows,
-                       const int32_t* panel, int kw, int32_t* counts,
-                       int64_t ldc, int ncols) {
+void gemm_panel_scalar(const int32_t* a, int64_t lda, int rows, const int32_t* panel, int kw,
+                       int32_t* counts, int64_t ldc, int ncols) {
 #if defined(__x86_64__)
   if (has_popcnt()) {
     panel_popcnt(a, lda, rows, panel, kw, counts, ldc, ncols);

@@ -27,9 +27,8 @@ void clear_isa_override();
 // output row 0, column 0 (stride: `out_columns` values, or
 // packed_words(out_columns) words when bitpacked); col0 must be a multiple
 // of 32 when bitpacked, and ncols too unless col0 + ncols == out_columns.
-using TransformFn = void (*)(const int32_t* counts, int64_t ld_counts,
-                             int rows, int col0, int ncols, int k,
-                             const int32_t* row_k, const OutputTransform& t,
+using TransformFn = void (*)(const int32_t* counts, int64_t ld_counts, int rows, int col0,
+                             int ncols, int k, const int32_t* row_k, const OutputTransform& t,
                              void* out, int out_columns);
 
 using BitpackFloatFn = void (*)(const float*, int64_t, int, int32_t*);
@@ -49,16 +48,16 @@ const Kernels& active_kernels();
 
 // Per-ISA entry points (defined in the ISA's files; the x86 ones only on
 // x86-64, the NEON ones only on aarch64).
-void transform_scalar(const int32_t*, int64_t, int, int, int, int,
-                      const int32_t*, const OutputTransform&, void*, int);
+void transform_scalar(const int32_t*, int64_t, int, int, int, int, const int32_t*,
+                      const OutputTransform&, void*, int);
 void bitpack_float_scalar(const float*, int64_t, int, int32_t*);
 void bitpack_int8_scalar(const int8_t*, int64_t, int, int32_t, int32_t*);
 void unpack_float_scalar(const int32_t*, int64_t, int, float*);
 #if defined(__x86_64__)
-void transform_avx2(const int32_t*, int64_t, int, int, int, int,
-                    const int32_t*, const OutputTransform&, void*, int);
-void transform_avx512(const int32_t*, int64_t, int, int, int, int,
-                      const int32_t*, const OutputTransform&, void*, int);
+void transform_avx2(const int32_t*, int64_t, int, int, int, int, const int32_t*,
+                    const OutputTransform&, void*, int);
+void transform_avx512(const int32_t*, int64_t, int, int, int, int, const int32_t*,
+                      const OutputTransform&, void*, int);
 void bitpack_float_avx2(const float*, int64_t, int, int32_t*);
 void bitpack_int8_avx2(const int8_t*, int64_t, int, int32_t, int32_t*);
 void unpack_float_avx2(const int32_t*, int64_t, int, float*);
@@ -67,8 +66,8 @@ void bitpack_int8_avx512(const int8_t*, int64_t, int, int32_t, int32_t*);
 void unpack_float_avx512(const int32_t*, int64_t, int, float*);
 #endif
 #if TFQNN_CORE_NEON
-void transform_neon(const int32_t*, int64_t, int, int, int, int,
-                    const int32_t*, const OutputTransform&, void*, int);
+void transform_neon(const int32_t*, int64_t, int, int, int, int, const int32_t*,
+                    const OutputTransform&, void*, int);
 void bitpack_float_neon(const float*, int64_t, int, int32_t*);
 void bitpack_int8_neon(const int8_t*, int64_t, int, int32_t, int32_t*);
 void unpack_float_neon(const int32_t*, int64_t, int, float*);
@@ -88,8 +87,7 @@ inline int64_t output_row_bytes(OutputType type, int columns) {
 // One row: words [w0, packed_words(channels)) of the bitpacked row; unpacked
 // channels [c0, channels).
 void pack_row_float(const float* x, int channels, int w0, int32_t* out);
-void pack_row_int8(const int8_t* q, int channels, int32_t zero_point, int w0,
-                   int32_t* out);
+void pack_row_int8(const int8_t* q, int channels, int32_t zero_point, int w0, int32_t* out);
 void unpack_row(const int32_t* in, int channels, int c0, float* out);
 
 // ---- scalar helpers shared by the transforms -------------------------------
@@ -108,8 +106,7 @@ int8_t quantize_int8(float y, float scale, int32_t zero_point);
 // ---- threads -----------------------------------------------------------------
 // Runs fn(begin, end, thread_index) on [0, n) cut into at most `num_threads`
 // contiguous chunks, one per thread (the caller runs chunk 0), and waits.
-void parallel_for(int64_t n, int num_threads,
-                  const std::function<void(int64_t, int64_t, int)>& fn);
+void parallel_for(int64_t n, int num_threads, const std::function<void(int64_t, int64_t, int)>& fn);
 
 // How many threads (<= num_threads, <= max_chunks) are worth starting for
 // `work` units (word pairs XOR-counted) with the active ISA.
@@ -130,8 +127,8 @@ inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 // ---- geometry ---------------------------------------------------------------
 // TensorFlow's SAME/VALID along one axis (VALID with in < the dilated kernel:
 // out = 0).
-void conv_axis_geometry(int in, int k, int stride, int dilation,
-                        Padding padding, int* out, int* pad_before);
+void conv_axis_geometry(int in, int k, int stride, int dilation, Padding padding, int* out,
+                        int* pad_before);
 
 // ---- weights ------------------------------------------------------------------
 // Lays out `n` rows of `kw` words (row stride `ld`) as gemm panels:

@@ -24,7 +24,7 @@ namespace tfqnn {
 namespace core {
 
 int8_t quantize_int8(float y, float scale, int32_t zero_point) {
-  float r = std::round(y / scale);  // half away from zero, exact
+  float r = std::round(y / scale);                       // half away from zero, exact
   if (!(r >= -512.0f)) r = r > 0.0f ? 512.0f : -512.0f;  // also NaN
   if (r > 512.0f) r = 512.0f;
   int32_t q = static_cast<int32_t>(r) + zero_point;
@@ -36,24 +36,22 @@ namespace {
 
 // One row, columns [j0, ncols) of the block (relative to col0). When
 // bitpacked, j0 is a multiple of 32.
-void row_scalar(const int32_t* cnt, int j0, int col0, int ncols, int k,
-                const OutputTransform& t, void* out_row) {
+void row_scalar(const int32_t* cnt, int j0, int col0, int ncols, int k, const OutputTransform& t,
+                void* out_row) {
   const float* mult = t.multiplier + col0;
   const float* bias = t.bias + col0;
   switch (t.type) {
     case OutputType::kFloat: {
       float* o = static_cast<float*>(out_row) + col0;
       for (int j = j0; j < ncols; ++j) {
-        o[j] = affine_clamp(k - 2 * cnt[j], mult[j], bias[j], t.clamp_min,
-                            t.clamp_max);
+        o[j] = affine_clamp(k - 2 * cnt[j], mult[j], bias[j], t.clamp_min, t.clamp_max);
       }
       break;
     }
     case OutputType::kInt8: {
       int8_t* o = static_cast<int8_t*>(out_row) + col0;
       for (int j = j0; j < ncols; ++j) {
-        const float y = affine_clamp(k - 2 * cnt[j], mult[j], bias[j],
-                                     t.clamp_min, t.clamp_max);
+        const float y = affine_clamp(k - 2 * cnt[j], mult[j], bias[j], t.clamp_min, t.clamp_max);
         o[j] = quantize_int8(y, t.int8_scale, t.int8_zero_point);
       }
       break;
@@ -65,8 +63,7 @@ void row_scalar(const int32_t* cnt, int j0, int col0, int ncols, int k,
         uint32_t bits = 0;
         for (int i = 0; i < n; ++i) {
           const int j = w0 + i;
-          const float y = affine_clamp(k - 2 * cnt[j], mult[j], bias[j],
-                                       t.clamp_min, t.clamp_max);
+          const float y = affine_clamp(k - 2 * cnt[j], mult[j], bias[j], t.clamp_min, t.clamp_max);
           bits |= uint32_t{y < 0.0f} << i;
         }
         o[w0 / 32] = static_cast<int32_t>(bits);
@@ -78,9 +75,9 @@ void row_scalar(const int32_t* cnt, int j0, int col0, int ncols, int k,
 
 }  // namespace
 
-void transform_scalar(const int32_t* counts, int64_t ld_counts, int rows,
-                      int col0, int ncols, int k, const int32_t* row_k,
-                      const OutputTransform& t, void* out, int out_columns) {
+void transform_scalar(const int32_t* counts, int64_t ld_counts, int rows, int col0, int ncols,
+                      int k, const int32_t* row_k, const OutputTransform& t, void* out,
+                      int out_columns) {
   const int64_t row_bytes = output_row_bytes(t.type, out_columns);
   for (int r = 0; r < rows; ++r) {
     row_scalar(counts + r * ld_counts, 0, col0, ncols, row_k ? row_k[r] : k, t,
@@ -91,8 +88,7 @@ void transform_scalar(const int32_t* counts, int64_t ld_counts, int rows,
 #if defined(__x86_64__)
 
 #define TFQNN_AVX2 __attribute__((target("avx2,popcnt")))
-#define TFQNN_AVX512 \
-  __attribute__((target("avx512f,avx512vpopcntdq,avx512vl,avx512bw,avx512dq")))
+#define TFQNN_AVX512 __attribute__((target("avx512f,avx512vpopcntdq,avx512vl,avx512bw,avx512dq")))
 
 // The vector versions go through the columns in chunks of up to 4 vectors
 // (32 columns on AVX2, 64 on AVX-512). When the block is one chunk wide
@@ -112,8 +108,9 @@ struct Avx2Consts {
 };
 
 template <bool kClamp>
-TFQNN_AVX2 __attribute__((always_inline)) inline __m256 avx2_affine(
-    const int32_t* cnt, __m256 mult, __m256 bias, __m256i k2, __m256 lo, __m256 hi) {
+TFQNN_AVX2 __attribute__((always_inline)) inline __m256 avx2_affine(const int32_t* cnt, __m256 mult,
+                                                                    __m256 bias, __m256i k2,
+                                                                    __m256 lo, __m256 hi) {
   const __m256i n = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cnt));
   const __m256i dot = _mm256_sub_epi32(k2, _mm256_add_epi32(n, n));
   __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), mult);
@@ -125,8 +122,8 @@ TFQNN_AVX2 __attribute__((always_inline)) inline __m256 avx2_affine(
   return y;
 }
 
-TFQNN_AVX2 __attribute__((always_inline)) inline __m256i avx2_quantize(
-    __m256 y, const Avx2Consts& c) {
+TFQNN_AVX2 __attribute__((always_inline)) inline __m256i avx2_quantize(__m256 y,
+                                                                       const Avx2Consts& c) {
   const __m256 v = _mm256_div_ps(y, c.scale);
   const __m256 tr = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
   const __m256 frac = _mm256_andnot_ps(c.sign, _mm256_sub_ps(v, tr));
@@ -142,18 +139,18 @@ TFQNN_AVX2 __attribute__((always_inline)) inline __m256i avx2_quantize(
 // Bytes of the output of `columns` columns (a multiple of 32 when bitpacked).
 template <OutputType kType>
 constexpr int64_t out_bytes(int64_t columns) {
-  return kType == OutputType::kFloat ? 4 * columns
-                                     : kType == OutputType::kInt8 ? columns : columns / 8;
+  return kType == OutputType::kFloat  ? 4 * columns
+         : kType == OutputType::kInt8 ? columns
+                                      : columns / 8;
 }
 
 // Columns [j0, j0 + 8 * NV * chunks) of every row, in `chunks` chunks of NV
 // vectors (kHoist: one chunk, multipliers and biases loaded once); for
 // kBitpacked NV is 4 (one word).
 template <OutputType kType, bool kClamp, int NV, bool kHoist>
-TFQNN_AVX2 void avx2_chunks(const int32_t* counts, int64_t ld_counts, int rows,
-                            int j0, int chunks, int col0, int k, const int32_t* row_k,
-                            const float* mult, const float* bias, const Avx2Consts& c,
-                            char* out, int64_t row_bytes) {
+TFQNN_AVX2 void avx2_chunks(const int32_t* counts, int64_t ld_counts, int rows, int j0, int chunks,
+                            int col0, int k, const int32_t* row_k, const float* mult,
+                            const float* bias, const Avx2Consts& c, char* out, int64_t row_bytes) {
   __m256 mh[NV], bh[NV];
   if (kHoist) {
     for (int v = 0; v < NV; ++v) {
@@ -209,38 +206,37 @@ TFQNN_AVX2 void avx2_chunks(const int32_t* counts, int64_t ld_counts, int rows,
 }
 
 template <OutputType kType, bool kClamp>
-TFQNN_AVX2 void avx2_rows(const int32_t* counts, int64_t ld_counts, int rows, int col0,
-                          int ncols, int k, const int32_t* row_k, const float* mult,
-                          const float* bias, const Avx2Consts& c, const OutputTransform& t,
-                          char* out, int64_t row_bytes) {
+TFQNN_AVX2 void avx2_rows(const int32_t* counts, int64_t ld_counts, int rows, int col0, int ncols,
+                          int k, const int32_t* row_k, const float* mult, const float* bias,
+                          const Avx2Consts& c, const OutputTransform& t, char* out,
+                          int64_t row_bytes) {
   const int chunks = ncols / 32;
   if (chunks == 1) {
-    avx2_chunks<kType, kClamp, 4, true>(counts, ld_counts, rows, 0, 1, col0, k, row_k, mult,
-                                        bias, c, out, row_bytes);
+    avx2_chunks<kType, kClamp, 4, true>(counts, ld_counts, rows, 0, 1, col0, k, row_k, mult, bias,
+                                        c, out, row_bytes);
   } else if (chunks > 1) {
-    avx2_chunks<kType, kClamp, 4, false>(counts, ld_counts, rows, 0, chunks, col0, k, row_k,
-                                         mult, bias, c, out, row_bytes);
+    avx2_chunks<kType, kClamp, 4, false>(counts, ld_counts, rows, 0, chunks, col0, k, row_k, mult,
+                                         bias, c, out, row_bytes);
   }
   int j = chunks * 32;
   if (kType != OutputType::kBitpacked) {
     switch ((ncols - j) / 8) {
       case 3:
-        avx2_chunks<kType, kClamp, 3, true>(counts, ld_counts, rows, j, 1, col0, k, row_k,
-                                            mult, bias, c, out, row_bytes);
+        avx2_chunks<kType, kClamp, 3, true>(counts, ld_counts, rows, j, 1, col0, k, row_k, mult,
+                                            bias, c, out, row_bytes);
         j += 24;
         break;
       case 2:
-        avx2_chunks<kType, kClamp, 2, true>(counts, ld_counts, rows, j, 1, col0, k, row_k,
-                                            mult, bias, c, out, row_bytes);
+        avx2_chunks<kType, kClamp, 2, true>(counts, ld_counts, rows, j, 1, col0, k, row_k, mult,
+                                            bias, c, out, row_bytes);
         j += 16;
         break;
       case 1:
-        avx2_chunks<kType, kClamp, 1, true>(counts, ld_counts, rows, j, 1, col0, k, row_k,
-                                            mult, bias, c, out, row_bytes);
+        avx2_chunks<kType, kClamp, 1, true>(counts, ld_counts, rows, j, 1, col0, k, row_k, mult,
+                                            bias, c, out, row_bytes);
         j += 8;
         break;
-      default:
-        break;
+      default: break;
     }
   }
   if (j < ncols) {
@@ -252,25 +248,24 @@ TFQNN_AVX2 void avx2_rows(const int32_t* counts, int64_t ld_counts, int rows, in
 }
 
 template <OutputType kType>
-TFQNN_AVX2 void avx2_type(const int32_t* counts, int64_t ld_counts, int rows, int col0,
-                          int ncols, int k, const int32_t* row_k, const float* mult,
-                          const float* bias, const Avx2Consts& c, const OutputTransform& t,
-                          char* out, int64_t row_bytes) {
+TFQNN_AVX2 void avx2_type(const int32_t* counts, int64_t ld_counts, int rows, int col0, int ncols,
+                          int k, const int32_t* row_k, const float* mult, const float* bias,
+                          const Avx2Consts& c, const OutputTransform& t, char* out,
+                          int64_t row_bytes) {
   const bool clamp = !(t.clamp_min == -__builtin_inff() && t.clamp_max == __builtin_inff());
   if (clamp) {
-    avx2_rows<kType, true>(counts, ld_counts, rows, col0, ncols, k, row_k, mult, bias, c, t,
-                           out, row_bytes);
+    avx2_rows<kType, true>(counts, ld_counts, rows, col0, ncols, k, row_k, mult, bias, c, t, out,
+                           row_bytes);
   } else {
-    avx2_rows<kType, false>(counts, ld_counts, rows, col0, ncols, k, row_k, mult, bias, c, t,
-                            out, row_bytes);
+    avx2_rows<kType, false>(counts, ld_counts, rows, col0, ncols, k, row_k, mult, bias, c, t, out,
+                            row_bytes);
   }
 }
 
 }  // namespace
 
-TFQNN_AVX2 void transform_avx2(const int32_t* counts, int64_t ld_counts,
-                               int rows, int col0, int ncols, int k,
-                               const int32_t* row_k, const OutputTransform& t,
+TFQNN_AVX2 void transform_avx2(const int32_t* counts, int64_t ld_counts, int rows, int col0,
+                               int ncols, int k, const int32_t* row_k, const OutputTransform& t,
                                void* out, int out_columns) {
   Avx2Consts c;
   c.lo = _mm256_set1_ps(t.clamp_min);
@@ -290,16 +285,16 @@ TFQNN_AVX2 void transform_avx2(const int32_t* counts, int64_t ld_counts,
   char* o = static_cast<char*>(out);
   switch (t.type) {
     case OutputType::kFloat:
-      avx2_type<OutputType::kFloat>(counts, ld_counts, rows, col0, ncols, k, row_k, mult,
-                                    bias, c, t, o, row_bytes);
+      avx2_type<OutputType::kFloat>(counts, ld_counts, rows, col0, ncols, k, row_k, mult, bias, c,
+                                    t, o, row_bytes);
       break;
     case OutputType::kInt8:
-      avx2_type<OutputType::kInt8>(counts, ld_counts, rows, col0, ncols, k, row_k, mult,
-                                   bias, c, t, o, row_bytes);
+      avx2_type<OutputType::kInt8>(counts, ld_counts, rows, col0, ncols, k, row_k, mult, bias, c, t,
+                                   o, row_bytes);
       break;
     case OutputType::kBitpacked:
-      avx2_type<OutputType::kBitpacked>(counts, ld_counts, rows, col0, ncols, k, row_k,
-                                        mult, bias, c, t, o, row_bytes);
+      avx2_type<OutputType::kBitpacked>(counts, ld_counts, rows, col0, ncols, k, row_k, mult, bias,
+                                        c, t, o, row_bytes);
       break;
   }
 }
@@ -316,8 +311,9 @@ struct Avx512Consts {
 // float32(k - 2 n) is computed as k - 2 * float32(n) in one FMA: exact,
 // as every term is an integer below 2^24 in magnitude (counts <= k < 2^24).
 template <bool kClamp>
-TFQNN_AVX512 __attribute__((always_inline)) inline __m512 avx512_affine(
-    __m512i n, __m512 mult, __m512 bias, __m512 k2, __m512 lo, __m512 hi) {
+TFQNN_AVX512 __attribute__((always_inline)) inline __m512 avx512_affine(__m512i n, __m512 mult,
+                                                                        __m512 bias, __m512 k2,
+                                                                        __m512 lo, __m512 hi) {
   const __m512 dot = _mm512_fnmadd_ps(_mm512_set1_ps(2.0f), _mm512_cvtepi32_ps(n), k2);
   __m512 y = _mm512_mul_ps(dot, mult);
   y = _mm512_add_ps(y, bias);
@@ -328,8 +324,8 @@ TFQNN_AVX512 __attribute__((always_inline)) inline __m512 avx512_affine(
   return y;
 }
 
-TFQNN_AVX512 __attribute__((always_inline)) inline __m512i avx512_quantize(
-    __m512 y, const Avx512Consts& c) {
+TFQNN_AVX512 __attribute__((always_inline)) inline __m512i avx512_quantize(__m512 y,
+                                                                           const Avx512Consts& c) {
   const __m512 v = _mm512_div_ps(y, c.scale);
   const __m512 tr = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
   const __m512 frac = _mm512_abs_ps(_mm512_sub_ps(v, tr));
@@ -348,11 +344,10 @@ TFQNN_AVX512 __attribute__((always_inline)) inline __m512i avx512_quantize(
 // multipliers and biases loaded once; else the masks are all ones. For
 // kBitpacked NV is even (a word is 2 vectors).
 template <OutputType kType, bool kClamp, int NV, bool kHoist>
-TFQNN_AVX512 void avx512_chunks(const int32_t* counts, int64_t ld_counts, int rows,
-                                int j0, int chunks, int col0, int k, const int32_t* row_k,
-                                const float* mult, const float* bias,
-                                const Avx512Consts& c, const __mmask16* masks, char* out,
-                                int64_t row_bytes) {
+TFQNN_AVX512 void avx512_chunks(const int32_t* counts, int64_t ld_counts, int rows, int j0,
+                                int chunks, int col0, int k, const int32_t* row_k,
+                                const float* mult, const float* bias, const Avx512Consts& c,
+                                const __mmask16* masks, char* out, int64_t row_bytes) {
   __m512 mh[NV], bh[NV];
   __mmask16 mask[NV];
   bool full = true;
@@ -425,18 +420,18 @@ TFQNN_AVX512 void avx512_chunks(const int32_t* counts, int64_t ld_counts, int ro
 }
 
 template <OutputType kType, bool kClamp>
-TFQNN_AVX512 void avx512_rows(const int32_t* counts, int64_t ld_counts, int rows,
-                              int col0, int ncols, int k, const int32_t* row_k,
-                              const float* mult, const float* bias, const Avx512Consts& c,
-                              char* out, int64_t row_bytes) {
+TFQNN_AVX512 void avx512_rows(const int32_t* counts, int64_t ld_counts, int rows, int col0,
+                              int ncols, int k, const int32_t* row_k, const float* mult,
+                              const float* bias, const Avx512Consts& c, char* out,
+                              int64_t row_bytes) {
   const __mmask16 ones[4] = {0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF};
   const int chunks = ncols / 64;
   if (chunks == 1) {
-    avx512_chunks<kType, kClamp, 4, true>(counts, ld_counts, rows, 0, 1, col0, k, row_k,
-                                          mult, bias, c, ones, out, row_bytes);
+    avx512_chunks<kType, kClamp, 4, true>(counts, ld_counts, rows, 0, 1, col0, k, row_k, mult, bias,
+                                          c, ones, out, row_bytes);
   } else if (chunks > 1) {
-    avx512_chunks<kType, kClamp, 4, false>(counts, ld_counts, rows, 0, chunks, col0, k, row_k,
-                                           mult, bias, c, ones, out, row_bytes);
+    avx512_chunks<kType, kClamp, 4, false>(counts, ld_counts, rows, 0, chunks, col0, k, row_k, mult,
+                                           bias, c, ones, out, row_bytes);
   }
   const int j = chunks * 64;
   if (j == ncols) return;
@@ -450,56 +445,54 @@ TFQNN_AVX512 void avx512_rows(const int32_t* counts, int64_t ld_counts, int rows
   const int nv = (rest + 15) / 16;
   if (kType == OutputType::kBitpacked) {
     if (nv > 2) {
-      avx512_chunks<kType, kClamp, 4, true>(counts, ld_counts, rows, j, 1, col0, k, row_k,
-                                     mult, bias, c, masks, out, row_bytes);
+      avx512_chunks<kType, kClamp, 4, true>(counts, ld_counts, rows, j, 1, col0, k, row_k, mult,
+                                            bias, c, masks, out, row_bytes);
     } else {
-      avx512_chunks<kType, kClamp, 2, true>(counts, ld_counts, rows, j, 1, col0, k, row_k,
-                                     mult, bias, c, masks, out, row_bytes);
+      avx512_chunks<kType, kClamp, 2, true>(counts, ld_counts, rows, j, 1, col0, k, row_k, mult,
+                                            bias, c, masks, out, row_bytes);
     }
     return;
   }
   switch (nv) {
     case 4:
-      avx512_chunks<kType, kClamp, 4, true>(counts, ld_counts, rows, j, 1, col0, k, row_k,
-                                     mult, bias, c, masks, out, row_bytes);
+      avx512_chunks<kType, kClamp, 4, true>(counts, ld_counts, rows, j, 1, col0, k, row_k, mult,
+                                            bias, c, masks, out, row_bytes);
       break;
     case 3:
-      avx512_chunks<kType, kClamp, 3, true>(counts, ld_counts, rows, j, 1, col0, k, row_k,
-                                     mult, bias, c, masks, out, row_bytes);
+      avx512_chunks<kType, kClamp, 3, true>(counts, ld_counts, rows, j, 1, col0, k, row_k, mult,
+                                            bias, c, masks, out, row_bytes);
       break;
     case 2:
-      avx512_chunks<kType, kClamp, 2, true>(counts, ld_counts, rows, j, 1, col0, k, row_k,
-                                     mult, bias, c, masks, out, row_bytes);
+      avx512_chunks<kType, kClamp, 2, true>(counts, ld_counts, rows, j, 1, col0, k, row_k, mult,
+                                            bias, c, masks, out, row_bytes);
       break;
     default:
-      avx512_chunks<kType, kClamp, 1, true>(counts, ld_counts, rows, j, 1, col0, k, row_k,
-                                     mult, bias, c, masks, out, row_bytes);
+      avx512_chunks<kType, kClamp, 1, true>(counts, ld_counts, rows, j, 1, col0, k, row_k, mult,
+                                            bias, c, masks, out, row_bytes);
       break;
   }
 }
 
 template <OutputType kType>
-TFQNN_AVX512 void avx512_type(const int32_t* counts, int64_t ld_counts, int rows,
-                              int col0, int ncols, int k, const int32_t* row_k,
-                              const float* mult, const float* bias, const Avx512Consts& c,
-                              const OutputTransform& t, char* out, int64_t row_bytes) {
+TFQNN_AVX512 void avx512_type(const int32_t* counts, int64_t ld_counts, int rows, int col0,
+                              int ncols, int k, const int32_t* row_k, const float* mult,
+                              const float* bias, const Avx512Consts& c, const OutputTransform& t,
+                              char* out, int64_t row_bytes) {
   const bool clamp = !(t.clamp_min == -__builtin_inff() && t.clamp_max == __builtin_inff());
   if (clamp) {
-    avx512_rows<kType, true>(counts, ld_counts, rows, col0, ncols, k, row_k, mult, bias, c,
-                             out, row_bytes);
+    avx512_rows<kType, true>(counts, ld_counts, rows, col0, ncols, k, row_k, mult, bias, c, out,
+                             row_bytes);
   } else {
-    avx512_rows<kType, false>(counts, ld_counts, rows, col0, ncols, k, row_k, mult, bias, c,
-                              out, row_bytes);
+    avx512_rows<kType, false>(counts, ld_counts, rows, col0, ncols, k, row_k, mult, bias, c, out,
+                              row_bytes);
   }
 }
 
 }  // namespace
 
-TFQNN_AVX512 void transform_avx512(const int32_t* counts, int64_t ld_counts,
-                                   int rows, int col0, int ncols, int k,
-                                   const int32_t* row_k,
-                                   const OutputTransform& t, void* out,
-                                   int out_columns) {
+TFQNN_AVX512 void transform_avx512(const int32_t* counts, int64_t ld_counts, int rows, int col0,
+                                   int ncols, int k, const int32_t* row_k, const OutputTransform& t,
+                                   void* out, int out_columns) {
   if (k >= (1 << 24)) {  // the FMA of avx512_affine would not be exact
     transform_avx2(counts, ld_counts, rows, col0, ncols, k, row_k, t, out, out_columns);
     return;
@@ -522,16 +515,16 @@ TFQNN_AVX512 void transform_avx512(const int32_t* counts, int64_t ld_counts,
   char* o = static_cast<char*>(out);
   switch (t.type) {
     case OutputType::kFloat:
-      avx512_type<OutputType::kFloat>(counts, ld_counts, rows, col0, ncols, k, row_k, mult,
-                                      bias, c, t, o, row_bytes);
+      avx512_type<OutputType::kFloat>(counts, ld_counts, rows, col0, ncols, k, row_k, mult, bias, c,
+                                      t, o, row_bytes);
       break;
     case OutputType::kInt8:
-      avx512_type<OutputType::kInt8>(counts, ld_counts, rows, col0, ncols, k, row_k, mult,
-                                     bias, c, t, o, row_bytes);
+      avx512_type<OutputType::kInt8>(counts, ld_counts, rows, col0, ncols, k, row_k, mult, bias, c,
+                                     t, o, row_bytes);
       break;
     case OutputType::kBitpacked:
-      avx512_type<OutputType::kBitpacked>(counts, ld_counts, rows, col0, ncols, k, row_k,
-                                          mult, bias, c, t, o, row_bytes);
+      avx512_type<OutputType::kBitpacked>(counts, ld_counts, rows, col0, ncols, k, row_k, mult,
+                                          bias, c, t, o, row_bytes);
       break;
   }
 }

@@ -34,9 +34,7 @@ double picoseconds_per_pair(Isa isa) {
 }
 }  // namespace
 
-double set_min_thread_time_ns(double ns) {
-  return g_min_ns_per_thread.exchange(ns < 0 ? 0 : ns);
-}
+double set_min_thread_time_ns(double ns) { return g_min_ns_per_thread.exchange(ns < 0 ? 0 : ns); }
 
 int useful_threads(int num_threads, double work, int64_t max_chunks) {
   int64_t n = num_threads < 1 ? 1 : num_threads;
@@ -66,7 +64,7 @@ void parallel_for(int64_t n, int num_threads,
       threads.emplace_back(fn, begin(i), begin(i + 1), static_cast<int>(i));
       ++started;
     } catch (...) {  // std::system_error, std::bad_alloc
-      break;            // no more threads: the caller runs the rest
+      break;         // no more threads: the caller runs the rest
     }
   }
   fn(begin(0), begin(1), 0);

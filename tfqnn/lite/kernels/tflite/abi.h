@@ -87,8 +87,7 @@ struct TfLiteRegistration;
 
 typedef struct TfLiteContext {
   size_t tensors_size;
-  TfLiteStatus (*GetExecutionPlan)(struct TfLiteContext* context,
-                                   TfLiteIntArray** execution_plan);
+  TfLiteStatus (*GetExecutionPlan)(struct TfLiteContext* context, TfLiteIntArray** execution_plan);
   TfLiteTensor* tensors;
   void* impl_;
   TfLiteStatus (*ResizeTensor)(struct TfLiteContext*, TfLiteTensor* tensor,
@@ -96,12 +95,12 @@ typedef struct TfLiteContext {
   void (*ReportError)(struct TfLiteContext*, const char* msg, ...);
   TfLiteStatus (*AddTensors)(struct TfLiteContext*, int tensors_to_add,
                              int* first_new_tensor_index);
-  TfLiteStatus (*GetNodeAndRegistration)(
-      struct TfLiteContext*, int node_index, TfLiteNode** node,
-      struct TfLiteRegistration** registration);
-  TfLiteStatus (*ReplaceNodeSubsetsWithDelegateKernels)(
-      struct TfLiteContext*, struct TfLiteRegistration registration,
-      const TfLiteIntArray* nodes_to_replace, struct TfLiteDelegate* delegate);
+  TfLiteStatus (*GetNodeAndRegistration)(struct TfLiteContext*, int node_index, TfLiteNode** node,
+                                         struct TfLiteRegistration** registration);
+  TfLiteStatus (*ReplaceNodeSubsetsWithDelegateKernels)(struct TfLiteContext*,
+                                                        struct TfLiteRegistration registration,
+                                                        const TfLiteIntArray* nodes_to_replace,
+                                                        struct TfLiteDelegate* delegate);
   int recommended_num_threads;
   // Further fields are not used by tfqnn.
 } TfLiteContext;
@@ -111,8 +110,7 @@ typedef struct TfLiteRegistration {
   void (*free)(TfLiteContext* context, void* buffer);
   TfLiteStatus (*prepare)(TfLiteContext* context, TfLiteNode* node);
   TfLiteStatus (*invoke)(TfLiteContext* context, TfLiteNode* node);
-  const char* (*profiling_string)(const TfLiteContext* context,
-                                  const TfLiteNode* node);
+  const char* (*profiling_string)(const TfLiteContext* context, const TfLiteNode* node);
   int32_t builtin_code;
   const char* custom_name;
   int version;
@@ -123,8 +121,7 @@ typedef struct TfLiteRegistration {
 
 typedef struct TfLiteDelegate {
   void* data_;
-  TfLiteStatus (*Prepare)(TfLiteContext* context,
-                          struct TfLiteDelegate* delegate);
+  TfLiteStatus (*Prepare)(TfLiteContext* context, struct TfLiteDelegate* delegate);
   void* CopyFromBufferHandle;
   void* CopyToBufferHandle;
   void* FreeBufferHandle;
@@ -145,8 +142,7 @@ static_assert(sizeof(void*) == 8, "tfqnn's TFLite glue assumes LP64");
 static_assert(sizeof(TfLiteTensor) == 112, "TfLiteTensor layout");
 static_assert(offsetof(TfLiteTensor, quantization) == 80, "TfLiteTensor");
 static_assert(sizeof(TfLiteNode) == 80, "TfLiteNode layout");
-static_assert(offsetof(TfLiteContext, recommended_num_threads) == 72,
-              "TfLiteContext layout");
+static_assert(offsetof(TfLiteContext, recommended_num_threads) == 72, "TfLiteContext layout");
 static_assert(sizeof(TfLiteRegistration) == 88, "TfLiteRegistration layout");
 static_assert(sizeof(TfLiteDelegate) == 56, "TfLiteDelegate layout");
 

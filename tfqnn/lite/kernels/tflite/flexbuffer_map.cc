@@ -8,18 +8,25 @@ namespace {
 
 // FlexBuffer type codes (flexbuffers.h, Type).
 enum : int {
-  kNull = 0, kInt = 1, kUInt = 2, kFloat = 3, kKey = 4, kString = 5,
-  kIndirectInt = 6, kIndirectUInt = 7, kIndirectFloat = 8, kMap = 9,
-  kVectorKey = 14, kBool = 26,
+  kNull = 0,
+  kInt = 1,
+  kUInt = 2,
+  kFloat = 3,
+  kKey = 4,
+  kString = 5,
+  kIndirectInt = 6,
+  kIndirectUInt = 7,
+  kIndirectFloat = 8,
+  kMap = 9,
+  kVectorKey = 14,
+  kBool = 26,
 };
 
 class Reader {
  public:
   Reader(const uint8_t* data, size_t size) : data_(data), size_(size) {}
 
-  bool in_bounds(size_t pos, size_t len) const {
-    return pos <= size_ && len <= size_ - pos;
-  }
+  bool in_bounds(size_t pos, size_t len) const { return pos <= size_ && len <= size_ - pos; }
   static bool valid_width(size_t w) { return w == 1 || w == 2 || w == 4 || w == 8; }
 
   bool read_uint(size_t pos, size_t width, uint64_t* out) const {
@@ -105,25 +112,22 @@ bool FlexbufferMap::parse(const uint8_t* data, size_t size, std::string* error) 
   size_t keys_pos;
   if (!r.follow(root_pos, root_width, &map_pos) || map_pos < 3 * width ||
       !r.read_uint(map_pos - width, width, &count) ||
-      !r.read_uint(map_pos - 2 * width, width, &keys_width) ||
-      !Reader::valid_width(keys_width) ||
+      !r.read_uint(map_pos - 2 * width, width, &keys_width) || !Reader::valid_width(keys_width) ||
       !r.follow(map_pos - 3 * width, width, &keys_pos)) {
     *error = "custom options: malformed map header";
     return false;
   }
   uint64_t key_count;
   if (count > size || keys_pos < keys_width ||
-      !r.read_uint(keys_pos - keys_width, keys_width, &key_count) ||
-      key_count != count || !r.in_bounds(map_pos, count * width + count) ||
-      !r.in_bounds(keys_pos, count * keys_width)) {
+      !r.read_uint(keys_pos - keys_width, keys_width, &key_count) || key_count != count ||
+      !r.in_bounds(map_pos, count * width + count) || !r.in_bounds(keys_pos, count * keys_width)) {
     *error = "custom options: malformed map";
     return false;
   }
   for (size_t i = 0; i < count; ++i) {
     size_t key_pos;
     std::string key;
-    if (!r.follow(keys_pos + i * keys_width, keys_width, &key_pos) ||
-        !r.read_key(key_pos, &key)) {
+    if (!r.follow(keys_pos + i * keys_width, keys_width, &key_pos) || !r.read_key(key_pos, &key)) {
       *error = "custom options: malformed key";
       return false;
     }
@@ -152,22 +156,19 @@ bool FlexbufferMap::parse(const uint8_t* data, size_t size, std::string* error) 
         if (ok) floats_[key] = fv;
         break;
       case kIndirectInt:
-        ok = r.follow(value_pos, width, &target) &&
-             r.read_int(target, child_width, &iv);
+        ok = r.follow(value_pos, width, &target) && r.read_int(target, child_width, &iv);
         if (ok) ints_[key] = iv;
         break;
       case kIndirectUInt:
-        ok = r.follow(value_pos, width, &target) &&
-             r.read_uint(target, child_width, &uv) && uv <= uint64_t(INT64_MAX);
+        ok = r.follow(value_pos, width, &target) && r.read_uint(target, child_width, &uv) &&
+             uv <= uint64_t(INT64_MAX);
         if (ok) ints_[key] = int64_t(uv);
         break;
       case kIndirectFloat:
-        ok = r.follow(value_pos, width, &target) &&
-             r.read_float(target, child_width, &fv);
+        ok = r.follow(value_pos, width, &target) && r.read_float(target, child_width, &fv);
         if (ok) floats_[key] = fv;
         break;
-      default:
-        break;  // strings, vectors...: recorded in types_ only
+      default: break;  // strings, vectors...: recorded in types_ only
     }
     if (!ok) {
       *error = "custom options: malformed value of '" + key + "'";
@@ -177,9 +178,7 @@ bool FlexbufferMap::parse(const uint8_t* data, size_t size, std::string* error) 
   return true;
 }
 
-bool FlexbufferMap::has(const std::string& key) const {
-  return types_.count(key) != 0;
-}
+bool FlexbufferMap::has(const std::string& key) const { return types_.count(key) != 0; }
 
 bool FlexbufferMap::get_int(const std::string& key, int64_t* value) const {
   auto it = ints_.find(key);

@@ -13,8 +13,7 @@
 namespace tfqnn {
 namespace tflite {
 
-const char* const kOpNames[] = {"TfqnnQuantize", "TfqnnDequantize",
-                                "TfqnnBdense", "TfqnnBconv2d",
+const char* const kOpNames[] = {"TfqnnQuantize", "TfqnnDequantize", "TfqnnBdense", "TfqnnBconv2d",
                                 "TfqnnBMaxPool2d"};
 const int kNumOps = sizeof(kOpNames) / sizeof(kOpNames[0]);
 
@@ -46,14 +45,12 @@ std::string str(int64_t v) { return std::to_string(v); }
 // Shapes and checked access to the tensors of a node.
 class Tensors {
  public:
-  Tensors(TfLiteContext* context, const NodeTensors& node)
-      : context_(context), node_(node) {}
+  Tensors(TfLiteContext* context, const NodeTensors& node) : context_(context), node_(node) {}
 
   std::string check_counts(size_t inputs, size_t outputs) const {
     if (node_.inputs.size() != inputs || node_.outputs.size() != outputs) {
-      return "expects " + str(inputs) + " inputs and " + str(outputs) +
-             " output, got " + str(node_.inputs.size()) + " and " +
-             str(node_.outputs.size());
+      return "expects " + str(inputs) + " inputs and " + str(outputs) + " output, got " +
+             str(node_.inputs.size()) + " and " + str(node_.outputs.size());
     }
     for (int i : node_.inputs) {
       if (i < 0 || size_t(i) >= context_->tensors_size) return "bad input tensor index";
@@ -104,19 +101,17 @@ bool is_constant(const TfLiteTensor* t) {
 // Checks type, rank (-1: at least 1) and positive dims, and that a constant
 // tensor's data is there with the bytes of its shape (the runtime allocates
 // the others); returns the dims.
-std::string check_tensor(const TfLiteTensor* t, const char* what, int type,
-                         int rank, std::vector<int>* dims) {
+std::string check_tensor(const TfLiteTensor* t, const char* what, int type, int rank,
+                         std::vector<int>* dims) {
   if (t->type != type) {
-    return std::string(what) + " must be " + type_name(type) + ", got " +
-           type_name(t->type);
+    return std::string(what) + " must be " + type_name(type) + ", got " + type_name(t->type);
   }
   if (t->dims == nullptr || t->dims->size < 0 || t->dims->size > 8) {
     return std::string(what) + " has no valid shape";
   }
   *dims = dims_of(t);
   if (rank >= 0 && int(dims->size()) != rank) {
-    return std::string(what) + " must have rank " + str(rank) + ", got " +
-           str(dims->size());
+    return std::string(what) + " must have rank " + str(rank) + ", got " + str(dims->size());
   }
   if (rank < 0 && dims->empty()) return std::string(what) + " must have rank >= 1";
   int64_t n = 1;
@@ -132,20 +127,18 @@ std::string check_tensor(const TfLiteTensor* t, const char* what, int type,
 }
 
 // A constant input: read-only data present and exactly as large as its shape.
-std::string check_constant(const TfLiteTensor* t, const char* what,
-                           const std::vector<int>& dims) {
+std::string check_constant(const TfLiteTensor* t, const char* what, const std::vector<int>& dims) {
   if (!is_constant(t)) {
     return std::string(what) + " must be a constant tensor";
   }
-  if (t->data == nullptr ||
-      t->bytes != size_t(elements(dims)) * type_size(t->type)) {
+  if (t->data == nullptr || t->bytes != size_t(elements(dims)) * type_size(t->type)) {
     return std::string(what) + " has no data or the wrong number of bytes";
   }
   return "";
 }
 
-std::string check_shape(const std::vector<int>& dims,
-                        const std::vector<int>& expected, const char* what) {
+std::string check_shape(const std::vector<int>& dims, const std::vector<int>& expected,
+                        const char* what) {
   if (dims != expected) {
     std::string e = std::string(what) + " must have shape [";
     for (size_t i = 0; i < expected.size(); ++i) e += (i ? "," : "") + str(expected[i]);
@@ -156,11 +149,10 @@ std::string check_shape(const std::vector<int>& dims,
   return "";
 }
 
-TfLiteStatus resize(TfLiteContext* context, TfLiteTensor* t,
-                    const std::vector<int>& dims) {
+TfLiteStatus resize(TfLiteContext* context, TfLiteTensor* t, const std::vector<int>& dims) {
   if (t->dims != nullptr && dims_of(t) == dims) return kTfLiteOk;
-  auto* array = static_cast<TfLiteIntArray*>(
-      std::malloc(sizeof(TfLiteIntArray) + dims.size() * sizeof(int)));
+  auto* array =
+      static_cast<TfLiteIntArray*>(std::malloc(sizeof(TfLiteIntArray) + dims.size() * sizeof(int)));
   if (array == nullptr) return kTfLiteError;
   array->size = int(dims.size());
   for (size_t i = 0; i < dims.size(); ++i) array->data[i] = dims[i];
@@ -171,8 +163,7 @@ TfLiteStatus resize(TfLiteContext* context, TfLiteTensor* t,
 
 class Options {
  public:
-  std::string parse(const uint8_t* data, size_t size,
-                    const std::set<std::string>& allowed) {
+  std::string parse(const uint8_t* data, size_t size, const std::set<std::string>& allowed) {
     std::string error;
     if (!map_.parse(data, size, &error)) return error;
     for (const auto& kv : map_.keys()) {
@@ -181,8 +172,8 @@ class Options {
     return "";
   }
   // Integer option in [lo, hi]; `fallback` when absent and not required.
-  std::string get_int(const char* key, int lo, int hi, int* out,
-                      bool required, int fallback = 0) const {
+  std::string get_int(const char* key, int lo, int hi, int* out, bool required,
+                      int fallback = 0) const {
     int64_t v;
     if (!map_.has(key)) {
       if (required) return std::string("missing option '") + key + "'";
@@ -191,8 +182,8 @@ class Options {
     }
     if (!map_.get_int(key, &v)) return std::string("option '") + key + "' must be an int";
     if (v < lo || v > hi) {
-      return std::string("option '") + key + "' must be in [" + str(lo) + ", " +
-             str(hi) + "], got " + str(v);
+      return std::string("option '") + key + "' must be in [" + str(lo) + ", " + str(hi) +
+             "], got " + str(v);
     }
     *out = int(v);
     return "";
@@ -215,10 +206,10 @@ class Options {
 };
 
 constexpr int kMaxDim = 1 << 24;
-#define TFQNN_TRY(expr)               \
-  do {                                \
-    std::string e_ = (expr);          \
-    if (!e_.empty()) return e_;       \
+#define TFQNN_TRY(expr)         \
+  do {                          \
+    std::string e_ = (expr);    \
+    if (!e_.empty()) return e_; \
   } while (0)
 
 // Output transform options shared by Bdense and Bconv2d.
@@ -235,12 +226,9 @@ struct TransformOptions {
     return "";
   }
   int output_tflite_type() const {
-    return output_type == 0 ? kTfLiteFloat32
-                            : output_type == 1 ? kTfLiteInt8 : kTfLiteInt32;
+    return output_type == 0 ? kTfLiteFloat32 : output_type == 1 ? kTfLiteInt8 : kTfLiteInt32;
   }
-  int output_channels(int n) const {
-    return output_type == 2 ? core::packed_words(n) : n;
-  }
+  int output_channels(int n) const { return output_type == 2 ? core::packed_words(n) : n; }
   // Checks the output tensor's type (and int8 quantization) and fills the
   // core transform with multiplier and bias of `n` channels.
   std::string make(const TfLiteTensor* out, const TfLiteTensor* multiplier,
@@ -283,9 +271,7 @@ std::string check_affine(const Tensors& ts, int first, int n) {
 
 class Quantize : public Op {
  public:
-  std::string init(const uint8_t* data, size_t size) {
-    return options_.parse(data, size, {});
-  }
+  std::string init(const uint8_t* data, size_t size) { return options_.parse(data, size, {}); }
   std::string do_prepare(TfLiteContext* context, const NodeTensors& node) override {
     Tensors ts(context, node);
     TFQNN_TRY(ts.check_counts(1, 1));
@@ -347,8 +333,8 @@ class Dequantize : public Op {
   void do_invoke(TfLiteContext* context, const NodeTensors& node) override {
     Tensors ts(context, node);
     const int64_t rows = elements(in_dims_) / in_dims_.back();
-    core::unpack_float(static_cast<const int32_t*>(ts.input(0)->data), rows,
-                       channels_, static_cast<float*>(ts.output(0)->data));
+    core::unpack_float(static_cast<const int32_t*>(ts.input(0)->data), rows, channels_,
+                       static_cast<float*>(ts.output(0)->data));
   }
 
  private:
@@ -360,8 +346,7 @@ class Dequantize : public Op {
 class Bdense : public Op {
  public:
   std::string init(const uint8_t* data, size_t size) {
-    TFQNN_TRY(options_.parse(data, size,
-                             {"in_features", "output_type", "clamp_min", "clamp_max"}));
+    TFQNN_TRY(options_.parse(data, size, {"in_features", "output_type", "clamp_min", "clamp_max"}));
     TFQNN_TRY(options_.get_int("in_features", 1, kMaxDim, &in_features_, true));
     return transform_options_.read(options_);
   }
@@ -372,8 +357,8 @@ class Bdense : public Op {
     std::vector<int> w_dims;
     TFQNN_TRY(check_tensor(ts.input(0), "input", kTfLiteInt32, -1, &in_dims_));
     if (in_dims_.back() != words) {
-      return "input's last dimension must be " + str(words) + " words for in_features=" +
-             str(in_features_) + ", got " + str(in_dims_.back());
+      return "input's last dimension must be " + str(words) +
+             " words for in_features=" + str(in_features_) + ", got " + str(in_dims_.back());
     }
     TFQNN_TRY(check_tensor(ts.input(1), "weights", kTfLiteInt32, 2, &w_dims));
     if (w_dims[1] != words) return "weights must have " + str(words) + " words per row";
@@ -385,15 +370,14 @@ class Bdense : public Op {
     out.back() = transform_options_.output_channels(out_features_);
     if (elements(out) > kMaxElements) return "output is too large";
     if (resize(context, ts.output(0), out) != kTfLiteOk) return "cannot resize the output";
-    dense_.prepare(static_cast<const int32_t*>(ts.input(1)->data), out_features_,
-                   in_features_);
+    dense_.prepare(static_cast<const int32_t*>(ts.input(1)->data), out_features_, in_features_);
     return "";
   }
   void do_invoke(TfLiteContext* context, const NodeTensors& node) override {
     Tensors ts(context, node);
     const int64_t rows = elements(in_dims_) / in_dims_.back();
-    dense_.run(static_cast<const int32_t*>(ts.input(0)->data), rows, transform_,
-               ts.output(0)->data, threads(context));
+    dense_.run(static_cast<const int32_t*>(ts.input(0)->data), rows, transform_, ts.output(0)->data,
+               threads(context));
   }
 
  private:
@@ -405,18 +389,15 @@ class Bdense : public Op {
   std::vector<int> in_dims_;
 };
 
-core::Padding padding_of(int p) {
-  return p == 1 ? core::Padding::kSame : core::Padding::kValid;
-}
+core::Padding padding_of(int p) { return p == 1 ? core::Padding::kSame : core::Padding::kValid; }
 
 class Bconv2d : public Op {
  public:
   std::string init(const uint8_t* data, size_t size) {
-    TFQNN_TRY(options_.parse(
-        data, size,
-        {"channels_in", "groups", "stride_height", "stride_width",
-         "dilation_height_factor", "dilation_width_factor", "padding",
-         "pad_values", "output_type", "clamp_min", "clamp_max"}));
+    TFQNN_TRY(options_.parse(data, size,
+                             {"channels_in", "groups", "stride_height", "stride_width",
+                              "dilation_height_factor", "dilation_width_factor", "padding",
+                              "pad_values", "output_type", "clamp_min", "clamp_max"}));
     const Options& o = options_;
     TFQNN_TRY(o.get_int("channels_in", 1, kMaxDim, &shape_.channels_in, true));
     TFQNN_TRY(o.get_int("groups", 1, kMaxDim, &shape_.groups, false, 1));
@@ -443,8 +424,7 @@ class Bconv2d : public Op {
     TFQNN_TRY(check_tensor(ts.input(0), "input", kTfLiteInt32, 4, &in));
     if (in[3] != core::packed_words(shape_.channels_in)) {
       return "input must have " + str(core::packed_words(shape_.channels_in)) +
-             " words per pixel for channels_in=" + str(shape_.channels_in) + ", got " +
-             str(in[3]);
+             " words per pixel for channels_in=" + str(shape_.channels_in) + ", got " + str(in[3]);
     }
     TFQNN_TRY(check_tensor(ts.input(1), "filter", kTfLiteInt32, 4, &f));
     const int group_words = core::packed_words(shape_.channels_in / shape_.groups);
@@ -482,8 +462,8 @@ class Bconv2d : public Op {
   }
   void do_invoke(TfLiteContext* context, const NodeTensors& node) override {
     Tensors ts(context, node);
-    conv_.run(static_cast<const int32_t*>(ts.input(0)->data), transform_,
-              ts.output(0)->data, threads(context));
+    conv_.run(static_cast<const int32_t*>(ts.input(0)->data), transform_, ts.output(0)->data,
+              threads(context));
   }
 
  private:
@@ -497,9 +477,8 @@ class Bconv2d : public Op {
 class BMaxPool2d : public Op {
  public:
   std::string init(const uint8_t* data, size_t size) {
-    TFQNN_TRY(options_.parse(data, size,
-                             {"filter_height", "filter_width", "stride_height",
-                              "stride_width", "padding"}));
+    TFQNN_TRY(options_.parse(
+        data, size, {"filter_height", "filter_width", "stride_height", "stride_width", "padding"}));
     const Options& o = options_;
     TFQNN_TRY(o.get_int("filter_height", 1, kMaxDim, &shape_.filter_height, true));
     TFQNN_TRY(o.get_int("filter_width", 1, kMaxDim, &shape_.filter_width, true));
@@ -528,8 +507,7 @@ class BMaxPool2d : public Op {
     core::compute_pool_geometry(&s);
     if (s.out_height <= 0 || s.out_width <= 0) return "the output would be empty";
     pool_ = s;
-    if (resize(context, ts.output(0), {s.batch, s.out_height, s.out_width, s.words}) !=
-        kTfLiteOk) {
+    if (resize(context, ts.output(0), {s.batch, s.out_height, s.out_width, s.words}) != kTfLiteOk) {
       return "cannot resize the output";
     }
     return "";
@@ -546,8 +524,7 @@ class BMaxPool2d : public Op {
 };
 
 template <typename T>
-std::unique_ptr<Op> make(const std::string& name, const uint8_t* data,
-                         size_t size) {
+std::unique_ptr<Op> make(const std::string& name, const uint8_t* data, size_t size) {
   auto op = std::make_unique<T>();
   std::string error;
   try {
@@ -586,8 +563,7 @@ TfLiteStatus Op::prepare(TfLiteContext* context, const NodeTensors& node) {
 
 TfLiteStatus Op::invoke(TfLiteContext* context, const NodeTensors& node) {
   if (!prepared_) {
-    context->ReportError(context, "%s: invoked before a successful prepare",
-                         name_.c_str());
+    context->ReportError(context, "%s: invoked before a successful prepare", name_.c_str());
     return kTfLiteError;
   }
   try {
@@ -599,14 +575,18 @@ TfLiteStatus Op::invoke(TfLiteContext* context, const NodeTensors& node) {
   return kTfLiteOk;
 }
 
-std::unique_ptr<Op> create_op(const std::string& name, const uint8_t* options,
-                              size_t size) {
+std::unique_ptr<Op> create_op(const std::string& name, const uint8_t* options, size_t size) {
   std::unique_ptr<Op> op;
-  if (name == "TfqnnQuantize") op = make<Quantize>(name, options, size);
-  else if (name == "TfqnnDequantize") op = make<Dequantize>(name, options, size);
-  else if (name == "TfqnnBdense") op = make<Bdense>(name, options, size);
-  else if (name == "TfqnnBconv2d") op = make<Bconv2d>(name, options, size);
-  else if (name == "TfqnnBMaxPool2d") op = make<BMaxPool2d>(name, options, size);
+  if (name == "TfqnnQuantize")
+    op = make<Quantize>(name, options, size);
+  else if (name == "TfqnnDequantize")
+    op = make<Dequantize>(name, options, size);
+  else if (name == "TfqnnBdense")
+    op = make<Bdense>(name, options, size);
+  else if (name == "TfqnnBconv2d")
+    op = make<Bconv2d>(name, options, size);
+  else if (name == "TfqnnBMaxPool2d")
+    op = make<BMaxPool2d>(name, options, size);
   return op;
 }
 

@@ -39,22 +39,20 @@ class Op {
   }
 
  protected:
-  virtual std::string do_prepare(TfLiteContext* context,
-                                 const NodeTensors& node) = 0;
+  virtual std::string do_prepare(TfLiteContext* context, const NodeTensors& node) = 0;
   virtual void do_invoke(TfLiteContext* context, const NodeTensors& node) = 0;
   int threads(const TfLiteContext* context) const;
 
   std::string name_;
   std::string init_error_;  // set when the options could not be parsed
   bool prepared_ = false;
-  int num_threads_ = 0;     // 0: the interpreter's recommended_num_threads
+  int num_threads_ = 0;  // 0: the interpreter's recommended_num_threads
 };
 
 // The op named `name` (one of kOpNames) built from its custom options. Never
 // returns null for a known name: an options error is kept and reported by
 // prepare(). Returns null for an unknown name.
-std::unique_ptr<Op> create_op(const std::string& name, const uint8_t* options,
-                              size_t size);
+std::unique_ptr<Op> create_op(const std::string& name, const uint8_t* options, size_t size);
 
 bool is_tfqnn_op(const char* custom_name);
 extern const char* const kOpNames[];

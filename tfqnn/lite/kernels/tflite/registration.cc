@@ -26,7 +26,8 @@ namespace {
 NodeTensors tensors_of(const TfLiteNode* node) {
   NodeTensors t;
   if (node->inputs) t.inputs.assign(node->inputs->data, node->inputs->data + node->inputs->size);
-  if (node->outputs) t.outputs.assign(node->outputs->data, node->outputs->data + node->outputs->size);
+  if (node->outputs)
+    t.outputs.assign(node->outputs->data, node->outputs->data + node->outputs->size);
   return t;
 }
 
@@ -34,8 +35,7 @@ NodeTensors tensors_of(const TfLiteNode* node) {
 
 template <int kIndex>
 void* registered_init(TfLiteContext*, const char* buffer, size_t length) {
-  return create_op(kOpNames[kIndex], reinterpret_cast<const uint8_t*>(buffer), length)
-      .release();
+  return create_op(kOpNames[kIndex], reinterpret_cast<const uint8_t*>(buffer), length).release();
 }
 
 void registered_free(TfLiteContext*, void* op) { delete static_cast<Op*>(op); }
@@ -110,15 +110,14 @@ void* partition_init(TfLiteContext* context, const char* buffer, size_t) {
   for (int i = 0; i < params->nodes_to_replace->size; ++i) {
     TfLiteNode* node = nullptr;
     TfLiteRegistration* reg = nullptr;
-    if (context->GetNodeAndRegistration(context, params->nodes_to_replace->data[i],
-                                        &node, &reg) != kTfLiteOk) {
+    if (context->GetNodeAndRegistration(context, params->nodes_to_replace->data[i], &node, &reg) !=
+        kTfLiteOk) {
       partition->error = "cannot read a delegated node";
       break;
     }
-    auto op = create_op(reg->custom_name,
-                        static_cast<const uint8_t*>(node->custom_initial_data),
-                        node->custom_initial_data_size > 0
-                            ? size_t(node->custom_initial_data_size) : 0);
+    auto op =
+        create_op(reg->custom_name, static_cast<const uint8_t*>(node->custom_initial_data),
+                  node->custom_initial_data_size > 0 ? size_t(node->custom_initial_data_size) : 0);
     if (!op) {
       partition->error = std::string("unknown op ") + reg->custom_name;
       break;
@@ -136,9 +135,7 @@ void* partition_init(TfLiteContext* context, const char* buffer, size_t) {
   return partition;
 }
 
-void partition_free(TfLiteContext*, void* buffer) {
-  delete static_cast<Partition*>(buffer);
-}
+void partition_free(TfLiteContext*, void* buffer) { delete static_cast<Partition*>(buffer); }
 
 TfLiteStatus partition_prepare(TfLiteContext* context, TfLiteNode* node) {
   auto* partition = static_cast<Partition*>(node->user_data);
@@ -254,14 +251,13 @@ TFQNN_EXPORT int TfqnnCanRegisterOps() {
 
 // External delegate entry points (tflite::delegates::ExternalDelegateWrapper).
 // Options: num_threads (1..1024; default: the interpreter's num_threads).
-TFQNN_EXPORT TfLiteDelegate* tflite_plugin_create_delegate(
-    char** keys, char** values, size_t num_options,
-    void (*report_error)(const char*)) {
+TFQNN_EXPORT TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values,
+                                                           size_t num_options,
+                                                           void (*report_error)(const char*)) {
   auto* options = new DelegateOptions;
   for (size_t i = 0; i < num_options; ++i) {
     const std::string key = keys[i] ? keys[i] : "";
-    if (key == "num_threads" && values[i] &&
-        parse_positive_int(values[i], &options->num_threads)) {
+    if (key == "num_threads" && values[i] && parse_positive_int(values[i], &options->num_threads)) {
       continue;
     }
     if (report_error) {

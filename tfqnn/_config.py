@@ -34,7 +34,8 @@ def deserialize(config, all_objects, get, custom_objects=None):
     if isinstance(config, str):
         return get(config)
     return keras.saving.deserialize_keras_object(
-        config, module_objects=all_objects, custom_objects=custom_objects)
+        config, module_objects=all_objects, custom_objects=custom_objects
+    )
 
 
 def resolve(identifier, *, base, aliases, deserialize, noun, accepted):
@@ -65,5 +66,7 @@ def resolve(identifier, *, base, aliases, deserialize, noun, accepted):
         cls = aliases.get(identifier) or by_name.get(identifier)
         if cls is not None:
             return cls()
-    raise ValueError(f"Invalid {noun} {identifier!r}: expected {accepted}, or one of the aliases "
-                     f"{', '.join(aliases)}.")
+    raise ValueError(
+        f"Invalid {noun} {identifier!r}: expected {accepted}, or one of the aliases "
+        f"{', '.join(aliases)}."
+    )
