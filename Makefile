@@ -6,15 +6,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tfqnn-installed
 KERNEL_SOURCES := $(shell find tfqnn/lite/kernels -name '*.cc' -o -name '*.h')
+CXX_FILES := $(shell find tfqnn/lite/kernels tests/lite/native -name '*.cc' -o -name '*.h')
 
-.PHONY: demo test test-fast data clean
+.PHONY: demo test test-fast check format data clean
 
 # The editable install also builds the C++ kernel library (setup.py) into
 # tfqnn/lite/libtfqnn_ops.so; a change to the kernels rebuilds it.
-$(STAMP): setup.cfg pyproject.toml setup.py $(KERNEL_SOURCES)
+$(STAMP): pyproject.toml setup.py $(KERNEL_SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[cpu,data,test,lite]"
+	$(PY) -m pip install --quiet -e ".[cpu,data,test,lite,dev]"
 	touch $(STAMP)
 
 data:
@@ -23,11 +24,26 @@ data:
 demo: $(STAMP) data
 	$(PY) examples/binarized_fashion_mnist.py
 
-test: $(STAMP) data
+# The static checks: formatting (ruff, clang-format), lint, types, and the
+# import contracts of docs/architecture.md.
+check: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/clang-format --dry-run -Werror $(CXX_FILES)
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+# Rewrites the Python and C++ files in the house style.
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/clang-format -i $(CXX_FILES)
+
+test: $(STAMP) data check
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

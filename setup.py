@@ -1,9 +1,11 @@
-"""Builds tfqnn's kernel library; the package's metadata is in setup.cfg.
+"""Builds tfqnn's kernel library; the package's metadata is in pyproject.toml.
 
 Every ``*.cc`` under ``tfqnn/lite/kernels/`` is compiled into one plain shared
 library, ``tfqnn/lite/libtfqnn_ops.so`` (no Python ABI tag, no ``PyInit``:
 Python loads it with ctypes, TFLite as a delegate). It needs a C++17 compiler
-and nothing from TensorFlow or LiteRT, so build isolation is harmless.
+and nothing from TensorFlow or LiteRT, so build isolation is harmless. The
+wheel is tagged ``py3-none-<platform>``: the library is native code, but it has
+no Python ABI, so one wheel serves every Python 3.
 
     pip install -e .                     # editable: the .so lands in the source tree
     python setup.py build_ext --inplace  # the same, without installing
@@ -23,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.bdist_wheel import bdist_wheel
 from setuptools.command.build_ext import build_ext
 
 KERNELS = Path("tfqnn", "lite", "kernels")
@@ -115,6 +118,18 @@ class BuildKernelLibrary(build_ext):
         stamp.write_text(command_line)
 
 
+class PlatformWheel(bdist_wheel):
+    """A wheel for this platform and any Python 3 (``py3-none-<platform>``)."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        self.root_is_pure = False
+
+    def get_tag(self):
+        _, _, platform = super().get_tag()
+        return "py3", "none", platform
+
+
 setup(
     ext_modules=[
         Extension(
@@ -123,5 +138,5 @@ setup(
             depends=_sorted_posix(KERNELS.rglob("*.h")),
         )
     ],
-    cmdclass={"build_ext": BuildKernelLibrary},
+    cmdclass={"build_ext": BuildKernelLibrary, "bdist_wheel": PlatformWheel},
 )
