@@ -334,17 +334,21 @@ def test_dropped_custom_ops_raise(rng, monkeypatch):
 
 def test_bad_arguments(rng):
     model = conv_model(rng)
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ValueError, match="^Invalid batch_size=0: expected"):
         tfqnn.export.to_tflite(model, batch_size=0)
-    with pytest.raises(ValueError, match="int8_representative_data"):
+    with pytest.raises(ValueError, match="^Invalid int8_representative_data: expected one array"):
         tfqnn.export.to_tflite(model, int8_representative_data=[np.zeros((2, 11, 13, 3))] * 2)
+    with pytest.raises(ValueError, match="^Invalid int8_representative_data: .*got \\[0\\]"):
+        tfqnn.export.to_tflite(model, int8_representative_data=np.zeros((0, 11, 13, 3)))
 
     class Subclassed(keras.Model):
         def call(self, x):
             return x
 
-    with pytest.raises(ValueError, match="Sequential or functional"):
+    with pytest.raises(ValueError, match="^Invalid model=Subclassed: expected a Sequential"):
         tfqnn.export.to_tflite(Subclassed())
+    with pytest.raises(ValueError, match="^Invalid model: expected a Sequential model with an"):
+        tfqnn.export.to_tflite(keras.Sequential([QuantDense(3, **BINARY)]))
 
 
 @pytest.mark.skipif(

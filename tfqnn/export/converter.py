@@ -211,12 +211,16 @@ def _configure_int8(converter: tf.lite.TFLiteConverter, data: Any, num_inputs: i
     samples = [np.asarray(s, np.float32) for s in samples]
     if len(samples) != num_inputs:
         raise ValueError(
-            f"int8_representative_data must hold one array per model input ({num_inputs}), "
-            f"got {len(samples)}."
+            f"Invalid int8_representative_data: expected one array per model input "
+            f"({num_inputs}), got {len(samples)}."
         )
     count = samples[0].shape[0]
     if count < 1 or any(s.shape[0] != count for s in samples):
-        raise ValueError("int8_representative_data arrays must have the same number of samples.")
+        counts = [s.shape[0] for s in samples]
+        raise ValueError(
+            f"Invalid int8_representative_data: expected arrays with the same number (>= 1) "
+            f"of samples, got {counts}."
+        )
 
     def representative() -> Iterator[list[np.ndarray]]:
         for i in range(min(count, 500)):

@@ -63,15 +63,15 @@ def functional_of(model: keras.Model) -> keras.Model:
     if isinstance(model, keras.Sequential):
         if not model.built or getattr(model, "_functional", None) is None:
             raise ValueError(
-                "The Sequential model has no input shape yet: start it with keras.Input(...) "
-                "or call it on data before exporting."
+                "Invalid model: expected a Sequential model with an input shape; start it "
+                "with keras.Input(...) or call it on data before exporting."
             )
         return model._functional
     if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
         return model
     raise ValueError(
-        "tfqnn.export needs a Sequential or functional Keras model, "
-        f"got {type(model).__name__} (a subclassed model has no graph to read)."
+        f"Invalid model={type(model).__name__}: expected a Sequential or functional Keras "
+        "model (a subclassed model has no graph to read)."
     )
 
 

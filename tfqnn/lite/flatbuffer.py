@@ -33,7 +33,10 @@ def read_model(model_content: bytes, schema_module: ModuleType | None = None) ->
     """
     data = bytes(model_content)
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ValueError("model_content is not a TFLite flatbuffer (no TFL3 identifier).")
+        raise ValueError(
+            "Invalid model_content: expected a TFLite flatbuffer (file identifier TFL3), "
+            f"got {len(data)} bytes without it."
+        )
     return (schema_module or schema()).Model.GetRootAsModel(data, 0)
 
 
@@ -60,7 +63,9 @@ def custom_ops_in(
                 if name is not None:
                     counts[name] = counts.get(name, 0) + 1
     except Exception as error:  # a malformed flatbuffer: offsets out of range
-        raise ValueError(f"model_content is not a valid TFLite model: {error}") from error
+        raise ValueError(
+            f"Invalid model_content: expected a valid TFLite model ({error})."
+        ) from error
     return counts
 
 
@@ -83,4 +88,6 @@ def check_model_inputs(model_content: bytes) -> None:
                 if 0 < buffer < model.BuffersLength() and model.Buffers(buffer).DataLength():
                     raise ValueError(f"input tensor {index} of subgraph {s} holds constant data")
     except Exception as error:  # offsets out of range in a malformed flatbuffer
-        raise ValueError(f"model_content is not a valid TFLite model: {error}") from error
+        raise ValueError(
+            f"Invalid model_content: expected a valid TFLite model ({error})."
+        ) from error

@@ -80,7 +80,7 @@ class Interpreter:
         details = self._interpreter.get_input_details()
         if len(inputs) != len(details):
             raise ValueError(
-                f"Invalid inputs: expected {len(details)} arrays, one per model input, "
+                f"Invalid inputs: expected one array per model input ({len(details)}), "
                 f"got {len(inputs)}."
             )
         arrays = [np.asarray(x) for x in inputs]
