@@ -175,7 +175,6 @@ INVALID = [
     ("kernel_size", lambda: spec.conv_geometry(3, 0, 1, 1, "same")),
     ("stride", lambda: spec.conv_geometry(3, 1, 0, 1, "same")),
     ("dilation", lambda: spec.conv_geometry(3, 1, 1, 2**31, "same")),
-    ("channels", lambda: spec.dequantize_options(0)),
     ("in_features", lambda: spec.bdense_options(-1)),
     ("clamp_min", lambda: spec.bdense_options(8, clamp_min=2.0, clamp_max=1.0)),
     ("clamp_max", lambda: spec.bdense_options(8, clamp_max=float("nan"))),
@@ -219,8 +218,7 @@ def test_checks_return_canonical_values():
 
 
 def test_options_omit_defaults_and_use_the_codes():
-    assert spec.dequantize_options(np.int64(40)) == {"channels": 40}
-    assert spec.bdense_options(70) == {"in_features": 70}
+    assert spec.bdense_options(np.int64(70)) == {"in_features": 70}
     assert spec.bdense_options(70, output_type="bitpacked", clamp_min=0, clamp_max=6) == {
         "in_features": 70,
         "output_type": 2,

@@ -355,11 +355,6 @@ def padding_code(value: Any) -> int:
 Options = dict[str, int | float]
 
 
-def dequantize_options(channels: Any) -> Options:
-    """The options of TfqnnDequantize: the true channel count ``C`` of its output."""
-    return {"channels": check_int("channels", channels, low=1, high=INT32_MAX)}
-
-
 def bdense_options(
     in_features: Any,
     *,
