@@ -16,7 +16,7 @@ import pytest
 
 import tfqnn
 from tfqnn.layers import QuantConv2D, QuantDense
-from tfqnn.lite import reference
+from tfqnn.lite import reference, spec
 
 BINARY = dict(
     input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip"
@@ -334,17 +334,21 @@ def test_dropped_custom_ops_raise(rng, monkeypatch):
 
 def test_bad_arguments(rng):
     model = conv_model(rng)
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ValueError, match="^Invalid batch_size=0: expected"):
         tfqnn.export.to_tflite(model, batch_size=0)
-    with pytest.raises(ValueError, match="int8_representative_data"):
+    with pytest.raises(ValueError, match="^Invalid int8_representative_data: expected one array"):
         tfqnn.export.to_tflite(model, int8_representative_data=[np.zeros((2, 11, 13, 3))] * 2)
+    with pytest.raises(ValueError, match="^Invalid int8_representative_data: .*got \\[0\\]"):
+        tfqnn.export.to_tflite(model, int8_representative_data=np.zeros((0, 11, 13, 3)))
 
     class Subclassed(keras.Model):
         def call(self, x):
             return x
 
-    with pytest.raises(ValueError, match="Sequential or functional"):
+    with pytest.raises(ValueError, match="^Invalid model=Subclassed: expected a Sequential"):
         tfqnn.export.to_tflite(Subclassed())
+    with pytest.raises(ValueError, match="^Invalid model: expected a Sequential model with an"):
+        tfqnn.export.to_tflite(keras.Sequential([QuantDense(3, **BINARY)]))
 
 
 @pytest.mark.skipif(
@@ -362,3 +366,55 @@ def test_saved_bnn_keeps_its_accuracy_after_export():
     predictions = tfqnn.lite.Interpreter(model_content=data).predict(x_test, batch_size=1000)
     accuracy = float(np.mean(np.argmax(predictions, axis=1) == y_test))
     assert accuracy == pytest.approx(recorded, abs=2e-3)
+
+
+def custom_options(data):
+    """(op name, options dict) of every tfqnn op in a .tflite file, in graph order."""
+    from flatbuffers import flexbuffers
+
+    model = tfqnn.lite.schema().ModelT.InitFromObj(
+        tfqnn.lite.schema().Model.GetRootAsModel(data, 0)
+    )
+    names = [code.customCode for code in model.operatorCodes]
+    found = []
+    for op in model.subgraphs[0].operators:
+        name = names[op.opcodeIndex]
+        name = name.decode() if isinstance(name, bytes) else name
+        if name and name.startswith(spec.OP_PREFIX):
+            options = bytes(op.customOptions) if op.customOptions is not None else b""
+            found.append((name, flexbuffers.Loads(options) if options else {}))
+    return found
+
+
+def test_custom_options_are_the_specs(rng):
+    model = conv_model(rng, padding="same", pad_values=0.0, strides=2, channels=(33, 64))
+    layer = model.layers[2]
+    found = custom_options(tfqnn.export.to_tflite(model))
+    assert [name for name, _ in found] == [spec.QUANTIZE, spec.BCONV2D, spec.BDENSE]
+    assert found[0][1] == {}
+    assert found[1][1] == spec.bconv2d_options(
+        33, strides=(2, 2), padding="same", pad_values=0, output_type="bitpacked"
+    )
+    assert found[1][1]["output_type"] == 2 and layer.groups == 1  # the dense reads it packed
+    assert found[2][1] == spec.bdense_options(6 * 7 * 64)
+
+
+def test_composite_rejects_int8_output():
+    from tfqnn.export import composite
+
+    with pytest.raises(ValueError, match=r"^Invalid output_type='int8': expected 'float'"):
+        composite.bdense(None, np.zeros((2, 1), np.int32), [1, 1], [0, 0], 8, output_type="int8")
+
+
+def test_schema_falls_back_to_tensorflow_without_ai_edge_litert(monkeypatch):
+    from tensorflow.lite.python import schema_py_generated
+
+    from tfqnn.export._schema import tflite_schema
+
+    assert tflite_schema() is tfqnn.lite.schema()
+
+    def missing():
+        raise ImportError("No module named 'ai_edge_litert'")
+
+    monkeypatch.setattr(tfqnn.lite, "schema", missing)
+    assert tflite_schema() is schema_py_generated

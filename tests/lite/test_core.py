@@ -9,6 +9,7 @@ really starts threads on these small shapes.
 
 import ctypes
 import os
+import re
 import subprocess
 import sys
 
@@ -17,10 +18,11 @@ import pytest
 
 from tfqnn.lite import _core as core
 from tfqnn.lite import reference as ref
+from tfqnn.lite import spec
 from tfqnn.lite._library import library_path
 
 ISAS = core.supported_isas()
-OUTPUT_TYPES = ("float", "int8", "bitpacked")
+OUTPUT_TYPES = spec.OUTPUT_TYPES
 # (clamp_min, clamp_max, int8_scale, int8_zero_point), cycled through the cases.
 TRANSFORMS = [
     (-np.inf, np.inf, 1.0, 0),
@@ -87,7 +89,7 @@ def test_isa_selection():
     with pytest.raises(ValueError, match="isa"):
         core.set_isa("sse")
     for name in set(core.ISAS) - set(ISAS):
-        with pytest.raises(ValueError, match="not supported"):
+        with pytest.raises(ValueError, match=f"^Invalid isa='{name}': expected one this CPU"):
             core.set_isa(name)
 
 
@@ -306,10 +308,12 @@ def test_conv_geometry(padding):
         for kernel in range(1, 6):
             for stride in (1, 2, 3):
                 for dilation in (1, 2):
-                    if padding == "valid" and in_size < (kernel - 1) * dilation + 1:
-                        continue
                     args = (in_size, kernel, stride, dilation, padding)
-                    assert core.conv_geometry(*args) == ref.conv_geometry(*args), args
+                    if padding == "valid" and in_size < (kernel - 1) * dilation + 1:
+                        assert core.conv_geometry(*args) == (0, 0), args  # spec raises
+                        continue
+                    expected = spec.conv_geometry(*args)
+                    assert core.conv_geometry(*args) == expected[:2], args
 
 
 # ---- binary max pooling ---------------------------------------------------------
@@ -345,35 +349,36 @@ def test_bad_arguments_raise_instead_of_reaching_the_kernels(rng):
     x = packed(rng, (2,), 40)
     w = packed(rng, (3,), 40)
     ones, zeros = np.ones(3, np.float32), np.zeros(3, np.float32)
-    with pytest.raises(ValueError, match="weights_packed"):
-        core.bdense(x, w[:, :1], ones, zeros, 40)
-    with pytest.raises(ValueError, match="in_features"):
-        core.bdense(x, w, ones, zeros, 65)
-    with pytest.raises(ValueError, match="multiplier"):
-        core.bdense(x, w, ones[:2], zeros, 40)
-    with pytest.raises(ValueError, match="output_type"):
-        core.bdense(x, w, ones, zeros, 40, output_type="int4")
-    with pytest.raises(ValueError, match="clamp_min"):
-        core.bdense(x, w, ones, zeros, 40, clamp_min=1.0, clamp_max=0.0)
-    with pytest.raises(ValueError, match="int8_scale"):
-        core.bdense(x, w, ones, zeros, 40, int8_scale=0.0)
-    with pytest.raises(ValueError, match="num_threads"):
-        core.bdense(x, w, ones, zeros, 40, num_threads=0)
     image = packed(rng, (1, 4, 4), 64)
     filt = packed(rng, (3, 3, 3), 64)
-    with pytest.raises(ValueError, match="words per tap"):
-        core.bconv2d(image, filt[..., :1], ones, zeros, 64)
-    with pytest.raises(ValueError, match="groups"):
-        core.bconv2d(image, filt, ones, zeros, 64, groups=2)
-    with pytest.raises(ValueError, match="does not fit"):
-        core.bconv2d(image, filt, ones, zeros, 64, dilations=2)
-    with pytest.raises(ValueError, match="x_packed"):
-        core.bconv2d(image[0], filt, ones, zeros, 64)
-    with pytest.raises(ValueError, match="pad_values"):
-        core.bconv2d(image, filt, ones, zeros, 64, pad_values=2)
-    with pytest.raises(ValueError, match="zero_point"):
-        core.bitpack(np.zeros(3, np.int8), 128)
-    with pytest.raises(ValueError, match="channels"):
-        core.unpack(np.zeros((2, 2), np.int32), 65)
-    with pytest.raises(ValueError, match="pool_size"):
-        core.bmaxpool2d(image, (5, 1), 1)
+    cases = [
+        ("weights_packed.shape", lambda: core.bdense(x, w[:, :1], ones, zeros, 40)),
+        ("in_features=65", lambda: core.bdense(x, w, ones, zeros, 65)),
+        ("multiplier.shape", lambda: core.bdense(x, w, ones[:2], zeros, 40)),
+        ("output_type='int4'", lambda: core.bdense(x, w, ones, zeros, 40, output_type="int4")),
+        ("clamp_min=1.0", lambda: core.bdense(x, w, ones, zeros, 40, clamp_min=1.0, clamp_max=0.0)),
+        ("int8_scale=0.0", lambda: core.bdense(x, w, ones, zeros, 40, int8_scale=0.0)),
+        ("num_threads=0", lambda: core.bdense(x, w, ones, zeros, 40, num_threads=0)),
+        ("filter_packed.shape", lambda: core.bconv2d(image, filt[..., :1], ones, zeros, 64)),
+        ("groups=2", lambda: core.bconv2d(image, filt, ones, zeros, 64, groups=2)),
+        ("kernel_size=(3, 3)", lambda: core.bconv2d(image, filt, ones, zeros, 64, dilations=2)),
+        ("x_packed.shape", lambda: core.bconv2d(image[0], filt, ones, zeros, 64)),
+        ("pad_values=2", lambda: core.bconv2d(image, filt, ones, zeros, 64, pad_values=2)),
+        ("padding='full'", lambda: core.bconv2d(image, filt, ones, zeros, 64, padding="full")),
+        ("zero_point=128", lambda: core.bitpack(np.zeros(3, np.int8), 128)),
+        ("x.dtype", lambda: core.bitpack(np.zeros(3, np.int32))),
+        ("channels=65", lambda: core.unpack(np.zeros((2, 2), np.int32), 65)),
+        ("pool_size=(5, 1)", lambda: core.bmaxpool2d(image, (5, 1), 1)),
+        ("isa='sse'", lambda: core.set_isa("sse")),
+    ]
+    for argument, call in cases:
+        with pytest.raises(ValueError, match=f"^Invalid {re.escape(argument)}"):
+            call()
+
+
+def test_non_finite_transform_values_reach_the_kernels():
+    # Unlike the reference, the front end lets them through: the kernels compute with them.
+    x = np.zeros((2, 2), np.int32)  # +1 everywhere, as w: dot = 40
+    w = np.zeros((2, 2), np.int32)
+    y = core.bdense(x, w, [np.inf, 1.0], [0.0, np.nan], 40)
+    assert np.isinf(y[:, 0]).all() and np.isnan(y[:, 1]).all()

@@ -185,9 +185,19 @@ def test_inconsistent_options_fail_allocation_with_the_reason(rng):
 
 def test_bad_arguments(rng):
     model, _ = quantize_dense_model(rng)
-    with pytest.raises(ValueError, match="num_threads"):
+    with pytest.raises(ValueError, match="^Invalid num_threads=0: expected"):
         Interpreter(model_content=model, num_threads=0)
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(ValueError, match="^Invalid model_path and model_content: .*neither"):
         Interpreter()
-    with pytest.raises(ValueError, match="inputs"):
+    with pytest.raises(ValueError, match="^Invalid model_path and model_content: .*both"):
+        Interpreter(model_path="m.tflite", model_content=model)
+    with pytest.raises(
+        ValueError, match=r"^Invalid inputs: expected one array per model input \(1\), got 2"
+    ):
         Interpreter(model_content=model).predict(np.zeros((1, 45)), np.zeros((1, 45)))
+    with pytest.raises(ValueError, match="^Invalid batch_size=0: expected"):
+        Interpreter(model_content=model).predict(np.zeros((1, 45)), batch_size=0)
+    with pytest.raises(ValueError, match="^Invalid model_content: expected a TFLite flatbuffer"):
+        tfqnn.lite.custom_ops_in(b"not a model")
+    with pytest.raises(ValueError, match="^Invalid model_content: expected a valid TFLite model"):
+        tfqnn.lite.custom_ops_in(model[:8] + b"\xff" * 8)

@@ -4,23 +4,26 @@ Each op is a `tf.function` whose `experimental_implements` names the TFLite
 custom op (``tfl_fusable_op``): TensorFlow runs its body (plain TF code that
 computes exactly what the op defines, see docs/lite_ops.md), and the TFLite
 converter's prepare-composite-functions pass replaces the call by one
-``tfl.custom`` op whose custom options are the other attributes, as a
-FlexBuffer map (research note tflite_custom_ops.md, section 1).
+``tfl.custom`` op whose custom options are the other attributes of
+`experimental_implements`, written as a FlexBuffer map. The option names,
+codes and checks come from `tfqnn.lite.spec`.
 """
 
-import math
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-OUTPUT_TYPES = {"float": 0, "int8": 1, "bitpacked": 2}
-PADDING_CODES = {"same": 1, "valid": 2}
+from tfqnn.lite import spec
 
 
-def _implements(name, attrs):
+def _implements(name: str, options: spec.Options) -> str:
     """The text NameAttrList of `experimental_implements`."""
     parts = [f'name: "{name}"', 'attr { key: "tfl_fusable_op" value { b: true } }']
-    for key, value in sorted(attrs.items()):
+    for key, value in sorted(options.items()):
         if isinstance(value, bool):
             raise TypeError(f"option {key}: use ints, not bools")
         if isinstance(value, (int, np.integer)):
@@ -30,23 +33,25 @@ def _implements(name, attrs):
     return " ".join(parts)
 
 
-def _composite(name, attrs, body, *args):
-    fn = tf.function(body, experimental_implements=_implements(name, attrs), autograph=False)
+def _composite(
+    name: str, options: spec.Options, body: Callable[..., tf.Tensor], *args: Any
+) -> tf.Tensor:
+    fn = tf.function(body, experimental_implements=_implements(name, options), autograph=False)
     return fn(*args)
 
 
 # ---- bit manipulation in TF ---------------------------------------------
 
 
-def _shifts():
+def _shifts() -> tf.Tensor:
     # Built inside each function: composite functions may not capture tensors.
-    return tf.range(32, dtype=tf.int32)
+    return tf.range(spec.BITS_PER_WORD, dtype=tf.int32)
 
 
-def bitpack(x):
+def bitpack(x: tf.Tensor) -> tf.Tensor:
     """float32 or int8-as-float `[..., C]` -> int32 `[..., ceil(C/32)]` (bit 1 = x < 0)."""
     channels = x.shape[-1]
-    words = math.ceil(channels / 32)
+    words = spec.packed_words(channels)
     bits = tf.cast(x < 0, tf.int32)
     pad = [[0, 0]] * (len(x.shape) - 1) + [[0, 32 * words - channels]]
     bits = tf.pad(bits, pad)
@@ -54,14 +59,22 @@ def bitpack(x):
     return tf.reduce_sum(tf.bitwise.left_shift(bits, _shifts()), axis=-1)
 
 
-def unpack(words, channels):
+def unpack(words: tf.Tensor, channels: int) -> tf.Tensor:
     """int32 `[..., W]` -> float32 `[..., channels]` of +-1."""
     bits = tf.bitwise.bitwise_and(tf.bitwise.right_shift(words[..., None], _shifts()), 1)
     bits = tf.reshape(bits, tf.concat([tf.shape(words)[:-1], [32 * words.shape[-1]]], 0))
     return 1.0 - 2.0 * tf.cast(bits[..., :channels], tf.float32)
 
 
-def _transform(dot, multiplier, bias, clamp_min, clamp_max, output_type):
+def _transform(
+    dot: tf.Tensor,
+    multiplier: tf.Tensor,
+    bias: tf.Tensor,
+    clamp_min: float | None,
+    clamp_max: float | None,
+    output_type: str,
+) -> tf.Tensor:
+    """The output transform (float or bitpacked output; int8 is written by int8_fusion)."""
     y = tf.cast(dot, tf.float32) * multiplier + bias
     if clamp_min is not None:
         y = tf.maximum(y, clamp_min)
@@ -72,136 +85,148 @@ def _transform(dot, multiplier, bias, clamp_min, clamp_max, output_type):
     return y
 
 
-def _transform_attrs(output_type, clamp_min, clamp_max):
-    attrs = {}
-    if output_type != "float":
-        attrs["output_type"] = OUTPUT_TYPES[output_type]
-    if clamp_min is not None:
-        attrs["clamp_min"] = float(clamp_min)
-    if clamp_max is not None:
-        attrs["clamp_max"] = float(clamp_max)
-    return attrs
+def _float_or_bitpacked(output_type: str) -> str:
+    """The exporter writes float or bitpacked output; int8 comes from `int8_fusion`."""
+    output_type = spec.check_output_type(output_type)
+    if output_type == "int8":
+        raise ValueError(
+            "Invalid output_type='int8': expected 'float' or 'bitpacked' "
+            "(int8 output is set on the converted file by tfqnn.export.int8_fusion)."
+        )
+    return output_type
 
 
 # ---- the ops -------------------------------------------------------------
 
 
-def quantize(x):
+def quantize(x: tf.Tensor) -> tf.Tensor:
     """TfqnnQuantize: float32 `[..., C]` -> bitpacked int32."""
-    return _composite("TfqnnQuantize", {}, bitpack, x)
-
-
-def dequantize(x, channels):
-    """TfqnnDequantize: bitpacked int32 -> float32 +-1 `[..., channels]`."""
-    return _composite(
-        "TfqnnDequantize", {"channels": int(channels)}, lambda w: unpack(w, channels), x
-    )
+    return _composite(spec.QUANTIZE, {}, bitpack, x)
 
 
 def bdense(
-    x,
-    weights,
-    multiplier,
-    bias,
-    in_features,
+    x: tf.Tensor,
+    weights: np.ndarray,
+    multiplier: np.ndarray,
+    bias: np.ndarray,
+    in_features: int,
     *,
-    output_type="float",
-    clamp_min=None,
-    clamp_max=None,
-):
+    output_type: str = "float",
+    clamp_min: float | None = None,
+    clamp_max: float | None = None,
+) -> tf.Tensor:
     """TfqnnBdense on bitpacked `x [..., W]` and constant packed `weights [N, W]`."""
-    weights = tf.constant(weights, tf.int32)
-    multiplier = tf.constant(multiplier, tf.float32)
-    bias = tf.constant(bias, tf.float32)
+    output_type = _float_or_bitpacked(output_type)
+    options = spec.bdense_options(
+        in_features, output_type=output_type, clamp_min=clamp_min, clamp_max=clamp_max
+    )
+    weights = spec.check_packed("weights", weights, ndim=2)
+    weights_tensor = tf.constant(weights, tf.int32)
+    multiplier_tensor = tf.constant(multiplier, tf.float32)
+    bias_tensor = tf.constant(bias, tf.float32)
 
-    def body(x, weights, multiplier, bias):
+    def body(x: tf.Tensor, weights: tf.Tensor, multiplier: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
         xor = tf.bitwise.bitwise_xor(x[..., None, :], weights)
         pop = tf.reduce_sum(tf.cast(tf.raw_ops.PopulationCount(x=xor), tf.int32), -1)
         return _transform(
             in_features - 2 * pop, multiplier, bias, clamp_min, clamp_max, output_type
         )
 
-    attrs = {"in_features": int(in_features)}
-    attrs.update(_transform_attrs(output_type, clamp_min, clamp_max))
-    return _composite("TfqnnBdense", attrs, body, x, weights, multiplier, bias)
+    return _composite(spec.BDENSE, options, body, x, weights_tensor, multiplier_tensor, bias_tensor)
 
 
 def bconv2d(
-    x,
-    filters,
-    multiplier,
-    bias,
-    channels_in,
+    x: tf.Tensor,
+    filters: np.ndarray,
+    multiplier: np.ndarray,
+    bias: np.ndarray,
+    channels_in: int,
     *,
-    strides=(1, 1),
-    dilations=(1, 1),
-    padding="valid",
-    pad_values=1,
-    groups=1,
-    output_type="float",
-    clamp_min=None,
-    clamp_max=None,
-):
+    strides: tuple[int, int] = (1, 1),
+    dilations: tuple[int, int] = (1, 1),
+    padding: str = "valid",
+    pad_values: int = 1,
+    groups: int = 1,
+    output_type: str = "float",
+    clamp_min: float | None = None,
+    clamp_max: float | None = None,
+) -> tf.Tensor:
     """TfqnnBconv2d on bitpacked NHWC `x` and a constant packed OHWI filter."""
-    filters = np.asarray(filters, np.int32)
-    _, kh, kw, _ = filters.shape
-    group_channels = channels_in // groups
-    filters = tf.constant(filters, tf.int32)
-    multiplier = tf.constant(multiplier, tf.float32)
-    bias = tf.constant(bias, tf.float32)
+    output_type = _float_or_bitpacked(output_type)
+    options = spec.bconv2d_options(
+        channels_in,
+        strides=strides,
+        dilations=dilations,
+        padding=padding,
+        pad_values=pad_values,
+        groups=groups,
+        output_type=output_type,
+        clamp_min=clamp_min,
+        clamp_max=clamp_max,
+    )
+    filters = spec.check_packed("filters", filters, ndim=4)
+    out_channels, kh, kw, _ = filters.shape
+    group_channels = channels_in // spec.check_groups(groups, channels_in, out_channels)
+    strides = spec.check_pair("strides", strides)
+    dilations = spec.check_pair("dilations", dilations)
+    padding = spec.check_padding(padding)
+    filters_tensor = tf.constant(filters, tf.int32)
+    multiplier_tensor = tf.constant(multiplier, tf.float32)
+    bias_tensor = tf.constant(bias, tf.float32)
 
-    def body(x, filters, multiplier, bias):
+    def body(x: tf.Tensor, filters: tf.Tensor, multiplier: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
         filter_hwio = tf.transpose(unpack(filters, group_channels), (1, 2, 3, 0))
         xf = unpack(x, channels_in)
-        pad = "VALID"
         if padding == "same":
-            xf, pad = _pad_same(xf, kh, kw, strides, dilations, pad_values)
+            xf = _pad_same(xf, (kh, kw), strides, dilations, pad_values)
         y = tf.nn.conv2d(
-            xf, filter_hwio, strides=(1, *strides, 1), padding=pad, dilations=(1, *dilations, 1)
+            xf,
+            filter_hwio,
+            strides=(1, *strides, 1),
+            padding="VALID",
+            dilations=(1, *dilations, 1),
         )
         return _transform(
             tf.cast(tf.round(y), tf.int32), multiplier, bias, clamp_min, clamp_max, output_type
         )
 
-    attrs = {
-        "channels_in": int(channels_in),
-        "stride_height": int(strides[0]),
-        "stride_width": int(strides[1]),
-        "dilation_height_factor": int(dilations[0]),
-        "dilation_width_factor": int(dilations[1]),
-        "padding": PADDING_CODES[padding],
-        "pad_values": int(pad_values),
-    }
-    if groups != 1:
-        attrs["groups"] = int(groups)
-    attrs.update(_transform_attrs(output_type, clamp_min, clamp_max))
-    return _composite("TfqnnBconv2d", attrs, body, x, filters, multiplier, bias)
+    return _composite(
+        spec.BCONV2D, options, body, x, filters_tensor, multiplier_tensor, bias_tensor
+    )
 
 
-def bmaxpool2d(x, pool_size, strides, padding="valid"):
+def bmaxpool2d(
+    x: tf.Tensor,
+    pool_size: tuple[int, int],
+    strides: tuple[int, int],
+    padding: str = "valid",
+) -> tf.Tensor:
     """TfqnnBMaxPool2d: max pooling of bitpacked +-1 values (AND of the bits)."""
+    options = spec.bmaxpool2d_options(pool_size, strides, padding)
+    pool_size = spec.check_pair("pool_size", pool_size)
+    strides = spec.check_pair("strides", strides)
+    padding = spec.check_padding(padding)
 
-    def body(x):
+    def body(x: tf.Tensor) -> tf.Tensor:
         channels = 32 * x.shape[-1]
         y = tf.nn.max_pool2d(unpack(x, channels), pool_size, strides, padding.upper())
         return bitpack(y)
 
-    attrs = {
-        "filter_height": int(pool_size[0]),
-        "filter_width": int(pool_size[1]),
-        "stride_height": int(strides[0]),
-        "stride_width": int(strides[1]),
-        "padding": PADDING_CODES[padding],
-    }
-    return _composite("TfqnnBMaxPool2d", attrs, body, x)
+    return _composite(spec.BMAXPOOL2D, options, body, x)
 
 
-def _pad_same(x, kh, kw, strides, dilations, pad_value):
-    """Explicit TensorFlow SAME padding with the given value."""
+def _pad_same(
+    x: tf.Tensor,
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    dilations: tuple[int, int],
+    pad_value: int,
+) -> tf.Tensor:
+    """Pads the spatial axes of NHWC `x` (static sizes) as SAME does, with `pad_value`."""
     pads = []
-    for size, k, s, d in zip(x.shape[1:3], (kh, kw), strides, dilations):
-        out = -(-size // s)
-        total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-        pads.append([total // 2, total - total // 2])
-    x = tf.pad(x, [[0, 0], *pads, [0, 0]], constant_values=float(pad_value))
-    return x, "VALID"
+    for axis in range(2):
+        geometry = spec.conv_geometry(
+            x.shape[1 + axis], kernel[axis], strides[axis], dilations[axis], "same"
+        )
+        pads.append([geometry.pad_before, geometry.pad_after])
+    return tf.pad(x, [[0, 0], *pads, [0, 0]], constant_values=float(pad_value))

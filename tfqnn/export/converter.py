@@ -1,6 +1,10 @@
 """`tfqnn.export.to_tflite`: a trained Keras model to a `.tflite` with tfqnn's binary ops."""
 
+from __future__ import annotations
+
 import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import keras
 import numpy as np
@@ -8,16 +12,22 @@ import tensorflow as tf
 
 from tfqnn._validation import check_int
 from tfqnn.export import composite, int8_fusion
-from tfqnn.export.plan import functional_of, plan_groups
-from tfqnn.lite import load_library
-from tfqnn.lite.interpreter import custom_ops_in
+from tfqnn.export._schema import tflite_schema
+from tfqnn.export.plan import BinaryGroup, functional_of, plan_groups
+from tfqnn.lite import custom_ops_in, load_library, spec
 
 
 class ExportError(RuntimeError):
     """The converter's output is not what tfqnn expected (e.g. dropped custom ops)."""
 
 
-def to_tflite(model, path=None, *, int8_representative_data=None, batch_size=None):
+def to_tflite(
+    model: keras.Model,
+    path: str | None = None,
+    *,
+    int8_representative_data: Any = None,
+    batch_size: int | None = None,
+) -> bytes:
     """Converts a trained Keras model to TFLite, binary layers as tfqnn custom ops.
 
     Every `QuantDense` and `QuantConv2D` whose input and kernel quantizers are
@@ -54,7 +64,7 @@ def to_tflite(model, path=None, *, int8_representative_data=None, batch_size=Non
         batch_size = check_int("batch_size", batch_size, low=1)
     functional = functional_of(model)
     groups, nodes, folded = plan_groups(model)
-    expected = {}
+    expected: dict[str, int] = {}
     serve = _serving_function(functional, nodes, groups, {id(n) for n in folded}, expected)
     signature = [
         tf.TensorSpec([batch_size, *x.shape[1:]], x.dtype, name=_input_name(x, i))
@@ -72,7 +82,8 @@ def to_tflite(model, path=None, *, int8_representative_data=None, batch_size=Non
         data = converter.convert()
     if int8_representative_data is not None:
         data, _ = int8_fusion.fuse_int8_conversions(data)
-    found = {k: v for k, v in custom_ops_in(data).items() if k.startswith("Tfqnn")}
+    counts = custom_ops_in(data, schema_module=tflite_schema())
+    found = {k: v for k, v in counts.items() if k.startswith(spec.OP_PREFIX)}
     if found != expected:
         raise ExportError(
             f"The TFLite converter did not keep tfqnn's custom ops: expected {expected}, "
@@ -85,21 +96,27 @@ def to_tflite(model, path=None, *, int8_representative_data=None, batch_size=Non
     return data
 
 
-def _input_name(tensor, index):
+def _input_name(tensor: Any, index: int) -> str:
     name = getattr(tensor, "name", None) or f"input_{index}"
     return name.split(":")[0].replace("/", "_")
 
 
-def _serving_function(functional, nodes, groups, folded_ids, expected):
+def _serving_function(
+    functional: keras.Model,
+    nodes: list[Any],
+    groups: dict[int, BinaryGroup],
+    folded_ids: set[int],
+    expected: dict[str, int],
+) -> Callable[..., Any]:
     """A function that evaluates the graph with binary groups as custom ops."""
 
-    def count(name):
+    def count(name: str) -> None:
         expected[name] = expected.get(name, 0) + 1
 
-    def run_group(group, x):
+    def run_group(group: BinaryGroup, x: tf.Tensor) -> tf.Tensor:
         if x.dtype != tf.int32:
             x = composite.quantize(tf.cast(x, tf.float32))
-            count("TfqnnQuantize")
+            count(spec.QUANTIZE)
         layer = group.layer
         output_type = "bitpacked" if group.bitpacked_output else "float"
         clamps = dict(clamp_min=group.clamp_min, clamp_max=group.clamp_max)
@@ -118,7 +135,7 @@ def _serving_function(functional, nodes, groups, folded_ids, expected):
                 output_type=output_type,
                 **clamps,
             )
-            count("TfqnnBconv2d")
+            count(spec.BCONV2D)
         else:
             y = composite.bdense(
                 x,
@@ -129,12 +146,12 @@ def _serving_function(functional, nodes, groups, folded_ids, expected):
                 output_type=output_type,
                 **clamps,
             )
-            count("TfqnnBdense")
+            count(spec.BDENSE)
         if group.pool is not None:
             pool = group.pool
             if group.bitpacked_output:
                 y = composite.bmaxpool2d(y, pool.pool_size, pool.strides, pool.padding)
-                count("TfqnnBMaxPool2d")
+                count(spec.BMAXPOOL2D)
             else:
                 y = pool(y)
         if group.activation is not None:
@@ -143,7 +160,7 @@ def _serving_function(functional, nodes, groups, folded_ids, expected):
             y = tf.cast(y, layer.compute_dtype)
         return y
 
-    def serve(*inputs):
+    def serve(*inputs: tf.Tensor) -> Any:
         expected.clear()  # the function may be traced more than once
         values = {id(x): y for x, y in zip(functional.inputs, inputs)}
         for node in nodes:
@@ -173,7 +190,7 @@ def _serving_function(functional, nodes, groups, folded_ids, expected):
     return serve
 
 
-def _is_static_flatten(operation, args):
+def _is_static_flatten(operation: Any, args: Any) -> bool:
     return (
         isinstance(operation, keras.layers.Flatten)
         and operation.data_format == "channels_last"
@@ -182,26 +199,30 @@ def _is_static_flatten(operation, args):
     )
 
 
-def _inference(operation, kwargs):
+def _inference(operation: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     if isinstance(operation, keras.layers.Layer):
         kwargs = dict(kwargs)
         kwargs["training"] = False
     return kwargs
 
 
-def _configure_int8(converter, data, num_inputs):
+def _configure_int8(converter: tf.lite.TFLiteConverter, data: Any, num_inputs: int) -> None:
     samples = list(data) if isinstance(data, (list, tuple)) else [data]
     samples = [np.asarray(s, np.float32) for s in samples]
     if len(samples) != num_inputs:
         raise ValueError(
-            f"int8_representative_data must hold one array per model input ({num_inputs}), "
-            f"got {len(samples)}."
+            f"Invalid int8_representative_data: expected one array per model input "
+            f"({num_inputs}), got {len(samples)}."
         )
     count = samples[0].shape[0]
     if count < 1 or any(s.shape[0] != count for s in samples):
-        raise ValueError("int8_representative_data arrays must have the same number of samples.")
+        counts = [s.shape[0] for s in samples]
+        raise ValueError(
+            f"Invalid int8_representative_data: expected arrays with the same number (>= 1) "
+            f"of samples, got {counts}."
+        )
 
-    def representative():
+    def representative() -> Iterator[list[np.ndarray]]:
         for i in range(min(count, 500)):
             yield [s[i : i + 1] for s in samples]
 

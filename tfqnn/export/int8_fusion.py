@@ -11,39 +11,47 @@ surrounds them with conversions:
   ``q - zero_point``).
 
 The conversion ops go away when the intermediate float tensor has no other
-consumer. The flatbuffer is rewritten with the schema bundled in
-ai-edge-litert (research note tflite_custom_ops.md, section 1).
+consumer. The flatbuffer is read and rewritten with the TFLite schema's
+object API (``ModelT``); every other table is written back unchanged.
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 import flatbuffers
 import numpy as np
 from flatbuffers import flexbuffers
 
-from tfqnn.lite.interpreter import _schema
+from tfqnn.export._schema import tflite_schema
+from tfqnn.lite import spec
 
-_QUANTIZE = 114
-_DEQUANTIZE = 6
-_INT8 = 9
-_OUTPUT_WRITERS = ("TfqnnBconv2d", "TfqnnBdense")
+_OUTPUT_WRITERS = (spec.BCONV2D, spec.BDENSE)
 
 
-def fuse_int8_conversions(data):
-    """The model bytes with int8 conversions around tfqnn ops folded in; counts."""
-    schema = _schema()
+def fuse_int8_conversions(data: bytes) -> tuple[bytes, dict[str, int]]:
+    """The model bytes with int8 conversions around tfqnn ops folded in.
+
+    Returns the bytes (``data`` itself when nothing folds) and how many
+    QUANTIZE and DEQUANTIZE ops were folded away.
+    """
+    schema = tflite_schema()
+    quantize, dequantize = schema.BuiltinOperator.QUANTIZE, schema.BuiltinOperator.DEQUANTIZE
+    int8_code = spec.output_type_code("int8")
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytes(data), 0))
     codes = model.operatorCodes
 
-    def builtin(op):
+    def builtin(op: Any) -> int:
         code = codes[op.opcodeIndex]
         return max(code.builtinCode, code.deprecatedBuiltinCode)
 
-    def custom(op):
+    def custom(op: Any) -> str | None:
         name = codes[op.opcodeIndex].customCode
         return name.decode() if isinstance(name, bytes) else name
 
     fused = {"QUANTIZE": 0, "DEQUANTIZE": 0}
     for subgraph in model.subgraphs:
-        uses = {}
+        uses: dict[int, int] = {}
         for op in subgraph.operators:
             for t in op.inputs:
                 uses[int(t)] = uses.get(int(t), 0) + 1
@@ -52,32 +60,32 @@ def fuse_int8_conversions(data):
         producer = {int(t): op for op in subgraph.operators for t in op.outputs}
         removed = set()
         for op in subgraph.operators:
-            if builtin(op) == _QUANTIZE:
+            if builtin(op) == quantize:
                 source, target = int(op.inputs[0]), int(op.outputs[0])
                 writer = producer.get(source)
                 if (
                     writer is None
                     or custom(writer) not in _OUTPUT_WRITERS
                     or uses.get(source) != 1
-                    or not _per_tensor_int8(subgraph.tensors[target])
+                    or not _per_tensor_int8(schema, subgraph.tensors[target])
                 ):
                     continue
                 options = flexbuffers.Loads(bytes(writer.customOptions))
-                if options.get("output_type", 0) != 0:
+                if options.get("output_type", 0) != spec.output_type_code("float"):
                     continue
-                options["output_type"] = 1
+                options["output_type"] = int8_code
                 writer.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(options)), np.uint8)
                 writer.outputs = np.array([target], np.int32)
                 removed.add(id(op))
                 fused["QUANTIZE"] += 1
-            elif builtin(op) == _DEQUANTIZE:
+            elif builtin(op) == dequantize:
                 source, target = int(op.inputs[0]), int(op.outputs[0])
                 readers = [o for o in subgraph.operators if target in {int(t) for t in o.inputs}]
                 if (
                     len(readers) != 1
-                    or custom(readers[0]) != "TfqnnQuantize"
+                    or custom(readers[0]) != spec.QUANTIZE
                     or uses.get(target) != 1
-                    or not _per_tensor_int8(subgraph.tensors[source])
+                    or not _per_tensor_int8(schema, subgraph.tensors[source])
                 ):
                     continue
                 readers[0].inputs = np.array([source], np.int32)
@@ -91,10 +99,10 @@ def fuse_int8_conversions(data):
     return bytes(builder.Output()), fused
 
 
-def _per_tensor_int8(tensor):
+def _per_tensor_int8(schema: Any, tensor: Any) -> bool:
     q = tensor.quantization
     return (
-        tensor.type == _INT8
+        tensor.type == schema.TensorType.INT8
         and q is not None
         and q.scale is not None
         and len(q.scale) == 1

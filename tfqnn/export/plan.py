@@ -18,7 +18,11 @@ or through a `Flatten` of a multiple of 32 channels) is itself a binary group,
 which then skips its own input bitpacking.
 """
 
+from __future__ import annotations
+
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -37,41 +41,41 @@ class BinaryGroup:
     in_channels: int  # K of dense, C of conv
     multiplier: np.ndarray  # float32 [N]
     bias: np.ndarray  # float32 [N]
-    clamp_min: float = None
-    clamp_max: float = None
-    activation: object = None  # a non-foldable activation applied after the op
-    pool: keras.layers.Layer = None  # a MaxPooling2D run after the transform
-    folded: list = dataclasses.field(default_factory=list)  # layers absorbed
-    output_node: object = None  # the Keras node whose output the group yields
+    clamp_min: float | None = None
+    clamp_max: float | None = None
+    activation: Any = None  # a non-foldable activation applied after the op
+    pool: keras.layers.Layer | None = None  # a MaxPooling2D run after the transform
+    folded: list[Any] = dataclasses.field(default_factory=list)  # Keras nodes absorbed
+    output_node: Any = None  # the Keras node whose output the group yields
     bitpacked_output: bool = False
 
     @property
-    def is_conv(self):
+    def is_conv(self) -> bool:
         return isinstance(self.layer, QuantConv2D)
 
     @property
-    def out_channels(self):
+    def out_channels(self) -> int:
         return int(self.packed_weights.shape[0])
 
 
-def functional_of(model):
+def functional_of(model: keras.Model) -> keras.Model:
     """The functional graph of a Sequential or functional model."""
     if isinstance(model, keras.Sequential):
         if not model.built or getattr(model, "_functional", None) is None:
             raise ValueError(
-                "The Sequential model has no input shape yet: start it with keras.Input(...) "
-                "or call it on data before exporting."
+                "Invalid model: expected a Sequential model with an input shape; start it "
+                "with keras.Input(...) or call it on data before exporting."
             )
         return model._functional
     if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
         return model
     raise ValueError(
-        "tfqnn.export needs a Sequential or functional Keras model, "
-        f"got {type(model).__name__} (a subclassed model has no graph to read)."
+        f"Invalid model={type(model).__name__}: expected a Sequential or functional Keras "
+        "model (a subclassed model has no graph to read)."
     )
 
 
-def nodes_in_order(functional):
+def nodes_in_order(functional: keras.Model) -> list[Any]:
     """The graph's operation nodes, inputs first."""
     nodes = []
     for depth in sorted(functional._nodes_by_depth, reverse=True):
@@ -81,25 +85,29 @@ def nodes_in_order(functional):
     return nodes
 
 
-def plan_groups(model):
-    """The binary groups of `model`, keyed by the id of their head node."""
+def plan_groups(model: keras.Model) -> tuple[dict[int, BinaryGroup], list[Any], list[Any]]:
+    """The binary groups of `model`, keyed by the id of their head node.
+
+    Returns ``(groups, nodes, folded)``: the groups, the graph's operation
+    nodes inputs first (`nodes_in_order`) and the nodes folded into a group.
+    """
     functional = functional_of(model)
     nodes = nodes_in_order(functional)
-    consumers = {}
+    consumers: dict[int, list[Any]] = {}
     for node in nodes:
         for tensor in node.input_tensors:
             consumers.setdefault(id(tensor), []).append(node)
     model_outputs = {id(t) for t in functional.outputs}
 
-    def single_consumer(node):
+    def single_consumer(node: Any) -> Any:
         out = node.outputs
         if len(out) != 1 or id(out[0]) in model_outputs:
             return None
         users = consumers.get(id(out[0]), [])
         return users[0] if len(users) == 1 else None
 
-    groups = {}
-    claimed = set()
+    groups: dict[int, BinaryGroup] = {}
+    claimed: set[int] = set()
     for node in nodes:
         if id(node) in claimed:
             continue
@@ -113,7 +121,7 @@ def plan_groups(model):
 
     binary_layers = {id(g.layer) for g in groups.values()}
 
-    def is_binary_consumer(n):
+    def is_binary_consumer(n: Any) -> bool:
         return id(n.operation) in binary_layers and id(n) in groups
 
     for group in groups.values():
@@ -137,7 +145,7 @@ def plan_groups(model):
 # ---- one layer -------------------------------------------------------------
 
 
-def _is_sign(quantizer):
+def _is_sign(quantizer: Any) -> bool:
     """True when `quantizer` computes exactly sign (sign(0) = +1) at inference."""
     if quantizer is None or getattr(quantizer, "precision", None) != 1:
         return False
@@ -146,7 +154,7 @@ def _is_sign(quantizer):
     return bool(np.array_equal(out, np.where(probe >= 0, 1.0, -1.0)))
 
 
-def _binary_kernel(layer):
+def _binary_kernel(layer: keras.layers.Layer) -> tuple[np.ndarray, np.ndarray] | None:
     """(packed weights, per-channel scale) of a binary kernel, or None.
 
     The quantized kernel must be `alpha[o] * (+-1)` with `alpha[o] > 0`
@@ -165,7 +173,7 @@ def _binary_kernel(layer):
     return reference.bitpack(signs.astype(np.float32)), alpha
 
 
-def _binary_group(layer):
+def _binary_group(layer: keras.layers.Layer) -> BinaryGroup | None:
     if type(layer) not in (QuantDense, QuantConv2D) or not _is_sign(layer.input_quantizer):
         return None
     if isinstance(layer, QuantConv2D):
@@ -195,10 +203,11 @@ def _binary_group(layer):
         group.activation = layer.activation
     else:
         group.clamp_min, group.clamp_max = clamp
-    return _finish(group)
+    return _as_float32(group)
 
 
-def _finish(group):
+def _as_float32(group: BinaryGroup) -> BinaryGroup:
+    """Rounds the group's multiplier and bias (folded in float64) to the op's float32."""
     group.multiplier = np.asarray(group.multiplier, np.float32)
     group.bias = np.asarray(group.bias, np.float32)
     return group
@@ -207,7 +216,7 @@ def _finish(group):
 # ---- folding -----------------------------------------------------------------
 
 
-def _clamp_of(activation):
+def _clamp_of(activation: Any) -> tuple[float | None, float | None] | None:
     """(clamp_min, clamp_max) of a foldable activation; (None, None) for linear."""
     if activation is None or activation is keras.activations.linear:
         return None, None
@@ -220,7 +229,7 @@ def _clamp_of(activation):
     return None
 
 
-def _layer_clamp(layer):
+def _layer_clamp(layer: keras.layers.Layer) -> tuple[float | None, float | None] | None:
     if isinstance(layer, keras.layers.Activation):
         clamp = _clamp_of(layer.activation)
         return None if clamp == (None, None) else clamp
@@ -230,12 +239,12 @@ def _layer_clamp(layer):
     return None
 
 
-def _fold_followers(group, single_consumer):
+def _fold_followers(group: BinaryGroup, single_consumer: Callable[[Any], Any]) -> None:
     """Absorbs the BatchNorm, clamp and max-pool layers after the binary layer."""
     if group.activation is not None or group.clamp_min is not None or group.clamp_max is not None:
         return  # the layer's own activation ends the foldable chain
     node = group.output_node
-    seen = set()
+    seen: set[str] = set()
     while True:
         nxt = single_consumer(node)
         if nxt is None:
@@ -248,13 +257,13 @@ def _fold_followers(group, single_consumer):
             s, shift = scale
             group.multiplier = group.multiplier.astype(np.float64) * s
             group.bias = s * (group.bias.astype(np.float64) - shift[0]) + shift[1]
-            _finish(group)
+            _as_float32(group)
             seen.add("bn")
         elif _is_pool(layer, group) and "pool" not in seen:
             group.pool = layer
             seen.add("pool")
-        elif _layer_clamp(layer) is not None and "clamp" not in seen:
-            group.clamp_min, group.clamp_max = _layer_clamp(layer)
+        elif (clamp := _layer_clamp(layer)) is not None and "clamp" not in seen:
+            group.clamp_min, group.clamp_max = clamp
             seen.update({"clamp", "bn"})  # nothing affine may follow a clamp
         else:
             return
@@ -263,7 +272,7 @@ def _fold_followers(group, single_consumer):
         node = nxt
 
 
-def _is_pool(layer, group):
+def _is_pool(layer: keras.layers.Layer, group: BinaryGroup) -> bool:
     return (
         group.is_conv
         and isinstance(layer, keras.layers.MaxPooling2D)
@@ -272,7 +281,9 @@ def _is_pool(layer, group):
     )
 
 
-def _batch_norm_scale(layer, group):
+def _batch_norm_scale(
+    layer: keras.layers.Layer, group: BinaryGroup
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None:
     """(s, (mean, beta)) of an inference-mode BatchNorm over the last axis, or None."""
     rank = len(layer.input.shape) if hasattr(layer, "input") else None
     axis = layer.axis if isinstance(layer.axis, int) else None

@@ -11,20 +11,22 @@ reaching the kernels; values that are merely unusual (padding bits set, say)
 pass through.
 """
 
+from __future__ import annotations
+
 import contextlib
 import ctypes
 import functools
 import math
-import numbers
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
+from tfqnn._validation import check_choice, check_int
+from tfqnn.lite import spec
 from tfqnn.lite._library import load_library
 
 ISAS = ("scalar", "avx2", "avx512", "neon")
-OUTPUT_TYPES = ("float", "int8", "bitpacked")
-_PADDINGS = {"same": 1, "valid": 2}
-_INT_MAX = 2**31 - 1
 
 _P = ctypes.c_void_p
 _I = ctypes.c_int
@@ -45,7 +47,7 @@ _SIGNATURES = {
 
 
 @functools.cache
-def _lib():
+def _lib() -> ctypes.CDLL:
     lib = load_library()
     for name, argtypes in _SIGNATURES.items():
         function = getattr(lib, name)
@@ -56,29 +58,29 @@ def _lib():
     return lib
 
 
-def _call(name, *args):
+def _call(name: str, *args: Any) -> int:
     status = getattr(_lib(), name)(*args)
     if status == -1:
         raise ValueError(f"{name} rejected its arguments")
     if status == -2:
         raise MemoryError(f"{name} ran out of memory")
-    return status
+    return int(status)
 
 
 # ---- ISA -----------------------------------------------------------------------
 
 
-def supported_isas():
+def supported_isas() -> tuple[str, ...]:
     """The instruction sets the kernels can use on this CPU, e.g. ``("scalar", "avx2", "avx512")``."""
     return tuple(name for i, name in enumerate(ISAS) if _lib().tfqnn_core_isa_supported(i))
 
 
-def active_isa():
+def active_isa() -> str:
     """The instruction set the kernels use now."""
     return ISAS[_lib().tfqnn_core_active_isa()]
 
 
-def set_isa(name):
+def set_isa(name: str | None) -> None:
     """Makes the kernels of the whole process use ``name``; None goes back to the default.
 
     The default is the CPU's best, or the one ``TFQNN_ISA`` names. Raises
@@ -87,23 +89,23 @@ def set_isa(name):
     if name is None:
         _lib().tfqnn_core_set_isa(-1)
         return
-    if name not in ISAS:
-        raise ValueError(f"isa must be one of {ISAS} or None, got {name!r}")
+    check_choice("isa", name, ISAS)
     if not _lib().tfqnn_core_set_isa(ISAS.index(name)):
-        raise ValueError(f"isa {name!r} is not supported on this CPU ({supported_isas()})")
+        supported = ", ".join(repr(isa) for isa in supported_isas())
+        raise ValueError(f"Invalid isa={name!r}: expected one this CPU supports: {supported}.")
 
 
-def set_min_thread_work(nanoseconds):
+def set_min_thread_work(nanoseconds: float) -> float:
     """Sets how long (estimated) a thread's share must take before the kernels start it.
 
     Returns the previous value. 0 makes ``num_threads > 1`` always start
     threads, even for tiny problems (tests).
     """
-    return _lib().tfqnn_core_set_min_thread_work(float(nanoseconds))
+    return float(_lib().tfqnn_core_set_min_thread_work(float(nanoseconds)))
 
 
 @contextlib.contextmanager
-def isa(name):
+def isa(name: str | None) -> Iterator[None]:
     """Context manager: the kernels use ``name`` inside, the previous ISA after."""
     previous = active_isa()
     set_isa(name)
@@ -113,128 +115,64 @@ def isa(name):
         set_isa(previous)
 
 
-# ---- argument checks ------------------------------------------------------------
+# ---- arguments ------------------------------------------------------------------
 
 
-def _int(name, value, low=None, high=_INT_MAX):
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not ok or (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-    return int(value)
+def _transform(channels: int, **kwargs: Any) -> tuple[tuple[Any, ...], spec.OutputTransform]:
+    """The output transform's ctypes arguments, and the checked values they point into.
 
-
-def _pair(name, value):
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = (value, value)
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ValueError(f"{name} must be an integer or a pair of integers, got {value!r}")
-    return _int(f"{name}[0]", value[0], 1), _int(f"{name}[1]", value[1], 1)
-
-
-def _packed(name, value, ndim=None):
-    array = np.asarray(value)
-    if not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"{name} must be an int32 array, got dtype {array.dtype}")
-    if array.size and (array.min() < -(2**31) or array.max() > 2**31 - 1):
-        raise ValueError(f"{name} has values outside the int32 range")
-    if (ndim is None and array.ndim < 1) or (ndim is not None and array.ndim != ndim):
-        raise ValueError(f"{name} must have rank {ndim or '>= 1'}, got shape {array.shape}")
-    if array.shape[-1] < 1 or array.shape[-1] > _INT_MAX // 32:
-        raise ValueError(f"{name} has {array.shape[-1]} words in its last axis")
-    return np.ascontiguousarray(array, dtype=np.int32)
-
-
-def _channels(name, value, words):
-    return _int(name, value, 32 * (words - 1) + 1, 32 * words)
-
-
-def _vector(name, value, length):
-    array = np.asarray(value)
-    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-        raise ValueError(f"{name} must be a float32 array, got dtype {array.dtype}")
-    if array.shape != (length,):
-        raise ValueError(f"{name} must have shape ({length},), got {array.shape}")
-    return np.ascontiguousarray(array, dtype=np.float32)
-
-
-def _real(name, value):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or math.isnan(value):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    return float(np.float32(value))
-
-
-def _choice(name, value, choices):
-    if not isinstance(value, str) or value.lower() not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
-    return value.lower()
-
-
-def _transform(
-    multiplier, bias, channels, clamp_min, clamp_max, output_type, int8_scale, int8_zero_point
-):
-    multiplier = _vector("multiplier", multiplier, channels)
-    bias = _vector("bias", bias, channels)
-    clamp_min = _real("clamp_min", clamp_min)
-    clamp_max = _real("clamp_max", clamp_max)
-    if clamp_min > clamp_max:
-        raise ValueError(f"clamp_min must be <= clamp_max, got {clamp_min} > {clamp_max}")
-    output_type = _choice("output_type", output_type, OUTPUT_TYPES)
-    int8_scale = _real("int8_scale", int8_scale)
-    if not 0 < int8_scale < math.inf:
-        raise ValueError(f"int8_scale must be positive and finite, got {int8_scale!r}")
-    int8_zero_point = _int("int8_zero_point", int8_zero_point, -128, 127)
+    Non-finite multipliers and biases pass through: the kernels compute with them.
+    """
+    transform = spec.check_output_transform(channels, finite=False, **kwargs)
     args = (
-        multiplier.ctypes.data,
-        bias.ctypes.data,
-        clamp_min,
-        clamp_max,
-        OUTPUT_TYPES.index(output_type),
-        int8_scale,
-        int8_zero_point,
+        transform.multiplier.ctypes.data,
+        transform.bias.ctypes.data,
+        float(transform.clamp_min),
+        float(transform.clamp_max),
+        spec.output_type_code(transform.output_type),
+        float(transform.int8_scale),
+        transform.int8_zero_point,
     )
-    return args, (multiplier, bias), output_type
+    return args, transform
 
 
-def _output(leading, channels, output_type):
+def _output(leading: tuple[int, ...], channels: int, output_type: str) -> np.ndarray:
     if output_type == "float":
         return np.empty(leading + (channels,), np.float32)
     if output_type == "int8":
         return np.empty(leading + (channels,), np.int8)
-    return np.empty(leading + (-(-channels // 32),), np.int32)
+    return np.empty(leading + (spec.packed_words(channels),), np.int32)
+
+
+def _num_threads(value: Any) -> int:
+    return check_int("num_threads", value, low=1, high=1024)
 
 
 # ---- kernels ----------------------------------------------------------------------
 
 
-def bitpack(x, zero_point=None):
+def bitpack(x: Any, zero_point: int | None = None) -> np.ndarray:
     """As `reference.bitpack`: float ``x`` bit where ``x < 0``, int8 where ``x < zero_point``.
 
     A float ``x`` is converted to float32 first (the kernel's input type).
     """
-    x = np.asarray(x)
-    if x.ndim < 1 or x.shape[-1] < 1 or x.shape[-1] > _INT_MAX:
-        raise ValueError(f"x must have at least one channel in its last axis, got shape {x.shape}")
+    x, zero_point = spec.check_bitpack_input(x, zero_point)
     channels = x.shape[-1]
     rows = math.prod(x.shape[:-1])
-    out = np.empty(x.shape[:-1] + (-(-channels // 32),), np.int32)
-    if x.dtype == np.int8:
-        zero_point = 0 if zero_point is None else _int("zero_point", zero_point, -128, 127)
-        x = np.ascontiguousarray(x)
-        _call("tfqnn_core_bitpack_int8", x.ctypes.data, rows, channels, zero_point, out.ctypes.data)
-    elif np.issubdtype(x.dtype, np.floating):
-        if zero_point is not None:
-            raise ValueError("zero_point is only for int8 x")
+    out = np.empty(x.shape[:-1] + (spec.packed_words(channels),), np.int32)
+    if zero_point is None:
         x = np.ascontiguousarray(x, dtype=np.float32)
         _call("tfqnn_core_bitpack_float", x.ctypes.data, rows, channels, out.ctypes.data)
     else:
-        raise ValueError(f"x must be a float or int8 array, got dtype {x.dtype}")
+        x = np.ascontiguousarray(x)
+        _call("tfqnn_core_bitpack_int8", x.ctypes.data, rows, channels, zero_point, out.ctypes.data)
     return out
 
 
-def unpack(packed, channels):
+def unpack(packed: Any, channels: int) -> np.ndarray:
     """As `reference.unpack`: int32 ``[..., W]`` to float32 ``[..., channels]`` of +-1."""
-    packed = _packed("packed", packed)
-    channels = _channels("channels", channels, packed.shape[-1])
+    packed = spec.check_packed("packed", packed)
+    channels = spec.check_channels("channels", channels, packed.shape[-1])
     out = np.empty(packed.shape[:-1] + (channels,), np.float32)
     _call(
         "tfqnn_core_unpack_float",
@@ -247,32 +185,42 @@ def unpack(packed, channels):
 
 
 def bdense(
-    x_packed,
-    weights_packed,
-    multiplier,
-    bias,
-    in_features,
+    x_packed: Any,
+    weights_packed: Any,
+    multiplier: Any,
+    bias: Any,
+    in_features: int,
     *,
-    clamp_min=-np.inf,
-    clamp_max=np.inf,
-    output_type="float",
-    int8_scale=1.0,
-    int8_zero_point=0,
-    num_threads=1,
-):
+    clamp_min: float = -np.inf,
+    clamp_max: float = np.inf,
+    output_type: str = "float",
+    int8_scale: float = 1.0,
+    int8_zero_point: int = 0,
+    num_threads: int = 1,
+) -> np.ndarray:
     """As `reference.bdense`, run by the C++ kernel with ``num_threads`` threads."""
-    x = _packed("x_packed", x_packed)
-    weights = _packed("weights_packed", weights_packed, ndim=2)
+    x = spec.check_packed("x_packed", x_packed)
+    weights = spec.check_packed("weights_packed", weights_packed, ndim=2)
     words = x.shape[-1]
     if weights.shape[1] != words or weights.shape[0] < 1:
-        raise ValueError(f"weights_packed must be [N, {words}], got shape {weights.shape}")
-    in_features = _channels("in_features", in_features, words)
-    num_threads = _int("num_threads", num_threads, 1, 1024)
+        raise ValueError(
+            f"Invalid weights_packed.shape={weights.shape}: expected (N, {words}) with N >= 1, "
+            "the words per row of x_packed."
+        )
+    in_features = spec.check_channels("in_features", in_features, words)
+    num_threads = _num_threads(num_threads)
     n = weights.shape[0]
-    transform, keep, output_type = _transform(
-        multiplier, bias, n, clamp_min, clamp_max, output_type, int8_scale, int8_zero_point
+    transform, checked = _transform(
+        n,
+        multiplier=multiplier,
+        bias=bias,
+        clamp_min=clamp_min,
+        clamp_max=clamp_max,
+        output_type=output_type,
+        int8_scale=int8_scale,
+        int8_zero_point=int8_zero_point,
     )
-    out = _output(x.shape[:-1], n, output_type)
+    out = _output(x.shape[:-1], n, checked.output_type)
     _call(
         "tfqnn_core_bdense",
         x.ctypes.data,
@@ -284,24 +232,24 @@ def bdense(
         out.ctypes.data,
         num_threads,
     )
-    del keep
     return out
 
 
-def conv_geometry(in_size, kernel_size, stride, dilation, padding):
-    """As `reference.conv_geometry`, computed by the core: ``(out_size, pad_before)``.
+def conv_geometry(
+    in_size: int, kernel_size: int, stride: int, dilation: int, padding: str
+) -> tuple[int, int]:
+    """``(out_size, pad_before)`` as the C++ core computes them, for tests against `spec`.
 
-    Unlike the reference, a "valid" kernel larger than the input gives ``(0, 0)``.
+    Unlike `spec.conv_geometry`, a "valid" kernel larger than the input gives ``(0, 0)``.
     """
     out, pad = ctypes.c_int(), ctypes.c_int()
-    padding = _PADDINGS[_choice("padding", padding, _PADDINGS)]
     _call(
         "tfqnn_core_conv_geometry",
-        _int("in_size", in_size, 1),
-        _int("kernel_size", kernel_size, 1),
-        _int("stride", stride, 1),
-        _int("dilation", dilation, 1),
-        padding,
+        check_int("in_size", in_size, low=1, high=spec.INT32_MAX),
+        check_int("kernel_size", kernel_size, low=1, high=spec.INT32_MAX),
+        check_int("stride", stride, low=1, high=spec.INT32_MAX),
+        check_int("dilation", dilation, low=1, high=spec.INT32_MAX),
+        spec.padding_code(padding),
         ctypes.addressof(out),
         ctypes.addressof(pad),
     )
@@ -309,76 +257,59 @@ def conv_geometry(in_size, kernel_size, stride, dilation, padding):
 
 
 def bconv2d(
-    x_packed,
-    filter_packed,
-    multiplier,
-    bias,
-    channels_in,
+    x_packed: Any,
+    filter_packed: Any,
+    multiplier: Any,
+    bias: Any,
+    channels_in: int,
     *,
-    strides=(1, 1),
-    dilations=(1, 1),
-    padding="valid",
-    pad_values=1,
-    groups=1,
-    clamp_min=-np.inf,
-    clamp_max=np.inf,
-    output_type="float",
-    int8_scale=1.0,
-    int8_zero_point=0,
-    num_threads=1,
-):
+    strides: int | tuple[int, int] = (1, 1),
+    dilations: int | tuple[int, int] = (1, 1),
+    padding: str = "valid",
+    pad_values: int = 1,
+    groups: int = 1,
+    clamp_min: float = -np.inf,
+    clamp_max: float = np.inf,
+    output_type: str = "float",
+    int8_scale: float = 1.0,
+    int8_zero_point: int = 0,
+    num_threads: int = 1,
+) -> np.ndarray:
     """As `reference.bconv2d`, run by the C++ kernel with ``num_threads`` threads."""
-    x = _packed("x_packed", x_packed, ndim=4)
-    filt = _packed("filter_packed", filter_packed, ndim=4)
+    x = spec.check_packed("x_packed", x_packed, ndim=4)
+    filt = spec.check_packed("filter_packed", filter_packed, ndim=4)
     batch, height, width, words = x.shape
-    channels_in = _channels("channels_in", channels_in, words)
-    groups = _int("groups", groups, 1)
+    if batch < 1 or height < 1 or width < 1:
+        raise ValueError(f"Invalid x_packed.shape={x.shape}: expected no empty axis.")
+    channels_in = spec.check_channels("channels_in", channels_in, words)
     out_channels, kernel_h, kernel_w, filter_words = filt.shape
-    if (
-        channels_in % groups
-        or out_channels % groups
-        or out_channels < 1
-        or (groups > 1 and (channels_in // groups) % 32)
-    ):
+    if out_channels < 1 or kernel_h < 1 or kernel_w < 1:
+        raise ValueError(f"Invalid filter_packed.shape={filt.shape}: expected no empty axis.")
+    groups = spec.check_groups(groups, channels_in, out_channels)
+    if filter_words != spec.packed_words(channels_in // groups):
         raise ValueError(
-            f"groups={groups} must divide channels_in={channels_in} (into multiples of 32) "
-            f"and the {out_channels} output channels"
+            f"Invalid filter_packed.shape={filt.shape}: expected "
+            f"ceil({channels_in // groups}/32) words per tap in the last axis."
         )
-    if filter_words != -(-(channels_in // groups) // 32):
-        raise ValueError(
-            f"filter_packed has {filter_words} words per tap, expected "
-            f"ceil({channels_in // groups}/32)"
-        )
-    strides = _pair("strides", strides)
-    dilations = _pair("dilations", dilations)
-    padding_name = _choice("padding", padding, _PADDINGS)
-    pad_values = _int("pad_values", pad_values, 0, 1)
-    num_threads = _int("num_threads", num_threads, 1, 1024)
-    for name, value in (
-        ("batch", batch),
-        ("height", height),
-        ("width", width),
-        ("kernel height", kernel_h),
-        ("kernel width", kernel_w),
-    ):
-        _int(name, value, 1)
-    out_h, _ = conv_geometry(height, kernel_h, strides[0], dilations[0], padding_name)
-    out_w, _ = conv_geometry(width, kernel_w, strides[1], dilations[1], padding_name)
-    if out_h < 1 or out_w < 1:
-        raise ValueError(
-            f"the dilated kernel does not fit the {height}x{width} input with padding 'valid'"
-        )
-    transform, keep, output_type = _transform(
-        multiplier,
-        bias,
-        out_channels,
-        clamp_min,
-        clamp_max,
-        output_type,
-        int8_scale,
-        int8_zero_point,
+    strides = spec.check_pair("strides", strides)
+    dilations = spec.check_pair("dilations", dilations)
+    padding = spec.check_padding(padding)
+    pad_values = spec.check_pad_values(pad_values)
+    num_threads = _num_threads(num_threads)
+    rows, cols = spec.window_geometry(
+        "kernel_size", (kernel_h, kernel_w), (height, width), strides, dilations, padding
     )
-    out = _output((batch, out_h, out_w), out_channels, output_type)
+    transform, checked = _transform(
+        out_channels,
+        multiplier=multiplier,
+        bias=bias,
+        clamp_min=clamp_min,
+        clamp_max=clamp_max,
+        output_type=output_type,
+        int8_scale=int8_scale,
+        int8_zero_point=int8_zero_point,
+    )
+    out = _output((batch, rows.out_size, cols.out_size), out_channels, checked.output_type)
     _call(
         "tfqnn_core_bconv2d",
         x.ctypes.data,
@@ -396,32 +327,31 @@ def bconv2d(
         strides[1],
         dilations[0],
         dilations[1],
-        _PADDINGS[padding_name],
+        spec.PADDING_CODES[padding],
         pad_values,
         *transform[2:],
         out.ctypes.data,
         num_threads,
     )
-    del keep
     return out
 
 
-def bmaxpool2d(x_packed, pool_size, strides, padding="valid"):
+def bmaxpool2d(
+    x_packed: Any,
+    pool_size: int | tuple[int, int],
+    strides: int | tuple[int, int],
+    padding: str = "valid",
+) -> np.ndarray:
     """As `reference.bmaxpool2d`: the AND of the words in each window."""
-    x = _packed("x_packed", x_packed, ndim=4)
+    x = spec.check_packed("x_packed", x_packed, ndim=4)
     batch, height, width, words = x.shape
-    pool = _pair("pool_size", pool_size)
-    strides = _pair("strides", strides)
-    padding_name = _choice("padding", padding, _PADDINGS)
-    for name, value in (("batch", batch), ("height", height), ("width", width)):
-        _int(name, value, 1)
-    out_h, _ = conv_geometry(height, pool[0], strides[0], 1, padding_name)
-    out_w, _ = conv_geometry(width, pool[1], strides[1], 1, padding_name)
-    if out_h < 1 or out_w < 1:
-        raise ValueError(
-            f"pool_size {pool} does not fit the {height}x{width} input with padding 'valid'"
-        )
-    out = np.empty((batch, out_h, out_w, words), np.int32)
+    if batch < 1 or height < 1 or width < 1:
+        raise ValueError(f"Invalid x_packed.shape={x.shape}: expected no empty axis.")
+    pool = spec.check_pair("pool_size", pool_size)
+    strides = spec.check_pair("strides", strides)
+    padding = spec.check_padding(padding)
+    rows, cols = spec.window_geometry("pool_size", pool, (height, width), strides, (1, 1), padding)
+    out = np.empty((batch, rows.out_size, cols.out_size, words), np.int32)
     _call(
         "tfqnn_core_bmaxpool2d",
         x.ctypes.data,
@@ -431,7 +361,7 @@ def bmaxpool2d(x_packed, pool_size, strides, padding="valid"):
         words,
         *pool,
         *strides,
-        _PADDINGS[padding_name],
+        spec.PADDING_CODES[padding],
         out.ctypes.data,
     )
     return out

@@ -6,6 +6,8 @@ environment variable ``TFQNN_LIBRARY`` names another build (a sanitizer build,
 say) instead.
 """
 
+from __future__ import annotations
+
 import ctypes
 import functools
 import os
@@ -25,7 +27,7 @@ class KernelLibraryError(ImportError):
     """The kernel library is missing or cannot be loaded."""
 
 
-def library_path():
+def library_path() -> str:
     """The path of the kernel library: ``$TFQNN_LIBRARY``, or the one beside this module."""
     override = os.environ.get(ENV_VAR)
     if override:
@@ -33,7 +35,7 @@ def library_path():
     return str(Path(__file__).resolve().with_name(LIBRARY_NAME))
 
 
-def load_library():
+def load_library() -> ctypes.CDLL:
     """Loads the kernel library once per path (``RTLD_GLOBAL``) and returns its `ctypes.CDLL`.
 
     Raises:
@@ -44,7 +46,7 @@ def load_library():
 
 
 @functools.cache
-def _load(path):
+def _load(path: str) -> ctypes.CDLL:
     if not os.path.isfile(path):
         raise KernelLibraryError(f"tfqnn's kernel library {path} does not exist. {_BUILD_HINT}")
     try:

@@ -1,11 +1,14 @@
 """`tfqnn.lite.Interpreter`: ai-edge-litert with tfqnn's kernels loaded."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 
 from tfqnn._validation import check_int
 from tfqnn.lite._library import library_path, load_library
-
-CUSTOM_OP_PREFIX = "Tfqnn"
+from tfqnn.lite.flatbuffer import check_model_inputs
 
 
 class Interpreter:
@@ -34,34 +37,40 @@ class Interpreter:
     """
 
     def __init__(
-        self, model_path=None, model_content=None, num_threads=1, experimental_delegates=None
-    ):
+        self,
+        model_path: str | None = None,
+        model_content: bytes | None = None,
+        num_threads: int = 1,
+        experimental_delegates: list[Any] | None = None,
+    ) -> None:
         from ai_edge_litert import interpreter as litert
 
         if (model_path is None) == (model_content is None):
-            raise ValueError("Pass exactly one of model_path and model_content.")
+            given = "both" if model_path is not None else "neither"
+            raise ValueError(
+                f"Invalid model_path and model_content: expected exactly one of them, got {given}."
+            )
         num_threads = check_int("num_threads", num_threads, low=1)
-        if model_path is not None:
-            with open(model_path, "rb") as f:
+        if model_content is None:
+            with open(str(model_path), "rb") as f:
                 model_content = f.read()
-            model_path = None
-        _check_model_inputs(model_content)
+        check_model_inputs(model_content)
         load_library()  # raises with instructions when the kernels are missing
         self._delegate = litert.load_delegate(
             library_path(), options={"num_threads": str(num_threads)}
         )
         self._interpreter = litert.Interpreter(
-            model_path=model_path,
             model_content=model_content,
             num_threads=num_threads,
             experimental_delegates=[self._delegate, *(experimental_delegates or [])],
         )
         self.num_threads = num_threads
+        self._allocated = False
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._interpreter, name)
 
-    def predict(self, *inputs, batch_size=None):
+    def predict(self, *inputs: Any, batch_size: int | None = None) -> np.ndarray | list[np.ndarray]:
         """Runs the model on whole arrays and returns its output(s).
 
         Each input is resized to its array's batch and converted to the
@@ -70,11 +79,17 @@ class Interpreter:
         """
         details = self._interpreter.get_input_details()
         if len(inputs) != len(details):
-            raise ValueError(f"The model has {len(details)} inputs, got {len(inputs)}.")
+            raise ValueError(
+                f"Invalid inputs: expected one array per model input ({len(details)}), "
+                f"got {len(inputs)}."
+            )
         arrays = [np.asarray(x) for x in inputs]
         total = arrays[0].shape[0]
         if any(a.shape[0] != total for a in arrays):
-            raise ValueError("All inputs must have the same batch size.")
+            shapes = [a.shape for a in arrays]
+            raise ValueError(
+                f"Invalid inputs: expected one batch size for all, got shapes {shapes}."
+            )
         step = total if batch_size is None else check_int("batch_size", batch_size, low=1)
         chunks = []
         for start in range(0, total, max(step, 1)):
@@ -83,13 +98,13 @@ class Interpreter:
         outputs = [np.concatenate(parts) for parts in zip(*chunks)]
         return outputs[0] if len(outputs) == 1 else outputs
 
-    def _run(self, details, batch):
+    def _run(self, details: list[dict[str, Any]], batch: list[np.ndarray]) -> list[np.ndarray]:
         current = [tuple(d["shape"]) for d in self._interpreter.get_input_details()]
         if any(tuple(a.shape) != s for a, s in zip(batch, current)):
             for d, a in zip(details, batch):
                 self._interpreter.resize_tensor_input(d["index"], a.shape)
             self._interpreter.allocate_tensors()
-        elif not getattr(self, "_allocated", False):
+        elif not self._allocated:
             self._interpreter.allocate_tensors()
         self._allocated = True
         for d, a in zip(details, batch):
@@ -99,67 +114,3 @@ class Interpreter:
             self._interpreter.get_tensor(d["index"]).copy()
             for d in self._interpreter.get_output_details()
         ]
-
-
-def custom_ops_in(model_content):
-    """The custom op names in a `.tflite` model, with their counts.
-
-    Reads the flatbuffer with the schema bundled in ai-edge-litert or
-    TensorFlow. Raises ValueError for bytes that are not a TFLite model.
-    """
-    model = _read_model(model_content)
-    try:
-        codes = []
-        for i in range(model.OperatorCodesLength()):
-            code = model.OperatorCodes(i)
-            custom = code.CustomCode()
-            codes.append(custom.decode() if custom is not None else None)
-        counts = {}
-        for s in range(model.SubgraphsLength()):
-            subgraph = model.Subgraphs(s)
-            for o in range(subgraph.OperatorsLength()):
-                name = codes[subgraph.Operators(o).OpcodeIndex()]
-                if name is not None:
-                    counts[name] = counts.get(name, 0) + 1
-    except Exception as error:  # a malformed flatbuffer: offsets out of range
-        raise ValueError(f"model_content is not a valid TFLite model: {error}") from error
-    return counts
-
-
-def _check_model_inputs(model_content):
-    """Rejects a model whose input tensors carry constant data.
-
-    LiteRT 2.3.0 crashes in `set_tensor` on such a file instead of raising:
-    a `.tflite` is input from outside, so tfqnn checks before LiteRT reads it.
-    """
-    model = _read_model(model_content)
-    try:
-        for s in range(model.SubgraphsLength()):
-            subgraph = model.Subgraphs(s)
-            for i in range(subgraph.InputsLength()):
-                index = subgraph.Inputs(i)
-                if not 0 <= index < subgraph.TensorsLength():
-                    raise ValueError(f"input tensor index {index} is out of range")
-                buffer = subgraph.Tensors(index).Buffer()
-                if 0 < buffer < model.BuffersLength() and model.Buffers(buffer).DataLength():
-                    raise ValueError(f"input tensor {index} of subgraph {s} holds constant data")
-    except ValueError as error:
-        raise ValueError(f"model_content is not a valid TFLite model: {error}") from error
-    except Exception as error:  # offsets out of range in a malformed flatbuffer
-        raise ValueError(f"model_content is not a valid TFLite model: {error}") from error
-
-
-def _read_model(model_content):
-    """The root table of a TFLite flatbuffer (its fields are read lazily)."""
-    data = bytes(model_content)
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ValueError("model_content is not a TFLite flatbuffer (no TFL3 identifier).")
-    return _schema().Model.GetRootAsModel(data, 0)
-
-
-def _schema():
-    try:
-        from ai_edge_litert import schema_py_generated as schema
-    except ImportError:
-        from tensorflow.lite.python import schema_py_generated as schema
-    return schema

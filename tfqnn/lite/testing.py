@@ -15,37 +15,33 @@ Example:
     array([[2]], dtype=int32)
 """
 
+from __future__ import annotations
+
 import dataclasses
+from typing import Any
 
 import flatbuffers
 import numpy as np
 from flatbuffers import flexbuffers
 
-from tfqnn.lite.interpreter import _schema
-
-_TYPES = {
-    "float32": 0,
-    "int32": 2,
-    "int8": 9,
-    "float16": 1,
-    "uint8": 3,
-    "int64": 4,
-    "bool": 6,
-    "int16": 7,
-}
-_BUILTIN_CUSTOM = 32
+from tfqnn.lite.flatbuffer import schema
 
 
 @dataclasses.dataclass
 class Tensor:
-    """A tensor of the model: shape, type, optional constant data and quantization."""
+    """A tensor of the model: shape, type, optional constant data and quantization.
 
-    shape: list
+    ``dtype`` names a TFLite tensor type in lower case (``"float32"``,
+    ``"int32"``, ``"int8"``, ...); ``data`` is an array, or raw bytes, for a
+    constant tensor; ``scale`` and ``zero_point`` quantize it per tensor.
+    """
+
+    shape: list[int]
     dtype: str = "float32"
-    data: object = None  # an array, or raw bytes, for a constant tensor
-    scale: float = None  # int8 quantization
+    data: Any = None
+    scale: float | None = None
     zero_point: int = 0
-    shape_signature: list = None
+    shape_signature: list[int] | None = None
 
 
 @dataclasses.dataclass
@@ -53,12 +49,12 @@ class Op:
     """A custom operator: name, tensor indices, and options (a dict, or raw bytes)."""
 
     name: str
-    inputs: list
-    outputs: list
-    options: object = None
+    inputs: list[int]
+    outputs: list[int]
+    options: dict[str, Any] | bytes | None = None
 
 
-def options_bytes(options):
+def options_bytes(options: dict[str, Any] | bytes | bytearray | None) -> bytes:
     """FlexBuffer map bytes of an options dict (as the TFLite converter writes them)."""
     if options is None:
         options = {}
@@ -67,56 +63,56 @@ def options_bytes(options):
     return bytes(flexbuffers.Dumps(dict(options)))
 
 
-def op_model(ops, tensors, inputs, outputs):
+def op_model(ops: list[Op], tensors: list[Tensor], inputs: list[int], outputs: list[int]) -> bytes:
     """The bytes of a TFLite model with these operators and tensors."""
-    schema = _schema()
-    model = schema.ModelT()
+    tflite = schema()
+    model = tflite.ModelT()
     model.version = 3
     model.description = "tfqnn.lite.testing"
-    model.buffers = [schema.BufferT()]
-    subgraph = schema.SubGraphT()
+    model.buffers = [tflite.BufferT()]
+    subgraph = tflite.SubGraphT()
     subgraph.tensors = []
-    for i, spec in enumerate(tensors):
-        tensor = schema.TensorT()
-        tensor.shape = np.asarray(spec.shape, np.int32)
-        if spec.shape_signature is not None:
-            tensor.shapeSignature = np.asarray(spec.shape_signature, np.int32)
-        tensor.type = _TYPES[spec.dtype]
+    for i, given in enumerate(tensors):
+        tensor = tflite.TensorT()
+        tensor.shape = np.asarray(given.shape, np.int32)
+        if given.shape_signature is not None:
+            tensor.shapeSignature = np.asarray(given.shape_signature, np.int32)
+        tensor.type = getattr(tflite.TensorType, given.dtype.upper())
         tensor.name = f"t{i}"
         tensor.buffer = 0
-        if spec.data is not None:
-            buffer = schema.BufferT()
+        if given.data is not None:
+            buffer = tflite.BufferT()
             raw = (
-                spec.data
-                if isinstance(spec.data, (bytes, bytearray))
-                else (np.ascontiguousarray(spec.data, np.dtype(spec.dtype)).tobytes())
+                given.data
+                if isinstance(given.data, (bytes, bytearray))
+                else (np.ascontiguousarray(given.data, np.dtype(given.dtype)).tobytes())
             )
             buffer.data = np.frombuffer(bytes(raw), np.uint8)
             model.buffers.append(buffer)
             tensor.buffer = len(model.buffers) - 1
-        if spec.scale is not None:
-            quantization = schema.QuantizationParametersT()
-            quantization.scale = [float(spec.scale)]
-            quantization.zeroPoint = [int(spec.zero_point)]
+        if given.scale is not None:
+            quantization = tflite.QuantizationParametersT()
+            quantization.scale = [float(given.scale)]
+            quantization.zeroPoint = [int(given.zero_point)]
             tensor.quantization = quantization
         subgraph.tensors.append(tensor)
     names = sorted({op.name for op in ops})
     model.operatorCodes = []
     for name in names:
-        code = schema.OperatorCodeT()
-        code.builtinCode = _BUILTIN_CUSTOM
-        code.deprecatedBuiltinCode = _BUILTIN_CUSTOM
+        code = tflite.OperatorCodeT()
+        code.builtinCode = tflite.BuiltinOperator.CUSTOM
+        code.deprecatedBuiltinCode = tflite.BuiltinOperator.CUSTOM
         code.customCode = name
         code.version = 1
         model.operatorCodes.append(code)
     subgraph.operators = []
     for op in ops:
-        operator = schema.OperatorT()
+        operator = tflite.OperatorT()
         operator.opcodeIndex = names.index(op.name)
         operator.inputs = np.asarray(op.inputs, np.int32)
         operator.outputs = np.asarray(op.outputs, np.int32)
         operator.customOptions = np.frombuffer(options_bytes(op.options), np.uint8)
-        operator.customOptionsFormat = 0  # FLEXBUFFERS
+        operator.customOptionsFormat = tflite.CustomOptionsFormat.FLEXBUFFERS
         subgraph.operators.append(operator)
     subgraph.inputs = np.asarray(inputs, np.int32)
     subgraph.outputs = np.asarray(outputs, np.int32)
@@ -127,7 +123,12 @@ def op_model(ops, tensors, inputs, outputs):
     return bytes(builder.Output())
 
 
-def single_op_model(name, options, inputs, outputs):
+def single_op_model(
+    name: str,
+    options: dict[str, Any] | bytes | None,
+    inputs: list[Tensor],
+    outputs: list[Tensor],
+) -> bytes:
     """One operator whose non-constant inputs are the model's inputs, in order."""
     tensors = list(inputs) + list(outputs)
     model_inputs = [i for i, t in enumerate(inputs) if t.data is None]
