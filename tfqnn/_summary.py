@@ -9,8 +9,6 @@ binary only when both operands are.
 
 import dataclasses
 import math
-import sys
-import types
 
 import keras
 
@@ -292,15 +290,3 @@ def _format(result):
     lines.append(f"Compression ratio: {result.compression_ratio:.2f}x")
     lines.append(f"Binary MACs: {100 * result.binary_mac_fraction:.2f} %")
     return "\n".join(lines)
-
-
-class _CallableModule(types.ModuleType):
-    """`tfqnn.summary` is both this module and the function `summary`: the
-    package loads submodules lazily, and importing this module binds the name
-    `tfqnn.summary` to it, so the module itself forwards calls."""
-
-    def __call__(self, *args, **kwargs):
-        return summary(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
