@@ -1,6 +1,8 @@
-"""The layers' constructor arguments: configs that round-trip, and invalid
-quantizers, pad_values and constraint aliases that raise ValueError."""
+"""The layers' constructor arguments: signatures that state them, configs that
+round-trip, and invalid quantizers, pad_values and constraint aliases that
+raise ValueError."""
 
+import inspect
 import json
 
 import keras
@@ -15,6 +17,7 @@ from tfqnn.layers import (
     QuantConv2DTranspose,
     QuantDense,
     QuantDepthwiseConv2D,
+    QuantizerMixin,
     QuantSeparableConv2D,
 )
 from tfqnn.quantizers import DoReFa, ScaledSign, StochasticSign
@@ -156,3 +159,102 @@ def test_invalid_constraint_alias_raises():
         QuantDense(3, kernel_quantizer="ste_sign", kernel_constraint="weight_clp")
     with pytest.raises(ValueError):
         tfqnn.constraints.WeightClip(0.0)
+
+
+# Each layer's own arguments: keyword-only, with their defaults.
+OWN_ARGUMENTS = {
+    QuantDense: {"input_quantizer": None, "kernel_quantizer": None},
+    QuantConv1D: {"input_quantizer": None, "kernel_quantizer": None, "pad_values": 0.0},
+    QuantConv2D: {"input_quantizer": None, "kernel_quantizer": None, "pad_values": 0.0},
+    QuantDepthwiseConv2D: {"input_quantizer": None, "depthwise_quantizer": None, "pad_values": 0.0},
+    QuantSeparableConv2D: {
+        "input_quantizer": None,
+        "depthwise_quantizer": None,
+        "pointwise_quantizer": None,
+        "pad_values": 0.0,
+    },
+    QuantConv2DTranspose: {"input_quantizer": None, "kernel_quantizer": None},
+}
+
+
+def _keras_parent(layer_class):
+    return next(c for c in layer_class.__mro__ if c.__module__.startswith("keras."))
+
+
+@pytest.mark.parametrize("layer_class", list(OWN_ARGUMENTS), ids=lambda cls: cls.__name__)
+def test_signature_states_every_argument(layer_class):
+    """help() and IDEs see the Keras arguments in Keras's order with Keras's
+    defaults, then the layer's quantizers and pad_values, keyword-only."""
+    params = list(inspect.signature(layer_class).parameters.values())
+    parent_params = [
+        p
+        for p in inspect.signature(_keras_parent(layer_class)).parameters.values()
+        if p.kind is p.POSITIONAL_OR_KEYWORD
+    ]
+    restated = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert [(p.name, p.default) for p in restated] == [
+        (p.name, p.default) for p in parent_params[: len(restated)]
+    ]
+    # Every Keras argument up to the bias constraint; later ones (Dense's LoRA
+    # and quantization settings, which vary across Keras versions) go through
+    # **kwargs.
+    assert restated[-1].name == "bias_constraint"
+    own = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
+    assert own == OWN_ARGUMENTS[layer_class]
+    assert params[-1].kind is inspect.Parameter.VAR_KEYWORD
+    # Each kernel quantizer has its constraint among the restated arguments.
+    kernels = [name for name in own if name not in ("input_quantizer", "pad_values")]
+    constraints = {name.replace("_quantizer", "_constraint") for name in kernels}
+    assert constraints <= {p.name for p in restated}
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("layer_class", list(OWN_ARGUMENTS), ids=lambda cls: cls.__name__)
+def test_restated_arguments_reach_the_keras_layer(layer_class, monkeypatch):
+    """Every restated argument arrives at the Keras parent as given (a kernel
+    constraint "weight_clip" as a WeightClip), with **kwargs and nothing else."""
+    received = {}
+
+    def recording_init(self, **kwargs):
+        received.update(kwargs)
+        raise _Stop
+
+    monkeypatch.setattr(_keras_parent(layer_class), "__init__", recording_init)
+    restated = [
+        p.name
+        for p in inspect.signature(layer_class).parameters.values()
+        if p.kind is p.POSITIONAL_OR_KEYWORD
+    ]
+    kernel_constraints = {
+        name.replace("_quantizer", "_constraint")
+        for name in OWN_ARGUMENTS[layer_class]
+        if name not in ("input_quantizer", "pad_values")
+    }
+    given = {name: object() for name in restated}
+    given.update(dict.fromkeys(kernel_constraints, "weight_clip"))
+    with pytest.raises(_Stop):
+        layer_class(**given, name="probe")
+    assert set(received) == set(given) | {"name"}
+    for name in restated:
+        if name in kernel_constraints:
+            assert isinstance(received[name], tfqnn.constraints.WeightClip), name
+        else:
+            assert received[name] is given[name], name
+    assert received["name"] == "probe"
+
+
+def test_mixin_checks_the_kernel_quantizers_a_layer_passes():
+    class Mismatched(QuantizerMixin, keras.layers.Dense):
+        def __init__(self, units, **kwargs):
+            super().__init__(
+                units=units,
+                input_quantizer=None,
+                kernel_quantizers={"depthwise_quantizer": None},
+                **kwargs,
+            )
+
+    with pytest.raises(TypeError, match="kernel_quantizer"):
+        Mismatched(2)
