@@ -110,6 +110,8 @@ class QuantizerMixin:
         for spec in self._quantized_kernels:
             if spec.constraint in kwargs:
                 kwargs[spec.constraint] = constraints.get(kwargs[spec.constraint])
+        if pad_values is not None and not self._has_pad_values:
+            kwargs["pad_values"] = pad_values  # Keras rejects it, as any unknown argument
         super().__init__(**kwargs)
 
         self.input_quantizer = quantizers.get(input_quantizer)
@@ -124,12 +126,10 @@ class QuantizerMixin:
                     f"{type(self).__name__} has a binary {spec.quantizer} but no "
                     f"{spec.constraint}: latent weights can grow past the STE's "
                     f'clip range and stop learning. Pass {spec.constraint}="weight_clip".',
-                    stacklevel=3,
+                    stacklevel=3,  # the caller of the layer's __init__
                 )
         if self._has_pad_values:
             self.pad_values = _validation.check_number("pad_values", pad_values)
-        elif pad_values is not None:
-            raise TypeError(f"{type(self).__name__} takes no argument pad_values.")
         # Track the stochastic quantizers' seed generators as layer state.
         self._quantizer_seed_generators = seed_generators(self.quantizers.values())
 
