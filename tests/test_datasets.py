@@ -242,3 +242,34 @@ def test_fashion_mnist_installed(fashion_mnist):
 
 def test_tfqnn_exports_datasets():
     assert tfqnn.datasets is datasets
+
+
+def test_fashion_mnist_path_argument_overrides_environment_variable(tmp_path, monkeypatch):
+    given, from_env = tmp_path / "given", tmp_path / "env"
+    given.mkdir()
+    from_env.mkdir()
+    arrays = _fake_fashion_mnist(str(given), n_train=6)
+    _fake_fashion_mnist(str(from_env), n_train=8)
+    monkeypatch.setenv(datasets.FASHION_MNIST_ENV, str(from_env))
+    (_, y_train), _ = datasets.load_fashion_mnist(path=given)  # a Path works too
+    np.testing.assert_array_equal(y_train, arrays["y_train"])
+    assert len(datasets.load_fashion_mnist()[0][0]) == 8  # the variable, without path=
+
+
+def test_fashion_mnist_availability_follows_the_environment_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv(datasets.FASHION_MNIST_ENV, str(tmp_path))
+    assert not datasets.fashion_mnist_available()
+    with pytest.raises(FileNotFoundError, match=datasets.FASHION_MNIST_ENV) as info:
+        datasets.load_fashion_mnist()
+    assert str(tmp_path) in str(info.value)
+    _fake_fashion_mnist(str(tmp_path))
+    assert datasets.fashion_mnist_available()
+
+
+def test_fashion_mnist_default_folder_is_debians(monkeypatch):
+    monkeypatch.delenv(datasets.FASHION_MNIST_ENV, raising=False)
+    assert datasets.FASHION_MNIST_DIR == "/usr/share/datasets/fashion-mnist"
+    assert datasets.fashion_mnist_available() == all(
+        os.path.isfile(os.path.join(datasets.FASHION_MNIST_DIR, name))
+        for name in datasets.FASHION_MNIST_FILES.values()
+    )

@@ -4,6 +4,9 @@ Every expectation below is computed from the shapes written in the test with
 the textbook formulas, not from the library's output.
 """
 
+import dataclasses
+import inspect
+import sys
 import warnings
 
 import keras
@@ -318,3 +321,15 @@ def test_unbuilt_model_raises():
     assert not model.built
     with pytest.raises(ValueError, match="not built"):
         tfqnn.summary(model, print_fn=None)
+
+
+def test_summary_and_its_result_types_are_plain_names_of_tfqnn(result):
+    # A function and two dataclasses, not a module made callable.
+    assert inspect.isfunction(tfqnn.summary)
+    assert inspect.signature(tfqnn.summary).parameters["print_fn"].default is print
+    assert dataclasses.is_dataclass(tfqnn.ModelSummary)
+    assert dataclasses.is_dataclass(tfqnn.LayerSummary)
+    assert type(result) is tfqnn.ModelSummary
+    assert all(type(row) is tfqnn.LayerSummary for row in result.layers)
+    assert "tfqnn.summary" not in sys.modules
+    assert {"summary", "ModelSummary", "LayerSummary"} <= set(tfqnn.__all__)

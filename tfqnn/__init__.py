@@ -12,7 +12,10 @@ quantizer with Keras, so `keras.models.load_model` needs no
 TensorFlow-free `tfqnn.lite` is available.
 """
 
+from __future__ import annotations
+
 import importlib
+import types
 
 __version__ = "0.1.0"
 
@@ -26,7 +29,6 @@ _SUBMODULES = (
     "lite",
     "quantizers",
 )
-_FROM_SUMMARY = ("LayerSummary", "ModelSummary", "summary")
 
 __all__ = [
     "LayerSummary",
@@ -44,7 +46,7 @@ __all__ = [
 
 try:
     from tfqnn import _deferred, activations, constraints, datasets, layers, quantizers
-    from tfqnn.summary import LayerSummary, ModelSummary, summary
+    from tfqnn._summary import LayerSummary, ModelSummary, summary
 
     _deferred.register()
 except ModuleNotFoundError as error:  # no TensorFlow: tfqnn.lite only
@@ -52,11 +54,8 @@ except ModuleNotFoundError as error:  # no TensorFlow: tfqnn.lite only
         raise
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> types.ModuleType:
     # The submodules not imported above load on first use.
     if name in _SUBMODULES:
         return importlib.import_module(f"tfqnn.{name}")
-    if name in _FROM_SUMMARY:
-        module = importlib.import_module("tfqnn.summary")  # callable as the function
-        return module if name == "summary" else getattr(module, name)
     raise AttributeError(f"module 'tfqnn' has no attribute {name!r}")

@@ -3,32 +3,44 @@
 their ``get`` functions (an instance, a config dict, an alias or a class
 name)."""
 
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
 import keras
+
+T = TypeVar("T")
 
 
 class ConfigObject:
     """``get_config``/``from_config`` round trips, a repr of the config, and
     equality of class and config."""
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Any:
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.get_config() == other.get_config()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((type(self).__name__, repr(self)))
 
 
-def deserialize(config, all_objects, get, custom_objects=None):
+def deserialize(
+    config: dict[str, Any] | str,
+    all_objects: Mapping[str, type],
+    get: Callable[[str], Any],
+    custom_objects: Mapping[str, Any] | None = None,
+) -> Any:
     """An object from `keras.saving.serialize_keras_object`'s output (or, for
     a string, ``get(config)``)."""
     if isinstance(config, str):
@@ -38,7 +50,15 @@ def deserialize(config, all_objects, get, custom_objects=None):
     )
 
 
-def resolve(identifier, *, base, aliases, deserialize, noun, accepted):
+def resolve(
+    identifier: object,
+    *,
+    base: type[T],
+    aliases: Mapping[str, type[T]],
+    deserialize: Callable[[dict[str, Any]], object],
+    noun: str,
+    accepted: str,
+) -> T:
     """``identifier`` as an instance of ``base``.
 
     Args:

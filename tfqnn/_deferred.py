@@ -8,7 +8,10 @@ load after a plain ``import tfqnn``. For each class that package registers,
 classes in the stand-ins' places) and builds the real object.
 """
 
+from __future__ import annotations
+
 import importlib
+from typing import Any
 
 import keras
 
@@ -30,8 +33,8 @@ CLASSES = (
 )
 
 
-def _stand_in(name):
-    def from_config(cls, config, custom_objects=None):
+def _stand_in(name: str) -> type:
+    def from_config(cls: type, config: dict[str, Any], custom_objects: Any = None) -> Any:
         importlib.import_module(PACKAGE)
         real = keras.saving.get_custom_objects()[f"tfqnn>{name}"]
         if real is cls:
@@ -44,12 +47,16 @@ def _stand_in(name):
         {
             "__module__": PACKAGE,
             "from_config": classmethod(from_config),
-            "get_config": lambda self: {},
+            "get_config": _empty_config,
         },
     )
 
 
-def register():
+def _empty_config(self: object) -> dict[str, Any]:
+    return {}
+
+
+def register() -> None:
     """Registers a stand-in for every class of `CLASSES` not yet registered."""
     objects = keras.saving.get_custom_objects()
     for name in CLASSES:

@@ -4,10 +4,16 @@ Every check raises a ``ValueError`` that names the argument, the value it got
 and what is allowed, so a typo in a config fails at construction time.
 """
 
+from __future__ import annotations
+
 import numbers
+from collections.abc import Collection
+from typing import Any, Literal, TypeVar, overload
+
+T = TypeVar("T")
 
 
-def check_int(name, value, low=None, high=None):
+def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
     """Returns ``value`` if it is an integer in ``[low, high]``."""
     ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     ok = ok and (low is None or value >= low) and (high is None or value <= high)
@@ -16,7 +22,32 @@ def check_int(name, value, low=None, high=None):
     return int(value)
 
 
-def check_number(name, value, *, positive=False, non_negative=False, allow_none=False):
+@overload
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    positive: bool = ...,
+    non_negative: bool = ...,
+    allow_none: Literal[False] = ...,
+) -> float: ...
+@overload
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    positive: bool = ...,
+    non_negative: bool = ...,
+    allow_none: bool,
+) -> float | None: ...
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    positive: bool = False,
+    non_negative: bool = False,
+    allow_none: bool = False,
+) -> float | None:
     """Returns ``value`` as a float if it is a finite real number (or None when allowed)."""
     if value is None and allow_none:
         return None
@@ -38,7 +69,7 @@ def check_number(name, value, *, positive=False, non_negative=False, allow_none=
     return float(value)
 
 
-def check_choice(name, value, choices):
+def check_choice(name: str, value: T, choices: Collection[T]) -> T:
     """Returns ``value`` if it is one of ``choices``."""
     if value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
@@ -46,7 +77,7 @@ def check_choice(name, value, choices):
     return value
 
 
-def check_bool(name, value):
+def check_bool(name: str, value: Any) -> bool:
     """Returns ``value`` if it is a bool (1 and 0 are not accepted for True and False)."""
     if not isinstance(value, bool):
         # tfqnn raises ValueError for every invalid argument, wrong types included.
@@ -54,14 +85,14 @@ def check_bool(name, value):
     return value
 
 
-def check_seed(name, value):
+def check_seed(name: str, value: Any) -> int | None:
     """A seed is None or a non-negative integer."""
     if value is None:
         return None
     return check_int(name, value, low=0)
 
 
-def _int_range(low, high):
+def _int_range(low: int | None, high: int | None) -> str:
     if low is not None and high is not None:
         return f"an integer from {low} to {high}"
     if low is not None:

@@ -1,5 +1,9 @@
 """Weight constraints for quantized training."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -16,17 +20,17 @@ class WeightClip(keras.constraints.Constraint):
     ``"weight_clip"`` for ``WeightClip()``.
     """
 
-    def __init__(self, clip_value=1.0):
+    def __init__(self, clip_value: float = 1.0):
         self.clip_value = _validation.check_number("clip_value", clip_value, positive=True)
 
-    def __call__(self, w):
+    def __call__(self, w: Any) -> Any:
         return ops.clip(w, -self.clip_value, self.clip_value)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"clip_value": self.clip_value}
 
 
-def get(identifier):
+def get(identifier: Any) -> keras.constraints.Constraint | None:
     """`keras.constraints.get` that also knows the alias ``"weight_clip"``."""
     if identifier == "weight_clip":
         return WeightClip()

@@ -3,14 +3,25 @@
 Both loaders return ``(x_train, y_train), (x_test, y_test)`` as
 `keras.datasets` does, with images as float32 in [0, 1] (``normalize=True``)
 or as the raw integers (``normalize=False``).
+
+Fashion-MNIST is read from the folder given as ``path=``, else from the
+environment variable ``TFQNN_FASHION_MNIST_DIR``, else from
+``FASHION_MNIST_DIR``, where Debian's package ``dataset-fashion-mnist``
+installs it.
 """
+
+from __future__ import annotations
 
 import gzip
 import os
 
 import numpy as np
 
+Arrays = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+PathLike = str | os.PathLike[str]
+
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_ENV = "TFQNN_FASHION_MNIST_DIR"
 FASHION_MNIST_FILES = {
     "x_train": "train-images-idx3-ubyte.gz",
     "y_train": "train-labels-idx1-ubyte.gz",
@@ -31,7 +42,7 @@ FASHION_MNIST_CLASSES = (
 )
 
 
-def load_digits(normalize=True):
+def load_digits(normalize: bool = True) -> Arrays:
     """scikit-learn's bundled 8x8 handwritten digits, with a fixed split.
 
     1,797 images of the UCI optdigits test set, split 1,347 / 450 (75 / 25 %,
@@ -63,18 +74,19 @@ def load_digits(normalize=True):
     return (x_train, y_train), (x_test, y_test)
 
 
-def fashion_mnist_available(path=None):
-    """Whether the Fashion-MNIST files are installed."""
+def fashion_mnist_available(path: PathLike | None = None) -> bool:
+    """Whether the Fashion-MNIST files are in the folder `load_fashion_mnist` reads."""
     directory = _fashion_mnist_dir(path)
     return all(os.path.isfile(os.path.join(directory, f)) for f in FASHION_MNIST_FILES.values())
 
 
-def load_fashion_mnist(path=None, normalize=True):
+def load_fashion_mnist(path: PathLike | None = None, normalize: bool = True) -> Arrays:
     """The full Fashion-MNIST (60,000 train / 10,000 test 28x28 images, 10 classes).
 
-    Reads the IDX files of Debian's package ``dataset-fashion-mnist`` from
+    Reads the four IDX files (names in ``FASHION_MNIST_FILES``) from
     ``path``, else from ``$TFQNN_FASHION_MNIST_DIR``, else from
-    ``/usr/share/datasets/fashion-mnist``.
+    ``FASHION_MNIST_DIR`` (``/usr/share/datasets/fashion-mnist``, where
+    Debian's package ``dataset-fashion-mnist`` puts them).
 
     Returns:
         ``(x_train, y_train), (x_test, y_test)``; images (n, 28, 28), float32
@@ -90,7 +102,7 @@ def load_fashion_mnist(path=None, normalize=True):
         raise FileNotFoundError(
             f"Fashion-MNIST was not found in {directory}. Install it with "
             "'sudo apt-get install dataset-fashion-mnist' (Debian/Ubuntu), or point "
-            "TFQNN_FASHION_MNIST_DIR (or path=) at a folder holding "
+            f"{FASHION_MNIST_ENV} (or path=) at a folder holding "
             + ", ".join(FASHION_MNIST_FILES.values())
             + ". tfqnn never downloads data."
         )
@@ -110,7 +122,7 @@ def load_fashion_mnist(path=None, normalize=True):
     )
 
 
-def read_idx(filename):
+def read_idx(filename: str) -> np.ndarray:
     """Reads an (optionally gzipped) IDX file of unsigned bytes into a numpy array.
 
     The format: two zero bytes, a type byte (0x08 for uint8), the number of
@@ -136,5 +148,5 @@ def read_idx(filename):
     return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
 
 
-def _fashion_mnist_dir(path):
-    return path or os.environ.get("TFQNN_FASHION_MNIST_DIR") or FASHION_MNIST_DIR
+def _fashion_mnist_dir(path: PathLike | None) -> PathLike:
+    return path or os.environ.get(FASHION_MNIST_ENV) or FASHION_MNIST_DIR

@@ -22,7 +22,7 @@ from tfqnn.layers import (
 )
 from tfqnn.quantizers import DoReFa, FixedPoint, ScaledSign, StochasticSign
 
-TFQNN_LAYERS = set(tfqnn.layers.__all__) - {"QuantizerMixin"}
+TFQNN_LAYERS = set(tfqnn.layers.__all__) - {"QuantizerMixin", "QuantizedKernel"}
 
 
 def build_model():

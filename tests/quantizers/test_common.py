@@ -1,4 +1,5 @@
-"""What every quantizer shares: dtypes, Keras Variables, tf.function; hard_tanh, WeightClip."""
+"""What every quantizer shares: dtypes, Keras Variables, tf.function, the StochasticQuantizer
+contract; hard_tanh, WeightClip."""
 
 import json
 
@@ -187,3 +188,35 @@ def test_tf_function_with_unknown_batch_size(factory):
         assert y_graph.shape == rows.shape and g_graph.shape == rows.shape
         np.testing.assert_allclose(y_graph.numpy(), y_eager.numpy(), rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(g_graph.numpy(), g_eager.numpy(), rtol=1e-6, atol=1e-7)
+
+
+class _Marked(quantizers.StochasticQuantizer):
+    """Returns 1 from `sample` and 0 from `round_nearest`, to see which ran."""
+
+    def sample(self, x):
+        return tf.ones_like(x)
+
+    def round_nearest(self, x):
+        return tf.zeros_like(x)
+
+
+@pytest.mark.parametrize("training,expected", [(None, 1.0), (True, 1.0), (False, 0.0)])
+def test_stochastic_quantizer_samples_except_at_inference(training, expected):
+    y = _Marked()(np.array([0.3, -0.2], np.float32), training=training)
+    np.testing.assert_array_equal(y.numpy(), [expected, expected])
+
+
+def test_stochastic_quantizer_subclass_must_implement_both_roundings():
+    bare = quantizers.StochasticQuantizer()
+    with pytest.raises(NotImplementedError, match="sample"):
+        bare([1.0], training=True)
+    with pytest.raises(NotImplementedError, match="round_nearest"):
+        bare([1.0], training=False)
+
+
+def test_uniform_stochastic_flag_keeps_its_name_and_config_key():
+    quantizer = quantizers.Uniform(levels=3, stochastic=True, seed=1)
+    assert quantizer.stochastic is True
+    assert quantizer.get_config() == {"levels": 3, "stochastic": True, "seed": 1}
+    assert quantizers.Uniform.from_config(quantizer.get_config()) == quantizer
+    assert quantizers.Uniform().stochastic is False

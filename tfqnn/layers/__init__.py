@@ -1,7 +1,12 @@
-"""Quantized Keras layers: each subclasses its Keras 3 parent."""
+"""Quantized Keras layers: each subclasses its Keras 3 parent and restates its
+signature, with the quantizers as keyword-only arguments.
+
+`QuantizerMixin` and `QuantizedKernel` are what a new quantized layer is
+built from (docs/layers.md, "Adding a layer").
+"""
 
 from tfqnn.layers.activation import QuantActivation
-from tfqnn.layers.base import QuantizerMixin
+from tfqnn.layers.base import QuantizedKernel, QuantizerMixin
 from tfqnn.layers.convolutional import (
     QuantConv1D,
     QuantConv2D,
@@ -19,5 +24,6 @@ __all__ = [
     "QuantDense",
     "QuantDepthwiseConv2D",
     "QuantSeparableConv2D",
+    "QuantizedKernel",
     "QuantizerMixin",
 ]

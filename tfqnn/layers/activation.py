@@ -1,9 +1,14 @@
 """A layer that applies a quantizer to its inputs."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 
 from tfqnn import quantizers
 from tfqnn.layers.base import seed_generators
+from tfqnn.quantizers import Quantizer, QuantizerLike
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")
@@ -19,22 +24,23 @@ class QuantActivation(keras.layers.Layer):
     array([[-1.,  1.]], dtype=float32)
     """
 
-    def __init__(self, quantizer, **kwargs):
+    def __init__(self, quantizer: QuantizerLike, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.quantizer = quantizers.get(quantizer)
-        if self.quantizer is None:
+        resolved = quantizers.get(quantizer)
+        if resolved is None:
             raise ValueError("Invalid quantizer=None: QuantActivation needs a quantizer.")
+        self.quantizer: Quantizer = resolved
         self.supports_masking = True
         self.built = True
         self._quantizer_seed_generators = seed_generators([self.quantizer])
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
         return self.quantizer(inputs, training=bool(training))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["quantizer"] = quantizers.serialize(self.quantizer)
         return config

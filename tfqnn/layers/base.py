@@ -12,17 +12,36 @@
 - the ``"weight_clip"`` constraint alias, a warning when a binary kernel has
   no constraint, and the config entries of all of the above.
 
-A quantized layer lists its kernels in ``_quantized_kernels`` and computes its
-op from ``quantized_input(...)`` and ``quantized_kernel(...)`` in ``call``.
+A quantized layer lists its kernels in ``_quantized_kernels`` (`QuantizedKernel`
+specs: data, not one base class per kernel layout), states its full signature
+in ``__init__`` and computes its op from ``quantized_input(...)`` and
+``quantized_kernel(...)`` in ``call``.
+
+The layers compute with `keras.ops`, as their Keras parents do; TensorFlow
+itself appears only in the quantizers, whose straight-through estimators are
+``tf.custom_gradient`` functions.
 """
 
-import warnings
+from __future__ import annotations
 
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeAlias
+
+import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from tfqnn import _validation, constraints, quantizers
-from tfqnn.quantizers import StochasticQuantizer
+from tfqnn.quantizers import Quantizer, QuantizerLike, StochasticQuantizer
+
+# Annotations of the Keras arguments that the layers restate.
+Activation: TypeAlias = str | Callable[..., Any] | None
+Initializer: TypeAlias = str | dict[str, Any] | keras.initializers.Initializer
+Regularizer: TypeAlias = str | dict[str, Any] | keras.regularizers.Regularizer | None
+# A kernel constraint also takes the alias "weight_clip".
+Constraint: TypeAlias = str | dict[str, Any] | keras.constraints.Constraint | None
+IntOrTuple: TypeAlias = int | tuple[int, ...]
 
 
 class QuantizedKernel:
@@ -36,7 +55,13 @@ class QuantizedKernel:
             quantizers with per-channel statistics (such as `ScaledSign`).
     """
 
-    def __init__(self, quantizer, weight, constraint, channel_axis=-1):
+    def __init__(
+        self,
+        quantizer: str,
+        weight: str,
+        constraint: str,
+        channel_axis: int | tuple[int, ...] = -1,
+    ):
         self.quantizer = quantizer
         self.weight = weight
         self.constraint = constraint
@@ -49,22 +74,45 @@ KERNEL = QuantizedKernel("kernel_quantizer", "kernel", "kernel_constraint")
 class QuantizerMixin:
     """Adds input and kernel quantizers (and ``pad_values``) to a Keras layer.
 
-    Place it before the Keras layer in the bases: ``class
-    QuantDense(QuantizerMixin, keras.layers.Dense)``.
+    Place it before the Keras layer in the bases (``class
+    QuantDense(QuantizerMixin, keras.layers.Dense)``), list the kernels in
+    ``_quantized_kernels``, set ``_has_pad_values`` for a convolution whose
+    padding `convolve` applies, and restate the Keras signature in the
+    layer's ``__init__``, which passes the quantizers on by name.
+
+    Args:
+        input_quantizer: quantizer of the inputs, or None.
+        kernel_quantizers: the quantizer of each kernel of
+            ``_quantized_kernels``, by its argument name.
+        pad_values: the padding value, for layers with ``_has_pad_values``
+            only (they pass 0.0 by default).
+        **kwargs: the arguments of the Keras layer; each kernel's constraint
+            may be ``"weight_clip"``.
     """
 
-    _quantized_kernels = (KERNEL,)
+    _quantized_kernels: tuple[QuantizedKernel, ...] = (KERNEL,)
     _has_pad_values = False
 
-    def __init__(self, *args, input_quantizer=None, **kwargs):
-        kernel_quantizers = {
-            spec.quantizer: kwargs.pop(spec.quantizer, None) for spec in self._quantized_kernels
-        }
-        pad_values = kwargs.pop("pad_values", 0.0) if self._has_pad_values else 0.0
+    def __init__(
+        self,
+        *,
+        input_quantizer: QuantizerLike,
+        kernel_quantizers: Mapping[str, QuantizerLike],
+        pad_values: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        names = [spec.quantizer for spec in self._quantized_kernels]
+        if sorted(kernel_quantizers) != sorted(names):
+            raise TypeError(
+                f"{type(self).__name__} passes the kernel quantizers "
+                f"{sorted(kernel_quantizers)}, but its kernels have {sorted(names)}."
+            )
         for spec in self._quantized_kernels:
             if spec.constraint in kwargs:
                 kwargs[spec.constraint] = constraints.get(kwargs[spec.constraint])
-        super().__init__(*args, **kwargs)
+        if pad_values is not None and not self._has_pad_values:
+            kwargs["pad_values"] = pad_values  # Keras rejects it, as any unknown argument
+        super().__init__(**kwargs)
 
         self.input_quantizer = quantizers.get(input_quantizer)
         for spec in self._quantized_kernels:
@@ -78,7 +126,7 @@ class QuantizerMixin:
                     f"{type(self).__name__} has a binary {spec.quantizer} but no "
                     f"{spec.constraint}: latent weights can grow past the STE's "
                     f'clip range and stop learning. Pass {spec.constraint}="weight_clip".',
-                    stacklevel=2,
+                    stacklevel=3,  # the caller of the layer's __init__
                 )
         if self._has_pad_values:
             self.pad_values = _validation.check_number("pad_values", pad_values)
@@ -86,18 +134,18 @@ class QuantizerMixin:
         self._quantizer_seed_generators = seed_generators(self.quantizers.values())
 
     @property
-    def quantizers(self):
+    def quantizers(self) -> dict[str, Quantizer | None]:
         """The layer's quantizers by argument name (None where unquantized)."""
         names = ["input_quantizer"] + [spec.quantizer for spec in self._quantized_kernels]
         return {name: getattr(self, name) for name in names}
 
-    def quantized_input(self, inputs, training=None):
+    def quantized_input(self, inputs: Any, training: bool | None = None) -> Any:
         """The inputs after the input quantizer."""
         if self.input_quantizer is None:
             return inputs
         return self.input_quantizer(inputs, training=bool(training))
 
-    def quantized_kernel(self, spec, training=None):
+    def quantized_kernel(self, spec: QuantizedKernel, training: bool | None = None) -> Any:
         """The latent kernel named by ``spec`` after its quantizer."""
         kernel = getattr(self, spec.weight)
         quantizer = getattr(self, spec.quantizer)
@@ -105,7 +153,7 @@ class QuantizerMixin:
             return kernel
         return quantizer(kernel, training=bool(training))
 
-    def weight_precisions(self):
+    def weight_precisions(self) -> dict[str, int]:
         """Bits per value of each weight as stored after quantization, by variable path."""
         bits = {}
         for spec in self._quantized_kernels:
@@ -114,18 +162,23 @@ class QuantizerMixin:
                 bits[getattr(self, spec.weight).path] = quantizer.precision
         return bits
 
-    def bias_and_activation(self, outputs):
+    def bias_and_activation(self, outputs: Any) -> Any:
         """Adds the bias along the channel axis and applies the activation, as Keras does."""
-        if self.use_bias:
-            channels_first = getattr(self, "data_format", "channels_last") == "channels_first"
-            outputs = tf.nn.bias_add(
-                outputs, self.bias, data_format="NC..." if channels_first else None
-            )
-        if self.activation is not None:
-            outputs = self.activation(outputs)
+        layer: Any = self  # the Keras layer's attributes
+        if layer.use_bias:
+            shape: tuple[int, ...] = (-1,)
+            if getattr(layer, "data_format", "channels_last") == "channels_first":
+                shape += (1,) * (len(outputs.shape) - 2)
+            # Broadcasting, not ops.add: Keras's TensorFlow ops.add adds a
+            # (C, 1, ..., 1) bias along the last axis when that axis also has C
+            # entries (its bias_add fast path), so channels-first outputs
+            # whose width equals the filters would get the bias on the width.
+            outputs = outputs + ops.reshape(layer.bias, shape)
+        if layer.activation is not None:
+            outputs = layer.activation(outputs)
         return outputs
 
-    def convolve(self, op, inputs):
+    def convolve(self, op: Callable[[Any, str], Any], inputs: Any) -> Any:
         """Runs ``op(inputs, padding)`` with the layer's padding and ``pad_values``.
 
         ``op`` is a convolution, linear in its input. "valid" padding and
@@ -137,53 +190,60 @@ class QuantizerMixin:
         indicator, a constant of batch size 1, which is cheaper than padding
         every batch.
         """
-        padding = self.padding
+        layer: Any = self
+        padding = layer.padding
         if padding == "valid" or (padding == "same" and self.pad_values == 0.0):
             return op(inputs, padding)
         pads = self._explicit_padding(inputs)
         if padding == "same" and all(isinstance(p, int) for pair in pads for p in pair):
             indicator = np.pad(np.zeros([1, *inputs.shape[1:]]), pads, constant_values=1.0)
-            correction = op(tf.constant(indicator, inputs.dtype), "valid")
+            correction = op(ops.convert_to_tensor(indicator, dtype=inputs.dtype), "valid")
             return op(inputs, "same") + self.pad_values * correction
-        return op(tf.pad(inputs, pads, constant_values=self.pad_values), "valid")
+        return op(ops.pad(inputs, pads, constant_values=self.pad_values), "valid")
 
-    def _explicit_padding(self, inputs):
-        """Per-axis [before, after] padding of "same" or "causal", as TensorFlow pads."""
-        first_spatial = 1 if self.data_format == "channels_last" else 2
-        pads = [[0, 0] for _ in inputs.shape]
-        for i, (k, s, d) in enumerate(zip(self.kernel_size, self.strides, self.dilation_rate)):
+    def _explicit_padding(self, inputs: Any) -> list[list[Any]]:
+        """Per-axis [before, after] padding of "same" or "causal", as TensorFlow pads.
+
+        An axis of unknown size gets tensor pads.
+        """
+        layer: Any = self
+        first_spatial = 1 if layer.data_format == "channels_last" else 2
+        pads: list[list[Any]] = [[0, 0] for _ in inputs.shape]
+        for i, (k, s, d) in enumerate(zip(layer.kernel_size, layer.strides, layer.dilation_rate)):
             axis = first_spatial + i
             extent = (k - 1) * d + 1
-            if self.padding == "causal":
+            if layer.padding == "causal":
                 pads[axis] = [extent - 1, 0]
                 continue
-            size = inputs.shape[axis]
-            size = tf.shape(inputs)[axis] if size is None else size
+            size = ops.shape(inputs)[axis]
             total = (-(-size // s) - 1) * s + extent - size
-            total = max(total, 0) if isinstance(total, int) else tf.maximum(total, 0)
+            total = max(total, 0) if isinstance(total, int) else ops.maximum(total, 0)
             pads[axis] = [total // 2, total - total // 2]
         return pads
 
-    def quantize(self, mode=None, type_check=True, config=None):
+    def quantize(
+        self, mode: str | None = None, type_check: bool = True, config: Any = None
+    ) -> None:
         """Keras's post-training ``quantize()`` does not apply: the layer's quantizers do.
 
         ``model.quantize("int8")`` skips tfqnn layers with a warning (Keras
         catches this NotImplementedError) and quantizes the others.
         """
+        layer: Any = self
         raise NotImplementedError(
-            f"Layer {self.name!r} ({type(self).__name__}) is quantized by its tfqnn "
+            f"Layer {layer.name!r} ({type(self).__name__}) is quantized by its tfqnn "
             "quantizers during training; Keras's post-training quantize() leaves it as it is."
         )
 
-    def get_config(self):
-        config = super().get_config()
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = super().get_config()  # type: ignore[misc]
         config.update({name: quantizers.serialize(q) for name, q in self.quantizers.items()})
         if self._has_pad_values:
             config["pad_values"] = self.pad_values
         return config
 
 
-def seed_generators(quantizer_list):
+def seed_generators(quantizer_list: Iterable[Quantizer | None]) -> list[Any]:
     """The seed generators of the stochastic quantizers among ``quantizer_list``.
 
     A layer stores them in an attribute so that Keras tracks them as layer
@@ -192,9 +252,11 @@ def seed_generators(quantizer_list):
     return [q.seed_generator for q in quantizer_list if isinstance(q, StochasticQuantizer)]
 
 
-def _with_channel_axis(quantizer, channel_axis):
+def _with_channel_axis(
+    quantizer: Quantizer | None, channel_axis: int | tuple[int, ...]
+) -> Quantizer | None:
     """A per-channel quantizer left at its default ``axis=-1`` gets the kernel's own axis."""
-    if channel_axis == -1 or getattr(quantizer, "axis", None) != -1:
+    if quantizer is None or channel_axis == -1 or getattr(quantizer, "axis", None) != -1:
         return quantizer
     config = quantizer.get_config()
     config["axis"] = list(channel_axis) if isinstance(channel_axis, tuple) else channel_axis

@@ -5,10 +5,14 @@ accepts: a `Quantizer`, a config dict, an alias such as ``"ste_sign"``, a
 class name, or None.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 
 from tfqnn import _config
-from tfqnn.quantizers.base import Quantizer, StochasticQuantizer
+from tfqnn.quantizers.base import Quantizer, QuantizerLike, StochasticQuantizer
 from tfqnn.quantizers.binary import ApproxSign, ScaledSign, SteSign, StochasticSign
 from tfqnn.quantizers.gradient import DoReFaGradient
 from tfqnn.quantizers.multibit import (
@@ -21,7 +25,7 @@ from tfqnn.quantizers.multibit import (
 )
 from tfqnn.quantizers.ternary import SteTern, StochasticTern
 
-ALIASES = {
+ALIASES: dict[str, type[Quantizer]] = {
     "ste_sign": SteSign,
     "approx_sign": ApproxSign,
     "scaled_sign": ScaledSign,
@@ -40,19 +44,21 @@ ALIASES = {
 ALL_OBJECTS = {cls.__name__: cls for cls in ALIASES.values()}
 
 
-def serialize(quantizer):
+def serialize(quantizer: Quantizer | None) -> dict[str, Any] | None:
     """The config dict of a quantizer (None stays None), as `keras.activations.serialize`."""
     if quantizer is None:
         return None
     return keras.saving.serialize_keras_object(quantizer)
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(
+    config: dict[str, Any] | str, custom_objects: dict[str, Any] | None = None
+) -> Quantizer:
     """A quantizer from the output of `serialize`, an alias or a class name."""
     return _config.deserialize(config, ALL_OBJECTS, get, custom_objects)
 
 
-def get(identifier):
+def get(identifier: QuantizerLike) -> Quantizer | None:
     """Resolves ``identifier`` to a `Quantizer` instance, or None.
 
     Args:
@@ -84,6 +90,7 @@ __all__ = [
     "NoOp",
     "PowerOfTwo",
     "Quantizer",
+    "QuantizerLike",
     "ScaledSign",
     "SteSign",
     "SteTern",

@@ -6,6 +6,11 @@ forward pass and its straight-through estimator (STE) are written with
 value needs, which `tfqnn.summary` uses to size a model.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
 import keras
 import tensorflow as tf
 
@@ -22,12 +27,12 @@ class Quantizer(_config.ConfigObject):
     cannot enter a `tf.custom_gradient` function directly.
     """
 
-    precision = 32
+    precision: int = 32
 
-    def __call__(self, inputs, training=None):
+    def __call__(self, inputs: Any, training: bool | None = None) -> tf.Tensor:
         return self.call(tf.convert_to_tensor(inputs), training=training)
 
-    def call(self, x, training=None):
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement call().")
 
 
@@ -37,39 +42,49 @@ class StochasticQuantizer(Quantizer):
     Called on its own or with ``training=True`` it draws from its own
     ``keras.random.SeedGenerator``, so two quantizers built with the same
     ``seed`` produce the same sequence of outputs. With ``training=False`` (a
-    layer's inference pass) it applies `deterministic`, its rounding to the
+    layer's inference pass) it applies `round_nearest`, its rounding to the
     nearest value, so that predictions and exported models are deterministic.
+
+    Subclasses implement `sample` and `round_nearest`.
     """
 
-    def __init__(self, seed=None):
+    def __init__(self, seed: int | None = None):
         self.seed = _validation.check_seed("seed", seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
 
-    def call(self, x, training=None):
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         if training is False:
-            return self.deterministic(x)
-        return self.stochastic(x)
+            return self.round_nearest(x)
+        return self.sample(x)
 
-    def stochastic(self, x):
-        raise NotImplementedError
+    def sample(self, x: tf.Tensor) -> tf.Tensor:
+        """The random quantization of ``x``, drawn from `uniform` noise."""
+        raise NotImplementedError(f"{type(self).__name__} must implement sample().")
 
-    def deterministic(self, x):
-        raise NotImplementedError
+    def round_nearest(self, x: tf.Tensor) -> tf.Tensor:
+        """The deterministic quantization of ``x``: each value to its nearest level."""
+        raise NotImplementedError(f"{type(self).__name__} must implement round_nearest().")
 
-    def uniform(self, x):
+    def uniform(self, x: tf.Tensor) -> tf.Tensor:
         """Uniform noise in [0, 1) shaped and typed like ``x``."""
         return keras.random.uniform(tf.shape(x), dtype=x.dtype, seed=self.seed_generator)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"seed": self.seed}
 
 
-def cast_like(condition, x):
+# What a layer's ``*_quantizer`` argument and `tfqnn.quantizers.get` accept.
+QuantizerLike: TypeAlias = Quantizer | str | dict[str, Any] | None
+
+
+def cast_like(condition: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
     """A boolean tensor as 0/1 in the dtype of ``x``."""
     return tf.cast(condition, x.dtype)
 
 
-def _gradient_within(x, dy, low, high):
+def _gradient_within(
+    x: tf.Tensor, dy: tf.Tensor, low: float | None, high: float | None
+) -> tf.Tensor:
     """``dy`` where ``low <= x <= high`` (a None bound is no bound), else 0."""
     if low is None:
         keep = x <= high
@@ -82,7 +97,9 @@ def _gradient_within(x, dy, low, high):
     return tf.where(keep, dy, tf.zeros((), dy.dtype))
 
 
-def straight_through(x, y, low=None, high=None):
+def straight_through(
+    x: tf.Tensor, y: tf.Tensor, low: float | None = None, high: float | None = None
+) -> tf.Tensor:
     """Returns ``y`` in the forward pass; the gradient to ``x`` is ``dy * 1[low <= x <= high]``.
 
     A bound of None is no bound: with neither, the gradient is ``dy`` itself.
@@ -91,8 +108,8 @@ def straight_through(x, y, low=None, high=None):
     """
 
     @tf.custom_gradient
-    def ste(x):
-        def grad(dy):
+    def ste(x: tf.Tensor) -> tuple[tf.Tensor, Callable[[tf.Tensor], tf.Tensor]]:
+        def grad(dy: tf.Tensor) -> tf.Tensor:
             if low is None and high is None:
                 return dy
             return _gradient_within(x, dy, low, high)
@@ -102,7 +119,7 @@ def straight_through(x, y, low=None, high=None):
     return ste(x)
 
 
-def clipped_ste(x, y, clip_value):
+def clipped_ste(x: tf.Tensor, y: tf.Tensor, clip_value: float | None) -> tf.Tensor:
     """`straight_through` with the clipped STE ``dy * 1[|x| <= clip_value]`` (None: no clip)."""
     if clip_value is None:
         return straight_through(x, y)
@@ -110,6 +127,6 @@ def clipped_ste(x, y, clip_value):
 
 
 @tf.custom_gradient
-def round_ste(x):
+def round_ste(x: tf.Tensor) -> tuple[tf.Tensor, Callable[[tf.Tensor], tf.Tensor]]:
     """``tf.round`` (ties to even) with the identity as gradient."""
     return tf.round(x), lambda dy: dy

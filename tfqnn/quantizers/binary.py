@@ -1,5 +1,10 @@
 """Binary quantizers: values in {-1, +1} (optionally scaled), with sign(0) = +1."""
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import keras
 import tensorflow as tf
 
@@ -13,7 +18,7 @@ from tfqnn.quantizers.base import (
 )
 
 
-def sign(x):
+def sign(x: tf.Tensor) -> tf.Tensor:
     """+1 where x >= 0, else -1, in the dtype of ``x`` (so sign(0) = +1)."""
     return tf.where(x >= 0, tf.ones((), x.dtype), -tf.ones((), x.dtype))
 
@@ -36,15 +41,15 @@ class SteSign(Quantizer):
 
     precision = 1
 
-    def __init__(self, clip_value=1.0):
+    def __init__(self, clip_value: float | None = 1.0):
         self.clip_value = _validation.check_number(
             "clip_value", clip_value, positive=True, allow_none=True
         )
 
-    def call(self, x, training=None):
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         return clipped_ste(x, sign(x), self.clip_value)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"clip_value": self.clip_value}
 
 
@@ -61,15 +66,15 @@ class ApproxSign(Quantizer):
 
     precision = 1
 
-    def call(self, x, training=None):
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         @tf.custom_gradient
-        def approx_sign(x):
+        def approx_sign(x: tf.Tensor) -> tuple[tf.Tensor, Callable[[tf.Tensor], tf.Tensor]]:
             return sign(x), lambda dy: dy * tf.nn.relu(2.0 - 2.0 * tf.abs(x))
 
         return approx_sign(x)
 
 
-def _normalize_axis(axis):
+def _normalize_axis(axis: int | Sequence[int]) -> int | tuple[int, ...]:
     if isinstance(axis, (list, tuple)):
         axes = tuple(_validation.check_int("axis", a) for a in axis)
         if not axes:
@@ -85,7 +90,7 @@ def _normalize_axis(axis):
         ) from None
 
 
-def reduction_axes(rank, axis):
+def reduction_axes(rank: int | None, axis: int | tuple[int, ...]) -> list[int]:
     """The axes of a rank-``rank`` tensor other than ``axis`` (an int or tuple)."""
     if rank is None:
         raise ValueError("ScaledSign needs a tensor of known rank to find its axis.")
@@ -116,16 +121,16 @@ class ScaledSign(Quantizer):
 
     precision = 1
 
-    def __init__(self, axis=-1):
+    def __init__(self, axis: int | Sequence[int] = -1):
         self.axis = _normalize_axis(axis)
 
-    def call(self, x, training=None):
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         axes = reduction_axes(x.shape.rank, self.axis)
 
         alpha = tf.reduce_mean(tf.abs(x), axis=axes, keepdims=True)
         return straight_through(x, alpha * sign(x))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"axis": list(self.axis) if isinstance(self.axis, tuple) else self.axis}
 
 
@@ -143,10 +148,10 @@ class StochasticSign(StochasticQuantizer):
 
     precision = 1
 
-    def stochastic(self, x):
+    def sample(self, x: tf.Tensor) -> tf.Tensor:
         p = tf.clip_by_value((x + 1.0) / 2.0, 0.0, 1.0)
         y = 2.0 * cast_like(self.uniform(x) < p, x) - 1.0
         return clipped_ste(x, y, 1.0)
 
-    def deterministic(self, x):
+    def round_nearest(self, x: tf.Tensor) -> tf.Tensor:
         return clipped_ste(x, sign(x), 1.0)

@@ -1,5 +1,10 @@
 """Quantizers of the backward pass: identity forward, quantized gradient."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
 import keras
 import tensorflow as tf
 
@@ -23,19 +28,21 @@ class DoReFaGradient(StochasticQuantizer):
     Zhou et al. 2016, "DoReFa-Net" (arXiv:1606.06160).
     """
 
-    def __init__(self, bits=8, seed=None):
+    def __init__(self, bits: int = 8, seed: int | None = None):
         super().__init__(seed)
         self.bits = _validation.check_int("bits", bits, 1, 32)
         self.precision = self.bits
 
-    def call(self, x, training=None):
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         @tf.custom_gradient
-        def quantize_gradient(x):
+        def quantize_gradient(
+            x: tf.Tensor,
+        ) -> tuple[tf.Tensor, Callable[[tf.Tensor], tf.Tensor]]:
             return tf.identity(x), self.quantize
 
         return quantize_gradient(x)
 
-    def quantize(self, dy):
+    def quantize(self, dy: tf.Tensor) -> tf.Tensor:
         """The quantized gradient for an upstream gradient ``dy``."""
         n = 2.0**self.bits - 1.0
         axes = tf.range(1, tf.rank(dy))
@@ -44,5 +51,5 @@ class DoReFaGradient(StochasticQuantizer):
         z = tf.math.divide_no_nan(dy, 2.0 * m) + 0.5 + noise
         return 2.0 * m * (tf.round(z * n) / n - 0.5)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"bits": self.bits, "seed": self.seed}

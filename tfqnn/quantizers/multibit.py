@@ -1,6 +1,10 @@
 """k-bit quantizers: DoReFa, fixed point, uniform, WAGE's symmetric uniform, power of two."""
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -37,13 +41,13 @@ class DoReFa(Quantizer):
     Zhou et al. 2016, "DoReFa-Net" (arXiv:1606.06160).
     """
 
-    def __init__(self, bits=2, mode="activations"):
+    def __init__(self, bits: int = 2, mode: str = "activations"):
         self.mode = _validation.check_choice("mode", mode, ("activations", "weights"))
         max_bits = 32 if mode == "activations" else 16
         self.bits = _validation.check_int("bits", bits, 1, max_bits)
         self.precision = self.bits
 
-    def call(self, x, training=None):
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         n = 2.0**self.bits - 1.0
         if self.mode == "activations":
             y = tf.round(tf.clip_by_value(x, 0.0, 1.0) * n) / n
@@ -54,7 +58,7 @@ class DoReFa(Quantizer):
         u = tf.math.divide_no_nan(t, 2.0 * tf.reduce_max(tf.abs(t))) + 0.5
         return 2.0 * round_ste(u * n) / n - 1.0
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"bits": self.bits, "mode": self.mode}
 
 
@@ -79,11 +83,11 @@ class FixedPoint(StochasticQuantizer):
 
     def __init__(
         self,
-        integer_bits=4,
-        fractional_bits=4,
-        rounding="nearest",
-        signed=True,
-        seed=None,
+        integer_bits: int = 4,
+        fractional_bits: int = 4,
+        rounding: str = "nearest",
+        signed: bool = True,
+        seed: int | None = None,
     ):
         super().__init__(seed)
         self.signed = _validation.check_bool("signed", signed)
@@ -102,7 +106,7 @@ class FixedPoint(StochasticQuantizer):
         self.precision = self.integer_bits + self.fractional_bits
 
     @property
-    def range(self):
+    def range(self) -> tuple[float, float]:
         """The smallest and the largest representable value."""
         eps = 2.0**-self.fractional_bits
         if self.signed:
@@ -110,28 +114,28 @@ class FixedPoint(StochasticQuantizer):
             return -half, half - eps
         return 0.0, 2.0**self.integer_bits - eps
 
-    def call(self, x, training=None):
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         if self.rounding == "nearest":
-            return self.deterministic(x)
+            return self.round_nearest(x)
         return super().call(x, training)
 
-    def deterministic(self, x):
+    def round_nearest(self, x: tf.Tensor) -> tf.Tensor:
         scale = 2.0**self.fractional_bits
         return self._saturate(x, tf.round(x * scale) / scale)
 
-    def stochastic(self, x):
+    def sample(self, x: tf.Tensor) -> tf.Tensor:
         scale = 2.0**self.fractional_bits
         scaled = x * scale
         floor = tf.floor(scaled)
         up = cast_like(self.uniform(x) < scaled - floor, x)
         return self._saturate(x, (floor + up) / scale)
 
-    def _saturate(self, x, rounded):
+    def _saturate(self, x: tf.Tensor, rounded: tf.Tensor) -> tf.Tensor:
         low, high = self.range
         y = tf.clip_by_value(rounded, low, high)
         return straight_through(x, y, low, high)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "integer_bits": self.integer_bits,
             "fractional_bits": self.fractional_bits,
@@ -157,38 +161,38 @@ class Uniform(StochasticQuantizer):
     and quantization" (arXiv:1802.05668).
     """
 
-    def __init__(self, levels=255, stochastic=False, seed=None):
+    def __init__(self, levels: int = 255, stochastic: bool = False, seed: int | None = None):
         super().__init__(seed)
         self.levels = _validation.check_int("levels", levels, 1, 2**32 - 1)
-        self.stochastic_rounding = _validation.check_bool("stochastic", stochastic)
+        self.stochastic = _validation.check_bool("stochastic", stochastic)
         self.precision = max(1, math.ceil(math.log2(self.levels + 1)))
 
-    def call(self, x, training=None):
-        if not self.stochastic_rounding:
-            return self.deterministic(x)
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        if not self.stochastic:
+            return self.round_nearest(x)
         return super().call(x, training)
 
-    def deterministic(self, x):
+    def round_nearest(self, x: tf.Tensor) -> tf.Tensor:
         return self._quantize(x, tf.round)
 
-    def stochastic(self, x):
-        def stochastic_round(v):
+    def sample(self, x: tf.Tensor) -> tf.Tensor:
+        def stochastic_round(v: tf.Tensor) -> tf.Tensor:
             floor = tf.floor(v)
             return floor + cast_like(self.uniform(v) < v - floor, v)
 
         return self._quantize(x, stochastic_round)
 
-    def _quantize(self, x, rounding):
+    def _quantize(self, x: tf.Tensor, rounding: Callable[[tf.Tensor], tf.Tensor]) -> tf.Tensor:
         low = tf.reduce_min(x)
         width = tf.reduce_max(x) - low
         z = tf.math.divide_no_nan(x - low, width)
         y = rounding(z * self.levels) / self.levels * width + low
         return straight_through(x, tf.where(width > 0, y, x))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "levels": self.levels,
-            "stochastic": self.stochastic_rounding,
+            "stochastic": self.stochastic,
             "seed": self.seed,
         }
 
@@ -204,24 +208,24 @@ class SymmetricUniform(Quantizer):
     Networks" (WAGE, arXiv:1802.04680).
     """
 
-    def __init__(self, bits=2):
+    def __init__(self, bits: int = 2):
         self.bits = _validation.check_int("bits", bits, 2, 32)
         self.precision = self.bits
 
-    def call(self, x, training=None):
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         s = 2.0 ** (1 - self.bits)
         y = tf.clip_by_value(s * tf.round(x / s), -1.0 + s, 1.0 - s)
         return straight_through(x, y, -1.0 + s, 1.0 - s)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"bits": self.bits}
 
 
-def _tiny(dtype):
+def _tiny(dtype: tf.DType) -> float:
     return float(np.finfo(dtype.as_numpy_dtype).tiny)
 
 
-def floor_log2(a):
+def floor_log2(a: tf.Tensor) -> tf.Tensor:
     """``floor(log2(a))`` for positive ``a``, exact at powers of two."""
     k = tf.floor(tf.math.log(a) / math.log(2.0))
     k = tf.where(tf.pow(2.0, k) > a, k - 1.0, k)
@@ -241,11 +245,11 @@ class PowerOfTwo(Quantizer):
     Zhou et al. 2017, "Incremental Network Quantization" (arXiv:1702.03044).
     """
 
-    def __init__(self, bits=4):
+    def __init__(self, bits: int = 4):
         self.bits = _validation.check_int("bits", bits, 2, 32)
         self.precision = self.bits
 
-    def call(self, x, training=None):
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         magnitude = tf.abs(x)
         largest = tf.reduce_max(magnitude)
         n1 = floor_log2(tf.maximum(4.0 * largest / 3.0, _tiny(x.dtype)))
@@ -259,7 +263,7 @@ class PowerOfTwo(Quantizer):
         y = tf.where(magnitude < tf.pow(2.0, n2 - 1.0), tf.zeros_like(x), y)
         return straight_through(x, y)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"bits": self.bits}
 
 
@@ -270,11 +274,11 @@ class NoOp(Quantizer):
     Useful to mark a float path explicitly, or 16-bit storage in the summary.
     """
 
-    def __init__(self, precision=32):
+    def __init__(self, precision: int = 32):
         self.precision = _validation.check_int("precision", precision, 1, 64)
 
-    def call(self, x, training=None):
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         return tf.identity(x)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"precision": self.precision}

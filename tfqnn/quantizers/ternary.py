@@ -1,5 +1,9 @@
 """Ternary quantizers: values in {-a, 0, +a}."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 import tensorflow as tf
 
@@ -23,7 +27,9 @@ class SteTern(Quantizer):
 
     precision = 2
 
-    def __init__(self, threshold=None, scaled=True, clip_value=1.0):
+    def __init__(
+        self, threshold: float | None = None, scaled: bool = True, clip_value: float | None = 1.0
+    ):
         self.threshold = _validation.check_number(
             "threshold", threshold, non_negative=True, allow_none=True
         )
@@ -32,7 +38,7 @@ class SteTern(Quantizer):
             "clip_value", clip_value, positive=True, allow_none=True
         )
 
-    def call(self, x, training=None):
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         magnitude = tf.abs(x)
         if self.threshold is None:
             delta = 0.7 * tf.reduce_mean(magnitude)
@@ -44,7 +50,7 @@ class SteTern(Quantizer):
             y *= tf.math.divide_no_nan(tf.reduce_sum(magnitude * nonzero), tf.reduce_sum(nonzero))
         return clipped_ste(x, y, self.clip_value)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "threshold": self.threshold,
             "scaled": self.scaled,
@@ -67,11 +73,11 @@ class StochasticTern(StochasticQuantizer):
 
     precision = 2
 
-    def stochastic(self, x):
+    def sample(self, x: tf.Tensor) -> tf.Tensor:
         clipped_x = tf.clip_by_value(x, -1.0, 1.0)
         keep = cast_like(self.uniform(x) < tf.abs(clipped_x), x)
         return clipped_ste(x, tf.sign(clipped_x) * keep, 1.0)
 
-    def deterministic(self, x):
+    def round_nearest(self, x: tf.Tensor) -> tf.Tensor:
         y = tf.round(tf.clip_by_value(x, -1.0, 1.0))
         return clipped_ste(x, y, 1.0)

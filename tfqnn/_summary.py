@@ -7,10 +7,12 @@ width). A layer's MACs count at ``max(input bits, weight bits)``, so a MAC is
 binary only when both operands are.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
-import sys
-import types
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import keras
 
@@ -33,12 +35,12 @@ class LayerSummary:
 
     name: str
     class_name: str
-    output_shape: tuple
-    input_bits: int
-    weight_bits: int
-    params: dict
+    output_shape: tuple[int | None, ...] | None
+    input_bits: int | None
+    weight_bits: int | None
+    params: dict[int, int]
     memory_bytes: float
-    macs: dict
+    macs: dict[int, int]
 
 
 @dataclasses.dataclass
@@ -56,30 +58,30 @@ class ModelSummary:
     """
 
     name: str
-    layers: list
-    params: dict
-    macs: dict
+    layers: list[LayerSummary]
+    params: dict[int, int]
+    macs: dict[int, int]
     float32_bytes: int
     quantized_bytes: float
     compression_ratio: float
     binary_mac_fraction: float
 
     @property
-    def total_params(self):
+    def total_params(self) -> int:
         return sum(self.params.values())
 
     @property
-    def total_macs(self):
+    def total_macs(self) -> int:
         return sum(self.macs.values())
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return _format(self)
 
 
-def summary(model, print_fn=print):
+def summary(model: keras.Model, print_fn: Callable[[str], Any] | None = print) -> ModelSummary:
     """Prints and returns the summary of a built Keras model by precision.
 
     Args:
@@ -129,7 +131,7 @@ def summary(model, print_fn=print):
     return result
 
 
-def _leaf_layers(model):
+def _leaf_layers(model: keras.Model) -> Iterator[keras.Layer]:
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             yield from _leaf_layers(layer)
@@ -137,10 +139,10 @@ def _leaf_layers(model):
             yield layer
 
 
-def _summarize_layer(layer):
+def _summarize_layer(layer: keras.Layer) -> LayerSummary:
     quantized = isinstance(layer, QuantizerMixin)
     precisions = layer.weight_precisions() if quantized else {}
-    params = {}
+    params: dict[int, int] = {}
     for weight in layer.weights:
         bits = precisions.get(weight.path, _dtype_bits(weight.dtype))
         params[bits] = params.get(bits, 0) + math.prod(weight.shape)
@@ -159,47 +161,43 @@ def _summarize_layer(layer):
     )
 
 
-def _macs(layer, input_bits, precisions):
+def _macs(layer: keras.Layer, input_bits: int | None, precisions: dict[str, int]) -> dict[int, int]:
     """MACs per sample, keyed by max(input bits, weight bits)."""
-    output_shape = _shape(layer, "output")
-    input_shape = _shape(layer, "input")
+    output_shape = _sample_shape(layer, "output")
+    input_shape = _sample_shape(layer, "input")
     kernels = []  # (variable, MACs per sample)
     if isinstance(layer, keras.layers.Dense) and output_shape:
-        kernels.append((layer.kernel, math.prod(output_shape[1:]) * layer.kernel.shape[0]))
+        kernels.append((layer.kernel, math.prod(output_shape) * layer.kernel.shape[0]))
     elif isinstance(layer, keras.layers.SeparableConv2D) and output_shape:
         spatial = _spatial_size(layer, output_shape)
         kernels.append((layer.depthwise_kernel, spatial * math.prod(layer.depthwise_kernel.shape)))
         kernels.append(
-            (layer.pointwise_kernel, math.prod(output_shape[1:]) * layer.pointwise_kernel.shape[-2])
+            (layer.pointwise_kernel, math.prod(output_shape) * layer.pointwise_kernel.shape[-2])
         )
     elif isinstance(layer, keras.layers.DepthwiseConv2D) and output_shape:
-        kernels.append(
-            (layer.kernel, math.prod(output_shape[1:]) * math.prod(layer.kernel.shape[:-2]))
-        )
+        kernels.append((layer.kernel, math.prod(output_shape) * math.prod(layer.kernel.shape[:-2])))
     elif isinstance(layer, keras.layers.Conv2DTranspose) and input_shape:
-        kernels.append(
-            (layer.kernel, math.prod(input_shape[1:]) * math.prod(layer.kernel.shape[:-1]))
-        )
+        kernels.append((layer.kernel, math.prod(input_shape) * math.prod(layer.kernel.shape[:-1])))
     elif (
         isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D))
         and output_shape
     ):
-        kernels.append(
-            (layer.kernel, math.prod(output_shape[1:]) * math.prod(layer.kernel.shape[:-1]))
-        )
-    macs = {}
+        kernels.append((layer.kernel, math.prod(output_shape) * math.prod(layer.kernel.shape[:-1])))
+    macs: dict[int, int] = {}
     for kernel, count in kernels:
         bits = max(input_bits or 32, precisions.get(kernel.path, _dtype_bits(kernel.dtype)))
         macs[bits] = macs.get(bits, 0) + count
     return macs
 
 
-def _spatial_size(layer, shape):
-    spatial = shape[1:-1] if layer.data_format == "channels_last" else shape[2:]
-    return math.prod(spatial)
+def _spatial_size(layer: keras.Layer, sample_shape: tuple[int, ...]) -> int:
+    """The number of spatial positions of one sample's feature map."""
+    channels_last = layer.data_format == "channels_last"
+    return math.prod(sample_shape[:-1] if channels_last else sample_shape[1:])
 
 
-def _shape(layer, which):
+def _shape(layer: keras.Layer, which: str) -> tuple[int | None, ...] | None:
+    """The layer's ``which`` ("input" or "output") shape, None unless known but for the batch."""
     try:
         shape = tuple(getattr(layer, which).shape)
     except (AttributeError, ValueError):
@@ -207,7 +205,13 @@ def _shape(layer, which):
     return shape if all(d is not None for d in shape[1:]) else None
 
 
-def _dtype_bits(dtype):
+def _sample_shape(layer: keras.Layer, which: str) -> tuple[int, ...] | None:
+    """`_shape` without the batch axis."""
+    shape = _shape(layer, which)
+    return None if shape is None else tuple(int(d) for d in shape[1:] if d is not None)
+
+
+def _dtype_bits(dtype: Any) -> int:
     return _BITS.get(keras.backend.standardize_dtype(dtype), 32)
 
 
@@ -225,32 +229,33 @@ _BITS = {
 }
 
 
-def _add_counts(dicts):
-    total = {}
+def _add_counts(dicts: Iterable[dict[int, int]]) -> dict[int, int]:
+    total: dict[int, int] = {}
     for counts in dicts:
         for bits, count in counts.items():
             total[bits] = total.get(bits, 0) + count
     return dict(sorted(total.items()))
 
 
-def _format_counts(counts):
+def _format_counts(counts: dict[int, int]) -> str:
     if not counts:
         return "0"
     return " ".join(f"{bits}b:{_thousands(count)}" for bits, count in sorted(counts.items()))
 
 
-def _thousands(n):
+def _thousands(n: int) -> str:
     return f"{n:,}"
 
 
-def _format_bytes(n):
+def _format_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+            break
         n /= 1024
+    return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
 
 
-def _format(result):
+def _format(result: ModelSummary) -> str:
     header = (
         "Layer (type)",
         "Output shape",
@@ -292,15 +297,3 @@ def _format(result):
     lines.append(f"Compression ratio: {result.compression_ratio:.2f}x")
     lines.append(f"Binary MACs: {100 * result.binary_mac_fraction:.2f} %")
     return "\n".join(lines)
-
-
-class _CallableModule(types.ModuleType):
-    """`tfqnn.summary` is both this module and the function `summary`: the
-    package loads submodules lazily, and importing this module binds the name
-    `tfqnn.summary` to it, so the module itself forwards calls."""
-
-    def __call__(self, *args, **kwargs):
-        return summary(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
