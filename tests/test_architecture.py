@@ -68,6 +68,12 @@ def copy(tmp_path):
             "tfqnn.layers.dense -> tfqnn.lite",
         ),
         (
+            "layers/dense.py",
+            "import tensorflow",
+            "layers compute with keras.ops",
+            "tfqnn.layers.dense -> tensorflow",
+        ),
+        (
             "quantizers/binary.py",
             "import tfqnn.layers",
             "quantizers import nothing",
