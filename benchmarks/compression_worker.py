@@ -185,6 +185,7 @@ def train(args):
     import tensorflow as tf
 
     import tfqnn.distribute
+    from tfqnn.distribute import _hook
 
     imported = time.time()
     start = time.perf_counter()
@@ -301,9 +302,9 @@ def train(args):
             }
         )
     compressed = []
-    compression = getattr(model.optimizer, "_tfqnn_compression", None)
-    if compression is not None:
-        compressed = list(compression.state.compressed)
+    exchange = _hook.attached(model.optimizer)
+    if exchange is not None:
+        compressed = list(exchange.state.compressed)
     result = {
         "index": index,
         "num_workers": num_workers,
@@ -355,14 +356,12 @@ def codec(args):
     import numpy as np
     import tensorflow as tf
 
-    from tfqnn.distribute.memory import is_compressible
-
     rng = np.random.default_rng(0)
     shapes = [s for s in kernel_shapes(args.workload) if len(s) > 1]
     results = {}
     for name in args.compressors.split(","):
         compressor = make_compressor(name)
-        chosen = [s for s in shapes if is_compressible(compressor, s, tf.float32, 1024)]
+        chosen = [s for s in shapes if compressor.compresses(s, tf.float32, 1024)]
         grads = [tf.constant(rng.standard_normal(s, dtype=np.float32) * 1e-3) for s in chosen]
 
         encode, decode = _codec_functions(tf, compressor, grads, args.num_workers)
