@@ -36,7 +36,7 @@ from typing import Any
 import tensorflow as tf
 
 from tfqnn import _config
-from tfqnn.distribute import nonfinite
+from tfqnn.distribute import nonfinite, packing
 
 Exchange = Callable[..., tuple[list[tf.Tensor], list[tf.Tensor], list[Any], tf.Tensor]]
 """``exchange(points, *, slots, flag, seeds, context) -> (sums, locals, updates,
@@ -241,6 +241,19 @@ class Compressor(_config.ConfigObject):
     @staticmethod
     def _restore(flat: tf.Tensor, payload: Payload) -> tf.Tensor:
         return tf.cast(tf.reshape(flat, payload.shape), payload.dtype)
+
+    @staticmethod
+    def _summed_integers(payload: Payload, offset: int, span: int) -> tf.Tensor:
+        """The float32 sum of the integers that ``payload.count`` workers packed
+        with ``packing.pack_summable(..., offset, span, payload.num_workers)``."""
+        return packing.unpack_summable(
+            payload.words,
+            payload.shape.num_elements(),
+            offset,
+            span,
+            payload.num_workers,
+            payload.count,
+        )
 
     @staticmethod
     def _uniform(shape: Any, seed: tf.Tensor | None) -> tf.Tensor:

@@ -72,7 +72,7 @@ class DoReFaGrad(Compressor):
         )
 
     def decompress(self, payload: Payload) -> tf.Tensor:
-        q = _unpack(payload, 0, self.levels)
+        q = self._summed_integers(payload, 0, self.levels)
         m = payload.scales[0]
         return self._restore(2.0 * m * (q / self.levels - 0.5 * payload.count), payload)
 
@@ -81,15 +81,3 @@ class DoReFaGrad(Compressor):
 
     def get_config(self) -> dict[str, Any]:
         return {"bits": self.bits}
-
-
-def _unpack(payload: Payload, offset: int, span: int) -> tf.Tensor:
-    """The float32 sum of the integers packed into ``payload.words``."""
-    return packing.unpack_summable(
-        payload.words,
-        payload.shape.num_elements(),
-        offset,
-        span,
-        payload.num_workers,
-        payload.count,
-    )

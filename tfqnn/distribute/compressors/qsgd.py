@@ -79,7 +79,7 @@ class QSGD(Compressor):
         )
 
     def decompress(self, payload: Payload) -> tf.Tensor:
-        integers = _unpack(payload, self.levels, 2 * self.levels)
+        integers = self._summed_integers(payload, self.levels, 2 * self.levels)
         values, _ = bucketed(integers, self.bucket_size)
         flat = values * payload.scales[:, None] / float(self.levels)
         return self._restore(tf.reshape(flat, [-1])[: payload.shape.num_elements()], payload)
@@ -90,15 +90,3 @@ class QSGD(Compressor):
 
     def get_config(self) -> dict[str, Any]:
         return {"levels": self.levels, "bucket_size": self.bucket_size}
-
-
-def _unpack(payload: Payload, offset: int, span: int) -> tf.Tensor:
-    """The float32 sum of the integers packed into ``payload.words``."""
-    return packing.unpack_summable(
-        payload.words,
-        payload.shape.num_elements(),
-        offset,
-        span,
-        payload.num_workers,
-        payload.count,
-    )

@@ -56,7 +56,7 @@ class SignSGD(Compressor):
         )
 
     def decompress(self, payload: Payload) -> tf.Tensor:
-        votes = payload.count - 2.0 * _unpack(payload, 0, 1)
+        votes = payload.count - 2.0 * self._summed_integers(payload, 0, 1)
         flat = tf.sign(votes) if self.majority_vote else votes / payload.count
         return self._restore(flat, payload)
 
@@ -107,15 +107,3 @@ class EFSign(Compressor):
 
     def payload_bits(self, shape: Any, num_workers: int = 1) -> int:
         return 32 * packing.num_words(tf.TensorShape(shape).num_elements()) + 32
-
-
-def _unpack(payload: Payload, offset: int, span: int) -> tf.Tensor:
-    """The float32 sum of the integers packed into ``payload.words``."""
-    return packing.unpack_summable(
-        payload.words,
-        payload.shape.num_elements(),
-        offset,
-        span,
-        payload.num_workers,
-        payload.count,
-    )

@@ -83,22 +83,10 @@ class TernGrad(Compressor):
         )
 
     def decompress(self, payload: Payload) -> tf.Tensor:
-        return self._restore(_unpack(payload, 1, 2) * payload.scales[0], payload)
+        return self._restore(self._summed_integers(payload, 1, 2) * payload.scales[0], payload)
 
     def payload_bits(self, shape: Any, num_workers: int = 1) -> int:
         return packing.summable_bits(tf.TensorShape(shape).num_elements(), 2, num_workers)
 
     def get_config(self) -> dict[str, Any]:
         return {"clip_sigma": self.clip_sigma}
-
-
-def _unpack(payload: Payload, offset: int, span: int) -> tf.Tensor:
-    """The float32 sum of the integers packed into ``payload.words``."""
-    return packing.unpack_summable(
-        payload.words,
-        payload.shape.num_elements(),
-        offset,
-        span,
-        payload.num_workers,
-        payload.count,
-    )
