@@ -11,6 +11,9 @@ and the counters into step times, wire bytes and the accuracy curve.
 predicted bytes per element and the compress/decompress times.
 """
 
+from __future__ import annotations
+
+import argparse
 import json
 import os
 import shutil
@@ -19,7 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Any
 
 import _netns
 import compression_worker as cw
@@ -28,138 +33,185 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WORKER = HERE / "compression_worker.py"
 
+Counters = dict[str, dict[str, tuple[float, list[tuple[int, int]]]]]
+"""link -> "start"/"end" -> (monotonic time, [(tx, rx) bytes of each worker])."""
+
 
 class LaunchFailed(RuntimeError):
     """A cluster that did not finish: a worker exited, printed no result, or timed out."""
 
 
-def launch(net, args, workload, num_workers, compressor, port, learning_rate, log):
+def launch(
+    net: _netns.Network,
+    args: argparse.Namespace,
+    workload: str,
+    num_workers: int,
+    compressor: str,
+    port: int,
+    learning_rate: float,
+    log: Callable[[str], None],
+) -> tuple[list[dict] | None, Counters, float]:
     """Runs one cluster; returns the workers' results (None when it failed),
     the driver's counters and the seconds it took."""
     accuracy = num_workers in args.accuracy_list and workload in args.accuracy_workloads
     accuracy_steps = args.accuracy_steps if accuracy else 0
     control = tempfile.mkdtemp(prefix="tfqnn_compression_")
+    worker_args = _worker_args(args, workload, compressor, control, accuracy_steps, learning_rate)
     cluster = {"worker": [f"{net.address(i)}:{port}" for i in range(num_workers)]}
-    env = dict(
-        os.environ,
-        TF_CPP_MIN_LOG_LEVEL="2",
-        CUDA_VISIBLE_DEVICES="-1",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    )
-    worker_args = [
-        "--workload",
-        workload,
-        "--compressor",
-        compressor,
-        "--control",
-        control,
-        "--links",
-        len(args.link_list),
-        "--warmup",
-        args.warmup,
-        "--steps",
-        args.steps,
-        "--accuracy-steps",
-        accuracy_steps,
-        "--eval-every",
-        args.eval_every,
-        "--batch-size",
-        args.batch_size,
-        "--optimizer",
-        args.optimizer,
-        "--learning-rate",
-        learning_rate,
-        "--schedule",
-        args.schedule,
-        "--threads",
-        args.threads,
-        "--launched-at",
-        time.time(),
-    ]
-    procs, outputs = [], []
-    counters = {}
+    procs: list[subprocess.Popen] = []
+    outputs: list[tuple[IO[str], IO[str]]] = []
+    counters: Counters = {}
     net.shape("unshaped")
     started = time.monotonic()
     deadline = started + args.launch_timeout
     try:
         for i in range(num_workers):
-            config = {"cluster": cluster, "task": {"type": "worker", "index": i}}
-            cmd = net.inside(i) + [sys.executable, str(WORKER)] + [str(a) for a in worker_args]
-            if args.pin:
-                cmd = ["taskset", "-c", str(i % os.cpu_count())] + cmd
             out = open(os.path.join(control, f"stdout{i}"), "w+")  # noqa: SIM115
             err = open(os.path.join(control, f"stderr{i}"), "w+")  # noqa: SIM115
             outputs.append((out, err))
-            procs.append(
-                subprocess.Popen(
-                    cmd,
-                    stdout=out,
-                    stderr=err,
-                    cwd=ROOT,
-                    env=dict(env, TF_CONFIG=json.dumps(config)),
-                    preexec_fn=_netns.die_with_parent,  # noqa: PLW1509
-                    start_new_session=True,
-                )
-            )
-        k = 0
-        for step in cw.eval_steps(accuracy_steps, args.eval_every):
-            _wait_ready(control, k, procs, deadline)
-            stop = bool(args.accuracy_budget) and time.monotonic() - started > args.accuracy_budget
-            _release(control, k, "stop" if stop else "go")
-            k += 1
-            if stop:
-                accuracy_steps = step
-                break
-        events, _ = cw.schedule(accuracy_steps, len(args.link_list), args.warmup, args.steps)
-        for _, kind, link in events:
-            _wait_ready(control, k, procs, deadline)
-            name = args.link_list[link]
-            if kind == "link":
-                net.shape(name)
-            else:
-                counters.setdefault(name, {})[kind] = (time.monotonic(), net.counters(num_workers))
-            _release(control, k, "go")
-            k += 1
-        # Once every worker printed its result, they are stopped: MWMS
-        # processes take many seconds to shut down their coordination service.
-        results = [None] * num_workers
-        while not all(results):
-            for i, (out, _) in enumerate(outputs):
-                if results[i] is None:
-                    results[i] = _result_line(out)
-            if not all(results):
-                if all(p.poll() is not None for p in procs):
-                    _check(procs, deadline)
-                    raise LaunchFailed(
-                        f"worker(s) {[i for i, r in enumerate(results) if not r]} printed no result"
-                    )
-                _check(procs, deadline)
-                time.sleep(0.05)
+            config = {"cluster": cluster, "task": {"type": "worker", "index": i}}
+            procs.append(_start_worker(net, args, i, config, worker_args, out, err))
+        _drive(net, args, control, procs, accuracy_steps, started, deadline, counters)
+        results = _collect([out for out, _ in outputs], procs, deadline)
         return results, counters, time.monotonic() - started
     except LaunchFailed as error:
         tails = []
-        for i, (_out, err) in enumerate(outputs):
-            err.seek(0)
-            tails.append(f"--- worker {i} rc={procs[i].poll()}\n{err.read()[-2500:]}")
+        for i, (_, stderr) in enumerate(outputs):
+            stderr.seek(0)
+            tails.append(f"--- worker {i} rc={procs[i].poll()}\n{stderr.read()[-2500:]}")
         log(f"FAILED {workload} P={num_workers} {compressor}: {error}\n" + "\n".join(tails))
         return None, counters, time.monotonic() - started
     finally:
         for p in procs:
             _netns.kill(p)
-        for out, err in outputs:
-            out.close()
-            err.close()
+        for stdout, stderr in outputs:
+            stdout.close()
+            stderr.close()
         shutil.rmtree(control, ignore_errors=True)
 
 
-def _result_line(out):
+def _worker_args(
+    args: argparse.Namespace,
+    workload: str,
+    compressor: str,
+    control: str,
+    accuracy_steps: int,
+    learning_rate: float,
+) -> list[str]:
+    """The command line of ``compression_worker.py`` (the same for every worker)."""
+    options = {
+        "--workload": workload,
+        "--compressor": compressor,
+        "--control": control,
+        "--links": len(args.link_list),
+        "--warmup": args.warmup,
+        "--steps": args.steps,
+        "--accuracy-steps": accuracy_steps,
+        "--eval-every": args.eval_every,
+        "--batch-size": args.batch_size,
+        "--optimizer": args.optimizer,
+        "--learning-rate": learning_rate,
+        "--schedule": args.schedule,
+        "--threads": args.threads,
+        "--launched-at": time.time(),
+    }
+    return [str(x) for option, value in options.items() for x in (option, value)]
+
+
+def _start_worker(
+    net: _netns.Network,
+    args: argparse.Namespace,
+    index: int,
+    tf_config: dict,
+    worker_args: list[str],
+    out: IO[str],
+    err: IO[str],
+) -> subprocess.Popen:
+    """Worker ``index`` in its namespace, with its ``TF_CONFIG``."""
+    env = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        CUDA_VISIBLE_DEVICES="-1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        TF_CONFIG=json.dumps(tf_config),
+    )
+    cmd = net.inside(index) + [sys.executable, str(WORKER), *worker_args]
+    if args.pin:
+        cmd = ["taskset", "-c", str(index % (os.cpu_count() or 1)), *cmd]
+    return subprocess.Popen(
+        cmd,
+        stdout=out,
+        stderr=err,
+        cwd=ROOT,
+        env=env,
+        preexec_fn=_netns.die_with_parent,  # noqa: PLW1509
+        start_new_session=True,
+    )
+
+
+def _drive(
+    net: _netns.Network,
+    args: argparse.Namespace,
+    control: str,
+    procs: list[subprocess.Popen],
+    accuracy_steps: int,
+    started: float,
+    deadline: float,
+    counters: Counters,
+) -> None:
+    """Steps the workers through their checkpoints: the accuracy phase's
+    evaluations (stopped at the first one past ``--accuracy-budget``), then
+    for each link its shaping and the counters at the start and end of the
+    timed steps, recorded into ``counters``."""
+    k = 0
+    for step in cw.eval_steps(accuracy_steps, args.eval_every):
+        _wait_ready(control, k, procs, deadline)
+        stop = bool(args.accuracy_budget) and time.monotonic() - started > args.accuracy_budget
+        _release(control, k, "stop" if stop else "go")
+        k += 1
+        if stop:
+            accuracy_steps = step
+            break
+    events, _ = cw.schedule(accuracy_steps, len(args.link_list), args.warmup, args.steps)
+    for _, kind, link in events:
+        _wait_ready(control, k, procs, deadline)
+        name = args.link_list[link]
+        if kind == "link":
+            net.shape(name)
+        else:
+            counters.setdefault(name, {})[kind] = (time.monotonic(), net.counters(len(procs)))
+        _release(control, k, "go")
+        k += 1
+
+
+def _collect(outs: list[IO[str]], procs: list[subprocess.Popen], deadline: float) -> list[dict]:
+    """Every worker's result line, as soon as all have printed one (then the
+    caller stops them: MWMS processes take many seconds to shut down their
+    coordination service)."""
+    results: list[dict | None] = [None] * len(outs)
+    while True:
+        for i, out in enumerate(outs):
+            if results[i] is None:
+                results[i] = _result_line(out)
+        done = [r for r in results if r]
+        if len(done) == len(results):
+            return done
+        if all(p.poll() is not None for p in procs):
+            _check(procs, deadline)
+            missing = [i for i, r in enumerate(results) if not r]
+            raise LaunchFailed(f"worker(s) {missing} printed no result")
+        _check(procs, deadline)
+        time.sleep(0.05)
+
+
+def _result_line(out: IO[str]) -> dict | None:
     out.seek(0)
     complete = out.read().split("\n")[:-1]  # a line still being written has no newline yet
     lines = [ln for ln in complete if ln.startswith(cw.RESULT_PREFIX)]
     return json.loads(lines[-1][len(cw.RESULT_PREFIX) :]) if lines else None
 
 
-def _check(procs, deadline):
+def _check(procs: list[subprocess.Popen], deadline: float) -> None:
     bad = [(i, p.returncode) for i, p in enumerate(procs) if p.poll() not in (None, 0)]
     if bad:
         raise LaunchFailed(f"worker(s) exited: {bad}")
@@ -167,7 +219,7 @@ def _check(procs, deadline):
         raise LaunchFailed("timed out")
 
 
-def _release(control, k, text):
+def _release(control: str, k: int, text: str) -> None:
     """Writes ``go.K`` (atomically: the workers poll for it)."""
     path = os.path.join(control, f"go.{k}")
     with open(path + ".tmp", "w") as f:
@@ -175,17 +227,19 @@ def _release(control, k, text):
     os.replace(path + ".tmp", path)
 
 
-def _wait_ready(control, k, procs, deadline):
+def _wait_ready(control: str, k: int, procs: list[subprocess.Popen], deadline: float) -> None:
     names = [os.path.join(control, f"ready.{k}.{i}") for i in range(len(procs))]
     while not all(os.path.exists(n) for n in names):
         _check(procs, deadline)
         time.sleep(0.005)
 
 
-def summarize(results, counters, args, num_workers):
+def summarize(
+    results: list[dict], counters: Counters, args: argparse.Namespace, num_workers: int
+) -> dict[str, Any]:
     """Step time, wire bytes and accuracy of one cluster."""
     num_params = results[0]["num_params"]
-    out = {
+    out: dict[str, Any] = {
         "num_params": num_params,
         "step_s": {},
         "bytes_per_element": {},
@@ -208,7 +262,7 @@ def summarize(results, counters, args, num_workers):
         out["bytes_per_element"][link] = statistics.fmean(tx) / args.steps / num_params
         out["rx_bytes_per_element"][link] = statistics.fmean(rx) / args.steps / num_params
         out["window_s"][link] = (t1 - t0) / args.steps
-    evaluations = {}
+    evaluations: dict[int, tuple[int, int]] = {}
     for r in results:
         for step, correct, count in r["evaluations"]:
             c, n = evaluations.get(step, (0, 0))
@@ -221,7 +275,7 @@ def summarize(results, counters, args, num_workers):
     return out
 
 
-def predictions_and_codec(args):
+def predictions_and_codec(args: argparse.Namespace) -> tuple[dict, dict]:
     """One process without network: predicted bytes per element, codec times."""
     code = f"""
 import json, math, sys
@@ -282,7 +336,7 @@ print("RESULT " + json.dumps(out))
     return predictions, codec
 
 
-def _result(done, what):
+def _result(done: subprocess.CompletedProcess, what: str) -> dict:
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith(cw.RESULT_PREFIX)]
     if done.returncode or not lines:
         raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")

@@ -12,7 +12,11 @@ on the targets of issue 4:
 * the measured wire bytes within `TARGET_BYTES` of the prediction.
 """
 
+from __future__ import annotations
+
+import argparse
 import statistics
+from typing import Any
 
 import _machine
 import compression_worker as cw
@@ -23,8 +27,22 @@ TARGET_POINTS_LOST = 0.5
 TARGET_BYTES = 0.10
 TARGETED = ("onebit_ef", "powersgd")
 
+Run = dict[str, Any]
+"""`_compression_launch.summarize` of one cluster."""
+Runs = dict[tuple[str, int, str], Run]
+Verdict = tuple[str, bool]
 
-def report(args, machine, predictions, codec, runs, wall, targets, library_at_end):
+
+def report(
+    args: argparse.Namespace,
+    machine: dict[str, Any],
+    predictions: dict[str, dict[str, float]],
+    codec: dict[str, dict[str, dict[str, float]]],
+    runs: Runs,
+    wall: float,
+    targets: dict[str, float],
+    library_at_end: str,
+) -> tuple[list[str], list[Verdict]]:
     """Prints the report; returns ``(lines, verdicts)``, a verdict being ``(text, ok)``.
 
     Args:
@@ -37,16 +55,16 @@ def report(args, machine, predictions, codec, runs, wall, targets, library_at_en
         targets: workload -> the target test accuracy.
         library_at_end: `compression.library_fingerprint()` at the end.
     """
-    lines = []
+    lines: list[str] = []
 
-    def emit(text=""):
+    def emit(text: str = "") -> None:
         lines.append(text)
         print(text, flush=True)
 
     emit("\n## Results")
     for line in _preamble(args, machine, wall, library_at_end):
         emit(line)
-    verdicts = []
+    verdicts: list[Verdict] = []
     for workload in args.workload_list:
         for table in (
             _step_table(args, runs, workload),
@@ -66,7 +84,9 @@ def report(args, machine, predictions, codec, runs, wall, targets, library_at_en
     return lines, verdicts
 
 
-def _preamble(args, machine, wall, library_at_end):
+def _preamble(
+    args: argparse.Namespace, machine: dict[str, Any], wall: float, library_at_end: str
+) -> list[str]:
     changed = library_at_end != machine["library"]
     return [
         f"Machine: {machine['cpu']} ({machine['arch']}), {machine['cpus']} CPUs, "
@@ -93,12 +113,14 @@ def _preamble(args, machine, wall, library_at_end):
     ]
 
 
-def _table(title, header, rows, note=None):
+def _table(
+    title: str, header: list[str], rows: list[list[str]], note: str | None = None
+) -> list[str]:
     lines = [title] + ([note] if note else [])
     return lines + [_row(header), _row(["---"] * len(header))] + [_row(r) for r in rows]
 
 
-def _step_table(args, runs, workload):
+def _step_table(args: argparse.Namespace, runs: Runs, workload: str) -> list[str]:
     """Median step time per worker count and link, with the speed-up vs fp32."""
     header = ["compressor"] + [f"P={p} {link}" for p in args.worker_list for link in args.link_list]
     rows = []
@@ -118,7 +140,13 @@ def _step_table(args, runs, workload):
     return _table(title, header, rows)
 
 
-def _bytes_table(args, predictions, runs, workload, verdicts):
+def _bytes_table(
+    args: argparse.Namespace,
+    predictions: dict[str, dict[str, float]],
+    runs: Runs,
+    workload: str,
+    verdicts: list[Verdict],
+) -> list[str]:
     """Measured wire bytes per element against the predictions; appends the
     MLP's byte verdicts to ``verdicts``."""
     header = ["compressor"]
@@ -166,10 +194,12 @@ def _bytes_table(args, predictions, runs, workload, verdicts):
     return _table(title, header, rows, note)
 
 
-def _accuracy_tables(args, runs, workload, target, verdicts):
+def _accuracy_tables(
+    args: argparse.Namespace, runs: Runs, workload: str, target: float, verdicts: list[Verdict]
+) -> list[list[str]]:
     """One time-to-target table per worker count with an accuracy phase;
     appends the MLP's time-to-target verdicts to ``verdicts``."""
-    tables = []
+    tables: list[list[str]] = []
     for p in sorted(args.accuracy_list & set(args.worker_list)):
         if not any(
             "accuracy_curve" in (runs.get((workload, p, n)) or {}) for n in args.compressor_list
@@ -201,13 +231,15 @@ def _accuracy_tables(args, runs, workload, target, verdicts):
     return tables
 
 
-def _points_lost(run, base):
+def _points_lost(run: Run, base: Run | None) -> float | None:
     if not base or "final_accuracy" not in base:
         return None
     return (base["final_accuracy"] - run["final_accuracy"]) * 100
 
 
-def _accuracy_row(args, run, base, name, target):
+def _accuracy_row(
+    args: argparse.Namespace, run: Run, base: Run | None, name: str, target: float
+) -> list[str]:
     steps, base_steps = _steps_to(run, target), _steps_to(base, target)
     lost = _points_lost(run, base)
     cut = run["accuracy_steps_run"] < args.accuracy_steps
@@ -223,12 +255,16 @@ def _accuracy_row(args, run, base, name, target):
             cells.append("-")
             continue
         tta = steps * run["step_s"][link]
-        speed = base_steps * base["step_s"][link] / tta if base_steps is not None else None
+        speed = (
+            base_steps * base["step_s"][link] / tta
+            if base is not None and base_steps is not None
+            else None
+        )
         cells.append(f"{tta:,.0f} ({fmt_x(speed)})")
     return cells
 
 
-def _time_to_target_verdict(run, base, name, target):
+def _time_to_target_verdict(run: Run, base: Run | None, name: str, target: float) -> Verdict | None:
     """The 100 Mbit/s time-to-target verdict of a targeted compressor (None without that link)."""
     if "100mbit" not in run["step_s"]:
         return None
@@ -236,7 +272,7 @@ def _time_to_target_verdict(run, base, name, target):
     lost = _points_lost(run, base)
     speed = (
         base_steps * base["step_s"]["100mbit"] / (steps * run["step_s"]["100mbit"])
-        if steps and base_steps
+        if base is not None and steps and base_steps
         else None
     )
     ok = (
@@ -252,7 +288,7 @@ def _time_to_target_verdict(run, base, name, target):
     return text, ok
 
 
-def _step_verdicts(args, runs):
+def _step_verdicts(args: argparse.Namespace, runs: Runs) -> list[Verdict]:
     verdicts = []
     for name in args.compressor_list:
         run, base = runs.get(("mlp", 4, name)), runs.get(("mlp", 4, "none"))
@@ -263,7 +299,9 @@ def _step_verdicts(args, runs):
     return verdicts
 
 
-def _codec_table(args, codec):
+def _codec_table(
+    args: argparse.Namespace, codec: dict[str, dict[str, dict[str, float]]]
+) -> list[str]:
     p = max(args.worker_list)
     header = ["compressor"] + [
         f"{w} {col}" for w in codec for col in ("elements", "encode", "decode", "per step")
@@ -294,7 +332,7 @@ def _codec_table(args, codec):
     return _table(title, header, rows, note)
 
 
-def decodes_per_step(name, num_workers):
+def decodes_per_step(name: str, num_workers: int) -> int:
     """How many decompress calls one worker makes per step (see communicator)."""
     table = {
         "onebit_ef": num_workers + 1,
@@ -308,34 +346,34 @@ def decodes_per_step(name, num_workers):
     return table.get(_alias(name), 1)
 
 
-def fmt_ms(seconds):
+def fmt_ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1e3:,.0f}"
 
 
-def fmt_x(value):
+def fmt_x(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}x"
 
 
-def _last_steps(args):
+def _last_steps(args: argparse.Namespace) -> str:
     """The steps of the last 3 evaluations of the accuracy phase."""
     s, e = args.accuracy_steps, args.eval_every
     steps = sorted({*range(e, s + 1, e), s})
     return ", ".join(str(x) for x in steps[-3:])
 
 
-def _steps_to(run, target):
+def _steps_to(run: Run | None, target: float) -> int | None:
     if not run or "accuracy_curve" not in run:
         return None
     return next((step for step, acc in run["accuracy_curve"] if acc >= target), None)
 
 
-def _alias(name):
+def _alias(name: str) -> str:
     return cw.split_spec(name)[0]
 
 
-def _label(name):
+def _label(name: str) -> str:
     return "fp32 all-reduce (none)" if name == "none" else name
 
 
-def _row(cells):
+def _row(cells: list[Any]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"

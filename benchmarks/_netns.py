@@ -14,6 +14,8 @@ Commands run in worker ``i``'s namespace through ``Network.inside(i)``
 (``PR_SET_PDEATHSIG``).
 """
 
+from __future__ import annotations
+
 import ctypes
 import os
 import signal
@@ -27,13 +29,13 @@ SUBNET = "10.9.0"
 TOOLS = ("unshare", "nsenter", "ip", "tc")
 
 
-def die_with_parent():
+def die_with_parent() -> None:
     """preexec_fn: SIGKILL this child when the driver dies (PR_SET_PDEATHSIG)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL)
 
 
-def kill(proc):
+def kill(proc: subprocess.Popen) -> None:
     """SIGKILL ``proc``'s process group (or ``proc``) and reap it."""
     if proc.poll() is None:
         try:
@@ -43,7 +45,7 @@ def kill(proc):
         proc.wait()
 
 
-def run(cmd, check=True):
+def run(cmd: list[str], check: bool = True) -> subprocess.CompletedProcess:
     """Runs ``cmd``; raises RuntimeError with its stderr when ``check`` and it fails."""
     done = subprocess.run(cmd, check=False, capture_output=True, text=True)
     if check and done.returncode:
@@ -54,16 +56,16 @@ def run(cmd, check=True):
 class Network:
     """br0 and one namespace per worker, inside the driver's private namespace."""
 
-    def __init__(self, num_workers):
-        self.holders = []
-        self.shaped = None
+    def __init__(self, num_workers: int) -> None:
+        self.holders: list[subprocess.Popen] = []
+        self.shaped: str | None = None
         run(["ip", "link", "set", "lo", "up"])
         run(["ip", "link", "add", "br0", "type", "bridge"])
         run(["ip", "link", "set", "br0", "up"])
         for i in range(num_workers):
             self._add_worker(i)
 
-    def _add_worker(self, i):
+    def _add_worker(self, i: int) -> None:
         own = os.readlink("/proc/self/ns/net")
         holder = subprocess.Popen(
             ["unshare", "--net", "sleep", "infinity"],
@@ -88,29 +90,31 @@ class Network:
         run(inside + ["ip", "link", "set", f"w{i}", "up"])
 
     @staticmethod
-    def address(i):
+    def address(i: int) -> str:
         """Worker ``i``'s IPv4 address."""
         return f"{SUBNET}.{i + 1}"
 
-    def inside(self, i):
+    def inside(self, i: int) -> list[str]:
         """The command prefix that runs a command in worker ``i``'s namespace."""
         return ["nsenter", "-t", str(self.holders[i].pid), "-n"]
 
-    def shape(self, link):
+    def shape(self, link: str) -> None:
         """Applies the link's tbf to both ends of every worker's veth (or removes it)."""
         if link == self.shaped:
             return
+        shaping = LINKS[link]
         for i in range(len(self.holders)):
-            for prefix, device in ((self.inside(i), f"w{i}"), ([], f"b{i}")):
-                if LINKS[link] is None:
+            ends: list[tuple[list[str], str]] = [(self.inside(i), f"w{i}"), ([], f"b{i}")]
+            for prefix, device in ends:
+                if shaping is None:
                     run(prefix + ["tc", "qdisc", "del", "dev", device, "root"], check=False)
                     continue
-                rate, burst = LINKS[link]
+                rate, burst = shaping
                 tbf = ["tbf", "rate", rate, "burst", burst, "latency", "50ms"]
                 run(prefix + ["tc", "qdisc", "replace", "dev", device, "root", *tbf])
         self.shaped = link
 
-    def counters(self, num_workers):
+    def counters(self, num_workers: int) -> list[tuple[int, int]]:
         """[(tx_bytes, rx_bytes)] of each worker's ``w{i}``, from its namespace."""
         values = []
         for i in range(num_workers):
@@ -118,14 +122,14 @@ class Network:
             for line in text.splitlines():
                 name, _, fields = line.partition(":")
                 if name.strip() == f"w{i}":
-                    fields = fields.split()
-                    values.append((int(fields[8]), int(fields[0])))
+                    counts = fields.split()
+                    values.append((int(counts[8]), int(counts[0])))
                     break
             else:
                 raise RuntimeError(f"no w{i} in the namespace of worker {i}")
         return values
 
-    def close(self):
+    def close(self) -> None:
         """Stops the holders; their namespaces and veth ends go with them."""
         for holder in self.holders:
             kill(holder)

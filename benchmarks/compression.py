@@ -80,6 +80,8 @@ A full default run took 43 minutes on a shared 2-core machine; ``--quick``
 about 3.
 """
 
+from __future__ import annotations
+
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before any TensorFlow loads
@@ -96,7 +98,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -129,7 +133,7 @@ WORKLOADS = {  # learning rates and target test accuracy, chosen for fp32
 BASE_PORT = 21000
 
 
-def parse_args(argv=None):
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--quick",
@@ -211,7 +215,12 @@ def parse_args(argv=None):
     return args
 
 
-def _names(text, allowed, option, alias=lambda name: name):
+def _names(
+    text: str,
+    allowed: Iterable[str],
+    option: str,
+    alias: Callable[[str], str] = lambda name: name,
+) -> list[str]:
     names = [n for n in text.split(",") if n]
     unknown = [n for n in names if alias(n) not in allowed]
     if unknown or not names:
@@ -219,7 +228,7 @@ def _names(text, allowed, option, alias=lambda name: name):
     return names
 
 
-def machine_info():
+def machine_info() -> dict[str, Any]:
     info = {
         "cpu": platform.processor() or "unknown",
         "arch": platform.machine(),
@@ -246,7 +255,7 @@ def machine_info():
     return info
 
 
-def library_fingerprint():
+def library_fingerprint() -> str:
     """The git commit and a digest of tfqnn/distribute's sources (they may be
     edited while the benchmark runs: compare the values at start and end)."""
     digest = hashlib.sha256()
@@ -273,7 +282,7 @@ def library_fingerprint():
     )
 
 
-def inner(args):
+def inner(args: argparse.Namespace) -> int:
     """The benchmark, inside the private network namespace."""
     # SIGTERM (kill of the process group) unwinds like Ctrl-C: the finally
     # blocks stop the workers and remove the control folders.
@@ -315,7 +324,9 @@ def inner(args):
     return 0
 
 
-def run_clusters(args, net):
+def run_clusters(
+    args: argparse.Namespace, net: _netns.Network
+) -> dict[tuple[str, int, str], dict[str, Any]]:
     """One cluster per workload, worker count and compressor, in that order;
     returns ``(workload, P, compressor)`` -> its summary (failed ones left out)."""
     runs = {}
@@ -337,7 +348,7 @@ def run_clusters(args, net):
     return runs
 
 
-def _progress(run, seconds):
+def _progress(run: dict[str, Any], seconds: float) -> str:
     steps = ", ".join(
         f"{link} {_compression_report.fmt_ms(t)} ms" for link, t in run["step_s"].items()
     )
@@ -353,11 +364,11 @@ def _progress(run, seconds):
     )
 
 
-def _log(text):
+def _log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if os.environ.get(INSIDE) == "1":
         return inner(args)
