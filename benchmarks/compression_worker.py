@@ -36,21 +36,25 @@ gradients shaped like the workload's kernels, on one process: the encode
 and decode compute that a step adds, without any network.
 """
 
+from __future__ import annotations
+
 import argparse
+import dataclasses
 import json
 import os
-import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 RESULT_PREFIX = "RESULT "
 WORKLOADS = ("mlp", "cnn")
 
 
-def split_spec(spec):
+def split_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``"alias:key=value:..."`` -> (alias, {key: value}); values are JSON
     (``true``, ``4``, ``0.5``), e.g. ``onebit_ef:two_phase=true``."""
     alias, *pairs = spec.split(":")
-    options = {}
+    options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
@@ -59,7 +63,7 @@ def split_spec(spec):
     return alias, options
 
 
-def make_compressor(spec):
+def make_compressor(spec: str) -> Any:
     """The compressor a spec names: the alias's defaults with the options replaced."""
     from tfqnn.distribute import compressors
 
@@ -68,20 +72,23 @@ def make_compressor(spec):
     return type(compressor).from_config({**compressor.get_config(), **options})
 
 
-def eval_steps(accuracy_steps, eval_every):
+def eval_steps(accuracy_steps: int, eval_every: int) -> list[int]:
     """The steps after which the accuracy phase evaluates (each followed by a barrier)."""
     if not accuracy_steps:
         return []
     return sorted({*range(eval_every, accuracy_steps + 1, eval_every), accuracy_steps})
 
 
-def schedule(accuracy_steps, num_links, warmup, steps):
+def schedule(
+    accuracy_steps: int, num_links: int, warmup: int, steps: int
+) -> tuple[list[tuple[int, str, int]], int]:
     """Barriers ``(after_step, kind, link)`` in order, and the total steps.
 
     ``after_step`` 0 is before the first step. ``kind`` is ``"link"`` (shape
     the links for ``link``), ``"start"`` or ``"end"`` (of its timed steps).
     """
-    events, step = [], accuracy_steps
+    events: list[tuple[int, str, int]] = []
+    step = accuracy_steps
     for link in range(num_links):
         events.append((step, "link", link))
         step += warmup
@@ -91,7 +98,7 @@ def schedule(accuracy_steps, num_links, warmup, steps):
     return events, step
 
 
-def build_model(workload, keras):
+def build_model(workload: str, keras: Any) -> Any:
     layers = keras.layers
     if workload == "mlp":
         return keras.Sequential(
@@ -117,7 +124,7 @@ def build_model(workload, keras):
     )
 
 
-def kernel_shapes(workload):
+def kernel_shapes(workload: str) -> list[tuple[int, ...]]:
     """Shapes of the workload's trainable variables, as built by `build_model`."""
     if workload == "mlp":
         return [
@@ -133,7 +140,7 @@ def kernel_shapes(workload):
     return [(3, 3, 1, 16), (16,), (3, 3, 16, 32), (32,), (1568, 128), (128,), (128, 10), (10,)]
 
 
-def load_data(workload):
+def load_data(workload: str) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
     import tfqnn.datasets
 
     (x_train, y_train), (x_test, y_test) = tfqnn.datasets.load_fashion_mnist()
@@ -141,14 +148,14 @@ def load_data(workload):
     return (x_train.reshape(shape), y_train), (x_test.reshape(shape), y_test)
 
 
-def set_threads(threads):
+def set_threads(threads: int) -> None:
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def _num_threads():
+def _num_threads() -> int | None:
     try:
         return len(os.listdir("/proc/self/task"))
     except OSError:
@@ -159,11 +166,11 @@ class Barrier:
     """File barrier with the driver: ``ready.K.INDEX`` then wait for ``go.K``;
     returns the go file's text (``"stop"`` ends the accuracy phase)."""
 
-    def __init__(self, directory, index, timeout=1800.0):
+    def __init__(self, directory: str, index: int, timeout: float = 1800.0) -> None:
         self.directory, self.index, self.timeout = directory, index, timeout
         self.count = 0
 
-    def wait(self):
+    def wait(self) -> str:
         k = self.count
         self.count += 1
         with open(os.path.join(self.directory, f"ready.{k}.{self.index}"), "w"):
@@ -178,13 +185,14 @@ class Barrier:
             return f.read().strip()
 
 
-def train(args):
+def train(args: argparse.Namespace) -> None:
     set_threads(args.threads)
     import keras
     import numpy as np
     import tensorflow as tf
 
     import tfqnn.distribute
+    from tfqnn.distribute import _hook
 
     imported = time.time()
     start = time.perf_counter()
@@ -238,19 +246,19 @@ def train(args):
     barrier = Barrier(args.control, index)
 
     class Recorder(keras.callbacks.Callback):
-        def __init__(self):
+        def __init__(self) -> None:
             super().__init__()
-            self.durations = []  # wall seconds of each step, in order
-            self.evaluations = []  # [step, correct, count]
-            self.threads = []  # [step, threads of this process]
-            self.began = None
+            self.durations: list[float] = []  # wall seconds of each step, in order
+            self.evaluations: list[list[int]] = []  # [step, correct, count]
+            self.threads: list[list[int | None]] = []  # [step, threads of this process]
+            self.began = 0.0
             self.eval_s = 0.0
             # The driver may end the accuracy phase early (--accuracy-budget):
             # the link phases follow the step where it did.
             self.accuracy_end = args.accuracy_steps
             self.events = schedule(self.accuracy_end, args.links, args.warmup, args.steps)[0]
 
-        def run_events(self, step):
+        def run_events(self, step: int) -> None:
             if step <= self.accuracy_end and step in evaluations_at:
                 self.evaluate(step)
                 if barrier.wait() == "stop" and step < self.accuracy_end:
@@ -263,7 +271,7 @@ def train(args):
             if step == last:
                 self.model.stop_training = True
 
-        def evaluate(self, step):
+        def evaluate(self, step: int) -> None:
             began = time.perf_counter()
             twin.set_weights(self.model.get_weights())
             logits = twin.predict(x_eval, batch_size=500, verbose=0)
@@ -273,13 +281,13 @@ def train(args):
             self.threads.append([step, _num_threads()])
             self.eval_s += time.perf_counter() - began
 
-        def on_train_begin(self, logs=None):
+        def on_train_begin(self, logs: dict | None = None) -> None:
             self.run_events(0)
 
-        def on_train_batch_begin(self, batch, logs=None):
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
             self.began = time.perf_counter()
 
-        def on_train_batch_end(self, batch, logs=None):
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             if logs and "loss" in logs:
                 np.asarray(logs["loss"])  # the step has run
             self.durations.append(time.perf_counter() - self.began)
@@ -300,10 +308,10 @@ def train(args):
                 "timed_s": recorder.durations[at["start"] : at["end"]],
             }
         )
-    compressed = []
-    compression = getattr(model.optimizer, "_tfqnn_compression", None)
-    if compression is not None:
-        compressed = list(compression.state.compressed)
+    compressed: list[bool] = []
+    exchange = _hook.attached(model.optimizer)
+    if exchange is not None:
+        compressed = list(exchange.state.compressed)
     result = {
         "index": index,
         "num_workers": num_workers,
@@ -327,47 +335,47 @@ def train(args):
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
-def _codec_functions(tf, compressor, grads, num_workers):
+def _codec_functions(
+    tf: Any, compressor: Any, grads: Sequence[Any], num_workers: int
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
     """`tf.function`s: gradients -> payload parts, and parts -> gradients."""
     seed = tf.constant([1, 2], tf.int64)
     payloads = [compressor.compress(g, num_workers=num_workers, seed=seed) for g in grads]
 
     @tf.function
-    def encode(grads):
+    def encode(grads: Sequence[Any]) -> list[tuple[Any, Any, Any]]:
         encoded = [compressor.compress(g, num_workers=num_workers, seed=seed) for g in grads]
         return [(p.words, p.scales, p.values) for p in encoded]
 
     @tf.function
-    def decode(parts):
+    def decode(parts: Sequence[tuple[Any, Any, Any]]) -> list[Any]:
         out = []
         for (words, scales, values), p in zip(parts, payloads, strict=True):
-            received = type(p)(**dict(p.__dict__, words=words, scales=scales, values=values))
+            received = dataclasses.replace(p, words=words, scales=scales, values=values)
             out.append(compressor.decompress(received))
         return out
 
     return encode, decode
 
 
-def codec(args):
+def codec(args: argparse.Namespace) -> None:
     """Median seconds of compress and decompress of each compressor on the
     workload's kernels (one `tf.function` each, all tensors together)."""
     set_threads(args.threads)
     import numpy as np
     import tensorflow as tf
 
-    from tfqnn.distribute.memory import is_compressible
-
     rng = np.random.default_rng(0)
     shapes = [s for s in kernel_shapes(args.workload) if len(s) > 1]
     results = {}
     for name in args.compressors.split(","):
         compressor = make_compressor(name)
-        chosen = [s for s in shapes if is_compressible(compressor, s, tf.float32, 1024)]
+        chosen = [s for s in shapes if compressor.compresses(s, tf.float32, 1024)]
         grads = [tf.constant(rng.standard_normal(s, dtype=np.float32) * 1e-3) for s in chosen]
 
         encode, decode = _codec_functions(tf, compressor, grads, args.num_workers)
         parts = encode(grads)
-        times = {"encode": [], "decode": []}
+        times: dict[str, list[float]] = {"encode": [], "decode": []}
         for _ in range(args.repeats + 1):  # the first traces
             t = time.perf_counter()
             [x.numpy() for item in encode(grads) for x in item if x is not None]
@@ -383,7 +391,7 @@ def codec(args):
     print(RESULT_PREFIX + json.dumps(results), flush=True)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", choices=WORKLOADS, default="mlp")
     parser.add_argument(
@@ -434,4 +442,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

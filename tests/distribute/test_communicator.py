@@ -110,6 +110,18 @@ def test_sparse_gradients_go_uncompressed():
     assert isinstance(sums[0], tf.IndexedSlices) and bool(finite)
 
 
+def test_nan_policy_reaches_sparse_and_dense_sums():
+    """A NaN in a small dense gradient makes every sum NaN, the sparse one too."""
+    compressor = compressors.Float16()
+    slices = tf.IndexedSlices(tf.ones([2, 3]), tf.constant([0, 2]), tf.constant([4, 3]))
+    grads = [tf.constant([1.0, np.nan]), slices, tf.ones([3000]), None]
+    sums = tf.function(lambda: compressor.all_reduce(grads, on_nonfinite="nan"))()
+    assert np.isnan(sums[0].numpy()).all() and np.isnan(sums[2].numpy()).all()
+    assert isinstance(sums[1], tf.IndexedSlices) and np.isnan(sums[1].values.numpy()).all()
+    np.testing.assert_array_equal(sums[1].indices.numpy(), [0, 2])
+    assert sums[3] is None
+
+
 @pytest.fixture(scope="module")
 def two_replicas():
     """The exchange of every compressor on two replicas (see the script's docstring)."""

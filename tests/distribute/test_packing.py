@@ -44,11 +44,30 @@ def test_summed_words_decode_to_summed_fields(rng, workers, levels):
     np.testing.assert_array_equal(packing.unpack_fields(total, width, n).numpy(), values.sum(0))
 
 
+@pytest.mark.parametrize("offset, span", [(0, 1), (1, 2), (4, 8), (0, 15)])
+@pytest.mark.parametrize("workers", [1, 3, 8])
+def test_summable_words_add_to_the_sum_of_the_integers(rng, offset, span, workers):
+    """pack_summable on every worker, add the words, unpack_summable: the sum."""
+    n = 300
+    integers = rng.integers(-offset, span - offset + 1, (workers, n)).astype(np.int32)
+    total = sum(packing.pack_summable(q, offset, span, workers) for q in integers)
+    decoded = packing.unpack_summable(total, n, offset, span, workers, count=workers).numpy()
+    assert decoded.dtype == np.float32
+    np.testing.assert_array_equal(decoded, integers.sum(0))
+    # The field holds span * workers, and the words are what summable_bits counts.
+    width = int(np.ceil(np.log2(span * workers + 1)))
+    assert packing.summable_width(span, workers) == width
+    assert packing.summable_bits(n, span, workers) == 32 * -(-n // (31 // width))
+    assert 32 * len(total.numpy()) == packing.summable_bits(n, span, workers)
+
+
 def test_field_width():
     assert [packing.field_width(m) for m in (1, 2, 3, 4, 7, 8, 2**31 - 1)] == [1, 2, 2, 3, 3, 4, 31]
     with pytest.raises(ValueError, match="max_value"):
         packing.field_width(0)
     with pytest.raises(ValueError, match="31 bits"):
         packing.field_width(2**31)
-    with pytest.raises(ValueError, match="width"):
+    with pytest.raises(ValueError, match="Invalid width=32"):
         packing.fields_per_word(32)
+    with pytest.raises(ValueError, match="Invalid max_value=1.5"):
+        packing.field_width(1.5)

@@ -1,8 +1,9 @@
 """The compressed gradient exchange: payloads through tf.distribute collectives.
 
 `all_reduce` is what `CompressedOptimizer` and
-`GradientCompressionStrategy` run in place of Keras' gradient all-reduce. In
-a replica context of ``P`` replicas, for the gradients it compresses:
+`GradientCompressionStrategy` run in place of Keras' gradient all-reduce,
+built from the primitives of `tfqnn.distribute.collectives`. In a replica
+context of ``P`` replicas, for the gradients it compresses:
 
 1. error feedback: ``p = g + e`` (the residual of each variable);
 2. compressors with shared scales (``local_statistics``): one all-gather of
@@ -11,8 +12,8 @@ a replica context of ``P`` replicas, for the gradients it compresses:
    the float scales in another, each followed by this worker's non-finite
    flag, and are exchanged with one collective each: all-reduce (summable),
    all-gather, or a float all-reduce (linear); PowerSGD has its own two
-   rounds (a compressor with an ``exchange`` method runs its own, as
-   `PowerSGD.exchange`);
+   rounds (a compressor whose `Compressor.exchange` is not None runs its
+   own);
 4. decode and sum; the residual becomes ``p - D(C(p))``.
 
 Every exchange has one signature, ``exchange(points, *, slots, flag, seeds,
@@ -29,35 +30,45 @@ Keras.
 Collectives need the same order and sizes on every worker: the payload sizes
 depend on static shapes only, and nothing is conditional on data. A NaN or
 Inf on any worker sets its flag, the flags are summed with the payload, and
-every worker gets the same ``finite`` answer, on which the caller may skip
-the step; then the residuals keep their old values too. ``all_gather`` needs
+every worker gets the same ``finite`` answer, to which the caller applies
+its ``on_nonfinite`` policy (`tfqnn.distribute.nonfinite`); on a non-finite
+step the residuals keep their old values. ``all_gather`` needs
 graph mode (inside `tf.function`, as ``fit`` and ``strategy.run`` in a
 `tf.function` do).
 """
 
-import collections
+from __future__ import annotations
+
+import dataclasses
 import functools
+from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 
-from tfqnn.distribute.memory import is_compressible
+from tfqnn.distribute.collectives import all_gather, all_reduce_with_flag
+
+Update = tuple[Any, tf.Tensor]
+"""``(state variable, new value)``, assigned when the step is finite."""
+ExchangeResult = tuple[list[tf.Tensor], list[tf.Tensor], list[Update], tf.Tensor]
 
 
 def all_reduce(
-    compressor,
-    gradients,
+    compressor: Any,
+    gradients: Sequence[Any],
     *,
-    state=None,
-    indices=None,
-    step=None,
-    min_elements=1024,
-    replica_context=None,
-):
+    state: Any = None,
+    indices: Sequence[int] | None = None,
+    step: tf.Tensor | None = None,
+    min_elements: int = 1024,
+    replica_context: tf.distribute.ReplicaContext | None = None,
+) -> tuple[list[Any], tf.Tensor]:
     """Sums ``gradients`` over the replicas, compressing those that qualify.
 
     Args:
         compressor: a `Compressor`.
-        gradients: this replica's gradients (None entries stay None).
+        gradients: this replica's gradients: tensors, `tf.IndexedSlices`
+            (exchanged uncompressed) or None (stays None).
         state: a `CompressionState`, required by error-feedback compressors.
         indices: for each gradient, its variable's index in ``state``
             (default: the gradient's position).
@@ -91,7 +102,7 @@ def all_reduce(
         if _compress(compressor, g, state, indices[i], min_elements)
     ]
     plain = [i for i, g in enumerate(gradients) if g is not None and i not in chosen]
-    results = list(gradients)
+    results: list[Any] = list(gradients)
     finite = tf.constant(True)
 
     if chosen:
@@ -103,7 +114,7 @@ def all_reduce(
             tf.int32,
         )
         seeds = _seeds(context, step, len(chosen))
-        exchange = getattr(compressor, "exchange", None) or functools.partial(
+        exchange = compressor.exchange or functools.partial(
             _EXCHANGES[compressor.collective], compressor
         )
         sums, locals_, updates, nonfinite = exchange(
@@ -126,21 +137,23 @@ def all_reduce(
     return results, finite
 
 
-def _compress(compressor, gradient, state, index, min_elements):
+def _compress(compressor: Any, gradient: Any, state: Any, index: int, min_elements: int) -> bool:
     if gradient is None or isinstance(gradient, tf.IndexedSlices):
         return False
     if state is not None:
-        return state.compressed[index]
-    return is_compressible(compressor, gradient.shape, gradient.dtype, min_elements)
+        return bool(state.compressed[index])
+    return bool(compressor.compresses(gradient.shape, gradient.dtype, min_elements))
 
 
-def _all_finite(tensors):
+def _all_finite(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
     if not tensors:
         return tf.constant(True)
     return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
 
 
-def _seeds(context, step, count):
+def _seeds(
+    context: tf.distribute.ReplicaContext, step: tf.Tensor | None, count: int
+) -> list[tf.Tensor]:
     """One stateless seed per tensor: (step, replica id, position)."""
     if step is None:
         step = tf.random.uniform([], maxval=2**31 - 1, dtype=tf.int64)
@@ -149,75 +162,9 @@ def _seeds(context, step, count):
     return [tf.stack([step, replica * 1_000_003 + i]) for i in range(count)]
 
 
-def num_replicas(context):
-    return context.num_replicas_in_sync
-
-
-def concat_split(tensors, fn):
-    """Applies ``fn`` to the concatenation of flat ``tensors``; returns the
-    pieces of its result, shaped like ``tensors`` (``fn`` keeps the length)."""
-    sizes = [t.shape.num_elements() for t in tensors]
-    total = fn(tf.concat([tf.reshape(t, [-1]) for t in tensors], 0))
-    return [tf.reshape(piece, t.shape) for piece, t in zip(tf.split(total, sizes), tensors)]
-
-
-def all_reduce_with_flag(context, tensors, flag):
-    """One SUM all-reduce of ``tensors`` (one dtype) and the flag; returns
-    ``(sums, summed flag as int32)``."""
-    dtype = tensors[0].dtype
-    pieces = concat_split(
-        tensors + [tf.reshape(tf.cast(flag, dtype), [1])],
-        lambda buffer: all_reduce_sum(context, buffer),
-    )
-    return pieces[:-1], tf.cast(tf.round(tf.cast(pieces[-1][0], tf.float32)), tf.int32)
-
-
-def all_reduce_sum(context, buffer):
-    """SUM all-reduce of one tensor (itself on a single replica)."""
-    if num_replicas(context) == 1:
-        return buffer
-    return context.all_reduce(tf.distribute.ReduceOp.SUM, buffer)
-
-
-def all_gather(context, buffer):
-    """[P, len] of every replica's ``buffer``, in replica order."""
-    if num_replicas(context) == 1:
-        return buffer[None]
-    return tf.reshape(context.all_gather(buffer, axis=0), [num_replicas(context), -1])
-
-
-# tfqnn's own collective group for all-to-all (tf.distribute offers none);
-# far from the keys MultiWorkerMirroredStrategy allocates (1, 100001, ...).
-ALL_TO_ALL_GROUP_KEY = 0x7FFF0000
-_instance_keys = collections.defaultdict(lambda: 1)
-
-
-def all_to_all(context, tensor):
-    """Row ``j`` of every replica's [P, ...] ``tensor`` goes to replica ``j``;
-    returns the [P, ...] rows this replica received, in replica order.
-
-    Instance keys are counted per replica at trace time, as tf.distribute
-    does for its own collectives: every worker traces the same functions in
-    the same order, so the keys match.
-    """
-    p = num_replicas(context)
-    if p == 1:
-        return tensor
-    replica = int(tf.get_static_value(context.replica_id_in_sync_group))
-    key = _instance_keys[replica]
-    _instance_keys[replica] = key + 1
-    options = getattr(context.strategy.extended, "_communication_options", None)
-    return tf.raw_ops.CollectiveAllToAllV2(
-        input=tensor,
-        group_size=p,
-        group_key=ALL_TO_ALL_GROUP_KEY,
-        instance_key=key,
-        ordering_token=[],
-        timeout_seconds=getattr(options, "timeout_seconds", None) or 0,
-    )
-
-
-def _shared_statistics(compressor, points, context):
+def _shared_statistics(
+    compressor: Any, points: Sequence[tf.Tensor], context: tf.distribute.ReplicaContext
+) -> list[tf.Tensor | None]:
     """Every tensor's statistics, as the maximum over the replicas (or None)."""
     counts = [compressor.num_statistics(p.shape) for p in points]
     if not sum(counts):
@@ -225,14 +172,22 @@ def _shared_statistics(compressor, points, context):
     local = tf.concat([compressor.local_statistics(p) for p in points], 0)
     local = tf.where(tf.math.is_finite(local), local, 0.0)  # the flag tells
     shared = tf.reduce_max(all_gather(context, local), axis=0)
-    return tf.split(shared, counts)
+    return list(tf.split(shared, counts))
 
 
-def _exchange_summed(compressor, points, *, slots, flag, seeds, context):
+def exchange_summed(
+    compressor: Any,
+    points: Sequence[tf.Tensor],
+    *,
+    slots: Sequence[dict[str, Any]],
+    flag: tf.Tensor,
+    seeds: Sequence[tf.Tensor],
+    context: tf.distribute.ReplicaContext,
+) -> ExchangeResult:
     """Payloads that add, with one all-reduce: integer fields (summable
     compressors, scales shared first) or float values (linear ones, in their
     dtype). The decoding of the sum is the sum of the decodings."""
-    p = num_replicas(context)
+    p = context.num_replicas_in_sync
     statistics = _shared_statistics(compressor, points, context)
     payloads = [
         compressor.compress(x, statistics=s, num_workers=p, seed=seed)
@@ -241,16 +196,24 @@ def _exchange_summed(compressor, points, *, slots, flag, seeds, context):
     field = "words" if compressor.collective == "all_reduce" else "values"
     sums, nonfinite = all_reduce_with_flag(context, [getattr(q, field) for q in payloads], flag)
     totals = [
-        compressor.decompress(_replace(q, **{field: total, "count": p}))
+        compressor.decompress(dataclasses.replace(q, **{field: total, "count": p}))
         for q, total in zip(payloads, sums)
     ]
     locals_ = [compressor.decompress(q) for q in payloads] if compressor.error_feedback else []
     return totals, locals_, [], nonfinite
 
 
-def exchange_gathered(compressor, points, *, slots, flag, seeds, context):
+def exchange_gathered(
+    compressor: Any,
+    points: Sequence[tf.Tensor],
+    *,
+    slots: Sequence[dict[str, Any]],
+    flag: tf.Tensor,
+    seeds: Sequence[tf.Tensor],
+    context: tf.distribute.ReplicaContext,
+) -> ExchangeResult:
     """Every replica's payload is gathered and decoded on its own."""
-    p = num_replicas(context)
+    p = context.num_replicas_in_sync
     payloads = [compressor.compress(x, num_workers=p, seed=seed) for x, seed in zip(points, seeds)]
     words = all_gather(context, tf.concat([q.words for q in payloads] + [flag[None]], 0))
     scale_sizes = [q.scales.shape[0] for q in payloads]
@@ -262,21 +225,19 @@ def exchange_gathered(compressor, points, *, slots, flag, seeds, context):
     word_pieces = tf.split(words[:, :-1], [q.words.shape[0] for q in payloads], axis=1)
     scale_pieces = tf.split(scales, scale_sizes, axis=1)
     totals = [
-        compressor.decompress_sum([_replace(q, words=w[r], scales=s[r]) for r in range(p)])
+        compressor.decompress_sum(
+            [dataclasses.replace(q, words=w[r], scales=s[r]) for r in range(p)]
+        )
         for q, w, s in zip(payloads, word_pieces, scale_pieces)
     ]
     locals_ = [compressor.decompress(q) for q in payloads]
     return totals, locals_, [], tf.reduce_sum(words[:, -1])
 
 
+# The exchange of each `Compressor.collective` ("two_phase" compressors bring
+# their own, as `Compressor.exchange`).
 _EXCHANGES = {
-    "all_reduce": _exchange_summed,
-    "linear": _exchange_summed,
+    "all_reduce": exchange_summed,
+    "linear": exchange_summed,
     "all_gather": exchange_gathered,
 }
-
-
-def _replace(payload, **changes):
-    fields = dict(payload.__dict__)
-    fields.update(changes)
-    return type(payload)(**fields)

@@ -23,18 +23,23 @@ private target is missing or no longer contains the faulty call (fixed
 upstream). `is_applied` says whether both are in place.
 """
 
+from __future__ import annotations
+
 import inspect
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
 
 import keras
 import tensorflow as tf
 
 _MARK = "_tfqnn_mwms_workaround"
 
-reason = "apply() has not run"
+reason: str | None = "apply() has not run"
 """Why `apply` left (part of) Keras unpatched, or None when both patches are in place."""
 
 
-def _first_local_batch_build(self, iterator=None, data_batch=None):
+def _first_local_batch_build(self: Any, iterator: Any = None, data_batch: Any = None) -> None:
     """`TensorFlowTrainer._maybe_symbolic_build`, without the eager reduce of the batch."""
     if self._distribute_strategy is None:
         return  # as upstream: build when the step function is traced
@@ -44,7 +49,7 @@ def _first_local_batch_build(self, iterator=None, data_batch=None):
             data_batch = next(it)
             break
 
-    def first_local(value):
+    def first_local(value: Any) -> Any:
         if isinstance(value, tf.distribute.DistributedValues):
             return strategy.experimental_local_results(value)[0]
         return value
@@ -54,7 +59,7 @@ def _first_local_batch_build(self, iterator=None, data_batch=None):
         self._symbolic_build(data_batch=data_batch)
 
 
-def _in_multi_worker_collective_mode(strategy):
+def _in_multi_worker_collective_mode(strategy: Any) -> bool:
     in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
     return (
         isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
@@ -63,8 +68,8 @@ def _in_multi_worker_collective_mode(strategy):
     )
 
 
-def _wrap_reduce_per_replica(original):
-    def reduce_per_replica(values, strategy, reduction):
+def _wrap_reduce_per_replica(original: Callable[..., Any]) -> Callable[..., Any]:
+    def reduce_per_replica(values: Any, strategy: Any, reduction: str) -> Any:
         if reduction in ("auto", "mean") and _in_multi_worker_collective_mode(strategy):
             return keras.tree.map_structure(
                 lambda v: None if v is None else strategy.reduce("MEAN", v, axis=None), values
@@ -82,7 +87,7 @@ def _wrap_reduce_per_replica(original):
 setattr(_first_local_batch_build, _MARK, True)
 
 
-def _still_faulty(function, faulty_call):
+def _still_faulty(function: Any, faulty_call: str) -> bool:
     """Whether ``function``'s source makes ``faulty_call``; True when it cannot be read."""
     try:
         source = inspect.getsource(function)
@@ -91,7 +96,7 @@ def _still_faulty(function, faulty_call):
     return faulty_call in "".join(source.split())
 
 
-def _trainer_module():
+def _trainer_module() -> tuple[ModuleType | None, str | None]:
     try:
         from keras.src.backend.tensorflow import trainer
     except ImportError as error:
@@ -99,7 +104,9 @@ def _trainer_module():
     return trainer, None
 
 
-def _install(target, faulty_call, patch, missing, fixed):
+def _install(
+    target: Any, faulty_call: str, patch: Callable[[], Any], missing: str, fixed: str
+) -> str | None:
     """Runs ``patch`` unless ``target`` is missing, already patched, or no
     longer makes ``faulty_call``; returns why it did not patch (None: fine)."""
     if target is None:
@@ -112,12 +119,12 @@ def _install(target, faulty_call, patch, missing, fixed):
     return None
 
 
-def apply():
+def apply() -> bool:
     """Installs the patches that this Keras needs (idempotent); returns `is_applied()`."""
     global reason  # noqa: PLW0603 (the module-level answer of is_applied)
     trainer, why = _trainer_module()
     if trainer is None:
-        reason = why + "; nothing patched"
+        reason = f"{why}; nothing patched"
         return False
     cls = getattr(trainer, "TensorFlowTrainer", None)
     build = getattr(cls, "_maybe_symbolic_build", None)
@@ -145,7 +152,7 @@ def apply():
     return is_applied()
 
 
-def is_applied():
+def is_applied() -> bool:
     """Whether both tfqnn replacements are the functions Keras now calls."""
     trainer, _ = _trainer_module()
     cls = getattr(trainer, "TensorFlowTrainer", None)

@@ -1,12 +1,14 @@
 """`GradientCompressionStrategy`: MultiWorkerMirroredStrategy with compressed gradients."""
 
+from __future__ import annotations
+
 import weakref
+from typing import Any
 
 import tensorflow as tf
 
-from tfqnn import _validation
-from tfqnn.distribute import compressors
-from tfqnn.distribute.optimizer import ON_NONFINITE
+from tfqnn.distribute import _hook, compressors
+from tfqnn.distribute.config import DEFAULT_MIN_ELEMENTS, CompressionConfig
 
 
 class GradientCompressionStrategy(tf.distribute.MultiWorkerMirroredStrategy):
@@ -30,9 +32,14 @@ class GradientCompressionStrategy(tf.distribute.MultiWorkerMirroredStrategy):
             strategies).
         min_elements: gradients with fewer elements go uncompressed.
         on_nonfinite: ``"skip"`` (every worker skips a step where any
-            worker's gradient has a NaN or Inf) or ``"raise"``.
+            worker's gradient has a NaN or Inf), ``"raise"`` or ``"nan"``
+            (see `tfqnn.distribute.nonfinite`).
         cluster_resolver, communication_options: as for MWMS, when
             ``strategy`` is None.
+
+    The compression arguments are validated by `CompressionConfig`, which
+    the strategy exposes as ``compression_config`` (the optimizers built
+    under it read that attribute).
 
     Example (on each worker, with its ``TF_CONFIG``)::
 
@@ -45,20 +52,16 @@ class GradientCompressionStrategy(tf.distribute.MultiWorkerMirroredStrategy):
 
     def __init__(
         self,
-        compressor,
-        strategy=None,
-        min_elements=1024,
-        on_nonfinite="skip",
+        compressor: Any,
+        strategy: tf.distribute.MultiWorkerMirroredStrategy | None = None,
+        min_elements: int = DEFAULT_MIN_ELEMENTS,
+        on_nonfinite: str = "skip",
         *,
-        cluster_resolver=None,
-        communication_options=None,
-    ):
-        from tfqnn.distribute import optimizer
-
-        optimizer.install()
-        self.compressor = compressors.get(compressor)
-        self.min_elements = _validation.check_int("min_elements", min_elements, low=1)
-        self.on_nonfinite = _validation.check_choice("on_nonfinite", on_nonfinite, ON_NONFINITE)
+        cluster_resolver: Any = None,
+        communication_options: Any = None,
+    ) -> None:
+        self.compression_config = CompressionConfig(compressor, min_elements, on_nonfinite)
+        _hook.install()
         self.wrapped_strategy = strategy
         if strategy is None:
             super().__init__(
@@ -79,7 +82,19 @@ class GradientCompressionStrategy(tf.distribute.MultiWorkerMirroredStrategy):
         # The extended object answers to one strategy: from now on this one.
         strategy.extended._container_strategy_weakref = weakref.ref(self)
 
-    def __repr__(self):
+    @property
+    def compressor(self) -> compressors.Compressor:
+        return self.compression_config.compressor
+
+    @property
+    def min_elements(self) -> int:
+        return self.compression_config.min_elements
+
+    @property
+    def on_nonfinite(self) -> str:
+        return self.compression_config.on_nonfinite
+
+    def __repr__(self) -> str:
         return (
             f"GradientCompressionStrategy({self.compressor!r}, "
             f"num_replicas_in_sync={self.num_replicas_in_sync}, "

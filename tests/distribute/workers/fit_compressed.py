@@ -143,10 +143,12 @@ def main():
             self.at_start = None
 
         def norms(self):
-            compression = getattr(self.model.optimizer, "_tfqnn_compression", None)
-            if compression is None:
+            from tfqnn.distribute import _hook
+
+            exchange = _hook.attached(self.model.optimizer)
+            if exchange is None:
                 return []
-            return [float(np.linalg.norm(v.numpy())) for v in compression.state.variables]
+            return [float(np.linalg.norm(v.numpy())) for v in exchange.state.variables]
 
         def on_train_begin(self, logs=None):
             self.at_start = self.norms()

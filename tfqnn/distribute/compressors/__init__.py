@@ -22,6 +22,10 @@ Every compressor has ``compress(gradient) -> Payload``,
 ``summable`` and ``error_feedback``; see `base.Compressor`.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 
 from tfqnn import _config
@@ -52,17 +56,17 @@ ALIASES = {
 ALL_OBJECTS = {cls.__name__: cls for cls in ALIASES.values()}
 
 
-def serialize(compressor):
+def serialize(compressor: Compressor) -> dict[str, Any]:
     """The config dict of a compressor, as `keras.saving.serialize_keras_object`."""
     return keras.saving.serialize_keras_object(compressor)
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: Any, custom_objects: dict[str, Any] | None = None) -> Compressor:
     """A compressor from the output of `serialize`, an alias or a class name."""
     return _config.deserialize(config, ALL_OBJECTS, get, custom_objects)
 
 
-def get(identifier):
+def get(identifier: Any) -> Compressor:
     """Resolves ``identifier`` to a `Compressor` instance.
 
     Args:

@@ -1,6 +1,9 @@
 """`AdaQ`: adaptive quantisation with error feedback (Dryden et al., MLHPC 2016)."""
 
+from __future__ import annotations
+
 import math
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -34,16 +37,23 @@ class AdaQ(Compressor):
 
     error_feedback = True
 
-    def __init__(self, fraction=0.01):
+    def __init__(self, fraction: float = 0.01) -> None:
         self.fraction = _validation.check_number("fraction", fraction, positive=True)
         if self.fraction > 1:
             raise ValueError(f"Invalid fraction={fraction!r}: expected a number in (0, 1].")
 
-    def slots_per_sign(self, num_elements):
+    def slots_per_sign(self, num_elements: int) -> int:
         # round() first: products like 0.07 * 100 are a hair above the integer.
         return min(num_elements, max(1, math.ceil(round(self.fraction * num_elements / 2, 6))))
 
-    def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
+    def compress(
+        self,
+        gradient: tf.Tensor,
+        *,
+        statistics: tf.Tensor | None = None,
+        num_workers: int = 1,
+        seed: tf.Tensor | None = None,
+    ) -> Payload:
         flat = self._flat(gradient)
         n = flat.shape[0]
         sparse.check_size(n, self)
@@ -65,14 +75,14 @@ class AdaQ(Compressor):
             num_workers=num_workers,
         )
 
-    def decompress(self, payload):
+    def decompress(self, payload: Payload) -> tf.Tensor:
         k = payload.words.shape[0] // 2
         magnitudes = tf.repeat(payload.scales, [k, k])
         flat = sparse.decode(payload.words, magnitudes, payload.shape.num_elements())
         return self._restore(flat, payload)
 
-    def payload_bits(self, shape, num_workers=1):
+    def payload_bits(self, shape: Any, num_workers: int = 1) -> int:
         return 64 * self.slots_per_sign(tf.TensorShape(shape).num_elements()) + 64
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"fraction": self.fraction}

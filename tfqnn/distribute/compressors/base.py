@@ -3,15 +3,16 @@
 A compressor turns one gradient into a `Payload` (int32 words, float32
 scales) and back. On one process, ``decompress(compress(g))`` approximates
 ``g``; across workers, `tfqnn.distribute.communicator` moves the payloads
-with collectives and sums the decoded gradients. One of three exchanges
+with collectives and sums the decoded gradients. One of four exchanges
 applies, named by `Compressor.collective`:
 
 * ``"all_reduce"``: *summable* payloads. Every worker quantises with the same
   scales (the maxima of `local_statistics` over all workers, shared before
   compressing), its integers are offset to be non-negative and packed into
-  fields wide enough for the sum over all workers (`packing.pack_fields`), so
-  one integer all-reduce adds the payloads and `decompress` of the sum is the
-  sum of the decoded gradients. Traffic per worker: ``2 (P-1)/P`` payloads.
+  fields wide enough for the sum over all workers (`packing.pack_summable`),
+  so one integer all-reduce adds the payloads and `decompress` of the sum is
+  the sum of the decoded gradients. Traffic per worker: ``2 (P-1)/P``
+  payloads.
 * ``"all_gather"``: every worker's payload is gathered and each is decoded on
   its own. Traffic per worker: ``P - 1`` payloads.
 * ``"linear"``: float payloads that add (`Float16`, `PowerSGD`'s factors).
@@ -20,20 +21,26 @@ applies, named by `Compressor.collective`:
 
 Error feedback (``error_feedback = True``) keeps a residual ``e`` per
 variable: ``p = g + e``, send ``C(p)``, then ``e <- p - D(C(p))``
-(Seide 2014; Karimireddy 2019). The residual is state the communicator
-holds (`tfqnn.distribute.memory`), not the compressor: a compressor is
+(Seide 2014; Karimireddy 2019). The residual is state the exchange holds
+(`tfqnn.distribute.CompressionState`), not the compressor: a compressor is
 configuration and math, serializable with `get_config`.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import tensorflow as tf
 
 from tfqnn import _config
-from tfqnn.distribute import packing
+from tfqnn.distribute import nonfinite, packing
 
-COLLECTIVES = ("all_reduce", "all_gather", "linear", "two_phase")
+Exchange = Callable[..., tuple[list[tf.Tensor], list[tf.Tensor], list[Any], tf.Tensor]]
+"""``exchange(points, *, slots, flag, seeds, context) -> (sums, locals, updates,
+nonfinite)``; see `tfqnn.distribute.communicator`."""
 
 
 @dataclasses.dataclass
@@ -62,7 +69,7 @@ class Payload:
     values: tf.Tensor | None = None
 
     @property
-    def num_bits(self):
+    def num_bits(self) -> int:
         """Bits of this payload: 32 per word and per scale, plus the float values."""
         bits = 32 * (_static_size(self.words) + _static_size(self.scales))
         if self.values is not None:
@@ -70,7 +77,7 @@ class Payload:
         return bits
 
 
-def _static_size(tensor):
+def _static_size(tensor: tf.Tensor) -> int:
     size = tensor.shape.num_elements()
     return int(tf.size(tensor)) if size is None else size
 
@@ -80,7 +87,7 @@ class Compressor(_config.ConfigObject):
 
     Subclasses set the class attributes and implement `compress`,
     `decompress`, `payload_bits` and `get_config`; those that share scales
-    across workers implement `local_statistics` too.
+    across workers implement `local_statistics` and `num_statistics` too.
 
     Class attributes:
         collective: ``"all_reduce"``, ``"all_gather"``, ``"linear"`` or
@@ -96,29 +103,55 @@ class Compressor(_config.ConfigObject):
     stochastic = False
 
     @property
-    def summable(self):
+    def exchange(self) -> Exchange | None:
+        """None: the communicator exchanges the payloads as ``collective``
+        says. A compressor with a protocol of its own (PowerSGD's two
+        rounds, OneBitEF's two phases) returns it, an `Exchange`."""
+        return None
+
+    @property
+    def summable(self) -> bool:
         """Whether the payloads of several workers are added by an all-reduce."""
         return self.collective in ("all_reduce", "linear")
 
-    def accepts(self, shape):
+    def accepts(self, shape: tf.TensorShape) -> bool:
         """Whether a gradient of this static shape is worth compressing."""
         return True
 
-    def extra_state(self, shape, num_workers):
+    def compresses(self, shape: Any, dtype: Any, min_elements: int) -> bool:
+        """Whether a dense gradient of this shape and dtype is compressed: a
+        floating dtype, a static shape of at least ``min_elements`` elements
+        that `accepts` takes."""
+        shape = tf.TensorShape(shape)
+        return bool(
+            tf.as_dtype(dtype).is_floating
+            and shape.is_fully_defined()
+            and shape.num_elements() >= min_elements
+            and self.accepts(shape)
+        )
+
+    def extra_state(self, shape: Any, num_workers: int) -> dict[str, tuple[tuple[int, ...], Any]]:
         """State besides the error-feedback residual that each compressed
         variable needs: name -> ``(shape, initializer)``."""
         return {}
 
-    def local_statistics(self, gradient):
+    def local_statistics(self, gradient: tf.Tensor) -> tf.Tensor:
         """Float32 vector that all workers share as its element-wise maximum
         before compressing (empty: nothing is shared)."""
         return tf.zeros([0], tf.float32)
 
-    def num_statistics(self, shape):
+    def num_statistics(self, shape: Any) -> int:
         """Length of `local_statistics` for a gradient of this shape."""
         return 0
 
-    def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
+    def compress(
+        self,
+        gradient: tf.Tensor,
+        *,
+        statistics: tf.Tensor | None = None,
+        num_workers: int = 1,
+        seed: tf.Tensor | None = None,
+    ) -> Payload:
         """A `Payload` for ``gradient``.
 
         Args:
@@ -132,21 +165,21 @@ class Compressor(_config.ConfigObject):
         """
         raise NotImplementedError(f"{type(self).__name__} must implement compress().")
 
-    def decompress(self, payload):
+    def decompress(self, payload: Payload) -> tf.Tensor:
         """The gradient (the sum of ``payload.count`` gradients) the payload encodes."""
         raise NotImplementedError(f"{type(self).__name__} must implement decompress().")
 
-    def decompress_sum(self, payloads):
+    def decompress_sum(self, payloads: Sequence[Payload]) -> tf.Tensor:
         """The sum of `decompress` over ``payloads`` (one tensor's, gathered from
         every worker); a compressor may add them before its last decoding step."""
         return tf.add_n([self.decompress(q) for q in payloads])
 
-    def payload_bits(self, shape, num_workers=1):
+    def payload_bits(self, shape: Any, num_workers: int = 1) -> int:
         """Exact bits of one worker's payload for a gradient of ``shape``
         (the shared statistics not included)."""
         raise NotImplementedError(f"{type(self).__name__} must implement payload_bits().")
 
-    def bits_per_element(self, num_workers, shape=None):
+    def bits_per_element(self, num_workers: int, shape: Any = None) -> float:
         """Bits on the wire per gradient element per worker, scales included.
 
         A ring all-reduce sends ``2 (P-1)/P`` payloads per worker, an
@@ -161,14 +194,22 @@ class Compressor(_config.ConfigObject):
         return (factor * self.payload_bits(shape, p) + statistics) / n
 
     def all_reduce(
-        self, gradients, state=None, *, step=None, min_elements=1024, on_nonfinite="raise"
-    ):
+        self,
+        gradients: Sequence[tf.Tensor | None],
+        state: Any = None,
+        *,
+        step: tf.Tensor | None = None,
+        min_elements: int = 1024,
+        on_nonfinite: str = "raise",
+    ) -> list[tf.Tensor | None]:
         """Sums ``gradients`` over the replicas, compressed; call it in a
         replica context (``strategy.run`` inside a `tf.function`).
 
         For custom training loops that apply the sums themselves (a Keras
         optimizer's ``apply`` would all-reduce again: wrap it in
-        `CompressedOptimizer` instead).
+        `CompressedOptimizer` instead). A shortcut for
+        `tfqnn.distribute.communicator.all_reduce` followed by
+        `tfqnn.distribute.nonfinite.apply`.
 
         Args:
             gradients: this replica's gradients, a list.
@@ -177,47 +218,57 @@ class Compressor(_config.ConfigObject):
             step: an integer tensor that changes every step (seeds the
                 stochastic compressors; default random).
             min_elements: without ``state``, smaller gradients go uncompressed.
-            on_nonfinite: ``"raise"``: every replica raises
-                ``InvalidArgumentError`` when any had a NaN or Inf;
-                ``"nan"``: every replica gets NaN sums instead.
+            on_nonfinite: ``"raise"`` (every replica raises
+                ``InvalidArgumentError`` when any had a NaN or Inf) or
+                ``"nan"`` (every replica gets NaN sums instead); see
+                `tfqnn.distribute.nonfinite` (``"skip"`` needs an optimizer).
         """
+        # The exchange sits above the compressors and calls them: imported here.
         from tfqnn.distribute import communicator
 
-        if on_nonfinite not in ("raise", "nan"):
-            raise ValueError(f"Invalid on_nonfinite={on_nonfinite!r}: expected 'raise' or 'nan'.")
+        on_nonfinite = nonfinite.check(on_nonfinite, applies_step=False)
         sums, finite = communicator.all_reduce(
             self, gradients, state=state, step=step, min_elements=min_elements
         )
-        if on_nonfinite == "raise":
-            check = tf.debugging.Assert(finite, ["tfqnn: a replica had a NaN or Inf gradient."])
-            with tf.control_dependencies([check]):
-                return [None if s is None else tf.identity(s) for s in sums]
-        return [None if s is None else tf.where(finite, s, float("nan")) for s in sums]
+        return nonfinite.apply(sums, finite, on_nonfinite)
 
     # --- helpers for subclasses -------------------------------------------
 
     @staticmethod
-    def _flat(gradient):
+    def _flat(gradient: tf.Tensor) -> tf.Tensor:
         return tf.reshape(tf.cast(gradient, tf.float32), [-1])
 
     @staticmethod
-    def _restore(flat, payload):
+    def _restore(flat: tf.Tensor, payload: Payload) -> tf.Tensor:
         return tf.cast(tf.reshape(flat, payload.shape), payload.dtype)
 
     @staticmethod
-    def _uniform(shape, seed):
+    def _summed_integers(payload: Payload, offset: int, span: int) -> tf.Tensor:
+        """The float32 sum of the integers that ``payload.count`` workers packed
+        with ``packing.pack_summable(..., offset, span, payload.num_workers)``."""
+        return packing.unpack_summable(
+            payload.words,
+            payload.shape.num_elements(),
+            offset,
+            span,
+            payload.num_workers,
+            payload.count,
+        )
+
+    @staticmethod
+    def _uniform(shape: Any, seed: tf.Tensor | None) -> tf.Tensor:
         """Uniform [0, 1) noise: stateless when a seed is given."""
         if seed is None:
             return tf.random.uniform(shape, dtype=tf.float32)
         return tf.random.stateless_uniform(shape, seed=seed, dtype=tf.float32)
 
 
-def num_buckets(num_elements, bucket_size):
+def num_buckets(num_elements: int, bucket_size: int) -> int:
     """Buckets of ``bucket_size`` elements that cover ``num_elements``."""
     return math.ceil(num_elements / bucket_size)
 
 
-def bucketed(flat, bucket_size):
+def bucketed(flat: tf.Tensor, bucket_size: int) -> tuple[tf.Tensor, tf.Tensor]:
     """``flat`` zero-padded to whole buckets, as [buckets, bucket_size], and
     a 0/1 mask of the real elements in the same layout."""
     n = flat.shape[0]
@@ -225,28 +276,3 @@ def bucketed(flat, bucket_size):
     values = tf.reshape(tf.pad(flat, [[0, pad]]), [-1, bucket_size])
     mask = tf.reshape(tf.pad(tf.ones([n], tf.float32), [[0, pad]]), [-1, bucket_size])
     return values, mask
-
-
-def field_width(span, num_workers):
-    """Bits of a field that holds the sum over ``num_workers`` of integers in [0, span]."""
-    return packing.field_width(span * num_workers)
-
-
-def pack_summable(integers, offset, span, num_workers):
-    """Integers in ``[-offset, span - offset]`` as summable int32 words: each
-    is stored as ``q + offset`` in a field that holds the sum over
-    ``num_workers`` payloads."""
-    return packing.pack_fields(integers + offset, field_width(span, num_workers))
-
-
-def unpack_summable(payload, offset, span):
-    """The float32 sum of the integers packed into ``payload.words`` by
-    ``payload.count`` workers (each sent them with `pack_summable`)."""
-    n = payload.shape.num_elements()
-    fields = packing.unpack_fields(payload.words, field_width(span, payload.num_workers), n)
-    return tf.cast(fields - offset * payload.count, tf.float32)
-
-
-def summable_bits(num_elements, span, num_workers):
-    """Bits of the words that `pack_summable` makes."""
-    return 32 * packing.num_words(num_elements, field_width(span, num_workers))

@@ -1,10 +1,14 @@
 """`DoReFaGrad`: k-bit stochastic gradients on a shared range (Zhou et al., 2016)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 import tensorflow as tf
 
 from tfqnn import _validation
-from tfqnn.distribute.compressors import base
+from tfqnn.distribute import packing
 from tfqnn.distribute.compressors.base import Compressor, Payload
 
 
@@ -32,20 +36,27 @@ class DoReFaGrad(Compressor):
     unbiased = True
     stochastic = True
 
-    def __init__(self, bits=4):
+    def __init__(self, bits: int = 4) -> None:
         self.bits = _validation.check_int("bits", bits, low=1, high=16)
 
     @property
-    def levels(self):
+    def levels(self) -> int:
         return 2**self.bits - 1
 
-    def local_statistics(self, gradient):
+    def local_statistics(self, gradient: tf.Tensor) -> tf.Tensor:
         return tf.reshape(tf.reduce_max(tf.abs(self._flat(gradient))), [1])
 
-    def num_statistics(self, shape):
+    def num_statistics(self, shape: Any) -> int:
         return 1
 
-    def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
+    def compress(
+        self,
+        gradient: tf.Tensor,
+        *,
+        statistics: tf.Tensor | None = None,
+        num_workers: int = 1,
+        seed: tf.Tensor | None = None,
+    ) -> Payload:
         if statistics is None:
             statistics = self.local_statistics(gradient)
         flat = self._flat(gradient)
@@ -53,20 +64,20 @@ class DoReFaGrad(Compressor):
         q = tf.floor(unit * self.levels + self._uniform(tf.shape(flat), seed))
         integers = tf.cast(tf.clip_by_value(q, 0.0, self.levels), tf.int32)
         return Payload(
-            words=base.pack_summable(integers, 0, self.levels, num_workers),
+            words=packing.pack_summable(integers, 0, self.levels, num_workers),
             scales=statistics,
             shape=gradient.shape,
             dtype=gradient.dtype,
             num_workers=num_workers,
         )
 
-    def decompress(self, payload):
-        q = base.unpack_summable(payload, 0, self.levels)
+    def decompress(self, payload: Payload) -> tf.Tensor:
+        q = self._summed_integers(payload, 0, self.levels)
         m = payload.scales[0]
         return self._restore(2.0 * m * (q / self.levels - 0.5 * payload.count), payload)
 
-    def payload_bits(self, shape, num_workers=1):
-        return base.summable_bits(tf.TensorShape(shape).num_elements(), self.levels, num_workers)
+    def payload_bits(self, shape: Any, num_workers: int = 1) -> int:
+        return packing.summable_bits(tf.TensorShape(shape).num_elements(), self.levels, num_workers)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"bits": self.bits}

@@ -1,5 +1,9 @@
 """`Float16`: the cast baseline (Horovod's ``Compression.fp16``)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 import tensorflow as tf
 
@@ -23,7 +27,14 @@ class Float16(Compressor):
 
     collective = "linear"
 
-    def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
+    def compress(
+        self,
+        gradient: tf.Tensor,
+        *,
+        statistics: tf.Tensor | None = None,
+        num_workers: int = 1,
+        seed: tf.Tensor | None = None,
+    ) -> Payload:
         return Payload(
             words=tf.zeros([0], tf.int32),
             scales=tf.zeros([0], tf.float32),
@@ -33,8 +44,8 @@ class Float16(Compressor):
             values=tf.cast(self._flat(gradient), tf.float16),
         )
 
-    def decompress(self, payload):
+    def decompress(self, payload: Payload) -> tf.Tensor:
         return self._restore(tf.cast(payload.values, tf.float32), payload)
 
-    def payload_bits(self, shape, num_workers=1):
+    def payload_bits(self, shape: Any, num_workers: int = 1) -> int:
         return 16 * tf.TensorShape(shape).num_elements()

@@ -1,13 +1,23 @@
 """`OneBitEF`: 1-bit SGD with error feedback (Seide et al., Interspeech 2014)."""
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import tensorflow as tf
 
 from tfqnn import _validation
-from tfqnn.distribute import packing
-from tfqnn.distribute.compressors.base import Compressor, Payload, bucketed, num_buckets
+from tfqnn.distribute import collectives, packing
+from tfqnn.distribute.compressors.base import (
+    Compressor,
+    Exchange,
+    Payload,
+    bucketed,
+    num_buckets,
+)
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")
@@ -25,8 +35,8 @@ class OneBitEF(Compressor):
     column, so that a bucket holds the weights of one output unit (Keras
     kernels keep the output axis last) and a unit that got no gradient (a
     ReLU that was off for the whole batch) decodes to exact zeros instead of
-    oscillating through the residual (on a 10M-parameter ReLU MLP with 4
-    workers: 1.1 points below fp32 instead of 1.6, benchmarks/README.md).
+    oscillating through the residual (benchmarks/README.md compares the two
+    layouts).
 
     Payload: ``ceil(n / 32)`` words of signs and ``2 * ceil(n / bucket_size)``
     float scales. By default it is all-gathered (each worker's
@@ -55,32 +65,39 @@ class OneBitEF(Compressor):
 
     error_feedback = True
 
-    def __init__(self, bucket_size=512, two_phase=False, column_major=True):
+    def __init__(
+        self, bucket_size: int = 512, two_phase: bool = False, column_major: bool = True
+    ) -> None:
         self.bucket_size = _validation.check_int("bucket_size", bucket_size, low=1)
         self.two_phase = _validation.check_bool("two_phase", two_phase)
         self.column_major = _validation.check_bool("column_major", column_major)
 
     @property
-    def collective(self):
+    def collective(self) -> str:  # type: ignore[override]
         return "two_phase" if self.two_phase else "all_gather"
+
+    @property
+    def exchange(self) -> Exchange | None:
+        """The two-phase exchange with ``two_phase=True``, else None (all-gather)."""
+        return self._exchange_two_phase if self.two_phase else None
 
     # --- the code --------------------------------------------------------
 
-    def _ordered(self, gradient):
+    def _ordered(self, gradient: tf.Tensor) -> tf.Tensor:
         """``gradient`` as a float32 vector in bucket order."""
         x = tf.cast(gradient, tf.float32)
         if self.column_major and x.shape.rank >= 2:
             x = tf.transpose(tf.reshape(x, [-1, x.shape[-1]]))
         return tf.reshape(x, [-1])
 
-    def _unordered(self, flat, shape):
+    def _unordered(self, flat: tf.Tensor, shape: Any) -> tf.Tensor:
         """The inverse of `_ordered`: a vector in bucket order, shaped ``shape``."""
         shape = tf.TensorShape(shape)
         if self.column_major and shape.rank >= 2:
             flat = tf.transpose(tf.reshape(flat, [shape[-1], -1]))
         return tf.reshape(flat, shape)
 
-    def encode(self, flat, mask=None):
+    def encode(self, flat: tf.Tensor, mask: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         """Sign words and [buckets, 2] means of ``flat`` (means over the
         elements where ``mask`` is 1; default: all)."""
         values, real = bucketed(flat, self.bucket_size)
@@ -96,14 +113,21 @@ class OneBitEF(Compressor):
         )
         return packing.pack_bits(flat < 0), tf.stack([mean_positive, mean_negative], 1)
 
-    def decode(self, words, means, num_elements):
+    def decode(self, words: tf.Tensor, means: tf.Tensor, num_elements: int) -> tf.Tensor:
         """Float32 vector of ``num_elements`` from sign words and [buckets, 2] means."""
         negative = tf.cast(packing.unpack_bits(words, num_elements), tf.float32)
         negative, _ = bucketed(negative, self.bucket_size)
         flat = tf.where(negative > 0, means[:, 1:], means[:, :1])
         return tf.reshape(flat, [-1])[:num_elements]
 
-    def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
+    def compress(
+        self,
+        gradient: tf.Tensor,
+        *,
+        statistics: tf.Tensor | None = None,
+        num_workers: int = 1,
+        seed: tf.Tensor | None = None,
+    ) -> Payload:
         words, means = self.encode(self._ordered(gradient))
         return Payload(
             words=words,
@@ -113,20 +137,20 @@ class OneBitEF(Compressor):
             num_workers=num_workers,
         )
 
-    def decompress(self, payload):
+    def decompress(self, payload: Payload) -> tf.Tensor:
         flat = self.decode(
             payload.words, tf.reshape(payload.scales, [-1, 2]), payload.shape.num_elements()
         )
         return tf.cast(self._unordered(flat, payload.shape), payload.dtype)
 
-    def decompress_sum(self, payloads):
+    def decompress_sum(self, payloads: Sequence[Payload]) -> tf.Tensor:
         """Adds the decoded payloads in bucket order, then reorders once."""
         first = payloads[0]
         n = first.shape.num_elements()
         flat = tf.add_n([self.decode(q.words, tf.reshape(q.scales, [-1, 2]), n) for q in payloads])
         return tf.cast(self._unordered(flat, first.shape), first.dtype)
 
-    def payload_bits(self, shape, num_workers=1):
+    def payload_bits(self, shape: Any, num_workers: int = 1) -> int:
         n = tf.TensorShape(shape).num_elements()
         if self.two_phase:  # whole shards, one per worker
             n = num_workers * self.shard_size(n, num_workers)
@@ -134,26 +158,28 @@ class OneBitEF(Compressor):
 
     # --- two phases ------------------------------------------------------
 
-    def shard_size(self, num_elements, num_workers):
+    def shard_size(self, num_elements: int, num_workers: int) -> int:
         """Elements of one worker's shard: whole buckets and whole words."""
         unit = math.lcm(self.bucket_size, 32)
         return unit * math.ceil(num_elements / (num_workers * unit))
 
-    def extra_state(self, shape, num_workers):
+    def extra_state(self, shape: Any, num_workers: int) -> dict[str, tuple[tuple[int, ...], Any]]:
         if not self.two_phase:
             return {}
         shard = self.shard_size(tf.TensorShape(shape).num_elements(), num_workers)
         return {"server_residual": ((shard,), "zeros")}
 
-    def exchange(self, points, *, slots, flag, seeds, context):
+    def _exchange_two_phase(
+        self,
+        points: Sequence[tf.Tensor],
+        *,
+        slots: Sequence[dict[str, Any]],
+        flag: tf.Tensor,
+        seeds: Sequence[tf.Tensor],
+        context: tf.distribute.ReplicaContext,
+    ) -> tuple[list[tf.Tensor], list[tf.Tensor], list[tuple[Any, tf.Tensor]], tf.Tensor]:
         """The two-phase exchange (``two_phase=True``; see the class docstring)."""
-        from tfqnn.distribute import communicator
-
-        if not self.two_phase:
-            return communicator.exchange_gathered(
-                self, points, slots=slots, flag=flag, seeds=seeds, context=context
-            )
-        p = communicator.num_replicas(context)
+        p = context.num_replicas_in_sync
         if p > 1 and len(context.strategy.extended.worker_devices) > 1:
             raise ValueError(
                 "OneBitEF(two_phase=True) needs one replica per worker, as "
@@ -172,8 +198,8 @@ class OneBitEF(Compressor):
             words.append(tf.reshape(w, [p, -1]))
             means.append(tf.reshape(m, [p, -1]))
         # Phase 1: shard j of every worker to worker j, with everyone's flag.
-        received = communicator.all_to_all(context, tf.concat(words + [tf.fill([p, 1], flag)], 1))
-        received_means = communicator.all_to_all(context, tf.concat(means, 1))
+        received = collectives.all_to_all(context, tf.concat(words + [tf.fill([p, 1], flag)], 1))
+        received_means = collectives.all_to_all(context, tf.concat(means, 1))
         nonfinite = tf.reduce_sum(received[:, -1])
         word_pieces = tf.split(received[:, :-1], [w.shape[1] for w in words], axis=1)
         mean_pieces = tf.split(received_means, [m.shape[1] for m in means], axis=1)
@@ -189,8 +215,8 @@ class OneBitEF(Compressor):
             server_words.append(sw)
             server_means.append(tf.reshape(sm, [-1]))
         # Phase 2: every worker's re-compressed shard to everyone.
-        gathered = communicator.all_gather(context, tf.concat(server_words, 0))
-        gathered_means = communicator.all_gather(context, tf.concat(server_means, 0))
+        gathered = collectives.all_gather(context, tf.concat(server_words, 0))
+        gathered_means = collectives.all_gather(context, tf.concat(server_means, 0))
         totals = []
         for x, n, shard, w, m in zip(
             points,
@@ -205,7 +231,7 @@ class OneBitEF(Compressor):
             totals.append(self._unordered(flat[:n], x.shape))
         return totals, locals_, updates, nonfinite
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "bucket_size": self.bucket_size,
             "two_phase": self.two_phase,

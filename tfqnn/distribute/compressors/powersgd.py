@@ -1,12 +1,17 @@
 """`PowerSGD`: rank-r power iteration with error feedback (Vogels et al., NeurIPS 2019)."""
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import tensorflow as tf
 
 from tfqnn import _validation
-from tfqnn.distribute.compressors.base import Compressor, Payload
+from tfqnn.distribute import collectives
+from tfqnn.distribute.compressors.base import Compressor, Exchange, Payload
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")
@@ -28,11 +33,10 @@ class PowerSGD(Compressor):
     worth it and go uncompressed, as in PyTorch's PowerSGD hook.
 
     Args:
-        rank: ``r``, the rank of the approximation. The paper uses 2 on
-            CIFAR-10 and 4 on its language model; 4 came within 0.5 points
-            of fp32 on a 10M-parameter MLP where 2 lost 0.9
-            (benchmarks/README.md), at 0.375 bits per element of a
-            1024 x 1024 gradient with 4 workers.
+        rank: ``r``, the rank of the approximation: ``32 r (n + m)`` bits
+            per ``n x m`` gradient and worker, and a closer approximation
+            as it grows. The paper uses 2 on CIFAR-10 and 4 on its language
+            model; benchmarks/README.md compares ranks 2 and 4.
         seed: the seed of the first ``Q`` (the same on every worker).
 
     >>> round(PowerSGD(rank=2).bits_per_element(num_workers=4, shape=(256, 2304)), 2)
@@ -42,39 +46,47 @@ class PowerSGD(Compressor):
     collective = "linear"
     error_feedback = True
 
-    def __init__(self, rank=4, seed=0):
+    def __init__(self, rank: int = 4, seed: int = 0) -> None:
         self.rank = _validation.check_int("rank", rank, low=1)
         self.seed = _validation.check_int("seed", seed, low=0)
 
     @staticmethod
-    def matrix_shape(shape):
+    def matrix_shape(shape: Any) -> tuple[int, int]:
         shape = tf.TensorShape(shape)
         return math.prod(shape[:-1]), shape[-1]
 
-    def accepts(self, shape):
+    def accepts(self, shape: Any) -> bool:
         if tf.TensorShape(shape).rank < 2:
             return False
         n, m = self.matrix_shape(shape)
         return 2 * self.rank * (n + m) < n * m
 
-    def initial_q(self, shape):
+    def initial_q(self, shape: Any) -> tf.Tensor:
         """The first ``Q``, [m, rank], a standard normal draw from ``seed``."""
         _, m = self.matrix_shape(shape)
         return tf.random.stateless_normal([m, self.rank], seed=[self.seed, 0])
 
-    def extra_state(self, shape, num_workers):
+    def extra_state(self, shape: Any, num_workers: int) -> dict[str, tuple[tuple[int, ...], Any]]:
         q = self.initial_q(shape)
         return {"q": (tuple(q.shape), lambda shape, dtype=None: q)}
 
-    def matrix(self, gradient):
+    def matrix(self, gradient: tf.Tensor) -> tf.Tensor:
         return tf.reshape(tf.cast(gradient, tf.float32), self.matrix_shape(gradient.shape))
 
     @staticmethod
-    def orthogonalize(p):
+    def orthogonalize(p: tf.Tensor) -> tf.Tensor:
         """An orthonormal basis of ``p``'s columns (thin QR)."""
         return tf.linalg.qr(p).q
 
-    def compress(self, gradient, *, statistics=None, num_workers=1, seed=None, q=None):
+    def compress(
+        self,
+        gradient: tf.Tensor,
+        *,
+        statistics: tf.Tensor | None = None,
+        num_workers: int = 1,
+        seed: tf.Tensor | None = None,
+        q: tf.Tensor | None = None,
+    ) -> Payload:
         """The payload ``[P^, Q]`` for one worker on its own.
 
         Args:
@@ -99,36 +111,47 @@ class PowerSGD(Compressor):
             values=values,
         )
 
-    def factors(self, payload):
+    def factors(self, payload: Payload) -> tuple[tf.Tensor, tf.Tensor]:
         """``(P^, Q)`` of a payload."""
         n, m = self.matrix_shape(payload.shape)
         p, q = tf.split(payload.values, [n * self.rank, m * self.rank])
         return tf.reshape(p, [n, self.rank]), tf.reshape(q, [m, self.rank])
 
-    def decompress(self, payload):
+    def decompress(self, payload: Payload) -> tf.Tensor:
         p, q = self.factors(payload)
         return self._restore(tf.matmul(p, q, transpose_b=True), payload)
 
-    def payload_bits(self, shape, num_workers=1):
+    def payload_bits(self, shape: Any, num_workers: int = 1) -> int:
         n, m = self.matrix_shape(shape)
         return 32 * self.rank * (n + m)
 
-    def exchange(self, points, *, slots, flag, seeds, context):
+    @property
+    def exchange(self) -> Exchange:
+        """PowerSGD's own exchange: two rounds of float all-reduce."""
+        return self._exchange_factors
+
+    def _exchange_factors(
+        self,
+        points: Sequence[tf.Tensor],
+        *,
+        slots: Sequence[dict[str, Any]],
+        flag: tf.Tensor,
+        seeds: Sequence[tf.Tensor],
+        context: tf.distribute.ReplicaContext,
+    ) -> tuple[list[tf.Tensor], list[tf.Tensor], list[tuple[Any, tf.Tensor]], tf.Tensor]:
         """Algorithm 1 of the paper across the replicas: two float all-reduces.
 
         Returns the summed approximations, this replica's own ones (for the
         residual), the new warm-start ``Q`` of each tensor, and the number of
         replicas with a non-finite gradient.
         """
-        from tfqnn.distribute import communicator
-
         matrices = [self.matrix(x) for x in points]
         ps = [tf.matmul(m, s["q"].value) for m, s in zip(matrices, slots)]
-        ps, nonfinite = communicator.all_reduce_with_flag(context, ps, flag)
+        ps, nonfinite = collectives.all_reduce_with_flag(context, ps, flag)
         ps = [self.orthogonalize(p) for p in ps]
         own_qs = [tf.matmul(m, p, transpose_a=True) for m, p in zip(matrices, ps)]
-        qs = communicator.concat_split(
-            own_qs, lambda buffer: communicator.all_reduce_sum(context, buffer)
+        qs = collectives.concat_split(
+            own_qs, lambda buffer: collectives.all_reduce_sum(context, buffer)
         )
         totals = [
             tf.reshape(tf.matmul(p, q, transpose_b=True), x.shape)
@@ -140,5 +163,5 @@ class PowerSGD(Compressor):
         ]
         return totals, locals_, [(s["q"], q) for s, q in zip(slots, qs)], nonfinite
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"rank": self.rank, "seed": self.seed}

@@ -1,10 +1,14 @@
 """`QSGD`: stochastic quantisation to ``s`` levels (Alistarh et al., NeurIPS 2017)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 import tensorflow as tf
 
 from tfqnn import _validation
-from tfqnn.distribute.compressors import base
+from tfqnn.distribute import packing
 from tfqnn.distribute.compressors.base import Compressor, Payload, bucketed, num_buckets
 
 
@@ -36,18 +40,25 @@ class QSGD(Compressor):
     unbiased = True
     stochastic = True
 
-    def __init__(self, levels=4, bucket_size=512):
+    def __init__(self, levels: int = 4, bucket_size: int = 512) -> None:
         self.levels = _validation.check_int("levels", levels, low=1, high=2**20)
         self.bucket_size = _validation.check_int("bucket_size", bucket_size, low=1)
 
-    def local_statistics(self, gradient):
+    def local_statistics(self, gradient: tf.Tensor) -> tf.Tensor:
         values, _ = bucketed(self._flat(gradient), self.bucket_size)
         return tf.norm(values, axis=1)
 
-    def num_statistics(self, shape):
+    def num_statistics(self, shape: Any) -> int:
         return num_buckets(tf.TensorShape(shape).num_elements(), self.bucket_size)
 
-    def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
+    def compress(
+        self,
+        gradient: tf.Tensor,
+        *,
+        statistics: tf.Tensor | None = None,
+        num_workers: int = 1,
+        seed: tf.Tensor | None = None,
+    ) -> Payload:
         if statistics is None:
             statistics = self.local_statistics(gradient)
         flat = self._flat(gradient)
@@ -58,7 +69,7 @@ class QSGD(Compressor):
         xi = lower + tf.cast(self._uniform(tf.shape(scaled), seed) < scaled - lower, tf.float32)
         xi = tf.minimum(xi, s)  # rounding can put s |v_i| / r a hair above s
         integers = tf.cast(tf.reshape(tf.sign(values) * xi, [-1])[: flat.shape[0]], tf.int32)
-        words = base.pack_summable(integers, self.levels, 2 * self.levels, num_workers)
+        words = packing.pack_summable(integers, self.levels, 2 * self.levels, num_workers)
         return Payload(
             words=words,
             scales=statistics,
@@ -67,15 +78,15 @@ class QSGD(Compressor):
             num_workers=num_workers,
         )
 
-    def decompress(self, payload):
-        integers = base.unpack_summable(payload, self.levels, 2 * self.levels)
+    def decompress(self, payload: Payload) -> tf.Tensor:
+        integers = self._summed_integers(payload, self.levels, 2 * self.levels)
         values, _ = bucketed(integers, self.bucket_size)
         flat = values * payload.scales[:, None] / float(self.levels)
         return self._restore(tf.reshape(flat, [-1])[: payload.shape.num_elements()], payload)
 
-    def payload_bits(self, shape, num_workers=1):
+    def payload_bits(self, shape: Any, num_workers: int = 1) -> int:
         n = tf.TensorShape(shape).num_elements()
-        return base.summable_bits(n, 2 * self.levels, num_workers)
+        return packing.summable_bits(n, 2 * self.levels, num_workers)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"levels": self.levels, "bucket_size": self.bucket_size}

@@ -1,11 +1,14 @@
 """Sign compressors: `SignSGD` (Bernstein et al., 2018-2019) and `EFSign` (Karimireddy et al., 2019)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 import tensorflow as tf
 
 from tfqnn import _validation
 from tfqnn.distribute import packing
-from tfqnn.distribute.compressors import base
 from tfqnn.distribute.compressors.base import Compressor, Payload
 
 
@@ -32,28 +35,35 @@ class SignSGD(Compressor):
 
     collective = "all_reduce"
 
-    def __init__(self, majority_vote=True):
+    def __init__(self, majority_vote: bool = True) -> None:
         self.majority_vote = _validation.check_bool("majority_vote", majority_vote)
 
-    def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
+    def compress(
+        self,
+        gradient: tf.Tensor,
+        *,
+        statistics: tf.Tensor | None = None,
+        num_workers: int = 1,
+        seed: tf.Tensor | None = None,
+    ) -> Payload:
         negative = tf.cast(self._flat(gradient) < 0, tf.int32)
         return Payload(
-            words=base.pack_summable(negative, 0, 1, num_workers),
+            words=packing.pack_summable(negative, 0, 1, num_workers),
             scales=tf.zeros([0], tf.float32),
             shape=gradient.shape,
             dtype=gradient.dtype,
             num_workers=num_workers,
         )
 
-    def decompress(self, payload):
-        votes = payload.count - 2.0 * base.unpack_summable(payload, 0, 1)
+    def decompress(self, payload: Payload) -> tf.Tensor:
+        votes = payload.count - 2.0 * self._summed_integers(payload, 0, 1)
         flat = tf.sign(votes) if self.majority_vote else votes / payload.count
         return self._restore(flat, payload)
 
-    def payload_bits(self, shape, num_workers=1):
-        return base.summable_bits(tf.TensorShape(shape).num_elements(), 1, num_workers)
+    def payload_bits(self, shape: Any, num_workers: int = 1) -> int:
+        return packing.summable_bits(tf.TensorShape(shape).num_elements(), 1, num_workers)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"majority_vote": self.majority_vote}
 
 
@@ -73,7 +83,14 @@ class EFSign(Compressor):
 
     error_feedback = True
 
-    def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
+    def compress(
+        self,
+        gradient: tf.Tensor,
+        *,
+        statistics: tf.Tensor | None = None,
+        num_workers: int = 1,
+        seed: tf.Tensor | None = None,
+    ) -> Payload:
         flat = self._flat(gradient)
         return Payload(
             words=packing.pack_bits(flat < 0),
@@ -83,10 +100,10 @@ class EFSign(Compressor):
             num_workers=num_workers,
         )
 
-    def decompress(self, payload):
+    def decompress(self, payload: Payload) -> tf.Tensor:
         negative = packing.unpack_bits(payload.words, payload.shape.num_elements())
         flat = payload.scales[0] * (1.0 - 2.0 * tf.cast(negative, tf.float32))
         return self._restore(flat, payload)
 
-    def payload_bits(self, shape, num_workers=1):
+    def payload_bits(self, shape: Any, num_workers: int = 1) -> int:
         return 32 * packing.num_words(tf.TensorShape(shape).num_elements()) + 32

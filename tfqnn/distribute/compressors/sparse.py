@@ -5,13 +5,17 @@ that every worker gathers buffers of one size; an unused slot holds -1. The
 index takes 30 bits, so a gradient may have up to 2**30 elements.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import tensorflow as tf
 
 MAX_ELEMENTS = 2**30
 EMPTY = -1
 
 
-def check_size(num_elements, compressor):
+def check_size(num_elements: int, compressor: Any) -> None:
     if num_elements > MAX_ELEMENTS:
         raise ValueError(
             f"{type(compressor).__name__} encodes indices in 30 bits: a gradient "
@@ -19,13 +23,13 @@ def check_size(num_elements, compressor):
         )
 
 
-def encode(indices, negative, valid):
+def encode(indices: tf.Tensor, negative: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
     """Words for the slots: ``index * 2 + negative`` where ``valid``, else -1."""
     words = tf.cast(indices, tf.int32) * 2 + tf.cast(negative, tf.int32)
     return tf.where(valid, words, EMPTY)
 
 
-def decode(words, magnitudes, num_elements):
+def decode(words: tf.Tensor, magnitudes: Any, num_elements: int) -> tf.Tensor:
     """A dense float32 vector: ``+-magnitudes`` at the words' indices (summed
     where indices repeat), 0 elsewhere. ``magnitudes`` is per slot."""
     valid = words >= 0
@@ -37,6 +41,6 @@ def decode(words, magnitudes, num_elements):
     )
 
 
-def largest(scores, count):
+def largest(scores: tf.Tensor, count: int) -> tuple[tf.Tensor, tf.Tensor]:
     """Values and indices of the ``count`` largest scores (``count`` static)."""
     return tf.math.top_k(scores, k=count, sorted=False)

@@ -1,10 +1,14 @@
 """`TernGrad`: stochastic ternary gradients with a shared scaler (Wen et al., NeurIPS 2017)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 import tensorflow as tf
 
 from tfqnn import _validation
-from tfqnn.distribute.compressors import base
+from tfqnn.distribute import packing
 from tfqnn.distribute.compressors.base import Compressor, Payload
 
 
@@ -33,16 +37,16 @@ class TernGrad(Compressor):
     collective = "all_reduce"
     stochastic = True
 
-    def __init__(self, clip_sigma=2.5):
+    def __init__(self, clip_sigma: float | None = 2.5) -> None:
         self.clip_sigma = _validation.check_number(
             "clip_sigma", clip_sigma, positive=True, allow_none=True
         )
 
     @property
-    def unbiased(self):
+    def unbiased(self) -> bool:  # type: ignore[override]
         return self.clip_sigma is None
 
-    def clip(self, gradient):
+    def clip(self, gradient: tf.Tensor) -> tf.Tensor:
         """The gradient clipped to ``clip_sigma`` standard deviations (float32, flat)."""
         flat = self._flat(gradient)
         if self.clip_sigma is None:
@@ -50,13 +54,20 @@ class TernGrad(Compressor):
         bound = self.clip_sigma * tf.math.reduce_std(flat)
         return tf.clip_by_value(flat, -bound, bound)
 
-    def local_statistics(self, gradient):
+    def local_statistics(self, gradient: tf.Tensor) -> tf.Tensor:
         return tf.reshape(tf.reduce_max(tf.abs(self.clip(gradient))), [1])
 
-    def num_statistics(self, shape):
+    def num_statistics(self, shape: Any) -> int:
         return 1
 
-    def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
+    def compress(
+        self,
+        gradient: tf.Tensor,
+        *,
+        statistics: tf.Tensor | None = None,
+        num_workers: int = 1,
+        seed: tf.Tensor | None = None,
+    ) -> Payload:
         flat = self.clip(gradient)
         if statistics is None:
             statistics = self.local_statistics(gradient)
@@ -64,18 +75,18 @@ class TernGrad(Compressor):
         keep = self._uniform(tf.shape(flat), seed) < probability
         integers = tf.cast(tf.sign(flat), tf.int32) * tf.cast(keep, tf.int32)
         return Payload(
-            words=base.pack_summable(integers, 1, 2, num_workers),
+            words=packing.pack_summable(integers, 1, 2, num_workers),
             scales=statistics,
             shape=gradient.shape,
             dtype=gradient.dtype,
             num_workers=num_workers,
         )
 
-    def decompress(self, payload):
-        return self._restore(base.unpack_summable(payload, 1, 2) * payload.scales[0], payload)
+    def decompress(self, payload: Payload) -> tf.Tensor:
+        return self._restore(self._summed_integers(payload, 1, 2) * payload.scales[0], payload)
 
-    def payload_bits(self, shape, num_workers=1):
-        return base.summable_bits(tf.TensorShape(shape).num_elements(), 2, num_workers)
+    def payload_bits(self, shape: Any, num_workers: int = 1) -> int:
+        return packing.summable_bits(tf.TensorShape(shape).num_elements(), 2, num_workers)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"clip_sigma": self.clip_sigma}

@@ -1,6 +1,9 @@
 """`Threshold`: threshold quantisation with error feedback (Strom, Interspeech 2015)."""
 
+from __future__ import annotations
+
 import math
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -39,18 +42,25 @@ class Threshold(Compressor):
 
     error_feedback = True
 
-    def __init__(self, tau=0.01, max_density=0.1):
+    def __init__(self, tau: float = 0.01, max_density: float = 0.1) -> None:
         self.tau = _validation.check_number("tau", tau, positive=True)
         self.max_density = _validation.check_number("max_density", max_density, positive=True)
         if self.max_density > 1:
             raise ValueError(f"Invalid max_density={max_density!r}: expected a number in (0, 1].")
 
-    def slots(self, num_elements):
+    def slots(self, num_elements: int) -> int:
         """Elements one payload can carry."""
         # round() first: 0.07 * 100 is 7.000000000000001 in floating point.
         return max(1, math.ceil(round(self.max_density * num_elements, 6)))
 
-    def compress(self, gradient, *, statistics=None, num_workers=1, seed=None):
+    def compress(
+        self,
+        gradient: tf.Tensor,
+        *,
+        statistics: tf.Tensor | None = None,
+        num_workers: int = 1,
+        seed: tf.Tensor | None = None,
+    ) -> Payload:
         flat = self._flat(gradient)
         sparse.check_size(flat.shape[0], self)
         magnitude, indices = sparse.largest(tf.abs(flat), self.slots(flat.shape[0]))
@@ -63,12 +73,12 @@ class Threshold(Compressor):
             num_workers=num_workers,
         )
 
-    def decompress(self, payload):
+    def decompress(self, payload: Payload) -> tf.Tensor:
         flat = sparse.decode(payload.words, self.tau, payload.shape.num_elements())
         return self._restore(flat, payload)
 
-    def payload_bits(self, shape, num_workers=1):
+    def payload_bits(self, shape: Any, num_workers: int = 1) -> int:
         return 32 * self.slots(tf.TensorShape(shape).num_elements())
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"tau": self.tau, "max_density": self.max_density}

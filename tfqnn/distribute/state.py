@@ -1,40 +1,40 @@
-"""Per-variable state of compressed exchanges: error-feedback residuals and
-PowerSGD's warm-start factor.
+"""`CompressionState`: per-variable state of compressed exchanges, such as
+error-feedback residuals and PowerSGD's warm-start factor.
 
 Each worker keeps its own residual, so the state lives in
 ``synchronization="on_read"`` variables: assigning them inside a replica
-context changes the local copy only, with no collective (a mirrored variable
-would raise or silently all-reduce; research note, pitfall 4). They are
+context changes the local copy only, with no collective (a mirrored
+variable would raise, or all-reduce the residuals of all workers). They are
 ``aggregation="only_first_replica"``: a checkpoint of a worker saves and
 restores that worker's own values (MultiWorkerMirroredStrategy has one
 replica per worker).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import keras
 import tensorflow as tf
 
-from tfqnn import _validation
+from tfqnn.distribute import config
+
+MakeVariable = Callable[[tuple[int, ...], Any, str], Any]
+"""``f(shape, initializer, name) -> variable``."""
 
 
-def is_compressible(compressor, shape, dtype, min_elements):
-    """Whether a dense gradient of this shape and dtype is compressed."""
-    shape = tf.TensorShape(shape)
-    return (
-        tf.as_dtype(dtype).is_floating
-        and shape.is_fully_defined()
-        and shape.num_elements() >= min_elements
-        and compressor.accepts(shape)
-    )
-
-
-def state_initializers(compressor, shape, num_workers):
+def state_initializers(
+    compressor: Any, shape: Any, num_workers: int
+) -> dict[str, tuple[tuple[int, ...], Any]]:
     """Name -> (shape, initializer) of the state one compressed variable needs."""
     specs = {"residual": (tuple(shape), "zeros")} if compressor.error_feedback else {}
     specs.update(compressor.extra_state(shape, num_workers))
     return specs
 
 
-def _new_variable(shape, initializer, name):
+def new_variable(shape: tuple[int, ...], initializer: Any, name: str) -> keras.Variable:
+    """A float32 state variable: on-read, each worker's own (see the module docstring)."""
     return keras.Variable(
         initializer=initializer,
         shape=shape,
@@ -59,7 +59,7 @@ class CompressionState:
             order of the gradient lists.
         min_elements: gradients with fewer elements go uncompressed.
         make_variable: ``f(shape, initializer, name) -> variable`` (default:
-            an on-read `keras.Variable`).
+            `new_variable`).
         num_workers: the replicas that will exchange (default: those of the
             current strategy); some state is sized by it.
 
@@ -69,17 +69,23 @@ class CompressionState:
     """
 
     def __init__(
-        self, compressor, variables, min_elements=1024, make_variable=None, num_workers=None
-    ):
+        self,
+        compressor: Any,
+        variables: Sequence[Any],
+        min_elements: int = config.DEFAULT_MIN_ELEMENTS,
+        make_variable: MakeVariable | None = None,
+        num_workers: int | None = None,
+    ) -> None:
         self.compressor = compressor
         if num_workers is None:
             num_workers = tf.distribute.get_strategy().num_replicas_in_sync
         self.num_workers = num_workers
-        self.min_elements = _validation.check_int("min_elements", min_elements, low=1)
-        make_variable = make_variable or _new_variable
-        self.compressed, self.slots = [], []
+        self.min_elements = config.check_min_elements(min_elements)
+        make_variable = make_variable or new_variable
+        self.compressed: list[bool] = []
+        self.slots: list[dict[str, Any]] = []
         for variable in variables:
-            compressed = is_compressible(compressor, variable.shape, variable.dtype, min_elements)
+            compressed = compressor.compresses(variable.shape, variable.dtype, min_elements)
             self.compressed.append(compressed)
             name = getattr(variable, "path", None) or variable.name
             name = name.replace("/", "_").replace(":", "_")
@@ -95,5 +101,6 @@ class CompressionState:
             )
 
     @property
-    def variables(self):
+    def variables(self) -> list[Any]:
+        """Every state variable, variable by variable."""
         return [v for slots in self.slots for v in slots.values()]
