@@ -41,7 +41,7 @@ def check(value: object, *, applies_step: bool = True) -> str:
         ValueError: ``Invalid on_nonfinite=...: expected one of ...``.
     """
     if applies_step or value != "skip":
-        return _validation.check_choice("on_nonfinite", value, ON_NONFINITE)
+        return str(_validation.check_choice("on_nonfinite", value, ON_NONFINITE))
     raise ValueError(
         "Invalid on_nonfinite='skip': expected 'raise' or 'nan' (all_reduce applies no "
         "step to skip: wrap the optimizer in CompressedOptimizer, or use "
