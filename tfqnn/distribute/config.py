@@ -55,3 +55,22 @@ class CompressionConfig:
         object.__setattr__(self, "compressor", compressors.get(compressor))
         object.__setattr__(self, "min_elements", check_min_elements(min_elements))
         object.__setattr__(self, "on_nonfinite", nonfinite.check(on_nonfinite))
+
+
+class ConfiguredByCompression:
+    """Reads ``compressor``, ``min_elements`` and ``on_nonfinite`` from the
+    ``compression_config`` attribute (the strategy and the optimizer share it)."""
+
+    compression_config: CompressionConfig
+
+    @property
+    def compressor(self) -> compressors.Compressor:
+        return self.compression_config.compressor
+
+    @property
+    def min_elements(self) -> int:
+        return self.compression_config.min_elements
+
+    @property
+    def on_nonfinite(self) -> str:
+        return self.compression_config.on_nonfinite

@@ -8,12 +8,16 @@ from typing import Any
 import keras
 
 from tfqnn.distribute import _hook, compressors
-from tfqnn.distribute.config import DEFAULT_MIN_ELEMENTS, CompressionConfig
+from tfqnn.distribute.config import (
+    DEFAULT_MIN_ELEMENTS,
+    CompressionConfig,
+    ConfiguredByCompression,
+)
 from tfqnn.distribute.state import CompressionState
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")
-class CompressedOptimizer(keras.optimizers.Optimizer):
+class CompressedOptimizer(ConfiguredByCompression, keras.optimizers.Optimizer):
     """Wraps a Keras optimizer so that its gradient all-reduce is compressed.
 
     Use it under any tf.distribute strategy's scope (MultiWorkerMirroredStrategy,
@@ -61,18 +65,6 @@ class CompressedOptimizer(keras.optimizers.Optimizer):
         self.compression_config = config
         self.inner_optimizer = keras.optimizers.get(optimizer)
         _hook.warn_local_clipping(self.inner_optimizer)
-
-    @property
-    def compressor(self) -> compressors.Compressor:
-        return self.compression_config.compressor
-
-    @property
-    def min_elements(self) -> int:
-        return self.compression_config.min_elements
-
-    @property
-    def on_nonfinite(self) -> str:
-        return self.compression_config.on_nonfinite
 
     def build(self, var_list: Sequence[Any]) -> None:
         if self.built:

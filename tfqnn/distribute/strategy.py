@@ -7,11 +7,17 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfqnn.distribute import _hook, compressors
-from tfqnn.distribute.config import DEFAULT_MIN_ELEMENTS, CompressionConfig
+from tfqnn.distribute import _hook
+from tfqnn.distribute.config import (
+    DEFAULT_MIN_ELEMENTS,
+    CompressionConfig,
+    ConfiguredByCompression,
+)
 
 
-class GradientCompressionStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+class GradientCompressionStrategy(
+    ConfiguredByCompression, tf.distribute.MultiWorkerMirroredStrategy
+):
     """A `tf.distribute.MultiWorkerMirroredStrategy` whose gradient exchange is compressed.
 
     Use it as MWMS: build and compile the model under ``scope()`` with any
@@ -81,18 +87,6 @@ class GradientCompressionStrategy(tf.distribute.MultiWorkerMirroredStrategy):
         tf.distribute.Strategy.__init__(self, strategy.extended)
         # The extended object answers to one strategy: from now on this one.
         strategy.extended._container_strategy_weakref = weakref.ref(self)
-
-    @property
-    def compressor(self) -> compressors.Compressor:
-        return self.compression_config.compressor
-
-    @property
-    def min_elements(self) -> int:
-        return self.compression_config.min_elements
-
-    @property
-    def on_nonfinite(self) -> str:
-        return self.compression_config.on_nonfinite
 
     def __repr__(self) -> str:
         return (
