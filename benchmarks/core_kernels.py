@@ -11,7 +11,14 @@ timed separately: its hook has no timer, so those rows are timed around the
 ctypes call, less the median time of the same call on zero rows (the ctypes
 overhead, ~1 us).
 
+Before and after: `--baseline PATH` loads a second build of the library (an
+older commit's, say) into the same process and times both on the same inputs,
+alternating between them (which goes first alternates too) `--repeats` times;
+it prints the median of the repeats' medians for each library and their
+ratio, current / baseline.
+
     .venv/bin/python benchmarks/core_kernels.py [--threads N] [--rounds R]
+                                                [--baseline PATH [--repeats K]]
 """
 
 import argparse
@@ -40,8 +47,8 @@ CONV = [  # (name, size, channels_in, channels_out), 3x3 SAME, stride 1
 ]
 
 
-def load():
-    path = os.environ.get("TFQNN_LIBRARY") or ROOT / "tfqnn" / "lite" / "libtfqnn_ops.so"
+def load(path=None):
+    path = path or os.environ.get("TFQNN_LIBRARY") or ROOT / "tfqnn" / "lite" / "libtfqnn_ops.so"
     lib = ctypes.CDLL(str(path))
     lib.tfqnn_core_bdense_new.restype = P
     lib.tfqnn_core_bdense_new.argtypes = [P, I, I]
@@ -149,10 +156,44 @@ def time_bitpack(lib, rng, size, channels, kind, rounds):
     return max(median_ns(rows) - overhead, 0.0) * 1e-3
 
 
+def compare(current, baseline, isas, args):
+    """Each case on both libraries, alternating; prints medians and the ratio."""
+    cases = [(name, time_dense, shape + [args.threads]) for name, *shape in DENSE]
+    cases += [(name, time_conv, shape + [args.threads]) for name, *shape in CONV]
+    cases += [
+        (f"bitpack {kind} {size}x{size}x{cin}", time_bitpack, [size, cin, kind])
+        for _, size, cin, _ in CONV
+        for kind in ("float", "int8")
+    ]
+    print(f"{'case':<28}" + "".join(f"{isa + ' cur/base us':>24}{'ratio':>7}" for isa in isas))
+    for n, (name, timer, shape) in enumerate(cases):
+        row = ""
+        for i, isa in enumerate(ISAS):
+            if isa not in isas:
+                continue
+            times = {"current": [], "baseline": []}
+            for repeat in range(args.repeats):
+                order = (
+                    ["current", "baseline"] if (repeat + n) % 2 == 0 else ["baseline", "current"]
+                )
+                for which in order:
+                    lib = current if which == "current" else baseline
+                    assert lib.tfqnn_core_set_isa(i) == 1
+                    rng = np.random.default_rng(n)  # the same inputs for both
+                    times[which].append(timer(lib, rng, *shape, args.rounds))
+            cur, base = (float(np.median(times[k])) for k in ("current", "baseline"))
+            row += f"{cur:>12.1f} / {base:>9.1f}{cur / base:>7.3f}"
+        print(f"{name:<28}" + row, flush=True)
+    for lib in (current, baseline):
+        lib.tfqnn_core_set_isa(-1)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--baseline", metavar="PATH", help="a second library to compare with")
+    parser.add_argument("--repeats", type=int, default=5, help="alternations with --baseline")
     args = parser.parse_args()
     lib = load()
     isas = [name for i, name in enumerate(ISAS) if lib.tfqnn_core_isa_supported(i)]
@@ -160,6 +201,11 @@ def main():
         f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, "
         f"{args.threads} thread(s), median of {args.rounds} runs, microseconds"
     )
+    if args.baseline:
+        baseline = load(args.baseline)
+        print(f"current: {lib._name}; baseline: {baseline._name}")
+        compare(lib, baseline, isas, args)
+        return
     print(f"{'case':<28}" + "".join(f"{name:>10}" for name in isas))
     rng = np.random.default_rng(0)
     cases = [(name, time_dense, shape) for name, *shape in DENSE]

@@ -27,6 +27,12 @@ gives medians in microseconds.
 
 A 1x2 model of each kind gives the floor of one invoke() call.
 
+Before and after: `--baseline PATH` names another build of the kernel library
+(an older commit's, say). Its binary models run in workers of their own (one
+per ISA, `TFQNN_LIBRARY=PATH`), interleaved in the same rounds as the current
+library's, and a second table gives both medians and their ratio per ISA;
+the output check then also requires both libraries to give the same bits.
+
 End to end: the demo's saved model (saved_models/bnn_fashion_mnist.keras) as
 a float32 TFLite file (plain converter, its binary layers as float builtins
 with the +-1 kernels baked in as constants, see `float_twin`), its int8 PTQ
@@ -39,6 +45,7 @@ than int8 on every shape; AVX2 >= 4x faster than f32.
 
 Usage: python benchmarks/lite_kernels.py [--quick] [--json PATH]
                                          [--rounds 10] [--seconds 1.0]
+                                         [--baseline PATH]
 """
 
 import os
@@ -65,6 +72,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL_PATH = ROOT / "saved_models" / "bnn_fashion_mnist.keras"
 ISAS = ("scalar", "avx2", "avx512")
 BUILTIN = "builtin"  # the worker of the f32 and int8 models
+BASELINE = "baseline:"  # prefix of the engines that run the --baseline library
 
 # (key, title, kind, batch or spatial size, in, out)
 CASES = [
@@ -423,13 +431,24 @@ def worker_main(engine):
             return
 
 
-class Worker:
-    """A worker process: `engine` is "builtin" or the ISA it sets in TFQNN_ISA."""
+def baseline_engine(isa):
+    return BASELINE + isa
 
-    def __init__(self, engine, directory):
+
+class Worker:
+    """A worker process.
+
+    `engine` is "builtin", the ISA it sets in TFQNN_ISA, or baseline_engine(isa):
+    that ISA with the library `baseline` (TFQNN_LIBRARY).
+    """
+
+    def __init__(self, engine, directory, baseline=None):
         env = dict(os.environ)
         env.pop("TFQNN_ISA", None)
-        if engine != BUILTIN:
+        if engine.startswith(BASELINE):
+            env["TFQNN_LIBRARY"] = str(Path(baseline).resolve())
+            env["TFQNN_ISA"] = engine.removeprefix(BASELINE)
+        elif engine != BUILTIN:
             env["TFQNN_ISA"] = engine
         self.engine = engine
         self.log_path = Path(directory) / f"worker_{engine}.log"
@@ -536,6 +555,11 @@ def parse_args(argv):
     parser.add_argument("--min-invokes", type=int, default=None, help="per variant [50]")
     parser.add_argument("--max-invokes", type=int, default=50000, help="per variant")
     parser.add_argument("--no-demo", action="store_true", help="skip the end-to-end part")
+    parser.add_argument(
+        "--baseline",
+        metavar="PATH",
+        help="another libtfqnn_ops.so, timed against the current one in the same rounds",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     defaults = (3, 0.1, 10, 0.02) if args.quick else (10, 1.0, 50, 0.1)
@@ -545,6 +569,8 @@ def parse_args(argv):
     args.warmup = defaults[3]
     if args.rounds < 1 or args.seconds < 0 or args.min_invokes < 1:
         parser.error("--rounds and --min-invokes must be >= 1, --seconds >= 0")
+    if args.baseline and not Path(args.baseline).is_file():
+        parser.error(f"--baseline {args.baseline}: no such file")
     return args
 
 
@@ -564,6 +590,8 @@ def print_machine(info, isas, versions, args):
         + ", ".join(f"{k} {v}" for k, v in versions.items())
     )
     print(f"Load average at start: {info['load_average_start']}")
+    if args.baseline:
+        print(f"Baseline library: {args.baseline}")
     print(
         f"One thread; median of every invoke() (Python call included) over {args.rounds} "
         f"interleaved rounds, ~{args.seconds:g} s per variant (>= {args.min_invokes} invokes, "
@@ -596,11 +624,13 @@ def main(argv=None):
     print_machine(info, isas, versions, args)
 
     engines = [BUILTIN] + isas
+    if args.baseline:
+        engines += [baseline_engine(isa) for isa in isas]
     with tempfile.TemporaryDirectory(prefix="tfqnn_lite_bench_") as tmp:
         workers = {}
         try:
             for engine in engines:  # they import while this process converts
-                workers[engine] = Worker(engine, tmp)
+                workers[engine] = Worker(engine, tmp, args.baseline)
             return run(args, info, isas, versions, workers, Path(tmp), wall)
         finally:
             for worker in workers.values():
@@ -619,6 +649,7 @@ def run(args, info, isas, versions, workers, tmp, wall):
 
     # Files for the workers, and who runs what.
     loads = {engine: {} for engine in workers}
+    binary_engines = [engine for engine in workers if engine != BUILTIN]
     variants = []  # (case, variant, engine, model key)
     sizes = {}
     for case, by_variant in models.items():
@@ -628,7 +659,7 @@ def run(args, info, isas, versions, workers, tmp, wall):
             path.write_bytes(data)
             sizes[(case, variant)] = len(data)
             binary = variant.startswith("binary")
-            for engine in isas if binary else [BUILTIN]:
+            for engine in binary_engines if binary else [BUILTIN]:
                 key = f"{case}/{variant}"
                 loads[engine][key] = {
                     "model": str(path),
@@ -645,10 +676,11 @@ def run(args, info, isas, versions, workers, tmp, wall):
         active[engine] = worker.hello.get("isa")
         for key, names in reply["ops"].items():
             ops[(key, engine)] = names
-    for engine in isas:
-        if active[engine] not in (engine, "unknown"):
-            print(f"WARNING: worker with TFQNN_ISA={engine} runs {active[engine]}")
-    checks = check_outputs(models, expected, isas, tmp, ops)
+    for engine in binary_engines:
+        isa = engine.removeprefix(BASELINE)
+        if active[engine] not in (isa, "unknown"):
+            print(f"WARNING: worker {engine} with TFQNN_ISA={isa} runs {active[engine]}")
+    checks = check_outputs(models, expected, binary_engines, tmp, ops)
 
     print("Timing ...", file=sys.stderr, flush=True)
     samples = measure(workers, variants, args)
@@ -670,6 +702,7 @@ def run(args, info, isas, versions, workers, tmp, wall):
         + "."
     )
     demo_rows = print_demo_table(median, isas, sizes, demo[3]) if demo else None
+    baseline_rows = print_baseline_table(median, isas, args.baseline) if args.baseline else None
     print("\nChecks: " + "; ".join(checks))
     print(f"Load average at end: {info['load_average_end']}")
     seconds = time.perf_counter() - wall
@@ -682,12 +715,13 @@ def run(args, info, isas, versions, workers, tmp, wall):
             "active_isas": active,
             "settings": {
                 k: getattr(args, k)
-                for k in ("rounds", "seconds", "min_invokes", "max_invokes", "quick")
+                for k in ("rounds", "seconds", "min_invokes", "max_invokes", "quick", "baseline")
             },
             "results": results,
             "kernels": kernel_rows,
             "floor_us": floor,
             "demo": demo_rows,
+            "baseline": baseline_rows,
             "file_bytes": {f"{c}|{v}": n for (c, v), n in sizes.items()},
             "ops": {f"{k}|{e}": names for (k, e), names in ops.items()},
             "checks": checks,
@@ -698,22 +732,23 @@ def run(args, info, isas, versions, workers, tmp, wall):
     return 0
 
 
-def check_outputs(models, expected, isas, tmp, ops):
-    """Binary outputs against Keras, across ISAs; the builtins delegated to XNNPACK."""
+def check_outputs(models, expected, engines, tmp, ops):
+    """Binary outputs against Keras, across ISAs (and libraries); the builtins delegated to XNNPACK."""
     checks = []
     vs_keras, across = {}, 0.0
+    what = "ISAs and libraries" if any(e.startswith(BASELINE) for e in engines) else "ISAs"
     for case in models:
         for variant in models[case]:
             if not variant.startswith("binary"):
                 continue
-            outs = [np.load(tmp / f"out_{case}_{variant}_{engine}.npy") for engine in isas]
+            outs = [np.load(tmp / f"out_{case}_{variant}_{engine}.npy") for engine in engines]
             across = max([across] + [float(np.max(np.abs(o - outs[0]))) for o in outs])
             diff = max(float(np.max(np.abs(o - expected[case]))) for o in outs)
             vs_keras[variant] = max(vs_keras.get(variant, 0.0), diff)
     checks.append(
-        f"binary outputs identical across ISAs (max |diff| {across:.3g})"
+        f"binary outputs identical across {what} (max |diff| {across:.3g})"
         if across == 0
-        else f"binary outputs DIFFER across ISAs: max |diff| {across:.3g}"
+        else f"binary outputs DIFFER across {what}: max |diff| {across:.3g}"
     )
     checks.append(
         "outputs vs the Keras model, max |diff|: "
@@ -843,6 +878,43 @@ def print_demo_table(median, isas, sizes, demo_info):
     for note in demo_info["notes"]:
         print("NOTE: " + note)
     return {"rows": rows, **demo_info}
+
+
+def print_baseline_table(median, isas, baseline):
+    """The binary models on the current library against the --baseline one."""
+    print(f"\nAgainst the baseline library {baseline} (same rounds), medians in us:\n")
+    print(
+        "| case | "
+        + " | ".join(f"{isa} current / baseline us" for isa in isas)
+        + " | "
+        + " | ".join(f"{isa} current/baseline" for isa in isas)
+        + " |"
+    )
+    print("|---" * (1 + 2 * len(isas)) + "|")
+    cases = [(key, title, "binary") for key, title, *_ in CASES]
+    cases += [("demo", "end to end, binary export", "binary")]
+    cases += [("demo", "end to end, binary export with int8 builtins", "binary_int8")]
+    rows = []
+    for key, title, variant in cases:
+        current = {isa: median(key, f"{variant}@{isa}") for isa in isas}
+        base = {isa: median(key, f"{variant}@{baseline_engine(isa)}") for isa in isas}
+        if not any(current.values()):
+            continue  # the demo was skipped or not exported
+        ratio = {
+            isa: current[isa] / base[isa] if current[isa] and base[isa] else None for isa in isas
+        }
+        print(
+            f"| {title} | "
+            + " | ".join(f"{fmt_us(current[isa])} / {fmt_us(base[isa])}" for isa in isas)
+            + " | "
+            + " | ".join("n/a" if ratio[isa] is None else f"{ratio[isa]:.3f}" for isa in isas)
+            + " |"
+        )
+        rows.append(
+            {"case": key, "variant": variant, "title": title, "current_us": current}
+            | {"baseline_us": base, "ratio": ratio}
+        )
+    return rows
 
 
 if __name__ == "__main__":
