@@ -48,6 +48,8 @@ Usage: python benchmarks/lite_kernels.py [--quick] [--json PATH]
                                          [--baseline PATH]
 """
 
+from __future__ import annotations
+
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
@@ -63,7 +65,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import _machine
 import numpy as np
@@ -85,6 +89,8 @@ CASES = [
 TARGET_F32_AVX512 = 10.0
 TARGET_INT8_AVX512 = 3.0
 TARGET_F32_AVX2 = 4.0
+# median(case, variant): the median us of a timed variant, None if not timed.
+Median = Callable[[str, str], "float | None"]
 BINARY = {
     "input_quantizer": "ste_sign",
     "kernel_quantizer": "ste_sign",
@@ -96,13 +102,14 @@ BINARY = {
 # ---- machine -------------------------------------------------------------------
 
 
-def machine_info():
-    info = {
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
         "cpu": platform.processor() or "unknown CPU",
         "arch": platform.machine(),
         "logical_cpus": os.cpu_count(),
         "flags": [],
     }
+    affinity: int | None
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -146,7 +153,7 @@ def machine_info():
     return info
 
 
-def supported_isas(flags):
+def supported_isas(flags: list[str]) -> list[str]:
     """The ISAs tfqnn's kernels can use here: the library's answer, else /proc/cpuinfo's."""
     try:
         from tfqnn.lite import _core
@@ -165,7 +172,7 @@ def supported_isas(flags):
 
 
 @contextlib.contextmanager
-def _quiet():
+def _quiet() -> Iterator[None]:
     """Hides the converters' chatter (prints, warnings, C++ logs); shows it if they fail."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -193,18 +200,18 @@ def _quiet():
                 sys.stderr.write(log.read()[-4000:])
 
 
-def _tflite_float(model):
+def _tflite_float(model: Any) -> bytes:
     import tensorflow as tf
 
     with _quiet():
         return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
-def _tflite_int8(model, samples, int8_io):
+def _tflite_int8(model: Any, samples: list[np.ndarray], int8_io: bool) -> bytes:
     """Full-integer PTQ; `samples`: input arrays of the model's batch shape."""
     import tensorflow as tf
 
-    def representative():
+    def representative() -> Iterator[list[np.ndarray]]:
         for sample in samples:
             yield [np.asarray(sample, np.float32)]
 
@@ -224,14 +231,14 @@ def _tflite_int8(model, samples, int8_io):
         return converter.convert()
 
 
-def _to_tflite(model, **kwargs):
+def _to_tflite(model: Any, **kwargs: Any) -> bytes:
     import tfqnn
 
     with _quiet():
         return tfqnn.export.to_tflite(model, **kwargs)
 
 
-def build_floor_models():
+def build_floor_models() -> tuple[dict[str, bytes], np.ndarray, np.ndarray]:
     """Models of almost no work: the cost of one invoke() call, builtin and tfqnn."""
     import keras
 
@@ -250,15 +257,20 @@ def build_floor_models():
     return {"f32": _tflite_float(tiny), "binary": quantize}, x, bitpack(x)
 
 
-def build_kernel_models(rng):
+def build_kernel_models(
+    rng: np.random.Generator,
+) -> tuple[dict[str, dict[str, bytes]], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """{case: {variant: bytes}}, the float inputs, and the Keras outputs of the binary layers."""
     import keras
 
     import tfqnn
 
-    models, inputs, expected = {}, {}, {}
+    models: dict[str, dict[str, bytes]] = {}
+    inputs: dict[str, np.ndarray] = {}
+    expected: dict[str, np.ndarray] = {}
     for key, _, kind, size, cin, cout in CASES:
         keras.utils.set_random_seed(0)
+        shape: tuple[int, ...]
         if kind == "dense":
             shape = (size, cin)
             builtin_layer = keras.layers.Dense(cout, use_bias=True)
@@ -283,7 +295,7 @@ def build_kernel_models(rng):
     return models, inputs, expected
 
 
-def float_twin(model):
+def float_twin(model: Any) -> Any:
     """The model with each quantized kernel baked in as a float constant (+-1 for sign).
 
     Converted as is, TFLite recomputes sign(kernel) on every invoke (SELECT_V2
@@ -295,7 +307,7 @@ def float_twin(model):
 
     from tfqnn.layers.base import KERNEL
 
-    def clone(layer):
+    def clone(layer: Any) -> Any:
         config = layer.get_config()
         if getattr(layer, "kernel_quantizer", None) is not None:
             config.update(kernel_quantizer=None, kernel_constraint=None)
@@ -311,7 +323,7 @@ def float_twin(model):
     return twin
 
 
-def demo_data():
+def demo_data() -> tuple[str, np.ndarray]:
     import tfqnn
 
     if tfqnn.datasets.fashion_mnist_available():
@@ -323,7 +335,7 @@ def demo_data():
     )
 
 
-def build_demo_models():
+def build_demo_models() -> tuple[dict[str, bytes], np.ndarray, np.ndarray, dict[str, Any]]:
     """{variant: bytes} of the demo model's exports, its input, summary and notes."""
     import keras
 
@@ -333,7 +345,8 @@ def build_demo_models():
     data_name, x = demo_data()
     calibration = [x[i : i + 1] for i in range(min(200, len(x)))]
     summary = tfqnn.summary(model, print_fn=None)
-    exports, notes = {}, []
+    exports: dict[str, bytes] = {}
+    notes: list[str] = []
     twin = float_twin(model)
     sample = x[:1].astype(np.float32)
     expected = np.asarray(model(sample, training=False))
@@ -363,7 +376,7 @@ def build_demo_models():
 # ---- worker (child process) ----------------------------------------------------
 
 
-def worker_main(engine):
+def worker_main(engine: str) -> None:
     """Loads models on request and times invoke(); JSON lines on the original stdout."""
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints of the libraries go to stderr
@@ -382,7 +395,7 @@ def worker_main(engine):
             isa = "unknown"
     interpreters = {}
 
-    def reply(obj):
+    def reply(obj: dict[str, Any]) -> None:
         protocol.write(json.dumps(obj) + "\n")
 
     reply({"ready": True, "isa": isa, "env": os.environ.get("TFQNN_ISA")})
@@ -409,7 +422,7 @@ def worker_main(engine):
             reply({"ops": ops})
         elif command == "warm":  # warm-up; its median latency sizes the rounds
             invoke = interpreters[request["model"]].invoke
-            times = []
+            times: list[int] = []
             start = time.perf_counter()
             while len(times) < 3 or time.perf_counter() - start < request["seconds"]:
                 t0 = time.perf_counter_ns()
@@ -431,7 +444,7 @@ def worker_main(engine):
             return
 
 
-def baseline_engine(isa):
+def baseline_engine(isa: str) -> str:
     return BASELINE + isa
 
 
@@ -442,10 +455,12 @@ class Worker:
     that ISA with the library `baseline` (TFQNN_LIBRARY).
     """
 
-    def __init__(self, engine, directory, baseline=None):
+    def __init__(self, engine: str, directory: str | Path, baseline: str | None = None) -> None:
         env = dict(os.environ)
         env.pop("TFQNN_ISA", None)
         if engine.startswith(BASELINE):
+            if baseline is None:
+                raise ValueError(f"Invalid baseline=None: expected a library path for {engine}")
             env["TFQNN_LIBRARY"] = str(Path(baseline).resolve())
             env["TFQNN_ISA"] = engine.removeprefix(BASELINE)
         elif engine != BUILTIN:
@@ -462,24 +477,27 @@ class Worker:
                 env=env,
                 bufsize=1,
             )
-        self.hello = None
+        self.hello: dict[str, Any] | None = None
 
-    def receive(self):
+    def receive(self) -> dict[str, Any]:
+        assert self.process.stdout is not None  # Popen with stdout=PIPE
         line = self.process.stdout.readline()
         if not line:
             status = self.process.wait()
             tail = self.log_path.read_text()[-3000:]
             raise RuntimeError(f"worker {self.engine} exited (status {status}):\n{tail}")
-        return json.loads(line)
+        reply: dict[str, Any] = json.loads(line)
+        return reply
 
-    def ask(self, **request):
+    def ask(self, **request: Any) -> dict[str, Any]:
+        assert self.process.stdin is not None  # Popen with stdin=PIPE
         if self.hello is None:
             self.hello = self.receive()
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         return self.receive()
 
-    def close(self):
+    def close(self) -> None:
         if self.process.poll() is None:
             with contextlib.suppress(RuntimeError, BrokenPipeError, OSError):
                 self.ask(cmd="quit")
@@ -492,7 +510,9 @@ class Worker:
 # ---- measurement ---------------------------------------------------------------
 
 
-def measure(workers, variants, args):
+def measure(
+    workers: dict[str, Worker], variants: list[tuple[str, str, str, str]], args: argparse.Namespace
+) -> dict[tuple[str, str], list[int]]:
     """Times in interleaved rounds.
 
     variants: [(case, variant, engine, model key)]. Returns {(case, variant): [ns]}.
@@ -503,7 +523,7 @@ def measure(workers, variants, args):
         total = max(args.min_invokes, math.ceil(args.seconds / (estimate * 1e-9)))
         total = min(total, args.max_invokes)
         per_round[(case, variant)] = max(1, math.ceil(total / args.rounds))
-    samples = {(case, variant): [] for case, variant, _, _ in variants}
+    samples: dict[tuple[str, str], list[int]] = {(c, v): [] for c, v, _, _ in variants}
     cases = list(dict.fromkeys(case for case, *_ in variants))
     for r in range(args.rounds):
         for case in cases:
@@ -516,7 +536,7 @@ def measure(workers, variants, args):
     return samples
 
 
-def stats(ns):
+def stats(ns: list[int]) -> dict[str, Any]:
     us = np.asarray(ns, np.float64) / 1e3
     return {
         "median_us": float(np.median(us)),
@@ -526,20 +546,20 @@ def stats(ns):
     }
 
 
-def fmt_us(value):
+def fmt_us(value: float | None) -> str:
     if value is None:
         return "n/a"
     return f"{value:.1f}" if value < 1000 else f"{value:,.0f}"
 
 
-def fmt_x(value):
+def fmt_x(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}x"
 
 
 # ---- main ----------------------------------------------------------------------
 
 
-def parse_args(argv):
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: 3 rounds, 0.1 s per variant"
@@ -574,7 +594,9 @@ def parse_args(argv):
     return args
 
 
-def print_machine(info, isas, versions, args):
+def print_machine(
+    info: dict[str, Any], isas: list[str], versions: dict[str, str], args: argparse.Namespace
+) -> None:
     flags = " ".join(info["flags"]) or "none of popcnt/avx2/avx512"
     cores = f"{info['logical_cpus']} logical CPUs"
     if info.get("physical_cores"):
@@ -599,10 +621,11 @@ def print_machine(info, isas, versions, args):
     )
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
-        return worker_main(args.worker)
+        worker_main(args.worker)
+        return 0
     wall = time.perf_counter()
     info = machine_info()
 
@@ -637,7 +660,15 @@ def main(argv=None):
                 worker.close()
 
 
-def run(args, info, isas, versions, workers, tmp, wall):
+def run(
+    args: argparse.Namespace,
+    info: dict[str, Any],
+    isas: list[str],
+    versions: dict[str, str],
+    workers: dict[str, Worker],
+    tmp: Path,
+    wall: float,
+) -> int:
     rng = np.random.default_rng(0)
     print("Converting models ...", file=sys.stderr, flush=True)
     models, inputs, expected = build_kernel_models(rng)
@@ -648,10 +679,10 @@ def run(args, info, isas, versions, workers, tmp, wall):
         models["demo"], inputs["demo"], expected["demo"], _ = demo
 
     # Files for the workers, and who runs what.
-    loads = {engine: {} for engine in workers}
+    loads: dict[str, dict[str, dict[str, str]]] = {engine: {} for engine in workers}
     binary_engines = [engine for engine in workers if engine != BUILTIN]
-    variants = []  # (case, variant, engine, model key)
-    sizes = {}
+    variants: list[tuple[str, str, str, str]] = []  # (case, variant, engine, model key)
+    sizes: dict[tuple[str, str], int] = {}
     for case, by_variant in models.items():
         np.save(tmp / f"in_{case}.npy", inputs[case])
         for variant, data in by_variant.items():
@@ -670,10 +701,11 @@ def run(args, info, isas, versions, workers, tmp, wall):
                 variants.append((case, name, engine, key))
 
     print("Loading models in the workers ...", file=sys.stderr, flush=True)
-    ops, active = {}, {}
+    ops: dict[tuple[str, str], list[str]] = {}
+    active: dict[str, str | None] = {}
     for engine, worker in workers.items():
         reply = worker.ask(cmd="load", models=loads[engine])
-        active[engine] = worker.hello.get("isa")
+        active[engine] = (worker.hello or {}).get("isa")
         for key, names in reply["ops"].items():
             ops[(key, engine)] = names
     for engine in binary_engines:
@@ -687,9 +719,9 @@ def run(args, info, isas, versions, workers, tmp, wall):
     results = {f"{case}|{variant}": stats(ns) for (case, variant), ns in samples.items()}
     info["load_average_end"] = _machine.load_average()
 
-    def median(case, variant):
+    def median(case: str, variant: str) -> float | None:
         entry = results.get(f"{case}|{variant}")
-        return entry["median_us"] if entry else None
+        return float(entry["median_us"]) if entry else None
 
     kernel_rows = print_kernel_table(median, isas)
     floor = {
@@ -732,10 +764,17 @@ def run(args, info, isas, versions, workers, tmp, wall):
     return 0
 
 
-def check_outputs(models, expected, engines, tmp, ops):
+def check_outputs(
+    models: dict[str, dict[str, bytes]],
+    expected: dict[str, np.ndarray],
+    engines: list[str],
+    tmp: Path,
+    ops: dict[tuple[str, str], list[str]],
+) -> list[str]:
     """Binary outputs against Keras, across ISAs (and libraries); the builtins delegated to XNNPACK."""
     checks = []
-    vs_keras, across = {}, 0.0
+    vs_keras: dict[str, float] = {}
+    across = 0.0
     what = "ISAs and libraries" if any(e.startswith(BASELINE) for e in engines) else "ISAs"
     for case in models:
         for variant in models[case]:
@@ -784,7 +823,7 @@ def check_outputs(models, expected, engines, tmp, ops):
     return checks
 
 
-def print_kernel_table(median, isas):
+def print_kernel_table(median: Median, isas: list[str]) -> list[dict[str, Any]]:
     print(
         "| case | f32 XNNPACK us | int8 XNNPACK us | "
         + " | ".join(f"binary {isa} us" for isa in isas)
@@ -808,12 +847,14 @@ def print_kernel_table(median, isas):
                 "avx512 "
                 + (
                     "PASS"
-                    if vs_f32 >= TARGET_F32_AVX512 and vs_int8 >= TARGET_INT8_AVX512
+                    if (vs_f32 or 0) >= TARGET_F32_AVX512 and (vs_int8 or 0) >= TARGET_INT8_AVX512
                     else "MISS"
                 )
             )
         if "avx2" in isas:
-            verdicts.append("avx2 " + ("PASS" if speedup["avx2"][0] >= TARGET_F32_AVX2 else "MISS"))
+            verdicts.append(
+                "avx2 " + ("PASS" if (speedup["avx2"][0] or 0) >= TARGET_F32_AVX2 else "MISS")
+            )
         verdict = ", ".join(verdicts) or "n/a (no AVX2/AVX-512)"
         print(
             f"| {title} | {fmt_us(f32)} | {fmt_us(int8)} | "
@@ -841,7 +882,9 @@ def print_kernel_table(median, isas):
     return rows
 
 
-def print_demo_table(median, isas, sizes, demo_info):
+def print_demo_table(
+    median: Median, isas: list[str], sizes: dict[tuple[str, str], int], demo_info: dict[str, Any]
+) -> dict[str, Any]:
     print(
         f"\nEnd to end: {MODEL_PATH.relative_to(ROOT)}, batch 1, float input; "
         f"data: {demo_info['data']}.\n"
@@ -880,7 +923,7 @@ def print_demo_table(median, isas, sizes, demo_info):
     return {"rows": rows, **demo_info}
 
 
-def print_baseline_table(median, isas, baseline):
+def print_baseline_table(median: Median, isas: list[str], baseline: str) -> list[dict[str, Any]]:
     """The binary models on the current library against the --baseline one."""
     print(f"\nAgainst the baseline library {baseline} (same rounds), medians in us:\n")
     print(
@@ -900,9 +943,10 @@ def print_baseline_table(median, isas, baseline):
         base = {isa: median(key, f"{variant}@{baseline_engine(isa)}") for isa in isas}
         if not any(current.values()):
             continue  # the demo was skipped or not exported
-        ratio = {
-            isa: current[isa] / base[isa] if current[isa] and base[isa] else None for isa in isas
-        }
+        ratio: dict[str, float | None] = {}
+        for isa in isas:
+            now, before = current[isa], base[isa]
+            ratio[isa] = now / before if now and before else None
         print(
             f"| {title} | "
             + " | ".join(f"{fmt_us(current[isa])} / {fmt_us(base[isa])}" for isa in isas)

@@ -1,3 +1,6 @@
+// The op table (each name with its constructor) and the phases every Op
+// shares: errors caught and reported with the op's name, invoke only after a
+// successful prepare.
 #include "ops.h"
 
 #include <cstring>

@@ -40,7 +40,8 @@ class Op {
   void set_num_threads(int n) { num_threads_ = n; }
 
  protected:
-  // Each returns "" on success, else the error.
+  // The op's own phases: do_init and do_prepare return "" or the error,
+  // do_invoke runs the core; an exception is reported as an error.
   virtual std::string do_init(const uint8_t* options, size_t size) = 0;
   virtual std::string do_prepare(TfLiteContext* context, const NodeTensors& node) = 0;
   virtual void do_invoke(TfLiteContext* context, const NodeTensors& node) = 0;
