@@ -91,7 +91,7 @@ TARGET_INT8_AVX512 = 3.0
 TARGET_F32_AVX2 = 4.0
 # median(case, variant): the median us of a timed variant, None if not timed.
 Median = Callable[[str, str], "float | None"]
-BINARY = {
+BINARY: dict[str, Any] = {
     "input_quantizer": "ste_sign",
     "kernel_quantizer": "ste_sign",
     "kernel_constraint": "weight_clip",
