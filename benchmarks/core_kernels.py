@@ -11,15 +11,26 @@ timed separately: its hook has no timer, so those rows are timed around the
 ctypes call, less the median time of the same call on zero rows (the ctypes
 overhead, ~1 us).
 
+Before and after: `--baseline PATH` loads a second build of the library (an
+older commit's, say) into the same process and times both on the same inputs,
+alternating between them (which goes first alternates too) `--repeats` times;
+it prints the median of the repeats' medians for each library and their
+ratio, current / baseline.
+
     .venv/bin/python benchmarks/core_kernels.py [--threads N] [--rounds R]
+                                                [--baseline PATH [--repeats K]]
 """
+
+from __future__ import annotations
 
 import argparse
 import ctypes
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,8 +51,8 @@ CONV = [  # (name, size, channels_in, channels_out), 3x3 SAME, stride 1
 ]
 
 
-def load():
-    path = os.environ.get("TFQNN_LIBRARY") or ROOT / "tfqnn" / "lite" / "libtfqnn_ops.so"
+def load(path: str | Path | None = None) -> ctypes.CDLL:
+    path = path or os.environ.get("TFQNN_LIBRARY") or ROOT / "tfqnn" / "lite" / "libtfqnn_ops.so"
     lib = ctypes.CDLL(str(path))
     lib.tfqnn_core_bdense_new.restype = P
     lib.tfqnn_core_bdense_new.argtypes = [P, I, I]
@@ -56,15 +67,23 @@ def load():
     return lib
 
 
-def words(rng, *shape):
+def words(rng: np.random.Generator, *shape: int) -> np.ndarray:
     return rng.integers(-(2**31), 2**31, size=shape).astype(np.int32)
 
 
-def median_us(seconds):
+def median_us(seconds: list[float]) -> float:
     return float(np.median(seconds)) * 1e6
 
 
-def time_dense(lib, rng, batch, k, n, threads, rounds):
+def time_dense(
+    lib: ctypes.CDLL,
+    rng: np.random.Generator,
+    batch: int,
+    k: int,
+    n: int,
+    threads: int,
+    rounds: int,
+) -> float:
     w = words(rng, n, k // 32)
     x = words(rng, batch, k // 32)
     mult, bias = np.ones(n, np.float32), np.zeros(n, np.float32)
@@ -91,7 +110,15 @@ def time_dense(lib, rng, batch, k, n, threads, rounds):
     return median_us(list(seconds))
 
 
-def time_conv(lib, rng, size, cin, cout, threads, rounds):
+def time_conv(
+    lib: ctypes.CDLL,
+    rng: np.random.Generator,
+    size: int,
+    cin: int,
+    cout: int,
+    threads: int,
+    rounds: int,
+) -> float:
     x = words(rng, 1, size, size, cin // 32)
     f = words(rng, cout, 3, 3, cin // 32)
     mult, bias = np.ones(cout, np.float32), np.zeros(cout, np.float32)
@@ -119,23 +146,25 @@ def time_conv(lib, rng, size, cin, cout, threads, rounds):
     return median_us(list(seconds))
 
 
-def time_bitpack(lib, rng, size, channels, kind, rounds):
+def time_bitpack(
+    lib: ctypes.CDLL, rng: np.random.Generator, size: int, channels: int, kind: str, rounds: int
+) -> float:
     """Median us of bitpacking a size x size x channels float (int8) input."""
     rows = size * size
     out = np.empty((rows, -(-channels // 32)), np.int32)
     if kind == "float":
         x = rng.normal(size=(rows, channels)).astype(np.float32)
 
-        def call(n):
+        def call(n: int) -> int:
             return lib.tfqnn_core_bitpack_float(x.ctypes.data, n, channels, out.ctypes.data)
     else:
         x = rng.integers(-128, 128, size=(rows, channels)).astype(np.int8)
 
-        def call(n):
+        def call(n: int) -> int:
             return lib.tfqnn_core_bitpack_int8(x.ctypes.data, n, channels, 3, out.ctypes.data)
 
-    def median_ns(n):
-        times = []
+    def median_ns(n: int) -> float:
+        times: list[int] = []
         for _ in range(rounds):
             start = time.perf_counter_ns()
             call(n)
@@ -149,10 +178,47 @@ def time_bitpack(lib, rng, size, channels, kind, rounds):
     return max(median_ns(rows) - overhead, 0.0) * 1e-3
 
 
-def main():
+def compare(
+    current: ctypes.CDLL, baseline: ctypes.CDLL, isas: list[str], args: argparse.Namespace
+) -> None:
+    """Each case on both libraries, alternating; prints medians and the ratio."""
+    cases: list[tuple[str, Callable[..., float], list[Any]]]
+    cases = [(name, time_dense, [*shape, args.threads]) for name, *shape in DENSE]
+    cases += [(name, time_conv, shape + [args.threads]) for name, *shape in CONV]
+    cases += [
+        (f"bitpack {kind} {size}x{size}x{cin}", time_bitpack, [size, cin, kind])
+        for _, size, cin, _ in CONV
+        for kind in ("float", "int8")
+    ]
+    print(f"{'case':<28}" + "".join(f"{isa + ' cur/base us':>24}{'ratio':>7}" for isa in isas))
+    for n, (name, timer, shape) in enumerate(cases):
+        row = ""
+        for i, isa in enumerate(ISAS):
+            if isa not in isas:
+                continue
+            times: dict[str, list[float]] = {"current": [], "baseline": []}
+            for repeat in range(args.repeats):
+                order = (
+                    ["current", "baseline"] if (repeat + n) % 2 == 0 else ["baseline", "current"]
+                )
+                for which in order:
+                    lib = current if which == "current" else baseline
+                    assert lib.tfqnn_core_set_isa(i) == 1
+                    rng = np.random.default_rng(n)  # the same inputs for both
+                    times[which].append(timer(lib, rng, *shape, args.rounds))
+            cur, base = (float(np.median(times[k])) for k in ("current", "baseline"))
+            row += f"{cur:>12.1f} / {base:>9.1f}{cur / base:>7.3f}"
+        print(f"{name:<28}" + row, flush=True)
+    for lib in (current, baseline):
+        lib.tfqnn_core_set_isa(-1)
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--baseline", metavar="PATH", help="a second library to compare with")
+    parser.add_argument("--repeats", type=int, default=5, help="alternations with --baseline")
     args = parser.parse_args()
     lib = load()
     isas = [name for i, name in enumerate(ISAS) if lib.tfqnn_core_isa_supported(i)]
@@ -160,8 +226,14 @@ def main():
         f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, "
         f"{args.threads} thread(s), median of {args.rounds} runs, microseconds"
     )
+    if args.baseline:
+        baseline = load(args.baseline)
+        print(f"current: {lib._name}; baseline: {baseline._name}")
+        compare(lib, baseline, isas, args)
+        return
     print(f"{'case':<28}" + "".join(f"{name:>10}" for name in isas))
     rng = np.random.default_rng(0)
+    cases: list[tuple[str, Callable[..., float], list[Any]]]
     cases = [(name, time_dense, shape) for name, *shape in DENSE]
     cases += [(name, time_conv, shape) for name, *shape in CONV]
     for name, timer, shape in cases:

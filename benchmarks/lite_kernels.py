@@ -27,6 +27,12 @@ gives medians in microseconds.
 
 A 1x2 model of each kind gives the floor of one invoke() call.
 
+Before and after: `--baseline PATH` names another build of the kernel library
+(an older commit's, say). Its binary models run in workers of their own (one
+per ISA, `TFQNN_LIBRARY=PATH`), interleaved in the same rounds as the current
+library's, and a second table gives both medians and their ratio per ISA;
+the output check then also requires both libraries to give the same bits.
+
 End to end: the demo's saved model (saved_models/bnn_fashion_mnist.keras) as
 a float32 TFLite file (plain converter, its binary layers as float builtins
 with the +-1 kernels baked in as constants, see `float_twin`), its int8 PTQ
@@ -39,7 +45,10 @@ than int8 on every shape; AVX2 >= 4x faster than f32.
 
 Usage: python benchmarks/lite_kernels.py [--quick] [--json PATH]
                                          [--rounds 10] [--seconds 1.0]
+                                         [--baseline PATH]
 """
+
+from __future__ import annotations
 
 import os
 
@@ -56,7 +65,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import _machine
 import numpy as np
@@ -65,6 +76,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL_PATH = ROOT / "saved_models" / "bnn_fashion_mnist.keras"
 ISAS = ("scalar", "avx2", "avx512")
 BUILTIN = "builtin"  # the worker of the f32 and int8 models
+BASELINE = "baseline:"  # prefix of the engines that run the --baseline library
 
 # (key, title, kind, batch or spatial size, in, out)
 CASES = [
@@ -77,7 +89,9 @@ CASES = [
 TARGET_F32_AVX512 = 10.0
 TARGET_INT8_AVX512 = 3.0
 TARGET_F32_AVX2 = 4.0
-BINARY = {
+# median(case, variant): the median us of a timed variant, None if not timed.
+Median = Callable[[str, str], "float | None"]
+BINARY: dict[str, Any] = {
     "input_quantizer": "ste_sign",
     "kernel_quantizer": "ste_sign",
     "kernel_constraint": "weight_clip",
@@ -88,13 +102,14 @@ BINARY = {
 # ---- machine -------------------------------------------------------------------
 
 
-def machine_info():
-    info = {
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
         "cpu": platform.processor() or "unknown CPU",
         "arch": platform.machine(),
         "logical_cpus": os.cpu_count(),
         "flags": [],
     }
+    affinity: int | None
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -138,7 +153,7 @@ def machine_info():
     return info
 
 
-def supported_isas(flags):
+def supported_isas(flags: list[str]) -> list[str]:
     """The ISAs tfqnn's kernels can use here: the library's answer, else /proc/cpuinfo's."""
     try:
         from tfqnn.lite import _core
@@ -157,7 +172,7 @@ def supported_isas(flags):
 
 
 @contextlib.contextmanager
-def _quiet():
+def _quiet() -> Iterator[None]:
     """Hides the converters' chatter (prints, warnings, C++ logs); shows it if they fail."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -185,18 +200,18 @@ def _quiet():
                 sys.stderr.write(log.read()[-4000:])
 
 
-def _tflite_float(model):
+def _tflite_float(model: Any) -> bytes:
     import tensorflow as tf
 
     with _quiet():
         return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
-def _tflite_int8(model, samples, int8_io):
+def _tflite_int8(model: Any, samples: list[np.ndarray], int8_io: bool) -> bytes:
     """Full-integer PTQ; `samples`: input arrays of the model's batch shape."""
     import tensorflow as tf
 
-    def representative():
+    def representative() -> Iterator[list[np.ndarray]]:
         for sample in samples:
             yield [np.asarray(sample, np.float32)]
 
@@ -216,14 +231,14 @@ def _tflite_int8(model, samples, int8_io):
         return converter.convert()
 
 
-def _to_tflite(model, **kwargs):
+def _to_tflite(model: Any, **kwargs: Any) -> bytes:
     import tfqnn
 
     with _quiet():
         return tfqnn.export.to_tflite(model, **kwargs)
 
 
-def build_floor_models():
+def build_floor_models() -> tuple[dict[str, bytes], np.ndarray, np.ndarray]:
     """Models of almost no work: the cost of one invoke() call, builtin and tfqnn."""
     import keras
 
@@ -242,15 +257,20 @@ def build_floor_models():
     return {"f32": _tflite_float(tiny), "binary": quantize}, x, bitpack(x)
 
 
-def build_kernel_models(rng):
+def build_kernel_models(
+    rng: np.random.Generator,
+) -> tuple[dict[str, dict[str, bytes]], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """{case: {variant: bytes}}, the float inputs, and the Keras outputs of the binary layers."""
     import keras
 
     import tfqnn
 
-    models, inputs, expected = {}, {}, {}
+    models: dict[str, dict[str, bytes]] = {}
+    inputs: dict[str, np.ndarray] = {}
+    expected: dict[str, np.ndarray] = {}
     for key, _, kind, size, cin, cout in CASES:
         keras.utils.set_random_seed(0)
+        shape: tuple[int, ...]
         if kind == "dense":
             shape = (size, cin)
             builtin_layer = keras.layers.Dense(cout, use_bias=True)
@@ -275,7 +295,7 @@ def build_kernel_models(rng):
     return models, inputs, expected
 
 
-def float_twin(model):
+def float_twin(model: Any) -> Any:
     """The model with each quantized kernel baked in as a float constant (+-1 for sign).
 
     Converted as is, TFLite recomputes sign(kernel) on every invoke (SELECT_V2
@@ -287,7 +307,7 @@ def float_twin(model):
 
     from tfqnn.layers.base import KERNEL
 
-    def clone(layer):
+    def clone(layer: Any) -> Any:
         config = layer.get_config()
         if getattr(layer, "kernel_quantizer", None) is not None:
             config.update(kernel_quantizer=None, kernel_constraint=None)
@@ -303,7 +323,7 @@ def float_twin(model):
     return twin
 
 
-def demo_data():
+def demo_data() -> tuple[str, np.ndarray]:
     import tfqnn
 
     if tfqnn.datasets.fashion_mnist_available():
@@ -315,7 +335,7 @@ def demo_data():
     )
 
 
-def build_demo_models():
+def build_demo_models() -> tuple[dict[str, bytes], np.ndarray, np.ndarray, dict[str, Any]]:
     """{variant: bytes} of the demo model's exports, its input, summary and notes."""
     import keras
 
@@ -325,7 +345,8 @@ def build_demo_models():
     data_name, x = demo_data()
     calibration = [x[i : i + 1] for i in range(min(200, len(x)))]
     summary = tfqnn.summary(model, print_fn=None)
-    exports, notes = {}, []
+    exports: dict[str, bytes] = {}
+    notes: list[str] = []
     twin = float_twin(model)
     sample = x[:1].astype(np.float32)
     expected = np.asarray(model(sample, training=False))
@@ -355,7 +376,7 @@ def build_demo_models():
 # ---- worker (child process) ----------------------------------------------------
 
 
-def worker_main(engine):
+def worker_main(engine: str) -> None:
     """Loads models on request and times invoke(); JSON lines on the original stdout."""
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints of the libraries go to stderr
@@ -374,7 +395,7 @@ def worker_main(engine):
             isa = "unknown"
     interpreters = {}
 
-    def reply(obj):
+    def reply(obj: dict[str, Any]) -> None:
         protocol.write(json.dumps(obj) + "\n")
 
     reply({"ready": True, "isa": isa, "env": os.environ.get("TFQNN_ISA")})
@@ -401,7 +422,7 @@ def worker_main(engine):
             reply({"ops": ops})
         elif command == "warm":  # warm-up; its median latency sizes the rounds
             invoke = interpreters[request["model"]].invoke
-            times = []
+            times: list[int] = []
             start = time.perf_counter()
             while len(times) < 3 or time.perf_counter() - start < request["seconds"]:
                 t0 = time.perf_counter_ns()
@@ -423,13 +444,26 @@ def worker_main(engine):
             return
 
 
-class Worker:
-    """A worker process: `engine` is "builtin" or the ISA it sets in TFQNN_ISA."""
+def baseline_engine(isa: str) -> str:
+    return BASELINE + isa
 
-    def __init__(self, engine, directory):
+
+class Worker:
+    """A worker process.
+
+    `engine` is "builtin", the ISA it sets in TFQNN_ISA, or baseline_engine(isa):
+    that ISA with the library `baseline` (TFQNN_LIBRARY).
+    """
+
+    def __init__(self, engine: str, directory: str | Path, baseline: str | None = None) -> None:
         env = dict(os.environ)
         env.pop("TFQNN_ISA", None)
-        if engine != BUILTIN:
+        if engine.startswith(BASELINE):
+            if baseline is None:
+                raise ValueError(f"Invalid baseline=None: expected a library path for {engine}")
+            env["TFQNN_LIBRARY"] = str(Path(baseline).resolve())
+            env["TFQNN_ISA"] = engine.removeprefix(BASELINE)
+        elif engine != BUILTIN:
             env["TFQNN_ISA"] = engine
         self.engine = engine
         self.log_path = Path(directory) / f"worker_{engine}.log"
@@ -443,24 +477,27 @@ class Worker:
                 env=env,
                 bufsize=1,
             )
-        self.hello = None
+        self.hello: dict[str, Any] | None = None
 
-    def receive(self):
+    def receive(self) -> dict[str, Any]:
+        assert self.process.stdout is not None  # Popen with stdout=PIPE
         line = self.process.stdout.readline()
         if not line:
             status = self.process.wait()
             tail = self.log_path.read_text()[-3000:]
             raise RuntimeError(f"worker {self.engine} exited (status {status}):\n{tail}")
-        return json.loads(line)
+        reply: dict[str, Any] = json.loads(line)
+        return reply
 
-    def ask(self, **request):
+    def ask(self, **request: Any) -> dict[str, Any]:
+        assert self.process.stdin is not None  # Popen with stdin=PIPE
         if self.hello is None:
             self.hello = self.receive()
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         return self.receive()
 
-    def close(self):
+    def close(self) -> None:
         if self.process.poll() is None:
             with contextlib.suppress(RuntimeError, BrokenPipeError, OSError):
                 self.ask(cmd="quit")
@@ -473,7 +510,9 @@ class Worker:
 # ---- measurement ---------------------------------------------------------------
 
 
-def measure(workers, variants, args):
+def measure(
+    workers: dict[str, Worker], variants: list[tuple[str, str, str, str]], args: argparse.Namespace
+) -> dict[tuple[str, str], list[int]]:
     """Times in interleaved rounds.
 
     variants: [(case, variant, engine, model key)]. Returns {(case, variant): [ns]}.
@@ -484,7 +523,7 @@ def measure(workers, variants, args):
         total = max(args.min_invokes, math.ceil(args.seconds / (estimate * 1e-9)))
         total = min(total, args.max_invokes)
         per_round[(case, variant)] = max(1, math.ceil(total / args.rounds))
-    samples = {(case, variant): [] for case, variant, _, _ in variants}
+    samples: dict[tuple[str, str], list[int]] = {(c, v): [] for c, v, _, _ in variants}
     cases = list(dict.fromkeys(case for case, *_ in variants))
     for r in range(args.rounds):
         for case in cases:
@@ -497,7 +536,7 @@ def measure(workers, variants, args):
     return samples
 
 
-def stats(ns):
+def stats(ns: list[int]) -> dict[str, Any]:
     us = np.asarray(ns, np.float64) / 1e3
     return {
         "median_us": float(np.median(us)),
@@ -507,20 +546,20 @@ def stats(ns):
     }
 
 
-def fmt_us(value):
+def fmt_us(value: float | None) -> str:
     if value is None:
         return "n/a"
     return f"{value:.1f}" if value < 1000 else f"{value:,.0f}"
 
 
-def fmt_x(value):
+def fmt_x(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}x"
 
 
 # ---- main ----------------------------------------------------------------------
 
 
-def parse_args(argv):
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: 3 rounds, 0.1 s per variant"
@@ -536,6 +575,11 @@ def parse_args(argv):
     parser.add_argument("--min-invokes", type=int, default=None, help="per variant [50]")
     parser.add_argument("--max-invokes", type=int, default=50000, help="per variant")
     parser.add_argument("--no-demo", action="store_true", help="skip the end-to-end part")
+    parser.add_argument(
+        "--baseline",
+        metavar="PATH",
+        help="another libtfqnn_ops.so, timed against the current one in the same rounds",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     defaults = (3, 0.1, 10, 0.02) if args.quick else (10, 1.0, 50, 0.1)
@@ -545,10 +589,14 @@ def parse_args(argv):
     args.warmup = defaults[3]
     if args.rounds < 1 or args.seconds < 0 or args.min_invokes < 1:
         parser.error("--rounds and --min-invokes must be >= 1, --seconds >= 0")
+    if args.baseline and not Path(args.baseline).is_file():
+        parser.error(f"--baseline {args.baseline}: no such file")
     return args
 
 
-def print_machine(info, isas, versions, args):
+def print_machine(
+    info: dict[str, Any], isas: list[str], versions: dict[str, str], args: argparse.Namespace
+) -> None:
     flags = " ".join(info["flags"]) or "none of popcnt/avx2/avx512"
     cores = f"{info['logical_cpus']} logical CPUs"
     if info.get("physical_cores"):
@@ -564,6 +612,8 @@ def print_machine(info, isas, versions, args):
         + ", ".join(f"{k} {v}" for k, v in versions.items())
     )
     print(f"Load average at start: {info['load_average_start']}")
+    if args.baseline:
+        print(f"Baseline library: {args.baseline}")
     print(
         f"One thread; median of every invoke() (Python call included) over {args.rounds} "
         f"interleaved rounds, ~{args.seconds:g} s per variant (>= {args.min_invokes} invokes, "
@@ -571,10 +621,11 @@ def print_machine(info, isas, versions, args):
     )
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
-        return worker_main(args.worker)
+        worker_main(args.worker)
+        return 0
     wall = time.perf_counter()
     info = machine_info()
 
@@ -596,18 +647,28 @@ def main(argv=None):
     print_machine(info, isas, versions, args)
 
     engines = [BUILTIN] + isas
+    if args.baseline:
+        engines += [baseline_engine(isa) for isa in isas]
     with tempfile.TemporaryDirectory(prefix="tfqnn_lite_bench_") as tmp:
         workers = {}
         try:
             for engine in engines:  # they import while this process converts
-                workers[engine] = Worker(engine, tmp)
+                workers[engine] = Worker(engine, tmp, args.baseline)
             return run(args, info, isas, versions, workers, Path(tmp), wall)
         finally:
             for worker in workers.values():
                 worker.close()
 
 
-def run(args, info, isas, versions, workers, tmp, wall):
+def run(
+    args: argparse.Namespace,
+    info: dict[str, Any],
+    isas: list[str],
+    versions: dict[str, str],
+    workers: dict[str, Worker],
+    tmp: Path,
+    wall: float,
+) -> int:
     rng = np.random.default_rng(0)
     print("Converting models ...", file=sys.stderr, flush=True)
     models, inputs, expected = build_kernel_models(rng)
@@ -618,9 +679,10 @@ def run(args, info, isas, versions, workers, tmp, wall):
         models["demo"], inputs["demo"], expected["demo"], _ = demo
 
     # Files for the workers, and who runs what.
-    loads = {engine: {} for engine in workers}
-    variants = []  # (case, variant, engine, model key)
-    sizes = {}
+    loads: dict[str, dict[str, dict[str, str]]] = {engine: {} for engine in workers}
+    binary_engines = [engine for engine in workers if engine != BUILTIN]
+    variants: list[tuple[str, str, str, str]] = []  # (case, variant, engine, model key)
+    sizes: dict[tuple[str, str], int] = {}
     for case, by_variant in models.items():
         np.save(tmp / f"in_{case}.npy", inputs[case])
         for variant, data in by_variant.items():
@@ -628,7 +690,7 @@ def run(args, info, isas, versions, workers, tmp, wall):
             path.write_bytes(data)
             sizes[(case, variant)] = len(data)
             binary = variant.startswith("binary")
-            for engine in isas if binary else [BUILTIN]:
+            for engine in binary_engines if binary else [BUILTIN]:
                 key = f"{case}/{variant}"
                 loads[engine][key] = {
                     "model": str(path),
@@ -639,25 +701,27 @@ def run(args, info, isas, versions, workers, tmp, wall):
                 variants.append((case, name, engine, key))
 
     print("Loading models in the workers ...", file=sys.stderr, flush=True)
-    ops, active = {}, {}
+    ops: dict[tuple[str, str], list[str]] = {}
+    active: dict[str, str | None] = {}
     for engine, worker in workers.items():
         reply = worker.ask(cmd="load", models=loads[engine])
-        active[engine] = worker.hello.get("isa")
+        active[engine] = (worker.hello or {}).get("isa")
         for key, names in reply["ops"].items():
             ops[(key, engine)] = names
-    for engine in isas:
-        if active[engine] not in (engine, "unknown"):
-            print(f"WARNING: worker with TFQNN_ISA={engine} runs {active[engine]}")
-    checks = check_outputs(models, expected, isas, tmp, ops)
+    for engine in binary_engines:
+        isa = engine.removeprefix(BASELINE)
+        if active[engine] not in (isa, "unknown"):
+            print(f"WARNING: worker {engine} with TFQNN_ISA={isa} runs {active[engine]}")
+    checks = check_outputs(models, expected, binary_engines, tmp, ops)
 
     print("Timing ...", file=sys.stderr, flush=True)
     samples = measure(workers, variants, args)
     results = {f"{case}|{variant}": stats(ns) for (case, variant), ns in samples.items()}
     info["load_average_end"] = _machine.load_average()
 
-    def median(case, variant):
+    def median(case: str, variant: str) -> float | None:
         entry = results.get(f"{case}|{variant}")
-        return entry["median_us"] if entry else None
+        return float(entry["median_us"]) if entry else None
 
     kernel_rows = print_kernel_table(median, isas)
     floor = {
@@ -670,6 +734,7 @@ def run(args, info, isas, versions, workers, tmp, wall):
         + "."
     )
     demo_rows = print_demo_table(median, isas, sizes, demo[3]) if demo else None
+    baseline_rows = print_baseline_table(median, isas, args.baseline) if args.baseline else None
     print("\nChecks: " + "; ".join(checks))
     print(f"Load average at end: {info['load_average_end']}")
     seconds = time.perf_counter() - wall
@@ -682,12 +747,13 @@ def run(args, info, isas, versions, workers, tmp, wall):
             "active_isas": active,
             "settings": {
                 k: getattr(args, k)
-                for k in ("rounds", "seconds", "min_invokes", "max_invokes", "quick")
+                for k in ("rounds", "seconds", "min_invokes", "max_invokes", "quick", "baseline")
             },
             "results": results,
             "kernels": kernel_rows,
             "floor_us": floor,
             "demo": demo_rows,
+            "baseline": baseline_rows,
             "file_bytes": {f"{c}|{v}": n for (c, v), n in sizes.items()},
             "ops": {f"{k}|{e}": names for (k, e), names in ops.items()},
             "checks": checks,
@@ -698,22 +764,30 @@ def run(args, info, isas, versions, workers, tmp, wall):
     return 0
 
 
-def check_outputs(models, expected, isas, tmp, ops):
-    """Binary outputs against Keras, across ISAs; the builtins delegated to XNNPACK."""
+def check_outputs(
+    models: dict[str, dict[str, bytes]],
+    expected: dict[str, np.ndarray],
+    engines: list[str],
+    tmp: Path,
+    ops: dict[tuple[str, str], list[str]],
+) -> list[str]:
+    """Binary outputs against Keras, across ISAs (and libraries); the builtins delegated to XNNPACK."""
     checks = []
-    vs_keras, across = {}, 0.0
+    vs_keras: dict[str, float] = {}
+    across = 0.0
+    what = "ISAs and libraries" if any(e.startswith(BASELINE) for e in engines) else "ISAs"
     for case in models:
         for variant in models[case]:
             if not variant.startswith("binary"):
                 continue
-            outs = [np.load(tmp / f"out_{case}_{variant}_{engine}.npy") for engine in isas]
+            outs = [np.load(tmp / f"out_{case}_{variant}_{engine}.npy") for engine in engines]
             across = max([across] + [float(np.max(np.abs(o - outs[0]))) for o in outs])
             diff = max(float(np.max(np.abs(o - expected[case]))) for o in outs)
             vs_keras[variant] = max(vs_keras.get(variant, 0.0), diff)
     checks.append(
-        f"binary outputs identical across ISAs (max |diff| {across:.3g})"
+        f"binary outputs identical across {what} (max |diff| {across:.3g})"
         if across == 0
-        else f"binary outputs DIFFER across ISAs: max |diff| {across:.3g}"
+        else f"binary outputs DIFFER across {what}: max |diff| {across:.3g}"
     )
     checks.append(
         "outputs vs the Keras model, max |diff|: "
@@ -749,7 +823,7 @@ def check_outputs(models, expected, isas, tmp, ops):
     return checks
 
 
-def print_kernel_table(median, isas):
+def print_kernel_table(median: Median, isas: list[str]) -> list[dict[str, Any]]:
     print(
         "| case | f32 XNNPACK us | int8 XNNPACK us | "
         + " | ".join(f"binary {isa} us" for isa in isas)
@@ -773,12 +847,14 @@ def print_kernel_table(median, isas):
                 "avx512 "
                 + (
                     "PASS"
-                    if vs_f32 >= TARGET_F32_AVX512 and vs_int8 >= TARGET_INT8_AVX512
+                    if (vs_f32 or 0) >= TARGET_F32_AVX512 and (vs_int8 or 0) >= TARGET_INT8_AVX512
                     else "MISS"
                 )
             )
         if "avx2" in isas:
-            verdicts.append("avx2 " + ("PASS" if speedup["avx2"][0] >= TARGET_F32_AVX2 else "MISS"))
+            verdicts.append(
+                "avx2 " + ("PASS" if (speedup["avx2"][0] or 0) >= TARGET_F32_AVX2 else "MISS")
+            )
         verdict = ", ".join(verdicts) or "n/a (no AVX2/AVX-512)"
         print(
             f"| {title} | {fmt_us(f32)} | {fmt_us(int8)} | "
@@ -806,7 +882,9 @@ def print_kernel_table(median, isas):
     return rows
 
 
-def print_demo_table(median, isas, sizes, demo_info):
+def print_demo_table(
+    median: Median, isas: list[str], sizes: dict[tuple[str, str], int], demo_info: dict[str, Any]
+) -> dict[str, Any]:
     print(
         f"\nEnd to end: {MODEL_PATH.relative_to(ROOT)}, batch 1, float input; "
         f"data: {demo_info['data']}.\n"
@@ -843,6 +921,44 @@ def print_demo_table(median, isas, sizes, demo_info):
     for note in demo_info["notes"]:
         print("NOTE: " + note)
     return {"rows": rows, **demo_info}
+
+
+def print_baseline_table(median: Median, isas: list[str], baseline: str) -> list[dict[str, Any]]:
+    """The binary models on the current library against the --baseline one."""
+    print(f"\nAgainst the baseline library {baseline} (same rounds), medians in us:\n")
+    print(
+        "| case | "
+        + " | ".join(f"{isa} current / baseline us" for isa in isas)
+        + " | "
+        + " | ".join(f"{isa} current/baseline" for isa in isas)
+        + " |"
+    )
+    print("|---" * (1 + 2 * len(isas)) + "|")
+    cases = [(key, title, "binary") for key, title, *_ in CASES]
+    cases += [("demo", "end to end, binary export", "binary")]
+    cases += [("demo", "end to end, binary export with int8 builtins", "binary_int8")]
+    rows = []
+    for key, title, variant in cases:
+        current = {isa: median(key, f"{variant}@{isa}") for isa in isas}
+        base = {isa: median(key, f"{variant}@{baseline_engine(isa)}") for isa in isas}
+        if not any(current.values()):
+            continue  # the demo was skipped or not exported
+        ratio: dict[str, float | None] = {}
+        for isa in isas:
+            now, before = current[isa], base[isa]
+            ratio[isa] = now / before if now and before else None
+        print(
+            f"| {title} | "
+            + " | ".join(f"{fmt_us(current[isa])} / {fmt_us(base[isa])}" for isa in isas)
+            + " | "
+            + " | ".join("n/a" if ratio[isa] is None else f"{ratio[isa]:.3f}" for isa in isas)
+            + " |"
+        )
+        rows.append(
+            {"case": key, "variant": variant, "title": title, "current_us": current}
+            | {"baseline_us": base, "ratio": ratio}
+        )
+    return rows
 
 
 if __name__ == "__main__":

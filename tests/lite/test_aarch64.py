@@ -204,7 +204,7 @@ def test_isa_variable_on_aarch64(aarch64_core_test, variable, expected):
 def test_kernel_library_cross_compiles_for_aarch64():
     # The whole library as setup.py links it (the glue's static_asserts
     # assume LP64, as aarch64 is).
-    sources = sorted(KERNELS.glob("*/*.cc"))
+    sources = sorted(KERNELS.rglob("*.cc"))
     assert any(s.parent.name == "tflite" for s in sources) and len(sources) > 10
     library = _link(
         CROSS,

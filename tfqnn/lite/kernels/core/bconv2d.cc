@@ -313,8 +313,8 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
         }
         rk = row_k;
       }
-      kernels.transform(counts, n, rb, 0, n, k_bits, rk, transform,
-                        static_cast<char*>(output) + r * row_bytes, n);
+      kernels.output_transform(counts, n, rb, 0, n, k_bits, rk, transform,
+                               static_cast<char*>(output) + r * row_bytes, n);
     }
   };
 

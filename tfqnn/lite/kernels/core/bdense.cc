@@ -68,8 +68,8 @@ void BDense::run(const int32_t* input, int64_t rows, const OutputTransform& tran
         kernels.gemm_panel(a, kw, rb, weights + p * kw * kPanel, kw, counts + (c - col0), ldc,
                            std::min(kPanel, n - c));
       }
-      kernels.transform(counts, ldc, rb, col0, ncols, in_features_, nullptr, transform,
-                        static_cast<char*>(output) + r * row_bytes, n);
+      kernels.output_transform(counts, ldc, rb, col0, ncols, in_features_, nullptr, transform,
+                               static_cast<char*>(output) + r * row_bytes, n);
     }
   };
   if (split_rows) {

@@ -11,8 +11,6 @@
 #include "core.h"
 #include "internal.h"
 
-#define TFQNN_EXPORT extern "C" __attribute__((visibility("default")))
-
 namespace {
 
 using namespace tfqnn::core;

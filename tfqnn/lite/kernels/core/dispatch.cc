@@ -1,9 +1,11 @@
 // CPU dispatch: which instruction set the kernels use in this process.
 //
-// An ISA is a row of kernels (internal.h: Kernels). Adding one: its files
-// define the Kernels entries behind a preprocessor guard (the x86 ones
-// behind __x86_64__, NEON behind TFQNN_CORE_NEON, i.e. aarch64), cpu_has()
-// answers for it, and active_kernels() returns its table.
+// An ISA is a row of kernels (internal.h: Kernels). Adding one: a file per op,
+// <op>_<isa>.cc, defines its Kernels entries behind a preprocessor guard (the
+// x86 ones behind __x86_64__, NEON behind TFQNN_NEON, i.e. aarch64),
+// cpu_has() answers for it, and active_kernels() returns its table. The
+// core's entry points that are one kernel of the table (bitpacking) are here
+// too.
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -28,7 +30,7 @@ bool cpu_has(Isa isa) {
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512dq");
 #endif
-#if TFQNN_CORE_NEON
+#if TFQNN_NEON
     case Isa::kNeon: return true;  // NEON is mandatory on ARMv8-A
 #endif
     default: return false;
@@ -62,16 +64,16 @@ Isa startup_isa() {
 
 std::atomic<int> g_override{-1};
 
-const Kernels kScalarKernels = {gemm_panel_scalar, transform_scalar, bitpack_float_scalar,
+const Kernels kScalarKernels = {gemm_panel_scalar, output_transform_scalar, bitpack_float_scalar,
                                 bitpack_int8_scalar, unpack_float_scalar};
 #if defined(__x86_64__)
-const Kernels kAvx2Kernels = {gemm_panel_avx2, transform_avx2, bitpack_float_avx2,
+const Kernels kAvx2Kernels = {gemm_panel_avx2, output_transform_avx2, bitpack_float_avx2,
                               bitpack_int8_avx2, unpack_float_avx2};
-const Kernels kAvx512Kernels = {gemm_panel_avx512, transform_avx512, bitpack_float_avx512,
+const Kernels kAvx512Kernels = {gemm_panel_avx512, output_transform_avx512, bitpack_float_avx512,
                                 bitpack_int8_avx512, unpack_float_avx512};
 #endif
-#if TFQNN_CORE_NEON
-const Kernels kNeonKernels = {gemm_panel_neon, transform_neon, bitpack_float_neon,
+#if TFQNN_NEON
+const Kernels kNeonKernels = {gemm_panel_neon, output_transform_neon, bitpack_float_neon,
                               bitpack_int8_neon, unpack_float_neon};
 #endif
 
@@ -109,11 +111,25 @@ const Kernels& active_kernels() {
     case Isa::kAvx512: return kAvx512Kernels;
     case Isa::kAvx2: return kAvx2Kernels;
 #endif
-#if TFQNN_CORE_NEON
+#if TFQNN_NEON
     case Isa::kNeon: return kNeonKernels;
 #endif
     default: return kScalarKernels;
   }
+}
+
+// ---- entry points of one kernel ----------------------------------------------
+
+void bitpack_float(const float* in, int64_t rows, int channels, int32_t* out) {
+  active_kernels().bitpack_float(in, rows, channels, out);
+}
+
+void bitpack_int8(const int8_t* in, int64_t rows, int channels, int32_t zero_point, int32_t* out) {
+  active_kernels().bitpack_int8(in, rows, channels, zero_point, out);
+}
+
+void unpack_float(const int32_t* in, int64_t rows, int channels, float* out) {
+  active_kernels().unpack_float(in, rows, channels, out);
 }
 
 }  // namespace core

@@ -12,12 +12,7 @@
 
 #include <cstdint>
 
-// NEON kernels: on aarch64, where NEON is part of the base ISA (ARMv8-A).
-#if defined(__aarch64__) && defined(__ARM_NEON)
-#define TFQNN_CORE_NEON 1
-#else
-#define TFQNN_CORE_NEON 0
-#endif
+#include "../macros.h"
 
 namespace tfqnn {
 namespace core {
@@ -39,7 +34,7 @@ void gemm_panel_avx2(const int32_t* a, int64_t lda, int rows, const int32_t* pan
 void gemm_panel_avx512(const int32_t* a, int64_t lda, int rows, const int32_t* panel, int kw,
                        int32_t* counts, int64_t ldc, int ncols);
 #endif
-#if TFQNN_CORE_NEON
+#if TFQNN_NEON
 void gemm_panel_neon(const int32_t* a, int64_t lda, int rows, const int32_t* panel, int kw,
                      int32_t* counts, int64_t ldc, int ncols);
 #endif

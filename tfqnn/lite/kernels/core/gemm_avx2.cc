@@ -34,8 +34,6 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define TFQNN_AVX2 __attribute__((target("avx2,popcnt")))
-
 namespace tfqnn {
 namespace core {
 namespace {

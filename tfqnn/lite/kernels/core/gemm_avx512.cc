@@ -8,8 +8,6 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define TFQNN_AVX512 __attribute__((target("avx512f,avx512vpopcntdq,avx512vl,avx512bw,avx512dq")))
-
 namespace tfqnn {
 namespace core {
 namespace {

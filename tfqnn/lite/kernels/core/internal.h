@@ -1,5 +1,13 @@
 // Private to the core: the per-ISA kernel table, the ISA override of the
 // test hooks, threads and aligned scratch. Not part of the core's interface.
+//
+// Files (../README.md): an op of the kernel table below (gemm,
+// output_transform, bitpack) has one file per instruction set,
+// <op>_<isa>.cc with isa scalar, avx2, avx512 or neon, that defines the
+// ISA's entries of the table; the scalar rows that the vector versions also
+// run for their tails are here. Every other file is one idea that needs no
+// ISA: dispatch, threads, panels, the ops built on the table (bdense,
+// bconv2d), bmaxpool2d, the C hooks.
 #ifndef TFQNN_LITE_KERNELS_CORE_INTERNAL_H_
 #define TFQNN_LITE_KERNELS_CORE_INTERNAL_H_
 
@@ -8,6 +16,7 @@
 #include <functional>
 #include <vector>
 
+#include "../macros.h"
 #include "core.h"
 #include "gemm.h"
 
@@ -27,9 +36,9 @@ void clear_isa_override();
 // output row 0, column 0 (stride: `out_columns` values, or
 // packed_words(out_columns) words when bitpacked); col0 must be a multiple
 // of 32 when bitpacked, and ncols too unless col0 + ncols == out_columns.
-using TransformFn = void (*)(const int32_t* counts, int64_t ld_counts, int rows, int col0,
-                             int ncols, int k, const int32_t* row_k, const OutputTransform& t,
-                             void* out, int out_columns);
+using OutputTransformFn = void (*)(const int32_t* counts, int64_t ld_counts, int rows, int col0,
+                                   int ncols, int k, const int32_t* row_k, const OutputTransform& t,
+                                   void* out, int out_columns);
 
 using BitpackFloatFn = void (*)(const float*, int64_t, int, int32_t*);
 using BitpackInt8Fn = void (*)(const int8_t*, int64_t, int, int32_t, int32_t*);
@@ -37,7 +46,7 @@ using UnpackFloatFn = void (*)(const int32_t*, int64_t, int, float*);
 
 struct Kernels {
   GemmPanelFn gemm_panel;
-  TransformFn transform;
+  OutputTransformFn output_transform;
   BitpackFloatFn bitpack_float;
   BitpackInt8Fn bitpack_int8;
   UnpackFloatFn unpack_float;
@@ -46,18 +55,18 @@ struct Kernels {
 // The kernels of the active ISA.
 const Kernels& active_kernels();
 
-// Per-ISA entry points (defined in the ISA's files; the x86 ones only on
-// x86-64, the NEON ones only on aarch64).
-void transform_scalar(const int32_t*, int64_t, int, int, int, int, const int32_t*,
-                      const OutputTransform&, void*, int);
+// Per-ISA entries (defined in <op>_<isa>.cc; the x86 ones only on x86-64,
+// the NEON ones only on aarch64).
+void output_transform_scalar(const int32_t*, int64_t, int, int, int, int, const int32_t*,
+                             const OutputTransform&, void*, int);
 void bitpack_float_scalar(const float*, int64_t, int, int32_t*);
 void bitpack_int8_scalar(const int8_t*, int64_t, int, int32_t, int32_t*);
 void unpack_float_scalar(const int32_t*, int64_t, int, float*);
 #if defined(__x86_64__)
-void transform_avx2(const int32_t*, int64_t, int, int, int, int, const int32_t*,
-                    const OutputTransform&, void*, int);
-void transform_avx512(const int32_t*, int64_t, int, int, int, int, const int32_t*,
-                      const OutputTransform&, void*, int);
+void output_transform_avx2(const int32_t*, int64_t, int, int, int, int, const int32_t*,
+                           const OutputTransform&, void*, int);
+void output_transform_avx512(const int32_t*, int64_t, int, int, int, int, const int32_t*,
+                             const OutputTransform&, void*, int);
 void bitpack_float_avx2(const float*, int64_t, int, int32_t*);
 void bitpack_int8_avx2(const int8_t*, int64_t, int, int32_t, int32_t*);
 void unpack_float_avx2(const int32_t*, int64_t, int, float*);
@@ -65,9 +74,9 @@ void bitpack_float_avx512(const float*, int64_t, int, int32_t*);
 void bitpack_int8_avx512(const int8_t*, int64_t, int, int32_t, int32_t*);
 void unpack_float_avx512(const int32_t*, int64_t, int, float*);
 #endif
-#if TFQNN_CORE_NEON
-void transform_neon(const int32_t*, int64_t, int, int, int, int, const int32_t*,
-                    const OutputTransform&, void*, int);
+#if TFQNN_NEON
+void output_transform_neon(const int32_t*, int64_t, int, int, int, int, const int32_t*,
+                           const OutputTransform&, void*, int);
 void bitpack_float_neon(const float*, int64_t, int, int32_t*);
 void bitpack_int8_neon(const int8_t*, int64_t, int, int32_t, int32_t*);
 void unpack_float_neon(const int32_t*, int64_t, int, float*);
@@ -83,12 +92,50 @@ inline int64_t output_row_bytes(OutputType type, int columns) {
   return 0;
 }
 
-// ---- scalar row tails shared by the vector bitpack / unpack versions ------
-// One row: words [w0, packed_words(channels)) of the bitpacked row; unpacked
-// channels [c0, channels).
-void pack_row_float(const float* x, int channels, int w0, int32_t* out);
-void pack_row_int8(const int8_t* q, int channels, int32_t zero_point, int w0, int32_t* out);
-void unpack_row(const int32_t* in, int channels, int c0, float* out);
+// As output_row_bytes() with the type known at compile time, for `columns`
+// that are a multiple of 32 when bitpacked (offsets of a vector kernel).
+template <OutputType kType>
+constexpr int64_t output_bytes(int64_t columns) {
+  return kType == OutputType::kFloat  ? 4 * columns
+         : kType == OutputType::kInt8 ? columns
+                                      : columns / 8;
+}
+
+// ---- scalar rows, also the tails of the vector versions -------------------
+// Bitpacking (bitpack_scalar.cc has the layout), one row: words
+// [w0, packed_words(channels)) of the bitpacked row; unpacked channels
+// [c0, channels). Inline, so that the vector versions inline them into their
+// row loops.
+inline void pack_row_float(const float* x, int channels, int w0, int32_t* out) {
+  const int words = packed_words(channels);
+  for (int w = w0; w < words; ++w) {
+    const int c0 = w * 32;
+    const int n = channels - c0 < 32 ? channels - c0 : 32;
+    uint32_t bits = 0;
+    for (int i = 0; i < n; ++i) bits |= uint32_t{x[c0 + i] < 0.0f} << i;
+    out[w] = static_cast<int32_t>(bits);
+  }
+}
+
+inline void pack_row_int8(const int8_t* q, int channels, int32_t zero_point, int w0, int32_t* out) {
+  const int words = packed_words(channels);
+  for (int w = w0; w < words; ++w) {
+    const int c0 = w * 32;
+    const int n = channels - c0 < 32 ? channels - c0 : 32;
+    uint32_t bits = 0;
+    for (int i = 0; i < n; ++i) {
+      bits |= uint32_t{static_cast<int32_t>(q[c0 + i]) < zero_point} << i;
+    }
+    out[w] = static_cast<int32_t>(bits);
+  }
+}
+
+inline void unpack_row(const int32_t* in, int channels, int c0, float* out) {
+  for (int c = c0; c < channels; ++c) {
+    const uint32_t word = static_cast<uint32_t>(in[c / 32]);
+    out[c] = (word >> (c % 32)) & 1u ? -1.0f : 1.0f;
+  }
+}
 
 // ---- scalar helpers shared by the transforms -------------------------------
 // y = float(dot) * m + b (two roundings), clamped; NaN passes the clamps.
@@ -102,6 +149,11 @@ inline float affine_clamp(int32_t dot, float m, float b, float lo, float hi) {
 
 // clamp(round_half_away(y / scale) + zero_point, -128, 127).
 int8_t quantize_int8(float y, float scale, int32_t zero_point);
+
+// The output transform of one row, columns [j0, ncols) of the block (relative
+// to col0; a multiple of 32 when bitpacked), with that row's K.
+void output_transform_row_scalar(const int32_t* cnt, int j0, int col0, int ncols, int k,
+                                 const OutputTransform& t, void* out_row);
 
 // ---- threads -----------------------------------------------------------------
 // Runs fn(begin, end, thread_index) on [0, n) cut into at most `num_threads`

@@ -1,6 +1,9 @@
-// tfqnn's custom ops as TFLite kernels: option parsing and validation
-// (Prepare), and the calls into the core (Invoke). Used both by the op
-// registerer and by the delegate (registration.cc). Contract: docs/lite_ops.md.
+// tfqnn's custom ops as TFLite kernels, one file per op (quantize.cc,
+// dequantize.cc, bdense.cc, bconv2d.cc, bmaxpool2d.cc) as an Op: option
+// parsing (init), validation and precomputation (prepare) and the calls into
+// the core (invoke); validation.h holds the checks they share. Used both by
+// the op registerer and by the delegate (registration.cc). Contract:
+// docs/lite_ops.md.
 #ifndef TFQNN_LITE_KERNELS_TFLITE_OPS_H_
 #define TFQNN_LITE_KERNELS_TFLITE_OPS_H_
 
@@ -24,6 +27,9 @@ struct NodeTensors {
 class Op {
  public:
   virtual ~Op() = default;
+  // Parses the op's custom options. Never fails: an error is kept and
+  // reported by prepare().
+  void init(const std::string& name, const uint8_t* options, size_t size);
   // Validates options, tensor types and shapes, resizes the outputs and
   // precomputes what depends on the constant weights. Reports through
   // context->ReportError and returns kTfLiteError on any violation.
@@ -32,17 +38,16 @@ class Op {
   TfLiteStatus invoke(TfLiteContext* context, const NodeTensors& node);
   const std::string& name() const { return name_; }
   void set_num_threads(int n) { num_threads_ = n; }
-  // Called by create_op(): the op's name and the error of its options, if any.
-  void set_identity(const std::string& name, const std::string& init_error) {
-    name_ = name;
-    init_error_ = init_error;
-  }
 
  protected:
+  // The op's own phases: do_init and do_prepare return "" or the error,
+  // do_invoke runs the core; an exception is reported as an error.
+  virtual std::string do_init(const uint8_t* options, size_t size) = 0;
   virtual std::string do_prepare(TfLiteContext* context, const NodeTensors& node) = 0;
   virtual void do_invoke(TfLiteContext* context, const NodeTensors& node) = 0;
   int threads(const TfLiteContext* context) const;
 
+ private:
   std::string name_;
   std::string init_error_;  // set when the options could not be parsed
   bool prepared_ = false;
@@ -57,6 +62,13 @@ std::unique_ptr<Op> create_op(const std::string& name, const uint8_t* options, s
 bool is_tfqnn_op(const char* custom_name);
 extern const char* const kOpNames[];
 extern const int kNumOps;
+
+// The ops, uninitialised: one per op file, listed in ops.cc beside its name.
+std::unique_ptr<Op> new_quantize();
+std::unique_ptr<Op> new_dequantize();
+std::unique_ptr<Op> new_bdense();
+std::unique_ptr<Op> new_bconv2d();
+std::unique_ptr<Op> new_bmaxpool2d();
 
 }  // namespace tflite
 }  // namespace tfqnn

@@ -1,5 +1,4 @@
-// The two ways the interpreter finds tfqnn's kernels (research note,
-// tflite_custom_ops.md section 3):
+// The two ways the interpreter finds tfqnn's kernels:
 //  * the external delegate (default; needs only ai-edge-litert): the
 //    interpreter loads this library with load_delegate(), Prepare claims every
 //    Tfqnn* custom node and runs each partition of them as one kernel;
@@ -14,10 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "../macros.h"
 #include "abi.h"
 #include "ops.h"
-
-#define TFQNN_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace tfqnn {
 namespace tflite {

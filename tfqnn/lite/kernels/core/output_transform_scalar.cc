@@ -1,0 +1,78 @@
+// The output transform of Bdense and Bconv2d (docs/lite_ops.md):
+//   y = float32(dot) * multiplier[o] + bias[o]   (two roundings, no FMA)
+//   y = min(max(y, clamp_min), clamp_max)
+// written as float32, as int8 (clamp(round_half_away(y / scale) + zp)) or
+// bitpacked (bit where y < 0). Every version performs the same IEEE float32
+// operations in the same order, so all of them give the same bits (the
+// library is compiled with -ffp-contract=off; the one FMA, in the AVX-512
+// version, computes the integer dot k - 2n, exact below 2^24).
+//
+// This file: the portable version, and the row function that is also the
+// tail of the vector versions.
+#include <cmath>
+#include <cstdint>
+
+#include "core.h"
+#include "internal.h"
+
+namespace tfqnn {
+namespace core {
+
+int8_t quantize_int8(float y, float scale, int32_t zero_point) {
+  float r = std::round(y / scale);                       // half away from zero, exact
+  if (!(r >= -512.0f)) r = r > 0.0f ? 512.0f : -512.0f;  // also NaN
+  if (r > 512.0f) r = 512.0f;
+  int32_t q = static_cast<int32_t>(r) + zero_point;
+  q = q < -128 ? -128 : (q > 127 ? 127 : q);
+  return static_cast<int8_t>(q);
+}
+
+void output_transform_row_scalar(const int32_t* cnt, int j0, int col0, int ncols, int k,
+                                 const OutputTransform& t, void* out_row) {
+  const float* mult = t.multiplier + col0;
+  const float* bias = t.bias + col0;
+  switch (t.type) {
+    case OutputType::kFloat: {
+      float* o = static_cast<float*>(out_row) + col0;
+      for (int j = j0; j < ncols; ++j) {
+        o[j] = affine_clamp(k - 2 * cnt[j], mult[j], bias[j], t.clamp_min, t.clamp_max);
+      }
+      break;
+    }
+    case OutputType::kInt8: {
+      int8_t* o = static_cast<int8_t*>(out_row) + col0;
+      for (int j = j0; j < ncols; ++j) {
+        const float y = affine_clamp(k - 2 * cnt[j], mult[j], bias[j], t.clamp_min, t.clamp_max);
+        o[j] = quantize_int8(y, t.int8_scale, t.int8_zero_point);
+      }
+      break;
+    }
+    case OutputType::kBitpacked: {
+      int32_t* o = static_cast<int32_t*>(out_row) + col0 / 32;
+      for (int w0 = j0; w0 < ncols; w0 += 32) {
+        const int n = ncols - w0 < 32 ? ncols - w0 : 32;
+        uint32_t bits = 0;
+        for (int i = 0; i < n; ++i) {
+          const int j = w0 + i;
+          const float y = affine_clamp(k - 2 * cnt[j], mult[j], bias[j], t.clamp_min, t.clamp_max);
+          bits |= uint32_t{y < 0.0f} << i;
+        }
+        o[w0 / 32] = static_cast<int32_t>(bits);
+      }
+      break;
+    }
+  }
+}
+
+void output_transform_scalar(const int32_t* counts, int64_t ld_counts, int rows, int col0,
+                             int ncols, int k, const int32_t* row_k, const OutputTransform& t,
+                             void* out, int out_columns) {
+  const int64_t row_bytes = output_row_bytes(t.type, out_columns);
+  for (int r = 0; r < rows; ++r) {
+    output_transform_row_scalar(counts + r * ld_counts, 0, col0, ncols, row_k ? row_k[r] : k, t,
+                                static_cast<char*>(out) + r * row_bytes);
+  }
+}
+
+}  // namespace core
+}  // namespace tfqnn

@@ -1,0 +1,107 @@
+// TfqnnBconv2d: binary 2-D convolution with the fused output transform
+// (docs/lite_ops.md); the filter is laid out for the kernels once, in
+// prepare().
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../core/core.h"
+#include "abi.h"
+#include "ops.h"
+#include "validation.h"
+
+namespace tfqnn {
+namespace tflite {
+namespace {
+
+class Bconv2d : public Op {
+ protected:
+  std::string do_init(const uint8_t* data, size_t size) override {
+    TFQNN_TRY(options_.parse(data, size,
+                             {"channels_in", "groups", "stride_height", "stride_width",
+                              "dilation_height_factor", "dilation_width_factor", "padding",
+                              "pad_values", "output_type", "clamp_min", "clamp_max"}));
+    const Options& o = options_;
+    TFQNN_TRY(o.get_int("channels_in", 1, kMaxDim, &shape_.channels_in, true));
+    TFQNN_TRY(o.get_int("groups", 1, kMaxDim, &shape_.groups, false, 1));
+    TFQNN_TRY(o.get_int("stride_height", 1, kMaxDim, &shape_.stride_height, false, 1));
+    TFQNN_TRY(o.get_int("stride_width", 1, kMaxDim, &shape_.stride_width, false, 1));
+    TFQNN_TRY(o.get_int("dilation_height_factor", 1, kMaxDim, &shape_.dilation_height, false, 1));
+    TFQNN_TRY(o.get_int("dilation_width_factor", 1, kMaxDim, &shape_.dilation_width, false, 1));
+    int padding;
+    TFQNN_TRY(o.get_int("padding", 1, 2, &padding, true));
+    shape_.padding = padding_of(padding);
+    TFQNN_TRY(o.get_int("pad_values", 0, 1, &shape_.pad_values, false, 1));
+    if (shape_.channels_in % shape_.groups != 0) {
+      return "option 'groups' must divide channels_in";
+    }
+    if (shape_.groups > 1 && (shape_.channels_in / shape_.groups) % 32 != 0) {
+      return "grouped convolution needs channels_in / groups to be a multiple of 32";
+    }
+    return transform_options_.read(o);
+  }
+  std::string do_prepare(TfLiteContext* context, const NodeTensors& node) override {
+    Tensors ts(context, node);
+    TFQNN_TRY(ts.check_counts(4, 1));
+    std::vector<int> in, f;
+    TFQNN_TRY(check_tensor(ts.input(0), "input", kTfLiteInt32, 4, &in));
+    if (in[3] != core::packed_words(shape_.channels_in)) {
+      return "input must have " + str(core::packed_words(shape_.channels_in)) +
+             " words per pixel for channels_in=" + str(shape_.channels_in) + ", got " + str(in[3]);
+    }
+    TFQNN_TRY(check_tensor(ts.input(1), "filter", kTfLiteInt32, 4, &f));
+    const int group_words = core::packed_words(shape_.channels_in / shape_.groups);
+    if (f[3] != group_words) {
+      return "filter must have " + str(group_words) + " words per tap, got " + str(f[3]);
+    }
+    if (f[0] % shape_.groups != 0) return "output channels must be a multiple of groups";
+    TFQNN_TRY(check_constant(ts.input(1), "filter", f));
+    TFQNN_TRY(check_affine(ts, 2, f[0]));
+    TFQNN_TRY(transform_options_.make(ts.output(0), ts.input(2), ts.input(3), &transform_));
+    core::BConv2dShape s = shape_;
+    s.batch = in[0];
+    s.in_height = in[1];
+    s.in_width = in[2];
+    s.channels_out = f[0];
+    s.filter_height = f[1];
+    s.filter_width = f[2];
+    // Effective filter extent, in int64 so huge dilations cannot overflow.
+    const int64_t eh = int64_t(s.filter_height - 1) * s.dilation_height + 1;
+    const int64_t ew = int64_t(s.filter_width - 1) * s.dilation_width + 1;
+    if (s.padding == core::Padding::kValid && (eh > s.in_height || ew > s.in_width)) {
+      return "the dilated filter is larger than the input with VALID padding";
+    }
+    if (eh > kMaxDim || ew > kMaxDim) return "the dilated filter is too large";
+    core::compute_conv_geometry(&s);
+    if (s.out_height <= 0 || s.out_width <= 0) return "the output would be empty";
+    const std::vector<int> out = {s.batch, s.out_height, s.out_width,
+                                  transform_options_.output_channels(s.channels_out)};
+    if (elements(out) > kMaxElements) return "output is too large";
+    const int64_t taps = int64_t(s.filter_height) * s.filter_width;
+    if (taps * group_words > kMaxDim) return "the filter is too large";
+    if (resize(context, ts.output(0), out) != kTfLiteOk) return "cannot resize the output";
+    conv_.prepare(s, static_cast<const int32_t*>(ts.input(1)->data));
+    return "";
+  }
+  void do_invoke(TfLiteContext* context, const NodeTensors& node) override {
+    Tensors ts(context, node);
+    conv_.run(static_cast<const int32_t*>(ts.input(0)->data), transform_, ts.output(0)->data,
+              threads(context));
+  }
+
+ private:
+  Options options_;
+  TransformOptions transform_options_;
+  core::OutputTransform transform_;
+  core::BConv2dShape shape_;
+  core::BConv2d conv_;
+};
+
+}  // namespace
+
+std::unique_ptr<Op> new_bconv2d() { return std::make_unique<Bconv2d>(); }
+
+}  // namespace tflite
+}  // namespace tfqnn

@@ -1,0 +1,65 @@
+// TfqnnQuantize: bitpacks the last axis of a float32 or int8 tensor
+// (docs/lite_ops.md).
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../core/core.h"
+#include "abi.h"
+#include "ops.h"
+#include "validation.h"
+
+namespace tfqnn {
+namespace tflite {
+namespace {
+
+class Quantize : public Op {
+ protected:
+  std::string do_init(const uint8_t* data, size_t size) override {
+    return options_.parse(data, size, {});
+  }
+  std::string do_prepare(TfLiteContext* context, const NodeTensors& node) override {
+    Tensors ts(context, node);
+    TFQNN_TRY(ts.check_counts(1, 1));
+    const TfLiteTensor* in = ts.input(0);
+    const int type = in->type == kTfLiteInt8 ? kTfLiteInt8 : kTfLiteFloat32;
+    TFQNN_TRY(check_tensor(in, "input", type, -1, &in_dims_));
+    // As many channels as Dequantize's option allows: packed_words() and the
+    // core's channel arithmetic are int.
+    if (in_dims_.back() > kMaxDim) {
+      return "input's last dimension must be at most " + str(kMaxDim) + ", got " +
+             str(in_dims_.back());
+    }
+    if (ts.output(0)->type != kTfLiteInt32) return "output must be int32";
+    out_dims_ = in_dims_;
+    out_dims_.back() = core::packed_words(in_dims_.back());
+    if (resize(context, ts.output(0), out_dims_) != kTfLiteOk) return "cannot resize the output";
+    return "";
+  }
+  void do_invoke(TfLiteContext* context, const NodeTensors& node) override {
+    Tensors ts(context, node);
+    const TfLiteTensor* in = ts.input(0);
+    const int channels = in_dims_.back();
+    const int64_t rows = elements(in_dims_) / channels;
+    auto* out = static_cast<int32_t*>(ts.output(0)->data);
+    if (in->type == kTfLiteInt8) {
+      core::bitpack_int8(static_cast<const int8_t*>(in->data), rows, channels,
+                         in->params.zero_point, out);
+    } else {
+      core::bitpack_float(static_cast<const float*>(in->data), rows, channels, out);
+    }
+  }
+
+ private:
+  Options options_;
+  std::vector<int> in_dims_, out_dims_;
+};
+
+}  // namespace
+
+std::unique_ptr<Op> new_quantize() { return std::make_unique<Quantize>(); }
+
+}  // namespace tflite
+}  // namespace tfqnn
