@@ -14,7 +14,7 @@ CXX_FILES := $(shell find tfqnn/lite/kernels tests/lite/native -name '*.cc' -o -
 # tfqnn/lite/libtfqnn_ops.so; a change to the kernels rebuilds it.
 $(STAMP): pyproject.toml setup.py $(KERNEL_SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip "setuptools>=77"
 	$(PY) -m pip install --quiet -e ".[cpu,data,test,lite,dev]"
 	touch $(STAMP)
 

@@ -8,7 +8,7 @@ wheel is tagged ``py3-none-<platform>``: the library is native code, but it has
 no Python ABI, so one wheel serves every Python 3.
 
     pip install -e .                     # editable: the .so lands in the source tree
-    python setup.py build_ext --inplace  # the same, without installing
+    python setup.py build_ext --inplace  # the same, without installing (setuptools >= 77)
 
 Environment:
     CXX             the compiler (default ``c++``), may carry flags: ``CXX="ccache g++"``
