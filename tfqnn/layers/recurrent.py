@@ -59,6 +59,17 @@ from tfqnn.quantizers import (
     SymmetricUniform,
 )
 
+__all__ = [
+    "QuantGRU",
+    "QuantGRUCell",
+    "QuantLSTM",
+    "QuantLSTMCell",
+    "QuantRNN",
+    "QuantSimpleRNN",
+    "QuantSimpleRNNCell",
+    "RecurrentQuantizerMixin",
+]
+
 RECURRENT_KERNEL = QuantizedKernel(
     "recurrent_quantizer", "recurrent_kernel", "recurrent_constraint"
 )
