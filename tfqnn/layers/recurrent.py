@@ -398,7 +398,8 @@ class QuantLSTMCell(RecurrentQuantizerMixin, keras.layers.LSTMCell):
 
     Example:
     >>> cell = tfqnn.layers.QuantLSTMCell(
-    ...     32, kernel_quantizer="scaled_sign", recurrent_quantizer="scaled_sign")
+    ...     32, kernel_quantizer="scaled_sign", recurrent_quantizer="scaled_sign",
+    ...     kernel_constraint="weight_clip", recurrent_constraint="weight_clip")
     """
 
     _activation_quantizers = ("gate_quantizer", "candidate_quantizer")
@@ -768,7 +769,8 @@ class QuantLSTM(QuantRNN):
     Example:
     >>> layer = tfqnn.layers.QuantLSTM(
     ...     64, return_sequences=True,
-    ...     kernel_quantizer="scaled_sign", recurrent_quantizer="scaled_sign")
+    ...     kernel_quantizer="scaled_sign", recurrent_quantizer="scaled_sign",
+    ...     kernel_constraint="weight_clip", recurrent_constraint="weight_clip")
     """
 
     def __init__(
