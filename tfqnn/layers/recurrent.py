@@ -29,7 +29,8 @@ work with the cells and layers as with Keras's own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -136,6 +137,8 @@ class RecurrentQuantizerMixin(QuantizerMixin):
     _activation_quantizers: tuple[str, ...] = ()
     # Whether state_quantizer also quantizes an unbounded carry (the LSTM's c).
     _quantizes_carry = False
+    # (W, U, b) quantized for the sequence being run (`weights_quantized_once`).
+    _sequence_weights: tuple[Any, Any, Any] | None = None
 
     def __init__(
         self,
@@ -223,8 +226,33 @@ class RecurrentQuantizerMixin(QuantizerMixin):
                 bits[weight.path] = quantizer.precision
         return bits
 
+    @contextlib.contextmanager
+    def weights_quantized_once(self, training: bool | None) -> Iterator[None]:
+        """Within the block every step reads ``(W, U, b)`` quantized once, here.
+
+        A `QuantRNN` runs its sequence in this block: the weights are the
+        same at every step, so quantizing them once per sequence instead of
+        once per step changes nothing but the cost (a stochastic quantizer
+        draws once per sequence). Gradients reach the latent weights as
+        before, summed over the steps.
+        """
+        cell: Any = self  # the Keras cell's attributes
+        dtype = cell.compute_dtype
+        kernel, recurrent_kernel, bias = self.quantized_weights(training)
+        self._sequence_weights = (
+            ops.cast(kernel, dtype),
+            ops.cast(recurrent_kernel, dtype),
+            None if bias is None else ops.cast(bias, dtype),
+        )
+        try:
+            yield
+        finally:
+            self._sequence_weights = None
+
     def quantized_weights(self, training: bool | None) -> tuple[Any, Any, Any]:
         """``(W, U, b)`` after their quantizers; ``b`` is None without a bias."""
+        if self._sequence_weights is not None:
+            return self._sequence_weights
         bias = None
         if getattr(self, "bias", None) is not None:
             bias = self.quantized_kernel(BIAS, training)
@@ -610,8 +638,9 @@ class QuantRNN(keras.layers.RNN):
 
     The base of `QuantSimpleRNN`, `QuantLSTM` and `QuantGRU`, as Keras's
     ``SimpleRNN``, ``LSTM`` and ``GRU`` are of ``RNN``, but without their
-    fused kernels: each step calls the cell. The config is the RNN's
-    arguments and the cell's, flat.
+    fused kernels: each step calls the cell, which reads ``W``, ``U`` and
+    ``b`` quantized once for the sequence (`weights_quantized_once`). The
+    config is the RNN's arguments and the cell's, flat.
     """
 
     def __init__(
@@ -654,6 +683,12 @@ class QuantRNN(keras.layers.RNN):
     def quantizers(self) -> dict[str, Quantizer | None]:
         """The cell's quantizers by argument name."""
         return dict(self.cell.quantizers)
+
+    def inner_loop(
+        self, sequences: Any, initial_state: Any, mask: Any, training: bool | None = False
+    ) -> Any:
+        with self.cell.weights_quantized_once(training):
+            return super().inner_loop(sequences, initial_state, mask, training=training)
 
     def call(
         self,
