@@ -438,6 +438,40 @@ def test_dropout_trains_and_inference_is_deterministic(rng):
     np.testing.assert_allclose(layer(x), h, atol=1e-4)
 
 
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_stochastic_quantizers_train_and_predict_deterministically(wrapped, rng):
+    x = f32(rng.normal(0, 1, (4, 5, FEATURES)))
+    stochastic = dict(kernel_quantizer="stochastic_sign", recurrent_quantizer="stochastic_tern")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        if wrapped:
+            rnn = keras.layers.RNN(QuantLSTMCell(UNITS, **stochastic))
+        else:
+            rnn = QuantLSTM(UNITS, **stochastic)
+    model = keras.Sequential([keras.Input((5, FEATURES)), rnn, keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    before = [w.copy() for w in rnn.get_weights()]
+    model.fit(x, np.ones((4, 1), np.float32), epochs=2, verbose=0)
+    assert all(np.abs(a - b).max() > 0 for a, b in zip(rnn.get_weights(), before))
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_mixed_precision(rng):
+    x = f32(rng.normal(0, 1, (4, 5, FEATURES)))
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        layer = make_layer("lstm", return_sequences=True)
+        reference = make_layer("lstm", return_sequences=True, dtype="float32")
+        layer.build(x.shape)
+        reference.build(x.shape)
+        reference.set_weights(layer.get_weights())
+        output = layer(x)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert keras.backend.standardize_dtype(output.dtype) == "float16"
+    np.testing.assert_allclose(np.asarray(output, np.float32), reference(x), atol=0.15)
+
+
 # ---------------------------------------------------------------------------
 # arguments and checks
 
