@@ -336,6 +336,22 @@ def test_layer_runs_the_quantized_weights_not_the_latent_ones(kind, rng):
     assert np.abs(output - np.asarray(latent(x))).max() > 0.1
 
 
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_recurrent_matrix_is_u_when_only_w_is_quantized(reset_after, rng):
+    """QKeras's QGRUCell multiplies h by W when recurrent_quantizer is None."""
+    x = f32(rng.normal(0, 1, (3, 5, FEATURES)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ours = QuantGRU(UNITS, reset_after=reset_after, kernel_quantizer="ste_sign")
+    reference = keras.layers.GRU(UNITS, reset_after=reset_after)
+    ours.build(x.shape)
+    reference.build(x.shape)
+    w, u, b = random_weights(rng, "gru", reset_after=reset_after)
+    ours.set_weights([w, u, b])
+    reference.set_weights([f32(np_sign(w)), u, b])
+    np.testing.assert_allclose(ours(x), reference(x), atol=1e-5)
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_scaled_sign_keeps_one_scale_per_gate_and_unit(kind, rng):
     cell = make_cell(kind, kernel_quantizer=ScaledSign(), recurrent_quantizer=ScaledSign())
