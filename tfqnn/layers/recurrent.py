@@ -263,9 +263,11 @@ class RecurrentQuantizerMixin(QuantizerMixin):
         """A state of the previous step after ``state_quantizer``."""
         return self._apply("state_quantizer", state, training)
 
-    def quantized_activation(self, name: str, activation: Callable[..., Any], x: Any) -> Any:
+    def quantized_activation(
+        self, name: str, activation: Callable[..., Any], x: Any, training: bool | None
+    ) -> Any:
         """``activation(x)`` after the quantizer ``name`` (a gate or the candidate)."""
-        return self._apply(name, activation(x) if activation is not None else x, None)
+        return self._apply(name, activation(x), training)
 
     def _apply(self, name: str, x: Any, training: bool | None) -> Any:
         quantizer = getattr(self, name)
@@ -503,12 +505,12 @@ class QuantLSTMCell(RecurrentQuantizerMixin, keras.layers.LSTMCell):
         if bias is not None:
             z = [zk + bk for zk, bk in zip(z, ops.split(bias, 4, axis=-1))]
         i, f, o = (
-            self.quantized_activation("gate_quantizer", self.recurrent_activation, zk)
+            self.quantized_activation("gate_quantizer", self.recurrent_activation, zk, training)
             for zk in (z[0], z[1], z[3])
         )
-        g = self.quantized_activation("candidate_quantizer", self.activation, z[2])
+        g = self.quantized_activation("candidate_quantizer", self.activation, z[2], training)
         c = f * c_tm1 + i * g
-        h_t = o * self.activation(c) if self.activation is not None else o * c
+        h_t = o * self.activation(c)
         return h_t, [h_t, c]
 
 
@@ -625,10 +627,14 @@ class QuantGRUCell(RecurrentQuantizerMixin, keras.layers.GRUCell):
                 )
         else:
             rec_z, rec_r = _products(h[:2], ops.concatenate([u_z, u_r], axis=-1), 2)
-        z = self.quantized_activation("gate_quantizer", self.recurrent_activation, x_z + rec_z)
-        r = self.quantized_activation("gate_quantizer", self.recurrent_activation, x_r + rec_r)
+        z = self.quantized_activation(
+            "gate_quantizer", self.recurrent_activation, x_z + rec_z, training
+        )
+        r = self.quantized_activation(
+            "gate_quantizer", self.recurrent_activation, x_r + rec_r, training
+        )
         candidate = x_h + r * rec_h if self.reset_after else x_h + ops.matmul(r * h[2], u_h)
-        n = self.quantized_activation("candidate_quantizer", self.activation, candidate)
+        n = self.quantized_activation("candidate_quantizer", self.activation, candidate, training)
         h_t = z * h_tm1 + (1.0 - z) * n
         return h_t, [h_t] if nested else h_t
 
