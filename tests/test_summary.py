@@ -333,3 +333,48 @@ def test_summary_and_its_result_types_are_plain_names_of_tfqnn(result):
     assert all(type(row) is tfqnn.LayerSummary for row in result.layers)
     assert "tfqnn.summary" not in sys.modules
     assert {"summary", "ModelSummary", "LayerSummary"} <= set(tfqnn.__all__)
+
+
+def test_recurrent_layers_count_one_time_step():
+    """A quantized LSTM, a Bidirectional GRU and a float SimpleRNN over 7
+    steps: weights at their bits, MACs of one step at max(operand, weight)."""
+    T, F, U1, U2, U3 = 7, 5, 4, 3, 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        lstm = tfqnn.layers.QuantLSTM(
+            U1,
+            return_sequences=True,
+            input_quantizer=DoReFa(4),
+            kernel_quantizer="ste_sign",
+            recurrent_quantizer="ste_tern",
+            state_quantizer=tfqnn.quantizers.FixedPoint(3, 5),
+        )
+        gru = tfqnn.layers.QuantGRU(
+            U2, return_sequences=True, kernel_quantizer=NoOp(8), recurrent_quantizer=NoOp(8)
+        )
+    model = keras.Sequential(
+        [
+            keras.Input((T, F)),
+            lstm,
+            keras.layers.Bidirectional(gru),
+            keras.layers.SimpleRNN(U3),
+        ]
+    )
+    result = tfqnn.summary(model, print_fn=None)
+    lstm_row, gru_row, rnn_row = result.layers
+    # LSTM: W (F, 4 U1) binary, U (U1, 4 U1) ternary, bias float.
+    assert lstm_row.params == {1: F * 4 * U1, 2: U1 * 4 * U1, 32: 4 * U1}
+    assert lstm_row.memory_bytes == (F * 4 * U1 * 1 + U1 * 4 * U1 * 2 + 4 * U1 * 32) / 8
+    # x: 4 bits with 1-bit W -> 4-bit MACs; h: 8 bits with 2-bit U -> 8-bit MACs.
+    assert lstm_row.macs == {4: F * 4 * U1, 8: U1 * 4 * U1}
+    assert (lstm_row.input_bits, lstm_row.weight_bits) == (4, 1)
+    assert lstm_row.output_shape == (None, T, U1)
+    # Bidirectional GRU: two cells of W (U1, 3 U2), U (U2, 3 U2), bias (2, 3 U2);
+    # float inputs and states make 32-bit MACs.
+    assert gru_row.params == {8: 2 * (U1 * 3 * U2 + U2 * 3 * U2), 32: 2 * 2 * 3 * U2}
+    assert gru_row.macs == {32: 2 * (U1 * 3 * U2 + U2 * 3 * U2)}
+    assert gru_row.weight_bits == 8
+    # Keras's own SimpleRNN: float throughout.
+    assert rnn_row.params == {32: 2 * U2 * U3 + U3 * U3 + U3}
+    assert rnn_row.macs == {32: 2 * U2 * U3 + U3 * U3}
+    assert result.total_params == model.count_params()

@@ -5,6 +5,12 @@ at the precision their quantizer stores them in (a binary kernel is 1 bit per
 value; biases, BatchNorm statistics and unquantized weights keep their dtype's
 width). A layer's MACs count at ``max(input bits, weight bits)``, so a MAC is
 binary only when both operands are.
+
+Recurrent layers (`keras.layers.RNN` and its subclasses, tfqnn's
+`QuantLSTM` and the others, and `keras.layers.Bidirectional` of them) count
+their cells' weights, and the MACs of one time step: ``W``'s at
+``max(input bits, W bits)`` and ``U``'s at ``max(state bits, U bits)``.
+Multiply by the sequence length for a whole sequence.
 """
 
 from __future__ import annotations
@@ -139,7 +145,20 @@ def _leaf_layers(model: keras.Model) -> Iterator[keras.Layer]:
             yield layer
 
 
+def _recurrent_cells(layer: keras.Layer) -> list[keras.Layer]:
+    """The cells of a recurrent layer (both directions of a Bidirectional), else []."""
+    if isinstance(layer, keras.layers.Bidirectional):
+        return _recurrent_cells(layer.forward_layer) + _recurrent_cells(layer.backward_layer)
+    if not isinstance(layer, keras.layers.RNN):
+        return []
+    cell = layer.cell
+    return list(cell.cells) if isinstance(cell, keras.layers.StackedRNNCells) else [cell]
+
+
 def _summarize_layer(layer: keras.Layer) -> LayerSummary:
+    cells = _recurrent_cells(layer)
+    if cells:
+        return _summarize_recurrent(layer, cells)
     quantized = isinstance(layer, QuantizerMixin)
     precisions = layer.weight_precisions() if quantized else {}
     params: dict[int, int] = {}
@@ -159,6 +178,45 @@ def _summarize_layer(layer: keras.Layer) -> LayerSummary:
         memory_bytes=sum(bits * count for bits, count in params.items()) / 8,
         macs=_macs(layer, input_bits, precisions),
     )
+
+
+def _summarize_recurrent(layer: keras.Layer, cells: list[keras.Layer]) -> LayerSummary:
+    """A recurrent layer's row: its cells' weights, the MACs of one time step."""
+    precisions: dict[str, int] = {}
+    for cell in cells:
+        if isinstance(cell, QuantizerMixin):
+            precisions.update(cell.weight_precisions())
+    params: dict[int, int] = {}
+    for weight in layer.weights:
+        bits = precisions.get(weight.path, _dtype_bits(weight.dtype))
+        params[bits] = params.get(bits, 0) + math.prod(weight.shape)
+    input_bits = _quantizer_bits(cells[0], "input_quantizer")
+    macs: dict[int, int] = {}
+    for cell in cells:
+        operands = (
+            (cell.kernel, _quantizer_bits(cell, "input_quantizer")),
+            (cell.recurrent_kernel, _quantizer_bits(cell, "state_quantizer")),
+        )
+        for matrix, operand_bits in operands:
+            weight_bits = precisions.get(matrix.path, _dtype_bits(matrix.dtype))
+            bits = max(operand_bits or 32, weight_bits)
+            macs[bits] = macs.get(bits, 0) + math.prod(matrix.shape)
+    return LayerSummary(
+        name=layer.name,
+        class_name=type(layer).__name__,
+        output_shape=_shape(layer, "output"),
+        input_bits=input_bits,
+        weight_bits=min(precisions.values()) if precisions else None,
+        params=params,
+        memory_bytes=sum(bits * count for bits, count in params.items()) / 8,
+        macs=macs,
+    )
+
+
+def _quantizer_bits(layer: keras.Layer, name: str) -> int | None:
+    """The precision of the layer's quantizer ``name``, None without one."""
+    quantizer = getattr(layer, name, None) if isinstance(layer, QuantizerMixin) else None
+    return None if quantizer is None else int(quantizer.precision)
 
 
 def _macs(layer: keras.Layer, input_bits: int | None, precisions: dict[str, int]) -> dict[int, int]:

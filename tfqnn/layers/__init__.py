@@ -15,6 +15,16 @@ from tfqnn.layers.convolutional import (
     QuantSeparableConv2D,
 )
 from tfqnn.layers.dense import QuantDense
+from tfqnn.layers.recurrent import (
+    QuantGRU,
+    QuantGRUCell,
+    QuantLSTM,
+    QuantLSTMCell,
+    QuantRNN,
+    QuantSimpleRNN,
+    QuantSimpleRNNCell,
+    RecurrentQuantizerMixin,
+)
 
 __all__ = [
     "QuantActivation",
@@ -23,7 +33,15 @@ __all__ = [
     "QuantConv2DTranspose",
     "QuantDense",
     "QuantDepthwiseConv2D",
+    "QuantGRU",
+    "QuantGRUCell",
+    "QuantLSTM",
+    "QuantLSTMCell",
+    "QuantRNN",
     "QuantSeparableConv2D",
+    "QuantSimpleRNN",
+    "QuantSimpleRNNCell",
     "QuantizedKernel",
     "QuantizerMixin",
+    "RecurrentQuantizerMixin",
 ]
