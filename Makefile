@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tfqnn-installed
 KERNEL_SOURCES := $(shell find tfqnn/lite/kernels -name '*.cc' -o -name '*.h')
-CXX_FILES := $(shell find tfqnn/lite/kernels tests/lite/native -name '*.cc' -o -name '*.h')
+CXX_FILES := $(KERNEL_SOURCES) $(shell find tests/lite/native -name '*.cc' -o -name '*.h')
 
 .PHONY: demo test test-fast check format data clean
 

@@ -121,10 +121,6 @@ class BuildKernelLibrary(build_ext):
 class PlatformWheel(bdist_wheel):
     """A wheel for this platform and any Python 3 (``py3-none-<platform>``)."""
 
-    def finalize_options(self):
-        super().finalize_options()
-        self.root_is_pure = False
-
     def get_tag(self):
         _, _, platform = super().get_tag()
         return "py3", "none", platform
