@@ -169,6 +169,8 @@ INVALID = [
     ("groups", lambda: spec.check_groups(0, 64, 4)),
     ("groups", lambda: spec.check_groups(2, 48, 4)),  # 24 channels a group
     ("groups", lambda: spec.check_groups(2, 64, 3)),
+    # 64 channels in 2 groups: 1 word per tap, not 2
+    ("filter_packed.shape", lambda: spec.check_filter_words(np.zeros((4, 3, 3, 2)), 64, 2)),
     ("clamp_min", lambda: spec.check_output_transform(1, [1], [0], clamp_min=1, clamp_max=0)),
     ("int8_zero_point", lambda: spec.check_output_transform(1, [1], [0], int8_zero_point=-129)),
     ("in_size", lambda: spec.conv_geometry(0, 1, 1, 1, "same")),
@@ -212,6 +214,7 @@ def test_checks_return_canonical_values():
     assert spec.check_bitpack_input(np.zeros(3, np.float16))[1] is None
     transform = spec.check_output_transform(2, [1, 2], [0, 0], output_type="BITPACKED")
     assert transform.output_type == "bitpacked" and transform.clamp_min == -np.inf
+    spec.check_filter_words(np.zeros((4, 3, 3, 1)), 64, 2)  # ceil(32/32) = 1 word: passes
 
 
 # ---- custom options ---------------------------------------------------------------------

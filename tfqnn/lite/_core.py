@@ -282,15 +282,11 @@ def bconv2d(
     if batch < 1 or height < 1 or width < 1:
         raise ValueError(f"Invalid x_packed.shape={x.shape}: expected no empty axis.")
     channels_in = spec.check_channels("channels_in", channels_in, words)
-    out_channels, kernel_h, kernel_w, filter_words = filt.shape
+    out_channels, kernel_h, kernel_w, _ = filt.shape
     if out_channels < 1 or kernel_h < 1 or kernel_w < 1:
         raise ValueError(f"Invalid filter_packed.shape={filt.shape}: expected no empty axis.")
     groups = spec.check_groups(groups, channels_in, out_channels)
-    if filter_words != spec.packed_words(channels_in // groups):
-        raise ValueError(
-            f"Invalid filter_packed.shape={filt.shape}: expected "
-            f"ceil({channels_in // groups}/32) words per tap in the last axis."
-        )
+    spec.check_filter_words(filt, channels_in, groups)
     strides = spec.check_pair("strides", strides)
     dilations = spec.check_pair("dilations", dilations)
     padding = spec.check_padding(padding)

@@ -33,6 +33,7 @@ import numpy as np
 from tfqnn.lite.spec import (
     check_bitpack_input,
     check_channels,
+    check_filter_words,
     check_groups,
     check_output_transform,
     check_packed,
@@ -243,13 +244,8 @@ def bconv2d(
     channels_in = check_channels("channels_in", channels_in, words)
     out_channels, kernel_h, kernel_w, filter_words = filt.shape
     groups = check_groups(groups, channels_in, out_channels)
+    check_filter_words(filt, channels_in, groups)
     group_channels = channels_in // groups
-    if filter_words != packed_words(group_channels):
-        raise ValueError(
-            f"Invalid filter_packed.shape={filt.shape}: expected "
-            f"ceil({group_channels}/32) = {packed_words(group_channels)} words in the last "
-            f"axis (channels_in / groups = {group_channels})."
-        )
     strides = check_pair("strides", strides)
     dilations = check_pair("dilations", dilations)
     padding = check_padding(padding)

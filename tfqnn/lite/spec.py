@@ -289,6 +289,17 @@ def check_groups(groups: Any, channels_in: int, out_channels: int) -> int:
     return groups
 
 
+def check_filter_words(filter_packed: np.ndarray, channels_in: int, groups: int) -> None:
+    """Bconv2d's ``filter_packed [O, KH, KW, W]``: ``W = ceil((channels_in / groups) / 32)``."""
+    group_channels = channels_in // groups
+    if filter_packed.shape[-1] != packed_words(group_channels):
+        raise ValueError(
+            f"Invalid filter_packed.shape={filter_packed.shape}: expected "
+            f"ceil({group_channels}/32) = {packed_words(group_channels)} words in the last "
+            f"axis (channels_in / groups = {group_channels})."
+        )
+
+
 class OutputTransform(NamedTuple):
     """The checked arguments of the output transform of Bdense and Bconv2d."""
 
