@@ -1,10 +1,12 @@
 """Machine facts that the benchmarks print beside their timings."""
 
+from __future__ import annotations
+
 import os
 from pathlib import Path
 
 
-def memory_gib():
+def memory_gib() -> float | None:
     """Total memory in GiB (None when /proc/meminfo is unreadable)."""
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -15,7 +17,7 @@ def memory_gib():
     return None
 
 
-def load_average():
+def load_average() -> list[float] | None:
     """The 1, 5 and 15 minute load averages (None where unsupported)."""
     try:
         return [round(v, 2) for v in os.getloadavg()]

@@ -109,10 +109,7 @@ def all_reduce(
         slots = [state.slots[indices[i]] if state is not None else {} for i in chosen]
         grads = [tf.cast(gradients[i], tf.float32) for i in chosen]
         points = [g + s["residual"].value if "residual" in s else g for g, s in zip(grads, slots)]
-        flag = tf.cast(
-            tf.logical_not(tf.reduce_all([tf.reduce_all(tf.math.is_finite(p)) for p in points])),
-            tf.int32,
-        )
+        flag = tf.cast(tf.logical_not(_all_finite(points)), tf.int32)
         seeds = _seeds(context, step, len(chosen))
         exchange = compressor.exchange or functools.partial(
             _EXCHANGES[compressor.collective], compressor

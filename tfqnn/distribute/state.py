@@ -89,14 +89,13 @@ class CompressionState:
             self.compressed.append(compressed)
             name = getattr(variable, "path", None) or variable.name
             name = name.replace("/", "_").replace(":", "_")
+            specs = (
+                state_initializers(compressor, variable.shape, num_workers) if compressed else {}
+            )
             self.slots.append(
                 {
                     slot: make_variable(shape, initializer, f"{slot}_{name}")
-                    for slot, (shape, initializer) in (
-                        state_initializers(compressor, variable.shape, num_workers).items()
-                        if compressed
-                        else ()
-                    )
+                    for slot, (shape, initializer) in specs.items()
                 }
             )
 
