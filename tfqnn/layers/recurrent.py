@@ -103,11 +103,6 @@ def _fixed_range(quantizer: Quantizer) -> tuple[float, float] | None:
     return None
 
 
-def _describe(quantizer: Quantizer) -> str:
-    config = ", ".join(f"{k}={v!r}" for k, v in quantizer.get_config().items())
-    return f"{type(quantizer).__name__}({config})"
-
-
 class RecurrentQuantizerMixin(QuantizerMixin):
     """Quantizers of a recurrent cell: W, U, b, the inputs, states and activations.
 
@@ -189,7 +184,7 @@ class RecurrentQuantizerMixin(QuantizerMixin):
             if axis is None or axis in (-1, rank - 1):
                 continue
             raise ValueError(
-                f"Invalid {spec.quantizer}={_describe(quantizer)}: expected axis=-1, "
+                f"Invalid {spec.quantizer}={quantizer!r}: expected axis=-1, "
                 f"one statistic per column of the rank-{rank} {spec.weight}, whose "
                 "columns are the gates times the units; another axis mixes the gates."
             )
@@ -204,13 +199,13 @@ class RecurrentQuantizerMixin(QuantizerMixin):
         name = getattr(activation, "__name__", None)
         if low >= 0.0 and name not in _NON_NEGATIVE_ACTIVATIONS:
             raise ValueError(
-                f"Invalid state_quantizer={_describe(quantizer)}: expected a quantizer "
+                f"Invalid state_quantizer={quantizer!r}: expected a quantizer "
                 f"with negative values, as the states of activation={name!r} take them; "
                 f"this one's outputs lie in [{low}, {high}]."
             )
         if self._quantizes_carry and low >= -1.0 and high <= 1.0:
             raise ValueError(
-                f"Invalid state_quantizer={_describe(quantizer)}: expected a quantizer "
+                f"Invalid state_quantizer={quantizer!r}: expected a quantizer "
                 "that can hold the LSTM's carry c, which it also quantizes and which is "
                 f"unbounded; this one's outputs lie in [{low}, {high}]. Use a scaled "
                 "quantizer (ScaledSign, Uniform) or a FixedPoint with integer_bits >= 2."
