@@ -154,12 +154,17 @@ class QuantizerMixin:
         return quantizer(kernel, training=bool(training))
 
     def weight_precisions(self) -> dict[str, int]:
-        """Bits per value of each weight as stored after quantization, by variable path."""
+        """Bits per value of each weight as stored after quantization, by variable path.
+
+        A kernel the layer does not have (a recurrent cell's bias with
+        ``use_bias=False``) has no entry.
+        """
         bits = {}
         for spec in self._quantized_kernels:
+            weight = getattr(self, spec.weight, None)
             quantizer = getattr(self, spec.quantizer)
-            if quantizer is not None:
-                bits[getattr(self, spec.weight).path] = quantizer.precision
+            if weight is not None and quantizer is not None:
+                bits[weight.path] = quantizer.precision
         return bits
 
     def bias_and_activation(self, outputs: Any) -> Any:

@@ -211,16 +211,6 @@ class RecurrentQuantizerMixin(QuantizerMixin):
                 "quantizer (ScaledSign, Uniform) or a FixedPoint with integer_bits >= 2."
             )
 
-    def weight_precisions(self) -> dict[str, int]:
-        """Bits per value of each quantized weight, by variable path (no bias: none)."""
-        bits = {}
-        for spec in self._quantized_kernels:
-            weight = getattr(self, spec.weight, None)
-            quantizer = getattr(self, spec.quantizer)
-            if weight is not None and quantizer is not None:
-                bits[weight.path] = quantizer.precision
-        return bits
-
     @contextlib.contextmanager
     def weights_quantized_once(self, training: bool | None) -> Iterator[None]:
         """Within the block every step reads ``(W, U, b)`` quantized once, here.
