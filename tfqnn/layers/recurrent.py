@@ -246,17 +246,13 @@ class RecurrentQuantizerMixin(QuantizerMixin):
 
     def quantized_state(self, state: Any, training: bool | None) -> Any:
         """A state of the previous step after ``state_quantizer``."""
-        return self._apply("state_quantizer", state, training)
+        return self._quantized("state_quantizer", state, training)
 
     def quantized_activation(
         self, name: str, activation: Callable[..., Any], x: Any, training: bool | None
     ) -> Any:
         """``activation(x)`` after the quantizer ``name`` (a gate or the candidate)."""
-        return self._apply(name, activation(x), training)
-
-    def _apply(self, name: str, x: Any, training: bool | None) -> Any:
-        quantizer = getattr(self, name)
-        return x if quantizer is None else quantizer(x, training=bool(training))
+        return self._quantized(name, activation(x), training)
 
     def dropped(self, x: Any, mask: Any, training: bool | None, count: int) -> list[Any]:
         """``count`` copies of ``x``, each times its dropout mask in training.
