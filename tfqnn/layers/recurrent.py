@@ -677,15 +677,6 @@ class QuantRNN(keras.layers.RNN):
         with self.cell.weights_quantized_once(training):
             return super().inner_loop(sequences, initial_state, mask, training=training)
 
-    def call(
-        self,
-        sequences: Any,
-        initial_state: Any = None,
-        mask: Any = None,
-        training: bool | None = False,
-    ) -> Any:
-        return super().call(sequences, mask=mask, training=training, initial_state=initial_state)
-
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = super().get_config()
         del config["cell"]
