@@ -161,12 +161,8 @@ def _summarize_layer(layer: keras.Layer) -> LayerSummary:
         return _summarize_recurrent(layer, cells)
     quantized = isinstance(layer, QuantizerMixin)
     precisions = layer.weight_precisions() if quantized else {}
-    params: dict[int, int] = {}
-    for weight in layer.weights:
-        bits = precisions.get(weight.path, _dtype_bits(weight.dtype))
-        params[bits] = params.get(bits, 0) + math.prod(weight.shape)
-    input_quantizer = getattr(layer, "input_quantizer", None) if quantized else None
-    input_bits = input_quantizer.precision if input_quantizer is not None else None
+    params = _params_by_bits(layer, precisions)
+    input_bits = _quantizer_bits(layer, "input_quantizer")
     weight_bits = min(precisions.values()) if precisions else None
     return LayerSummary(
         name=layer.name,
@@ -186,10 +182,7 @@ def _summarize_recurrent(layer: keras.Layer, cells: list[keras.Layer]) -> LayerS
     for cell in cells:
         if isinstance(cell, QuantizerMixin):
             precisions.update(cell.weight_precisions())
-    params: dict[int, int] = {}
-    for weight in layer.weights:
-        bits = precisions.get(weight.path, _dtype_bits(weight.dtype))
-        params[bits] = params.get(bits, 0) + math.prod(weight.shape)
+    params = _params_by_bits(layer, precisions)
     input_bits = _quantizer_bits(cells[0], "input_quantizer")
     macs: dict[int, int] = {}
     for cell in cells:
@@ -211,6 +204,16 @@ def _summarize_recurrent(layer: keras.Layer, cells: list[keras.Layer]) -> LayerS
         memory_bytes=sum(bits * count for bits, count in params.items()) / 8,
         macs=macs,
     )
+
+
+def _params_by_bits(layer: keras.Layer, precisions: dict[str, int]) -> dict[int, int]:
+    """The layer's parameter counts keyed by bits per value: a quantized
+    weight's precision, else its dtype's width."""
+    params: dict[int, int] = {}
+    for weight in layer.weights:
+        bits = precisions.get(weight.path, _dtype_bits(weight.dtype))
+        params[bits] = params.get(bits, 0) + math.prod(weight.shape)
+    return params
 
 
 def _quantizer_bits(layer: keras.Layer, name: str) -> int | None:

@@ -30,73 +30,44 @@ def weight_clip_warnings(record):
     return [w for w in record if "weight_clip" in str(w.message)]
 
 
+# Binary inputs, and a binary kernel clipped as the STE wants it.
+BINARY_INPUT = {"input_quantizer": "ste_sign"}
+BINARY_KERNEL = {**BINARY_INPUT, "kernel_quantizer": "ste_sign", "kernel_constraint": "weight_clip"}
+# "same" padding with +1, the value binary inputs pad with.
+PAD_ONES = {"padding": "same", "pad_values": 1.0}
+
+
 def binary_layer(kind, **extra):
-    clip = "weight_clip"
     if kind == "dense":
-        return QuantDense(
-            3,
-            input_quantizer="ste_sign",
-            kernel_quantizer="ste_sign",
-            kernel_constraint=clip,
-            **extra,
-        )
+        return QuantDense(3, **BINARY_KERNEL, **extra)
     if kind == "conv1d":
-        return QuantConv1D(
-            3,
-            3,
-            padding="causal",
-            pad_values=1.0,
-            input_quantizer="ste_sign",
-            kernel_quantizer="ste_sign",
-            kernel_constraint=clip,
-            **extra,
-        )
+        return QuantConv1D(3, 3, padding="causal", pad_values=1.0, **BINARY_KERNEL, **extra)
     if kind == "conv2d":
-        return QuantConv2D(
-            3,
-            3,
-            padding="same",
-            pad_values=1.0,
-            input_quantizer="ste_sign",
-            kernel_quantizer="ste_sign",
-            kernel_constraint=clip,
-            **extra,
-        )
+        return QuantConv2D(3, 3, **PAD_ONES, **BINARY_KERNEL, **extra)
     if kind == "depthwise":
         return QuantDepthwiseConv2D(
             3,
             depth_multiplier=2,
-            padding="same",
-            pad_values=1.0,
-            input_quantizer="ste_sign",
+            **PAD_ONES,
+            **BINARY_INPUT,
             depthwise_quantizer="ste_sign",
-            depthwise_constraint=clip,
+            depthwise_constraint="weight_clip",
             **extra,
         )
     if kind == "separable":
         return QuantSeparableConv2D(
             3,
             3,
-            padding="same",
-            pad_values=1.0,
-            input_quantizer="ste_sign",
+            **PAD_ONES,
+            **BINARY_INPUT,
             depthwise_quantizer="ste_sign",
             pointwise_quantizer="ste_sign",
-            depthwise_constraint=clip,
-            pointwise_constraint=clip,
+            depthwise_constraint="weight_clip",
+            pointwise_constraint="weight_clip",
             **extra,
         )
     if kind == "transpose":
-        return QuantConv2DTranspose(
-            3,
-            3,
-            strides=2,
-            padding="same",
-            input_quantizer="ste_sign",
-            kernel_quantizer="ste_sign",
-            kernel_constraint=clip,
-            **extra,
-        )
+        return QuantConv2DTranspose(3, 3, strides=2, padding="same", **BINARY_KERNEL, **extra)
     raise AssertionError(kind)
 
 

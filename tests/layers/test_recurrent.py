@@ -578,7 +578,8 @@ def test_non_negative_state_quantizers_need_a_non_negative_activation(state_quan
 
 def test_scaled_state_quantizers_are_accepted():
     for quantizer in ("scaled_sign", "uniform", FixedPoint(3, 4), SteTern(scaled=True)):
-        assert QuantLSTMCell(4, state_quantizer=quantizer).state_quantizer is not None
+        cell = QuantLSTMCell(4, state_quantizer=quantizer)
+        assert cell.state_quantizer == tfqnn.quantizers.get(quantizer)
 
 
 def test_binary_weights_without_constraint_warn():

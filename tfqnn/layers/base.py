@@ -141,25 +141,29 @@ class QuantizerMixin:
 
     def quantized_input(self, inputs: Any, training: bool | None = None) -> Any:
         """The inputs after the input quantizer."""
-        if self.input_quantizer is None:
-            return inputs
-        return self.input_quantizer(inputs, training=bool(training))
+        return self._quantized("input_quantizer", inputs, training)
 
     def quantized_kernel(self, spec: QuantizedKernel, training: bool | None = None) -> Any:
         """The latent kernel named by ``spec`` after its quantizer."""
-        kernel = getattr(self, spec.weight)
-        quantizer = getattr(self, spec.quantizer)
-        if quantizer is None:
-            return kernel
-        return quantizer(kernel, training=bool(training))
+        return self._quantized(spec.quantizer, getattr(self, spec.weight), training)
+
+    def _quantized(self, name: str, x: Any, training: bool | None = None) -> Any:
+        """``x`` after the quantizer in attribute ``name`` (as it is where that is None)."""
+        quantizer = getattr(self, name)
+        return x if quantizer is None else quantizer(x, training=bool(training))
 
     def weight_precisions(self) -> dict[str, int]:
-        """Bits per value of each weight as stored after quantization, by variable path."""
+        """Bits per value of each weight as stored after quantization, by variable path.
+
+        A kernel the layer does not have (a recurrent cell's bias with
+        ``use_bias=False``) has no entry.
+        """
         bits = {}
         for spec in self._quantized_kernels:
+            weight = getattr(self, spec.weight, None)
             quantizer = getattr(self, spec.quantizer)
-            if quantizer is not None:
-                bits[getattr(self, spec.weight).path] = quantizer.precision
+            if weight is not None and quantizer is not None:
+                bits[weight.path] = quantizer.precision
         return bits
 
     def bias_and_activation(self, outputs: Any) -> Any:

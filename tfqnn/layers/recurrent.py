@@ -103,11 +103,6 @@ def _fixed_range(quantizer: Quantizer) -> tuple[float, float] | None:
     return None
 
 
-def _describe(quantizer: Quantizer) -> str:
-    config = ", ".join(f"{k}={v!r}" for k, v in quantizer.get_config().items())
-    return f"{type(quantizer).__name__}({config})"
-
-
 class RecurrentQuantizerMixin(QuantizerMixin):
     """Quantizers of a recurrent cell: W, U, b, the inputs, states and activations.
 
@@ -189,7 +184,7 @@ class RecurrentQuantizerMixin(QuantizerMixin):
             if axis is None or axis in (-1, rank - 1):
                 continue
             raise ValueError(
-                f"Invalid {spec.quantizer}={_describe(quantizer)}: expected axis=-1, "
+                f"Invalid {spec.quantizer}={quantizer!r}: expected axis=-1, "
                 f"one statistic per column of the rank-{rank} {spec.weight}, whose "
                 "columns are the gates times the units; another axis mixes the gates."
             )
@@ -204,27 +199,17 @@ class RecurrentQuantizerMixin(QuantizerMixin):
         name = getattr(activation, "__name__", None)
         if low >= 0.0 and name not in _NON_NEGATIVE_ACTIVATIONS:
             raise ValueError(
-                f"Invalid state_quantizer={_describe(quantizer)}: expected a quantizer "
+                f"Invalid state_quantizer={quantizer!r}: expected a quantizer "
                 f"with negative values, as the states of activation={name!r} take them; "
                 f"this one's outputs lie in [{low}, {high}]."
             )
         if self._quantizes_carry and low >= -1.0 and high <= 1.0:
             raise ValueError(
-                f"Invalid state_quantizer={_describe(quantizer)}: expected a quantizer "
+                f"Invalid state_quantizer={quantizer!r}: expected a quantizer "
                 "that can hold the LSTM's carry c, which it also quantizes and which is "
                 f"unbounded; this one's outputs lie in [{low}, {high}]. Use a scaled "
                 "quantizer (ScaledSign, Uniform) or a FixedPoint with integer_bits >= 2."
             )
-
-    def weight_precisions(self) -> dict[str, int]:
-        """Bits per value of each quantized weight, by variable path (no bias: none)."""
-        bits = {}
-        for spec in self._quantized_kernels:
-            weight = getattr(self, spec.weight, None)
-            quantizer = getattr(self, spec.quantizer)
-            if weight is not None and quantizer is not None:
-                bits[weight.path] = quantizer.precision
-        return bits
 
     @contextlib.contextmanager
     def weights_quantized_once(self, training: bool | None) -> Iterator[None]:
@@ -261,17 +246,13 @@ class RecurrentQuantizerMixin(QuantizerMixin):
 
     def quantized_state(self, state: Any, training: bool | None) -> Any:
         """A state of the previous step after ``state_quantizer``."""
-        return self._apply("state_quantizer", state, training)
+        return self._quantized("state_quantizer", state, training)
 
     def quantized_activation(
         self, name: str, activation: Callable[..., Any], x: Any, training: bool | None
     ) -> Any:
         """``activation(x)`` after the quantizer ``name`` (a gate or the candidate)."""
-        return self._apply(name, activation(x), training)
-
-    def _apply(self, name: str, x: Any, training: bool | None) -> Any:
-        quantizer = getattr(self, name)
-        return x if quantizer is None else quantizer(x, training=bool(training))
+        return self._quantized(name, activation(x), training)
 
     def dropped(self, x: Any, mask: Any, training: bool | None, count: int) -> list[Any]:
         """``count`` copies of ``x``, each times its dropout mask in training.
@@ -695,15 +676,6 @@ class QuantRNN(keras.layers.RNN):
     ) -> Any:
         with self.cell.weights_quantized_once(training):
             return super().inner_loop(sequences, initial_state, mask, training=training)
-
-    def call(
-        self,
-        sequences: Any,
-        initial_state: Any = None,
-        mask: Any = None,
-        training: bool | None = False,
-    ) -> Any:
-        return super().call(sequences, mask=mask, training=training, initial_state=initial_state)
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = super().get_config()
