@@ -1,0 +1,43 @@
+"""Real data for the peer fixture scripts, without tfqnn (the peer envs do not have it).
+
+Fashion-MNIST from Debian's files (or ``$TFQNN_FASHION_MNIST_DIR``), read as
+tfqnn.datasets reads them; scikit-learn's 8x8 digits otherwise.
+"""
+
+import gzip
+import os
+
+import numpy as np
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def _read_idx(filename):
+    with gzip.open(filename, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def fashion_mnist(n_train=2048, n_test=16):
+    """(x_train, y_train, x_test) in [0, 1], shaped (n, 28, 28, 1); the first images."""
+    directory = os.environ.get("TFQNN_FASHION_MNIST_DIR", FASHION_MNIST_DIR)
+    x_train = _read_idx(os.path.join(directory, "train-images-idx3-ubyte.gz"))[:n_train]
+    y_train = _read_idx(os.path.join(directory, "train-labels-idx1-ubyte.gz"))[:n_train]
+    x_test = _read_idx(os.path.join(directory, "t10k-images-idx3-ubyte.gz"))[:n_test]
+    scale = np.float32(1 / 255)
+    return (
+        x_train[..., None].astype(np.float32) * scale,
+        y_train.astype(np.int64),
+        x_test[..., None].astype(np.float32) * scale,
+    )
+
+
+def digits(n_test=16):
+    """scikit-learn's 8x8 digits in [0, 1]: (x_train, y_train, x_test), shaped (n, 64)."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32)
+    return x[:-n_test], y[:-n_test].astype(np.int64), x[-n_test:]

@@ -1,0 +1,163 @@
+"""Writes the larq fixtures of tfqnn.interop: tf_keras .h5 models trained with larq 0.14.
+
+Run with the larq peer environment's python (``scripts/peer_envs.sh`` builds it)::
+
+    TF_USE_LEGACY_KERAS=1 /work/peers/larq/bin/python tests/interop/make_fixtures_larq.py DIR
+
+For each model it writes ``DIR/<name>.h5`` (``model.save``, the full model)
+and ``DIR/<name>.npz`` with the inputs ``x`` and larq's predictions ``y``.
+The models train a few steps on Fashion-MNIST first, so that BatchNorm
+statistics and latent weights are not their initial values.
+
+- ``larq_tutorial_bnn``: the CNN of larq's "Introduction to BNNs" guide.
+- ``larq_every_layer``: a functional model with every larq layer tfqnn maps
+  and a different larq quantizer on each input and kernel.
+- ``larq_conv1d``: QuantConv1D on the image rows as sequences, saved with its
+  optimizer state.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import larq as lq
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _peer_data import fashion_mnist
+
+BINARY = dict(
+    input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip"
+)
+
+
+def tutorial_bnn():
+    model = keras.models.Sequential(name="larq_tutorial_bnn")
+    model.add(keras.Input((28, 28, 1)))
+    model.add(
+        lq.layers.QuantConv2D(
+            32, (3, 3), kernel_quantizer="ste_sign", kernel_constraint="weight_clip", use_bias=False
+        )
+    )
+    model.add(keras.layers.MaxPooling2D((2, 2)))
+    model.add(keras.layers.BatchNormalization(scale=False))
+    model.add(lq.layers.QuantConv2D(64, (3, 3), use_bias=False, **BINARY))
+    model.add(keras.layers.MaxPooling2D((2, 2)))
+    model.add(keras.layers.BatchNormalization(scale=False))
+    model.add(lq.layers.QuantConv2D(64, (3, 3), use_bias=False, **BINARY))
+    model.add(keras.layers.BatchNormalization(scale=False))
+    model.add(keras.layers.Flatten())
+    model.add(lq.layers.QuantDense(64, use_bias=False, **BINARY))
+    model.add(keras.layers.BatchNormalization(scale=False))
+    model.add(lq.layers.QuantDense(10, use_bias=False, **BINARY))
+    model.add(keras.layers.BatchNormalization(scale=False))
+    model.add(keras.layers.Activation("softmax"))
+    return model
+
+
+def every_layer():
+    q = lq.quantizers
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.AveragePooling2D(2)(inputs)  # 14 x 14
+    x = lq.layers.QuantConv2D(8, 3, padding="same", kernel_quantizer=q.NoOp(precision=8))(x)
+    x = keras.layers.BatchNormalization(momentum=0.9)(x)
+    skip = x
+    x = lq.layers.QuantDepthwiseConv2D(
+        3,
+        padding="same",
+        pad_values=1.0,
+        input_quantizer=q.ApproxSign(),
+        depthwise_quantizer=q.MagnitudeAwareSign(clip_value=1.5),
+        depthwise_constraint=lq.constraints.WeightClip(1.5),
+        use_bias=False,
+    )(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Add()([x, skip])
+    x = lq.layers.QuantSeparableConv2D(
+        16,
+        3,
+        padding="same",
+        pad_values=1.0,
+        input_quantizer=q.SwishSign(beta=4.0),
+        depthwise_quantizer=q.SteTern(threshold_value=0.1),
+        pointwise_quantizer=q.SteTern(ternary_weight_networks=True, clip_value=None),
+        depthwise_constraint="weight_clip",
+        pointwise_constraint="weight_clip",
+    )(x)
+    x = keras.layers.MaxPooling2D(2)(x)  # 7 x 7
+    x = keras.layers.BatchNormalization()(x)
+    x = lq.layers.QuantConv2DTranspose(
+        8,
+        3,
+        strides=2,
+        padding="same",
+        input_quantizer=q.SteHeaviside(),
+        kernel_quantizer=q.SteSign(clip_value=1.25, metrics=["flip_ratio"]),
+        kernel_constraint="weight_clip",
+        use_bias=False,
+    )(x)  # 14 x 14
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Activation("relu")(x)
+    x = lq.layers.QuantConv2D(
+        8,
+        3,
+        strides=2,
+        input_quantizer=q.DoReFa(k_bit=2, mode="activations"),
+        kernel_quantizer=q.DoReFa(k_bit=3, mode="weights"),
+    )(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = lq.layers.QuantDense(
+        10, input_quantizer="approx_sign", kernel_quantizer="magnitude_aware_sign"
+    )(x)
+    outputs = keras.layers.Activation("softmax")(x)
+    return keras.Model(inputs, outputs, name="larq_every_layer")
+
+
+def conv1d():
+    inputs = keras.Input((28, 28))
+    x = lq.layers.QuantConv1D(
+        16,
+        3,
+        padding="same",
+        use_bias=False,
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+    )(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = lq.layers.QuantConv1D(16, 5, strides=2, padding="same", pad_values=1.0, **BINARY)(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.GlobalMaxPooling1D()(x)
+    x = lq.layers.QuantDense(10, activation="softmax", **BINARY)(x)
+    return keras.Model(inputs, x, name="larq_conv1d")
+
+
+MODELS = {
+    "larq_tutorial_bnn": (tutorial_bnn, False),
+    "larq_every_layer": (every_layer, False),
+    "larq_conv1d": (conv1d, True),
+}
+
+
+def main(directory):
+    os.makedirs(directory, exist_ok=True)
+    x_train, y_train, x_test = fashion_mnist()
+    for name, (build, include_optimizer) in MODELS.items():
+        keras.utils.set_random_seed(15)
+        model = build()
+        train, test = (
+            (x_train, x_test) if name != "larq_conv1d" else (x_train[..., 0], x_test[..., 0])
+        )
+        model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", ["accuracy"])
+        model.fit(train, y_train, batch_size=128, epochs=1, verbose=0)
+        y = model.predict(test, verbose=0)
+        path = os.path.join(directory, name + ".h5")
+        model.save(path, include_optimizer=include_optimizer)
+        np.savez(os.path.join(directory, name + ".npz"), x=test, y=y)
+        print(f"{path}: {os.path.getsize(path)} bytes, larq {lq.__version__}, tf {tf.__version__}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "fixtures"))

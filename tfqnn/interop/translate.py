@@ -1,0 +1,104 @@
+"""One tf_keras layer config to one Keras 3 layer: larq's to tfqnn's, tf_keras's to Keras 3's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfqnn.interop import keras_layers, larq
+from tfqnn.interop.report import LayerMapping, Report
+
+# Peers whose layers tfqnn.interop does not map yet, by class name.
+NOT_YET: dict[str, str] = {
+    **{
+        name: "QKeras layers are not mapped yet"
+        for name in (
+            "QDense",
+            "QConv1D",
+            "QConv2D",
+            "QDepthwiseConv2D",
+            "QSeparableConv1D",
+            "QSeparableConv2D",
+            "QConv2DTranspose",
+            "QActivation",
+            "QBatchNormalization",
+            "QAdaptiveActivation",
+            "QConv2DBatchnorm",
+            "QDepthwiseConv2DBatchnorm",
+            "QAveragePooling2D",
+            "QGlobalAveragePooling2D",
+            "QSimpleRNN",
+            "QLSTM",
+            "QGRU",
+            "QBidirectional",
+        )
+    },
+    **{
+        name: "tfmot wrappers are not mapped yet (strip them with tfmot first)"
+        for name in ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer")
+    },
+    **{
+        name: "tfmot wrappers are not mapped yet (strip them with tfmot's strip_pruning or "
+        "strip_clustering first: the stripped model loads)"
+        for name in ("PruneLowMagnitude", "ClusterWeights", "ClusterWeightsMHA")
+    },
+}
+NOT_YET_ALTERNATIVE = {
+    "QKeras": "QuantDense/QuantConv2D with FixedPoint, PowerOfTwo, SteTern or SteSign",
+}
+
+
+def _quantizers_text(layer: Any) -> str:
+    found = getattr(layer, "quantizers", None)
+    if not found:
+        return ""
+    return ", ".join(f"{name}={q!r}" for name, q in found.items() if q is not None)
+
+
+def layer(entry: dict[str, Any], model_name: str, report: Report) -> Any:
+    """The Keras 3 layer for one entry of a tf_keras model config's ``layers``, or None.
+
+    Records the mapping in ``report``, or the reason it cannot be made.
+    """
+    class_name = str(entry.get("class_name"))
+    config = entry.get("config")
+    name = config.get("name") if isinstance(config, dict) else None
+    path = f"{model_name}/{name or entry.get('name') or class_name}"
+    if not isinstance(config, dict):
+        report.unsupported(path, f"layer {class_name!r} has no config")
+        return None
+    if class_name in NOT_YET:
+        alternative = NOT_YET_ALTERNATIVE["QKeras"] if class_name.startswith("Q") else ""
+        report.unsupported(path, f"{class_name}: {NOT_YET[class_name]}", alternative)
+        return None
+    config = dict(config)
+    for key in [k for k in config if k.endswith("_constraint")]:
+        config[key] = larq.constraint(config[key], f"{path}/{key}", report)
+    if larq.is_larq_layer(class_name):
+        found = larq.layer_arguments(class_name, config, path, report)
+        if found is None:
+            return None
+        cls, arguments, source_quantizers = found
+        try:
+            result = cls.from_config(keras_layers.clean_config(class_name, arguments))
+        except keras_layers.CONFIG_ERRORS as error:
+            report.unsupported(
+                path,
+                f"larq {class_name} with a config tfqnn rejects: {keras_layers.last_line(error)}",
+            )
+            return None
+        source = f"larq.{class_name}"
+    else:
+        result = keras_layers.layer(class_name, config, path, report)
+        if result is None:
+            return None
+        source, source_quantizers = f"tf_keras.{class_name}", ""
+    report.mappings.append(
+        LayerMapping(
+            path,
+            source,
+            source_quantizers,
+            f"{type(result).__module__.split('.')[0]}.{type(result).__name__}",
+            _quantizers_text(result),
+        )
+    )
+    return result
