@@ -41,3 +41,32 @@ def digits(n_test=16):
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype(np.float32)
     return x[:-n_test], y[:-n_test].astype(np.int64), x[-n_test:]
+
+
+def save_outputs(model, path, x, x_train, y_train, gradients=True):
+    """Writes what tfqnn must reproduce: predictions, training-mode outputs, gradients.
+
+    ``x``, ``y`` (``model.predict``); ``x_train``, ``y_train``, ``y_training``
+    (the outputs with ``training=True``) and ``grad:<layer>/<weight>``, the
+    gradient of the mean sparse categorical cross-entropy on that batch with
+    respect to each trainable weight (if ``gradients``). Call it after saving the model: a
+    training-mode call updates BatchNorm statistics.
+    """
+    import tensorflow as tf
+
+    y = model.predict(x, verbose=0)
+    with tf.GradientTape() as tape:
+        y_training = model(x_train, training=True)
+        loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y_train, y_training))
+    grads = tape.gradient(loss, model.trainable_weights)
+    arrays = (
+        {}
+        if not gradients
+        else {
+            "grad:" + w.name.split(":")[0]: g.numpy()
+            for w, g in zip(model.trainable_weights, grads)
+        }
+    )
+    np.savez_compressed(
+        path, x=x, y=y, x_train=x_train, y_train=y_train, y_training=y_training.numpy(), **arrays
+    )

@@ -5,9 +5,13 @@ Run with the larq peer environment's python (``scripts/peer_envs.sh`` builds it)
     TF_USE_LEGACY_KERAS=1 /work/peers/larq/bin/python tests/interop/make_fixtures_larq.py DIR
 
 For each model it writes ``DIR/<name>.h5`` (``model.save``, the full model)
-and ``DIR/<name>.npz`` with the inputs ``x`` and larq's predictions ``y``.
-The models train a few steps on Fashion-MNIST first, so that BatchNorm
-statistics and latent weights are not their initial values.
+and ``DIR/<name>.npz`` (`_peer_data.save_outputs`): the inputs ``x`` and
+larq's predictions ``y``; a training batch ``x_train``, ``y_train``, the
+training-mode outputs ``y_training`` and the gradient of the mean sparse
+categorical cross-entropy with respect to each trainable weight
+(``grad:<layer>/<weight>``), taken after saving. The models train one epoch
+on 2,048 Fashion-MNIST images first, so that BatchNorm statistics and latent
+weights are not their initial values.
 
 - ``larq_tutorial_bnn``: the CNN of larq's "Introduction to BNNs" guide.
 - ``larq_every_layer``: a functional model with every larq layer tfqnn maps
@@ -27,7 +31,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _peer_data import fashion_mnist
+from _peer_data import fashion_mnist, save_outputs
 
 BINARY = dict(
     input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip"
@@ -116,6 +120,15 @@ def every_layer():
     return keras.Model(inputs, outputs, name="larq_every_layer")
 
 
+def tiny():
+    inputs = keras.Input((28, 28))
+    x = keras.layers.Flatten()(inputs)
+    x = lq.layers.QuantDense(8, kernel_quantizer="ste_sign", kernel_constraint="weight_clip")(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = lq.layers.QuantDense(10, activation="softmax", **BINARY)(x)
+    return keras.Model(inputs, x, name="larq_tiny")
+
+
 def conv1d():
     inputs = keras.Input((28, 28))
     x = lq.layers.QuantConv1D(
@@ -138,6 +151,7 @@ MODELS = {
     "larq_tutorial_bnn": (tutorial_bnn, False),
     "larq_every_layer": (every_layer, False),
     "larq_conv1d": (conv1d, True),
+    "larq_tiny": (tiny, False),
 }
 
 
@@ -147,15 +161,15 @@ def main(directory):
     for name, (build, include_optimizer) in MODELS.items():
         keras.utils.set_random_seed(15)
         model = build()
-        train, test = (
-            (x_train, x_test) if name != "larq_conv1d" else (x_train[..., 0], x_test[..., 0])
-        )
+        rank3 = name in ("larq_conv1d", "larq_tiny")
+        train, test = (x_train[..., 0], x_test[..., 0]) if rank3 else (x_train, x_test)
         model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", ["accuracy"])
         model.fit(train, y_train, batch_size=128, epochs=1, verbose=0)
-        y = model.predict(test, verbose=0)
         path = os.path.join(directory, name + ".h5")
         model.save(path, include_optimizer=include_optimizer)
-        np.savez(os.path.join(directory, name + ".npz"), x=test, y=y)
+        npz = os.path.join(directory, name + ".npz")
+        gradients = name != "larq_tutorial_bnn"  # its 93k gradients would double its size
+        save_outputs(model, npz, test, train[:16], y_train[:16], gradients)
         print(f"{path}: {os.path.getsize(path)} bytes, larq {lq.__version__}, tf {tf.__version__}")
 
 

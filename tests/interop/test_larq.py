@@ -1,0 +1,127 @@
+"""larq models saved by tf_keras load into tfqnn with larq's outputs, gradients and training.
+
+The fixtures (``fixtures/larq_*.h5`` and ``.npz``) come from the real larq
+0.14 on tf_keras 2.21 (``make_fixtures_larq.py``); the npz files hold larq's
+predictions, its training-mode outputs and its gradients on one batch.
+"""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfqnn
+from tfqnn import interop, quantizers
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+LARQ = ["larq_tutorial_bnn", "larq_every_layer", "larq_conv1d", "larq_tiny"]
+
+
+def fixture(name):
+    return os.path.join(FIXTURES, name + ".h5"), np.load(os.path.join(FIXTURES, name + ".npz"))
+
+
+@pytest.fixture(scope="module", params=LARQ)
+def loaded(request):
+    path, data = fixture(request.param)
+    return request.param, interop.load(path), data
+
+
+def test_predictions_equal_larq(loaded):
+    _, model, data = loaded
+    np.testing.assert_allclose(model.predict(data["x"], verbose=0), data["y"], rtol=1e-5, atol=1e-6)
+
+
+def test_training_outputs_and_gradients_equal_larq(loaded):
+    """Training mode (batch statistics, the STEs) gives larq's outputs and gradients."""
+    _, model, data = loaded
+    with tf.GradientTape() as tape:
+        y = model(data["x_train"], training=True)
+        loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(data["y_train"], y))
+    np.testing.assert_allclose(y.numpy(), data["y_training"], rtol=1e-5, atol=1e-6)
+    expected = {k[len("grad:") :]: data[k] for k in data.files if k.startswith("grad:")}
+    if not expected:
+        return  # the tutorial model's fixture keeps no gradients (size)
+    weights = model.trainable_weights
+    grads = dict(zip([w.path for w in weights], tape.gradient(loss, weights)))
+    # tf_keras names a depthwise kernel "depthwise_kernel", Keras 3 "kernel".
+    renamed = {
+        k.replace("quant_depthwise_conv2d/depthwise_kernel", "quant_depthwise_conv2d/kernel"): v
+        for k, v in expected.items()
+    }
+    assert sorted(renamed) == sorted(grads)
+    for name, grad in renamed.items():
+        np.testing.assert_allclose(grads[name].numpy(), grad, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_mapped_layers_and_quantizers():
+    path, _ = fixture("larq_every_layer")
+    model = interop.load(path)
+    layer = {type(layer).__name__: layer for layer in model.layers}
+    separable = layer["QuantSeparableConv2D"]
+    assert separable.input_quantizer == quantizers.SwishSign(beta=4.0)
+    # larq SteTern(threshold_value=0.1) keeps |x| >= 0.1: the float32 below 0.1, strictly.
+    tern = separable.depthwise_quantizer
+    assert tern.threshold == float(np.nextafter(np.float32(0.1), np.float32(0)))
+    assert tern.scaled is False
+    x = np.array([0.1, -0.1, 0.0999999, 0.5], np.float32)
+    np.testing.assert_array_equal(tern(x).numpy(), [1.0, -1.0, 0.0, 1.0])
+    assert separable.pointwise_quantizer == quantizers.SteTern(None, scaled=False, clip_value=None)
+    assert separable.pad_values == 1.0
+    depthwise = layer["QuantDepthwiseConv2D"]
+    assert depthwise.depthwise_quantizer == quantizers.MagnitudeAwareSign(clip_value=1.5)
+    assert depthwise.depthwise_constraint.clip_value == 1.5
+    transpose = layer["QuantConv2DTranspose"]
+    assert transpose.input_quantizer == quantizers.SteHeaviside()
+    assert transpose.kernel_quantizer == quantizers.SteSign(clip_value=1.25)
+    dorefa = [lay for lay in model.layers if lay.name == "quant_conv2d_4"][0]
+    assert dorefa.input_quantizer == quantizers.DoReFa(2, "activations")
+    assert dorefa.kernel_quantizer == quantizers.DoReFaWeights(3)
+
+
+def test_verbose_prints_the_mapping(capsys):
+    path, _ = fixture("larq_conv1d")
+    interop.load(path, verbose=True)
+    out = capsys.readouterr().out
+    assert "larq_conv1d/quant_conv1d_1" in out
+    assert "larq.QuantConv1D" in out and "tfqnn.QuantConv1D" in out
+    assert "tf_keras.BatchNormalization" in out and "keras.BatchNormalization" in out
+    # The file holds an Adam state: ignored, with a notice.
+    assert "notice: the file's compile state" in out
+    _, report = interop.load_with_report(path)
+    assert [m.path.split("/")[1] for m in report.mappings][:2] == [
+        "quant_conv1d",
+        "batch_normalization_9",
+    ]
+
+
+def test_trains_saves_and_exports(tmp_path):
+    """The tutorial BNN trains in fit, keeps weight_clip, saves to .keras, exports binary ops."""
+    path, data = fixture("larq_tutorial_bnn")
+    model = interop.load(path)
+    x = np.concatenate([data["x"], data["x_train"]])
+    y = np.concatenate([data["y"].argmax(-1), data["y_train"]])
+    before = [w.numpy() for w in model.trainable_weights]
+    model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    after = model.trainable_weights
+    assert all(not np.array_equal(b, a.numpy()) for b, a in zip(before, after))
+    for layer in model.layers:
+        if isinstance(layer, (tfqnn.layers.QuantConv2D, tfqnn.layers.QuantDense)):
+            assert np.abs(layer.kernel.numpy()).max() <= 1.0  # larq's weight_clip, mapped
+
+    saved = tmp_path / "bnn.keras"
+    model.save(saved)
+    restored = keras.models.load_model(saved)
+    np.testing.assert_array_equal(
+        restored.predict(data["x"], verbose=0), model.predict(data["x"], verbose=0)
+    )
+
+    content = tfqnn.export.to_tflite(model)
+    ops = tfqnn.lite.custom_ops_in(content)
+    assert ops.get("TfqnnBconv2d") == 2 and ops.get("TfqnnBdense") == 2, ops
+    lite = tfqnn.lite.Interpreter(model_content=content).predict(data["x"])
+    np.testing.assert_allclose(lite, model.predict(data["x"], verbose=0), atol=1e-4)
