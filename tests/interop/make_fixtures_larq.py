@@ -26,7 +26,6 @@ import sys
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import larq as lq
-import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 

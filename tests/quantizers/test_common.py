@@ -30,6 +30,10 @@ ALL_QUANTIZERS = [
     lambda: quantizers.SymmetricUniform(bits=3),
     lambda: quantizers.PowerOfTwo(bits=3),
     lambda: quantizers.NoOp(),
+    lambda: quantizers.SwishSign(),
+    lambda: quantizers.MagnitudeAwareSign(),
+    lambda: quantizers.SteHeaviside(),
+    lambda: quantizers.DoReFaWeights(bits=3),
 ]
 IDS = [repr(factory()) for factory in ALL_QUANTIZERS]
 

@@ -141,6 +141,10 @@ ALIASES = [
     ("symmetric_uniform", quantizers.SymmetricUniform, {"bits": 2}, 2),
     ("power_of_two", quantizers.PowerOfTwo, {"bits": 4}, 4),
     ("noop", quantizers.NoOp, {"precision": 32}, 32),
+    ("swish_sign", quantizers.SwishSign, {"beta": 5.0}, 1),
+    ("magnitude_aware_sign", quantizers.MagnitudeAwareSign, {"clip_value": 1.0}, 1),
+    ("ste_heaviside", quantizers.SteHeaviside, {"clip_value": 1.0}, 1),
+    ("dorefa_weights", quantizers.DoReFaWeights, {"bits": 2}, 2),
 ]
 
 
