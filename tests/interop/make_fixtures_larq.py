@@ -120,11 +120,13 @@ def every_layer():
 
 
 def tiny():
-    inputs = keras.Input((28, 28))
-    x = keras.layers.Flatten()(inputs)
-    x = lq.layers.QuantDense(8, kernel_quantizer="ste_sign", kernel_constraint="weight_clip")(x)
-    x = keras.layers.BatchNormalization()(x)
-    x = lq.layers.QuantDense(10, activation="softmax", **BINARY)(x)
+    inputs = keras.Input((28, 28), name="image")
+    x = keras.layers.Flatten(name="flatten")(inputs)
+    x = lq.layers.QuantDense(
+        8, kernel_quantizer="ste_sign", kernel_constraint="weight_clip", name="dense_1"
+    )(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = lq.layers.QuantDense(10, activation="softmax", name="dense_2", **BINARY)(x)
     return keras.Model(inputs, x, name="larq_tiny")
 
 

@@ -28,19 +28,21 @@ def load_with_report(path: str | os.PathLike[str]) -> tuple[keras.Model, Report]
     report = Report()
     if source.has_training_config:
         report.notice(COMPILE_NOTICE)
+    name = os.fspath(path)
     try:
         model = graph.build(source.config, translate.layer, report)
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as error:
-        if report.issues:
-            report.raise_issues(os.fspath(path))
-        raise ValueError(f"Cannot load {os.fspath(path)}: {error}") from error
-    report.raise_issues(os.fspath(path))
+    except Exception as error:  # a malformed config can fail anywhere in Keras
+        report.raise_issues(name)  # the issues, when there are any, say more
+        if not isinstance(error, ValueError):
+            error = ValueError(f"the model config is malformed ({type(error).__name__}: {error})")
+        raise ValueError(f"Cannot load {name}: {error}") from error
+    report.raise_issues(name)
     if model is None:  # pragma: no cover - a None layer always comes with an issue
-        raise ValueError(f"Cannot load {os.fspath(path)}.")
+        raise ValueError(f"Cannot load {name}.")
     try:
         weights.assign(model, source.weights)
-    except ValueError as error:
-        raise ValueError(f"Cannot load {os.fspath(path)}: {error}.") from error
+    except Exception as error:  # a weight Keras cannot take, such as an array of strings
+        raise ValueError(f"Cannot load {name}: {error}.") from error
     return model, report
 
 

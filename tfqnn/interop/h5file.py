@@ -88,6 +88,11 @@ def _read_weights(group: Any) -> dict[str, list[tuple[str, np.ndarray]]]:
                 raise ValueError(
                     f"weight {weight_name!r} of layer {layer_name!r} has dtype {array.dtype}"
                 )
+            if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+                raise ValueError(
+                    f"weight {weight_name!r} of layer {layer_name!r} holds NaN or infinite "
+                    "values (a damaged file?)"
+                )
             arrays.append((weight_name, array))
         weights[layer_name] = arrays
     return weights
