@@ -16,7 +16,7 @@ import tfqnn
 from tfqnn import interop, quantizers
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
-LARQ = ["larq_tutorial_bnn", "larq_every_layer", "larq_conv1d", "larq_tiny"]
+LARQ = ["tfkeras_functional", "larq_tutorial_bnn", "larq_every_layer", "larq_conv1d", "larq_tiny"]
 
 
 def fixture(name):

@@ -1,0 +1,76 @@
+"""Writes the tf_keras fixtures of tfqnn.interop: .h5 models of tf_keras 2.21 layers.
+
+Run with the tf_keras peer environment's python (``scripts/peer_envs.sh``)::
+
+    TF_USE_LEGACY_KERAS=1 .peers/tfkeras/bin/python tests/interop/make_fixtures_tfkeras.py DIR
+
+Writes ``DIR/<name>.h5`` and ``DIR/<name>.npz`` as ``make_fixtures_larq.py``
+does (`_peer_data.save_outputs`), after one epoch on 2,048 Fashion-MNIST
+images.
+
+- ``tfkeras_functional``: built-in layers only, with a layer shared by two
+  branches, a skip connection and LayerNormalization.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import tensorflow as tf
+import tf_keras as keras
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _peer_data import fashion_mnist, save_outputs
+
+
+def functional():
+    L = keras.layers
+    inputs = keras.Input((28, 28, 1), name="image")
+    x = L.Rescaling(2.0, offset=-1.0, name="rescale")(inputs)
+    x = L.Conv2D(8, 3, strides=2, activation="relu", name="conv")(x)  # 13 x 13
+    x = L.BatchNormalization(name="bn")(x)
+    y = L.DepthwiseConv2D(3, padding="same", name="depthwise")(x)
+    x = L.Add(name="skip")([x, y])
+    x = L.SeparableConv2D(16, 3, name="separable")(x)  # 11 x 11
+    x = L.MaxPooling2D(2, name="pool")(x)  # 5 x 5
+    x = L.Conv2DTranspose(8, 2, strides=2, name="transpose")(x)  # 10 x 10
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    shared = L.Dense(16, activation="tanh", name="shared")
+    a = shared(x)
+    b = shared(L.Dense(8, name="branch")(x))
+    x = L.Concatenate(name="concat")([a, b, L.Multiply(name="mul")([a, b])])
+    x = L.LayerNormalization(name="ln")(x)
+    x = L.Dropout(0.2, name="dropout")(x)
+    x = L.LeakyReLU(0.1, name="leaky")(x)
+    outputs = L.Dense(10, activation="softmax", name="classes")(x)
+    return keras.Model(inputs, outputs, name="tfkeras_functional")
+
+
+MODELS = {"tfkeras_functional": functional}
+
+
+def main(directory):
+    os.makedirs(directory, exist_ok=True)
+    x_train, y_train, x_test = fashion_mnist()
+    for name, build in MODELS.items():
+        keras.utils.set_random_seed(15)
+        model = build()
+        model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+        model.fit(x_train, y_train, batch_size=128, epochs=1, verbose=0)
+        path = os.path.join(directory, name + ".h5")
+        model.save(path, include_optimizer=False)
+        # Dropout is random in training mode: the gradients are compared without it.
+        save_outputs(
+            model,
+            os.path.join(directory, name + ".npz"),
+            x_test,
+            x_train[:16],
+            y_train[:16],
+            gradients=False,
+        )
+        print(f"{path}: {os.path.getsize(path)} bytes, tf {tf.__version__}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "fixtures"))
