@@ -60,7 +60,6 @@ def main(directory):
         model.fit(x_train, y_train, batch_size=128, epochs=1, verbose=0)
         path = os.path.join(directory, name + ".h5")
         model.save(path, include_optimizer=False)
-        # Dropout is random in training mode: the gradients are compared without it.
         save_outputs(
             model,
             os.path.join(directory, name + ".npz"),

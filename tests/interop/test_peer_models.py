@@ -1,8 +1,9 @@
-"""larq models saved by tf_keras load into tfqnn with larq's outputs, gradients and training.
+"""Peer models saved by tf_keras load into tfqnn with the peer's outputs, gradients and training.
 
-The fixtures (``fixtures/larq_*.h5`` and ``.npz``) come from the real larq
-0.14 on tf_keras 2.21 (``make_fixtures_larq.py``); the npz files hold larq's
-predictions, its training-mode outputs and its gradients on one batch.
+The fixtures (``fixtures/*.h5`` and ``.npz``) come from the real peers on
+tf_keras 2.21: larq 0.14 (``make_fixtures_larq.py``) and tf_keras itself
+(``make_fixtures_tfkeras.py``); the npz files hold the peer's predictions,
+its training-mode outputs and its gradients on one batch.
 """
 
 import os
@@ -16,14 +17,14 @@ import tfqnn
 from tfqnn import interop, quantizers
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
-LARQ = ["tfkeras_functional", "larq_tutorial_bnn", "larq_every_layer", "larq_conv1d", "larq_tiny"]
+MODELS = ["tfkeras_functional", "larq_tutorial_bnn", "larq_every_layer", "larq_conv1d", "larq_tiny"]
 
 
 def fixture(name):
     return os.path.join(FIXTURES, name + ".h5"), np.load(os.path.join(FIXTURES, name + ".npz"))
 
 
-@pytest.fixture(scope="module", params=LARQ)
+@pytest.fixture(scope="module", params=MODELS)
 def loaded(request):
     path, data = fixture(request.param)
     return request.param, interop.load(path), data
@@ -37,6 +38,9 @@ def test_predictions_equal_larq(loaded):
 def test_training_outputs_and_gradients_equal_larq(loaded):
     """Training mode (batch statistics, the STEs) gives larq's outputs and gradients."""
     _, model, data = loaded
+    for layer in model.layers:  # as the fixture scripts do
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
     with tf.GradientTape() as tape:
         y = model(data["x_train"], training=True)
         loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(data["y_train"], y))
