@@ -10,6 +10,9 @@ images.
 
 - ``tfkeras_functional``: built-in layers only, with a layer shared by two
   branches, a skip connection and LayerNormalization.
+- ``qkeras_cnn``: QKeras 0.9 QConv2D, QDepthwiseConv2D, QConv1D-free CNN with
+  ``quantized_bits`` (``alpha`` None, 1 and ``"auto"``), ``quantized_po2``,
+  ``ternary``, ``quantized_relu`` and ``QActivation``.
 """
 
 import os
@@ -47,7 +50,43 @@ def functional():
     return keras.Model(inputs, outputs, name="tfkeras_functional")
 
 
-MODELS = {"tfkeras_functional": functional}
+def qkeras_cnn():
+    from qkeras import QActivation, QConv2D, QDense, QDepthwiseConv2D, quantizers as q
+
+    L = keras.layers
+    inputs = keras.Input((28, 28, 1), name="image")
+    x = QConv2D(
+        8,
+        3,
+        strides=2,
+        kernel_quantizer=q.quantized_bits(6, 0, alpha=1),
+        use_bias=False,
+        name="qconv",
+    )(inputs)  # 13 x 13
+    x = L.BatchNormalization(name="bn")(x)
+    x = QActivation("quantized_relu(4,1)", name="qrelu")(x)
+    x = QDepthwiseConv2D(
+        3,
+        padding="same",
+        depthwise_quantizer=q.quantized_po2(4, 1),
+        use_bias=False,
+        name="qdepthwise",
+    )(x)
+    x = QActivation(q.quantized_bits(8, 2, 1), name="qbits")(x)
+    x = QConv2D(16, 3, kernel_quantizer=q.ternary(alpha=1), use_bias=False, name="qternary")(
+        x
+    )  # 11 x 11
+    x = L.BatchNormalization(name="bn2")(x)
+    x = QActivation(q.quantized_relu(3, 0), name="qrelu2")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = QDense(
+        10, kernel_quantizer=q.quantized_bits(4, 0, alpha="auto"), use_bias=False, name="qdense"
+    )(x)
+    outputs = L.Activation("softmax", name="softmax")(x)
+    return keras.Model(inputs, outputs, name="qkeras_cnn")
+
+
+MODELS = {"tfkeras_functional": functional, "qkeras_cnn": qkeras_cnn}
 
 
 def main(directory):

@@ -17,7 +17,14 @@ import tfqnn
 from tfqnn import interop, quantizers
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
-MODELS = ["tfkeras_functional", "larq_tutorial_bnn", "larq_every_layer", "larq_conv1d", "larq_tiny"]
+MODELS = [
+    "tfkeras_functional",
+    "qkeras_cnn",
+    "larq_tutorial_bnn",
+    "larq_every_layer",
+    "larq_conv1d",
+    "larq_tiny",
+]
 
 
 def fixture(name):
@@ -30,12 +37,12 @@ def loaded(request):
     return request.param, interop.load(path), data
 
 
-def test_predictions_equal_larq(loaded):
+def test_predictions_equal_the_peers(loaded):
     _, model, data = loaded
     np.testing.assert_allclose(model.predict(data["x"], verbose=0), data["y"], rtol=1e-5, atol=1e-6)
 
 
-def test_training_outputs_and_gradients_equal_larq(loaded):
+def test_training_outputs_and_gradients_equal_the_peers(loaded):
     """Training mode (batch statistics, the STEs) gives larq's outputs and gradients."""
     _, model, data = loaded
     for layer in model.layers:  # as the fixture scripts do

@@ -4,36 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfqnn.interop import keras_layers, larq
+from tfqnn.interop import keras_layers, larq, qkeras
 from tfqnn.interop.report import LayerMapping, Report
 
 # Peers whose layers tfqnn.interop does not map yet, by class name.
 NOT_YET: dict[str, str] = {
     **{
-        name: "QKeras layers are not mapped yet"
-        for name in (
-            "QDense",
-            "QConv1D",
-            "QConv2D",
-            "QDepthwiseConv2D",
-            "QSeparableConv1D",
-            "QSeparableConv2D",
-            "QConv2DTranspose",
-            "QActivation",
-            "QBatchNormalization",
-            "QAdaptiveActivation",
-            "QConv2DBatchnorm",
-            "QDepthwiseConv2DBatchnorm",
-            "QAveragePooling2D",
-            "QGlobalAveragePooling2D",
-            "QSimpleRNN",
-            "QLSTM",
-            "QGRU",
-            "QBidirectional",
-        )
-    },
-    **{
-        name: "tfmot wrappers are not mapped yet (strip them with tfmot first)"
+        name: "tfmot wrappers are not mapped yet"
         for name in ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer")
     },
     **{
@@ -42,15 +19,13 @@ NOT_YET: dict[str, str] = {
         for name in ("PruneLowMagnitude", "ClusterWeights", "ClusterWeightsMHA")
     },
 }
-NOT_YET_ALTERNATIVE = {
-    "QKeras": "QuantDense/QuantConv2D with FixedPoint, PowerOfTwo, SteTern or SteSign",
-}
 
 
 def _quantizers_text(layer: Any) -> str:
     found = getattr(layer, "quantizers", None)
     if not found:
-        return ""
+        single = getattr(layer, "quantizer", None)  # QuantActivation
+        return "" if single is None else repr(single)
     return ", ".join(f"{name}={q!r}" for name, q in found.items() if q is not None)
 
 
@@ -67,14 +42,17 @@ def layer(entry: dict[str, Any], model_name: str, report: Report) -> Any:
         report.unsupported(path, f"layer {class_name!r} has no config")
         return None
     if class_name in NOT_YET:
-        alternative = NOT_YET_ALTERNATIVE["QKeras"] if class_name.startswith("Q") else ""
-        report.unsupported(path, f"{class_name}: {NOT_YET[class_name]}", alternative)
+        report.unsupported(path, f"{class_name}: {NOT_YET[class_name]}")
         return None
     config = dict(config)
     for key in [k for k in config if k.endswith("_constraint")]:
         config[key] = larq.constraint(config[key], f"{path}/{key}", report)
-    if larq.is_larq_layer(class_name):
-        found = larq.layer_arguments(class_name, config, path, report)
+        config[key] = qkeras.constraint(config[key], f"{path}/{key}", report)
+    peer = "larq" if larq.is_larq_layer(class_name) else None
+    peer = "QKeras" if qkeras.is_qkeras_layer(class_name) else peer
+    if peer is not None:
+        mapper = larq if peer == "larq" else qkeras
+        found = mapper.layer_arguments(class_name, config, path, report)
         if found is None:
             return None
         cls, arguments, source_quantizers = found
@@ -83,10 +61,10 @@ def layer(entry: dict[str, Any], model_name: str, report: Report) -> Any:
         except keras_layers.CONFIG_ERRORS as error:
             report.unsupported(
                 path,
-                f"larq {class_name} with a config tfqnn rejects: {keras_layers.last_line(error)}",
+                f"{peer} {class_name} with a config tfqnn rejects: {keras_layers.last_line(error)}",
             )
             return None
-        source = f"larq.{class_name}"
+        source = f"{peer}.{class_name}"
     else:
         result = keras_layers.layer(class_name, config, path, report)
         if result is None:

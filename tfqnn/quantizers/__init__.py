@@ -24,6 +24,7 @@ from tfqnn.quantizers.multibit import (
     SymmetricUniform,
     Uniform,
 )
+from tfqnn.quantizers.qkeras_style import QuantizedBits, QuantizedPo2, QuantizedRelu
 from tfqnn.quantizers.sign_estimators import MagnitudeAwareSign, SteHeaviside, SwishSign
 from tfqnn.quantizers.ternary import SteTern, StochasticTern
 
@@ -45,6 +46,9 @@ ALIASES: dict[str, type[Quantizer]] = {
     "magnitude_aware_sign": MagnitudeAwareSign,
     "ste_heaviside": SteHeaviside,
     "dorefa_weights": DoReFaWeights,
+    "quantized_bits": QuantizedBits,
+    "quantized_relu": QuantizedRelu,
+    "quantized_po2": QuantizedPo2,
 }
 
 ALL_OBJECTS = {cls.__name__: cls for cls in ALIASES.values()}
@@ -98,6 +102,9 @@ __all__ = [
     "NoOp",
     "PowerOfTwo",
     "Quantizer",
+    "QuantizedBits",
+    "QuantizedPo2",
+    "QuantizedRelu",
     "QuantizerLike",
     "ScaledSign",
     "SteHeaviside",
