@@ -51,7 +51,8 @@ def functional():
 
 
 def qkeras_cnn():
-    from qkeras import QActivation, QConv2D, QDense, QDepthwiseConv2D, quantizers as q
+    from qkeras import QActivation, QConv2D, QDense, QDepthwiseConv2D, QSeparableConv2D
+    from qkeras import quantizers as q
 
     L = keras.layers
     inputs = keras.Input((28, 28, 1), name="image")
@@ -78,6 +79,14 @@ def qkeras_cnn():
     )  # 11 x 11
     x = L.BatchNormalization(name="bn2")(x)
     x = QActivation(q.quantized_relu(3, 0), name="qrelu2")(x)
+    x = QSeparableConv2D(
+        16,
+        3,
+        depthwise_quantizer=q.quantized_bits(4, 1, 1, alpha=1),
+        pointwise_quantizer=q.quantized_bits(5, 0, alpha="auto"),
+        use_bias=False,
+        name="qseparable",
+    )(x)  # 9 x 9
     x = L.GlobalAveragePooling2D(name="gap")(x)
     x = QDense(
         10, kernel_quantizer=q.quantized_bits(4, 0, alpha="auto"), use_bias=False, name="qdense"
@@ -86,7 +95,39 @@ def qkeras_cnn():
     return keras.Model(inputs, outputs, name="qkeras_cnn")
 
 
-MODELS = {"tfkeras_functional": functional, "qkeras_cnn": qkeras_cnn}
+def qkeras_conv1d():
+    from qkeras import QActivation, QConv1D, QDense
+    from qkeras import quantizers as q
+
+    return keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            QConv1D(
+                16,
+                3,
+                strides=2,
+                kernel_quantizer=q.quantized_bits(4, 0, alpha=1),
+                use_bias=False,
+                name="qconv1d",
+            ),
+            keras.layers.BatchNormalization(name="bn"),
+            QActivation("binary(alpha=1)", name="qbinary"),
+            keras.layers.Flatten(name="flatten"),
+            QDense(32, kernel_quantizer="binary(alpha=1)", use_bias=False, name="qdense_binary"),
+            keras.layers.BatchNormalization(name="bn2"),
+            QActivation("quantized_bits(4,0,keep_negative=False)", name="qunsigned"),
+            QDense(10, kernel_quantizer=q.quantized_bits(8, 3, 1, alpha=1), name="qdense"),
+            keras.layers.Activation("softmax", name="softmax"),
+        ],
+        name="qkeras_conv1d",
+    )
+
+
+MODELS = {
+    "tfkeras_functional": functional,
+    "qkeras_cnn": qkeras_cnn,
+    "qkeras_conv1d": qkeras_conv1d,
+}
 
 
 def main(directory):
@@ -96,17 +137,13 @@ def main(directory):
         keras.utils.set_random_seed(15)
         model = build()
         model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
-        model.fit(x_train, y_train, batch_size=128, epochs=1, verbose=0)
+        train, test = (
+            (x_train, x_test) if name != "qkeras_conv1d" else (x_train[..., 0], x_test[..., 0])
+        )
+        model.fit(train, y_train, batch_size=128, epochs=1, verbose=0)
         path = os.path.join(directory, name + ".h5")
         model.save(path, include_optimizer=False)
-        save_outputs(
-            model,
-            os.path.join(directory, name + ".npz"),
-            x_test,
-            x_train[:16],
-            y_train[:16],
-            gradients=False,
-        )
+        save_outputs(model, os.path.join(directory, name + ".npz"), test, train[:16], y_train[:16])
         print(f"{path}: {os.path.getsize(path)} bytes, tf {tf.__version__}")
 
 

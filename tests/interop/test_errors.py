@@ -87,8 +87,8 @@ def test_every_unsupported_layer_and_quantizer_is_listed_with_its_path(tiny):
     assert "larq_tiny/dense_1/kernel_quantizer: larq quantizer 'fancy_sign'" in message
     assert "larq_tiny/dense_1/input_quantizer: larq SteSign" in message
     assert "unknown arguments ['clip']" in message
-    assert "larq_tiny/bn: QBatchNormalization" in message
-    assert "tfqnn alternative: QuantDense/QuantConv2D with FixedPoint" in message
+    assert "larq_tiny/bn: QKeras QBatchNormalization" in message
+    assert "tfqnn alternative: keras.layers.BatchNormalization" in message
     assert "larq_tiny/dense_2: larq QuantConv3D (tfqnn alternative: none yet" in message
 
 

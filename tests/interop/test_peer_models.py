@@ -57,14 +57,19 @@ def test_training_outputs_and_gradients_equal_the_peers(loaded):
         return  # the tutorial model's fixture keeps no gradients (size)
     weights = model.trainable_weights
     grads = dict(zip([w.path for w in weights], tape.gradient(loss, weights)))
-    # tf_keras names a depthwise kernel "depthwise_kernel", Keras 3 "kernel".
+    # tf_keras names a depthwise layer's kernel "depthwise_kernel", Keras 3 "kernel".
     renamed = {
-        k.replace("quant_depthwise_conv2d/depthwise_kernel", "quant_depthwise_conv2d/kernel"): v
+        k if k in grads else k.replace("/depthwise_kernel", "/kernel"): v
         for k, v in expected.items()
     }
     assert sorted(renamed) == sorted(grads)
     for name, grad in renamed.items():
-        np.testing.assert_allclose(grads[name].numpy(), grad, rtol=1e-4, atol=1e-6, err_msg=name)
+        # Float rounding through deep float layers (LayerNormalization, tanh)
+        # reaches 1e-3 of a gradient's scale; a wrong estimator changes it by O(1).
+        scale = np.abs(grad).max()
+        np.testing.assert_allclose(
+            grads[name].numpy(), grad, rtol=1e-3, atol=max(1e-3 * scale, 1e-6), err_msg=name
+        )
 
 
 def test_mapped_layers_and_quantizers():
@@ -136,3 +141,45 @@ def test_trains_saves_and_exports(tmp_path):
     assert ops.get("TfqnnBconv2d") == 2 and ops.get("TfqnnBdense") == 2, ops
     lite = tfqnn.lite.Interpreter(model_content=content).predict(data["x"])
     np.testing.assert_allclose(lite, model.predict(data["x"], verbose=0), atol=1e-4)
+
+
+def test_qkeras_mapping():
+    path, _ = fixture("qkeras_cnn")
+    model, report = interop.load_with_report(path)
+    get = model.get_layer
+    assert get("qconv").kernel_quantizer == quantizers.QuantizedBits(6, 0, alpha=1.0)
+    assert get("qconv").kernel_constraint.clip_value == 1.0  # QKeras's Clip(-1, 1)
+    assert get("qrelu").quantizer == quantizers.QuantizedRelu(4, 1)
+    assert get("qdepthwise").depthwise_quantizer == quantizers.QuantizedPo2(4, max_value=1.0)
+    assert get("qbits").quantizer == quantizers.QuantizedBits(8, 2, symmetric=True)
+    tern = get("qternary").kernel_quantizer
+    assert tern.threshold == float(np.nextafter(np.float32(0.33), np.float32(0)))
+    assert (tern.scaled, tern.clip_value) == (False, None)
+    assert get("qdense").kernel_quantizer == quantizers.QuantizedBits(4, 0, True, alpha="auto")
+    rows = {m.path: m for m in report.mappings}
+    assert rows["qkeras_cnn/qrelu"].source == "QKeras.QActivation"
+    assert rows["qkeras_cnn/qrelu"].target_quantizers == "QuantizedRelu(bits=4, integer=1)"
+    conv1d = interop.load(fixture("qkeras_conv1d")[0])
+    assert conv1d.get_layer("qbinary").quantizer == quantizers.SteSign(clip_value=None)
+    assert conv1d.get_layer("qunsigned").quantizer == quantizers.QuantizedBits(
+        4, 0, keep_negative=False
+    )
+
+
+def test_qkeras_model_trains_saves_and_exports(tmp_path):
+    path, data = fixture("qkeras_cnn")
+    model = interop.load(path)
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    x = np.concatenate([data["x"], data["x_train"]])
+    y = np.concatenate([data["y"].argmax(-1), data["y_train"]])
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert np.abs(model.get_layer("qconv").kernel.numpy()).max() <= 1.0
+    saved = tmp_path / "qkeras.keras"
+    model.save(saved)
+    restored = keras.models.load_model(saved)
+    expected = model.predict(data["x"], verbose=0)
+    np.testing.assert_array_equal(restored.predict(data["x"], verbose=0), expected)
+    content = tfqnn.export.to_tflite(model)
+    lite = tfqnn.lite.Interpreter(model_content=content).predict(data["x"])
+    np.testing.assert_allclose(lite, expected, atol=1e-4)

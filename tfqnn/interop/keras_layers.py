@@ -25,6 +25,7 @@ UNUSED: dict[str, tuple[str, ...]] = {
     "SeparableConv1D": ("kernel_initializer", "kernel_regularizer", "kernel_constraint"),
     "SeparableConv2D": ("kernel_initializer", "kernel_regularizer", "kernel_constraint"),
     "QuantSeparableConv2D": ("kernel_initializer", "kernel_regularizer", "kernel_constraint"),
+    "QSeparableConv2D": ("kernel_initializer", "kernel_regularizer", "kernel_constraint"),
 }
 # tf_keras classes with no Keras 3 equivalent that would keep the model's outputs.
 UNSUPPORTED: dict[str, str] = {
