@@ -34,6 +34,10 @@ ALL_QUANTIZERS = [
     lambda: quantizers.MagnitudeAwareSign(),
     lambda: quantizers.SteHeaviside(),
     lambda: quantizers.DoReFaWeights(bits=3),
+    lambda: quantizers.QuantizedBits(4, 1),
+    lambda: quantizers.QuantizedBits(4, 0, alpha="auto"),
+    lambda: quantizers.QuantizedRelu(3, 1),
+    lambda: quantizers.QuantizedPo2(4),
 ]
 IDS = [repr(factory()) for factory in ALL_QUANTIZERS]
 

@@ -145,6 +145,14 @@ ALIASES = [
     ("magnitude_aware_sign", quantizers.MagnitudeAwareSign, {"clip_value": 1.0}, 1),
     ("ste_heaviside", quantizers.SteHeaviside, {"clip_value": 1.0}, 1),
     ("dorefa_weights", quantizers.DoReFaWeights, {"bits": 2}, 2),
+    (
+        "quantized_bits",
+        quantizers.QuantizedBits,
+        {"bits": 8, "integer": 0, "symmetric": False, "keep_negative": True, "alpha": None},
+        8,
+    ),
+    ("quantized_relu", quantizers.QuantizedRelu, {"bits": 8, "integer": 0}, 8),
+    ("quantized_po2", quantizers.QuantizedPo2, {"bits": 8, "max_value": None}, 8),
 ]
 
 

@@ -72,7 +72,9 @@ class QuantizedBits(Quantizer):
             axes = list(range(rank - 1)) if rank and rank > 1 else [0]
             xs = x / mi
             levels = (2.0 ** (self.bits - 1) - 1.0) * 2.0
-            scale = tf.reduce_max(tf.abs(xs), axis=axes, keepdims=True) * 2.0 / levels
+            # One multiplication by 2 / levels: the same rounding eagerly and in a
+            # graph (where grappler would fold "* 2 / levels" into it anyway).
+            scale = tf.reduce_max(tf.abs(xs), axis=axes, keepdims=True) * (2.0 / levels)
             v = tf.floor(tf.math.divide_no_nan(tf.abs(xs), scale) + 0.5)
             z = tf.sign(xs) * tf.minimum(v, levels / 2.0)
             y = (scale * m) * (mi * z / m)
@@ -156,11 +158,7 @@ class QuantizedPo2(Quantizer):
         )
         self.precision = self.bits
         sign_bit = 1 if self.max_value is None or self.max_value > 1 else 0
-        effective = self.bits - 1 - sign_bit
-        if effective < 0:
-            raise ValueError(
-                f"Invalid bits={bits}: expected at least 3 bits with max_value above 1 or None."
-            )
+        effective = self.bits - 1 - sign_bit  # >= 0 as bits >= 2
         self.min_exponent = -(2**effective)
         self.max_exponent = 2**effective - 1
 

@@ -1,0 +1,156 @@
+"""QuantizedBits, QuantizedRelu and QuantizedPo2 against numpy versions of QKeras's formulas.
+
+The formulas are QKeras 0.9's (qkeras/quantizers.py); the interop tests
+compare the quantizers with the real QKeras on whole models.
+"""
+
+import numpy as np
+import pytest
+
+from tfqnn import quantizers
+
+X = np.array(
+    [-9.0, -4.0, -1.5, -1.0, -0.7, -0.5, -0.26, -0.25, -0.1, 0.0, 0.05, 0.125, 0.3, 0.5, 0.99,
+     1.0, 1.75, 2.0, 3.3, 12.0],
+    np.float32,
+)  # fmt: skip
+
+
+def np_bits(x, bits, integer, symmetric, keep_negative, alpha):
+    x = x.astype(np.float64)
+    m, mi = 2.0 ** (bits - keep_negative), 2.0**integer
+    if bits - keep_negative == 0:
+        y = np.where(x >= 0, 1.0, -1.0)
+        y = y if keep_negative else (y + 1) / 2
+    else:
+        y = mi * np.clip(np.round(x * m / mi), -keep_negative * (m - symmetric), m - 1) / m
+    return y * (1.0 if alpha is None else alpha)
+
+
+@pytest.mark.parametrize(
+    "bits, integer, symmetric, keep_negative, alpha",
+    [
+        (8, 0, False, True, None),
+        (4, 1, True, True, None),
+        (6, 0, False, True, 1.0),
+        (4, 2, False, False, None),
+        (3, -1, False, True, 0.5),
+        (1, 0, False, True, None),
+        (1, 0, False, False, None),
+    ],
+)
+def test_quantized_bits_levels_and_identity_gradient(
+    forward_backward, bits, integer, symmetric, keep_negative, alpha
+):
+    q = quantizers.QuantizedBits(bits, integer, symmetric, keep_negative, alpha)
+    y, grad, dy = forward_backward(q, X)
+    np.testing.assert_allclose(y, np_bits(X, bits, integer, symmetric, keep_negative, alpha))
+    np.testing.assert_array_equal(grad, dy)  # through the saturation too
+    assert len(np.unique(y)) <= 2**bits
+    assert q.precision == bits
+
+
+def test_quantized_bits_examples():
+    # 4 bits, 1 integer: multiples of 2^(1 - 3) = 0.25 in [-2, 1.75]; symmetric drops -2.
+    y = quantizers.QuantizedBits(4, 1)(np.array([-5.0, -1.9, 0.3, 0.375, 1.8], np.float32))
+    np.testing.assert_array_equal(y.numpy(), [-2.0, -2.0, 0.25, 0.5, 1.75])  # 0.375: tie to even
+    y = quantizers.QuantizedBits(4, 1, symmetric=True)(np.array([-5.0], np.float32))
+    np.testing.assert_array_equal(y.numpy(), [-1.75])
+
+
+def np_bits_auto(x, bits, integer):
+    xs = x.astype(np.float64) / 2.0**integer
+    levels = (2 ** (bits - 1) - 1) * 2
+    scale = np.abs(xs).max(axis=tuple(range(x.ndim - 1)), keepdims=True) * 2 / levels
+    v = np.floor(np.abs(xs) / scale + 0.5)  # ties away from zero
+    z = np.sign(xs) * np.minimum(v, levels / 2)
+    return scale * z * 2.0**integer
+
+
+@pytest.mark.parametrize("bits, integer", [(4, 0), (3, 2), (8, 0)])
+def test_quantized_bits_auto_alpha_per_channel(forward_backward, rng, bits, integer):
+    x = rng.normal(size=(3, 4, 5)).astype(np.float32)
+    x[..., 2] *= 10  # channels with different ranges get different scales
+    q = quantizers.QuantizedBits(bits, integer, alpha="auto")
+    assert q.symmetric
+    y, grad, dy = forward_backward(q, x)
+    np.testing.assert_allclose(y, np_bits_auto(x, bits, integer), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(grad, dy)
+    for channel in range(5):
+        assert len(np.unique(y[..., channel])) <= 2 ** (bits - 1) * 2 - 1
+
+
+def np_relu(x, bits, integer):
+    x = x.astype(np.float64)
+    m, mi = 2.0**bits, 2.0**integer
+    y = mi * np.clip(np.round(x * m / mi) / m, 0, 1 - 1 / m)
+    top = mi - 2.0 ** (integer - bits)
+    return y, (x > 0) & (x <= top)
+
+
+@pytest.mark.parametrize("bits, integer", [(4, 1), (3, 0), (8, 3), (2, -1)])
+def test_quantized_relu(forward_backward, bits, integer):
+    y, grad, dy = forward_backward(quantizers.QuantizedRelu(bits, integer), X)
+    expected, passes = np_relu(X, bits, integer)
+    np.testing.assert_allclose(y, expected)
+    np.testing.assert_array_equal(grad, dy * passes)  # 0 at x = 0 and above the top level
+    assert grad[list(X).index(0.0)] == 0.0
+
+
+def test_quantized_relu_top_level_passes_the_gradient(forward_backward):
+    x = np.array([1.875, 1.876, 2.0], np.float32)  # 4 bits, 1 integer: top 2 - 1/8
+    y, grad, dy = forward_backward(quantizers.QuantizedRelu(4, 1), x)
+    np.testing.assert_array_equal(y, [1.875, 1.875, 1.875])
+    np.testing.assert_array_equal(grad, dy * [1, 0, 0])
+
+
+def np_po2(x, bits, max_value):
+    x = x.astype(np.float32)
+    sign_bit = 1 if max_value is None or max_value > 1 else 0
+    e = bits - 1 - sign_bit
+    low, high = -(2**e), 2**e - 1
+    magnitude = np.abs(x)
+    clamped = np.where(magnitude < 1e-7, np.float32(1e-7), magnitude)
+    if max_value is not None:
+        clamped = np.minimum(clamped, np.float32(max_value))
+    exponent = np.clip(np.round(np.log(clamped) / np.float32(np.log(2.0))), low, high)
+    exponent = np.where(magnitude < 1e-7, low, exponent)
+    return np.where(x >= 0, 1.0, -1.0) * 2.0**exponent
+
+
+@pytest.mark.parametrize("bits, max_value", [(4, None), (4, 1.0), (5, 4.0), (3, 0.5)])
+def test_quantized_po2(forward_backward, bits, max_value):
+    q = quantizers.QuantizedPo2(bits, max_value)
+    y, grad, dy = forward_backward(q, X)
+    np.testing.assert_allclose(y, np_po2(X, bits, max_value), rtol=1e-6)
+    np.testing.assert_array_equal(grad, dy)
+    magnitudes = np.log2(np.abs(y))
+    np.testing.assert_array_equal(magnitudes, np.round(magnitudes))  # powers of two only
+
+
+def test_quantized_po2_exponent_ranges():
+    assert (quantizers.QuantizedPo2(4).min_exponent, quantizers.QuantizedPo2(4).max_exponent) == (
+        -4,
+        3,
+    )
+    q = quantizers.QuantizedPo2(4, max_value=1)  # no exponent sign bit: e = 3
+    assert (q.min_exponent, q.max_exponent) == (-8, 7)
+    q = quantizers.QuantizedPo2(2)  # a sign bit and an exponent sign bit: e = 0
+    assert (q.min_exponent, q.max_exponent) == (-1, 0)
+
+
+@pytest.mark.parametrize(
+    "factory, message",
+    [
+        (lambda: quantizers.QuantizedBits(bits=0), "bits"),
+        (lambda: quantizers.QuantizedBits(alpha="auto_po2"), "alpha"),
+        (lambda: quantizers.QuantizedBits(alpha=-1.0), "alpha"),
+        (lambda: quantizers.QuantizedBits(bits=1, alpha="auto"), "bits"),
+        (lambda: quantizers.QuantizedRelu(bits=0), "bits"),
+        (lambda: quantizers.QuantizedPo2(bits=1), "bits"),
+        (lambda: quantizers.QuantizedPo2(max_value=0), "max_value"),
+    ],
+)
+def test_invalid_arguments(factory, message):
+    with pytest.raises(ValueError, match=f"Invalid {message}="):
+        factory()
