@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tfqnn import interop
+from tfqnn import interop, quantizers
 from tfqnn.interop import h5file
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -246,3 +246,60 @@ def test_fuzz_load_end_to_end(tmp_path):
             "dense_2",
         ]
     assert loaded > 0
+
+
+def qkeras_layer(config, quantizer):
+    """Turns the tiny model's first dense layer into a QKeras QDense with ``quantizer``."""
+    dense = layer_entry(config, "dense_1")
+    dense["class_name"] = "QDense"
+    dense["config"].pop("input_quantizer")
+    dense["config"]["kernel_quantizer"] = quantizer
+
+
+@pytest.mark.parametrize(
+    "quantizer, message",
+    [
+        ("quantized_bits(4,0,1,alpha='auto_po2')", 'alpha="auto_po2" is not mapped yet'),
+        ("quantized_bits(4, 0, use_stochastic_rounding=True)", "use_stochastic_rounding=True"),
+        (
+            {"class_name": "quantized_relu", "config": {"bits": 4, "negative_slope": 0.25}},
+            "negative_slope=0.25",
+        ),
+        ("ternary()", "alpha=None (only alpha=1 maps exactly, onto SteTern)"),
+        ("binary(alpha='auto')", "alpha='auto'"),
+        ("stochastic_binary()", "'stochastic_binary' (tfqnn alternative: StochasticSign)"),
+        ("quantized_bits(4,0,1,1,1,0,None,1.0,None,True,False,7)", "too many arguments"),
+        ("quantized_bits(bits=__import__('os'))", "not literals"),
+        ("quantized_bits(4,", "not a quantizer expression"),
+        ("quantized_bits(4, frobnicate=1)", "unknown arguments ['frobnicate']"),
+        (7, "is not a quantizer config"),
+    ],
+)
+def test_qkeras_quantizers_that_do_not_map_exactly(tiny, quantizer, message):
+    edit_config(tiny, lambda c: qkeras_layer(c, quantizer))
+    with pytest.raises(ValueError, match="larq_tiny/dense_1/kernel_quantizer: ") as error:
+        interop.load(tiny)
+    assert message in str(error.value)
+
+
+def test_qkeras_bias_quantizer_and_quantized_activation_are_reported(tiny):
+    def edit(config):
+        qkeras_layer(config, "quantized_bits(4,0,1)")
+        dense = layer_entry(config, "dense_1")["config"]
+        dense["bias_quantizer"] = "quantized_bits(8,2)"
+        dense["activation"] = "quantized_relu(4,0)"
+
+    edit_config(tiny, edit)
+    with pytest.raises(ValueError, match="2 unsupported") as error:
+        interop.load(tiny)
+    assert "dense_1/bias_quantizer: QKeras bias quantizer" in str(error.value)
+    assert "dense_1/activation: QKeras quantizer as a layer activation" in str(error.value)
+
+
+def test_qkeras_string_quantizer_maps(tiny):
+    """The string form, positional and keyword, maps as the dict form does."""
+    edit_config(tiny, lambda c: qkeras_layer(c, "quantized_bits(4, 1, symmetric=1, alpha=1)"))
+    model = interop.load(tiny)
+    assert model.get_layer("dense_1").kernel_quantizer == quantizers.QuantizedBits(
+        4, 1, symmetric=True, alpha=1.0
+    )

@@ -1,4 +1,4 @@
-"""Models of the tf_keras peers (tf_keras itself, larq) loaded as tfqnn Keras 3 models.
+"""Models of the tf_keras peers (tf_keras itself, larq, QKeras) loaded as tfqnn Keras 3 models.
 
 ``tfqnn.interop.load("model.h5")`` reads a full-model ``.h5`` file saved by
 tf_keras with h5py alone, without importing tf_keras or any peer library,
@@ -51,7 +51,8 @@ def load(path: str | os.PathLike[str], verbose: bool = False) -> keras.Model:
 
     Args:
         path: a file written by tf_keras's ``model.save("model.h5")``
-            (Sequential or Functional) whose layers are tf_keras's or larq's.
+            (Sequential or Functional) whose layers are tf_keras's, larq's
+            or QKeras's.
         verbose: print a table: each source layer and its quantizers, and
             the tfqnn (or Keras 3) layer and quantizers it became; then the
             notices (what was ignored on purpose).
