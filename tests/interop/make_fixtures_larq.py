@@ -18,6 +18,9 @@ weights are not their initial values.
   and a different larq quantizer on each input and kernel.
 - ``larq_conv1d``: QuantConv1D on the image rows as sequences, saved with its
   optimizer state.
+- ``larq_tiny``: two QuantDense layers (the fuzz tests corrupt it).
+- with ``--large``: ``larq_quicknet_small``, larq-zoo's QuickNetSmall at
+  32 x 32 with random weights (50 MB: not committed; the slow test builds it).
 """
 
 import os
@@ -26,6 +29,7 @@ import sys
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import larq as lq
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -148,6 +152,69 @@ def conv1d():
     return keras.Model(inputs, x, name="larq_conv1d")
 
 
+def _blur_kernel(shape, dtype=None):
+    """A fixed [1, 2, 1] x [1, 2, 1] / 16 blur per channel (QuickNet's anti-aliased stride)."""
+    taps = np.array([1.0, 2.0, 1.0])
+    kernel = np.outer(taps, taps) / 16.0
+    return np.broadcast_to(kernel[:, :, None, None], shape).astype(np.float32)
+
+
+def quicknet_small():
+    """larq-zoo's QuickNetSmall (larq_zoo/sota/quicknet.py) rebuilt with larq's layers, 32 x 32.
+
+    Stem: a float stride-2 conv, a stride-2 depthwise conv, a 1x1 conv. Then
+    four sections (32, 64, 256, 512 filters) of four residual binary 3x3
+    convolutions (SteSign(1.25) inputs and kernels, pad_values=1, ReLU,
+    BatchNorm, ``x + residual``); a transition before each section that
+    changes the width (ReLU, max pool, a frozen blur depthwise conv, a float
+    1x1 conv). Random weights: the architecture is what is tested.
+    """
+    binary = dict(
+        input_quantizer=lq.quantizers.SteSign(clip_value=1.25),
+        kernel_quantizer=lq.quantizers.SteSign(clip_value=1.25),
+        kernel_constraint=lq.constraints.WeightClip(clip_value=1.25),
+    )
+    L = keras.layers
+    inputs = keras.Input((32, 32, 3))
+    x = lq.layers.QuantConv2D(8, 3, strides=2, padding="same", use_bias=False)(inputs)
+    x = L.Activation("relu")(L.BatchNormalization()(x))
+    x = lq.layers.QuantDepthwiseConv2D(3, strides=2, padding="same", use_bias=False)(x)
+    x = L.BatchNormalization(scale=False, center=False)(x)
+    x = L.BatchNormalization()(lq.layers.QuantConv2D(32, 1, use_bias=False)(x))
+    for section, filters in enumerate((32, 64, 256, 512)):
+        for block in range(4):
+            if filters != x.shape[-1]:
+                strides = 2 if section > 0 and block == 0 else 1
+                x = L.Activation("relu")(x)
+                x = L.MaxPool2D(pool_size=strides, strides=1)(x)
+                x = L.DepthwiseConv2D(
+                    3,
+                    depthwise_initializer=_blur_kernel,
+                    padding="same",
+                    strides=strides,
+                    trainable=False,
+                    use_bias=False,
+                )(x)
+                x = lq.layers.QuantConv2D(filters, 1, use_bias=False)(x)
+                x = L.BatchNormalization(momentum=0.9, epsilon=1e-5)(x)
+            residual = x
+            x = lq.layers.QuantConv2D(
+                filters,
+                3,
+                activation="relu",
+                padding="same",
+                pad_values=1.0,
+                use_bias=False,
+                **binary,
+            )(x)
+            x = L.BatchNormalization(momentum=0.9, epsilon=1e-5)(x)
+            x = x + residual  # a TFOpLambda in the saved config, as in larq-zoo
+    x = L.GlobalAveragePooling2D()(L.Activation("relu")(x))
+    x = lq.layers.QuantDense(1000)(x)
+    outputs = L.Activation("softmax", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="larq_quicknet_small")
+
+
 MODELS = {
     "larq_tutorial_bnn": (tutorial_bnn, False),
     "larq_every_layer": (every_layer, False),
@@ -156,8 +223,26 @@ MODELS = {
 }
 
 
-def main(directory):
+# Too large to commit (12.6 million parameters, 50 MB): written with --large only.
+LARGE = {"larq_quicknet_small": quicknet_small}
+
+
+def write_large(directory):
+    rng = np.random.default_rng(15)
+    for name, build in LARGE.items():
+        keras.utils.set_random_seed(15)
+        model = build()
+        path = os.path.join(directory, name + ".h5")
+        model.save(path, include_optimizer=False)
+        x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+        np.savez(os.path.join(directory, name + ".npz"), x=x, y=model.predict(x, verbose=0))
+        print(f"{path}: {os.path.getsize(path)} bytes, larq {lq.__version__}, tf {tf.__version__}")
+
+
+def main(directory, large=False):
     os.makedirs(directory, exist_ok=True)
+    if large:
+        write_large(directory)
     x_train, y_train, x_test = fashion_mnist()
     for name, (build, include_optimizer) in MODELS.items():
         keras.utils.set_random_seed(15)
@@ -175,4 +260,6 @@ def main(directory):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "fixtures"))
+    arguments = [a for a in sys.argv[1:] if a != "--large"]
+    here = os.path.join(os.path.dirname(__file__), "fixtures")
+    main(arguments[0] if arguments else here, large="--large" in sys.argv)

@@ -9,7 +9,8 @@ does (`_peer_data.save_outputs`), after one epoch on 2,048 Fashion-MNIST
 images.
 
 - ``tfkeras_functional``: built-in layers only, with a layer shared by two
-  branches, a skip connection and LayerNormalization.
+  branches, a skip connection, LayerNormalization and ``tf.maximum`` of two
+  Keras tensors (a TFOpLambda layer in the config).
 - ``qkeras_cnn``: QKeras 0.9 QConv2D, QDepthwiseConv2D, QConv1D-free CNN with
   ``quantized_bits`` (``alpha`` None, 1 and ``"auto"``), ``quantized_po2``,
   ``ternary``, ``quantized_relu`` and ``QActivation``.
@@ -42,7 +43,7 @@ def functional():
     shared = L.Dense(16, activation="tanh", name="shared")
     a = shared(x)
     b = shared(L.Dense(8, name="branch")(x))
-    x = L.Concatenate(name="concat")([a, b, L.Multiply(name="mul")([a, b])])
+    x = L.Concatenate(name="concat")([a, b, L.Multiply(name="mul")([a, b]), tf.maximum(a, b)])
     x = L.LayerNormalization(name="ln")(x)
     x = L.Dropout(0.2, name="dropout")(x)
     x = L.LeakyReLU(0.1, name="leaky")(x)
@@ -148,4 +149,5 @@ def main(directory):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "fixtures"))
+    arguments = [a for a in sys.argv[1:] if a != "--large"]  # no large models here
+    main(arguments[0] if arguments else os.path.join(os.path.dirname(__file__), "fixtures"))

@@ -101,6 +101,13 @@ def test_lambda_layers_and_subclassed_models(tiny):
         interop.load(tiny)
 
 
+def test_tensorflow_ops_other_than_binary_ones(tiny):
+    edit_config(tiny, lambda c: layer_entry(c, "flatten").update(class_name="TFOpLambda"))
+    edit_config(tiny, lambda c: layer_entry(c, "flatten")["config"].update(function="nn.relu6"))
+    with pytest.raises(ValueError, match=r"flatten: tf_keras TFOpLambda of tf.nn.relu6"):
+        interop.load(tiny)
+
+
 def test_config_that_keras_3_rejects(tiny):
     edit_config(tiny, lambda c: layer_entry(c, "bn")["config"].update(virtual_batch_size=4))
     with pytest.raises(ValueError, match="bn: tf_keras BatchNormalization"):

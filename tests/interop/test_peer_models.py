@@ -51,7 +51,9 @@ def test_training_outputs_and_gradients_equal_the_peers(loaded):
     with tf.GradientTape() as tape:
         y = model(data["x_train"], training=True)
         loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(data["y_train"], y))
-    np.testing.assert_allclose(y.numpy(), data["y_training"], rtol=1e-5, atol=1e-6)
+    # Batch statistics of float layers round differently in tf_keras (fused
+    # BatchNorm) and Keras 3: 1e-4 on probabilities.
+    np.testing.assert_allclose(y.numpy(), data["y_training"], rtol=1e-4, atol=1e-4)
     expected = {k[len("grad:") :]: data[k] for k in data.files if k.startswith("grad:")}
     if not expected:
         return  # the tutorial model's fixture keeps no gradients (size)

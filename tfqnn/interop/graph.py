@@ -66,6 +66,16 @@ def _refs(value: Any) -> list[list[Any]]:
     raise ValueError(f"malformed model inputs or outputs {value!r}")
 
 
+def _is_ref(value: Any, outputs: dict[str, list[Any]]) -> bool:
+    """Whether a call argument is a tensor reference ``[layer name, node, tensor]``."""
+    return (
+        isinstance(value, list)
+        and len(value) == 3
+        and isinstance(value[0], str)
+        and value[0] in outputs
+    )
+
+
 def _functional(config: dict[str, Any], factory: LayerFactory, report: Report) -> Any:
     name = str(config.get("name", "model"))
     entries = config.get("layers")
@@ -107,12 +117,19 @@ def _functional(config: dict[str, Any], factory: LayerFactory, report: Report) -
             )
         return produced if index == 0 else None
 
+    two_tensor_ops = {
+        str(entry.get("name") or entry.get("config", {}).get("name"))
+        for entry in entries
+        if entry.get("class_name") == "TFOpLambda"
+    }
     progress = True
     while progress:
         progress = False
         for layer_name, pending in nodes.items():
             while len(outputs[layer_name]) < len(pending):
                 node = pending[len(outputs[layer_name])]
+                if node and isinstance(node[0], str):  # TFOpLambda: one reference, unwrapped
+                    node = [node]
                 if not node or not all(isinstance(r, list) and len(r) >= 3 for r in node):
                     raise ValueError(f"layer {layer_name!r} has a malformed inbound node")
                 inputs = [tensor(ref) for ref in node]
@@ -120,6 +137,14 @@ def _functional(config: dict[str, Any], factory: LayerFactory, report: Report) -
                     break
                 kwargs = node[0][3] if len(node[0]) > 3 and isinstance(node[0][3], dict) else {}
                 call_input = inputs[0] if len(inputs) == 1 else inputs
+                if layer_name in two_tensor_ops:  # x + y: y is a tensor reference in kwargs
+                    other: Any = kwargs.get("y")
+                    y = tensor(other) if _is_ref(other, outputs) else None
+                    if y is None and _is_ref(other, outputs):
+                        break  # y not computed yet
+                    if y is None:
+                        raise ValueError(f"{layer_name!r} combines a tensor with a non-tensor")
+                    call_input, kwargs = [call_input, y], {}
                 outputs[layer_name].append(layers[layer_name](call_input, **kwargs))
                 progress = True
     unresolved = [n for n, pending in nodes.items() if len(outputs[n]) < len(pending)]

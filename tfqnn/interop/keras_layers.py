@@ -30,8 +30,17 @@ UNUSED: dict[str, tuple[str, ...]] = {
 # tf_keras classes with no Keras 3 equivalent that would keep the model's outputs.
 UNSUPPORTED: dict[str, str] = {
     "Lambda": "a Lambda layer holds Python bytecode; rebuild it as a Keras 3 layer",
-    "TFOpLambda": "a TensorFlow op called on a tensor; rebuild it as a Keras 3 layer",
     "SlicingOpLambda": "a tensor slice; rebuild it as a Keras 3 layer",
+}
+# TensorFlow ops of two tensors that tf_keras records as TFOpLambda layers
+# (``x + y`` on Keras tensors), and the Keras 3 merge layer that computes them.
+BINARY_OPS: dict[str, str] = {
+    "__operators__.add": "Add",
+    "math.add": "Add",
+    "math.subtract": "Subtract",
+    "math.multiply": "Multiply",
+    "math.maximum": "Maximum",
+    "math.minimum": "Minimum",
 }
 
 
@@ -73,6 +82,19 @@ def layer(class_name: str, config: dict[str, Any], path: str, report: Report) ->
     if class_name in UNSUPPORTED:
         report.unsupported(path, f"tf_keras {class_name}: {UNSUPPORTED[class_name]}")
         return None
+    if class_name == "TFOpLambda":
+        function = config.get("function")
+        if function not in BINARY_OPS:
+            report.unsupported(
+                path,
+                f"tf_keras TFOpLambda of tf.{function} (a TensorFlow op called on a Keras "
+                "tensor); only tf.add, subtract, multiply, maximum, minimum and + of two "
+                "tensors are mapped",
+                "a Keras 3 layer or keras.ops in a custom layer",
+            )
+            return None
+        merge = getattr(keras.layers, BINARY_OPS[str(function)])
+        return merge(name=config.get("name"), dtype=clean_config("", config).get("dtype"))
     cls = keras_class(class_name)
     if cls is None:
         report.unsupported(path, f"layer class {class_name!r} is neither tf_keras's nor a peer's")

@@ -45,6 +45,17 @@ def layer(entry: dict[str, Any], model_name: str, report: Report) -> Any:
         report.unsupported(path, f"{class_name}: {NOT_YET[class_name]}")
         return None
     config = dict(config)
+    for key in [k for k in config if k.endswith("_initializer")]:
+        value = config[key]
+        if isinstance(value, dict) and (
+            value.get("module") == "builtins"
+            or "function" in (value.get("class_name"), value.get("registered_name"))
+        ):
+            del config[key]  # a Python function; the weights come from the file
+            report.notice(
+                "initializers that are Python functions are replaced by the layer's default "
+                "(the weights come from the file)"
+            )
     for key in [k for k in config if k.endswith("_constraint")]:
         config[key] = larq.constraint(config[key], f"{path}/{key}", report)
         config[key] = qkeras.constraint(config[key], f"{path}/{key}", report)
