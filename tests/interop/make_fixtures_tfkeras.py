@@ -12,7 +12,8 @@ images.
   branches, a skip connection, LayerNormalization and ``tf.maximum`` of two
   Keras tensors (a TFOpLambda layer in the config).
 - ``qkeras_cnn``: QKeras 0.9 QConv2D, QDepthwiseConv2D, QConv1D-free CNN with
-  ``quantized_bits`` (``alpha`` None, 1 and ``"auto"``), ``quantized_po2``,
+  ``quantized_bits`` (``alpha`` None, 1, ``"auto"`` and the ``"auto_po2"``
+  that QDense gives a kernel quantizer without ``alpha``), ``quantized_po2``,
   ``ternary``, ``quantized_relu`` and ``QActivation``.
 """
 
@@ -89,9 +90,7 @@ def qkeras_cnn():
         name="qseparable",
     )(x)  # 9 x 9
     x = L.GlobalAveragePooling2D(name="gap")(x)
-    x = QDense(
-        10, kernel_quantizer=q.quantized_bits(4, 0, alpha="auto"), use_bias=False, name="qdense"
-    )(x)
+    x = QDense(10, kernel_quantizer=q.quantized_bits(4, 0, 1), use_bias=False, name="qdense")(x)
     outputs = L.Activation("softmax", name="softmax")(x)
     return keras.Model(inputs, outputs, name="qkeras_cnn")
 

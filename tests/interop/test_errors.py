@@ -266,7 +266,7 @@ def qkeras_layer(config, quantizer):
 @pytest.mark.parametrize(
     "quantizer, message",
     [
-        ("quantized_bits(4,0,1,alpha='auto_po2')", 'alpha="auto_po2" is not mapped yet'),
+        ("ternary(alpha='auto_po2')", "alpha='auto_po2' (only alpha=1 maps exactly"),
         ("quantized_bits(4, 0, use_stochastic_rounding=True)", "use_stochastic_rounding=True"),
         (
             {"class_name": "quantized_relu", "config": {"bits": 4, "negative_slope": 0.25}},

@@ -157,7 +157,10 @@ def test_qkeras_mapping():
     tern = get("qternary").kernel_quantizer
     assert tern.threshold == float(np.nextafter(np.float32(0.33), np.float32(0)))
     assert (tern.scaled, tern.clip_value) == (False, None)
-    assert get("qdense").kernel_quantizer == quantizers.QuantizedBits(4, 0, True, alpha="auto")
+    # QDense gave quantized_bits(4, 0, 1) QKeras's default kernel alpha, "auto_po2".
+    assert get("qdense").kernel_quantizer == quantizers.QuantizedBits(4, 0, True, alpha="auto_po2")
+    pointwise = get("qseparable").pointwise_quantizer
+    assert pointwise == quantizers.QuantizedBits(5, 0, True, alpha="auto")
     rows = {m.path: m for m in report.mappings}
     assert rows["qkeras_cnn/qrelu"].source == "QKeras.QActivation"
     assert rows["qkeras_cnn/qrelu"].target_quantizers == "QuantizedRelu(bits=4, integer=1)"

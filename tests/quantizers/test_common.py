@@ -36,6 +36,7 @@ ALL_QUANTIZERS = [
     lambda: quantizers.DoReFaWeights(bits=3),
     lambda: quantizers.QuantizedBits(4, 1),
     lambda: quantizers.QuantizedBits(4, 0, alpha="auto"),
+    lambda: quantizers.QuantizedBits(4, 0, alpha="auto_po2"),
     lambda: quantizers.QuantizedRelu(3, 1),
     lambda: quantizers.QuantizedPo2(4),
 ]

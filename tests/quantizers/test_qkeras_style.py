@@ -80,6 +80,39 @@ def test_quantized_bits_auto_alpha_per_channel(forward_backward, rng, bits, inte
         assert len(np.unique(y[..., channel])) <= 2 ** (bits - 1) * 2 - 1
 
 
+def np_bits_auto_po2(x, bits, integer):
+    """QKeras's alpha="auto_po2": a power-of-two scale refined by five least-squares steps."""
+    xs = x.astype(np.float64) / 2.0**integer
+    levels = (2 ** (bits - 1) - 1) * 2
+    axes = tuple(range(x.ndim - 1))
+
+    def po2(s):
+        return 2.0 ** np.round(np.log(s + 1e-7) / np.log(2.0))
+
+    def quantize(s):
+        return np.sign(xs) * np.minimum(np.floor(np.abs(xs) / s + 0.5), levels / 2)
+
+    scale = po2(np.abs(xs).max(axis=axes, keepdims=True) * 2 / levels)
+    for _ in range(5):
+        z = quantize(scale)
+        xz = (xs * z).mean(axis=axes, keepdims=True)
+        scale = po2(xz / ((z * z).mean(axis=axes, keepdims=True) + 1e-7))
+    return scale * z * 2.0**integer, scale
+
+
+@pytest.mark.parametrize("bits, integer", [(4, 0), (3, 1), (8, 0)])
+def test_quantized_bits_auto_po2_alpha(forward_backward, rng, bits, integer):
+    x = rng.normal(size=(6, 5)).astype(np.float32) * np.array([0.1, 1, 3, 0.02, 7], np.float32)
+    q = quantizers.QuantizedBits(bits, integer, alpha="auto_po2")
+    y, grad, dy = forward_backward(q, x)
+    expected, scale = np_bits_auto_po2(x, bits, integer)
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(grad, dy)
+    # Each channel's scale is a power of two.
+    exponents = np.log2(scale.ravel())
+    np.testing.assert_array_equal(exponents, np.round(exponents))
+
+
 def np_relu(x, bits, integer):
     x = x.astype(np.float64)
     m, mi = 2.0**bits, 2.0**integer
@@ -143,7 +176,7 @@ def test_quantized_po2_exponent_ranges():
     "factory, message",
     [
         (lambda: quantizers.QuantizedBits(bits=0), "bits"),
-        (lambda: quantizers.QuantizedBits(alpha="auto_po2"), "alpha"),
+        (lambda: quantizers.QuantizedBits(alpha="auto_po3"), "alpha"),
         (lambda: quantizers.QuantizedBits(alpha=-1.0), "alpha"),
         (lambda: quantizers.QuantizedBits(bits=1, alpha="auto"), "bits"),
         (lambda: quantizers.QuantizedRelu(bits=0), "bits"),

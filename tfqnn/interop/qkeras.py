@@ -4,7 +4,7 @@
 |---|---|
 | ``QDense``, ``QConv1D``, ``QConv2D``, ``QDepthwiseConv2D``, ``QSeparableConv2D`` | the tfqnn ``Quant*`` layer, the QKeras kernel quantizers as its kernel quantizers |
 | ``QActivation(quantizer)`` | ``QuantActivation(quantizer)`` (``keras.layers.Activation`` for a plain activation) |
-| ``quantized_bits(bits, integer, symmetric, keep_negative, alpha=None, a number or "auto")`` | ``QuantizedBits`` |
+| ``quantized_bits(bits, integer, symmetric, keep_negative, alpha=None, a number, "auto" or "auto_po2")`` | ``QuantizedBits`` |
 | ``quantized_relu(bits, integer)`` | ``QuantizedRelu`` |
 | ``quantized_po2(bits, max_value)`` | ``QuantizedPo2`` |
 | ``ternary(alpha=1, threshold)`` | ``SteTern(threshold=<float32 below threshold>, scaled=False, clip_value=None)`` |
@@ -12,10 +12,9 @@
 
 What changes the outputs or the gradients is reported, not approximated:
 bias quantizers (tfqnn layers do not quantize biases yet), stochastic
-rounding, ``qnoise_factor`` other than 1, ``alpha="auto_po2"`` (the default
-that QKeras layers give a kernel quantizer created without ``alpha``),
-``alpha=None`` on ``binary`` and ``ternary`` (a tanh estimator), and the
-other QKeras quantizers.
+rounding, ``qnoise_factor`` other than 1, ``alpha`` other than 1 on
+``binary`` and ``ternary`` (None is a tanh estimator; ``"auto_po2"`` is
+what QKeras layers give them by default), and the other QKeras quantizers.
 """
 
 from __future__ import annotations
@@ -172,8 +171,6 @@ def _exact(name: str, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bits(c: dict[str, Any]) -> quantizers.Quantizer:
-    if c.get("alpha") == "auto_po2":
-        raise ValueError('alpha="auto_po2" is not mapped yet (alpha=None, a number or "auto" are)')
     return quantizers.QuantizedBits(**c)
 
 

@@ -24,6 +24,13 @@ from tfqnn import _validation
 from tfqnn.quantizers.base import Quantizer, straight_through
 from tfqnn.quantizers.binary import sign
 
+_EPSILON = 1e-7  # Keras's epsilon, as QKeras uses it
+
+
+def _round_po2(scale: tf.Tensor) -> tf.Tensor:
+    """``2^round(log2(scale + 1e-7))``, as QKeras rounds a scale to a power of two."""
+    return tf.pow(2.0, tf.round(tf.math.log(scale + _EPSILON) / np.log(2.0)))
+
 
 @keras.saving.register_keras_serializable(package="tfqnn")
 class QuantizedBits(Quantizer):
@@ -37,6 +44,10 @@ class QuantizedBits(Quantizer):
     channel (over every axis but the last), ``s = 2 max|x| / levels`` with
     ``levels = 2 (2^(bits-1) - 1)``, and the forward is ``s * sign(x) *
     min(floor(|x| / s + 1/2), levels / 2)`` (symmetric, 0 for an all-zero channel).
+    ``"auto_po2"`` rounds ``s`` to a power of two, then five times sets the
+    levels ``z`` from ``s`` and ``s`` to the least-squares
+    ``mean(x z) / (mean(z z) + 1e-7)`` per channel, rounded to a power of
+    two; the output is the last ``s`` times the ``z`` of the one before.
     Backward: ``dy`` everywhere (QKeras's straight-through estimator).
 
     QKeras's ``quantized_bits(bits, integer, symmetric, keep_negative, alpha)``;
@@ -56,7 +67,9 @@ class QuantizedBits(Quantizer):
         self.symmetric = _validation.check_bool("symmetric", bool(symmetric))
         self.keep_negative = _validation.check_bool("keep_negative", bool(keep_negative))
         if isinstance(alpha, str):
-            self.alpha: float | str | None = _validation.check_choice("alpha", alpha, ("auto",))
+            self.alpha: float | str | None = _validation.check_choice(
+                "alpha", alpha, ("auto", "auto_po2")
+            )
             self.symmetric = True
             if self.bits < 2:
                 raise ValueError('Invalid bits=1 with alpha="auto": expected at least 2 bits.')
@@ -67,7 +80,7 @@ class QuantizedBits(Quantizer):
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         m = 2.0 ** (self.bits - int(self.keep_negative))
         mi = 2.0**self.integer
-        if self.alpha == "auto":
+        if isinstance(self.alpha, str):
             rank = x.shape.rank
             axes = list(range(rank - 1)) if rank and rank > 1 else [0]
             xs = x / mi
@@ -75,8 +88,18 @@ class QuantizedBits(Quantizer):
             # One multiplication by 2 / levels: the same rounding eagerly and in a
             # graph (where grappler would fold "* 2 / levels" into it anyway).
             scale = tf.reduce_max(tf.abs(xs), axis=axes, keepdims=True) * (2.0 / levels)
-            v = tf.floor(tf.math.divide_no_nan(tf.abs(xs), scale) + 0.5)
-            z = tf.sign(xs) * tf.minimum(v, levels / 2.0)
+            if self.alpha == "auto":
+                z = self._levels(xs, scale, levels)
+            else:
+                scale = _round_po2(scale)
+                for _ in range(5):  # QKeras's refinement: z from the scale before the last
+                    z = self._levels(xs, scale, levels)
+                    if rank and rank > 1:
+                        xz = tf.reduce_mean(xs * z, axis=axes, keepdims=True)
+                        zz = tf.reduce_mean(z * z, axis=axes, keepdims=True)
+                    else:
+                        xz, zz = xs * z, z * z
+                    scale = _round_po2(xz / (zz + _EPSILON))
             y = (scale * m) * (mi * z / m)
         else:
             if self.bits - int(self.keep_negative) > 0:
@@ -87,6 +110,12 @@ class QuantizedBits(Quantizer):
             if self.alpha is not None:
                 y = self.alpha * y
         return straight_through(x, y)
+
+    @staticmethod
+    def _levels(xs: tf.Tensor, scale: tf.Tensor, levels: float) -> tf.Tensor:
+        """``sign(x) min(floor(|x| / scale + 1/2), levels / 2)``, 0 where the scale is 0."""
+        v = tf.floor(tf.math.divide_no_nan(tf.abs(xs), scale) + 0.5)
+        return tf.sign(xs) * tf.minimum(v, levels / 2.0)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -163,7 +192,7 @@ class QuantizedPo2(Quantizer):
         self.max_exponent = 2**effective - 1
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        eps = 1e-7  # Keras's epsilon, as QKeras
+        eps = _EPSILON
         magnitude = tf.abs(x)
         clamped = tf.where(magnitude < eps, tf.constant(eps, x.dtype), magnitude)
         if self.max_value is not None:
