@@ -13,7 +13,8 @@ images.
   Keras tensors (a TFOpLambda layer in the config).
 - ``qkeras_cnn``: QKeras 0.9 QConv2D, QDepthwiseConv2D, QConv1D-free CNN with
   ``quantized_bits`` (``alpha`` None, 1, ``"auto"`` and the ``"auto_po2"``
-  that QDense gives a kernel quantizer without ``alpha``), ``quantized_po2``,
+  that QDense gives a kernel quantizer without ``alpha``), ``ternary``
+  (``alpha=1`` and the default ``"auto_po2"``), ``quantized_po2``,
   ``ternary``, ``quantized_relu`` and ``QActivation``.
 """
 
@@ -89,6 +90,7 @@ def qkeras_cnn():
         use_bias=False,
         name="qseparable",
     )(x)  # 9 x 9
+    x = QConv2D(8, 1, kernel_quantizer=q.ternary(), use_bias=False, name="qternary_auto")(x)
     x = L.GlobalAveragePooling2D(name="gap")(x)
     x = QDense(10, kernel_quantizer=q.quantized_bits(4, 0, 1), use_bias=False, name="qdense")(x)
     outputs = L.Activation("softmax", name="softmax")(x)
@@ -113,7 +115,7 @@ def qkeras_conv1d():
             keras.layers.BatchNormalization(name="bn"),
             QActivation("binary(alpha=1)", name="qbinary"),
             keras.layers.Flatten(name="flatten"),
-            QDense(32, kernel_quantizer="binary(alpha=1)", use_bias=False, name="qdense_binary"),
+            QDense(32, kernel_quantizer="binary()", use_bias=False, name="qdense_binary"),
             keras.layers.BatchNormalization(name="bn2"),
             QActivation("quantized_bits(4,0,keep_negative=False)", name="qunsigned"),
             QDense(10, kernel_quantizer=q.quantized_bits(8, 3, 1, alpha=1), name="qdense"),

@@ -266,14 +266,15 @@ def qkeras_layer(config, quantizer):
 @pytest.mark.parametrize(
     "quantizer, message",
     [
-        ("ternary(alpha='auto_po2')", "alpha='auto_po2' (only alpha=1 maps exactly"),
+        ("ternary(alpha=0.5)", "alpha=0.5 (only alpha=1 maps exactly"),
         ("quantized_bits(4, 0, use_stochastic_rounding=True)", "use_stochastic_rounding=True"),
         (
             {"class_name": "quantized_relu", "config": {"bits": 4, "negative_slope": 0.25}},
             "negative_slope=0.25",
         ),
         ("ternary()", "alpha=None (only alpha=1 maps exactly, onto SteTern)"),
-        ("binary(alpha='auto')", "alpha='auto'"),
+        ("binary(alpha=0.5)", "alpha=0.5"),
+        ("ternary(alpha='auto', threshold=0.2)", "alpha='auto'"),
         ("stochastic_binary()", "'stochastic_binary' (tfqnn alternative: StochasticSign)"),
         ("quantized_bits(4,0,1,1,1,0,None,1.0,None,True,False,7)", "too many arguments"),
         ("quantized_bits(bits=__import__('os'))", "not literals"),

@@ -159,6 +159,7 @@ def test_qkeras_mapping():
     assert (tern.scaled, tern.clip_value) == (False, None)
     # QDense gave quantized_bits(4, 0, 1) QKeras's default kernel alpha, "auto_po2".
     assert get("qdense").kernel_quantizer == quantizers.QuantizedBits(4, 0, True, alpha="auto_po2")
+    assert get("qternary_auto").kernel_quantizer == quantizers.QuantizedTernary("auto_po2")
     pointwise = get("qseparable").pointwise_quantizer
     assert pointwise == quantizers.QuantizedBits(5, 0, True, alpha="auto")
     rows = {m.path: m for m in report.mappings}
@@ -166,6 +167,7 @@ def test_qkeras_mapping():
     assert rows["qkeras_cnn/qrelu"].target_quantizers == "QuantizedRelu(bits=4, integer=1)"
     conv1d = interop.load(fixture("qkeras_conv1d")[0])
     assert conv1d.get_layer("qbinary").quantizer == quantizers.SteSign(clip_value=None)
+    assert conv1d.get_layer("qdense_binary").kernel_quantizer == quantizers.QuantizedBinary()
     assert conv1d.get_layer("qunsigned").quantizer == quantizers.QuantizedBits(
         4, 0, keep_negative=False
     )

@@ -39,6 +39,8 @@ ALL_QUANTIZERS = [
     lambda: quantizers.QuantizedBits(4, 0, alpha="auto_po2"),
     lambda: quantizers.QuantizedRelu(3, 1),
     lambda: quantizers.QuantizedPo2(4),
+    lambda: quantizers.QuantizedBinary(),
+    lambda: quantizers.QuantizedTernary("auto"),
 ]
 IDS = [repr(factory()) for factory in ALL_QUANTIZERS]
 

@@ -113,6 +113,51 @@ def test_quantized_bits_auto_po2_alpha(forward_backward, rng, bits, integer):
     np.testing.assert_array_equal(exponents, np.round(exponents))
 
 
+def np_lsq(x, q, alpha):
+    axes = tuple(range(x.ndim - 1))
+    scale = (x * q).mean(axis=axes, keepdims=True) / ((q * q).mean(axis=axes, keepdims=True) + 1e-7)
+    return 2.0 ** np.round(np.log(scale + 1e-7) / np.log(2.0)) if alpha == "auto_po2" else scale
+
+
+@pytest.mark.parametrize("alpha", ["auto", "auto_po2"])
+def test_quantized_binary(forward_backward, rng, alpha):
+    x = rng.normal(size=(7, 4)).astype(np.float32) * np.array([0.1, 1, 5, 0.01], np.float32)
+    x[0, 0] = 0.0
+    y, grad, dy = forward_backward(quantizers.QuantizedBinary(alpha), x)
+    signs = np.where(x >= 0, 1.0, -1.0)
+    scale = np_lsq(x.astype(np.float64), signs, alpha)
+    np.testing.assert_allclose(y, scale * signs, rtol=1e-5)
+    if alpha == "auto":  # mean(x sign(x)) / mean(1): XNOR-Net's mean magnitude
+        np.testing.assert_allclose(scale.ravel(), np.abs(x).mean(axis=0), rtol=1e-5)
+    np.testing.assert_array_equal(grad, dy)
+    assert y[0, 0] > 0  # sign(0) = +1
+
+
+def np_ternary(x, alpha):
+    x = x.astype(np.float64)
+    axes = tuple(range(x.ndim - 1))
+
+    def po2(s):
+        return 2.0 ** np.round(np.log(s + 1e-7) / np.log(2.0)) if alpha == "auto_po2" else s
+
+    scale = po2(2 * np.abs(x).max(axis=axes, keepdims=True) / 3)
+    for _ in range(5):
+        v = scale * np.round(x / scale)
+        q = (np.abs(v) >= scale / 2) * np.sign(x)
+        scale = np_lsq(x, q, alpha)
+    return scale * q
+
+
+@pytest.mark.parametrize("alpha", ["auto", "auto_po2"])
+def test_quantized_ternary(forward_backward, rng, alpha):
+    x = rng.normal(size=(9, 3)).astype(np.float32) * np.array([0.2, 1, 4], np.float32)
+    y, grad, dy = forward_backward(quantizers.QuantizedTernary(alpha), x)
+    np.testing.assert_allclose(y, np_ternary(x, alpha), rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(grad, dy)
+    for channel in range(3):
+        assert len(np.unique(y[:, channel])) <= 3
+
+
 def np_relu(x, bits, integer):
     x = x.astype(np.float64)
     m, mi = 2.0**bits, 2.0**integer
@@ -182,6 +227,8 @@ def test_quantized_po2_exponent_ranges():
         (lambda: quantizers.QuantizedRelu(bits=0), "bits"),
         (lambda: quantizers.QuantizedPo2(bits=1), "bits"),
         (lambda: quantizers.QuantizedPo2(max_value=0), "max_value"),
+        (lambda: quantizers.QuantizedBinary(alpha=1.0), "alpha"),
+        (lambda: quantizers.QuantizedTernary(alpha="auto_po3"), "alpha"),
     ],
 )
 def test_invalid_arguments(factory, message):

@@ -153,6 +153,8 @@ ALIASES = [
     ),
     ("quantized_relu", quantizers.QuantizedRelu, {"bits": 8, "integer": 0}, 8),
     ("quantized_po2", quantizers.QuantizedPo2, {"bits": 8, "max_value": None}, 8),
+    ("quantized_binary", quantizers.QuantizedBinary, {"alpha": "auto_po2"}, 1),
+    ("quantized_ternary", quantizers.QuantizedTernary, {"alpha": "auto_po2"}, 2),
 ]
 
 

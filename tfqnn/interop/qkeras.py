@@ -8,13 +8,15 @@
 | ``quantized_relu(bits, integer)`` | ``QuantizedRelu`` |
 | ``quantized_po2(bits, max_value)`` | ``QuantizedPo2`` |
 | ``ternary(alpha=1, threshold)`` | ``SteTern(threshold=<float32 below threshold>, scaled=False, clip_value=None)`` |
+| ``ternary(alpha="auto" or "auto_po2")`` | ``QuantizedTernary(alpha)`` |
 | ``binary(alpha=1)`` | ``SteSign(clip_value=None)`` |
+| ``binary(alpha="auto" or "auto_po2")`` | ``QuantizedBinary(alpha)`` |
 
 What changes the outputs or the gradients is reported, not approximated:
 bias quantizers (tfqnn layers do not quantize biases yet), stochastic
-rounding, ``qnoise_factor`` other than 1, ``alpha`` other than 1 on
-``binary`` and ``ternary`` (None is a tanh estimator; ``"auto_po2"`` is
-what QKeras layers give them by default), and the other QKeras quantizers.
+rounding, ``qnoise_factor`` other than 1, ``alpha`` None (a tanh estimator)
+or a number other than 1 on ``binary`` and ``ternary``, and the other
+QKeras quantizers.
 """
 
 from __future__ import annotations
@@ -175,6 +177,8 @@ def _bits(c: dict[str, Any]) -> quantizers.Quantizer:
 
 
 def _ternary(c: dict[str, Any]) -> quantizers.Quantizer:
+    if c.get("alpha") in ("auto", "auto_po2") and c.get("threshold") is None:
+        return quantizers.QuantizedTernary(c["alpha"])
     if c.get("alpha") not in (1, 1.0):
         raise ValueError(f"alpha={c.get('alpha')!r} (only alpha=1 maps exactly, onto SteTern)")
     t = np.float32(0.33 if c.get("threshold") is None else c["threshold"])
@@ -183,6 +187,8 @@ def _ternary(c: dict[str, Any]) -> quantizers.Quantizer:
 
 
 def _binary(c: dict[str, Any]) -> quantizers.Quantizer:
+    if c.get("alpha") in ("auto", "auto_po2"):
+        return quantizers.QuantizedBinary(c["alpha"])
     if c.get("alpha") not in (1, 1.0):
         raise ValueError(f"alpha={c.get('alpha')!r} (only alpha=1 maps exactly, onto SteSign)")
     return quantizers.SteSign(clip_value=None)

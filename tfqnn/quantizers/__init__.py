@@ -24,7 +24,13 @@ from tfqnn.quantizers.multibit import (
     SymmetricUniform,
     Uniform,
 )
-from tfqnn.quantizers.qkeras_style import QuantizedBits, QuantizedPo2, QuantizedRelu
+from tfqnn.quantizers.qkeras_style import (
+    QuantizedBinary,
+    QuantizedBits,
+    QuantizedPo2,
+    QuantizedRelu,
+    QuantizedTernary,
+)
 from tfqnn.quantizers.sign_estimators import MagnitudeAwareSign, SteHeaviside, SwishSign
 from tfqnn.quantizers.ternary import SteTern, StochasticTern
 
@@ -49,6 +55,8 @@ ALIASES: dict[str, type[Quantizer]] = {
     "quantized_bits": QuantizedBits,
     "quantized_relu": QuantizedRelu,
     "quantized_po2": QuantizedPo2,
+    "quantized_binary": QuantizedBinary,
+    "quantized_ternary": QuantizedTernary,
 }
 
 ALL_OBJECTS = {cls.__name__: cls for cls in ALIASES.values()}
@@ -102,9 +110,11 @@ __all__ = [
     "NoOp",
     "PowerOfTwo",
     "Quantizer",
+    "QuantizedBinary",
     "QuantizedBits",
     "QuantizedPo2",
     "QuantizedRelu",
+    "QuantizedTernary",
     "QuantizerLike",
     "ScaledSign",
     "SteHeaviside",

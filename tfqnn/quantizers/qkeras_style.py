@@ -204,3 +204,83 @@ class QuantizedPo2(Quantizer):
 
     def get_config(self) -> dict[str, Any]:
         return {"bits": self.bits, "max_value": self.max_value}
+
+
+def _channel_axes(rank: int | None) -> list[int] | None:
+    """Every axis but the last (None, all of them, for a vector), as QKeras reduces."""
+    return list(range(rank - 1)) if rank and rank > 1 else None
+
+
+def _least_squares_scale(x: tf.Tensor, q: tf.Tensor, alpha: str) -> tf.Tensor:
+    """QKeras's per-channel ``mean(x q) / (mean(q q) + 1e-7)``, power-of-two for auto_po2."""
+    axes = _channel_axes(x.shape.rank)
+    if axes is None:  # a vector: one scale per element, as QKeras
+        xq, qq = x * q, q * q
+    else:
+        xq = tf.reduce_mean(x * q, axis=axes, keepdims=True)
+        qq = tf.reduce_mean(q * q, axis=axes, keepdims=True)
+    scale = xq / (qq + _EPSILON)
+    return _round_po2(scale) if alpha == "auto_po2" else scale
+
+
+@keras.saving.register_keras_serializable(package="tfqnn")
+class QuantizedBinary(Quantizer):
+    """Sign with QKeras's least-squares scale per channel: ``s * sign(x)``.
+
+    Forward: ``sign(x)`` (``sign(0) = +1``) times, per channel (every axis
+    but the last), ``s = mean(x sign(x)) / (1 + 1e-7)`` = ``mean|x|`` (up to
+    rounding); ``alpha="auto_po2"`` rounds ``s`` to a power of two.
+    Backward: ``dy``.
+
+    QKeras's ``binary(alpha="auto")`` and ``binary(alpha="auto_po2")``, the
+    kernel quantizer QKeras layers make of ``binary()``; the scale is
+    XNOR-Net's (Rastegari et al. 2016, arXiv:1603.05279).
+    """
+
+    precision = 1
+
+    def __init__(self, alpha: str = "auto_po2"):
+        self.alpha = _validation.check_choice("alpha", alpha, ("auto", "auto_po2"))
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        signs = sign(x)
+        return straight_through(x, _least_squares_scale(x, signs, self.alpha) * signs)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}
+
+
+@keras.saving.register_keras_serializable(package="tfqnn")
+class QuantizedTernary(Quantizer):
+    """Ternary values with QKeras's iterated least-squares scale per channel.
+
+    Forward: ``s = 2 max|x| / 3`` per channel (every axis but the last;
+    ``"auto_po2"`` rounds it to a power of two), then five times:
+    ``q = sign(x) 1[|s round(x / s)| >= s / 2]`` and ``s = mean(x q) /
+    (mean(q q) + 1e-7)`` (a power of two for ``"auto_po2"``); the output is
+    the last ``s`` times the last ``q``. Backward: ``dy``.
+
+    QKeras's ``ternary(alpha="auto")`` and ``ternary(alpha="auto_po2")``,
+    the kernel quantizer QKeras layers make of ``ternary()``; ternary
+    weights after Li, Zhang and Liu 2016 (TWN, arXiv:1605.04711).
+    """
+
+    precision = 2
+
+    def __init__(self, alpha: str = "auto_po2"):
+        self.alpha = _validation.check_choice("alpha", alpha, ("auto", "auto_po2"))
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        axes = _channel_axes(x.shape.rank)
+        scale = 2.0 * tf.reduce_max(tf.abs(x), axis=axes, keepdims=True) / 3.0
+        if self.alpha == "auto_po2":
+            scale = _round_po2(scale)
+        q = tf.zeros_like(x)
+        for _ in range(5):
+            v = scale * tf.round(tf.math.divide_no_nan(x, scale))
+            q = tf.cast(tf.abs(v) >= scale / 2.0, x.dtype) * tf.sign(x)
+            scale = _least_squares_scale(x, q, self.alpha)
+        return straight_through(x, scale * q)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}
