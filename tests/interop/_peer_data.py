@@ -61,15 +61,14 @@ def save_outputs(model, path, x, x_train, y_train, gradients=True):
     with tf.GradientTape() as tape:
         y_training = model(x_train, training=True)
         loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y_train, y_training))
-    grads = tape.gradient(loss, model.trainable_weights)
-    arrays = (
-        {}
-        if not gradients
-        else {
-            "grad:" + w.name.split(":")[0]: g.numpy()
-            for w, g in zip(model.trainable_weights, grads)
-        }
-    )
+    names = [
+        f"grad:{layer.name}/{w.name.split('/')[-1].split(':')[0]}"
+        for layer in model.layers
+        for w in layer.trainable_weights
+    ]
+    weights = [w for layer in model.layers for w in layer.trainable_weights]
+    grads = tape.gradient(loss, weights)
+    arrays = {} if not gradients else {n: g.numpy() for n, g in zip(names, grads)}
     np.savez_compressed(
         path, x=x, y=y, x_train=x_train, y_train=y_train, y_training=y_training.numpy(), **arrays
     )

@@ -125,10 +125,56 @@ def qkeras_conv1d():
     )
 
 
+def _mlp(name):
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(32, activation="relu", name="hidden"),
+            keras.layers.Dense(10, activation="softmax", name="classes"),
+        ],
+        name=name,
+    )
+
+
+def tfmot_pruned():
+    """An MLP pruned to 75 % by tfmot's prune_low_magnitude, then strip_pruning."""
+    import tensorflow_model_optimization as tfmot
+
+    sparsity = tfmot.sparsity.keras
+    schedule = sparsity.ConstantSparsity(0.75, begin_step=0, frequency=1)
+    return sparsity.prune_low_magnitude(_mlp("tfmot_pruned"), pruning_schedule=schedule)
+
+
+def tfmot_clustered():
+    """An MLP clustered to 8 values per kernel by tfmot's cluster_weights, then stripped."""
+    import tensorflow_model_optimization as tfmot
+
+    clustering = tfmot.clustering.keras
+    return clustering.cluster_weights(
+        _mlp("tfmot_clustered"),
+        number_of_clusters=8,
+        cluster_centroids_init=clustering.CentroidInitialization.LINEAR,
+    )
+
+
+def strip(model):
+    """tfmot's strip_pruning or strip_clustering, whichever wrappers the model has."""
+    import tensorflow_model_optimization as tfmot
+
+    if model.name == "tfmot_pruned":
+        return tfmot.sparsity.keras.strip_pruning(model)
+    if model.name == "tfmot_clustered":
+        return tfmot.clustering.keras.strip_clustering(model)
+    return model
+
+
 MODELS = {
     "tfkeras_functional": functional,
     "qkeras_cnn": qkeras_cnn,
     "qkeras_conv1d": qkeras_conv1d,
+    "tfmot_pruned": tfmot_pruned,
+    "tfmot_clustered": tfmot_clustered,
 }
 
 
@@ -142,7 +188,13 @@ def main(directory):
         train, test = (
             (x_train, x_test) if name != "qkeras_conv1d" else (x_train[..., 0], x_test[..., 0])
         )
-        model.fit(train, y_train, batch_size=128, epochs=1, verbose=0)
+        callbacks = []
+        if name == "tfmot_pruned":
+            import tensorflow_model_optimization as tfmot
+
+            callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
+        model.fit(train, y_train, batch_size=128, epochs=1, verbose=0, callbacks=callbacks)
+        model = strip(model)
         path = os.path.join(directory, name + ".h5")
         model.save(path, include_optimizer=False)
         save_outputs(model, os.path.join(directory, name + ".npz"), test, train[:16], y_train[:16])

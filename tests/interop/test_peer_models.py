@@ -19,7 +19,10 @@ from tfqnn import interop, quantizers
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 MODELS = [
     "tfkeras_functional",
+    "tfmot_pruned",
+    "tfmot_clustered",
     "qkeras_cnn",
+    "qkeras_conv1d",
     "larq_tutorial_bnn",
     "larq_every_layer",
     "larq_conv1d",
@@ -57,8 +60,9 @@ def test_training_outputs_and_gradients_equal_the_peers(loaded):
     expected = {k[len("grad:") :]: data[k] for k in data.files if k.startswith("grad:")}
     if not expected:
         return  # the tutorial model's fixture keeps no gradients (size)
-    weights = model.trainable_weights
-    grads = dict(zip([w.path for w in weights], tape.gradient(loss, weights)))
+    names = [f"{lay.name}/{w.name}" for lay in model.layers for w in lay.trainable_weights]
+    weights = [w for lay in model.layers for w in lay.trainable_weights]
+    grads = dict(zip(names, tape.gradient(loss, weights)))
     # tf_keras names a depthwise layer's kernel "depthwise_kernel", Keras 3 "kernel".
     renamed = {
         k if k in grads else k.replace("/depthwise_kernel", "/kernel"): v
@@ -190,3 +194,14 @@ def test_qkeras_model_trains_saves_and_exports(tmp_path):
     content = tfqnn.export.to_tflite(model)
     lite = tfqnn.lite.Interpreter(model_content=content).predict(data["x"])
     np.testing.assert_allclose(lite, expected, atol=1e-4)
+
+
+def test_stripped_tfmot_models_keep_their_zeros_and_clusters():
+    """tfmot's stripped models are plain tf_keras ones: zeros and shared values load as they are."""
+    pruned = interop.load(fixture("tfmot_pruned")[0])
+    for name in ("hidden", "classes"):
+        kernel = pruned.get_layer(name).kernel.numpy()
+        assert np.mean(kernel == 0) == pytest.approx(0.75, abs=0.01)
+    clustered = interop.load(fixture("tfmot_clustered")[0])
+    for name in ("hidden", "classes"):
+        assert len(np.unique(clustered.get_layer(name).kernel.numpy())) <= 8
