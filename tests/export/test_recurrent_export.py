@@ -117,6 +117,17 @@ def test_int8_storage_shrinks_the_file_by_three_bytes_per_weight(rng, monkeypatc
     assert 3 * weights - 12 * rows - 1024 < saved <= 3 * weights - 12 * rows
 
 
+def test_a_scale_the_converter_folds_into_the_weights_keeps_them_int8(rng):
+    """DoReFa's 1/255 on the input becomes part of W^T: still a multiple of the quantized W."""
+    layer = QuantLSTM(UNITS, **{**quantized(), "input_quantizer": tfqnn.quantizers.DoReFa(8)})
+    model = recurrent_model(layer, rng)
+    data = tfqnn.export.to_tflite(model, batch_size=1)
+    assert len(int8_tensors(data)) == 2
+    x = rng.uniform(0.0, 1.0, (2, STEPS, FEATURES)).astype(np.float32)
+    actual = tfqnn.lite.Interpreter(model_content=data).predict(x, batch_size=1)
+    np.testing.assert_allclose(actual, model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
 def test_weights_off_the_int8_grid_stay_float(rng):
     """Uniform's levels start at the tensor's minimum: no zero point makes them int8."""
     layer = QuantLSTM(UNITS, unroll=True, kernel_quantizer="uniform", recurrent_quantizer="uniform")

@@ -74,17 +74,26 @@ def int8_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _matches(weight: np.ndarray, references: Iterable[np.ndarray]) -> bool:
-    """Whether the [out, in] ``weight`` is the transpose of a column block of a reference."""
+    """Whether the [out, in] ``weight`` is ``c`` times the transpose of a column block of a
+    reference, for some ``c > 0``.
+
+    The factor: the converter folds a constant multiplication of the input
+    (the ``1 / n`` of an input quantizer's levels) into the weight.
+    """
     out, fan_in = weight.shape
     for reference in references:
         if reference.shape[0] != fan_in:
             continue
         for start in range(0, reference.shape[1] - out + 1):
-            block = reference[:, start : start + out].T
+            block = reference[:, start : start + out].T.astype(np.float64)
+            norm = float(np.sum(block * block))
+            if norm == 0.0:
+                continue
+            factor = float(np.sum(block * weight)) / norm
             # The converter folds the quantizer's statistics (a mean over the
             # tensor) in another order than Keras: equal within that rounding.
-            tolerance = 1e-5 * float(np.abs(block).max())
-            if np.allclose(block, weight, rtol=0.0, atol=tolerance):
+            tolerance = 1e-5 * float(np.abs(weight).max())
+            if factor > 0.0 and np.allclose(factor * block, weight, rtol=0.0, atol=tolerance):
                 return True
     return False
 
@@ -93,8 +102,9 @@ def store_int8_weights(data: bytes, references: list[np.ndarray]) -> tuple[bytes
     """The model bytes with matching ``FULLY_CONNECTED`` weights as int8 + ``DEQUANTIZE``.
 
     ``references`` are the quantized weights (`quantized_recurrent_weights`);
-    a constant float32 weight of a ``FULLY_CONNECTED`` that equals the
-    transpose of a column block of one, and passes `int8_rows`, is replaced.
+    a constant float32 weight of a ``FULLY_CONNECTED`` that is a positive
+    multiple of the transpose of a column block of one, and passes
+    `int8_rows`, is replaced.
     Returns the bytes (``data`` itself when nothing changes) and how many
     weight tensors became int8.
     """
