@@ -7,7 +7,8 @@ Three tasks, all offline:
    4-bit, ternary and scaled-binary ``W`` and ``U``, with float or 8-bit
    inputs and states (``--activations``), after the same epochs; CPU seconds
    per epoch beside a plain ``keras.layers.LSTM``/``GRU`` with
-   ``use_cudnn=False`` (target: tfqnn at most 1.2x).
+   ``use_cudnn=False`` (target: tfqnn at most 1.2x), and CPU ms per
+   training step in alternating rounds, the steadier measure of that ratio.
 2. QKeras 0.9.0's ``QLSTM`` on the same data, bits and epochs, run by
    ``_recurrent_qkeras.py`` in a tf_keras environment (``--qkeras-python``;
    scripts/peer_envs.sh builds one), its rows joined to the table.
@@ -203,6 +204,58 @@ def qkeras_runs(data: dict[str, np.ndarray], args: argparse.Namespace) -> list[d
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
 
+def step_times(
+    cell: str, data: dict[str, np.ndarray], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """CPU ms per training step of Keras's layer and tfqnn's, in alternating rounds.
+
+    Every round times ``--timing-steps`` ``train_on_batch`` steps of each
+    model in turn, so that all share the machine's noise; the medians over
+    the rounds and their ratios to Keras come from one run.
+    """
+    variants = {"keras": None, "float": None, "8bit": True, "ternary": False, "scaled_binary": True}
+    x = data["x_train"][: args.batch]
+    y = data["y_train"][: args.batch]
+    models = {}
+    for scheme, activations in variants.items():
+        keras.utils.set_random_seed(args.seed)
+        if scheme == "keras":
+            layer = KERAS[cell](args.units, use_cudnn=False)
+        else:
+            layer = LAYERS[cell](
+                args.units,
+                **weight_arguments(scheme),
+                **activation_arguments(bool(activations), tfqnn.quantizers.DoReFa(8)),
+            )
+        model = keras.Sequential([keras.Input(x.shape[1:]), layer, keras.layers.Dense(10)])
+        model.compile(
+            keras.optimizers.Adam(2e-3),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        for _ in range(3):  # trace and warm up
+            model.train_on_batch(x, y)
+        models[(scheme, bool(activations))] = model
+    times: dict[tuple[str, bool], list[float]] = {key: [] for key in models}
+    for _ in range(args.timing_rounds):
+        for key, model in models.items():
+            start = time.process_time()
+            for _ in range(args.timing_steps):
+                model.train_on_batch(x, y)
+            times[key].append(1000 * (time.process_time() - start) / args.timing_steps)
+    baseline = float(np.median(times[("keras", False)]))
+    return [
+        {
+            "cell": cell.upper(),
+            "library": "keras" if scheme == "keras" else "tfqnn",
+            "scheme": "float" if scheme == "keras" else scheme,
+            "activations": activations,
+            "cpu_ms_per_step": float(np.median(values)),
+            "ratio": float(np.median(values)) / baseline,
+        }
+        for (scheme, activations), values in times.items()
+    ]
+
+
 # ---- 3. character-level language model -----------------------------------------
 
 
@@ -314,6 +367,20 @@ def language_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def timing_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| cell | library | W, U | x, h, c | CPU ms/step | vs Keras |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        label = "keras (use_cudnn=False)" if r["library"] == "keras" else r["library"]
+        lines.append(
+            f"| {r['cell']} | {label} | {r['scheme']} | {'8-bit' if r['activations'] else 'float'} "
+            f"| {r['cpu_ms_per_step']:.1f} | {r['ratio']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=10000, help="training sequences")
@@ -335,6 +402,9 @@ def main() -> None:
         ),
         help="python of a tf_keras env with QKeras (scripts/peer_envs.sh); '' skips",
     )
+    parser.add_argument("--timing-rounds", type=int, default=9, help="0 skips the step timing")
+    parser.add_argument("--timing-steps", type=int, default=10)
+    parser.add_argument("--only-timing", action="store_true", help="skip the training runs")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
     warnings.simplefilter("ignore", UserWarning)
@@ -348,6 +418,17 @@ def main() -> None:
         f"{args.epochs} epochs, Adam 2e-3, seed {args.seed}",
         flush=True,
     )
+    timing_rows = []
+    if args.timing_rounds:
+        for cell in args.cells:
+            timing_rows += step_times(cell, data, args)
+        print(
+            f"\nTraining step, batch {args.batch}: median of {args.timing_rounds} alternating "
+            f"rounds of {args.timing_steps} steps\n" + timing_table(timing_rows) + "\n",
+            flush=True,
+        )
+    if args.only_timing:
+        return
     rows = []
     for cell in args.cells:
         rows.append(sequence_run(cell, "keras", False, data, args))
@@ -381,9 +462,8 @@ def main() -> None:
         print("\n" + language_table(lm_rows))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(
-                {"machine": machine(), "sequences": rows, "language_model": lm_rows}, f, indent=1
-            )
+            results = {"sequences": rows, "language_model": lm_rows, "timing": timing_rows}
+            json.dump({"machine": machine(), **results}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -142,7 +142,8 @@ def test_weights_off_the_int8_grid_stay_float(rng):
 def test_bidirectional_and_rnn_of_a_cell_export(rng):
     inputs = keras.Input((STEPS, FEATURES))
     forward = keras.layers.Bidirectional(QuantGRU(8, return_sequences=True, **quantized()))
-    cell = keras.layers.RNN(QuantLSTMCell(8, **quantized("scaled_sign")))
+    clip = dict(kernel_constraint="weight_clip", recurrent_constraint="weight_clip")
+    cell = keras.layers.RNN(QuantLSTMCell(8, **quantized("scaled_sign"), **clip))
     model = keras.Model(inputs, keras.layers.Dense(2)(cell(forward(inputs))))
     for weight in model.weights:
         weight.assign(rng.normal(0.0, 0.5, weight.shape))
