@@ -33,6 +33,7 @@ def weight_quantizer(scheme: str) -> Any:
         "float": None,
         "8bit": quantized_bits(8, 0, 1, alpha="auto"),
         "4bit": quantized_bits(4, 0, 1, alpha="auto"),
+        "2bit": quantized_bits(2, 0, 1, alpha="auto"),
         "ternary": ternary(alpha="auto"),
         "scaled_binary": binary(alpha="auto"),
     }[scheme]

@@ -17,8 +17,8 @@ Three tasks, all offline:
    the offline stand-in for Hubara et al. 2016's Penn Treebank tables.
 
 Schemes (tfqnn quantizers on ``W`` and ``U``; the bias stays float):
-float; 8bit ``Uniform(255)`` and 4bit ``Uniform(15)`` (levels between the
-tensor's extremes); ternary ``SteTern()`` (TWN); scaled_binary
+float; 8bit ``Uniform(255)``, 4bit ``Uniform(15)`` and 2bit ``Uniform(3)``
+(levels between the tensor's extremes; 2bit only when asked for); ternary ``SteTern()`` (TWN); scaled_binary
 ``ScaledSign()`` (one scale per gate and unit). "+act" adds 8-bit inputs
 (``DoReFa(8)`` on pixels in [0, 1]; ``FixedPoint(3, 5)`` on the language
 model's embeddings) and 8-bit states ``FixedPoint(3, 5)`` for h and c.
@@ -29,6 +29,7 @@ machine is shared, so compare rows of one run.
 
 Usage: .venv/bin/python benchmarks/recurrent.py [--train 10000] [--test 2000]
        [--epochs 3] [--cells lstm gru] [--activations off on] [--lm-chars 200000]
+       [--schemes float 8bit 4bit 2bit ternary scaled_binary] [--tasks timing sequences lm]
        [--qkeras-python .peers/tfkeras/bin/python] [--json results.json]
 """
 
@@ -58,7 +59,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _machine
 
 HERE = Path(__file__).resolve().parent
-SCHEMES = ("float", "8bit", "4bit", "ternary", "scaled_binary")
+SCHEMES = ("float", "8bit", "4bit", "2bit", "ternary", "scaled_binary")
+DEFAULT_SCHEMES = ("float", "8bit", "4bit", "ternary", "scaled_binary")
 LAYERS = {"lstm": tfqnn.layers.QuantLSTM, "gru": tfqnn.layers.QuantGRU}
 KERAS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
@@ -69,6 +71,7 @@ def weight_arguments(scheme: str) -> dict[str, Any]:
         "float": None,
         "8bit": tfqnn.quantizers.Uniform(255),
         "4bit": tfqnn.quantizers.Uniform(15),
+        "2bit": tfqnn.quantizers.Uniform(3),
         "ternary": tfqnn.quantizers.SteTern(),
         "scaled_binary": tfqnn.quantizers.ScaledSign(),
     }[scheme]
@@ -390,7 +393,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cells", nargs="+", choices=sorted(LAYERS), default=["lstm", "gru"])
-    parser.add_argument("--schemes", nargs="+", choices=SCHEMES, default=list(SCHEMES))
+    parser.add_argument("--schemes", nargs="+", choices=SCHEMES, default=list(DEFAULT_SCHEMES))
     parser.add_argument("--activations", nargs="+", choices=["off", "on"], default=["off", "on"])
     parser.add_argument("--lm-chars", type=int, default=200000, help="0 skips the language model")
     parser.add_argument("--lm-steps", type=int, default=64)
@@ -404,7 +407,13 @@ def main() -> None:
     )
     parser.add_argument("--timing-rounds", type=int, default=9, help="0 skips the step timing")
     parser.add_argument("--timing-steps", type=int, default=10)
-    parser.add_argument("--only-timing", action="store_true", help="skip the training runs")
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=["timing", "sequences", "lm"],
+        default=["timing", "sequences", "lm"],
+        help="step timing, sequential Fashion-MNIST (with QKeras), language model",
+    )
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
     warnings.simplefilter("ignore", UserWarning)
@@ -419,7 +428,7 @@ def main() -> None:
         flush=True,
     )
     timing_rows = []
-    if args.timing_rounds:
+    if args.timing_rounds and "timing" in args.tasks:
         for cell in args.cells:
             timing_rows += step_times(cell, data, args)
         print(
@@ -427,22 +436,20 @@ def main() -> None:
             f"rounds of {args.timing_steps} steps\n" + timing_table(timing_rows) + "\n",
             flush=True,
         )
-    if args.only_timing:
-        return
     rows = []
-    for cell in args.cells:
+    for cell in args.cells if "sequences" in args.tasks else []:
         rows.append(sequence_run(cell, "keras", False, data, args))
         print(json.dumps(rows[-1]), flush=True)
         for activations in args.activations:
             for scheme in args.schemes:
                 rows.append(sequence_run(cell, scheme, activations == "on", data, args))
                 print(json.dumps(rows[-1]), flush=True)
-    if "lstm" in args.cells:
+    if "lstm" in args.cells and "sequences" in args.tasks:
         for row in qkeras_runs(data, args):
             rows.append(row)
             print(json.dumps(row), flush=True)
     lm_rows = []
-    if args.lm_chars:
+    if args.lm_chars and "lm" in args.tasks:
         lm_data, vocabulary = char_data(args)
         print(
             f"Character LM on CPython {platform.python_version()}'s stdlib sources: "
@@ -457,7 +464,8 @@ def main() -> None:
                     language_model_run(scheme, activations == "on", lm_data, vocabulary, args)
                 )
                 print(json.dumps(lm_rows[-1]), flush=True)
-    print("\n" + sequence_table(rows))
+    if rows:
+        print("\n" + sequence_table(rows))
     if lm_rows:
         print("\n" + language_table(lm_rows))
     if args.json:
