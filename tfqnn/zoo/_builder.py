@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import os
 import re
 import warnings
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -54,6 +56,7 @@ class Arguments:
     name: str
     inputs: Any  # what keras.Model takes as inputs
     image: Any  # the image tensor the network starts from
+    small_below: int = SMALL_INPUT
 
     @property
     def height(self) -> int:
@@ -66,7 +69,7 @@ class Arguments:
     @property
     def small(self) -> bool:
         """True when the builder should use its small-input stem."""
-        return min(self.height, self.width) < SMALL_INPUT
+        return min(self.height, self.width) < self.small_below
 
 
 def arguments_of(values: dict[str, Any]) -> dict[str, Any]:
@@ -86,9 +89,13 @@ def check_arguments(
     classifier_activation: Any,
     name: Any,
     min_size: int,
+    small_below: int = SMALL_INPUT,
     default_size: int = 224,
 ) -> Arguments:
     """Checks the builder arguments and makes the model's input.
+
+    ``min_size`` is the architecture's smallest side (with its small-input
+    stem), ``small_below`` the side below which it uses that stem.
 
     Raises:
         ValueError: naming the argument and what is allowed.
@@ -123,6 +130,7 @@ def check_arguments(
         name=name,
         inputs=inputs,
         image=image,
+        small_below=small_below,
     )
 
 
@@ -219,21 +227,31 @@ def load_weights(model: keras.Model, path: str, classes: int | None) -> None:
     """Loads ``path`` into ``model``; a file of another model raises ValueError.
 
     When the file's "predictions" layer has a different number of outputs
-    than ``classes``, the error names `classes`.
+    than ``classes``, the error names `classes`. A file saved with the top
+    loads into the same network without it (Keras skips the classifier).
     """
-    try:
-        model.load_weights(path)
-    except Exception as error:  # Keras raises several kinds for a mismatch
-        found = _classes_in_file(model, path)
-        if classes is not None and found is not None and found != classes:
-            raise ValueError(
-                f"Invalid classes={classes}: the weights file {path!r} was saved with "
-                f"classes={found}."
-            ) from error
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(path)
+            error = None
+        except Exception as raised:  # noqa: BLE001 (re-raised below as ValueError)
+            error = raised
+    if error is None:
+        for warning in caught:  # Keras's own warnings of a successful load
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+        return
+    found = _classes_in_file(model, path)
+    if classes is not None and found is not None and found != classes:
         raise ValueError(
-            f"Invalid weights={path!r}: the file does not hold weights of {model.name} with "
-            f"these arguments ({type(error).__name__}: {error})."
+            f"Invalid classes={classes}: the weights file {path!r} was saved with classes={found}."
         ) from error
+    raise ValueError(
+        f"Invalid weights={path!r}: the file does not hold weights of {model.name} with "
+        f"these arguments ({type(error).__name__}: {error})."
+    ) from error
 
 
 def _classes_in_file(model: keras.Model, path: str) -> int | None:
@@ -242,9 +260,8 @@ def _classes_in_file(model: keras.Model, path: str) -> int | None:
     Keras stores a functional model's layers under ``layers/<class>_<k>``
     (the snake-case class name, numbered from the second of a class on), not
     under their names; the path of "predictions" follows from the layer order.
+    A ``.keras`` file holds the same layout in its ``model.weights.h5``.
     """
-    if not path.endswith(".weights.h5"):
-        return None
     counts: dict[str, int] = {}
     entry = None
     for layer in model.layers:
@@ -258,10 +275,15 @@ def _classes_in_file(model: keras.Model, path: str) -> int | None:
     import h5py
 
     try:
-        with h5py.File(path, "r") as f:
+        if path.endswith(".keras"):
+            with zipfile.ZipFile(path) as archive:
+                source: Any = io.BytesIO(archive.read("model.weights.h5"))
+        else:
+            source = path
+        with h5py.File(source, "r") as f:
             kernel = f.get(f"layers/{entry}/vars/0")
             return None if kernel is None else int(kernel.shape[-1])
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None
 
 

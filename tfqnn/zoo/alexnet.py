@@ -5,7 +5,7 @@ trick", arXiv:1404.5997; torchvision's AlexNet) with BatchNorm after every
 layer, quantized by a preset (`tfqnn.zoo` lists them). The other three are
 larq-zoo's definitions, layer for layer, with their parameter counts.
 
-Small inputs (shorter side under 50 px): the 11x11 stride-4 (DoReFa: 12x12)
+Small inputs (shorter side under 57 px, 50 for DoReFa-Net): the 11x11 stride-4 (DoReFa: 12x12)
 first convolution becomes 3x3 stride 1; XNOR-Net's 6x6 "fully connected"
 convolution shrinks to the feature map's size.
 """
@@ -20,6 +20,9 @@ from tfqnn import quantizers
 from tfqnn.constraints import WeightClip
 from tfqnn.layers import QuantConv2D, QuantDense
 from tfqnn.zoo import _builder, _presets
+
+# The ImageNet stem (11x11 stride 4, then three 3/2 max pools) needs 57 px.
+SMALL_BELOW = 57
 
 
 def AlexNet(
@@ -47,9 +50,7 @@ def AlexNet(
     """
     preset = _presets.preset(quantization, bits)
     args = _builder.check_arguments(
-        "AlexNet",
-        min_size=15,
-        **_builder.arguments_of(locals()),  # 15 -> 7 -> 3 -> 1 at the last pool
+        "AlexNet", min_size=15, small_below=SMALL_BELOW, **_builder.arguments_of(locals())
     )
     with _builder.no_constraint_warning():
         x = _alexnet_features(args, preset)
@@ -99,7 +100,9 @@ def BinaryAlexNet(
 
     The arguments are `keras.applications`' (see `tfqnn.zoo`).
     """
-    args = _builder.check_arguments("BinaryAlexNet", min_size=15, **_builder.arguments_of(locals()))
+    args = _builder.check_arguments(
+        "BinaryAlexNet", min_size=15, small_below=SMALL_BELOW, **_builder.arguments_of(locals())
+    )
 
     def block(
         x: Any, filters: int, kernel: int, name: str, strides: int = 1, pool: bool = False
@@ -172,7 +175,9 @@ def XNORNet(
     The arguments are `keras.applications`' (see `tfqnn.zoo`). Without the
     top the features end after the 6x6 convolution, as in larq-zoo.
     """
-    args = _builder.check_arguments("XNORNet", min_size=15, **_builder.arguments_of(locals()))
+    args = _builder.check_arguments(
+        "XNORNet", min_size=15, small_below=SMALL_BELOW, **_builder.arguments_of(locals())
+    )
 
     def regularizer() -> keras.regularizers.Regularizer:
         return keras.regularizers.L2(5e-7)
@@ -258,7 +263,7 @@ def DoReFaNet(
     `activation_bits` (1 to 32).
     """
     activation_bits = quantizers.DoReFa(activation_bits).bits
-    args = _builder.check_arguments("DoReFaNet", min_size=19, **_builder.arguments_of(locals()))
+    args = _builder.check_arguments("DoReFaNet", min_size=11, **_builder.arguments_of(locals()))
 
     def quantized(layer: type, *layer_args: Any, **kwargs: Any) -> Any:
         return layer(

@@ -54,7 +54,7 @@ def GoogLeNet(
     The other arguments are `keras.applications`' (see `tfqnn.zoo`).
     """
     preset = _presets.preset(quantization, bits)
-    args = _builder.check_arguments("GoogLeNet", min_size=1, **_builder.arguments_of(locals()))
+    args = _builder.check_arguments("GoogLeNet", min_size=4, **_builder.arguments_of(locals()))
     strides = 1 if args.small else 2
     with _builder.no_constraint_warning():
         x = _presets.float_stem(args.image, 64, 7 if strides == 2 else 3, strides, "conv1")

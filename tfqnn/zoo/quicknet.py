@@ -44,7 +44,7 @@ def QuickNet(
     13.23 M parameters at 224x224x3; larq-zoo reports 63.3 % ImageNet top-1.
     The arguments are `keras.applications`' (see `tfqnn.zoo`).
     """
-    args = _builder.check_arguments("QuickNet", min_size=1, **_builder.arguments_of(locals()))
+    args = _builder.check_arguments("QuickNet", min_size=8, **_builder.arguments_of(locals()))
     return _quicknet(args, (4, 4, 4, 4), (64, 128, 256, 512))
 
 
@@ -63,7 +63,7 @@ def QuickNetSmall(
     12.66 M parameters at 224x224x3; larq-zoo reports 59.4 % ImageNet top-1.
     The arguments are `keras.applications`' (see `tfqnn.zoo`).
     """
-    args = _builder.check_arguments("QuickNetSmall", min_size=1, **_builder.arguments_of(locals()))
+    args = _builder.check_arguments("QuickNetSmall", min_size=8, **_builder.arguments_of(locals()))
     return _quicknet(args, (4, 4, 4, 4), (32, 64, 256, 512))
 
 
@@ -82,7 +82,7 @@ def QuickNetLarge(
     23.34 M parameters at 224x224x3; larq-zoo reports 66.9 % ImageNet top-1.
     The arguments are `keras.applications`' (see `tfqnn.zoo`).
     """
-    args = _builder.check_arguments("QuickNetLarge", min_size=1, **_builder.arguments_of(locals()))
+    args = _builder.check_arguments("QuickNetLarge", min_size=8, **_builder.arguments_of(locals()))
     return _quicknet(args, (6, 8, 12, 6), (64, 128, 256, 512))
 
 

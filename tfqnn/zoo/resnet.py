@@ -49,7 +49,7 @@ def ResNet18(
     The other arguments are `keras.applications`' (see `tfqnn.zoo`).
     """
     preset = _presets.preset(quantization, bits)
-    args = _builder.check_arguments("ResNet18", min_size=1, **_builder.arguments_of(locals()))
+    args = _builder.check_arguments("ResNet18", min_size=8, **_builder.arguments_of(locals()))
     return _resnet(args, preset, (2, 2, 2, 2))
 
 
@@ -71,7 +71,7 @@ def ResNet34(
     As `ResNet18` with stages of (3, 4, 6, 3) basic blocks.
     """
     preset = _presets.preset(quantization, bits)
-    args = _builder.check_arguments("ResNet34", min_size=1, **_builder.arguments_of(locals()))
+    args = _builder.check_arguments("ResNet34", min_size=8, **_builder.arguments_of(locals()))
     return _resnet(args, preset, (3, 4, 6, 3))
 
 
@@ -128,7 +128,7 @@ def BiRealNet(
 
     The arguments are `keras.applications`' (see `tfqnn.zoo`).
     """
-    args = _builder.check_arguments("BiRealNet", min_size=1, **_builder.arguments_of(locals()))
+    args = _builder.check_arguments("BiRealNet", min_size=8, **_builder.arguments_of(locals()))
     x = _stem(args, momentum=0.8, epsilon=1e-3, relu=False, recentre=False)
     for stage, filters in enumerate(STAGE_FILTERS, start=2):
         for block in range(4):
@@ -169,7 +169,7 @@ def BinaryResNetE18(
     The arguments are `keras.applications`' (see `tfqnn.zoo`).
     """
     args = _builder.check_arguments(
-        "BinaryResNetE18", min_size=1, **_builder.arguments_of(locals())
+        "BinaryResNetE18", min_size=8, **_builder.arguments_of(locals())
     )
     x = _stem(args, momentum=0.9, epsilon=1e-5, relu=True, recentre=True)
     for stage, filters in enumerate(STAGE_FILTERS, start=2):

@@ -37,7 +37,7 @@ def VGG16(
     The other arguments are `keras.applications`' (see `tfqnn.zoo`).
     """
     preset = _presets.preset(quantization, bits)
-    args = _builder.check_arguments("VGG16", min_size=1, **_builder.arguments_of(locals()))
+    args = _builder.check_arguments("VGG16", min_size=16, **_builder.arguments_of(locals()))
     x = args.image
     with _builder.no_constraint_warning():
         for block, (count, filters) in enumerate(BLOCKS, start=1):
