@@ -153,8 +153,10 @@ def check_weights(weights: Any) -> str | None:
 def _input(input_tensor: Any, input_shape: Any, default_size: int) -> tuple[Any, Any]:
     if input_tensor is not None:
         if not keras.backend.is_keras_tensor(input_tensor) or len(input_tensor.shape) != 4:
+            shown = getattr(input_tensor, "shape", None)
+            shown = f"<{type(input_tensor).__name__} of shape {shown}>" if shown else input_tensor
             raise ValueError(
-                f"Invalid input_tensor={input_tensor!r}: expected a Keras tensor of shape "
+                f"Invalid input_tensor={shown!s}: expected a Keras tensor of shape "
                 "(batch, height, width, channels), such as keras.Input((224, 224, 3))."
             )
         shape = tuple(input_tensor.shape[1:])
