@@ -45,7 +45,7 @@ def test_weights_with_the_top_load_into_the_features(saved):
     model, path, _ = saved
     features = tfqnn.zoo.QuickNetSmall(include_top=False, input_shape=(28, 28, 1), weights=path)
     x = np.random.default_rng(2).random((2, 28, 28, 1), np.float32)
-    reference = keras.Model(model.inputs, model.get_layer("section4_block4_add").output)
+    reference = keras.Model(model.input, model.get_layer("section4_block4_add").output)
     np.testing.assert_array_equal(run(features, x), run(reference, x))
 
 
@@ -214,7 +214,7 @@ def test_pooling_without_top(name, pooling):
         return
     assert model.output_shape == (None, channels)
     x = np.random.default_rng(3).random((2, 32, 32, 3), np.float32)
-    inner = run(keras.Model(model.inputs, features), x)
+    inner = run(keras.Model(model.input, features), x)
     reduce = np.mean if pooling == "avg" else np.max
     np.testing.assert_allclose(run(model, x), reduce(inner, axis=(1, 2)), rtol=1e-5, atol=1e-6)
 

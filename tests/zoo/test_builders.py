@@ -36,7 +36,16 @@ def test_list_models_names_every_builder_once():
         assert tfqnn.zoo.info(name).name == name
 
 
-@pytest.mark.parametrize("name", LITERATURE)
+@pytest.mark.parametrize(
+    "name",
+    # The three 62 M-parameter AlexNets take a few seconds each to build.
+    [
+        n
+        if "AlexNet" not in n and "NORNet" not in n and "DoReFa" not in n
+        else pytest.param(n, marks=pytest.mark.slow)
+        for n in LITERATURE
+    ],
+)
 def test_literature_parameter_counts_match_larq_zoo(name):
     published = tfqnn.zoo.info(name).params
     model = tfqnn.zoo.get(name)()  # 224x224x3, 1000 classes
@@ -79,13 +88,22 @@ def test_small_model_predicts_a_distribution(name):
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_imagenet_stems_downsample():
-    assert tfqnn.zoo.ResNet18().get_layer("conv1").strides == (2, 2)
-    assert tfqnn.zoo.QuickNet().get_layer("stem_conv").strides == (2, 2)
-    assert tfqnn.zoo.AlexNet().get_layer("conv1").strides == (4, 4)
-    # AlexNet's ImageNet stem needs 57 px: below, the small stem takes over.
-    assert tfqnn.zoo.AlexNet(input_shape=(56, 56, 3)).get_layer("conv1").strides == (1, 1)
-    assert tfqnn.zoo.AlexNet(input_shape=(57, 57, 3)).get_layer("conv1").strides == (4, 4)
+@pytest.mark.parametrize(
+    "name, first, small_below, strides",
+    [
+        ("ResNet18", "conv1", 50, 2),
+        ("QuickNet", "stem_conv", 50, 2),
+        ("BinaryResNetE18", "conv1", 50, 2),
+        ("AlexNet", "conv1", 57, 4),  # its ImageNet stem needs 57 px
+        ("XNORNet", "conv1", 57, 4),
+    ],
+)
+def test_small_stem_below_the_threshold_only(name, first, small_below, strides):
+    builder = tfqnn.zoo.get(name)
+    below = builder(include_top=False, input_shape=(small_below - 1, 64, 3))
+    assert below.get_layer(first).strides == (1, 1)
+    at = builder(include_top=False, input_shape=(small_below, 64, 3))
+    assert at.get_layer(first).strides == (strides, strides)
 
 
 def _quantized_layers(model):
@@ -210,6 +228,7 @@ def test_blur_pool_kernel_is_the_binomial_filter_and_frozen():
         )
 
 
+@pytest.mark.slow
 def test_fit_trains_and_keeps_blur_and_clip():
     model = tfqnn.zoo.QuickNetSmall(input_shape=(16, 16, 1), classes=3)
     model.compile("adam", "sparse_categorical_crossentropy")

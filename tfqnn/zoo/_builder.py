@@ -166,7 +166,8 @@ def _input(input_tensor: Any, input_shape: Any, default_size: int) -> tuple[Any,
                 f"input_tensor, {shape!r}."
             )
         _check_shape(shape, "input_tensor")
-        return keras.utils.get_source_inputs(input_tensor), input_tensor
+        sources = keras.utils.get_source_inputs(input_tensor)
+        return (sources[0] if len(sources) == 1 else sources), input_tensor
     if input_shape is None:
         input_shape = (default_size, default_size, 3)
     _check_shape(input_shape, "input_shape")
