@@ -1,6 +1,8 @@
 """tfqnn.zoo arguments: keras.applications' meaning, weights files and bad input."""
 
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -232,8 +234,22 @@ def test_classifier_activation_none_gives_logits():
 
 
 @pytest.mark.slow
-def test_saved_model_loads_with_import_tfqnn_only(saved):
+def test_saved_model_loads_in_a_fresh_process_with_import_tfqnn_only(saved, tmp_path):
     model, _, archive = saved
-    loaded = keras.models.load_model(archive)
     x = np.random.default_rng(5).random((2, 28, 28, 1), np.float32)
-    np.testing.assert_array_equal(run(loaded, x), run(model, x))
+    np.save(tmp_path / "x.npy", x)
+    script = (
+        "import sys, keras, numpy as np, tfqnn\n"
+        "model = keras.models.load_model(sys.argv[1])\n"
+        "x = np.load(sys.argv[2])\n"
+        "np.save(sys.argv[3], keras.ops.convert_to_numpy(model(x, training=False)))\n"
+    )
+    out = tmp_path / "y.npy"
+    result = subprocess.run(
+        [sys.executable, "-c", script, archive, str(tmp_path / "x.npy"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(out), run(model, x))

@@ -51,7 +51,6 @@ def is_binary(layer):
     "name, kwargs",
     [
         ("QuickNetSmall", {}),
-        ("BinaryResNetE18", {}),
         ("BinaryAlexNet", {}),
         ("ResNet18", {"quantization": "binary"}),
         ("DoReFaNet", {}),  # 2-bit activations: no binary op, all builtins
@@ -142,3 +141,18 @@ def test_each_binary_op_matches_keras_on_the_same_input(name):
         np.testing.assert_allclose(
             result, want, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(want).max())
         )
+
+
+@pytest.mark.skipif(
+    not tfqnn.datasets.fashion_mnist_available(), reason="Fashion-MNIST not installed"
+)
+def test_trained_quicknet_small_agrees_with_keras_on_fashion_mnist():
+    (x_train, y_train), (x_test, y_test) = tfqnn.datasets.load_fashion_mnist()
+    x_train, x_test = x_train[:1000, ..., None], x_test[:500, ..., None]
+    model = tfqnn.zoo.QuickNetSmall(input_shape=SHAPE, classes=10)
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    model.fit(x_train, y_train[:1000], epochs=1, batch_size=50, verbose=0)
+    keras_top1 = keras.ops.convert_to_numpy(model(x_test, training=False)).argmax(1)
+    lite = tfqnn.lite.Interpreter(model_content=tfqnn.export.to_tflite(model))
+    lite_top1 = lite.predict(x_test).argmax(1)
+    assert (lite_top1 == keras_top1).mean() >= 0.99
