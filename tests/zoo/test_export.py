@@ -50,7 +50,7 @@ def is_binary(layer):
 @pytest.mark.parametrize(
     "name, kwargs",
     [
-        ("QuickNetSmall", {}),
+        # QuickNetSmall: in test_trained_quicknet_small_agrees_with_keras_on_fashion_mnist
         ("BinaryAlexNet", {}),
         ("ResNet18", {"quantization": "binary"}),
         ("DoReFaNet", {}),  # 2-bit activations: no binary op, all builtins
@@ -148,11 +148,17 @@ def test_each_binary_op_matches_keras_on_the_same_input(name):
 )
 def test_trained_quicknet_small_agrees_with_keras_on_fashion_mnist():
     (x_train, y_train), (x_test, y_test) = tfqnn.datasets.load_fashion_mnist()
-    x_train, x_test = x_train[:1000, ..., None], x_test[:500, ..., None]
+    x_train, x_test = x_train[:600, ..., None], x_test[:400, ..., None]
     model = tfqnn.zoo.QuickNetSmall(input_shape=SHAPE, classes=10)
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
-    model.fit(x_train, y_train[:1000], epochs=1, batch_size=50, verbose=0)
+    model.fit(x_train, y_train[:600], epochs=1, batch_size=50, verbose=0)
     keras_top1 = keras.ops.convert_to_numpy(model(x_test, training=False)).argmax(1)
-    lite = tfqnn.lite.Interpreter(model_content=tfqnn.export.to_tflite(model))
-    lite_top1 = lite.predict(x_test).argmax(1)
+    data = tfqnn.export.to_tflite(model)
+    assert tfqnn.lite.custom_ops_in(data) == {"TfqnnQuantize": 16, "TfqnnBconv2d": 16}
+    builtins = builtin_ops(data)
+    # Float: stem conv, stem pointwise, three transition 1x1 convolutions;
+    # stem depthwise and three blur pools; the classifier.
+    assert (builtins["CONV_2D"], builtins["DEPTHWISE_CONV_2D"]) == (5, 4)
+    assert builtins["FULLY_CONNECTED"] == 1
+    lite_top1 = tfqnn.lite.Interpreter(model_content=data).predict(x_test).argmax(1)
     assert (lite_top1 == keras_top1).mean() >= 0.99
