@@ -188,6 +188,11 @@ def test_bad_arguments(kwargs, match):
         tfqnn.zoo.ResNet18(**arguments)
 
 
+def test_input_shape_of_numpy_integers():
+    model = tfqnn.zoo.ResNet18(input_shape=tuple(np.array([28, 28, 1])), classes=10)
+    assert model.input_shape == (None, 28, 28, 1)
+
+
 def test_dorefa_net_activation_bits_are_checked():
     with pytest.raises(ValueError, match="Invalid bits=0"):
         tfqnn.zoo.DoReFaNet(**SMALL, activation_bits=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import numbers
 import os
 import re
 import warnings
@@ -177,7 +178,9 @@ def _input(input_tensor: Any, input_shape: Any, default_size: int) -> tuple[Any,
 
 def _check_shape(shape: Any, argument: str) -> None:
     ok = isinstance(shape, (tuple, list)) and len(shape) == 3
-    ok = ok and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
+    ok = ok and all(
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in shape
+    )
     if not ok:
         raise ValueError(
             f"Invalid {argument}={shape!r}: expected (height, width, channels), three "
