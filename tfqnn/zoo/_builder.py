@@ -179,7 +179,7 @@ def _input(input_tensor: Any, input_shape: Any, default_size: int) -> tuple[Any,
 def _check_shape(shape: Any, argument: str) -> None:
     ok = isinstance(shape, (tuple, list)) and len(shape) == 3
     ok = ok and all(
-        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in shape
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) and int(d) >= 1 for d in shape
     )
     if not ok:
         raise ValueError(
