@@ -4,7 +4,8 @@ Quantizers with straight-through estimators (`tfqnn.quantizers`), quantized
 Keras layers (`tfqnn.layers`), a model summary by precision
 (`tfqnn.summary`), offline data sets (`tfqnn.datasets`), TFLite export with
 bitpacked binary kernels (`tfqnn.export`) and the runtime that runs them
-(`tfqnn.lite`); `tfqnn.interop` loads the models of the tf_keras peers.
+(`tfqnn.lite`), and networks built from the layers (`tfqnn.zoo`);
+`tfqnn.interop` loads the models of the tf_keras peers.
 
 Where TensorFlow is installed, `import tfqnn` registers every layer and
 quantizer with Keras, so `keras.models.load_model` needs no
@@ -28,6 +29,7 @@ _SUBMODULES = (
     "layers",
     "lite",
     "quantizers",
+    "zoo",
     "interop",
 )
 
@@ -43,6 +45,7 @@ __all__ = [
     "lite",
     "quantizers",
     "summary",
+    "zoo",
     "interop",
 ]
 

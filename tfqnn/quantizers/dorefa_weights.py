@@ -32,6 +32,11 @@ class DoReFaWeights(Quantizer):
         self.bits = _validation.check_int("bits", bits, 1, 16)
         self.precision = self.bits
 
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """``(-1, 1)``: the extreme levels, at the largest magnitudes of each sign."""
+        return -1.0, 1.0
+
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         n = 2.0**self.bits - 1.0
         t = tf.tanh(x)

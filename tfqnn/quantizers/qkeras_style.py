@@ -13,6 +13,7 @@ networks for low-latency inference on the edge for particle detectors"
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -76,6 +77,19 @@ class QuantizedBits(Quantizer):
         else:
             self.alpha = _validation.check_number("alpha", alpha, positive=True, allow_none=True)
         self.precision = self.bits
+
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """The extreme levels times ``alpha``; None for the automatic scales."""
+        if isinstance(self.alpha, str):
+            return None
+        alpha = 1.0 if self.alpha is None else self.alpha
+        m = 2.0 ** (self.bits - int(self.keep_negative))
+        if self.bits - int(self.keep_negative) == 0:
+            return (-alpha if self.keep_negative else 0.0), alpha
+        mi = 2.0**self.integer
+        low = -float(self.keep_negative) * (m - float(self.symmetric)) * mi / m
+        return low * alpha, (m - 1.0) * mi / m * alpha
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         m = 2.0 ** (self.bits - int(self.keep_negative))
@@ -146,6 +160,11 @@ class QuantizedRelu(Quantizer):
         self.integer = _validation.check_int("integer", integer, -32, 32)
         self.precision = self.bits
 
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """``(0, 2^integer - 2^(integer - bits))``."""
+        return 0.0, 2.0**self.integer - 2.0 ** (self.integer - self.bits)
+
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         m = 2.0**self.bits
         mi = 2.0**self.integer
@@ -190,6 +209,15 @@ class QuantizedPo2(Quantizer):
         effective = self.bits - 1 - sign_bit  # >= 0 as bits >= 2
         self.min_exponent = -(2**effective)
         self.max_exponent = 2**effective - 1
+
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """``(-2^e, 2^e)``, ``e`` the largest exponent (lower when ``max_value`` clamps)."""
+        top = float(self.max_exponent)
+        if self.max_value is not None:
+            exponent = float(round(math.log(self.max_value) / math.log(2.0)))
+            top = min(max(exponent, float(self.min_exponent)), top)
+        return -(2.0**top), 2.0**top
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         eps = _EPSILON

@@ -36,6 +36,11 @@ class SwishSign(Quantizer):
     def __init__(self, beta: float = 5.0):
         self.beta = _validation.check_number("beta", beta, positive=True)
 
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """``(-1, 1)``: the two signs."""
+        return -1.0, 1.0
+
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         beta = self.beta
 
@@ -103,6 +108,11 @@ class SteHeaviside(Quantizer):
         self.clip_value = _validation.check_number(
             "clip_value", clip_value, positive=True, allow_none=True
         )
+
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """``(0, 1)``: the two steps."""
+        return 0.0, 1.0
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         return clipped_ste(x, cast_like(x > 0, x), self.clip_value)
