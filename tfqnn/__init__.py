@@ -4,7 +4,8 @@ Quantizers with straight-through estimators (`tfqnn.quantizers`), quantized
 Keras layers (`tfqnn.layers`), a model summary by precision
 (`tfqnn.summary`), offline data sets (`tfqnn.datasets`), TFLite export with
 bitpacked binary kernels (`tfqnn.export`) and the runtime that runs them
-(`tfqnn.lite`), and networks built from the layers (`tfqnn.zoo`).
+(`tfqnn.lite`), and networks built from the layers (`tfqnn.zoo`);
+`tfqnn.interop` loads the models of the tf_keras peers.
 
 Where TensorFlow is installed, `import tfqnn` registers every layer and
 quantizer with Keras, so `keras.models.load_model` needs no
@@ -29,6 +30,7 @@ _SUBMODULES = (
     "lite",
     "quantizers",
     "zoo",
+    "interop",
 )
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "quantizers",
     "summary",
     "zoo",
+    "interop",
 ]
 
 try:

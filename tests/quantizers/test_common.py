@@ -30,6 +30,17 @@ ALL_QUANTIZERS = [
     lambda: quantizers.SymmetricUniform(bits=3),
     lambda: quantizers.PowerOfTwo(bits=3),
     lambda: quantizers.NoOp(),
+    lambda: quantizers.SwishSign(),
+    lambda: quantizers.MagnitudeAwareSign(),
+    lambda: quantizers.SteHeaviside(),
+    lambda: quantizers.DoReFaWeights(bits=3),
+    lambda: quantizers.QuantizedBits(4, 1),
+    lambda: quantizers.QuantizedBits(4, 0, alpha="auto"),
+    lambda: quantizers.QuantizedBits(4, 0, alpha="auto_po2"),
+    lambda: quantizers.QuantizedRelu(3, 1),
+    lambda: quantizers.QuantizedPo2(4),
+    lambda: quantizers.QuantizedBinary(),
+    lambda: quantizers.QuantizedTernary("auto"),
 ]
 IDS = [repr(factory()) for factory in ALL_QUANTIZERS]
 

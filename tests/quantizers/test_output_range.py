@@ -32,6 +32,23 @@ CASES = [
     (lambda: quantizers.SymmetricUniform(bits=4), (-1.0 + 2.0**-3, 1.0 - 2.0**-3)),
     (lambda: quantizers.PowerOfTwo(bits=3), None),
     (lambda: quantizers.NoOp(), None),
+    (lambda: quantizers.SwishSign(), (-1.0, 1.0)),
+    (lambda: quantizers.MagnitudeAwareSign(), None),
+    (lambda: quantizers.SteHeaviside(), (0.0, 1.0)),
+    (lambda: quantizers.DoReFaWeights(bits=3), (-1.0, 1.0)),
+    (lambda: quantizers.DoReFaWeights(bits=1), (-1.0, 1.0)),
+    (lambda: quantizers.QuantizedBits(4, 1), (-2.0, 1.75)),
+    (lambda: quantizers.QuantizedBits(4, 1, symmetric=True, alpha=0.5), (-0.875, 0.875)),
+    (lambda: quantizers.QuantizedBits(3, 0, keep_negative=False), (0.0, 0.875)),
+    (lambda: quantizers.QuantizedBits(1, 0), (-1.0, 1.0)),
+    (lambda: quantizers.QuantizedBits(4, 0, alpha="auto"), None),
+    (lambda: quantizers.QuantizedBits(4, 0, alpha="auto_po2"), None),
+    (lambda: quantizers.QuantizedRelu(3, 1), (0.0, 1.75)),
+    (lambda: quantizers.QuantizedPo2(4), (-8.0, 8.0)),
+    (lambda: quantizers.QuantizedPo2(4, max_value=1.0), (-1.0, 1.0)),
+    (lambda: quantizers.QuantizedPo2(5, max_value=6.0), (-8.0, 8.0)),
+    (lambda: quantizers.QuantizedBinary(), None),
+    (lambda: quantizers.QuantizedTernary("auto"), None),
 ]
 IDS = [repr(factory()) for factory, _ in CASES]
 

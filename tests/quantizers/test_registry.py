@@ -141,6 +141,20 @@ ALIASES = [
     ("symmetric_uniform", quantizers.SymmetricUniform, {"bits": 2}, 2),
     ("power_of_two", quantizers.PowerOfTwo, {"bits": 4}, 4),
     ("noop", quantizers.NoOp, {"precision": 32}, 32),
+    ("swish_sign", quantizers.SwishSign, {"beta": 5.0}, 1),
+    ("magnitude_aware_sign", quantizers.MagnitudeAwareSign, {"clip_value": 1.0}, 1),
+    ("ste_heaviside", quantizers.SteHeaviside, {"clip_value": 1.0}, 1),
+    ("dorefa_weights", quantizers.DoReFaWeights, {"bits": 2}, 2),
+    (
+        "quantized_bits",
+        quantizers.QuantizedBits,
+        {"bits": 8, "integer": 0, "symmetric": False, "keep_negative": True, "alpha": None},
+        8,
+    ),
+    ("quantized_relu", quantizers.QuantizedRelu, {"bits": 8, "integer": 0}, 8),
+    ("quantized_po2", quantizers.QuantizedPo2, {"bits": 8, "max_value": None}, 8),
+    ("quantized_binary", quantizers.QuantizedBinary, {"alpha": "auto_po2"}, 1),
+    ("quantized_ternary", quantizers.QuantizedTernary, {"alpha": "auto_po2"}, 2),
 ]
 
 

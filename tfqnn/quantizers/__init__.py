@@ -14,6 +14,7 @@ import keras
 from tfqnn import _config
 from tfqnn.quantizers.base import Quantizer, QuantizerLike, StochasticQuantizer
 from tfqnn.quantizers.binary import ApproxSign, ScaledSign, SteSign, StochasticSign
+from tfqnn.quantizers.dorefa_weights import DoReFaWeights
 from tfqnn.quantizers.gradient import DoReFaGradient
 from tfqnn.quantizers.multibit import (
     DoReFa,
@@ -23,6 +24,14 @@ from tfqnn.quantizers.multibit import (
     SymmetricUniform,
     Uniform,
 )
+from tfqnn.quantizers.qkeras_style import (
+    QuantizedBinary,
+    QuantizedBits,
+    QuantizedPo2,
+    QuantizedRelu,
+    QuantizedTernary,
+)
+from tfqnn.quantizers.sign_estimators import MagnitudeAwareSign, SteHeaviside, SwishSign
 from tfqnn.quantizers.ternary import SteTern, StochasticTern
 
 ALIASES: dict[str, type[Quantizer]] = {
@@ -39,6 +48,15 @@ ALIASES: dict[str, type[Quantizer]] = {
     "symmetric_uniform": SymmetricUniform,
     "power_of_two": PowerOfTwo,
     "noop": NoOp,
+    "swish_sign": SwishSign,
+    "magnitude_aware_sign": MagnitudeAwareSign,
+    "ste_heaviside": SteHeaviside,
+    "dorefa_weights": DoReFaWeights,
+    "quantized_bits": QuantizedBits,
+    "quantized_relu": QuantizedRelu,
+    "quantized_po2": QuantizedPo2,
+    "quantized_binary": QuantizedBinary,
+    "quantized_ternary": QuantizedTernary,
 }
 
 ALL_OBJECTS = {cls.__name__: cls for cls in ALIASES.values()}
@@ -86,17 +104,26 @@ __all__ = [
     "ApproxSign",
     "DoReFa",
     "DoReFaGradient",
+    "DoReFaWeights",
     "FixedPoint",
+    "MagnitudeAwareSign",
     "NoOp",
     "PowerOfTwo",
     "Quantizer",
+    "QuantizedBinary",
+    "QuantizedBits",
+    "QuantizedPo2",
+    "QuantizedRelu",
+    "QuantizedTernary",
     "QuantizerLike",
     "ScaledSign",
+    "SteHeaviside",
     "SteSign",
     "SteTern",
     "StochasticQuantizer",
     "StochasticSign",
     "StochasticTern",
+    "SwishSign",
     "SymmetricUniform",
     "Uniform",
     "deserialize",

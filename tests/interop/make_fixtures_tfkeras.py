@@ -1,0 +1,206 @@
+"""Writes the tf_keras fixtures of tfqnn.interop: .h5 models of tf_keras 2.21 layers.
+
+Run with the tf_keras peer environment's python (``scripts/peer_envs.sh``)::
+
+    TF_USE_LEGACY_KERAS=1 .peers/tfkeras/bin/python tests/interop/make_fixtures_tfkeras.py DIR
+
+Writes ``DIR/<name>.h5`` and ``DIR/<name>.npz`` as ``make_fixtures_larq.py``
+does (`_peer_data.save_outputs`), after one epoch on 2,048 Fashion-MNIST
+images.
+
+- ``tfkeras_functional``: built-in layers only, with a layer shared by two
+  branches, a skip connection, LayerNormalization and ``tf.maximum`` of two
+  Keras tensors (a TFOpLambda layer in the config).
+- ``qkeras_cnn``: QKeras 0.9 QConv2D, QDepthwiseConv2D, QConv1D-free CNN with
+  ``quantized_bits`` (``alpha`` None, 1, ``"auto"`` and the ``"auto_po2"``
+  that QDense gives a kernel quantizer without ``alpha``), ``ternary``
+  (``alpha=1`` and the default ``"auto_po2"``), ``quantized_po2``,
+  ``ternary``, ``quantized_relu`` and ``QActivation``.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import tensorflow as tf
+import tf_keras as keras
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _peer_data import fashion_mnist, save_outputs
+
+
+def functional():
+    L = keras.layers
+    inputs = keras.Input((28, 28, 1), name="image")
+    x = L.Rescaling(2.0, offset=-1.0, name="rescale")(inputs)
+    x = L.Conv2D(8, 3, strides=2, activation="relu", name="conv")(x)  # 13 x 13
+    x = L.BatchNormalization(name="bn")(x)
+    y = L.DepthwiseConv2D(3, padding="same", name="depthwise")(x)
+    x = L.Add(name="skip")([x, y])
+    x = L.SeparableConv2D(16, 3, name="separable")(x)  # 11 x 11
+    x = L.MaxPooling2D(2, name="pool")(x)  # 5 x 5
+    x = L.Conv2DTranspose(8, 2, strides=2, name="transpose")(x)  # 10 x 10
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    shared = L.Dense(16, activation="tanh", name="shared")
+    a = shared(x)
+    b = shared(L.Dense(8, name="branch")(x))
+    x = L.Concatenate(name="concat")([a, b, L.Multiply(name="mul")([a, b]), tf.maximum(a, b)])
+    x = L.LayerNormalization(name="ln")(x)
+    x = L.Dropout(0.2, name="dropout")(x)
+    x = L.LeakyReLU(0.1, name="leaky")(x)
+    outputs = L.Dense(10, activation="softmax", name="classes")(x)
+    return keras.Model(inputs, outputs, name="tfkeras_functional")
+
+
+def qkeras_cnn():
+    from qkeras import QActivation, QConv2D, QDense, QDepthwiseConv2D, QSeparableConv2D
+    from qkeras import quantizers as q
+
+    L = keras.layers
+    inputs = keras.Input((28, 28, 1), name="image")
+    x = QConv2D(
+        8,
+        3,
+        strides=2,
+        kernel_quantizer=q.quantized_bits(6, 0, alpha=1),
+        use_bias=False,
+        name="qconv",
+    )(inputs)  # 13 x 13
+    x = L.BatchNormalization(name="bn")(x)
+    x = QActivation("quantized_relu(4,1)", name="qrelu")(x)
+    x = QDepthwiseConv2D(
+        3,
+        padding="same",
+        depthwise_quantizer=q.quantized_po2(4, 1),
+        use_bias=False,
+        name="qdepthwise",
+    )(x)
+    x = QActivation(q.quantized_bits(8, 2, 1), name="qbits")(x)
+    x = QConv2D(16, 3, kernel_quantizer=q.ternary(alpha=1), use_bias=False, name="qternary")(
+        x
+    )  # 11 x 11
+    x = L.BatchNormalization(name="bn2")(x)
+    x = QActivation(q.quantized_relu(3, 0), name="qrelu2")(x)
+    x = QSeparableConv2D(
+        16,
+        3,
+        depthwise_quantizer=q.quantized_bits(4, 1, 1, alpha=1),
+        pointwise_quantizer=q.quantized_bits(5, 0, alpha="auto"),
+        use_bias=False,
+        name="qseparable",
+    )(x)  # 9 x 9
+    x = QConv2D(8, 1, kernel_quantizer=q.ternary(), use_bias=False, name="qternary_auto")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = QDense(10, kernel_quantizer=q.quantized_bits(4, 0, 1), use_bias=False, name="qdense")(x)
+    outputs = L.Activation("softmax", name="softmax")(x)
+    return keras.Model(inputs, outputs, name="qkeras_cnn")
+
+
+def qkeras_conv1d():
+    from qkeras import QActivation, QConv1D, QDense
+    from qkeras import quantizers as q
+
+    return keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            QConv1D(
+                16,
+                3,
+                strides=2,
+                kernel_quantizer=q.quantized_bits(4, 0, alpha=1),
+                use_bias=False,
+                name="qconv1d",
+            ),
+            keras.layers.BatchNormalization(name="bn"),
+            QActivation("binary(alpha=1)", name="qbinary"),
+            keras.layers.Flatten(name="flatten"),
+            QDense(32, kernel_quantizer="binary()", use_bias=False, name="qdense_binary"),
+            keras.layers.BatchNormalization(name="bn2"),
+            QActivation("quantized_bits(4,0,keep_negative=False)", name="qunsigned"),
+            QDense(10, kernel_quantizer=q.quantized_bits(8, 3, 1, alpha=1), name="qdense"),
+            keras.layers.Activation("softmax", name="softmax"),
+        ],
+        name="qkeras_conv1d",
+    )
+
+
+def _mlp(name):
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(32, activation="relu", name="hidden"),
+            keras.layers.Dense(10, activation="softmax", name="classes"),
+        ],
+        name=name,
+    )
+
+
+def tfmot_pruned():
+    """An MLP pruned to 75 % by tfmot's prune_low_magnitude, then strip_pruning."""
+    import tensorflow_model_optimization as tfmot
+
+    sparsity = tfmot.sparsity.keras
+    schedule = sparsity.ConstantSparsity(0.75, begin_step=0, frequency=1)
+    return sparsity.prune_low_magnitude(_mlp("tfmot_pruned"), pruning_schedule=schedule)
+
+
+def tfmot_clustered():
+    """An MLP clustered to 8 values per kernel by tfmot's cluster_weights, then stripped."""
+    import tensorflow_model_optimization as tfmot
+
+    clustering = tfmot.clustering.keras
+    return clustering.cluster_weights(
+        _mlp("tfmot_clustered"),
+        number_of_clusters=8,
+        cluster_centroids_init=clustering.CentroidInitialization.LINEAR,
+    )
+
+
+def strip(model):
+    """tfmot's strip_pruning or strip_clustering, whichever wrappers the model has."""
+    import tensorflow_model_optimization as tfmot
+
+    if model.name == "tfmot_pruned":
+        return tfmot.sparsity.keras.strip_pruning(model)
+    if model.name == "tfmot_clustered":
+        return tfmot.clustering.keras.strip_clustering(model)
+    return model
+
+
+MODELS = {
+    "tfkeras_functional": functional,
+    "qkeras_cnn": qkeras_cnn,
+    "qkeras_conv1d": qkeras_conv1d,
+    "tfmot_pruned": tfmot_pruned,
+    "tfmot_clustered": tfmot_clustered,
+}
+
+
+def main(directory):
+    os.makedirs(directory, exist_ok=True)
+    x_train, y_train, x_test = fashion_mnist()
+    for name, build in MODELS.items():
+        keras.utils.set_random_seed(15)
+        model = build()
+        model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+        train, test = (
+            (x_train, x_test) if name != "qkeras_conv1d" else (x_train[..., 0], x_test[..., 0])
+        )
+        callbacks = []
+        if name == "tfmot_pruned":
+            import tensorflow_model_optimization as tfmot
+
+            callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
+        model.fit(train, y_train, batch_size=128, epochs=1, verbose=0, callbacks=callbacks)
+        model = strip(model)
+        path = os.path.join(directory, name + ".h5")
+        model.save(path, include_optimizer=False)
+        save_outputs(model, os.path.join(directory, name + ".npz"), test, train[:16], y_train[:16])
+        print(f"{path}: {os.path.getsize(path)} bytes, tf {tf.__version__}")
+
+
+if __name__ == "__main__":
+    arguments = [a for a in sys.argv[1:] if a != "--large"]  # no large models here
+    main(arguments[0] if arguments else os.path.join(os.path.dirname(__file__), "fixtures"))

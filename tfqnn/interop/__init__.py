@@ -1,0 +1,77 @@
+"""Models of the tf_keras peers (tf_keras itself, larq, QKeras) loaded as tfqnn Keras 3 models.
+
+``tfqnn.interop.load("model.h5")`` reads a full-model ``.h5`` file saved by
+tf_keras with h5py alone, without importing tf_keras or any peer library,
+and rebuilds it from tfqnn's layers and quantizers with the same forward
+and backward passes, so the model predicts as it did and keeps training the
+same way. docs/migrating.md lists every name it maps.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from tfqnn.interop import graph, h5file, translate, weights
+from tfqnn.interop.report import Issue, LayerMapping, Report
+
+COMPILE_NOTICE = (
+    "the file's compile state (optimizer, loss, metrics) is not loaded: compile the model "
+    "again (larq's optimizers such as Bop are not model state)"
+)
+
+
+def load_with_report(path: str | os.PathLike[str]) -> tuple[keras.Model, Report]:
+    """`load`, also returning the `Report` of what was mapped and ignored."""
+    source = h5file.read(path)
+    report = Report()
+    if source.has_training_config:
+        report.notice(COMPILE_NOTICE)
+    name = os.fspath(path)
+    try:
+        model = graph.build(source.config, translate.layer, report)
+    except Exception as error:  # a malformed config can fail anywhere in Keras
+        report.raise_issues(name)  # the issues, when there are any, say more
+        if not isinstance(error, ValueError):
+            error = ValueError(f"the model config is malformed ({type(error).__name__}: {error})")
+        raise ValueError(f"Cannot load {name}: {error}") from error
+    report.raise_issues(name)
+    if model is None:  # pragma: no cover - a None layer always comes with an issue
+        raise ValueError(f"Cannot load {name}.")
+    try:
+        weights.assign(model, source.weights)
+    except Exception as error:  # a weight Keras cannot take, such as an array of strings
+        raise ValueError(f"Cannot load {name}: {error}.") from error
+    return model, report
+
+
+def load(path: str | os.PathLike[str], verbose: bool = False) -> keras.Model:
+    """Loads a tf_keras full-model ``.h5`` file as a Keras 3 model of tfqnn layers.
+
+    Args:
+        path: a file written by tf_keras's ``model.save("model.h5")``
+            (Sequential or Functional) whose layers are tf_keras's, larq's
+            or QKeras's.
+        verbose: print a table: each source layer and its quantizers, and
+            the tfqnn (or Keras 3) layer and quantizers it became; then the
+            notices (what was ignored on purpose).
+
+    Returns:
+        An uncompiled `keras.Model` with the file's weights; its predictions
+        equal the source model's within float rounding.
+
+    Raises:
+        ValueError: the file cannot be read (not HDF5, weights only, Keras 3
+            or unknown versions, damaged, weights that disagree with the
+            config), or it holds layers or quantizers tfqnn cannot map; the
+            message lists each with its path in the model and, where there
+            is one, the tfqnn alternative.
+    """
+    model, report = load_with_report(path)
+    if verbose:
+        print(report.table())
+    return model
+
+
+__all__ = ["Issue", "LayerMapping", "Report", "load", "load_with_report"]

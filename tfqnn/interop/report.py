@@ -1,0 +1,77 @@
+"""What `tfqnn.interop.load` mapped, what it ignored, and what it could not map."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class LayerMapping:
+    """One source layer and the tfqnn layer it became.
+
+    Attributes:
+        path: the layer's place in the model (``model_name/layer_name``).
+        source: the source class, ``"larq.QuantConv2D"`` or ``"keras.Dense"``.
+        source_quantizers: the source quantizers, ``"kernel_quantizer=SteSign(clip_value=1.0)"``.
+        target: the tfqnn or Keras 3 class it became.
+        target_quantizers: the tfqnn quantizers, written as their ``repr``.
+    """
+
+    path: str
+    source: str
+    source_quantizers: str
+    target: str
+    target_quantizers: str
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A layer or quantizer that cannot be mapped, where, and what to use instead."""
+
+    path: str
+    what: str
+    alternative: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.path}: {self.what}"
+        return f"{text} (tfqnn alternative: {self.alternative})" if self.alternative else text
+
+
+@dataclass
+class Report:
+    """Collects the mappings, the notices and the issues of one load."""
+
+    mappings: list[LayerMapping] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+
+    def unsupported(self, path: str, what: str, alternative: str = "") -> None:
+        """Records something that cannot be mapped; `raise_issues` reports them all at once."""
+        self.issues.append(Issue(path, what, alternative))
+
+    def notice(self, text: str) -> None:
+        """Records something ignored on purpose (once per text)."""
+        if text not in self.notices:
+            self.notices.append(text)
+
+    def raise_issues(self, source: str) -> None:
+        """Raises a ValueError listing every issue, if there is any."""
+        if self.issues:
+            lines = "\n".join(f"  - {issue}" for issue in self.issues)
+            raise ValueError(
+                f"Cannot load {source}: {len(self.issues)} unsupported layer(s) or "
+                f"quantizer(s):\n{lines}"
+            )
+
+    def table(self) -> str:
+        """The mappings as a text table, then the notices."""
+        header = ("layer", "source", "source quantizers", "tfqnn", "tfqnn quantizers")
+        rows = [header] + [
+            (m.path, m.source, m.source_quantizers, m.target, m.target_quantizers)
+            for m in self.mappings
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines += [f"notice: {text}" for text in self.notices]
+        return "\n".join(lines)

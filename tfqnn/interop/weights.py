@@ -1,0 +1,58 @@
+"""Moving the weights read from the file into the rebuilt model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+
+def _short(weight_name: str) -> str:
+    """``"dense/kernel:0"`` -> ``"kernel"``."""
+    return weight_name.rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+def _state(layer: Any) -> list[Any]:
+    """A layer's variables that the file holds: all but seed generators' states."""
+    return [v for v in layer.weights if "seed_generator" not in v.path]
+
+
+def assign(model: keras.Model, weights: dict[str, list[tuple[str, np.ndarray]]]) -> None:
+    """Sets each layer's variables from the file's arrays, matched by name, else by order.
+
+    Raises:
+        ValueError: a layer with weights is missing from the model, a layer's
+            weights differ in number or names from the file's, or a shape
+            differs.
+    """
+    by_name = {layer.name: layer for layer in model.layers}
+    for layer_name, arrays in weights.items():
+        layer = by_name.get(layer_name)
+        if layer is None:
+            if arrays:
+                raise ValueError(f"the file has weights for {layer_name!r}, not in the config")
+            continue
+        variables = _state(layer)
+        if len(variables) != len(arrays):
+            raise ValueError(
+                f"layer {layer_name!r} has {len(variables)} weights in its config but "
+                f"{len(arrays)} in the file"
+            )
+        names = [_short(name) for name, _ in arrays]
+        targets = {v.name: v for v in variables}
+        if sorted(names) == sorted(targets):
+            pairs = [(targets[n], a) for n, (_, a) in zip(names, arrays)]
+        else:
+            pairs = [(v, a) for v, (_, a) in zip(variables, arrays)]
+        for variable, (name, array) in zip([p[0] for p in pairs], arrays):
+            if tuple(variable.shape) != array.shape:
+                raise ValueError(
+                    f"weight {name!r} of layer {layer_name!r} has shape {array.shape} in "
+                    f"the file but {tuple(variable.shape)} in its config"
+                )
+        for variable, array in pairs:
+            variable.assign(array.astype(variable.dtype))
+    missing = [layer.name for layer in model.layers if _state(layer) and layer.name not in weights]
+    if missing:
+        raise ValueError(f"the file has no weights for the layers {missing}")
