@@ -2,7 +2,8 @@
 
 Quantizers with straight-through estimators (`tfqnn.quantizers`), quantized
 Keras layers (`tfqnn.layers`), a model summary by precision
-(`tfqnn.summary`), offline data sets (`tfqnn.datasets`), TFLite export with
+(`tfqnn.summary`), callbacks that quantize during ``fit``
+(`tfqnn.callbacks`), offline data sets (`tfqnn.datasets`), TFLite export with
 bitpacked binary kernels (`tfqnn.export`) and the runtime that runs them
 (`tfqnn.lite`).
 
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "activations",
+    "callbacks",
     "constraints",
     "datasets",
     "distribute",
@@ -34,6 +36,7 @@ __all__ = [
     "LayerSummary",
     "ModelSummary",
     "activations",
+    "callbacks",
     "constraints",
     "datasets",
     "distribute",
