@@ -15,6 +15,7 @@ from tfqnn import _config
 from tfqnn.quantizers.base import Quantizer, QuantizerLike, StochasticQuantizer
 from tfqnn.quantizers.binary import ApproxSign, ScaledSign, SteSign, StochasticSign
 from tfqnn.quantizers.gradient import DoReFaGradient
+from tfqnn.quantizers.multibase import MultiBinary, ResidualSign
 from tfqnn.quantizers.multibit import (
     DoReFa,
     FixedPoint,
@@ -39,6 +40,8 @@ ALIASES: dict[str, type[Quantizer]] = {
     "symmetric_uniform": SymmetricUniform,
     "power_of_two": PowerOfTwo,
     "noop": NoOp,
+    "multi_binary": MultiBinary,
+    "residual_sign": ResidualSign,
 }
 
 ALL_OBJECTS = {cls.__name__: cls for cls in ALIASES.values()}
@@ -87,10 +90,12 @@ __all__ = [
     "DoReFa",
     "DoReFaGradient",
     "FixedPoint",
+    "MultiBinary",
     "NoOp",
     "PowerOfTwo",
     "Quantizer",
     "QuantizerLike",
+    "ResidualSign",
     "ScaledSign",
     "SteSign",
     "SteTern",
