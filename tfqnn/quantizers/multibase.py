@@ -148,9 +148,7 @@ class ResidualSign(Quantizer):
             tensor as one filter.
     """
 
-    def __init__(
-        self, bases: int = 3, refined: bool = True, axis: int | Sequence[int] | None = -1
-    ):
+    def __init__(self, bases: int = 3, refined: bool = True, axis: int | Sequence[int] | None = -1):
         self.bases = _validation.check_int("bases", bases, 1, MAX_BASES)
         self.refined = _validation.check_bool("refined", refined)
         self.axis = _check_axis(axis)
