@@ -108,7 +108,10 @@ def test_refined_beats_direct_on_the_same_two_bases(rng):
     w = rng.normal(size=(6, 6, 3, 8)).astype(np.float32)
     direct = quantizers.ResidualSign(2, refined=False)(w).numpy()
     refined = quantizers.ResidualSign(2, refined=True)(w).numpy()
-    per_filter = lambda y: np.sum((w - y) ** 2, axis=(0, 1, 2))
+
+    def per_filter(y):
+        return np.sum((w - y) ** 2, axis=(0, 1, 2))
+
     assert np.all(per_filter(refined) <= per_filter(direct) * (1 + 1e-5))
     assert np.sum(per_filter(refined)) < np.sum(per_filter(direct))
 
