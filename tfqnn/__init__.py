@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "activations",
     "callbacks",
+    "codebook",
     "constraints",
     "datasets",
     "distribute",
@@ -37,6 +38,7 @@ __all__ = [
     "ModelSummary",
     "activations",
     "callbacks",
+    "codebook",
     "constraints",
     "datasets",
     "distribute",

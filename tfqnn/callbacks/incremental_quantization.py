@@ -15,7 +15,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfqnn import _validation, layers, quantizers
+from tfqnn import _validation, quantizers
+from tfqnn.layers import QuantizedKernel, QuantizerMixin
 
 # The model attribute that carries the procedure's state while ``fit`` runs,
 # so that ``save_weights`` (and so `keras.callbacks.BackupAndRestore`) keeps it.
@@ -283,7 +284,7 @@ class IncrementalQuantization(keras.callbacks.Callback):
 class _Target:
     """One kernel that INQ quantizes: its layer, its `QuantizedKernel` spec, its variable."""
 
-    def __init__(self, layer: layers.QuantizerMixin, spec: layers.QuantizedKernel):
+    def __init__(self, layer: QuantizerMixin, spec: QuantizedKernel):
         self.layer = layer
         self.spec = spec
         self.variable: keras.Variable = getattr(layer, spec.weight)
@@ -369,7 +370,7 @@ def _walk(model: keras.Layer) -> Iterator[keras.Layer]:
 def _float_kernels(layer: keras.Layer) -> list[_Target]:
     """The unquantized kernels (not biases) of a tfqnn layer or of a tfqnn RNN's cell."""
     owner = getattr(layer, "cell", layer)
-    if not isinstance(owner, layers.QuantizerMixin):
+    if not isinstance(owner, QuantizerMixin):
         return []
     return [
         _Target(owner, spec)
