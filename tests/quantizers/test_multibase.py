@@ -161,3 +161,91 @@ def test_in_layers_with_the_kernels_channel_axis(rng):
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
     summary = tfqnn.summary(keras.Sequential([keras.Input((5,)), dense]), print_fn=None)
     assert summary.layers[0].weight_bits == 2
+
+
+# ---------------------------------------------------------------------------
+# MultiBinaryActivation: trainable shifts and scales, owned through a layer.
+
+
+def activation_layer(bases, shifts, scales):
+    layer = tfqnn.layers.QuantActivation(quantizers.MultiBinaryActivation(bases))
+    layer.quantizer.shifts.assign(np.asarray(shifts, np.float32))
+    layer.quantizer.scales.assign(np.asarray(scales, np.float32))
+    return layer
+
+
+def test_multi_binary_activation_forward_and_gradients_match_numpy(rng):
+    shifts, scales = np.float32([0.3, 0.0, -0.35]), np.float32([0.5, 0.25, 1.5])
+    layer = activation_layer(3, shifts, scales)
+    # Points on the clip edges and the sign's threshold as well as random ones.
+    edges = np.concatenate([-shifts, 1 - shifts, 0.5 - shifts]).astype(np.float32)
+    x = np.concatenate([rng.uniform(-1, 2, 60).astype(np.float32), edges]).reshape(3, -1)
+    dy = rng.uniform(0.5, 2.0, x.shape).astype(np.float32)
+    x_tensor = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x_tensor)
+        y = layer(x_tensor, training=True)
+    variables = [layer.quantizer.shifts, layer.quantizer.scales]
+    dx, dshifts, dscales = tape.gradient(y, [x_tensor, *variables], output_gradients=dy)
+
+    shifted = x[None] + shifts[:, None, None]  # (bases, ...)
+    a = np.where(np.clip(shifted, 0, 1) >= 0.5, 1.0, -1.0)
+    inside = (shifted >= 0) & (shifted <= 1)
+    np.testing.assert_allclose(y.numpy(), np.tensordot(scales, a, 1), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(dx.numpy(), np.tensordot(scales, inside * dy, 1), rtol=1e-5)
+    np.testing.assert_allclose(
+        dshifts.numpy(), scales * (inside * dy).sum(axis=(1, 2)), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(dscales.numpy(), (a * dy).sum(axis=(1, 2)), rtol=1e-5, atol=1e-5)
+
+
+def test_multi_binary_activation_initial_staircase():
+    layer = tfqnn.layers.QuantActivation("multi_binary_activation")
+    np.testing.assert_allclose(layer.quantizer.shifts.numpy(), [0.25, 0.0, -0.25])
+    np.testing.assert_allclose(layer.quantizer.scales.numpy(), [1 / 6] * 3)
+    y = layer(np.float32([[-1.0, 0.2, 0.3, 0.6, 0.8, 2.0]])).numpy()
+    np.testing.assert_allclose(y, [[-0.5, -0.5, -1 / 6, 1 / 6, 0.5, 0.5]], atol=1e-6)
+    assert layer.quantizer.precision == 3
+
+
+def test_abc_net_layer_is_the_double_sum_of_binary_products(rng):
+    # sum_m sum_n alpha_m beta_n (A_n @ B_m) == quantized inputs @ quantized kernel.
+    layer = tfqnn.layers.QuantDense(
+        5,
+        use_bias=False,
+        input_quantizer=quantizers.MultiBinaryActivation(2),
+        kernel_quantizer=quantizers.MultiBinary(3, axis=-1),
+    )
+    x = rng.uniform(-0.5, 1.5, (7, 6)).astype(np.float32)
+    out = layer(x).numpy()
+    q = layer.input_quantizer
+    shifts, betas = q.shifts.numpy(), q.scales.numpy()
+    w = layer.kernel.numpy().astype(np.float64)
+    u = np.linspace(-1, 1, 3)
+    mean, std = w.mean(axis=0), w.std(axis=0)
+    b = [np_sign(w - mean + ui * std) for ui in u]
+    alphas = np.stack(
+        [
+            np.linalg.lstsq(np.stack([bi[:, c] for bi in b], 1), w[:, c], rcond=None)[0]
+            for c in range(5)
+        ]
+    )  # (channels, M)
+    expected = np.zeros((7, 5))
+    for n in range(2):
+        a_n = np.where(np.clip(x + shifts[n], 0, 1) >= 0.5, 1.0, -1.0)
+        for m in range(3):
+            expected += betas[n] * alphas[:, m] * (a_n @ b[m])
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_multi_binary_activation_needs_its_own_layer():
+    with pytest.raises(ValueError, match="use it as a layer's input_quantizer or in"):
+        quantizers.MultiBinaryActivation()(np.zeros(3, np.float32))
+    shared = quantizers.MultiBinaryActivation(2)
+    tfqnn.layers.QuantDense(2, input_quantizer=shared)
+    with pytest.raises(ValueError, match="an instance belongs to one layer"):
+        tfqnn.layers.QuantDense(2, input_quantizer=shared)
+    with pytest.raises(ValueError, match="Invalid bases=0"):
+        quantizers.MultiBinaryActivation(0)
+    with pytest.raises(ValueError, match="Invalid bases=9"):
+        quantizers.MultiBinaryActivation(9)

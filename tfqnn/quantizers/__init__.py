@@ -15,7 +15,7 @@ from tfqnn import _config
 from tfqnn.quantizers.base import Quantizer, QuantizerLike, StochasticQuantizer
 from tfqnn.quantizers.binary import ApproxSign, ScaledSign, SteSign, StochasticSign
 from tfqnn.quantizers.gradient import DoReFaGradient
-from tfqnn.quantizers.multibase import MultiBinary, ResidualSign
+from tfqnn.quantizers.multibase import MultiBinary, MultiBinaryActivation, ResidualSign
 from tfqnn.quantizers.multibit import (
     DoReFa,
     FixedPoint,
@@ -42,6 +42,7 @@ ALIASES: dict[str, type[Quantizer]] = {
     "noop": NoOp,
     "multi_binary": MultiBinary,
     "residual_sign": ResidualSign,
+    "multi_binary_activation": MultiBinaryActivation,
 }
 
 ALL_OBJECTS = {cls.__name__: cls for cls in ALIASES.values()}
@@ -91,6 +92,7 @@ __all__ = [
     "DoReFaGradient",
     "FixedPoint",
     "MultiBinary",
+    "MultiBinaryActivation",
     "NoOp",
     "PowerOfTwo",
     "Quantizer",

@@ -174,3 +174,75 @@ class ResidualSign(Quantizer):
 
     def get_config(self) -> dict[str, Any]:
         return {"bases": self.bases, "refined": self.refined, "axis": _axis_config(self.axis)}
+
+
+@keras.saving.register_keras_serializable(package="tfqnn")
+class MultiBinaryActivation(Quantizer):
+    """ABC-Net's activations: a sum of ``bases`` binary activations with trainable
+    shifts and scales.
+
+    Forward: ``sum_n beta_n A_n`` with ``A_n = sign(clip(x + v_n, 0, 1) - 0.5)``
+    (+1 where ``x + v_n >= 0.5``, else -1). Backward: through the clip and
+    straight through the sign, so ``d/dx = sum_n beta_n 1[0 <= x + v_n <= 1]``,
+    the shifts ``v_n`` get the same per-basis terms and the scales ``beta_n``
+    the gradient of ``A_n``.
+
+    The shifts and scales (one each per basis) are trainable weights of
+    the tfqnn layer the quantizer serves (``input_quantizer`` of any tfqnn
+    layer, or `tfqnn.layers.QuantActivation`), which creates them
+    (`Quantizer.build_weights`), trains them in ``fit`` and saves them.
+    They start at thresholds ``0.5 - v_n = n / (N + 1)`` spread over (0, 1)
+    and ``beta_n = 1 / (2N)``, so that the sum starts as a staircase from
+    -0.5 to 0.5. An instance belongs to one layer: pass an alias or config
+    to several.
+
+    ``precision`` is ``bases``: one bit per basis.
+
+    Lin, Zhao and Pan 2017, "Towards Accurate Binary Convolutional Neural
+    Network" (ABC-Net, arXiv:1711.11294).
+
+    Args:
+        bases: the number of binary activations N, 1 to 8.
+    """
+
+    def __init__(self, bases: int = 3):
+        self.bases = _validation.check_int("bases", bases, 1, MAX_BASES)
+        self.precision = self.bases
+        self.shifts: Any = None
+        self.scales: Any = None
+
+    def build_weights(self, add_weight: Callable[..., Any], name: str) -> None:
+        if self.shifts is not None:
+            raise ValueError(
+                f"This {type(self).__name__} already owns the weights "
+                f"{self.shifts.path!r}: an instance belongs to one layer; give each layer its "
+                "own (an alias or a config dict builds a new one)."
+            )
+        thresholds = np.arange(1, self.bases + 1) / (self.bases + 1)
+        self.shifts = add_weight(
+            shape=(self.bases,),
+            initializer=keras.initializers.Constant(0.5 - thresholds),
+            name=f"{name}_shifts",
+        )
+        self.scales = add_weight(
+            shape=(self.bases,),
+            initializer=keras.initializers.Constant(1.0 / (2 * self.bases)),
+            name=f"{name}_scales",
+        )
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        if self.shifts is None:
+            raise ValueError(
+                f"{type(self).__name__} owns trainable shifts and scales, which a tfqnn layer "
+                "creates: use it as a layer's input_quantizer or in tfqnn.layers.QuantActivation."
+            )
+        shifts = tf.cast(tf.convert_to_tensor(self.shifts), x.dtype)
+        scales = tf.cast(tf.convert_to_tensor(self.scales), x.dtype)
+        total = tf.zeros_like(x)
+        for n in range(self.bases):
+            clipped = tf.clip_by_value(x + shifts[n], 0.0, 1.0)
+            total += scales[n] * straight_through(clipped, sign(clipped - 0.5))
+        return total
+
+    def get_config(self) -> dict[str, Any]:
+        return {"bases": self.bases}
