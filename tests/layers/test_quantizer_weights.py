@@ -105,6 +105,7 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_load_in_fresh_process(trained, tmp_path):
     x_path, out = str(tmp_path / "x.npy"), str(tmp_path / "out.npy")
     np.save(x_path, trained["x"])
