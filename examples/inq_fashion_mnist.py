@@ -26,7 +26,7 @@ import numpy as np
 import tfqnn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from binarized_fashion_mnist import build_model, load, train  # noqa: E402  (the demo's)
+from binarized_fashion_mnist import build_model, load, train  # the demo's
 
 
 def power_of_two_kernels(model):
