@@ -328,6 +328,9 @@ def test_stops_short_continues_with_initial_epoch_and_saves(data, capsys, tmp_pa
     assert "step 2/4" in printed and "stopped at step 2 of 4" in printed
     assert "end of epoch 6" in printed
     assert model.get_layer("out").kernel_quantizer is None
+    assert not hasattr(model, STATE_ATTRIBUTE)
+    model.evaluate(x, y, callbacks=[inq], verbose=0)  # attaches the state, and takes it off
+    assert not hasattr(model, STATE_ATTRIBUTE)
     model.fit(x, y, epochs=6, initial_epoch=3, batch_size=48, callbacks=[inq], verbose=0)
     assert inq.done
     assert model.get_layer("out").kernel_quantizer == tfqnn.quantizers.PowerOfTwo(5)

@@ -131,6 +131,7 @@ class IncrementalQuantization(keras.callbacks.Callback):
         self._state: _State | None = None
         self._state_model: keras.Model | None = None
         self._saved_constraints: list[Any] = []
+        self._training = False
 
     @property
     def step(self) -> int:
@@ -150,6 +151,7 @@ class IncrementalQuantization(keras.callbacks.Callback):
             self._attach()
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._training = True
         self._attach()
         state = self._require_state()
         self._saved_constraints = []
@@ -186,8 +188,16 @@ class IncrementalQuantization(keras.callbacks.Callback):
                 f"{len(self.portions)}; the last step comes at the end of epoch {last} "
                 f"(fit with epochs >= {last}, initial_epoch to continue).",
             )
-        if getattr(self.model, STATE_ATTRIBUTE, None) is state:
-            object.__delattr__(self.model, STATE_ATTRIBUTE)
+        self._training = False
+        self._detach()
+
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
+        if not self._training:  # evaluate() on its own, outside fit
+            self._detach()
+
+    def on_predict_end(self, logs: dict[str, Any] | None = None) -> None:
+        if not self._training:
+            self._detach()
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -213,6 +223,11 @@ class IncrementalQuantization(keras.callbacks.Callback):
         # Not through Keras's __setattr__: the state must not become a layer
         # of the model, only an attribute that saving visits.
         object.__setattr__(self.model, STATE_ATTRIBUTE, self._state)
+
+    def _detach(self) -> None:
+        """Takes the state off the model: files saved after ``fit`` hold plain layers."""
+        if self._state is not None and getattr(self.model, STATE_ATTRIBUTE, None) is self._state:
+            object.__delattr__(self.model, STATE_ATTRIBUTE)
 
     def _require_state(self) -> _State:
         if self._state is None:
