@@ -71,9 +71,12 @@ class IncrementalQuantization(keras.callbacks.Callback):
     then a quarter more, and so on; ``fit`` needs
     ``(len(portions) - 1) * epochs_per_step`` epochs for the whole procedure.
 
-    ``partition="magnitude"`` freezes the largest remaining magnitudes
-    first (the paper's choice), ``"random"`` a random subset drawn from
-    ``seed``. Frozen weights stay at their codebook values bit for bit,
+    A step brings each kernel of ``n`` weights to ``floor(p n + 1/2)``
+    frozen ones: ``partition="magnitude"`` adds the largest remaining
+    magnitudes (the paper's choice; equal magnitudes in flat index order),
+    ``"random"`` a random subset, drawn by numpy's Generator seeded with
+    ``(seed, step, kernel index)`` (``seed=None``: a seed from numpy's global
+    generator, which `keras.utils.set_random_seed` fixes). Frozen weights stay at their codebook values bit for bit,
     whatever the optimizer (momentum, Adam's moments, weight decay): the
     callback sets a constraint on each kernel variable, which Keras
     applies after every optimizer update, for the duration of ``fit``.
