@@ -50,10 +50,17 @@ def least_squares_scales(bases: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
     """The scales ``alpha`` (channels, M) minimizing ``||rows - sum_i alpha_i bases_i||^2``
     in each row; ``bases`` is (M, channels, values).
 
-    Rank-deficient bases (two equal ones) get the minimum-norm solution.
+    Solved from the normal equations ``(B^T B) alpha = B^T r``: the M x M
+    Gram matrix of +-1 bases holds integers, exact in float32, and its
+    pseudo-inverse (in float64) gives rank-deficient bases (two equal ones)
+    the minimum-norm solution.
     """
-    matrix = tf.transpose(bases, [1, 2, 0])  # (channels, values, M)
-    return tf.linalg.lstsq(matrix, rows[..., None], fast=False)[..., 0]
+    gram = tf.einsum("icn,jcn->cij", bases, bases)
+    rhs = tf.einsum("icn,cn->ci", bases, rows)
+    alpha = tf.einsum(
+        "cij,cj->ci", tf.linalg.pinv(tf.cast(gram, tf.float64)), tf.cast(rhs, tf.float64)
+    )
+    return tf.cast(alpha, rows.dtype)
 
 
 def combine(alpha: tf.Tensor, bases: tf.Tensor) -> tf.Tensor:
