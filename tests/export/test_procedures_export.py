@@ -55,6 +55,7 @@ def test_multi_level_kernels_export_as_float_builtins(rng, quantizers):
     np.testing.assert_allclose(actual, model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:QuantDense has a binary kernel_quantizer")
 def test_one_basis_sketch_with_binary_inputs_exports_as_a_binary_op(rng):
     # ResidualSign(1) is alpha_o sign(W) per filter: a scaled binary kernel.
     model = keras.Sequential(
