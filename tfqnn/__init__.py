@@ -5,7 +5,7 @@ Keras layers (`tfqnn.layers`), a model summary by precision
 (`tfqnn.summary`), callbacks that quantize during ``fit``
 (`tfqnn.callbacks`), offline data sets (`tfqnn.datasets`), TFLite export with
 bitpacked binary kernels (`tfqnn.export`) and the runtime that runs them
-(`tfqnn.lite`).
+(`tfqnn.lite`), and networks built from the layers (`tfqnn.zoo`).
 
 Where TensorFlow is installed, `import tfqnn` registers every layer and
 quantizer with Keras, so `keras.models.load_model` needs no
@@ -31,6 +31,7 @@ _SUBMODULES = (
     "layers",
     "lite",
     "quantizers",
+    "zoo",
 )
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "lite",
     "quantizers",
     "summary",
+    "zoo",
 ]
 
 try:
