@@ -2,7 +2,8 @@
 
 Quantizers with straight-through estimators (`tfqnn.quantizers`), quantized
 Keras layers (`tfqnn.layers`), a model summary by precision
-(`tfqnn.summary`), offline data sets (`tfqnn.datasets`), TFLite export with
+(`tfqnn.summary`), callbacks that quantize during ``fit``
+(`tfqnn.callbacks`), offline data sets (`tfqnn.datasets`), TFLite export with
 bitpacked binary kernels (`tfqnn.export`) and the runtime that runs them
 (`tfqnn.lite`), and networks built from the layers (`tfqnn.zoo`);
 `tfqnn.interop` loads the models of the tf_keras peers.
@@ -22,6 +23,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "activations",
+    "callbacks",
+    "codebook",
     "constraints",
     "datasets",
     "distribute",
@@ -37,6 +40,8 @@ __all__ = [
     "LayerSummary",
     "ModelSummary",
     "activations",
+    "callbacks",
+    "codebook",
     "constraints",
     "datasets",
     "distribute",

@@ -41,6 +41,10 @@ ALL_QUANTIZERS = [
     lambda: quantizers.QuantizedPo2(4),
     lambda: quantizers.QuantizedBinary(),
     lambda: quantizers.QuantizedTernary("auto"),
+    lambda: quantizers.MultiBinary(bases=3),
+    lambda: quantizers.MultiBinary(bases=2, axis=-1),
+    lambda: quantizers.ResidualSign(bases=3),
+    lambda: quantizers.ResidualSign(bases=2, refined=False, axis=None),
 ]
 IDS = [repr(factory()) for factory in ALL_QUANTIZERS]
 
@@ -120,8 +124,18 @@ def test_float16_keeps_dtype(factory, reference):
         lambda: quantizers.PowerOfTwo(bits=3),
         lambda: quantizers.DoReFa(bits=2, mode="weights"),
         lambda: quantizers.Uniform(levels=3, stochastic=True, seed=0),
+        lambda: quantizers.MultiBinary(bases=3),
+        lambda: quantizers.ResidualSign(bases=3),
     ],
-    ids=["StochasticSign", "ScaledSign", "PowerOfTwo", "DoReFa-weights", "Uniform"],
+    ids=[
+        "StochasticSign",
+        "ScaledSign",
+        "PowerOfTwo",
+        "DoReFa-weights",
+        "Uniform",
+        "MultiBinary",
+        "ResidualSign",
+    ],
 )
 def test_float16_keeps_dtype_of_statistics_and_sampling_quantizers(factory):
     y, grad = run(factory(), tf.constant(X.astype(np.float16)))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import tfqnn
 from tfqnn import quantizers
 
 # (factory, expected range from the quantizer's formula, or None: unbounded).
@@ -49,6 +50,9 @@ CASES = [
     (lambda: quantizers.QuantizedPo2(5, max_value=6.0), (-8.0, 8.0)),
     (lambda: quantizers.QuantizedBinary(), None),
     (lambda: quantizers.QuantizedTernary("auto"), None),
+    (lambda: quantizers.MultiBinary(bases=3), None),
+    (lambda: quantizers.ResidualSign(bases=2), None),
+    (lambda: tfqnn.layers.QuantActivation(quantizers.MultiBinaryActivation(2)).quantizer, None),
 ]
 IDS = [repr(factory()) for factory, _ in CASES]
 
@@ -73,11 +77,27 @@ def test_outputs_lie_in_the_range_and_reach_both_ends(factory, expected, trainin
     assert y.min() == np.float32(low) and y.max() == np.float32(high)
 
 
-@pytest.mark.parametrize("factory,expected", [c for c in CASES if c[1] is None], ids=str)
+# Bounded by its trainable scales, not by a formula: no static range.
+WEIGHT_BOUNDED = (quantizers.MultiBinaryActivation,)
+
+
+@pytest.mark.parametrize(
+    "factory,expected",
+    [c for c in CASES if c[1] is None and not isinstance(c[0](), WEIGHT_BOUNDED)],
+    ids=str,
+)
 def test_unbounded_quantizers_follow_the_input_scale(factory, expected):
     """None is right: scaling the input by 1000 takes the outputs far past [-1, 1]."""
     y = factory()(tf.constant(1000.0 * X), training=False).numpy()
     assert np.abs(y).max() >= 100.0
+
+
+def test_multi_binary_activation_lies_within_its_scales():
+    quantizer = tfqnn.layers.QuantActivation(quantizers.MultiBinaryActivation(3)).quantizer
+    quantizer.scales.assign(np.float32([0.5, -2.0, 0.25]))
+    y = quantizer(tf.constant(1000.0 * X), training=False).numpy()
+    assert quantizer.output_range is None
+    assert np.abs(y).max() <= 2.75
 
 
 def test_every_quantizer_class_is_covered():

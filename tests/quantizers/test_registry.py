@@ -39,6 +39,9 @@ NON_DEFAULT = [
     (quantizers.SymmetricUniform, {"bits": 5}),
     (quantizers.PowerOfTwo, {"bits": 3}),
     (quantizers.NoOp, {"precision": 16}),
+    (quantizers.MultiBinary, {"bases": 5, "axis": -1}),
+    (quantizers.MultiBinary, {"bases": 2, "axis": (-2, -1)}),
+    (quantizers.ResidualSign, {"bases": 4, "refined": False, "axis": None}),
 ]
 IDS = [f"{cls.__name__}-{i}" for i, (cls, _) in enumerate(NON_DEFAULT)]
 
@@ -56,6 +59,8 @@ ALL_CLASSES = [
     quantizers.SymmetricUniform,
     quantizers.PowerOfTwo,
     quantizers.NoOp,
+    quantizers.MultiBinary,
+    quantizers.ResidualSign,
 ]
 
 
@@ -155,6 +160,8 @@ ALIASES = [
     ("quantized_po2", quantizers.QuantizedPo2, {"bits": 8, "max_value": None}, 8),
     ("quantized_binary", quantizers.QuantizedBinary, {"alpha": "auto_po2"}, 1),
     ("quantized_ternary", quantizers.QuantizedTernary, {"alpha": "auto_po2"}, 2),
+    ("multi_binary", quantizers.MultiBinary, {"bases": 3, "axis": None}, 3),
+    ("residual_sign", quantizers.ResidualSign, {"bases": 3, "refined": True, "axis": -1}, 3),
 ]
 
 
@@ -242,6 +249,8 @@ def test_get_rejects_bad_dicts(config):
         (quantizers.PowerOfTwo(bits=2), 2),
         (quantizers.NoOp(precision=8), 8),
         (quantizers.NoOp(), 32),
+        (quantizers.MultiBinary(bases=5), 5),
+        (quantizers.ResidualSign(bases=1), 1),
     ],
     ids=repr,
 )

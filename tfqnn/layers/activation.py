@@ -7,7 +7,7 @@ from typing import Any
 import keras
 
 from tfqnn import quantizers
-from tfqnn.layers.base import seed_generators
+from tfqnn.layers.base import build_quantizer_weights, seed_generators
 from tfqnn.quantizers import Quantizer, QuantizerLike
 
 
@@ -33,6 +33,7 @@ class QuantActivation(keras.layers.Layer):
         self.supports_masking = True
         self.built = True
         self._quantizer_seed_generators = seed_generators([self.quantizer])
+        build_quantizer_weights(self, {"quantizer": self.quantizer})
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         return self.quantizer(inputs, training=bool(training))

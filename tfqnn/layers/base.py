@@ -134,6 +134,7 @@ class QuantizerMixin:
             self.pad_values = _validation.check_number("pad_values", pad_values)
         # Track the stochastic quantizers' seed generators as layer state.
         self._quantizer_seed_generators = seed_generators(self.quantizers.values())
+        build_quantizer_weights(self, self.quantizers)
 
     @property
     def quantizers(self) -> dict[str, Quantizer | None]:
@@ -276,6 +277,39 @@ def seed_generators(quantizer_list: Iterable[Quantizer | None]) -> list[Any]:
     state (``layer.variables``), as it does for ``keras.layers.Dropout``.
     """
     return [q.seed_generator for q in quantizer_list if isinstance(q, StochasticQuantizer)]
+
+
+class QuantizerWeights(keras.layers.Layer):
+    """Holds the weights a quantizer owns (`Quantizer.build_weights`).
+
+    A sublayer of the layer the quantizer serves, so that ``fit`` trains
+    the weights and saving keeps them (under the layer's attribute
+    ``_<argument>_weights``) apart from the Keras parent's own variables,
+    whose saving Keras fixes per layer class.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.built = True
+
+    def call(self, inputs: Any) -> Any:
+        return inputs
+
+
+def build_quantizer_weights(layer: keras.Layer, by_name: Mapping[str, Quantizer | None]) -> None:
+    """Lets each quantizer create its own weights (`Quantizer.build_weights`) for ``layer``.
+
+    Called from the layer's ``__init__``: such weights do not depend on the
+    input shape (ABC-Net's activation shifts and scales, one per basis).
+    They go into a `QuantizerWeights` sublayer per quantizer that has any.
+    """
+    for name, quantizer in by_name.items():
+        if quantizer is None:
+            continue
+        holder = QuantizerWeights(name=f"{name}_weights", dtype=layer.dtype_policy)
+        quantizer.build_weights(holder.add_weight, name)
+        if holder.weights:
+            setattr(layer, f"_{name}_weights", holder)
 
 
 def _with_channel_axis(

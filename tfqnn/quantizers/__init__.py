@@ -16,6 +16,7 @@ from tfqnn.quantizers.base import Quantizer, QuantizerLike, StochasticQuantizer
 from tfqnn.quantizers.binary import ApproxSign, ScaledSign, SteSign, StochasticSign
 from tfqnn.quantizers.dorefa_weights import DoReFaWeights
 from tfqnn.quantizers.gradient import DoReFaGradient
+from tfqnn.quantizers.multibase import MultiBinary, MultiBinaryActivation, ResidualSign
 from tfqnn.quantizers.multibit import (
     DoReFa,
     FixedPoint,
@@ -57,6 +58,9 @@ ALIASES: dict[str, type[Quantizer]] = {
     "quantized_po2": QuantizedPo2,
     "quantized_binary": QuantizedBinary,
     "quantized_ternary": QuantizedTernary,
+    "multi_binary": MultiBinary,
+    "residual_sign": ResidualSign,
+    "multi_binary_activation": MultiBinaryActivation,
 }
 
 ALL_OBJECTS = {cls.__name__: cls for cls in ALIASES.values()}
@@ -107,6 +111,8 @@ __all__ = [
     "DoReFaWeights",
     "FixedPoint",
     "MagnitudeAwareSign",
+    "MultiBinary",
+    "MultiBinaryActivation",
     "NoOp",
     "PowerOfTwo",
     "Quantizer",
@@ -116,6 +122,7 @@ __all__ = [
     "QuantizedRelu",
     "QuantizedTernary",
     "QuantizerLike",
+    "ResidualSign",
     "ScaledSign",
     "SteHeaviside",
     "SteSign",

@@ -48,6 +48,15 @@ class Quantizer(_config.ConfigObject):
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement call().")
 
+    def build_weights(self, add_weight: Callable[..., Any], name: str) -> None:
+        """Creates the quantizer's own weights, if it has any, through ``add_weight``.
+
+        A tfqnn layer calls this once, with its ``add_weight`` and the
+        quantizer's argument name (to prefix the weights' names), so that
+        the weights are the layer's: trained by ``fit``, saved with the
+        layer. Most quantizers own none and do nothing here.
+        """
+
 
 class StochasticQuantizer(Quantizer):
     """A quantizer that samples: random in training, deterministic at inference.

@@ -1,0 +1,143 @@
+"""Post-training network sketching: a model's float kernels as sums of binary bases."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import keras
+
+from tfqnn import _validation, quantizers
+from tfqnn.layers import QuantizerMixin
+from tfqnn.quantizers.multibase import MAX_BASES
+
+
+def sketch(
+    model: keras.Model,
+    bases: int = 3,
+    refined: bool = True,
+    layers: Sequence[str] | None = None,
+) -> keras.Model:
+    """A copy of ``model`` whose float kernels are sketched, without retraining.
+
+    Each selected kernel gets the quantizer `tfqnn.quantizers.ResidualSign`
+    ``(bases, refined)``: per output filter, ``W ~ sum_j alpha_j B_j`` with
+    binary ``B_j`` fitted to the residuals, direct or refined (least-squares
+    scales). The copy keeps the trained latent kernels, so it predicts with
+    the sketched ones at once and can be fine-tuned with ``fit``;
+    `tfqnn.summary` counts ``bases`` bits per sketched weight. ``model`` is
+    left as it is.
+
+    Guo, Yao, Zhao and Chen 2017, "Network Sketching: Exploiting Binary
+    Structure in Deep CNNs" (arXiv:1706.02021).
+
+    Args:
+        model: a built Sequential or functional model.
+        bases: binary bases per filter, 1 to 8.
+        refined: refined sketching (least-squares scales) or direct.
+        layers: names of the layers to sketch, or None for every tfqnn layer
+            whose kernels have no quantizer (biases stay float).
+
+    Returns:
+        The sketched copy, with the weights of ``model``.
+
+    Raises:
+        ValueError: for bad arguments, a name that is not a layer of the
+            model or a layer without float kernels, or a model without any.
+    """
+    bases = _validation.check_int("bases", bases, 1, MAX_BASES)
+    refined = _validation.check_bool("refined", refined)
+    names = _check_layer_names(layers)
+    if not isinstance(model, keras.Model) or not model.built:
+        raise ValueError(f"Invalid model={model!r}: expected a built keras.Model.")
+    selected = _select(model, names)
+    quantizer = quantizers.serialize(quantizers.ResidualSign(bases, refined))
+
+    def clone(layer: keras.Layer) -> keras.Layer:
+        kernels = selected.get(id(layer))
+        if kernels is None:
+            return layer.__class__.from_config(layer.get_config())
+        config = layer.get_config()
+        for name in kernels:
+            config[name] = quantizer
+        return layer.__class__.from_config(config)
+
+    try:
+        with warnings.catch_warnings():
+            # The mixin warns about a 1-bit kernel without weight_clip, for the
+            # clipped STE of sign; ResidualSign's estimator does not clip.
+            warnings.filterwarnings("ignore", r".* has a binary \w+ but no ")
+            copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    except ValueError as error:
+        raise ValueError(
+            f"Invalid model={model.name!r}: sketch copies Sequential and functional models; "
+            f"Keras could not clone this one ({error})."
+        ) from error
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _check_layer_names(names: Any) -> tuple[str, ...] | None:
+    if names is None:
+        return None
+    ok = isinstance(names, Sequence) and not isinstance(names, str) and len(names) > 0
+    if not (ok and all(isinstance(name, str) for name in names)):
+        raise ValueError(
+            f"Invalid layers={names!r}: expected None or a non-empty list of layer names."
+        )
+    return tuple(names)
+
+
+def _walk(model: keras.Layer) -> Iterator[keras.Layer]:
+    for layer in getattr(model, "layers", []):
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _walk(layer)
+
+
+def _float_kernel_quantizers(layer: keras.Layer) -> list[str]:
+    """The quantizer arguments of the unquantized kernels (not biases) of a tfqnn layer
+    (for a tfqnn RNN, of its cell: the RNN takes the same arguments)."""
+    owner = getattr(layer, "cell", layer)
+    if not isinstance(owner, QuantizerMixin):
+        return []
+    return [
+        spec.quantizer
+        for spec in owner._quantized_kernels
+        if spec.weight != "bias"
+        and getattr(owner, spec.weight, None) is not None
+        and getattr(owner, spec.quantizer) is None
+    ]
+
+
+def _select(model: keras.Model, names: tuple[str, ...] | None) -> dict[int, list[str]]:
+    """id(layer) -> the quantizer arguments to set, for the selected layers."""
+    all_layers = list(_walk(model))
+    if names is None:
+        selected = {id(layer): _float_kernel_quantizers(layer) for layer in all_layers}
+        selected = {key: value for key, value in selected.items() if value}
+        if not selected:
+            raise ValueError(
+                f"sketch found no kernel to sketch in model {model.name!r}: it sketches the "
+                "kernels of tfqnn layers (tfqnn.layers.QuantDense, QuantConv2D, ...) built "
+                "with kernel_quantizer=None."
+            )
+        return selected
+    by_name = {layer.name: layer for layer in all_layers}
+    selected = {}
+    for name in names:
+        if name not in by_name:
+            raise ValueError(
+                f"Invalid layers={list(names)!r}: {name!r} is not a layer of model "
+                f"{model.name!r}; its layers are {sorted(by_name)}."
+            )
+        found = _float_kernel_quantizers(by_name[name])
+        if not found:
+            raise ValueError(
+                f"Invalid layers={list(names)!r}: layer {name!r} "
+                f"({type(by_name[name]).__name__}) has no unquantized kernel; expected a tfqnn "
+                "layer (tfqnn.layers.QuantDense, QuantConv2D, ...) with kernel_quantizer=None."
+            )
+        selected[id(by_name[name])] = found
+    return selected
