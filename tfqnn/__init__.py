@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "activations",
+    "callbacks",
     "constraints",
     "datasets",
     "distribute",
@@ -28,18 +29,23 @@ _SUBMODULES = (
     "layers",
     "lite",
     "quantizers",
+    "metrics",
+    "optimizers",
 )
 
 __all__ = [
     "LayerSummary",
     "ModelSummary",
     "activations",
+    "callbacks",
     "constraints",
     "datasets",
     "distribute",
     "export",
     "layers",
     "lite",
+    "metrics",
+    "optimizers",
     "quantizers",
     "summary",
 ]
@@ -49,6 +55,7 @@ try:
     from tfqnn._summary import LayerSummary, ModelSummary, summary
 
     _deferred.register()
+    from tfqnn import metrics, optimizers  # register their Keras classes
 except ModuleNotFoundError as error:  # no TensorFlow: tfqnn.lite only
     if (error.name or "").split(".")[0] not in ("tensorflow", "keras"):
         raise
