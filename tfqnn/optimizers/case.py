@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
+from keras.src.utils.tracking import no_automatic_dependency_tracking
 
 Predicate = Callable[[Any], bool]
 
@@ -119,6 +120,7 @@ class CaseOptimizer(keras.optimizers.Optimizer):
             )
         return len(self.optimizers) - 1
 
+    @no_automatic_dependency_tracking  # the model's variables are not this optimizer's
     def build(self, variables: Sequence[Any]) -> None:
         """Routes ``variables`` and builds each inner optimizer on its share."""
         if self.built:
