@@ -8,6 +8,7 @@ from typing import Any
 
 import keras
 from keras import ops
+from keras.src.utils.tracking import no_automatic_dependency_tracking
 
 from tfqnn.optimizers import is_binary_variable
 
@@ -49,7 +50,7 @@ class FlipRatio(keras.metrics.Metric):
 
     def __init__(self, target: Any = None, name: str = "flip_ratio", dtype: Any = None) -> None:
         super().__init__(name=name, dtype=dtype)
-        self._watched = [] if target is None else _binary_kernels(target)
+        self._watch([] if target is None else _binary_kernels(target))
         self._size = sum(math.prod(v.shape) for v in self._watched)
         self._previous = [
             self.add_variable(
@@ -67,6 +68,10 @@ class FlipRatio(keras.metrics.Metric):
         self.total = self.add_variable((), initializer="zeros", aggregation="sum", name="total")
         self.count = self.add_variable((), initializer="zeros", aggregation="sum", name="count")
         self._warned = False
+
+    @no_automatic_dependency_tracking  # the watched weights are the model's, not the metric's
+    def _watch(self, kernels: list[Any]) -> None:
+        self._watched = kernels
 
     def update_state(self, *args: Any, **kwargs: Any) -> None:
         """Counts the sign changes of the watched weights since the previous call."""
