@@ -31,6 +31,7 @@ _SUBMODULES = (
     "quantizers",
     "metrics",
     "optimizers",
+    "plot",
 )
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "lite",
     "metrics",
     "optimizers",
+    "plot",
     "quantizers",
     "summary",
 ]
