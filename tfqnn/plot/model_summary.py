@@ -43,12 +43,14 @@ def summary(model: Any) -> Any:
         return figure
     names = [layer.name for layer in result.layers]
     positions = list(range(len(names)))
+    every_bits = sorted({b for layer in result.layers for b in (*layer.params, *layer.macs)})
+    colors = {b: f"C{i}" for i, b in enumerate(every_bits)}  # one color per precision
     for ax, field in zip(axes[:2], ("params", "macs")):
         bits = sorted({b for layer in result.layers for b in getattr(layer, field)})
         bottom = [0.0] * len(names)
         for b in bits:
             heights = [float(getattr(layer, field).get(b, 0)) for layer in result.layers]
-            ax.bar(positions, heights, bottom=bottom, label=f"{b} bit")
+            ax.bar(positions, heights, bottom=bottom, label=f"{b} bit", color=colors[b])
             bottom = [x + h for x, h in zip(bottom, heights)]
         ax.legend(fontsize="small", ncols=min(len(bits), 4))
     axes[2].bar(positions, [layer.memory_bytes for layer in result.layers], color="0.5")
