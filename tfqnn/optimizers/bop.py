@@ -56,8 +56,9 @@ class Bop(keras.optimizers.Optimizer):
 
     Example:
     >>> bop = tfqnn.optimizers.Bop(threshold=1e-6, gamma=1e-3)
-    >>> float(bop.gamma)
-    0.001
+    >>> bop.gamma = 5e-4  # a variable, settable during training
+    >>> round(float(bop.gamma), 6)
+    0.0005
     """
 
     def __init__(
