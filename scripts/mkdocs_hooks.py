@@ -33,14 +33,18 @@ LINKS = {
 
 
 def _site_links(markdown: str) -> str:
+    """``markdown`` with its links to repository paths (`LINKS`) pointing at site pages."""
+
     def rewrite(match: re.Match[str]) -> str:
-        target = match.group(1)
-        for prefix, replacement in LINKS.items():
-            if target == prefix or (prefix.endswith("/") and target.startswith(prefix)):
-                return f"]({replacement}{target[len(prefix) :] if prefix.endswith('/') else ''})"
+        target, anchor = match.group(1), match.group(2) or ""
+        for prefix, page in LINKS.items():
+            if prefix.endswith("/") and target.startswith(prefix):
+                return f"]({target[len(prefix) :]}{anchor})"
+            if target == prefix:
+                return f"]({page}{anchor})"
         return match.group(0)
 
-    return re.sub(r"\]\(([^)#:]+)\)", rewrite, markdown)
+    return re.sub(r"\]\(([^)#:\s]+)(#[^)]*)?\)", rewrite, markdown)
 
 
 def _example_page(path: Path) -> str:

@@ -6,7 +6,7 @@ built from (docs/layers.md, "Adding a layer").
 """
 
 from tfqnn.layers.activation import QuantActivation
-from tfqnn.layers.base import QuantizedKernel, QuantizerMixin, latent_quantizer
+from tfqnn.layers.base import QuantizedKernel, QuantizerMixin
 from tfqnn.layers.convolutional import (
     QuantConv1D,
     QuantConv2D,
@@ -44,5 +44,4 @@ __all__ = [
     "QuantizedKernel",
     "QuantizerMixin",
     "RecurrentQuantizerMixin",
-    "latent_quantizer",
 ]

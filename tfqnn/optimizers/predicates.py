@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from tfqnn import layers
+from tfqnn.layers.base import latent_quantizer
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")
@@ -19,5 +19,5 @@ def is_binary_variable(variable: Any) -> bool:
     layers. It is registered with Keras, so a `CaseOptimizer` that uses it
     saves and loads with the model.
     """
-    quantizer = layers.latent_quantizer(variable)
+    quantizer = latent_quantizer(variable)
     return quantizer is not None and quantizer.precision == 1
