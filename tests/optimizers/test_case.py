@@ -258,3 +258,18 @@ def test_fit_under_mirrored_strategy_matches_one_device():
         np.testing.assert_allclose(mirrored, single, rtol=1e-4, atol=1e-5)
     binary = np.array(out["mirrored"][2])
     assert set(np.unique(binary)) == {-1.0, 1.0}
+
+
+def test_the_learning_rate_is_the_default_optimizers_and_schedulers_reach_inner_ones(model, data):
+    adam = keras.optimizers.Adam(0.02)
+    case = tfqnn.optimizers.CaseOptimizer(
+        (tfqnn.optimizers.is_binary_variable, tfqnn.optimizers.Bop()), default_optimizer=adam
+    )
+    assert case.learning_rate is adam.learning_rate
+    with pytest.raises(ValueError, match="Invalid learning_rate=0.5 for CaseOptimizer"):
+        case.learning_rate = 0.5
+    # Keras's LearningRateScheduler sets each of `optimizers` (its multi-optimizer convention).
+    model.compile(case, "sparse_categorical_crossentropy")
+    scheduler = keras.callbacks.LearningRateScheduler(lambda epoch: 0.01)
+    model.fit(*data, epochs=1, verbose=0, callbacks=[scheduler])
+    assert float(adam.learning_rate) == pytest.approx(0.01)

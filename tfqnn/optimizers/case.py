@@ -32,8 +32,10 @@ class CaseOptimizer(keras.optimizers.Optimizer):
     variable, in the order of the model's trainable variables), so a loaded
     model trains its variables with the same optimizers even when a
     predicate (a lambda) cannot be saved; registered predicates such as
-    `is_binary_variable` are saved as well. ``learning_rate`` belongs to the
-    inner optimizers: this optimizer's own is unused.
+    `is_binary_variable` are saved as well. Learning rates belong to the
+    inner optimizers: ``learning_rate`` reads the default optimizer's (what
+    Keras logs) and setting it raises; Keras's learning-rate callbacks set
+    each of ``optimizers``, as for its own multi-optimizer wrappers.
 
     Args:
         *predicate_optimizer_pairs: ``(predicate, optimizer)`` tuples, where
@@ -167,6 +169,20 @@ class CaseOptimizer(keras.optimizers.Optimizer):
             if share_vars:
                 optimizer.apply(share_grads, share_vars)
         self._iterations.assign_add(1)
+
+    @property
+    def learning_rate(self) -> Any:
+        """The default optimizer's learning rate (else the first inner optimizer's),
+        which Keras logs; each inner optimizer applies its own."""
+        return (self.default_optimizer or self.optimizers[0]).learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: Any) -> None:
+        raise ValueError(
+            f"Invalid learning_rate={value!r} for CaseOptimizer {self.name!r}: it has none "
+            "of its own; set or schedule an inner optimizer's (for instance with "
+            "tfqnn.callbacks.HyperparameterScheduler(schedule, inner, 'learning_rate'))."
+        )
 
     @property
     def variables(self) -> list[Any]:
