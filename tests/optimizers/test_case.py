@@ -242,6 +242,7 @@ print("RESULT " + json.dumps({"mirrored": mirrored, "single": single, "steps": s
 """
 
 
+@pytest.mark.slow  # a process of its own with two logical CPUs: about 15 s, 50 s on a busy machine
 def test_fit_under_mirrored_strategy_matches_one_device():
     result = subprocess.run(
         [sys.executable, "-c", _MIRRORED],
