@@ -37,7 +37,10 @@ def test_verbose_prints_each_stage_and_a_calibration_bar(capsys):
         "to_tflite: converting",
         "to_tflite: checking the custom ops",
     ]
-    assert stages[3] == f"to_tflite: {len(data):,} bytes, custom ops {{'TfqnnQuantize': 1, 'TfqnnBdense': 1}}"
+    assert (
+        stages[3]
+        == f"to_tflite: {len(data):,} bytes, custom ops {{'TfqnnQuantize': 1, 'TfqnnBdense': 1}}"
+    )
     assert "12/12" in out  # the calibration bar reached every sample
 
 
