@@ -8,7 +8,7 @@ STAMP := $(VENV)/.tfqnn-installed
 KERNEL_SOURCES := $(shell find tfqnn/lite/kernels -name '*.cc' -o -name '*.h')
 CXX_FILES := $(KERNEL_SOURCES) $(shell find tests/lite/native -name '*.cc' -o -name '*.h')
 
-.PHONY: demo test test-fast check format data clean
+.PHONY: demo test test-fast check format data clean docs
 
 # The editable install also builds the C++ kernel library (setup.py) into
 # tfqnn/lite/libtfqnn_ops.so; a change to the kernels rebuilds it.
@@ -45,5 +45,17 @@ test: $(STAMP) data check
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
+# The documentation site (mkdocs.yml) into site/: the pictures first
+# (scripts/docs_images.py), then mkdocs --strict (a broken link, a missing
+# page or an undocumented public name fails).
+DOCS_STAMP := $(VENV)/.tfqnn-docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(PY) scripts/docs_images.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info site

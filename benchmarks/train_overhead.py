@@ -8,7 +8,17 @@ Keras layers without quantizers), and times ``train_on_batch`` in alternating
 rounds so that both see the same machine noise. Prints the median step time
 of each and the ratio binarized / float, all measured in this one run.
 
-Usage: python benchmarks/train_overhead.py [--rounds 15] [--steps 20]
+A second table times whole epochs of ``fit`` on the binarized demo CNN
+(60000 samples, Fashion-MNIST's size) with and without
+`tfqnn.callbacks.QuantizationMonitor` writing every epoch (with input
+statistics on 256 samples); rounds alternate, each a 2-epoch ``fit`` whose
+first epoch (tracing, the monitor's probe model) is not counted. It also
+gives the median time of one write, and of the slowest (the first, which
+builds the probe), and the median write over the median plain epoch: the
+overhead measured without the noise of two whole-epoch timings.
+
+Usage: python benchmarks/train_overhead.py [--rounds 15] [--steps 20] [--monitor-rounds 3]
+       [--only-monitor]
 """
 
 import argparse
@@ -16,6 +26,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 
 import keras
@@ -96,6 +107,61 @@ def measure(name, build, input_shape, batch, rounds, steps):
     return ratio
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of each epoch, callbacks before it in the list included."""
+
+    def __init__(self):
+        super().__init__()
+        self.times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self.start)
+
+
+def measure_monitor(rounds, samples=60000, batch=64):
+    """Epoch time with and without the monitor, and the time of one write."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((samples, 28, 28, 1)).astype("float32")
+    y = rng.integers(0, 10, samples)
+    models = {
+        kind: compiled(lambda b: demo.build_model((28, 28, 1), b, "demo"), True)
+        for kind in ("plain", "monitor")
+    }
+    times = {kind: [] for kind in models}
+    writes = []
+    with tempfile.TemporaryDirectory() as log_dir:
+        for _ in range(rounds):
+            for kind, model in models.items():
+                timer = EpochTimer()
+                callbacks = [timer]
+                if kind == "monitor":
+                    monitor = tfqnn.callbacks.QuantizationMonitor(log_dir, data=x[:256])
+                    write = monitor.write
+
+                    def timed(step, write=write):
+                        start = time.perf_counter()
+                        write(step)
+                        writes.append(time.perf_counter() - start)
+
+                    monitor.write = timed
+                    callbacks = [monitor, timer]  # the timer's epoch end follows the write
+                model.fit(x, y, batch_size=batch, epochs=2, verbose=0, callbacks=callbacks)
+                times[kind].extend(timer.times[1:])
+    medians = {kind: statistics.median(t) * 1e3 for kind, t in times.items()}
+    overhead = medians["monitor"] / medians["plain"] - 1
+    write = statistics.median(writes) * 1e3
+    print(
+        f"| demo CNN, {samples} samples, batch {batch} | {medians['plain']:.0f} | "
+        f"{medians['monitor']:.0f} | {overhead * 100:+.1f} % | "
+        f"{write:.0f} (first {max(writes) * 1e3:.0f}) | {write / medians['plain'] * 100:.1f} % |",
+        flush=True,
+    )
+    return overhead
+
+
 def cpu_name():
     try:
         with open("/proc/cpuinfo") as f:
@@ -111,11 +177,25 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--monitor-rounds", type=int, default=3)
+    parser.add_argument("--only-monitor", action="store_true")
     args = parser.parse_args()
     print(
         f"Machine: {cpu_name()} ({platform.machine()}), {os.cpu_count()} cores; "
         f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
     )
+    if not args.only_monitor:
+        measure_steps(args)
+    print(
+        f"\nQuantizationMonitor writing every epoch: median epoch of {args.monitor_rounds} "
+        "rounds (the second epoch of each fit), rounds alternating.\n"
+    )
+    print("| model | ms/epoch | with monitor | overhead | ms/write | write / epoch |")
+    print("|---|---|---|---|---|---|")
+    measure_monitor(args.monitor_rounds)
+
+
+def measure_steps(args):
     print(
         f"Median of {args.rounds} rounds of {args.steps} train_on_batch steps, rounds alternating.\n"
     )

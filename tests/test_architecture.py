@@ -92,6 +92,18 @@ def copy(tmp_path):
             "tfqnn.export.plan -> tfqnn.lite._core",
         ),
         (
+            "layers/base.py",
+            "import tfqnn.optimizers",
+            "training tools and plot sit above layers",
+            "tfqnn.layers.base -> tfqnn.optimizers",
+        ),
+        (
+            "callbacks/quantization_monitor.py",
+            "import tfqnn.distribute",
+            "training tools and plot import neither",
+            "tfqnn.callbacks.quantization_monitor -> tfqnn.distribute",
+        ),
+        (
             "_validation.py",
             "import tfqnn.quantizers",
             "no import cycles",

@@ -6,7 +6,11 @@ Keras layers (`tfqnn.layers`), a model summary by precision
 (`tfqnn.callbacks`), offline data sets (`tfqnn.datasets`), TFLite export with
 bitpacked binary kernels (`tfqnn.export`) and the runtime that runs them
 (`tfqnn.lite`), and networks built from the layers (`tfqnn.zoo`);
-`tfqnn.interop` loads the models of the tf_keras peers.
+`tfqnn.interop` loads the models of the tf_keras peers. Training tools:
+`tfqnn.optimizers` (Bop, CaseOptimizer), `tfqnn.metrics` (FlipRatio),
+`tfqnn.callbacks` (also HyperparameterScheduler, QuantizationMonitor);
+post-training kernel tools: `tfqnn.codebook`; figures: `tfqnn.plot`
+(matplotlib).
 
 Where TensorFlow is installed, `import tfqnn` registers every layer and
 quantizer with Keras, so `keras.models.load_model` needs no
@@ -34,6 +38,9 @@ _SUBMODULES = (
     "quantizers",
     "zoo",
     "interop",
+    "metrics",
+    "optimizers",
+    "plot",
 )
 
 __all__ = [
@@ -48,6 +55,9 @@ __all__ = [
     "export",
     "layers",
     "lite",
+    "metrics",
+    "optimizers",
+    "plot",
     "quantizers",
     "summary",
     "zoo",
@@ -59,6 +69,7 @@ try:
     from tfqnn._summary import LayerSummary, ModelSummary, summary
 
     _deferred.register()
+    from tfqnn import metrics, optimizers  # register their Keras classes
 except ModuleNotFoundError as error:  # no TensorFlow: tfqnn.lite only
     if (error.name or "").split(".")[0] not in ("tensorflow", "keras"):
         raise

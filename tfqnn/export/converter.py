@@ -27,6 +27,7 @@ def to_tflite(
     *,
     int8_representative_data: Any = None,
     batch_size: int | None = None,
+    verbose: int = 1,
 ) -> bytes:
     """Converts a trained Keras model to TFLite, binary layers as tfqnn custom ops.
 
@@ -56,6 +57,8 @@ def to_tflite(
             Inputs and outputs stay float32.
         batch_size: a fixed batch size for the signature; None keeps it
             dynamic (`resize_tensor_input` at run time).
+        verbose: 1 prints a line per stage (tracing, converting, checking)
+            and a progress bar over the int8 calibration samples; 0 is silent.
 
     Returns:
         The model as bytes. Run it with `tfqnn.lite.Interpreter`.
@@ -71,6 +74,8 @@ def to_tflite(
     """
     if batch_size is not None:
         batch_size = check_int("batch_size", batch_size, low=1)
+    verbose = check_int("verbose", verbose, low=0, high=1)
+    say = print if verbose else _silent
     functional = functional_of(model)
     if batch_size is None:
         _check_recurrent_batch(model)
@@ -81,6 +86,7 @@ def to_tflite(
         tf.TensorSpec([batch_size, *x.shape[1:]], x.dtype, name=_input_name(x, i))
         for i, x in enumerate(functional.inputs)
     ]
+    say(f"to_tflite: tracing {model.name} ({len(groups)} binary layer groups)", flush=True)
     with tempfile.TemporaryDirectory() as directory:
         archive = keras.export.ExportArchive()
         archive.track(model)
@@ -89,13 +95,15 @@ def to_tflite(
         converter = tf.lite.TFLiteConverter.from_saved_model(directory, signature_keys=["serve"])
         converter.allow_custom_ops = True
         if int8_representative_data is not None:
-            _configure_int8(converter, int8_representative_data, len(signature))
+            _configure_int8(converter, int8_representative_data, len(signature), verbose)
+        say("to_tflite: converting", flush=True)
         data = converter.convert()
     if int8_representative_data is not None:
         data, _ = int8_fusion.fuse_int8_conversions(data)
     else:
         weights = int8_weights.quantized_recurrent_weights(model)
         data, _ = int8_weights.store_int8_weights(data, weights)
+    say("to_tflite: checking the custom ops", flush=True)
     counts = custom_ops_in(data, schema_module=tflite_schema())
     found = {k: v for k, v in counts.items() if k.startswith(spec.OP_PREFIX)}
     if found != expected:
@@ -107,7 +115,12 @@ def to_tflite(
     if path is not None:
         with open(path, "wb") as f:
             f.write(data)
+    say(f"to_tflite: {len(data):,} bytes, custom ops {found}", flush=True)
     return data
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """`print` for ``verbose=0``."""
 
 
 def _check_recurrent_batch(model: keras.Model) -> None:
@@ -237,7 +250,9 @@ def _inference(operation: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def _configure_int8(converter: tf.lite.TFLiteConverter, data: Any, num_inputs: int) -> None:
+def _configure_int8(
+    converter: tf.lite.TFLiteConverter, data: Any, num_inputs: int, verbose: int = 0
+) -> None:
     samples = list(data) if isinstance(data, (list, tuple)) else [data]
     samples = [np.asarray(s, np.float32) for s in samples]
     if len(samples) != num_inputs:
@@ -253,9 +268,13 @@ def _configure_int8(converter: tf.lite.TFLiteConverter, data: Any, num_inputs: i
             f"of samples, got {counts}."
         )
 
+    used = min(count, 500)
+
     def representative() -> Iterator[list[np.ndarray]]:
-        for i in range(min(count, 500)):
+        progress = keras.utils.Progbar(used, verbose=verbose, unit_name="sample")
+        for i in range(used):
             yield [s[i : i + 1] for s in samples]
+            progress.update(i + 1)
 
     # Calibration runs the float model in TensorFlow's interpreter, which
     # needs tfqnn's kernels through the op registerer.

@@ -71,6 +71,8 @@ class QuantizedKernel:
 
 
 KERNEL = QuantizedKernel("kernel_quantizer", "kernel", "kernel_constraint")
+# The attribute of a latent kernel variable that holds its quantizer.
+_LATENT_QUANTIZER = "_tfqnn_latent_quantizer"
 
 
 class QuantizerMixin:
@@ -135,6 +137,16 @@ class QuantizerMixin:
         # Track the stochastic quantizers' seed generators as layer state.
         self._quantizer_seed_generators = seed_generators(self.quantizers.values())
         build_quantizer_weights(self, self.quantizers)
+
+    def _post_build(self) -> None:
+        # Keras runs this hook after ``build`` (whose signature Keras inspects,
+        # so it is not overridden here). Each latent kernel variable gets its
+        # quantizer, for `latent_quantizer`: optimizers' predicates see variables only.
+        super()._post_build()  # type: ignore[misc]
+        for spec in self._quantized_kernels:
+            weight = getattr(self, spec.weight, None)
+            if isinstance(weight, keras.Variable):
+                setattr(weight, _LATENT_QUANTIZER, getattr(self, spec.quantizer))
 
     @property
     def quantizers(self) -> dict[str, Quantizer | None]:
@@ -248,6 +260,17 @@ class QuantizerMixin:
         if self._has_pad_values:
             config["pad_values"] = self.pad_values
         return config
+
+
+def latent_quantizer(variable: Any) -> Quantizer | None:
+    """The quantizer a tfqnn layer applies to ``variable``, a latent kernel it owns.
+
+    None for any other variable (a bias, a BatchNorm scale, an unquantized
+    kernel) and before the layer is built. ``latent_quantizer(v).precision
+    == 1`` marks the latent weights of binary kernels
+    (`tfqnn.optimizers.is_binary_variable`).
+    """
+    return getattr(variable, _LATENT_QUANTIZER, None)
 
 
 def user_stacklevel() -> int:

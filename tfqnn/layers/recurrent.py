@@ -273,9 +273,9 @@ class QuantSimpleRNNCell(RecurrentQuantizerMixin, keras.layers.SimpleRNNCell):
         units: as `keras.layers.SimpleRNNCell`, as are the arguments up to
             ``seed``; ``kernel_constraint``, ``recurrent_constraint`` and
             ``bias_constraint`` also accept ``"weight_clip"``.
-        input_quantizer, kernel_quantizer, recurrent_quantizer,
-            bias_quantizer, state_quantizer: `tfqnn.quantizers` identifiers or
-            None; see `RecurrentQuantizerMixin` for the checks.
+        input_quantizer, kernel_quantizer, recurrent_quantizer, bias_quantizer, state_quantizer:
+            `tfqnn.quantizers` identifiers or None; see `RecurrentQuantizerMixin`
+            for the checks.
         **kwargs: every other argument of the Keras cell (``name``, ``dtype``).
 
     Example:
@@ -370,8 +370,8 @@ class QuantLSTMCell(RecurrentQuantizerMixin, keras.layers.LSTMCell):
     Args:
         units: as `keras.layers.LSTMCell`, as are the arguments up to
             ``seed``; the constraints also accept ``"weight_clip"``.
-        input_quantizer, kernel_quantizer, recurrent_quantizer,
-            bias_quantizer, state_quantizer: as `QuantSimpleRNNCell`.
+        input_quantizer, kernel_quantizer, recurrent_quantizer, bias_quantizer, state_quantizer:
+            as `QuantSimpleRNNCell`.
         gate_quantizer: quantizer of the input, forget and output gates.
         candidate_quantizer: quantizer of the candidate ``g``.
         **kwargs: every other argument of the Keras cell.
@@ -484,8 +484,8 @@ class QuantGRUCell(RecurrentQuantizerMixin, keras.layers.GRUCell):
     Args:
         units: as `keras.layers.GRUCell`, as are the arguments up to
             ``seed``; the constraints also accept ``"weight_clip"``.
-        input_quantizer, kernel_quantizer, recurrent_quantizer,
-            bias_quantizer, state_quantizer: as `QuantSimpleRNNCell`.
+        input_quantizer, kernel_quantizer, recurrent_quantizer, bias_quantizer, state_quantizer:
+            as `QuantSimpleRNNCell`.
         gate_quantizer: quantizer of the update and reset gates.
         candidate_quantizer: quantizer of the candidate ``n``.
         **kwargs: every other argument of the Keras cell.

@@ -1,0 +1,143 @@
+"""Each figure renders (pixels drawn, axes labelled) and shows the right numbers."""
+
+import keras
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+import tfqnn
+from tests.optimizers.conftest import binary_mlp
+
+
+def pixels(figure):
+    """The rendered RGB image, and the share of its pixels that are not white."""
+    figure.canvas.draw()
+    image = np.asarray(figure.canvas.buffer_rgba())[..., :3]
+    return image, float(np.mean(np.any(image < 250, axis=-1)))
+
+
+def texts(ax):
+    return [t.get_text() for t in ax.texts]
+
+
+def test_summary_draws_params_macs_and_memory_per_layer():
+    model = binary_mlp()
+    figure = tfqnn.plot.summary(model)
+    image, drawn = pixels(figure)
+    assert image.shape[0] > 100 and drawn > 0.05
+    axes = figure.axes
+    assert [ax.get_ylabel() for ax in axes] == ["parameters", "MACs per sample", "memory (bytes)"]
+    assert axes[-1].get_xlabel() == "layer"
+    assert [t.get_text() for t in axes[-1].get_xticklabels()] == [
+        layer.name for layer in model.layers
+    ]
+    # Parameter bars: stacked heights per layer equal tfqnn.summary's counts.
+    result = tfqnn.summary(model, print_fn=None)
+    heights = np.zeros(len(model.layers))
+    for patch in axes[0].patches:
+        heights[round(patch.get_x() + patch.get_width() / 2)] += patch.get_height()
+    np.testing.assert_array_equal(heights, [sum(row.params.values()) for row in result.layers])
+    memory = [patch.get_height() for patch in axes[2].patches]
+    np.testing.assert_allclose(memory, [row.memory_bytes for row in result.layers])
+
+
+def test_summary_of_a_model_without_quantized_layers_is_empty_with_a_note():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    figure = tfqnn.plot.summary(model)
+    _, drawn = pixels(figure)
+    assert drawn > 0.01  # axes, labels and the note
+    assert all(not ax.patches for ax in figure.axes)
+    assert "no tfqnn quantized layer in this model" in texts(figure.axes[0])
+    assert figure.axes[0].get_ylabel() == "parameters"
+
+
+def brute_front(points):
+    """Indices i such that no j is at most as costly and at least as accurate, one strictly."""
+    return sorted(
+        i
+        for i, (x, y) in enumerate(points)
+        if not any(
+            (a <= x and b >= y and (a, b) != (x, y)) for j, (a, b) in enumerate(points) if j != i
+        )
+    )
+
+
+def test_pareto_front_matches_brute_force(rng):
+    for _ in range(20):
+        points = [tuple(p) for p in rng.integers(0, 6, size=(8, 2)).astype(float)]
+        assert sorted(tfqnn.plot.pareto_front(points)) == brute_front(points)
+    assert tfqnn.plot.pareto_front([(1.0, 0.5), (2.0, 0.9), (3.0, 0.8), (0.5, 0.1)]) == [3, 0, 1]
+
+
+def test_pareto_marks_the_front_and_labels_every_run():
+    results = {
+        "float": {"accuracy": 0.91, "size": 4.0e6, "latency": 9.0},
+        "binary": {"accuracy": 0.86, "size": 1.6e5, "latency": 2.0},
+        "ternary": {"accuracy": 0.84, "size": 3.0e5, "latency": 3.0},  # beaten by binary
+    }
+    figure = tfqnn.plot.pareto(results, x="latency")
+    _, drawn = pixels(figure)
+    ax = figure.axes[0]
+    assert drawn > 0.02
+    assert ax.get_xlabel() == "latency (ms)" and ax.get_ylabel() == "accuracy"
+    assert sorted(texts(ax)) == ["binary", "float", "ternary"]
+    front = ax.collections[1].get_offsets()
+    np.testing.assert_array_equal(front, [[2.0, 0.86], [9.0, 0.91]])
+    assert "2 of 3 runs on the front" in ax.get_title()
+
+
+def test_pareto_of_nothing_is_an_empty_chart_and_bad_input_raises():
+    figure = tfqnn.plot.pareto({})
+    assert "no results to plot" in texts(figure.axes[0])
+    assert figure.axes[0].get_xlabel() == "model size (bytes)"
+    with pytest.raises(ValueError, match="Invalid x='flops'"):
+        tfqnn.plot.pareto({}, x="flops")
+    with pytest.raises(ValueError, match=r"Invalid results\['a'\].*\['size'\]"):
+        tfqnn.plot.pareto({"a": {"accuracy": 0.5}})
+
+
+@pytest.mark.parametrize(
+    "identifier, forward, backward",
+    [
+        ("ste_sign", lambda x: np.where(x >= 0, 1, -1), lambda x: (np.abs(x) <= 1).astype(float)),
+        (
+            "approx_sign",
+            lambda x: np.where(x >= 0, 1, -1),
+            lambda x: np.where(np.abs(x) <= 1, 2 - 2 * np.abs(x), 0),
+        ),
+    ],
+)
+def test_quantizer_draws_the_forward_pass_and_the_estimator(identifier, forward, backward):
+    figure = tfqnn.plot.quantizer(identifier, x_range=(-1.5, 1.5), points=61)
+    _, drawn = pixels(figure)
+    left, right = figure.axes
+    assert drawn > 0.02
+    assert (left.get_ylabel(), right.get_ylabel(), left.get_xlabel()) == ("q(x)", "dq/dx", "x")
+    x, y = left.lines[0].get_data()
+    np.testing.assert_allclose(y, forward(x))
+    x, dy = right.lines[0].get_data()
+    keep = np.abs(np.abs(x) - 1) > 1e-3  # the estimator's kink at |x| = 1 is either side
+    np.testing.assert_allclose(dy[keep], backward(x)[keep], atol=1e-5)
+
+
+@pytest.mark.parametrize("alias", sorted(tfqnn.quantizers.ALIASES))
+def test_every_quantizer_renders(alias):
+    figure = tfqnn.plot.quantizer(alias, points=41)
+    _, drawn = pixels(figure)
+    assert drawn > 0.02
+    y = figure.axes[0].lines[0].get_data()[1]
+    assert np.all(np.isfinite(y))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(q=None), "Invalid q=None"),
+        (dict(q="ste_sign", x_range=(1, -1)), "Invalid x_range="),
+        (dict(q="ste_sign", points=1), "Invalid points=1"),
+    ],
+)
+def test_quantizer_arguments_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tfqnn.plot.quantizer(**kwargs)
