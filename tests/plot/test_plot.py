@@ -141,3 +141,16 @@ def test_every_quantizer_renders(alias):
 def test_quantizer_arguments_are_checked(kwargs, match):
     with pytest.raises(ValueError, match=match):
         tfqnn.plot.quantizer(**kwargs)
+
+
+def test_a_quantizer_owning_weights_is_drawn_with_its_initial_weights():
+    quantizer = tfqnn.quantizers.MultiBinaryActivation(bases=2)
+    figure = tfqnn.plot.quantizer(quantizer, x_range=(-1.0, 2.0), points=61)
+    x, y = figure.axes[0].lines[0].get_data()
+    # Initial shifts 0.5 - n / 3 and scales 1 / 4 (tfqnn/quantizers/multibase.py).
+    shifts, scales = 0.5 - np.arange(1, 3) / 3, np.full(2, 0.25)
+    clipped = np.clip(x[:, None] + shifts, 0.0, 1.0)
+    expected = (scales * np.where(clipped - 0.5 >= 0, 1.0, -1.0)).sum(axis=1)
+    keep = np.min(np.abs(x[:, None] + shifts - 0.5), axis=1) > 1e-3
+    np.testing.assert_allclose(y[keep], expected[keep], atol=1e-6)
+    assert quantizer.shifts is None  # the caller's quantizer stays free for a layer

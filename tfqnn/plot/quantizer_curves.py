@@ -10,11 +10,32 @@ from tfqnn import _validation, quantizers
 from tfqnn.plot._figure import new_figure
 
 
+def _standalone_weight(shape: tuple[int, ...], initializer: Any, name: str) -> Any:
+    import keras
+
+    return keras.Variable(initializer(shape), name=name)
+
+
+def _ready(q: Any) -> Any:
+    """``q`` itself, or, for a quantizer that owns weights (`Quantizer.build_weights`)
+    and serves no layer yet, a copy with its initial weights."""
+    if type(q).build_weights is quantizers.Quantizer.build_weights:
+        return q
+    try:
+        q(np.zeros((1,), np.float32))
+        return q
+    except ValueError:
+        fresh = type(q).from_config(q.get_config())
+        fresh.build_weights(_standalone_weight, "plot")
+        return fresh
+
+
 def curves(q: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``q(x)`` at inference (deterministic rounding) and ``d sum(q(x)) / dx`` in training:
     the forward pass and the straight-through estimator, elementwise."""
     import tensorflow as tf
 
+    q = _ready(q)
     inputs = tf.constant(x, tf.float32)
     with tf.GradientTape() as tape:
         tape.watch(inputs)
@@ -31,7 +52,9 @@ def quantizer(q: Any, x_range: tuple[float, float] = (-2.0, 2.0), points: int = 
     round deterministically there). Right: the gradient the training pass
     gives, ``d q(x) / d x`` for each ``x`` on its own. Quantizers with
     statistics over the tensor (`ScaledSign`, DoReFa's weights mode) see
-    the whole range as one tensor.
+    the whole range as one tensor. A quantizer that owns weights
+    (`MultiBinaryActivation`) and serves no layer yet is drawn with its
+    initial weights.
 
     Args:
         q: a quantizer or an identifier of `tfqnn.quantizers.get`.
