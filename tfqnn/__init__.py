@@ -28,6 +28,7 @@ _SUBMODULES = (
     "layers",
     "lite",
     "quantizers",
+    "codebook",
 )
 
 __all__ = [
@@ -42,10 +43,11 @@ __all__ = [
     "lite",
     "quantizers",
     "summary",
+    "codebook",
 ]
 
 try:
-    from tfqnn import _deferred, activations, constraints, datasets, layers, quantizers
+    from tfqnn import _deferred, activations, codebook, constraints, datasets, layers, quantizers
     from tfqnn._summary import LayerSummary, ModelSummary, summary
 
     _deferred.register()
