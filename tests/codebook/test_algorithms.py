@@ -15,8 +15,8 @@ from tfqnn.codebook.weighted_entropy import weighted_entropy_score
 def brute_force_kmeans(v, k, h):
     """The least weighted squared error over all k^n assignments."""
     best = np.inf
-    for a in itertools.product(range(k), repeat=v.size):
-        a = np.array(a)
+    for assignment in itertools.product(range(k), repeat=v.size):
+        a = np.array(assignment)
         error = 0.0
         for c in set(a.tolist()):
             members = a == c

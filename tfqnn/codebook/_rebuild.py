@@ -15,7 +15,7 @@ from tfqnn.codebook.wrappers import KernelWrapper, kernel_names
 def check_model(model: Any) -> keras.Model:
     """``model`` if it is a built Sequential or functional Keras model."""
     if not isinstance(model, (keras.Sequential, Functional)):
-        raise ValueError(
+        raise ValueError(  # noqa: TRY004 (tfqnn raises ValueError for every bad argument)
             f"Invalid model of type {type(model).__name__}: expected a built Sequential or "
             "functional keras.Model."
         )

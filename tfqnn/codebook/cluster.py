@@ -166,7 +166,7 @@ def cluster(
     codebooks: list[Codebook] = []
     if scope == "model":
         parts = [surviving(i) for i in range(len(kernels))]
-        joint_h = None if weights[0] is None else np.concatenate([p[1] for p in parts])  # type: ignore[misc]
+        joint_h = None if weights[0] is None else np.concatenate([p[1] for p in parts])
         joint = run(np.concatenate([p[0] for p in parts]), joint_h, (-1,))
         sizes = np.cumsum([0] + [p[0].size for p in parts])
         codebooks = [
@@ -181,6 +181,7 @@ def cluster(
 
     specs: dict[str, dict[str, dict[str, Any]]] = {}
     tables: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    keeps: dict[tuple[str, str], np.ndarray] = {}
     for (layer, name), value, keep, codebook in zip(kernels, values, masks, codebooks):
         centroids, indices = _as_state(codebook, value, keep, axis if vector else -1)
         specs.setdefault(layer.name, {})[name] = {
@@ -191,6 +192,8 @@ def cluster(
             "pruned": keep is not None,
         }
         tables[(layer.name, name)] = (centroids, indices)
+        if keep is not None:
+            keeps[(layer.name, name)] = keep.astype("float32")
         if verbose:
             print(
                 f"cluster: {layer.name}/{name}: {value.size} weights, "
@@ -212,10 +215,7 @@ def cluster(
                 kernel = next(v for v in layer.layer.weights if v.name == name)
                 kernel.assign(np.zeros(kernel.shape, dtype=kernel.dtype))
             elif specs[layer.name][name]["pruned"]:
-                keep = masks[
-                    [i for i, (l, n) in enumerate(kernels) if (l.name, n) == (layer.name, name)][0]
-                ]
-                getattr(layer, f"_{name}_mask").assign(keep.astype("float32"))
+                getattr(layer, f"_{name}_mask").assign(keeps[(layer.name, name)])
     return new
 
 
@@ -237,7 +237,7 @@ def _importance(
     variables = []
     for layer, name in kernels:
         if isinstance(layer, Clustered):
-            raise ValueError(
+            raise ValueError(  # noqa: TRY004 (tfqnn raises ValueError for every bad argument)
                 f"Invalid importance={importance!r} for the clustered layer {layer.name!r}: "
                 "expected None (estimate importance on the float or pruned model)."
             )

@@ -23,7 +23,5 @@ class Codebook(NamedTuple):
     def decode(self) -> np.ndarray:
         """The quantized values: (n,) for scalar codebooks, (m, d) for vector ones."""
         if self.centroids.ndim == 3:
-            return sum(  # type: ignore[return-value]
-                c[i] for c, i in zip(self.centroids, self.indices)
-            )
+            return sum(c[i] for c, i in zip(self.centroids, self.indices))
         return self.centroids[self.indices]

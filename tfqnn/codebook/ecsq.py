@@ -104,12 +104,12 @@ def _ecsq(
     for _ in range(iterations):
         counts = np.bincount(indices, minlength=clusters)
         live = counts > 0
-        rate = np.full(clusters, np.inf)
-        rate[live] = -np.log2(counts[live] / v.size)
+        price = np.full(clusters, np.inf)  # lambda * code length; dead clusters never win
+        price[live] = lam * -np.log2(counts[live] / v.size)
         new = np.empty_like(indices)
         for begin in range(0, v.size, CHUNK):
             chunk = slice(begin, begin + CHUNK)
-            cost = h[chunk, None] * scale * (v[chunk, None] - centroids) ** 2 + lam * rate
+            cost = h[chunk, None] * scale * (v[chunk, None] - centroids) ** 2 + price
             new[chunk] = np.argmin(cost, axis=1)
         weight = np.bincount(new, weights=w, minlength=clusters)
         total = np.bincount(new, weights=w * v, minlength=clusters)

@@ -70,7 +70,7 @@ def hessian(
     totals = [np.zeros(tuple(v.shape)) for v in variables]
     for i in range(x.shape[0]):
         for total, g in zip(totals, squared_gradient(x[i : i + 1], y[i : i + 1])):
-            total += np.asarray(g)
+            np.add(total, np.asarray(g), out=total)
     return [total / x.shape[0] for total in totals]
 
 

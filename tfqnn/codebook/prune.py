@@ -38,7 +38,7 @@ def prune(
     selected = _rebuild.select(model, layers)
     for layer in selected:
         if isinstance(layer, Clustered):
-            raise ValueError(
+            raise ValueError(  # noqa: TRY004 (tfqnn raises ValueError for every bad argument)
                 f"Invalid layers entry {layer.name!r}: the layer is clustered; expected "
                 "prune before cluster (Deep Compression's order)."
             )
