@@ -121,6 +121,14 @@ class KernelWrapper(keras.layers.Wrapper):
         """Each replaced kernel as a numpy array, by name."""
         return {name: np.asarray(self.decoded_kernel(name, False)) for name in self.kernels}
 
+    def weight_precisions(self) -> dict[str, int]:
+        """Bits per value of the variables stored other than as float, by path.
+
+        `tfqnn.summary` counts the wrapper's weights at these precisions (0:
+        not stored).
+        """
+        return {}
+
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = super().get_config()
         config["kernels"] = list(self.kernels)
@@ -154,6 +162,10 @@ class Pruned(KernelWrapper):
     def decoded_kernel(self, name: str, training: bool | None = None) -> Any:
         variable = _variable(self.layer, name)
         return variable * ops.cast(self.mask(name), variable.dtype)
+
+    def weight_precisions(self) -> dict[str, int]:
+        """The masks are not stored: the zeros of the kernel mark the pruned entries."""
+        return {self.mask(name).path: 0 for name in self.kernels}
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")
@@ -295,6 +307,24 @@ class Clustered(KernelWrapper):
         spec = self.codebooks[name]
         codes = spec["clusters"] + int(spec["pruned"])
         return max(1, int(np.ceil(np.log2(codes))))
+
+    def weight_precisions(self) -> dict[str, int]:
+        """Indices at their fixed-length bits; the frozen float kernel is not stored.
+
+        With ``reassign="every_step"`` the latent kernel counts at the index
+        bits (what a deployment stores) and its mask at 0.
+        """
+        bits = {}
+        for name in self.kernels:
+            kernel = _variable(self.layer, name)
+            if self.reassign == "never":
+                bits[kernel.path] = 0
+                bits[getattr(self, f"_{name}_indices").path] = self.index_bits(name)
+            else:
+                bits[kernel.path] = self.index_bits(name)
+                if self.codebooks[name]["pruned"]:
+                    bits[getattr(self, f"_{name}_mask").path] = 0
+        return bits
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
