@@ -4,18 +4,21 @@ A model-level tool (docs/codebook.md): `cluster` replaces a model's kernels
 with centroids plus indices (k-means and its exact 1-D optimum, uniform,
 entropy-constrained, weighted-entropy, product and residual quantization,
 optionally importance-weighted), `prune` zeroes the smallest weights,
-`strip` returns the plain float model. The algorithms also work on numpy
+`strip` returns the plain float model, `report` gives the sizes and
+`save_compressed` writes a file of that size. The algorithms also work on numpy
 arrays alone (`kmeans`, `optimal`, ...), each returning a `Codebook`.
 Quantizers and layers never import this package.
 """
 
 from tfqnn.codebook.cluster import METHODS, cluster
 from tfqnn.codebook.codebook import Codebook
+from tfqnn.codebook.compressed import load_compressed, save_compressed
 from tfqnn.codebook.ecsq import ecsq
 from tfqnn.codebook.kmeans import INITS, kmeans
 from tfqnn.codebook.optimal import optimal
 from tfqnn.codebook.product import product
 from tfqnn.codebook.prune import prune
+from tfqnn.codebook.report import CodebookReport, KernelReport, report
 from tfqnn.codebook.residual import residual
 from tfqnn.codebook.strip import strip
 from tfqnn.codebook.uniform import uniform
@@ -27,15 +30,20 @@ __all__ = [
     "METHODS",
     "Clustered",
     "Codebook",
+    "CodebookReport",
+    "KernelReport",
     "KernelWrapper",
     "Pruned",
     "cluster",
     "ecsq",
     "kmeans",
+    "load_compressed",
     "optimal",
     "product",
     "prune",
+    "report",
     "residual",
+    "save_compressed",
     "strip",
     "uniform",
     "weighted_entropy",

@@ -159,9 +159,7 @@ def kernel_report(layer: Clustered, name: str) -> KernelReport:
     )
 
 
-def report(
-    model: keras.Model, *, print_fn: Callable[[str], Any] | None = print
-) -> CodebookReport:
+def report(model: keras.Model, *, print_fn: Callable[[str], Any] | None = print) -> CodebookReport:
     """Sizes of ``model``'s clustered kernels and of the whole model.
 
     Args:
@@ -196,4 +194,3 @@ def report(
 
 def _variable(layer: Clustered, name: str) -> Any:
     return next(v for v in layer.layer.weights if v.name == name)
-

@@ -33,9 +33,17 @@ def huffman_bits(symbols: np.ndarray, alphabet: int) -> int:
 
 
 def to_sparse(indices: np.ndarray, zero_code: int, gap_bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """(gap - 1, code) pairs of the entries that are not ``zero_code``, fillers included."""
+    """(gap - 1, code) pairs of the entries that are not ``zero_code``, fillers included.
+
+    Trailing fillers make the last pair end fewer than 2^b entries before the
+    end, so a reader can bound the kernel's size by the pairs it has read.
+    """
     step = 1 << gap_bits
     positions = np.flatnonzero(indices != zero_code)
+    final = int(positions[-1]) if positions.size else -1
+    tail = (indices.size - 1 - final) // step
+    if tail:
+        positions = np.concatenate([positions, final + step * np.arange(1, tail + 1)])
     gaps = np.diff(np.concatenate([[-1], positions]))
     fillers = (gaps - 1) // step
     pairs = fillers + 1
@@ -48,9 +56,7 @@ def to_sparse(indices: np.ndarray, zero_code: int, gap_bits: int) -> tuple[np.nd
     return gap_out, code_out
 
 
-def from_sparse(
-    gaps: np.ndarray, codes: np.ndarray, size: int, zero_code: int
-) -> np.ndarray:
+def from_sparse(gaps: np.ndarray, codes: np.ndarray, size: int, zero_code: int) -> np.ndarray:
     """The dense indices of `to_sparse`'s pairs; ValueError when they point past ``size``."""
     positions = np.cumsum(np.asarray(gaps, dtype=np.int64) + 1) - 1
     if positions.size and positions[-1] >= size:
