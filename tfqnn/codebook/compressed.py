@@ -199,7 +199,7 @@ def parse(data: bytes) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
 def _int(entry: dict[str, Any], key: str, low: int = 0, high: int | None = None) -> int:
     value = entry.get(key)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{key}={value!r} is not an integer.")
+        raise ValueError(f"{key}={value!r} is not an integer.")  # noqa: TRY004 (a malformed file is a ValueError)
     if value < low or (high is not None and value > high):
         raise ValueError(f"{key}={value!r} is not in [{low}, {high}].")
     return value
