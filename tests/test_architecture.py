@@ -92,6 +92,12 @@ def copy(tmp_path):
             "tfqnn.export.plan -> tfqnn.lite._core",
         ),
         (
+            "layers/dense.py",
+            "import tfqnn.codebook",
+            "codebook is a model-level tool",
+            "tfqnn.layers.dense -> tfqnn.codebook",
+        ),
+        (
             "_validation.py",
             "import tfqnn.quantizers",
             "no import cycles",

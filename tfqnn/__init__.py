@@ -4,7 +4,8 @@ Quantizers with straight-through estimators (`tfqnn.quantizers`), quantized
 Keras layers (`tfqnn.layers`), a model summary by precision
 (`tfqnn.summary`), offline data sets (`tfqnn.datasets`), TFLite export with
 bitpacked binary kernels (`tfqnn.export`) and the runtime that runs them
-(`tfqnn.lite`).
+(`tfqnn.lite`), and codebook quantization of trained models
+(`tfqnn.codebook`).
 
 Where TensorFlow is installed, `import tfqnn` registers every layer and
 quantizer with Keras, so `keras.models.load_model` needs no
