@@ -30,6 +30,7 @@ ALL_QUANTIZERS = [
     lambda: quantizers.SymmetricUniform(bits=3),
     lambda: quantizers.PowerOfTwo(bits=3),
     lambda: quantizers.NoOp(),
+    lambda: quantizers.Logarithmic(bits=3, max_exponent=1.0),
 ]
 IDS = [repr(factory()) for factory in ALL_QUANTIZERS]
 

@@ -64,7 +64,8 @@ def ecsq(
         raise ValueError(
             "Invalid target_bits and lagrange_multiplier: expected at most one of them."
         )
-    v, w = _arrays.as_values(values, importance)
+    v, h = _arrays.as_values(values, importance)
+    w = np.ones_like(v) if h is None else h
     if lagrange_multiplier is not None:
         lam = _validation.check_number(
             "lagrange_multiplier", lagrange_multiplier, non_negative=True

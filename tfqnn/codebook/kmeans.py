@@ -59,10 +59,11 @@ def kmeans(
     _validation.check_choice("init", init, INITS)
     iterations = _validation.check_int("iterations", iterations, 0)
     v, w = _arrays.as_values(values, importance)
-    data = _arrays.Sorted.of(v, w)
-    centroids = initial_centroids(data.values, w[data.order], clusters, init, seed)
+    data = _arrays.Sorted.of(v, w, order=w is not None)
+    sorted_weights = np.ones_like(v) if w is None else w[data.order]
+    centroids = initial_centroids(data.values, sorted_weights, clusters, init, seed)
     centroids = lloyd(data, centroids, iterations)
-    return Codebook(centroids, data.scatter(data.split(centroids)))
+    return Codebook(centroids, _arrays.nearest(v, centroids).astype(np.int32))
 
 
 def lloyd(data: _arrays.Sorted, centroids: np.ndarray, iterations: int) -> np.ndarray:
@@ -83,7 +84,8 @@ def lloyd(data: _arrays.Sorted, centroids: np.ndarray, iterations: int) -> np.nd
 def objective(values: Any, codebook: Codebook, importance: Any = None) -> float:
     """``sum_i h_i (w_i - c[I_i])^2``: the (importance-weighted) squared error."""
     v, w = _arrays.as_values(values, importance)
-    return float(np.sum(w * (v - codebook.decode().ravel()) ** 2))
+    error = (v - codebook.decode().ravel()) ** 2
+    return float(np.sum(error if w is None else w * error))
 
 
 def initial_centroids(

@@ -77,21 +77,19 @@ def _next_row(data: _arrays.Sorted, previous: np.ndarray) -> tuple[np.ndarray, n
     jlo, jhi = np.array([0]), np.array([n])
     while ilo.size:
         mid = (ilo + ihi) // 2
-        top = np.minimum(jhi, mid)
-        lengths = top - jlo + 1
+        lengths = np.minimum(jhi, mid) - jlo + 1
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        seg = np.repeat(np.arange(mid.size), lengths)
-        j = np.arange(lengths.sum()) - np.repeat(offsets - jlo, lengths)
-        i = mid[seg]
-        dw = data.W[i] - data.W[j]
-        ds = data.S[i] - data.S[j]
-        safe = np.where(dw > 0, dw, 1.0)
-        value = base[j] - np.where(dw > 0, ds * ds / safe, 0.0)
+        j = np.arange(int(lengths.sum())) - np.repeat(offsets - jlo, lengths)
+        dw = np.repeat(data.W[mid], lengths) - data.W[j]
+        ds = np.repeat(data.S[mid], lengths) - data.S[j]
+        explained = np.divide(ds * ds, dw, out=np.zeros_like(dw), where=dw > 0)
+        value = base[j] - explained
         mins = np.minimum.reduceat(value, offsets)
-        first = np.flatnonzero(value <= mins[seg])
-        seg_first, where = np.unique(seg[first], return_index=True)
-        opt = np.empty(mid.size, dtype=np.int64)
-        opt[seg_first] = j[first[where]]
+        # The first argmin of each range (ties are rare, so few candidates).
+        hits = np.flatnonzero(value <= np.repeat(mins, lengths))
+        owner = np.searchsorted(offsets, hits, side="right") - 1
+        first = np.concatenate([[True], owner[1:] != owner[:-1]])
+        opt = j[hits[first]]
         row[mid] = mins + data.Q[mid]
         best[mid] = opt
         left = ilo <= mid - 1

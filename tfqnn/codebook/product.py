@@ -56,7 +56,8 @@ def product(
     weights = None
     if importance is not None:
         _, h = _arrays.as_values(kernel, importance)
-        weights = to_subvectors(h.reshape(np.shape(kernel)), subvector_size, axis).mean(axis=1)
+        if h is not None:
+            weights = to_subvectors(h.reshape(np.shape(kernel)), subvector_size, axis).mean(axis=1)
     iterations = _validation.check_int("iterations", iterations, 0)
     return vector_kmeans(rows, clusters, weights=weights, iterations=iterations, seed=seed)
 

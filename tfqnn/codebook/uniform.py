@@ -23,7 +23,8 @@ def uniform(values: Any, clusters: int, *, importance: Any = None) -> Codebook:
     Returns a `Codebook`, ``centroids`` (k,) ascending and ``indices`` (n,).
     """
     clusters = _arrays.check_clusters(clusters)
-    v, w = _arrays.as_values(values, importance)
+    v, h = _arrays.as_values(values, importance)
+    w = np.ones_like(v) if h is None else h
     low, high = float(v.min()), float(v.max())
     width = (high - low) / clusters
     if width > 0:

@@ -15,6 +15,7 @@ from tfqnn import _config
 from tfqnn.quantizers.base import Quantizer, QuantizerLike, StochasticQuantizer
 from tfqnn.quantizers.binary import ApproxSign, ScaledSign, SteSign, StochasticSign
 from tfqnn.quantizers.gradient import DoReFaGradient
+from tfqnn.quantizers.logarithmic import Logarithmic
 from tfqnn.quantizers.multibit import (
     DoReFa,
     FixedPoint,
@@ -39,6 +40,7 @@ ALIASES: dict[str, type[Quantizer]] = {
     "symmetric_uniform": SymmetricUniform,
     "power_of_two": PowerOfTwo,
     "noop": NoOp,
+    "logarithmic": Logarithmic,
 }
 
 ALL_OBJECTS = {cls.__name__: cls for cls in ALIASES.values()}
@@ -87,6 +89,7 @@ __all__ = [
     "DoReFa",
     "DoReFaGradient",
     "FixedPoint",
+    "Logarithmic",
     "NoOp",
     "PowerOfTwo",
     "Quantizer",
