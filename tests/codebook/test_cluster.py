@@ -261,3 +261,44 @@ def test_prune_after_cluster_and_subclassed_models_are_rejected(model):
 
     with pytest.raises(ValueError, match="Sequential or functional"):
         codebook.cluster(Net(), 4)
+
+
+def test_every_kernel_layer_kind(rng, tmp_path):
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    h = keras.layers.DepthwiseConv2D(3, padding="same", name="depthwise")(h)
+    h = keras.layers.SeparableConv2D(4, 3, padding="same", name="separable")(h)
+    h = keras.layers.Conv2DTranspose(2, 3, strides=2, name="transpose")(h)
+    h = tfqnn.layers.QuantConv2D(2, 3, name="qconv", kernel_quantizer="ste_tern")(h)
+    h = keras.layers.Reshape((-1, 2))(h)
+    h = keras.layers.Conv1D(3, 2, name="conv1d")(h)
+    outputs = keras.layers.Dense(2, name="dense")(keras.layers.Flatten()(h))
+    model = keras.Model(inputs, outputs)
+    clustered = codebook.cluster(codebook.prune(model, 0.3), 4)
+    separable = clustered.get_layer("separable")
+    assert separable.kernels == ["depthwise_kernel", "pointwise_kernel"]
+    x = rng.normal(size=(4, 8, 8, 3)).astype("float32")
+    expected = clustered.predict(x, verbose=0)
+    np.testing.assert_allclose(codebook.strip(clustered).predict(x, verbose=0), expected, atol=1e-5)
+    for layer in codebook.strip(clustered).layers:
+        for weight in layer.weights:
+            if weight.name.endswith("kernel"):
+                values = weight.numpy()
+                assert np.unique(values[values != 0]).size <= 4
+                assert np.sum(values == 0) >= int(0.3 * values.size)
+    path = tmp_path / "kinds.keras"
+    clustered.save(path)
+    np.testing.assert_array_equal(keras.models.load_model(path).predict(x, verbose=0), expected)
+
+
+def test_summary_counts_clustered_kernels_at_index_bits(model):
+    clustered = codebook.cluster(codebook.prune(model, 0.5, layers=["fc1"]), 16, layers=["fc1"])
+    row = {r.name: r for r in tfqnn.summary(clustered, print_fn=None).layers}["fc1"]
+    # 12 x 16 indices at 5 bits (16 clusters + the zero code), 16 centroids and 16 biases at 32.
+    assert row.params == {5: 12 * 16, 32: 16 + 16}
+    assert row.weight_bits == 5
+    assert row.macs == {32: 12 * 16}
+    pruned = codebook.prune(model, 0.5)
+    row = {r.name: r for r in tfqnn.summary(pruned, print_fn=None).layers}["fc1"]
+    assert row.params == {32: 12 * 16 + 16}  # the mask is not stored
