@@ -26,7 +26,7 @@ import tensorflow as tf
 from tfqnn import codebook
 
 sys.path.insert(0, os.path.dirname(__file__))
-import _machine  # noqa: E402
+import _machine
 
 
 def median_seconds(fn, repeats):
