@@ -181,3 +181,16 @@ def test_crafted_model_configs_raise_value_error(small_file):
         with pytest.raises(ValueError, match="Invalid compressed file"):
             compressed.from_bytes(data)
     assert compressed.from_bytes(small_file).count_params() == 8 * 12 + 12 + 12 * 4 + 4
+
+
+def test_compiled_models_round_trip(mlp, tmp_path, rng):
+    clustered = codebook.cluster(mlp, 8)
+    clustered.compile("adam", "sparse_categorical_crossentropy")
+    x = rng.normal(size=(8, 32)).astype("float32")
+    clustered.fit(x, np.arange(8) % 10, epochs=1, verbose=0)
+    path = tmp_path / "compiled.tfqnncb"
+    codebook.save_compressed(clustered, path)
+    header, _ = _header(path.read_bytes())
+    assert "compile_config" not in header["model"]
+    loaded = codebook.load_compressed(path)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), clustered.predict(x, verbose=0))

@@ -50,9 +50,12 @@ def cluster(
 
     Each selected layer becomes a `Clustered` wrapper around a layer of the
     same class and config; all other weights are copied. The result is
-    uncompiled; ``fit`` fine-tunes the centroids (Han et al. 2016: the
-    gradient of a centroid is the sum of its members' gradients). Kernels of
-    `prune`d layers keep their zeros as a fixed zero code.
+    compiled as ``model`` was (Keras's ``clone_model`` copies the compile
+    settings, with a fresh optimizer); compile it again to choose the
+    fine-tuning optimizer. ``fit`` fine-tunes the centroids (Han et al.
+    2016: the gradient of a centroid is the sum of its members' gradients).
+    Kernels of `prune`d layers keep their zeros as a fixed zero code.
+    Only the model's own layers are selected, not those of nested models.
 
     Args:
         model: a built Sequential or functional model.

@@ -83,9 +83,11 @@ def to_bytes(model: keras.Model) -> bytes:
         else:
             entry.update(encoding="raw", **_append(payload, value.tobytes()))
         entries.append(entry)
+    config = keras.saving.serialize_keras_object(plain)
+    config.pop("compile_config", None)  # the file holds the model, not its training setup
     header = {
         "format": FORMAT,
-        "model": keras.saving.serialize_keras_object(plain),
+        "model": config,
         "tensors": entries,
     }
     text = json.dumps(header, separators=(",", ":")).encode()
@@ -332,6 +334,7 @@ def _stream(stream: dict[str, Any], codes: int, m: int, payload: memoryview) -> 
 
 def _build(config: dict[str, Any], tensors: list[tuple[str, np.ndarray]]) -> keras.Model:
     """The model of ``config`` with ``tensors``, variables allocated only once they match."""
+    config = {key: value for key, value in config.items() if key != "compile_config"}
     before = list(global_state.get_global_attribute("uninitialized_variables") or [])
     try:
         with keras.StatelessScope(initialize_variables=False):
