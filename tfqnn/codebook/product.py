@@ -23,6 +23,8 @@ from tfqnn.codebook.codebook import Codebook
 CHUNK = 1 << 15
 # k-means++ seeds from at most this many sub-vectors.
 SEED_SAMPLE = 20_000
+# Lloyd stops when at most this share of the assignments changed in an iteration.
+STABLE = 1e-3
 
 
 def product(
@@ -32,7 +34,7 @@ def product(
     subvector_size: int = 4,
     axis: int = -1,
     importance: Any = None,
-    iterations: int = 100,
+    iterations: int = 25,
     seed: int | None = 0,
 ) -> Codebook:
     """Product-quantizes ``kernel``: one index per sub-vector, one codebook.
@@ -44,7 +46,8 @@ def product(
         axis: the axis along which sub-vectors run.
         importance: optional non-negative weight per kernel entry; a
             sub-vector's weight is the mean of its entries'.
-        iterations: the most Lloyd iterations.
+        iterations: the most Lloyd iterations (25, as faiss; it stops once
+            at most 0.1 % of the assignments change).
         seed: seed of the k-means++ seeding.
 
     Returns:
@@ -92,10 +95,15 @@ def vector_kmeans(
     clusters: int,
     *,
     weights: np.ndarray | None = None,
-    iterations: int = 100,
+    iterations: int = 25,
     seed: int | None = 0,
 ) -> Codebook:
-    """Lloyd's k-means of the (m, d) ``rows`` with k-means++ seeding."""
+    """Lloyd's k-means of the (m, d) ``rows`` with k-means++ seeding.
+
+    Stops after ``iterations``, or once at most `STABLE` (0.1 %) of the
+    assignments change in an iteration; each index is the nearest of the
+    returned centroids.
+    """
     m, d = rows.shape
     w = np.ones(m) if weights is None else np.asarray(weights, dtype=np.float64)
     rng = np.random.default_rng(seed)
@@ -110,19 +118,21 @@ def vector_kmeans(
         live = weight > 0
         centroids[live] = sums[live] / weight[live, None]
         new = _assign(rows, centroids)
-        if np.array_equal(new, indices):
-            break
+        changed = np.count_nonzero(new != indices)
         indices = new
+        if changed <= STABLE * m:
+            break
     return Codebook(centroids, indices.astype(np.int32))
 
 
 def _assign(rows: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Index of the nearest centroid (squared Euclidean) of each row."""
+    """Index of the nearest centroid (squared Euclidean, in float32) of each row."""
     out = np.empty(rows.shape[0], dtype=np.int64)
-    norms = (centroids * centroids).sum(axis=1)
+    c = centroids.astype(np.float32)
+    norms = (c * c).sum(axis=1)
     for begin in range(0, rows.shape[0], CHUNK):
-        chunk = rows[begin : begin + CHUNK]
-        out[begin : begin + CHUNK] = np.argmin(norms - 2 * chunk @ centroids.T, axis=1)
+        chunk = rows[begin : begin + CHUNK].astype(np.float32)
+        out[begin : begin + CHUNK] = np.argmin(norms - 2 * chunk @ c.T, axis=1)
     return out
 
 

@@ -27,7 +27,7 @@ def residual(
     stages: int = 2,
     subvector_size: int = 1,
     axis: int = -1,
-    iterations: int = 100,
+    iterations: int = 25,
     seed: int | None = 0,
 ) -> Codebook:
     """Residual-quantizes ``kernel`` in ``stages`` of k-means.
