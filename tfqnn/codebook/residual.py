@@ -17,6 +17,7 @@ import numpy as np
 from tfqnn import _validation
 from tfqnn.codebook import _arrays
 from tfqnn.codebook.codebook import Codebook
+from tfqnn.codebook.kmeans import kmeans
 from tfqnn.codebook.product import to_subvectors, vector_kmeans
 
 
@@ -38,7 +39,8 @@ def residual(
         stages: t >= 1.
         subvector_size: d (1: scalar), a divisor of ``kernel.shape[axis]``.
         axis: the axis along which sub-vectors run.
-        iterations: the most Lloyd iterations per stage.
+        iterations: the most Lloyd iterations per stage (scalar stages,
+            d = 1, use `kmeans` with linear init; vector ones k-means++).
         seed: seed of the k-means++ seeding.
 
     Returns:
@@ -51,7 +53,11 @@ def residual(
     centroids, indices = [], []
     for stage in range(stages):
         seed_t = None if seed is None else seed + stage
-        codebook = vector_kmeans(left, clusters, iterations=iterations, seed=seed_t)
+        if left.shape[1] == 1:  # scalar: the sorted 1-D Lloyd, linear init
+            scalar = kmeans(left[:, 0], clusters, iterations=iterations)
+            codebook = Codebook(scalar.centroids[:, None], scalar.indices)
+        else:
+            codebook = vector_kmeans(left, clusters, iterations=iterations, seed=seed_t)
         centroids.append(codebook.centroids)
         indices.append(codebook.indices)
         left = left - codebook.centroids[codebook.indices]
