@@ -4,8 +4,8 @@ Quantizers with straight-through estimators (`tfqnn.quantizers`), quantized
 Keras layers (`tfqnn.layers`), a model summary by precision
 (`tfqnn.summary`), offline data sets (`tfqnn.datasets`), TFLite export with
 bitpacked binary kernels (`tfqnn.export`) and the runtime that runs them
-(`tfqnn.lite`), and codebook quantization of trained models
-(`tfqnn.codebook`).
+(`tfqnn.lite`), networks built from the layers (`tfqnn.zoo`), and codebook
+quantization of trained models (`tfqnn.codebook`).
 
 Where TensorFlow is installed, `import tfqnn` registers every layer and
 quantizer with Keras, so `keras.models.load_model` needs no
@@ -29,6 +29,7 @@ _SUBMODULES = (
     "layers",
     "lite",
     "quantizers",
+    "zoo",
     "codebook",
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "lite",
     "quantizers",
     "summary",
+    "zoo",
     "codebook",
 ]
 

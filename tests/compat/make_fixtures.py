@@ -10,6 +10,12 @@ and its outputs (``<name>.npz``), so a load must reproduce them bit for bit.
   non-default configs.
 - ``compressed_optimizer``: a Dense model compiled with a
   `tfqnn.distribute.CompressedOptimizer` (residuals in the optimizer state).
+- ``recurrent`` (from v0.2.0.dev on): `QuantLSTM` with every quantizer, a
+  `Bidirectional` `QuantGRU`, a ``keras.layers.RNN`` of a
+  `QuantSimpleRNNCell`, trained a step.
+
+``--only NAME`` writes some fixtures only, to add a model to the fixtures
+without rewriting the files of an earlier version.
 """
 
 import argparse
@@ -75,20 +81,63 @@ def compressed_optimizer():
     return model, x
 
 
+def recurrent():
+    keras.utils.set_random_seed(6)
+    rng = np.random.default_rng(6)
+    q = tfqnn.quantizers
+    inputs = keras.Input((7, 5))
+    x = tfqnn.layers.QuantLSTM(
+        12,
+        return_sequences=True,
+        input_quantizer=q.FixedPoint(3, 5),
+        kernel_quantizer="ste_tern",
+        recurrent_quantizer=q.SteTern(scaled=False, threshold=0.2),
+        bias_quantizer=q.FixedPoint(4, 8),
+        state_quantizer=q.FixedPoint(3, 5),
+        gate_quantizer=q.DoReFa(4),
+        candidate_quantizer=q.SymmetricUniform(5),
+        unit_forget_bias=False,
+        recurrent_dropout=0.1,
+    )(inputs)
+    x = keras.layers.Bidirectional(
+        tfqnn.layers.QuantGRU(
+            8,
+            return_sequences=True,
+            reset_after=False,
+            kernel_quantizer="scaled_sign",
+            recurrent_quantizer="scaled_sign",
+            kernel_constraint="weight_clip",
+            recurrent_constraint="weight_clip",
+            state_quantizer="uniform",
+        )
+    )(x)
+    cell = tfqnn.layers.QuantSimpleRNNCell(
+        6, kernel_quantizer=q.PowerOfTwo(3), recurrent_quantizer=q.DoReFa(3, mode="weights")
+    )
+    x = keras.layers.RNN(cell, go_backwards=True)(x)
+    model = keras.Model(inputs, keras.layers.Dense(4)(x), name="recurrent")
+    x = rng.normal(size=(8, 7, 5)).astype(np.float32)
+    model.compile(keras.optimizers.Adam(0.01), keras.losses.MeanSquaredError())
+    model.fit(x, rng.normal(size=(8, 4)), batch_size=8, epochs=1, verbose=0)
+    return model, x
+
+
 FIXTURES = {
     "every_layer": every_layer,
     "every_quantizer": every_quantizer,
     "compressed_optimizer": compressed_optimizer,
+    "recurrent": recurrent,
 }
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory")
+    parser.add_argument("--only", nargs="+", choices=sorted(FIXTURES), default=list(FIXTURES))
     args = parser.parse_args(argv)
     os.makedirs(args.directory, exist_ok=True)
-    for name, make in FIXTURES.items():
-        model, x = make()
+    for name in args.only:
+        model, x = FIXTURES[name]()
         model.save(os.path.join(args.directory, f"{name}.keras"))
         optimizer = (
             {}

@@ -29,6 +29,7 @@ def test_there_are_fixtures():
         "every_layer",
         "every_quantizer",
         "compressed_optimizer",
+        "recurrent",
     }
 
 

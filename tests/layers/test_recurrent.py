@@ -582,12 +582,56 @@ def test_scaled_state_quantizers_are_accepted():
         assert cell.state_quantizer == tfqnn.quantizers.get(quantizer)
 
 
+def test_the_check_reads_output_range_so_custom_quantizers_take_part():
+    class Clamp01(tfqnn.quantizers.Quantizer):
+        output_range = (0.0, 1.0)
+
+        def call(self, x, training=None):
+            return tf.clip_by_value(x, 0.0, 1.0)
+
+    class Halve(tfqnn.quantizers.Quantizer):
+        def call(self, x, training=None):
+            return x / 2
+
+    with pytest.raises(ValueError, match="Invalid state_quantizer=.*negative values"):
+        QuantGRUCell(4, state_quantizer=Clamp01())
+    QuantGRUCell(4, activation="relu", state_quantizer=Clamp01())
+    QuantLSTMCell(4, state_quantizer=Halve())  # no range: nothing to refuse
+
+
+def test_one_bit_dorefa_weights_scale_so_they_can_hold_the_carry():
+    cell = QuantLSTMCell(4, state_quantizer=DoReFa(1, "weights"))
+    carry = tf.constant([[-3.0, -1.0, 2.0, 5.0]])
+    assert np.abs(cell.quantized_state(carry, False).numpy()).max() > 1.0
+
+
 def test_binary_weights_without_constraint_warn():
     with pytest.warns(UserWarning, match="recurrent_constraint"):
         QuantLSTMCell(4, recurrent_quantizer="ste_sign")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         QuantLSTMCell(4, recurrent_quantizer="ste_sign", recurrent_constraint="weight_clip")
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: QuantLSTMCell(4, kernel_quantizer="ste_sign"),
+        lambda: QuantLSTM(4, recurrent_quantizer="ste_sign"),
+        lambda: QuantGRU(4, kernel_quantizer="approx_sign"),
+        lambda: QuantSimpleRNN(4, recurrent_quantizer="ste_sign"),
+        lambda: keras.layers.RNN(QuantSimpleRNNCell(4, kernel_quantizer="ste_sign")),
+    ],
+    ids=["lstm_cell", "lstm", "gru", "simple_rnn", "rnn_of_cell"],
+)
+def test_weight_clip_warning_names_the_users_line(build):
+    """However deep the cell is built (layer, cell, mixins), the warning names
+    the line that called tfqnn."""
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        build()
+    (warning,) = [w for w in record if "weight_clip" in str(w.message)]
+    assert (warning.filename, warning.lineno) == (__file__, build.__code__.co_firstlineno)
 
 
 # ---------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from typing import Any
 import tensorflow as tf
 
 from tfqnn.distribute.collectives import all_gather, all_reduce_with_flag
+from tfqnn.distribute.defaults import DEFAULT_MIN_ELEMENTS
 
 Update = tuple[Any, tf.Tensor]
 """``(state variable, new value)``, assigned when the step is finite."""
@@ -60,7 +61,7 @@ def all_reduce(
     state: Any = None,
     indices: Sequence[int] | None = None,
     step: tf.Tensor | None = None,
-    min_elements: int = 1024,
+    min_elements: int = DEFAULT_MIN_ELEMENTS,
     replica_context: tf.distribute.ReplicaContext | None = None,
 ) -> tuple[list[Any], tf.Tensor]:
     """Sums ``gradients`` over the replicas, compressing those that qualify.

@@ -13,8 +13,7 @@ from typing import Any
 
 from tfqnn import _validation
 from tfqnn.distribute import compressors, nonfinite
-
-DEFAULT_MIN_ELEMENTS = 1024
+from tfqnn.distribute.defaults import DEFAULT_MIN_ELEMENTS
 
 
 def check_min_elements(value: object) -> int:

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfqnn._validation import check_int
-from tfqnn.export import composite, int8_fusion
+from tfqnn.export import composite, int8_fusion, int8_weights
 from tfqnn.export._schema import tflite_schema
 from tfqnn.export.plan import BinaryGroup, functional_of, plan_groups
 from tfqnn.lite import custom_ops_in, load_library, spec
@@ -38,6 +38,14 @@ def to_tflite(
     layers consume it (`tfqnn.export.plan`). Everything else converts to TFLite
     builtins: float32, or int8 when `int8_representative_data` is given.
 
+    Recurrent layers (`QuantLSTM`, `QuantGRU`, `QuantSimpleRNN`, Keras's own,
+    ``keras.layers.RNN`` of a tfqnn cell) become builtins: a ``WHILE`` loop
+    over the time steps, which needs a fixed ``batch_size``, or with
+    ``unroll=True`` a flat graph. Their quantized ``W`` and ``U`` of at most
+    8 bits are stored as int8 with per-row scales, dequantized once for float
+    ``FULLY_CONNECTED`` ops (`tfqnn.export.int8_weights`); other weights stay
+    float32.
+
     Args:
         model: a built Sequential or functional Keras model.
         path: where to write the `.tflite` file (optional).
@@ -53,7 +61,8 @@ def to_tflite(
         The model as bytes. Run it with `tfqnn.lite.Interpreter`.
 
     Raises:
-        ValueError: a model without a graph, or bad arguments.
+        ValueError: a model without a graph, bad arguments, or a recurrent
+            layer without ``unroll=True`` and no ``batch_size``.
         ExportError: the converted file lacks the custom ops it should hold.
 
     Example:
@@ -63,6 +72,8 @@ def to_tflite(
     if batch_size is not None:
         batch_size = check_int("batch_size", batch_size, low=1)
     functional = functional_of(model)
+    if batch_size is None:
+        _check_recurrent_batch(model)
     groups, nodes, folded = plan_groups(model)
     expected: dict[str, int] = {}
     serve = _serving_function(functional, nodes, groups, {id(n) for n in folded}, expected)
@@ -82,6 +93,9 @@ def to_tflite(
         data = converter.convert()
     if int8_representative_data is not None:
         data, _ = int8_fusion.fuse_int8_conversions(data)
+    else:
+        weights = int8_weights.quantized_recurrent_weights(model)
+        data, _ = int8_weights.store_int8_weights(data, weights)
     counts = custom_ops_in(data, schema_module=tflite_schema())
     found = {k: v for k, v in counts.items() if k.startswith(spec.OP_PREFIX)}
     if found != expected:
@@ -94,6 +108,23 @@ def to_tflite(
         with open(path, "wb") as f:
             f.write(data)
     return data
+
+
+def _check_recurrent_batch(model: keras.Model) -> None:
+    """Raises ValueError for a looping RNN layer in a dynamic-batch export.
+
+    TensorFlow's converter lowers the loop of a ``keras.layers.RNN`` (tfqnn's
+    recurrent layers included) to a builtin ``WHILE`` only when the batch is
+    fixed; with a dynamic batch it fails on the loop's tensor lists.
+    """
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.RNN) and not layer.unroll:
+            raise ValueError(
+                f"Invalid batch_size=None: layer {layer.name!r} ({type(layer).__name__}) "
+                "loops over time steps, which TFLite's builtin WHILE runs only for a fixed "
+                "batch; expected batch_size=1 (or another fixed size), or build the layer "
+                "with unroll=True for a flat graph that keeps the batch dynamic."
+            )
 
 
 def _input_name(tensor: Any, index: int) -> str:

@@ -24,6 +24,8 @@ itself appears only in the quantizers, whose straight-through estimators are
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias
@@ -126,7 +128,7 @@ class QuantizerMixin:
                     f"{type(self).__name__} has a binary {spec.quantizer} but no "
                     f"{spec.constraint}: latent weights can grow past the STE's "
                     f'clip range and stop learning. Pass {spec.constraint}="weight_clip".',
-                    stacklevel=3,  # the caller of the layer's __init__
+                    stacklevel=user_stacklevel(),
                 )
         if self._has_pad_values:
             self.pad_values = _validation.check_number("pad_values", pad_values)
@@ -245,6 +247,26 @@ class QuantizerMixin:
         if self._has_pad_values:
             config["pad_values"] = self.pad_values
         return config
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` at which `warnings.warn` names the user's line.
+
+    Counted from the function that calls this one (level 1) up to the first
+    frame outside tfqnn and Keras, so that a warning raised in a cell built
+    by a layer built by the user names the user's line, however deep.
+    """
+    inside = tuple(
+        os.path.dirname(os.path.abspath(package.__file__)) + os.sep
+        for package in (sys.modules["tfqnn"], keras)
+        if package.__file__ is not None
+    )
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(inside):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def seed_generators(quantizer_list: Iterable[Quantizer | None]) -> list[Any]:

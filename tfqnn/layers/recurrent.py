@@ -47,18 +47,7 @@ from tfqnn.layers.base import (
     Regularizer,
     seed_generators,
 )
-from tfqnn.quantizers import (
-    ApproxSign,
-    DoReFa,
-    FixedPoint,
-    Quantizer,
-    QuantizerLike,
-    SteSign,
-    SteTern,
-    StochasticSign,
-    StochasticTern,
-    SymmetricUniform,
-)
+from tfqnn.quantizers import Quantizer, QuantizerLike
 
 __all__ = [
     "QuantGRU",
@@ -82,27 +71,6 @@ _NON_NEGATIVE_ACTIVATIONS = frozenset(
 )
 
 
-def _fixed_range(quantizer: Quantizer) -> tuple[float, float] | None:
-    """The interval the quantizer's outputs lie in whatever its input, or None.
-
-    None means the outputs follow the input's scale (``ScaledSign``, scaled
-    ``SteTern``, ``Uniform``, ``PowerOfTwo``, ``NoOp``) or the quantizer is
-    not one of tfqnn's.
-    """
-    if isinstance(quantizer, (SteSign, ApproxSign, StochasticSign, StochasticTern)):
-        return -1.0, 1.0
-    if isinstance(quantizer, SteTern) and not quantizer.scaled:
-        return -1.0, 1.0
-    if isinstance(quantizer, DoReFa):
-        return (0.0, 1.0) if quantizer.mode == "activations" else (-1.0, 1.0)
-    if isinstance(quantizer, FixedPoint):
-        return quantizer.range
-    if isinstance(quantizer, SymmetricUniform):
-        step = 2.0 ** (1 - quantizer.bits)
-        return -1.0 + step, 1.0 - step
-    return None
-
-
 class RecurrentQuantizerMixin(QuantizerMixin):
     """Quantizers of a recurrent cell: W, U, b, the inputs, states and activations.
 
@@ -116,8 +84,9 @@ class RecurrentQuantizerMixin(QuantizerMixin):
       must keep one statistic per column, ``axis=-1`` (or 1): the columns
       are the concatenated gates times the units, so any other axis mixes
       the gates. On the bias the axis must be the last one too.
-    - ``state_quantizer`` must hold the states: a quantizer whose outputs
-      are never negative (DoReFa's activations mode, unsigned `FixedPoint`)
+    - ``state_quantizer`` must hold the states, as its
+      `Quantizer.output_range` tells: a quantizer whose outputs are never
+      negative (DoReFa's activations mode, unsigned `FixedPoint`)
       is refused unless the activation is non-negative too (``relu``, ...);
       the LSTM also refuses one whose outputs lie within [-1, 1] (binary,
       unscaled ternary, `SymmetricUniform`, `FixedPoint` with one integer
@@ -191,7 +160,7 @@ class RecurrentQuantizerMixin(QuantizerMixin):
 
     def _check_state_quantizer(self) -> None:
         quantizer = self.state_quantizer
-        bounds = None if quantizer is None else _fixed_range(quantizer)
+        bounds = None if quantizer is None else quantizer.output_range
         if quantizer is None or bounds is None:
             return
         low, high = bounds

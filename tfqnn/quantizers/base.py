@@ -21,13 +21,26 @@ class Quantizer(_config.ConfigObject):
     """Base class of tfqnn's quantizers.
 
     Subclasses implement `call(x, training)` on a float tensor and
-    `get_config()`; they set `precision` (bits per quantized value).
+    `get_config()`; they set `precision` (bits per quantized value) and,
+    when their outputs lie in a fixed interval whatever the input, override
+    `output_range`.
 
     Calling a quantizer converts its input to a tensor first: a Keras Variable
     cannot enter a `tf.custom_gradient` function directly.
     """
 
     precision: int = 32
+
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """``(low, high)``: the smallest and largest output for any input, or None.
+
+        None means the outputs are unbounded or follow the input's scale (a
+        scaled sign, uniform levels between the tensor's extremes). Some
+        input reaches each bound. The recurrent cells read it to refuse a
+        ``state_quantizer`` that cannot hold their states.
+        """
+        return None
 
     def __call__(self, inputs: Any, training: bool | None = None) -> tf.Tensor:
         return self.call(tf.convert_to_tensor(inputs), training=training)

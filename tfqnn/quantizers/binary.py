@@ -46,6 +46,11 @@ class SteSign(Quantizer):
             "clip_value", clip_value, positive=True, allow_none=True
         )
 
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """``(-1, 1)``: the two signs."""
+        return -1.0, 1.0
+
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         return clipped_ste(x, sign(x), self.clip_value)
 
@@ -65,6 +70,11 @@ class ApproxSign(Quantizer):
     """
 
     precision = 1
+
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """``(-1, 1)``: the two signs."""
+        return -1.0, 1.0
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         @tf.custom_gradient
@@ -147,6 +157,11 @@ class StochasticSign(StochasticQuantizer):
     """
 
     precision = 1
+
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """``(-1, 1)``: the two signs."""
+        return -1.0, 1.0
 
     def sample(self, x: tf.Tensor) -> tf.Tensor:
         p = tf.clip_by_value((x + 1.0) / 2.0, 0.0, 1.0)

@@ -40,6 +40,11 @@ class Logarithmic(Quantizer):
         self.step = _validation.check_number("step", step, positive=True)
         self.precision = self.bits
 
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """``(0, 2^max_exponent)``: non-positive inputs give 0, large ones the top level."""
+        return 0.0, float(2.0**self.max_exponent)
+
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         top = 2**self.bits - 2
         low = self.max_exponent - self.step * top

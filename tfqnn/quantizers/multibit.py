@@ -47,6 +47,13 @@ class DoReFa(Quantizer):
         self.bits = _validation.check_int("bits", bits, 1, max_bits)
         self.precision = self.bits
 
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """[0, 1] for activations, [-1, 1] for weights; None for 1-bit weights (scaled)."""
+        if self.mode == "activations":
+            return 0.0, 1.0
+        return None if self.bits == 1 else (-1.0, 1.0)
+
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         n = 2.0**self.bits - 1.0
         if self.mode == "activations":
@@ -113,6 +120,11 @@ class FixedPoint(StochasticQuantizer):
             half = 2.0 ** (self.integer_bits - 1)
             return -half, half - eps
         return 0.0, 2.0**self.integer_bits - eps
+
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """`range`: the outputs saturate to it."""
+        return self.range
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         if self.rounding == "nearest":
@@ -211,6 +223,12 @@ class SymmetricUniform(Quantizer):
     def __init__(self, bits: int = 2):
         self.bits = _validation.check_int("bits", bits, 2, 32)
         self.precision = self.bits
+
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """``(-1 + s, 1 - s)`` with ``s = 2^(1 - bits)``."""
+        s = 2.0 ** (1 - self.bits)
+        return -1.0 + s, 1.0 - s
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         s = 2.0 ** (1 - self.bits)

@@ -38,6 +38,11 @@ class SteTern(Quantizer):
             "clip_value", clip_value, positive=True, allow_none=True
         )
 
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """[-1, 1] unscaled; None when ``scaled`` (``a`` follows the input)."""
+        return None if self.scaled else (-1.0, 1.0)
+
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         magnitude = tf.abs(x)
         if self.threshold is None:
@@ -72,6 +77,11 @@ class StochasticTern(StochasticQuantizer):
     """
 
     precision = 2
+
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """``(-1, 1)``: the nonzero levels."""
+        return -1.0, 1.0
 
     def sample(self, x: tf.Tensor) -> tf.Tensor:
         clipped_x = tf.clip_by_value(x, -1.0, 1.0)

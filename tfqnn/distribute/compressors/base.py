@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from tfqnn import _config
 from tfqnn.distribute import nonfinite, packing
+from tfqnn.distribute.defaults import DEFAULT_MIN_ELEMENTS
 
 Exchange = Callable[..., tuple[list[tf.Tensor], list[tf.Tensor], list[Any], tf.Tensor]]
 """``exchange(points, *, slots, flag, seeds, context) -> (sums, locals, updates,
@@ -199,7 +200,7 @@ class Compressor(_config.ConfigObject):
         state: Any = None,
         *,
         step: tf.Tensor | None = None,
-        min_elements: int = 1024,
+        min_elements: int = DEFAULT_MIN_ELEMENTS,
         on_nonfinite: str = "raise",
     ) -> list[tf.Tensor | None]:
         """Sums ``gradients`` over the replicas, compressed; call it in a

@@ -1,0 +1,478 @@
+"""Quantized LSTM and GRU: accuracy and CPU time per epoch against float, Keras and QKeras.
+
+Three tasks, all offline:
+
+1. Sequential Fashion-MNIST (28 rows of 28 pixels as time steps), LSTM and
+   GRU of ``--units`` units then Dense(10): test accuracy for float, 8-bit,
+   4-bit, ternary and scaled-binary ``W`` and ``U``, with float or 8-bit
+   inputs and states (``--activations``), after the same epochs; CPU seconds
+   per epoch beside a plain ``keras.layers.LSTM``/``GRU`` with
+   ``use_cudnn=False`` (target: tfqnn at most 1.2x), and CPU ms per
+   training step in alternating rounds, the steadier measure of that ratio.
+2. QKeras 0.9.0's ``QLSTM`` on the same data, bits and epochs, run by
+   ``_recurrent_qkeras.py`` in a tf_keras environment (``--qkeras-python``;
+   scripts/peer_envs.sh builds one), its rows joined to the table.
+3. A character-level LSTM language model on CPython's standard library
+   sources (always present): test bits per character for the same schemes,
+   the offline stand-in for Hubara et al. 2016's Penn Treebank tables.
+
+Schemes (tfqnn quantizers on ``W`` and ``U``; the bias stays float):
+float; 8bit ``Uniform(255)``, 4bit ``Uniform(15)`` and 2bit ``Uniform(3)``
+(levels between the tensor's extremes; 2bit only when asked for); ternary ``SteTern()`` (TWN); scaled_binary
+``ScaledSign()`` (one scale per gate and unit). "+act" adds 8-bit inputs
+(``DoReFa(8)`` on pixels in [0, 1]; ``FixedPoint(3, 5)`` on the language
+model's embeddings) and 8-bit states ``FixedPoint(3, 5)`` for h and c.
+
+CPU time is the process's (``time.process_time``, all threads) per epoch,
+the median of the epochs after the first (which traces the graph); the
+machine is shared, so compare rows of one run.
+
+Usage: .venv/bin/python benchmarks/recurrent.py [--train 10000] [--test 2000]
+       [--epochs 3] [--cells lstm gru] [--activations off on] [--lm-chars 200000]
+       [--schemes float 8bit 4bit 2bit ternary scaled_binary] [--tasks timing sequences lm]
+       [--qkeras-python .peers/tfkeras/bin/python] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import tfqnn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _machine
+
+HERE = Path(__file__).resolve().parent
+SCHEMES = ("float", "8bit", "4bit", "2bit", "ternary", "scaled_binary")
+DEFAULT_SCHEMES = ("float", "8bit", "4bit", "ternary", "scaled_binary")
+LAYERS = {"lstm": tfqnn.layers.QuantLSTM, "gru": tfqnn.layers.QuantGRU}
+KERAS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+
+
+def weight_arguments(scheme: str) -> dict[str, Any]:
+    """The quantizers (and constraints) of ``W`` and ``U`` for a scheme."""
+    quantizer = {
+        "float": None,
+        "8bit": tfqnn.quantizers.Uniform(255),
+        "4bit": tfqnn.quantizers.Uniform(15),
+        "2bit": tfqnn.quantizers.Uniform(3),
+        "ternary": tfqnn.quantizers.SteTern(),
+        "scaled_binary": tfqnn.quantizers.ScaledSign(),
+    }[scheme]
+    arguments: dict[str, Any] = {"kernel_quantizer": quantizer, "recurrent_quantizer": quantizer}
+    if scheme in ("ternary", "scaled_binary"):  # STEs that pass gradients on [-1, 1]
+        arguments.update(kernel_constraint="weight_clip", recurrent_constraint="weight_clip")
+    return arguments
+
+
+def activation_arguments(on: bool, input_quantizer: Any) -> dict[str, Any]:
+    if not on:
+        return {}
+    return {
+        "input_quantizer": input_quantizer,
+        "state_quantizer": tfqnn.quantizers.FixedPoint(3, 5),
+    }
+
+
+class EpochClock(keras.callbacks.Callback):
+    """CPU and wall seconds of each epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cpu: list[float] = []
+        self.wall: list[float] = []
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self._start = (time.process_time(), time.perf_counter())
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        self.cpu.append(time.process_time() - self._start[0])
+        self.wall.append(time.perf_counter() - self._start[1])
+
+
+def per_epoch(values: list[float]) -> float:
+    """The median epoch after the first (which traces), or the only one."""
+    return float(np.median(values[1:] if len(values) > 1 else values))
+
+
+def fit(model: keras.Model, data: tuple[Any, ...], args: argparse.Namespace) -> EpochClock:
+    x_train, y_train = data[0], data[1]
+    model.compile(
+        keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    clock = EpochClock()
+    model.fit(
+        x_train, y_train, batch_size=args.batch, epochs=args.epochs, verbose=0, callbacks=[clock]
+    )
+    return clock
+
+
+# ---- 1. sequential Fashion-MNIST ------------------------------------------------
+
+
+def load_sequences(args: argparse.Namespace) -> tuple[str, dict[str, np.ndarray]]:
+    if tfqnn.datasets.fashion_mnist_available():
+        name, loader = "Fashion-MNIST", tfqnn.datasets.load_fashion_mnist
+    else:
+        name, loader = "digits (Fashion-MNIST not installed)", tfqnn.datasets.load_digits
+    (x_train, y_train), (x_test, y_test) = loader()
+    data = {
+        "x_train": x_train[: args.train].astype(np.float32),
+        "y_train": y_train[: args.train],
+        "x_test": x_test[: args.test].astype(np.float32),
+        "y_test": y_test[: args.test],
+    }
+    return name, data
+
+
+def sequence_run(
+    cell: str, scheme: str, activations: bool, data: dict[str, np.ndarray], args: argparse.Namespace
+) -> dict[str, Any]:
+    keras.utils.set_random_seed(args.seed)
+    if scheme == "keras":
+        layer = KERAS[cell](args.units, use_cudnn=False)
+    else:
+        layer = LAYERS[cell](
+            args.units,
+            **weight_arguments(scheme),
+            **activation_arguments(activations, tfqnn.quantizers.DoReFa(8)),
+        )
+    model = keras.Sequential(
+        [
+            keras.Input(data["x_train"].shape[1:]),
+            layer,
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    clock = fit(model, (data["x_train"], data["y_train"]), args)
+    _, accuracy = model.evaluate(data["x_test"], data["y_test"], batch_size=500, verbose=0)
+    return {
+        "library": "keras" if scheme == "keras" else "tfqnn",
+        "cell": cell.upper(),
+        "scheme": "float" if scheme == "keras" else scheme,
+        "activations": activations,
+        "accuracy": float(accuracy),
+        "cpu_s_per_epoch": per_epoch(clock.cpu),
+        "wall_s_per_epoch": per_epoch(clock.wall),
+    }
+
+
+def qkeras_runs(data: dict[str, np.ndarray], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """QLSTM rows from the tf_keras environment, or [] when it is absent."""
+    python = args.qkeras_python
+    if not python or not Path(python).exists():
+        print(f"QKeras: no environment at {python!r} (scripts/peer_envs.sh); skipped")
+        return []
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "data.npz")
+        np.savez(path, **data)
+        command = [
+            python,
+            str(HERE / "_recurrent_qkeras.py"),
+            path,
+            "--epochs",
+            str(args.epochs),
+            "--units",
+            str(args.units),
+            "--batch",
+            str(args.batch),
+            "--seed",
+            str(args.seed),
+            "--schemes",
+            *args.schemes,
+            "--activations",
+            *args.activations,
+        ]
+        environment = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
+        result = subprocess.run(command, capture_output=True, text=True, env=environment)
+    if result.returncode != 0:
+        print("QKeras run failed:\n" + result.stderr[-2000:])
+        return []
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def step_times(
+    cell: str, data: dict[str, np.ndarray], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """CPU ms per training step of Keras's layer and tfqnn's, in alternating rounds.
+
+    Every round times ``--timing-steps`` ``train_on_batch`` steps of each
+    model in turn, so that all share the machine's noise; the medians over
+    the rounds and their ratios to Keras come from one run.
+    """
+    variants = {"keras": None, "float": None, "8bit": True, "ternary": False, "scaled_binary": True}
+    x = data["x_train"][: args.batch]
+    y = data["y_train"][: args.batch]
+    models = {}
+    for scheme, activations in variants.items():
+        keras.utils.set_random_seed(args.seed)
+        if scheme == "keras":
+            layer = KERAS[cell](args.units, use_cudnn=False)
+        else:
+            layer = LAYERS[cell](
+                args.units,
+                **weight_arguments(scheme),
+                **activation_arguments(bool(activations), tfqnn.quantizers.DoReFa(8)),
+            )
+        model = keras.Sequential([keras.Input(x.shape[1:]), layer, keras.layers.Dense(10)])
+        model.compile(
+            keras.optimizers.Adam(2e-3),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        for _ in range(3):  # trace and warm up
+            model.train_on_batch(x, y)
+        models[(scheme, bool(activations))] = model
+    times: dict[tuple[str, bool], list[float]] = {key: [] for key in models}
+    for _ in range(args.timing_rounds):
+        for key, model in models.items():
+            start = time.process_time()
+            for _ in range(args.timing_steps):
+                model.train_on_batch(x, y)
+            times[key].append(1000 * (time.process_time() - start) / args.timing_steps)
+    baseline = float(np.median(times[("keras", False)]))
+    return [
+        {
+            "cell": cell.upper(),
+            "library": "keras" if scheme == "keras" else "tfqnn",
+            "scheme": "float" if scheme == "keras" else scheme,
+            "activations": activations,
+            "cpu_ms_per_step": float(np.median(values)),
+            "ratio": float(np.median(values)) / baseline,
+        }
+        for (scheme, activations), values in times.items()
+    ]
+
+
+# ---- 3. character-level language model -----------------------------------------
+
+
+def stdlib_text(chars: int) -> str:
+    """The first ``chars`` characters of the standard library's .py files, sorted by path."""
+    root = Path(os.__file__).parent
+    parts, total = [], 0
+    for path in sorted(root.glob("*.py")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        parts.append(text)
+        total += len(text)
+        if total >= chars:
+            break
+    return "".join(parts)[:chars]
+
+
+def char_data(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], int]:
+    """Sequences of ``--lm-steps`` character ids and their next characters; 10 % for test."""
+    text = stdlib_text(args.lm_chars)
+    codes = np.frombuffer(text.encode("ascii", errors="replace"), np.uint8).astype(np.int64)
+    vocabulary = np.unique(codes)
+    ids = np.searchsorted(vocabulary, codes)
+    steps = args.lm_steps
+    count = (len(ids) - 1) // steps
+    x = ids[: count * steps].reshape(count, steps)
+    y = ids[1 : count * steps + 1].reshape(count, steps)
+    split = int(0.9 * count)
+    data = {"x_train": x[:split], "y_train": y[:split], "x_test": x[split:], "y_test": y[split:]}
+    return data, len(vocabulary)
+
+
+def language_model_run(
+    scheme: str,
+    activations: bool,
+    data: dict[str, np.ndarray],
+    vocabulary: int,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    keras.utils.set_random_seed(args.seed)
+    model = keras.Sequential(
+        [
+            keras.Input((args.lm_steps,), dtype="int64"),
+            keras.layers.Embedding(vocabulary, 32),
+            tfqnn.layers.QuantLSTM(
+                args.units,
+                return_sequences=True,
+                **weight_arguments(scheme),
+                **activation_arguments(activations, tfqnn.quantizers.FixedPoint(3, 5)),
+            ),
+            keras.layers.Dense(vocabulary),
+        ]
+    )
+    model.compile(
+        keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    clock = EpochClock()
+    model.fit(
+        data["x_train"],
+        data["y_train"],
+        batch_size=64,
+        epochs=args.lm_epochs,
+        verbose=0,
+        callbacks=[clock],
+    )
+    loss = model.evaluate(data["x_test"], data["y_test"], batch_size=256, verbose=0)
+    return {
+        "scheme": scheme,
+        "activations": activations,
+        "bits_per_char": float(loss / np.log(2.0)),
+        "cpu_s_per_epoch": per_epoch(clock.cpu),
+    }
+
+
+# ---- report -----------------------------------------------------------------------
+
+
+def machine() -> str:
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{_machine.memory_gib()} GiB, load {_machine.load_average()}; Python "
+        f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    )
+
+
+def sequence_table(rows: list[dict[str, Any]]) -> str:
+    baseline = {r["cell"]: r["cpu_s_per_epoch"] for r in rows if r["library"] == "keras"}
+    lines = [
+        "| library | cell | W, U | x, h, c | test accuracy | CPU s/epoch | vs Keras |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cell = "LSTM" if r["cell"] == "QLSTM" else r["cell"]
+        ratio = r["cpu_s_per_epoch"] / baseline[cell] if cell in baseline else float("nan")
+        label = "keras (use_cudnn=False)" if r["library"] == "keras" else r["library"]
+        lines.append(
+            f"| {label} | {r['cell']} | {r['scheme']} | {'8-bit' if r['activations'] else 'float'} "
+            f"| {100 * r['accuracy']:.2f} % | {r['cpu_s_per_epoch']:.1f} | {ratio:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def language_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| W, U | x, h, c | test bits/char | CPU s/epoch |", "|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['scheme']} | {'8-bit' if r['activations'] else 'float'} "
+            f"| {r['bits_per_char']:.3f} | {r['cpu_s_per_epoch']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def timing_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| cell | library | W, U | x, h, c | CPU ms/step | vs Keras |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        label = "keras (use_cudnn=False)" if r["library"] == "keras" else r["library"]
+        lines.append(
+            f"| {r['cell']} | {label} | {r['scheme']} | {'8-bit' if r['activations'] else 'float'} "
+            f"| {r['cpu_ms_per_step']:.1f} | {r['ratio']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=int, default=10000, help="training sequences")
+    parser.add_argument("--test", type=int, default=2000, help="test sequences")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--units", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cells", nargs="+", choices=sorted(LAYERS), default=["lstm", "gru"])
+    parser.add_argument("--schemes", nargs="+", choices=SCHEMES, default=list(DEFAULT_SCHEMES))
+    parser.add_argument("--activations", nargs="+", choices=["off", "on"], default=["off", "on"])
+    parser.add_argument("--lm-chars", type=int, default=200000, help="0 skips the language model")
+    parser.add_argument("--lm-steps", type=int, default=64)
+    parser.add_argument("--lm-epochs", type=int, default=2)
+    parser.add_argument(
+        "--qkeras-python",
+        default=os.environ.get(
+            "TFQNN_QKERAS_PYTHON", str(HERE.parent / ".peers/tfkeras/bin/python")
+        ),
+        help="python of a tf_keras env with QKeras (scripts/peer_envs.sh); '' skips",
+    )
+    parser.add_argument("--timing-rounds", type=int, default=9, help="0 skips the step timing")
+    parser.add_argument("--timing-steps", type=int, default=10)
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=["timing", "sequences", "lm"],
+        default=["timing", "sequences", "lm"],
+        help="step timing, sequential Fashion-MNIST (with QKeras), language model",
+    )
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore", UserWarning)
+    tf.get_logger().setLevel("ERROR")  # retracing notes of the many small models
+
+    print(f"Machine: {machine()}")
+    name, data = load_sequences(args)
+    print(
+        f"Sequential {name}: {len(data['x_train'])} training and {len(data['x_test'])} test "
+        f"sequences of {data['x_train'].shape[1]} steps, {args.units} units, batch {args.batch}, "
+        f"{args.epochs} epochs, Adam 2e-3, seed {args.seed}",
+        flush=True,
+    )
+    timing_rows = []
+    if args.timing_rounds and "timing" in args.tasks:
+        for cell in args.cells:
+            timing_rows += step_times(cell, data, args)
+        print(
+            f"\nTraining step, batch {args.batch}: median of {args.timing_rounds} alternating "
+            f"rounds of {args.timing_steps} steps\n" + timing_table(timing_rows) + "\n",
+            flush=True,
+        )
+    rows = []
+    for cell in args.cells if "sequences" in args.tasks else []:
+        rows.append(sequence_run(cell, "keras", False, data, args))
+        print(json.dumps(rows[-1]), flush=True)
+        for activations in args.activations:
+            for scheme in args.schemes:
+                rows.append(sequence_run(cell, scheme, activations == "on", data, args))
+                print(json.dumps(rows[-1]), flush=True)
+    if "lstm" in args.cells and "sequences" in args.tasks:
+        for row in qkeras_runs(data, args):
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    lm_rows = []
+    if args.lm_chars and "lm" in args.tasks:
+        lm_data, vocabulary = char_data(args)
+        print(
+            f"Character LM on CPython {platform.python_version()}'s stdlib sources: "
+            f"{args.lm_chars} characters, vocabulary {vocabulary}, {len(lm_data['x_train'])} "
+            f"training and {len(lm_data['x_test'])} test sequences of {args.lm_steps}, "
+            f"Embedding(32) + QuantLSTM({args.units}), {args.lm_epochs} epochs",
+            flush=True,
+        )
+        for activations in args.activations:
+            for scheme in args.schemes:
+                lm_rows.append(
+                    language_model_run(scheme, activations == "on", lm_data, vocabulary, args)
+                )
+                print(json.dumps(lm_rows[-1]), flush=True)
+    if rows:
+        print("\n" + sequence_table(rows))
+    if lm_rows:
+        print("\n" + language_table(lm_rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            results = {"sequences": rows, "language_model": lm_rows, "timing": timing_rows}
+            json.dump({"machine": machine(), **results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
