@@ -29,7 +29,7 @@ def model(data):
     h = keras.layers.Dense(16, activation="relu", name="fc1")(inputs)
     h = keras.layers.Reshape((4, 4, 1))(h)
     h = keras.layers.Conv2D(4, 2, name="conv")(h)
-    h = keras.layers.Flatten()(h)
+    h = keras.layers.Flatten(name="flatten")(h)
     h = tfqnn.layers.QuantDense(8, activation="relu", name="qfc")(h)
     outputs = keras.layers.Dense(2, activation="softmax", name="out")(h)
     m = keras.Model(inputs, outputs)
