@@ -9,8 +9,8 @@ bitpacked binary kernels (`tfqnn.export`) and the runtime that runs them
 `tfqnn.interop` loads the models of the tf_keras peers. Training tools:
 `tfqnn.optimizers` (Bop, CaseOptimizer), `tfqnn.metrics` (FlipRatio),
 `tfqnn.callbacks` (also HyperparameterScheduler, QuantizationMonitor);
-post-training kernel tools: `tfqnn.codebook`; figures: `tfqnn.plot`
-(matplotlib).
+codebook quantization and sketching of trained models: `tfqnn.codebook`;
+figures: `tfqnn.plot` (matplotlib).
 
 Where TensorFlow is installed, `import tfqnn` registers every layer and
 quantizer with Keras, so `keras.models.load_model` needs no
@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 try:
-    from tfqnn import _deferred, activations, constraints, datasets, layers, quantizers
+    from tfqnn import _deferred, activations, codebook, constraints, datasets, layers, quantizers
     from tfqnn._summary import LayerSummary, ModelSummary, summary
 
     _deferred.register()

@@ -11,6 +11,11 @@ Recurrent layers (`keras.layers.RNN` and its subclasses, tfqnn's
 their cells' weights, and the MACs of one time step: ``W``'s at
 ``max(input bits, W bits)`` and ``U``'s at ``max(state bits, U bits)``.
 Multiply by the sequence length for a whole sequence.
+
+A `keras.layers.Wrapper` with a ``weight_precisions()`` method (tfqnn.codebook's
+``Clustered`` and ``Pruned``) counts its weights at the precisions it gives
+(a clustered kernel at its index bits; 0 bits for a variable it does not
+store) and the MACs of the layer it wraps.
 """
 
 from __future__ import annotations
@@ -159,11 +164,15 @@ def _summarize_layer(layer: keras.Layer) -> LayerSummary:
     cells = _recurrent_cells(layer)
     if cells:
         return _summarize_recurrent(layer, cells)
-    quantized = isinstance(layer, QuantizerMixin)
+    wrapped = _stored_differently(layer)
+    quantized = isinstance(layer, QuantizerMixin) or wrapped is not None
     precisions = layer.weight_precisions() if quantized else {}
+    if isinstance(wrapped, QuantizerMixin):
+        precisions = {**wrapped.weight_precisions(), **precisions}
     params = _params_by_bits(layer, precisions)
-    input_bits = _quantizer_bits(layer, "input_quantizer")
-    weight_bits = min(precisions.values()) if precisions else None
+    input_bits = _quantizer_bits(wrapped or layer, "input_quantizer")
+    stored = [bits for bits in precisions.values() if bits > 0]
+    weight_bits = min(stored) if stored else None
     return LayerSummary(
         name=layer.name,
         class_name=type(layer).__name__,
@@ -172,8 +181,15 @@ def _summarize_layer(layer: keras.Layer) -> LayerSummary:
         weight_bits=weight_bits,
         params=params,
         memory_bytes=sum(bits * count for bits, count in params.items()) / 8,
-        macs=_macs(layer, input_bits, precisions),
+        macs=_macs(wrapped or layer, input_bits, precisions, shapes=layer),
     )
+
+
+def _stored_differently(layer: keras.Layer) -> keras.Layer | None:
+    """The layer inside a wrapper that states its weights' precisions, else None."""
+    if isinstance(layer, keras.layers.Wrapper) and hasattr(layer, "weight_precisions"):
+        return layer.layer
+    return None
 
 
 def _summarize_recurrent(layer: keras.Layer, cells: list[keras.Layer]) -> LayerSummary:
@@ -208,10 +224,12 @@ def _summarize_recurrent(layer: keras.Layer, cells: list[keras.Layer]) -> LayerS
 
 def _params_by_bits(layer: keras.Layer, precisions: dict[str, int]) -> dict[int, int]:
     """The layer's parameter counts keyed by bits per value: a quantized
-    weight's precision, else its dtype's width."""
+    weight's precision, else its dtype's width; a weight at 0 bits is not stored."""
     params: dict[int, int] = {}
     for weight in layer.weights:
         bits = precisions.get(weight.path, _dtype_bits(weight.dtype))
+        if bits == 0:
+            continue
         params[bits] = params.get(bits, 0) + math.prod(weight.shape)
     return params
 
@@ -222,10 +240,16 @@ def _quantizer_bits(layer: keras.Layer, name: str) -> int | None:
     return None if quantizer is None else int(quantizer.precision)
 
 
-def _macs(layer: keras.Layer, input_bits: int | None, precisions: dict[str, int]) -> dict[int, int]:
-    """MACs per sample, keyed by max(input bits, weight bits)."""
-    output_shape = _sample_shape(layer, "output")
-    input_shape = _sample_shape(layer, "input")
+def _macs(
+    layer: keras.Layer,
+    input_bits: int | None,
+    precisions: dict[str, int],
+    shapes: keras.Layer | None = None,
+) -> dict[int, int]:
+    """MACs per sample, keyed by max(input bits, weight bits); ``shapes`` (the
+    layer by default) is the layer whose input and output shapes count."""
+    output_shape = _sample_shape(shapes or layer, "output")
+    input_shape = _sample_shape(shapes or layer, "input")
     kernels = []  # (variable, MACs per sample)
     if isinstance(layer, keras.layers.Dense) and output_shape:
         kernels.append((layer.kernel, math.prod(output_shape) * layer.kernel.shape[0]))

@@ -45,6 +45,7 @@ ALL_QUANTIZERS = [
     lambda: quantizers.MultiBinary(bases=2, axis=-1),
     lambda: quantizers.ResidualSign(bases=3),
     lambda: quantizers.ResidualSign(bases=2, refined=False, axis=None),
+    lambda: quantizers.Logarithmic(bits=3, max_exponent=1.0),
 ]
 IDS = [repr(factory()) for factory in ALL_QUANTIZERS]
 

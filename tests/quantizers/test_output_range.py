@@ -53,6 +53,7 @@ CASES = [
     (lambda: quantizers.MultiBinary(bases=3), None),
     (lambda: quantizers.ResidualSign(bases=2), None),
     (lambda: tfqnn.layers.QuantActivation(quantizers.MultiBinaryActivation(2)).quantizer, None),
+    (lambda: quantizers.Logarithmic(bits=3, max_exponent=1.0), (0.0, 2.0)),
 ]
 IDS = [repr(factory()) for factory, _ in CASES]
 

@@ -16,6 +16,7 @@ from tfqnn.quantizers.base import Quantizer, QuantizerLike, StochasticQuantizer
 from tfqnn.quantizers.binary import ApproxSign, ScaledSign, SteSign, StochasticSign
 from tfqnn.quantizers.dorefa_weights import DoReFaWeights
 from tfqnn.quantizers.gradient import DoReFaGradient
+from tfqnn.quantizers.logarithmic import Logarithmic
 from tfqnn.quantizers.multibase import MultiBinary, MultiBinaryActivation, ResidualSign
 from tfqnn.quantizers.multibit import (
     DoReFa,
@@ -61,6 +62,7 @@ ALIASES: dict[str, type[Quantizer]] = {
     "multi_binary": MultiBinary,
     "residual_sign": ResidualSign,
     "multi_binary_activation": MultiBinaryActivation,
+    "logarithmic": Logarithmic,
 }
 
 ALL_OBJECTS = {cls.__name__: cls for cls in ALIASES.values()}
@@ -113,6 +115,7 @@ __all__ = [
     "MagnitudeAwareSign",
     "MultiBinary",
     "MultiBinaryActivation",
+    "Logarithmic",
     "NoOp",
     "PowerOfTwo",
     "Quantizer",

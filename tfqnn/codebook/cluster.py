@@ -1,0 +1,268 @@
+"""`cluster`: replace a model's kernels with codebooks and indices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from tfqnn import _validation
+from tfqnn.codebook import _arrays, _rebuild
+from tfqnn.codebook import importance as importance_module
+from tfqnn.codebook.codebook import Codebook
+from tfqnn.codebook.ecsq import ecsq
+from tfqnn.codebook.kmeans import INITS, kmeans
+from tfqnn.codebook.optimal import optimal
+from tfqnn.codebook.product import product
+from tfqnn.codebook.residual import residual
+from tfqnn.codebook.uniform import uniform
+from tfqnn.codebook.weighted_entropy import weighted_entropy
+from tfqnn.codebook.wrappers import REASSIGN, Clustered, Pruned, kernel_names
+
+METHODS = ("kmeans", "optimal", "uniform", "ecsq", "weighted_entropy", "product", "residual")
+SCALAR_METHODS = METHODS[:5]
+SCOPES = ("layer", "model")
+IMPORTANCE = (None, "hessian", "adam")
+
+
+def cluster(
+    model: keras.Model,
+    clusters: int = 16,
+    *,
+    method: str = "kmeans",
+    init: str = "linear",
+    scope: str = "layer",
+    importance: str | None = None,
+    data: Any = None,
+    reassign: str = "never",
+    layers: Sequence[str] | None = None,
+    target_bits: float | None = None,
+    lagrange_multiplier: float | None = None,
+    subvector_size: int = 4,
+    axis: int = -1,
+    stages: int = 2,
+    seed: int | None = 0,
+    verbose: int = 0,
+) -> keras.Model:
+    """A copy of ``model`` whose selected kernels are a codebook plus indices.
+
+    Each selected layer becomes a `Clustered` wrapper around a layer of the
+    same class and config; all other weights are copied. The result is
+    compiled as ``model`` was (Keras's ``clone_model`` copies the compile
+    settings, with a fresh optimizer); compile it again to choose the
+    fine-tuning optimizer. ``fit`` fine-tunes the centroids (Han et al.
+    2016: the gradient of a centroid is the sum of its members' gradients).
+    Kernels of `prune`d layers keep their zeros as a fixed zero code.
+    Only the model's own layers are selected, not those of nested models.
+
+    Args:
+        model: a built Sequential or functional model.
+        clusters: k per kernel (per stage for ``"residual"``), in [2, 65536].
+        method: ``"kmeans"`` (Lloyd from ``init``), ``"optimal"`` (exact
+            1-D k-means), ``"uniform"``, ``"ecsq"`` (with ``target_bits`` or
+            ``lagrange_multiplier``), ``"weighted_entropy"``, ``"product"``
+            (``subvector_size``, ``axis``) or ``"residual"`` (``stages``,
+            ``subvector_size``, ``axis``; d = 1 unless ``subvector_size`` is
+            given for it).
+        init: the k-means initialisation: ``"linear"``, ``"density"``,
+            ``"random"`` or ``"kmeans++"``.
+        scope: ``"layer"`` (a codebook per kernel) or ``"model"`` (one
+            codebook computed from all selected kernels together, Choi
+            2017; scalar methods; each layer then fine-tunes its own copy).
+        importance: None, ``"hessian"`` (a diagonal Hessian estimate from
+            ``data``) or ``"adam"`` (from the compiled model's trained Adam
+            optimizer); weights the centroid means (kmeans, optimal,
+            uniform, ecsq, product).
+        data: ``(x, y)`` for ``importance="hessian"``.
+        reassign: ``"never"`` (fixed assignments) or ``"every_step"``
+            (latent weights reassigned each step, straight-through).
+        layers: names of the layers to cluster; all layers with kernels
+            when None.
+        target_bits, lagrange_multiplier: ``"ecsq"``'s constraint.
+        subvector_size, axis: sub-vectors of ``"product"`` (and ``"residual"``).
+        stages: the stages of ``"residual"``.
+        seed: seed of random initialisations.
+        verbose: 1 prints one line per clustered kernel.
+    """
+    model = _rebuild.check_model(model)
+    clusters = _arrays.check_clusters(clusters)
+    _validation.check_choice("method", method, METHODS)
+    _validation.check_choice("init", init, INITS)
+    _validation.check_choice("scope", scope, SCOPES)
+    _validation.check_choice("importance", importance, IMPORTANCE)
+    _validation.check_choice("reassign", reassign, REASSIGN)
+    verbose = _validation.check_int("verbose", verbose, 0)
+    if importance == "hessian" and data is None:
+        raise ValueError("Invalid data=None: importance='hessian' needs data=(x, y).")
+    if scope == "model" and method not in SCALAR_METHODS:
+        raise ValueError(
+            f"Invalid scope='model' with method={method!r}: expected a scalar method "
+            f"({', '.join(SCALAR_METHODS)})."
+        )
+    if importance is not None and method in ("weighted_entropy", "residual"):
+        raise ValueError(
+            f"Invalid importance={importance!r} with method={method!r}: expected None "
+            "(weighted_entropy weighs by w^2 itself; residual takes no importance)."
+        )
+    vector = method in ("product", "residual")
+    if reassign == "every_step" and vector:
+        raise ValueError(
+            f"Invalid reassign='every_step' with method={method!r}: expected a scalar method."
+        )
+    d = subvector_size if method == "product" else 1
+    t = stages if method == "residual" else 1
+    _validation.check_int("subvector_size", subvector_size, 1)
+    _validation.check_int("stages", stages, 1)
+
+    selected = _rebuild.select(model, layers)
+    kernels = [
+        (layer, name) for layer in selected for name in kernel_names(_rebuild.unwrapped(layer))
+    ]
+    values = [_rebuild.plain_values(layer)[name] for layer, name in kernels]
+    masks = [_surviving(layer, name) for layer, name in kernels]
+    if vector and any(m is not None for m in masks):
+        raise ValueError(
+            f"Invalid method={method!r} for a pruned model: expected a scalar method "
+            "(pruned kernels keep their zeros as a scalar code)."
+        )
+    weights = _importance(model, kernels, importance, data)
+
+    def run(v: np.ndarray, h: np.ndarray | None, shape: tuple[int, ...]) -> Codebook:
+        if method == "kmeans":
+            return kmeans(v, clusters, init=init, importance=h, seed=seed)
+        if method == "optimal":
+            return optimal(v, clusters, importance=h)
+        if method == "uniform":
+            return uniform(v, clusters, importance=h)
+        if method == "ecsq":
+            return ecsq(
+                v,
+                clusters,
+                target_bits=target_bits,
+                lagrange_multiplier=lagrange_multiplier,
+                importance=h,
+            )
+        if method == "weighted_entropy":
+            return weighted_entropy(v, clusters)
+        kernel = v.reshape(shape)
+        if method == "product":
+            return product(
+                kernel,
+                clusters,
+                subvector_size=d,
+                axis=axis,
+                importance=None if h is None else h.reshape(shape),
+                seed=seed,
+            )
+        return residual(kernel, clusters, stages=t, subvector_size=1, axis=axis, seed=seed)
+
+    def surviving(i: int) -> tuple[np.ndarray, np.ndarray | None]:
+        keep = masks[i]
+        v = values[i].ravel() if keep is None else values[i].ravel()[keep.ravel()]
+        h = weights[i]
+        if h is not None:
+            h = h.ravel() if keep is None else h.ravel()[keep.ravel()]
+        return v, h
+
+    codebooks: list[Codebook] = []
+    if scope == "model":
+        parts = [surviving(i) for i in range(len(kernels))]
+        joint_h = None if weights[0] is None else np.concatenate([p[1] for p in parts])
+        joint = run(np.concatenate([p[0] for p in parts]), joint_h, (-1,))
+        sizes = np.cumsum([0] + [p[0].size for p in parts])
+        codebooks = [
+            Codebook(joint.centroids, joint.indices[a:b]) for a, b in zip(sizes[:-1], sizes[1:])
+        ]
+    else:
+        for i in range(len(kernels)):
+            v, h = surviving(i)
+            if vector:
+                v = values[i].ravel()
+            codebooks.append(run(v, h, values[i].shape))
+
+    specs: dict[str, dict[str, dict[str, Any]]] = {}
+    tables: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    keeps: dict[tuple[str, str], np.ndarray] = {}
+    for (layer, name), value, keep, codebook in zip(kernels, values, masks, codebooks):
+        centroids, indices = _as_state(codebook, value, keep, axis if vector else -1)
+        specs.setdefault(layer.name, {})[name] = {
+            "clusters": int(centroids.shape[1]),
+            "stages": int(centroids.shape[0]),
+            "subvector_size": int(centroids.shape[2]),
+            "axis": int(axis) if vector else -1,
+            "pruned": keep is not None,
+        }
+        tables[(layer.name, name)] = (centroids, indices)
+        if keep is not None:
+            keeps[(layer.name, name)] = keep.astype("float32")
+        if verbose:
+            print(
+                f"cluster: {layer.name}/{name}: {value.size} weights, "
+                f"{centroids.shape[1]} centroids ({method})"
+            )
+
+    def wrap(layer_name: str) -> Any:
+        return lambda inner: Clustered(inner, specs[layer_name], reassign=reassign, name=inner.name)
+
+    new = _rebuild.rebuild(model, {name: wrap(name) for name in specs})
+    for layer in new.layers:
+        if layer.name not in specs:
+            continue
+        for name in specs[layer.name]:
+            centroids, indices = tables[(layer.name, name)]
+            layer.centroids(name).assign(centroids)
+            if reassign == "never":
+                getattr(layer, f"_{name}_indices").assign(indices)
+                kernel = next(v for v in layer.layer.weights if v.name == name)
+                kernel.assign(np.zeros(kernel.shape, dtype=kernel.dtype))
+            elif specs[layer.name][name]["pruned"]:
+                getattr(layer, f"_{name}_mask").assign(keeps[(layer.name, name)])
+    return new
+
+
+def _surviving(layer: keras.Layer, name: str) -> np.ndarray | None:
+    """The kernel's mask of unpruned entries (None when it was not pruned)."""
+    if isinstance(layer, Pruned):
+        return np.asarray(layer.mask(name)) > 0
+    if isinstance(layer, Clustered) and layer.codebooks[name]["pruned"]:
+        return _rebuild.plain_values(layer)[name] != 0
+    return None
+
+
+def _importance(
+    model: keras.Model, kernels: list[tuple[keras.Layer, str]], importance: str | None, data: Any
+) -> list[np.ndarray | None]:
+    """The importance of each kernel's entries (None for plain clustering)."""
+    if importance is None:
+        return [None] * len(kernels)
+    variables = []
+    for layer, name in kernels:
+        if isinstance(layer, Clustered):
+            raise ValueError(  # noqa: TRY004 (tfqnn raises ValueError for every bad argument)
+                f"Invalid importance={importance!r} for the clustered layer {layer.name!r}: "
+                "expected None (estimate importance on the float or pruned model)."
+            )
+        inner = _rebuild.unwrapped(layer)
+        variables.append(next(v for v in inner.weights if v.name == name))
+    if importance == "hessian":
+        return list(importance_module.hessian(model, data, variables))
+    return list(importance_module.adam(model.optimizer, variables))
+
+
+def _as_state(
+    codebook: Codebook, value: np.ndarray, keep: np.ndarray | None, axis: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wrapper state: centroids (stages, k, d) and indices (stages, m) of a kernel."""
+    c = np.asarray(codebook.centroids, dtype=np.float32)
+    i = np.asarray(codebook.indices, dtype=np.int32)
+    if c.ndim == 1:  # scalar: the pruned entries get the zero code k
+        full = i
+        if keep is not None:
+            full = np.full(value.size, c.size, dtype=np.int32)
+            full[keep.ravel()] = i
+        return c[None, :, None], full[None, :]
+    if c.ndim == 2:  # product
+        return c[None], i[None]
+    return c, i

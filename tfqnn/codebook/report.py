@@ -1,0 +1,196 @@
+"""`report`: the size of a clustered model, per kernel and in total.
+
+For a kernel of n weights clustered to k centroids of b = 32 bits (Choi et
+al. 2017, arXiv:1612.01543, eq. 1; Han et al. 2016 eq. 1):
+
+    fixed-length ratio  = n b / (stages * m * ceil(log2 codes) + stages * k * d * b)
+    Huffman ratio       = n b / (sum_i |C_i| l_i + stages * k * d * b)
+
+with m = n / d indices per stage, ``codes`` = k plus the zero code of a
+pruned kernel, and l_i the Huffman code length of index i; for a pruned
+kernel the Huffman size is the smaller of dense and Deep Compression's
+sparse storage (`storage.best`), what `save_compressed` writes. Entropy is
+of the indices, in bits per weight. The totals add every other parameter
+at its stored precision (32 bits for float32).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+
+from tfqnn.codebook import _arrays, _rebuild, storage
+from tfqnn.codebook.wrappers import Clustered
+
+FLOAT_BITS = 32
+
+
+@dataclasses.dataclass
+class KernelReport:
+    """The size of one clustered kernel (bits unless named otherwise)."""
+
+    layer: str
+    kernel: str
+    weights: int
+    nonzeros: int
+    clusters: int
+    stages: int
+    subvector_size: int
+    index_bits: int
+    codebook_bits: int
+    entropy: float
+    fixed_bits: int
+    huffman_bits: int
+    storage: str
+
+    @property
+    def fixed_ratio(self) -> float:
+        """Float32 size over fixed-length size."""
+        return FLOAT_BITS * self.weights / self.fixed_bits
+
+    @property
+    def huffman_ratio(self) -> float:
+        """Float32 size over Huffman-coded size."""
+        return FLOAT_BITS * self.weights / self.huffman_bits
+
+
+@dataclasses.dataclass
+class CodebookReport:
+    """Per-kernel reports and the model's totals."""
+
+    kernels: list[KernelReport]
+    other_bits: int
+    float_bits: int
+
+    @property
+    def fixed_bits(self) -> int:
+        """The model's bits with fixed-length indices."""
+        return sum(k.fixed_bits for k in self.kernels) + self.other_bits
+
+    @property
+    def huffman_bits(self) -> int:
+        """The model's bits with Huffman-coded indices."""
+        return sum(k.huffman_bits for k in self.kernels) + self.other_bits
+
+    @property
+    def fixed_ratio(self) -> float:
+        """The float32 model's size over the fixed-length size."""
+        return self.float_bits / self.fixed_bits
+
+    @property
+    def huffman_ratio(self) -> float:
+        """The float32 model's size over the Huffman-coded size."""
+        return self.float_bits / self.huffman_bits
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready), ratios included."""
+        kernels = [
+            {
+                **dataclasses.asdict(k),
+                "fixed_ratio": k.fixed_ratio,
+                "huffman_ratio": k.huffman_ratio,
+            }
+            for k in self.kernels
+        ]
+        return {
+            "kernels": kernels,
+            "other_bits": self.other_bits,
+            "float_bits": self.float_bits,
+            "fixed_bits": self.fixed_bits,
+            "huffman_bits": self.huffman_bits,
+            "fixed_ratio": self.fixed_ratio,
+            "huffman_ratio": self.huffman_ratio,
+        }
+
+    def __str__(self) -> str:
+        header = (
+            f"{'kernel':<28}{'weights':>10}{'nonzero':>10}{'k':>7}{'idx bits':>9}"
+            f"{'entropy':>9}{'fixed':>9}{'Huffman':>9}  storage"
+        )
+        lines = [header, "-" * len(header)]
+        for k in self.kernels:
+            lines.append(
+                f"{k.layer + '/' + k.kernel:<28}{k.weights:>10}{k.nonzeros:>10}{k.clusters:>7}"
+                f"{k.index_bits:>9}{k.entropy:>9.3f}{k.fixed_ratio:>8.1f}x"
+                f"{k.huffman_ratio:>8.1f}x  {k.storage}"
+            )
+        lines.append("-" * len(header))
+        lines.append(
+            f"{'total (other params at 32 bits)':<56}{'':>18}{self.fixed_ratio:>8.1f}x"
+            f"{self.huffman_ratio:>8.1f}x"
+        )
+        lines.append(
+            f"float32 {self.float_bits / 8 / 1024:.1f} KiB, fixed-length "
+            f"{self.fixed_bits / 8 / 1024:.1f} KiB, Huffman {self.huffman_bits / 8 / 1024:.1f} KiB"
+        )
+        return "\n".join(lines)
+
+
+def kernel_report(layer: Clustered, name: str) -> KernelReport:
+    """The size of kernel ``name`` of a `Clustered` layer."""
+    spec = layer.codebooks[name]
+    _, indices = layer.codebook(name)
+    stages, k, d = spec["stages"], spec["clusters"], spec["subvector_size"]
+    codes = k + int(spec["pruned"])
+    zero_code = k if spec["pruned"] else None
+    weights = int(np.prod(layer.kernel_shapes[name]))
+    codebook_bits = stages * k * d * FLOAT_BITS
+    plans = [storage.best(stream, codes, zero_code) for stream in indices]
+    entropy = sum(_arrays.entropy(stream, codes) for stream in indices) / d
+    decoded = layer.decoded_kernels()[name]
+    return KernelReport(
+        layer=layer.name,
+        kernel=name,
+        weights=weights,
+        nonzeros=int(np.count_nonzero(decoded)),
+        clusters=k,
+        stages=stages,
+        subvector_size=d,
+        index_bits=layer.index_bits(name),
+        codebook_bits=codebook_bits,
+        entropy=entropy,
+        fixed_bits=stages * storage.fixed_bits(indices.shape[1], codes) + codebook_bits,
+        huffman_bits=sum(p.bits for p in plans) + codebook_bits,
+        storage="+".join(sorted({p.kind for p in plans})),
+    )
+
+
+def report(model: keras.Model, *, print_fn: Callable[[str], Any] | None = print) -> CodebookReport:
+    """Sizes of ``model``'s clustered kernels and of the whole model.
+
+    Args:
+        model: a model from `cluster` (other layers count at their precision).
+        print_fn: called with the table; None prints nothing.
+
+    Returns:
+        A `CodebookReport` (``to_dict()`` gives plain data).
+    """
+    model = _rebuild.check_model(model)
+    kernels = []
+    other_bits = 0
+    float_bits = 0
+    for layer in model.layers:
+        replaced = set()
+        if isinstance(layer, Clustered):
+            for name in layer.kernels:
+                kernels.append(kernel_report(layer, name))
+                float_bits += FLOAT_BITS * kernels[-1].weights
+                replaced.add(id(_variable(layer, name)))
+        for variable in _rebuild.unwrapped(layer).weights:
+            if id(variable) in replaced:
+                continue
+            size = int(np.prod(variable.shape))
+            other_bits += size * np.dtype(variable.dtype).itemsize * 8
+            float_bits += size * np.dtype(variable.dtype).itemsize * 8
+    result = CodebookReport(kernels, other_bits, float_bits)
+    if print_fn is not None:
+        print_fn(str(result))
+    return result
+
+
+def _variable(layer: Clustered, name: str) -> Any:
+    return next(v for v in layer.layer.weights if v.name == name)
