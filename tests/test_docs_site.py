@@ -71,3 +71,15 @@ def test_the_api_pages_cover_every_public_package():
     rendered = set(re.findall(r"^::: ([\w.]+)", pages, re.M))
     missing = [f"tfqnn.{name}" for name in tfqnn._SUBMODULES if f"tfqnn.{name}" not in rendered]
     assert not missing, f"add an API page (docs/api/) for {missing}"
+
+
+def test_docs_show_the_curves_of_every_quantizer():
+    import tfqnn
+
+    shown = set(
+        re.findall(
+            r"!\[\w+\]\(images/quantizer_(\w+)\.png\)",
+            (ROOT / "docs" / "quantizers.md").read_text(),
+        )
+    )
+    assert shown == set(tfqnn.quantizers.ALIASES)

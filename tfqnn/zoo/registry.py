@@ -170,8 +170,8 @@ def list_models() -> list[str]:
     """The names of the zoo's builders: the classic networks, then the literature ones.
 
     Example:
-        >>> tfqnn.zoo.list_models()[:3]
-        ['AlexNet', 'VGG16', 'GoogLeNet']
+        >>> ", ".join(tfqnn.zoo.list_models()[:3])
+        'AlexNet, VGG16, GoogLeNet'
     """
     return [model.name for model in _MODELS]
 
