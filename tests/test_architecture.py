@@ -102,6 +102,8 @@ def copy(tmp_path):
             "import tfqnn.distribute",
             "training tools and plot import neither",
             "tfqnn.callbacks.quantization_monitor -> tfqnn.distribute",
+        ),
+        (
             "layers/dense.py",
             "import tfqnn.codebook",
             "codebook is a model-level tool",
