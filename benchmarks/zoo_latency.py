@@ -211,6 +211,7 @@ def convert(model: Any, variant: str, samples: int, rng: np.random.Generator) ->
 
 
 def variants_of(network: str) -> tuple[str, ...]:
+    """The files of `network`: float32 and int8 for the references, else all three."""
     return ("float32", "int8") if network in REFERENCES else VARIANTS
 
 
@@ -323,6 +324,7 @@ def measure_memory(entry: Entry, library: str | None) -> float | None:
 
 
 def op_census(interpreter: Any) -> dict[str, int]:
+    """{op name: count} of an allocated interpreter's nodes, most frequent first."""
     counts: dict[str, int] = {}
     for op in interpreter._get_ops_details():
         counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
@@ -433,6 +435,7 @@ def _fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
 
 
 def print_table(rows: list[dict[str, Any]], threads: list[int]) -> None:
+    """`table_rows` as a Markdown table."""
     head = ["network", "file", "file MB", "peak MB"]
     head += [f"{n} thread{'s' if n > 1 else ''} ms" for n in threads]
     head += [f"binary vs float32 / int8 ({n}T)" for n in threads]
@@ -508,6 +511,7 @@ def targets(entries: list[Entry], threads: list[int]) -> list[dict[str, Any]]:
 
 
 def print_targets(rows: list[dict[str, Any]]) -> None:
+    """`targets` as a Markdown table."""
     print("\n| target | goal | measured | |\n|---|---|---|---|")
     for t in rows:
         verdict = "met" if t["met"] else "MISSED"
@@ -515,6 +519,7 @@ def print_targets(rows: list[dict[str, Any]]) -> None:
 
 
 def print_census(entries: list[Entry]) -> None:
+    """Each file's op census, one line per file."""
     print(
         "\nOp census (LiteRT's Python interpreter has no op profiler; DELEGATE = "
         "nodes XNNPACK or tfqnn's delegate took over):\n"
@@ -528,6 +533,7 @@ def print_census(entries: list[Entry]) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, with the --quick defaults filled in; errors exit via argparse."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--quick",
@@ -574,6 +580,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def print_machine(versions: dict[str, str], args: argparse.Namespace) -> None:
+    """The machine, versions and settings, before the tables."""
     print(
         f"Machine: {cpu_name()}, "
         f"{os.cpu_count()} logical CPUs, {_machine.memory_gib()} GiB; "
@@ -591,6 +598,7 @@ def print_machine(versions: dict[str, str], args: argparse.Namespace) -> None:
 
 
 def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what `platform` knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -601,6 +609,7 @@ def cpu_name() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Builds, measures and prints; the hidden --memory-worker mode runs one memory probe."""
     args = parse_args(argv)
     if args.memory_worker:
         memory_worker(args.memory_worker, args.library is not None, args.library)
