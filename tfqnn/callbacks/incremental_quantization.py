@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -16,7 +16,7 @@ import numpy as np
 from keras import ops
 
 from tfqnn import _validation, quantizers
-from tfqnn.layers import QuantizedKernel, QuantizerMixin
+from tfqnn.layers import QuantizedKernel, QuantizerMixin, selection
 
 # The model attribute that carries the procedure's state while ``fit`` runs,
 # so that ``save_weights`` (and so `keras.callbacks.BackupAndRestore`) keeps it.
@@ -128,7 +128,7 @@ class IncrementalQuantization(keras.callbacks.Callback):
         self.bits = _validation.check_int("bits", bits, 2, 8)
         self.partition = _validation.check_choice("partition", partition, ("magnitude", "random"))
         self.epochs_per_step = _validation.check_int("epochs_per_step", epochs_per_step, 1)
-        self.layers = _check_layer_names(layers)
+        self.layers = selection.check_layer_names(layers)
         self.seed = _validation.check_seed("seed", seed)
         self.verbose = _validation.check_int("verbose", verbose, 0, 2)
         self._state: _State | None = None
@@ -366,67 +366,9 @@ def _check_portions(portions: Any) -> tuple[float, ...]:
     return tuple(values)
 
 
-def _check_layer_names(names: Any) -> tuple[str, ...] | None:
-    if names is None:
-        return None
-    ok = isinstance(names, Sequence) and not isinstance(names, str) and len(names) > 0
-    if not (ok and all(isinstance(name, str) for name in names)):
-        raise ValueError(
-            f"Invalid layers={names!r}: expected None or a non-empty list of layer names."
-        )
-    return tuple(names)
-
-
-def _walk(model: keras.Layer) -> Iterator[keras.Layer]:
-    """The layers of ``model``, nested models' layers included."""
-    for layer in getattr(model, "layers", []):
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _walk(layer)
-
-
-def _float_kernels(layer: keras.Layer) -> list[_Target]:
-    """The unquantized kernels (not biases) of a tfqnn layer or of a tfqnn RNN's cell."""
-    owner = getattr(layer, "cell", layer)
-    if not isinstance(owner, QuantizerMixin):
-        return []
-    return [
-        _Target(owner, spec)
-        for spec in owner._quantized_kernels
-        if spec.weight != "bias"
-        and getattr(owner, spec.weight, None) is not None
-        and getattr(owner, spec.quantizer) is None
-    ]
-
-
 def _select_kernels(model: keras.Model, names: tuple[str, ...] | None) -> list[_Target]:
-    all_layers = list(_walk(model))
-    if names is None:
-        targets = [t for layer in all_layers for t in _float_kernels(layer)]
-        if not targets:
-            raise ValueError(
-                f"IncrementalQuantization found no kernel to quantize in model "
-                f"{model.name!r}: it quantizes the kernels of tfqnn layers "
-                "(tfqnn.layers.QuantDense, QuantConv2D, ...) built with kernel_quantizer=None."
-            )
-        return targets
-    by_name = {layer.name: layer for layer in all_layers}
-    targets = []
-    for name in names:
-        if name not in by_name:
-            raise ValueError(
-                f"Invalid layers={list(names)!r}: {name!r} is not a layer of model "
-                f"{model.name!r}; its layers are {sorted(by_name)}."
-            )
-        found = _float_kernels(by_name[name])
-        if not found:
-            raise ValueError(
-                f"Invalid layers={list(names)!r}: layer {name!r} "
-                f"({type(by_name[name]).__name__}) has no unquantized kernel; expected a tfqnn "
-                "layer (tfqnn.layers.QuantDense, QuantConv2D, ...) with kernel_quantizer=None."
-            )
-        targets.extend(found)
-    return targets
+    found = selection.select_float_kernels(model, names, "IncrementalQuantization", "quantize")
+    return [_Target(owner, spec) for _, owner, spec in found]
 
 
 def _print(verbose: int, message: str) -> None:

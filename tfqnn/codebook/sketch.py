@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import keras
 
 from tfqnn import _validation, quantizers
-from tfqnn.layers import QuantizerMixin
+from tfqnn.layers import selection
 from tfqnn.quantizers.multibase import MAX_BASES
 
 
@@ -48,7 +47,7 @@ def sketch(
     """
     bases = _validation.check_int("bases", bases, 1, MAX_BASES)
     refined = _validation.check_bool("refined", refined)
-    names = _check_layer_names(layers)
+    names = selection.check_layer_names(layers)
     if not isinstance(model, keras.Model) or not model.built:
         raise ValueError(f"Invalid model={model!r}: expected a built keras.Model.")
     selected = _select(model, names)
@@ -78,66 +77,9 @@ def sketch(
     return copy
 
 
-def _check_layer_names(names: Any) -> tuple[str, ...] | None:
-    if names is None:
-        return None
-    ok = isinstance(names, Sequence) and not isinstance(names, str) and len(names) > 0
-    if not (ok and all(isinstance(name, str) for name in names)):
-        raise ValueError(
-            f"Invalid layers={names!r}: expected None or a non-empty list of layer names."
-        )
-    return tuple(names)
-
-
-def _walk(model: keras.Layer) -> Iterator[keras.Layer]:
-    for layer in getattr(model, "layers", []):
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _walk(layer)
-
-
-def _float_kernel_quantizers(layer: keras.Layer) -> list[str]:
-    """The quantizer arguments of the unquantized kernels (not biases) of a tfqnn layer
-    (for a tfqnn RNN, of its cell: the RNN takes the same arguments)."""
-    owner = getattr(layer, "cell", layer)
-    if not isinstance(owner, QuantizerMixin):
-        return []
-    return [
-        spec.quantizer
-        for spec in owner._quantized_kernels
-        if spec.weight != "bias"
-        and getattr(owner, spec.weight, None) is not None
-        and getattr(owner, spec.quantizer) is None
-    ]
-
-
 def _select(model: keras.Model, names: tuple[str, ...] | None) -> dict[int, list[str]]:
     """id(layer) -> the quantizer arguments to set, for the selected layers."""
-    all_layers = list(_walk(model))
-    if names is None:
-        selected = {id(layer): _float_kernel_quantizers(layer) for layer in all_layers}
-        selected = {key: value for key, value in selected.items() if value}
-        if not selected:
-            raise ValueError(
-                f"sketch found no kernel to sketch in model {model.name!r}: it sketches the "
-                "kernels of tfqnn layers (tfqnn.layers.QuantDense, QuantConv2D, ...) built "
-                "with kernel_quantizer=None."
-            )
-        return selected
-    by_name = {layer.name: layer for layer in all_layers}
-    selected = {}
-    for name in names:
-        if name not in by_name:
-            raise ValueError(
-                f"Invalid layers={list(names)!r}: {name!r} is not a layer of model "
-                f"{model.name!r}; its layers are {sorted(by_name)}."
-            )
-        found = _float_kernel_quantizers(by_name[name])
-        if not found:
-            raise ValueError(
-                f"Invalid layers={list(names)!r}: layer {name!r} "
-                f"({type(by_name[name]).__name__}) has no unquantized kernel; expected a tfqnn "
-                "layer (tfqnn.layers.QuantDense, QuantConv2D, ...) with kernel_quantizer=None."
-            )
-        selected[id(by_name[name])] = found
+    selected: dict[int, list[str]] = {}
+    for layer, _, spec in selection.select_float_kernels(model, names, "sketch", "sketch"):
+        selected.setdefault(id(layer), []).append(spec.quantizer)
     return selected
