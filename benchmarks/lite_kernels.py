@@ -64,13 +64,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import _machine
 import numpy as np
+from _quiet import quiet
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_PATH = ROOT / "saved_models" / "bnn_fashion_mnist.keras"
@@ -171,39 +171,10 @@ def supported_isas(flags: list[str]) -> list[str]:
 # ---- models (parent, TensorFlow) -----------------------------------------------
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Hides the converters' chatter (prints, warnings, C++ logs); shows it if they fail."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with tempfile.TemporaryFile(mode="w+") as log:
-        saved = os.dup(1), os.dup(2)
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        failed = False
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                yield
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            if failed:
-                log.seek(0)
-                sys.stderr.write(log.read()[-4000:])
-
-
 def _tflite_float(model: Any) -> bytes:
     import tensorflow as tf
 
-    with _quiet():
+    with quiet():
         return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
@@ -227,14 +198,14 @@ def _tflite_int8(model: Any, samples: list[np.ndarray], int8_io: bool) -> bytes:
             tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
             tf.lite.OpsSet.TFLITE_BUILTINS,
         ]
-    with _quiet():
+    with quiet():
         return converter.convert()
 
 
 def _to_tflite(model: Any, **kwargs: Any) -> bytes:
     import tfqnn
 
-    with _quiet():
+    with quiet():
         return tfqnn.export.to_tflite(model, **kwargs)
 
 
@@ -629,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter()
     info = machine_info()
 
-    with _quiet():  # TensorFlow's start-up logs
+    with quiet():  # TensorFlow's start-up logs
         import ai_edge_litert
         import keras
         import tensorflow as tf

@@ -53,7 +53,6 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 
 import argparse
-import contextlib
 import gc
 import json
 import platform
@@ -61,7 +60,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +67,7 @@ from typing import Any
 
 import _machine
 import numpy as np
+from _quiet import quiet
 
 LITERATURE = (
     "QuickNetSmall",
@@ -108,35 +107,6 @@ class Entry:
 
 
 # ---- models --------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Hides the converters' chatter (prints, warnings, C++ logs); shows it if they fail."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with tempfile.TemporaryFile(mode="w+") as log:
-        saved = os.dup(1), os.dup(2)
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        failed = False
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                yield
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            if failed:
-                log.seek(0)
-                sys.stderr.write(log.read()[-4000:])
 
 
 def float_architecture(model: Any) -> Any:
@@ -192,7 +162,7 @@ def convert(model: Any, variant: str, samples: int, rng: np.random.Generator) ->
 
     import tfqnn
 
-    with _quiet():
+    with quiet():
         if variant == "binary":
             return tfqnn.export.to_tflite(model, batch_size=1)
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -241,7 +211,7 @@ def build_entries(
                 if variant == "int8" and float_model is not None:
                     model = float_model
                 else:
-                    with _quiet():
+                    with quiet():
                         model = builder(network, variant, size)
                 data = convert(model, variant, samples, rng)
             except Exception as error:  # noqa: BLE001 -- report it, time the others
@@ -615,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         memory_worker(args.memory_worker, args.library is not None, args.library)
         return 0
     wall = time.perf_counter()
-    with _quiet():  # TensorFlow's start-up logs
+    with quiet():  # TensorFlow's start-up logs
         import ai_edge_litert
         import keras
         import tensorflow as tf
