@@ -344,14 +344,17 @@ def machine() -> str:
 
 
 def sequence_table(rows: list[dict[str, Any]]) -> str:
-    baseline = {r["cell"]: r["cpu_s_per_epoch"] for r in rows if r["library"] == "keras"}
+    baseline = {  # Keras's time in the same seed's round
+        (r["cell"], r.get("seed")): r["cpu_s_per_epoch"] for r in rows if r["library"] == "keras"
+    }
     lines = [
         "| library | cell | W, U | x, h, c | test accuracy | CPU s/epoch | vs Keras |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cell = "LSTM" if r["cell"] == "QLSTM" else r["cell"]
-        ratio = r["cpu_s_per_epoch"] / baseline[cell] if cell in baseline else float("nan")
+        key = (cell, r.get("seed"))
+        ratio = r["cpu_s_per_epoch"] / baseline[key] if key in baseline else float("nan")
         label = "keras (use_cudnn=False)" if r["library"] == "keras" else r["library"]
         lines.append(
             f"| {label} | {r['cell']} | {r['scheme']} | {'8-bit' if r['activations'] else 'float'} "
