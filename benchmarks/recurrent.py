@@ -28,7 +28,7 @@ the median of the epochs after the first (which traces the graph); the
 machine is shared, so compare rows of one run.
 
 Usage: .venv/bin/python benchmarks/recurrent.py [--train 10000] [--test 2000]
-       [--epochs 3] [--cells lstm gru] [--activations off on] [--lm-chars 200000]
+       [--epochs 3] [--seeds 0 1 2] [--cells lstm gru] [--activations off on] [--lm-chars 200000]
        [--schemes float 8bit 4bit 2bit ternary scaled_binary] [--tasks timing sequences lm]
        [--qkeras-python .peers/tfkeras/bin/python] [--json results.json]
 """
@@ -344,18 +344,42 @@ def machine() -> str:
 
 
 def sequence_table(rows: list[dict[str, Any]]) -> str:
-    baseline = {r["cell"]: r["cpu_s_per_epoch"] for r in rows if r["library"] == "keras"}
+    baseline = {  # Keras's time in the same seed's round
+        (r["cell"], r.get("seed")): r["cpu_s_per_epoch"] for r in rows if r["library"] == "keras"
+    }
     lines = [
         "| library | cell | W, U | x, h, c | test accuracy | CPU s/epoch | vs Keras |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cell = "LSTM" if r["cell"] == "QLSTM" else r["cell"]
-        ratio = r["cpu_s_per_epoch"] / baseline[cell] if cell in baseline else float("nan")
+        key = (cell, r.get("seed"))
+        ratio = r["cpu_s_per_epoch"] / baseline[key] if key in baseline else float("nan")
         label = "keras (use_cudnn=False)" if r["library"] == "keras" else r["library"]
         lines.append(
             f"| {label} | {r['cell']} | {r['scheme']} | {'8-bit' if r['activations'] else 'float'} "
             f"| {100 * r['accuracy']:.2f} % | {r['cpu_s_per_epoch']:.1f} | {ratio:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def seed_table(rows: list[dict[str, Any]]) -> str:
+    """Test accuracy of each setting over the seeds: mean, sample deviation, each seed."""
+    settings: dict[tuple[str, str, str, bool], list[dict[str, Any]]] = {}
+    for r in rows:
+        key = (r["library"], r["cell"], r["scheme"], r["activations"])
+        settings.setdefault(key, []).append(r)
+    lines = [
+        "| library | cell | W, U | x, h, c | mean accuracy | std | per seed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (library, cell, scheme, activations), runs in settings.items():
+        accuracy = 100 * np.array([r["accuracy"] for r in runs])
+        spread = accuracy.std(ddof=1) if len(accuracy) > 1 else float("nan")
+        each = " / ".join(f"{a:.2f}" for a in accuracy)
+        lines.append(
+            f"| {library} | {cell} | {scheme} | {'8-bit' if activations else 'float'} "
+            f"| {accuracy.mean():.2f} % | {spread:.2f} | {each} |"
         )
     return "\n".join(lines)
 
@@ -392,6 +416,9 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=128)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", help="repeat the sequence task over these seeds"
+    )
     parser.add_argument("--cells", nargs="+", choices=sorted(LAYERS), default=["lstm", "gru"])
     parser.add_argument("--schemes", nargs="+", choices=SCHEMES, default=list(DEFAULT_SCHEMES))
     parser.add_argument("--activations", nargs="+", choices=["off", "on"], default=["off", "on"])
@@ -424,7 +451,7 @@ def main() -> None:
     print(
         f"Sequential {name}: {len(data['x_train'])} training and {len(data['x_test'])} test "
         f"sequences of {data['x_train'].shape[1]} steps, {args.units} units, batch {args.batch}, "
-        f"{args.epochs} epochs, Adam 2e-3, seed {args.seed}",
+        f"{args.epochs} epochs, Adam 2e-3, seeds {args.seeds or [args.seed]}",
         flush=True,
     )
     timing_rows = []
@@ -437,17 +464,24 @@ def main() -> None:
             flush=True,
         )
     rows = []
-    for cell in args.cells if "sequences" in args.tasks else []:
-        rows.append(sequence_run(cell, "keras", False, data, args))
-        print(json.dumps(rows[-1]), flush=True)
-        for activations in args.activations:
-            for scheme in args.schemes:
-                rows.append(sequence_run(cell, scheme, activations == "on", data, args))
-                print(json.dumps(rows[-1]), flush=True)
-    if "lstm" in args.cells and "sequences" in args.tasks:
-        for row in qkeras_runs(data, args):
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+    for seed in args.seeds or [args.seed]:
+        run_args = argparse.Namespace(**{**vars(args), "seed": seed})
+        seed_rows = []
+        for cell in args.cells if "sequences" in args.tasks else []:
+            if "float" in args.schemes:  # the float reference
+                seed_rows.append(sequence_run(cell, "keras", False, data, run_args))
+                print(json.dumps({**seed_rows[-1], "seed": seed}), flush=True)
+            for activations in args.activations:
+                for scheme in args.schemes:
+                    seed_rows.append(
+                        sequence_run(cell, scheme, activations == "on", data, run_args)
+                    )
+                    print(json.dumps({**seed_rows[-1], "seed": seed}), flush=True)
+        if "lstm" in args.cells and "sequences" in args.tasks:
+            for row in qkeras_runs(data, run_args):
+                seed_rows.append(row)
+                print(json.dumps({**row, "seed": seed}), flush=True)
+        rows += [{**row, "seed": seed} for row in seed_rows]
     lm_rows = []
     if args.lm_chars and "lm" in args.tasks:
         lm_data, vocabulary = char_data(args)
@@ -466,6 +500,8 @@ def main() -> None:
                 print(json.dumps(lm_rows[-1]), flush=True)
     if rows:
         print("\n" + sequence_table(rows))
+    if rows and len(args.seeds or []) > 1:
+        print("\n" + seed_table(rows))
     if lm_rows:
         print("\n" + language_table(lm_rows))
     if args.json:
