@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from typing import Any
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -24,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import tf_keras as keras
+from _epoch_clock import epoch_clock, per_epoch
 from qkeras import QLSTM, QActivation, binary, quantized_bits, ternary
 
 
@@ -37,27 +37,6 @@ def weight_quantizer(scheme: str) -> Any:
         "ternary": ternary(alpha="auto"),
         "scaled_binary": binary(alpha="auto"),
     }[scheme]
-
-
-class EpochClock(keras.callbacks.Callback):
-    """CPU and wall seconds of each epoch."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.cpu: list[float] = []
-        self.wall: list[float] = []
-
-    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        self._start = (time.process_time(), time.perf_counter())
-
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        self.cpu.append(time.process_time() - self._start[0])
-        self.wall.append(time.perf_counter() - self._start[1])
-
-
-def per_epoch(values: list[float]) -> float:
-    """The median epoch after the first (which traces), or the only one."""
-    return float(np.median(values[1:] if len(values) > 1 else values))
 
 
 def run(data: Any, scheme: str, activations: bool, args: argparse.Namespace) -> dict[str, Any]:
@@ -79,7 +58,7 @@ def run(data: Any, scheme: str, activations: bool, args: argparse.Namespace) -> 
     model.compile(
         keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy", metrics=["accuracy"]
     )
-    clock = EpochClock()
+    clock = epoch_clock(keras.callbacks.Callback)
     model.fit(
         data["x_train"],
         data["y_train"],

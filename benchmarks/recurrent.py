@@ -52,6 +52,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 import tensorflow as tf
+from _epoch_clock import epoch_clock, per_epoch
 
 import tfqnn
 
@@ -90,33 +91,12 @@ def activation_arguments(on: bool, input_quantizer: Any) -> dict[str, Any]:
     }
 
 
-class EpochClock(keras.callbacks.Callback):
-    """CPU and wall seconds of each epoch."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.cpu: list[float] = []
-        self.wall: list[float] = []
-
-    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        self._start = (time.process_time(), time.perf_counter())
-
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        self.cpu.append(time.process_time() - self._start[0])
-        self.wall.append(time.perf_counter() - self._start[1])
-
-
-def per_epoch(values: list[float]) -> float:
-    """The median epoch after the first (which traces), or the only one."""
-    return float(np.median(values[1:] if len(values) > 1 else values))
-
-
-def fit(model: keras.Model, data: tuple[Any, ...], args: argparse.Namespace) -> EpochClock:
+def fit(model: keras.Model, data: tuple[Any, ...], args: argparse.Namespace) -> Any:
     x_train, y_train = data[0], data[1]
     model.compile(
         keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy", metrics=["accuracy"]
     )
-    clock = EpochClock()
+    clock = epoch_clock(keras.callbacks.Callback)
     model.fit(
         x_train, y_train, batch_size=args.batch, epochs=args.epochs, verbose=0, callbacks=[clock]
     )
@@ -314,7 +294,7 @@ def language_model_run(
     model.compile(
         keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     )
-    clock = EpochClock()
+    clock = epoch_clock(keras.callbacks.Callback)
     model.fit(
         data["x_train"],
         data["y_train"],

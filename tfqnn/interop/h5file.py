@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 # Keras versions whose .h5 layout and configs `read` understands: tf_keras
-# and Keras 2 (2.x), and the Keras 1.2 name tf.keras wrote before 2.2.
+# and Keras 2 (2.x), and the Keras 1.2 name that TensorFlow's bundled Keras wrote before 2.2.
 SUPPORTED_VERSIONS = ("2.",)
 
 WEIGHTS_ONLY = (
