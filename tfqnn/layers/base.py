@@ -327,7 +327,7 @@ def build_quantizer_weights(layer: keras.Layer, by_name: Mapping[str, Quantizer 
     They go into a `QuantizerWeights` sublayer per quantizer that has any.
     """
     for name, quantizer in by_name.items():
-        if quantizer is None:
+        if quantizer is None or not quantizer.owns_weights:
             continue
         holder = QuantizerWeights(name=f"{name}_weights", dtype=layer.dtype_policy)
         quantizer.build_weights(holder.add_weight, name)

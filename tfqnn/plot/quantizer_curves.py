@@ -19,7 +19,7 @@ def _standalone_weight(shape: tuple[int, ...], initializer: Any, name: str) -> A
 def _ready(q: Any) -> Any:
     """``q`` itself, or, for a quantizer that owns weights (`Quantizer.build_weights`)
     and serves no layer yet, a copy with its initial weights."""
-    if type(q).build_weights is quantizers.Quantizer.build_weights:
+    if not q.owns_weights:
         return q
     try:
         q(np.zeros((1,), np.float32))

@@ -57,6 +57,11 @@ class Quantizer(_config.ConfigObject):
         layer. Most quantizers own none and do nothing here.
         """
 
+    @property
+    def owns_weights(self) -> bool:
+        """Whether this quantizer creates weights of its own (overrides `build_weights`)."""
+        return type(self).build_weights is not Quantizer.build_weights
+
 
 class StochasticQuantizer(Quantizer):
     """A quantizer that samples: random in training, deterministic at inference.
