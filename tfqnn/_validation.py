@@ -102,8 +102,7 @@ def check_verbose(value: Any, name: str = "verbose") -> int:
         return 1
     if isinstance(value, bool):
         return int(value)
-    ok = isinstance(value, numbers.Integral) and 0 <= value <= 2
-    if not ok:
+    if not isinstance(value, numbers.Integral) or int(value) not in (0, 1, 2):
         raise ValueError(f"Invalid {name}={value!r}: expected 'auto', 0, 1 or 2.")
     return int(value)
 
