@@ -10,7 +10,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfqnn._validation import check_int, check_verbose
+from tfqnn import _validation
+from tfqnn._validation import check_int
 from tfqnn.export import composite, int8_fusion, int8_weights
 from tfqnn.export._schema import tflite_schema
 from tfqnn.export.plan import BinaryGroup, functional_of, plan_groups
@@ -76,7 +77,7 @@ def to_tflite(
     """
     if batch_size is not None:
         batch_size = check_int("batch_size", batch_size, low=1)
-    verbose = check_verbose(verbose)
+    verbose = _validation.check_verbose(verbose)
     say = print if verbose else _silent
     functional = functional_of(model)
     if batch_size is None:
