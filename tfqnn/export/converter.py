@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfqnn import _validation
 from tfqnn._validation import check_int
 from tfqnn.export import composite, int8_fusion, int8_weights
 from tfqnn.export._schema import tflite_schema
@@ -27,7 +28,7 @@ def to_tflite(
     *,
     int8_representative_data: Any = None,
     batch_size: int | None = None,
-    verbose: int = 1,
+    verbose: int | str = "auto",
 ) -> bytes:
     """Converts a trained Keras model to TFLite, binary layers as tfqnn custom ops.
 
@@ -57,8 +58,10 @@ def to_tflite(
             Inputs and outputs stay float32.
         batch_size: a fixed batch size for the signature; None keeps it
             dynamic (`resize_tensor_input` at run time).
-        verbose: 1 prints a line per stage (tracing, converting, checking)
-            and a progress bar over the int8 calibration samples; 0 is silent.
+        verbose: ``"auto"`` or 1 prints a line per stage (tracing,
+            converting, checking) and a progress bar over the int8
+            calibration samples; 2 the lines and one line for the
+            calibration; 0 is silent.
 
     Returns:
         The model as bytes. Run it with `tfqnn.lite.Interpreter`.
@@ -74,7 +77,7 @@ def to_tflite(
     """
     if batch_size is not None:
         batch_size = check_int("batch_size", batch_size, low=1)
-    verbose = check_int("verbose", verbose, low=0, high=1)
+    verbose = _validation.check_verbose(verbose)
     say = print if verbose else _silent
     functional = functional_of(model)
     if batch_size is None:
