@@ -113,3 +113,20 @@ def test_bad_width_multiplier(value):
 def test_bad_blocks(value):
     with pytest.raises(ValueError, match=r"Invalid blocks=.*4 integers >= 1"):
         tfqnn.zoo.QuickNet(**SMALL, blocks=value)
+
+
+def test_weights_of_another_width_or_classes_are_refused(tmp_path):
+    model = tfqnn.zoo.ResNet18(**SMALL, width_multiplier=0.125, quantization="binary")
+    path = tmp_path / "small.weights.h5"
+    model.save_weights(path)
+    loaded = tfqnn.zoo.ResNet18(
+        **SMALL, width_multiplier=0.125, quantization="binary", weights=path
+    )
+    for mine, theirs in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    with pytest.raises(ValueError, match=r"Invalid weights=.*does not hold weights of resnet18"):
+        tfqnn.zoo.ResNet18(**SMALL, width_multiplier=0.25, weights=str(path))
+    with pytest.raises(ValueError, match=r"Invalid classes=3: .* saved with classes=10"):
+        tfqnn.zoo.ResNet18(
+            input_shape=(28, 28, 1), classes=3, width_multiplier=0.125, weights=str(path)
+        )

@@ -1,0 +1,125 @@
+"""examples/train_zoo.py: trains a zoo model, writes it, its TFLite export and a model card
+whose numbers a recomputation from the written files reproduces."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import tfqnn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "examples", "train_zoo.py")
+
+pytestmark = pytest.mark.skipif(
+    not tfqnn.datasets.fashion_mnist_available(), reason="Fashion-MNIST not installed"
+)
+
+
+def run_script(*arguments):
+    return subprocess.run(
+        [sys.executable, SCRIPT, *arguments],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def fashion_test_images(size):
+    (_, _), (x_test, y_test) = tfqnn.datasets.load_fashion_mnist()
+    return 2.0 * x_test[:size, ..., None].astype(np.float32) - 1.0, y_test[:size]
+
+
+@pytest.mark.parametrize(
+    "model, options, name, recipe",
+    [
+        (
+            "ResNet18",
+            ["--quantization", "binary", "--width-multiplier", "0.125"],
+            "resnet18_binary_fashion_mnist",
+            "Adam 0.003; exponential decay",
+        ),
+        pytest.param(
+            "QuickNetSmall",
+            ["--width-multiplier", "0.25", "--blocks", "1", "1", "1", "1"],
+            "quicknetsmall_binary_fashion_mnist",
+            "Adam 0.01 on binary kernels, SGD 0.1",
+            marks=pytest.mark.slow,
+        ),
+    ],
+)
+def test_quick_run_writes_model_export_and_a_card_that_recomputes(
+    tmp_path, model, options, name, recipe
+):
+    result = run_script(
+        "--model",
+        model,
+        *options,
+        "--epochs",
+        "1",
+        "--train-size",
+        "256",
+        "--test-size",
+        "200",
+        "--latency-runs",
+        "3",
+        "--output",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "━" in result.stdout  # Keras's progress bar
+    base = tmp_path / name
+    for suffix in (".keras", ".tflite", ".md", ".json"):
+        assert (tmp_path / (name + suffix)).is_file()
+    card = json.loads(base.with_suffix(".json").read_text())
+    markdown = base.with_suffix(".md").read_text()
+
+    x_test, y_test = fashion_test_images(200)
+    assert card["data"] == {"name": "fashion_mnist", "train_images": 256, "test_images": 200}
+    assert card["training"]["epochs"] == 1 and card["training"]["steps"] == 2
+    assert card["training"]["recipe"].startswith(recipe)
+
+    loaded = keras.models.load_model(base.with_suffix(".keras"))
+    assert not loaded.compiled  # written without optimizer state
+    keras_predictions = loaded.predict(x_test, verbose=0)
+    accuracy = float(np.mean(keras_predictions.argmax(1) == y_test))
+    assert card["test_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    assert f"**{100 * accuracy:.2f} %**" in markdown
+
+    data = base.with_suffix(".tflite").read_bytes()
+    lite = tfqnn.lite.Interpreter(model_content=data).predict(x_test)
+    lite_accuracy = float(np.mean(lite.argmax(1) == y_test))
+    assert card["tflite"]["test_accuracy"] == pytest.approx(lite_accuracy, abs=1e-6)
+    agreement = float(np.mean(lite.argmax(1) == keras_predictions.argmax(1)))
+    assert card["tflite"]["agreement"] == pytest.approx(agreement, abs=1e-6)
+    assert card["tflite"]["bytes"] == len(data)
+    assert card["keras_bytes"] == os.path.getsize(base.with_suffix(".keras"))
+    ops = tfqnn.lite.custom_ops_in(data)
+    assert card["tflite"]["custom_ops"] == ops and ops["TfqnnBconv2d"] >= 4
+    assert 0 < card["tflite"]["latency_ms"] < 1000
+
+    summary = tfqnn.summary(loaded, print_fn=None)
+    assert card["summary"]["total_params"] == summary.total_params == loaded.count_params()
+    assert card["summary"]["params"] == {str(b): c for b, c in summary.params.items()}
+    assert card["summary"]["binary_mac_fraction"] == pytest.approx(summary.binary_mac_fraction)
+    assert card["summary"]["quantized_bytes"] == pytest.approx(summary.quantized_bytes)
+    assert f"{summary.total_params:,} (" in markdown
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--model", "ResNet50"], "invalid choice: 'ResNet50'"),
+        (["--model", "BiRealNet", "--quantization", "xnor"], "binary only"),
+        (["--model", "ResNet18", "--epochs", "0"], "--epochs must be >= 1"),
+    ],
+)
+def test_bad_arguments_stop_with_a_message(arguments, message):
+    result = run_script(*arguments)
+    assert result.returncode != 0
+    assert message in result.stderr
