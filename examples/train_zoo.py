@@ -31,8 +31,10 @@ script keeps the optimizer, the peak learning rate and the schedule's shape):
   (BinaryNet): Adam 3e-3, exponential decay to 1 % of it; "xnor" as XNORNet;
   "dorefa" as DoReFaNet. Weight decay is left out.
 
-None of these papers trains in two phases (Real-to-Binary Net's
-distillation stages are not in the zoo), so every recipe is one phase.
+Every recipe is one phase, as larq-zoo's training tasks for these networks
+are: Bi-Real Net's paper starts from a real-valued network trained with
+clip activations, which larq-zoo's recipe (this one) leaves out, and
+Real-to-Binary Net's distillation stages belong to a network not in the zoo.
 
 Usage:
     python examples/train_zoo.py --model ResNet18 --quantization binary \\
@@ -234,10 +236,14 @@ def schedule_of(recipe, learning_rate, steps):
             warmup_steps=warmup,
         )
     if recipe.schedule == "steps":
-        boundaries = sorted({max(1, round(b * steps)) for b in recipe.boundaries})
-        if len(boundaries) < len(recipe.boundaries):  # a run too short to tell them apart
-            boundaries = [round(b * steps) + i for i, b in enumerate(recipe.boundaries)]
-        values = [learning_rate * f for f in recipe.factors[: len(boundaries) + 1]]
+        # The optimizer's step counter starts at 0 and Keras keeps values[i]
+        # up to and including boundaries[i]: a rate that starts at step s
+        # needs the boundary s - 1. A run shorter than the milestones keeps
+        # one step per milestone.
+        boundaries = [max(0, round(b * steps) - 1) for b in recipe.boundaries]
+        for i in range(1, len(boundaries)):
+            boundaries[i] = max(boundaries[i], boundaries[i - 1] + 1)
+        values = [learning_rate * f for f in recipe.factors]
         return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
     if recipe.schedule == "linear":
         return keras.optimizers.schedules.PolynomialDecay(learning_rate, steps, 0.0, power=1.0)

@@ -122,3 +122,56 @@ def test_bad_arguments_stop_with_a_message(capsys, arguments, message):
         load_script().parse_args(arguments)
     assert stop.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def larq_zoo_rate(recipe_name, epoch):
+    """The learning rate larq-zoo's training tasks give at ``epoch`` (their formulas)."""
+    if recipe_name == "BinaryResNetE18":
+        return 4e-3 * 0.3 ** sum(epoch >= step for step in (70, 90, 110))
+    if recipe_name == "BinaryAlexNet":
+        return 1e-2 * 0.5 ** (epoch // 10)
+    if recipe_name == "xnor":
+        steps = (19, 30, 44, 53, 66, 76, 86)
+        factors = (1, 0.5, 0.1, 0.05, 0.01, 0.005, 0.001, 0.0001)
+        return 1e-3 * factors[sum(epoch >= s for s in steps)]
+    if recipe_name == "dorefa":
+        if epoch < 60:
+            return 2e-4
+        if epoch < 75:
+            return 2e-4 * 0.2
+        if epoch < 82:
+            return 2e-4 * 0.04
+        return 2e-4 * 0.04 * 0.1 ** ((epoch - 82) // 2 + 1)
+    raise AssertionError(recipe_name)
+
+
+@pytest.mark.parametrize("recipe_name", ["BinaryResNetE18", "BinaryAlexNet", "xnor", "dorefa"])
+def test_step_schedules_are_the_papers_when_a_step_is_an_epoch(recipe_name):
+    script = load_script()
+    recipe = script.RECIPES[recipe_name]
+    epochs = recipe.paper_epochs
+    schedule = script.schedule_of(recipe, recipe.learning_rate, epochs)
+    for epoch in range(epochs):
+        actual = float(keras.ops.convert_to_numpy(schedule(epoch)))
+        assert actual == pytest.approx(larq_zoo_rate(recipe_name, epoch), rel=1e-5), epoch
+
+
+def test_scaled_schedules_keep_their_shape():
+    script = load_script()
+    steps = 1200
+    quicknet = script.schedule_of(script.RECIPES["quicknet"], 1e-2, steps)
+    rate = lambda schedule, step: float(keras.ops.convert_to_numpy(schedule(step)))  # noqa: E731
+    warmup = round(5 / 600 * steps)  # 10 steps, as 5 of 600 epochs
+    assert rate(quicknet, 0) == pytest.approx(0.0, abs=1e-9)
+    assert rate(quicknet, warmup // 2) == pytest.approx(5e-3, rel=1e-5)
+    assert rate(quicknet, warmup) == pytest.approx(1e-2, rel=1e-5)
+    middle = warmup + (steps - warmup) // 2
+    assert rate(quicknet, middle) == pytest.approx(5e-3, rel=1e-3)  # cosine halfway
+    linear = script.schedule_of(script.RECIPES["BiRealNet"], 5e-3, steps)
+    assert rate(linear, steps // 4) == pytest.approx(0.75 * 5e-3, rel=1e-5)
+    binary = script.schedule_of(script.RECIPES["binary"], 3e-3, steps)
+    assert rate(binary, steps // 2) == pytest.approx(3e-3 * 0.1, rel=1e-5)
+    assert rate(binary, steps) == pytest.approx(3e-5, rel=1e-5)
+    # A run shorter than the milestones keeps one step per milestone.
+    short = script.schedule_of(script.RECIPES["BinaryResNetE18"], 4e-3, 2)
+    assert [round(rate(short, s) / 4e-3, 6) for s in range(5)] == [1, 0.3, 0.09, 0.027, 0.027]
