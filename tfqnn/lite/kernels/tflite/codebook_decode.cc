@@ -125,14 +125,10 @@ class CodebookDecode : public Op {
              str(codebook_dims[0]);
     }
     codes_ = codebook_dims[0];
-    if (out->type != kTfLiteFloat32) return "output must be float32";
-    if (ours) {
-      out_dims_ = dims_of(out);
-    } else {
-      TFQNN_TRY(check_tensor(out, "output", kTfLiteFloat32, -1, &out_dims_));
-    }
+    // Positive dims, at most kMaxElements values; the bytes of a persistent
+    // output made by an earlier prepare match its shape.
+    TFQNN_TRY(check_tensor(out, "output", kTfLiteFloat32, -1, &out_dims_));
     const int64_t count = elements(out_dims_);
-    if (count < 1 || count > kMaxElements) return "output has a bad size";
     const int64_t bytes = core::packed_index_bytes(count, bits_);
     if (index_dims[0] != bytes) {
       return "indices must have " + str(bytes) + " bytes for " + str(count) + " values of " +
