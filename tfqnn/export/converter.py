@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from tfqnn import _validation
 from tfqnn._validation import check_int
-from tfqnn.export import composite, int8_fusion, int8_weights
+from tfqnn.export import codebook_weights, composite, int8_fusion, int8_weights
 from tfqnn.export._schema import tflite_schema
 from tfqnn.export.plan import BinaryGroup, functional_of, plan_groups
 from tfqnn.lite import custom_ops_in, load_library, spec
@@ -106,6 +106,10 @@ def to_tflite(
     else:
         weights = int8_weights.quantized_recurrent_weights(model)
         data, _ = int8_weights.store_int8_weights(data, weights)
+        kernels = codebook_weights.clustered_kernels(model)
+        data, decoded = codebook_weights.store_codebook_weights(data, kernels)
+        if decoded:
+            expected[spec.CODEBOOK_DECODE] = decoded
     say("to_tflite: checking the custom ops", flush=True)
     counts = custom_ops_in(data, schema_module=tflite_schema())
     found = {k: v for k, v in counts.items() if k.startswith(spec.OP_PREFIX)}
