@@ -65,7 +65,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import _machine  # noqa: E402
 
-SCALAR = ("kmeans", "kmeans_hessian", "optimal", "uniform", "ecsq", "weighted_entropy")
+SCALAR = (
+    "kmeans",
+    "kmeans_hessian",
+    "kmeans_every_step",
+    "ecsq",
+    "optimal",
+    "uniform",
+    "weighted_entropy",
+)
 METHODS = (*SCALAR, "product", "residual")
 HESSIAN_SAMPLES = 256
 
@@ -116,6 +124,10 @@ def method_arguments(method: str, bits: int, pruned: bool) -> dict[str, Any] | N
         arguments: dict[str, Any] = {"clusters": k, "method": method}
         if method == "kmeans_hessian":
             arguments.update(method="kmeans", importance="hessian")
+        if method == "kmeans_every_step":  # tfmot's training scheme, at its 16 clusters
+            if bits != 4:
+                return None
+            arguments.update(method="kmeans", reassign="every_step")
         return arguments
     if pruned:
         return None
@@ -204,7 +216,7 @@ def tfmot_run(
 
 def pruned_model(model: keras.Model, data: Any, args: argparse.Namespace) -> keras.Model:
     for sparsity in args.prune_steps:
-        model = codebook.prune(model, min(sparsity, args.sparsity))
+        model = codebook.prune(model, min(sparsity, args.sparsity), scope=args.prune_scope)
         fit(model, data, args.prune_epochs, args.learning_rate, args.batch)
     return model
 
@@ -363,6 +375,8 @@ def main() -> None:
     parser.add_argument("--sparsity", type=float, default=0.9)
     parser.add_argument("--prune-steps", nargs="+", type=float, default=[0.5, 0.7, 0.8, 0.9])
     parser.add_argument("--prune-epochs", type=int, default=1)
+    parser.add_argument("--prune-scope", choices=["layer", "model"], default="layer")
+    parser.add_argument("--tag", default="", help="appended to the model's name in the results")
     parser.add_argument("--train-size", type=int, default=60_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -423,18 +437,20 @@ def main() -> None:
             pruned_accuracy = accuracy(bases["on"], data)
             print(f"{model_name}: pruned to {args.sparsity}: {100 * pruned_accuracy:.2f} %")
         rows = []
-        for pruning in args.pruning:
-            for method in args.methods:
+        peer = tfmot_run(model_name, model, data, args)
+        for method in args.methods:
+            for pruning in args.pruning:
                 for bits in args.bits:
                     row = one_run(bases[pruning], data, method, bits, pruning == "on", args)
                     if row is None:
                         continue
                     rows.append(row)
-                    results["models"][model_name] = {
+                    results["models"][model_name + args.tag] = {
                         "float_accuracy": float_accuracy,
                         "float_bytes": float_bytes,
                         "pruned_accuracy": pruned_accuracy,
                         "runs": rows,
+                        "tfmot": peer,
                         "partial": True,
                     }
                     save(results, args.json)  # a stopped run keeps its rows
@@ -450,9 +466,9 @@ def main() -> None:
             "float_bytes": float_bytes,
             "pruned_accuracy": pruned_accuracy,
             "runs": rows,
-            "tfmot": tfmot_run(model_name, model, data, args),
+            "tfmot": peer,
         }
-        results["models"][model_name] = result
+        results["models"][model_name + args.tag] = result
         print(table(model_name, rows, float_accuracy))
         if result["tfmot"]:
             t = result["tfmot"]
