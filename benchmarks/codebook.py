@@ -232,7 +232,8 @@ def table(model_name: str, rows: list[dict[str, Any]], float_accuracy: float) ->
         lines.append(
             f"| {r['method']} | {r['bits']} | {'yes' if r['pruned'] else 'no'} | "
             f"{r['clusters']} | {100 * r['accuracy_before_fine_tuning']:.2f} | "
-            f"{100 * r['accuracy']:.2f} | {100 * (r['accuracy'] - float_accuracy):+.2f} | "
+            f"{100 * r['accuracy']:.2f} | "
+            f"{100 * (r['accuracy'] - r.get('float_accuracy', float_accuracy)):+.2f} | "
             f"{r['fixed_ratio']:.1f} | {r['huffman_ratio']:.1f} | {r['file_ratio']:.1f} |"
         )
     return "\n".join(lines)
@@ -256,14 +257,14 @@ def targets(result: dict[str, Any]) -> list[str]:
 
     five = find("kmeans", 5, False)
     if five:
-        delta = 100 * (five["accuracy"] - float_accuracy)
+        delta = 100 * (five["accuracy"] - five.get("float_accuracy", float_accuracy))
         out.append(
             f"5-bit k-means within 0.3 points of float: {delta:+.2f} -> "
             f"{'met' if delta >= -0.3 else 'missed'}"
         )
     deep = find("kmeans", 5, True)
     if deep:
-        delta = 100 * (deep["accuracy"] - float_accuracy)
+        delta = 100 * (deep["accuracy"] - deep.get("float_accuracy", float_accuracy))
         ok = deep["huffman_ratio"] >= 35 and delta >= -1
         out.append(
             f"Deep Compression (pruned + 5-bit k-means + Huffman) >= 35x within 1 point: "
@@ -306,39 +307,55 @@ def save(results: dict[str, Any], path: str) -> None:
 
 
 def plot(results: dict[str, Any], path: str) -> None:
-    """The Pareto front of accuracy against file bytes over every run (tfqnn.plot.pareto)."""
-    points: dict[str, dict[str, float]] = {}
-    for model_name, result in results["models"].items():
-        points[f"{model_name} float"] = {
-            "accuracy": result["float_accuracy"],
-            "size": result["float_bytes"],
-        }
+    """Per architecture, the Pareto front of accuracy against file bytes (tfqnn.plot.pareto).
+
+    Writes ``path`` with ``_mlp`` / ``_cnn`` before the suffix; runs of
+    results keyed ``"mlp global pruning"`` join the ``mlp`` figure.
+    """
+    groups: dict[str, dict[str, dict[str, float]]] = {}
+    floats: dict[str, float] = {}
+    for key, result in results["models"].items():
+        group = key.split()[0]
+        extra = key[len(group) :].strip()
+        points = groups.setdefault(group, {})
+        floats.setdefault(group, result["float_accuracy"])
+        points.setdefault(
+            "float", {"accuracy": result["float_accuracy"], "size": result["float_bytes"]}
+        )
         for r in result["runs"]:
-            label = f"{model_name} {r['method']} {r['bits']}b{' pruned' if r['pruned'] else ''}"
+            label = f"{r['method']} {r['bits']}b"
+            if r["pruned"]:
+                label += f" pruned{' (' + extra + ')' if extra else ''}"
             points[label] = {"accuracy": r["accuracy"], "size": r["file_bytes"]}
         if result.get("tfmot"):
-            points[f"{model_name} tfmot 16 (zipped .tflite)"] = {
+            points["tfmot 16 (zipped .tflite)"] = {
                 "accuracy": result["tfmot"]["accuracy"],
                 "size": result["tfmot"]["zipped_tflite_bytes"],
             }
-    figure = tfqnn.plot.pareto(points, x="size")
-    figure.set_size_inches(11, 7)
-    axis = figure.axes[0]
-    names = list(points)
-    front = set(tfqnn.plot.pareto_front([(p["size"], p["accuracy"]) for p in points.values()]))
-    for i, text in enumerate(axis.texts):
-        # too many runs to label: the front, the floats and tfmot keep theirs
-        keep = i in front or "float" in names[i] or "tfmot" in names[i]
-        text.set_visible(keep)
-        text.set_fontsize("x-small")
-    figure.suptitle(
-        "Fashion-MNIST, tfqnn.codebook: accuracy against compressed file bytes "
-        "(save_compressed; float: 4 bytes/param)",
-        fontsize="small",
-    )
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110, bbox_inches="tight")
-    print(f"wrote {path}")
+    for group, points in groups.items():
+        low = floats[group] - 0.05
+        shown = {name: p for name, p in points.items() if p["accuracy"] >= low}
+        figure = tfqnn.plot.pareto(shown, x="size")
+        figure.set_size_inches(10, 6.5)
+        axis = figure.axes[0]
+        axis.set_xscale("log")
+        names = list(shown)
+        front = set(tfqnn.plot.pareto_front([(p["size"], p["accuracy"]) for p in shown.values()]))
+        for i, text in enumerate(axis.texts):
+            # too many runs to label: the front, float and tfmot keep theirs
+            text.set_visible(i in front or names[i] in ("float", "tfmot 16 (zipped .tflite)"))
+            text.set_fontsize("x-small")
+        figure.suptitle(
+            f"Fashion-MNIST {group}: tfqnn.codebook runs, accuracy against save_compressed bytes "
+            f"(float: 4 bytes/param); {len(points) - len(shown)} runs more than 5 points below "
+            "float not shown",
+            fontsize="small",
+        )
+        target = Path(path)
+        target = target.with_name(f"{target.stem}_{group}{target.suffix}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(target, dpi=100, bbox_inches="tight")
+        print(f"wrote {target}")
 
 
 def merge(paths: list[str], json_path: str, png_path: str) -> None:
@@ -346,10 +363,19 @@ def merge(paths: list[str], json_path: str, png_path: str) -> None:
     results: dict[str, Any] = {}
     for path in paths:
         part = json.loads(Path(path).read_text())
+        for result in part["models"].values():
+            for run in result["runs"]:  # each invocation trains its own float model
+                run.setdefault("float_accuracy", result["float_accuracy"])
         if not results:
             results = part
-        else:
-            results["models"].update(part["models"])
+            continue
+        for name, result in part["models"].items():
+            if name not in results["models"]:
+                results["models"][name] = result
+                continue
+            known = results["models"][name]
+            known["runs"].extend(result["runs"])
+            known["tfmot"] = known.get("tfmot") or result.get("tfmot")
     for model_name, result in results["models"].items():
         print(table(model_name, result["runs"], result["float_accuracy"]))
         for line in targets(result):
