@@ -51,7 +51,10 @@ def test_rebuilt_fixtures_load_with_the_peers_outputs(peer, tmp_path):
         data = np.load(tmp_path / "larq_zoo_quicknet_small_weights.npz")
         path = tmp_path / "larq_zoo_quicknet_small_weights.h5"
         model = tfqnn.zoo.QuickNetSmall(input_shape=(64, 64, 3), weights=path)
-        np.testing.assert_allclose(model.predict(data["x"], verbose=0), data["y"], atol=1e-6)
+        # 60 layers of float rounding on random weights: 5e-6 on a probability of 0.18.
+        np.testing.assert_allclose(
+            model.predict(data["x"], verbose=0), data["y"], rtol=1e-4, atol=1e-5
+        )
         built.remove("larq_zoo_quicknet_small_weights")
     for name in built:
         data = np.load(tmp_path / f"{name}.npz")

@@ -100,6 +100,10 @@ def _pruned(
         )
         return None
     kernel = renames.get(kernels[0], kernels[0])
+    report.notice(
+        "tfmot pruning schedules are not continued: the file's masks are kept fixed, as "
+        "strip_pruning would (tfqnn.codebook.prune prunes further)"
+    )
 
     def weight_map(found: Arrays) -> Arrays:
         result = _renamed(class_name, found, ("mask", *PRUNING_STATE))
