@@ -1,4 +1,4 @@
-"""Models of the tf_keras peers (tf_keras itself, larq, QKeras) loaded as tfqnn Keras 3 models.
+"""Models of the tf_keras peers (tf_keras itself, larq, QKeras, tfmot) loaded as tfqnn Keras 3 models.
 
 ``tfqnn.interop.load("model.h5")`` reads a full-model ``.h5`` file saved by
 tf_keras with h5py alone, without importing tf_keras or any peer library,
@@ -9,6 +9,7 @@ same way. docs/migrating.md lists every name it maps.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import keras
@@ -31,7 +32,8 @@ def load_with_report(path: str | os.PathLike[str]) -> tuple[keras.Model, Report]
         report.notice(COMPILE_NOTICE)
     name = os.fspath(path)
     try:
-        model = graph.build(source.config, translate.layer, report)
+        factory = functools.partial(translate.layer, file_weights=source.weights)
+        model = graph.build(source.config, factory, report)
     except Exception as error:  # a malformed config can fail anywhere in Keras
         report.raise_issues(name)  # the issues, when there are any, say more
         if not isinstance(error, ValueError):
@@ -41,7 +43,7 @@ def load_with_report(path: str | os.PathLike[str]) -> tuple[keras.Model, Report]
     if model is None:  # pragma: no cover - a None layer always comes with an issue
         raise ValueError(f"Cannot load {name}.")
     try:
-        weights.assign(model, source.weights)
+        weights.assign(model, source.weights, report.weight_maps)
     except Exception as error:  # a weight Keras cannot take, such as an array of strings
         raise ValueError(f"Cannot load {name}: {error}.") from error
     return model, report
@@ -52,8 +54,8 @@ def load(path: str | os.PathLike[str], verbose: int | str | bool = 0) -> keras.M
 
     Args:
         path: a file written by tf_keras's ``model.save("model.h5")``
-            (Sequential or Functional) whose layers are tf_keras's, larq's
-            or QKeras's.
+            (Sequential or Functional) whose layers are tf_keras's, larq's,
+            QKeras's or tfmot's pruning and clustering wrappers.
         verbose: 1, 2, ``"auto"`` or True prints a table: each source layer
             and its quantizers, and the tfqnn (or Keras 3) layer and
             quantizers it became; then the notices (what was ignored on

@@ -30,7 +30,8 @@ from tfqnn.layers import QuantDense
 # divide a 28x28 image by 4 before the first block.
 SMALL_INPUT = 50
 
-WEIGHT_SUFFIXES = (".weights.h5", ".keras")
+# ".h5": a tf_keras save_weights file (larq-zoo's weights), read by layer order.
+WEIGHT_SUFFIXES = (".weights.h5", ".keras", ".h5")
 
 # The arguments every builder takes, in keras.applications' order.
 APPLICATION_ARGUMENTS = (
@@ -136,12 +137,13 @@ def check_arguments(
 
 
 def check_weights(weights: Any) -> str | None:
-    """None, or the path of an existing weights file (``.weights.h5`` or ``.keras``)."""
+    """None, or the path of an existing weights file (``.weights.h5``, ``.keras`` or ``.h5``)."""
     if weights is None:
         return None
     expected = (
         "expected None (random initialization) or the path of an existing .weights.h5 or "
-        ".keras file (tfqnn ships no pretrained ImageNet weights)"
+        ".keras file, or a tf_keras .h5 weights file such as larq-zoo's (tfqnn ships no "
+        "pretrained ImageNet weights)"
     )
     if not isinstance(weights, (str, os.PathLike)):
         raise ValueError(f"Invalid weights={weights!r}: {expected}.")  # noqa: TRY004
