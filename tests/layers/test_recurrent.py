@@ -799,3 +799,26 @@ def test_adding_problem_float_4bit_ternary_and_scaled_binary_learn_unscaled_bina
     assert max(mse.values()) < 0.15 * trivial, mse
     unscaled = adding_problem_mse("ste_sign", x, y, x_test, y_test, epochs=8)
     assert unscaled > 0.8 * trivial, unscaled
+
+
+def test_a_saturated_carry_passes_gradient_through_quantized_bits_not_fixed_point(rng):
+    """QuantizedBits(8, 2) and FixedPoint(3, 5) give the same step; where the
+    carry saturates (|c| >= 4) only QuantizedBits's STE passes its gradient."""
+    x = tf.constant(f32(rng.normal(0, 1, (2, FEATURES))))
+    h0 = tf.constant(f32(rng.normal(0, 0.5, (2, UNITS))))
+    c0 = tf.Variable(f32(np.tile([[5.0, -6.0, 1.0, -0.5]], (2, 1))[:, :UNITS]))
+    results = []
+    for quantizer in (FixedPoint(3, 5), tfqnn.quantizers.QuantizedBits(8, 2)):
+        cell = QuantLSTMCell(UNITS, state_quantizer=quantizer)
+        cell.build((2, FEATURES))
+        if results:
+            cell.set_weights(weights)
+        weights = cell.get_weights()
+        with tf.GradientTape() as tape:
+            _, (_, c) = cell(x, [h0, c0])
+        results.append((np.asarray(c), np.asarray(tape.gradient(c, c0))))
+    (c_fixed, grad_fixed), (c_bits, grad_bits) = results
+    np.testing.assert_allclose(c_fixed, c_bits, atol=1e-6)
+    saturated = np.abs(np.asarray(c0)) >= 4
+    assert (grad_fixed[saturated] == 0).all() and (grad_fixed[~saturated] != 0).all()
+    assert (grad_bits != 0).all()
