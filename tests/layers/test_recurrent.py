@@ -807,13 +807,12 @@ def test_a_saturated_carry_passes_gradient_through_quantized_bits_not_fixed_poin
     x = tf.constant(f32(rng.normal(0, 1, (2, FEATURES))))
     h0 = tf.constant(f32(rng.normal(0, 0.5, (2, UNITS))))
     c0 = tf.Variable(f32(np.tile([[5.0, -6.0, 1.0, -0.5]], (2, 1))[:, :UNITS]))
+    weights = random_weights(rng, "lstm")
     results = []
     for quantizer in (FixedPoint(3, 5), tfqnn.quantizers.QuantizedBits(8, 2)):
         cell = QuantLSTMCell(UNITS, state_quantizer=quantizer)
         cell.build((2, FEATURES))
-        if results:
-            cell.set_weights(weights)
-        weights = cell.get_weights()
+        cell.set_weights(list(weights))
         with tf.GradientTape() as tape:
             _, (_, c) = cell(x, [h0, c0])
         results.append((np.asarray(c), np.asarray(tape.gradient(c, c0))))
