@@ -22,10 +22,10 @@ float; 8bit ``Uniform(255)``, 4bit ``Uniform(15)`` and 2bit ``Uniform(3)``
 ``ScaledSign()`` (one scale per gate and unit). "+act" adds 8-bit inputs
 (``DoReFa(8)`` on pixels in [0, 1]; ``FixedPoint(3, 5)`` on the language
 model's embeddings) and 8-bit states ``FixedPoint(3, 5)`` for h and c.
-``--recipe qkeras`` trains tfqnn with QKeras's recipe instead: no
-``weight_clip``, inputs ``QuantizedBits(8, 0, keep_negative=False)`` and
-states ``QuantizedBits(8, 2)`` (the same levels as QKeras's, whose gradient
-passes where a state saturates).
+``--recipe qkeras`` quantizes inputs and states with QKeras's quantizers
+instead: inputs ``QuantizedBits(8, 0, keep_negative=False)`` (steps of
+1/256) and states ``QuantizedBits(8, 2)`` (the levels of ``FixedPoint(3,
+5)``, with a gradient that passes where a state saturates).
 
 CPU time is the process's (``time.process_time``, all threads) per epoch,
 the median of the epochs after the first (which traces the graph); the
@@ -70,10 +70,11 @@ LAYERS = {"lstm": tfqnn.layers.QuantLSTM, "gru": tfqnn.layers.QuantGRU}
 KERAS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
 
-def weight_arguments(scheme: str, recipe: str = "tfqnn") -> dict[str, Any]:
+def weight_arguments(scheme: str) -> dict[str, Any]:
     """The quantizers (and constraints) of ``W`` and ``U`` for a scheme.
 
-    ``recipe="qkeras"`` leaves the latent weights unbounded, as QKeras does.
+    The binary and ternary latent weights are clipped to [-1, 1], as QKeras's
+    layers clip them by default (their ``Clip(-1, 1)`` constraint).
     """
     quantizer = {
         "float": None,
@@ -84,7 +85,7 @@ def weight_arguments(scheme: str, recipe: str = "tfqnn") -> dict[str, Any]:
         "scaled_binary": tfqnn.quantizers.ScaledSign(),
     }[scheme]
     arguments: dict[str, Any] = {"kernel_quantizer": quantizer, "recurrent_quantizer": quantizer}
-    if scheme in ("ternary", "scaled_binary") and recipe == "tfqnn":  # STEs of [-1, 1]
+    if scheme in ("ternary", "scaled_binary"):  # STEs that pass gradients on [-1, 1]
         arguments.update(kernel_constraint="weight_clip", recurrent_constraint="weight_clip")
     return arguments
 
@@ -149,7 +150,7 @@ def sequence_run(
     else:
         layer = LAYERS[cell](
             args.units,
-            **weight_arguments(scheme, args.recipe),
+            **weight_arguments(scheme),
             **activation_arguments(activations, tfqnn.quantizers.DoReFa(8), args.recipe),
         )
     model = keras.Sequential(
@@ -445,7 +446,7 @@ def main() -> None:
         "--recipe",
         choices=["tfqnn", "qkeras"],
         default="tfqnn",
-        help="qkeras: no weight_clip, QuantizedBits inputs and states (QKeras's quantizers)",
+        help="qkeras: QuantizedBits inputs and states (QKeras's quantizers)",
     )
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
