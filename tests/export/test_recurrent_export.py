@@ -203,14 +203,7 @@ def stateful_model(kind, rng, batch=2):
     return model, layer
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "lstm",
-        pytest.param("gru", marks=pytest.mark.slow),
-        pytest.param("simple_rnn", marks=pytest.mark.slow),
-    ],
-)
+@pytest.mark.parametrize("kind", ["lstm", "gru", "simple_rnn"])
 def test_a_stateful_layer_carries_its_states_from_one_invoke_to_the_next(kind, rng):
     model, layer = stateful_model(kind, rng)
     x = rng.normal(0.0, 1.0, (3, 2, STEPS, FEATURES)).astype(np.float32)
