@@ -46,7 +46,9 @@ def to_tflite(
     ``unroll=True`` a flat graph. Their quantized ``W`` and ``U`` of at most
     8 bits are stored as int8 with per-row scales, dequantized once for float
     ``FULLY_CONNECTED`` ops (`tfqnn.export.int8_weights`); other weights stay
-    float32.
+    float32. A ``stateful=True`` layer's states become resource variables
+    that start at their values at export and carry over from one invoke to
+    the next (``batch_size`` must be the states' batch).
 
     Args:
         model: a built Sequential or functional Keras model.
@@ -67,8 +69,9 @@ def to_tflite(
         The model as bytes. Run it with `tfqnn.lite.Interpreter`.
 
     Raises:
-        ValueError: a model without a graph, bad arguments, or a recurrent
-            layer without ``unroll=True`` and no ``batch_size``.
+        ValueError: a model without a graph, bad arguments, a recurrent
+            layer without ``unroll=True`` and no ``batch_size``, or a
+            stateful one whose states have another batch than ``batch_size``.
         ExportError: the converted file lacks the custom ops it should hold.
 
     Example:
@@ -80,6 +83,7 @@ def to_tflite(
     verbose = _validation.check_verbose(verbose)
     say = print if verbose else _silent
     functional = functional_of(model)
+    _check_stateful_batch(model, batch_size)
     if batch_size is None:
         _check_recurrent_batch(model)
     groups, nodes, folded = plan_groups(model)
@@ -144,6 +148,24 @@ def _check_recurrent_batch(model: keras.Model) -> None:
                 "loops over time steps, which TFLite's builtin WHILE runs only for a fixed "
                 "batch; expected batch_size=1 (or another fixed size), or build the layer "
                 "with unroll=True for a flat graph that keeps the batch dynamic."
+            )
+
+
+def _check_stateful_batch(model: keras.Model, batch_size: int | None) -> None:
+    """Raises ValueError unless ``batch_size`` is the batch of every stateful layer's states.
+
+    A stateful RNN keeps one state per sample of a fixed batch; the export
+    stores them as TFLite resource variables of that shape.
+    """
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if not (isinstance(layer, keras.layers.RNN) and layer.stateful and layer.states):
+            continue
+        batch = int(keras.tree.flatten(layer.states)[0].shape[0])
+        if batch_size != batch:
+            raise ValueError(
+                f"Invalid batch_size={batch_size}: layer {layer.name!r} "
+                f"({type(layer).__name__}) is stateful with states for a batch of {batch}; "
+                f"expected batch_size={batch}."
             )
 
 
