@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from tfqnn.lite import reference as ref
 from tests.lite.test_reference import float_conv
+from tfqnn.lite import reference as ref
 
 
 def multi_basis_operands(rng, batch_shape, in_channels, kernel_shape, m, n):
