@@ -16,6 +16,9 @@ and its outputs (``<name>.npz``), so a load must reproduce them bit for bit.
 - ``multi_basis`` (from v0.2.0.dev on): `MultiBinary` and `ResidualSign`
   kernels, `MultiBinaryActivation` inputs and a `QuantActivation` of one (their
   trained shifts and scales), trained two steps.
+- ``bop_case_optimizer`` (from v0.2.0.dev on): a binarized MLP compiled with
+  `tfqnn.optimizers.CaseOptimizer` (`Bop` for binary kernels, Adam for the
+  rest) and the `tfqnn.metrics.FlipRatio` metric, trained two epochs.
 
 ``--only NAME`` writes some fixtures only, to add a model to the fixtures
 without rewriting the files of an earlier version.
@@ -157,6 +160,39 @@ def multi_basis():
     x = rng.uniform(-1, 2, size=(8, 8, 8, 3)).astype(np.float32)
     model.compile(keras.optimizers.Adam(0.02), keras.losses.MeanSquaredError())
     model.fit(x, rng.normal(size=(8, 3)), batch_size=8, epochs=2, verbose=0)
+
+
+def bop_case_optimizer():
+    keras.utils.set_random_seed(7)
+    rng = np.random.default_rng(7)
+    binary = dict(
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+        use_bias=False,
+    )
+    model = keras.Sequential(
+        [
+            keras.Input((10,)),
+            keras.layers.Dense(16),
+            keras.layers.BatchNormalization(),
+            tfqnn.layers.QuantDense(16, **binary),
+            keras.layers.BatchNormalization(),
+            tfqnn.layers.QuantDense(3, **binary),
+        ],
+        name="bop_case_optimizer",
+    )
+    optimizer = tfqnn.optimizers.CaseOptimizer(
+        (tfqnn.optimizers.is_binary_variable, tfqnn.optimizers.Bop(threshold=1e-6, gamma=1e-2)),
+        default_optimizer=keras.optimizers.Adam(0.01),
+    )
+    model.compile(
+        optimizer,
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[tfqnn.metrics.FlipRatio(model)],
+    )
+    x = rng.normal(size=(32, 10)).astype(np.float32)
+    model.fit(x, rng.integers(0, 3, size=32), batch_size=16, epochs=2, verbose=0)
     return model, x
 
 
@@ -166,6 +202,7 @@ FIXTURES = {
     "compressed_optimizer": compressed_optimizer,
     "recurrent": recurrent,
     "multi_basis": multi_basis,
+    "bop_case_optimizer": bop_case_optimizer,
 }
 
 

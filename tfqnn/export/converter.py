@@ -10,8 +10,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfqnn import _validation
 from tfqnn._validation import check_int
-from tfqnn.export import composite, int8_fusion, int8_weights
+from tfqnn.export import codebook_weights, composite, int8_fusion, int8_weights
 from tfqnn.export._schema import tflite_schema
 from tfqnn.export.plan import BinaryGroup, MultiBasisGroup, functional_of, plan_groups
 from tfqnn.lite import custom_ops_in, load_library, spec
@@ -27,7 +28,7 @@ def to_tflite(
     *,
     int8_representative_data: Any = None,
     batch_size: int | None = None,
-    verbose: int = 1,
+    verbose: int | str = "auto",
 ) -> bytes:
     """Converts a trained Keras model to TFLite, binary layers as tfqnn custom ops.
 
@@ -57,8 +58,10 @@ def to_tflite(
             Inputs and outputs stay float32.
         batch_size: a fixed batch size for the signature; None keeps it
             dynamic (`resize_tensor_input` at run time).
-        verbose: 1 prints a line per stage (tracing, converting, checking)
-            and a progress bar over the int8 calibration samples; 0 is silent.
+        verbose: ``"auto"`` or 1 prints a line per stage (tracing,
+            converting, checking) and a progress bar over the int8
+            calibration samples; 2 the lines and one line for the
+            calibration; 0 is silent.
 
     Returns:
         The model as bytes. Run it with `tfqnn.lite.Interpreter`.
@@ -74,7 +77,7 @@ def to_tflite(
     """
     if batch_size is not None:
         batch_size = check_int("batch_size", batch_size, low=1)
-    verbose = check_int("verbose", verbose, low=0, high=1)
+    verbose = _validation.check_verbose(verbose)
     say = print if verbose else _silent
     functional = functional_of(model)
     if batch_size is None:
@@ -103,6 +106,10 @@ def to_tflite(
     else:
         weights = int8_weights.quantized_recurrent_weights(model)
         data, _ = int8_weights.store_int8_weights(data, weights)
+        kernels = codebook_weights.clustered_kernels(model)
+        data, decoded = codebook_weights.store_codebook_weights(data, kernels)
+        if decoded:
+            expected[spec.CODEBOOK_DECODE] = decoded
     say("to_tflite: checking the custom ops", flush=True)
     counts = custom_ops_in(data, schema_module=tflite_schema())
     found = {k: v for k, v in counts.items() if k.startswith(spec.OP_PREFIX)}

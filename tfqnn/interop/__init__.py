@@ -13,6 +13,7 @@ import os
 
 import keras
 
+from tfqnn import _validation
 from tfqnn.interop import graph, h5file, translate, weights
 from tfqnn.interop.report import Issue, LayerMapping, Report
 
@@ -46,16 +47,17 @@ def load_with_report(path: str | os.PathLike[str]) -> tuple[keras.Model, Report]
     return model, report
 
 
-def load(path: str | os.PathLike[str], verbose: bool = False) -> keras.Model:
+def load(path: str | os.PathLike[str], verbose: int | str | bool = 0) -> keras.Model:
     """Loads a tf_keras full-model ``.h5`` file as a Keras 3 model of tfqnn layers.
 
     Args:
         path: a file written by tf_keras's ``model.save("model.h5")``
             (Sequential or Functional) whose layers are tf_keras's, larq's
             or QKeras's.
-        verbose: print a table: each source layer and its quantizers, and
-            the tfqnn (or Keras 3) layer and quantizers it became; then the
-            notices (what was ignored on purpose).
+        verbose: 1, 2, ``"auto"`` or True prints a table: each source layer
+            and its quantizers, and the tfqnn (or Keras 3) layer and
+            quantizers it became; then the notices (what was ignored on
+            purpose). 0 or False (the default) prints nothing.
 
     Returns:
         An uncompiled `keras.Model` with the file's weights; its predictions
@@ -68,6 +70,7 @@ def load(path: str | os.PathLike[str], verbose: bool = False) -> keras.Model:
             message lists each with its path in the model and, where there
             is one, the tfqnn alternative.
     """
+    verbose = _validation.check_verbose(verbose)
     model, report = load_with_report(path)
     if verbose:
         print(report.table())

@@ -300,6 +300,36 @@ def _snake_case(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+def scaled_filters(filters: tuple[int, ...], width_multiplier: Any) -> tuple[int, ...]:
+    """``filters`` times ``width_multiplier``, rounded, at least 1 each.
+
+    Raises:
+        ValueError: ``width_multiplier`` is not a positive number.
+    """
+    multiplier = _validation.check_number("width_multiplier", width_multiplier, positive=True)
+    return tuple(max(1, round(f * multiplier)) for f in filters)
+
+
+def stage_blocks(blocks: Any, default: tuple[int, ...]) -> tuple[int, ...]:
+    """``blocks`` (blocks per stage) checked, or ``default`` when None.
+
+    Raises:
+        ValueError: ``blocks`` is not ``len(default)`` integers >= 1.
+    """
+    if blocks is None:
+        return default
+    ok = isinstance(blocks, (tuple, list)) and len(blocks) == len(default)
+    ok = ok and all(
+        isinstance(b, numbers.Integral) and not isinstance(b, bool) and int(b) >= 1 for b in blocks
+    )
+    if not ok:
+        raise ValueError(
+            f"Invalid blocks={blocks!r}: expected None or {len(default)} integers >= 1 "
+            f"(blocks per stage, {default} by default)."
+        )
+    return tuple(int(b) for b in blocks)
+
+
 @contextlib.contextmanager
 def no_constraint_warning() -> Iterator[None]:
     """Silences the layers' warning about a 1-bit kernel without a constraint.
