@@ -16,8 +16,10 @@ learning rate, batch 64), then:
 - ``abc``: ABC-Net layers (`MultiBinary(M, axis=-1)` kernels,
   `MultiBinaryActivation(N)` inputs) for (M, N) in (1, 1), (3, 1), (3, 3),
   (5, 5), and the plain binary model (`ste_sign` inputs and kernels,
-  ``weight_clip``), trained from scratch with the float recipe; the first and
-  last layers stay float, as in the demo.
+  ``weight_clip``), trained from scratch with the float recipe but the
+  binary model's learning rate, 5e-3 (``--abc-learning-rate``; the float
+  model's is ``--float-learning-rate``, 1e-3); the first and last layers stay
+  float, as in the demo.
 
 Prints the machine, then one table per part: accuracy, bits per weight of
 the quantized kernels, and the difference to the float model. All numbers
@@ -28,6 +30,7 @@ benchmarks/results/weight_procedures.json as a Pareto chart.
 
 Usage: python benchmarks/weight_procedures.py [--models lenet,cnn]
     [--parts inq,sketch,abc] [--epochs 3] [--quick] [--seed 0] [--json PATH]
+    [--abc-learning-rate 5e-3] [--float-learning-rate 1e-3]
 """
 
 import argparse
@@ -174,17 +177,17 @@ def run_sketch(model, data, report):
         report(f"sketch {bases} bases, refined, +1 epoch", tuned, time.perf_counter() - start)
 
 
-def run_abc(build, data, epochs, seed, report):
-    variants = [("binary (ste_sign)", binary_hidden())]
-    variants += [(f"ABC-Net M={m}, N={n}", abc_hidden(m, n)) for m, n in ABC_BASES]
-    for label, hidden in variants:
+def run_abc(build, data, epochs, seed, report, abc_learning_rate=5e-3):
+    variants = [("binary (ste_sign)", binary_hidden(), 5e-3)]
+    variants += [
+        (f"ABC-Net M={m}, N={n}", abc_hidden(m, n), abc_learning_rate) for m, n in ABC_BASES
+    ]
+    for label, hidden, learning_rate in variants:
         keras.utils.set_random_seed(seed)
         model = build(hidden)
         start = time.perf_counter()
-        demo.train(
-            model, data, epochs, learning_rate=5e-3 if "binary" in label else 1e-3, batch_size=64
-        )
-        report(label, model, time.perf_counter() - start)
+        demo.train(model, data, epochs, learning_rate=learning_rate, batch_size=64)
+        report(f"{label}, lr {learning_rate:g}", model, time.perf_counter() - start)
 
 
 def main():
@@ -194,6 +197,15 @@ def main():
     parser.add_argument("--epochs", type=int, default=3, help="float (and ABC-Net) epochs")
     parser.add_argument("--quick", action="store_true", help="5-bit INQ portions at every width")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--abc-learning-rate",
+        type=float,
+        default=5e-3,
+        help="ABC-Net's peak learning rate (default: the binary model's, 5e-3)",
+    )
+    parser.add_argument(
+        "--float-learning-rate", type=float, default=1e-3, help="the float model's (1e-3)"
+    )
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
     models = args.models.split(",")
@@ -240,7 +252,9 @@ def main():
         keras.utils.set_random_seed(args.seed)
         float_model = build(None, name=f"{name}_float")
         start = time.perf_counter()
-        demo.train(float_model, data, args.epochs, learning_rate=1e-3, batch_size=64)
+        demo.train(
+            float_model, data, args.epochs, learning_rate=args.float_learning_rate, batch_size=64
+        )
         float_accuracy = accuracy(float_model, data)
         keep(name, "float", float_model, float_accuracy, time.perf_counter() - start)
         print(
@@ -263,7 +277,14 @@ def main():
         if "sketch" in parts:
             run_sketch(float_model, data, report)
         if "abc" in parts:
-            run_abc(lambda hidden, build=build: build(hidden), data, args.epochs, args.seed, report)
+            run_abc(
+                lambda hidden, build=build: build(hidden),
+                data,
+                args.epochs,
+                args.seed,
+                report,
+                args.abc_learning_rate,
+            )
 
 
 def demo_cpu():

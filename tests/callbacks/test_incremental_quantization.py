@@ -446,3 +446,56 @@ def test_nested_models_and_recurrent_cells(data):
         values = kernel.numpy()
         nonzero = np.abs(values[values != 0])
         np.testing.assert_array_equal(np.exp2(np.round(np.log2(nonzero))), nonzero)
+
+
+class Crash(keras.callbacks.Callback):
+    """Raises at the end of the first epoch: Keras then skips every on_train_end."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise RuntimeError("crash")
+
+
+def frozen_kernels_move(model, x, y):
+    """Whether one more SGD step (without INQ) moves every kernel entry INQ had frozen."""
+    model.compile(keras.optimizers.SGD(0.5), "sparse_categorical_crossentropy")
+    before = model.get_layer("conv").kernel.numpy()
+    model.fit(x, y, epochs=1, batch_size=96, verbose=0)
+    return bool(np.all(model.get_layer("conv").kernel.numpy() != before))
+
+
+@pytest.mark.parametrize("how", ["method", pytest.param("with", marks=pytest.mark.slow)])
+def test_a_fit_that_raises_leaves_nothing_behind(data, how):
+    x, y = data
+    model = make_model()
+    original = model.get_layer("hidden").kernel.constraint
+    inq = IncrementalQuantization(verbose=0)
+    with pytest.raises(RuntimeError, match="crash"):
+        if how == "with":
+            with inq:
+                model.fit(x, y, epochs=3, batch_size=48, callbacks=[inq, Crash()], verbose=0)
+        else:
+            model.fit(x, y, epochs=3, batch_size=48, callbacks=[inq, Crash()], verbose=0)
+    if how == "method":
+        # Without on_train_end the freezing constraints are still on the kernels.
+        assert model.get_layer("conv").kernel.constraint is not None
+        assert hasattr(model, STATE_ATTRIBUTE)
+        inq.restore_constraints()
+        inq.restore_constraints()  # idempotent
+    assert model.get_layer("conv").kernel.constraint is None
+    assert model.get_layer("hidden").kernel.constraint is original
+    assert not hasattr(model, STATE_ATTRIBUTE)
+    assert inq.step == 2  # its state is kept (step 2 came at the end of epoch 0): fit can go on
+    assert frozen_kernels_move(model, x, y)
+
+
+def test_fit_again_after_a_crash_does_not_stack_the_constraints(data):
+    x, y = data
+    model = make_model()
+    original = model.get_layer("hidden").kernel.constraint
+    inq = IncrementalQuantization(verbose=0)
+    with pytest.raises(RuntimeError, match="crash"):
+        model.fit(x, y, epochs=3, batch_size=48, callbacks=[inq, Crash()], verbose=0)
+    model.fit(x, y, epochs=3, initial_epoch=1, batch_size=48, callbacks=[inq], verbose=0)
+    assert inq.done
+    assert model.get_layer("conv").kernel.constraint is None
+    assert model.get_layer("hidden").kernel.constraint is original

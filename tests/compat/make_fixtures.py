@@ -13,6 +13,9 @@ and its outputs (``<name>.npz``), so a load must reproduce them bit for bit.
 - ``recurrent`` (from v0.2.0.dev on): `QuantLSTM` with every quantizer, a
   `Bidirectional` `QuantGRU`, a ``keras.layers.RNN`` of a
   `QuantSimpleRNNCell`, trained a step.
+- ``multi_basis`` (from v0.2.0.dev on): `MultiBinary` and `ResidualSign`
+  kernels, `MultiBinaryActivation` inputs and a `QuantActivation` of one (their
+  trained shifts and scales), trained two steps.
 - ``bop_case_optimizer`` (from v0.2.0.dev on): a binarized MLP compiled with
   `tfqnn.optimizers.CaseOptimizer` (`Bop` for binary kernels, Adam for the
   rest) and the `tfqnn.metrics.FlipRatio` metric, trained two epochs.
@@ -125,6 +128,40 @@ def recurrent():
     return model, x
 
 
+def multi_basis():
+    keras.utils.set_random_seed(7)
+    rng = np.random.default_rng(7)
+    q = tfqnn.quantizers
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            tfqnn.layers.QuantConv2D(
+                8,
+                3,
+                padding="same",
+                input_quantizer="multi_binary_activation",
+                kernel_quantizer=q.MultiBinary(3, axis=-1),
+            ),
+            keras.layers.BatchNormalization(),
+            tfqnn.layers.QuantActivation(q.MultiBinaryActivation(2)),
+            tfqnn.layers.QuantConv2D(
+                6, 3, strides=2, input_quantizer="ste_sign", kernel_quantizer=q.ResidualSign(2)
+            ),
+            keras.layers.Flatten(),
+            tfqnn.layers.QuantDense(
+                4,
+                input_quantizer=q.MultiBinaryActivation(4),
+                kernel_quantizer=q.ResidualSign(3, refined=False, axis=-1),
+            ),
+            tfqnn.layers.QuantDense(3, kernel_quantizer=q.MultiBinary(2)),
+        ],
+        name="multi_basis",
+    )
+    x = rng.uniform(-1, 2, size=(8, 8, 8, 3)).astype(np.float32)
+    model.compile(keras.optimizers.Adam(0.02), keras.losses.MeanSquaredError())
+    model.fit(x, rng.normal(size=(8, 3)), batch_size=8, epochs=2, verbose=0)
+
+
 def bop_case_optimizer():
     keras.utils.set_random_seed(7)
     rng = np.random.default_rng(7)
@@ -164,6 +201,7 @@ FIXTURES = {
     "every_quantizer": every_quantizer,
     "compressed_optimizer": compressed_optimizer,
     "recurrent": recurrent,
+    "multi_basis": multi_basis,
     "bop_case_optimizer": bop_case_optimizer,
 }
 

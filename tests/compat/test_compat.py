@@ -30,6 +30,7 @@ def test_there_are_fixtures():
         "every_quantizer",
         "compressed_optimizer",
         "recurrent",
+        "multi_basis",
         "bop_case_optimizer",
     }
 
@@ -57,6 +58,24 @@ def test_old_compressed_optimizer_keeps_its_settings():
     assert optimizer.min_elements == 100
     residuals = [v for v in optimizer.variables if "residual" in v.path]
     assert len(residuals) == 2 and all(np.any(v.numpy() != 0) for v in residuals)
+
+
+def test_old_multi_basis_layers_keep_their_trained_shifts_and_scales():
+    path = next(p for p in FILES if p.stem == "multi_basis")
+    model = keras.models.load_model(path)
+    found = [
+        q
+        for layer in model.layers
+        for q in (getattr(layer, "input_quantizer", None), getattr(layer, "quantizer", None))
+        if isinstance(q, tfqnn.quantizers.MultiBinaryActivation)
+    ]
+    assert [q.bases for q in found] == [3, 2, 4]
+    for quantizer in found:
+        bases = quantizer.bases
+        initial = 0.5 - np.arange(1, bases + 1) / (bases + 1)
+        assert quantizer.shifts.shape == (bases,)
+        assert np.all(quantizer.shifts.numpy() != initial.astype(np.float32))
+        assert np.all(quantizer.scales.numpy() != np.float32(1 / (2 * bases)))
 
 
 def test_old_bop_case_optimizer_and_flip_ratio_come_back():

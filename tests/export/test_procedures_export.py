@@ -1,6 +1,7 @@
 """Export of the weight-quantization procedures' layers: power-of-two (INQ) and
-multi-basis kernels as float builtins (their quantized kernels folded), a one-basis
-sketch with binary inputs as a binary op."""
+multi-basis kernels with float inputs as float builtins (their quantized kernels
+folded), a one-basis sketch with binary inputs as a binary op. Multi-basis kernels
+with binary or multi-basis inputs: test_multi_basis_export.py."""
 
 import keras
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 
 import tfqnn
 from tfqnn.layers import QuantConv2D, QuantDense
-from tfqnn.quantizers import MultiBinary, MultiBinaryActivation, PowerOfTwo, ResidualSign
+from tfqnn.quantizers import MultiBinary, PowerOfTwo, ResidualSign
 
 
 def model_with(rng, quantizers):
@@ -36,13 +37,6 @@ def model_with(rng, quantizers):
             lambda: {"kernel_quantizer": ResidualSign(3, refined=False)},
             id="residual_sign",
             marks=pytest.mark.slow,
-        ),
-        pytest.param(
-            lambda: {
-                "input_quantizer": MultiBinaryActivation(2),
-                "kernel_quantizer": MultiBinary(2),
-            },
-            id="abc_net",
         ),
     ],
 )

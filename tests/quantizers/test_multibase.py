@@ -249,3 +249,31 @@ def test_multi_binary_activation_needs_its_own_layer():
         quantizers.MultiBinaryActivation(0)
     with pytest.raises(ValueError, match="Invalid bases=9"):
         quantizers.MultiBinaryActivation(9)
+
+
+@pytest.mark.parametrize(
+    "quantizer",
+    [
+        quantizers.MultiBinary(3, axis=-1),
+        quantizers.MultiBinary(2),
+        quantizers.ResidualSign(3, refined=False),
+        quantizers.ResidualSign(4),
+    ],
+    ids=["multi_binary_channel", "multi_binary_tensor", "direct", "refined"],
+)
+def test_decompose_gives_the_bases_and_scales_that_sum_to_the_output(rng, quantizer):
+    w = rng.normal(size=(3, 3, 5, 6)).astype(np.float32)
+    scales, bases = (t.numpy() for t in quantizer.decompose(w))
+    assert scales.shape == bases.shape == (quantizer.bases, *w.shape)
+    assert set(np.unique(bases)) <= {-1.0, 1.0}
+    # One scale per basis and output channel (per tensor without an axis).
+    per = scales.reshape(quantizer.bases, -1, w.shape[-1])
+    np.testing.assert_array_equal(per, np.broadcast_to(per[:, :1], per.shape))
+    if quantizer.axis is None:
+        np.testing.assert_array_equal(per, np.broadcast_to(per[:, :1, :1], per.shape))
+    np.testing.assert_allclose(
+        np.sum(scales * bases, axis=0), quantizer(w).numpy(), rtol=1e-5, atol=1e-6
+    )
+    # The first basis of sketching is sign(W), of ABC-Net sign(W - mean + u_1 std).
+    if isinstance(quantizer, quantizers.ResidualSign):
+        np.testing.assert_array_equal(bases[0], np.where(w >= 0, 1.0, -1.0))

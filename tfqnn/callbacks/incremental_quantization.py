@@ -92,7 +92,9 @@ class IncrementalQuantization(keras.callbacks.Callback):
     `keras.callbacks.BackupAndRestore` keep it: a run interrupted and
     resumed from a backup ends with the same weights as one that was not.
     The schedule follows ``fit``'s epoch index (resumed runs keep it);
-    to go on in a later ``fit`` call, pass ``initial_epoch``.
+    to go on in a later ``fit`` call, pass ``initial_epoch``. If ``fit``
+    raises, Keras skips ``on_train_end``: call `restore_constraints`, or
+    run ``fit`` inside ``with inq:`` (see `restore_constraints`).
 
     Zhou et al. 2017, "Incremental Network Quantization" (arXiv:1702.03044).
 
@@ -154,6 +156,8 @@ class IncrementalQuantization(keras.callbacks.Callback):
             self._attach()
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self._saved_constraints:  # a fit that raised skipped on_train_end
+            self.restore_constraints()
         self._training = True
         self._attach()
         state = self._require_state()
@@ -178,10 +182,7 @@ class IncrementalQuantization(keras.callbacks.Callback):
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         state = self._require_state()
-        for target, constraint in zip(state.targets, self._saved_constraints):
-            target.variable.constraint = constraint
-        self._saved_constraints = []
-        self.model.make_train_function(force=True)
+        self.restore_constraints()
         if not self.done:
             first = int(state.first_epoch.numpy())
             last = first + (len(self.portions) - 1) * self.epochs_per_step
@@ -191,8 +192,32 @@ class IncrementalQuantization(keras.callbacks.Callback):
                 f"{len(self.portions)}; the last step comes at the end of epoch {last} "
                 f"(fit with epochs >= {last}, initial_epoch to continue).",
             )
+
+    def restore_constraints(self) -> None:
+        """Gives the kernels back their own constraints and takes the state off the model.
+
+        ``on_train_end`` does this. Keras skips it when ``fit`` raises (an
+        error, a KeyboardInterrupt), which would leave the frozen entries
+        frozen in later training: call this then, or run ``fit`` inside
+        ``with inq:``, which calls it on the way out. A later ``fit`` with
+        the callback also starts with it. The procedure's state (step,
+        masks) stays with the callback, so ``fit`` can go on from it.
+        Calling it again does nothing.
+        """
+        if self._saved_constraints and self._state is not None:
+            for target, constraint in zip(self._state.targets, self._saved_constraints):
+                target.variable.constraint = constraint
+            self._saved_constraints = []
+            self.model.make_train_function(force=True)
         self._training = False
-        self._detach()
+        if self._state is not None and self._state_model is not None:
+            self._detach()
+
+    def __enter__(self) -> IncrementalQuantization:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.restore_constraints()
 
     def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
         if not self._training:  # evaluate() on its own, outside fit

@@ -14,7 +14,7 @@ from tfqnn import _validation
 from tfqnn._validation import check_int
 from tfqnn.export import codebook_weights, composite, int8_fusion, int8_weights
 from tfqnn.export._schema import tflite_schema
-from tfqnn.export.plan import BinaryGroup, functional_of, plan_groups
+from tfqnn.export.plan import BinaryGroup, MultiBasisGroup, functional_of, plan_groups
 from tfqnn.lite import custom_ops_in, load_library, spec
 
 
@@ -186,40 +186,87 @@ def _serving_function(
     def count(name: str) -> None:
         expected[name] = expected.get(name, 0) + 1
 
+    def binary_op(
+        group: BinaryGroup,
+        x: tf.Tensor,
+        weights: np.ndarray,
+        multiplier: np.ndarray,
+        bias: np.ndarray,
+        output_type: str,
+        pad_values: int,
+        clamps: dict[str, float | None],
+    ) -> tf.Tensor:
+        layer = group.layer
+        if group.is_conv:
+            count(spec.BCONV2D)
+            return composite.bconv2d(
+                x,
+                weights,
+                multiplier,
+                bias,
+                group.in_channels,
+                strides=layer.strides,
+                dilations=layer.dilation_rate,
+                padding=layer.padding,
+                pad_values=pad_values,
+                groups=layer.groups,
+                output_type=output_type,
+                **clamps,
+            )
+        count(spec.BDENSE)
+        return composite.bdense(
+            x, weights, multiplier, bias, group.in_channels, output_type=output_type, **clamps
+        )
+
+    def run_multi_basis(group: MultiBasisGroup, x: tf.Tensor) -> tf.Tensor:
+        """M x N binary ops on the thresholded input, summed by builtin ADDs."""
+        layer = group.layer
+        x = tf.cast(x, tf.float32)
+        pad_values = int(layer.pad_values) if group.is_conv and layer.padding == "same" else 1
+        multipliers = group.op_multipliers()
+        zeros = np.zeros_like(group.bias)
+        total = None
+        for n, threshold in enumerate(group.thresholds):
+            shifted = x if threshold == 0 else x - threshold
+            packed = composite.quantize(shifted)
+            count(spec.QUANTIZE)
+            for m, weights in enumerate(group.kernel_bases):
+                bias = group.bias if total is None else zeros
+                y = binary_op(
+                    group, packed, weights, multipliers[n, m], bias, "float", pad_values, {}
+                )
+                total = y if total is None else total + y
+        assert total is not None
+        if group.clamp_min is not None:
+            total = tf.maximum(total, group.clamp_min)
+        if group.clamp_max is not None:
+            total = tf.minimum(total, group.clamp_max)
+        if group.pool is not None:
+            total = group.pool(total)
+        if group.activation is not None:
+            total = group.activation(total)
+        return tf.cast(total, layer.compute_dtype)
+
     def run_group(group: BinaryGroup, x: tf.Tensor) -> tf.Tensor:
+        if isinstance(group, MultiBasisGroup):
+            return run_multi_basis(group, x)
         if x.dtype != tf.int32:
             x = composite.quantize(tf.cast(x, tf.float32))
             count(spec.QUANTIZE)
         layer = group.layer
         output_type = "bitpacked" if group.bitpacked_output else "float"
         clamps = dict(clamp_min=group.clamp_min, clamp_max=group.clamp_max)
-        if group.is_conv:
-            y = composite.bconv2d(
-                x,
-                group.packed_weights,
-                group.multiplier,
-                group.bias,
-                group.in_channels,
-                strides=layer.strides,
-                dilations=layer.dilation_rate,
-                padding=layer.padding,
-                pad_values=int(layer.pad_values) if layer.padding == "same" else 1,
-                groups=layer.groups,
-                output_type=output_type,
-                **clamps,
-            )
-            count(spec.BCONV2D)
-        else:
-            y = composite.bdense(
-                x,
-                group.packed_weights,
-                group.multiplier,
-                group.bias,
-                group.in_channels,
-                output_type=output_type,
-                **clamps,
-            )
-            count(spec.BDENSE)
+        pad_values = int(layer.pad_values) if group.is_conv and layer.padding == "same" else 1
+        y = binary_op(
+            group,
+            x,
+            group.packed_weights,
+            group.multiplier,
+            group.bias,
+            output_type,
+            pad_values,
+            clamps,
+        )
         if group.pool is not None:
             pool = group.pool
             if group.bitpacked_output:

@@ -30,6 +30,7 @@ import numpy as np
 from tfqnn import activations as tfqnn_activations
 from tfqnn.layers import QuantConv2D, QuantDense
 from tfqnn.lite import reference
+from tfqnn.quantizers import MultiBinaryActivation
 
 
 @dataclasses.dataclass
@@ -56,6 +57,33 @@ class BinaryGroup:
     @property
     def out_channels(self) -> int:
         return int(self.packed_weights.shape[0])
+
+
+@dataclasses.dataclass
+class MultiBasisGroup(BinaryGroup):
+    """A layer whose kernel is ``sum_m alpha_m B_m`` and input ``sum_n beta_n A_n``.
+
+    ABC-Net (`MultiBinary` kernel, `MultiBinaryActivation` input) or a
+    sketched kernel (`ResidualSign`) with binary inputs, run as M x N binary
+    ops on bitpacked tensors whose float outputs are summed:
+    ``A_n = quantize(x - thresholds[n])`` (bit 1 where ``x < t_n``), op
+    ``(m, n)`` convolves ``A_n`` with ``B_m`` and scales by
+    ``alpha_m[o] beta_n multiplier[o]``; only the first op adds ``bias``.
+    ``multiplier`` and ``bias`` hold what folds in after the layer
+    (BatchNorm); the clamp, pool and activation run after the sum.
+    """
+
+    kernel_bases: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))
+    kernel_scales: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))  # [M, O]
+    thresholds: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(1, np.float32))
+    input_scales: np.ndarray = dataclasses.field(default_factory=lambda: np.ones(1))  # [N]
+
+    def op_multipliers(self) -> np.ndarray:
+        """float32 ``[N, M, O]``: ``alpha_m[o] beta_n multiplier[o]``, rounded once."""
+        alpha = np.asarray(self.kernel_scales, np.float64)
+        beta = np.asarray(self.input_scales, np.float64)
+        folded = np.asarray(self.multiplier, np.float64)
+        return (beta[:, None, None] * alpha[None] * folded).astype(np.float32)
 
 
 def functional_of(model: keras.Model) -> keras.Model:
@@ -111,7 +139,7 @@ def plan_groups(model: keras.Model) -> tuple[dict[int, BinaryGroup], list[Any], 
     for node in nodes:
         if id(node) in claimed:
             continue
-        group = _binary_group(node.operation)
+        group = _binary_group(node.operation) or _multi_basis_group(node.operation)
         if group is None:
             continue
         group.output_node = node
@@ -119,14 +147,15 @@ def plan_groups(model: keras.Model) -> tuple[dict[int, BinaryGroup], list[Any], 
         claimed.update(id(n) for n in group.folded)
         groups[id(node)] = group
 
-    binary_layers = {id(g.layer) for g in groups.values()}
+    # Multi-basis groups read float inputs (their thresholds) and write float outputs.
+    binary_layers = {id(g.layer) for g in groups.values() if not isinstance(g, MultiBasisGroup)}
 
     def is_binary_consumer(n: Any) -> bool:
         return id(n.operation) in binary_layers and id(n) in groups
 
     for group in groups.values():
         tensor = group.output_node.outputs[0]
-        if id(tensor) in model_outputs:
+        if id(tensor) in model_outputs or isinstance(group, MultiBasisGroup):
             continue
         users = consumers.get(id(tensor), [])
         ok = bool(users) and all(is_binary_consumer(u) for u in users)
@@ -204,6 +233,86 @@ def _binary_group(layer: keras.layers.Layer) -> BinaryGroup | None:
     else:
         group.clamp_min, group.clamp_max = clamp
     return _as_float32(group)
+
+
+def _multi_basis_group(layer: keras.layers.Layer) -> MultiBasisGroup | None:
+    """The layer as M x N binary ops, or None.
+
+    Its kernel must be a sum of M binary bases with per-output-channel (or
+    per-tensor) scales (a quantizer with ``decompose``, or a binary kernel
+    for M = 1) and its input a sign or a `MultiBinaryActivation`; with a
+    binary kernel, the input must be a `MultiBinaryActivation` (a sign input
+    and a binary kernel is a plain binary group). "same" padding needs
+    ``pad_values=0`` (each op pads with zeros), or 1 for sign inputs.
+    """
+    if type(layer) not in (QuantDense, QuantConv2D):
+        return None
+    input_quantizer = layer.input_quantizer
+    if isinstance(input_quantizer, MultiBinaryActivation) and input_quantizer.shifts is not None:
+        shifts = keras.ops.convert_to_numpy(input_quantizer.shifts).astype(np.float64)
+        thresholds = (0.5 - shifts).astype(np.float32)
+        input_scales = keras.ops.convert_to_numpy(input_quantizer.scales).astype(np.float64)
+        sign_input = False
+    elif _is_sign(input_quantizer):
+        thresholds, input_scales, sign_input = np.zeros(1, np.float32), np.ones(1), True
+    else:
+        return None
+    if isinstance(layer, QuantConv2D):
+        if layer.data_format != "channels_last" or layer.padding not in ("same", "valid"):
+            return None
+        if layer.padding == "same" and layer.pad_values not in (
+            (0.0, 1.0) if sign_input else (0.0,)
+        ):
+            return None
+        channels = layer.kernel.shape[-2] * layer.groups
+        if layer.groups > 1 and (channels // layer.groups) % 32:
+            return None
+    else:
+        channels = layer.kernel.shape[0]
+    kernel = _kernel_bases(layer)
+    if kernel is None or (sign_input and kernel[0].shape[0] == 1):
+        return None
+    packed, alpha = kernel
+    out_channels = alpha.shape[1]
+    bias = keras.ops.convert_to_numpy(layer.bias).astype(np.float64) if layer.use_bias else 0.0
+    group = MultiBasisGroup(
+        layer=layer,
+        packed_weights=packed[0],
+        in_channels=int(channels),
+        multiplier=np.ones(out_channels),
+        bias=np.broadcast_to(np.asarray(bias, np.float64), (out_channels,)).copy(),
+        kernel_bases=packed,
+        kernel_scales=alpha,
+        thresholds=thresholds,
+        input_scales=input_scales,
+    )
+    clamp = _clamp_of(layer.activation)
+    if clamp is None:
+        group.activation = layer.activation
+    else:
+        group.clamp_min, group.clamp_max = clamp
+    _as_float32(group)
+    return group
+
+
+def _kernel_bases(layer: keras.layers.Layer) -> tuple[np.ndarray, np.ndarray] | None:
+    """(packed bases ``[M, O, ...]``, scales ``[M, O]``) of a multi-basis kernel, or None."""
+    quantizer = layer.kernel_quantizer
+    decompose = getattr(quantizer, "decompose", None)
+    if decompose is None:
+        binary = _binary_kernel(layer)
+        return None if binary is None else (binary[0][None], binary[1][None])
+    scales, bases = (
+        keras.ops.convert_to_numpy(t).astype(np.float64) for t in decompose(layer.kernel)
+    )
+    # [M, ...kernel], the kernel Dense [K, N] or Conv2D [KH, KW, C/g, O]
+    flat = scales.reshape(scales.shape[0], -1, scales.shape[-1])
+    alpha = flat[:, 0]  # [M, O]
+    if not np.array_equal(flat, np.broadcast_to(alpha[:, None], flat.shape)):
+        return None  # scales that vary within an output channel
+    signs = np.moveaxis(bases, -1, 1)  # [M, O, ...]
+    packed = np.stack([reference.bitpack(s.astype(np.float32)) for s in signs])
+    return packed, alpha
 
 
 def _as_float32(group: BinaryGroup) -> BinaryGroup:

@@ -26,6 +26,7 @@ array([-1.,  1.,  1., -1.], dtype=float32)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -316,6 +317,64 @@ def bmaxpool2d(
         for j in range(pool[1]):
             out &= padded[:, rows + i][:, :, cols + j]
     return out
+
+
+# ---- multi-basis layers: a composite of the ops above --------------------------------
+
+
+def multi_basis(
+    x: Any,
+    thresholds: Any,
+    input_scales: Any,
+    kernel_bases: Any,
+    kernel_scales: Any,
+    bias: Any,
+    op: Callable[..., np.ndarray],
+    **options: Any,
+) -> np.ndarray:
+    """A layer with kernel ``sum_m alpha_m B_m`` and input ``sum_n beta_n A_n``, as binary ops.
+
+    ``A_n = quantize(x - t_n)`` (+1 where ``x >= t_n``) for the float32
+    ``thresholds`` t ``[N]``; ``kernel_bases [M, ...]`` are the packed
+    weights of each basis as ``op`` (`bdense` or `bconv2d`) takes them and
+    ``kernel_scales [M, O]`` their per-output-channel scales. Op ``(m, n)``
+    has ``multiplier = float32(beta_n alpha_m[o])`` (rounded once from
+    float64) and the ``bias`` only for ``(0, 0)``; the float32 outputs are
+    summed for n, then m, in order::
+
+        y = sum_n sum_m op(A_n, B_m) * beta_n alpha_m + bias
+          = conv(sum_n beta_n A_n, sum_m alpha_m B_m) + bias
+
+    the second line by bilinearity (ABC-Net, Lin et al. 2017).
+    ``options`` go to ``op`` (``in_features`` or ``channels_in``, strides,
+    padding, ...). Returns float32.
+    """
+    x = np.asarray(x, np.float32)
+    thresholds = np.asarray(thresholds, np.float32).reshape(-1)
+    betas = np.asarray(input_scales, np.float64).reshape(-1)
+    alphas = np.asarray(kernel_scales, np.float64)
+    bases = np.asarray(kernel_bases)
+    if betas.shape != thresholds.shape:
+        raise ValueError(
+            f"Invalid input_scales.shape={betas.shape}: expected {thresholds.shape}, one "
+            "per threshold."
+        )
+    if alphas.ndim != 2 or alphas.shape[0] != bases.shape[0]:
+        raise ValueError(
+            f"Invalid kernel_scales.shape={alphas.shape}: expected ({bases.shape[0]}, O), "
+            "one row per kernel basis."
+        )
+    bias = np.asarray(bias, np.float32)
+    zeros = np.zeros_like(bias)
+    total: np.ndarray | None = None
+    for threshold, beta in zip(thresholds, betas):
+        packed = quantize(x - threshold)
+        for weights, alpha in zip(bases, alphas):
+            multiplier = (beta * alpha).astype(np.float32)
+            y = op(packed, weights, multiplier, bias if total is None else zeros, **options)
+            total = y if total is None else total + y
+    assert total is not None
+    return total
 
 
 def pack_indices(indices: Any, bits: int) -> np.ndarray:

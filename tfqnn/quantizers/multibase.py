@@ -68,6 +68,30 @@ def combine(alpha: tf.Tensor, bases: tf.Tensor) -> tf.Tensor:
     return tf.einsum("ci,icn->cn", alpha, bases)
 
 
+def decompose(
+    terms: Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]],
+    x: tf.Tensor,
+    axis: int | tuple[int, ...] | None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The binary bases of ``x`` and their scales, each of shape ``(M, *x.shape)``.
+
+    ``terms`` maps the (channels, values) matrix of ``x`` (`as_rows`) to
+    ``(alpha, bases)``; the result broadcasts ``alpha`` over each channel's
+    values, so that the quantized ``x`` is ``sum_i scales[i] * bases[i]``
+    (the bases +-1). The exporter writes one binary op per basis from it.
+    """
+    x = tf.convert_to_tensor(x)
+    rows, restore = as_rows(x, axis)
+    rows = tf.cast(rows, _compute_dtype(x.dtype))
+    alpha, bases = terms(rows)
+    count = int(bases.shape[0])
+    scales = [alpha[:, i : i + 1] * tf.ones_like(rows) for i in range(count)]
+    return (
+        tf.stack([tf.cast(restore(s), x.dtype) for s in scales]),
+        tf.stack([tf.cast(restore(bases[i]), x.dtype) for i in range(count)]),
+    )
+
+
 def _compute_dtype(dtype: tf.DType) -> tf.DType:
     # Least squares in float32 at least: half precision has no lstsq kernel.
     return tf.float64 if dtype == tf.float64 else tf.float32
@@ -114,13 +138,21 @@ class MultiBinary(Quantizer):
         """The ``u_i``, evenly spaced in [-1, 1] (0 for one basis)."""
         return np.linspace(-1.0, 1.0, self.bases) if self.bases > 1 else np.zeros(1)
 
-    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        rows, restore = as_rows(x, self.axis)
-        rows = tf.cast(rows, _compute_dtype(x.dtype))
+    def _rows_terms(self, rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(alpha, bases)`` of a (channels, values) matrix: (channels, M), (M, channels, values)."""
         mean = tf.reduce_mean(rows, axis=1, keepdims=True)
         std = tf.math.reduce_std(rows, axis=1, keepdims=True)
         bases = tf.stack([sign(rows - mean + float(u) * std) for u in self.shifts()])
-        approximation = combine(least_squares_scales(bases, rows), bases)
+        return least_squares_scales(bases, rows), bases
+
+    def decompose(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(scales, bases)`` with ``call(x) = sum_i scales[i] * bases[i]``, see `decompose`."""
+        return decompose(self._rows_terms, x, self.axis)
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        rows, restore = as_rows(x, self.axis)
+        rows = tf.cast(rows, _compute_dtype(x.dtype))
+        approximation = combine(*self._rows_terms(rows))
         return straight_through(x, restore(tf.cast(approximation, x.dtype)))
 
     def get_config(self) -> dict[str, Any]:
@@ -161,22 +193,34 @@ class ResidualSign(Quantizer):
         self.axis = _check_axis(axis)
         self.precision = self.bases
 
-    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        rows, restore = as_rows(x, self.axis)
-        rows = tf.cast(rows, _compute_dtype(x.dtype))
+    def _rows_terms(self, rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(alpha, bases)`` of a (channels, values) matrix: (channels, M), (M, channels, values)."""
         residual = rows
         bases: list[tf.Tensor] = []
-        approximation = tf.zeros_like(rows)
+        alphas: list[tf.Tensor] = []
+        alpha = tf.zeros_like(rows[:, :0])
         for _ in range(self.bases):
             basis = sign(residual)
             bases.append(basis)
             if self.refined:
                 stacked = tf.stack(bases)
-                approximation = combine(least_squares_scales(stacked, rows), stacked)
+                alpha = least_squares_scales(stacked, rows)
+                approximation = combine(alpha, stacked)
             else:
-                alpha = tf.reduce_mean(tf.abs(residual), axis=1, keepdims=True)
-                approximation = approximation + alpha * basis
+                alphas.append(tf.reduce_mean(tf.abs(residual), axis=1))
+                alpha = tf.stack(alphas, axis=1)
+                approximation = combine(alpha, tf.stack(bases))
             residual = rows - approximation
+        return alpha, tf.stack(bases)
+
+    def decompose(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(scales, bases)`` with ``call(x) = sum_j scales[j] * bases[j]``, see `decompose`."""
+        return decompose(self._rows_terms, x, self.axis)
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        rows, restore = as_rows(x, self.axis)
+        rows = tf.cast(rows, _compute_dtype(x.dtype))
+        approximation = combine(*self._rows_terms(rows))
         return straight_through(x, restore(tf.cast(approximation, x.dtype)))
 
     def get_config(self) -> dict[str, Any]:

@@ -1,0 +1,159 @@
+"""TFLite latency of multi-basis (ABC-Net) layers against the binary and float32 exports.
+
+Two workloads, random weights (latency does not depend on them), float
+input, one thread:
+
+* ``cnn``: the demo CNN of benchmarks/weight_procedures.py (three 3x3
+  convolutions, two dense layers; the hidden layers quantized), batch
+  ``--batch`` (32) of 28x28x1;
+* ``conv``: one 3x3 "same" convolution, 128 -> 128 channels on 32x32, batch 1,
+  between float layers, the ABC-Net layer alone.
+
+Each is exported by `tfqnn.export.to_tflite` as float32 (no quantizers:
+builtins, XNNPACK), binary (``ste_sign`` inputs and kernels: one
+``TfqnnBconv2d`` per layer) and ABC-Net for (M, N) in (1, 1), (3, 1), (3, 3),
+(5, 5) (``MultiBinary(M, axis=-1)`` kernels, ``MultiBinaryActivation(N)``
+inputs: M x N binary ops per layer, summed, docs/lite_ops.md), and run by
+`tfqnn.lite.Interpreter`. Timing: ``--rounds`` rounds, each invoking every
+file in turn for ``--seconds`` (at least 3 times); each invoke() is timed
+alone, by the wall clock (perf_counter_ns) and by the CPU time of the
+calling thread (thread_time_ns; with one thread every op runs on it), and
+the table gives the medians in milliseconds, the CPU-time ratio to the
+binary file and that ratio divided by M x N. On a shared machine the wall
+clock of invokes longer than a scheduler slice grows with the load, so
+the ratios use CPU time. The issue's target (issue 12): latency grows at
+most linearly in M x N against the single binary layer, i.e.
+``ratio / (M N) <= 1``.
+
+Usage: python benchmarks/multi_basis_latency.py [--workloads cnn,conv]
+    [--batch 32] [--rounds 5] [--seconds 0.5]
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import tfqnn
+
+sys.path.insert(0, os.path.dirname(__file__))
+import _machine
+import weight_procedures
+
+BASES = ((1, 1), (3, 1), (3, 3), (5, 5))
+
+
+def conv_model(hidden):
+    hidden = dict(hidden or {})
+    if hidden.get("kernel_quantizer") == "ste_sign":
+        hidden["pad_values"] = 1.0
+    return keras.Sequential(
+        [
+            keras.Input((32, 32, 128)),
+            keras.layers.BatchNormalization(),
+            tfqnn.layers.QuantConv2D(128, 3, padding="same", use_bias=False, **hidden),
+            keras.layers.BatchNormalization(),
+            keras.layers.GlobalAveragePooling2D(),
+        ]
+    )
+
+
+WORKLOADS = {
+    "cnn": (weight_procedures.cnn, (28, 28, 1)),
+    "conv": (conv_model, (32, 32, 128)),
+}
+
+
+def variants():
+    yield "float32", None, 1
+    yield "binary", weight_procedures.binary_hidden(), 1
+    for m, n in BASES:
+        yield f"ABC-Net M={m}, N={n}", weight_procedures.abc_hidden(m, n), m * n
+
+
+def randomize(model, rng):
+    for weight in model.weights:
+        if "seed_generator" in weight.path:
+            continue
+        if weight.name == "moving_variance":
+            weight.assign(rng.uniform(0.5, 2.0, weight.shape))
+        elif not weight.name.endswith(("_shifts", "_scales")):
+            weight.assign(rng.normal(0, 0.5, weight.shape))
+
+
+def median_ms(interpreters, x, rounds, seconds):
+    """Median wall and CPU milliseconds per invoke() of each interpreter."""
+    wall = {name: [] for name in interpreters}
+    cpu = {name: [] for name in interpreters}
+    for r in range(rounds):
+        names = list(interpreters)
+        names = names[r % len(names) :] + names[: r % len(names)]
+        for name in names:
+            interpreter = interpreters[name]
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+            start = time.perf_counter()
+            while len(wall[name]) < 3 * (r + 1) or time.perf_counter() - start < seconds:
+                c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
+                interpreter.invoke()
+                wall[name].append(time.perf_counter_ns() - t0)
+                cpu[name].append(time.thread_time_ns() - c0)
+    return (
+        {name: float(np.median(t)) / 1e6 for name, t in wall.items()},
+        {name: float(np.median(t)) / 1e6 for name, t in cpu.items()},
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workloads", default="cnn,conv")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=0.5)
+    args = parser.parse_args()
+    print(
+        f"Machine: {_machine.cpu_name()} ({platform.machine()}), {os.cpu_count()} cores, "
+        f"{_machine.memory_gib()} GiB, load {_machine.load_average()}; Python "
+        f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    )
+    rng = np.random.default_rng(0)
+    for workload in args.workloads.split(","):
+        build, shape = WORKLOADS[workload]
+        batch = args.batch if workload == "cnn" else 1
+        x = rng.normal(size=(batch, *shape)).astype(np.float32)
+        interpreters, sizes, products, ops = {}, {}, {}, {}
+        for name, hidden, product in variants():
+            keras.utils.set_random_seed(0)
+            model = build(hidden)
+            randomize(model, rng)
+            data = tfqnn.export.to_tflite(model, batch_size=batch, verbose=0)
+            interpreter = tfqnn.lite.Interpreter(model_content=data, num_threads=1)
+            interpreter.allocate_tensors()
+            actual = interpreter.predict(x)
+            expected = model.predict(x, verbose=0)
+            error = float(np.max(np.abs(actual - expected)) / (np.max(np.abs(expected)) + 1e-12))
+            interpreters[name], sizes[name], products[name] = interpreter, len(data), product
+            counts = tfqnn.lite.custom_ops_in(data)
+            ops[name] = sum(v for k, v in counts.items() if k in ("TfqnnBconv2d", "TfqnnBdense"))
+            print(f"  {workload} {name}: {len(data):,} bytes, {counts}, max rel. error {error:.1e}")
+        wall, cpu = median_ms(interpreters, x, args.rounds, args.seconds)
+        print(f"\n{workload} (batch {batch}, 1 thread), load {_machine.load_average()}")
+        print("| export | binary ops | file bytes | wall ms | CPU ms | CPU vs binary | / (M N) |")
+        print("|---|---|---|---|---|---|---|")
+        for name in interpreters:
+            ratio = cpu[name] / cpu["binary"]
+            per = f"{ratio / products[name]:.2f}" if name.startswith("ABC") else ""
+            print(
+                f"| {name} | {ops[name]} | {sizes[name]:,} | {wall[name]:.3f} | "
+                f"{cpu[name]:.3f} | {ratio:.2f}x | {per} |"
+            )
+
+
+if __name__ == "__main__":
+    main()

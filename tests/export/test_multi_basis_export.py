@@ -1,0 +1,221 @@
+"""Export of multi-basis layers (ABC-Net, sketched kernels with binary inputs) as
+M x N binary ops on bitpacked tensors, summed: against Keras and tfqnn.lite.reference."""
+
+import keras
+import numpy as np
+import pytest
+
+import tfqnn
+from tfqnn.export.plan import MultiBasisGroup, plan_groups
+from tfqnn.layers import QuantConv2D, QuantDense
+from tfqnn.lite import reference
+from tfqnn.quantizers import MultiBinary, MultiBinaryActivation, ResidualSign
+
+pytestmark = pytest.mark.filterwarnings("ignore:Quant.* has a binary kernel_quantizer")
+
+
+def randomize(model, rng):
+    """Random latent weights, activation shifts and BatchNorm statistics."""
+    for weight in model.weights:
+        if "seed_generator" in weight.path:
+            continue
+        shape = weight.shape
+        if weight.name == "moving_variance":
+            weight.assign(rng.uniform(0.5, 2.0, shape))
+        elif weight.name == "gamma":
+            weight.assign(rng.uniform(0.5, 2.0, shape) * rng.choice([-1, 1], shape))
+        elif weight.name.endswith("_shifts"):
+            weight.assign(rng.uniform(-0.5, 0.5, shape))
+        elif weight.name.endswith("_scales"):
+            weight.assign(rng.uniform(0.1, 1.0, shape) * rng.choice([-1, 1], shape))
+        else:
+            weight.assign(rng.normal(0, 1, shape))
+    return model
+
+
+def export_and_run(model, x):
+    data = tfqnn.export.to_tflite(model, verbose=0)
+    return data, model.predict(x, verbose=0), tfqnn.lite.Interpreter(model_content=data).predict(x)
+
+
+def assert_close(expected, actual):
+    np.testing.assert_allclose(actual, expected, rtol=2e-5, atol=2e-4 * np.abs(expected).max())
+
+
+def test_abc_net_cnn_matches_keras(rng):
+    model = keras.Sequential(
+        [
+            keras.Input((9, 10, 3)),
+            keras.layers.Conv2D(8, 3, padding="same"),
+            QuantConv2D(
+                40,
+                3,
+                padding="same",
+                use_bias=False,
+                input_quantizer=MultiBinaryActivation(3),
+                kernel_quantizer=MultiBinary(3, axis=-1),
+            ),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.MaxPooling2D(),
+            QuantConv2D(
+                16,
+                3,
+                strides=2,
+                input_quantizer=MultiBinaryActivation(2),
+                kernel_quantizer=ResidualSign(2, refined=False),
+            ),
+            keras.layers.Flatten(),
+            QuantDense(
+                10,
+                input_quantizer=MultiBinaryActivation(3),
+                kernel_quantizer=MultiBinary(2),
+                activation="relu",
+            ),
+        ]
+    )
+    randomize(model, rng)
+    x = rng.uniform(-1, 2, (3, 9, 10, 3)).astype(np.float32)
+    data, expected, actual = export_and_run(model, x)
+    # M x N ops per layer, N input bitpackings.
+    assert tfqnn.lite.custom_ops_in(data) == {
+        "TfqnnQuantize": 3 + 2 + 3,
+        "TfqnnBconv2d": 3 * 3 + 2 * 2,
+        "TfqnnBdense": 2 * 3,
+    }
+    assert_close(expected, actual)
+    assert np.any(actual > 0) and np.any(actual == 0)  # the relu is there and not everything
+
+
+@pytest.mark.parametrize(
+    "kernel_quantizer",
+    [MultiBinary(3, axis=-1), pytest.param(ResidualSign(3), marks=pytest.mark.slow)],
+    ids=["multi_binary", "refined_sketch"],
+)
+def test_multi_basis_dense_matches_the_numpy_reference(rng, kernel_quantizer):
+    layer = QuantDense(
+        24, input_quantizer=MultiBinaryActivation(2), kernel_quantizer=kernel_quantizer
+    )
+    model = randomize(keras.Sequential([keras.Input((5, 70)), layer]), rng)
+    x = rng.uniform(-1, 2, (4, 5, 70)).astype(np.float32)
+    data, expected, actual = export_and_run(model, x)
+    scales, bases = (b.numpy() for b in kernel_quantizer.decompose(layer.kernel))
+    packed = np.stack([reference.bitpack(b.T) for b in bases])  # [M, N, W]
+    thresholds = (0.5 - layer.input_quantizer.shifts.numpy().astype(np.float64)).astype(np.float32)
+    y = reference.multi_basis(
+        x,
+        thresholds,
+        layer.input_quantizer.scales.numpy(),
+        packed,
+        scales[:, 0],
+        layer.bias.numpy(),
+        reference.bdense,
+        in_features=70,
+    )
+    np.testing.assert_allclose(actual, y, rtol=1e-6, atol=1e-6)
+    assert_close(expected, actual)
+
+
+def test_sketched_conv_with_binary_inputs_pads_with_plus_one(rng):
+    layer = QuantConv2D(
+        12,
+        3,
+        padding="same",
+        pad_values=1.0,
+        input_quantizer="ste_sign",
+        kernel_quantizer=ResidualSign(3),
+    )
+    model = randomize(keras.Sequential([keras.Input((7, 6, 5)), layer]), rng)
+    x = rng.normal(size=(2, 7, 6, 5)).astype(np.float32)
+    data, expected, actual = export_and_run(model, x)
+    assert tfqnn.lite.custom_ops_in(data) == {"TfqnnQuantize": 1, "TfqnnBconv2d": 3}
+    assert_close(expected, actual)
+
+
+def test_the_file_holds_m_bits_per_weight_plus_scales(rng):
+    # K x O = 1024 x 256: one packed basis is 256 * 32 int32 words, 32 KiB; the float kernel 1 MiB.
+    layer = QuantDense(
+        256, input_quantizer=MultiBinaryActivation(3), kernel_quantizer=MultiBinary(3, axis=-1)
+    )
+    model = randomize(keras.Sequential([keras.Input((1024,)), layer]), rng)
+    data = tfqnn.export.to_tflite(model, verbose=0)
+    packed = 1024 * 256 // 8
+    scales = 3 * 3 * 256 * 4 + 256 * 4  # a multiplier per op and the bias, float32
+    # The three bases once each (shared by the three input bases), not nine times.
+    assert 3 * packed + scales < len(data) < 3 * packed + scales + 16_000
+    assert tfqnn.lite.custom_ops_in(data)["TfqnnBdense"] == 9
+
+
+def test_layers_the_ops_cannot_express_stay_float_builtins(rng):
+    # pad_values=0.5 with multi-basis inputs (no op pads with it); a float kernel.
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 4)),
+            QuantConv2D(
+                8,
+                3,
+                padding="same",
+                pad_values=0.5,
+                input_quantizer=MultiBinaryActivation(2),
+                kernel_quantizer=MultiBinary(2, axis=-1),
+            ),
+            keras.layers.Flatten(),
+            QuantDense(5, input_quantizer=MultiBinaryActivation(2)),
+        ]
+    )
+    randomize(model, rng)
+    assert plan_groups(model)[0] == {}
+    x = rng.uniform(-1, 2, (2, 6, 6, 4)).astype(np.float32)
+    data, expected, actual = export_and_run(model, x)
+    assert tfqnn.lite.custom_ops_in(data) == {}
+    assert_close(expected, actual)
+
+
+def random_case(r):
+    """A random multi-basis layer (Dense or Conv2D) and an input for it."""
+    m, n = int(r.integers(1, 5)), int(r.integers(1, 5))
+    kernel_quantizer = [
+        MultiBinary(m, axis=-1),
+        MultiBinary(m),
+        ResidualSign(m, refined=bool(r.integers(2))),
+    ][int(r.integers(3))]
+    sign_input = r.random() < 0.25 and m > 1
+    input_quantizer = "ste_sign" if sign_input else MultiBinaryActivation(n)
+    channels = int(r.choice([3, 32, 33, 70]))
+    if r.random() < 0.5:
+        padding = str(r.choice(["same", "valid"]))
+        layer = QuantConv2D(
+            int(r.integers(1, 40)),
+            int(r.choice([1, 3])),
+            strides=int(r.integers(1, 3)),
+            padding=padding,
+            pad_values=float(r.integers(2)) if sign_input else 0.0,
+            use_bias=bool(r.integers(2)),
+            input_quantizer=input_quantizer,
+            kernel_quantizer=kernel_quantizer,
+        )
+        shape = (int(r.integers(3, 9)), int(r.integers(3, 9)), channels)
+    else:
+        layer = QuantDense(
+            int(r.integers(1, 40)),
+            use_bias=bool(r.integers(2)),
+            input_quantizer=input_quantizer,
+            kernel_quantizer=kernel_quantizer,
+        )
+        shape = (channels,)
+    x = r.uniform(-1, 2, (int(r.integers(1, 4)), *shape)).astype(np.float32)
+    return keras.Sequential([keras.Input(shape), layer]), x, (1 if sign_input else n) * m
+
+
+@pytest.mark.slow
+def test_random_multi_basis_layers_match_keras():
+    r = np.random.default_rng(1217)
+    for case in range(12):
+        model, x, ops = random_case(r)
+        randomize(model, r)
+        groups = plan_groups(model)[0]
+        assert len(groups) == 1 and isinstance(next(iter(groups.values())), MultiBasisGroup)
+        data, expected, actual = export_and_run(model, x)
+        counts = tfqnn.lite.custom_ops_in(data)
+        assert counts.get("TfqnnBdense", 0) + counts.get("TfqnnBconv2d", 0) == ops, case
+        assert_close(expected, actual)

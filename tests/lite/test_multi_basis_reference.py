@@ -1,0 +1,69 @@
+"""reference.multi_basis: M x N binary ops equal the float op on the reconstructed tensors."""
+
+import numpy as np
+import pytest
+
+from tests.lite.test_reference import float_conv
+from tfqnn.lite import reference as ref
+
+
+def multi_basis_operands(rng, batch_shape, in_channels, kernel_shape, m, n):
+    """Inputs away from the thresholds, bases, scales (some negative) and their sums."""
+    thresholds = np.sort(rng.uniform(-0.5, 1.5, n)).astype(np.float32)
+    betas = rng.uniform(0.1, 1.0, n) * rng.choice([-1, 1], n)
+    x = rng.uniform(-1, 2, (*batch_shape, in_channels)).astype(np.float32)
+    x[np.abs(x[..., None] - thresholds).min(-1) < 1e-3] += 0.01
+    out_channels = kernel_shape[0]
+    bases = rng.choice([-1.0, 1.0], (m, *kernel_shape)).astype(np.float32)
+    alphas = rng.uniform(0.05, 1.0, (m, out_channels)) * rng.choice([-1, 1], (m, out_channels))
+    bias = rng.normal(size=out_channels).astype(np.float32)
+    x_sum = sum(b * np.where(x >= t, 1.0, -1.0) for t, b in zip(thresholds, betas))
+    w_sum = np.einsum("mo,mo...->o...", alphas, bases.astype(np.float64))
+    packed = np.stack([ref.bitpack(b) for b in bases])
+    return x, thresholds, betas, packed, alphas, bias, x_sum, w_sum
+
+
+@pytest.mark.parametrize("m, n", [(1, 1), (3, 1), (1, 3), (3, 3), (5, 2)])
+def test_multi_basis_dense_matches_float_matmul(rng, m, n):
+    x, t, betas, packed, alphas, bias, x_sum, w_sum = multi_basis_operands(
+        rng, (4, 2), 45, (7, 45), m, n
+    )
+    y = ref.multi_basis(x, t, betas, packed, alphas, bias, ref.bdense, in_features=45)
+    assert y.dtype == np.float32 and y.shape == (4, 2, 7)
+    np.testing.assert_allclose(y, x_sum @ w_sum.T + bias, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "m, n, padding, strides, groups",
+    [(3, 3, "same", 1, 1), (2, 3, "valid", 2, 1), (2, 2, "same", 2, 2)],
+)
+def test_multi_basis_conv2d_matches_float_conv(rng, m, n, padding, strides, groups):
+    channels = 64 if groups > 1 else 5
+    x, t, betas, packed, alphas, bias, x_sum, w_sum = multi_basis_operands(
+        rng, (2, 9, 8), channels, (6, 3, 3, channels // groups), m, n
+    )
+    options = dict(
+        channels_in=channels, strides=strides, padding=padding, pad_values=0, groups=groups
+    )
+    y = ref.multi_basis(x, t, betas, packed, alphas, bias, ref.bconv2d, **options)
+    expected = float_conv(x_sum, w_sum, (strides,) * 2, (1, 1), padding, 0.0, groups) + bias
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_multi_basis_sums_in_order_with_the_bias_once(rng):
+    # One input basis and one kernel basis is the plain binary op with scale beta * alpha.
+    x, t, betas, packed, alphas, bias, _, _ = multi_basis_operands(rng, (3,), 40, (4, 40), 2, 1)
+    y = ref.multi_basis(x, t, betas, packed, alphas, bias, ref.bdense, in_features=40)
+    a = ref.quantize(x - t[0])
+    first = ref.bdense(a, packed[0], (betas[0] * alphas[0]).astype(np.float32), bias, 40)
+    second = ref.bdense(a, packed[1], (betas[0] * alphas[1]).astype(np.float32), 0 * bias, 40)
+    np.testing.assert_array_equal(y, first + second)
+
+
+def test_multi_basis_errors_name_the_argument(rng):
+    x, t, betas, packed, alphas, bias, _, _ = multi_basis_operands(rng, (3,), 40, (4, 40), 2, 2)
+    with pytest.raises(ValueError, match="input_scales"):
+        ref.multi_basis(x, t, betas[:1], packed, alphas, bias, ref.bdense, in_features=40)
+    with pytest.raises(ValueError, match="kernel_scales"):
+        ref.multi_basis(x, t, betas, packed, alphas[:1], bias, ref.bdense, in_features=40)
