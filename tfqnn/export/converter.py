@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfqnn._validation import check_int
-from tfqnn.export import composite, int8_fusion, int8_weights
+from tfqnn.export import composite, frozen_weights, int8_fusion, int8_weights
 from tfqnn.export._schema import tflite_schema
 from tfqnn.export.plan import BinaryGroup, functional_of, plan_groups
 from tfqnn.lite import custom_ops_in, load_library, spec
@@ -80,8 +80,14 @@ def to_tflite(
     if batch_size is None:
         _check_recurrent_batch(model)
     groups, nodes, folded = plan_groups(model)
+    folded_ids = {id(n) for n in folded}
+    kernels = {
+        id(node.operation): frozen_weights.quantized_kernels(node.operation)
+        for node in nodes
+        if id(node) not in groups and id(node) not in folded_ids
+    }
     expected: dict[str, int] = {}
-    serve = _serving_function(functional, nodes, groups, {id(n) for n in folded}, expected)
+    serve = _serving_function(functional, nodes, groups, folded_ids, expected, kernels)
     signature = [
         tf.TensorSpec([batch_size, *x.shape[1:]], x.dtype, name=_input_name(x, i))
         for i, x in enumerate(functional.inputs)
@@ -102,6 +108,9 @@ def to_tflite(
         data, _ = int8_fusion.fuse_int8_conversions(data)
     else:
         weights = int8_weights.quantized_recurrent_weights(model)
+        for node in nodes:
+            layer = node.operation
+            weights += frozen_weights.low_bit_matrices(layer, kernels.get(id(layer), {}))
         data, _ = int8_weights.store_int8_weights(data, weights)
     say("to_tflite: checking the custom ops", flush=True)
     counts = custom_ops_in(data, schema_module=tflite_schema())
@@ -151,8 +160,13 @@ def _serving_function(
     groups: dict[int, BinaryGroup],
     folded_ids: set[int],
     expected: dict[str, int],
+    kernels: dict[int, dict[str, np.ndarray]],
 ) -> Callable[..., Any]:
-    """A function that evaluates the graph with binary groups as custom ops."""
+    """A function that evaluates the graph with binary groups as custom ops.
+
+    `kernels` holds, by layer id, the quantized kernels that the other tfqnn
+    layers read as constants (`tfqnn.export.frozen_weights`).
+    """
 
     def count(name: str) -> None:
         expected[name] = expected.get(name, 0) + 1
@@ -223,7 +237,9 @@ def _serving_function(
                 outputs = [tf.reshape(args[0], [-1, int(np.prod(args[0].shape[1:]))])]
                 node_out = node.outputs
             else:
-                result = node.operation(*args, **_inference(node.operation, kwargs))
+                operation = node.operation
+                with frozen_weights.frozen(operation, kernels.get(id(operation), {})):
+                    result = operation(*args, **_inference(operation, kwargs))
                 outputs = tf.nest.flatten(result)
                 node_out = node.outputs
             for ref, value in zip(node_out, outputs):
