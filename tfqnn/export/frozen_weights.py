@@ -39,7 +39,7 @@ def quantized_kernels(layer: Any) -> dict[str, np.ndarray]:
     if (
         not isinstance(layer, QuantizerMixin)
         or isinstance(layer, (RecurrentQuantizerMixin, keras.layers.RNN))
-        or not layer.built
+        or not getattr(layer, "built", False)
     ):
         return {}
     frozen = {}
@@ -58,7 +58,12 @@ def low_bit_matrices(layer: Any, kernels: dict[str, np.ndarray]) -> list[np.ndar
     for spec in getattr(layer, "_quantized_kernels", ()):
         quantizer = getattr(layer, spec.quantizer, None)
         value = kernels.get(spec.weight)
-        if value is not None and value.ndim == 2 and quantizer.precision <= 8:
+        if (
+            value is not None
+            and value.ndim == 2
+            and quantizer is not None
+            and quantizer.precision <= 8
+        ):
             matrices.append(value.astype(np.float32))
     return matrices
 
