@@ -212,6 +212,8 @@ def _serving_function(
                 count(spec.BMAXPOOL2D)
             else:
                 y = pool(y)
+        if group.post_bias is not None:
+            y = y + tf.constant(group.post_bias)
         if group.activation is not None:
             y = group.activation(y)
         if not group.bitpacked_output:
