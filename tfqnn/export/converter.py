@@ -36,8 +36,11 @@ def to_tflite(
     `StochasticSign` at inference) becomes `TfqnnBdense` / `TfqnnBconv2d` on
     bitpacked weights; a following BatchNormalization, ReLU-like clamp and
     MaxPooling2D fold into it, and it writes bitpacked output when binary
-    layers consume it (`tfqnn.export.plan`). Everything else converts to TFLite
-    builtins: float32, or int8 when `int8_representative_data` is given.
+    layers consume it (`tfqnn.export.plan`; a BatchNorm after its ReLU folds
+    its positive scale, leaving one ADD). Everything else converts to TFLite
+    builtins: float32, or int8 when `int8_representative_data` is given. The
+    other tfqnn layers' kernels are quantized once, at export, and stored as
+    constants of the quantized values (`tfqnn.export.frozen_weights`).
 
     Recurrent layers (`QuantLSTM`, `QuantGRU`, `QuantSimpleRNN`, Keras's own,
     ``keras.layers.RNN`` of a tfqnn cell) become builtins: a ``WHILE`` loop
