@@ -110,7 +110,7 @@ def main():
             ]
         )
         weights = sum(int(np.prod(v.shape)) for v in model.weights if v.name == "kernel")
-        wall, cpu = median_seconds(lambda: codebook.cluster(model, 16), args.repeats)
+        wall, cpu = median_seconds(lambda: codebook.cluster(model, 16, verbose=0), args.repeats)
         print(
             f"| cluster() of a {weights / 1e6:.1f}M-weight Dense model, k=16 | {wall:.2f} | "
             f"{cpu:.2f} | 5 |"

@@ -22,6 +22,10 @@ float; 8bit ``Uniform(255)``, 4bit ``Uniform(15)`` and 2bit ``Uniform(3)``
 ``ScaledSign()`` (one scale per gate and unit). "+act" adds 8-bit inputs
 (``DoReFa(8)`` on pixels in [0, 1]; ``FixedPoint(3, 5)`` on the language
 model's embeddings) and 8-bit states ``FixedPoint(3, 5)`` for h and c.
+``--recipe qkeras`` quantizes inputs and states with QKeras's quantizers
+instead: inputs ``QuantizedBits(8, 0, keep_negative=False)`` (steps of
+1/256) and states ``QuantizedBits(8, 2)`` (the levels of ``FixedPoint(3,
+5)``, with a gradient that passes where a state saturates).
 
 CPU time is the process's (``time.process_time``, all threads) per epoch,
 the median of the epochs after the first (which traces the graph); the
@@ -30,7 +34,7 @@ machine is shared, so compare rows of one run.
 Usage: .venv/bin/python benchmarks/recurrent.py [--train 10000] [--test 2000]
        [--epochs 3] [--seeds 0 1 2] [--cells lstm gru] [--activations off on] [--lm-chars 200000]
        [--schemes float 8bit 4bit 2bit ternary scaled_binary] [--tasks timing sequences lm]
-       [--qkeras-python .peers/tfkeras/bin/python] [--json results.json]
+       [--qkeras-python .peers/tfkeras/bin/python] [--recipe tfqnn|qkeras] [--json results.json]
 """
 
 from __future__ import annotations
@@ -67,7 +71,11 @@ KERAS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
 
 def weight_arguments(scheme: str) -> dict[str, Any]:
-    """The quantizers (and constraints) of ``W`` and ``U`` for a scheme."""
+    """The quantizers (and constraints) of ``W`` and ``U`` for a scheme.
+
+    The binary and ternary latent weights are clipped to [-1, 1], as QKeras's
+    layers clip them by default (their ``Clip(-1, 1)`` constraint).
+    """
     quantizer = {
         "float": None,
         "8bit": tfqnn.quantizers.Uniform(255),
@@ -82,9 +90,21 @@ def weight_arguments(scheme: str) -> dict[str, Any]:
     return arguments
 
 
-def activation_arguments(on: bool, input_quantizer: Any) -> dict[str, Any]:
+def activation_arguments(on: bool, input_quantizer: Any, recipe: str = "tfqnn") -> dict[str, Any]:
+    """8-bit inputs and states; ``recipe="qkeras"`` takes QKeras's quantizers.
+
+    ``FixedPoint(3, 5)`` and ``QuantizedBits(8, 2)`` (QKeras's
+    ``quantized_bits(8, 2, 0)``) have the same levels, [-4, 4 - 1/32] in steps
+    of 1/32; the first passes no gradient where a state saturates, the second
+    passes it everywhere.
+    """
     if not on:
         return {}
+    if recipe == "qkeras":
+        return {
+            "input_quantizer": tfqnn.quantizers.QuantizedBits(8, 0, keep_negative=False),
+            "state_quantizer": tfqnn.quantizers.QuantizedBits(8, 2),
+        }
     return {
         "input_quantizer": input_quantizer,
         "state_quantizer": tfqnn.quantizers.FixedPoint(3, 5),
@@ -131,7 +151,7 @@ def sequence_run(
         layer = LAYERS[cell](
             args.units,
             **weight_arguments(scheme),
-            **activation_arguments(activations, tfqnn.quantizers.DoReFa(8)),
+            **activation_arguments(activations, tfqnn.quantizers.DoReFa(8), args.recipe),
         )
     model = keras.Sequential(
         [
@@ -142,8 +162,9 @@ def sequence_run(
     )
     clock = fit(model, (data["x_train"], data["y_train"]), args)
     _, accuracy = model.evaluate(data["x_test"], data["y_test"], batch_size=500, verbose=0)
+    library = "tfqnn" if args.recipe == "tfqnn" else "tfqnn (qkeras recipe)"
     return {
-        "library": "keras" if scheme == "keras" else "tfqnn",
+        "library": "keras" if scheme == "keras" else library,
         "cell": cell.upper(),
         "scheme": "float" if scheme == "keras" else scheme,
         "activations": activations,
@@ -420,6 +441,12 @@ def main() -> None:
         choices=["timing", "sequences", "lm"],
         default=["timing", "sequences", "lm"],
         help="step timing, sequential Fashion-MNIST (with QKeras), language model",
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=["tfqnn", "qkeras"],
+        default="tfqnn",
+        help="qkeras: QuantizedBits inputs and states (QKeras's quantizers)",
     )
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()

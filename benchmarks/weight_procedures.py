@@ -21,13 +21,18 @@ learning rate, batch 64), then:
 
 Prints the machine, then one table per part: accuracy, bits per weight of
 the quantized kernels, and the difference to the float model. All numbers
-come from this one run.
+come from this one run. ``--json PATH`` also writes every row (with the
+model's size at its precision, `tfqnn.summary`'s ``quantized_bytes``) to
+PATH after each row; scripts/docs_images.py draws
+benchmarks/results/weight_procedures.json as a Pareto chart.
 
 Usage: python benchmarks/weight_procedures.py [--models lenet,cnn]
-    [--parts inq,sketch,abc] [--epochs 3] [--quick] [--seed 0]
+    [--parts inq,sketch,abc] [--epochs 3] [--quick] [--seed 0] [--json PATH]
 """
 
 import argparse
+import datetime
+import json
 import os
 import platform
 import sys
@@ -189,6 +194,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=3, help="float (and ABC-Net) epochs")
     parser.add_argument("--quick", action="store_true", help="5-bit INQ portions at every width")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
     models = args.models.split(",")
     parts = args.parts.split(",")
@@ -202,6 +208,32 @@ def main():
     if not tfqnn.datasets.fashion_mnist_available():
         sys.exit("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist).")
     _, data = demo.load("fashion_mnist")
+    rows = []
+    record = {
+        "benchmark": "benchmarks/weight_procedures.py",
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{cpu} ({platform.machine()}), {os.cpu_count()} cores",
+        "versions": f"TensorFlow {tf.__version__}, Keras {keras.__version__}",
+        "args": {key: value for key, value in vars(args).items() if key != "json"},
+        "rows": rows,
+    }
+
+    def keep(model_name, label, model, acc, seconds):
+        rows.append(
+            {
+                "model": model_name,
+                "method": label,
+                "bits": kernel_bits(model),
+                "accuracy": round(acc, 4),
+                "size_bytes": round(tfqnn.summary(model, print_fn=None).quantized_bytes),
+                "seconds": round(seconds, 1),
+            }
+        )
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(record, f, indent=1)
+                f.write("\n")
+
     builders = {"lenet": lenet, "cnn": cnn}
     for name in models:
         build = builders[name]
@@ -210,14 +242,16 @@ def main():
         start = time.perf_counter()
         demo.train(float_model, data, args.epochs, learning_rate=1e-3, batch_size=64)
         float_accuracy = accuracy(float_model, data)
+        keep(name, "float", float_model, float_accuracy, time.perf_counter() - start)
         print(
             f"\n{name}: float {100 * float_accuracy:.2f} % after {args.epochs} epochs ({time.perf_counter() - start:.0f} s)"
         )
         print("| method | bits per weight | accuracy % | vs float (points) | seconds |")
         print("|---|---|---|---|---|")
 
-        def report(label, model, seconds, float_accuracy=float_accuracy):
+        def report(label, model, seconds, float_accuracy=float_accuracy, name=name):
             acc = accuracy(model, data)
+            keep(name, label, model, acc, seconds)
             print(
                 f"| {label} | {kernel_bits(model)} | {100 * acc:.2f} | "
                 f"{100 * (acc - float_accuracy):+.2f} | {seconds:.0f} |",

@@ -24,9 +24,11 @@ from mkdocs.structure.files import File, Files
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("mkdocs.plugins.tfqnn")
 
-# Repository paths the README links to, and their pages on the site.
+# Repository paths the README (and benchmarks/README.md, as ../docs/) link to,
+# and their pages on the site.
 LINKS = {
     "docs/": "",
+    "../docs/": "",
     "benchmarks/README.md": "benchmarks.md",
     "LICENSE": "license.md",
 }

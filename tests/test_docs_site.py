@@ -1,6 +1,7 @@
 """The documentation site's hooks (scripts/mkdocs_hooks.py); `make docs` builds the site."""
 
 import importlib.util
+import json
 import logging
 import pathlib
 import re
@@ -33,6 +34,43 @@ def test_readme_links_point_at_site_pages(hooks):
         "[a](quantizers.md) [b](lite.md#export) [c](benchmarks.md) "
         "[d](license.md) [e](https://keras.io) [f](images/x.png)"
     )
+
+
+def test_benchmark_pictures_point_at_the_site_images(hooks):
+    text = "![a](../docs/images/x.png) [b](../docs/training.md#pictures-tfqnnplot)"
+    assert hooks._site_links(text) == "![a](images/x.png) [b](training.md#pictures-tfqnnplot)"
+
+
+def test_every_benchmarks_readme_picture_exists_and_resolves_on_the_site(hooks):
+    readme = (ROOT / "benchmarks" / "README.md").read_text()
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
+    assert "../docs/images/pareto_weight_procedures_lenet.png" in pictures
+    for target in pictures:
+        assert (ROOT / "benchmarks" / target).exists(), target
+    for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", hooks._site_links(readme)):
+        assert (ROOT / "docs" / target).exists(), target
+
+
+def test_docs_images_reads_the_weight_procedures_results(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "docs_images", ROOT / "scripts" / "docs_images.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = [
+        {"model": "m", "method": "float", "accuracy": 0.9, "size_bytes": 4000},
+        {"model": "m", "method": "INQ 5 bits", "accuracy": 0.895, "size_bytes": 640},
+        {"model": "n", "method": "float", "accuracy": 0.5, "size_bytes": 8},
+    ]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"rows": rows}))
+    assert module.weight_procedure_results(path) == {
+        "m": {
+            "float": {"accuracy": pytest.approx(90.0), "size": 4000},
+            "INQ 5 bits": {"accuracy": pytest.approx(89.5), "size": 640},
+        },
+        "n": {"float": {"accuracy": pytest.approx(50.0), "size": 8}},
+    }
 
 
 def test_every_readme_and_docs_link_resolves_on_the_site(hooks):

@@ -92,6 +92,21 @@ def check_seed(name: str, value: Any) -> int | None:
     return check_int(name, value, low=0)
 
 
+def check_verbose(value: Any, name: str = "verbose") -> int:
+    """Keras's ``verbose`` as 0, 1 or 2.
+
+    0 is silent, 1 a progress bar (or a line per step), 2 a line per item or
+    one at the end; ``"auto"`` is 1 and a bool 0 or 1, as in ``Model.fit``.
+    """
+    if isinstance(value, str) and value == "auto":
+        return 1
+    if isinstance(value, bool):
+        return int(value)
+    if not isinstance(value, numbers.Integral) or int(value) not in (0, 1, 2):
+        raise ValueError(f"Invalid {name}={value!r}: expected 'auto', 0, 1 or 2.")
+    return int(value)
+
+
 def _int_range(low: int | None, high: int | None) -> str:
     if low is not None and high is not None:
         return f"an integer from {low} to {high}"

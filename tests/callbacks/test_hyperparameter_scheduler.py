@@ -71,7 +71,7 @@ def test_the_models_optimizer_is_the_default():
         ((len, "adam", "gamma"), {}, "Invalid optimizer='adam'"),
         ((len, None, ""), {}, "Invalid hyperparameter=''"),
         ((len, None, "gamma"), {"update_freq": "batch"}, "Invalid update_freq='batch'"),
-        ((len, None, "gamma"), {"verbose": 2}, "Invalid verbose=2"),
+        ((len, None, "gamma"), {"verbose": 3}, "Invalid verbose=3"),
     ],
 )
 def test_invalid_arguments_raise_naming_them(args, kwargs, match):

@@ -12,6 +12,13 @@ Measured with seeds 0..4 (CPU, TF 2.21 / Keras 3.15): float 97.1-98.7 %;
 pruned + 16 clusters -2.2 to +0.2 points (seeds 0, 2, 3 within 1.5 points;
 seeds 1 and 4 lose 2.2 and 1.8). The test runs seed 0 (97.1 % float, 97.3 %
 pruned + clustered); one-epoch pruning schedules lost 6-26 points.
+
+Global magnitude pruning (``prune(..., scope="model")``, one threshold over
+all kernels; it keeps about 40 % of the small output layer) with the same
+schedule: +0.67, -1.56, +0.44, +0.22, +0.67 points for seeds 0..4 against
+the float model of each seed: seeds 0, 2, 3, 4 within 1.5 points, seed 1
+just outside (it was -2.2 per layer). The slow test runs seed 4, which
+per-layer pruning misses.
 """
 
 import keras
@@ -30,9 +37,8 @@ def digits():
     return (x_train.reshape(-1, 64), y_train), (x_test.reshape(-1, 64), y_test)
 
 
-@pytest.fixture(scope="module")
-def trained(digits):
-    keras.utils.set_random_seed(SEED)
+def _train(digits, seed):
+    keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
             keras.Input((64,)),
@@ -43,6 +49,11 @@ def trained(digits):
     )
     _fit(model, digits, epochs=20, learning_rate=3e-3)
     return model
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    return _train(digits, SEED)
 
 
 def _fit(model, digits, epochs, learning_rate):
@@ -85,3 +96,20 @@ def test_pruned_ninety_percent_and_four_bits_within_one_and_a_half_points(traine
         assert np.mean(kernel == 0) >= 0.9 - 1e-3
         assert np.unique(kernel[kernel != 0]).size <= 16
     assert codebook.report(clustered, print_fn=None).huffman_ratio > 20
+
+
+@pytest.mark.slow  # about 30 s: training a float model and 16 epochs of iterative pruning
+def test_global_pruning_ninety_percent_and_four_bits_on_a_seed_layer_pruning_misses(digits):
+    trained = _train(digits, 4)
+    baseline = _accuracy(trained, digits)
+    pruned = trained
+    for sparsity in (0.5, 0.7, 0.8, 0.9):
+        pruned = codebook.prune(pruned, sparsity, scope="model")
+        _fit(pruned, digits, epochs=4, learning_rate=1e-3)
+    clustered = codebook.cluster(pruned, 16)
+    _fit(clustered, digits, epochs=1, learning_rate=1e-3)
+    assert _accuracy(clustered, digits) >= baseline - 0.015
+    kernels = [layer.kernel.numpy() for layer in codebook.strip(clustered).layers]
+    zeros = sum(int(np.sum(k == 0)) for k in kernels)
+    assert zeros >= int(0.9 * sum(k.size for k in kernels))
+    assert np.mean(kernels[-1] == 0) < 0.9  # the small output layer keeps more

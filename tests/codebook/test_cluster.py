@@ -303,3 +303,17 @@ def test_summary_counts_clustered_kernels_at_index_bits(model):
     pruned = codebook.prune(model, 0.5)
     row = {r.name: r for r in tfqnn.summary(pruned, print_fn=None).layers}["fc1"]
     assert row.params == {32: 12 * 16 + 16}  # the mask is not stored
+
+
+def test_strip_keeps_the_weights_of_a_wrapper_named_unlike_its_layer(rng):
+    inputs = keras.Input((6,))
+    wrapper = codebook.Pruned(keras.layers.Dense(3, name="inner"), ["kernel"], name="outer")
+    outputs = keras.layers.Dense(2, name="head")(wrapper(inputs))
+    wrapped = keras.Model(inputs, outputs)
+    mask = (rng.random((6, 3)) > 0.5).astype("float32")
+    wrapper.mask("kernel").assign(mask)
+    x = rng.normal(size=(5, 6)).astype("float32")
+    stripped = codebook.strip(wrapped)
+    inner = stripped.get_layer("inner")
+    np.testing.assert_array_equal(inner.kernel.numpy(), wrapper.layer.kernel.numpy() * mask)
+    np.testing.assert_allclose(stripped(x), wrapped(x), rtol=1e-6, atol=1e-6)

@@ -3,6 +3,7 @@
 import copy
 import json
 import struct
+import zlib
 
 import keras
 import numpy as np
@@ -26,8 +27,22 @@ def mlp():
 
 
 def _header(data):
+    """The header of a format 2 file (zlib JSON) and where its payload starts."""
+    assert data[:8] == compressed.MAGIC
     (length,) = struct.unpack_from("<Q", data, 8)
-    return json.loads(data[16 : 16 + length]), 16 + length
+    return json.loads(zlib.decompress(data[16 : 16 + length])), 16 + length
+
+
+def _pack(header, payload):
+    """A format 2 file of ``header`` (any JSON) and ``payload``."""
+    text = zlib.compress(json.dumps(header).encode())
+    return compressed.MAGIC + struct.pack("<Q", len(text)) + text + payload
+
+
+def _pack_v1(header, payload):
+    """A format 1 file: the same header uncompressed, behind the old magic."""
+    text = json.dumps({**header, "format": 1}).encode()
+    return compressed.MAGIC_V1 + struct.pack("<Q", len(text)) + text + payload
 
 
 @pytest.mark.parametrize(
@@ -115,7 +130,7 @@ def test_fuzz_truncated_and_bit_flipped(small_file, rng):
         assert not _parse_or_value_error(data[:end])
         cases += 1
     _, start = _header(small_file)
-    for _ in range(6000):
+    for _ in range(max(6000, 8000 - cases)):  # the deflated header made the file small
         flipped = bytearray(data)
         # Half the flips land in the payload, where they decode to other indices or fail.
         position = (
@@ -154,9 +169,8 @@ def test_fuzz_hand_crafted_headers(small_file, rng):
         for key in path[:-1]:
             node = node[key]
         node[path[-1]] = CRAFTED[int(rng.integers(len(CRAFTED)))]
-        text = json.dumps(mutated).encode()
-        data = compressed.MAGIC + struct.pack("<Q", len(text)) + text + payload
-        _parse_or_value_error(data)
+        pack = _pack if cases % 2 else _pack_v1  # both formats' readers
+        _parse_or_value_error(pack(mutated, payload))
         cases += 1
     for length in (0, 2**63, len(small_file)):
         bad = compressed.MAGIC + struct.pack("<Q", length) + small_file[16:]
@@ -176,10 +190,9 @@ def test_crafted_model_configs_raise_value_error(small_file):
     ):
         mutated = copy.deepcopy(header)
         change(mutated)
-        text = json.dumps(mutated).encode()
-        data = compressed.MAGIC + struct.pack("<Q", len(text)) + text + payload
-        with pytest.raises(ValueError, match="Invalid compressed file"):
-            compressed.from_bytes(data)
+        for pack in (_pack, _pack_v1):
+            with pytest.raises(ValueError, match="Invalid compressed file"):
+                compressed.from_bytes(pack(mutated, payload))
     assert compressed.from_bytes(small_file).count_params() == 8 * 12 + 12 + 12 * 4 + 4
 
 
@@ -194,3 +207,38 @@ def test_compiled_models_round_trip(mlp, tmp_path, rng):
     assert "compile_config" not in header["model"]
     loaded = codebook.load_compressed(path)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), clustered.predict(x, verbose=0))
+
+
+def test_format_one_files_still_load_and_the_header_is_deflated(mlp, rng):
+    model = codebook.cluster(codebook.prune(mlp, 0.5), 8)
+    data = compressed.to_bytes(model)
+    header, start = _header(data)
+    assert header["format"] == 2
+    plain = json.dumps(header, separators=(",", ":")).encode()
+    assert start - 16 < len(plain) / 3  # the Keras config deflates well
+    old = _pack_v1(header, data[start:])
+    x = rng.normal(size=(8, 32)).astype("float32")
+    expected = model.predict(x, verbose=0)
+    for blob in (data, old):
+        np.testing.assert_array_equal(compressed.from_bytes(blob).predict(x, verbose=0), expected)
+    # Version and magic must agree.
+    for blob in (
+        _pack({**header, "format": 1}, data[start:]),
+        _pack_v1(header, data[start:]).replace(b'"format": 1', b'"format": 2'),
+    ):
+        with pytest.raises(ValueError, match="expected format"):
+            compressed.from_bytes(blob)
+
+
+def test_header_inflation_is_bounded(small_file, monkeypatch):
+    header, start = _header(small_file)
+    payload = small_file[start:]
+    monkeypatch.setattr(compressed, "MAX_HEADER", 1000)
+    with pytest.raises(ValueError, match="inflates past 1000 bytes"):
+        compressed.from_bytes(_pack(header, payload))
+    monkeypatch.undo()
+    text = zlib.compress(json.dumps(header).encode())
+    for bad in (text[:-3], text + b"extra", b"not deflate at all"):
+        data = compressed.MAGIC + struct.pack("<Q", len(bad)) + bad + payload
+        with pytest.raises(ValueError, match="Invalid compressed file: .*header"):
+            compressed.from_bytes(data)

@@ -13,6 +13,9 @@ and its outputs (``<name>.npz``), so a load must reproduce them bit for bit.
 - ``recurrent`` (from v0.2.0.dev on): `QuantLSTM` with every quantizer, a
   `Bidirectional` `QuantGRU`, a ``keras.layers.RNN`` of a
   `QuantSimpleRNNCell`, trained a step.
+- ``bop_case_optimizer`` (from v0.2.0.dev on): a binarized MLP compiled with
+  `tfqnn.optimizers.CaseOptimizer` (`Bop` for binary kernels, Adam for the
+  rest) and the `tfqnn.metrics.FlipRatio` metric, trained two epochs.
 
 ``--only NAME`` writes some fixtures only, to add a model to the fixtures
 without rewriting the files of an earlier version.
@@ -122,11 +125,46 @@ def recurrent():
     return model, x
 
 
+def bop_case_optimizer():
+    keras.utils.set_random_seed(7)
+    rng = np.random.default_rng(7)
+    binary = dict(
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+        use_bias=False,
+    )
+    model = keras.Sequential(
+        [
+            keras.Input((10,)),
+            keras.layers.Dense(16),
+            keras.layers.BatchNormalization(),
+            tfqnn.layers.QuantDense(16, **binary),
+            keras.layers.BatchNormalization(),
+            tfqnn.layers.QuantDense(3, **binary),
+        ],
+        name="bop_case_optimizer",
+    )
+    optimizer = tfqnn.optimizers.CaseOptimizer(
+        (tfqnn.optimizers.is_binary_variable, tfqnn.optimizers.Bop(threshold=1e-6, gamma=1e-2)),
+        default_optimizer=keras.optimizers.Adam(0.01),
+    )
+    model.compile(
+        optimizer,
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[tfqnn.metrics.FlipRatio(model)],
+    )
+    x = rng.normal(size=(32, 10)).astype(np.float32)
+    model.fit(x, rng.integers(0, 3, size=32), batch_size=16, epochs=2, verbose=0)
+    return model, x
+
+
 FIXTURES = {
     "every_layer": every_layer,
     "every_quantizer": every_quantizer,
     "compressed_optimizer": compressed_optimizer,
     "recurrent": recurrent,
+    "bop_case_optimizer": bop_case_optimizer,
 }
 
 

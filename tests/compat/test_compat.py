@@ -30,6 +30,7 @@ def test_there_are_fixtures():
         "every_quantizer",
         "compressed_optimizer",
         "recurrent",
+        "bop_case_optimizer",
     }
 
 
@@ -56,6 +57,30 @@ def test_old_compressed_optimizer_keeps_its_settings():
     assert optimizer.min_elements == 100
     residuals = [v for v in optimizer.variables if "residual" in v.path]
     assert len(residuals) == 2 and all(np.any(v.numpy() != 0) for v in residuals)
+
+
+def test_old_bop_case_optimizer_and_flip_ratio_come_back():
+    path = next(p for p in FILES if p.stem == "bop_case_optimizer")
+    model = keras.models.load_model(path)
+    case = model.optimizer
+    assert isinstance(case, tfqnn.optimizers.CaseOptimizer)
+    bop, adam = case.optimizers
+    assert isinstance(bop, tfqnn.optimizers.Bop) and isinstance(adam, keras.optimizers.Adam)
+    assert case.default_optimizer is adam
+    assert case.predicates[0] is tfqnn.optimizers.is_binary_variable
+    # dense kernel, bias, BN gamma, beta, binary kernel, BN gamma, beta, binary kernel
+    assert list(case.routes) == [1, 1, 1, 1, 0, 1, 1, 0]
+    np.testing.assert_allclose([float(bop.threshold), float(bop.gamma)], [1e-6, 1e-2], rtol=1e-6)
+    assert int(bop.iterations) == 4  # two epochs of two batches
+    (flips,) = model._compile_config.config["metrics"]
+    assert isinstance(flips, tfqnn.metrics.FlipRatio) and flips.name == "flip_ratio"
+    # Training goes on from the saved state once FlipRatio watches the model again.
+    model.compile(case, model.loss, metrics=[tfqnn.metrics.FlipRatio(model)])
+    x = _expected(path)["x"]
+    y = np.random.default_rng(0).integers(0, 3, size=len(x))
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert int(bop.iterations) == 6
+    assert 0.0 <= history.history["flip_ratio"][0] <= 1.0
 
 
 def test_old_files_load_in_a_fresh_process_with_only_import_tfqnn():

@@ -104,10 +104,10 @@ def test_large_kernels_are_not_requantized_in_the_file(rng):
     model = keras.Sequential(
         [
             keras.Input((4, 4, 320)),
-            QuantConv2D(320, 3, padding="same", kernel_quantizer=quantizer),
+            QuantConv2D(320, 3, padding="same", kernel_quantizer=quantizer, **CLIP),
             keras.layers.GlobalAveragePooling2D(),
-            QuantDense(1024, kernel_quantizer=quantizer),
-            QuantDense(1024, kernel_quantizer=quantizer),
+            QuantDense(1024, kernel_quantizer=quantizer, **CLIP),
+            QuantDense(1024, kernel_quantizer=quantizer, **CLIP),
         ]
     )
     for layer in model.layers:

@@ -47,5 +47,5 @@ def test_verbose_prints_each_stage_and_a_calibration_bar(capsys):
 def test_verbose_zero_is_silent_and_other_values_raise(capsys):
     tfqnn.export.to_tflite(small_model(), verbose=0)
     assert capsys.readouterr().out == ""
-    with pytest.raises(ValueError, match="Invalid verbose=2"):
-        tfqnn.export.to_tflite(small_model(), verbose=2)
+    with pytest.raises(ValueError, match="Invalid verbose=3"):
+        tfqnn.export.to_tflite(small_model(), verbose=3)

@@ -190,3 +190,55 @@ def test_float_recurrent_weights_are_not_collected():
     model = keras.Sequential([keras.Input((STEPS, FEATURES)), layer])
     (weight,) = int8_weights.quantized_recurrent_weights(model)  # 16-bit U is not
     assert weight.shape == (FEATURES, 16) and set(np.unique(weight)) == {-1.0, 1.0}
+
+
+def stateful_model(kind, rng, batch=2):
+    layer = LAYERS[kind](UNITS, stateful=True, **quantized())
+    model = keras.Sequential(
+        [keras.Input((STEPS, FEATURES), batch_size=batch), layer, keras.layers.Dense(3)]
+    )
+    for weight in model.weights:
+        if weight.trainable:
+            weight.assign(rng.normal(0.0, 0.5, weight.shape))
+    return model, layer
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "simple_rnn"])
+def test_a_stateful_layer_carries_its_states_from_one_invoke_to_the_next(kind, rng):
+    model, layer = stateful_model(kind, rng)
+    x = rng.normal(0.0, 1.0, (3, 2, STEPS, FEATURES)).astype(np.float32)
+    data = tfqnn.export.to_tflite(model, batch_size=2, verbose=0)
+    expected = [model.predict(batch, verbose=0, batch_size=2) for batch in x]
+    layer.reset_states()
+    fresh = model.predict(x[2], verbose=0, batch_size=2)
+    interpreter = tfqnn.lite.Interpreter(model_content=data)
+    actual = interpreter.predict(x.reshape(6, STEPS, FEATURES), batch_size=2)  # three invokes
+    np.testing.assert_allclose(actual, np.concatenate(expected), rtol=1e-5, atol=1e-5)
+    assert np.abs(expected[2] - fresh).max() > 1e-3  # the carried states matter
+    ops = builtin_ops(data)
+    assert ops["VAR_HANDLE"] == ops["ASSIGN_VARIABLE"] == 2 * len(layer.states)
+    assert ops["READ_VARIABLE"] == len(layer.states) and ops["CALL_ONCE"] == 1
+
+
+def test_the_exported_states_start_where_the_keras_states_were(rng):
+    """The resource variables start at the states at export; reset_all_variables keeps them."""
+    model, _ = stateful_model("lstm", rng)
+    x = rng.normal(0.0, 1.0, (3, 2, STEPS, FEATURES)).astype(np.float32)
+    model.predict(x[0], verbose=0, batch_size=2)
+    data = tfqnn.export.to_tflite(model, batch_size=2, verbose=0)
+    expected = [model.predict(batch, verbose=0, batch_size=2) for batch in x[1:]]
+    interpreter = tfqnn.lite.Interpreter(model_content=data)
+    np.testing.assert_allclose(interpreter.predict(x[1]), expected[0], rtol=1e-5, atol=1e-5)
+    interpreter.reset_all_variables()  # resets TFLite's variable tensors, not resource variables
+    np.testing.assert_allclose(interpreter.predict(x[2]), expected[1], rtol=1e-5, atol=1e-5)
+    restarted = tfqnn.lite.Interpreter(model_content=data)
+    np.testing.assert_allclose(restarted.predict(x[1]), expected[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 3])
+def test_a_stateful_layer_is_exported_only_at_the_batch_of_its_states(batch_size, rng):
+    model, _ = stateful_model("gru", rng)
+    with pytest.raises(
+        ValueError, match=f"Invalid batch_size={batch_size}.*stateful.*batch_size=2"
+    ):
+        tfqnn.export.to_tflite(model, batch_size=batch_size, verbose=0)

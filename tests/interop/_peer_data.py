@@ -68,7 +68,10 @@ def save_outputs(model, path, x, x_train, y_train, gradients=True):
     ]
     weights = [w for layer in model.layers for w in layer.trainable_weights]
     grads = tape.gradient(loss, weights)
-    arrays = {} if not gradients else {n: g.numpy() for n, g in zip(names, grads)}
+    # A gather (tfmot's cluster centroids) has IndexedSlices as its gradient: made dense.
+    arrays = (
+        {} if not gradients else {n: tf.convert_to_tensor(g).numpy() for n, g in zip(names, grads)}
+    )
     np.savez_compressed(
         path, x=x, y=y, x_train=x_train, y_train=y_train, y_training=y_training.numpy(), **arrays
     )

@@ -20,7 +20,10 @@ weights are not their initial values.
   optimizer state.
 - ``larq_tiny``: two QuantDense layers (the fuzz tests corrupt it).
 - with ``--large``: ``larq_quicknet_small``, larq-zoo's QuickNetSmall at
-  32 x 32 with random weights (50 MB: not committed; the slow test builds it).
+  32 x 32 with random weights (50 MB: not committed; the slow test builds it),
+  and ``larq_zoo_quicknet_small_weights.h5``, its weights at 64 x 64 saved as
+  larq-zoo saves them (tf_keras ``save_weights``), for ``tfqnn.zoo``'s
+  ``QuickNetSmall(weights=...)``.
 """
 
 import os
@@ -159,7 +162,7 @@ def _blur_kernel(shape, dtype=None):
     return np.broadcast_to(kernel[:, :, None, None], shape).astype(np.float32)
 
 
-def quicknet_small():
+def quicknet_small(size=32):
     """larq-zoo's QuickNetSmall (larq_zoo/sota/quicknet.py) rebuilt with larq's layers, 32 x 32.
 
     Stem: a float stride-2 conv, a stride-2 depthwise conv, a 1x1 conv. Then
@@ -175,7 +178,7 @@ def quicknet_small():
         kernel_constraint=lq.constraints.WeightClip(clip_value=1.25),
     )
     L = keras.layers
-    inputs = keras.Input((32, 32, 3))
+    inputs = keras.Input((size, size, 3))
     x = lq.layers.QuantConv2D(8, 3, strides=2, padding="same", use_bias=False)(inputs)
     x = L.Activation("relu")(L.BatchNormalization()(x))
     x = lq.layers.QuantDepthwiseConv2D(3, strides=2, padding="same", use_bias=False)(x)
@@ -237,6 +240,19 @@ def write_large(directory):
         x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
         np.savez(os.path.join(directory, name + ".npz"), x=x, y=model.predict(x, verbose=0))
         print(f"{path}: {os.path.getsize(path)} bytes, larq {lq.__version__}, tf {tf.__version__}")
+    # larq-zoo's weights files are tf_keras save_weights .h5 files: one of QuickNetSmall
+    # at 64 x 64 (where tfqnn.zoo's stem strides as larq-zoo's), for QuickNetSmall(weights=).
+    keras.utils.set_random_seed(16)
+    model = quicknet_small(64)
+    path = os.path.join(directory, "larq_zoo_quicknet_small_weights.h5")
+    model.save_weights(path)
+    x = rng.uniform(-1, 1, (4, 64, 64, 3)).astype(np.float32)
+    np.savez(
+        os.path.join(directory, "larq_zoo_quicknet_small_weights.npz"),
+        x=x,
+        y=model.predict(x, verbose=0),
+    )
+    print(f"{path}: {os.path.getsize(path)} bytes")
 
 
 def main(directory, large=False):

@@ -158,6 +158,42 @@ def tfmot_clustered():
     )
 
 
+def _cnn(name):
+    L = keras.layers
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            L.Conv2D(8, 3, strides=2, activation="relu", name="conv"),  # 13 x 13
+            L.MaxPooling2D(2, name="pool"),  # 6 x 6
+            L.Flatten(name="flatten"),
+            L.Dense(16, activation="relu", name="hidden"),
+            L.Dense(10, activation="softmax", name="classes"),
+        ],
+        name=name,
+    )
+
+
+def tfmot_pruned_wrapped():
+    """A CNN wrapped by prune_low_magnitude (50 %), saved with its wrappers (not stripped)."""
+    import tensorflow_model_optimization as tfmot
+
+    sparsity = tfmot.sparsity.keras
+    schedule = sparsity.ConstantSparsity(0.5, begin_step=0, frequency=1)
+    return sparsity.prune_low_magnitude(_cnn("tfmot_pruned_wrapped"), pruning_schedule=schedule)
+
+
+def tfmot_clustered_wrapped():
+    """A CNN wrapped by cluster_weights (16 values per kernel), saved with its wrappers."""
+    import tensorflow_model_optimization as tfmot
+
+    clustering = tfmot.clustering.keras
+    return clustering.cluster_weights(
+        _cnn("tfmot_clustered_wrapped"),
+        number_of_clusters=16,
+        cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS,
+    )
+
+
 def strip(model):
     """tfmot's strip_pruning or strip_clustering, whichever wrappers the model has."""
     import tensorflow_model_optimization as tfmot
@@ -175,13 +211,17 @@ MODELS = {
     "qkeras_conv1d": qkeras_conv1d,
     "tfmot_pruned": tfmot_pruned,
     "tfmot_clustered": tfmot_clustered,
+    "tfmot_pruned_wrapped": tfmot_pruned_wrapped,
+    "tfmot_clustered_wrapped": tfmot_clustered_wrapped,
 }
 
 
-def main(directory):
+def main(directory, names=()):
     os.makedirs(directory, exist_ok=True)
     x_train, y_train, x_test = fashion_mnist()
     for name, build in MODELS.items():
+        if names and name not in names:
+            continue
         keras.utils.set_random_seed(15)
         model = build()
         model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
@@ -189,7 +229,7 @@ def main(directory):
             (x_train, x_test) if name != "qkeras_conv1d" else (x_train[..., 0], x_test[..., 0])
         )
         callbacks = []
-        if name == "tfmot_pruned":
+        if name.startswith("tfmot_pruned"):
             import tensorflow_model_optimization as tfmot
 
             callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
@@ -203,4 +243,8 @@ def main(directory):
 
 if __name__ == "__main__":
     arguments = [a for a in sys.argv[1:] if a != "--large"]  # no large models here
-    main(arguments[0] if arguments else os.path.join(os.path.dirname(__file__), "fixtures"))
+    # DIR, then optionally the names of the models to write (all by default).
+    main(
+        arguments[0] if arguments else os.path.join(os.path.dirname(__file__), "fixtures"),
+        arguments[1:],
+    )

@@ -311,3 +311,86 @@ def test_qkeras_string_quantizer_maps(tiny):
     assert model.get_layer("dense_1").kernel_quantizer == quantizers.QuantizedBits(
         4, 1, symmetric=True, alpha=1.0
     )
+
+
+PRUNED = os.path.join(FIXTURES, "tfmot_pruned_wrapped.h5")
+CLUSTERED = os.path.join(FIXTURES, "tfmot_clustered_wrapped.h5")
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"preserve_sparsity": True}, "preserve_sparsity=True"),
+        ({"cluster_per_channel": True}, "cluster_per_channel=True"),
+        ({"cluster_gradient_aggregation": "GradientAggregation.AVG"}, "GradientAggregation.AVG"),
+        ({"number_of_clusters": 1}, "with 1 clusters: Invalid clusters"),
+    ],
+)
+def test_tfmot_clustering_settings_that_do_not_map(tmp_path, setting, message):
+    path = tmp_path / "clustered.h5"
+    shutil.copy(CLUSTERED, path)
+    edit_config(path, lambda c: layer_entry(c, "cluster_hidden")["config"].update(setting))
+    with pytest.raises(ValueError, match="tfmot_clustered_wrapped/cluster_hidden: tfmot") as error:
+        interop.load(path)
+    assert message in str(error.value)
+
+
+def test_tfmot_quantization_wrappers_are_named_with_an_alternative(tmp_path):
+    path = tmp_path / "qat.h5"
+    shutil.copy(PRUNED, path)
+    edit_config(
+        path,
+        lambda c: layer_entry(c, "prune_low_magnitude_hidden").update(
+            class_name="QuantizeWrapperV2"
+        ),
+    )
+    with pytest.raises(
+        ValueError, match="prune_low_magnitude_hidden: tfmot QuantizeWrapperV2"
+    ) as e:
+        interop.load(path)
+    assert "quantize_model" in str(e.value) and "QuantizedBits(8" in str(e.value)
+
+
+def test_tfmot_wrapped_weights_that_disagree(tmp_path):
+    """A mask of another shape, or centroids that are not a vector: a ValueError."""
+    path = tmp_path / "pruned.h5"
+    shutil.copy(PRUNED, path)
+    with h5py.File(path, "r+") as f:
+        group = f["model_weights/prune_low_magnitude_hidden/prune_low_magnitude_hidden"]
+        del group["mask:0"]
+        group.create_dataset("mask:0", data=np.ones((3, 3), np.float32))
+    with pytest.raises(ValueError, match="PruneLowMagnitude of Dense with 1 masks"):
+        interop.load(path)
+    path = tmp_path / "clustered.h5"
+    shutil.copy(CLUSTERED, path)
+    with h5py.File(path, "r+") as f:
+        group = f["model_weights/cluster_hidden/cluster_hidden"]
+        del group["cluster_centroids_kernel:0"]
+        group.create_dataset("cluster_centroids_kernel:0", data=np.ones((4, 4), np.float32))
+    with pytest.raises(ValueError, match="centroids 'cluster_centroids_kernel'.*shape \\(4, 4\\)"):
+        interop.load(path)
+
+
+@pytest.mark.parametrize("fixture_path", [PRUNED, CLUSTERED], ids=["pruned", "clustered"])
+def test_fuzz_tfmot_wrapped_files(tmp_path, fixture_path):
+    """Mutated configs and corrupted bytes of the tfmot fixtures: a model or a ValueError."""
+    config = h5file.read(fixture_path).config
+    rng = np.random.default_rng(18)
+    path = tmp_path / "fuzz.h5"
+    errors = 0
+    for mutated in mutations(config, rng, 25):
+        shutil.copy(fixture_path, path)
+        with h5py.File(path, "r+") as f:
+            f.attrs["model_config"] = json.dumps(mutated)
+        try:
+            interop.load(path)
+        except ValueError:
+            errors += 1
+    data = pathlib.Path(fixture_path).read_bytes()
+    for corrupted in corruptions(data, rng, 40):
+        path.write_bytes(corrupted)
+        try:
+            interop.load(path)
+        except ValueError:
+            errors += 1
+    assert errors > 10

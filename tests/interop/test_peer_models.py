@@ -21,6 +21,8 @@ MODELS = [
     "tfkeras_functional",
     "tfmot_pruned",
     "tfmot_clustered",
+    "tfmot_pruned_wrapped",
+    "tfmot_clustered_wrapped",
     "qkeras_cnn",
     "qkeras_conv1d",
     "larq_tutorial_bnn",
@@ -63,11 +65,22 @@ def test_training_outputs_and_gradients_equal_the_peers(loaded):
     names = [f"{lay.name}/{w.name}" for lay in model.layers for w in lay.trainable_weights]
     weights = [w for lay in model.layers for w in lay.trainable_weights]
     grads = dict(zip(names, tape.gradient(loss, weights)))
-    # tf_keras names a depthwise layer's kernel "depthwise_kernel", Keras 3 "kernel".
+    # tf_keras names a depthwise layer's kernel "depthwise_kernel", Keras 3 "kernel";
+    # tfmot's centroids "cluster_centroids_kernel" (k,), tfqnn's "kernel_centroids" (1, k, 1).
     renamed = {
         k if k in grads else k.replace("/depthwise_kernel", "/kernel"): v
         for k, v in expected.items()
     }
+    for key in [k for k in renamed if "/cluster_centroids_" in k]:
+        kernel = key.rsplit("/cluster_centroids_", 1)[1]
+        new_key = key.replace(f"/cluster_centroids_{kernel}", f"/{kernel}_centroids")
+        renamed[new_key] = renamed.pop(key)[None, :, None]
+    for lay in model.layers:
+        if isinstance(lay, tfqnn.codebook.Pruned):
+            # tfmot computes the pruned weights' gradient, then masks them after the
+            # step; tfqnn's fixed mask gives them zero gradient: equal on the kept ones.
+            for kernel in lay.kernels:
+                renamed[f"{lay.name}/{kernel}"] *= lay.mask(kernel).numpy()
     assert sorted(renamed) == sorted(grads)
     for name, grad in renamed.items():
         # Float rounding through deep float layers (LayerNormalization, tanh)
@@ -194,6 +207,48 @@ def test_qkeras_model_trains_saves_and_exports(tmp_path):
     content = tfqnn.export.to_tflite(model)
     lite = tfqnn.lite.Interpreter(model_content=content).predict(data["x"])
     np.testing.assert_allclose(lite, expected, atol=1e-4)
+
+
+def test_wrapped_tfmot_models_keep_mask_and_clusters_in_fit_save_and_export(tmp_path):
+    """prune_low_magnitude's mask stays (zeros stay zero); cluster_weights' codebook trains."""
+    for name in ("tfmot_pruned_wrapped", "tfmot_clustered_wrapped"):
+        path, data = fixture(name)
+        model, report = interop.load_with_report(path)
+        schedule_notice = any("schedules are not continued" in n for n in report.notices)
+        assert schedule_notice == (name == "tfmot_pruned_wrapped")
+        wrappers = [lay for lay in model.layers if isinstance(lay, tfqnn.codebook.KernelWrapper)]
+        assert [lay.name.split("_")[-1] for lay in wrappers] == ["conv", "hidden", "classes"]
+        masks = {}
+        for lay in wrappers:
+            if isinstance(lay, tfqnn.codebook.Pruned):
+                masks[lay.name] = lay.mask("kernel").numpy()
+                kernel = lay.decoded_kernels()["kernel"]
+                assert np.mean(masks[lay.name] == 0) == pytest.approx(0.5, abs=0.02)
+                assert np.all(kernel[masks[lay.name] == 0] == 0)
+        model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+        x = np.concatenate([data["x"], data["x_train"]])
+        y = np.concatenate([data["y"].argmax(-1), data["y_train"]])
+        history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        for lay in wrappers:
+            kernel = lay.decoded_kernels()["kernel"]
+            if isinstance(lay, tfqnn.codebook.Pruned):
+                np.testing.assert_array_equal(lay.mask("kernel").numpy(), masks[lay.name])
+                assert np.all(kernel[masks[lay.name] == 0] == 0)
+                assert np.any(kernel[masks[lay.name] == 1] != 0)
+            else:
+                centroids = lay.centroids("kernel").numpy().ravel()
+                assert set(np.unique(kernel)) <= set(centroids) and len(centroids) == 16
+        expected = model.predict(data["x"], verbose=0)
+        model.save(tmp_path / f"{name}.keras")
+        restored = keras.models.load_model(tmp_path / f"{name}.keras")
+        np.testing.assert_array_equal(restored.predict(data["x"], verbose=0), expected)
+        # Clustered kernels export as their decoded float kernels (docs/codebook.md).
+        content = tfqnn.export.to_tflite(
+            tfqnn.codebook.strip(model) if "clustered" in name else model
+        )
+        lite = tfqnn.lite.Interpreter(model_content=content).predict(data["x"])
+        np.testing.assert_allclose(lite, expected, atol=1e-4)
 
 
 def test_stripped_tfmot_models_keep_their_zeros_and_clusters():

@@ -280,20 +280,42 @@ def test_stateful_layer_carries_its_state(rng):
     np.testing.assert_allclose(second_half, h, atol=1e-4)
 
 
-def test_nan_inputs_behave_as_in_keras(rng):
-    """Without an input quantizer NaN propagates exactly as through Keras's
-    LSTM (an input quantizer maps NaN as the quantizer does: sign(NaN) = -1)."""
+KERAS_LAYERS = {
+    "lstm": keras.layers.LSTM,
+    "gru": keras.layers.GRU,
+    "simple_rnn": keras.layers.SimpleRNN,
+}
+TFQNN_LAYERS = {"lstm": QuantLSTM, "gru": QuantGRU, "simple_rnn": QuantSimpleRNN}
+
+
+@pytest.mark.parametrize("quantized", [False, True], ids=["float", "quantized"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "simple_rnn"])
+def test_nan_inputs_behave_as_in_keras(kind, quantized, rng):
+    """A NaN input makes the rest of its sequence NaN and leaves the other
+    sequences alone, as in Keras's layer; without quantizers the numbers are
+    Keras's. Multi-bit quantizers (FixedPoint on x, h and c here) pass NaN
+    on; a sign quantizer on the input would map it to -1 (sign(NaN) = -1)."""
     x = f32(rng.normal(0, 1, (3, 5, FEATURES)))
     x[1, 2, 0] = np.nan
-    ours = QuantLSTM(UNITS, return_sequences=True)
-    theirs = keras.layers.LSTM(UNITS, return_sequences=True)
+    arguments = {}
+    if quantized:
+        arguments = dict(
+            input_quantizer=FixedPoint(3, 5),
+            kernel_quantizer="ste_tern",
+            recurrent_quantizer="ste_tern",
+            state_quantizer=FixedPoint(3, 5),
+        )
+    ours = TFQNN_LAYERS[kind](UNITS, return_sequences=True, **arguments)
+    theirs = KERAS_LAYERS[kind](UNITS, return_sequences=True)
     ours.build(x.shape)
     theirs.build(x.shape)
     theirs.set_weights(ours.get_weights())
     a, b = np.asarray(ours(x)), np.asarray(theirs(x))
     np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
     assert np.isnan(a[1, 2:]).all() and not np.isnan(a[[0, 2]]).any()
-    np.testing.assert_allclose(a[~np.isnan(a)], b[~np.isnan(b)], atol=1e-6)
+    assert not np.isnan(a[1, :2]).any()
+    if not quantized:
+        np.testing.assert_allclose(a[~np.isnan(a)], b[~np.isnan(b)], atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
@@ -777,3 +799,25 @@ def test_adding_problem_float_4bit_ternary_and_scaled_binary_learn_unscaled_bina
     assert max(mse.values()) < 0.15 * trivial, mse
     unscaled = adding_problem_mse("ste_sign", x, y, x_test, y_test, epochs=8)
     assert unscaled > 0.8 * trivial, unscaled
+
+
+def test_a_saturated_carry_passes_gradient_through_quantized_bits_not_fixed_point(rng):
+    """QuantizedBits(8, 2) and FixedPoint(3, 5) give the same step; where the
+    carry saturates (|c| >= 4) only QuantizedBits's STE passes its gradient."""
+    x = tf.constant(f32(rng.normal(0, 1, (2, FEATURES))))
+    h0 = tf.constant(f32(rng.normal(0, 0.5, (2, UNITS))))
+    c0 = tf.Variable(f32(np.tile([[5.0, -6.0, 1.0, -0.5]], (2, 1))[:, :UNITS]))
+    weights = random_weights(rng, "lstm")
+    results = []
+    for quantizer in (FixedPoint(3, 5), tfqnn.quantizers.QuantizedBits(8, 2)):
+        cell = QuantLSTMCell(UNITS, state_quantizer=quantizer)
+        cell.build((2, FEATURES))
+        cell.set_weights(list(weights))
+        with tf.GradientTape() as tape:
+            _, (_, c) = cell(x, [h0, c0])
+        results.append((np.asarray(c), np.asarray(tape.gradient(c, c0))))
+    (c_fixed, grad_fixed), (c_bits, grad_bits) = results
+    np.testing.assert_allclose(c_fixed, c_bits, atol=1e-6)
+    saturated = np.abs(np.asarray(c0)) >= 4
+    assert (grad_fixed[saturated] == 0).all() and (grad_fixed[~saturated] != 0).all()
+    assert (grad_bits != 0).all()

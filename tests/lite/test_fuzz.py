@@ -291,7 +291,14 @@ def check_native_counts(counts, cases):
 
 # ---- the model fuzzer (subprocess) ----------------------------------------------
 
-OPS = ["TfqnnQuantize", "TfqnnDequantize", "TfqnnBdense", "TfqnnBconv2d", "TfqnnBMaxPool2d"]
+OPS = [
+    "TfqnnQuantize",
+    "TfqnnDequantize",
+    "TfqnnBdense",
+    "TfqnnBconv2d",
+    "TfqnnBMaxPool2d",
+    "TfqnnCodebookDecode",
+]
 DTYPES = ["float32", "int32", "int8", "float16", "uint8", "int64", "bool", "int16"]
 # Keys of every op, for options that belong to another op.
 KEYS = [
@@ -310,6 +317,7 @@ KEYS = [
     "pad_values",
     "filter_height",
     "filter_width",
+    "bits",
 ]
 SPECIAL_INTS = [
     0,
@@ -505,6 +513,18 @@ def valid_case(r, op):
                 **quant,
             )
         ]
+    elif op == "TfqnnCodebookDecode":
+        bits = int(r.integers(1, 17))
+        codes = 1 << bits if r.random() < 0.5 else int(r.integers(1, (1 << bits) + 1))
+        options["bits"] = bits
+        shape = _lead(r) or [int(r.integers(1, 40))]
+        count = int(np.prod(shape))
+        packed = r.integers(0, 256, -(-count * bits // 8), dtype=np.uint8)
+        ins = [
+            Tensor([packed.size], "uint8", packed),
+            Tensor([codes], data=r.normal(size=codes).astype(np.float32)),
+        ]
+        outs = [_output(r, Tensor, shape, "float32")]
     else:  # TfqnnBMaxPool2d
         fh, fw = int(r.integers(1, 4)), int(r.integers(1, 4))
         sh, sw = int(r.integers(1, 4)), int(r.integers(1, 4))

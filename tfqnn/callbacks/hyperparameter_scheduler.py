@@ -34,7 +34,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         hyperparameter: the attribute name (``"gamma"``, ``"threshold"``,
             ``"learning_rate"``).
         update_freq: ``"epoch"`` or ``"step"``.
-        verbose: 0 (quiet) or 1 (a line per change).
+        verbose: 0 (quiet), or 1, 2 or ``"auto"`` (a line per change).
         log_name: the name in the logs; defaults to ``hyperparameter``.
 
     Example:
@@ -49,7 +49,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         optimizer: keras.optimizers.Optimizer | None,
         hyperparameter: str,
         update_freq: str = "epoch",
-        verbose: int = 0,
+        verbose: int | str = 0,
         log_name: str | None = None,
     ) -> None:
         super().__init__()
@@ -70,7 +70,7 @@ class HyperparameterScheduler(keras.callbacks.Callback):
         self.optimizer = optimizer
         self.hyperparameter = hyperparameter
         self.update_freq = _validation.check_choice("update_freq", update_freq, ("epoch", "step"))
-        self.verbose = _validation.check_int("verbose", verbose, low=0, high=1)
+        self.verbose = _validation.check_verbose(verbose)
         self.log_name = log_name or hyperparameter
         self._takes_value = _takes_two_arguments(schedule)
         if optimizer is not None:

@@ -106,7 +106,7 @@ class IncrementalQuantization(keras.callbacks.Callback):
             layer whose kernel has no quantizer. Each must be a tfqnn layer
             (`tfqnn.layers.QuantDense`, ...) with an unquantized kernel.
         seed: seed of the random partition, or None.
-        verbose: 1 prints a line at each step, 0 is silent.
+        verbose: 1, 2 or ``"auto"`` prints a line at each step, 0 is silent.
 
     Example:
     >>> inq = tfqnn.callbacks.IncrementalQuantization(bits=5, epochs_per_step=2)
@@ -121,7 +121,7 @@ class IncrementalQuantization(keras.callbacks.Callback):
         epochs_per_step: int = 1,
         layers: Sequence[str] | None = None,
         seed: int | None = None,
-        verbose: int = 1,
+        verbose: int | str = "auto",
     ) -> None:
         super().__init__()
         self.portions = _check_portions(portions)
@@ -130,7 +130,7 @@ class IncrementalQuantization(keras.callbacks.Callback):
         self.epochs_per_step = _validation.check_int("epochs_per_step", epochs_per_step, 1)
         self.layers = selection.check_layer_names(layers)
         self.seed = _validation.check_seed("seed", seed)
-        self.verbose = _validation.check_int("verbose", verbose, 0, 2)
+        self.verbose = _validation.check_verbose(verbose)
         self._state: _State | None = None
         self._state_model: keras.Model | None = None
         self._saved_constraints: list[Any] = []

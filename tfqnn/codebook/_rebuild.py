@@ -80,18 +80,24 @@ def rebuild(
     and the caller fills in the replacements' own state.
     """
 
+    origins: dict[int, keras.Layer] = {}  # id of each new layer -> the layer it copies
+
     def clone(layer: keras.Layer) -> keras.Layer:
         if layer.name in replacements:
-            return replacements[layer.name](fresh_copy(unwrapped(layer)))
-        return fresh_copy(layer)
+            copy = replacements[layer.name](fresh_copy(unwrapped(layer)))
+        else:
+            copy = fresh_copy(layer)
+        origins[id(copy)] = layer
+        return copy
 
     new = keras.models.clone_model(model, clone_function=clone)
-    old_layers = {layer.name: layer for layer in model.layers}
     for layer in new.layers:
-        old = old_layers.get(layer.name)
-        if old is None:  # a renamed InputLayer (no weights)
+        # Matched by identity, not by name: a wrapper may be named unlike its
+        # inner layer, and stripping it gives the new layer the inner name.
+        old = origins.get(id(layer))
+        if old is None:  # an InputLayer, recreated by clone_model (no weights)
             continue
-        if layer.name not in replacements:
+        if old.name not in replacements:
             layer.set_weights(old.get_weights())
             continue
         values = plain_values(old)

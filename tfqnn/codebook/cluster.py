@@ -44,7 +44,7 @@ def cluster(
     axis: int = -1,
     stages: int = 2,
     seed: int | None = 0,
-    verbose: int = 0,
+    verbose: int | str = "auto",
 ) -> keras.Model:
     """A copy of ``model`` whose selected kernels are a codebook plus indices.
 
@@ -84,7 +84,9 @@ def cluster(
         subvector_size, axis: sub-vectors of ``"product"`` (and ``"residual"``).
         stages: the stages of ``"residual"``.
         seed: seed of random initialisations.
-        verbose: 1 prints one line per clustered kernel.
+        verbose: ``"auto"`` or 1 shows a Keras progress bar over the
+            kernels (``"model"`` scope: one step), 2 prints a line per
+            kernel, 0 nothing.
     """
     model = _rebuild.check_model(model)
     clusters = _arrays.check_clusters(clusters)
@@ -93,7 +95,7 @@ def cluster(
     _validation.check_choice("scope", scope, SCOPES)
     _validation.check_choice("importance", importance, IMPORTANCE)
     _validation.check_choice("reassign", reassign, REASSIGN)
-    verbose = _validation.check_int("verbose", verbose, 0)
+    verbose = _validation.check_verbose(verbose)
     if importance == "hessian" and data is None:
         raise ValueError("Invalid data=None: importance='hessian' needs data=(x, y).")
     if scope == "model" and method not in SCALAR_METHODS:
@@ -167,6 +169,8 @@ def cluster(
         return v, h
 
     codebooks: list[Codebook] = []
+    steps = 1 if scope == "model" else len(kernels)
+    progress = keras.utils.Progbar(steps, verbose=int(verbose == 1), unit_name="kernel")
     if scope == "model":
         parts = [surviving(i) for i in range(len(kernels))]
         joint_h = None if weights[0] is None else np.concatenate([p[1] for p in parts])
@@ -175,12 +179,14 @@ def cluster(
         codebooks = [
             Codebook(joint.centroids, joint.indices[a:b]) for a, b in zip(sizes[:-1], sizes[1:])
         ]
+        progress.update(1)
     else:
         for i in range(len(kernels)):
             v, h = surviving(i)
             if vector:
                 v = values[i].ravel()
             codebooks.append(run(v, h, values[i].shape))
+            progress.update(i + 1)
 
     specs: dict[str, dict[str, dict[str, Any]]] = {}
     tables: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -197,7 +203,7 @@ def cluster(
         tables[(layer.name, name)] = (centroids, indices)
         if keep is not None:
             keeps[(layer.name, name)] = keep.astype("float32")
-        if verbose:
+        if verbose == 2:
             print(
                 f"cluster: {layer.name}/{name}: {value.size} weights, "
                 f"{centroids.shape[1]} centroids ({method})"

@@ -2,11 +2,17 @@
 
 Format (little-endian; docs/codebook.md has the full description):
 
-    magic   8 bytes   b"TFQNNCB1"
+    magic   8 bytes   b"TFQNNCB2"
     length  uint64    bytes of the header
-    header  UTF-8 JSON {"format": 1, "model": <Keras config of the stripped model>,
-                        "tensors": [one entry per model weight, in order]}
+    header  zlib-compressed UTF-8 JSON
+                      {"format": 2, "model": <Keras config of the stripped model>,
+                       "tensors": [one entry per model weight, in order]}
     payload the bytes the entries point into ("offset", "length")
+
+Format 1 (magic b"TFQNNCB1", ``"format": 1``) is the same with the JSON
+header stored uncompressed; files of either format load. Deflate shrinks
+the Keras config, most of a small model's header, about fivefold. The
+inflated header is limited to ``MAX_HEADER`` bytes.
 
 A weight is ``"raw"`` (its bytes) or, for a clustered kernel,
 ``"codebook"``: float32 centroids (stages, k, d) plus one index stream per
@@ -29,6 +35,7 @@ import json
 import math
 import os
 import struct
+import zlib
 from typing import Any
 
 import keras
@@ -40,8 +47,11 @@ from tfqnn.codebook.product import from_subvectors
 from tfqnn.codebook.strip import strip
 from tfqnn.codebook.wrappers import Clustered
 
-MAGIC = b"TFQNNCB1"
-FORMAT = 1
+MAGIC = b"TFQNNCB2"
+FORMAT = 2
+MAGIC_V1 = b"TFQNNCB1"  # format 1: the same with an uncompressed header (still read)
+MAGICS = {MAGIC_V1: 1, MAGIC: 2}
+MAX_HEADER = 1 << 26  # bytes of an inflated header
 DTYPES = ("float16", "float32", "float64", "int8", "uint8", "int16", "int32", "int64", "bool")
 MAX_NDIM = 8
 
@@ -90,7 +100,7 @@ def to_bytes(model: keras.Model) -> bytes:
         "model": config,
         "tensors": entries,
     }
-    text = json.dumps(header, separators=(",", ":")).encode()
+    text = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)
     return MAGIC + struct.pack("<Q", len(text)) + text + bytes(payload)
 
 
@@ -170,19 +180,25 @@ def from_bytes(data: bytes) -> keras.Model:
 
 def parse(data: bytes) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
     """The model config and the decoded (path, array) tensors of a file's bytes."""
-    if len(data) < len(MAGIC) + 8 or data[: len(MAGIC)] != MAGIC:
-        raise ValueError("Invalid compressed file: it does not start with b'TFQNNCB1'.")
+    version = MAGICS.get(bytes(data[: len(MAGIC)])) if len(data) >= len(MAGIC) + 8 else None
+    if version is None:
+        raise ValueError(
+            "Invalid compressed file: it does not start with b'TFQNNCB2' (or b'TFQNNCB1')."
+        )
     (length,) = struct.unpack_from("<Q", data, len(MAGIC))
     start = len(MAGIC) + 8
     if length > len(data) - start:
         raise ValueError("Invalid compressed file: the header runs past the end (truncated?).")
+    text = bytes(data[start : start + length])
+    if version == 2:
+        text = _inflate(text)
     try:
-        header = json.loads(data[start : start + length].decode())
+        header = json.loads(text.decode())
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise ValueError(f"Invalid compressed file: unreadable header ({error}).") from None
     payload = memoryview(data)[start + length :]
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ValueError(f"Invalid compressed file: expected format {FORMAT}.")
+    if not isinstance(header, dict) or header.get("format") != version:
+        raise ValueError(f"Invalid compressed file: expected format {version}.")
     config = header.get("model")
     entries = header.get("tensors")
     if not isinstance(config, dict) or not isinstance(entries, list):
@@ -196,6 +212,20 @@ def parse(data: bytes) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
         except ValueError as error:
             raise ValueError(f"Invalid compressed file: tensor {i}: {error}") from None
     return config, tensors
+
+
+def _inflate(text: bytes) -> bytes:
+    """A format 2 header's JSON: ``text`` inflated, at most ``MAX_HEADER`` bytes."""
+    inflater = zlib.decompressobj()
+    try:
+        inflated = inflater.decompress(text, MAX_HEADER)
+    except zlib.error as error:
+        raise ValueError(f"Invalid compressed file: unreadable header ({error}).") from None
+    if inflater.unconsumed_tail:
+        raise ValueError(f"Invalid compressed file: the header inflates past {MAX_HEADER} bytes.")
+    if not inflater.eof or inflater.unused_data:
+        raise ValueError("Invalid compressed file: the header's deflate stream is cut or padded.")
+    return inflated
 
 
 def _int(entry: dict[str, Any], key: str, low: int = 0, high: int | None = None) -> int:

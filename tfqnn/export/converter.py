@@ -10,8 +10,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfqnn import _validation
 from tfqnn._validation import check_int
-from tfqnn.export import composite, frozen_weights, int8_fusion, int8_weights
+from tfqnn.export import codebook_weights, composite, frozen_weights, int8_fusion, int8_weights
 from tfqnn.export._schema import tflite_schema
 from tfqnn.export.plan import BinaryGroup, functional_of, plan_groups
 from tfqnn.lite import custom_ops_in, load_library, spec
@@ -27,7 +28,7 @@ def to_tflite(
     *,
     int8_representative_data: Any = None,
     batch_size: int | None = None,
-    verbose: int = 1,
+    verbose: int | str = "auto",
 ) -> bytes:
     """Converts a trained Keras model to TFLite, binary layers as tfqnn custom ops.
 
@@ -48,7 +49,9 @@ def to_tflite(
     ``unroll=True`` a flat graph. Their quantized ``W`` and ``U`` of at most
     8 bits are stored as int8 with per-row scales, dequantized once for float
     ``FULLY_CONNECTED`` ops (`tfqnn.export.int8_weights`); other weights stay
-    float32.
+    float32. A ``stateful=True`` layer's states become resource variables
+    that start at their values at export and carry over from one invoke to
+    the next (``batch_size`` must be the states' batch).
 
     Args:
         model: a built Sequential or functional Keras model.
@@ -60,15 +63,18 @@ def to_tflite(
             Inputs and outputs stay float32.
         batch_size: a fixed batch size for the signature; None keeps it
             dynamic (`resize_tensor_input` at run time).
-        verbose: 1 prints a line per stage (tracing, converting, checking)
-            and a progress bar over the int8 calibration samples; 0 is silent.
+        verbose: ``"auto"`` or 1 prints a line per stage (tracing,
+            converting, checking) and a progress bar over the int8
+            calibration samples; 2 the lines and one line for the
+            calibration; 0 is silent.
 
     Returns:
         The model as bytes. Run it with `tfqnn.lite.Interpreter`.
 
     Raises:
-        ValueError: a model without a graph, bad arguments, or a recurrent
-            layer without ``unroll=True`` and no ``batch_size``.
+        ValueError: a model without a graph, bad arguments, a recurrent
+            layer without ``unroll=True`` and no ``batch_size``, or a
+            stateful one whose states have another batch than ``batch_size``.
         ExportError: the converted file lacks the custom ops it should hold.
 
     Example:
@@ -77,20 +83,21 @@ def to_tflite(
     """
     if batch_size is not None:
         batch_size = check_int("batch_size", batch_size, low=1)
-    verbose = check_int("verbose", verbose, low=0, high=1)
+    verbose = _validation.check_verbose(verbose)
     say = print if verbose else _silent
     functional = functional_of(model)
+    _check_stateful_batch(model, batch_size)
     if batch_size is None:
         _check_recurrent_batch(model)
     groups, nodes, folded = plan_groups(model)
     folded_ids = {id(n) for n in folded}
-    kernels = {
+    frozen_kernels = {
         id(node.operation): frozen_weights.quantized_kernels(node.operation)
         for node in nodes
         if id(node) not in groups and id(node) not in folded_ids
     }
     expected: dict[str, int] = {}
-    serve = _serving_function(functional, nodes, groups, folded_ids, expected, kernels)
+    serve = _serving_function(functional, nodes, groups, folded_ids, expected, frozen_kernels)
     signature = [
         tf.TensorSpec([batch_size, *x.shape[1:]], x.dtype, name=_input_name(x, i))
         for i, x in enumerate(functional.inputs)
@@ -113,8 +120,12 @@ def to_tflite(
         weights = int8_weights.quantized_recurrent_weights(model)
         for node in nodes:
             layer = node.operation
-            weights += frozen_weights.low_bit_matrices(layer, kernels.get(id(layer), {}))
+            weights += frozen_weights.low_bit_matrices(layer, frozen_kernels.get(id(layer), {}))
         data, _ = int8_weights.store_int8_weights(data, weights)
+        kernels = codebook_weights.clustered_kernels(model)
+        data, decoded = codebook_weights.store_codebook_weights(data, kernels)
+        if decoded:
+            expected[spec.CODEBOOK_DECODE] = decoded
     say("to_tflite: checking the custom ops", flush=True)
     counts = custom_ops_in(data, schema_module=tflite_schema())
     found = {k: v for k, v in counts.items() if k.startswith(spec.OP_PREFIX)}
@@ -149,6 +160,24 @@ def _check_recurrent_batch(model: keras.Model) -> None:
                 "loops over time steps, which TFLite's builtin WHILE runs only for a fixed "
                 "batch; expected batch_size=1 (or another fixed size), or build the layer "
                 "with unroll=True for a flat graph that keeps the batch dynamic."
+            )
+
+
+def _check_stateful_batch(model: keras.Model, batch_size: int | None) -> None:
+    """Raises ValueError unless ``batch_size`` is the batch of every stateful layer's states.
+
+    A stateful RNN keeps one state per sample of a fixed batch; the export
+    stores them as TFLite resource variables of that shape.
+    """
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if not (isinstance(layer, keras.layers.RNN) and layer.stateful and layer.states):
+            continue
+        batch = int(keras.tree.flatten(layer.states)[0].shape[0])
+        if batch_size != batch:
+            raise ValueError(
+                f"Invalid batch_size={batch_size}: layer {layer.name!r} "
+                f"({type(layer).__name__}) is stateful with states for a batch of {batch}; "
+                f"expected batch_size={batch}."
             )
 
 

@@ -1,4 +1,4 @@
-"""Models of the tf_keras peers (tf_keras itself, larq, QKeras) loaded as tfqnn Keras 3 models.
+"""Models of the tf_keras peers (tf_keras itself, larq, QKeras, tfmot) loaded as tfqnn Keras 3 models.
 
 ``tfqnn.interop.load("model.h5")`` reads a full-model ``.h5`` file saved by
 tf_keras with h5py alone, without importing tf_keras or any peer library,
@@ -9,10 +9,12 @@ same way. docs/migrating.md lists every name it maps.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import keras
 
+from tfqnn import _validation
 from tfqnn.interop import graph, h5file, translate, weights
 from tfqnn.interop.report import Issue, LayerMapping, Report
 
@@ -30,7 +32,8 @@ def load_with_report(path: str | os.PathLike[str]) -> tuple[keras.Model, Report]
         report.notice(COMPILE_NOTICE)
     name = os.fspath(path)
     try:
-        model = graph.build(source.config, translate.layer, report)
+        factory = functools.partial(translate.layer, file_weights=source.weights)
+        model = graph.build(source.config, factory, report)
     except Exception as error:  # a malformed config can fail anywhere in Keras
         report.raise_issues(name)  # the issues, when there are any, say more
         if not isinstance(error, ValueError):
@@ -40,22 +43,23 @@ def load_with_report(path: str | os.PathLike[str]) -> tuple[keras.Model, Report]
     if model is None:  # pragma: no cover - a None layer always comes with an issue
         raise ValueError(f"Cannot load {name}.")
     try:
-        weights.assign(model, source.weights)
+        weights.assign(model, source.weights, report.weight_maps)
     except Exception as error:  # a weight Keras cannot take, such as an array of strings
         raise ValueError(f"Cannot load {name}: {error}.") from error
     return model, report
 
 
-def load(path: str | os.PathLike[str], verbose: bool = False) -> keras.Model:
+def load(path: str | os.PathLike[str], verbose: int | str | bool = 0) -> keras.Model:
     """Loads a tf_keras full-model ``.h5`` file as a Keras 3 model of tfqnn layers.
 
     Args:
         path: a file written by tf_keras's ``model.save("model.h5")``
-            (Sequential or Functional) whose layers are tf_keras's, larq's
-            or QKeras's.
-        verbose: print a table: each source layer and its quantizers, and
-            the tfqnn (or Keras 3) layer and quantizers it became; then the
-            notices (what was ignored on purpose).
+            (Sequential or Functional) whose layers are tf_keras's, larq's,
+            QKeras's or tfmot's pruning and clustering wrappers.
+        verbose: 1, 2, ``"auto"`` or True prints a table: each source layer
+            and its quantizers, and the tfqnn (or Keras 3) layer and
+            quantizers it became; then the notices (what was ignored on
+            purpose). 0 or False (the default) prints nothing.
 
     Returns:
         An uncompiled `keras.Model` with the file's weights; its predictions
@@ -68,6 +72,7 @@ def load(path: str | os.PathLike[str], verbose: bool = False) -> keras.Model:
             message lists each with its path in the model and, where there
             is one, the tfqnn alternative.
     """
+    verbose = _validation.check_verbose(verbose)
     model, report = load_with_report(path)
     if verbose:
         print(report.table())

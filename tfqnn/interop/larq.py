@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from tfqnn import constraints, layers, quantizers
+from tfqnn.interop.arguments import translate_quantizers
 from tfqnn.interop.report import Report
 
 # larq layer -> (tfqnn layer, its quantizer arguments).
@@ -175,15 +176,10 @@ def layer_arguments(
         return None
     cls, quantizer_names = LAYERS[class_name]
     config = dict(config)
-    described = []
-    for name in quantizer_names:
-        value = config.get(name)
-        if value is not None:
-            described.append(f"{name}={describe(value)}")
-        config[name] = quantizer(value, f"{path}/{name}", report)
+    described = translate_quantizers(config, quantizer_names, describe, quantizer, path, report)
     for key in [k for k in config if k.endswith("_constraint")]:
         config[key] = constraint(config[key], f"{path}/{key}", report)
-    return cls, config, ", ".join(described)
+    return cls, config, described
 
 
 def is_larq_layer(class_name: str) -> bool:

@@ -29,6 +29,7 @@ import keras
 import numpy as np
 
 from tfqnn import constraints, layers, quantizers
+from tfqnn.interop.arguments import translate_quantizers
 from tfqnn.interop.report import Report
 
 # QKeras layer -> (tfqnn layer, its quantizer arguments); QKeras's names match.
@@ -277,13 +278,8 @@ def layer_arguments(
             "a QActivation after the layer",
         )
         config["activation"] = None
-    described = []
-    for name in quantizer_names:
-        value = config.get(name)
-        if value is not None:
-            described.append(f"{name}={describe(value)}")
-        config[name] = quantizer(value, f"{path}/{name}", report)
-    return cls, config, ", ".join(described)
+    described = translate_quantizers(config, quantizer_names, describe, quantizer, path, report)
+    return cls, config, described
 
 
 def constraint(value: Any, path: str, report: Report) -> Any:

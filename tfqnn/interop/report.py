@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeAlias
+
+import numpy as np
+
+# How a file's weights for one layer, ``(name, array)`` pairs, become the
+# new layer's (under its variables' names), where they differ (tfmot's wrappers).
+WeightMap: TypeAlias = Callable[[list[tuple[str, np.ndarray]]], list[tuple[str, np.ndarray]]]
 
 
 @dataclass(frozen=True)
@@ -39,11 +47,16 @@ class Issue:
 
 @dataclass
 class Report:
-    """Collects the mappings, the notices and the issues of one load."""
+    """Collects the mappings, the notices and the issues of one load.
+
+    ``weight_maps``: per layer name, the `WeightMap` of the layers whose
+    weights the file holds under other names or shapes.
+    """
 
     mappings: list[LayerMapping] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
+    weight_maps: dict[str, WeightMap] = field(default_factory=dict, repr=False)
 
     def unsupported(self, path: str, what: str, alternative: str = "") -> None:
         """Records something that cannot be mapped; `raise_issues` reports them all at once."""

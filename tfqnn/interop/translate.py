@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from typing import Any
 
-from tfqnn.interop import keras_layers, larq, qkeras
-from tfqnn.interop.report import LayerMapping, Report
+import numpy as np
 
-# Peers whose layers tfqnn.interop does not map yet, by class name.
-NOT_YET: dict[str, str] = {
-    **{
-        name: "tfmot wrappers are not mapped yet"
-        for name in ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer")
-    },
-    **{
-        name: "tfmot wrappers are not mapped yet (strip them with tfmot's strip_pruning or "
-        "strip_clustering first: the stripped model loads)"
-        for name in ("PruneLowMagnitude", "ClusterWeights", "ClusterWeightsMHA")
-    },
-}
+from tfqnn.interop import keras_layers, larq, qkeras, tfmot
+from tfqnn.interop.report import LayerMapping, Report
 
 
 def _quantizers_text(layer: Any) -> str:
@@ -29,10 +20,17 @@ def _quantizers_text(layer: Any) -> str:
     return ", ".join(f"{name}={q!r}" for name, q in found.items() if q is not None)
 
 
-def layer(entry: dict[str, Any], model_name: str, report: Report) -> Any:
+def layer(
+    entry: dict[str, Any],
+    model_name: str,
+    report: Report,
+    file_weights: Mapping[str, list[tuple[str, np.ndarray]]] | None = None,
+) -> Any:
     """The Keras 3 layer for one entry of a tf_keras model config's ``layers``, or None.
 
     Records the mapping in ``report``, or the reason it cannot be made.
+    ``file_weights`` (the file's arrays by layer name) tell tfmot's wrappers
+    which kernels they prune or cluster.
     """
     class_name = str(entry.get("class_name"))
     config = entry.get("config")
@@ -41,9 +39,14 @@ def layer(entry: dict[str, Any], model_name: str, report: Report) -> Any:
     if not isinstance(config, dict):
         report.unsupported(path, f"layer {class_name!r} has no config")
         return None
-    if class_name in NOT_YET:
-        report.unsupported(path, f"{class_name}: {NOT_YET[class_name]}")
-        return None
+    if tfmot.is_tfmot_wrapper(class_name):
+        arrays = list((file_weights or {}).get(str(name), []))
+        factory = functools.partial(layer, file_weights=file_weights)
+        try:
+            return tfmot.layer(class_name, config, path, model_name, arrays, factory, report)
+        except keras_layers.CONFIG_ERRORS as error:
+            report.unsupported(path, f"tfmot {class_name} with a config tfqnn rejects: {error}")
+            return None
     config = dict(config)
     for key in [k for k in config if k.endswith("_initializer")]:
         value = config[key]

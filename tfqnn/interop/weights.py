@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import keras
 import numpy as np
+
+from tfqnn.interop.report import WeightMap
 
 
 def _short(weight_name: str) -> str:
@@ -18,8 +21,14 @@ def _state(layer: Any) -> list[Any]:
     return [v for v in layer.weights if "seed_generator" not in v.path]
 
 
-def assign(model: keras.Model, weights: dict[str, list[tuple[str, np.ndarray]]]) -> None:
+def assign(
+    model: keras.Model,
+    weights: dict[str, list[tuple[str, np.ndarray]]],
+    maps: Mapping[str, WeightMap] | None = None,
+) -> None:
     """Sets each layer's variables from the file's arrays, matched by name, else by order.
+
+    ``maps`` turns a layer's arrays into its variables' (by layer name).
 
     Raises:
         ValueError: a layer with weights is missing from the model, a layer's
@@ -27,7 +36,8 @@ def assign(model: keras.Model, weights: dict[str, list[tuple[str, np.ndarray]]])
             differs.
     """
     by_name = {layer.name: layer for layer in model.layers}
-    for layer_name, arrays in weights.items():
+    for layer_name, found in weights.items():
+        arrays = maps[layer_name](found) if maps and layer_name in maps else found
         layer = by_name.get(layer_name)
         if layer is None:
             if arrays:

@@ -43,6 +43,7 @@ _SIGNATURES = {
     "tfqnn_core_conv_geometry": [_I, _I, _I, _I, _I, _P, _P],
     "tfqnn_core_bconv2d": [_P, _P, _P, _P] + [_I] * 14 + [_F, _F, _I, _F, _I, _P, _I],
     "tfqnn_core_bmaxpool2d": [_P] + [_I] * 9 + [_P],
+    "tfqnn_core_codebook_decode": [_P, _I64, _I, _P, _I64, _P],
 }
 
 
@@ -55,6 +56,8 @@ def _lib() -> ctypes.CDLL:
         function.restype = _I
     lib.tfqnn_core_set_min_thread_work.argtypes = [ctypes.c_double]
     lib.tfqnn_core_set_min_thread_work.restype = ctypes.c_double
+    lib.tfqnn_core_codebook_decode_count.argtypes = []
+    lib.tfqnn_core_codebook_decode_count.restype = _I64
     return lib
 
 
@@ -361,3 +364,38 @@ def bmaxpool2d(
         out.ctypes.data,
     )
     return out
+
+
+def codebook_decode(packed: Any, codebook: Any, shape: Any, bits: int) -> np.ndarray:
+    """As `tfqnn.lite.reference.codebook_decode`, in the C++ core.
+
+    An index outside the codebook raises ValueError (the kernel's status 1).
+    """
+    bits = check_int("bits", bits, 1, spec.MAX_INDEX_BITS)
+    shape = tuple(int(d) for d in shape)
+    count = math.prod(shape)
+    data = np.ascontiguousarray(packed, np.uint8).reshape(-1)
+    table = np.ascontiguousarray(codebook, np.float32).reshape(-1)
+    if count < 1 or data.size != spec.packed_index_bytes(count, bits):
+        raise ValueError(
+            f"Invalid packed: expected {spec.packed_index_bytes(count, bits)} bytes for "
+            f"{count} indices of {bits} bits, got {data.size}."
+        )
+    out = np.empty(shape, np.float32)
+    status = _call(
+        "tfqnn_core_codebook_decode",
+        data.ctypes.data,
+        count,
+        bits,
+        table.ctypes.data,
+        table.size,
+        out.ctypes.data,
+    )
+    if status == 1:
+        raise ValueError(f"Invalid packed: an index is out of range for {table.size} codes.")
+    return out
+
+
+def codebook_decode_count() -> int:
+    """How many times the kernels have decoded a codebook in this process."""
+    return int(_lib().tfqnn_core_codebook_decode_count())

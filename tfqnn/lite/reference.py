@@ -30,7 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from tfqnn._validation import check_int
 from tfqnn.lite.spec import (
+    MAX_INDEX_BITS,
     check_bitpack_input,
     check_channels,
     check_filter_words,
@@ -41,6 +43,7 @@ from tfqnn.lite.spec import (
     check_padding,
     check_padding_bits,
     check_pair,
+    packed_index_bytes,
     packed_words,
     window_geometry,
 )
@@ -313,3 +316,52 @@ def bmaxpool2d(
         for j in range(pool[1]):
             out &= padded[:, rows + i][:, :, cols + j]
     return out
+
+
+def pack_indices(indices: Any, bits: int) -> np.ndarray:
+    """Codebook indices (any shape, C order) as TfqnnCodebookDecode's uint8 stream.
+
+    Index ``i`` is the ``bits``-bit field at bit ``i * bits`` of the
+    little-endian bit stream: bit ``j`` of the stream is bit ``j % 8`` of byte
+    ``j // 8`` (lowest bit first); the unused high bits of the last byte are 0.
+    """
+    bits = check_int("bits", bits, 1, MAX_INDEX_BITS)
+    flat = np.asarray(indices).reshape(-1).astype(np.int64)
+    if flat.size and (flat.min() < 0 or flat.max() >= 1 << bits):
+        raise ValueError(
+            f"Invalid indices: expected integers in [0, {1 << bits}) for bits={bits}, got "
+            f"[{flat.min()}, {flat.max()}]."
+        )
+    stream = ((flat[:, None] >> np.arange(bits)) & 1).astype(np.uint8).reshape(-1)
+    return np.packbits(stream, bitorder="little")
+
+
+def unpack_indices(packed: Any, count: int, bits: int) -> np.ndarray:
+    """The ``count`` indices of a `pack_indices` stream, int64."""
+    bits = check_int("bits", bits, 1, MAX_INDEX_BITS)
+    data = np.asarray(packed, np.uint8).reshape(-1)
+    if data.size != packed_index_bytes(count, bits):
+        raise ValueError(
+            f"Invalid packed: expected {packed_index_bytes(count, bits)} bytes for {count} "
+            f"indices of {bits} bits, got {data.size}."
+        )
+    stream = np.unpackbits(data, bitorder="little")[: count * bits].reshape(count, bits)
+    return (stream.astype(np.int64) << np.arange(bits)).sum(axis=1)
+
+
+def codebook_decode(packed: Any, codebook: Any, shape: Any, bits: int) -> np.ndarray:
+    """The TfqnnCodebookDecode op: ``out[i] = codebook[index_i]``, float32 of ``shape``.
+
+    ``packed`` is the uint8 stream of `pack_indices`; an index outside the
+    codebook is an error (ValueError), as in the kernel.
+    """
+    table = np.asarray(codebook, np.float32).reshape(-1)
+    shape = tuple(int(d) for d in shape)
+    count = int(np.prod(shape))
+    indices = unpack_indices(packed, count, bits)
+    if indices.size and indices.max() >= table.size:
+        raise ValueError(
+            f"Invalid packed: index {indices.max()} is out of range for a codebook of "
+            f"{table.size} entries."
+        )
+    return table[indices].reshape(shape)

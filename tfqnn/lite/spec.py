@@ -33,7 +33,8 @@ DEQUANTIZE = "TfqnnDequantize"
 BDENSE = "TfqnnBdense"
 BCONV2D = "TfqnnBconv2d"
 BMAXPOOL2D = "TfqnnBMaxPool2d"
-OPS = (QUANTIZE, DEQUANTIZE, BDENSE, BCONV2D, BMAXPOOL2D)
+CODEBOOK_DECODE = "TfqnnCodebookDecode"
+OPS = (QUANTIZE, DEQUANTIZE, BDENSE, BCONV2D, BMAXPOOL2D, CODEBOOK_DECODE)
 """Every custom op name, as it appears in a `.tflite` file."""
 
 # ---- option values -------------------------------------------------------------
@@ -65,6 +66,23 @@ def padding_bits_mask(channels: int) -> int:
     """
     used = channels % BITS_PER_WORD
     return int(np.int32(~((1 << used) - 1))) if used else 0
+
+
+# ---- codebook indices -----------------------------------------------------------
+
+MAX_INDEX_BITS = 16
+"""The widest index of TfqnnCodebookDecode (a codebook of up to 65,536 entries)."""
+
+
+def index_bits(codes: int) -> int:
+    """``ceil(log2(codes))``, at least 1: the bits of a fixed-length index into ``codes`` entries."""
+    codes = check_int("codes", codes, 1, 2**MAX_INDEX_BITS)
+    return max(1, (codes - 1).bit_length())
+
+
+def packed_index_bytes(count: int, bits: int) -> int:
+    """``ceil(count * bits / 8)``: the bytes of ``count`` packed ``bits``-bit indices."""
+    return -(-count * bits // 8)
 
 
 # ---- geometry ------------------------------------------------------------------
@@ -425,6 +443,11 @@ def bmaxpool2d_options(pool_size: Any, strides: Any, padding: Any = "valid") -> 
         "stride_width": strides[1],
         "padding": padding_code(padding),
     }
+
+
+def codebook_decode_options(bits: Any) -> Options:
+    """The options of TfqnnCodebookDecode: ``bits`` per index, 1..16."""
+    return {"bits": check_int("bits", bits, 1, MAX_INDEX_BITS)}
 
 
 def _transform_options(output_type: Any, clamp_min: Any, clamp_max: Any) -> Options:

@@ -5,8 +5,10 @@ returns a functional `keras.Model`:
 
 - ``include_top``: whether to end with the classifier;
 - ``weights``: None (random initialization) or the path of a ``.weights.h5``
-  or ``.keras`` file saved from the same builder with the same arguments
-  (tfqnn ships no pretrained ImageNet weights);
+  or ``.keras`` file saved from the same builder with the same arguments, or
+  of a tf_keras ``.h5`` weights file of the same architecture, such as
+  larq-zoo's QuickNetSmall weights (read by layer order; tfqnn ships no
+  pretrained ImageNet weights);
 - ``input_tensor``: a Keras tensor to build on (``keras.Input(...)``);
 - ``input_shape``: ``(height, width, channels)``, (224, 224, 3) by default;
   28x28x1 and 32x32x3 work, with a small-input stem below 50 px;

@@ -30,7 +30,8 @@ from tfqnn.layers import QuantDense
 # divide a 28x28 image by 4 before the first block.
 SMALL_INPUT = 50
 
-WEIGHT_SUFFIXES = (".weights.h5", ".keras")
+# ".h5": a tf_keras save_weights file (larq-zoo's weights), read by layer order.
+WEIGHT_SUFFIXES = (".weights.h5", ".keras", ".h5")
 
 # The arguments every builder takes, in keras.applications' order.
 APPLICATION_ARGUMENTS = (
@@ -136,12 +137,13 @@ def check_arguments(
 
 
 def check_weights(weights: Any) -> str | None:
-    """None, or the path of an existing weights file (``.weights.h5`` or ``.keras``)."""
+    """None, or the path of an existing weights file (``.weights.h5``, ``.keras`` or ``.h5``)."""
     if weights is None:
         return None
     expected = (
         "expected None (random initialization) or the path of an existing .weights.h5 or "
-        ".keras file (tfqnn ships no pretrained ImageNet weights)"
+        ".keras file, or a tf_keras .h5 weights file such as larq-zoo's (tfqnn ships no "
+        "pretrained ImageNet weights)"
     )
     if not isinstance(weights, (str, os.PathLike)):
         raise ValueError(f"Invalid weights={weights!r}: {expected}.")  # noqa: TRY004
@@ -298,6 +300,36 @@ def _snake_case(name: str) -> str:
     name = re.sub(r"\W+", "", name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def scaled_filters(filters: tuple[int, ...], width_multiplier: Any) -> tuple[int, ...]:
+    """``filters`` times ``width_multiplier``, rounded, at least 1 each.
+
+    Raises:
+        ValueError: ``width_multiplier`` is not a positive number.
+    """
+    multiplier = _validation.check_number("width_multiplier", width_multiplier, positive=True)
+    return tuple(max(1, round(f * multiplier)) for f in filters)
+
+
+def stage_blocks(blocks: Any, default: tuple[int, ...]) -> tuple[int, ...]:
+    """``blocks`` (blocks per stage) checked, or ``default`` when None.
+
+    Raises:
+        ValueError: ``blocks`` is not ``len(default)`` integers >= 1.
+    """
+    if blocks is None:
+        return default
+    ok = isinstance(blocks, (tuple, list)) and len(blocks) == len(default)
+    ok = ok and all(
+        isinstance(b, numbers.Integral) and not isinstance(b, bool) and int(b) >= 1 for b in blocks
+    )
+    if not ok:
+        raise ValueError(
+            f"Invalid blocks={blocks!r}: expected None or {len(default)} integers >= 1 "
+            f"(blocks per stage, {default} by default)."
+        )
+    return tuple(int(b) for b in blocks)
 
 
 @contextlib.contextmanager

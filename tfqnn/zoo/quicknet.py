@@ -38,14 +38,22 @@ def QuickNet(
     classes: int = 1000,
     classifier_activation: Any = "softmax",
     name: str = "quicknet",
+    *,
+    width_multiplier: float = 1.0,
+    blocks: tuple[int, int, int, int] | None = None,
 ) -> keras.Model:
     """QuickNet: sections of (4, 4, 4, 4) blocks, 64, 128, 256, 512 filters.
 
     13.23 M parameters at 224x224x3; larq-zoo reports 63.3 % ImageNet top-1.
-    The arguments are `keras.applications`' (see `tfqnn.zoo`).
+    The arguments are `keras.applications`' (see `tfqnn.zoo`), plus
+    `width_multiplier`, which scales every width (the stem's is a quarter of
+    the first section's), and `blocks`, the blocks of each of the four
+    sections, for networks small enough to train on a CPU.
     """
+    filters = _builder.scaled_filters((64, 128, 256, 512), width_multiplier)
+    sections = _builder.stage_blocks(blocks, (4, 4, 4, 4))
     args = _builder.check_arguments("QuickNet", min_size=8, **_builder.arguments_of(locals()))
-    return _quicknet(args, (4, 4, 4, 4), (64, 128, 256, 512))
+    return _quicknet(args, sections, filters)
 
 
 def QuickNetSmall(
@@ -57,14 +65,20 @@ def QuickNetSmall(
     classes: int = 1000,
     classifier_activation: Any = "softmax",
     name: str = "quicknet_small",
+    *,
+    width_multiplier: float = 1.0,
+    blocks: tuple[int, int, int, int] | None = None,
 ) -> keras.Model:
     """QuickNetSmall: sections of (4, 4, 4, 4) blocks, 32, 64, 256, 512 filters.
 
     12.66 M parameters at 224x224x3; larq-zoo reports 59.4 % ImageNet top-1.
-    The arguments are `keras.applications`' (see `tfqnn.zoo`).
+    The arguments are `keras.applications`' (see `tfqnn.zoo`), and
+    `width_multiplier` and `blocks` as in `QuickNet`.
     """
+    filters = _builder.scaled_filters((32, 64, 256, 512), width_multiplier)
+    sections = _builder.stage_blocks(blocks, (4, 4, 4, 4))
     args = _builder.check_arguments("QuickNetSmall", min_size=8, **_builder.arguments_of(locals()))
-    return _quicknet(args, (4, 4, 4, 4), (32, 64, 256, 512))
+    return _quicknet(args, sections, filters)
 
 
 def QuickNetLarge(
@@ -76,14 +90,20 @@ def QuickNetLarge(
     classes: int = 1000,
     classifier_activation: Any = "softmax",
     name: str = "quicknet_large",
+    *,
+    width_multiplier: float = 1.0,
+    blocks: tuple[int, int, int, int] | None = None,
 ) -> keras.Model:
     """QuickNetLarge: sections of (6, 8, 12, 6) blocks, 64, 128, 256, 512 filters.
 
     23.34 M parameters at 224x224x3; larq-zoo reports 66.9 % ImageNet top-1.
-    The arguments are `keras.applications`' (see `tfqnn.zoo`).
+    The arguments are `keras.applications`' (see `tfqnn.zoo`), and
+    `width_multiplier` and `blocks` as in `QuickNet`.
     """
+    filters = _builder.scaled_filters((64, 128, 256, 512), width_multiplier)
+    sections = _builder.stage_blocks(blocks, (6, 8, 12, 6))
     args = _builder.check_arguments("QuickNetLarge", min_size=8, **_builder.arguments_of(locals()))
-    return _quicknet(args, (6, 8, 12, 6), (64, 128, 256, 512))
+    return _quicknet(args, sections, filters)
 
 
 def blur_kernel(channels: int, size: int = 3) -> np.ndarray:
@@ -106,7 +126,7 @@ def _quicknet(args: _builder.Arguments, blocks: Sequence[int], filters: Sequence
     strides = 1 if args.small else 2
     width = filters[0]
     x = QuantConv2D(
-        width // 4,
+        max(1, width // 4),
         3,
         strides=strides,
         padding="same",

@@ -38,19 +38,23 @@ def ResNet18(
     *,
     quantization: str = "float",
     bits: int | tuple[int, int] | None = None,
+    width_multiplier: float = 1.0,
 ) -> keras.Model:
     """ResNet-18 (He et al. 2016, arXiv:1512.03385), quantized by a preset.
 
     Stages of (2, 2, 2, 2) basic blocks with 64, 128, 256, 512 filters. The
     7x7 stem, the 1x1 shortcut projections and the classifier stay float;
     `quantization` sets the 3x3 convolutions (``"float"``, ``"binary"``,
-    ``"xnor"``, ``"dorefa"`` with `bits`, ``"ternary"``).
+    ``"xnor"``, ``"dorefa"`` with `bits`, ``"ternary"``). `width_multiplier`
+    scales every width, the stem's too (0.25: 16, 32, 64, 128 filters), for
+    networks small enough to train on a CPU.
 
     The other arguments are `keras.applications`' (see `tfqnn.zoo`).
     """
     preset = _presets.preset(quantization, bits)
+    filters = _builder.scaled_filters(STAGE_FILTERS, width_multiplier)
     args = _builder.check_arguments("ResNet18", min_size=8, **_builder.arguments_of(locals()))
-    return _resnet(args, preset, (2, 2, 2, 2))
+    return _resnet(args, preset, (2, 2, 2, 2), filters)
 
 
 def ResNet34(
@@ -65,25 +69,33 @@ def ResNet34(
     *,
     quantization: str = "float",
     bits: int | tuple[int, int] | None = None,
+    width_multiplier: float = 1.0,
 ) -> keras.Model:
     """ResNet-34 (He et al. 2016, arXiv:1512.03385), quantized by a preset.
 
-    As `ResNet18` with stages of (3, 4, 6, 3) basic blocks.
+    As `ResNet18` (`width_multiplier` included) with stages of (3, 4, 6, 3)
+    basic blocks.
     """
     preset = _presets.preset(quantization, bits)
+    filters = _builder.scaled_filters(STAGE_FILTERS, width_multiplier)
     args = _builder.check_arguments("ResNet34", min_size=8, **_builder.arguments_of(locals()))
-    return _resnet(args, preset, (3, 4, 6, 3))
+    return _resnet(args, preset, (3, 4, 6, 3), filters)
 
 
-def _resnet(args: _builder.Arguments, preset: _presets.Preset, blocks: tuple[int, ...]) -> Any:
+def _resnet(
+    args: _builder.Arguments,
+    preset: _presets.Preset,
+    blocks: tuple[int, ...],
+    stage_filters: tuple[int, ...],
+) -> Any:
     if args.small:
-        x = _presets.float_stem(args.image, 64, 3, 1, "conv1")
+        x = _presets.float_stem(args.image, stage_filters[0], 3, 1, "conv1")
     else:
-        x = _presets.float_stem(args.image, 64, 7, 2, "conv1")
+        x = _presets.float_stem(args.image, stage_filters[0], 7, 2, "conv1")
         x = keras.layers.MaxPooling2D(3, 2, padding="same", name="pool1")(x)
     x = _presets.recentre(x, preset, "pool1_bn")
     with _builder.no_constraint_warning():
-        for stage, (count, filters) in enumerate(zip(blocks, STAGE_FILTERS), start=2):
+        for stage, (count, filters) in enumerate(zip(blocks, stage_filters), start=2):
             for block in range(count):
                 strides = 2 if block == 0 and stage > 2 else 1
                 x = _basic_block(x, preset, filters, strides, f"conv{stage}_block{block + 1}")

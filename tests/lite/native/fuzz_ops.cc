@@ -173,7 +173,8 @@ const std::vector<std::string> kKnownKeys = {"channels",
                                              "padding",
                                              "pad_values",
                                              "filter_height",
-                                             "filter_width"};
+                                             "filter_width",
+                                             "bits"};
 
 const std::vector<int64_t> kSpecialInts = {0,
                                            -1,
@@ -437,7 +438,7 @@ void valid_node(Rng& r, int op, Case* c) {
       t.push_back(o);
       break;
     }
-    default: {  // TfqnnBMaxPool2d
+    case 4: {  // TfqnnBMaxPool2d
       const bool wide = r.chance(0.15);
       const int fh = r.range(1, wide ? 9 : 3), fw = r.range(1, wide ? 9 : 3);
       const int sh = r.range(1, wide ? 9 : 3), sw = r.range(1, wide ? 9 : 3);
@@ -454,6 +455,22 @@ void valid_node(Rng& r, int op, Case* c) {
       const int ho = padding == 1 ? (h + sh - 1) / sh : (h - fh) / sh + 1;
       const int wo = padding == 1 ? (w + sw - 1) / sw : (w - fw) / sw + 1;
       t.push_back(output_tensor(r, kTfLiteInt32, {batch, ho, wo, words}));
+      break;
+    }
+    default: {  // TfqnnCodebookDecode
+      const int bits = r.range(1, 16);
+      // Often a codebook of 2^bits entries (every index valid), else fewer
+      // (random indices out of range) or, rarely, more than allowed.
+      int codes = r.chance(0.5) ? (1 << bits) : r.range(1, 1 << bits);
+      if (r.chance(0.03)) codes = (1 << 16) + r.range(1, 3);
+      set_entry(&e, "bits", int_value(r, bits));
+      std::vector<int> d = lead_dims(r, 3, 64);
+      if (d.empty() || r.chance(0.2)) d.push_back(r.range(1, r.chance(0.1) ? 3000 : 40));
+      int64_t n = 1;
+      for (int v : d) n *= v;
+      t.push_back(constant(kUInt8, {int((n * bits + 7) / 8)}));
+      t.push_back(constant(kTfLiteFloat32, {codes}, 1));
+      t.push_back(output_tensor(r, kTfLiteFloat32, d));
       break;
     }
   }
@@ -1388,6 +1405,15 @@ struct Driver {
       run([&] { return rt.kernel.prepare(&rt.context, &kernel_node); },
           [&] { return rt.kernel.invoke(&rt.context, &kernel_node); });
       rt.kernel.free(&rt.context, kernel_node.user_data);
+      // An op that the delegate computed when it claimed the node
+      // (TfqnnCodebookDecode) made its output a constant in the delegate's
+      // memory, which the delegate frees: not the driver's to free.
+      for (size_t i = 0; i < rt.tensors.size() && i < c.tensors.size(); ++i) {
+        TfLiteTensor& t = rt.tensors[i];
+        if (t.allocation_type == kTfLiteMmapRo && !is_constant(c.tensors[i].alloc)) {
+          t.data = nullptr;
+        }
+      }
       std::free(kernel_node.inputs);
       std::free(kernel_node.outputs);
       std::free(kernel_node.temporaries);

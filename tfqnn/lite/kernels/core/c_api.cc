@@ -290,3 +290,17 @@ TFQNN_EXPORT int tfqnn_core_bmaxpool2d(const int32_t* input, int batch, int in_h
   if (s.out_height < 1 || s.out_width < 1) return kInvalid;
   return guarded([&] { bmaxpool2d(input, s, output); });
 }
+
+// codebook_decode(): 0, 1 (an index out of range) or kInvalid.
+TFQNN_EXPORT int tfqnn_core_codebook_decode(const uint8_t* packed, int64_t count, int bits,
+                                            const float* codebook, int64_t codes, float* out) {
+  if (packed == nullptr || codebook == nullptr || out == nullptr || count < 1 || bits < 1 ||
+      bits > 16 || codes < 1 || codes > (int64_t(1) << 16)) {
+    return kInvalid;
+  }
+  return codebook_decode(packed, count, bits, codebook, codes, out);
+}
+
+// How many times codebook_decode() has run in this process (TfqnnCodebookDecode
+// decodes once per model, not per invoke).
+TFQNN_EXPORT int64_t tfqnn_core_codebook_decode_count() { return codebook_decode_count(); }

@@ -123,6 +123,21 @@ void compute_pool_geometry(BMaxPoolShape* shape);
 // AND of the words in each window; padding positions are ignored.
 void bmaxpool2d(const int32_t* input, const BMaxPoolShape& shape, int32_t* output);
 
+// ---- codebook decoding -----------------------------------------------------
+// Codebook (weight-sharing) kernels: index i of `count` is the `bits`-bit
+// little-endian field at bit i * bits of `packed` (lowest bit first), and
+// out[i] = codebook[index]. Returns kCodebookOk, or kCodebookBadIndex when an
+// index is >= `codes` (out is then partly written). `packed` must hold
+// packed_index_bytes(count, bits) bytes; bits in 1..16.
+constexpr int kCodebookOk = 0;
+constexpr int kCodebookBadIndex = 1;
+inline int64_t packed_index_bytes(int64_t count, int bits) { return (count * bits + 7) / 8; }
+int codebook_decode(const uint8_t* packed, int64_t count, int bits, const float* codebook,
+                    int64_t codes, float* out);
+// How many times codebook_decode has run in this process (tests check that
+// an op decodes once, not once per invoke).
+int64_t codebook_decode_count();
+
 }  // namespace core
 }  // namespace tfqnn
 

@@ -23,6 +23,7 @@ typedef enum : int {
   kTfLiteNoType = 0,
   kTfLiteFloat32 = 1,
   kTfLiteInt32 = 2,
+  kTfLiteUInt8 = 3,
   kTfLiteInt8 = 9,
 } TfLiteType;
 

@@ -9,15 +9,15 @@
 namespace tfqnn {
 namespace tflite {
 
-const char* const kOpNames[] = {"TfqnnQuantize", "TfqnnDequantize", "TfqnnBdense", "TfqnnBconv2d",
-                                "TfqnnBMaxPool2d"};
+const char* const kOpNames[] = {"TfqnnQuantize", "TfqnnDequantize", "TfqnnBdense",
+                                "TfqnnBconv2d",  "TfqnnBMaxPool2d", "TfqnnCodebookDecode"};
 const int kNumOps = sizeof(kOpNames) / sizeof(kOpNames[0]);
 
 namespace {
 
 // kOpNames[i] is built by kNewOps[i].
-std::unique_ptr<Op> (*const kNewOps[])() = {new_quantize, new_dequantize, new_bdense, new_bconv2d,
-                                            new_bmaxpool2d};
+std::unique_ptr<Op> (*const kNewOps[])() = {new_quantize, new_dequantize, new_bdense,
+                                            new_bconv2d,  new_bmaxpool2d, new_codebook_decode};
 static_assert(sizeof(kNewOps) / sizeof(kNewOps[0]) == sizeof(kOpNames) / sizeof(kOpNames[0]),
               "one constructor per op name");
 
@@ -61,6 +61,28 @@ TfLiteStatus Op::prepare(TfLiteContext* context, const NodeTensors& node) {
   }
   prepared_ = true;
   return kTfLiteOk;
+}
+
+void Op::bind(TfLiteContext* context, const NodeTensors& node, ConstantStore* store) {
+  if (!init_error_.empty()) return;
+  try {
+    init_error_ = do_bind(context, node, store);
+  } catch (const std::exception& e) {
+    init_error_ = std::string("failed: ") + e.what();
+  }
+}
+
+std::vector<float>* ConstantStore::get(const void* context, int tensor, bool* found) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto& slot = buffers_[{context, tensor}];
+  *found = slot != nullptr;
+  if (!slot) slot = std::make_unique<std::vector<float>>();
+  return slot.get();
+}
+
+void ConstantStore::drop(const void* context, int tensor) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  buffers_.erase({context, tensor});
 }
 
 TfLiteStatus Op::invoke(TfLiteContext* context, const NodeTensors& node) {

@@ -1,5 +1,6 @@
 // tfqnn's custom ops as TFLite kernels, one file per op (quantize.cc,
-// dequantize.cc, bdense.cc, bconv2d.cc, bmaxpool2d.cc) as an Op: option
+// dequantize.cc, bdense.cc, bconv2d.cc, bmaxpool2d.cc,
+// codebook_decode.cc) as an Op: option
 // parsing (init), validation and precomputation (prepare) and the calls into
 // the core (invoke); validation.h holds the checks they share. Used both by
 // the op registerer and by the delegate (registration.cc). Contract:
@@ -9,8 +10,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "abi.h"
@@ -22,6 +26,24 @@ namespace tflite {
 struct NodeTensors {
   std::vector<int> inputs;
   std::vector<int> outputs;
+};
+
+// Float constants that an op computes once, when the delegate claims its
+// node (the decoded weights of TfqnnCodebookDecode). The delegate owns them,
+// so they outlive the delegate kernels, which the interpreter frees and
+// rebuilds when it undoes and redoes a delegation; the interpreter reads
+// them as read-only model data (kTfLiteMmapRo).
+class ConstantStore {
+ public:
+  // The buffer of (context, tensor): `*found` tells whether it existed
+  // already (with `count` floats); a new one is empty.
+  std::vector<float>* get(const void* context, int tensor, bool* found);
+  // Forgets (context, tensor), e.g. after its computation failed.
+  void drop(const void* context, int tensor);
+
+ private:
+  std::mutex mutex_;
+  std::map<std::pair<const void*, int>, std::unique_ptr<std::vector<float>>> buffers_;
 };
 
 class Op {
@@ -36,6 +58,10 @@ class Op {
   TfLiteStatus prepare(TfLiteContext* context, const NodeTensors& node);
   // Runs the op; only after a successful prepare().
   TfLiteStatus invoke(TfLiteContext* context, const NodeTensors& node);
+  // Called by the delegate when it claims the node, before any prepare():
+  // an op whose output depends on constants only may compute it now into
+  // `store` and make it a constant tensor. An error is reported by prepare().
+  void bind(TfLiteContext* context, const NodeTensors& node, ConstantStore* store);
   const std::string& name() const { return name_; }
   void set_num_threads(int n) { num_threads_ = n; }
 
@@ -45,6 +71,7 @@ class Op {
   virtual std::string do_init(const uint8_t* options, size_t size) = 0;
   virtual std::string do_prepare(TfLiteContext* context, const NodeTensors& node) = 0;
   virtual void do_invoke(TfLiteContext* context, const NodeTensors& node) = 0;
+  virtual std::string do_bind(TfLiteContext*, const NodeTensors&, ConstantStore*) { return ""; }
   int threads(const TfLiteContext* context) const;
 
  private:
@@ -69,6 +96,7 @@ std::unique_ptr<Op> new_dequantize();
 std::unique_ptr<Op> new_bdense();
 std::unique_ptr<Op> new_bconv2d();
 std::unique_ptr<Op> new_bmaxpool2d();
+std::unique_ptr<Op> new_codebook_decode();
 
 }  // namespace tflite
 }  // namespace tfqnn

@@ -81,15 +81,17 @@ const TfLiteRegistration* registration_of(int index) {
     case 2: return &registration<2>()->registration;
     case 3: return &registration<3>()->registration;
     case 4: return &registration<4>()->registration;
+    case 5: return &registration<5>()->registration;
   }
   return nullptr;
 }
-// registration_of() has one case per entry of kOpNames (5 ops).
+// registration_of() has one case per entry of kOpNames (6 ops).
 
 // ---- delegate --------------------------------------------------------------
 
 struct DelegateOptions {
   int num_threads = 0;  // 0: the interpreter's num_threads
+  ConstantStore constants;
 };
 
 // One delegate kernel: a partition of consecutive tfqnn nodes.
@@ -103,7 +105,7 @@ struct Partition {
 void* partition_init(TfLiteContext* context, const char* buffer, size_t) {
   auto* partition = new Partition;
   const auto* params = reinterpret_cast<const TfLiteDelegateParams*>(buffer);
-  const auto* options = static_cast<const DelegateOptions*>(params->delegate->data_);
+  auto* options = static_cast<DelegateOptions*>(params->delegate->data_);
   std::set<int> produced;
   for (int i = 0; i < params->nodes_to_replace->size; ++i) {
     TfLiteNode* node = nullptr;
@@ -122,6 +124,7 @@ void* partition_init(TfLiteContext* context, const char* buffer, size_t) {
     }
     op->set_num_threads(options->num_threads);
     partition->nodes.push_back(tensors_of(node));
+    op->bind(context, partition->nodes.back(), &options->constants);
     partition->ops.push_back(std::move(op));
     for (int t : partition->nodes.back().outputs) produced.insert(t);
   }

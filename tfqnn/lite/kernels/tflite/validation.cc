@@ -11,6 +11,7 @@ const char* type_name(int type) {
     case kTfLiteFloat32: return "float32";
     case kTfLiteInt32: return "int32";
     case kTfLiteInt8: return "int8";
+    case kTfLiteUInt8: return "uint8";
     default: return "another type";
   }
 }
@@ -57,7 +58,7 @@ int64_t elements(const std::vector<int>& dims) {
 
 namespace {
 
-size_t type_size(int type) { return type == kTfLiteInt8 ? 1 : 4; }
+size_t type_size(int type) { return type == kTfLiteInt8 || type == kTfLiteUInt8 ? 1 : 4; }
 
 bool is_constant(const TfLiteTensor* t) {
   return t->allocation_type == kTfLiteMmapRo || t->allocation_type == kTfLitePersistentRo;

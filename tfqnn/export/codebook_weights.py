@@ -1,0 +1,244 @@
+"""Post-conversion pass: clustered kernels stored as packed indices plus a codebook.
+
+TensorFlow's converter folds the ``GATHER`` of a `tfqnn.codebook.Clustered`
+kernel (constant centroids, constant indices) into a dense float32 weight
+(``GatherOp::fold``), so a clustered model's `.tflite` would be as large as
+the float model. This pass finds each such weight of a ``FULLY_CONNECTED``,
+``CONV_2D``, ``DEPTHWISE_CONV_2D`` or ``TRANSPOSE_CONV`` and stores it as
+a uint8 stream of ``ceil(log2(k))``-bit indices plus the ``k`` float32 values
+it takes, restored by one ``TfqnnCodebookDecode`` custom op
+(docs/lite_ops.md) that decodes once, when the interpreter prepares the
+model, into a persistent tensor the builtin op reads as its weights.
+
+A weight is replaced when its values are exactly ``table[index]`` for the
+kernel's cluster indices laid out as the builtin op lays out its weights
+(Dense ``[in, out]`` -> ``[out, in]``, Conv ``HWIO`` -> ``OHWI``, depthwise
+``HWCM`` -> ``[1, H, W, C*M]``, ...): so a kernel quantizer that maps each
+centroid to one value (a tfqnn ``Quant*`` layer) or a constant factor that
+the converter folds in is kept exact, and the decoded weight equals the
+converted one bit for bit. Scalar codebooks only (``stages = 1``,
+``subvector_size = 1``); product and residual codebooks, and weights the
+converter scales per output channel (a folded BatchNormalization), stay
+float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flatbuffers
+import keras
+import numpy as np
+
+from tfqnn.codebook import Clustered
+from tfqnn.export._schema import tflite_schema
+from tfqnn.lite import reference, spec
+
+
+@dataclasses.dataclass
+class ClusteredKernel:
+    """One scalar-clustered kernel of a model: its cluster indices and code count."""
+
+    name: str  # "<layer>/<kernel>"
+    indices: np.ndarray  # int64, the kernel's shape
+    codes: int  # entries of the codebook (k, plus the zero code of a pruned kernel)
+
+    def layouts(self) -> list[np.ndarray]:
+        """The index array as the builtin ops may lay out this kernel (unreshaped)."""
+        i = self.indices
+        candidates = [i, np.moveaxis(i, -1, 0)]
+        if i.ndim == 2:
+            candidates.append(i.T)
+        if i.ndim == 4:  # Conv2DTranspose [kh, kw, out, in] -> [out, kh, kw, in]
+            candidates.append(np.transpose(i, (2, 0, 1, 3)))
+        return candidates
+
+
+def clustered_kernels(model: keras.Model) -> list[ClusteredKernel]:
+    """The scalar-clustered kernels of ``model``'s `Clustered` layers.
+
+    Kernels whose codebook has more than 2**16 entries are left out (the
+    op's indices have at most 16 bits).
+    """
+    kernels = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if not isinstance(layer, Clustered) or not layer.built:
+            continue
+        for name in layer.kernels:
+            codebook = layer.codebooks[name]
+            if codebook["stages"] != 1 or codebook["subvector_size"] != 1:
+                continue
+            table, indices = layer.codebook(name)
+            codes = int(table.shape[1])
+            if codes > 2**spec.MAX_INDEX_BITS:
+                continue
+            shape = layer.kernel_shapes[name]
+            axis = codebook["axis"] % len(shape)
+            moved = [n for i, n in enumerate(shape) if i != axis] + [shape[axis]]
+            kernel_indices = np.moveaxis(indices[0].astype(np.int64).reshape(moved), -1, axis)
+            kernels.append(ClusteredKernel(f"{layer.name}/{name}", kernel_indices, codes))
+    return kernels
+
+
+def codebook_of(weight: np.ndarray, indices: np.ndarray, codes: int) -> np.ndarray | None:
+    """The float32 table with ``table[indices] == weight`` bit for bit, or None.
+
+    Codes that no entry uses get the value 0.
+    """
+    if indices.size != weight.size:
+        return None
+    flat = indices.reshape(-1)
+    bits = np.ascontiguousarray(weight, np.float32).reshape(-1).view(np.uint32)
+    table = np.zeros(codes, np.uint32)
+    table[flat] = bits
+    if not np.array_equal(table[flat], bits):
+        return None
+    return table.view(np.float32)
+
+
+# The weight input of each builtin that reads a kernel.
+_WEIGHT_INPUT = {
+    "FULLY_CONNECTED": 1,
+    "CONV_2D": 1,
+    "DEPTHWISE_CONV_2D": 1,
+    "TRANSPOSE_CONV": 1,
+}
+
+
+def store_codebook_weights(data: bytes, kernels: list[ClusteredKernel]) -> tuple[bytes, int]:
+    """The model bytes with clustered float32 weights as indices + codebook + decode op.
+
+    Returns the bytes (``data`` itself when nothing changes) and how many
+    weight tensors were replaced.
+    """
+    if not kernels:
+        return bytes(data), 0
+    schema = tflite_schema()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytes(data), 0))
+    codes = model.operatorCodes
+    weight_input = {
+        getattr(schema.BuiltinOperator, name): index for name, index in _WEIGHT_INPUT.items()
+    }
+
+    def builtin(op: Any) -> int:
+        code = codes[op.opcodeIndex]
+        return int(max(code.builtinCode, code.deprecatedBuiltinCode))
+
+    buffer_users: dict[int, int] = {}
+    for subgraph in model.subgraphs:
+        for tensor in subgraph.tensors:
+            buffer_users[tensor.buffer] = buffer_users.get(tensor.buffer, 0) + 1
+    decode_code: int | None = None
+    converted = 0
+    for subgraph in model.subgraphs:
+        decodes = []
+        seen: set[int] = set()
+        for op in subgraph.operators:
+            position = weight_input.get(builtin(op))
+            if position is None or op.inputs is None or len(op.inputs) <= position:
+                continue
+            index = int(op.inputs[position])
+            if index < 0 or index in seen:
+                continue
+            tensor = subgraph.tensors[index]
+            buffer = model.buffers[tensor.buffer]
+            if tensor.type != schema.TensorType.FLOAT32 or buffer.data is None:
+                continue
+            if len(buffer.data) == 0 or tensor.shape is None:
+                continue
+            seen.add(index)
+            shape = tuple(int(d) for d in tensor.shape)
+            weight = np.frombuffer(bytes(buffer.data), np.float32)
+            if weight.size != int(np.prod(shape)):
+                continue
+            found = _match(weight, kernels)
+            if found is None:
+                continue
+            indices, table, bits = found
+            packed = reference.pack_indices(indices, bits)
+            if packed.size + 4 * table.size >= 4 * weight.size:
+                continue  # not smaller
+            if decode_code is None:
+                decode_code = _custom_opcode(schema, model, spec.CODEBOOK_DECODE)
+            decodes.append(_decode_op(schema, model, subgraph, index, packed, table, bits))
+            decodes[-1].opcodeIndex = decode_code
+            if buffer_users[tensor.buffer] == 1:
+                buffer.data = None  # the float copy is no longer read
+            tensor.buffer = 0  # the empty buffer: the decode op computes it
+            converted += 1
+        # A decode op reads only constants, so it may run first.
+        subgraph.operators = decodes + list(subgraph.operators)
+    if not converted:
+        return bytes(data), 0
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output()), converted
+
+
+def _match(
+    weight: np.ndarray, kernels: list[ClusteredKernel]
+) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """(indices in the weight's order, table, bits) of the kernel that ``weight`` is, or None."""
+    for kernel in kernels:
+        if kernel.indices.size != weight.size:
+            continue
+        for layout in kernel.layouts():
+            flat = np.ascontiguousarray(layout).reshape(-1)
+            table = codebook_of(weight, flat, kernel.codes)
+            if table is not None:
+                return flat, table, spec.index_bits(kernel.codes)
+    return None
+
+
+def _custom_opcode(schema: Any, model: Any, name: str) -> int:
+    """The index of a new operator code of the custom op ``name``."""
+    code = schema.OperatorCodeT()
+    code.builtinCode = schema.BuiltinOperator.CUSTOM
+    code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+    code.customCode = name
+    code.version = 1
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
+
+
+def _constant(
+    schema: Any, model: Any, subgraph: Any, array: np.ndarray, kind: int, name: str
+) -> int:
+    """Appends a constant tensor holding ``array``; returns its index."""
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(np.ascontiguousarray(array).tobytes(), np.uint8)
+    model.buffers.append(buffer)
+    tensor = schema.TensorT()
+    tensor.shape = np.asarray(array.shape, np.int32)
+    tensor.type = kind
+    tensor.buffer = len(model.buffers) - 1
+    tensor.name = name
+    subgraph.tensors.append(tensor)
+    return len(subgraph.tensors) - 1
+
+
+def _decode_op(
+    schema: Any,
+    model: Any,
+    subgraph: Any,
+    output: int,
+    packed: np.ndarray,
+    table: np.ndarray,
+    bits: int,
+) -> Any:
+    """A TfqnnCodebookDecode op from new constants ``packed``, ``table`` to tensor ``output``."""
+    from flatbuffers import flexbuffers
+
+    name = subgraph.tensors[output].name or b"weight"
+    name = name.decode() if isinstance(name, bytes) else name
+    types = schema.TensorType
+    indices = _constant(schema, model, subgraph, packed, types.UINT8, f"{name}_indices")
+    codebook = _constant(schema, model, subgraph, table, types.FLOAT32, f"{name}_codebook")
+    op = schema.OperatorT()
+    op.inputs = np.array([indices, codebook], np.int32)
+    op.outputs = np.array([output], np.int32)
+    options = flexbuffers.Dumps(spec.codebook_decode_options(bits))
+    op.customOptions = np.frombuffer(bytes(options), np.uint8)
+    op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
+    return op
