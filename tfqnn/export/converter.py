@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from tfqnn import _validation
 from tfqnn._validation import check_int
-from tfqnn.export import codebook_weights, composite, int8_fusion, int8_weights
+from tfqnn.export import codebook_weights, composite, frozen_weights, int8_fusion, int8_weights
 from tfqnn.export._schema import tflite_schema
 from tfqnn.export.plan import BinaryGroup, MultiBasisGroup, functional_of, plan_groups
 from tfqnn.lite import custom_ops_in, load_library, spec
@@ -37,8 +37,11 @@ def to_tflite(
     `StochasticSign` at inference) becomes `TfqnnBdense` / `TfqnnBconv2d` on
     bitpacked weights; a following BatchNormalization, ReLU-like clamp and
     MaxPooling2D fold into it, and it writes bitpacked output when binary
-    layers consume it (`tfqnn.export.plan`). Everything else converts to TFLite
-    builtins: float32, or int8 when `int8_representative_data` is given.
+    layers consume it (`tfqnn.export.plan`; a BatchNorm after its ReLU folds
+    its positive scale, leaving one ADD). Everything else converts to TFLite
+    builtins: float32, or int8 when `int8_representative_data` is given. The
+    other tfqnn layers' kernels are quantized once, at export, and stored as
+    constants of the quantized values (`tfqnn.export.frozen_weights`).
 
     Recurrent layers (`QuantLSTM`, `QuantGRU`, `QuantSimpleRNN`, Keras's own,
     ``keras.layers.RNN`` of a tfqnn cell) become builtins: a ``WHILE`` loop
@@ -87,8 +90,14 @@ def to_tflite(
     if batch_size is None:
         _check_recurrent_batch(model)
     groups, nodes, folded = plan_groups(model)
+    folded_ids = {id(n) for n in folded}
+    frozen_kernels = {
+        id(node.operation): frozen_weights.quantized_kernels(node.operation)
+        for node in nodes
+        if id(node) not in groups and id(node) not in folded_ids
+    }
     expected: dict[str, int] = {}
-    serve = _serving_function(functional, nodes, groups, {id(n) for n in folded}, expected)
+    serve = _serving_function(functional, nodes, groups, folded_ids, expected, frozen_kernels)
     signature = [
         tf.TensorSpec([batch_size, *x.shape[1:]], x.dtype, name=_input_name(x, i))
         for i, x in enumerate(functional.inputs)
@@ -109,6 +118,9 @@ def to_tflite(
         data, _ = int8_fusion.fuse_int8_conversions(data)
     else:
         weights = int8_weights.quantized_recurrent_weights(model)
+        for node in nodes:
+            layer = node.operation
+            weights += frozen_weights.low_bit_matrices(layer, frozen_kernels.get(id(layer), {}))
         data, _ = int8_weights.store_int8_weights(data, weights)
         kernels = codebook_weights.clustered_kernels(model)
         data, decoded = codebook_weights.store_codebook_weights(data, kernels)
@@ -180,8 +192,13 @@ def _serving_function(
     groups: dict[int, BinaryGroup],
     folded_ids: set[int],
     expected: dict[str, int],
+    kernels: dict[int, dict[str, np.ndarray]],
 ) -> Callable[..., Any]:
-    """A function that evaluates the graph with binary groups as custom ops."""
+    """A function that evaluates the graph with binary groups as custom ops.
+
+    `kernels` holds, by layer id, the quantized kernels that the other tfqnn
+    layers read as constants (`tfqnn.export.frozen_weights`).
+    """
 
     def count(name: str) -> None:
         expected[name] = expected.get(name, 0) + 1
@@ -274,6 +291,8 @@ def _serving_function(
                 count(spec.BMAXPOOL2D)
             else:
                 y = pool(y)
+        if group.post_bias is not None:
+            y = y + tf.constant(group.post_bias)
         if group.activation is not None:
             y = group.activation(y)
         if not group.bitpacked_output:
@@ -299,7 +318,9 @@ def _serving_function(
                 outputs = [tf.reshape(args[0], [-1, int(np.prod(args[0].shape[1:]))])]
                 node_out = node.outputs
             else:
-                result = node.operation(*args, **_inference(node.operation, kwargs))
+                operation = node.operation
+                with frozen_weights.frozen(operation, kernels.get(id(operation), {})):
+                    result = operation(*args, **_inference(operation, kwargs))
                 outputs = tf.nest.flatten(result)
                 node_out = node.outputs
             for ref, value in zip(node_out, outputs):

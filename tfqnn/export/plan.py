@@ -11,7 +11,11 @@ transform ``y = clamp(dot * multiplier + bias)`` (docs/lite_ops.md):
 * a ReLU / ReLU6 / hard_tanh as the clamp;
 * a `MaxPooling2D` anywhere in that chain, run after the transform, which is
   exact because the transform is non-decreasing per channel: a BatchNorm
-  after the pool folds only if all its ``s >= 0``.
+  after the pool folds only if all its ``s >= 0``;
+* a `BatchNormalization` after a ReLU (QuickNet's blocks), when all its
+  ``s > 0``: ``s * max(z, 0) + t = max(s * z, 0) + t``, so ``s`` folds into
+  multiplier and bias and ``t = beta - s * mean`` stays as one builtin
+  ``ADD`` after the op (``post_bias``), in place of a ``MUL`` and an ``ADD``.
 
 The group writes bitpacked output when every consumer of its result (directly
 or through a `Flatten` of a multiple of 32 channels) is itself a binary group,
@@ -49,6 +53,7 @@ class BinaryGroup:
     folded: list[Any] = dataclasses.field(default_factory=list)  # Keras nodes absorbed
     output_node: Any = None  # the Keras node whose output the group yields
     bitpacked_output: bool = False
+    post_bias: np.ndarray | None = None  # float32 [N], added after the op (a post-ReLU BN)
 
     @property
     def is_conv(self) -> bool:
@@ -167,7 +172,7 @@ def plan_groups(model: keras.Model) -> tuple[dict[int, BinaryGroup], list[Any], 
                 and id(users[0].outputs[0]) not in model_outputs
                 and all(is_binary_consumer(u) for u in flat_users)
             )
-        group.bitpacked_output = ok
+        group.bitpacked_output = ok and group.post_bias is None
     return groups, nodes, [n for g in groups.values() for n in g.folded]
 
 
@@ -350,10 +355,12 @@ def _layer_clamp(layer: keras.layers.Layer) -> tuple[float | None, float | None]
 
 def _fold_followers(group: BinaryGroup, single_consumer: Callable[[Any], Any]) -> None:
     """Absorbs the BatchNorm, clamp and max-pool layers after the binary layer."""
-    if group.activation is not None or group.clamp_min is not None or group.clamp_max is not None:
-        return  # the layer's own activation ends the foldable chain
-    node = group.output_node
+    if group.activation is not None:
+        return  # a non-foldable activation ends the chain
     seen: set[str] = set()
+    if group.clamp_min is not None or group.clamp_max is not None:
+        seen.update({"clamp", "bn", "pool"})  # the layer's own clamp: a post-ReLU BN only
+    node = group.output_node
     while True:
         nxt = single_consumer(node)
         if nxt is None:
@@ -371,6 +378,21 @@ def _fold_followers(group: BinaryGroup, single_consumer: Callable[[Any], Any]) -
         elif _is_pool(layer, group) and "pool" not in seen:
             group.pool = layer
             seen.add("pool")
+        elif (
+            isinstance(layer, keras.layers.BatchNormalization)
+            and "clamp" in seen
+            and "post_bn" not in seen
+            and (group.clamp_min, group.clamp_max) == (0.0, None)
+        ):
+            scale = _batch_norm_scale(layer, group)
+            if scale is None or not np.all(scale[0] > 0):
+                return
+            s, (mean, beta) = scale
+            group.multiplier = group.multiplier.astype(np.float64) * s
+            group.bias = group.bias.astype(np.float64) * s
+            group.post_bias = np.asarray(beta - s * mean, np.float32)
+            _as_float32(group)
+            seen.update({"post_bn", "pool"})
         elif (clamp := _layer_clamp(layer)) is not None and "clamp" not in seen:
             group.clamp_min, group.clamp_max = clamp
             seen.update({"clamp", "bn"})  # nothing affine may follow a clamp
