@@ -9,6 +9,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import tfqnn
 from tfqnn import interop, quantizers
@@ -42,9 +43,29 @@ def test_predictions_equal_tfmots(data):
     np.testing.assert_allclose(model.predict(data["x"], verbose=0), data["y"], rtol=1e-5, atol=1e-6)
 
 
+def test_training_outputs_and_gradients_equal_tfmots(data):
+    """Training mode: kernel ranges from the kernel, activation ranges by moving average."""
+    model = interop.load(QAT)
+    with tf.GradientTape() as tape:
+        y = model(data["x_train"], training=True)
+        loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(data["y_train"], y))
+    np.testing.assert_allclose(y.numpy(), data["y_training"], rtol=1e-5, atol=1e-6)
+    grads = tape.gradient(loss, model.trainable_weights)
+    names = [f"{w.path.split('/')[1]}/{w.name}" for w in model.trainable_weights]
+    expected = {k[len("grad:") :]: data[k] for k in data.files if k.startswith("grad:")}
+    assert sorted(names) == sorted(expected)
+    for name, grad in zip(names, grads):
+        scale = np.abs(expected[name]).max()
+        np.testing.assert_allclose(grad.numpy(), expected[name], atol=1e-4 * scale, err_msg=name)
+    # The ranges moved as tfmot's: the conv kernel's is its symmetric per-filter extreme now.
+    conv = model.get_layer("quant_conv").layers[0]
+    extreme = np.abs(conv.kernel.numpy()).max(axis=(0, 1, 2))
+    np.testing.assert_array_equal(conv.kernel_quantizer.max_var.numpy(), extreme)
+    np.testing.assert_array_equal(conv.kernel_quantizer.min_var.numpy(), -extreme)
+
+
 def test_layers_quantizers_and_ranges_are_the_files():
     model, report = interop.load_with_report(QAT)
-    assert any("ranges are kept fixed" in n for n in report.notices)
     assert [m.target for m in report.mappings if m.source.startswith("tfmot")] == [
         "tfqnn.QuantActivation",
         "tfqnn.QuantConv2D + QuantActivation",
@@ -54,7 +75,11 @@ def test_layers_quantizers_and_ranges_are_the_files():
     layers = {lay.name: lay for lay in model.layers}
     conv = layers["quant_conv"].layers
     assert isinstance(conv[0], tfqnn.layers.QuantConv2D)
-    assert conv[0].kernel_quantizer == quantizers.RangeFakeQuant(8, True, channels=8)
+    assert conv[0].kernel_quantizer == quantizers.RangeFakeQuant(
+        8, True, channels=8, training_range="last_value", symmetric=True
+    )
+    assert conv[2].quantizer.training_range == "moving_average"
+    assert layers["quantize_layer"].quantizer.training_range == "all_values"
     # ReLU: activation, then its quantizer; softmax: the quantizer, then the activation.
     assert [type(lay).__name__ for lay in conv[1:]] == ["Activation", "QuantActivation"]
     classes = layers["quant_classes"].layers
@@ -84,6 +109,7 @@ def test_layers_quantizers_and_ranges_are_the_files():
 
 def test_trains_saves_and_exports(tmp_path, data):
     model = interop.load(QAT)
+    inputs = model.get_layer("quantize_layer").non_trainable_weights
     ranges = [w.numpy() for w in model.non_trainable_weights]
     before = [w.numpy() for w in model.trainable_weights]
     model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
@@ -92,9 +118,14 @@ def test_trains_saves_and_exports(tmp_path, data):
     history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert all(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
-    # The ranges stay the file's (the notice): tfmot's moving averages are not continued.
+    # The ranges followed the data in fit, and still hold 0; the input's running extremes
+    # stay [0, 1], the pixels' range.
     for r, w in zip(ranges, model.non_trainable_weights):
-        np.testing.assert_array_equal(r, w.numpy())
+        assert np.array_equal(r, w.numpy()) == any(w is v for v in inputs), w.path
+    assert all(
+        np.all(w.numpy() <= 0) if w.name.endswith("_min") else np.all(w.numpy() >= 0)
+        for w in model.non_trainable_weights
+    )
     expected = model.predict(data["x"], verbose=0)
     model.save(tmp_path / "qat.keras")
     restored = keras.models.load_model(tmp_path / "qat.keras")

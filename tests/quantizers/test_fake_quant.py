@@ -112,9 +112,57 @@ def test_invalid_arguments_and_use_without_a_layer():
         quantizers.RangeFakeQuant(8, min_value=0.5, max_value=1.0)
     with pytest.raises(ValueError, match="min_value <= 0 <= max_value"):
         quantizers.RangeFakeQuant(8, min_value=0.0, max_value=0.0)
+    with pytest.raises(ValueError, match="Invalid training_range='ema'"):
+        quantizers.RangeFakeQuant(8, training_range="ema")
+    with pytest.raises(ValueError, match="Invalid symmetric=None"):
+        quantizers.RangeFakeQuant(8, symmetric=None)
+    with pytest.raises(ValueError, match="Invalid decay=1"):
+        quantizers.RangeFakeQuant(8, decay=1)
     with pytest.raises(ValueError, match="a tfqnn layer creates"):
         quantizers.RangeFakeQuant(8)(np.zeros(3, np.float32))
     shared = quantizers.RangeFakeQuant(8)
     tfqnn.layers.QuantActivation(shared)
     with pytest.raises(ValueError, match="an instance belongs to one layer"):
         tfqnn.layers.QuantActivation(shared)
+
+
+@pytest.mark.parametrize("training_range", ["last_value", "all_values", "moving_average"])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_training_ranges_follow_the_inputs_as_tfmot(rng, training_range, symmetric):
+    """The range tfmot's LastValue / AllValues / MovingAvg quantizers compute, per channel."""
+    quantizer = quantizers.RangeFakeQuant(
+        8, channels=3, training_range=training_range, symmetric=symmetric, decay=0.9
+    )
+    old_low, old_high = np.float32([-0.5, -2.0, -0.1]), np.float32([0.3, 2.5, 0.2])
+    layer = with_range(quantizer, old_low, old_high)
+    x = rng.uniform(-1.0, 1.0, (6, 4, 3)).astype(np.float32) + np.float32([0.0, 0.0, 1.5])
+    # Inference leaves the range alone.
+    layer(x, training=False)
+    np.testing.assert_array_equal(quantizer.min_var.numpy(), old_low)
+    y = layer(x, training=True).numpy()
+    low, high = x.min(axis=(0, 1)), x.max(axis=(0, 1))
+    if symmetric:
+        low, high = np.minimum(low, -high), np.maximum(high, -low)
+    low, high = np.minimum(low, 0), np.maximum(high, 0)
+    if training_range == "all_values":
+        low, high = np.minimum(old_low, low), np.maximum(old_high, high)
+    elif training_range == "moving_average":
+        low, high = old_low - (old_low - low) * 0.1, old_high - (old_high - high) * 0.1
+    np.testing.assert_allclose(quantizer.min_var.numpy(), low, rtol=1e-6)
+    np.testing.assert_allclose(quantizer.max_var.numpy(), high, rtol=1e-6)
+    for c in range(3):
+        expected, _, _ = numpy_fake_quant(x[..., c], low[c], high[c], 8, False)
+        np.testing.assert_allclose(y[..., c], expected, atol=2e-6)
+
+
+def test_no_gradient_flows_into_a_followed_range(rng):
+    layer = with_range(quantizers.RangeFakeQuant(8, training_range="last_value"), -1.0, 1.0)
+    x = tf.constant(rng.uniform(-2, 2, (50,)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+    grad = tape.gradient(y, x, output_gradients=tf.ones_like(y)).numpy()
+    # Straight through inside the (nudged) new range only: through the range, the
+    # extremes would get the range's gradients as well.
+    _, inside, _ = numpy_fake_quant(x.numpy(), x.numpy().min(), x.numpy().max(), 8, False)
+    np.testing.assert_array_equal(grad, inside.astype(np.float32))

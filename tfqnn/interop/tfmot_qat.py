@@ -2,9 +2,9 @@
 
 | tfmot (default 8-bit scheme) | tfqnn |
 |---|---|
-| ``QuantizeLayer`` (``AllValuesQuantizer``) | `QuantActivation(RangeFakeQuant(8))` |
-| ``QuantizeWrapperV2(Dense)`` | ``Sequential([QuantDense(kernel_quantizer=RangeFakeQuant(8, narrow_range=True)), ...])`` |
-| ``QuantizeWrapperV2(Conv2D)`` | the same with `QuantConv2D` and a range per filter |
+| ``QuantizeLayer`` (``AllValuesQuantizer``) | ``QuantActivation(RangeFakeQuant(8, training_range="all_values"))`` |
+| ``QuantizeWrapperV2(Dense)`` | ``Sequential([QuantDense(kernel_quantizer=RangeFakeQuant(8, narrow_range=True, training_range="last_value", symmetric=True)), Activation, QuantActivation(RangeFakeQuant(8, training_range="moving_average"))])`` |
+| ``QuantizeWrapperV2(Conv2D)`` | the same with `QuantConv2D` and a kernel range per filter |
 | ``QuantizeWrapperV2`` of a layer without weights or quantizers | the layer itself |
 
 tfmot's wrapper fake-quantizes the kernel with ``kernel_min/max`` and the
@@ -13,10 +13,11 @@ quantized) or ``pre_activation_min/max`` before softmax, sigmoid and tanh
 (quantized, then the activation). The wrapped layer becomes a
 `keras.Sequential` under the wrapper's name: the tfqnn layer with a linear
 activation, then the activation and its `QuantActivation` in tfmot's order.
-All ranges are the file's. In inference the outputs are tfmot's; in
-training tfmot recomputes the kernel ranges from the current kernel and
-moves the activation ranges by a moving average (decay 0.999), which tfqnn
-does not continue: the ranges stay the file's (a notice says so).
+The ranges start as the file's. In inference they are used as stored; in
+training they follow the inputs as tfmot's do: the kernel's from the
+current kernel (symmetric, ``"last_value"``), the activations' by a moving
+average (decay 0.999), the model input's as running extremes
+(`RangeFakeQuant`'s ``training_range``). Outputs equal tfmot's in both.
 """
 
 from __future__ import annotations
@@ -45,11 +46,6 @@ KERNEL_LAYERS: dict[str, tuple[type[keras.layers.Layer], bool]] = {
 # tfmot quantizes the input of these activations, and the output of the others.
 PRE_QUANTIZED = ("softmax", "sigmoid", "tanh")
 ACTIVATIONS = ("linear", "relu", *PRE_QUANTIZED)
-NOTICE = (
-    "tfmot quantize_model ranges are kept fixed at the file's values: in training tfmot "
-    "recomputes kernel ranges from the kernel and moves activation ranges by a moving "
-    "average, tfqnn does not"
-)
 
 
 def _short(weight_name: str) -> str:
@@ -95,7 +91,7 @@ def _quantize_layer(config: dict[str, Any], path: str, report: Report) -> Any:
         )
         return None
     name = str(config.get("name"))
-    result = QuantActivation(RangeFakeQuant(8), name=name)
+    result = QuantActivation(RangeFakeQuant(8, training_range="all_values"), name=name)
     report.weight_maps[name] = lambda found: _renamed(
         found,
         {"quantize_layer_min": "quantizer_min", "quantize_layer_max": "quantizer_max"},
@@ -169,10 +165,15 @@ def _wrapper(
         return None
     del report.mappings[-1]  # the plain Keras layer, replaced below
     channels = inner["config"].get("filters") if per_channel else None
-    kernel_quantizer = RangeFakeQuant(8, narrow_range=True, channels=channels)
+    kernel_quantizer = RangeFakeQuant(
+        8, narrow_range=True, channels=channels, training_range="last_value", symmetric=True
+    )
     layer_config = {**keras_layer.get_config(), "kernel_quantizer": kernel_quantizer}
     layers: list[Any] = [cls.from_config(layer_config)]
-    quantized = QuantActivation(RangeFakeQuant(8), name=f"{name}_activation_quantizer")
+    quantized = QuantActivation(
+        RangeFakeQuant(8, training_range="moving_average", decay=0.999),
+        name=f"{name}_activation_quantizer",
+    )
     position = "pre" if activation in PRE_QUANTIZED else "post"
     if activation == "linear":
         layers.append(quantized)  # tfmot quantizes a linear activation's output
@@ -181,7 +182,6 @@ def _wrapper(
     else:
         layers += [keras.layers.Activation(activation, name=f"{name}_activation"), quantized]
     result = keras.Sequential(layers, name=name)
-    report.notice(NOTICE)
     names = {
         "kernel": "kernel",
         "bias": "bias",

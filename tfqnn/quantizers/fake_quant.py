@@ -13,6 +13,8 @@ from tfqnn.quantizers.base import Quantizer
 
 MAX_BITS = 16
 MAX_CHANNELS = 1 << 20
+# How the range follows the inputs in training (tfmot's quantizers).
+TRAINING_RANGES = ("fixed", "last_value", "all_values", "moving_average")
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")
@@ -29,13 +31,22 @@ class RangeFakeQuant(Quantizer):
     Backward: straight through inside ``[lo, hi]``, zero outside.
 
     The ranges are non-trainable weights of the tfqnn layer the quantizer
-    serves (`Quantizer.build_weights`), saved with it; they stay fixed in
-    training. This is the inference computation of tfmot's default 8-bit
-    ``quantize_model`` scheme (weights: ``narrow_range=True``, per channel
-    for convolutions; activations: ``narrow_range=False``, per tensor),
-    which `tfqnn.interop.load` maps onto it with the file's ranges. tfmot
-    recomputes weight ranges from the kernel and follows activation ranges
-    by a moving average in training; this quantizer does not.
+    serves (`Quantizer.build_weights`), saved with it. At inference they are
+    used as stored. In training (``training=True``) they first follow the
+    inputs, as tfmot's quantizers do, then quantize them: from the batch's
+    ``m = min(x)``, ``M = max(x)`` (per channel: over all axes but the
+    last), made symmetric if ``symmetric`` (``m = min(m, -M)``,
+    ``M = max(M, -m)``) and always containing 0, the new range is ``[m, M]``
+    (``"last_value"``), the running extremes (``"all_values"``), or
+    ``r <- r - (1 - decay)(r - [m, M])`` (``"moving_average"``);
+    ``"fixed"`` keeps it. No gradient flows into the range.
+
+    tfmot's default 8-bit ``quantize_model`` scheme is: weights
+    ``narrow_range=True, symmetric=True, training_range="last_value"``
+    (per channel for convolutions), activations
+    ``training_range="moving_average", decay=0.999``, inputs
+    ``training_range="all_values"``; `tfqnn.interop.load` maps it onto this
+    quantizer with the file's ranges.
 
     Jacob et al. 2018, "Quantization and Training of Neural Networks for
     Efficient Integer-Arithmetic-Only Inference" (arXiv:1712.05877).
@@ -48,6 +59,11 @@ class RangeFakeQuant(Quantizer):
             the last axis, with one range per channel.
         min_value: the initial lower bound(s) of the range.
         max_value: the initial upper bound(s) of the range.
+        training_range: how the range follows the inputs in training: one
+            of ``"fixed"``, ``"last_value"``, ``"all_values"``,
+            ``"moving_average"``.
+        symmetric: whether the range followed in training is symmetric.
+        decay: the moving average's decay, in [0, 1).
     """
 
     def __init__(
@@ -57,6 +73,9 @@ class RangeFakeQuant(Quantizer):
         channels: int | None = None,
         min_value: float = -6.0,
         max_value: float = 6.0,
+        training_range: str = "fixed",
+        symmetric: bool = False,
+        decay: float = 0.999,
     ):
         self.bits = _validation.check_int("bits", bits, 2, MAX_BITS)
         if not isinstance(narrow_range, bool):
@@ -76,6 +95,19 @@ class RangeFakeQuant(Quantizer):
                 f"Invalid min_value={min_value!r}, max_value={max_value!r}: expected "
                 "min_value <= 0 <= max_value and min_value < max_value."
             )
+        if training_range not in TRAINING_RANGES:
+            raise ValueError(
+                f"Invalid training_range={training_range!r}: expected one of {TRAINING_RANGES}."
+            )
+        self.training_range = training_range
+        if not isinstance(symmetric, bool):
+            raise ValueError(  # noqa: TRY004
+                f"Invalid symmetric={symmetric!r}: expected True or False."
+            )
+        self.symmetric = symmetric
+        self.decay = float(_validation.check_number("decay", decay))
+        if not 0.0 <= self.decay < 1.0:
+            raise ValueError(f"Invalid decay={decay!r}: expected a number in [0, 1).")
         self.precision = self.bits
         self.min_var: Any = None
         self.max_var: Any = None
@@ -104,9 +136,11 @@ class RangeFakeQuant(Quantizer):
                 "creates: use it as a quantizer argument of a tfqnn layer or in "
                 "tfqnn.layers.QuantActivation."
             )
+        inputs = tf.cast(x, tf.float32)
+        if training and self.training_range != "fixed":
+            self._follow(tf.stop_gradient(inputs))
         low = tf.cast(tf.convert_to_tensor(self.min_var), tf.float32)
         high = tf.cast(tf.convert_to_tensor(self.max_var), tf.float32)
-        inputs = tf.cast(x, tf.float32)
         if self.channels is None:
             y = tf.quantization.fake_quant_with_min_max_vars(
                 inputs, low, high, num_bits=self.bits, narrow_range=self.narrow_range
@@ -117,6 +151,24 @@ class RangeFakeQuant(Quantizer):
             )
         return tf.cast(y, x.dtype)
 
+    def _follow(self, inputs: tf.Tensor) -> None:
+        """Moves the stored range towards the batch's, per ``training_range``."""
+        axes = None if self.channels is None else list(range(inputs.shape.rank - 1))
+        low = tf.reduce_min(inputs, axis=axes)
+        high = tf.reduce_max(inputs, axis=axes)
+        if self.symmetric:
+            low, high = tf.minimum(low, -high), tf.maximum(high, -low)
+        low, high = tf.minimum(low, 0.0), tf.maximum(high, 0.0)
+        old_low = tf.cast(tf.convert_to_tensor(self.min_var), tf.float32)
+        old_high = tf.cast(tf.convert_to_tensor(self.max_var), tf.float32)
+        if self.training_range == "all_values":
+            low, high = tf.minimum(old_low, low), tf.maximum(old_high, high)
+        elif self.training_range == "moving_average":
+            low = old_low - (old_low - low) * (1.0 - self.decay)
+            high = old_high - (old_high - high) * (1.0 - self.decay)
+        self.min_var.assign(tf.cast(low, self.min_var.dtype))
+        self.max_var.assign(tf.cast(high, self.max_var.dtype))
+
     def get_config(self) -> dict[str, Any]:
         return {
             "bits": self.bits,
@@ -124,4 +176,7 @@ class RangeFakeQuant(Quantizer):
             "channels": self.channels,
             "min_value": self.min_value,
             "max_value": self.max_value,
+            "training_range": self.training_range,
+            "symmetric": self.symmetric,
+            "decay": self.decay,
         }
