@@ -4,6 +4,8 @@ import json
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 
 import h5py
 import keras
@@ -130,6 +132,27 @@ def test_trains_saves_and_exports(tmp_path, data):
     model.save(tmp_path / "qat.keras")
     restored = keras.models.load_model(tmp_path / "qat.keras")
     np.testing.assert_array_equal(restored.predict(data["x"], verbose=0), expected)
+    # In a fresh process with only `import tfqnn`: the quantizers and ranges come back.
+    np.save(tmp_path / "x.npy", data["x"])
+    code = (
+        "import sys, keras, numpy as np, tfqnn; m = keras.models.load_model(sys.argv[1]); "
+        "np.save(sys.argv[2], m.predict(np.load(sys.argv[3]), verbose=0))"
+    )
+    out = tmp_path / "y.npy"
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(tmp_path / "qat.keras"),
+            str(out),
+            str(tmp_path / "x.npy"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    np.testing.assert_array_equal(np.load(out), expected)
     content = tfqnn.export.to_tflite(model, verbose=0)
     lite = tfqnn.lite.Interpreter(model_content=content).predict(data["x"])
     np.testing.assert_allclose(lite, expected, atol=1e-4)
