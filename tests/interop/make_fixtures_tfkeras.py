@@ -194,6 +194,13 @@ def tfmot_clustered_wrapped():
     )
 
 
+def tfmot_qat():
+    """A CNN wrapped by quantize_model (tfmot's default 8-bit scheme), saved with its wrappers."""
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot.quantization.keras.quantize_model(_cnn("tfmot_qat"))
+
+
 def strip(model):
     """tfmot's strip_pruning or strip_clustering, whichever wrappers the model has."""
     import tensorflow_model_optimization as tfmot
@@ -213,6 +220,7 @@ MODELS = {
     "tfmot_clustered": tfmot_clustered,
     "tfmot_pruned_wrapped": tfmot_pruned_wrapped,
     "tfmot_clustered_wrapped": tfmot_clustered_wrapped,
+    "tfmot_qat": tfmot_qat,
 }
 
 

@@ -54,6 +54,7 @@ CASES = [
     (lambda: quantizers.ResidualSign(bases=2), None),
     (lambda: tfqnn.layers.QuantActivation(quantizers.MultiBinaryActivation(2)).quantizer, None),
     (lambda: quantizers.Logarithmic(bits=3, max_exponent=1.0), (0.0, 2.0)),
+    (lambda: tfqnn.layers.QuantActivation(quantizers.RangeFakeQuant(8)).quantizer, None),
 ]
 IDS = [repr(factory()) for factory, _ in CASES]
 
@@ -79,7 +80,7 @@ def test_outputs_lie_in_the_range_and_reach_both_ends(factory, expected, trainin
 
 
 # Bounded by its trainable scales, not by a formula: no static range.
-WEIGHT_BOUNDED = (quantizers.MultiBinaryActivation,)
+WEIGHT_BOUNDED = (quantizers.MultiBinaryActivation, quantizers.RangeFakeQuant)
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ def load(path: str | os.PathLike[str], verbose: int | str | bool = 0) -> keras.M
     Args:
         path: a file written by tf_keras's ``model.save("model.h5")``
             (Sequential or Functional) whose layers are tf_keras's, larq's,
-            QKeras's or tfmot's pruning and clustering wrappers.
+            QKeras's or tfmot's pruning, clustering and quantize_model wrappers.
         verbose: 1, 2, ``"auto"`` or True prints a table: each source layer
             and its quantizers, and the tfqnn (or Keras 3) layer and
             quantizers it became; then the notices (what was ignored on

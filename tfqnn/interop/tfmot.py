@@ -19,7 +19,8 @@ centroids: `Clustered`'s ``every_step`` mode computes the same. Per-channel
 clustering, ``preserve_sparsity`` and averaged centroid gradients are
 reported as unsupported.
 
-The quantization-aware wrappers of ``quantize_model`` are not mapped yet.
+The quantization-aware wrappers of ``quantize_model`` are mapped by
+`tfqnn.interop.tfmot_qat`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import keras
 import numpy as np
 
 from tfqnn.codebook import Clustered, Pruned
+from tfqnn.interop import tfmot_qat
 from tfqnn.interop.report import LayerMapping, Report, WeightMap
 
 Arrays = list[tuple[str, np.ndarray]]
@@ -42,13 +44,13 @@ NOT_YET: dict[str, str] = {
     **{
         name: "tfmot's quantization-aware wrappers (quantize_model) are not mapped yet: "
         "tfqnn has no quantizer with tfmot's 8-bit fake quantization and tracked ranges"
-        for name in ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer")
+        for name in ("QuantizeWrapper",)
     },
     "ClusterWeightsMHA": "tfmot's clustering of MultiHeadAttention is not mapped",
 }
 ALTERNATIVES = {
-    "QuantizeWrapperV2": "rebuild the model with tfqnn layers and QuantizedBits(8, ...) "
-    "quantizers, then set the float weights",
+    "QuantizeWrapper": "save the model again with tfmot 0.8's quantize_model "
+    "(QuantizeWrapperV2), which tfqnn maps",
 }
 # tf_keras weight names that Keras 3 spells differently, per layer class.
 RENAMED: dict[str, dict[str, str]] = {"DepthwiseConv2D": {"depthwise_kernel": "kernel"}}
@@ -191,6 +193,8 @@ def layer(
             path, f"tfmot {class_name}: {NOT_YET[class_name]}", ALTERNATIVES.get(class_name, "")
         )
         return None
+    if class_name in tfmot_qat.CLASSES:
+        return tfmot_qat.layer(class_name, config, path, model_name, factory, report)
     name = str(config.get("name"))
     # The wrapped layer takes the wrapper's name, as tfqnn.codebook names its wrappers.
     entry = _inner_entry(config, name)
@@ -223,4 +227,4 @@ def _describe(wrapper: keras.layers.Wrapper) -> str:
 
 def is_tfmot_wrapper(class_name: str) -> bool:
     """Whether a tf_keras config's class name is one of tfmot's wrappers."""
-    return class_name in WRAPPERS or class_name in NOT_YET
+    return class_name in WRAPPERS or class_name in NOT_YET or class_name in tfmot_qat.CLASSES

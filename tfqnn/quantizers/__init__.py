@@ -15,6 +15,7 @@ from tfqnn import _config
 from tfqnn.quantizers.base import Quantizer, QuantizerLike, StochasticQuantizer
 from tfqnn.quantizers.binary import ApproxSign, ScaledSign, SteSign, StochasticSign
 from tfqnn.quantizers.dorefa_weights import DoReFaWeights
+from tfqnn.quantizers.fake_quant import RangeFakeQuant
 from tfqnn.quantizers.gradient import DoReFaGradient
 from tfqnn.quantizers.logarithmic import Logarithmic
 from tfqnn.quantizers.multibase import MultiBinary, MultiBinaryActivation, ResidualSign
@@ -63,6 +64,7 @@ ALIASES: dict[str, type[Quantizer]] = {
     "residual_sign": ResidualSign,
     "multi_binary_activation": MultiBinaryActivation,
     "logarithmic": Logarithmic,
+    "range_fake_quant": RangeFakeQuant,
 }
 
 ALL_OBJECTS = {cls.__name__: cls for cls in ALIASES.values()}
@@ -125,6 +127,7 @@ __all__ = [
     "QuantizedRelu",
     "QuantizedTernary",
     "QuantizerLike",
+    "RangeFakeQuant",
     "ResidualSign",
     "ScaledSign",
     "SteHeaviside",
