@@ -27,12 +27,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import flatbuffers
 import keras
 import numpy as np
 
 from tfqnn.codebook import Clustered
-from tfqnn.export._schema import tflite_schema
+from tfqnn.export import weight_rewrite
 from tfqnn.lite import reference, spec
 
 
@@ -114,66 +113,26 @@ def store_codebook_weights(data: bytes, kernels: list[ClusteredKernel]) -> tuple
     """
     if not kernels:
         return bytes(data), 0
-    schema = tflite_schema()
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytes(data), 0))
-    codes = model.operatorCodes
-    weight_input = {
-        getattr(schema.BuiltinOperator, name): index for name, index in _WEIGHT_INPUT.items()
-    }
+    decode_code: list[int] = []  # the decode op's operator code, added once
 
-    def builtin(op: Any) -> int:
-        code = codes[op.opcodeIndex]
-        return int(max(code.builtinCode, code.deprecatedBuiltinCode))
+    def rewrite(schema: Any, model: Any, subgraph: Any, index: int, weight: np.ndarray) -> Any:
+        found = _match(weight.reshape(-1), kernels)
+        if found is None:
+            return None
+        indices, table, bits = found
+        packed = reference.pack_indices(indices, bits)
+        if packed.size + 4 * table.size >= 4 * weight.size:
+            return None  # not smaller
+        if not decode_code:
+            custom = schema.BuiltinOperator.CUSTOM
+            decode_code.append(
+                weight_rewrite.add_operator_code(schema, model, custom, 1, spec.CODEBOOK_DECODE)
+            )
+        op = _decode_op(schema, model, subgraph, index, packed, table, bits)
+        op.opcodeIndex = decode_code[0]
+        return op
 
-    buffer_users: dict[int, int] = {}
-    for subgraph in model.subgraphs:
-        for tensor in subgraph.tensors:
-            buffer_users[tensor.buffer] = buffer_users.get(tensor.buffer, 0) + 1
-    decode_code: int | None = None
-    converted = 0
-    for subgraph in model.subgraphs:
-        decodes = []
-        seen: set[int] = set()
-        for op in subgraph.operators:
-            position = weight_input.get(builtin(op))
-            if position is None or op.inputs is None or len(op.inputs) <= position:
-                continue
-            index = int(op.inputs[position])
-            if index < 0 or index in seen:
-                continue
-            tensor = subgraph.tensors[index]
-            buffer = model.buffers[tensor.buffer]
-            if tensor.type != schema.TensorType.FLOAT32 or buffer.data is None:
-                continue
-            if len(buffer.data) == 0 or tensor.shape is None:
-                continue
-            seen.add(index)
-            shape = tuple(int(d) for d in tensor.shape)
-            weight = np.frombuffer(bytes(buffer.data), np.float32)
-            if weight.size != int(np.prod(shape)):
-                continue
-            found = _match(weight, kernels)
-            if found is None:
-                continue
-            indices, table, bits = found
-            packed = reference.pack_indices(indices, bits)
-            if packed.size + 4 * table.size >= 4 * weight.size:
-                continue  # not smaller
-            if decode_code is None:
-                decode_code = _custom_opcode(schema, model, spec.CODEBOOK_DECODE)
-            decodes.append(_decode_op(schema, model, subgraph, index, packed, table, bits))
-            decodes[-1].opcodeIndex = decode_code
-            if buffer_users[tensor.buffer] == 1:
-                buffer.data = None  # the float copy is no longer read
-            tensor.buffer = 0  # the empty buffer: the decode op computes it
-            converted += 1
-        # A decode op reads only constants, so it may run first.
-        subgraph.operators = decodes + list(subgraph.operators)
-    if not converted:
-        return bytes(data), 0
-    builder = flatbuffers.Builder(len(data) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output()), converted
+    return weight_rewrite.rewrite_weights(data, _WEIGHT_INPUT, rewrite)
 
 
 def _match(
@@ -191,33 +150,6 @@ def _match(
     return None
 
 
-def _custom_opcode(schema: Any, model: Any, name: str) -> int:
-    """The index of a new operator code of the custom op ``name``."""
-    code = schema.OperatorCodeT()
-    code.builtinCode = schema.BuiltinOperator.CUSTOM
-    code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
-    code.customCode = name
-    code.version = 1
-    model.operatorCodes.append(code)
-    return len(model.operatorCodes) - 1
-
-
-def _constant(
-    schema: Any, model: Any, subgraph: Any, array: np.ndarray, kind: int, name: str
-) -> int:
-    """Appends a constant tensor holding ``array``; returns its index."""
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(np.ascontiguousarray(array).tobytes(), np.uint8)
-    model.buffers.append(buffer)
-    tensor = schema.TensorT()
-    tensor.shape = np.asarray(array.shape, np.int32)
-    tensor.type = kind
-    tensor.buffer = len(model.buffers) - 1
-    tensor.name = name
-    subgraph.tensors.append(tensor)
-    return len(subgraph.tensors) - 1
-
-
 def _decode_op(
     schema: Any,
     model: Any,
@@ -230,11 +162,11 @@ def _decode_op(
     """A TfqnnCodebookDecode op from new constants ``packed``, ``table`` to tensor ``output``."""
     from flatbuffers import flexbuffers
 
-    name = subgraph.tensors[output].name or b"weight"
-    name = name.decode() if isinstance(name, bytes) else name
+    name = weight_rewrite.tensor_name(subgraph, output)
     types = schema.TensorType
-    indices = _constant(schema, model, subgraph, packed, types.UINT8, f"{name}_indices")
-    codebook = _constant(schema, model, subgraph, table, types.FLOAT32, f"{name}_codebook")
+    constant = weight_rewrite.add_constant
+    indices = constant(schema, model, subgraph, packed, types.UINT8, f"{name}_indices")
+    codebook = constant(schema, model, subgraph, table, types.FLOAT32, f"{name}_codebook")
     op = schema.OperatorT()
     op.inputs = np.array([indices, codebook], np.int32)
     op.outputs = np.array([output], np.int32)

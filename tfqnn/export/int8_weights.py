@@ -21,11 +21,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import flatbuffers
 import keras
 import numpy as np
 
-from tfqnn.export._schema import tflite_schema
+from tfqnn.export import weight_rewrite
 from tfqnn.layers import RecurrentQuantizerMixin
 
 # The widest integer a symmetric int8 weight holds.
@@ -110,87 +109,37 @@ def store_int8_weights(data: bytes, references: list[np.ndarray]) -> tuple[bytes
     """
     if not references:
         return bytes(data), 0
-    schema = tflite_schema()
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytes(data), 0))
-    codes = model.operatorCodes
-    fully_connected = schema.BuiltinOperator.FULLY_CONNECTED
+    dequantize_code: list[int] = []  # DEQUANTIZE's operator code, added once
 
-    def builtin(op: Any) -> int:
-        code = codes[op.opcodeIndex]
-        return int(max(code.builtinCode, code.deprecatedBuiltinCode))
+    def rewrite(schema: Any, model: Any, subgraph: Any, index: int, weight: np.ndarray) -> Any:
+        if weight.ndim != 2:
+            return None
+        found = int8_rows(weight) if _matches(weight, references) else None
+        if found is None:
+            return None
+        if not dequantize_code:
+            # version 5: per-channel int8
+            dequantize = schema.BuiltinOperator.DEQUANTIZE
+            dequantize_code.append(weight_rewrite.add_operator_code(schema, model, dequantize, 5))
+        op = _dequantize(schema, model, subgraph, index, *found)
+        op.opcodeIndex = dequantize_code[0]
+        return op
 
-    buffer_users: dict[int, int] = {}
-    for subgraph in model.subgraphs:
-        for tensor in subgraph.tensors:
-            buffer_users[tensor.buffer] = buffer_users.get(tensor.buffer, 0) + 1
-    dequantize_index: int | None = None
-    converted = 0
-    for subgraph in model.subgraphs:
-        dequantizes = []
-        seen: set[int] = set()
-        for op in subgraph.operators:
-            if builtin(op) != fully_connected or len(op.inputs) < 2:
-                continue
-            index = int(op.inputs[1])
-            tensor = subgraph.tensors[index]
-            if index in seen or index < 0 or tensor.type != schema.TensorType.FLOAT32:
-                continue
-            buffer = model.buffers[tensor.buffer]
-            if buffer.data is None or len(buffer.data) == 0 or len(tensor.shape) != 2:
-                continue
-            seen.add(index)
-            weight = np.frombuffer(bytes(buffer.data), np.float32).reshape(tuple(tensor.shape))
-            found = int8_rows(weight) if _matches(weight, references) else None
-            if found is None:
-                continue
-            ints, scales = found
-            if dequantize_index is None:
-                dequantize_index = _opcode(schema, model, schema.BuiltinOperator.DEQUANTIZE)
-            dequantizes.append(_dequantize(schema, model, subgraph, index, ints, scales))
-            dequantizes[-1].opcodeIndex = dequantize_index
-            if buffer_users[tensor.buffer] == 1:
-                buffer.data = None  # the float copy is no longer read
-            tensor.buffer = 0  # the empty buffer: the DEQUANTIZE computes it
-            converted += 1
-        # A DEQUANTIZE reads only a constant, so it may run first.
-        subgraph.operators = dequantizes + list(subgraph.operators)
-    if not converted:
-        return bytes(data), 0
-    builder = flatbuffers.Builder(len(data) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output()), converted
-
-
-def _opcode(schema: Any, model: Any, builtin: int) -> int:
-    """The index of the operator code of ``builtin`` (version 5: per-channel int8)."""
-    code = schema.OperatorCodeT()
-    code.builtinCode = builtin
-    code.deprecatedBuiltinCode = min(builtin, 127)
-    code.version = 5
-    model.operatorCodes.append(code)
-    return len(model.operatorCodes) - 1
+    return weight_rewrite.rewrite_weights(data, {"FULLY_CONNECTED": 1}, rewrite)
 
 
 def _dequantize(
     schema: Any, model: Any, subgraph: Any, output: int, ints: np.ndarray, scales: np.ndarray
 ) -> Any:
     """A DEQUANTIZE op from a new int8 constant ``ints`` (row scales) to tensor ``output``."""
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(ints.tobytes(), np.uint8)
-    model.buffers.append(buffer)
     quantization = schema.QuantizationParametersT()
     quantization.scale = [float(s) for s in scales]
     quantization.zeroPoint = [0] * len(scales)
     quantization.quantizedDimension = 0
-    tensor = schema.TensorT()
-    tensor.shape = list(ints.shape)
-    tensor.type = schema.TensorType.INT8
-    tensor.buffer = len(model.buffers) - 1
-    name = subgraph.tensors[output].name or b"weight"
-    tensor.name = (name.decode() if isinstance(name, bytes) else name) + "_int8"
-    tensor.quantization = quantization
-    subgraph.tensors.append(tensor)
+    name = weight_rewrite.tensor_name(subgraph, output) + "_int8"
+    kind = schema.TensorType.INT8
+    constant = weight_rewrite.add_constant(schema, model, subgraph, ints, kind, name, quantization)
     op = schema.OperatorT()
-    op.inputs = np.array([len(subgraph.tensors) - 1], np.int32)
+    op.inputs = np.array([constant], np.int32)
     op.outputs = np.array([output], np.int32)
     return op
