@@ -105,8 +105,28 @@ def _axis_config(axis: int | tuple[int, ...] | None) -> int | list[int] | None:
     return list(axis) if isinstance(axis, tuple) else axis
 
 
+class _BinaryBases(Quantizer):
+    """A sum of scaled binary bases fitted per channel; subclasses give ``_rows_terms``."""
+
+    axis: int | tuple[int, ...] | None
+
+    def _rows_terms(self, rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(alpha, bases)`` of a (channels, values) matrix: (channels, M), (M, channels, values)."""
+        raise NotImplementedError
+
+    def decompose(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(scales, bases)`` with ``call(x) = sum_i scales[i] * bases[i]``, see `decompose`."""
+        return decompose(self._rows_terms, x, self.axis)
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        rows, restore = as_rows(x, self.axis)
+        rows = tf.cast(rows, _compute_dtype(x.dtype))
+        approximation = combine(*self._rows_terms(rows))
+        return straight_through(x, restore(tf.cast(approximation, x.dtype)))
+
+
 @keras.saving.register_keras_serializable(package="tfqnn")
-class MultiBinary(Quantizer):
+class MultiBinary(_BinaryBases):
     """ABC-Net's weights: a least-squares sum of ``bases`` shifted binary tensors.
 
     Forward: with the mean ``m`` and standard deviation ``s`` of ``x`` and
@@ -145,22 +165,12 @@ class MultiBinary(Quantizer):
         bases = tf.stack([sign(rows - mean + float(u) * std) for u in self.shifts()])
         return least_squares_scales(bases, rows), bases
 
-    def decompose(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """``(scales, bases)`` with ``call(x) = sum_i scales[i] * bases[i]``, see `decompose`."""
-        return decompose(self._rows_terms, x, self.axis)
-
-    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        rows, restore = as_rows(x, self.axis)
-        rows = tf.cast(rows, _compute_dtype(x.dtype))
-        approximation = combine(*self._rows_terms(rows))
-        return straight_through(x, restore(tf.cast(approximation, x.dtype)))
-
     def get_config(self) -> dict[str, Any]:
         return {"bases": self.bases, "axis": _axis_config(self.axis)}
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")
-class ResidualSign(Quantizer):
+class ResidualSign(_BinaryBases):
     """Network sketching: each output filter as a sum of binary bases fitted to residuals.
 
     Forward, per output channel (``axis``, -1 for Dense and Conv kernels),
@@ -212,16 +222,6 @@ class ResidualSign(Quantizer):
                 approximation = combine(alpha, tf.stack(bases))
             residual = rows - approximation
         return alpha, tf.stack(bases)
-
-    def decompose(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """``(scales, bases)`` with ``call(x) = sum_j scales[j] * bases[j]``, see `decompose`."""
-        return decompose(self._rows_terms, x, self.axis)
-
-    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        rows, restore = as_rows(x, self.axis)
-        rows = tf.cast(rows, _compute_dtype(x.dtype))
-        approximation = combine(*self._rows_terms(rows))
-        return straight_through(x, restore(tf.cast(approximation, x.dtype)))
 
     def get_config(self) -> dict[str, Any]:
         return {"bases": self.bases, "refined": self.refined, "axis": _axis_config(self.axis)}
