@@ -207,19 +207,31 @@ def _binary_kernel(layer: keras.layers.Layer) -> tuple[np.ndarray, np.ndarray] |
     return reference.bitpack(signs.astype(np.float32)), alpha
 
 
+def _binary_in_channels(layer: keras.layers.Layer, pad_values: tuple[float, ...]) -> int | None:
+    """The input channels of a Dense or Conv2D that binary ops can run, or None.
+
+    A convolution must be channels-last with "valid" padding or "same"
+    padding by one of ``pad_values``, and grouped only in groups of whole
+    32-bit words of channels.
+    """
+    if not isinstance(layer, QuantConv2D):
+        return int(layer.kernel.shape[0])
+    if layer.data_format != "channels_last" or layer.padding not in ("same", "valid"):
+        return None
+    if layer.padding == "same" and layer.pad_values not in pad_values:
+        return None
+    channels = int(layer.kernel.shape[-2] * layer.groups)
+    if layer.groups > 1 and (channels // layer.groups) % 32:
+        return None
+    return channels
+
+
 def _binary_group(layer: keras.layers.Layer) -> BinaryGroup | None:
     if type(layer) not in (QuantDense, QuantConv2D) or not _is_sign(layer.input_quantizer):
         return None
-    if isinstance(layer, QuantConv2D):
-        if layer.data_format != "channels_last" or layer.padding not in ("same", "valid"):
-            return None
-        if layer.padding == "same" and layer.pad_values not in (0.0, 1.0):
-            return None
-        channels = layer.kernel.shape[-2] * layer.groups
-        if layer.groups > 1 and (channels // layer.groups) % 32:
-            return None
-    else:
-        channels = layer.kernel.shape[0]
+    channels = _binary_in_channels(layer, pad_values=(0.0, 1.0))
+    if channels is None:
+        return None
     kernel = _binary_kernel(layer)
     if kernel is None:
         return None
@@ -262,18 +274,9 @@ def _multi_basis_group(layer: keras.layers.Layer) -> MultiBasisGroup | None:
         thresholds, input_scales, sign_input = np.zeros(1, np.float32), np.ones(1), True
     else:
         return None
-    if isinstance(layer, QuantConv2D):
-        if layer.data_format != "channels_last" or layer.padding not in ("same", "valid"):
-            return None
-        if layer.padding == "same" and layer.pad_values not in (
-            (0.0, 1.0) if sign_input else (0.0,)
-        ):
-            return None
-        channels = layer.kernel.shape[-2] * layer.groups
-        if layer.groups > 1 and (channels // layer.groups) % 32:
-            return None
-    else:
-        channels = layer.kernel.shape[0]
+    channels = _binary_in_channels(layer, pad_values=(0.0, 1.0) if sign_input else (0.0,))
+    if channels is None:
+        return None
     kernel = _kernel_bases(layer)
     if kernel is None or (sign_input and kernel[0].shape[0] == 1):
         return None
