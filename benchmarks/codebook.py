@@ -29,14 +29,14 @@ Side by side: tensorflow-model-optimization's ``cluster_weights`` with 16
 clusters (k-means++ init, its default recipe) on the same trained float
 weights with the same fine-tuning budget, run by ``_codebook_tfmot.py`` in
 a tf_keras environment (``--tfmot-python``, default
-``$TFQNN_TFMOT_PYTHON`` or /work/peers/tfkeras/bin/python; '' skips); its
+``$TFQNN_TFMOT_PYTHON`` or .peers/tfkeras/bin/python, built by scripts/peer_envs.sh; '' skips); its
 size is the zipped float ``.tflite`` of the stripped model (tfmot's own
 recipe for measuring its gain).
 
 Usage: nice -n 10 python benchmarks/codebook.py [--models mlp cnn]
        [--bits 2 3 4 5 8] [--epochs 3] [--fine-tune-epochs 1]
        [--json benchmarks/results/codebook.json]
-       [--png benchmarks/images/codebook_pareto.png]
+       [--png docs/images/codebook_pareto.png]
 """
 
 from __future__ import annotations
@@ -354,7 +354,7 @@ def plot(results: dict[str, Any], path: str) -> None:
         target = Path(path)
         target = target.with_name(f"{target.stem}_{group}{target.suffix}")
         target.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(target, dpi=100, bbox_inches="tight")
+        figure.savefig(target, dpi=100, bbox_inches="tight", metadata={"Software": None})
         print(f"wrote {target}")
 
 
@@ -407,11 +407,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--tfmot-python",
-        default=os.environ.get("TFQNN_TFMOT_PYTHON", "/work/peers/tfkeras/bin/python"),
+        default=os.environ.get(
+            "TFQNN_TFMOT_PYTHON", str(HERE.parent / ".peers/tfkeras/bin/python")
+        ),
         help="python of a tf_keras env with tfmot (scripts/peer_envs.sh); '' skips",
     )
     parser.add_argument("--json", default=str(HERE / "results" / "codebook.json"))
-    parser.add_argument("--png", default=str(HERE / "images" / "codebook_pareto.png"))
+    parser.add_argument(
+        "--png", default=str(HERE.parent / "docs" / "images" / "codebook_pareto.png")
+    )
     parser.add_argument(
         "--merge", nargs="+", metavar="JSON", help="join earlier results files, plot, exit"
     )

@@ -9,6 +9,8 @@
   ``benchmarks/weight_procedures.py --json``): test accuracy against model
   size for each method, one chart per model (benchmarks/README.md and
   docs/training.md show them). No training: the results are committed.
+- ``codebook_pareto_<model>.png``: benchmarks/codebook.py's Pareto charts
+  (its ``plot``) of the committed benchmarks/results/codebook.json.
 
 The PNGs carry no timestamp or version, so an unchanged figure rewrites the
 same bytes. Usage: python scripts/docs_images.py [--out docs/images]
@@ -25,7 +27,9 @@ import tfqnn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "examples"))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import binarized_fashion_mnist as demo  # noqa: E402
+import codebook as codebook_benchmark  # noqa: E402
 
 
 def save(figure, path):
@@ -82,6 +86,8 @@ def main():
     for name, runs in weight_procedure_results(results).items():
         figure = weight_procedure_chart(name, runs)
         save(figure, os.path.join(args.out, f"pareto_weight_procedures_{name}.png"))
+    with open(os.path.join(ROOT, "benchmarks", "results", "codebook.json")) as f:
+        codebook_benchmark.plot(json.load(f), os.path.join(args.out, "codebook_pareto.png"))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Run with the larq peer environment's python (``scripts/peer_envs.sh`` builds it)::
 
-    TF_USE_LEGACY_KERAS=1 /work/peers/larq/bin/python tests/interop/make_fixtures_larq.py DIR
+    TF_USE_LEGACY_KERAS=1 .peers/larq/bin/python tests/interop/make_fixtures_larq.py DIR
 
 For each model it writes ``DIR/<name>.h5`` (``model.save``, the full model)
 and ``DIR/<name>.npz`` (`_peer_data.save_outputs`): the inputs ``x`` and

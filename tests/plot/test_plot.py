@@ -154,3 +154,14 @@ def test_a_quantizer_owning_weights_is_drawn_with_its_initial_weights():
     keep = np.min(np.abs(x[:, None] + shifts - 0.5), axis=1) > 1e-3
     np.testing.assert_allclose(y[keep], expected[keep], atol=1e-6)
     assert quantizer.shifts is None  # the caller's quantizer stays free for a layer
+
+
+def test_a_quantizer_with_non_trainable_weights_is_drawn_over_its_range():
+    quantizer = tfqnn.quantizers.RangeFakeQuant(bits=2, min_value=-1.0, max_value=2.0)
+    figure = tfqnn.plot.quantizer(quantizer, x_range=(-2.0, 3.0), points=101)
+    x, y = figure.axes[0].lines[0].get_data()
+    # 2 bits on [-1, 2]: four levels a step of 1 apart, the inputs clamped to the range.
+    expected = np.clip(np.round(x), -1.0, 2.0)
+    keep = np.abs(x - np.round(x) - 0.5) > 1e-3  # away from the rounding ties
+    np.testing.assert_allclose(y[keep], expected[keep], atol=1e-6)
+    assert quantizer.min_var is None  # the caller's quantizer stays free for a layer

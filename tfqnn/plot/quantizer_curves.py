@@ -10,10 +10,18 @@ from tfqnn import _validation, quantizers
 from tfqnn.plot._figure import new_figure
 
 
-def _standalone_weight(shape: tuple[int, ...], initializer: Any, name: str) -> Any:
+def _standalone_weight(
+    shape: tuple[int, ...] = (),
+    initializer: Any = "zeros",
+    name: str | None = None,
+    trainable: bool = True,
+    dtype: Any = None,
+) -> Any:
+    """A variable outside any layer, made as ``keras.Layer.add_weight`` would make it."""
     import keras
 
-    return keras.Variable(initializer(shape), name=name)
+    value = keras.initializers.get(initializer)(shape, dtype=dtype)
+    return keras.Variable(value, name=name, trainable=trainable, dtype=dtype)
 
 
 def _ready(q: Any) -> Any:
