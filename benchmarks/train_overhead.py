@@ -36,6 +36,7 @@ import tensorflow as tf
 import tfqnn
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import _machine
 import binarized_fashion_mnist as demo
 
 
@@ -162,17 +163,6 @@ def measure_monitor(rounds, samples=60000, batch=64):
     return overhead
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15)
@@ -181,7 +171,7 @@ def main():
     parser.add_argument("--only-monitor", action="store_true")
     args = parser.parse_args()
     print(
-        f"Machine: {cpu_name()} ({platform.machine()}), {os.cpu_count()} cores; "
+        f"Machine: {_machine.cpu_name()} ({platform.machine()}), {os.cpu_count()} cores; "
         f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
     )
     if not args.only_monitor:

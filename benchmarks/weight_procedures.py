@@ -211,7 +211,7 @@ def main():
     models = args.models.split(",")
     parts = args.parts.split(",")
 
-    cpu = demo_cpu()
+    cpu = _machine.cpu_name()
     print(
         f"Machine: {cpu} ({platform.machine()}), {os.cpu_count()} cores, "
         f"{_machine.memory_gib()} GiB, load {_machine.load_average()}; Python "
@@ -285,17 +285,6 @@ def main():
                 report,
                 args.abc_learning_rate,
             )
-
-
-def demo_cpu():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -552,7 +552,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def print_machine(versions: dict[str, str], args: argparse.Namespace) -> None:
     """The machine, versions and settings, before the tables."""
     print(
-        f"Machine: {cpu_name()}, "
+        f"Machine: {_machine.cpu_name()}, "
         f"{os.cpu_count()} logical CPUs, {_machine.memory_gib()} GiB; "
         f"load average at start {_machine.load_average()}"
     )
@@ -565,17 +565,6 @@ def print_machine(versions: dict[str, str], args: argparse.Namespace) -> None:
         f"~{args.seconds:g} s per file and thread count; int8 calibrated on {args.samples} "
         "random inputs.\n"
     )
-
-
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo, else what `platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -620,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         document = {
             "machine": {
-                "cpu": cpu_name(),
+                "cpu": _machine.cpu_name(),
                 "logical_cpus": os.cpu_count(),
                 "memory_gib": _machine.memory_gib(),
                 "load_average_end": load_end,
