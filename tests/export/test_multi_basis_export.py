@@ -219,3 +219,28 @@ def test_random_multi_basis_layers_match_keras():
         counts = tfqnn.lite.custom_ops_in(data)
         assert counts.get("TfqnnBdense", 0) + counts.get("TfqnnBconv2d", 0) == ops, case
         assert_close(expected, actual)
+
+
+def test_batch_norm_after_the_relu_keeps_its_shift(rng):
+    # The post-ReLU BatchNorm folds into the summed ops as for a binary group:
+    # its scale into the multipliers, its shift t added after the sum.
+    model = keras.Sequential(
+        [
+            keras.Input((40,)),
+            QuantDense(
+                16,
+                input_quantizer=MultiBinaryActivation(2),
+                kernel_quantizer=MultiBinary(2),
+                activation="relu",
+            ),
+            keras.layers.BatchNormalization(),
+        ]
+    )
+    randomize(model, rng)
+    model.layers[-1].gamma.assign(rng.uniform(0.5, 2.0, 16))  # s > 0: the fold applies
+    groups, _, _ = plan_groups(model)
+    (group,) = [g for g in groups.values() if isinstance(g, MultiBasisGroup)]
+    assert group.post_bias is not None
+    x = rng.uniform(-1.0, 2.0, (8, 40)).astype(np.float32)
+    _, expected, actual = export_and_run(model, x)
+    assert_close(expected, actual)

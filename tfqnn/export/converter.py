@@ -210,11 +210,11 @@ def _serving_function(
         multiplier: np.ndarray,
         bias: np.ndarray,
         output_type: str,
-        pad_values: int,
         clamps: dict[str, float | None],
     ) -> tf.Tensor:
         layer = group.layer
         if group.is_conv:
+            pad_values = int(layer.pad_values) if layer.padding == "same" else 1
             count(spec.BCONV2D)
             return composite.bconv2d(
                 x,
@@ -237,9 +237,7 @@ def _serving_function(
 
     def run_multi_basis(group: MultiBasisGroup, x: tf.Tensor) -> tf.Tensor:
         """M x N binary ops on the thresholded input, summed by builtin ADDs."""
-        layer = group.layer
         x = tf.cast(x, tf.float32)
-        pad_values = int(layer.pad_values) if group.is_conv and layer.padding == "same" else 1
         multipliers = group.op_multipliers()
         zeros = np.zeros_like(group.bias)
         total = None
@@ -249,41 +247,18 @@ def _serving_function(
             count(spec.QUANTIZE)
             for m, weights in enumerate(group.kernel_bases):
                 bias = group.bias if total is None else zeros
-                y = binary_op(
-                    group, packed, weights, multipliers[n, m], bias, "float", pad_values, {}
-                )
+                y = binary_op(group, packed, weights, multipliers[n, m], bias, "float", {})
                 total = y if total is None else total + y
         assert total is not None
         if group.clamp_min is not None:
             total = tf.maximum(total, group.clamp_min)
         if group.clamp_max is not None:
             total = tf.minimum(total, group.clamp_max)
-        if group.pool is not None:
-            total = group.pool(total)
-        if group.activation is not None:
-            total = group.activation(total)
-        return tf.cast(total, layer.compute_dtype)
+        return finish(group, total)
 
-    def run_group(group: BinaryGroup, x: tf.Tensor) -> tf.Tensor:
-        if isinstance(group, MultiBasisGroup):
-            return run_multi_basis(group, x)
-        if x.dtype != tf.int32:
-            x = composite.quantize(tf.cast(x, tf.float32))
-            count(spec.QUANTIZE)
-        layer = group.layer
-        output_type = "bitpacked" if group.bitpacked_output else "float"
-        clamps = dict(clamp_min=group.clamp_min, clamp_max=group.clamp_max)
-        pad_values = int(layer.pad_values) if group.is_conv and layer.padding == "same" else 1
-        y = binary_op(
-            group,
-            x,
-            group.packed_weights,
-            group.multiplier,
-            group.bias,
-            output_type,
-            pad_values,
-            clamps,
-        )
+    def finish(group: BinaryGroup, y: tf.Tensor) -> tf.Tensor:
+        """What follows a group's op (or its summed ops): pool, post-ReLU BatchNorm's
+        ``t``, activation, and the layer's dtype unless the output stays bitpacked."""
         if group.pool is not None:
             pool = group.pool
             if group.bitpacked_output:
@@ -296,8 +271,21 @@ def _serving_function(
         if group.activation is not None:
             y = group.activation(y)
         if not group.bitpacked_output:
-            y = tf.cast(y, layer.compute_dtype)
+            y = tf.cast(y, group.layer.compute_dtype)
         return y
+
+    def run_group(group: BinaryGroup, x: tf.Tensor) -> tf.Tensor:
+        if isinstance(group, MultiBasisGroup):
+            return run_multi_basis(group, x)
+        if x.dtype != tf.int32:
+            x = composite.quantize(tf.cast(x, tf.float32))
+            count(spec.QUANTIZE)
+        output_type = "bitpacked" if group.bitpacked_output else "float"
+        clamps = dict(clamp_min=group.clamp_min, clamp_max=group.clamp_max)
+        y = binary_op(
+            group, x, group.packed_weights, group.multiplier, group.bias, output_type, clamps
+        )
+        return finish(group, y)
 
     def serve(*inputs: tf.Tensor) -> Any:
         expected.clear()  # the function may be traced more than once
