@@ -34,6 +34,7 @@ import numpy as np
 from tfqnn.codebook import Clustered, Pruned
 from tfqnn.interop import tfmot_qat
 from tfqnn.interop.report import LayerMapping, Report, WeightMap
+from tfqnn.interop.weights import _short
 
 Arrays = list[tuple[str, np.ndarray]]
 LayerFactory = Callable[[dict[str, Any], str, Report], Any]
@@ -41,11 +42,8 @@ LayerFactory = Callable[[dict[str, Any], str, Report], Any]
 # tfmot's wrappers tfqnn maps, and those it does not map yet.
 WRAPPERS = ("PruneLowMagnitude", "ClusterWeights")
 NOT_YET: dict[str, str] = {
-    **{
-        name: "tfmot's quantization-aware wrappers (quantize_model) are not mapped yet: "
-        "tfqnn has no quantizer with tfmot's 8-bit fake quantization and tracked ranges"
-        for name in ("QuantizeWrapper",)
-    },
+    "QuantizeWrapper": "tfmot's first quantization-aware wrapper (QuantizeWrapper, v1) "
+    "is not mapped",
     "ClusterWeightsMHA": "tfmot's clustering of MultiHeadAttention is not mapped",
 }
 ALTERNATIVES = {
@@ -56,11 +54,6 @@ ALTERNATIVES = {
 RENAMED: dict[str, dict[str, str]] = {"DepthwiseConv2D": {"depthwise_kernel": "kernel"}}
 # The variables of tfmot's wrappers themselves, which tfqnn's do not keep.
 PRUNING_STATE = ("pruning_step", "threshold")
-
-
-def _short(weight_name: str) -> str:
-    """``"prune_low_magnitude_dense/dense/kernel:0"`` -> ``"kernel"``."""
-    return weight_name.rsplit("/", 1)[-1].split(":", 1)[0]
 
 
 def _inner_entry(config: dict[str, Any], name: str) -> dict[str, Any]:
@@ -74,11 +67,7 @@ def _inner_entry(config: dict[str, Any], name: str) -> dict[str, Any]:
 def _renamed(class_name: str, arrays: Arrays, dropped: tuple[str, ...]) -> Arrays:
     """The wrapped layer's own arrays under their Keras 3 names, without ``dropped`` ones."""
     names = RENAMED.get(class_name, {})
-    return [
-        (names.get(_short(n), _short(n)), a)
-        for n, a in arrays
-        if _short(n) not in dropped and not _short(n).startswith(dropped)
-    ]
+    return [(names.get(s, s), a) for n, a in arrays if not (s := _short(n)).startswith(dropped)]
 
 
 def _pruned(

@@ -29,6 +29,7 @@ import keras
 import numpy as np
 
 from tfqnn.interop.report import LayerMapping, Report
+from tfqnn.interop.weights import _short
 from tfqnn.layers import QuantActivation, QuantConv2D, QuantDense
 from tfqnn.quantizers import RangeFakeQuant
 
@@ -46,11 +47,6 @@ KERNEL_LAYERS: dict[str, tuple[type[keras.layers.Layer], bool]] = {
 # tfmot quantizes the input of these activations, and the output of the others.
 PRE_QUANTIZED = ("softmax", "sigmoid", "tanh")
 ACTIVATIONS = ("linear", "relu", *PRE_QUANTIZED)
-
-
-def _short(weight_name: str) -> str:
-    """``"quant_dense/quant_dense/kernel_min:0"`` -> ``"kernel_min"``."""
-    return weight_name.rsplit("/", 1)[-1].split(":", 1)[0]
 
 
 def _default_quantizer(quantizer: Any) -> bool:

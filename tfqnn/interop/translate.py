@@ -45,7 +45,10 @@ def layer(
         try:
             return tfmot.layer(class_name, config, path, model_name, arrays, factory, report)
         except keras_layers.CONFIG_ERRORS as error:
-            report.unsupported(path, f"tfmot {class_name} with a config tfqnn rejects: {error}")
+            report.unsupported(
+                path,
+                f"tfmot {class_name} with a config tfqnn rejects: {keras_layers.last_line(error)}",
+            )
             return None
     config = dict(config)
     for key in [k for k in config if k.endswith("_initializer")]:

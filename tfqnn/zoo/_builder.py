@@ -31,7 +31,7 @@ from tfqnn.layers import QuantDense
 SMALL_INPUT = 50
 
 # ".h5": a tf_keras save_weights file (larq-zoo's weights), read by layer order.
-WEIGHT_SUFFIXES = (".weights.h5", ".keras", ".h5")
+WEIGHT_SUFFIXES = (".keras", ".h5")  # ".h5" also covers Keras 3's ".weights.h5"
 
 # The arguments every builder takes, in keras.applications' order.
 APPLICATION_ARGUMENTS = (
