@@ -183,8 +183,6 @@ def cluster(
     else:
         for i in range(len(kernels)):
             v, h = surviving(i)
-            if vector:
-                v = values[i].ravel()
             codebooks.append(run(v, h, values[i].shape))
             progress.update(i + 1)
 

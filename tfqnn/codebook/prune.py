@@ -84,11 +84,7 @@ def prune(
 
 def magnitude_mask(kernel: np.ndarray, sparsity: float) -> np.ndarray:
     """0/1 mask keeping all but the floor(sparsity * size) smallest |kernel| entries."""
-    flat = np.abs(np.asarray(kernel, dtype=np.float64)).ravel()
-    pruned = int(np.floor(sparsity * flat.size))
-    mask = np.ones(flat.size, dtype=bool)
-    mask[np.argsort(flat, kind="stable")[:pruned]] = False
-    return mask.reshape(np.shape(kernel))
+    return global_magnitude_masks([kernel], sparsity)[0]
 
 
 def global_magnitude_masks(kernels: Sequence[np.ndarray], sparsity: float) -> list[np.ndarray]:

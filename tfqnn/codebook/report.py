@@ -141,7 +141,7 @@ def kernel_report(layer: Clustered, name: str) -> KernelReport:
     codebook_bits = stages * k * d * FLOAT_BITS
     plans = [storage.best(stream, codes, zero_code) for stream in indices]
     entropy = sum(_arrays.entropy(stream, codes) for stream in indices) / d
-    decoded = layer.decoded_kernels()[name]
+    decoded = np.asarray(layer.decoded_kernel(name, False))
     return KernelReport(
         layer=layer.name,
         kernel=name,

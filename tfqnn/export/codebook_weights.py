@@ -46,9 +46,7 @@ class ClusteredKernel:
     def layouts(self) -> list[np.ndarray]:
         """The index array as the builtin ops may lay out this kernel (unreshaped)."""
         i = self.indices
-        candidates = [i, np.moveaxis(i, -1, 0)]
-        if i.ndim == 2:
-            candidates.append(i.T)
+        candidates = [i, np.moveaxis(i, -1, 0)]  # for 2-D, the second is the transpose
         if i.ndim == 4:  # Conv2DTranspose [kh, kw, out, in] -> [out, kh, kw, in]
             candidates.append(np.transpose(i, (2, 0, 1, 3)))
         return candidates

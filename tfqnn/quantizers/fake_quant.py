@@ -78,11 +78,7 @@ class RangeFakeQuant(Quantizer):
         decay: float = 0.999,
     ):
         self.bits = _validation.check_int("bits", bits, 2, MAX_BITS)
-        if not isinstance(narrow_range, bool):
-            raise ValueError(  # noqa: TRY004
-                f"Invalid narrow_range={narrow_range!r}: expected True or False."
-            )
-        self.narrow_range = narrow_range
+        self.narrow_range = _validation.check_bool("narrow_range", narrow_range)
         self.channels = (
             None
             if channels is None
@@ -95,16 +91,10 @@ class RangeFakeQuant(Quantizer):
                 f"Invalid min_value={min_value!r}, max_value={max_value!r}: expected "
                 "min_value <= 0 <= max_value and min_value < max_value."
             )
-        if training_range not in TRAINING_RANGES:
-            raise ValueError(
-                f"Invalid training_range={training_range!r}: expected one of {TRAINING_RANGES}."
-            )
-        self.training_range = training_range
-        if not isinstance(symmetric, bool):
-            raise ValueError(  # noqa: TRY004
-                f"Invalid symmetric={symmetric!r}: expected True or False."
-            )
-        self.symmetric = symmetric
+        self.training_range = _validation.check_choice(
+            "training_range", training_range, TRAINING_RANGES
+        )
+        self.symmetric = _validation.check_bool("symmetric", symmetric)
         self.decay = float(_validation.check_number("decay", decay))
         if not 0.0 <= self.decay < 1.0:
             raise ValueError(f"Invalid decay={decay!r}: expected a number in [0, 1).")
