@@ -300,10 +300,13 @@ def targets(result: dict[str, Any]) -> list[str]:
     return out
 
 
-def save(results: dict[str, Any], path: str) -> None:
+def save(results: dict[str, Any], path: str, quiet: bool = False) -> None:
+    """Writes ``results`` as JSON to ``path`` ('' writes nothing)."""
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(results, indent=1))
+        if not quiet:
+            print(f"wrote {path}")
 
 
 def plot(results: dict[str, Any], path: str) -> None:
@@ -380,9 +383,7 @@ def merge(paths: list[str], json_path: str, png_path: str) -> None:
         print(table(model_name, result["runs"], result["float_accuracy"]))
         for line in targets(result):
             print("  " + line)
-    if json_path:
-        Path(json_path).write_text(json.dumps(results, indent=1))
-        print(f"wrote {json_path}")
+    save(results, json_path)
     if png_path:
         plot(results, png_path)
 
@@ -412,10 +413,10 @@ def main() -> None:
         ),
         help="python of a tf_keras env with tfmot (scripts/peer_envs.sh); '' skips",
     )
-    parser.add_argument("--json", default=str(HERE / "results" / "codebook.json"))
-    parser.add_argument(
-        "--png", default=str(HERE.parent / "docs" / "images" / "codebook_pareto.png")
-    )
+    # No default paths: a run never overwrites the committed results and charts
+    # (benchmarks/results/codebook.json, docs/images/codebook_pareto_*.png) unless asked.
+    parser.add_argument("--json", default="", help="write the results here")
+    parser.add_argument("--png", default="", help="write the Pareto charts here (_mlp, _cnn)")
     parser.add_argument(
         "--merge", nargs="+", metavar="JSON", help="join earlier results files, plot, exit"
     )
@@ -483,7 +484,7 @@ def main() -> None:
                         "tfmot": peer,
                         "partial": True,
                     }
-                    save(results, args.json)  # a stopped run keeps its rows
+                    save(results, args.json, quiet=True)  # a stopped run keeps its rows
                     print(
                         f"  {method:<17} {bits} bits pruned={pruning:<3} "
                         f"{100 * row['accuracy']:.2f} % fixed {row['fixed_ratio']:.1f}x "
@@ -510,7 +511,6 @@ def main() -> None:
             print("  " + line)
     print(f"\nLoad average at the end: {_machine.load_average()}")
     save(results, args.json)
-    print(f"wrote {args.json}")
     if args.png:
         plot(results, args.png)
 

@@ -38,6 +38,7 @@ import tfqnn
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 import _machine
 import binarized_fashion_mnist as demo
+from _epoch_clock import epoch_clock
 
 
 def mlp(binarized):
@@ -108,20 +109,6 @@ def measure(name, build, input_shape, batch, rounds, steps):
     return ratio
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Wall time of each epoch, callbacks before it in the list included."""
-
-    def __init__(self):
-        super().__init__()
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self.start)
-
-
 def measure_monitor(rounds, samples=60000, batch=64):
     """Epoch time with and without the monitor, and the time of one write."""
     rng = np.random.default_rng(0)
@@ -136,7 +123,7 @@ def measure_monitor(rounds, samples=60000, batch=64):
     with tempfile.TemporaryDirectory() as log_dir:
         for _ in range(rounds):
             for kind, model in models.items():
-                timer = EpochTimer()
+                timer = epoch_clock(keras.callbacks.Callback)
                 callbacks = [timer]
                 if kind == "monitor":
                     monitor = tfqnn.callbacks.QuantizationMonitor(log_dir, data=x[:256])
@@ -150,7 +137,7 @@ def measure_monitor(rounds, samples=60000, batch=64):
                     monitor.write = timed
                     callbacks = [monitor, timer]  # the timer's epoch end follows the write
                 model.fit(x, y, batch_size=batch, epochs=2, verbose=0, callbacks=callbacks)
-                times[kind].extend(timer.times[1:])
+                times[kind].extend(timer.wall[1:])
     medians = {kind: statistics.median(t) * 1e3 for kind, t in times.items()}
     overhead = medians["monitor"] / medians["plain"] - 1
     write = statistics.median(writes) * 1e3
