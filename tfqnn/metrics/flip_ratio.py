@@ -11,6 +11,7 @@ from keras import ops
 from keras.src.utils.tracking import no_automatic_dependency_tracking
 
 from tfqnn.optimizers import is_binary_variable
+from tfqnn.quantizers import binary
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")
@@ -86,7 +87,7 @@ class FlipRatio(keras.metrics.Metric):
             return
         changed = ops.convert_to_tensor(0.0, self.dtype)
         for variable, previous in zip(self._watched, self._previous):
-            sign = ops.cast(ops.where(ops.greater_equal(variable, 0), 1, -1), "int8")
+            sign = ops.cast(binary.sign(ops.convert_to_tensor(variable)), "int8")
             changed = changed + ops.cast(ops.sum(ops.not_equal(sign, previous)), self.dtype)
             previous.assign(sign)
         primed = ops.cast(self._primed, self.dtype)

@@ -10,6 +10,7 @@ from keras import ops
 
 from tfqnn import _validation
 from tfqnn.optimizers.predicates import is_binary_variable
+from tfqnn.quantizers import binary
 
 
 def _check_threshold(value: Any) -> float:
@@ -124,8 +125,7 @@ class Bop(keras.optimizers.Optimizer):
         threshold = ops.cast(self._threshold, dtype)
         gradient = ops.cast(gradient, dtype)
         self.assign_add(m, ops.multiply(gamma, ops.subtract(gradient, m)))
-        sign = ops.where(ops.greater_equal(variable, 0), 1.0, -1.0)
-        sign = ops.cast(sign, dtype)
+        sign = binary.sign(ops.convert_to_tensor(variable))
         flip = ops.greater(ops.multiply(sign, m), threshold)
         self.assign(variable, ops.where(flip, ops.negative(sign), sign))
 

@@ -10,20 +10,6 @@ from tfqnn import _validation, quantizers
 from tfqnn.plot._figure import new_figure
 
 
-def _standalone_weight(
-    shape: tuple[int, ...] = (),
-    initializer: Any = "zeros",
-    name: str | None = None,
-    trainable: bool = True,
-    dtype: Any = None,
-) -> Any:
-    """A variable outside any layer, made as ``keras.Layer.add_weight`` would make it."""
-    import keras
-
-    value = keras.initializers.get(initializer)(shape, dtype=dtype)
-    return keras.Variable(value, name=name, trainable=trainable, dtype=dtype)
-
-
 def _ready(q: Any) -> Any:
     """``q`` itself, or, for a quantizer that owns weights (`Quantizer.build_weights`)
     and serves no layer yet, a copy with its initial weights."""
@@ -33,8 +19,10 @@ def _ready(q: Any) -> Any:
         q(np.zeros((1,), np.float32))
         return q
     except ValueError:
+        from tfqnn.layers.base import QuantizerWeights
+
         fresh = type(q).from_config(q.get_config())
-        fresh.build_weights(_standalone_weight, "plot")
+        fresh.build_weights(QuantizerWeights(name="plot").add_weight, "plot")
         return fresh
 
 
