@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 from tfqnn.codebook import Clustered
+from tfqnn.codebook.product import from_subvectors
 from tfqnn.export import weight_rewrite
 from tfqnn.lite import reference, spec
 
@@ -70,10 +71,8 @@ def clustered_kernels(model: keras.Model) -> list[ClusteredKernel]:
             codes = int(table.shape[1])
             if codes > 2**spec.MAX_INDEX_BITS:
                 continue
-            shape = layer.kernel_shapes[name]
-            axis = codebook["axis"] % len(shape)
-            moved = [n for i, n in enumerate(shape) if i != axis] + [shape[axis]]
-            kernel_indices = np.moveaxis(indices[0].astype(np.int64).reshape(moved), -1, axis)
+            shape = tuple(layer.kernel_shapes[name])
+            kernel_indices = from_subvectors(indices[0].astype(np.int64), shape, codebook["axis"])
             kernels.append(ClusteredKernel(f"{layer.name}/{name}", kernel_indices, codes))
     return kernels
 
