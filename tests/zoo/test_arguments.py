@@ -223,7 +223,9 @@ def test_pooling_without_top(name, pooling):
     x = np.random.default_rng(3).random((2, 32, 32, 3), np.float32)
     inner = run(keras.Model(model.input, features), x)
     reduce = np.mean if pooling == "avg" else np.max
-    np.testing.assert_allclose(run(model, x), reduce(inner, axis=(1, 2)), rtol=1e-5, atol=1e-6)
+    # Float rounding of a mean grows with the features' magnitude (up to ~150 here).
+    atol = 1e-6 * max(1.0, float(np.abs(inner).max()))
+    np.testing.assert_allclose(run(model, x), reduce(inner, axis=(1, 2)), rtol=1e-5, atol=atol)
 
 
 def test_classifier_activation_none_gives_logits():
