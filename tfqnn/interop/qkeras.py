@@ -11,6 +11,8 @@
 | ``ternary(alpha="auto" or "auto_po2")`` | ``QuantizedTernary(alpha)`` |
 | ``binary(alpha=1)`` | ``SteSign(clip_value=None)`` |
 | ``binary(alpha="auto" or "auto_po2")`` | ``QuantizedBinary(alpha)`` |
+| ``QSimpleRNN``, ``QLSTM``, ``QGRU`` | ``QuantSimpleRNN``, ``QuantLSTM``, ``QuantGRU`` with the same four quantizers |
+| activation ``"hard_sigmoid"``, ``"hard_tanh"`` (QKeras's own) | ``activations.hard_sigmoid_half``, ``activations.hard_tanh`` |
 
 What changes the outputs or the gradients is reported, not approximated:
 bias quantizers (tfqnn layers do not quantize biases yet), stochastic
@@ -28,7 +30,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tfqnn import constraints, layers, quantizers
+from tfqnn import activations, constraints, layers, quantizers
 from tfqnn.interop.arguments import translate_quantizers
 from tfqnn.interop.report import Report
 
@@ -43,6 +45,18 @@ LAYERS: dict[str, tuple[type[Any], tuple[str, ...]]] = {
         ("depthwise_quantizer", "pointwise_quantizer"),
     ),
 }
+# QKeras recurrent layer -> tfqnn layer; all four quantizers keep their names.
+RECURRENT: dict[str, type[Any]] = {
+    "QSimpleRNN": layers.QuantSimpleRNN,
+    "QLSTM": layers.QuantLSTM,
+    "QGRU": layers.QuantGRU,
+}
+RECURRENT_QUANTIZERS = (
+    "kernel_quantizer",
+    "recurrent_quantizer",
+    "bias_quantizer",
+    "state_quantizer",
+)
 # QKeras layers tfqnn does not map, with what to use instead.
 MISSING_LAYERS: dict[str, str] = {
     "QBatchNormalization": "keras.layers.BatchNormalization (float parameters)",
@@ -53,11 +67,15 @@ MISSING_LAYERS: dict[str, str] = {
     "QAdaptiveActivation": "QuantActivation with a fixed quantizer",
     "QAveragePooling2D": "AveragePooling2D then QuantActivation",
     "QGlobalAveragePooling2D": "GlobalAveragePooling2D then QuantActivation",
-    "QSimpleRNN": "QuantSimpleRNN (not mapped yet)",
-    "QLSTM": "QuantLSTM (not mapped yet)",
-    "QGRU": "QuantGRU (not mapped yet)",
     "QBidirectional": "keras.layers.Bidirectional over a tfqnn recurrent layer (not mapped yet)",
 }
+# QKeras reads activation names in its own module first: these differ from Keras's.
+ACTIVATIONS: dict[str, Any] = {
+    "hard_sigmoid": activations.hard_sigmoid_half,  # clip((x + 1) / 2, 0, 1)
+    "hard_tanh": activations.hard_tanh,  # clip(x, -1, 1)
+}
+# QKeras activations with no tfqnn equivalent (a rounding with a straight-through gradient).
+MISSING_ACTIVATIONS = ("binary_sigmoid", "binary_tanh", "smooth_sigmoid", "smooth_tanh")
 # Each quantizer's arguments in QKeras's order (for the string form "quantized_bits(4,0,1)").
 ARGUMENTS: dict[str, tuple[str, ...]] = {
     "quantized_bits": (
@@ -237,8 +255,32 @@ def is_qkeras_quantizer(value: Any) -> bool:
     try:
         name, _ = parse(value)
     except ValueError:
-        return False
+        # A known name with arguments parse cannot name (a quantizer tfqnn lacks).
+        head = value.split("(", 1)[0].strip() if isinstance(value, str) else ""
+        return head in ALTERNATIVES
     return name in QUANTIZERS or name in ALTERNATIVES
+
+
+def _activations(config: dict[str, Any], path: str, report: Report) -> bool:
+    """Replaces QKeras's own activation names in ``config`` by tfqnn's functions.
+
+    Returns False after reporting one that tfqnn lacks.
+    """
+    ok = True
+    for key in ("activation", "recurrent_activation"):
+        value = config.get(key)
+        if not isinstance(value, str):
+            continue
+        if value in ACTIVATIONS:
+            config[key] = keras.saving.serialize_keras_object(ACTIVATIONS[value])
+        elif value in MISSING_ACTIVATIONS:
+            report.unsupported(
+                f"{path}/{key}",
+                f"QKeras activation {value!r} (a rounding with a straight-through gradient)",
+                "QuantActivation with a tfqnn quantizer",
+            )
+            ok = False
+    return ok
 
 
 def layer_arguments(
@@ -248,16 +290,22 @@ def layer_arguments(
     if class_name == "QActivation":
         activation = config.get("activation")
         if not is_qkeras_quantizer(activation):
-            rest = {k: v for k, v in config.items() if k != "activation"}
-            return keras.layers.Activation, {**rest, "activation": activation}, ""
+            plain = dict(config)
+            if not _activations(plain, path, report):
+                return None
+            return keras.layers.Activation, plain, ""
         found = quantizer(activation, f"{path}/activation", report)
         rest = {k: v for k, v in config.items() if k != "activation"}
         return layers.QuantActivation, {**rest, "quantizer": found}, describe(activation)
+    if class_name in RECURRENT:
+        return _recurrent(class_name, config, path, report)
     if class_name in MISSING_LAYERS:
         report.unsupported(path, f"QKeras {class_name}", MISSING_LAYERS[class_name])
         return None
     cls, quantizer_names = LAYERS[class_name]
     config = dict(config)
+    if not _activations(config, path, report):
+        return None
     if config.pop("bias_quantizer", None) is not None:
         report.unsupported(
             path + "/bias_quantizer",
@@ -282,6 +330,56 @@ def layer_arguments(
     return cls, config, described
 
 
+def _recurrent(
+    class_name: str, config: dict[str, Any], path: str, report: Report
+) -> tuple[type[Any], dict[str, Any], str] | None:
+    """``QSimpleRNN``, ``QLSTM`` or ``QGRU`` as tfqnn's layer with the same quantizers.
+
+    QKeras's cells compute as tfqnn's with ``input_quantizer``, the gate and
+    candidate quantizers None: ``W``, ``U`` and ``b`` quantized, the states
+    ``h`` (and the LSTM's ``c``) quantized when read. What differs is
+    reported: a QKeras quantizer as ``activation`` (QKeras's default
+    ``quantized_tanh``: QKeras applies it to the candidate and to ``tanh(c)``,
+    tfqnn's ``candidate_quantizer`` to the candidate only) or as
+    ``recurrent_activation``, and a ``QGRU`` without ``recurrent_quantizer``
+    (QKeras 0.9's ``QGRUCell`` then multiplies ``h`` by the kernel ``W``).
+    ``QLSTM`` forces ``unit_forget_bias=True``, which only sets the first
+    bias: the file's bias is loaded as it is.
+    """
+    config = dict(config)
+    ok = _activations(config, path, report)
+    for key in ("activation", "recurrent_activation"):
+        if is_qkeras_quantizer(config.get(key)):
+            report.unsupported(
+                f"{path}/{key}",
+                f"QKeras {class_name} with the quantizer {config[key]!r} as {key} (QKeras "
+                "quantizes the candidate, the gates and tanh(c) with it; tfqnn's "
+                "gate_quantizer and candidate_quantizer quantize the gates and the candidate only)",
+                f"save the model with a Keras {key} such as 'tanh' or 'sigmoid'",
+            )
+            ok = False
+    if class_name == "QGRU" and config.get("recurrent_quantizer") is None:
+        report.unsupported(
+            f"{path}/recurrent_quantizer",
+            "QKeras QGRU without recurrent_quantizer: QKeras 0.9's QGRUCell then uses the "
+            "kernel W as the recurrent matrix (a bug), which no tfqnn GRU computes",
+            "save the model with a recurrent_quantizer",
+        )
+        ok = False
+    if config.pop("time_major", False):
+        report.unsupported(path, f"QKeras {class_name} with time_major=True", "time_major=False")
+        ok = False
+    config.pop("implementation", None)  # Keras's two orders of the same products
+    for key in [k for k in config if k.endswith("_initializer")]:
+        value = config[key]
+        if isinstance(value, dict) and value.get("class_name") == "QInitializer":
+            config[key] = (value.get("config") or {}).get("initializer", "glorot_uniform")
+    described = translate_quantizers(
+        config, RECURRENT_QUANTIZERS, describe, quantizer, path, report
+    )
+    return (RECURRENT[class_name], config, described) if ok else None
+
+
 def constraint(value: Any, path: str, report: Report) -> Any:
     """QKeras's ``Clip(-c, c)`` kernel constraint as tfqnn's `WeightClip(c)`; others unchanged."""
     if not (isinstance(value, dict) and value.get("class_name") == "Clip"):
@@ -301,4 +399,9 @@ def constraint(value: Any, path: str, report: Report) -> Any:
 
 def is_qkeras_layer(class_name: str) -> bool:
     """Whether a tf_keras config's class name is one of QKeras's layers."""
-    return class_name in LAYERS or class_name in MISSING_LAYERS or class_name == "QActivation"
+    return (
+        class_name in LAYERS
+        or class_name in RECURRENT
+        or class_name in MISSING_LAYERS
+        or class_name == "QActivation"
+    )

@@ -1,0 +1,152 @@
+"""QKeras 0.9's QLSTM, QGRU and QSimpleRNN as tfqnn's recurrent layers.
+
+The fixture ``qkeras_rnn`` (``make_fixtures_tfkeras.py``) stacks the three
+with kernel, recurrent, bias and state quantizers and QKeras's default
+``recurrent_activation="hard_sigmoid"`` (QKeras's own: ``clip((x + 1) / 2,
+0, 1)``); test_peer_models.py checks its predictions, training outputs and
+gradients against QKeras's. Here: the mapping, fit/save/export, and the
+settings that do not map.
+"""
+
+import json
+import os
+import shutil
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+import tfqnn
+from tfqnn import activations, constraints, interop, layers, quantizers
+from tfqnn.interop import qkeras
+
+from .test_errors import fuzz_count
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+RNN = os.path.join(FIXTURES, "qkeras_rnn.h5")
+NAMES = {"qlstm": layers.QuantLSTM, "qgru": layers.QuantGRU, "qsimplernn": layers.QuantSimpleRNN}
+
+
+@pytest.fixture
+def rnn(tmp_path):
+    path = tmp_path / "rnn.h5"
+    shutil.copy(RNN, path)
+    return path
+
+
+def edit_layer(path, name, edit):
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        entry = next(e for e in config["config"]["layers"] if e["config"]["name"] == name)
+        edit(entry["config"])
+        f.attrs["model_config"] = json.dumps(config)
+
+
+def test_activations_follow_their_formulas():
+    x = np.linspace(-4.0, 4.0, 81, dtype=np.float32)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(activations.hard_sigmoid_half(x)),
+        np.clip((x + 1.0) / 2.0, 0.0, 1.0),
+        atol=1e-7,
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(activations.tf_keras_hard_sigmoid(x)),
+        np.clip(0.2 * x + 0.5, 0.0, 1.0),
+        atol=1e-7,
+    )
+
+
+def test_recurrent_layers_map_with_their_quantizers():
+    model, report = interop.load_with_report(RNN)
+    bits4 = quantizers.QuantizedBits(4, 0, alpha=1.0)
+    for name, cls in NAMES.items():
+        layer = model.get_layer(name)
+        assert type(layer) is cls
+        cell = layer.cell
+        assert cell.kernel_quantizer == bits4 and cell.recurrent_quantizer == bits4
+        assert cell.bias_quantizer == quantizers.QuantizedBits(8, 2, alpha=1.0)
+        assert cell.state_quantizer == quantizers.QuantizedBits(8, 3, alpha=1.0)
+        assert cell.input_quantizer is None
+        assert isinstance(cell.kernel_constraint, constraints.WeightClip)
+        assert cell.kernel_constraint.clip_value == 1.0  # QKeras's Clip(-1, 1)
+        if name != "qsimplernn":
+            assert cell.recurrent_activation is activations.hard_sigmoid_half
+            assert cell.gate_quantizer is None and cell.candidate_quantizer is None
+    rows = {m.path: m for m in report.mappings}
+    assert rows["qkeras_rnn/qgru"].source == "QKeras.QGRU"
+    assert (
+        "state_quantizer=quantized_bits(bits=8, integer=3"
+        in rows["qkeras_rnn/qgru"].source_quantizers
+    )
+    assert model.get_layer("qgru").cell.reset_after is False
+
+
+def test_recurrent_model_trains_saves_and_exports(tmp_path):
+    model = interop.load(RNN)
+    data = np.load(RNN[:-3] + ".npz")
+    before = model.get_layer("qlstm").cell.kernel.numpy()
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    history = model.fit(data["x_train"], data["y_train"], batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    after = model.get_layer("qlstm").cell.kernel.numpy()
+    assert not np.array_equal(before, after) and np.abs(after).max() <= 1.0
+    expected = model.predict(data["x"], verbose=0)
+    model.save(tmp_path / "rnn.keras")
+    restored = keras.models.load_model(tmp_path / "rnn.keras")
+    np.testing.assert_array_equal(restored.predict(data["x"], verbose=0), expected)
+    content = tfqnn.export.to_tflite(model, batch_size=1)
+    lite = tfqnn.lite.Interpreter(model_content=content).predict(data["x"][:4], batch_size=1)
+    np.testing.assert_allclose(lite, expected[:4], atol=1e-4)
+
+
+def test_qkeras_hard_sigmoid_differs_from_keras_and_tf_keras():
+    """QKeras's "hard_sigmoid" is its own; a plain tf_keras layer's is tf_keras's."""
+    assert qkeras.ACTIVATIONS["hard_sigmoid"] is activations.hard_sigmoid_half
+    x = np.array([1.5], np.float32)  # QKeras 1.0, tf_keras 0.8, Keras 3 0.75
+    values = [
+        float(keras.ops.convert_to_numpy(f(x))[0])
+        for f in (
+            activations.hard_sigmoid_half,
+            activations.tf_keras_hard_sigmoid,
+            keras.activations.hard_sigmoid,
+        )
+    ]
+    np.testing.assert_allclose(values, [1.0, 0.8, 0.75], rtol=1e-6)
+
+
+def test_plain_activation_layer_keeps_tf_keras_hard_sigmoid(rnn):
+    edit_layer(rnn, "softmax", lambda c: c.update(activation="hard_sigmoid"))
+    model = interop.load(rnn)
+    assert model.get_layer("softmax").activation is activations.tf_keras_hard_sigmoid
+
+
+@pytest.mark.parametrize(
+    ("layer", "edit", "message"),
+    [
+        (
+            "qlstm",
+            {"activation": "quantized_tanh(4)"},
+            "qlstm/activation: QKeras QLSTM with the quantizer 'quantized_tanh\\(4\\)'",
+        ),
+        (
+            "qgru",
+            {"recurrent_activation": "quantized_sigmoid(4)"},
+            "qgru/recurrent_activation: QKeras QGRU with the quantizer",
+        ),
+        ("qgru", {"recurrent_quantizer": None}, "uses the kernel W as the recurrent matrix"),
+        ("qsimplernn", {"activation": "binary_tanh"}, "QKeras activation 'binary_tanh'"),
+        ("qsimplernn", {"time_major": True}, "time_major=True"),
+        ("qlstm", {"state_quantizer": "quantized_bits(8, 0, alpha=1)"}, "Invalid state_quantizer"),
+        ("qlstm", {"kernel_quantizer": "stochastic_binary()"}, "StochasticSign"),
+    ],
+)
+def test_settings_that_do_not_map_name_the_layer_and_why(rnn, layer, edit, message):
+    edit_layer(rnn, layer, lambda c: c.update(edit))
+    with pytest.raises(ValueError, match=message):
+        interop.load(rnn)
+
+
+def test_fuzz_recurrent_fixture(tmp_path):
+    """Mutated configs and corrupted bytes of the QKeras RNN: a model or a ValueError."""
+    assert fuzz_count(RNN, tmp_path, np.random.default_rng(19), 25, 40) > 10
