@@ -18,7 +18,11 @@ images.
   ``ternary``, ``quantized_relu`` and ``QActivation``.
 - ``qkeras_rnn``: QKeras 0.9 QLSTM, QGRU (``reset_after`` False, QKeras's
   default) and QSimpleRNN over the 28 rows of an image, with kernel,
-  recurrent, bias and state quantizers, tanh and tf_keras's hard_sigmoid.
+  recurrent, bias and state quantizers, tanh and QKeras's hard_sigmoid.
+- ``qkeras_rnn_activations``: QKeras quantizers as activations: QLSTM with
+  its default ``quantized_tanh``, QGRU with ``quantized_sigmoid`` gates,
+  QSimpleRNN, QDense with a ``quantized_relu`` activation and QActivation
+  with ``quantized_tanh`` and ``quantized_sigmoid``.
 """
 
 import os
@@ -161,6 +165,52 @@ def qkeras_rnn():
     )
 
 
+def qkeras_rnn_activations():
+    from qkeras import QGRU, QLSTM, QActivation, QDense, QSimpleRNN
+    from qkeras import quantizers as q
+    from tensorflow.python.util import nest
+
+    if not hasattr(nest, "is_sequence"):  # as in qkeras_rnn
+        nest.is_sequence = nest.is_nested
+    bits = q.quantized_bits(4, 0, alpha=1)
+    return keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            QActivation(q.quantized_sigmoid(6, use_real_sigmoid=True), name="qsigmoid_real"),
+            QLSTM(
+                6,
+                return_sequences=True,
+                kernel_quantizer=bits,
+                recurrent_quantizer=bits,
+                name="qlstm_default",
+            ),
+            QGRU(
+                6,
+                return_sequences=True,
+                activation=q.quantized_tanh(4, use_real_tanh=True),
+                recurrent_activation=q.quantized_sigmoid(4),
+                kernel_quantizer=bits,
+                recurrent_quantizer=bits,
+                name="qgru_quantized",
+            ),
+            QSimpleRNN(
+                6,
+                activation=q.quantized_tanh(5, symmetric=True),
+                kernel_quantizer=bits,
+                recurrent_quantizer=bits,
+                name="qsimplernn_quantized",
+            ),
+            QActivation("quantized_tanh(3)", name="qtanh"),
+            QDense(
+                12, activation=q.quantized_relu(4, 2), kernel_quantizer=bits, name="qdense_relu"
+            ),
+            QDense(10, kernel_quantizer=bits, name="qdense"),
+            keras.layers.Activation("softmax", name="softmax"),
+        ],
+        name="qkeras_rnn_activations",
+    )
+
+
 def _mlp(name):
     return keras.Sequential(
         [
@@ -253,6 +303,7 @@ MODELS = {
     "qkeras_cnn": qkeras_cnn,
     "qkeras_conv1d": qkeras_conv1d,
     "qkeras_rnn": qkeras_rnn,
+    "qkeras_rnn_activations": qkeras_rnn_activations,
     "tfmot_pruned": tfmot_pruned,
     "tfmot_clustered": tfmot_clustered,
     "tfmot_pruned_wrapped": tfmot_pruned_wrapped,

@@ -25,6 +25,7 @@ from .test_errors import fuzz_count
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 RNN = os.path.join(FIXTURES, "qkeras_rnn.h5")
+ACTIVATIONS = os.path.join(FIXTURES, "qkeras_rnn_activations.h5")
 NAMES = {"qlstm": layers.QuantLSTM, "qgru": layers.QuantGRU, "qsimplernn": layers.QuantSimpleRNN}
 
 
@@ -82,6 +83,80 @@ def test_recurrent_layers_map_with_their_quantizers():
     assert model.get_layer("qgru").cell.reset_after is False
 
 
+def test_quantizers_as_activations_map_onto_tfqnn_quantizers():
+    """QKeras's default quantized_tanh, quantized_sigmoid gates, a quantized_relu activation."""
+    model, report = interop.load_with_report(ACTIVATIONS)
+    get = model.get_layer
+    lstm = get("qlstm_default").cell
+    assert lstm.activation == quantizers.QuantizedTanh(8)  # QKeras's default activation
+    assert lstm.recurrent_activation is activations.hard_sigmoid_half
+    gru = get("qgru_quantized").cell
+    assert gru.activation == quantizers.QuantizedTanh(4, use_real_tanh=True)
+    assert gru.recurrent_activation == quantizers.QuantizedSigmoid(4)
+    assert get("qsimplernn_quantized").cell.activation == quantizers.QuantizedTanh(5, True)
+    assert get("qdense_relu").activation == quantizers.QuantizedRelu(4, 2)
+    assert get("qtanh").quantizer == quantizers.QuantizedTanh(3)
+    assert get("qsigmoid_real").quantizer == quantizers.QuantizedSigmoid(6, use_real_sigmoid=True)
+    rows = {m.path.split("/")[1]: m for m in report.mappings}
+    assert "activation=quantized_relu(bits=4, integer=2," in rows["qdense_relu"].source_quantizers
+
+
+@pytest.mark.parametrize(
+    ("quantizer", "expected"),
+    [
+        # clip(round(clip(x, -1, 1) 4) / 4, -1, 3/4), ties to even
+        (
+            quantizers.QuantizedTanh(3),
+            lambda x: np.clip(np.round(np.clip(x, -1, 1) * 4) / 4, -1, 0.75),
+        ),
+        (
+            quantizers.QuantizedTanh(3, symmetric=True, use_real_tanh=True),
+            lambda x: np.clip(np.round(np.tanh(x) * 4) / 4, -0.75, 0.75),
+        ),
+        (
+            quantizers.QuantizedSigmoid(2),
+            lambda x: np.clip(np.round(np.clip((x + 1) / 2, 0, 1) * 4) / 4, 0, 0.75),
+        ),
+        (
+            quantizers.QuantizedSigmoid(3, symmetric=True, use_real_sigmoid=True),
+            lambda x: np.clip(np.round(8 / (1 + np.exp(-x))) / 8, 0.125, 0.875),
+        ),
+    ],
+    ids=["tanh", "tanh_real_symmetric", "sigmoid", "sigmoid_real_symmetric"],
+)
+def test_quantized_tanh_and_sigmoid_follow_their_formulas(quantizer, expected):
+    x = np.linspace(-3.0, 3.0, 601, dtype=np.float32)
+    np.testing.assert_allclose(quantizer(x).numpy(), expected(x.astype(np.float64)), atol=1e-6)
+    low, high = quantizer.output_range
+    assert quantizer(x).numpy().min() == low and quantizer(x).numpy().max() == high
+    assert type(quantizer).from_config(quantizer.get_config()) == quantizer
+    assert quantizers.deserialize(quantizers.serialize(quantizer)) == quantizer
+
+
+def test_quantized_tanh_gradient_is_zero_where_the_rounded_value_is_clipped():
+    x = keras.Variable(np.float32([-1.5, -0.5, 0.2, 0.9, 1.5]))
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        y = quantizers.QuantizedTanh(3)(x)
+    # 0.9 rounds to 1.0, above the top level 3/4: clipped, no gradient; +-1.5 past hard tanh.
+    np.testing.assert_array_equal(tape.gradient(y, x).numpy(), [0.0, 1.0, 1.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        (lambda: quantizers.QuantizedTanh(1), "Invalid bits=1"),
+        (lambda: quantizers.QuantizedTanh(4, symmetric=1), "Invalid symmetric=1"),
+        (lambda: quantizers.QuantizedSigmoid(0), "Invalid bits=0"),
+        (lambda: quantizers.QuantizedSigmoid(4, use_real_sigmoid="yes"), "use_real_sigmoid"),
+    ],
+)
+def test_quantized_tanh_and_sigmoid_reject_bad_arguments(factory, message):
+    with pytest.raises(ValueError, match=message):
+        factory()
+
+
 def test_recurrent_model_trains_saves_and_exports(tmp_path):
     model = interop.load(RNN)
     data = np.load(RNN[:-3] + ".npz")
@@ -126,14 +201,10 @@ def test_plain_activation_layer_keeps_tf_keras_hard_sigmoid(rnn):
     [
         (
             "qlstm",
-            {"activation": "quantized_tanh(4)"},
-            "qlstm/activation: QKeras QLSTM with the quantizer 'quantized_tanh\\(4\\)'",
+            {"activation": "quantized_tanh(4, use_stochastic_rounding=True)"},
+            "qlstm/activation: QKeras quantized_tanh: use_stochastic_rounding=True",
         ),
-        (
-            "qgru",
-            {"recurrent_activation": "quantized_sigmoid(4)"},
-            "qgru/recurrent_activation: QKeras QGRU with the quantizer",
-        ),
+        ("qgru", {"recurrent_activation": "quantized_ulaw(4)"}, "qgru/recurrent_activation"),
         ("qgru", {"recurrent_quantizer": None}, "uses the kernel W as the recurrent matrix"),
         ("qsimplernn", {"activation": "binary_tanh"}, "QKeras activation 'binary_tanh'"),
         ("qsimplernn", {"time_major": True}, "time_major=True"),
@@ -147,6 +218,7 @@ def test_settings_that_do_not_map_name_the_layer_and_why(rnn, layer, edit, messa
         interop.load(rnn)
 
 
-def test_fuzz_recurrent_fixture(tmp_path):
-    """Mutated configs and corrupted bytes of the QKeras RNN: a model or a ValueError."""
-    assert fuzz_count(RNN, tmp_path, np.random.default_rng(19), 25, 40) > 10
+@pytest.mark.parametrize("fixture_path", [RNN, ACTIVATIONS], ids=["rnn", "activations"])
+def test_fuzz_recurrent_fixtures(tmp_path, fixture_path):
+    """Mutated configs and corrupted bytes of the QKeras RNNs: a model or a ValueError."""
+    assert fuzz_count(fixture_path, tmp_path, np.random.default_rng(19), 25, 40) > 10

@@ -11,8 +11,13 @@
 | ``ternary(alpha="auto" or "auto_po2")`` | ``QuantizedTernary(alpha)`` |
 | ``binary(alpha=1)`` | ``SteSign(clip_value=None)`` |
 | ``binary(alpha="auto" or "auto_po2")`` | ``QuantizedBinary(alpha)`` |
+| ``quantized_tanh(bits, symmetric, use_real_tanh)`` | ``QuantizedTanh`` |
+| ``quantized_sigmoid(bits, symmetric, use_real_sigmoid)`` | ``QuantizedSigmoid`` |
 | ``QSimpleRNN``, ``QLSTM``, ``QGRU`` | ``QuantSimpleRNN``, ``QuantLSTM``, ``QuantGRU`` with the same four quantizers |
 | activation ``"hard_sigmoid"``, ``"hard_tanh"`` (QKeras's own) | ``activations.hard_sigmoid_half``, ``activations.hard_tanh`` |
+
+A QKeras quantizer given as a layer's ``activation`` becomes the tfqnn
+quantizer as the layer's activation (Keras takes any callable).
 
 What changes the outputs or the gradients is reported, not approximated:
 bias quantizers (tfqnn layers do not quantize biases yet), stochastic
@@ -117,6 +122,8 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
     ),
     "ternary": ("alpha", "threshold", "use_stochastic_rounding", "number_of_unrolls"),
     "binary": ("use_01", "alpha", "use_stochastic_rounding"),
+    "quantized_tanh": ("bits", "use_stochastic_rounding", "symmetric", "use_real_tanh"),
+    "quantized_sigmoid": ("bits", "symmetric", "use_real_sigmoid", "use_stochastic_rounding"),
 }
 # Arguments that must keep these values for the mapping to be exact.
 REQUIRED: dict[str, Any] = {
@@ -138,8 +145,6 @@ ALTERNATIVES = {
     "stochastic_binary": "StochasticSign",
     "stochastic_ternary": "StochasticTern",
     "bernoulli": "StochasticSign",
-    "quantized_tanh": "QuantizedBits after a tanh activation",
-    "quantized_sigmoid": "QuantizedRelu after a sigmoid activation",
     "quantized_relu_po2": "QuantizedPo2 after a ReLU",
     "quantized_ulaw": "",
     "quantized_hswish": "",
@@ -219,6 +224,12 @@ QUANTIZERS: dict[str, Callable[[dict[str, Any]], quantizers.Quantizer]] = {
     "quantized_po2": lambda c: quantizers.QuantizedPo2(**c),
     "ternary": _ternary,
     "binary": _binary,
+    "quantized_tanh": lambda c: quantizers.QuantizedTanh(
+        c.get("bits", 8), bool(c.get("symmetric", False)), bool(c.get("use_real_tanh", False))
+    ),
+    "quantized_sigmoid": lambda c: quantizers.QuantizedSigmoid(
+        c.get("bits", 8), bool(c.get("symmetric", False)), bool(c.get("use_real_sigmoid", False))
+    ),
 }
 
 
@@ -283,6 +294,23 @@ def _activations(config: dict[str, Any], path: str, report: Report) -> bool:
     return ok
 
 
+def _quantizer_activations(config: dict[str, Any], path: str, report: Report) -> str:
+    """Replaces QKeras quantizers given as ``activation`` or ``recurrent_activation``.
+
+    A tfqnn quantizer is a callable that Keras takes as an activation and
+    serializes: the layer applies it where QKeras applies its quantizer
+    (after the bias; in a recurrent cell, at every place the activation is
+    used). Returns the source quantizers as text.
+    """
+    described = []
+    for key in ("activation", "recurrent_activation"):
+        value = config.get(key)
+        if is_qkeras_quantizer(value):
+            described.append(f"{key}={describe(value)}")
+            config[key] = quantizer(value, f"{path}/{key}", report)
+    return ", ".join(described)
+
+
 def layer_arguments(
     class_name: str, config: dict[str, Any], path: str, report: Report
 ) -> tuple[type[Any], dict[str, Any], str] | None:
@@ -319,15 +347,9 @@ def layer_arguments(
         if isinstance(value, dict) and value.get("class_name") == "QInitializer":
             # Only a new layer's first weights depend on it: keep the wrapped one.
             config[key] = (value.get("config") or {}).get("initializer", "glorot_uniform")
-    if is_qkeras_quantizer(config.get("activation")):
-        report.unsupported(
-            path + "/activation",
-            f"QKeras quantizer as a layer activation ({config['activation']!r})",
-            "a QActivation after the layer",
-        )
-        config["activation"] = None
+    described_activation = _quantizer_activations(config, path, report)
     described = translate_quantizers(config, quantizer_names, describe, quantizer, path, report)
-    return cls, config, described
+    return cls, config, ", ".join(d for d in (described, described_activation) if d)
 
 
 def _recurrent(
@@ -337,27 +359,19 @@ def _recurrent(
 
     QKeras's cells compute as tfqnn's with ``input_quantizer``, the gate and
     candidate quantizers None: ``W``, ``U`` and ``b`` quantized, the states
-    ``h`` (and the LSTM's ``c``) quantized when read. What differs is
-    reported: a QKeras quantizer as ``activation`` (QKeras's default
-    ``quantized_tanh``: QKeras applies it to the candidate and to ``tanh(c)``,
-    tfqnn's ``candidate_quantizer`` to the candidate only) or as
-    ``recurrent_activation``, and a ``QGRU`` without ``recurrent_quantizer``
-    (QKeras 0.9's ``QGRUCell`` then multiplies ``h`` by the kernel ``W``).
+    ``h`` (and the LSTM's ``c``) quantized when read. A QKeras quantizer as
+    ``activation`` (QKeras's default ``quantized_tanh``) or
+    ``recurrent_activation`` becomes the tfqnn quantizer as that activation:
+    the cell applies it wherever QKeras does (the candidate and ``c`` of the
+    LSTM, the gates). What differs is reported: a ``QGRU`` without
+    ``recurrent_quantizer`` (QKeras 0.9's ``QGRUCell`` then multiplies ``h``
+    by the kernel ``W``) and ``time_major=True``.
     ``QLSTM`` forces ``unit_forget_bias=True``, which only sets the first
     bias: the file's bias is loaded as it is.
     """
     config = dict(config)
     ok = _activations(config, path, report)
-    for key in ("activation", "recurrent_activation"):
-        if is_qkeras_quantizer(config.get(key)):
-            report.unsupported(
-                f"{path}/{key}",
-                f"QKeras {class_name} with the quantizer {config[key]!r} as {key} (QKeras "
-                "quantizes the candidate, the gates and tanh(c) with it; tfqnn's "
-                "gate_quantizer and candidate_quantizer quantize the gates and the candidate only)",
-                f"save the model with a Keras {key} such as 'tanh' or 'sigmoid'",
-            )
-            ok = False
+    described_activation = _quantizer_activations(config, path, report)
     if class_name == "QGRU" and config.get("recurrent_quantizer") is None:
         report.unsupported(
             f"{path}/recurrent_quantizer",
@@ -377,6 +391,7 @@ def _recurrent(
     described = translate_quantizers(
         config, RECURRENT_QUANTIZERS, describe, quantizer, path, report
     )
+    described = ", ".join(d for d in (described, described_activation) if d)
     return (RECURRENT[class_name], config, described) if ok else None
 
 
