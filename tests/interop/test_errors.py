@@ -286,7 +286,10 @@ def qkeras_layer(config, quantizer):
         ("ternary()", "alpha=None (only alpha=1 maps exactly, onto SteTern)"),
         ("binary(alpha=0.5)", "alpha=0.5"),
         ("ternary(alpha='auto', threshold=0.2)", "alpha='auto'"),
-        ("stochastic_binary()", "'stochastic_binary' (tfqnn alternative: StochasticSign)"),
+        (
+            "stochastic_binary()",
+            "'stochastic_binary' (tfqnn alternative: StochasticSign (it samples",
+        ),
         ("quantized_bits(4,0,1,1,1,0,None,1.0,None,True,False,7)", "too many arguments"),
         ("quantized_bits(bits=__import__('os'))", "not literals"),
         ("quantized_bits(4,", "not a quantizer expression"),

@@ -11,6 +11,8 @@ settings that do not map.
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import h5py
 import keras
@@ -157,14 +159,17 @@ def test_quantized_tanh_and_sigmoid_reject_bad_arguments(factory, message):
         factory()
 
 
-def test_recurrent_model_trains_saves_and_exports(tmp_path):
-    model = interop.load(RNN)
-    data = np.load(RNN[:-3] + ".npz")
-    before = model.get_layer("qlstm").cell.kernel.numpy()
+@pytest.mark.parametrize(
+    ("path", "lstm"), [(RNN, "qlstm"), (ACTIVATIONS, "qlstm_default")], ids=["rnn", "activations"]
+)
+def test_recurrent_model_trains_saves_and_exports(tmp_path, path, lstm):
+    model = interop.load(path)
+    data = np.load(path[:-3] + ".npz")
+    before = model.get_layer(lstm).cell.kernel.numpy()
     model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
     history = model.fit(data["x_train"], data["y_train"], batch_size=8, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    after = model.get_layer("qlstm").cell.kernel.numpy()
+    after = model.get_layer(lstm).cell.kernel.numpy()
     assert not np.array_equal(before, after) and np.abs(after).max() <= 1.0
     expected = model.predict(data["x"], verbose=0)
     model.save(tmp_path / "rnn.keras")
@@ -216,6 +221,24 @@ def test_settings_that_do_not_map_name_the_layer_and_why(rnn, layer, edit, messa
     edit_layer(rnn, layer, lambda c: c.update(edit))
     with pytest.raises(ValueError, match=message):
         interop.load(rnn)
+
+
+def test_keras_file_loads_in_a_fresh_process_with_only_import_tfqnn(tmp_path):
+    """Quantizers as activations and QKeras's hard sigmoid are registered: no custom_objects."""
+    model = interop.load(ACTIVATIONS)
+    x = np.load(ACTIVATIONS[:-3] + ".npz")["x"][:4]
+    model.save(tmp_path / "rnn.keras")
+    np.save(tmp_path / "x.npy", x)
+    code = (
+        "import sys, keras, numpy as np, tfqnn; m = keras.models.load_model(sys.argv[1]); "
+        "np.save(sys.argv[2], m.predict(np.load(sys.argv[3]), verbose=0))"
+    )
+    out = tmp_path / "y.npy"
+    arguments = [str(tmp_path / "rnn.keras"), str(out), str(tmp_path / "x.npy")]
+    subprocess.run(
+        [sys.executable, "-c", code, *arguments], check=True, capture_output=True, timeout=300
+    )
+    np.testing.assert_array_equal(np.load(out), model.predict(x, verbose=0))
 
 
 @pytest.mark.parametrize("fixture_path", [RNN, ACTIVATIONS], ids=["rnn", "activations"])

@@ -142,8 +142,15 @@ REQUIRED: dict[str, Any] = {
 # Arguments with no effect on the values (names of variables, their creation).
 IGNORED = ("var_name", "use_variables", "number_of_unrolls")
 ALTERNATIVES = {
-    "stochastic_binary": "StochasticSign",
-    "stochastic_ternary": "StochasticTern",
+    # QKeras samples +1 with P = sigmoid(temperature x / std(x)) in training and is
+    # binary(alpha) in inference; StochasticSign samples with P = clip((x + 1) / 2, 0, 1).
+    "stochastic_binary": "StochasticSign (it samples with P(+1) = clip((x + 1) / 2, 0, 1), "
+    "QKeras with sigmoid(temperature x / std(x))), or binary(alpha) as saved for inference",
+    # QKeras samples from two sigmoids of x / scale around +-threshold; StochasticTern
+    # keeps sign(x) with probability |clip(x, -1, 1)|.
+    "stochastic_ternary": "StochasticTern (it keeps sign(x) with probability |clip(x, -1, 1)|, "
+    "QKeras samples from sigmoids of temperature (x / scale +- threshold)), or ternary(alpha) "
+    "for inference",
     "bernoulli": "StochasticSign",
     "quantized_relu_po2": "QuantizedPo2 after a ReLU",
     "quantized_ulaw": "",
