@@ -22,7 +22,8 @@ images.
 - ``qkeras_rnn_activations``: QKeras quantizers as activations: QLSTM with
   its default ``quantized_tanh``, QGRU with ``quantized_sigmoid`` gates,
   QSimpleRNN, QDense with a ``quantized_relu`` activation and QActivation
-  with ``quantized_tanh`` and ``quantized_sigmoid``.
+  with ``quantized_tanh`` and ``quantized_sigmoid``, and a QBidirectional
+  QSimpleRNN.
 """
 
 import os
@@ -166,7 +167,7 @@ def qkeras_rnn():
 
 
 def qkeras_rnn_activations():
-    from qkeras import QGRU, QLSTM, QActivation, QDense, QSimpleRNN
+    from qkeras import QGRU, QLSTM, QActivation, QBidirectional, QDense, QSimpleRNN
     from qkeras import quantizers as q
     from tensorflow.python.util import nest
 
@@ -177,6 +178,16 @@ def qkeras_rnn_activations():
         [
             keras.Input((28, 28)),
             QActivation(q.quantized_sigmoid(6, use_real_sigmoid=True), name="qsigmoid_real"),
+            QBidirectional(
+                QSimpleRNN(
+                    3,
+                    return_sequences=True,
+                    kernel_quantizer=bits,
+                    recurrent_quantizer=bits,
+                    name="qsimplernn_both",
+                ),
+                name="qbidirectional",
+            ),
             QLSTM(
                 6,
                 return_sequences=True,

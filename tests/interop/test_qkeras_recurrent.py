@@ -99,8 +99,17 @@ def test_quantizers_as_activations_map_onto_tfqnn_quantizers():
     assert get("qdense_relu").activation == quantizers.QuantizedRelu(4, 2)
     assert get("qtanh").quantizer == quantizers.QuantizedTanh(3)
     assert get("qsigmoid_real").quantizer == quantizers.QuantizedSigmoid(6, use_real_sigmoid=True)
-    rows = {m.path.split("/")[1]: m for m in report.mappings}
+    rows = {m.path.split("/", 1)[1]: m for m in report.mappings}
     assert "activation=quantized_relu(bits=4, integer=2," in rows["qdense_relu"].source_quantizers
+    # QBidirectional: Keras's Bidirectional around the mapped QSimpleRNN, forward and backward.
+    both = get("qbidirectional")
+    assert isinstance(both, keras.layers.Bidirectional)
+    assert rows["qbidirectional"].source == "QKeras.QBidirectional"
+    assert rows["qbidirectional/qsimplernn_both"].target == "tfqnn.QuantSimpleRNN"
+    for direction in (both.forward_layer, both.backward_layer):
+        assert isinstance(direction, layers.QuantSimpleRNN)
+        assert direction.cell.kernel_quantizer == quantizers.QuantizedBits(4, 0, alpha=1.0)
+    assert both.backward_layer.go_backwards and not both.forward_layer.go_backwards
 
 
 @pytest.mark.parametrize(
@@ -239,6 +248,16 @@ def test_keras_file_loads_in_a_fresh_process_with_only_import_tfqnn(tmp_path):
         [sys.executable, "-c", code, *arguments], check=True, capture_output=True, timeout=300
     )
     np.testing.assert_array_equal(np.load(out), model.predict(x, verbose=0))
+
+
+def test_bidirectional_reports_its_inner_layer_with_its_path(tmp_path):
+    path = tmp_path / "activations.h5"
+    shutil.copy(ACTIVATIONS, path)
+    edit_layer(
+        path, "qbidirectional", lambda c: c["layer"]["config"].update(activation="binary_tanh")
+    )
+    with pytest.raises(ValueError, match="qbidirectional/qsimplernn_both/activation: QKeras"):
+        interop.load(path)
 
 
 @pytest.mark.parametrize("fixture_path", [RNN, ACTIVATIONS], ids=["rnn", "activations"])

@@ -13,6 +13,7 @@
 | ``binary(alpha="auto" or "auto_po2")`` | ``QuantizedBinary(alpha)`` |
 | ``quantized_tanh(bits, symmetric, use_real_tanh)`` | ``QuantizedTanh`` |
 | ``quantized_sigmoid(bits, symmetric, use_real_sigmoid)`` | ``QuantizedSigmoid`` |
+| ``QBidirectional(layer)`` | ``keras.layers.Bidirectional`` around the mapped layer (`tfqnn.interop.translate`) |
 | ``QSimpleRNN``, ``QLSTM``, ``QGRU`` | ``QuantSimpleRNN``, ``QuantLSTM``, ``QuantGRU`` with the same four quantizers |
 | activation ``"hard_sigmoid"``, ``"hard_tanh"`` (QKeras's own) | ``activations.hard_sigmoid_half``, ``activations.hard_tanh`` |
 
@@ -72,7 +73,6 @@ MISSING_LAYERS: dict[str, str] = {
     "QAdaptiveActivation": "QuantActivation with a fixed quantizer",
     "QAveragePooling2D": "AveragePooling2D then QuantActivation",
     "QGlobalAveragePooling2D": "GlobalAveragePooling2D then QuantActivation",
-    "QBidirectional": "keras.layers.Bidirectional over a tfqnn recurrent layer (not mapped yet)",
 }
 # QKeras reads activation names in its own module first: these differ from Keras's.
 ACTIVATIONS: dict[str, Any] = {
