@@ -16,6 +16,14 @@ images.
   that QDense gives a kernel quantizer without ``alpha``), ``ternary``
   (``alpha=1`` and the default ``"auto_po2"``), ``quantized_po2``,
   ``ternary``, ``quantized_relu`` and ``QActivation``.
+- ``qkeras_rnn``: QKeras 0.9 QLSTM, QGRU (``reset_after`` False, QKeras's
+  default) and QSimpleRNN over the 28 rows of an image, with kernel,
+  recurrent, bias and state quantizers, tanh and QKeras's hard_sigmoid.
+- ``qkeras_rnn_activations``: QKeras quantizers as activations: QLSTM with
+  its default ``quantized_tanh``, QGRU with ``quantized_sigmoid`` gates,
+  QSimpleRNN, QDense with a ``quantized_relu`` activation and QActivation
+  with ``quantized_tanh`` and ``quantized_sigmoid``, and a QBidirectional
+  QSimpleRNN.
 """
 
 import os
@@ -125,6 +133,95 @@ def qkeras_conv1d():
     )
 
 
+def qkeras_rnn():
+    from qkeras import QGRU, QLSTM, QDense, QSimpleRNN
+    from tensorflow.python.util import nest
+
+    # QKeras 0.9's QGRUCell and QSimpleRNNCell call nest.is_sequence, which
+    # TensorFlow renamed is_nested (same function) and removed by 2.21.
+    if not hasattr(nest, "is_sequence"):
+        nest.is_sequence = nest.is_nested
+    from qkeras import quantizers as q
+
+    def quantized(**kwargs):
+        return dict(
+            kernel_quantizer=q.quantized_bits(4, 0, alpha=1),
+            recurrent_quantizer=q.quantized_bits(4, 0, alpha=1),
+            bias_quantizer=q.quantized_bits(8, 2, alpha=1),
+            state_quantizer=q.quantized_bits(8, 3, alpha=1),
+            activation="tanh",
+            **kwargs,
+        )
+
+    return keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            QLSTM(8, return_sequences=True, name="qlstm", **quantized()),
+            QGRU(8, return_sequences=True, name="qgru", **quantized()),
+            QSimpleRNN(8, name="qsimplernn", **quantized()),
+            QDense(10, kernel_quantizer=q.quantized_bits(8, 3, 1, alpha=1), name="qdense"),
+            keras.layers.Activation("softmax", name="softmax"),
+        ],
+        name="qkeras_rnn",
+    )
+
+
+def qkeras_rnn_activations():
+    from qkeras import QGRU, QLSTM, QActivation, QBidirectional, QDense, QSimpleRNN
+    from qkeras import quantizers as q
+    from tensorflow.python.util import nest
+
+    if not hasattr(nest, "is_sequence"):  # as in qkeras_rnn
+        nest.is_sequence = nest.is_nested
+    bits = q.quantized_bits(4, 0, alpha=1)
+    return keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            QActivation(q.quantized_sigmoid(6, use_real_sigmoid=True), name="qsigmoid_real"),
+            QBidirectional(
+                QSimpleRNN(
+                    3,
+                    return_sequences=True,
+                    kernel_quantizer=bits,
+                    recurrent_quantizer=bits,
+                    name="qsimplernn_both",
+                ),
+                name="qbidirectional",
+            ),
+            QLSTM(
+                6,
+                return_sequences=True,
+                kernel_quantizer=bits,
+                recurrent_quantizer=bits,
+                name="qlstm_default",
+            ),
+            QGRU(
+                6,
+                return_sequences=True,
+                activation=q.quantized_tanh(4, use_real_tanh=True),
+                recurrent_activation=q.quantized_sigmoid(4),
+                kernel_quantizer=bits,
+                recurrent_quantizer=bits,
+                name="qgru_quantized",
+            ),
+            QSimpleRNN(
+                6,
+                activation=q.quantized_tanh(5, symmetric=True),
+                kernel_quantizer=bits,
+                recurrent_quantizer=bits,
+                name="qsimplernn_quantized",
+            ),
+            QActivation("quantized_tanh(3)", name="qtanh"),
+            QDense(
+                12, activation=q.quantized_relu(4, 2), kernel_quantizer=bits, name="qdense_relu"
+            ),
+            QDense(10, kernel_quantizer=bits, name="qdense"),
+            keras.layers.Activation("softmax", name="softmax"),
+        ],
+        name="qkeras_rnn_activations",
+    )
+
+
 def _mlp(name):
     return keras.Sequential(
         [
@@ -216,6 +313,8 @@ MODELS = {
     "tfkeras_functional": functional,
     "qkeras_cnn": qkeras_cnn,
     "qkeras_conv1d": qkeras_conv1d,
+    "qkeras_rnn": qkeras_rnn,
+    "qkeras_rnn_activations": qkeras_rnn_activations,
     "tfmot_pruned": tfmot_pruned,
     "tfmot_clustered": tfmot_clustered,
     "tfmot_pruned_wrapped": tfmot_pruned_wrapped,
@@ -234,7 +333,9 @@ def main(directory, names=()):
         model = build()
         model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
         train, test = (
-            (x_train, x_test) if name != "qkeras_conv1d" else (x_train[..., 0], x_test[..., 0])
+            (x_train, x_test)
+            if name not in ("qkeras_conv1d", "qkeras_rnn")
+            else (x_train[..., 0], x_test[..., 0])
         )
         callbacks = []
         if name.startswith("tfmot_pruned"):

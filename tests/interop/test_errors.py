@@ -286,7 +286,10 @@ def qkeras_layer(config, quantizer):
         ("ternary()", "alpha=None (only alpha=1 maps exactly, onto SteTern)"),
         ("binary(alpha=0.5)", "alpha=0.5"),
         ("ternary(alpha='auto', threshold=0.2)", "alpha='auto'"),
-        ("stochastic_binary()", "'stochastic_binary' (tfqnn alternative: StochasticSign)"),
+        (
+            "stochastic_binary()",
+            "'stochastic_binary' (tfqnn alternative: StochasticSign (it samples",
+        ),
         ("quantized_bits(4,0,1,1,1,0,None,1.0,None,True,False,7)", "too many arguments"),
         ("quantized_bits(bits=__import__('os'))", "not literals"),
         ("quantized_bits(4,", "not a quantizer expression"),
@@ -301,7 +304,7 @@ def test_qkeras_quantizers_that_do_not_map_exactly(tiny, quantizer, message):
     assert message in str(error.value)
 
 
-def test_qkeras_bias_quantizer_and_quantized_activation_are_reported(tiny):
+def test_qkeras_bias_quantizer_is_reported_and_quantized_activation_maps(tiny):
     def edit(config):
         qkeras_layer(config, "quantized_bits(4,0,1)")
         dense = layer_entry(config, "dense_1")["config"]
@@ -309,10 +312,12 @@ def test_qkeras_bias_quantizer_and_quantized_activation_are_reported(tiny):
         dense["activation"] = "quantized_relu(4,0)"
 
     edit_config(tiny, edit)
-    with pytest.raises(ValueError, match="2 unsupported") as error:
+    with pytest.raises(ValueError, match="1 unsupported") as error:
         interop.load(tiny)
     assert "dense_1/bias_quantizer: QKeras bias quantizer" in str(error.value)
-    assert "dense_1/activation: QKeras quantizer as a layer activation" in str(error.value)
+    edit_config(tiny, lambda c: layer_entry(c, "dense_1")["config"].pop("bias_quantizer"))
+    dense = interop.load(tiny).get_layer("dense_1")
+    assert dense.activation == quantizers.QuantizedRelu(4, 0)  # QKeras applies it after the bias
 
 
 def test_qkeras_string_quantizer_maps(tiny):

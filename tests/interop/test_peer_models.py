@@ -25,6 +25,8 @@ MODELS = [
     "tfmot_clustered_wrapped",
     "qkeras_cnn",
     "qkeras_conv1d",
+    "qkeras_rnn",
+    "qkeras_rnn_activations",
     "larq_tutorial_bnn",
     "larq_every_layer",
     "larq_conv1d",

@@ -11,6 +11,14 @@
 | ``ternary(alpha="auto" or "auto_po2")`` | ``QuantizedTernary(alpha)`` |
 | ``binary(alpha=1)`` | ``SteSign(clip_value=None)`` |
 | ``binary(alpha="auto" or "auto_po2")`` | ``QuantizedBinary(alpha)`` |
+| ``quantized_tanh(bits, symmetric, use_real_tanh)`` | ``QuantizedTanh`` |
+| ``quantized_sigmoid(bits, symmetric, use_real_sigmoid)`` | ``QuantizedSigmoid`` |
+| ``QBidirectional(layer)`` | ``keras.layers.Bidirectional`` around the mapped layer (`tfqnn.interop.translate`) |
+| ``QSimpleRNN``, ``QLSTM``, ``QGRU`` | ``QuantSimpleRNN``, ``QuantLSTM``, ``QuantGRU`` with the same four quantizers |
+| activation ``"hard_sigmoid"``, ``"hard_tanh"`` (QKeras's own) | ``activations.hard_sigmoid_half``, ``activations.hard_tanh`` |
+
+A QKeras quantizer given as a layer's ``activation`` becomes the tfqnn
+quantizer as the layer's activation (Keras takes any callable).
 
 What changes the outputs or the gradients is reported, not approximated:
 bias quantizers (tfqnn layers do not quantize biases yet), stochastic
@@ -28,7 +36,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tfqnn import constraints, layers, quantizers
+from tfqnn import activations, constraints, layers, quantizers
 from tfqnn.interop.arguments import translate_quantizers
 from tfqnn.interop.report import Report
 
@@ -43,6 +51,18 @@ LAYERS: dict[str, tuple[type[Any], tuple[str, ...]]] = {
         ("depthwise_quantizer", "pointwise_quantizer"),
     ),
 }
+# QKeras recurrent layer -> tfqnn layer; all four quantizers keep their names.
+RECURRENT: dict[str, type[Any]] = {
+    "QSimpleRNN": layers.QuantSimpleRNN,
+    "QLSTM": layers.QuantLSTM,
+    "QGRU": layers.QuantGRU,
+}
+RECURRENT_QUANTIZERS = (
+    "kernel_quantizer",
+    "recurrent_quantizer",
+    "bias_quantizer",
+    "state_quantizer",
+)
 # QKeras layers tfqnn does not map, with what to use instead.
 MISSING_LAYERS: dict[str, str] = {
     "QBatchNormalization": "keras.layers.BatchNormalization (float parameters)",
@@ -53,11 +73,14 @@ MISSING_LAYERS: dict[str, str] = {
     "QAdaptiveActivation": "QuantActivation with a fixed quantizer",
     "QAveragePooling2D": "AveragePooling2D then QuantActivation",
     "QGlobalAveragePooling2D": "GlobalAveragePooling2D then QuantActivation",
-    "QSimpleRNN": "QuantSimpleRNN (not mapped yet)",
-    "QLSTM": "QuantLSTM (not mapped yet)",
-    "QGRU": "QuantGRU (not mapped yet)",
-    "QBidirectional": "keras.layers.Bidirectional over a tfqnn recurrent layer (not mapped yet)",
 }
+# QKeras reads activation names in its own module first: these differ from Keras's.
+ACTIVATIONS: dict[str, Any] = {
+    "hard_sigmoid": activations.hard_sigmoid_half,  # clip((x + 1) / 2, 0, 1)
+    "hard_tanh": activations.hard_tanh,  # clip(x, -1, 1)
+}
+# QKeras activations with no tfqnn equivalent (a rounding with a straight-through gradient).
+MISSING_ACTIVATIONS = ("binary_sigmoid", "binary_tanh", "smooth_sigmoid", "smooth_tanh")
 # Each quantizer's arguments in QKeras's order (for the string form "quantized_bits(4,0,1)").
 ARGUMENTS: dict[str, tuple[str, ...]] = {
     "quantized_bits": (
@@ -99,6 +122,8 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
     ),
     "ternary": ("alpha", "threshold", "use_stochastic_rounding", "number_of_unrolls"),
     "binary": ("use_01", "alpha", "use_stochastic_rounding"),
+    "quantized_tanh": ("bits", "use_stochastic_rounding", "symmetric", "use_real_tanh"),
+    "quantized_sigmoid": ("bits", "symmetric", "use_real_sigmoid", "use_stochastic_rounding"),
 }
 # Arguments that must keep these values for the mapping to be exact.
 REQUIRED: dict[str, Any] = {
@@ -117,11 +142,16 @@ REQUIRED: dict[str, Any] = {
 # Arguments with no effect on the values (names of variables, their creation).
 IGNORED = ("var_name", "use_variables", "number_of_unrolls")
 ALTERNATIVES = {
-    "stochastic_binary": "StochasticSign",
-    "stochastic_ternary": "StochasticTern",
+    # QKeras samples +1 with P = sigmoid(temperature x / std(x)) in training and is
+    # binary(alpha) in inference; StochasticSign samples with P = clip((x + 1) / 2, 0, 1).
+    "stochastic_binary": "StochasticSign (it samples with P(+1) = clip((x + 1) / 2, 0, 1), "
+    "QKeras with sigmoid(temperature x / std(x))), or binary(alpha) as saved for inference",
+    # QKeras samples from two sigmoids of x / scale around +-threshold; StochasticTern
+    # keeps sign(x) with probability |clip(x, -1, 1)|.
+    "stochastic_ternary": "StochasticTern (it keeps sign(x) with probability |clip(x, -1, 1)|, "
+    "QKeras samples from sigmoids of temperature (x / scale +- threshold)), or ternary(alpha) "
+    "for inference",
     "bernoulli": "StochasticSign",
-    "quantized_tanh": "QuantizedBits after a tanh activation",
-    "quantized_sigmoid": "QuantizedRelu after a sigmoid activation",
     "quantized_relu_po2": "QuantizedPo2 after a ReLU",
     "quantized_ulaw": "",
     "quantized_hswish": "",
@@ -201,6 +231,12 @@ QUANTIZERS: dict[str, Callable[[dict[str, Any]], quantizers.Quantizer]] = {
     "quantized_po2": lambda c: quantizers.QuantizedPo2(**c),
     "ternary": _ternary,
     "binary": _binary,
+    "quantized_tanh": lambda c: quantizers.QuantizedTanh(
+        c.get("bits", 8), bool(c.get("symmetric", False)), bool(c.get("use_real_tanh", False))
+    ),
+    "quantized_sigmoid": lambda c: quantizers.QuantizedSigmoid(
+        c.get("bits", 8), bool(c.get("symmetric", False)), bool(c.get("use_real_sigmoid", False))
+    ),
 }
 
 
@@ -237,8 +273,49 @@ def is_qkeras_quantizer(value: Any) -> bool:
     try:
         name, _ = parse(value)
     except ValueError:
-        return False
+        # A known name with arguments parse cannot name (a quantizer tfqnn lacks).
+        head = value.split("(", 1)[0].strip() if isinstance(value, str) else ""
+        return head in ALTERNATIVES
     return name in QUANTIZERS or name in ALTERNATIVES
+
+
+def _activations(config: dict[str, Any], path: str, report: Report) -> bool:
+    """Replaces QKeras's own activation names in ``config`` by tfqnn's functions.
+
+    Returns False after reporting one that tfqnn lacks.
+    """
+    ok = True
+    for key in ("activation", "recurrent_activation"):
+        value = config.get(key)
+        if not isinstance(value, str):
+            continue
+        if value in ACTIVATIONS:
+            config[key] = keras.saving.serialize_keras_object(ACTIVATIONS[value])
+        elif value in MISSING_ACTIVATIONS:
+            report.unsupported(
+                f"{path}/{key}",
+                f"QKeras activation {value!r} (a rounding with a straight-through gradient)",
+                "QuantActivation with a tfqnn quantizer",
+            )
+            ok = False
+    return ok
+
+
+def _quantizer_activations(config: dict[str, Any], path: str, report: Report) -> str:
+    """Replaces QKeras quantizers given as ``activation`` or ``recurrent_activation``.
+
+    A tfqnn quantizer is a callable that Keras takes as an activation and
+    serializes: the layer applies it where QKeras applies its quantizer
+    (after the bias; in a recurrent cell, at every place the activation is
+    used). Returns the source quantizers as text.
+    """
+    described = []
+    for key in ("activation", "recurrent_activation"):
+        value = config.get(key)
+        if is_qkeras_quantizer(value):
+            described.append(f"{key}={describe(value)}")
+            config[key] = quantizer(value, f"{path}/{key}", report)
+    return ", ".join(described)
 
 
 def layer_arguments(
@@ -248,16 +325,22 @@ def layer_arguments(
     if class_name == "QActivation":
         activation = config.get("activation")
         if not is_qkeras_quantizer(activation):
-            rest = {k: v for k, v in config.items() if k != "activation"}
-            return keras.layers.Activation, {**rest, "activation": activation}, ""
+            plain = dict(config)
+            if not _activations(plain, path, report):
+                return None
+            return keras.layers.Activation, plain, ""
         found = quantizer(activation, f"{path}/activation", report)
         rest = {k: v for k, v in config.items() if k != "activation"}
         return layers.QuantActivation, {**rest, "quantizer": found}, describe(activation)
+    if class_name in RECURRENT:
+        return _recurrent(class_name, config, path, report)
     if class_name in MISSING_LAYERS:
         report.unsupported(path, f"QKeras {class_name}", MISSING_LAYERS[class_name])
         return None
     cls, quantizer_names = LAYERS[class_name]
     config = dict(config)
+    if not _activations(config, path, report):
+        return None
     if config.pop("bias_quantizer", None) is not None:
         report.unsupported(
             path + "/bias_quantizer",
@@ -271,15 +354,52 @@ def layer_arguments(
         if isinstance(value, dict) and value.get("class_name") == "QInitializer":
             # Only a new layer's first weights depend on it: keep the wrapped one.
             config[key] = (value.get("config") or {}).get("initializer", "glorot_uniform")
-    if is_qkeras_quantizer(config.get("activation")):
-        report.unsupported(
-            path + "/activation",
-            f"QKeras quantizer as a layer activation ({config['activation']!r})",
-            "a QActivation after the layer",
-        )
-        config["activation"] = None
+    described_activation = _quantizer_activations(config, path, report)
     described = translate_quantizers(config, quantizer_names, describe, quantizer, path, report)
-    return cls, config, described
+    return cls, config, ", ".join(d for d in (described, described_activation) if d)
+
+
+def _recurrent(
+    class_name: str, config: dict[str, Any], path: str, report: Report
+) -> tuple[type[Any], dict[str, Any], str] | None:
+    """``QSimpleRNN``, ``QLSTM`` or ``QGRU`` as tfqnn's layer with the same quantizers.
+
+    QKeras's cells compute as tfqnn's with ``input_quantizer``, the gate and
+    candidate quantizers None: ``W``, ``U`` and ``b`` quantized, the states
+    ``h`` (and the LSTM's ``c``) quantized when read. A QKeras quantizer as
+    ``activation`` (QKeras's default ``quantized_tanh``) or
+    ``recurrent_activation`` becomes the tfqnn quantizer as that activation:
+    the cell applies it wherever QKeras does (the candidate and ``c`` of the
+    LSTM, the gates). What differs is reported: a ``QGRU`` without
+    ``recurrent_quantizer`` (QKeras 0.9's ``QGRUCell`` then multiplies ``h``
+    by the kernel ``W``) and ``time_major=True``.
+    ``QLSTM`` forces ``unit_forget_bias=True``, which only sets the first
+    bias: the file's bias is loaded as it is.
+    """
+    config = dict(config)
+    ok = _activations(config, path, report)
+    described_activation = _quantizer_activations(config, path, report)
+    if class_name == "QGRU" and config.get("recurrent_quantizer") is None:
+        report.unsupported(
+            f"{path}/recurrent_quantizer",
+            "QKeras QGRU without recurrent_quantizer: QKeras 0.9's QGRUCell then uses the "
+            "kernel W as the recurrent matrix (a bug), which no tfqnn GRU computes",
+            "save the model with a recurrent_quantizer",
+        )
+        ok = False
+    if config.pop("time_major", False):
+        report.unsupported(path, f"QKeras {class_name} with time_major=True", "time_major=False")
+        ok = False
+    config.pop("implementation", None)  # Keras's two orders of the same products
+    for key in [k for k in config if k.endswith("_initializer")]:
+        value = config[key]
+        if isinstance(value, dict) and value.get("class_name") == "QInitializer":
+            config[key] = (value.get("config") or {}).get("initializer", "glorot_uniform")
+    described = translate_quantizers(
+        config, RECURRENT_QUANTIZERS, describe, quantizer, path, report
+    )
+    described = ", ".join(d for d in (described, described_activation) if d)
+    return (RECURRENT[class_name], config, described) if ok else None
 
 
 def constraint(value: Any, path: str, report: Report) -> Any:
@@ -301,4 +421,9 @@ def constraint(value: Any, path: str, report: Report) -> Any:
 
 def is_qkeras_layer(class_name: str) -> bool:
     """Whether a tf_keras config's class name is one of QKeras's layers."""
-    return class_name in LAYERS or class_name in MISSING_LAYERS or class_name == "QActivation"
+    return (
+        class_name in LAYERS
+        or class_name in RECURRENT
+        or class_name in MISSING_LAYERS
+        or class_name == "QActivation"
+    )

@@ -6,6 +6,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+import keras
 import numpy as np
 
 from tfqnn.interop import keras_layers, larq, qkeras, tfmot
@@ -50,6 +51,8 @@ def layer(
                 f"tfmot {class_name} with a config tfqnn rejects: {keras_layers.last_line(error)}",
             )
             return None
+    if _wraps_a_peer_layer(class_name, config):
+        return _bidirectional(class_name, config, path, model_name, report, file_weights)
     config = dict(config)
     for key in [k for k in config if k.endswith("_initializer")]:
         value = config[key]
@@ -95,5 +98,59 @@ def layer(
             f"{type(result).__module__.split('.')[0]}.{type(result).__name__}",
             _quantizers_text(result),
         )
+    )
+    return result
+
+
+def _wraps_a_peer_layer(class_name: str, config: dict[str, Any]) -> bool:
+    """Whether a ``QBidirectional``, or a ``Bidirectional`` around a larq or QKeras layer."""
+    if class_name == "QBidirectional":
+        return True
+    inner = config.get("layer")
+    inner_class = inner.get("class_name") if isinstance(inner, dict) else None
+    return (
+        class_name == "Bidirectional"
+        and isinstance(inner_class, str)
+        and (qkeras.is_qkeras_layer(inner_class) or larq.is_larq_layer(inner_class))
+    )
+
+
+def _bidirectional(
+    class_name: str,
+    config: dict[str, Any],
+    path: str,
+    model_name: str,
+    report: Report,
+    file_weights: Mapping[str, list[tuple[str, np.ndarray]]] | None,
+) -> Any:
+    """``keras.layers.Bidirectional`` around the mapped inner layer (and backward layer).
+
+    QKeras's ``QBidirectional`` is tf_keras's ``Bidirectional`` with a
+    quantizer listing; the weights are the forward layer's, then the
+    backward layer's, in both.
+    """
+    entries = [config.get("layer"), config.get("backward_layer")]
+    if not isinstance(entries[0], dict):
+        report.unsupported(path, f"{class_name} without a wrapped layer config")
+        return None
+    inner = [
+        None if e is None else layer(e, f"{model_name}/{config.get('name')}", report, file_weights)
+        for e in entries
+    ]
+    if inner[0] is None or (entries[1] is not None and inner[1] is None):
+        return None  # the inner layers' problems are reported
+    rest = {k: v for k, v in config.items() if k not in ("layer", "backward_layer")}
+    try:
+        result = keras.layers.Bidirectional(
+            inner[0], backward_layer=inner[1], **keras_layers.clean_config(class_name, rest)
+        )
+    except keras_layers.CONFIG_ERRORS as error:
+        report.unsupported(
+            path, f"{class_name} with a config Keras 3 rejects: {keras_layers.last_line(error)}"
+        )
+        return None
+    source = "QKeras" if class_name == "QBidirectional" else "tf_keras"
+    report.mappings.append(
+        LayerMapping(path, f"{source}.{class_name}", "", "keras.Bidirectional", "")
     )
     return result

@@ -32,6 +32,8 @@ from tfqnn.quantizers.qkeras_style import (
     QuantizedBits,
     QuantizedPo2,
     QuantizedRelu,
+    QuantizedSigmoid,
+    QuantizedTanh,
     QuantizedTernary,
 )
 from tfqnn.quantizers.sign_estimators import MagnitudeAwareSign, SteHeaviside, SwishSign
@@ -125,6 +127,8 @@ __all__ = [
     "QuantizedBits",
     "QuantizedPo2",
     "QuantizedRelu",
+    "QuantizedSigmoid",
+    "QuantizedTanh",
     "QuantizedTernary",
     "QuantizerLike",
     "RangeFakeQuant",

@@ -312,3 +312,97 @@ class QuantizedTernary(Quantizer):
 
     def get_config(self) -> dict[str, Any]:
         return {"alpha": self.alpha}
+
+
+def _rounded_and_clipped(p: tf.Tensor, m: float, low: float, high: float) -> tf.Tensor:
+    """QKeras's ``clip((p m + stop_gradient(round(p m) - p m)) / m, low, high)``.
+
+    The same operations in the same order, so that the values and the
+    gradients (zero where the rounded value is clipped) are QKeras's, bit for bit.
+    """
+    pm = p * m
+    rounded = pm + tf.stop_gradient(-pm + tf.round(pm))
+    return tf.clip_by_value(rounded / m, low, high)
+
+
+@keras.saving.register_keras_serializable(package="tfqnn")
+class QuantizedTanh(Quantizer):
+    """A tanh rounded to ``bits`` signed bits: multiples of ``1 / m`` in ``[-1, 1 - 1/m]``.
+
+    With ``m = 2^(bits - 1)`` and ``p = tanh(x)`` (``use_real_tanh``) or
+    ``p = clip(x, -1, 1)`` (QKeras's default ``2 hard_sigmoid(x) - 1``):
+    forward ``clip(round(p m) / m, -1 + symmetric / m, 1 - 1/m)`` (ties to
+    even). Backward: ``dp/dx dy`` where the rounded value is not clipped,
+    else 0 (the rounding's straight-through estimator inside the clip).
+
+    QKeras's ``quantized_tanh(bits, symmetric=symmetric,
+    use_real_tanh=use_real_tanh)`` with its default hard sigmoid (after
+    Moons et al. 2017, "Minimum energy quantized neural networks",
+    arXiv:1711.00215); Coelho et al. 2021 (arXiv:2006.10159).
+    """
+
+    def __init__(self, bits: int = 8, symmetric: bool = False, use_real_tanh: bool = False):
+        self.bits = _validation.check_int("bits", bits, 2, 32)
+        self.symmetric = _validation.check_bool("symmetric", symmetric)
+        self.use_real_tanh = _validation.check_bool("use_real_tanh", use_real_tanh)
+        self.precision = self.bits
+
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """``(-1 + symmetric / m, 1 - 1/m)``."""
+        m = 2.0 ** (self.bits - 1)
+        return -1.0 + float(self.symmetric) / m, 1.0 - 1.0 / m
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        p = (
+            tf.tanh(x)
+            if self.use_real_tanh
+            else 2.0 * tf.clip_by_value(0.5 * x + 0.5, 0.0, 1.0) - 1.0
+        )
+        low, high = self.output_range or (-1.0, 1.0)
+        return _rounded_and_clipped(p, 2.0 ** (self.bits - 1), low, high)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "bits": self.bits,
+            "symmetric": self.symmetric,
+            "use_real_tanh": self.use_real_tanh,
+        }
+
+
+@keras.saving.register_keras_serializable(package="tfqnn")
+class QuantizedSigmoid(Quantizer):
+    """A sigmoid rounded to ``bits`` unsigned bits: multiples of ``1 / m`` in ``[0, 1 - 1/m]``.
+
+    With ``m = 2^bits`` and ``p = sigmoid(x)`` (``use_real_sigmoid``) or
+    ``p = clip((x + 1) / 2, 0, 1)`` (QKeras's default hard sigmoid): forward
+    ``clip(round(p m) / m, symmetric / m, 1 - 1/m)`` (ties to even).
+    Backward: ``dp/dx dy`` where the rounded value is not clipped, else 0.
+
+    QKeras's ``quantized_sigmoid(bits, symmetric=symmetric,
+    use_real_sigmoid=use_real_sigmoid)``; Coelho et al. 2021 (arXiv:2006.10159).
+    """
+
+    def __init__(self, bits: int = 8, symmetric: bool = False, use_real_sigmoid: bool = False):
+        self.bits = _validation.check_int("bits", bits, 1, 32)
+        self.symmetric = _validation.check_bool("symmetric", symmetric)
+        self.use_real_sigmoid = _validation.check_bool("use_real_sigmoid", use_real_sigmoid)
+        self.precision = self.bits
+
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """``(symmetric / m, 1 - 1/m)``."""
+        m = 2.0**self.bits
+        return float(self.symmetric) / m, 1.0 - 1.0 / m
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        p = tf.sigmoid(x) if self.use_real_sigmoid else tf.clip_by_value(0.5 * x + 0.5, 0.0, 1.0)
+        low, high = self.output_range or (0.0, 1.0)
+        return _rounded_and_clipped(p, 2.0**self.bits, low, high)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "bits": self.bits,
+            "symmetric": self.symmetric,
+            "use_real_sigmoid": self.use_real_sigmoid,
+        }
