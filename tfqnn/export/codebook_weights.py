@@ -17,7 +17,7 @@ kernel's cluster indices laid out as the builtin op lays out its weights
 centroid to one value (a tfqnn ``Quant*`` layer) or a constant factor that
 the converter folds in is kept exact, and the decoded weight equals the
 converted one bit for bit. Scalar codebooks only (``stages = 1``,
-``subvector_size = 1``); product and residual codebooks, and weights the
+``subvector_size = 1``, one block); product and residual codebooks, and weights the
 converter scales per output channel (a folded BatchNormalization), stay
 float32.
 """
@@ -65,7 +65,11 @@ def clustered_kernels(model: keras.Model) -> list[ClusteredKernel]:
             continue
         for name in layer.kernels:
             codebook = layer.codebooks[name]
-            if codebook["stages"] != 1 or codebook["subvector_size"] != 1:
+            if (
+                codebook["stages"] != 1
+                or codebook["subvector_size"] != 1
+                or codebook["blocks"] != 1
+            ):
                 continue
             table, indices = layer.codebook(name)
             codes = int(table.shape[1])
