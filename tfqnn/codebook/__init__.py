@@ -22,6 +22,7 @@ from tfqnn.codebook.product import product
 from tfqnn.codebook.prune import prune
 from tfqnn.codebook.report import CodebookReport, KernelReport, report
 from tfqnn.codebook.residual import residual
+from tfqnn.codebook.shared import SharedCodebook
 from tfqnn.codebook.sketch import sketch
 from tfqnn.codebook.strip import strip
 from tfqnn.codebook.uniform import uniform
@@ -37,6 +38,7 @@ __all__ = [
     "KernelReport",
     "KernelWrapper",
     "Pruned",
+    "SharedCodebook",
     "cluster",
     "ecsq",
     "kmeans",
