@@ -15,12 +15,15 @@ the Keras config, most of a small model's header, about fivefold. The
 inflated header is limited to ``MAX_HEADER`` bytes.
 
 A weight is ``"raw"`` (its bytes) or, for a clustered kernel,
-``"codebook"``: float32 centroids (stages, k, d) plus one index stream per
+``"codebook"``: float32 centroids (stages, B k, d; B > 1 for per-block
+product codebooks, with block-local indices) plus one index stream per
 stage, Huffman-coded densely or, for a pruned kernel where smaller,
 Deep Compression's sparse pairs (gap, index) with both Huffman-coded
 (`storage`). The payload of a codebook kernel is exactly the report's
 Huffman prediction rounded up to whole bytes per stream, so the file is the
-report's prediction plus the header and the raw tensors.
+report's prediction plus the header and the raw tensors. A codebook that
+several kernels share (``scope="model"``) is written once: their entries
+point at the same centroid bytes.
 
 Reading never trusts the file: every size is checked against the bytes
 that describe it before anything is allocated (a stream of b bits holds at

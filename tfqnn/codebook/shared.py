@@ -20,11 +20,14 @@ class SharedCodebook(keras.layers.Layer):
     gather, summed over its uses): Han et al. 2016's eq. 3 over the whole
     model. It is never called; the wrappers read `centroids`.
 
-    Saving: each wrapper's config holds this layer, and Keras's `.keras`
-    format records an object met twice once (``shared_object_id``), so a
-    loaded model's wrappers share one `SharedCodebook` again. Outside that
-    format (``model.get_config()`` then ``from_config``, ``clone_model``)
-    each wrapper gets a copy of its own.
+    Saving: each wrapper's config holds this layer object, and Keras's
+    `.keras` format records an object met twice once (``shared_object_id``),
+    so a loaded model's wrappers share one `SharedCodebook` again. Outside
+    that format the sharing is not restored: ``keras.Model.from_config(
+    model.get_config())`` gives each wrapper a copy of its own, and
+    ``keras.models.clone_model`` gives the clone's wrappers the original's
+    `SharedCodebook` (`tfqnn.codebook`'s `cluster`, `strip` and `prune`
+    copy it correctly).
 
     Args:
         clusters: k, in [2, 65536].
