@@ -218,8 +218,10 @@ def test_block_codebooks_are_independent_k_means(rng):
     assert blocks.centroids.shape == (16, 3)
     ids = block_ids(kernel.shape, -1, 3, 2)
     rows = to_subvectors(kernel, 3, -1)
+    distortion = 0.0
     for b, part in enumerate((kernel[:, :6], kernel[:, 6:])):
         alone = codebook.product(part, 8, subvector_size=3, axis=-1, seed=3 + b)
+        distortion += np.sum((alone.decode() - to_subvectors(part, 3, -1)) ** 2)
         np.testing.assert_allclose(blocks.centroids[8 * b : 8 * b + 8], alone.centroids)
         np.testing.assert_array_equal(blocks.indices[ids == b] - 8 * b, alone.indices)
         # Each sub-vector is at its nearest centroid of its own block.
@@ -228,6 +230,8 @@ def test_block_codebooks_are_independent_k_means(rng):
         distance = ((members[:, None, :] - c[None]) ** 2).sum(-1)
         chosen = distance[np.arange(len(members)), blocks.indices[ids == b] - 8 * b]
         np.testing.assert_allclose(chosen, distance.min(axis=1), rtol=1e-5, atol=1e-9)
+    # The reconstruction error is the sum of the blocks' own k-means distortions.
+    assert np.sum((blocks.decode() - rows) ** 2) == pytest.approx(distortion, rel=1e-9)
 
 
 def test_cluster_with_block_codebooks_round_trips(rng, tmp_path):

@@ -7,6 +7,7 @@ from typing import Any
 import keras
 
 from tfqnn import _validation
+from tfqnn.codebook import _arrays
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")
@@ -40,7 +41,7 @@ class SharedCodebook(keras.layers.Layer):
     ) -> None:
         kwargs.setdefault("trainable", True)
         super().__init__(**kwargs)
-        self.clusters = _validation.check_int("clusters", clusters, 2, 65_536)
+        self.clusters = _arrays.check_clusters(clusters)
         self.stages = _validation.check_int("stages", stages, 1)
         self.subvector_size = _validation.check_int("subvector_size", subvector_size, 1)
         self.owner: str | None = None  # the first wrapper built on it (counts its size)

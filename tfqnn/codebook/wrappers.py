@@ -26,6 +26,7 @@ import numpy as np
 from keras import ops
 
 from tfqnn import _bits, _validation
+from tfqnn.codebook import _arrays
 from tfqnn.codebook.product import block_ids
 from tfqnn.codebook.shared import SharedCodebook
 
@@ -402,7 +403,7 @@ def _codebook_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"Invalid codebook spec keys {sorted(unknown)}.")
     checked = {
-        "clusters": _validation.check_int("clusters", spec.get("clusters"), 2, 65_536),
+        "clusters": _arrays.check_clusters(spec.get("clusters")),
         "stages": _validation.check_int("stages", spec.get("stages", 1), 1),
         "subvector_size": _validation.check_int("subvector_size", spec.get("subvector_size", 1), 1),
         "axis": _validation.check_int("axis", spec.get("axis", -1)),
