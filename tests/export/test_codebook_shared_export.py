@@ -33,14 +33,11 @@ def test_shared_codebook_is_one_constant(rng):
         ]
     )
     shared = tfqnn.codebook.cluster(model, 8, scope="model", verbose=0)
-    layered = tfqnn.codebook.cluster(model, 8, verbose=0)
     data = tfqnn.export.to_tflite(shared, verbose=0)
     inputs = _codebook_inputs(data)
     assert len(inputs) == 3 and len({index for index, _ in inputs}) == 1
     table = shared.layers[0].shared.centroids.numpy().ravel()
     np.testing.assert_array_equal(inputs[0][1], table)
-    per_layer = _codebook_inputs(tfqnn.export.to_tflite(layered, verbose=0))
-    assert len({index for index, _ in per_layer}) == 3
     x = rng.normal(size=(8, 32)).astype(np.float32)
     expected = shared.predict(x, verbose=0)
     got = tfqnn.lite.Interpreter(model_content=data).predict(x)
