@@ -219,7 +219,14 @@ def test_wrapper_config_round_trip(model):
         k: v for k, v in config.items() if k != "layer"
     }
     assert config["codebooks"] == {
-        "kernel": {"clusters": 4, "stages": 1, "subvector_size": 1, "axis": -1, "pruned": False}
+        "kernel": {
+            "clusters": 4,
+            "stages": 1,
+            "subvector_size": 1,
+            "axis": -1,
+            "pruned": False,
+            "blocks": 1,
+        }
     }
 
 

@@ -3,7 +3,8 @@
 A model-level tool (docs/codebook.md): `cluster` replaces a model's kernels
 with centroids plus indices (k-means and its exact 1-D optimum, uniform,
 entropy-constrained, weighted-entropy, product and residual quantization,
-optionally importance-weighted), `prune` zeroes the smallest weights,
+optionally importance-weighted; with ``scope="model"`` all layers share
+one `SharedCodebook`), `prune` zeroes the smallest weights,
 `strip` returns the plain float model, `report` gives the sizes and
 `save_compressed` writes a file of that size; `sketch` approximates each
 float kernel by a sum of binary bases (network sketching), without
@@ -22,6 +23,7 @@ from tfqnn.codebook.product import product
 from tfqnn.codebook.prune import prune
 from tfqnn.codebook.report import CodebookReport, KernelReport, report
 from tfqnn.codebook.residual import residual
+from tfqnn.codebook.shared import SharedCodebook
 from tfqnn.codebook.sketch import sketch
 from tfqnn.codebook.strip import strip
 from tfqnn.codebook.uniform import uniform
@@ -37,6 +39,7 @@ __all__ = [
     "KernelReport",
     "KernelWrapper",
     "Pruned",
+    "SharedCodebook",
     "cluster",
     "ecsq",
     "kmeans",

@@ -9,7 +9,8 @@ import keras
 import numpy as np
 from keras.src.models.functional import Functional
 
-from tfqnn.codebook.wrappers import KernelWrapper, kernel_names
+from tfqnn.codebook.shared import SharedCodebook
+from tfqnn.codebook.wrappers import Clustered, KernelWrapper, kernel_names
 
 
 def check_model(model: Any) -> keras.Model:
@@ -81,10 +82,17 @@ def rebuild(
     """
 
     origins: dict[int, keras.Layer] = {}  # id of each new layer -> the layer it copies
+    shared: dict[int, SharedCodebook] = {}  # id of an old shared codebook -> its copy
 
     def clone(layer: keras.Layer) -> keras.Layer:
         if layer.name in replacements:
             copy = replacements[layer.name](fresh_copy(unwrapped(layer)))
+        elif isinstance(layer, Clustered) and layer.shared is not None:
+            # Kept layers that shared a codebook share one copy of it, not the old one.
+            config = layer.get_config()
+            old = layer.shared
+            config["shared"] = shared.setdefault(id(old), fresh_copy(old))
+            copy = Clustered.from_config(config)
         else:
             copy = fresh_copy(layer)
         origins[id(copy)] = layer

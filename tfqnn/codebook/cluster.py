@@ -15,11 +15,12 @@ from tfqnn.codebook.codebook import Codebook
 from tfqnn.codebook.ecsq import ecsq
 from tfqnn.codebook.kmeans import INITS, kmeans
 from tfqnn.codebook.optimal import optimal
-from tfqnn.codebook.product import product
+from tfqnn.codebook.product import block_ids, product
 from tfqnn.codebook.residual import residual
+from tfqnn.codebook.shared import SharedCodebook
 from tfqnn.codebook.uniform import uniform
 from tfqnn.codebook.weighted_entropy import weighted_entropy
-from tfqnn.codebook.wrappers import REASSIGN, Clustered, Pruned, kernel_names
+from tfqnn.codebook.wrappers import REASSIGN, Clustered, Pruned, kernel_names, kernel_variable
 
 METHODS = ("kmeans", "optimal", "uniform", "ecsq", "weighted_entropy", "product", "residual")
 SCALAR_METHODS = METHODS[:5]
@@ -42,6 +43,7 @@ def cluster(
     lagrange_multiplier: float | None = None,
     subvector_size: int = 4,
     axis: int = -1,
+    blocks: int = 1,
     stages: int = 2,
     seed: int | None = 0,
     verbose: int | str = "auto",
@@ -70,7 +72,9 @@ def cluster(
             ``"random"`` or ``"kmeans++"``.
         scope: ``"layer"`` (a codebook per kernel) or ``"model"`` (one
             codebook computed from all selected kernels together, Choi
-            2017; scalar methods; each layer then fine-tunes its own copy).
+            2017; scalar methods): the layers then share one centroid
+            variable (a `SharedCodebook`), so fine-tuning moves each
+            centroid by the sum of its members' gradients over all layers.
         importance: None, ``"hessian"`` (a diagonal Hessian estimate from
             ``data``) or ``"adam"`` (from the compiled model's trained Adam
             optimizer); weights the centroid means (kmeans, optimal,
@@ -82,6 +86,9 @@ def cluster(
             when None.
         target_bits, lagrange_multiplier: ``"ecsq"``'s constraint.
         subvector_size, axis: sub-vectors of ``"product"`` (and ``"residual"``).
+        blocks: ``"product"``'s codebooks per kernel: 1 (one per layer) or B,
+            one per block of output channels (the kernel's last axis cut
+            into B equal blocks, Gong 2014; `product.block_ids`).
         stages: the stages of ``"residual"``.
         seed: seed of random initialisations.
         verbose: ``"auto"`` or 1 shows a Keras progress bar over the
@@ -117,6 +124,12 @@ def cluster(
     t = stages if method == "residual" else 1
     _validation.check_int("subvector_size", subvector_size, 1)
     _validation.check_int("stages", stages, 1)
+    _validation.check_int("blocks", blocks, 1)
+    if blocks != 1 and method != "product":
+        raise ValueError(
+            f"Invalid blocks={blocks} with method={method!r}: expected 1 (per-block "
+            "codebooks are for method='product')."
+        )
 
     selected = _rebuild.select(model, layers)
     kernels = [
@@ -155,6 +168,7 @@ def cluster(
                 clusters,
                 subvector_size=d,
                 axis=axis,
+                blocks=blocks,
                 importance=None if h is None else h.reshape(shape),
                 seed=seed,
             )
@@ -190,9 +204,10 @@ def cluster(
     tables: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     keeps: dict[tuple[str, str], np.ndarray] = {}
     for (layer, name), value, keep, codebook in zip(kernels, values, masks, codebooks):
-        centroids, indices = _as_state(codebook, value, keep, axis if vector else -1)
+        centroids, indices = _as_state(codebook, value, keep, axis if vector else -1, blocks)
         specs.setdefault(layer.name, {})[name] = {
-            "clusters": int(centroids.shape[1]),
+            "clusters": int(centroids.shape[1]) // blocks,
+            "blocks": blocks,
             "stages": int(centroids.shape[0]),
             "subvector_size": int(centroids.shape[2]),
             "axis": int(axis) if vector else -1,
@@ -207,8 +222,14 @@ def cluster(
                 f"{centroids.shape[1]} centroids ({method})"
             )
 
+    shared = None
+    if scope == "model":  # one centroid variable for all layers
+        shared = SharedCodebook(int(codebooks[0].centroids.size), name="shared_codebook")
+
     def wrap(layer_name: str) -> Any:
-        return lambda inner: Clustered(inner, specs[layer_name], reassign=reassign, name=inner.name)
+        return lambda inner: Clustered(
+            inner, specs[layer_name], reassign=reassign, shared=shared, name=inner.name
+        )
 
     new = _rebuild.rebuild(model, {name: wrap(name) for name in specs})
     for layer in new.layers:
@@ -219,7 +240,7 @@ def cluster(
             layer.centroids(name).assign(centroids)
             if reassign == "never":
                 getattr(layer, f"_{name}_indices").assign(indices)
-                kernel = next(v for v in layer.layer.weights if v.name == name)
+                kernel = kernel_variable(layer, name)
                 kernel.assign(np.zeros(kernel.shape, dtype=kernel.dtype))
             elif specs[layer.name][name]["pruned"]:
                 getattr(layer, f"_{name}_mask").assign(keeps[(layer.name, name)])
@@ -248,17 +269,19 @@ def _importance(
                 f"Invalid importance={importance!r} for the clustered layer {layer.name!r}: "
                 "expected None (estimate importance on the float or pruned model)."
             )
-        inner = _rebuild.unwrapped(layer)
-        variables.append(next(v for v in inner.weights if v.name == name))
+        variables.append(kernel_variable(layer, name))
     if importance == "hessian":
         return list(importance_module.hessian(model, data, variables))
     return list(importance_module.adam(model.optimizer, variables))
 
 
 def _as_state(
-    codebook: Codebook, value: np.ndarray, keep: np.ndarray | None, axis: int
+    codebook: Codebook, value: np.ndarray, keep: np.ndarray | None, axis: int, blocks: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Wrapper state: centroids (stages, k, d) and indices (stages, m) of a kernel."""
+    """Wrapper state: centroids (stages, blocks k, d) and indices (stages, m) of a kernel.
+
+    Per-block product indices become local to their block.
+    """
     c = np.asarray(codebook.centroids, dtype=np.float32)
     i = np.asarray(codebook.indices, dtype=np.int32)
     if c.ndim == 1:  # scalar: the pruned entries get the zero code k
@@ -268,5 +291,7 @@ def _as_state(
             full[keep.ravel()] = i
         return c[None, :, None], full[None, :]
     if c.ndim == 2:  # product
-        return c[None], i[None]
+        k = c.shape[0] // blocks
+        local = i - block_ids(value.shape, axis, c.shape[1], blocks) * k
+        return c[None], local.astype(np.int32)[None]
     return c, i

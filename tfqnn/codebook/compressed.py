@@ -15,12 +15,15 @@ the Keras config, most of a small model's header, about fivefold. The
 inflated header is limited to ``MAX_HEADER`` bytes.
 
 A weight is ``"raw"`` (its bytes) or, for a clustered kernel,
-``"codebook"``: float32 centroids (stages, k, d) plus one index stream per
+``"codebook"``: float32 centroids (stages, B k, d; B > 1 for per-block
+product codebooks, with block-local indices) plus one index stream per
 stage, Huffman-coded densely or, for a pruned kernel where smaller,
 Deep Compression's sparse pairs (gap, index) with both Huffman-coded
 (`storage`). The payload of a codebook kernel is exactly the report's
 Huffman prediction rounded up to whole bytes per stream, so the file is the
-report's prediction plus the header and the raw tensors.
+report's prediction plus the header and the raw tensors. A codebook that
+several kernels share (``scope="model"``) is written once: their entries
+point at the same centroid bytes.
 
 Reading never trusts the file: every size is checked against the bytes
 that describe it before anything is allocated (a stream of b bits holds at
@@ -45,7 +48,7 @@ from keras.src.backend.common import global_state
 from tfqnn.codebook import _rebuild, huffman, storage
 from tfqnn.codebook.product import from_subvectors
 from tfqnn.codebook.strip import strip
-from tfqnn.codebook.wrappers import Clustered
+from tfqnn.codebook.wrappers import Clustered, block_ids, kernel_variable
 
 MAGIC = b"TFQNNCB2"
 FORMAT = 2
@@ -77,9 +80,10 @@ def to_bytes(model: keras.Model) -> bytes:
     for layer, new in zip(model.layers, plain.layers):
         if isinstance(layer, Clustered):
             for name in layer.kernels:
-                variable = next(v for v in new.weights if v.name == name)
+                variable = kernel_variable(new, name)
                 codebooks[variable.path] = (layer, name)
     payload = bytearray()
+    tables: dict[bytes, dict[str, int]] = {}  # centroid bytes -> where they were written
     entries = []
     for variable in plain.weights:
         value = np.asarray(variable)
@@ -89,7 +93,7 @@ def to_bytes(model: keras.Model) -> bytes:
             "dtype": str(value.dtype),
         }
         if variable.path in codebooks:
-            entry.update(_codebook_entry(*codebooks[variable.path], payload))
+            entry.update(_codebook_entry(*codebooks[variable.path], payload, tables))
         else:
             entry.update(encoding="raw", **_append(payload, value.tobytes()))
         entries.append(entry)
@@ -110,11 +114,17 @@ def _append(payload: bytearray, data: bytes) -> dict[str, int]:
     return {"offset": offset, "length": len(data)}
 
 
-def _codebook_entry(layer: Clustered, name: str, payload: bytearray) -> dict[str, Any]:
+def _codebook_entry(
+    layer: Clustered, name: str, payload: bytearray, tables: dict[bytes, dict[str, int]]
+) -> dict[str, Any]:
     spec = layer.codebooks[name]
     table, indices = layer.codebook(name)
     k = spec["clusters"]
-    centroids = np.ascontiguousarray(table[:, :k, :], dtype="<f4")
+    blocks = spec["blocks"]
+    centroids = np.ascontiguousarray(table[:, : blocks * k, :], dtype="<f4")
+    raw = centroids.tobytes()
+    if raw not in tables:  # a shared codebook is written once, then pointed at
+        tables[raw] = _append(payload, raw)
     codes = k + int(spec["pruned"])
     zero_code = k if spec["pruned"] else None
     streams = []
@@ -152,13 +162,16 @@ def _codebook_entry(layer: Clustered, name: str, payload: bytearray) -> dict[str
                 **_append(payload, gap_data.tobytes() + code_data.tobytes()),
             }
         )
-    return {
+    entry = {
         "encoding": "codebook",
         "axis": spec["axis"],
         "codes": codes,
-        "centroids": {"shape": list(centroids.shape), **_append(payload, centroids.tobytes())},
+        "centroids": {"shape": list(centroids.shape), **tables[raw]},
         "streams": streams,
     }
+    if blocks > 1:
+        entry["blocks"] = blocks
+    return entry
 
 
 def load_compressed(path: str | os.PathLike[str]) -> keras.Model:
@@ -296,14 +309,18 @@ def _codebook(
     centroids_entry = entry.get("centroids")
     if not isinstance(centroids_entry, dict):
         raise ValueError("centroids is not an object.")  # noqa: TRY004 (a malformed file is a ValueError)
-    stages, k, d = (_shape(centroids_entry.get("shape")) + (0, 0, 0))[:3]
-    if len(_shape(centroids_entry.get("shape"))) != 3 or min(stages, k, d) < 1:
-        raise ValueError("centroids shape must be (stages, k, d), all positive.")
+    stages, rows_k, d = (_shape(centroids_entry.get("shape")) + (0, 0, 0))[:3]
+    if len(_shape(centroids_entry.get("shape"))) != 3 or min(stages, rows_k, d) < 1:
+        raise ValueError("centroids shape must be (stages, blocks * k, d), all positive.")
     raw = _bytes(centroids_entry, payload)
-    if len(raw) != stages * k * d * 4:
+    if len(raw) != stages * rows_k * d * 4:
         raise ValueError("the centroids' bytes do not match their shape.")
-    centroids = np.frombuffer(raw, dtype="<f4").reshape(stages, k, d)
-    codes = _int(entry, "codes", k, k + 1)
+    centroids = np.frombuffer(raw, dtype="<f4").reshape(stages, rows_k, d)
+    blocks = _int(entry, "blocks", 1, rows_k) if "blocks" in entry else 1
+    if rows_k % blocks or (blocks > 1 and stages > 1):
+        raise ValueError(f"blocks={blocks} must divide {rows_k} centroids of one stage.")
+    k = rows_k // blocks
+    codes = _int(entry, "codes", k, k + 1 if blocks == 1 else k)
     table = centroids
     if codes == k + 1:
         table = np.concatenate([centroids, np.zeros((stages, 1, d), "<f4")], axis=1)
@@ -318,6 +335,9 @@ def _codebook(
         if not isinstance(stream, dict):
             raise ValueError("an index stream is not an object.")  # noqa: TRY004 (a malformed file is a ValueError)
         decoded.append(_stream(stream, codes, m, payload))
+    if blocks > 1:  # block-local indices: offset into the concatenated tables
+        offsets = block_ids(shape, axis, d, blocks) * k
+        decoded = [indices + offsets for indices in decoded]
     rows = np.zeros((m, d), dtype=np.float64)
     for stage, indices in enumerate(decoded):
         rows += table[stage][indices]

@@ -17,7 +17,7 @@ import numpy as np
 
 from tfqnn import _validation
 from tfqnn.codebook import _rebuild
-from tfqnn.codebook.wrappers import Clustered, Pruned, kernel_names
+from tfqnn.codebook.wrappers import Clustered, Pruned, kernel_names, kernel_variable
 
 SCOPES = ("layer", "model")
 
@@ -77,7 +77,7 @@ def prune(
     for layer in new.layers:
         for name, mask in masks.get(layer.name, {}).items():
             layer.mask(name).assign(mask.astype("float32"))
-            kernel = next(v for v in layer.layer.weights if v.name == name)
+            kernel = kernel_variable(layer, name)
             kernel.assign(np.asarray(kernel) * mask)
     return new
 

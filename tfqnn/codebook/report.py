@@ -3,11 +3,14 @@
 For a kernel of n weights clustered to k centroids of b = 32 bits (Choi et
 al. 2017, arXiv:1612.01543, eq. 1; Han et al. 2016 eq. 1):
 
-    fixed-length ratio  = n b / (stages * m * ceil(log2 codes) + stages * k * d * b)
-    Huffman ratio       = n b / (sum_i |C_i| l_i + stages * k * d * b)
+    fixed-length ratio  = n b / (stages * m * ceil(log2 codes) + stages * B * k * d * b)
+    Huffman ratio       = n b / (sum_i |C_i| l_i + stages * B * k * d * b)
 
-with m = n / d indices per stage, ``codes`` = k plus the zero code of a
-pruned kernel, and l_i the Huffman code length of index i; for a pruned
+with m = n / d indices per stage, B the blocks of per-block product
+codebooks (1 otherwise), ``codes`` = k plus the zero code of a pruned
+kernel, and l_i the Huffman code length of index i. A codebook shared by
+several layers (``scope="model"``) counts once, with the first kernel that
+uses it; the others add only their indices. For a pruned
 kernel the Huffman size is the smaller of dense and Deep Compression's
 sparse storage (`storage.best`), what `save_compressed` writes. Entropy is
 of the indices, in bits per weight. The totals add every other parameter
@@ -24,7 +27,7 @@ import keras
 import numpy as np
 
 from tfqnn.codebook import _arrays, _rebuild, storage
-from tfqnn.codebook.wrappers import Clustered
+from tfqnn.codebook.wrappers import Clustered, kernel_variable
 
 FLOAT_BITS = 32
 
@@ -46,6 +49,7 @@ class KernelReport:
     fixed_bits: int
     huffman_bits: int
     storage: str
+    shared_codebook: bool = False  # its codebook is the model's shared one
 
     @property
     def fixed_ratio(self) -> float:
@@ -130,15 +134,19 @@ class CodebookReport:
         return "\n".join(lines)
 
 
-def kernel_report(layer: Clustered, name: str) -> KernelReport:
-    """The size of kernel ``name`` of a `Clustered` layer."""
+def kernel_report(layer: Clustered, name: str, *, count_codebook: bool = True) -> KernelReport:
+    """The size of kernel ``name`` of a `Clustered` layer.
+
+    ``count_codebook=False``: the codebook (a shared one, counted with an
+    earlier kernel) adds no bits.
+    """
     spec = layer.codebooks[name]
     _, indices = layer.codebook(name)
     stages, k, d = spec["stages"], spec["clusters"], spec["subvector_size"]
     codes = k + int(spec["pruned"])
     zero_code = k if spec["pruned"] else None
     weights = int(np.prod(layer.kernel_shapes[name]))
-    codebook_bits = stages * k * d * FLOAT_BITS
+    codebook_bits = stages * spec["blocks"] * k * d * FLOAT_BITS if count_codebook else 0
     plans = [storage.best(stream, codes, zero_code) for stream in indices]
     entropy = sum(_arrays.entropy(stream, codes) for stream in indices) / d
     decoded = np.asarray(layer.decoded_kernel(name, False))
@@ -156,6 +164,7 @@ def kernel_report(layer: Clustered, name: str) -> KernelReport:
         fixed_bits=stages * storage.fixed_bits(indices.shape[1], codes) + codebook_bits,
         huffman_bits=sum(p.bits for p in plans) + codebook_bits,
         storage="+".join(sorted({p.kind for p in plans})),
+        shared_codebook=layer.shared is not None,
     )
 
 
@@ -173,14 +182,18 @@ def report(model: keras.Model, *, print_fn: Callable[[str], Any] | None = print)
     kernels = []
     other_bits = 0
     float_bits = 0
+    counted: set[int] = set()  # shared codebooks already counted
     for layer in model.layers:
         replaced = set()
         if isinstance(layer, Clustered):
             for name in layer.kernels:
-                kernels.append(kernel_report(layer, name))
+                first = layer.shared is None or id(layer.shared) not in counted
+                if layer.shared is not None:
+                    counted.add(id(layer.shared))
+                kernels.append(kernel_report(layer, name, count_codebook=first))
                 float_bits += FLOAT_BITS * kernels[-1].weights
-                replaced.add(id(_variable(layer, name)))
-        for variable in _rebuild.unwrapped(layer).weights:
+                replaced.add(id(kernel_variable(layer, name)))
+        for variable in _rebuild.unwrapped(layer).weights:  # a shared codebook is not in here
             if id(variable) in replaced:
                 continue
             size = int(np.prod(variable.shape))
@@ -190,7 +203,3 @@ def report(model: keras.Model, *, print_fn: Callable[[str], Any] | None = print)
     if print_fn is not None:
         print_fn(str(result))
     return result
-
-
-def _variable(layer: Clustered, name: str) -> Any:
-    return next(v for v in layer.layer.weights if v.name == name)

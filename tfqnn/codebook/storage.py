@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tfqnn import _bits
 from tfqnn.codebook import huffman
 
 # Gap widths b tried by the sparse storage: a step of at most 2^b.
@@ -23,7 +24,7 @@ GAP_BITS = range(1, 13)
 
 def fixed_bits(count: int, codes: int) -> int:
     """Bits of ``count`` fixed-length indices of ceil(log2(codes)) bits (at least 1)."""
-    return count * max(1, int(np.ceil(np.log2(codes))))
+    return count * _bits.index_bits(codes)
 
 
 def huffman_bits(symbols: np.ndarray, alphabet: int) -> int:

@@ -25,7 +25,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfqnn import _validation
+from tfqnn import _bits, _validation
+from tfqnn.codebook import _arrays
+from tfqnn.codebook.product import block_ids
+from tfqnn.codebook.shared import SharedCodebook
 
 REASSIGN = ("never", "every_step")
 
@@ -48,7 +51,13 @@ def _attribute_of(layer: keras.Layer, variable: Any) -> str:
     raise ValueError(f"Layer {layer.name!r} keeps its {variable.name!r} in no attribute.")
 
 
-def _variable(layer: keras.Layer, name: str) -> Any:
+def kernel_variable(layer: keras.Layer, name: str) -> Any:
+    """``layer``'s own variable named ``name`` (a kernel); ValueError when it has none.
+
+    Unwraps a `KernelWrapper` first: the variable is the wrapped layer's.
+    """
+    if isinstance(layer, KernelWrapper):
+        layer = layer.layer
     for variable in list(layer._trainable_variables) + list(layer._non_trainable_variables):
         if variable.name == name:
             return variable
@@ -81,7 +90,7 @@ class KernelWrapper(keras.layers.Wrapper):
             self.layer.build(input_shape)
             self.layer.built = True
         for name in self.kernels:
-            variable = _variable(self.layer, name)
+            variable = kernel_variable(self.layer, name)
             self._attributes[name] = _attribute_of(self.layer, variable)
             self.kernel_shapes[name] = tuple(int(s) for s in variable.shape)
             self.build_kernel(name, variable)
@@ -160,7 +169,7 @@ class Pruned(KernelWrapper):
         return getattr(self, f"_{name}_mask")
 
     def decoded_kernel(self, name: str, training: bool | None = None) -> Any:
-        variable = _variable(self.layer, name)
+        variable = kernel_variable(self.layer, name)
         return variable * ops.cast(self.mask(name), variable.dtype)
 
     def weight_precisions(self) -> dict[str, int]:
@@ -174,10 +183,20 @@ class Clustered(KernelWrapper):
 
     Each kernel of shape ``shape`` is cut into m = size/d sub-vectors of d
     consecutive entries along ``axis`` (d = 1: scalar clustering) and
-    stored as ``centroids`` (stages, k, d), trainable, and ``indices``
-    (stages, m), int32, non-trainable: sub-vector r is
-    ``sum_s centroids[s, indices[s, r]]``. A kernel with pruned entries has
-    one more code, k, whose value is a constant zero that never trains.
+    stored as ``centroids`` (stages, blocks * k, d), trainable, and
+    ``indices`` (stages, m), int32, non-trainable: sub-vector r is
+    ``sum_s centroids[s, block(r) * k + indices[s, r]]``. With ``blocks`` = B
+    > 1 (product codebooks per block, Gong et al. 2014) the kernel's last
+    axis (the output channels of Dense and convolutions) is cut into B equal
+    blocks, each with its own k centroids; ``block(r)`` is the block of
+    sub-vector r and its index is local to its block's codebook (0 <= index
+    < k). A kernel with pruned entries has one more code, k, whose value is a
+    constant zero that never trains.
+
+    ``shared``: a `SharedCodebook` whose single centroid variable all the
+    wrapper's kernels decode from (``cluster(..., scope="model")``: every
+    wrapper of the model gets the same object, so the whole model
+    fine-tunes one codebook, Choi et al. 2017).
 
     ``reassign="never"`` (Deep Compression, Han et al. 2016,
     arXiv:1510.00149): the assignments are fixed; the gradient of a centroid
@@ -192,8 +211,11 @@ class Clustered(KernelWrapper):
         layer: the wrapped layer.
         codebooks: per kernel name, a dict with ``clusters`` (k),
             ``stages`` (default 1), ``subvector_size`` (default 1), ``axis``
-            (default -1) and ``pruned`` (default False).
+            (default -1), ``pruned`` (default False) and ``blocks``
+            (default 1).
         reassign: ``"never"`` or ``"every_step"``.
+        shared: None (a centroid variable per kernel) or a `SharedCodebook`
+            of the kernels' k, stages and d (one block each).
     """
 
     def __init__(
@@ -201,6 +223,7 @@ class Clustered(KernelWrapper):
         layer: keras.Layer,
         codebooks: Mapping[str, Mapping[str, Any]],
         reassign: str = "never",
+        shared: SharedCodebook | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.pop("kernels", None)
@@ -209,11 +232,28 @@ class Clustered(KernelWrapper):
         self.codebooks = {name: _codebook_spec(spec) for name, spec in codebooks.items()}
         if reassign == "every_step":
             for name, spec in self.codebooks.items():
-                if spec["stages"] != 1 or spec["subvector_size"] != 1:
+                if spec["stages"] != 1 or spec["subvector_size"] != 1 or spec["blocks"] != 1:
                     raise ValueError(
                         f"Invalid reassign={reassign!r} for the vector codebook of {name!r}: "
                         "expected 'never' (every_step supports scalar codebooks only)."
                     )
+        if isinstance(shared, Mapping):
+            shared = keras.saving.deserialize_keras_object(dict(shared))
+        if shared is not None and not isinstance(shared, SharedCodebook):
+            raise ValueError(
+                f"Invalid shared of type {type(shared).__name__}: expected None or a "
+                "SharedCodebook."
+            )
+        if shared is not None:
+            for name, spec in self.codebooks.items():
+                wanted = (shared.clusters, shared.stages, shared.subvector_size, 1)
+                got = (spec["clusters"], spec["stages"], spec["subvector_size"], spec["blocks"])
+                if got != wanted:
+                    raise ValueError(
+                        f"Invalid codebook of {name!r}: (clusters, stages, subvector_size, "
+                        f"blocks) = {got}, expected the shared codebook's {wanted}."
+                    )
+        self.shared = shared
 
     def build_kernel(self, name: str, variable: Any) -> None:
         spec = self.codebooks[name]
@@ -226,12 +266,21 @@ class Clustered(KernelWrapper):
                 f"a divisor of {shape[axis]}."
             )
         m = int(np.prod(shape)) // d
-        centroids = self.add_weight(
-            name=f"{name}_centroids",
-            shape=(spec["stages"], spec["clusters"], d),
-            initializer="zeros",
-        )
-        setattr(self, f"_{name}_centroids", centroids)
+        if spec["blocks"] > 1:
+            offsets = block_ids(shape, axis, d, spec["blocks"]) * spec["clusters"]
+            setattr(self, f"_{name}_offsets", offsets.astype(np.int32))
+        if self.shared is not None:
+            if not self.shared.built:
+                self.shared.build()
+            if self.shared.owner is None:
+                self.shared.owner = self.name
+        else:
+            centroids = self.add_weight(
+                name=f"{name}_centroids",
+                shape=(spec["stages"], spec["blocks"] * spec["clusters"], d),
+                initializer="zeros",
+            )
+            setattr(self, f"_{name}_centroids", centroids)
         if self.reassign == "never":
             # Keras layers save their kernel themselves (Dense.save_own_variables), so
             # the variable stays, frozen; `cluster` zeroes it.
@@ -251,7 +300,9 @@ class Clustered(KernelWrapper):
             setattr(self, f"_{name}_mask", mask)
 
     def centroids(self, name: str) -> Any:
-        """The (stages, k, d) centroid variable of kernel ``name``."""
+        """The (stages, blocks * k, d) centroid variable of kernel ``name`` (maybe shared)."""
+        if self.shared is not None:
+            return self.shared.centroids
         return getattr(self, f"_{name}_centroids")
 
     def _table(self, name: str) -> Any:
@@ -263,10 +314,13 @@ class Clustered(KernelWrapper):
         return c
 
     def indices(self, name: str) -> Any:
-        """The (stages, m) int32 indices of kernel ``name`` (computed when reassigned)."""
+        """The (stages, m) int32 indices of kernel ``name`` (computed when reassigned).
+
+        With blocks, each index is local to its sub-vector's block.
+        """
         if self.reassign == "never":
             return getattr(self, f"_{name}_indices")
-        latent = _variable(self.layer, name)
+        latent = kernel_variable(self.layer, name)
         c = ops.stop_gradient(self.centroids(name)[0, :, 0])
         flat = ops.reshape(latent, (-1, 1))
         indices = ops.cast(ops.argmin(ops.abs(flat - c), axis=-1), "int32")
@@ -280,6 +334,8 @@ class Clustered(KernelWrapper):
         spec = self.codebooks[name]
         table = self._table(name)
         indices = self.indices(name)
+        if spec["blocks"] > 1:  # block-local indices into the concatenated tables
+            indices = indices + getattr(self, f"_{name}_offsets")[None, :]
         rows = ops.take(table[0], indices[0], axis=0)
         for s in range(1, spec["stages"]):
             rows = rows + ops.take(table[s], indices[s], axis=0)
@@ -288,7 +344,7 @@ class Clustered(KernelWrapper):
         moved = [n for i, n in enumerate(shape) if i != axis] + [shape[axis]]
         kernel = ops.moveaxis(ops.reshape(rows, moved), -1, axis)
         if self.reassign == "every_step":
-            latent = _variable(self.layer, name)
+            latent = kernel_variable(self.layer, name)
             if training:  # straight through to the latent weights (exact values otherwise)
                 kernel = kernel + latent - ops.stop_gradient(latent)
             if spec["pruned"]:
@@ -296,27 +352,29 @@ class Clustered(KernelWrapper):
         return kernel
 
     def codebook(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """Kernel ``name``'s centroids (stages, k[+1], d) and indices (stages, m) as numpy.
+        """Kernel ``name``'s centroids (stages, blocks * k[+1], d) and indices (stages, m).
 
-        A pruned kernel's table has the zero code last (index k).
+        A pruned kernel's table has the zero code last (index k); with
+        blocks, block b's centroids are rows b * k to (b + 1) * k - 1 and the
+        indices are local to each sub-vector's block.
         """
         return np.asarray(self._table(name)), np.asarray(self.indices(name))
 
     def index_bits(self, name: str) -> int:
         """Bits of one fixed-length index of kernel ``name``: ceil(log2(codes))."""
         spec = self.codebooks[name]
-        codes = spec["clusters"] + int(spec["pruned"])
-        return max(1, int(np.ceil(np.log2(codes))))
+        return _bits.index_bits(spec["clusters"] + int(spec["pruned"]))
 
     def weight_precisions(self) -> dict[str, int]:
         """Indices at their fixed-length bits; the frozen float kernel is not stored.
 
         With ``reassign="every_step"`` the latent kernel counts at the index
-        bits (what a deployment stores) and its mask at 0.
+        bits (what a deployment stores) and its mask at 0. A shared codebook
+        counts in the first layer built on it only.
         """
         bits = {}
         for name in self.kernels:
-            kernel = _variable(self.layer, name)
+            kernel = kernel_variable(self.layer, name)
             if self.reassign == "never":
                 bits[kernel.path] = 0
                 bits[getattr(self, f"_{name}_indices").path] = self.index_bits(name)
@@ -324,6 +382,8 @@ class Clustered(KernelWrapper):
                 bits[kernel.path] = self.index_bits(name)
                 if self.codebooks[name]["pruned"]:
                     bits[getattr(self, f"_{name}_mask").path] = 0
+        if self.shared is not None and self.shared.owner != self.name:
+            bits[self.shared.centroids.path] = 0
         return bits
 
     def get_config(self) -> dict[str, Any]:
@@ -331,18 +391,28 @@ class Clustered(KernelWrapper):
         config.pop("kernels")
         config["codebooks"] = {name: dict(spec) for name, spec in self.codebooks.items()}
         config["reassign"] = self.reassign
+        if self.shared is not None:
+            # The object itself: Keras serializes it, once per `.keras` file.
+            config["shared"] = self.shared
         return config
 
 
 def _codebook_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     """A codebook spec with its defaults filled in and checked."""
-    unknown = set(spec) - {"clusters", "stages", "subvector_size", "axis", "pruned"}
+    unknown = set(spec) - {"clusters", "stages", "subvector_size", "axis", "pruned", "blocks"}
     if unknown:
         raise ValueError(f"Invalid codebook spec keys {sorted(unknown)}.")
-    return {
-        "clusters": _validation.check_int("clusters", spec.get("clusters"), 2, 65_536),
+    checked = {
+        "clusters": _arrays.check_clusters(spec.get("clusters")),
         "stages": _validation.check_int("stages", spec.get("stages", 1), 1),
         "subvector_size": _validation.check_int("subvector_size", spec.get("subvector_size", 1), 1),
         "axis": _validation.check_int("axis", spec.get("axis", -1)),
         "pruned": _validation.check_bool("pruned", spec.get("pruned", False)),
+        "blocks": _validation.check_int("blocks", spec.get("blocks", 1), 1),
     }
+    if checked["blocks"] > 1 and (checked["pruned"] or checked["stages"] > 1):
+        raise ValueError(
+            f"Invalid blocks={checked['blocks']} with stages={checked['stages']} and "
+            f"pruned={checked['pruned']}: expected one stage of an unpruned kernel."
+        )
+    return checked

@@ -8,7 +8,8 @@ the float model. This pass finds each such weight of a ``FULLY_CONNECTED``,
 a uint8 stream of ``ceil(log2(k))``-bit indices plus the ``k`` float32 values
 it takes, restored by one ``TfqnnCodebookDecode`` custom op
 (docs/lite_ops.md) that decodes once, when the interpreter prepares the
-model, into a persistent tensor the builtin op reads as its weights.
+model, into a persistent tensor the builtin op reads as its weights. Kernels whose
+tables are equal (a ``scope="model"`` codebook) read one constant table.
 
 A weight is replaced when its values are exactly ``table[index]`` for the
 kernel's cluster indices laid out as the builtin op lays out its weights
@@ -17,7 +18,7 @@ kernel's cluster indices laid out as the builtin op lays out its weights
 centroid to one value (a tfqnn ``Quant*`` layer) or a constant factor that
 the converter folds in is kept exact, and the decoded weight equals the
 converted one bit for bit. Scalar codebooks only (``stages = 1``,
-``subvector_size = 1``); product and residual codebooks, and weights the
+``subvector_size = 1``, one block); product and residual codebooks, and weights the
 converter scales per output channel (a folded BatchNormalization), stay
 float32.
 """
@@ -43,6 +44,7 @@ class ClusteredKernel:
     name: str  # "<layer>/<kernel>"
     indices: np.ndarray  # int64, the kernel's shape
     codes: int  # entries of the codebook (k, plus the zero code of a pruned kernel)
+    table: np.ndarray | None = None  # the layer's float32 table: values of unused codes
 
     def layouts(self) -> list[np.ndarray]:
         """The index array as the builtin ops may lay out this kernel (unreshaped)."""
@@ -65,7 +67,11 @@ def clustered_kernels(model: keras.Model) -> list[ClusteredKernel]:
             continue
         for name in layer.kernels:
             codebook = layer.codebooks[name]
-            if codebook["stages"] != 1 or codebook["subvector_size"] != 1:
+            if (
+                codebook["stages"] != 1
+                or codebook["subvector_size"] != 1
+                or codebook["blocks"] != 1
+            ):
                 continue
             table, indices = layer.codebook(name)
             codes = int(table.shape[1])
@@ -73,20 +79,26 @@ def clustered_kernels(model: keras.Model) -> list[ClusteredKernel]:
                 continue
             shape = tuple(layer.kernel_shapes[name])
             kernel_indices = from_subvectors(indices[0].astype(np.int64), shape, codebook["axis"])
-            kernels.append(ClusteredKernel(f"{layer.name}/{name}", kernel_indices, codes))
+            values = np.asarray(table[0, :, 0], np.float32)
+            kernels.append(ClusteredKernel(f"{layer.name}/{name}", kernel_indices, codes, values))
     return kernels
 
 
-def codebook_of(weight: np.ndarray, indices: np.ndarray, codes: int) -> np.ndarray | None:
+def codebook_of(
+    weight: np.ndarray, indices: np.ndarray, codes: int, fill: np.ndarray | None = None
+) -> np.ndarray | None:
     """The float32 table with ``table[indices] == weight`` bit for bit, or None.
 
-    Codes that no entry uses get the value 0.
+    Codes that no entry uses get their value in ``fill`` (``codes`` float32
+    values; 0 without it), so that kernels sharing a codebook get equal tables.
     """
     if indices.size != weight.size:
         return None
     flat = indices.reshape(-1)
     bits = np.ascontiguousarray(weight, np.float32).reshape(-1).view(np.uint32)
     table = np.zeros(codes, np.uint32)
+    if fill is not None and np.size(fill) == codes:
+        table[:] = np.ascontiguousarray(fill, np.float32).view(np.uint32)
     table[flat] = bits
     if not np.array_equal(table[flat], bits):
         return None
@@ -111,6 +123,7 @@ def store_codebook_weights(data: bytes, kernels: list[ClusteredKernel]) -> tuple
     if not kernels:
         return bytes(data), 0
     decode_code: list[int] = []  # the decode op's operator code, added once
+    tables: dict[tuple[int, bytes], int] = {}  # (subgraph, table bytes) -> its constant tensor
 
     def rewrite(schema: Any, model: Any, subgraph: Any, index: int, weight: np.ndarray) -> Any:
         found = _match(weight.reshape(-1), kernels)
@@ -125,7 +138,9 @@ def store_codebook_weights(data: bytes, kernels: list[ClusteredKernel]) -> tuple
             decode_code.append(
                 weight_rewrite.add_operator_code(schema, model, custom, 1, spec.CODEBOOK_DECODE)
             )
-        op = _decode_op(schema, model, subgraph, index, packed, table, bits)
+        key = (id(subgraph), table.tobytes())  # a shared codebook is one constant
+        op = _decode_op(schema, model, subgraph, index, packed, table, bits, tables.get(key))
+        tables[key] = int(op.inputs[1])
         op.opcodeIndex = decode_code[0]
         return op
 
@@ -141,7 +156,7 @@ def _match(
             continue
         for layout in kernel.layouts():
             flat = np.ascontiguousarray(layout).reshape(-1)
-            table = codebook_of(weight, flat, kernel.codes)
+            table = codebook_of(weight, flat, kernel.codes, kernel.table)
             if table is not None:
                 return flat, table, spec.index_bits(kernel.codes)
     return None
@@ -155,15 +170,21 @@ def _decode_op(
     packed: np.ndarray,
     table: np.ndarray,
     bits: int,
+    codebook: int | None = None,
 ) -> Any:
-    """A TfqnnCodebookDecode op from new constants ``packed``, ``table`` to tensor ``output``."""
+    """A TfqnnCodebookDecode op from new constants ``packed``, ``table`` to tensor ``output``.
+
+    ``codebook``: an existing constant tensor that holds ``table`` (used
+    instead of a new one).
+    """
     from flatbuffers import flexbuffers
 
     name = weight_rewrite.tensor_name(subgraph, output)
     types = schema.TensorType
     constant = weight_rewrite.add_constant
     indices = constant(schema, model, subgraph, packed, types.UINT8, f"{name}_indices")
-    codebook = constant(schema, model, subgraph, table, types.FLOAT32, f"{name}_codebook")
+    if codebook is None:
+        codebook = constant(schema, model, subgraph, table, types.FLOAT32, f"{name}_codebook")
     op = schema.OperatorT()
     op.inputs = np.array([indices, codebook], np.int32)
     op.outputs = np.array([output], np.int32)

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tfqnn import _bits
 from tfqnn._validation import check_choice, check_int
 
 # ---- op names ------------------------------------------------------------------
@@ -75,9 +76,8 @@ MAX_INDEX_BITS = 16
 
 
 def index_bits(codes: int) -> int:
-    """``ceil(log2(codes))``, at least 1: the bits of a fixed-length index into ``codes`` entries."""
-    codes = check_int("codes", codes, 1, 2**MAX_INDEX_BITS)
-    return max(1, (codes - 1).bit_length())
+    """``ceil(log2(codes))``, at least 1 (`tfqnn._bits.index_bits`), for at most 2^16 codes."""
+    return _bits.index_bits(check_int("codes", codes, 1, 2**MAX_INDEX_BITS))
 
 
 def packed_index_bytes(count: int, bits: int) -> int:

@@ -295,7 +295,7 @@ TFQNN_EXPORT int tfqnn_core_bmaxpool2d(const int32_t* input, int batch, int in_h
 TFQNN_EXPORT int tfqnn_core_codebook_decode(const uint8_t* packed, int64_t count, int bits,
                                             const float* codebook, int64_t codes, float* out) {
   if (packed == nullptr || codebook == nullptr || out == nullptr || count < 1 || bits < 1 ||
-      bits > 16 || codes < 1 || codes > (int64_t(1) << 16)) {
+      bits > kMaxIndexBits || codes < 1 || codes > kMaxCodes) {
     return kInvalid;
   }
   return codebook_decode(packed, count, bits, codebook, codes, out);

@@ -128,7 +128,9 @@ void bmaxpool2d(const int32_t* input, const BMaxPoolShape& shape, int32_t* outpu
 // little-endian field at bit i * bits of `packed` (lowest bit first), and
 // out[i] = codebook[index]. Returns kCodebookOk, or kCodebookBadIndex when an
 // index is >= `codes` (out is then partly written). `packed` must hold
-// packed_index_bytes(count, bits) bytes; bits in 1..16.
+// packed_index_bytes(count, bits) bytes; bits in 1..kMaxIndexBits.
+constexpr int kMaxIndexBits = 16;  // codebooks of up to 2^16 entries (lite.spec.MAX_INDEX_BITS)
+constexpr int64_t kMaxCodes = int64_t{1} << kMaxIndexBits;
 constexpr int kCodebookOk = 0;
 constexpr int kCodebookBadIndex = 1;
 inline int64_t packed_index_bytes(int64_t count, int bits) { return (count * bits + 7) / 8; }

@@ -18,13 +18,14 @@ namespace tfqnn {
 namespace tflite {
 namespace {
 
-constexpr int kMaxCodes = 1 << 16;
+using core::kMaxCodes;
+using core::kMaxIndexBits;
 
 class CodebookDecode : public Op {
  protected:
   std::string do_init(const uint8_t* data, size_t size) override {
     TFQNN_TRY(options_.parse(data, size, {"bits"}));
-    return options_.get_int("bits", 1, 16, &bits_, true);
+    return options_.get_int("bits", 1, kMaxIndexBits, &bits_, true);
   }
 
   // The delegate's path: decoded here, once, into the delegate's store, and
