@@ -20,12 +20,15 @@ Schemes (tfqnn quantizers on ``W`` and ``U``; the bias stays float):
 float; 8bit ``Uniform(255)``, 4bit ``Uniform(15)`` and 2bit ``Uniform(3)``
 (levels between the tensor's extremes; 2bit only when asked for); ternary ``SteTern()`` (TWN); scaled_binary
 ``ScaledSign()`` (one scale per gate and unit). "+act" adds 8-bit inputs
-(``DoReFa(8)`` on pixels in [0, 1]; ``FixedPoint(3, 5)`` on the language
-model's embeddings) and 8-bit states ``FixedPoint(3, 5)`` for h and c.
-``--recipe qkeras`` quantizes inputs and states with QKeras's quantizers
-instead: inputs ``QuantizedBits(8, 0, keep_negative=False)`` (steps of
-1/256) and states ``QuantizedBits(8, 2)`` (the levels of ``FixedPoint(3,
-5)``, with a gradient that passes where a state saturates).
+and states h and c. On the sequence task the default ``--recipe qkeras``
+takes the quantizers that QKeras's rows use, so that the two libraries
+train the same function (``--tasks match`` checks it): inputs
+``QuantizedBits(8, 0, keep_negative=False)`` (steps of 1/256) and states
+``QuantizedBits(8, 2)`` ([-4, 4 - 1/32] in steps of 1/32, with a gradient
+that passes where a state saturates). ``--recipe tfqnn`` takes
+``DoReFa(8)`` inputs (steps of 1/255) and ``FixedPoint(3, 5)`` states (the
+same levels, no gradient where a state saturates); the timing task and the
+language model always use these (``FixedPoint(3, 5)`` on the embeddings).
 
 CPU time is the process's (``time.process_time``, all threads) per epoch,
 the median of the epochs after the first (which traces the graph); the
@@ -628,8 +631,9 @@ def main() -> None:
     parser.add_argument(
         "--recipe",
         choices=["tfqnn", "qkeras"],
-        default="tfqnn",
-        help="qkeras: QuantizedBits inputs and states (QKeras's quantizers)",
+        default="qkeras",
+        help="8-bit inputs and states of the sequence task: qkeras, QuantizedBits (QKeras's "
+        "quantizers); tfqnn, DoReFa(8) inputs and FixedPoint(3, 5) states",
     )
     parser.add_argument("--match-steps", type=int, default=20, help="Adam steps of --tasks match")
     parser.add_argument("--json", help="also write the rows here")
