@@ -4,7 +4,9 @@ Launched by recurrent.py with the peer environment's python (QKeras 0.9.0,
 tf-keras 2.21: scripts/peer_envs.sh builds it); never imports tfqnn. Reads
 the train/test arrays from an .npz, prints one JSON line per run: scheme,
 whether activations were quantized, test accuracy, CPU and wall seconds per
-epoch.
+epoch. With ``--replay OUT.npz`` it trains from the weights in the .npz
+instead (``recurrent.py --tasks match``) and writes the first batch's
+probabilities and gradients and the weights after ``--steps`` steps.
 
 Usage: TF_USE_LEGACY_KERAS=1 PEER/bin/python benchmarks/_recurrent_qkeras.py DATA.npz
        --epochs 3 --units 128 --batch 128 --schemes float 8bit 4bit ternary scaled_binary
@@ -26,6 +28,9 @@ import tf_keras as keras
 from _epoch_clock import epoch_clock, per_epoch
 from qkeras import QLSTM, QActivation, binary, quantized_bits, ternary
 
+# The model's weights in order: W, U and b of the QLSTM, then the Dense kernel and bias.
+WEIGHTS = ("W", "U", "b", "dense_W", "dense_b")
+
 
 def weight_quantizer(scheme: str) -> Any:
     """QKeras's quantizer with the bits of tfqnn's scheme (per-channel "auto" scales)."""
@@ -39,8 +44,8 @@ def weight_quantizer(scheme: str) -> Any:
     }[scheme]
 
 
-def run(data: Any, scheme: str, activations: bool, args: argparse.Namespace) -> dict[str, Any]:
-    keras.utils.set_random_seed(args.seed)
+def build(data: Any, scheme: str, activations: bool, args: argparse.Namespace) -> Any:
+    """QLSTM(units) then Dense(10), compiled as recurrent.py compiles tfqnn's model."""
     quantizer = weight_quantizer(scheme)
     inputs = keras.Input(data["x_train"].shape[1:])
     x = inputs
@@ -58,6 +63,12 @@ def run(data: Any, scheme: str, activations: bool, args: argparse.Namespace) -> 
     model.compile(
         keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy", metrics=["accuracy"]
     )
+    return model
+
+
+def run(data: Any, scheme: str, activations: bool, args: argparse.Namespace) -> dict[str, Any]:
+    keras.utils.set_random_seed(args.seed)
+    model = build(data, scheme, activations, args)
     clock = epoch_clock(keras.callbacks.Callback)
     model.fit(
         data["x_train"],
@@ -79,6 +90,28 @@ def run(data: Any, scheme: str, activations: bool, args: argparse.Namespace) -> 
     }
 
 
+def replay(data: Any, scheme: str, activations: bool, args: argparse.Namespace) -> None:
+    """From the weights in ``data``: probabilities and gradients on the first batch, then
+    the weights after ``--steps`` Adam steps on the first batches in order, into ``--replay``.
+    """
+    import tensorflow as tf
+
+    model = build(data, scheme, activations, args)
+    model.set_weights([data[name] for name in WEIGHTS])
+    x, y = data["x_train"][: args.batch], data["y_train"][: args.batch]
+    with tf.GradientTape() as tape:
+        probabilities = model(x, training=True)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probabilities))
+    gradients = tape.gradient(loss, model.trainable_weights)
+    out = {"probabilities": probabilities.numpy()}
+    out.update({f"gradient_{n}": g.numpy() for n, g in zip(WEIGHTS, gradients)})
+    for step in range(args.steps):
+        batch = slice(step * args.batch, (step + 1) * args.batch)
+        model.train_on_batch(data["x_train"][batch], data["y_train"][batch])
+    out.update({f"trained_{n}": w for n, w in zip(WEIGHTS, model.get_weights())})
+    np.savez(args.replay, **out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data")
@@ -88,8 +121,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--schemes", nargs="+", default=["float", "8bit", "4bit", "ternary"])
     parser.add_argument("--activations", nargs="+", choices=["off", "on"], default=["off"])
+    parser.add_argument(
+        "--replay",
+        help="write the first batch's outputs and gradients and the weights after "
+        "--steps steps from the weights in DATA here (one scheme and activations)",
+    )
+    parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
     data = dict(np.load(args.data))
+    if args.replay:
+        replay(data, args.schemes[0], args.activations[0] == "on", args)
+        return
     for activations in args.activations:
         for scheme in args.schemes:
             print(json.dumps(run(data, scheme, activations == "on", args)), flush=True)

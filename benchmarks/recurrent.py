@@ -20,12 +20,15 @@ Schemes (tfqnn quantizers on ``W`` and ``U``; the bias stays float):
 float; 8bit ``Uniform(255)``, 4bit ``Uniform(15)`` and 2bit ``Uniform(3)``
 (levels between the tensor's extremes; 2bit only when asked for); ternary ``SteTern()`` (TWN); scaled_binary
 ``ScaledSign()`` (one scale per gate and unit). "+act" adds 8-bit inputs
-(``DoReFa(8)`` on pixels in [0, 1]; ``FixedPoint(3, 5)`` on the language
-model's embeddings) and 8-bit states ``FixedPoint(3, 5)`` for h and c.
-``--recipe qkeras`` quantizes inputs and states with QKeras's quantizers
-instead: inputs ``QuantizedBits(8, 0, keep_negative=False)`` (steps of
-1/256) and states ``QuantizedBits(8, 2)`` (the levels of ``FixedPoint(3,
-5)``, with a gradient that passes where a state saturates).
+and states h and c. On the sequence task the default ``--recipe qkeras``
+takes the quantizers that QKeras's rows use, so that the two libraries
+train the same function (``--tasks match`` checks it): inputs
+``QuantizedBits(8, 0, keep_negative=False)`` (steps of 1/256) and states
+``QuantizedBits(8, 2)`` ([-4, 4 - 1/32] in steps of 1/32, with a gradient
+that passes where a state saturates). ``--recipe tfqnn`` takes
+``DoReFa(8)`` inputs (steps of 1/255) and ``FixedPoint(3, 5)`` states (the
+same levels, no gradient where a state saturates); the timing task and the
+language model always use these (``FixedPoint(3, 5)`` on the embeddings).
 
 CPU time is the process's (``time.process_time``, all threads) per epoch,
 the median of the epochs after the first (which traces the graph); the
@@ -35,6 +38,8 @@ Usage: .venv/bin/python benchmarks/recurrent.py [--train 10000] [--test 2000]
        [--epochs 3] [--seeds 0 1 2] [--cells lstm gru] [--activations off on] [--lm-chars 200000]
        [--schemes float 8bit 4bit 2bit ternary scaled_binary] [--tasks timing sequences lm]
        [--qkeras-python .peers/tfkeras/bin/python] [--recipe tfqnn|qkeras] [--json results.json]
+       [--rows rows.jsonl]
+       .venv/bin/python benchmarks/recurrent.py --merge benchmarks/results/recurrent_full.jsonl
 """
 
 from __future__ import annotations
@@ -141,10 +146,10 @@ def load_sequences(args: argparse.Namespace) -> tuple[str, dict[str, np.ndarray]
     return name, data
 
 
-def sequence_run(
-    cell: str, scheme: str, activations: bool, data: dict[str, np.ndarray], args: argparse.Namespace
-) -> dict[str, Any]:
-    keras.utils.set_random_seed(args.seed)
+def sequence_model(
+    cell: str, scheme: str, activations: bool, shape: tuple[int, ...], args: argparse.Namespace
+) -> keras.Model:
+    """The recurrent layer (``scheme="keras"``: Keras's, without cuDNN) then Dense(10)."""
     if scheme == "keras":
         layer = KERAS[cell](args.units, use_cudnn=False)
     else:
@@ -153,13 +158,16 @@ def sequence_run(
             **weight_arguments(scheme),
             **activation_arguments(activations, tfqnn.quantizers.DoReFa(8), args.recipe),
         )
-    model = keras.Sequential(
-        [
-            keras.Input(data["x_train"].shape[1:]),
-            layer,
-            keras.layers.Dense(10, activation="softmax"),
-        ]
+    return keras.Sequential(
+        [keras.Input(shape), layer, keras.layers.Dense(10, activation="softmax")]
     )
+
+
+def sequence_run(
+    cell: str, scheme: str, activations: bool, data: dict[str, np.ndarray], args: argparse.Namespace
+) -> dict[str, Any]:
+    keras.utils.set_random_seed(args.seed)
+    model = sequence_model(cell, scheme, activations, data["x_train"].shape[1:], args)
     clock = fit(model, (data["x_train"], data["y_train"]), args)
     _, accuracy = model.evaluate(data["x_test"], data["y_test"], batch_size=500, verbose=0)
     library = "tfqnn" if args.recipe == "tfqnn" else "tfqnn (qkeras recipe)"
@@ -206,6 +214,103 @@ def qkeras_runs(data: dict[str, np.ndarray], args: argparse.Namespace) -> list[d
         print("QKeras run failed:\n" + result.stderr[-2000:])
         return []
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+MATCH_VARIANTS = {  # name: scheme, activations, recipe
+    "float": ("float", False, "tfqnn"),
+    "scaled_binary": ("scaled_binary", False, "tfqnn"),
+    "scaled_binary, 8-bit x, h, c, qkeras recipe": ("scaled_binary", True, "qkeras"),
+    "scaled_binary, 8-bit x, h, c, tfqnn recipe": ("scaled_binary", True, "tfqnn"),
+}
+
+
+def match_runs(data: dict[str, np.ndarray], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """tfqnn's LSTM model against QKeras's from the same weights and batches.
+
+    For each variant, both libraries start from tfqnn's initial weights:
+    the largest difference of the probabilities and of each gradient
+    (relative to its largest entry) on the first batch, then the weights
+    after ``--match-steps`` Adam steps on the first batches in order (no
+    shuffling): the median and largest difference, and the median update.
+    The QKeras side always uses QKeras's quantizers (``--recipe qkeras``'s).
+    """
+    python = args.qkeras_python
+    if not python or not Path(python).exists():
+        print(f"QKeras: no environment at {python!r} (scripts/peer_envs.sh); skipped")
+        return []
+    steps, batch = args.match_steps, args.batch
+    x, y = data["x_train"][: steps * batch], data["y_train"][: steps * batch]
+    names = ("W", "U", "b", "dense_W", "dense_b")
+    rows = []
+    for name, (scheme, activations, recipe) in MATCH_VARIANTS.items():
+        keras.utils.set_random_seed(args.seed)
+        run_args = argparse.Namespace(**{**vars(args), "recipe": recipe})
+        model = sequence_model("lstm", scheme, activations, x.shape[1:], run_args)
+        initial = model.get_weights()
+        with tempfile.TemporaryDirectory() as directory:
+            path, out = os.path.join(directory, "in.npz"), os.path.join(directory, "out.npz")
+            np.savez(path, x_train=x, y_train=y, **dict(zip(names, initial)))
+            command = [python, str(HERE / "_recurrent_qkeras.py"), path, "--replay", out]
+            command += ["--steps", str(steps), "--units", str(args.units), "--batch", str(batch)]
+            command += ["--schemes", scheme, "--activations", "on" if activations else "off"]
+            environment = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
+            result = subprocess.run(command, capture_output=True, text=True, env=environment)
+            if result.returncode != 0:
+                print("QKeras replay failed:\n" + result.stderr[-2000:])
+                return rows
+            reference = dict(np.load(out))
+        with tf.GradientTape() as tape:
+            probabilities = model(x[:batch], training=True)
+            loss = keras.ops.mean(
+                keras.losses.sparse_categorical_crossentropy(y[:batch], probabilities)
+            )
+        gradients = tape.gradient(loss, model.trainable_weights)
+        model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
+        for step in range(steps):
+            model.train_on_batch(
+                x[step * batch : (step + 1) * batch], y[step * batch : (step + 1) * batch]
+            )
+        gradient_error = max(
+            float(np.abs(np.asarray(g) - reference[f"gradient_{n}"]).max())
+            / float(np.abs(reference[f"gradient_{n}"]).max())
+            for n, g in zip(names, gradients)
+        )
+        trained = dict(zip(names, model.get_weights()))
+        differences = np.concatenate(
+            [np.abs(trained[n] - reference[f"trained_{n}"]).ravel() for n in names]
+        )
+        updates = np.concatenate(
+            [np.abs(reference[f"trained_{n}"] - w).ravel() for n, w in zip(names, initial)]
+        )
+        rows.append(
+            {
+                "variant": name,
+                "probabilities": float(
+                    np.abs(np.asarray(probabilities) - reference["probabilities"]).max()
+                ),
+                "gradients": gradient_error,
+                "steps": steps,
+                "weights_median": float(np.median(differences)),
+                "weights_max": float(differences.max()),
+                "update_median": float(np.median(updates)),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def match_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| W, U and x, h, c | probabilities, max diff | gradients, max rel. diff "
+        "| weights after N steps: median / max diff | median update |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | {r['probabilities']:.1e} | {r['gradients']:.1e} "
+            f"| {r['weights_median']:.1e} / {r['weights_max']:.1e} | {r['update_median']:.1e} |"
+        )
+    return "\n".join(lines)
 
 
 def step_times(
@@ -364,25 +469,105 @@ def sequence_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def seed_table(rows: list[dict[str, Any]]) -> str:
-    """Test accuracy of each setting over the seeds: mean, sample deviation, each seed."""
+def _settings(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str, bool], list[dict[str, Any]]]:
+    """The rows by (library, cell, scheme, activations), each list sorted by seed."""
     settings: dict[tuple[str, str, str, bool], list[dict[str, Any]]] = {}
     for r in rows:
-        key = (r["library"], r["cell"], r["scheme"], r["activations"])
-        settings.setdefault(key, []).append(r)
+        cell = "LSTM" if r["cell"] == "QLSTM" else r["cell"]
+        settings.setdefault((r["library"], cell, r["scheme"], r["activations"]), []).append(r)
+    return {key: sorted(runs, key=lambda r: r.get("seed", 0)) for key, runs in settings.items()}
+
+
+def seed_table(rows: list[dict[str, Any]]) -> str:
+    """Test accuracy of each setting over the seeds: each seed, mean, sample deviation.
+
+    CPU s/epoch is the median over the seeds of each run's median epoch.
+    """
     lines = [
-        "| library | cell | W, U | x, h, c | mean accuracy | std | per seed |",
-        "|---|---|---|---|---|---|---|",
+        "| library | cell | W, U | x, h, c | seeds | per seed | mean | std | CPU s/epoch |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for (library, cell, scheme, activations), runs in settings.items():
+    for (library, cell, scheme, activations), runs in _settings(rows).items():
         accuracy = 100 * np.array([r["accuracy"] for r in runs])
         spread = accuracy.std(ddof=1) if len(accuracy) > 1 else float("nan")
         each = " / ".join(f"{a:.2f}" for a in accuracy)
+        seeds = [r.get("seed", 0) for r in runs]
+        span = (
+            f"{seeds[0]} to {seeds[-1]}"
+            if seeds == list(range(seeds[0], seeds[-1] + 1))
+            else str(seeds)
+        )
+        cpu = np.median([r["cpu_s_per_epoch"] for r in runs])
         lines.append(
-            f"| {library} | {cell} | {scheme} | {'8-bit' if activations else 'float'} "
-            f"| {accuracy.mean():.2f} % | {spread:.2f} | {each} |"
+            f"| {library} | {cell} | {scheme} | {'8-bit' if activations else 'float'} | {span} "
+            f"| {each} % | {accuracy.mean():.2f} % | {spread:.2f} | {cpu:.1f} |"
         )
     return "\n".join(lines)
+
+
+def qkeras_comparison(rows: list[dict[str, Any]]) -> str:
+    """Each tfqnn setting against QKeras's with the same bits, over the seeds.
+
+    The difference of the means with its standard error ``sqrt(s1^2 / n1 +
+    s2^2 / n2)`` (the runs are not paired: the libraries draw different
+    initial weights from one seed) and the seeds on which tfqnn is below.
+    """
+    settings = _settings(rows)
+    lines = []
+    for (library, cell, scheme, activations), runs in settings.items():
+        reference = settings.get(("qkeras", cell, scheme, activations))
+        if library == "qkeras" or not reference or len(runs) < 2 or len(reference) < 2:
+            continue
+        ours = 100 * np.array([r["accuracy"] for r in runs])
+        theirs = 100 * np.array([r["accuracy"] for r in reference])
+        difference = ours.mean() - theirs.mean()
+        error = float(np.sqrt(ours.var(ddof=1) / len(ours) + theirs.var(ddof=1) / len(theirs)))
+        by_seed = {r.get("seed"): r["accuracy"] for r in reference}
+        common = [r for r in runs if r.get("seed") in by_seed]
+        below = sum(r["accuracy"] < by_seed[r.get("seed")] for r in common)
+        lines.append(
+            f"{library} {cell} {scheme}, x, h, c {'8-bit' if activations else 'float'}: "
+            f"{difference:+.2f} points against QKeras ({len(ours)} and {len(theirs)} seeds), "
+            f"standard error {error:.2f} ({difference / error:+.1f} SE); below QKeras on "
+            f"{below} of the {len(common)} seeds both ran"
+        )
+    return "\n".join(lines)
+
+
+def read_rows(paths: list[str]) -> list[dict[str, Any]]:
+    """Sequence rows from JSON-lines files (``--rows``) or ``--json`` result files."""
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        text = Path(path).read_text()
+        try:
+            rows += json.loads(text)["sequences"]  # a --json file
+        except (json.JSONDecodeError, KeyError, TypeError):
+            rows += [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    return rows
+
+
+def merge(paths: list[str]) -> None:
+    """Prints the seed table and the comparison with QKeras of committed rows."""
+    rows = read_rows(paths)
+    configurations = sorted(
+        {tuple(r.get(k) for k in ("train", "test", "epochs", "units", "batch")) for r in rows},
+        key=str,
+    )
+    for configuration in configurations:
+        chosen = [
+            r
+            for r in rows
+            if tuple(r.get(k) for k in ("train", "test", "epochs", "units", "batch"))
+            == configuration
+        ]
+        train, test, epochs, units, batch = configuration
+        print(
+            f"\n{len(chosen)} runs: {train} training and {test} test sequences, {epochs} "
+            f"epochs, {units} units, batch {batch}\n\n" + seed_table(chosen)
+        )
+        comparison = qkeras_comparison(chosen)
+        if comparison:
+            print("\n" + comparison)
 
 
 def language_table(rows: list[dict[str, Any]]) -> str:
@@ -438,18 +623,35 @@ def main() -> None:
     parser.add_argument(
         "--tasks",
         nargs="+",
-        choices=["timing", "sequences", "lm"],
+        choices=["timing", "sequences", "lm", "match"],
         default=["timing", "sequences", "lm"],
-        help="step timing, sequential Fashion-MNIST (with QKeras), language model",
+        help="step timing, sequential Fashion-MNIST (with QKeras), language model; match: "
+        "tfqnn's LSTM against QKeras's from the same weights and batches",
     )
     parser.add_argument(
         "--recipe",
         choices=["tfqnn", "qkeras"],
-        default="tfqnn",
-        help="qkeras: QuantizedBits inputs and states (QKeras's quantizers)",
+        default="qkeras",
+        help="8-bit inputs and states of the sequence task: qkeras, QuantizedBits (QKeras's "
+        "quantizers); tfqnn, DoReFa(8) inputs and FixedPoint(3, 5) states",
     )
+    parser.add_argument("--match-steps", type=int, default=20, help="Adam steps of --tasks match")
     parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument(
+        "--rows",
+        help="append each sequence run here as a JSON line with its configuration, as it ends",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="FILE",
+        help="train nothing: print the seed table and the comparison with QKeras of these "
+        "--rows or --json files (benchmarks/results/recurrent_full.jsonl)",
+    )
     args = parser.parse_args()
+    if args.merge:
+        merge(args.merge)
+        return
     warnings.simplefilter("ignore", UserWarning)
     tf.get_logger().setLevel("ERROR")  # retracing notes of the many small models
 
@@ -470,24 +672,41 @@ def main() -> None:
             f"rounds of {args.timing_steps} steps\n" + timing_table(timing_rows) + "\n",
             flush=True,
         )
+    match_rows = match_runs(data, args) if "match" in args.tasks else []
+    if match_rows:
+        print(
+            f"\ntfqnn against QKeras from the same weights, first batch and after "
+            f"{args.match_steps} Adam steps (N)\n" + match_table(match_rows) + "\n",
+            flush=True,
+        )
     rows = []
+
+    def emit(row: dict[str, Any], seed: int) -> None:
+        """Prints a finished run and appends it to ``--rows``."""
+        configuration = {k: getattr(args, k) for k in ("train", "test", "epochs", "units", "batch")}
+        line = json.dumps({**configuration, **row, "seed": seed})
+        print(line, flush=True)
+        if args.rows:
+            with open(args.rows, "a") as f:
+                f.write(line + "\n")
+
     for seed in args.seeds or [args.seed]:
         run_args = argparse.Namespace(**{**vars(args), "seed": seed})
         seed_rows = []
         for cell in args.cells if "sequences" in args.tasks else []:
             if "float" in args.schemes:  # the float reference
                 seed_rows.append(sequence_run(cell, "keras", False, data, run_args))
-                print(json.dumps({**seed_rows[-1], "seed": seed}), flush=True)
+                emit(seed_rows[-1], seed)
             for activations in args.activations:
                 for scheme in args.schemes:
                     seed_rows.append(
                         sequence_run(cell, scheme, activations == "on", data, run_args)
                     )
-                    print(json.dumps({**seed_rows[-1], "seed": seed}), flush=True)
+                    emit(seed_rows[-1], seed)
         if "lstm" in args.cells and "sequences" in args.tasks:
             for row in qkeras_runs(data, run_args):
                 seed_rows.append(row)
-                print(json.dumps({**row, "seed": seed}), flush=True)
+                emit(row, seed)
         rows += [{**row, "seed": seed} for row in seed_rows]
     lm_rows = []
     if args.lm_chars and "lm" in args.tasks:
@@ -513,7 +732,12 @@ def main() -> None:
         print("\n" + language_table(lm_rows))
     if args.json:
         with open(args.json, "w") as f:
-            results = {"sequences": rows, "language_model": lm_rows, "timing": timing_rows}
+            results = {
+                "sequences": rows,
+                "language_model": lm_rows,
+                "timing": timing_rows,
+                "match": match_rows,
+            }
             json.dump({"machine": machine(), **results}, f, indent=1)
 
 
