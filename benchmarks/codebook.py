@@ -354,9 +354,8 @@ def plot(results: dict[str, Any], path: str) -> None:
             "float", {"accuracy": result["float_accuracy"], "size": result["float_bytes"]}
         )
         for r in result["runs"]:
-            label = f"{r['method']} {r['bits']}b"
-            if r["pruned"]:
-                label += f" pruned{' (' + extra + ')' if extra else ''}"
+            label = f"{r['method']} {r['bits']}b" + (" pruned" if r["pruned"] else "")
+            label += f" ({extra})" if extra else ""
             points[label] = {"accuracy": r["accuracy"], "size": r["file_bytes"]}
         if result.get("tfmot"):
             points["tfmot 16 (zipped .tflite)"] = {
@@ -389,8 +388,17 @@ def plot(results: dict[str, Any], path: str) -> None:
         print(f"wrote {target}")
 
 
+def _key(row: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two runs the same configuration."""
+    return (row["method"], row["bits"], row["pruned"], row["clusters"], row.get("target_bits"))
+
+
 def merge(paths: list[str], json_path: str, png_path: str) -> None:
-    """Joins the models of several results files into one, then prints targets and plots."""
+    """Joins the models of several results files into one, then prints targets and plots.
+
+    A run of a later file replaces a run of the same model and configuration
+    from an earlier one (a re-run after a fix).
+    """
     results: dict[str, Any] = {}
     for path in paths:
         part = json.loads(Path(path).read_text())
@@ -405,6 +413,9 @@ def merge(paths: list[str], json_path: str, png_path: str) -> None:
                 results["models"][name] = result
                 continue
             known = results["models"][name]
+            # a later file's run replaces an earlier one of the same configuration
+            fresh = {_key(r) for r in result["runs"]}
+            known["runs"] = [r for r in known["runs"] if _key(r) not in fresh]
             known["runs"].extend(result["runs"])
             known["tfmot"] = known.get("tfmot") or result.get("tfmot")
     for model_name, result in results["models"].items():
@@ -436,6 +447,13 @@ def main() -> None:
         type=float,
         default=1.0,
         help="ecsq holds the index entropy at log2(k) minus this many bits",
+    )
+    parser.add_argument(
+        "--skip",
+        nargs="+",
+        default=[],
+        metavar="METHOD:BITS[:off|on]",
+        help="runs left out, e.g. ecsq:8 (both pruning modes) or ecsq:2:off",
     )
     parser.add_argument("--tag", default="", help="appended to the model's name in the results")
     parser.add_argument("--train-size", type=int, default=60_000)
@@ -506,6 +524,8 @@ def main() -> None:
         for method in args.methods:
             for pruning in args.pruning:
                 for bits in args.bits:
+                    if {f"{method}:{bits}", f"{method}:{bits}:{pruning}"} & set(args.skip):
+                        continue
                     row = one_run(bases[pruning], data, method, bits, pruning == "on", args)
                     if row is None:
                         continue
