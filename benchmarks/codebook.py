@@ -239,7 +239,7 @@ def table(model_name: str, rows: list[dict[str, Any]], float_accuracy: float) ->
     ]
     for r in rows:
         lines.append(
-            f"| {r['method']} | {r['bits']} | {'yes' if r['pruned'] else 'no'} | "
+            f"| {r['method']}{_entropy(r)} | {r['bits']} | {'yes' if r['pruned'] else 'no'} | "
             f"{r['clusters']} | {100 * r['accuracy_before_fine_tuning']:.2f} | "
             f"{100 * r['accuracy']:.2f} | "
             f"{100 * (r['accuracy'] - r.get('float_accuracy', float_accuracy)):+.2f} | "
@@ -290,10 +290,11 @@ def targets(result: dict[str, Any]) -> list[str]:
                 f"{r['bits']} bits{' pruned' if r['pruned'] else ''}: "
                 f"{100 * (r['accuracy'] - plain['accuracy']):+.2f}"
             )
-    out.append(
-        "Hessian-weighted not worse than k-means at equal bits: "
-        + ("met" if not worse else "missed at " + ", ".join(worse))
-    )
+    if any(r["method"] == "kmeans_hessian" for r in rows):
+        out.append(
+            "Hessian-weighted not worse than k-means at equal bits: "
+            + ("met" if not worse else "missed at " + ", ".join(worse))
+        )
     peer = result.get("tfmot")
     sixteen = find("kmeans", 4, False)
     if peer and sixteen:
@@ -311,10 +312,14 @@ def targets(result: dict[str, Any]) -> list[str]:
     return out
 
 
+def _entropy(row: dict[str, Any]) -> str:
+    """`` (H <= b)`` for an ecsq run with an entropy target other than the default."""
+    return f" (H <= {row['target_bits']:g})" if row.get("target_bits") else ""
+
+
 def _label(row: dict[str, Any]) -> str:
     """A run's method, bits and clusters, as the tables name it."""
-    extra = f", entropy {row['target_bits']} bits" if row.get("target_bits") else ""
-    return f"{row['method']} {row['bits']} bits, k={row['clusters']}{extra}"
+    return f"{row['method']}{_entropy(row)} {row['bits']} bits, k={row['clusters']}"
 
 
 def _versus(row: dict[str, Any], peer: dict[str, Any]) -> str:
