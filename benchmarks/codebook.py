@@ -13,7 +13,8 @@ How b bits map to each method (indices of b bits per weight):
 * scalar methods (kmeans, kmeans with ``importance="hessian"``, optimal,
   uniform, weighted_entropy): k = 2^b centroids, or 2^b - 1 when pruned (the
   zero code makes 2^b codes); ecsq starts from the same k bins and holds the
-  entropy of the indices at b - 1 bits (its default).
+  entropy of the indices at log2(k) - 1 bits (its default; ``--ecsq-drop``
+  changes the 1).
 * product: sub-vectors of 2 weights along the output axis, k = 2^(2b)
   (b <= 4: at most 256 centroids).
 * residual: 2 stages of k = 2^(b/2) (even b).
@@ -115,13 +116,20 @@ def accuracy(model: keras.Model, data: Any) -> float:
     return float(np.mean(np.argmax(model.predict(x, batch_size=1000, verbose=0), -1) == y))
 
 
-def method_arguments(method: str, bits: int, pruned: bool) -> dict[str, Any] | None:
-    """`cluster`'s arguments for ``bits`` per weight, or None when the pair has no run."""
+def method_arguments(
+    method: str, bits: int, pruned: bool, ecsq_drop: float = 1.0
+) -> dict[str, Any] | None:
+    """`cluster`'s arguments for ``bits`` per weight, or None when the pair has no run.
+
+    ecsq holds the entropy of its indices at log2(k) - ``ecsq_drop`` bits.
+    """
     if method in SCALAR:
         k = 2**bits - (1 if pruned else 0)
         if k < 2:
             return None
         arguments: dict[str, Any] = {"clusters": k, "method": method}
+        if method == "ecsq" and ecsq_drop != 1.0:
+            arguments["target_bits"] = float(np.log2(k)) - ecsq_drop
         if method == "kmeans_hessian":
             arguments.update(method="kmeans", importance="hessian")
         if method == "kmeans_every_step":  # tfmot's training scheme, at its 16 clusters
@@ -145,7 +153,7 @@ def method_arguments(method: str, bits: int, pruned: bool) -> dict[str, Any] | N
 def one_run(
     base: keras.Model, data: Any, method: str, bits: int, pruned: bool, args: argparse.Namespace
 ) -> dict[str, Any] | None:
-    arguments = method_arguments(method, bits, pruned)
+    arguments = method_arguments(method, bits, pruned, args.ecsq_drop)
     if arguments is None:
         return None
     keras.utils.set_random_seed(args.seed)
@@ -166,6 +174,7 @@ def one_run(
         "bits": bits,
         "pruned": pruned,
         "clusters": arguments["clusters"],
+        "target_bits": arguments.get("target_bits"),
         "accuracy_before_fine_tuning": before,
         "accuracy": accuracy(clustered, data),
         "fixed_ratio": sizes.fixed_ratio,
@@ -230,7 +239,7 @@ def table(model_name: str, rows: list[dict[str, Any]], float_accuracy: float) ->
     ]
     for r in rows:
         lines.append(
-            f"| {r['method']} | {r['bits']} | {'yes' if r['pruned'] else 'no'} | "
+            f"| {r['method']}{_entropy(r)} | {r['bits']} | {'yes' if r['pruned'] else 'no'} | "
             f"{r['clusters']} | {100 * r['accuracy_before_fine_tuning']:.2f} | "
             f"{100 * r['accuracy']:.2f} | "
             f"{100 * (r['accuracy'] - r.get('float_accuracy', float_accuracy)):+.2f} | "
@@ -281,23 +290,47 @@ def targets(result: dict[str, Any]) -> list[str]:
                 f"{r['bits']} bits{' pruned' if r['pruned'] else ''}: "
                 f"{100 * (r['accuracy'] - plain['accuracy']):+.2f}"
             )
-    out.append(
-        "Hessian-weighted not worse than k-means at equal bits: "
-        + ("met" if not worse else "missed at " + ", ".join(worse))
-    )
+    if any(r["method"] == "kmeans_hessian" for r in rows):
+        out.append(
+            "Hessian-weighted not worse than k-means at equal bits: "
+            + ("met" if not worse else "missed at " + ", ".join(worse))
+        )
     peer = result.get("tfmot")
     sixteen = find("kmeans", 4, False)
     if peer and sixteen:
-        ok = sixteen["accuracy"] >= peer["accuracy"] and sixteen["file_bytes"] <= (
-            peer["zipped_tflite_bytes"] / 2
-        )
-        out.append(
-            f"vs tfmot cluster_weights(16): accuracy {100 * sixteen['accuracy']:.2f} % vs "
-            f"{100 * peer['accuracy']:.2f} %, file {sixteen['file_bytes']} B vs zipped .tflite "
-            f"{peer['zipped_tflite_bytes']} B ({peer['zipped_tflite_bytes'] / sixteen['file_bytes']:.2f}x) "
-            f"-> {'met' if ok else 'missed'}"
-        )
+        out.append("vs tfmot cluster_weights(16), k-means 16: " + _versus(sixteen, peer))
+    if peer:
+        # Any unpruned run has tfmot's budget (pruning adds epochs): the smallest
+        # file whose accuracy is at least tfmot's.
+        good = [r for r in rows if not r["pruned"] and r["accuracy"] >= peer["accuracy"]]
+        if good:
+            best = min(good, key=lambda r: r["file_bytes"])
+            out.append(
+                f"vs tfmot cluster_weights(16), smallest unpruned file at tfmot's accuracy "
+                f"({_label(best)}): " + _versus(best, peer)
+            )
     return out
+
+
+def _entropy(row: dict[str, Any]) -> str:
+    """`` (H <= b)`` for an ecsq run with an entropy target other than the default."""
+    return f" (H <= {row['target_bits']:g})" if row.get("target_bits") else ""
+
+
+def _label(row: dict[str, Any]) -> str:
+    """A run's method, bits and clusters, as the tables name it."""
+    return f"{row['method']}{_entropy(row)} {row['bits']} bits, k={row['clusters']}"
+
+
+def _versus(row: dict[str, Any], peer: dict[str, Any]) -> str:
+    """tfqnn's run against tfmot's: accuracy, bytes, ratio, met or missed."""
+    zipped = peer["zipped_tflite_bytes"]
+    ok = row["accuracy"] >= peer["accuracy"] and row["file_bytes"] <= zipped / 2
+    return (
+        f"accuracy {100 * row['accuracy']:.2f} % vs {100 * peer['accuracy']:.2f} %, file "
+        f"{row['file_bytes']} B vs zipped .tflite {zipped} B ({zipped / row['file_bytes']:.2f}x) "
+        f"-> {'met' if ok else 'missed'}"
+    )
 
 
 def save(results: dict[str, Any], path: str, quiet: bool = False) -> None:
@@ -326,9 +359,8 @@ def plot(results: dict[str, Any], path: str) -> None:
             "float", {"accuracy": result["float_accuracy"], "size": result["float_bytes"]}
         )
         for r in result["runs"]:
-            label = f"{r['method']} {r['bits']}b"
-            if r["pruned"]:
-                label += f" pruned{' (' + extra + ')' if extra else ''}"
+            label = f"{r['method']} {r['bits']}b" + (" pruned" if r["pruned"] else "")
+            label += f" ({extra})" if extra else ""
             points[label] = {"accuracy": r["accuracy"], "size": r["file_bytes"]}
         if result.get("tfmot"):
             points["tfmot 16 (zipped .tflite)"] = {
@@ -361,8 +393,17 @@ def plot(results: dict[str, Any], path: str) -> None:
         print(f"wrote {target}")
 
 
+def _key(row: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two runs the same configuration."""
+    return (row["method"], row["bits"], row["pruned"], row["clusters"], row.get("target_bits"))
+
+
 def merge(paths: list[str], json_path: str, png_path: str) -> None:
-    """Joins the models of several results files into one, then prints targets and plots."""
+    """Joins the models of several results files into one, then prints targets and plots.
+
+    A run of a later file replaces a run of the same model and configuration
+    from an earlier one (a re-run after a fix).
+    """
     results: dict[str, Any] = {}
     for path in paths:
         part = json.loads(Path(path).read_text())
@@ -377,6 +418,9 @@ def merge(paths: list[str], json_path: str, png_path: str) -> None:
                 results["models"][name] = result
                 continue
             known = results["models"][name]
+            # a later file's run replaces an earlier one of the same configuration
+            fresh = {_key(r) for r in result["runs"]}
+            known["runs"] = [r for r in known["runs"] if _key(r) not in fresh]
             known["runs"].extend(result["runs"])
             known["tfmot"] = known.get("tfmot") or result.get("tfmot")
     for model_name, result in results["models"].items():
@@ -403,6 +447,19 @@ def main() -> None:
     parser.add_argument("--prune-steps", nargs="+", type=float, default=[0.5, 0.7, 0.8, 0.9])
     parser.add_argument("--prune-epochs", type=int, default=1)
     parser.add_argument("--prune-scope", choices=["layer", "model"], default="layer")
+    parser.add_argument(
+        "--ecsq-drop",
+        type=float,
+        default=1.0,
+        help="ecsq holds the index entropy at log2(k) minus this many bits",
+    )
+    parser.add_argument(
+        "--skip",
+        nargs="+",
+        default=[],
+        metavar="METHOD:BITS[:off|on]",
+        help="runs left out, e.g. ecsq:8 (both pruning modes) or ecsq:2:off",
+    )
     parser.add_argument("--tag", default="", help="appended to the model's name in the results")
     parser.add_argument("--train-size", type=int, default=60_000)
     parser.add_argument("--seed", type=int, default=0)
@@ -472,6 +529,8 @@ def main() -> None:
         for method in args.methods:
             for pruning in args.pruning:
                 for bits in args.bits:
+                    if {f"{method}:{bits}", f"{method}:{bits}:{pruning}"} & set(args.skip):
+                        continue
                     row = one_run(bases[pruning], data, method, bits, pruning == "on", args)
                     if row is None:
                         continue

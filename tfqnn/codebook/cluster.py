@@ -144,7 +144,9 @@ def cluster(
         )
     weights = _importance(model, kernels, importance, data)
 
-    def run(v: np.ndarray, h: np.ndarray | None, shape: tuple[int, ...]) -> Codebook:
+    def run(
+        v: np.ndarray, h: np.ndarray | None, shape: tuple[int, ...], pruned: bool = False
+    ) -> Codebook:
         if method == "kmeans":
             return kmeans(v, clusters, init=init, importance=h, seed=seed)
         if method == "optimal":
@@ -160,7 +162,8 @@ def cluster(
                 importance=h,
             )
         if method == "weighted_entropy":
-            return weighted_entropy(v, clusters)
+            # a pruned kernel's zero is its pruned code: no second zero level
+            return weighted_entropy(v, clusters, zero_level=False if pruned else None)
         kernel = v.reshape(shape)
         if method == "product":
             return product(
@@ -188,7 +191,8 @@ def cluster(
     if scope == "model":
         parts = [surviving(i) for i in range(len(kernels))]
         joint_h = None if weights[0] is None else np.concatenate([p[1] for p in parts])
-        joint = run(np.concatenate([p[0] for p in parts]), joint_h, (-1,))
+        pruned = any(m is not None for m in masks)
+        joint = run(np.concatenate([p[0] for p in parts]), joint_h, (-1,), pruned)
         sizes = np.cumsum([0] + [p[0].size for p in parts])
         codebooks = [
             Codebook(joint.centroids, joint.indices[a:b]) for a, b in zip(sizes[:-1], sizes[1:])
@@ -197,7 +201,7 @@ def cluster(
     else:
         for i in range(len(kernels)):
             v, h = surviving(i)
-            codebooks.append(run(v, h, values[i].shape))
+            codebooks.append(run(v, h, values[i].shape, masks[i] is not None))
             progress.update(i + 1)
 
     specs: dict[str, dict[str, dict[str, Any]]] = {}
