@@ -19,6 +19,7 @@ from tfqnn.callbacks.incremental_quantization import (
     power_of_two_exponents,
     quantize_to_powers_of_two,
 )
+from tfqnn.layers.base import latent_quantizer
 
 # ---------------------------------------------------------------------------
 # The codebook and the nearest-level rule.
@@ -524,5 +525,6 @@ def test_cells_of_bidirectional_and_stacked_rnns():
         np.testing.assert_array_equal(getattr(owner, name).numpy(), expected)
         quantizer = "kernel_quantizer" if name == "kernel" else "recurrent_quantizer"
         assert getattr(owner, quantizer) == tfqnn.quantizers.PowerOfTwo(3)
+        assert latent_quantizer(getattr(owner, name)) == tfqnn.quantizers.PowerOfTwo(3)
     for owner in owners[:4]:
         assert owner.bias_quantizer is None
