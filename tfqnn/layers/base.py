@@ -72,6 +72,9 @@ class QuantizedKernel:
 
 
 KERNEL = QuantizedKernel("kernel_quantizer", "kernel", "kernel_constraint")
+# The attribute of a quantizer that owns weights: the paths of the weights it made
+# for its layer (`build_quantizer_weights` lets an instance serve one layer only).
+_WEIGHTS_OWNED = "_tfqnn_weights_owned"
 # The attribute of a latent kernel variable that holds (a weak reference to the
 # layer that owns it, the attribute of its quantizer), for `latent_quantizer`.
 _LATENT_OWNER = "_tfqnn_latent_owner"
@@ -335,12 +338,24 @@ def build_quantizer_weights(layer: keras.Layer, by_name: Mapping[str, Quantizer 
     Called from the layer's ``__init__``: such weights do not depend on the
     input shape (ABC-Net's activation shifts and scales, one per basis).
     They go into a `QuantizerWeights` sublayer per quantizer that has any.
+
+    Raises:
+        ValueError: for a quantizer instance that already made weights for a
+            layer: an instance that owns weights belongs to one layer.
     """
     for name, quantizer in by_name.items():
         if quantizer is None or not quantizer.owns_weights:
             continue
+        owned = getattr(quantizer, _WEIGHTS_OWNED, None)
+        if owned is not None:
+            raise ValueError(
+                f"This {type(quantizer).__name__} already owns the weights {owned!r}: an "
+                "instance belongs to one layer; give each layer its own (an alias or a config "
+                "dict builds a new one)."
+            )
         holder = QuantizerWeights(name=f"{name}_weights", dtype=layer.dtype_policy)
         quantizer.build_weights(holder.add_weight, name)
+        setattr(quantizer, _WEIGHTS_OWNED, [weight.path for weight in holder.weights])
         if holder.weights:
             setattr(layer, f"_{name}_weights", holder)
 
