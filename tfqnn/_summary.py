@@ -27,6 +27,7 @@ from typing import Any
 
 import keras
 
+from tfqnn.layers import selection
 from tfqnn.layers.base import QuantizerMixin
 
 
@@ -150,18 +151,8 @@ def _leaf_layers(model: keras.Model) -> Iterator[keras.Layer]:
             yield layer
 
 
-def _recurrent_cells(layer: keras.Layer) -> list[keras.Layer]:
-    """The cells of a recurrent layer (both directions of a Bidirectional), else []."""
-    if isinstance(layer, keras.layers.Bidirectional):
-        return _recurrent_cells(layer.forward_layer) + _recurrent_cells(layer.backward_layer)
-    if not isinstance(layer, keras.layers.RNN):
-        return []
-    cell = layer.cell
-    return list(cell.cells) if isinstance(cell, keras.layers.StackedRNNCells) else [cell]
-
-
 def _summarize_layer(layer: keras.Layer) -> LayerSummary:
-    cells = _recurrent_cells(layer)
+    cells = selection.recurrent_cells(layer)
     if cells:
         return _summarize_recurrent(layer, cells)
     wrapped = _stored_differently(layer)

@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 
 import tfqnn
+from tests.layers.factories import nested_recurrent_model
 from tfqnn.callbacks import IncrementalQuantization
 from tfqnn.callbacks.incremental_quantization import (
     STATE_ATTRIBUTE,
     power_of_two_exponents,
     quantize_to_powers_of_two,
 )
+from tfqnn.layers.base import latent_quantizer
 
 # ---------------------------------------------------------------------------
 # The codebook and the nearest-level rule.
@@ -499,3 +501,30 @@ def test_fit_again_after_a_crash_does_not_stack_the_constraints(data):
     assert inq.done
     assert model.get_layer("conv").kernel.constraint is None
     assert model.get_layer("hidden").kernel.constraint is original
+
+
+def test_cells_of_bidirectional_and_stacked_rnns():
+    model = nested_recurrent_model()
+    model.compile("adam", "mse")
+    owners = [
+        owner
+        for layer in model.layers
+        for _, owner in tfqnn.layers.selection.quantizer_owners(layer)
+    ]
+    assert len(owners) == 5  # both LSTM directions, two stacked cells, out
+    kernels = [(o, w) for o in owners for w in ("kernel", "recurrent_kernel") if hasattr(o, w)]
+    before = [getattr(owner, name).numpy() for owner, name in kernels]
+    inq = IncrementalQuantization(portions=(1.0,), bits=3, verbose=0)
+    inq.set_model(model)  # the calls fit makes (fit itself: the tests above)
+    inq.on_train_begin()
+    inq.on_epoch_begin(0)
+    inq.on_train_end()
+    for (owner, name), initial in zip(kernels, before):
+        # One step quantizes every weight at the first epoch's start.
+        expected = quantize_to_powers_of_two(initial, *power_of_two_exponents(initial, 3))
+        np.testing.assert_array_equal(getattr(owner, name).numpy(), expected)
+        quantizer = "kernel_quantizer" if name == "kernel" else "recurrent_quantizer"
+        assert getattr(owner, quantizer) == tfqnn.quantizers.PowerOfTwo(3)
+        assert latent_quantizer(getattr(owner, name)) == tfqnn.quantizers.PowerOfTwo(3)
+    for owner in owners[:4]:
+        assert owner.bias_quantizer is None

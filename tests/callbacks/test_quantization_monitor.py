@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tfqnn
+from tests.layers.factories import nested_recurrent_model
 from tests.optimizers.conftest import binary_mlp, toy_data
 
 pytest.importorskip("tensorboard")
@@ -118,3 +119,25 @@ def test_without_tensorboard_it_says_how_to_install(monkeypatch):
 def test_invalid_update_freq_raises(freq):
     with pytest.raises(ValueError, match="Invalid update_freq="):
         tfqnn.callbacks.QuantizationMonitor("logs", update_freq=freq)
+
+
+def test_cells_of_bidirectional_and_stacked_rnns(tmp_path):
+    model = nested_recurrent_model(kernel_quantizer="ste_sign", kernel_constraint="weight_clip")
+    monitor = tfqnn.callbacks.QuantizationMonitor(tmp_path)
+    monitor.set_model(model)  # the calls fit makes, without training's tracing
+    monitor.on_train_begin()
+    monitor.on_epoch_end(0)
+    monitor.on_train_end()
+    events = read_events(tmp_path)
+    bidi, stack = model.get_layer("bidi"), model.get_layer("stack")
+    cells = {
+        "bidi/forward_lstm/quant_lstm_cell": bidi.forward_layer.cell,
+        "bidi/backward_lstm/quant_lstm_cell": bidi.backward_layer.cell,
+        "stack/gru_cell": stack.cell.cells[0],
+        "stack/simple_cell": stack.cell.cells[2],
+    }
+    assert {tag.rsplit("/", 2)[0] for tag in events} == {f"quantization/{name}" for name in cells}
+    for name, cell in cells.items():
+        histogram = events[f"quantization/{name}/kernel/latent"][0][1]
+        assert histogram[:, 2].sum() == cell.kernel.numpy().size
+        assert events[f"quantization/{name}/kernel/distinct_values"][0][1] == 2

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tfqnn
+from tests.layers.factories import nested_recurrent_model
 from tfqnn.codebook import sketch
 from tfqnn.quantizers import ResidualSign
 
@@ -150,3 +151,21 @@ def test_bad_models():
     subclassed(np.zeros((1, 4), np.float32))
     with pytest.raises(ValueError, match="sketch copies Sequential and functional models"):
         sketch(subclassed)
+
+
+def test_cells_of_bidirectional_and_stacked_rnns():
+    model = nested_recurrent_model()
+    x = np.random.default_rng(0).normal(size=(6, 5, 3)).astype(np.float32)
+    sketched = sketch(model, bases=2)
+    bidi, stack = sketched.get_layer("bidi"), sketched.get_layer("stack")
+    cells = [bidi.forward_layer.cell, bidi.backward_layer.cell, *stack.cell.cells]
+    for cell in cells[:3] + cells[4:]:
+        assert cell.kernel_quantizer == ResidualSign(2)
+        assert cell.recurrent_quantizer == ResidualSign(2)
+        assert cell.bias_quantizer is None
+    assert not hasattr(cells[3], "kernel_quantizer")  # the Keras cell
+    assert sketched.get_layer("out").kernel_quantizer == ResidualSign(2)
+    # The original with the same quantizers set on its cells computes the same.
+    for _, owner, spec in tfqnn.layers.selection.select_float_kernels(model, None, "t", "a"):
+        setattr(owner, spec.quantizer, ResidualSign(2))
+    np.testing.assert_allclose(sketched(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)

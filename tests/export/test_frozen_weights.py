@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import tfqnn
+from tests._tflite import builtin_ops
 from tfqnn.layers import QuantConv2D, QuantDense
 
 # Builtins that re-quantizing a latent kernel in the graph would leave behind.
@@ -24,15 +25,6 @@ def dorefa_weights(w, bits):
     n = 2.0**bits - 1.0
     t = np.tanh(w.astype(np.float64))
     return 2.0 * np.round((t / (2.0 * np.abs(t).max()) + 0.5) * n) / n - 1.0
-
-
-def builtin_ops(data):
-    from ai_edge_litert import interpreter as litert
-
-    counts = {}
-    for op in litert.Interpreter(model_content=data)._get_ops_details():
-        counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
-    return counts
 
 
 def constants(data):

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import tfqnn
+from tests._tflite import builtin_ops
 from tfqnn.export import plan
 from tfqnn.layers import QuantConv2D
 
 from .test_export import BINARY, assert_close, randomize
-from .test_frozen_weights import builtin_ops
 
 
 def block_model(rng, separate_relu=False, residual=True, gamma_sign=1.0):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import tfqnn
+from tests._tflite import builtin_ops
 from tfqnn.export import int8_weights
 from tfqnn.layers import QuantGRU, QuantLSTM, QuantLSTMCell, QuantSimpleRNN
 from tfqnn.quantizers import FixedPoint
@@ -31,21 +32,6 @@ def recurrent_model(layer, rng):
     for weight in model.weights:
         weight.assign(rng.normal(0.0, 0.5, weight.shape))
     return model
-
-
-def builtin_ops(data):
-    """Builtin op names of every subgraph, with counts, and the custom ops."""
-    schema = tfqnn.lite.schema()
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    model = tfqnn.lite.flatbuffer.read_model(data)
-    counts = {}
-    for s in range(model.SubgraphsLength()):
-        subgraph = model.Subgraphs(s)
-        for i in range(subgraph.OperatorsLength()):
-            code = model.OperatorCodes(subgraph.Operators(i).OpcodeIndex())
-            name = names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())]
-            counts[name] = counts.get(name, 0) + 1
-    return counts
 
 
 def int8_tensors(data):
@@ -88,7 +74,7 @@ def test_recurrent_layers_export_to_builtins_equal_to_keras(kind, unroll, rng):
     np.testing.assert_allclose(actual, model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
     ops = builtin_ops(data)
     assert ("WHILE" in ops) is not unroll
-    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in ops and "CUSTOM" not in ops
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in ops and not tfqnn.lite.custom_ops_in(data)
     assert ops["DEQUANTIZE"] == 2  # W and U, once each
 
 

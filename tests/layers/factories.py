@@ -140,3 +140,34 @@ def channels_first_or_skip(fn):
         return fn()
     except (tf.errors.OpError, ValueError, NotImplementedError) as error:  # pragma: no cover
         pytest.skip(f"channels_first not supported here: {error}")
+
+
+def nested_recurrent_model(seed=0, **cell_quantizers):
+    """A model whose tfqnn cells sit in every kind of recurrent container.
+
+    ``bidi``: a Bidirectional QuantLSTM (two cells); ``stack``: keras.layers.RNN
+    of StackedRNNCells of a QuantGRUCell, a plain Keras cell and a
+    QuantSimpleRNNCell; ``out``: a QuantDense. Input (batch, 5, 3), output (batch, 2).
+    ``cell_quantizers`` go to every tfqnn cell.
+    """
+    import keras
+
+    from tfqnn.layers import QuantGRUCell, QuantLSTM, QuantSimpleRNNCell
+
+    keras.utils.set_random_seed(seed)
+    cells = [
+        QuantGRUCell(4, name="gru_cell", **cell_quantizers),
+        keras.layers.SimpleRNNCell(3, name="plain_cell"),
+        QuantSimpleRNNCell(3, name="simple_cell", **cell_quantizers),
+    ]
+    return keras.Sequential(
+        [
+            keras.Input((5, 3)),
+            keras.layers.Bidirectional(
+                QuantLSTM(2, return_sequences=True, name="lstm", **cell_quantizers), name="bidi"
+            ),
+            keras.layers.RNN(keras.layers.StackedRNNCells(cells), name="stack"),
+            QuantDense(2, name="out"),
+        ],
+        name="nested",
+    )

@@ -122,3 +122,43 @@ def test_load_in_fresh_process(trained, tmp_path):
     np.testing.assert_array_equal(np.load(out), model.predict(trained["x"], verbose=0))
     scales = model.get_layer("abc").input_quantizer.scales.numpy().tolist()
     assert result.stdout.strip().splitlines()[-1] == str(scales)
+
+
+class OwnScale(tfqnn.quantizers.Quantizer):
+    """A quantizer with a weight of its own and no guard of its own: ``x * scale``."""
+
+    precision = 32
+
+    def __init__(self):
+        self.scale = None
+
+    def build_weights(self, add_weight, name):
+        self.scale = add_weight(shape=(), initializer="ones", name=f"{name}_scale")
+
+    def call(self, x, training=None):
+        return x * self.scale
+
+    def get_config(self):
+        return {}
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda q: tfqnn.layers.QuantDense(2, input_quantizer=q),
+        lambda q: tfqnn.layers.QuantActivation(q),
+        lambda q: tfqnn.layers.QuantLSTMCell(2, kernel_quantizer=q),
+    ],
+    ids=["dense", "activation", "cell"],
+)
+def test_an_instance_that_owns_weights_serves_one_layer(make):
+    shared = OwnScale()
+    first = make(shared)
+    assert any(w is shared.scale for w in first.weights)
+    path = shared.scale.path
+    with pytest.raises(ValueError, match=rf"OwnScale already owns the weights \['{path}'\]: an "):
+        make(shared)
+    fresh = OwnScale()  # a fresh instance is fine
+    second = make(fresh)
+    assert any(w is fresh.scale for w in second.weights)
+    assert not any(w is shared.scale for w in second.weights)

@@ -57,3 +57,37 @@ def test_a_loaded_model_marks_its_kernels_again(tmp_path):
     loaded = keras.models.load_model(tmp_path / "m.keras")
     marks = [tfqnn.optimizers.is_binary_variable(v) for v in loaded.trainable_variables]
     assert marks == [True, False]
+
+
+def test_a_quantizer_set_after_build_counts():
+    layer = tfqnn.layers.QuantDense(3)
+    keras.Sequential([keras.Input((4,)), layer])
+    assert latent_quantizer(layer.kernel) is None
+    layer.kernel_quantizer = tfqnn.quantizers.SteSign()
+    assert tfqnn.optimizers.is_binary_variable(layer.kernel)
+    layer.kernel_quantizer = tfqnn.quantizers.PowerOfTwo(4)  # as INQ does at its last step
+    assert latent_quantizer(layer.kernel) == tfqnn.quantizers.PowerOfTwo(4)
+    assert not tfqnn.optimizers.is_binary_variable(layer.kernel)
+
+
+def test_a_binary_bias_is_not_a_binary_kernel():
+    model = keras.Sequential(
+        [
+            keras.Input((3, 2)),
+            tfqnn.layers.QuantGRU(
+                2,
+                kernel_quantizer="ste_sign",
+                kernel_constraint="weight_clip",
+                bias_quantizer="ste_sign",
+                bias_constraint="weight_clip",
+            ),
+        ]
+    )
+    cell = model.layers[0].cell
+    assert [tfqnn.optimizers.is_binary_variable(v) for v in cell.weights] == [True, False, False]
+    assert [v.path.rsplit("/", 1)[1] for v in cell.weights] == [
+        "kernel",
+        "recurrent_kernel",
+        "bias",
+    ]
+    assert latent_quantizer(cell.bias) is None

@@ -52,22 +52,39 @@ def test_summary_of_a_model_without_quantized_layers_is_empty_with_a_note():
     assert figure.axes[0].get_ylabel() == "parameters"
 
 
-def brute_front(points):
-    """Indices i such that no j is at most as costly and at least as accurate, one strictly."""
-    return sorted(
-        i
-        for i, (x, y) in enumerate(points)
-        if not any(
-            (a <= x and b >= y and (a, b) != (x, y)) for j, (a, b) in enumerate(points) if j != i
-        )
-    )
+def sweep_front(points):
+    """The 2-D front by sort and sweep: by increasing x, the points of the highest y at
+    that x are on the front when that y beats every y at a smaller x (a point of smaller
+    x and equal y beats them). Equal points do not beat each other."""
+    front, best = [], -np.inf
+    for x in sorted({x for x, _ in points}):
+        group = [i for i, (a, _) in enumerate(points) if a == x]
+        top = max(points[i][1] for i in group)
+        if top > best:
+            front += [i for i in group if points[i][1] == top]
+            best = top
+    return sorted(front)
 
 
-def test_pareto_front_matches_brute_force(rng):
-    for _ in range(20):
-        points = [tuple(p) for p in rng.integers(0, 6, size=(8, 2)).astype(float)]
-        assert sorted(tfqnn.plot.pareto_front(points)) == brute_front(points)
+def test_pareto_front_matches_sort_and_sweep(rng):
+    for trial in range(40):
+        n = int(rng.integers(1, 30))
+        if trial % 2:  # few distinct values: ties in x, in y and equal points
+            points = [tuple(p) for p in rng.integers(0, 5, size=(n, 2)).astype(float)]
+        else:
+            points = [tuple(p) for p in rng.normal(size=(n, 2))]
+        front = tfqnn.plot.pareto_front(points)
+        expected = sweep_front(points)
+        assert sorted(front) == expected, points
+        assert front == sorted(expected, key=lambda i: points[i])  # in order of x
+        # Along the front, x rises and y rises with it (equal points aside).
+        for i, j in zip(front, front[1:]):
+            assert points[i] == points[j] or (
+                points[i][0] < points[j][0] and points[i][1] < points[j][1]
+            )
     assert tfqnn.plot.pareto_front([(1.0, 0.5), (2.0, 0.9), (3.0, 0.8), (0.5, 0.1)]) == [3, 0, 1]
+    assert tfqnn.plot.pareto_front([(1.0, 1.0), (1.0, 1.0), (1.0, 0.5), (0.0, 1.0)]) == [3]
+    assert tfqnn.plot.pareto_front([]) == []
 
 
 def test_pareto_marks_the_front_and_labels_every_run():

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tfqnn import quantizers
+from tfqnn.quantizers import multibit
 
 DRAWS = 20000
 
@@ -451,6 +452,18 @@ def test_power_of_two_random(forward_backward, rng, bits, scale):
     np.testing.assert_array_equal(exponents, np.round(exponents))
     assert len(np.unique(np.abs(y))) <= 2 ** (bits - 1)  # 0 and 2^(bits-2) powers
     np.testing.assert_array_equal(grad, dy)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_power_of_two_in_a_graph_and_in_float64(rng, dtype):
+    # INQ calls the same functions in float64 on numpy kernels; layers call them in graphs.
+    x = (rng.standard_t(3, size=(5, 7)) * 0.3).astype(dtype)
+    graph = tf.function(lambda t: quantizers.PowerOfTwo(bits=5)(t))
+    y = graph(tf.constant(x)).numpy()
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, np_power_of_two(x, 5))
+    n1, n2 = multibit.power_of_two_exponents(x, 5)
+    np.testing.assert_array_equal(multibit.nearest_power_of_two(x, n1, n2).numpy(), y)
 
 
 def test_power_of_two_all_zero(forward_backward):

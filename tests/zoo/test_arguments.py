@@ -260,3 +260,74 @@ def test_saved_model_loads_in_a_fresh_process_with_import_tfqnn_only(saved, tmp_
     )
     assert result.returncode == 0, result.stderr[-2000:]
     np.testing.assert_array_equal(np.load(out), run(model, x))
+
+
+TINY = dict(SMALL, width_multiplier=0.125)
+
+
+@pytest.fixture(scope="module")
+def binary_resnet(tmp_path_factory):
+    """A binary ResNet18 (1/8 width), saved both ways."""
+    directory = tmp_path_factory.mktemp("preset")
+    model = tfqnn.zoo.ResNet18(**TINY, quantization="binary")
+    paths = [str(directory / "binary.weights.h5"), str(directory / "binary.keras")]
+    model.save_weights(paths[0])
+    model.save(paths[1])
+    return model, paths
+
+
+@pytest.mark.parametrize("kind", [0, 1], ids=["weights.h5", "keras"])
+def test_weights_of_another_preset_are_refused(binary_resnet, kind):
+    _, paths = binary_resnet
+    # The variables of both presets are the same: only the record tells them apart.
+    for quantization in ("float", "xnor"):
+        message = (
+            rf"Invalid weights=.*holds the weights of ResNet18\(quantization='binary'\), "
+            rf"not of ResNet18\(quantization='{quantization}'\)"
+        )
+        with pytest.raises(ValueError, match=message):
+            tfqnn.zoo.ResNet18(**TINY, quantization=quantization, weights=paths[kind])
+
+
+def test_weights_of_other_dorefa_bits_are_refused(tmp_path):
+    path = str(tmp_path / "w1a2.weights.h5")
+    tfqnn.zoo.ResNet18(**TINY, quantization="dorefa").save_weights(path)
+    message = r"ResNet18\(quantization='dorefa', bits=\(1, 2\)\), not of .*bits=\(2, 2\)"
+    with pytest.raises(ValueError, match=message):
+        tfqnn.zoo.ResNet18(**TINY, quantization="dorefa", bits=2, weights=path)
+    loaded = tfqnn.zoo.ResNet18(**TINY, quantization="dorefa", bits=(1, 2), weights=path)
+    assert loaded.get_layer("conv2_block1_1_conv").input_quantizer.bits == 2
+
+
+def test_weights_of_the_same_preset_load(binary_resnet):
+    model, paths = binary_resnet
+    x = np.random.default_rng(3).random((2, 28, 28, 1), np.float32)
+    loaded = tfqnn.zoo.ResNet18(**TINY, quantization="binary", weights=paths[0])
+    np.testing.assert_array_equal(run(loaded, x), run(model, x))
+
+
+def test_a_file_without_a_readable_record_loads_as_before(binary_resnet, tmp_path):
+    import shutil
+
+    import h5py
+
+    from tfqnn.zoo._builder import PRESET_GROUP
+
+    model, paths = binary_resnet
+    for record in (None, "not json", b"\xff\xfe"):
+        path = str(tmp_path / "older.weights.h5")
+        shutil.copy(paths[0], path)
+        with h5py.File(path, "r+") as f:
+            if record is None:  # a file saved before the record, or by another tool
+                del f[PRESET_GROUP.split("/")[0]]
+            else:
+                f[PRESET_GROUP].attrs["name"] = record
+        # XNOR-Net's variables fit: without a record the presets are not compared.
+        loaded = tfqnn.zoo.ResNet18(**TINY, quantization="xnor", weights=path)
+        assert isinstance(
+            loaded.get_layer("conv2_block1_1_conv").kernel_quantizer, tfqnn.quantizers.ScaledSign
+        )
+        np.testing.assert_array_equal(
+            loaded.get_layer("conv2_block1_1_conv").kernel.numpy(),
+            model.get_layer("conv2_block1_1_conv").kernel.numpy(),
+        )

@@ -11,32 +11,13 @@ import numpy as np
 import pytest
 
 import tfqnn
+from tests._tflite import builtin_ops
 from tfqnn.export import plan
 from tfqnn.layers import QuantConv2D, QuantDense
-from tfqnn.lite import flatbuffer
 
 pytestmark = pytest.mark.slow  # each export converts a ~100-layer graph (10-30 s)
 
 SHAPE = (28, 28, 1)
-
-
-def builtin_ops(data):
-    """The builtin op names of a .tflite file with their counts."""
-    schema = flatbuffer.schema()
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    model = flatbuffer.read_model(data)
-    codes = []
-    for i in range(model.OperatorCodesLength()):
-        code = model.OperatorCodes(i)
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        codes.append(None if code.CustomCode() is not None else names[builtin])
-    counts = {}
-    subgraph = model.Subgraphs(0)
-    for o in range(subgraph.OperatorsLength()):
-        name = codes[subgraph.Operators(o).OpcodeIndex()]
-        if name is not None:
-            counts[name] = counts.get(name, 0) + 1
-    return counts
 
 
 def is_binary(layer):

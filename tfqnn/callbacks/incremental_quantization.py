@@ -17,6 +17,7 @@ from keras import ops
 
 from tfqnn import _validation, quantizers
 from tfqnn.layers import QuantizedKernel, QuantizerMixin, selection
+from tfqnn.quantizers import multibit
 
 # The model attribute that carries the procedure's state while ``fit`` runs,
 # so that ``save_weights`` (and so `keras.callbacks.BackupAndRestore`) keeps it.
@@ -24,37 +25,28 @@ STATE_ATTRIBUTE = "_tfqnn_incremental_quantization"
 
 
 def power_of_two_exponents(kernel: np.ndarray, bits: int) -> tuple[int, int]:
-    """INQ's exponent range ``(n1, n2)`` of a kernel's codebook.
+    """INQ's exponent range ``(n1, n2)`` of a kernel's codebook, as integers.
 
+    `tfqnn.quantizers.multibit.power_of_two_exponents` (PowerOfTwo's):
     ``n1 = floor(log2(4 s / 3))`` with ``s = max|W|`` and
     ``n2 = n1 + 1 - 2^(bits-1) / 2``: the codebook is
     ``{0, +-2^n2, ..., +-2^n1}``, one bit for zero and ``bits - 1`` for
     ``2^(bits-1)`` signed powers. An all-zero kernel gets the range of the
-    smallest positive float32.
+    smallest positive value of its dtype.
     """
-    largest = float(np.max(np.abs(kernel))) if np.size(kernel) else 0.0
-    largest = max(largest, float(np.finfo(np.float32).tiny))
-    _, exponent = math.frexp(4.0 * largest / 3.0)  # 4s/3 = m 2^e with 0.5 <= m < 1
-    n1 = exponent - 1
-    return n1, n1 + 1 - 2 ** (bits - 2)
+    n1, n2 = multibit.power_of_two_exponents(np.asarray(kernel), bits)
+    return int(ops.convert_to_numpy(n1)), int(ops.convert_to_numpy(n2))
 
 
 def quantize_to_powers_of_two(values: np.ndarray, n1: int, n2: int) -> np.ndarray:
     """Each value to the nearest of ``{0, +-2^n2, ..., +-2^n1}``, ties away from zero.
 
-    INQ's eq. 4: ``beta sgn(w)`` where ``(alpha + beta) / 2 <= |w| < 3 beta / 2``
-    for adjacent levels ``alpha < beta``; magnitudes under ``2^(n2-1)`` become
-    0 and those over ``2^n1`` become ``+-2^n1``. Exact in float64, returned in
-    the dtype of ``values``.
+    `tfqnn.quantizers.multibit.nearest_power_of_two` (PowerOfTwo's rule,
+    INQ's eq. 4), computed in float64 and returned in the dtype of ``values``.
     """
     w = np.asarray(values)
-    magnitude = np.abs(w.astype(np.float64))
-    mantissa, exponent = np.frexp(magnitude)  # |w| = m 2^e, 0.5 <= m < 1
-    k = exponent - 1 + (mantissa >= 0.75)  # up from 2^(e-1) at 1.5 * 2^(e-1)
-    k = np.clip(k, n2, n1)
-    y = np.sign(w) * np.ldexp(1.0, k)
-    y = np.where(magnitude < np.ldexp(1.0, n2 - 1), 0.0, y)
-    return y.astype(w.dtype)
+    y = multibit.nearest_power_of_two(w.astype(np.float64), n1, n2)
+    return ops.convert_to_numpy(y).astype(w.dtype)
 
 
 class IncrementalQuantization(keras.callbacks.Callback):

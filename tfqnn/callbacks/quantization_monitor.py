@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from tfqnn import _validation
-from tfqnn.layers import QuantizerMixin
+from tfqnn.layers import selection
 
 # Histograms take an even stride of at most this many values of a larger tensor
 # (TensorBoard's bucketing costs about a microsecond per value).
@@ -27,8 +27,11 @@ INSTALL_HINT = (
 class QuantizationMonitor(keras.callbacks.Callback):
     """Writes per-layer quantization statistics to a TensorBoard log directory.
 
-    For every tfqnn quantized layer (recurrent cells included), under the tag
-    prefix ``quantization/<layer name>/``:
+    For every tfqnn quantized layer, under the tag prefix
+    ``quantization/<layer name>/``, and every tfqnn cell of a recurrent layer
+    (`keras.layers.RNN`, stacked cells, `keras.layers.Bidirectional`), under
+    ``quantization/<layer name>/<cell name>/``
+    (``quantization/<bidirectional>/<forward_ or backward_ layer>/<cell>/``):
 
     - ``<weight>/latent``: histogram of the latent float kernel (histograms
       take an even stride of at most 65,536 values of a larger tensor);
@@ -85,7 +88,15 @@ class QuantizationMonitor(keras.callbacks.Callback):
 
     def quantized_layers(self) -> list[Any]:
         """The model's tfqnn quantized layers and cells, in model order."""
-        return list(_quantized_layers(self.model))
+        return [owner for _, owner in self._owners()]
+
+    def _owners(self) -> list[tuple[str, Any]]:
+        """(tag name, layer or cell) of each tfqnn quantized layer and cell."""
+        return [
+            owner
+            for layer in selection.walk(self.model)
+            for owner in selection.quantizer_owners(layer)
+        ]
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         import tensorflow as tf
@@ -93,7 +104,7 @@ class QuantizationMonitor(keras.callbacks.Callback):
         self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
         self._signs = {
             path: _sign(latent)
-            for path, latent, quantizer, _ in self._kernels(self.quantized_layers())
+            for path, latent, quantizer, _ in self._kernels(self._owners())
             if quantizer.precision == 1
         }
         self._batches = 0
@@ -119,9 +130,9 @@ class QuantizationMonitor(keras.callbacks.Callback):
         """Writes every statistic at ``step`` (the callback calls it at its update_freq)."""
         import tensorflow as tf
 
-        layers = self.quantized_layers()
+        owners = self._owners()
         with self._writer.as_default(step=step):
-            for path, latent, quantizer, constraint in self._kernels(layers):
+            for path, latent, quantizer, constraint in self._kernels(owners):
                 tag = f"quantization/{path}"
                 tf.summary.histogram(f"{tag}/latent", _sample(latent))
                 clip = getattr(constraint, "clip_value", None)
@@ -134,7 +145,7 @@ class QuantizationMonitor(keras.callbacks.Callback):
                     signs = _sign(latent)
                     tf.summary.scalar(f"{tag}/flip_ratio", np.mean(signs != self._signs[path]))
                     self._signs[path] = signs
-            for layer, inputs in self._probed_inputs(layers):
+            for layer, inputs in self._probed_inputs([owner for _, owner in owners]):
                 tag = f"quantization/{layer.name}/input"
                 tf.summary.histogram(f"{tag}/histogram", _sample(inputs))
                 if layer.input_quantizer is not None and layer.input_quantizer.precision == 1:
@@ -144,15 +155,15 @@ class QuantizationMonitor(keras.callbacks.Callback):
                     tf.summary.scalar(f"{tag}/positive_fraction", np.mean(quantized > 0))
         self._writer.flush()
 
-    def _kernels(self, layers: list[Any]) -> Iterator[tuple[str, np.ndarray, Any, Any]]:
+    def _kernels(self, owners: list[tuple[str, Any]]) -> Iterator[tuple[str, np.ndarray, Any, Any]]:
         """(layer/weight name, latent values, quantizer, constraint) of each quantized kernel."""
-        for layer in layers:
+        for owner_name, layer in owners:
             for spec in layer._quantized_kernels:
                 weight = getattr(layer, spec.weight, None)
                 quantizer = getattr(layer, spec.quantizer)
                 if weight is None or quantizer is None:
                     continue
-                name = f"{layer.name}/{spec.weight}"
+                name = f"{owner_name}/{spec.weight}"
                 constraint = getattr(layer, spec.constraint, None)
                 yield name, keras.ops.convert_to_numpy(weight), quantizer, constraint
 
@@ -185,16 +196,6 @@ class QuantizationMonitor(keras.callbacks.Callback):
         return [
             (layer, keras.ops.convert_to_numpy(r)) for layer, r in zip(self._probe_layers, results)
         ]
-
-
-def _quantized_layers(layer: Any) -> Iterator[Any]:
-    for sub in getattr(layer, "layers", []):
-        if isinstance(sub, QuantizerMixin):
-            yield sub
-        cell = getattr(sub, "cell", None)
-        if isinstance(cell, QuantizerMixin):
-            yield cell
-        yield from _quantized_layers(sub)
 
 
 def _sample(values: np.ndarray) -> np.ndarray:

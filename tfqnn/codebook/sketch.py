@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 
@@ -54,12 +55,8 @@ def sketch(
     quantizer = quantizers.serialize(quantizers.ResidualSign(bases, refined))
 
     def clone(layer: keras.Layer) -> keras.Layer:
-        kernels = selected.get(id(layer))
-        if kernels is None:
-            return layer.__class__.from_config(layer.get_config())
         config = layer.get_config()
-        for name in kernels:
-            config[name] = quantizer
+        _set_quantizers(layer, config, selected, quantizer)
         return layer.__class__.from_config(config)
 
     try:
@@ -78,8 +75,30 @@ def sketch(
 
 
 def _select(model: keras.Model, names: tuple[str, ...] | None) -> dict[int, list[str]]:
-    """id(layer) -> the quantizer arguments to set, for the selected layers."""
+    """id(owner) -> the quantizer arguments to set, for the selected layers and cells."""
     selected: dict[int, list[str]] = {}
-    for layer, _, spec in selection.select_float_kernels(model, names, "sketch", "sketch"):
-        selected.setdefault(id(layer), []).append(spec.quantizer)
+    for _, owner, spec in selection.select_float_kernels(model, names, "sketch", "sketch"):
+        selected.setdefault(id(owner), []).append(spec.quantizer)
     return selected
+
+
+def _set_quantizers(
+    layer: keras.Layer, config: dict[str, Any], selected: dict[int, list[str]], quantizer: Any
+) -> None:
+    """Sets ``quantizer`` in ``config`` (``layer``'s) for each argument ``selected`` names,
+    down to the configs of the cells of a recurrent layer (`selection.named_cells`)."""
+    for name in selected.get(id(layer), []):
+        config[name] = quantizer
+    if isinstance(layer, keras.layers.Bidirectional):
+        for direction, key in (
+            (layer.forward_layer, "layer"),
+            (layer.backward_layer, "backward_layer"),
+        ):
+            _set_quantizers(direction, config[key]["config"], selected, quantizer)
+    elif isinstance(layer, keras.layers.RNN):
+        # A tfqnn RNN (QuantLSTM, ...) holds its cell's arguments in its own config.
+        cell_config = config["cell"]["config"] if "cell" in config else config
+        _set_quantizers(layer.cell, cell_config, selected, quantizer)
+    elif isinstance(layer, keras.layers.StackedRNNCells):
+        for cell, entry in zip(layer.cells, config["cells"]):
+            _set_quantizers(cell, entry["config"], selected, quantizer)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias
 
@@ -71,8 +72,12 @@ class QuantizedKernel:
 
 
 KERNEL = QuantizedKernel("kernel_quantizer", "kernel", "kernel_constraint")
-# The attribute of a latent kernel variable that holds its quantizer.
-_LATENT_QUANTIZER = "_tfqnn_latent_quantizer"
+# The attribute of a quantizer that owns weights: the paths of the weights it made
+# for its layer (`build_quantizer_weights` lets an instance serve one layer only).
+_WEIGHTS_OWNED = "_tfqnn_weights_owned"
+# The attribute of a latent kernel variable that holds (a weak reference to the
+# layer that owns it, the attribute of its quantizer), for `latent_quantizer`.
+_LATENT_OWNER = "_tfqnn_latent_owner"
 
 
 class QuantizerMixin:
@@ -140,13 +145,15 @@ class QuantizerMixin:
 
     def _post_build(self) -> None:
         # Keras runs this hook after ``build`` (whose signature Keras inspects,
-        # so it is not overridden here). Each latent kernel variable gets its
-        # quantizer, for `latent_quantizer`: optimizers' predicates see variables only.
+        # so it is not overridden here). Each latent kernel variable (biases
+        # are not kernels) learns where its quantizer is, for `latent_quantizer`:
+        # optimizers' predicates see variables only. A reference, not the
+        # quantizer, so that one set later (as INQ does) is the one found.
         super()._post_build()  # type: ignore[misc]
         for spec in self._quantized_kernels:
             weight = getattr(self, spec.weight, None)
-            if isinstance(weight, keras.Variable):
-                setattr(weight, _LATENT_QUANTIZER, getattr(self, spec.quantizer))
+            if spec.weight != "bias" and isinstance(weight, keras.Variable):
+                setattr(weight, _LATENT_OWNER, (weakref.ref(self), spec.quantizer))
 
     @property
     def quantizers(self) -> dict[str, Quantizer | None]:
@@ -265,12 +272,18 @@ class QuantizerMixin:
 def latent_quantizer(variable: Any) -> Quantizer | None:
     """The quantizer a tfqnn layer applies to ``variable``, a latent kernel it owns.
 
-    None for any other variable (a bias, a BatchNorm scale, an unquantized
-    kernel) and before the layer is built. ``latent_quantizer(v).precision
-    == 1`` marks the latent weights of binary kernels
-    (`tfqnn.optimizers.is_binary_variable`).
+    Looked up on the layer when asked, so a quantizer set after the layer was
+    built counts. None for any other variable (a bias, quantized or not, a
+    BatchNorm scale, an unquantized kernel) and before the layer is built.
+    ``latent_quantizer(v).precision == 1`` marks the latent weights of
+    binary kernels (`tfqnn.optimizers.is_binary_variable`).
     """
-    return getattr(variable, _LATENT_QUANTIZER, None)
+    owner = getattr(variable, _LATENT_OWNER, None)
+    if owner is None:
+        return None
+    layer_ref, attribute = owner
+    layer = layer_ref()
+    return None if layer is None else getattr(layer, attribute, None)
 
 
 def user_stacklevel() -> int:
@@ -325,12 +338,24 @@ def build_quantizer_weights(layer: keras.Layer, by_name: Mapping[str, Quantizer 
     Called from the layer's ``__init__``: such weights do not depend on the
     input shape (ABC-Net's activation shifts and scales, one per basis).
     They go into a `QuantizerWeights` sublayer per quantizer that has any.
+
+    Raises:
+        ValueError: for a quantizer instance that already made weights for a
+            layer: an instance that owns weights belongs to one layer.
     """
     for name, quantizer in by_name.items():
         if quantizer is None or not quantizer.owns_weights:
             continue
+        owned = getattr(quantizer, _WEIGHTS_OWNED, None)
+        if owned is not None:
+            raise ValueError(
+                f"This {type(quantizer).__name__} already owns the weights {owned!r}: an "
+                "instance belongs to one layer; give each layer its own (an alias or a config "
+                "dict builds a new one)."
+            )
         holder = QuantizerWeights(name=f"{name}_weights", dtype=layer.dtype_policy)
         quantizer.build_weights(holder.add_weight, name)
+        setattr(quantizer, _WEIGHTS_OWNED, [weight.path for weight in holder.weights])
         if holder.weights:
             setattr(layer, f"_{name}_weights", holder)
 

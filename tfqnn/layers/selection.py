@@ -4,6 +4,11 @@
 unquantized kernels (``kernel_quantizer=None``; biases excluded) of tfqnn
 layers, all of them or those of the layers named by their ``layers``
 argument, nested models included. One selection rule, one set of errors.
+
+The walk into recurrent layers (`recurrent_cells`, `quantizer_owners`) is
+shared by those tools, `tfqnn.summary` and `QuantizationMonitor`: a tfqnn
+cell inside `keras.layers.RNN`, `keras.layers.StackedRNNCells` or
+`keras.layers.Bidirectional` holds its layer's quantizers.
 """
 
 from __future__ import annotations
@@ -40,14 +45,53 @@ def walk(model: keras.Layer) -> Iterator[keras.Layer]:
             yield from walk(layer)
 
 
-def float_kernels(layer: keras.Layer) -> list[tuple[QuantizerMixin, QuantizedKernel]]:
-    """(owner, spec) of each unquantized kernel (not bias) of a tfqnn layer; for a tfqnn
-    RNN the owner is its cell (the RNN takes the same quantizer arguments)."""
-    owner = getattr(layer, "cell", layer)
-    if not isinstance(owner, QuantizerMixin):
+def named_cells(layer: keras.Layer) -> list[tuple[str, keras.Layer]]:
+    """(path, cell) of each cell of a recurrent layer, else [].
+
+    The cell of a `keras.layers.RNN` (tfqnn's `QuantLSTM` and the others
+    included), each cell of a `keras.layers.StackedRNNCells`, and both
+    directions of a `keras.layers.Bidirectional`. The path joins the names
+    from ``layer`` down to the cell (``"lstm/quant_lstm_cell"``,
+    ``"bidirectional/forward_lstm/quant_lstm_cell"``); a stack adds no name
+    of its own.
+    """
+    if isinstance(layer, keras.layers.Bidirectional):
+        return [
+            (f"{layer.name}/{path}", cell)
+            for direction in (layer.forward_layer, layer.backward_layer)
+            for path, cell in named_cells(direction)
+        ]
+    if not isinstance(layer, keras.layers.RNN):
         return []
+    cell = layer.cell
+    cells = list(cell.cells) if isinstance(cell, keras.layers.StackedRNNCells) else [cell]
+    return [(f"{layer.name}/{cell.name}", cell) for cell in cells]
+
+
+def recurrent_cells(layer: keras.Layer) -> list[keras.Layer]:
+    """The cells of a recurrent layer (see `named_cells`), else []."""
+    return [cell for _, cell in named_cells(layer)]
+
+
+def quantizer_owners(layer: keras.Layer) -> list[tuple[str, QuantizerMixin]]:
+    """(name, owner) of each tfqnn layer that holds ``layer``'s quantizers.
+
+    A recurrent layer's tfqnn cells, named by their `named_cells` path; else
+    ``layer`` itself, under its name, if it is a tfqnn layer; else [].
+    """
+    cells = named_cells(layer)
+    if cells:
+        return [(path, cell) for path, cell in cells if isinstance(cell, QuantizerMixin)]
+    name = layer.name
+    return [(name, layer)] if isinstance(layer, QuantizerMixin) else []
+
+
+def float_kernels(layer: keras.Layer) -> list[tuple[QuantizerMixin, QuantizedKernel]]:
+    """(owner, spec) of each unquantized kernel (not bias) of a tfqnn layer; for a
+    recurrent layer the owners are its tfqnn cells (`quantizer_owners`)."""
     return [
         (owner, spec)
+        for _, owner in quantizer_owners(layer)
         for spec in owner._quantized_kernels
         if spec.weight != "bias"
         and getattr(owner, spec.weight, None) is not None

@@ -54,7 +54,9 @@ class Quantizer(_config.ConfigObject):
         A tfqnn layer calls this once, with its ``add_weight`` and the
         quantizer's argument name (to prefix the weights' names), so that
         the weights are the layer's: trained by ``fit``, saved with the
-        layer. Most quantizers own none and do nothing here.
+        layer. Most quantizers own none and do nothing here. The layer
+        (`tfqnn.layers.base.build_quantizer_weights`) refuses an instance
+        that made weights for another layer already.
         """
 
     @property

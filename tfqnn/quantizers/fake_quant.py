@@ -103,12 +103,6 @@ class RangeFakeQuant(Quantizer):
         self.max_var: Any = None
 
     def build_weights(self, add_weight: Callable[..., Any], name: str) -> None:
-        if self.min_var is not None:
-            raise ValueError(
-                f"This {type(self).__name__} already owns the weights {self.min_var.path!r}: "
-                "an instance belongs to one layer; give each layer its own (a config dict "
-                "builds a new one)."
-            )
         shape = () if self.channels is None else (self.channels,)
         for bound in ("min", "max"):
             variable = add_weight(

@@ -263,12 +263,6 @@ class MultiBinaryActivation(Quantizer):
         self.scales: Any = None
 
     def build_weights(self, add_weight: Callable[..., Any], name: str) -> None:
-        if self.shifts is not None:
-            raise ValueError(
-                f"This {type(self).__name__} already owns the weights "
-                f"{self.shifts.path!r}: an instance belongs to one layer; give each layer its "
-                "own (an alias or a config dict builds a new one)."
-            )
         thresholds = np.arange(1, self.bases + 1) / (self.bases + 1)
         self.shifts = add_weight(
             shape=(self.bases,),

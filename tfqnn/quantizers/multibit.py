@@ -245,20 +245,61 @@ def _tiny(dtype: tf.DType) -> float:
 
 def floor_log2(a: tf.Tensor) -> tf.Tensor:
     """``floor(log2(a))`` for positive ``a``, exact at powers of two."""
+    two = tf.constant(2.0, a.dtype)
     k = tf.floor(tf.math.log(a) / math.log(2.0))
-    k = tf.where(tf.pow(2.0, k) > a, k - 1.0, k)
-    return tf.where(tf.pow(2.0, k + 1.0) <= a, k + 1.0, k)
+    k = tf.where(tf.pow(two, k) > a, k - 1.0, k)
+    return tf.where(tf.pow(two, k + 1.0) <= a, k + 1.0, k)
+
+
+def power_of_two_exponents(x: Any, bits: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """INQ's exponent range ``(n1, n2)`` of the codebook of ``x``, float64 scalars.
+
+    ``n1 = floor(log2(4 s / 3))`` with ``s = max|x|``, exact (computed in
+    float64), and ``n2 = n1 + 1 - 2^(bits-2)``: the codebook
+    ``{0, +-2^n2, ..., +-2^n1}`` has one bit for zero and ``bits - 1`` for
+    ``2^(bits-1)`` signed powers. An all-zero ``x`` gets the range of the
+    smallest positive normal value of its dtype.
+
+    Zhou et al. 2017, "Incremental Network Quantization" (arXiv:1702.03044).
+    """
+    x = tf.convert_to_tensor(x)
+    largest = tf.cast(tf.reduce_max(tf.abs(x)), tf.float64)
+    n1 = floor_log2(tf.maximum(4.0 * largest / 3.0, tf.constant(_tiny(x.dtype), tf.float64)))
+    return n1, n1 + 1.0 - 2.0 ** (bits - 2)
+
+
+def nearest_power_of_two(x: Any, n1: Any, n2: Any) -> tf.Tensor:
+    """Each ``x`` to the nearest value of ``{0, +-2^n2, ..., +-2^n1}``, ties away from zero.
+
+    INQ's eq. 4: ``beta sgn(x)`` where ``(alpha + beta) / 2 <= |x| < 3 beta / 2``
+    for adjacent levels ``alpha < beta``; magnitudes under ``2^(n2-1)``
+    become 0 and those over ``2^n1`` become ``+-2^n1``. Computed in the
+    dtype of ``x``, exactly: the levels and the midpoints ``1.5 * 2^k`` are
+    representable.
+    """
+    x = tf.convert_to_tensor(x)
+    n1 = tf.cast(n1, x.dtype)
+    n2 = tf.cast(n2, x.dtype)
+    magnitude = tf.abs(x)
+    safe = tf.maximum(magnitude, _tiny(x.dtype))
+    two = tf.constant(2.0, x.dtype)
+    k = floor_log2(safe)
+    # Between 2^k and 2^(k+1) the midpoint is 1.5 * 2^k.
+    k = tf.where(safe >= 1.5 * tf.pow(two, k), k + 1.0, k)
+    k = tf.clip_by_value(k, n2, n1)
+    y = tf.sign(x) * tf.pow(two, k)
+    return tf.where(magnitude < tf.pow(two, n2 - 1.0), tf.zeros_like(x), y)
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")
 class PowerOfTwo(Quantizer):
     """Power-of-two weights from the INQ codebook, k bits (bits >= 2).
 
-    Forward: ``n1 = floor(log2(4 max|x| / 3))``, ``n2 = n1 + 1 - 2^(bits-2)``;
-    each ``x`` goes to the nearest value, in linear distance, of
-    ``{0, +-2^n2, ..., +-2^n1}`` (ties away from zero, as INQ's rule), so
-    magnitudes under ``2^(n2-1)`` become 0. ``n1`` and ``n2`` are per tensor.
-    Backward: ``dy``.
+    Forward: ``n1 = floor(log2(4 max|x| / 3))``, ``n2 = n1 + 1 - 2^(bits-2)``
+    (`power_of_two_exponents`); each ``x`` goes to the nearest value, in
+    linear distance, of ``{0, +-2^n2, ..., +-2^n1}`` (ties away from zero, as
+    INQ's rule: `nearest_power_of_two`), so magnitudes under ``2^(n2-1)``
+    become 0. ``n1`` and ``n2`` are per tensor. Backward: ``dy``.
 
     Zhou et al. 2017, "Incremental Network Quantization" (arXiv:1702.03044).
     """
@@ -268,18 +309,8 @@ class PowerOfTwo(Quantizer):
         self.precision = self.bits
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        magnitude = tf.abs(x)
-        largest = tf.reduce_max(magnitude)
-        n1 = floor_log2(tf.maximum(4.0 * largest / 3.0, _tiny(x.dtype)))
-        n2 = n1 + 1.0 - 2.0 ** (self.bits - 2)
-        safe = tf.maximum(magnitude, _tiny(x.dtype))
-        k = floor_log2(safe)
-        # Between 2^k and 2^(k+1) the midpoint is 1.5 * 2^k.
-        k = tf.where(safe >= 1.5 * tf.pow(2.0, k), k + 1.0, k)
-        k = tf.clip_by_value(k, n2, n1)
-        y = tf.sign(x) * tf.pow(2.0, k)
-        y = tf.where(magnitude < tf.pow(2.0, n2 - 1.0), tf.zeros_like(x), y)
-        return straight_through(x, y)
+        n1, n2 = power_of_two_exponents(x, self.bits)
+        return straight_through(x, nearest_power_of_two(x, n1, n2))
 
     def get_config(self) -> dict[str, Any]:
         return {"bits": self.bits}

@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import json
 import numbers
 import os
 import re
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import keras
@@ -32,6 +33,11 @@ SMALL_INPUT = 50
 
 # ".h5": a tf_keras save_weights file (larq-zoo's weights), read by layer order.
 WEIGHT_SUFFIXES = (".keras", ".h5")  # ".h5" also covers Keras 3's ".weights.h5"
+
+# The model attribute that holds a zoo model's `PresetRecord`, and the group of
+# a weights file where Keras writes the record's name.
+PRESET_ATTRIBUTE = "_tfqnn_zoo_preset"
+PRESET_GROUP = f"{PRESET_ATTRIBUTE}/vars"
 
 # The arguments every builder takes, in keras.applications' order.
 APPLICATION_ARGUMENTS = (
@@ -59,6 +65,7 @@ class Arguments:
     inputs: Any  # what keras.Model takes as inputs
     image: Any  # the image tensor the network starts from
     small_below: int = SMALL_INPUT
+    builder: str = ""  # the builder's name, "ResNet18"
 
     @property
     def height(self) -> int:
@@ -133,6 +140,7 @@ def check_arguments(
         inputs=inputs,
         image=image,
         small_below=small_below,
+        builder=model,
     )
 
 
@@ -223,9 +231,47 @@ def activation(x: Any, args: Arguments) -> Any:
     )(x)
 
 
-def finish(x: Any, args: Arguments) -> keras.Model:
-    """The functional model from the input to ``x``, with `weights` loaded."""
+class PresetRecord(keras.layers.Layer):
+    """The quantization preset of a zoo model, written into its weights files.
+
+    A classic network's weights file of one preset has the variables of any
+    other (the quantizers hold none), so the variables cannot tell a binary
+    ResNet18's file from a float one's. Keras writes the name of every object
+    its saving visits into the file (the ``name`` attribute of the group
+    ``<path>/vars``); `finish` attaches this record, a layer without
+    variables, to the model as the attribute `PRESET_ATTRIBUTE` (not one of
+    the model's layers), so that ``save_weights`` and ``save`` write
+    ``{"builder", "quantization", "bits"}`` (JSON, its name) into
+    `PRESET_GROUP`, and `load_weights` compares it. Loading ignores the
+    record; files without one (older ones, tf_keras ``.h5`` files such as
+    larq-zoo's, a ``.keras`` model re-saved after ``load_model``) load as
+    before.
+    """
+
+    def __init__(self, record: Mapping[str, Any]) -> None:
+        super().__init__(name=json.dumps(dict(record), sort_keys=True))
+        self.record = dict(record)
+        self.built = True
+
+    def save_own_variables(self, store: Any) -> None:
+        """Nothing: the record is the group's name, which Keras writes."""
+
+    def load_own_variables(self, store: Any) -> None:
+        """Nothing: `load_weights` reads the record before Keras loads."""
+
+
+def finish(x: Any, args: Arguments, preset: Mapping[str, Any] | None = None) -> keras.Model:
+    """The functional model from the input to ``x``, with `weights` loaded.
+
+    ``preset`` (``{"quantization": ..., "bits": ...}``, for the builders of
+    classic networks) goes into the model's `PresetRecord`.
+    """
     model = keras.Model(args.inputs, x, name=args.name)
+    if preset is not None:
+        record = PresetRecord({"builder": args.builder, **preset})
+        # Not through Keras's __setattr__: the record must not become a
+        # layer of the model, only an attribute that saving visits.
+        object.__setattr__(model, PRESET_ATTRIBUTE, record)
     if args.weights is not None:
         load_weights(model, args.weights, args.classes if args.include_top else None)
     return model
@@ -234,10 +280,13 @@ def finish(x: Any, args: Arguments) -> keras.Model:
 def load_weights(model: keras.Model, path: str, classes: int | None) -> None:
     """Loads ``path`` into ``model``; a file of another model raises ValueError.
 
-    When the file's "predictions" layer has a different number of outputs
-    than ``classes``, the error names `classes`. A file saved with the top
-    loads into the same network without it (Keras skips the classifier).
+    A file whose `PresetRecord` names another quantization preset than the
+    model's raises ValueError naming both. When the file's "predictions"
+    layer has a different number of outputs than ``classes``, the error
+    names `classes`. A file saved with the top loads into the same network
+    without it (Keras skips the classifier).
     """
+    mismatch = _preset_mismatch(model, path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -245,6 +294,11 @@ def load_weights(model: keras.Model, path: str, classes: int | None) -> None:
             error = None
         except Exception as raised:  # noqa: BLE001 (re-raised below as ValueError)
             error = raised
+    if error is None and mismatch is not None:
+        raise ValueError(
+            f"Invalid weights={path!r}: {mismatch}; the variables of both are the same, "
+            "their quantizers are not."
+        )
     if error is None:
         for warning in caught:  # Keras's own warnings of a successful load
             warnings.warn_explicit(
@@ -258,8 +312,60 @@ def load_weights(model: keras.Model, path: str, classes: int | None) -> None:
         ) from error
     raise ValueError(
         f"Invalid weights={path!r}: the file does not hold weights of {model.name} with "
-        f"these arguments ({type(error).__name__}: {error})."
+        f"these arguments{'' if mismatch is None else f' ({mismatch})'} "
+        f"({type(error).__name__}: {error})."
     ) from error
+
+
+def _preset_mismatch(model: keras.Model, path: str) -> str | None:
+    """What differs between the file's `PresetRecord` and the model's, None if nothing
+    (or where either has none)."""
+    ours = getattr(model, PRESET_ATTRIBUTE, None)
+    theirs = _preset_in_file(path)
+    if ours is None or theirs is None:
+        return None
+    keys = ("quantization", "bits")
+    if [theirs.get(k) for k in keys] == [ours.record.get(k) for k in keys]:
+        return None
+    return (
+        f"the file holds the weights of {describe_preset(theirs)}, not of "
+        f"{describe_preset(ours.record)}"
+    )
+
+
+def describe_preset(record: Mapping[str, Any]) -> str:
+    """``ResNet18(quantization='dorefa', bits=(1, 2))`` for a `PresetRecord`'s record."""
+    arguments = [f"quantization={record.get('quantization')!r}"]
+    bits = record.get("bits")
+    if bits is not None:
+        arguments.append(f"bits={tuple(bits)!r}")
+    return f"{record.get('builder', 'a zoo model')}({', '.join(arguments)})"
+
+
+@contextlib.contextmanager
+def _weights_h5(path: str) -> Iterator[Any]:
+    """The weights file at ``path`` open with h5py (a ``.keras`` file's ``model.weights.h5``)."""
+    import h5py
+
+    if path.endswith(".keras"):
+        with zipfile.ZipFile(path) as archive:
+            source: Any = io.BytesIO(archive.read("model.weights.h5"))
+    else:
+        source = path
+    with h5py.File(source, "r") as f:
+        yield f
+
+
+def _preset_in_file(path: str) -> dict[str, Any] | None:
+    """The `PresetRecord` a weights file holds, None without one (or unreadable)."""
+    try:
+        with _weights_h5(path) as f:
+            group = f.get(PRESET_GROUP)
+            name = None if group is None else group.attrs.get("name")
+        record = json.loads(name) if isinstance(name, (str, bytes)) else None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _classes_in_file(model: keras.Model, path: str) -> int | None:
@@ -280,15 +386,8 @@ def _classes_in_file(model: keras.Model, path: str) -> int | None:
             entry = base if k == 0 else f"{base}_{k}"
     if entry is None:
         return None
-    import h5py
-
     try:
-        if path.endswith(".keras"):
-            with zipfile.ZipFile(path) as archive:
-                source: Any = io.BytesIO(archive.read("model.weights.h5"))
-        else:
-            source = path
-        with h5py.File(source, "r") as f:
+        with _weights_h5(path) as f:
             kernel = f.get(f"layers/{entry}/vars/0")
             return None if kernel is None else int(kernel.shape[-1])
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):

@@ -46,6 +46,10 @@ class Preset:
     name: str
     bits: tuple[int, int] | None = None
 
+    def record(self) -> dict[str, Any]:
+        """``{"quantization", "bits"}``, what a zoo model's weights files record of it."""
+        return {"quantization": self.name, "bits": None if self.bits is None else list(self.bits)}
+
     @property
     def relu(self) -> bool:
         """Whether hidden layers end with a ReLU (not before a sign or DoReFa's clip)."""

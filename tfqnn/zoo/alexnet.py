@@ -62,7 +62,7 @@ def AlexNet(
             x = _builder.activation(x, args)
         else:
             x = _builder.pool(x, args.pooling)
-    return _builder.finish(x, args)
+    return _builder.finish(x, args, preset.record())
 
 
 def _alexnet_features(args: _builder.Arguments, preset: _presets.Preset) -> Any:

@@ -68,7 +68,7 @@ def GoogLeNet(
                 x = _pool(x, 2, f"pool{block[0]}")
             x = _inception(x, preset, widths, f"inception{block}")
         x = _builder.head(x, args, dropout=0.4)
-    return _builder.finish(x, args)
+    return _builder.finish(x, args, preset.record())
 
 
 def _pool(x: Any, strides: int, name: str) -> Any:

@@ -99,7 +99,7 @@ def _resnet(
             for block in range(count):
                 strides = 2 if block == 0 and stage > 2 else 1
                 x = _basic_block(x, preset, filters, strides, f"conv{stage}_block{block + 1}")
-    return _builder.finish(_builder.head(x, args), args)
+    return _builder.finish(_builder.head(x, args), args, preset.record())
 
 
 def _basic_block(x: Any, preset: _presets.Preset, filters: int, strides: int, name: str) -> Any:

@@ -57,4 +57,4 @@ def VGG16(
             x = _builder.activation(x, args)
         else:
             x = _builder.pool(x, args.pooling)
-    return _builder.finish(x, args)
+    return _builder.finish(x, args, preset.record())
