@@ -304,7 +304,7 @@ def test_qkeras_quantizers_that_do_not_map_exactly(tiny, quantizer, message):
     assert message in str(error.value)
 
 
-def test_qkeras_bias_quantizer_is_reported_and_quantized_activation_maps(tiny):
+def test_qkeras_bias_quantizer_and_quantized_activation_map(tiny):
     def edit(config):
         qkeras_layer(config, "quantized_bits(4,0,1)")
         dense = layer_entry(config, "dense_1")["config"]
@@ -312,12 +312,18 @@ def test_qkeras_bias_quantizer_is_reported_and_quantized_activation_maps(tiny):
         dense["activation"] = "quantized_relu(4,0)"
 
     edit_config(tiny, edit)
+    dense = interop.load(tiny).get_layer("dense_1")
+    assert dense.bias_quantizer == quantizers.QuantizedBits(8, 2)
+    assert dense.activation == quantizers.QuantizedRelu(4, 0)  # QKeras applies it after the bias
+    stochastic = "quantized_bits(8,2,use_stochastic_rounding=True)"
+    edit_config(
+        tiny, lambda c: layer_entry(c, "dense_1")["config"].update(bias_quantizer=stochastic)
+    )
     with pytest.raises(ValueError, match="1 unsupported") as error:
         interop.load(tiny)
-    assert "dense_1/bias_quantizer: QKeras bias quantizer" in str(error.value)
-    edit_config(tiny, lambda c: layer_entry(c, "dense_1")["config"].pop("bias_quantizer"))
-    dense = interop.load(tiny).get_layer("dense_1")
-    assert dense.activation == quantizers.QuantizedRelu(4, 0)  # QKeras applies it after the bias
+    assert "dense_1/bias_quantizer: QKeras quantized_bits: use_stochastic_rounding" in str(
+        error.value
+    )
 
 
 def test_qkeras_string_quantizer_maps(tiny):

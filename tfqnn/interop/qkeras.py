@@ -2,7 +2,7 @@
 
 | QKeras | tfqnn |
 |---|---|
-| ``QDense``, ``QConv1D``, ``QConv2D``, ``QDepthwiseConv2D``, ``QSeparableConv2D`` | the tfqnn ``Quant*`` layer, the QKeras kernel quantizers as its kernel quantizers |
+| ``QDense``, ``QConv1D``, ``QConv2D``, ``QDepthwiseConv2D``, ``QSeparableConv2D`` | the tfqnn ``Quant*`` layer, the QKeras kernel and bias quantizers as its own |
 | ``QActivation(quantizer)`` | ``QuantActivation(quantizer)`` (``keras.layers.Activation`` for a plain activation) |
 | ``quantized_bits(bits, integer, symmetric, keep_negative, alpha=None, a number, "auto" or "auto_po2")`` | ``QuantizedBits`` |
 | ``quantized_relu(bits, integer)`` | ``QuantizedRelu`` |
@@ -21,8 +21,7 @@ A QKeras quantizer given as a layer's ``activation`` becomes the tfqnn
 quantizer as the layer's activation (Keras takes any callable).
 
 What changes the outputs or the gradients is reported, not approximated:
-bias quantizers (tfqnn layers do not quantize biases yet), stochastic
-rounding, ``qnoise_factor`` other than 1, ``alpha`` None (a tanh estimator)
+stochastic rounding, ``qnoise_factor`` other than 1, ``alpha`` None (a tanh estimator)
 or a number other than 1 on ``binary`` and ``ternary``, and the other
 QKeras quantizers.
 """
@@ -42,13 +41,13 @@ from tfqnn.interop.report import Report
 
 # QKeras layer -> (tfqnn layer, its quantizer arguments); QKeras's names match.
 LAYERS: dict[str, tuple[type[Any], tuple[str, ...]]] = {
-    "QDense": (layers.QuantDense, ("kernel_quantizer",)),
-    "QConv1D": (layers.QuantConv1D, ("kernel_quantizer",)),
-    "QConv2D": (layers.QuantConv2D, ("kernel_quantizer",)),
-    "QDepthwiseConv2D": (layers.QuantDepthwiseConv2D, ("depthwise_quantizer",)),
+    "QDense": (layers.QuantDense, ("kernel_quantizer", "bias_quantizer")),
+    "QConv1D": (layers.QuantConv1D, ("kernel_quantizer", "bias_quantizer")),
+    "QConv2D": (layers.QuantConv2D, ("kernel_quantizer", "bias_quantizer")),
+    "QDepthwiseConv2D": (layers.QuantDepthwiseConv2D, ("depthwise_quantizer", "bias_quantizer")),
     "QSeparableConv2D": (
         layers.QuantSeparableConv2D,
-        ("depthwise_quantizer", "pointwise_quantizer"),
+        ("depthwise_quantizer", "pointwise_quantizer", "bias_quantizer"),
     ),
 }
 # QKeras recurrent layer -> tfqnn layer; all four quantizers keep their names.
@@ -341,12 +340,6 @@ def layer_arguments(
     config = dict(config)
     if not _activations(config, path, report):
         return None
-    if config.pop("bias_quantizer", None) is not None:
-        report.unsupported(
-            path + "/bias_quantizer",
-            "QKeras bias quantizer: tfqnn layers do not quantize biases yet",
-            "save the model with use_bias=False, or without bias_quantizer",
-        )
     for key in ("kernel_range", "bias_range", "depthwise_range", "pointwise_range"):
         config.pop(key, None)  # QKeras's deprecated ranges: unused
     for key in [k for k in config if k.endswith("_initializer")]:
