@@ -176,6 +176,9 @@ def test_recurrent_model_trains_saves_and_exports(tmp_path, path, lstm):
     data = np.load(path[:-3] + ".npz")
     before = model.get_layer(lstm).cell.kernel.numpy()
     model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    # A fixed shuffle: TFLite's float rounding can move a quantized activation by one
+    # level on some trained weights (seen once: 1.6e-4 on a probability).
+    keras.utils.set_random_seed(0)
     history = model.fit(data["x_train"], data["y_train"], batch_size=8, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     after = model.get_layer(lstm).cell.kernel.numpy()
