@@ -197,6 +197,12 @@ def test_qkeras_mapping():
     conv1d = interop.load(fixture("qkeras_conv1d")[0])
     assert conv1d.get_layer("qconv1d").bias_quantizer == quantizers.QuantizedBits(4, 1, alpha=1.0)
     assert conv1d.get_layer("qdense").bias_quantizer == quantizers.QuantizedBits(6, 2, alpha=1.0)
+    # QKeras's stochastic quantizers, as they compute on TensorFlow 2 (no sampling).
+    stochastic_binary = conv1d.get_layer("qdense_stochastic_binary").kernel_quantizer
+    assert stochastic_binary == quantizers.QuantizedBinary("auto_po2")
+    below = float(np.nextafter(np.float32(0.2), np.float32(0)))
+    stochastic_ternary = conv1d.get_layer("qstochastic_ternary").quantizer
+    assert stochastic_ternary == quantizers.SteTern(below, scaled=False, clip_value=None)
     assert conv1d.get_layer("qbinary").quantizer == quantizers.SteSign(clip_value=None)
     assert conv1d.get_layer("qdense_binary").kernel_quantizer == quantizers.QuantizedBinary()
     assert conv1d.get_layer("qunsigned").quantizer == quantizers.QuantizedBits(

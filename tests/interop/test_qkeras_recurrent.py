@@ -226,7 +226,11 @@ def test_plain_activation_layer_keeps_tf_keras_hard_sigmoid(rnn):
         ("qsimplernn", {"activation": "binary_tanh"}, "QKeras activation 'binary_tanh'"),
         ("qsimplernn", {"time_major": True}, "time_major=True"),
         ("qlstm", {"state_quantizer": "quantized_bits(8, 0, alpha=1)"}, "Invalid state_quantizer"),
-        ("qlstm", {"kernel_quantizer": "stochastic_binary()"}, "StochasticSign"),
+        (
+            "qlstm",
+            {"kernel_quantizer": "stochastic_binary()"},
+            "qlstm/kernel_quantizer: QKeras stochastic_binary: alpha=None",
+        ),
     ],
 )
 def test_settings_that_do_not_map_name_the_layer_and_why(rnn, layer, edit, message):

@@ -11,6 +11,7 @@
 | ``ternary(alpha="auto" or "auto_po2")`` | ``QuantizedTernary(alpha)`` |
 | ``binary(alpha=1)`` | ``SteSign(clip_value=None)`` |
 | ``binary(alpha="auto" or "auto_po2")`` | ``QuantizedBinary(alpha)`` |
+| ``stochastic_binary(alpha)``, ``stochastic_ternary(alpha, threshold)`` | as ``binary(alpha)``, ``ternary(alpha, threshold)``: what they compute on TensorFlow 2 (`SAMPLING_ONLY`) |
 | ``quantized_tanh(bits, symmetric, use_real_tanh)`` | ``QuantizedTanh`` |
 | ``quantized_sigmoid(bits, symmetric, use_real_sigmoid)`` | ``QuantizedSigmoid`` |
 | ``QBidirectional(layer)`` | ``keras.layers.Bidirectional`` around the mapped layer (`tfqnn.interop.translate`) |
@@ -121,6 +122,14 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
     ),
     "ternary": ("alpha", "threshold", "use_stochastic_rounding", "number_of_unrolls"),
     "binary": ("use_01", "alpha", "use_stochastic_rounding"),
+    "stochastic_ternary": (
+        "alpha",
+        "threshold",
+        "temperature",
+        "use_real_sigmoid",
+        "number_of_unrolls",
+    ),
+    "stochastic_binary": ("alpha", "temperature", "use_real_sigmoid"),
     "quantized_tanh": ("bits", "use_stochastic_rounding", "symmetric", "use_real_tanh"),
     "quantized_sigmoid": ("bits", "symmetric", "use_real_sigmoid", "use_stochastic_rounding"),
 }
@@ -137,19 +146,25 @@ REQUIRED: dict[str, Any] = {
     "quadratic_approximation": False,
     "log2_rounding": "rnd",
     "use_01": False,
+    "number_of_unrolls": 5,  # QuantizedTernary's five refinements of the scale
 }
 # Arguments with no effect on the values (names of variables, their creation).
-IGNORED = ("var_name", "use_variables", "number_of_unrolls")
+IGNORED = ("var_name", "use_variables")
+# QKeras 0.9's stochastic_binary and stochastic_ternary sample only while tf_keras's
+# global learning phase is 1 (``K.learning_phase()``, which ``fit`` and
+# ``model(x, training=True)`` leave at 0 on TensorFlow 2): in training and in
+# inference they compute binary(alpha) and ternary(alpha, threshold). Their
+# sampling arguments change nothing then.
+SAMPLING_ONLY: dict[str, tuple[str, ...]] = {
+    "stochastic_binary": ("temperature", "use_real_sigmoid"),
+    "stochastic_ternary": ("temperature", "use_real_sigmoid"),
+}
+SAMPLING_NOTICE = (
+    "QKeras's stochastic_binary and stochastic_ternary are mapped onto what they compute on "
+    "TensorFlow 2, in fit and predict alike: binary(alpha) and ternary(alpha, threshold) "
+    "(they sample only under tf_keras's deprecated global learning phase 1)"
+)
 ALTERNATIVES = {
-    # QKeras samples +1 with P = sigmoid(temperature x / std(x)) in training and is
-    # binary(alpha) in inference; StochasticSign samples with P = clip((x + 1) / 2, 0, 1).
-    "stochastic_binary": "StochasticSign (it samples with P(+1) = clip((x + 1) / 2, 0, 1), "
-    "QKeras with sigmoid(temperature x / std(x))), or binary(alpha) as saved for inference",
-    # QKeras samples from two sigmoids of x / scale around +-threshold; StochasticTern
-    # keeps sign(x) with probability |clip(x, -1, 1)|.
-    "stochastic_ternary": "StochasticTern (it keeps sign(x) with probability |clip(x, -1, 1)|, "
-    "QKeras samples from sigmoids of temperature (x / scale +- threshold)), or ternary(alpha) "
-    "for inference",
     "bernoulli": "StochasticSign",
     "quantized_relu_po2": "QuantizedPo2 after a ReLU",
     "quantized_ulaw": "",
@@ -224,12 +239,21 @@ def _binary(c: dict[str, Any]) -> quantizers.Quantizer:
     return quantizers.SteSign(clip_value=None)
 
 
+def _stochastic_ternary(c: dict[str, Any]) -> quantizers.Quantizer:
+    if c.get("alpha") in ("auto", "auto_po2") and c.get("threshold") is not None:
+        # ternary's inference path asserts that an automatic alpha has no threshold.
+        raise ValueError(f"alpha={c['alpha']!r} with threshold={c['threshold']!r}")
+    return _ternary(c)
+
+
 QUANTIZERS: dict[str, Callable[[dict[str, Any]], quantizers.Quantizer]] = {
     "quantized_bits": _bits,
     "quantized_relu": lambda c: quantizers.QuantizedRelu(**c),
     "quantized_po2": lambda c: quantizers.QuantizedPo2(**c),
     "ternary": _ternary,
     "binary": _binary,
+    "stochastic_ternary": _stochastic_ternary,
+    "stochastic_binary": _binary,
     "quantized_tanh": lambda c: quantizers.QuantizedTanh(
         c.get("bits", 8), bool(c.get("symmetric", False)), bool(c.get("use_real_tanh", False))
     ),
@@ -251,11 +275,16 @@ def quantizer(value: Any, path: str, report: Report) -> quantizers.Quantizer | N
     if name not in QUANTIZERS:
         report.unsupported(path, f"QKeras quantizer {name!r}", ALTERNATIVES.get(name, ""))
         return None
+    if name in SAMPLING_ONLY:
+        config = {k: v for k, v in config.items() if k not in SAMPLING_ONLY[name]}
     try:
-        return QUANTIZERS[name](_exact(name, config))
+        found = QUANTIZERS[name](_exact(name, config))
     except (TypeError, ValueError) as error:
         report.unsupported(path, f"QKeras {name}: {error}")
         return None
+    if name in SAMPLING_ONLY:
+        report.notice(SAMPLING_NOTICE)
+    return found
 
 
 def describe(value: Any) -> str:
