@@ -2,8 +2,8 @@
 
 `summary(model)` prints a table and returns a `ModelSummary`. Weights count
 at the precision their quantizer stores them in (a binary kernel is 1 bit per
-value; biases, BatchNorm statistics and unquantized weights keep their dtype's
-width). A layer's MACs count at ``max(input bits, weight bits)``, so a MAC is
+value, a bias with a ``bias_quantizer`` its bits; other biases, BatchNorm
+statistics and unquantized weights keep their dtype's width). A layer's MACs count at ``max(input bits, weight bits)``, so a MAC is
 binary only when both operands are.
 
 Recurrent layers (`keras.layers.RNN` and its subclasses, tfqnn's
@@ -39,7 +39,8 @@ class LayerSummary:
         name, class_name: the layer's name and class.
         output_shape: the output shape, None where Keras does not know it.
         input_bits: bits of the quantized input, None without input quantizer.
-        weight_bits: the fewest bits among its quantized kernels, None without one.
+        weight_bits: the fewest bits among its quantized kernels (not the
+            bias), None without one.
         params: parameter count by bits per value.
         memory_bytes: bytes to store the parameters at their precision.
         macs: multiply-accumulates per sample by precision.
@@ -162,7 +163,12 @@ def _summarize_layer(layer: keras.Layer) -> LayerSummary:
         precisions = {**wrapped.weight_precisions(), **precisions}
     params = _params_by_bits(layer, precisions)
     input_bits = _quantizer_bits(wrapped or layer, "input_quantizer")
-    stored = [bits for bits in precisions.values() if bits > 0]
+    bias = getattr(wrapped or layer, "bias", None)
+    stored = [
+        bits
+        for path, bits in precisions.items()
+        if bits > 0 and (bias is None or path != bias.path)
+    ]
     weight_bits = min(stored) if stored else None
     return LayerSummary(
         name=layer.name,

@@ -286,10 +286,11 @@ def qkeras_layer(config, quantizer):
         ("ternary()", "alpha=None (only alpha=1 maps exactly, onto SteTern)"),
         ("binary(alpha=0.5)", "alpha=0.5"),
         ("ternary(alpha='auto', threshold=0.2)", "alpha='auto'"),
-        (
-            "stochastic_binary()",
-            "'stochastic_binary' (tfqnn alternative: StochasticSign (it samples",
-        ),
+        ("stochastic_binary()", "stochastic_binary: alpha=None (only alpha=1 maps exactly"),
+        ("stochastic_ternary(alpha='auto', threshold=0.2)", "alpha='auto' with threshold=0.2"),
+        ("stochastic_ternary(alpha='auto_po2', number_of_unrolls=3)", "number_of_unrolls=3"),
+        ("ternary(alpha='auto', number_of_unrolls=4)", "number_of_unrolls=4"),
+        ("stochastic_binary(alpha='auto', gamma=1)", "unknown arguments ['gamma']"),
         ("quantized_bits(4,0,1,1,1,0,None,1.0,None,True,False,7)", "too many arguments"),
         ("quantized_bits(bits=__import__('os'))", "not literals"),
         ("quantized_bits(4,", "not a quantizer expression"),
@@ -304,7 +305,7 @@ def test_qkeras_quantizers_that_do_not_map_exactly(tiny, quantizer, message):
     assert message in str(error.value)
 
 
-def test_qkeras_bias_quantizer_is_reported_and_quantized_activation_maps(tiny):
+def test_qkeras_bias_quantizer_and_quantized_activation_map(tiny):
     def edit(config):
         qkeras_layer(config, "quantized_bits(4,0,1)")
         dense = layer_entry(config, "dense_1")["config"]
@@ -312,12 +313,41 @@ def test_qkeras_bias_quantizer_is_reported_and_quantized_activation_maps(tiny):
         dense["activation"] = "quantized_relu(4,0)"
 
     edit_config(tiny, edit)
+    dense = interop.load(tiny).get_layer("dense_1")
+    assert dense.bias_quantizer == quantizers.QuantizedBits(8, 2)
+    assert dense.activation == quantizers.QuantizedRelu(4, 0)  # QKeras applies it after the bias
+    stochastic = "quantized_bits(8,2,use_stochastic_rounding=True)"
+    edit_config(
+        tiny, lambda c: layer_entry(c, "dense_1")["config"].update(bias_quantizer=stochastic)
+    )
     with pytest.raises(ValueError, match="1 unsupported") as error:
         interop.load(tiny)
-    assert "dense_1/bias_quantizer: QKeras bias quantizer" in str(error.value)
-    edit_config(tiny, lambda c: layer_entry(c, "dense_1")["config"].pop("bias_quantizer"))
-    dense = interop.load(tiny).get_layer("dense_1")
-    assert dense.activation == quantizers.QuantizedRelu(4, 0)  # QKeras applies it after the bias
+    assert "dense_1/bias_quantizer: QKeras quantized_bits: use_stochastic_rounding" in str(
+        error.value
+    )
+
+
+@pytest.mark.parametrize(
+    "quantizer, expected",
+    [
+        ("stochastic_binary(alpha='auto_po2')", quantizers.QuantizedBinary("auto_po2")),
+        ("stochastic_binary('auto', 2.0, False)", quantizers.QuantizedBinary("auto")),
+        ("stochastic_binary(alpha=1, temperature=3.0)", quantizers.SteSign(clip_value=None)),
+        ("stochastic_ternary(alpha='auto', temperature=4.0)", quantizers.QuantizedTernary("auto")),
+        (
+            "stochastic_ternary(1, 0.2, use_real_sigmoid=False)",
+            quantizers.SteTern(
+                float(np.nextafter(np.float32(0.2), np.float32(0))), scaled=False, clip_value=None
+            ),
+        ),
+    ],
+)
+def test_qkeras_stochastic_quantizers_map_onto_what_they_compute(tiny, quantizer, expected):
+    """On TensorFlow 2 QKeras never samples in fit: binary(alpha) and ternary(alpha, threshold)."""
+    edit_config(tiny, lambda c: qkeras_layer(c, quantizer))
+    model, report = interop.load_with_report(tiny)
+    assert model.get_layer("dense_1").kernel_quantizer == expected
+    assert any("stochastic_binary and stochastic_ternary" in n for n in report.notices)
 
 
 def test_qkeras_string_quantizer_maps(tiny):

@@ -181,10 +181,28 @@ def test_qkeras_mapping():
     assert get("qternary_auto").kernel_quantizer == quantizers.QuantizedTernary("auto_po2")
     pointwise = get("qseparable").pointwise_quantizer
     assert pointwise == quantizers.QuantizedBits(5, 0, True, alpha="auto")
+    # Bias quantizers: dict and string forms, alpha "auto" on a bias (one scale per entry).
+    assert get("qternary").bias_quantizer == quantizers.QuantizedBits(6, 2, alpha=1.0)
+    assert get("qdepthwise").bias_quantizer == quantizers.QuantizedPo2(5)
+    assert get("qseparable").bias_quantizer == quantizers.QuantizedBits(5, 1, True, alpha=1.0)
+    assert get("qdense").bias_quantizer == quantizers.QuantizedBits(8, 3, alpha="auto")
+    for name in ("qternary", "qdepthwise", "qseparable"):
+        # The trained float biases are off the grid: ignoring the quantizer changes outputs.
+        bias = get(name).bias.numpy()
+        assert np.abs(get(name).quantized_bias().numpy() - bias).max() > 1e-3, name
     rows = {m.path: m for m in report.mappings}
+    assert "bias_quantizer=quantized_po2(bits=5" in rows["qkeras_cnn/qdepthwise"].source_quantizers
     assert rows["qkeras_cnn/qrelu"].source == "QKeras.QActivation"
     assert rows["qkeras_cnn/qrelu"].target_quantizers == "QuantizedRelu(bits=4, integer=1)"
     conv1d = interop.load(fixture("qkeras_conv1d")[0])
+    assert conv1d.get_layer("qconv1d").bias_quantizer == quantizers.QuantizedBits(4, 1, alpha=1.0)
+    assert conv1d.get_layer("qdense").bias_quantizer == quantizers.QuantizedBits(6, 2, alpha=1.0)
+    # QKeras's stochastic quantizers, as they compute on TensorFlow 2 (no sampling).
+    stochastic_binary = conv1d.get_layer("qdense_stochastic_binary").kernel_quantizer
+    assert stochastic_binary == quantizers.QuantizedBinary("auto_po2")
+    below = float(np.nextafter(np.float32(0.2), np.float32(0)))
+    stochastic_ternary = conv1d.get_layer("qstochastic_ternary").quantizer
+    assert stochastic_ternary == quantizers.SteTern(below, scaled=False, clip_value=None)
     assert conv1d.get_layer("qbinary").quantizer == quantizers.SteSign(clip_value=None)
     assert conv1d.get_layer("qdense_binary").kernel_quantizer == quantizers.QuantizedBinary()
     assert conv1d.get_layer("qunsigned").quantizer == quantizers.QuantizedBits(

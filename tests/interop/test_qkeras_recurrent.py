@@ -176,6 +176,9 @@ def test_recurrent_model_trains_saves_and_exports(tmp_path, path, lstm):
     data = np.load(path[:-3] + ".npz")
     before = model.get_layer(lstm).cell.kernel.numpy()
     model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    # A fixed shuffle: TFLite's float rounding can move a quantized activation by one
+    # level on some trained weights (seen once: 1.6e-4 on a probability).
+    keras.utils.set_random_seed(0)
     history = model.fit(data["x_train"], data["y_train"], batch_size=8, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     after = model.get_layer(lstm).cell.kernel.numpy()
@@ -223,7 +226,11 @@ def test_plain_activation_layer_keeps_tf_keras_hard_sigmoid(rnn):
         ("qsimplernn", {"activation": "binary_tanh"}, "QKeras activation 'binary_tanh'"),
         ("qsimplernn", {"time_major": True}, "time_major=True"),
         ("qlstm", {"state_quantizer": "quantized_bits(8, 0, alpha=1)"}, "Invalid state_quantizer"),
-        ("qlstm", {"kernel_quantizer": "stochastic_binary()"}, "StochasticSign"),
+        (
+            "qlstm",
+            {"kernel_quantizer": "stochastic_binary()"},
+            "qlstm/kernel_quantizer: QKeras stochastic_binary: alpha=None",
+        ),
     ],
 )
 def test_settings_that_do_not_map_name_the_layer_and_why(rnn, layer, edit, message):

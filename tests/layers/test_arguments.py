@@ -163,17 +163,37 @@ def test_invalid_constraint_alias_raises():
 
 # Each layer's own arguments: keyword-only, with their defaults.
 OWN_ARGUMENTS = {
-    QuantDense: {"input_quantizer": None, "kernel_quantizer": None},
-    QuantConv1D: {"input_quantizer": None, "kernel_quantizer": None, "pad_values": 0.0},
-    QuantConv2D: {"input_quantizer": None, "kernel_quantizer": None, "pad_values": 0.0},
-    QuantDepthwiseConv2D: {"input_quantizer": None, "depthwise_quantizer": None, "pad_values": 0.0},
+    QuantDense: {"input_quantizer": None, "kernel_quantizer": None, "bias_quantizer": None},
+    QuantConv1D: {
+        "input_quantizer": None,
+        "kernel_quantizer": None,
+        "bias_quantizer": None,
+        "pad_values": 0.0,
+    },
+    QuantConv2D: {
+        "input_quantizer": None,
+        "kernel_quantizer": None,
+        "bias_quantizer": None,
+        "pad_values": 0.0,
+    },
+    QuantDepthwiseConv2D: {
+        "input_quantizer": None,
+        "depthwise_quantizer": None,
+        "bias_quantizer": None,
+        "pad_values": 0.0,
+    },
     QuantSeparableConv2D: {
         "input_quantizer": None,
         "depthwise_quantizer": None,
         "pointwise_quantizer": None,
+        "bias_quantizer": None,
         "pad_values": 0.0,
     },
-    QuantConv2DTranspose: {"input_quantizer": None, "kernel_quantizer": None},
+    QuantConv2DTranspose: {
+        "input_quantizer": None,
+        "kernel_quantizer": None,
+        "bias_quantizer": None,
+    },
 }
 
 

@@ -90,6 +90,7 @@ def build_model():
         16,
         input_quantizer=FixedPoint(2, 4),
         kernel_quantizer=DoReFa(3, mode="weights"),
+        bias_quantizer=FixedPoint(3, 3),
         name="dense",
     )(x)
     x = QuantActivation("ste_sign", name="sign_act")(x)
@@ -111,6 +112,7 @@ QUANTIZED_KERNELS = [
     ("transpose", "kernel"),
     ("conv1d", "kernel"),
     ("dense", "kernel"),
+    ("dense", "bias"),
     ("head", "kernel"),
 ]
 
@@ -169,6 +171,7 @@ def test_load_in_process(trained):
     assert loaded.get_layer("conv1d").kernel_constraint.clip_value == 0.5
     assert loaded.get_layer("transpose").kernel_quantizer.axis == -2
     assert loaded.get_layer("depthwise").depthwise_quantizer.axis == (-2, -1)
+    assert loaded.get_layer("dense").bias_quantizer == FixedPoint(3, 3)
 
 
 FRESH_PROCESS_SCRIPT = textwrap.dedent(

@@ -55,6 +55,10 @@ CASES = [
     (lambda: tfqnn.layers.QuantActivation(quantizers.MultiBinaryActivation(2)).quantizer, None),
     (lambda: quantizers.Logarithmic(bits=3, max_exponent=1.0), (0.0, 2.0)),
     (lambda: tfqnn.layers.QuantActivation(quantizers.RangeFakeQuant(8)).quantizer, None),
+    (lambda: quantizers.QuantizedTanh(), (-1.0, 1.0 - 2.0**-7)),
+    (lambda: quantizers.QuantizedTanh(3, symmetric=True, use_real_tanh=True), (-0.75, 0.75)),
+    (lambda: quantizers.QuantizedSigmoid(), (0.0, 1.0 - 2.0**-8)),
+    (lambda: quantizers.QuantizedSigmoid(2, symmetric=True, use_real_sigmoid=True), (0.25, 0.75)),
 ]
 IDS = [repr(factory()) for factory, _ in CASES]
 

@@ -42,6 +42,8 @@ NON_DEFAULT = [
     (quantizers.MultiBinary, {"bases": 5, "axis": -1}),
     (quantizers.MultiBinary, {"bases": 2, "axis": (-2, -1)}),
     (quantizers.ResidualSign, {"bases": 4, "refined": False, "axis": None}),
+    (quantizers.QuantizedTanh, {"bits": 3, "symmetric": True, "use_real_tanh": True}),
+    (quantizers.QuantizedSigmoid, {"bits": 2, "symmetric": True, "use_real_sigmoid": True}),
 ]
 IDS = [f"{cls.__name__}-{i}" for i, (cls, _) in enumerate(NON_DEFAULT)]
 
@@ -61,6 +63,8 @@ ALL_CLASSES = [
     quantizers.NoOp,
     quantizers.MultiBinary,
     quantizers.ResidualSign,
+    quantizers.QuantizedTanh,
+    quantizers.QuantizedSigmoid,
 ]
 
 
@@ -162,6 +166,18 @@ ALIASES = [
     ("quantized_ternary", quantizers.QuantizedTernary, {"alpha": "auto_po2"}, 2),
     ("multi_binary", quantizers.MultiBinary, {"bases": 3, "axis": None}, 3),
     ("residual_sign", quantizers.ResidualSign, {"bases": 3, "refined": True, "axis": -1}, 3),
+    (
+        "quantized_tanh",
+        quantizers.QuantizedTanh,
+        {"bits": 8, "symmetric": False, "use_real_tanh": False},
+        8,
+    ),
+    (
+        "quantized_sigmoid",
+        quantizers.QuantizedSigmoid,
+        {"bits": 8, "symmetric": False, "use_real_sigmoid": False},
+        8,
+    ),
 ]
 
 

@@ -31,7 +31,7 @@ from tfqnn.layers import QuantizerMixin, RecurrentQuantizerMixin
 
 
 def quantized_kernels(layer: Any) -> dict[str, np.ndarray]:
-    """``{weight attribute: q(w)}`` of `layer`'s quantized kernels, at inference.
+    """``{weight attribute: q(w)}`` of `layer`'s quantized kernels and bias, at inference.
 
     Empty for a layer that is not a built tfqnn layer with a kernel
     quantizer, and for recurrent layers (exported by their own path).
@@ -72,14 +72,19 @@ def low_bit_matrices(layer: Any, kernels: dict[str, np.ndarray]) -> list[np.ndar
 def frozen(layer: Any, kernels: dict[str, np.ndarray]) -> Iterator[None]:
     """Within the block, `layer`'s ``quantized_kernel`` returns `kernels` as constants.
 
-    `kernels` is `quantized_kernels` of the layer; the latent weights are
-    not read, so a trace of the layer's call holds only the constants.
+    `kernels` is `quantized_kernels` of the layer (a quantized bias
+    included); their latent weights are not read, so a trace of the
+    layer's call holds them as constants.
     """
     if not kernels:
         yield
         return
 
+    computed = layer.quantized_kernel
+
     def quantized_kernel(spec: Any, training: bool | None = None) -> Any:
+        if spec.weight not in kernels:  # an unquantized kernel or bias: the variable
+            return computed(spec, training)
         return tf.constant(kernels[spec.weight])
 
     # An instance attribute shadows the method; object.__setattr__ keeps it

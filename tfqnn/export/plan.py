@@ -226,6 +226,13 @@ def _binary_in_channels(layer: keras.layers.Layer, pad_values: tuple[float, ...]
     return channels
 
 
+def _bias(layer: keras.layers.Layer) -> np.ndarray | float:
+    """The bias a binary op adds in its output transform: after ``bias_quantizer``, at inference."""
+    if not layer.use_bias:
+        return 0.0
+    return keras.ops.convert_to_numpy(layer.quantized_bias(training=False)).astype(np.float64)
+
+
 def _binary_group(layer: keras.layers.Layer) -> BinaryGroup | None:
     if type(layer) not in (QuantDense, QuantConv2D) or not _is_sign(layer.input_quantizer):
         return None
@@ -236,7 +243,7 @@ def _binary_group(layer: keras.layers.Layer) -> BinaryGroup | None:
     if kernel is None:
         return None
     packed, alpha = kernel
-    bias = keras.ops.convert_to_numpy(layer.bias).astype(np.float64) if layer.use_bias else 0.0
+    bias = _bias(layer)
     group = BinaryGroup(
         layer=layer,
         packed_weights=packed,
@@ -282,7 +289,7 @@ def _multi_basis_group(layer: keras.layers.Layer) -> MultiBasisGroup | None:
         return None
     packed, alpha = kernel
     out_channels = alpha.shape[1]
-    bias = keras.ops.convert_to_numpy(layer.bias).astype(np.float64) if layer.use_bias else 0.0
+    bias = _bias(layer)
     group = MultiBasisGroup(
         layer=layer,
         packed_weights=packed[0],

@@ -22,7 +22,12 @@ from tfqnn.interop.report import Report
 # What a Keras from_config raises on a config it does not take.
 CONFIG_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError)
 # Arguments tf_keras writes that mean nothing when they hold these values.
-NEUTRAL: dict[str, Any] = {"groups": 1, "input_length": None, "noise_shape": None}
+NEUTRAL: dict[str, Any] = {
+    "groups": 1,
+    "input_length": None,
+    "noise_shape": None,
+    "time_major": False,  # tf_keras's recurrent layers write it; Keras 3's are batch-major
+}
 # Arguments tf_keras writes for classes that never use them.
 UNUSED: dict[str, tuple[str, ...]] = {
     "SeparableConv1D": ("kernel_initializer", "kernel_regularizer", "kernel_constraint"),

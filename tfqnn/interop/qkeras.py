@@ -2,7 +2,7 @@
 
 | QKeras | tfqnn |
 |---|---|
-| ``QDense``, ``QConv1D``, ``QConv2D``, ``QDepthwiseConv2D``, ``QSeparableConv2D`` | the tfqnn ``Quant*`` layer, the QKeras kernel quantizers as its kernel quantizers |
+| ``QDense``, ``QConv1D``, ``QConv2D``, ``QDepthwiseConv2D``, ``QSeparableConv2D`` | the tfqnn ``Quant*`` layer, the QKeras kernel and bias quantizers as its own |
 | ``QActivation(quantizer)`` | ``QuantActivation(quantizer)`` (``keras.layers.Activation`` for a plain activation) |
 | ``quantized_bits(bits, integer, symmetric, keep_negative, alpha=None, a number, "auto" or "auto_po2")`` | ``QuantizedBits`` |
 | ``quantized_relu(bits, integer)`` | ``QuantizedRelu`` |
@@ -11,6 +11,7 @@
 | ``ternary(alpha="auto" or "auto_po2")`` | ``QuantizedTernary(alpha)`` |
 | ``binary(alpha=1)`` | ``SteSign(clip_value=None)`` |
 | ``binary(alpha="auto" or "auto_po2")`` | ``QuantizedBinary(alpha)`` |
+| ``stochastic_binary(alpha)``, ``stochastic_ternary(alpha, threshold)`` | as ``binary(alpha)``, ``ternary(alpha, threshold)``: what they compute on TensorFlow 2 (`SAMPLING_ONLY`) |
 | ``quantized_tanh(bits, symmetric, use_real_tanh)`` | ``QuantizedTanh`` |
 | ``quantized_sigmoid(bits, symmetric, use_real_sigmoid)`` | ``QuantizedSigmoid`` |
 | ``QBidirectional(layer)`` | ``keras.layers.Bidirectional`` around the mapped layer (`tfqnn.interop.translate`) |
@@ -21,8 +22,7 @@ A QKeras quantizer given as a layer's ``activation`` becomes the tfqnn
 quantizer as the layer's activation (Keras takes any callable).
 
 What changes the outputs or the gradients is reported, not approximated:
-bias quantizers (tfqnn layers do not quantize biases yet), stochastic
-rounding, ``qnoise_factor`` other than 1, ``alpha`` None (a tanh estimator)
+stochastic rounding, ``qnoise_factor`` other than 1, ``alpha`` None (a tanh estimator)
 or a number other than 1 on ``binary`` and ``ternary``, and the other
 QKeras quantizers.
 """
@@ -42,13 +42,13 @@ from tfqnn.interop.report import Report
 
 # QKeras layer -> (tfqnn layer, its quantizer arguments); QKeras's names match.
 LAYERS: dict[str, tuple[type[Any], tuple[str, ...]]] = {
-    "QDense": (layers.QuantDense, ("kernel_quantizer",)),
-    "QConv1D": (layers.QuantConv1D, ("kernel_quantizer",)),
-    "QConv2D": (layers.QuantConv2D, ("kernel_quantizer",)),
-    "QDepthwiseConv2D": (layers.QuantDepthwiseConv2D, ("depthwise_quantizer",)),
+    "QDense": (layers.QuantDense, ("kernel_quantizer", "bias_quantizer")),
+    "QConv1D": (layers.QuantConv1D, ("kernel_quantizer", "bias_quantizer")),
+    "QConv2D": (layers.QuantConv2D, ("kernel_quantizer", "bias_quantizer")),
+    "QDepthwiseConv2D": (layers.QuantDepthwiseConv2D, ("depthwise_quantizer", "bias_quantizer")),
     "QSeparableConv2D": (
         layers.QuantSeparableConv2D,
-        ("depthwise_quantizer", "pointwise_quantizer"),
+        ("depthwise_quantizer", "pointwise_quantizer", "bias_quantizer"),
     ),
 }
 # QKeras recurrent layer -> tfqnn layer; all four quantizers keep their names.
@@ -122,6 +122,14 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
     ),
     "ternary": ("alpha", "threshold", "use_stochastic_rounding", "number_of_unrolls"),
     "binary": ("use_01", "alpha", "use_stochastic_rounding"),
+    "stochastic_ternary": (
+        "alpha",
+        "threshold",
+        "temperature",
+        "use_real_sigmoid",
+        "number_of_unrolls",
+    ),
+    "stochastic_binary": ("alpha", "temperature", "use_real_sigmoid"),
     "quantized_tanh": ("bits", "use_stochastic_rounding", "symmetric", "use_real_tanh"),
     "quantized_sigmoid": ("bits", "symmetric", "use_real_sigmoid", "use_stochastic_rounding"),
 }
@@ -138,19 +146,25 @@ REQUIRED: dict[str, Any] = {
     "quadratic_approximation": False,
     "log2_rounding": "rnd",
     "use_01": False,
+    "number_of_unrolls": 5,  # QuantizedTernary's five refinements of the scale
 }
 # Arguments with no effect on the values (names of variables, their creation).
-IGNORED = ("var_name", "use_variables", "number_of_unrolls")
+IGNORED = ("var_name", "use_variables")
+# QKeras 0.9's stochastic_binary and stochastic_ternary sample only while tf_keras's
+# global learning phase is 1 (``K.learning_phase()``, which ``fit`` and
+# ``model(x, training=True)`` leave at 0 on TensorFlow 2): in training and in
+# inference they compute binary(alpha) and ternary(alpha, threshold). Their
+# sampling arguments change nothing then.
+SAMPLING_ONLY: dict[str, tuple[str, ...]] = {
+    "stochastic_binary": ("temperature", "use_real_sigmoid"),
+    "stochastic_ternary": ("temperature", "use_real_sigmoid"),
+}
+SAMPLING_NOTICE = (
+    "QKeras's stochastic_binary and stochastic_ternary are mapped onto what they compute on "
+    "TensorFlow 2, in fit and predict alike: binary(alpha) and ternary(alpha, threshold) "
+    "(they sample only under tf_keras's deprecated global learning phase 1)"
+)
 ALTERNATIVES = {
-    # QKeras samples +1 with P = sigmoid(temperature x / std(x)) in training and is
-    # binary(alpha) in inference; StochasticSign samples with P = clip((x + 1) / 2, 0, 1).
-    "stochastic_binary": "StochasticSign (it samples with P(+1) = clip((x + 1) / 2, 0, 1), "
-    "QKeras with sigmoid(temperature x / std(x))), or binary(alpha) as saved for inference",
-    # QKeras samples from two sigmoids of x / scale around +-threshold; StochasticTern
-    # keeps sign(x) with probability |clip(x, -1, 1)|.
-    "stochastic_ternary": "StochasticTern (it keeps sign(x) with probability |clip(x, -1, 1)|, "
-    "QKeras samples from sigmoids of temperature (x / scale +- threshold)), or ternary(alpha) "
-    "for inference",
     "bernoulli": "StochasticSign",
     "quantized_relu_po2": "QuantizedPo2 after a ReLU",
     "quantized_ulaw": "",
@@ -225,12 +239,21 @@ def _binary(c: dict[str, Any]) -> quantizers.Quantizer:
     return quantizers.SteSign(clip_value=None)
 
 
+def _stochastic_ternary(c: dict[str, Any]) -> quantizers.Quantizer:
+    if c.get("alpha") in ("auto", "auto_po2") and c.get("threshold") is not None:
+        # ternary's inference path asserts that an automatic alpha has no threshold.
+        raise ValueError(f"alpha={c['alpha']!r} with threshold={c['threshold']!r}")
+    return _ternary(c)
+
+
 QUANTIZERS: dict[str, Callable[[dict[str, Any]], quantizers.Quantizer]] = {
     "quantized_bits": _bits,
     "quantized_relu": lambda c: quantizers.QuantizedRelu(**c),
     "quantized_po2": lambda c: quantizers.QuantizedPo2(**c),
     "ternary": _ternary,
     "binary": _binary,
+    "stochastic_ternary": _stochastic_ternary,
+    "stochastic_binary": _binary,
     "quantized_tanh": lambda c: quantizers.QuantizedTanh(
         c.get("bits", 8), bool(c.get("symmetric", False)), bool(c.get("use_real_tanh", False))
     ),
@@ -252,11 +275,16 @@ def quantizer(value: Any, path: str, report: Report) -> quantizers.Quantizer | N
     if name not in QUANTIZERS:
         report.unsupported(path, f"QKeras quantizer {name!r}", ALTERNATIVES.get(name, ""))
         return None
+    if name in SAMPLING_ONLY:
+        config = {k: v for k, v in config.items() if k not in SAMPLING_ONLY[name]}
     try:
-        return QUANTIZERS[name](_exact(name, config))
+        found = QUANTIZERS[name](_exact(name, config))
     except (TypeError, ValueError) as error:
         report.unsupported(path, f"QKeras {name}: {error}")
         return None
+    if name in SAMPLING_ONLY:
+        report.notice(SAMPLING_NOTICE)
+    return found
 
 
 def describe(value: Any) -> str:
@@ -341,12 +369,6 @@ def layer_arguments(
     config = dict(config)
     if not _activations(config, path, report):
         return None
-    if config.pop("bias_quantizer", None) is not None:
-        report.unsupported(
-            path + "/bias_quantizer",
-            "QKeras bias quantizer: tfqnn layers do not quantize biases yet",
-            "save the model with use_bias=False, or without bias_quantizer",
-        )
     for key in ("kernel_range", "bias_range", "depthwise_range", "pointwise_range"):
         config.pop(key, None)  # QKeras's deprecated ranges: unused
     for key in [k for k in config if k.endswith("_initializer")]:

@@ -103,15 +103,15 @@ def layer(
 
 
 def _wraps_a_peer_layer(class_name: str, config: dict[str, Any]) -> bool:
-    """Whether a ``QBidirectional``, or a ``Bidirectional`` around a larq or QKeras layer."""
-    if class_name == "QBidirectional":
-        return True
-    inner = config.get("layer")
-    inner_class = inner.get("class_name") if isinstance(inner, dict) else None
-    return (
-        class_name == "Bidirectional"
-        and isinstance(inner_class, str)
-        and (qkeras.is_qkeras_layer(inner_class) or larq.is_larq_layer(inner_class))
+    """Whether a ``QBidirectional``, or a ``Bidirectional`` around any layer.
+
+    The inner layer is translated as a layer of its own: a larq or QKeras
+    layer to tfqnn's, a tf_keras one with its config made current (its
+    ``"hard_sigmoid"`` kept tf_keras's), which Keras 3's own
+    ``Bidirectional.from_config`` would not do.
+    """
+    return class_name == "QBidirectional" or (
+        class_name == "Bidirectional" and isinstance(config.get("layer"), dict)
     )
 
 

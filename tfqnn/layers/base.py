@@ -7,6 +7,8 @@
   (``kernel_quantizer``, ``depthwise_quantizer``, ``pointwise_quantizer``),
   applied to the latent float kernel in ``call`` so that gradients reach it
   through the quantizer's straight-through estimator;
+- ``bias_quantizer`` for layers that list `BIAS` among their kernels: the
+  bias is quantized the same way before `bias_and_activation` adds it;
 - ``pad_values`` for convolutions: the value that "same" (and "causal")
   padding pads the quantized input with;
 - the ``"weight_clip"`` constraint alias, a warning when a binary kernel has
@@ -72,6 +74,8 @@ class QuantizedKernel:
 
 
 KERNEL = QuantizedKernel("kernel_quantizer", "kernel", "kernel_constraint")
+# The bias, quantized as a kernel is; layers that list it quantize it before adding it.
+BIAS = QuantizedKernel("bias_quantizer", "bias", "bias_constraint")
 # The attribute of a quantizer that owns weights: the paths of the weights it made
 # for its layer (`build_quantizer_weights` lets an instance serve one layer only).
 _WEIGHTS_OWNED = "_tfqnn_weights_owned"
@@ -188,8 +192,15 @@ class QuantizerMixin:
                 bits[weight.path] = quantizer.precision
         return bits
 
-    def bias_and_activation(self, outputs: Any) -> Any:
-        """Adds the bias along the channel axis and applies the activation, as Keras does."""
+    def quantized_bias(self, training: bool | None = None) -> Any:
+        """The bias after ``bias_quantizer`` (as it is without one); None without a bias."""
+        bias = getattr(self, "bias", None)
+        if bias is None or BIAS not in self._quantized_kernels:
+            return bias
+        return self.quantized_kernel(BIAS, training)
+
+    def bias_and_activation(self, outputs: Any, training: bool | None = None) -> Any:
+        """Adds the (quantized) bias along the channel axis and applies the activation, as Keras."""
         layer: Any = self  # the Keras layer's attributes
         if layer.use_bias:
             shape: tuple[int, ...] = (-1,)
@@ -199,7 +210,7 @@ class QuantizerMixin:
             # (C, 1, ..., 1) bias along the last axis when that axis also has C
             # entries (its bias_add fast path), so channels-first outputs
             # whose width equals the filters would get the bias on the width.
-            outputs = outputs + ops.reshape(layer.bias, shape)
+            outputs = outputs + ops.reshape(self.quantized_bias(training), shape)
         if layer.activation is not None:
             outputs = layer.activation(outputs)
         return outputs

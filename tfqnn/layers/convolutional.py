@@ -1,9 +1,9 @@
 """Quantized convolution layers.
 
-Each takes ``input_quantizer`` and the quantizers of its kernels, named after
-Keras's kernel arguments; all but the transposed convolution take
-``pad_values``, the value that "same" (and "causal") padding pads the
-quantized input with. A binarized input needs ``pad_values=1.0`` so that
+Each takes ``input_quantizer``, the quantizers of its kernels, named after
+Keras's kernel arguments, and ``bias_quantizer``; all but the transposed
+convolution take ``pad_values``, the value that "same" (and "causal")
+padding pads the quantized input with. A binarized input needs ``pad_values=1.0`` so that
 every padded value is still +1 or -1.
 """
 
@@ -15,6 +15,8 @@ import keras
 from keras import ops
 
 from tfqnn.layers.base import (
+    BIAS,
+    KERNEL,
     Activation,
     Constraint,
     Initializer,
@@ -41,15 +43,20 @@ class _QuantConv(QuantizerMixin):
     """The call of the quantized convolutions that take ``pad_values``.
 
     ``_conv_op`` is the Keras op, called with the quantized kernels in the
-    order of ``_quantized_kernels``.
+    order of ``_quantized_kernels`` (the bias apart: `bias_and_activation` adds it).
     """
 
+    _quantized_kernels: tuple[QuantizedKernel, ...] = (KERNEL, BIAS)
     _has_pad_values = True
     _conv_op = staticmethod(ops.conv)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         layer: Any = self  # the Keras convolution's attributes
-        kernels = [self.quantized_kernel(spec, training) for spec in self._quantized_kernels]
+        kernels = [
+            self.quantized_kernel(spec, training)
+            for spec in self._quantized_kernels
+            if spec is not BIAS
+        ]
 
         def conv(x: Any, padding: str) -> Any:
             return self._conv_op(
@@ -62,7 +69,7 @@ class _QuantConv(QuantizerMixin):
             )
 
         outputs = self.convolve(conv, self.quantized_input(inputs, training))
-        return self.bias_and_activation(outputs)
+        return self.bias_and_activation(outputs, training)
 
 
 @keras.saving.register_keras_serializable(package="tfqnn")
@@ -75,6 +82,7 @@ class QuantConv1D(_QuantConv, keras.layers.Conv1D):
         input_quantizer: quantizer of the inputs (a `tfqnn.quantizers`
             identifier), or None.
         kernel_quantizer: quantizer of the kernel, or None.
+        bias_quantizer: quantizer of the bias, or None (a float bias).
         pad_values: value of "same" and "causal" padding (default 0.0).
         **kwargs: the base layer's arguments (``name``, ``dtype``, ...).
     """
@@ -100,6 +108,7 @@ class QuantConv1D(_QuantConv, keras.layers.Conv1D):
         *,
         input_quantizer: QuantizerLike = None,
         kernel_quantizer: QuantizerLike = None,
+        bias_quantizer: QuantizerLike = None,
         pad_values: float = 0.0,
         **kwargs: Any,
     ) -> None:
@@ -121,7 +130,10 @@ class QuantConv1D(_QuantConv, keras.layers.Conv1D):
             kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint,
             input_quantizer=input_quantizer,
-            kernel_quantizers={"kernel_quantizer": kernel_quantizer},
+            kernel_quantizers={
+                "kernel_quantizer": kernel_quantizer,
+                "bias_quantizer": bias_quantizer,
+            },
             pad_values=pad_values,
             **kwargs,
         )
@@ -137,6 +149,7 @@ class QuantConv2D(_QuantConv, keras.layers.Conv2D):
         input_quantizer: quantizer of the inputs (a `tfqnn.quantizers`
             identifier), or None.
         kernel_quantizer: quantizer of the kernel, or None.
+        bias_quantizer: quantizer of the bias, or None (a float bias).
         pad_values: value of "same" padding (default 0.0; 1.0 for binary inputs).
         **kwargs: the base layer's arguments (``name``, ``dtype``, ...).
 
@@ -167,6 +180,7 @@ class QuantConv2D(_QuantConv, keras.layers.Conv2D):
         *,
         input_quantizer: QuantizerLike = None,
         kernel_quantizer: QuantizerLike = None,
+        bias_quantizer: QuantizerLike = None,
         pad_values: float = 0.0,
         **kwargs: Any,
     ) -> None:
@@ -188,7 +202,10 @@ class QuantConv2D(_QuantConv, keras.layers.Conv2D):
             kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint,
             input_quantizer=input_quantizer,
-            kernel_quantizers={"kernel_quantizer": kernel_quantizer},
+            kernel_quantizers={
+                "kernel_quantizer": kernel_quantizer,
+                "bias_quantizer": bias_quantizer,
+            },
             pad_values=pad_values,
             **kwargs,
         )
@@ -206,11 +223,12 @@ class QuantDepthwiseConv2D(_QuantConv, keras.layers.DepthwiseConv2D):
         depthwise_quantizer: quantizer of the depthwise kernel, or None; its
             per-channel statistics run over the (input channel, multiplier)
             pairs, the output channels.
+        bias_quantizer: quantizer of the bias, or None (a float bias).
         pad_values: value of "same" padding (default 0.0).
         **kwargs: the base layer's arguments (``name``, ``dtype``, ...).
     """
 
-    _quantized_kernels = (DEPTHWISE,)
+    _quantized_kernels = (DEPTHWISE, BIAS)
     _conv_op = staticmethod(ops.depthwise_conv)
 
     def __init__(
@@ -233,6 +251,7 @@ class QuantDepthwiseConv2D(_QuantConv, keras.layers.DepthwiseConv2D):
         *,
         input_quantizer: QuantizerLike = None,
         depthwise_quantizer: QuantizerLike = None,
+        bias_quantizer: QuantizerLike = None,
         pad_values: float = 0.0,
         **kwargs: Any,
     ) -> None:
@@ -253,7 +272,10 @@ class QuantDepthwiseConv2D(_QuantConv, keras.layers.DepthwiseConv2D):
             depthwise_constraint=depthwise_constraint,
             bias_constraint=bias_constraint,
             input_quantizer=input_quantizer,
-            kernel_quantizers={"depthwise_quantizer": depthwise_quantizer},
+            kernel_quantizers={
+                "depthwise_quantizer": depthwise_quantizer,
+                "bias_quantizer": bias_quantizer,
+            },
             pad_values=pad_values,
             **kwargs,
         )
@@ -270,11 +292,12 @@ class QuantSeparableConv2D(_QuantConv, keras.layers.SeparableConv2D):
             identifier), or None.
         depthwise_quantizer: quantizer of the depthwise kernel, or None.
         pointwise_quantizer: quantizer of the pointwise kernel, or None.
+        bias_quantizer: quantizer of the bias, or None (a float bias).
         pad_values: value of "same" padding (default 0.0).
         **kwargs: the base layer's arguments (``name``, ``dtype``, ...).
     """
 
-    _quantized_kernels = (SEPARABLE_DEPTHWISE, POINTWISE)
+    _quantized_kernels = (SEPARABLE_DEPTHWISE, POINTWISE, BIAS)
     _conv_op = staticmethod(ops.separable_conv)
 
     def __init__(
@@ -302,6 +325,7 @@ class QuantSeparableConv2D(_QuantConv, keras.layers.SeparableConv2D):
         input_quantizer: QuantizerLike = None,
         depthwise_quantizer: QuantizerLike = None,
         pointwise_quantizer: QuantizerLike = None,
+        bias_quantizer: QuantizerLike = None,
         pad_values: float = 0.0,
         **kwargs: Any,
     ) -> None:
@@ -329,6 +353,7 @@ class QuantSeparableConv2D(_QuantConv, keras.layers.SeparableConv2D):
             kernel_quantizers={
                 "depthwise_quantizer": depthwise_quantizer,
                 "pointwise_quantizer": pointwise_quantizer,
+                "bias_quantizer": bias_quantizer,
             },
             pad_values=pad_values,
             **kwargs,
@@ -349,10 +374,11 @@ class QuantConv2DTranspose(QuantizerMixin, keras.layers.Conv2DTranspose):
         input_quantizer: quantizer of the inputs (a `tfqnn.quantizers`
             identifier), or None.
         kernel_quantizer: quantizer of the kernel, or None.
+        bias_quantizer: quantizer of the bias, or None (a float bias).
         **kwargs: the base layer's arguments (``name``, ``dtype``, ...).
     """
 
-    _quantized_kernels = (TRANSPOSED_KERNEL,)
+    _quantized_kernels = (TRANSPOSED_KERNEL, BIAS)
 
     def __init__(
         self,
@@ -375,6 +401,7 @@ class QuantConv2DTranspose(QuantizerMixin, keras.layers.Conv2DTranspose):
         *,
         input_quantizer: QuantizerLike = None,
         kernel_quantizer: QuantizerLike = None,
+        bias_quantizer: QuantizerLike = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -395,7 +422,10 @@ class QuantConv2DTranspose(QuantizerMixin, keras.layers.Conv2DTranspose):
             kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint,
             input_quantizer=input_quantizer,
-            kernel_quantizers={"kernel_quantizer": kernel_quantizer},
+            kernel_quantizers={
+                "kernel_quantizer": kernel_quantizer,
+                "bias_quantizer": bias_quantizer,
+            },
             **kwargs,
         )
 
@@ -410,4 +440,4 @@ class QuantConv2DTranspose(QuantizerMixin, keras.layers.Conv2DTranspose):
             dilation_rate=layer.dilation_rate,
             data_format=layer.data_format,
         )
-        return self.bias_and_activation(outputs)
+        return self.bias_and_activation(outputs, training)

@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from tfqnn.layers.base import (
+    BIAS,
     KERNEL,
     Activation,
     Constraint,
@@ -22,9 +23,9 @@ from tfqnn.quantizers import QuantizerLike
 class QuantDense(QuantizerMixin, keras.layers.Dense):
     """`keras.layers.Dense` with quantized inputs and kernel.
 
-    ``outputs = activation(input_quantizer(inputs) @ kernel_quantizer(kernel) + bias)``.
-    The latent float kernel is trained; gradients reach it through the
-    kernel quantizer's straight-through estimator.
+    ``outputs = activation(input_quantizer(inputs) @ kernel_quantizer(kernel)
+    + bias_quantizer(bias))``. The latent float kernel and bias are trained;
+    gradients reach them through the quantizers' straight-through estimators.
 
     Args:
         units: as `keras.layers.Dense`, as are the arguments up to
@@ -33,6 +34,7 @@ class QuantDense(QuantizerMixin, keras.layers.Dense):
         input_quantizer: quantizer of the inputs (a `tfqnn.quantizers`
             identifier), or None to keep them as they are.
         kernel_quantizer: quantizer of the kernel, or None.
+        bias_quantizer: quantizer of the bias, or None (a float bias).
         **kwargs: every other argument of `keras.layers.Dense` (``name``,
             ``dtype``, ``lora_rank``, ...).
 
@@ -41,6 +43,8 @@ class QuantDense(QuantizerMixin, keras.layers.Dense):
     ...     64, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
     ...     kernel_constraint="weight_clip", use_bias=False)
     """
+
+    _quantized_kernels = (KERNEL, BIAS)
 
     def __init__(
         self,
@@ -57,6 +61,7 @@ class QuantDense(QuantizerMixin, keras.layers.Dense):
         *,
         input_quantizer: QuantizerLike = None,
         kernel_quantizer: QuantizerLike = None,
+        bias_quantizer: QuantizerLike = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -71,11 +76,14 @@ class QuantDense(QuantizerMixin, keras.layers.Dense):
             kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint,
             input_quantizer=input_quantizer,
-            kernel_quantizers={"kernel_quantizer": kernel_quantizer},
+            kernel_quantizers={
+                "kernel_quantizer": kernel_quantizer,
+                "bias_quantizer": bias_quantizer,
+            },
             **kwargs,
         )
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         inputs = self.quantized_input(inputs, training)
         outputs = ops.matmul(inputs, self.quantized_kernel(KERNEL, training))
-        return self.bias_and_activation(outputs)
+        return self.bias_and_activation(outputs, training)

@@ -38,6 +38,7 @@ from keras import ops
 
 from tfqnn import quantizers
 from tfqnn.layers.base import (
+    BIAS,
     KERNEL,
     Activation,
     Constraint,
@@ -63,7 +64,6 @@ __all__ = [
 RECURRENT_KERNEL = QuantizedKernel(
     "recurrent_quantizer", "recurrent_kernel", "recurrent_constraint"
 )
-BIAS = QuantizedKernel("bias_quantizer", "bias", "bias_constraint")
 
 # Activations whose outputs are never negative: with any other, h can be.
 _NON_NEGATIVE_ACTIVATIONS = frozenset(

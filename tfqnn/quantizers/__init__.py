@@ -67,6 +67,8 @@ ALIASES: dict[str, type[Quantizer]] = {
     "multi_binary_activation": MultiBinaryActivation,
     "logarithmic": Logarithmic,
     "range_fake_quant": RangeFakeQuant,
+    "quantized_tanh": QuantizedTanh,
+    "quantized_sigmoid": QuantizedSigmoid,
 }
 
 ALL_OBJECTS = {cls.__name__: cls for cls in ALIASES.values()}

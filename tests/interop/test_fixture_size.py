@@ -1,0 +1,13 @@
+"""The committed peer fixtures stay small: issue 15 allows 2 MB for all of them."""
+
+import os
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+LIMIT = 2_000_000  # bytes
+
+
+def test_fixtures_fit_in_two_megabytes():
+    sizes = {name: os.path.getsize(os.path.join(FIXTURES, name)) for name in os.listdir(FIXTURES)}
+    assert any(name.endswith(".h5") for name in sizes)  # the folder is the right one
+    largest = sorted(sizes.items(), key=lambda item: -item[1])[:3]
+    assert sum(sizes.values()) < LIMIT, f"{sum(sizes.values())} bytes; largest: {largest}"
