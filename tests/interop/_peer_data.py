@@ -56,8 +56,9 @@ def save_outputs(model, path, x, x_train, y_train, gradients=True):
 
     y = model.predict(x, verbose=0)
     for layer in model.layers:  # no random masks in the training-mode call
-        if "Dropout" in type(layer).__name__:
-            layer.rate = 0.0
+        inner = getattr(layer, "layer", layer)  # tfmot's wrappers hold the Dropout
+        if "Dropout" in type(inner).__name__:
+            inner.rate = 0.0
     with tf.GradientTape() as tape:
         y_training = model(x_train, training=True)
         loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y_train, y_training))

@@ -12,6 +12,8 @@ import pytest
 from tfqnn import interop, quantizers
 from tfqnn.interop import h5file
 
+from . import _fixtures
+
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 TINY = os.path.join(FIXTURES, "larq_tiny.h5")
 
@@ -329,8 +331,8 @@ def test_qkeras_string_quantizer_maps(tiny):
     )
 
 
-PRUNED = os.path.join(FIXTURES, "tfmot_pruned_wrapped.h5")
-CLUSTERED = os.path.join(FIXTURES, "tfmot_clustered_wrapped.h5")
+PRUNED = _fixtures.h5("tfmot_pruned_wrapped")
+CLUSTERED = _fixtures.h5("tfmot_clustered_wrapped")
 
 
 @pytest.mark.parametrize(

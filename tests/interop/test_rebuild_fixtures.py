@@ -17,6 +17,8 @@ import pytest
 import tfqnn
 from tfqnn import interop
 
+from . import _fixtures
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HERE = pathlib.Path(__file__).resolve().parent
 PEERS = pathlib.Path(os.environ.get("TFQNN_PEERS_DIR", ROOT / ".peers"))
@@ -42,7 +44,7 @@ def test_rebuilt_fixtures_load_with_the_peers_outputs(peer, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     built = sorted(p.stem for p in tmp_path.glob("*.h5"))
     weights_files = {"larq_zoo_quicknet_small_weights"} if peer == "larq" else set()
-    committed = sorted(p.stem for p in (HERE / "fixtures").glob("*.h5"))
+    committed = _fixtures.committed_names()
     large = {"larq_quicknet_small"} if peer == "larq" else set()  # 50 MB: never committed
     assert built and set(built) <= set(committed) | large | weights_files
     assert large | weights_files <= set(built)
