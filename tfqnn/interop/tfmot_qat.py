@@ -239,10 +239,7 @@ def _plan(
             f"{quantize_output}): only Dense, Conv2D, DepthwiseConv2D and Conv2DTranspose with "
             f"activation {', '.join(ACTIVATIONS)} (or tfmot's NoOpActivation) are mapped"
         )
-    if activation == NO_OP:
-        position = ""
-    else:
-        position = "pre" if activation in PRE_QUANTIZED else "post"
+    position = "" if activation == NO_OP else "pre" if activation in PRE_QUANTIZED else "post"
     return kernel, position, quantize_output
 
 
@@ -291,12 +288,12 @@ def _wrapper(
         # A layer tfmot leaves as it is (MaxPooling2D, Dropout, BatchNormalization before
         # a ReLU): it keeps the wrapper's name and drops the optimizer_step.
         entry = {**inner, "config": {**inner["config"], "name": name}}
-        result = factory(entry, model_name, report)
-        if result is not None:
+        unwrapped = factory(entry, model_name, report)
+        if unwrapped is not None:
             report.weight_maps[name] = lambda found: [
                 (n, a) for n, a in found if _short(n) != "optimizer_step"
             ]
-        return result
+        return unwrapped
     alone = not position and not quantize_output  # a kernel layer before BatchNormalization
     inner_config = {**inner["config"], "name": name if alone else f"{name}_layer"}
     activation = _activation_name(inner["config"])
@@ -348,7 +345,7 @@ def _wrapper(
         quantizers_text.append("output RangeFakeQuant(8)")
     source = type(layers[0])
     if alone:
-        result: Any = layers[0]
+        result = layers[0]
     elif inner_class in MERGE_LAYERS:
         result = Chain(layers, name)
     else:
