@@ -63,7 +63,10 @@ def save_outputs(model, path, x, x_train, y_train, gradients=True):
         y_training = model(x_train, training=True)
         loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y_train, y_training))
     names = [
-        f"grad:{layer.name}/{w.name.split('/')[-1].split(':')[0]}"
+        # A nested model's weights keep their inner layer's name: grad:head/dense/kernel.
+        f"grad:{layer.name}/{w.name.split(':')[0]}"
+        if isinstance(layer, tf.keras.Model)
+        else f"grad:{layer.name}/{w.name.split('/')[-1].split(':')[0]}"
         for layer in model.layers
         for w in layer.trainable_weights
     ]

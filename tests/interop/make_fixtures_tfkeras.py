@@ -370,6 +370,21 @@ def tfkeras_nested():
     return keras.Model(inputs, outputs, name="tfkeras_nested")
 
 
+def tfkeras_savedmodel():
+    """A small functional model with a QKeras QDense, saved as a SavedModel directory."""
+    from qkeras import QDense
+    from qkeras import quantizers as q
+
+    L = keras.layers
+    inputs = keras.Input((14, 14, 1), name="image")
+    x = L.Flatten(name="flatten")(inputs)
+    x = QDense(8, kernel_quantizer=q.quantized_bits(4, 0, alpha=1), name="qdense")(x)
+    y = L.BatchNormalization(name="bn")(x)
+    x = L.Activation("relu", name="relu")(L.Add(name="add")([x, y]))
+    outputs = L.Dense(10, activation="softmax", name="classes")(x)
+    return keras.Model(inputs, outputs, name="tfkeras_savedmodel")
+
+
 def strip(model):
     """tfmot's strip_pruning or strip_clustering, whichever wrappers the model has."""
     import tensorflow_model_optimization as tfmot
@@ -394,10 +409,13 @@ MODELS = {
     "tfmot_qat": tfmot_qat,
     "tfmot_qat_cnn": tfmot_qat_cnn,
     "tfkeras_nested": tfkeras_nested,
+    "tfkeras_savedmodel": tfkeras_savedmodel,
 }
 # Models saved with fewer, smaller samples: every other pixel, 4 test and 8
 # training images (the fixtures stay small).
-SMALL = ("tfmot_qat_cnn", "tfkeras_nested")
+SMALL = ("tfmot_qat_cnn", "tfkeras_nested", "tfkeras_savedmodel")
+# Models saved as a SavedModel directory NAME (model.save(NAME, save_format="tf")).
+SAVED_MODELS = ("tfkeras_savedmodel",)
 
 
 def main(directory, names=()):
@@ -424,7 +442,11 @@ def main(directory, names=()):
         model.fit(train, y_train, batch_size=128, epochs=1, verbose=0, callbacks=callbacks)
         model = strip(model)
         path = os.path.join(directory, name + ".h5")
-        model.save(path, include_optimizer=False)
+        if name in SAVED_MODELS:
+            path = os.path.join(directory, name)
+            model.save(path, include_optimizer=False, save_format="tf")
+        else:
+            model.save(path, include_optimizer=False)
         if name in SMALL:
             test, train, y_small = test[:4], train[:8], y_train[:8]
         else:

@@ -46,7 +46,7 @@ def test_not_hdf5(tmp_path):
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(ValueError, match="no such file"):
         interop.load(tmp_path / "absent.h5")
-    with pytest.raises(ValueError, match="is a directory"):
+    with pytest.raises(ValueError, match="a directory without keras_metadata.pb"):
         interop.load(tmp_path)
 
 
