@@ -64,3 +64,11 @@ def test_rebuilt_fixtures_load_with_the_peers_outputs(peer, tmp_path):
         np.testing.assert_allclose(
             model.predict(data["x"], verbose=0), data["y"], rtol=1e-5, atol=1e-6, err_msg=name
         )
+    # SavedModel directories (tfkeras_savedmodel), saved_model.pb included.
+    for directory in sorted(p for p in tmp_path.iterdir() if (p / "keras_metadata.pb").exists()):
+        assert (HERE / "fixtures" / directory.name / "keras_metadata.pb").exists()
+        data = np.load(tmp_path / f"{directory.name}.npz")
+        model = interop.load(directory)
+        np.testing.assert_allclose(
+            model.predict(data["x"], verbose=0), data["y"], rtol=1e-5, atol=1e-6
+        )
