@@ -69,6 +69,7 @@ def test_outputs_gradients_and_structure_equal_tf_keras(data):
     np.testing.assert_array_equal(model.get_layer("dense").kernel.numpy(), outer)
 
 
+@pytest.mark.slow
 def test_trains_the_head_not_the_frozen_backbone_saves_and_exports(tmp_path, data):
     model = interop.load(NESTED)
     frozen = [w.numpy() for w in model.get_layer("backbone").weights]

@@ -58,6 +58,7 @@ def test_outputs_and_gradients_equal_tf_keras(data):
         np.testing.assert_allclose(grad.numpy(), expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+@pytest.mark.slow
 def test_trains_saves_and_exports(tmp_path, data):
     model = interop.load(DIRECTORY)
     model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")

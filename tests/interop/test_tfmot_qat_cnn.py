@@ -152,6 +152,7 @@ def logit_steps(model, expected, actual):
     return float(np.abs(centred[1] - centred[0]).max()) / step
 
 
+@pytest.mark.slow
 def test_trains_saves_and_exports(tmp_path, data):
     """Fit, ``.keras`` and float TFLite; TFLite within two steps of the logits' quantizer.
 
@@ -179,6 +180,7 @@ def test_trains_saves_and_exports(tmp_path, data):
     assert logit_steps(model, expected, lite) < 2.5
 
 
+@pytest.mark.slow
 def test_int8_tflite_uses_the_trained_ranges(data):
     """``to_tflite(int8_representative_data=...)`` quantizes with the fake quants' ranges.
 
@@ -256,6 +258,7 @@ def test_what_does_not_map_is_named(tmp_path, edit, message):
     assert message in str(error.value)
 
 
+@pytest.mark.slow
 def test_fuzz_qat_cnn_file(tmp_path):
     """Mutated configs and corrupted bytes of the fixture: a model or a ValueError."""
     assert fuzz_count(CNN, tmp_path, np.random.default_rng(21), 25, 40) > 10
