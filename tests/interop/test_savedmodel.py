@@ -119,3 +119,26 @@ def test_fuzz_metadata(copy):
         except ValueError:
             errors += 1
     assert errors > 100
+
+
+def test_larq_savedmodel_outputs_and_gradients_equal_larqs():
+    """larq's binary layers from a SavedModel directory (``make_fixtures_larq.py``)."""
+    directory = os.path.join(FIXTURES, "larq_savedmodel")
+    data = np.load(os.path.join(FIXTURES, "larq_savedmodel.npz"))
+    model, report = interop.load_with_report(directory)
+    sources = [m.source for m in report.mappings if m.source.startswith("larq")]
+    assert sources == ["larq.QuantConv2D", "larq.QuantConv2D", "larq.QuantDense"]
+    assert model.layers[2].input_quantizer == quantizers.SteSign(clip_value=1.0)
+    np.testing.assert_allclose(model.predict(data["x"], verbose=0), data["y"], rtol=1e-5, atol=1e-6)
+    with tf.GradientTape() as tape:
+        y = model(data["x_train"], training=True)
+        loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(data["y_train"], y))
+    # Batch statistics round differently in tf_keras (fused BatchNorm) and Keras 3.
+    np.testing.assert_allclose(y.numpy(), data["y_training"], rtol=1e-4, atol=1e-4)
+    grads = tape.gradient(loss, model.trainable_weights)
+    names = [f"{lay.name}/{w.name}" for lay in model.layers for w in lay.trainable_weights]
+    expected = {k[len("grad:") :]: data[k] for k in data.files if k.startswith("grad:")}
+    assert sorted(names) == sorted(expected)
+    for name, grad in zip(names, grads):
+        scale = np.abs(expected[name]).max()
+        np.testing.assert_allclose(grad.numpy(), expected[name], atol=1e-3 * scale, err_msg=name)
