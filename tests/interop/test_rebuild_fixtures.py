@@ -37,7 +37,7 @@ def test_rebuilt_fixtures_load_with_the_peers_outputs(peer, tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,  # 15 min was not enough on a machine shared by 8 jobs
     )
     if result.returncode != 0 and "fashion-mnist" in result.stderr.lower():
         pytest.skip("the fixture scripts train on Fashion-MNIST, which is not installed")
