@@ -56,13 +56,17 @@ def save_outputs(model, path, x, x_train, y_train, gradients=True):
 
     y = model.predict(x, verbose=0)
     for layer in model.layers:  # no random masks in the training-mode call
-        if "Dropout" in type(layer).__name__:
-            layer.rate = 0.0
+        inner = getattr(layer, "layer", layer)  # tfmot's wrappers hold the Dropout
+        if "Dropout" in type(inner).__name__:
+            inner.rate = 0.0
     with tf.GradientTape() as tape:
         y_training = model(x_train, training=True)
         loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y_train, y_training))
     names = [
-        f"grad:{layer.name}/{w.name.split('/')[-1].split(':')[0]}"
+        # A nested model's weights keep their inner layer's name: grad:head/dense/kernel.
+        f"grad:{layer.name}/{w.name.split(':')[0]}"
+        if isinstance(layer, tf.keras.Model)
+        else f"grad:{layer.name}/{w.name.split('/')[-1].split(':')[0]}"
         for layer in model.layers
         for w in layer.trainable_weights
     ]

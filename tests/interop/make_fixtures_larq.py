@@ -226,6 +226,33 @@ MODELS = {
 }
 
 
+def savedmodel_bnn():
+    """A small BNN on 14 x 14 images, saved as a SavedModel directory (``larq_savedmodel``)."""
+    L = keras.layers
+    return keras.Sequential(
+        [
+            keras.Input((14, 14, 1)),
+            lq.layers.QuantConv2D(
+                8, 3, kernel_quantizer="ste_sign", kernel_constraint="weight_clip", use_bias=False
+            ),
+            L.BatchNormalization(scale=False),
+            lq.layers.QuantConv2D(8, 3, use_bias=False, **BINARY),
+            L.MaxPooling2D(2),
+            L.BatchNormalization(scale=False),
+            L.Flatten(),
+            lq.layers.QuantDense(10, use_bias=False, **BINARY),
+            L.BatchNormalization(scale=False),
+            L.Activation("softmax"),
+        ],
+        name="larq_savedmodel",
+    )
+
+
+# SavedModel directories (model.save(NAME, save_format="tf")), on every other pixel, with
+# 4 test and 8 training images.
+SAVED_MODELS = {"larq_savedmodel": savedmodel_bnn}
+
+
 # Too large to commit (12.6 million parameters, 50 MB): written with --large only.
 LARGE = {"larq_quicknet_small": quicknet_small}
 
@@ -273,6 +300,16 @@ def main(directory, large=False):
         gradients = name != "larq_tutorial_bnn"  # its 93k gradients would double its size
         save_outputs(model, npz, test, train[:16], y_train[:16], gradients)
         print(f"{path}: {os.path.getsize(path)} bytes, larq {lq.__version__}, tf {tf.__version__}")
+    for name, build in SAVED_MODELS.items():
+        keras.utils.set_random_seed(15)
+        model = build()
+        train, test = x_train[:, ::2, ::2], x_test[:4, ::2, ::2]
+        model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+        model.fit(train, y_train, batch_size=128, epochs=1, verbose=0)
+        path = os.path.join(directory, name)
+        model.save(path, include_optimizer=False, save_format="tf")
+        save_outputs(model, os.path.join(directory, name + ".npz"), test, train[:8], y_train[:8])
+        print(f"{path}: SavedModel, larq {lq.__version__}, tf {tf.__version__}")
 
 
 if __name__ == "__main__":

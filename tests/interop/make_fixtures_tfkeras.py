@@ -327,6 +327,93 @@ def tfmot_qat():
     return tfmot.quantization.keras.quantize_model(_cnn("tfmot_qat"))
 
 
+def tfmot_qat_cnn():
+    """quantize_model of a small CNN with what tfmot's default 8-bit scheme wraps in one.
+
+    Conv2D and DepthwiseConv2D followed by BatchNormalization (with ReLU
+    layers, an ``Activation("relu")`` and without), Add, Concatenate, max,
+    average and global pooling, LeakyReLU, SeparableConv2D (which tfmot
+    splits in two), Conv2DTranspose, Dense followed by BatchNormalization,
+    Dropout and softmax, on 14 x 14 images (every other
+    pixel) to keep the fixture small.
+    """
+    import tensorflow_model_optimization as tfmot
+
+    L = keras.layers
+    inputs = keras.Input((14, 14, 1), name="image")
+    a = L.Conv2D(4, 3, use_bias=False, name="conv")(inputs)  # 12 x 12
+    a = L.BatchNormalization(name="bn")(a)
+    a = L.ReLU(name="relu")(a)
+    b = L.DepthwiseConv2D(3, padding="same", use_bias=False, name="depthwise")(a)
+    b = L.BatchNormalization(name="bn_dw")(b)
+    b = L.Activation("relu", name="act_relu")(b)
+    c = L.ReLU(name="add_relu")(L.Add(name="add")([a, b]))
+    d = L.Conv2D(4, 1, activation="relu", name="pointwise")(c)
+    e = L.DepthwiseConv2D(3, padding="same", depth_multiplier=2, name="depthwise_linear")(c)
+    f = L.MaxPooling2D(2, name="maxpool")(L.Concatenate(name="concat")([d, e]))  # 6 x 6
+    g = L.Conv2D(8, 3, use_bias=False, name="conv_bn")(f)  # 4 x 4
+    g = L.BatchNormalization(name="bn_out")(g)
+    g = L.LeakyReLU(0.1, name="leaky")(L.AveragePooling2D(2, name="avgpool")(g))
+    g = L.GlobalAveragePooling2D(name="gap")(g)
+    # tfmot rewrites SeparableConv2D as DepthwiseConv2D then Conv2D.
+    h = L.SeparableConv2D(6, 3, activation="relu", name="separable")(f)  # 4 x 4
+    h = L.Conv2DTranspose(4, 2, strides=2, name="transpose")(h)  # 8 x 8
+    g = L.Concatenate(name="features")([g, L.GlobalMaxPooling2D(name="gmp")(h)])
+    g = L.Dense(12, use_bias=False, name="dense_bn")(g)
+    g = L.BatchNormalization(name="bn_dense")(g)
+    g = L.Dropout(0.1, name="dropout")(L.Activation("relu", name="dense_relu")(g))
+    outputs = L.Activation("softmax", name="softmax")(L.Dense(10, name="logits")(g))
+    model = keras.Model(inputs, outputs, name="tfmot_qat_cnn")
+    return tfmot.quantization.keras.quantize_model(model)
+
+
+def tfkeras_nested():
+    """A functional model that calls a frozen Sequential and a functional model as layers.
+
+    Transfer learning's shape (and larq-zoo's models used as a backbone):
+    the Sequential ``backbone`` (trainable=False) and the functional
+    ``head`` with a QKeras QDense are layers of the outer model, whose own
+    Dense shares the name ``dense`` with one inside ``head``.
+    """
+    from qkeras import QDense
+    from qkeras import quantizers as q
+
+    L = keras.layers
+    backbone = keras.Sequential(
+        [
+            keras.Input((14, 14, 1)),
+            L.Conv2D(4, 3, strides=2, name="conv"),
+            L.BatchNormalization(name="bn"),
+            L.ReLU(name="relu"),
+            L.GlobalAveragePooling2D(name="gap"),
+        ],
+        name="backbone",
+    )
+    backbone.trainable = False
+    features = keras.Input((4,), name="features")
+    quantized = QDense(8, kernel_quantizer=q.quantized_bits(4, 0, alpha=1), name="qdense")
+    y = L.Add(name="skip")([L.Dense(8, name="dense")(features), quantized(features)])
+    head = keras.Model(features, L.Activation("relu", name="act")(y), name="head")
+    inputs = keras.Input((14, 14, 1), name="image")
+    outputs = L.Dense(10, activation="softmax", name="dense")(head(backbone(inputs)))
+    return keras.Model(inputs, outputs, name="tfkeras_nested")
+
+
+def tfkeras_savedmodel():
+    """A small functional model with a QKeras QDense, saved as a SavedModel directory."""
+    from qkeras import QDense
+    from qkeras import quantizers as q
+
+    L = keras.layers
+    inputs = keras.Input((14, 14, 1), name="image")
+    x = L.Flatten(name="flatten")(inputs)
+    x = QDense(8, kernel_quantizer=q.quantized_bits(4, 0, alpha=1), name="qdense")(x)
+    y = L.BatchNormalization(name="bn")(x)
+    x = L.Activation("relu", name="relu")(L.Add(name="add")([x, y]))
+    outputs = L.Dense(10, activation="softmax", name="classes")(x)
+    return keras.Model(inputs, outputs, name="tfkeras_savedmodel")
+
+
 def strip(model):
     """tfmot's strip_pruning or strip_clustering, whichever wrappers the model has."""
     import tensorflow_model_optimization as tfmot
@@ -349,7 +436,15 @@ MODELS = {
     "tfmot_pruned_wrapped": tfmot_pruned_wrapped,
     "tfmot_clustered_wrapped": tfmot_clustered_wrapped,
     "tfmot_qat": tfmot_qat,
+    "tfmot_qat_cnn": tfmot_qat_cnn,
+    "tfkeras_nested": tfkeras_nested,
+    "tfkeras_savedmodel": tfkeras_savedmodel,
 }
+# Models saved with fewer, smaller samples: every other pixel, 4 test and 8
+# training images (the fixtures stay small).
+SMALL = ("tfmot_qat_cnn", "tfkeras_nested", "tfkeras_savedmodel")
+# Models saved as a SavedModel directory NAME (model.save(NAME, save_format="tf")).
+SAVED_MODELS = ("tfkeras_savedmodel",)
 
 
 def main(directory, names=()):
@@ -366,6 +461,8 @@ def main(directory, names=()):
             if name not in ("qkeras_conv1d", "qkeras_rnn")
             else (x_train[..., 0], x_test[..., 0])
         )
+        if name in SMALL:
+            train, test = train[:, ::2, ::2], test[:, ::2, ::2]
         callbacks = []
         if name.startswith("tfmot_pruned"):
             import tensorflow_model_optimization as tfmot
@@ -374,9 +471,17 @@ def main(directory, names=()):
         model.fit(train, y_train, batch_size=128, epochs=1, verbose=0, callbacks=callbacks)
         model = strip(model)
         path = os.path.join(directory, name + ".h5")
-        model.save(path, include_optimizer=False)
-        test = test[:8] if name == "qkeras_conv1d" else test  # room in the 2 MB of fixtures
-        save_outputs(model, os.path.join(directory, name + ".npz"), test, train[:16], y_train[:16])
+        if name in SAVED_MODELS:
+            path = os.path.join(directory, name)
+            model.save(path, include_optimizer=False, save_format="tf")
+        else:
+            model.save(path, include_optimizer=False)
+        y_small = y_train[:16]
+        if name in SMALL:  # room in the 2 MB of fixtures
+            test, train, y_small = test[:4], train[:8], y_train[:8]
+        elif name == "qkeras_conv1d":
+            test = test[:8]
+        save_outputs(model, os.path.join(directory, name + ".npz"), test, train[:16], y_small)
         print(f"{path}: {os.path.getsize(path)} bytes, tf {tf.__version__}")
 
 

@@ -12,6 +12,8 @@ import pytest
 from tfqnn import interop, quantizers
 from tfqnn.interop import h5file
 
+from . import _fixtures
+
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 TINY = os.path.join(FIXTURES, "larq_tiny.h5")
 
@@ -44,7 +46,7 @@ def test_not_hdf5(tmp_path):
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(ValueError, match="no such file"):
         interop.load(tmp_path / "absent.h5")
-    with pytest.raises(ValueError, match="is a directory"):
+    with pytest.raises(ValueError, match="a directory without keras_metadata.pb"):
         interop.load(tmp_path)
 
 
@@ -359,8 +361,8 @@ def test_qkeras_string_quantizer_maps(tiny):
     )
 
 
-PRUNED = os.path.join(FIXTURES, "tfmot_pruned_wrapped.h5")
-CLUSTERED = os.path.join(FIXTURES, "tfmot_clustered_wrapped.h5")
+PRUNED = _fixtures.h5("tfmot_pruned_wrapped")
+CLUSTERED = _fixtures.h5("tfmot_clustered_wrapped")
 
 
 @pytest.mark.parametrize(

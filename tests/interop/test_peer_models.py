@@ -16,6 +16,8 @@ import tensorflow as tf
 import tfqnn
 from tfqnn import interop, quantizers
 
+from . import _fixtures
+
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 MODELS = [
     "tfkeras_functional",
@@ -35,7 +37,7 @@ MODELS = [
 
 
 def fixture(name):
-    return os.path.join(FIXTURES, name + ".h5"), np.load(os.path.join(FIXTURES, name + ".npz"))
+    return _fixtures.h5(name), np.load(os.path.join(FIXTURES, name + ".npz"))
 
 
 @pytest.fixture(scope="module", params=MODELS)

@@ -17,6 +17,8 @@ import pytest
 import tfqnn
 from tfqnn import interop
 
+from . import _fixtures
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HERE = pathlib.Path(__file__).resolve().parent
 PEERS = pathlib.Path(os.environ.get("TFQNN_PEERS_DIR", ROOT / ".peers"))
@@ -35,14 +37,14 @@ def test_rebuilt_fixtures_load_with_the_peers_outputs(peer, tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,  # 15 min was not enough on a machine shared by 8 jobs
     )
     if result.returncode != 0 and "fashion-mnist" in result.stderr.lower():
         pytest.skip("the fixture scripts train on Fashion-MNIST, which is not installed")
     assert result.returncode == 0, result.stderr[-3000:]
     built = sorted(p.stem for p in tmp_path.glob("*.h5"))
     weights_files = {"larq_zoo_quicknet_small_weights"} if peer == "larq" else set()
-    committed = sorted(p.stem for p in (HERE / "fixtures").glob("*.h5"))
+    committed = _fixtures.committed_names()
     large = {"larq_quicknet_small"} if peer == "larq" else set()  # 50 MB: never committed
     assert built and set(built) <= set(committed) | large | weights_files
     assert large | weights_files <= set(built)
@@ -61,4 +63,12 @@ def test_rebuilt_fixtures_load_with_the_peers_outputs(peer, tmp_path):
         model = interop.load(tmp_path / f"{name}.h5")
         np.testing.assert_allclose(
             model.predict(data["x"], verbose=0), data["y"], rtol=1e-5, atol=1e-6, err_msg=name
+        )
+    # SavedModel directories (tfkeras_savedmodel), saved_model.pb included.
+    for directory in sorted(p for p in tmp_path.iterdir() if (p / "keras_metadata.pb").exists()):
+        assert (HERE / "fixtures" / directory.name / "keras_metadata.pb").exists()
+        data = np.load(tmp_path / f"{directory.name}.npz")
+        model = interop.load(directory)
+        np.testing.assert_allclose(
+            model.predict(data["x"], verbose=0), data["y"], rtol=1e-5, atol=1e-6
         )

@@ -14,10 +14,11 @@ import tensorflow as tf
 import tfqnn
 from tfqnn import interop, quantizers
 
+from . import _fixtures
 from .test_errors import edit_config, fuzz_count, layer_entry
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
-QAT = os.path.join(FIXTURES, "tfmot_qat.h5")
+QAT = _fixtures.h5("tfmot_qat")
 
 
 @pytest.fixture(scope="module")
@@ -162,13 +163,13 @@ def test_trains_saves_and_exports(tmp_path, data):
             lambda c: layer_entry(c, "quant_hidden")["config"]["quantize_config"].update(
                 class_name="Default8BitActivationQuantizeConfig"
             ),
-            "quant_hidden: tfmot QuantizeWrapperV2 of Dense with quantize_config",
+            "quant_hidden: tfmot QuantizeWrapperV2: Default8BitActivationQuantizeConfig on Dense",
         ),
         (
             lambda c: layer_entry(c, "quant_hidden")["config"]["layer"]["config"].update(
-                activation="swish"
+                activation="elu"
             ),
-            "quant_hidden: tfmot QuantizeWrapperV2 of Dense (activation 'swish'",
+            "quant_hidden: tfmot QuantizeWrapperV2: Default8BitQuantizeConfig of Dense (activation 'elu'",
         ),
         (
             lambda c: layer_entry(c, "quantize_layer")["config"]["quantizer"]["config"].update(

@@ -1,7 +1,8 @@
 """Models of the tf_keras peers (tf_keras itself, larq, QKeras, tfmot) loaded as tfqnn Keras 3 models.
 
 ``tfqnn.interop.load("model.h5")`` reads a full-model ``.h5`` file saved by
-tf_keras with h5py alone, without importing tf_keras or any peer library,
+tf_keras with h5py alone (or a tf_keras SavedModel directory with
+TensorFlow's checkpoint reader), without importing tf_keras or any peer library,
 and rebuilds it from tfqnn's layers and quantizers with the same forward
 and backward passes, so the model predicts as it did and keeps training the
 same way. docs/migrating.md lists every name it maps.
@@ -15,7 +16,7 @@ import os
 import keras
 
 from tfqnn import _validation
-from tfqnn.interop import graph, h5file, translate, weights
+from tfqnn.interop import graph, h5file, savedmodel, translate, weights
 from tfqnn.interop.report import Issue, LayerMapping, Report
 
 COMPILE_NOTICE = (
@@ -26,7 +27,7 @@ COMPILE_NOTICE = (
 
 def load_with_report(path: str | os.PathLike[str]) -> tuple[keras.Model, Report]:
     """`load`, also returning the `Report` of what was mapped and ignored."""
-    source = h5file.read(path)
+    source = savedmodel.read(path) if os.path.isdir(path) else h5file.read(path)
     report = Report()
     if source.has_training_config:
         report.notice(COMPILE_NOTICE)
@@ -54,8 +55,12 @@ def load(path: str | os.PathLike[str], verbose: int | str | bool = 0) -> keras.M
 
     Args:
         path: a file written by tf_keras's ``model.save("model.h5")``
-            (Sequential or Functional) whose layers are tf_keras's, larq's,
-            QKeras's or tfmot's pruning, clustering and quantize_model wrappers.
+            (Sequential or Functional, with models nested as layers) whose
+            layers are tf_keras's, larq's, QKeras's or tfmot's pruning,
+            clustering and quantize_model wrappers; or the SavedModel
+            directory of ``model.save("dir", save_format="tf")``
+            (`tfqnn.interop.savedmodel`, without nested models or tfmot's
+            wrappers).
         verbose: 1, 2, ``"auto"`` or True prints a table: each source layer
             and its quantizers, and the tfqnn (or Keras 3) layer and
             quantizers it became; then the notices (what was ignored on

@@ -5,6 +5,12 @@ call ("node") of ``[inbound layer name, node index, tensor index, kwargs]``;
 ``input_layers`` and ``output_layers`` name the model's ends the same way.
 `build` calls the translated layers along those lists, so shared layers,
 several inputs and outputs, and skip connections keep their topology.
+
+A Sequential or Functional model used as a layer of another (transfer
+learning's backbone) is built the same way, recursively, as a nested Keras
+3 model under its name (a frozen one's layers keep ``trainable=False``).
+tf_keras counts the node that links such a model to its own ``Input`` as
+its node 0, so the outer model's references to it start at node 1.
 """
 
 from __future__ import annotations
@@ -14,9 +20,46 @@ from typing import Any
 
 import keras
 
-from tfqnn.interop.report import Report
+from tfqnn.interop.report import LayerMapping, Report
 
 LayerFactory = Callable[[dict[str, Any], str, Report], Any]
+MODELS = ("Sequential", "Functional", "Model")
+
+
+def _is_model(entry: dict[str, Any]) -> bool:
+    """Whether a layer entry is a Sequential or Functional model used as a layer."""
+    config = entry.get("config")
+    return (
+        entry.get("class_name") in MODELS
+        and isinstance(config, dict)
+        and isinstance(config.get("layers"), list)
+    )
+
+
+def _first_node(entry: dict[str, Any]) -> int:
+    """The node index of a layer's first call in the outer model's config (tf_keras's count)."""
+    if not _is_model(entry):
+        return 0
+    layers = entry["config"]["layers"]
+    return int(any(isinstance(e, dict) and e.get("class_name") == "InputLayer" for e in layers))
+
+
+def _layer(entry: dict[str, Any], path: str, factory: LayerFactory, report: Report) -> Any:
+    """``factory``'s layer for an entry, or the nested Keras 3 model of a nested model entry."""
+    if not _is_model(entry):
+        return factory(entry, path, report)
+    name = str(entry["config"].get("name", entry.get("name")))
+    model = build(entry, factory, report, f"{path}/{name}")
+    if model is not None:
+        if entry["config"].get("trainable") is False:  # else its layers' own flags hold
+            model.trainable = False
+        kind = "Sequential" if isinstance(model, keras.Sequential) else "Functional"
+        report.mappings.append(
+            LayerMapping(
+                f"{path}/{name}", f"tf_keras.{entry['class_name']}", "", f"keras.{kind}", ""
+            )
+        )
+    return model
 
 
 def _input_shape(config: dict[str, Any]) -> list[Any] | None:
@@ -37,7 +80,7 @@ def _input(config: dict[str, Any], name: str | None = None) -> Any:
     )
 
 
-def _sequential(config: dict[str, Any], factory: LayerFactory, report: Report) -> Any:
+def _sequential(config: dict[str, Any], factory: LayerFactory, report: Report, path: str) -> Any:
     name = str(config.get("name", "sequential"))
     entries = config.get("layers")
     if not isinstance(entries, list) or not entries:
@@ -51,7 +94,7 @@ def _sequential(config: dict[str, Any], factory: LayerFactory, report: Report) -
         if shape is None:
             raise ValueError("the Sequential model was saved unbuilt (no input shape)")
         inputs = keras.Input(batch_shape=tuple(shape))
-    built = [factory(entry, name, report) for entry in entries]
+    built = [_layer(entry, path, factory, report) for entry in entries]
     if any(layer is None for layer in built):
         return None
     return keras.Sequential([inputs, *built], name=name)
@@ -76,7 +119,7 @@ def _is_ref(value: Any, outputs: dict[str, list[Any]]) -> bool:
     )
 
 
-def _functional(config: dict[str, Any], factory: LayerFactory, report: Report) -> Any:
+def _functional(config: dict[str, Any], factory: LayerFactory, report: Report, path: str) -> Any:
     name = str(config.get("name", "model"))
     entries = config.get("layers")
     if not isinstance(entries, list) or not entries:
@@ -84,6 +127,7 @@ def _functional(config: dict[str, Any], factory: LayerFactory, report: Report) -
     layers: dict[str, Any] = {}
     nodes: dict[str, list[list[Any]]] = {}
     outputs: dict[str, list[Any]] = {}
+    first_node: dict[str, int] = {}
     input_names = set()
     for entry in entries:
         layer_name = str(entry.get("name") or entry.get("config", {}).get("name"))
@@ -95,7 +139,8 @@ def _functional(config: dict[str, Any], factory: LayerFactory, report: Report) -
             outputs[layer_name] = [_input(entry["config"], layer_name)]
             nodes[layer_name] = []
             continue
-        layers[layer_name] = factory(entry, name, report)
+        layers[layer_name] = _layer(entry, path, factory, report)
+        first_node[layer_name] = _first_node(entry)
         inbound = entry.get("inbound_nodes", [])
         if not isinstance(inbound, list) or not all(isinstance(n, list) for n in inbound):
             raise ValueError(f"layer {layer_name!r} has inbound nodes in a format tfqnn reads not")
@@ -108,6 +153,8 @@ def _functional(config: dict[str, Any], factory: LayerFactory, report: Report) -
         layer_name, node, index = ref[0], ref[1], ref[2]
         if layer_name not in outputs:
             raise ValueError(f"a node refers to the unknown layer {layer_name!r}")
+        if isinstance(node, int):
+            node -= first_node.get(layer_name, 0)
         if not isinstance(node, int) or not 0 <= node < len(outputs[layer_name]):
             return None
         produced = outputs[layer_name][node]
@@ -161,8 +208,13 @@ def _functional(config: dict[str, Any], factory: LayerFactory, report: Report) -
     )
 
 
-def build(model_config: dict[str, Any], factory: LayerFactory, report: Report) -> Any:
+def build(
+    model_config: dict[str, Any], factory: LayerFactory, report: Report, path: str = ""
+) -> Any:
     """The Keras 3 model of a tf_keras model config, or None when a layer cannot be mapped.
+
+    ``path`` is the model's place in an outer model (``"outer/backbone"``);
+    by default its name.
 
     Raises:
         ValueError: the config is not a Sequential or Functional model, or
@@ -172,10 +224,11 @@ def build(model_config: dict[str, Any], factory: LayerFactory, report: Report) -
     config = model_config.get("config")
     if not isinstance(config, dict):
         raise ValueError("the model config has no 'config' entry")  # noqa: TRY004
+    path = path or str(config.get("name", "model"))
     if class_name == "Sequential":
-        return _sequential(config, factory, report)
+        return _sequential(config, factory, report, path)
     if class_name in ("Functional", "Model"):
-        return _functional(config, factory, report)
+        return _functional(config, factory, report, path)
     raise ValueError(
         f"the model is a {class_name!r}; tfqnn.interop.load reads Sequential and "
         "Functional models (a subclassed model has no config to rebuild it from)"

@@ -21,6 +21,31 @@ def _state(layer: Any) -> list[Any]:
     return [v for v in layer.weights if "seed_generator" not in v.path]
 
 
+def _by_layer(model: keras.Model, arrays: list[tuple[str, np.ndarray]]) -> dict[str, Any]:
+    """A nested model's arrays grouped by its layers, the way `assign` takes them.
+
+    tf_keras lists a nested model's weights under its own name, each named
+    ``<inner layer>/<weight>:0`` (layers nested deeper name only themselves):
+    each goes to the direct layer of that name, or to the nested model that
+    holds a layer of that name.
+    """
+    owners: dict[str, str] = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            for inner in layer._flatten_layers(include_self=False, recursive=True):
+                owners.setdefault(inner.name, layer.name)
+    owners.update({layer.name: layer.name for layer in model.layers})
+    grouped: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for name, array in arrays:
+        owner = next((owners[p] for p in reversed(name.split("/")[:-1]) if p in owners), None)
+        if owner is None:
+            raise ValueError(
+                f"weight {name!r} of the nested model {model.name!r} names none of its layers"
+            )
+        grouped.setdefault(owner, []).append((name, array))
+    return grouped
+
+
 def assign(
     model: keras.Model,
     weights: dict[str, list[tuple[str, np.ndarray]]],
@@ -42,6 +67,9 @@ def assign(
         if layer is None:
             if arrays:
                 raise ValueError(f"the file has weights for {layer_name!r}, not in the config")
+            continue
+        if isinstance(layer, keras.Model) and not (maps and layer_name in maps):
+            assign(layer, _by_layer(layer, arrays), maps)  # a nested model, by its layers
             continue
         variables = _state(layer)
         if len(variables) != len(arrays):
