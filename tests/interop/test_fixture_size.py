@@ -9,7 +9,9 @@ LIMIT = 2_000_000  # bytes
 def test_fixtures_fit_in_two_megabytes():
     # files in SavedModel directories count too
     sizes = {
-        os.path.relpath(os.path.join(root, name), FIXTURES): os.path.getsize(os.path.join(root, name))
+        os.path.relpath(os.path.join(root, name), FIXTURES): os.path.getsize(
+            os.path.join(root, name)
+        )
         for root, _, names in os.walk(FIXTURES)
         for name in names
     }
