@@ -155,6 +155,15 @@ int8_t quantize_int8(float y, float scale, int32_t zero_point);
 void output_transform_row_scalar(const int32_t* cnt, int j0, int col0, int ncols, int k,
                                  const OutputTransform& t, void* out_row);
 
+// ---- multi-basis output transform (multi_basis.cc) --------------------------
+// The transform of `rows` rows when !t.is_plain(): counts of input basis n
+// at counts + n * basis_stride, row r at r * ld_counts; within a row the
+// columns are grouped [g][m][o'] (o = g * og + o', og = channels / groups;
+// groups = 1: column m * channels + o). Writes transform_row_bytes() per row.
+void multi_basis_transform(const int32_t* counts, int64_t ld_counts, int64_t basis_stride, int rows,
+                           int groups, int channels, int k, const int32_t* row_k,
+                           const OutputTransform& t, void* out);
+
 // ---- threads -----------------------------------------------------------------
 // Runs fn(begin, end, thread_index) on [0, n) cut into at most `num_threads`
 // contiguous chunks, one per thread (the caller runs chunk 0), and waits.
