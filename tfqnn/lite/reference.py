@@ -370,13 +370,13 @@ def multi_basis_transform(
             f"{dots.shape}."
         )
     n_in, n_w, channels = dots.shape[0], dots.shape[1], dots.shape[-1]
-    mult = np.asarray(multiplier, np.float32).reshape(-1)
-    if mult.size != n_in * n_w * channels:
+    flat = np.asarray(multiplier, np.float32).reshape(-1)
+    if flat.size != n_in * n_w * channels:
         raise ValueError(
             f"Invalid multiplier.shape={np.shape(multiplier)}: expected "
             f"({n_in * n_w * channels},), input_bases x weight_bases x channels."
         )
-    mult = mult.reshape(n_in, n_w, channels)
+    mult = flat.reshape(n_in, n_w, channels)
     transform = check_output_transform(
         channels,
         mult[0, 0],
@@ -555,7 +555,10 @@ def multi_basis(
             f"Invalid kernel_scales.shape={alphas.shape}: expected ({bases.shape[0]}, O), "
             "one row per kernel basis."
         )
-    fused = {bdense: multi_basis_bdense, bconv2d: multi_basis_bconv2d}.get(op)
+    fused: Callable[..., np.ndarray] | None = {
+        bdense: multi_basis_bdense,
+        bconv2d: multi_basis_bconv2d,
+    }.get(op)
     if fused is None:
         raise ValueError(f"Invalid op={op!r}: expected reference.bdense or reference.bconv2d.")
     multiplier = (betas[:, None, None] * alphas[None]).astype(np.float32)
