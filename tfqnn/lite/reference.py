@@ -555,11 +555,12 @@ def multi_basis(
             f"Invalid kernel_scales.shape={alphas.shape}: expected ({bases.shape[0]}, O), "
             "one row per kernel basis."
         )
-    fused: Callable[..., np.ndarray] | None = {
-        bdense: multi_basis_bdense,
-        bconv2d: multi_basis_bconv2d,
-    }.get(op)
-    if fused is None:
+    fused: Callable[..., np.ndarray]
+    if op is bdense:
+        fused = multi_basis_bdense
+    elif op is bconv2d:
+        fused = multi_basis_bconv2d
+    else:
         raise ValueError(f"Invalid op={op!r}: expected reference.bdense or reference.bconv2d.")
     multiplier = (betas[:, None, None] * alphas[None]).astype(np.float32)
     packed = threshold_quantize(x, thresholds)
