@@ -61,10 +61,17 @@ struct OutputTransform {
   // where y < thresholds[i] (none: one basis, y < 0).
   const float* thresholds = nullptr;
   int num_thresholds = 0;
-  // True when the transform is the plain one of a single-basis op (the
-  // vectorized kernels of the ISA table run it).
-  bool is_plain() const { return input_bases == 1 && weight_bases == 1 && thresholds == nullptr; }
+  // True when the transform is the one of a single-basis op with at most one
+  // output threshold (the vectorized kernels of the ISA table run it).
+  bool is_plain() const {
+    return input_bases == 1 && weight_bases == 1 && (thresholds == nullptr || num_thresholds == 1);
+  }
 };
+
+// The bitpacked output's threshold of a plain transform: bit where y < it.
+inline float bitpack_threshold(const OutputTransform& t) {
+  return t.thresholds != nullptr ? t.thresholds[0] : 0.0f;
+}
 
 // Bytes of one output row (pixel) of `channels` output channels.
 int64_t transform_row_bytes(const OutputTransform& t, int channels);

@@ -104,6 +104,7 @@ void multi_basis_transform(const int32_t* counts, int64_t ld_counts, int64_t bas
     active_kernels().output_transform(counts, ld_counts, rows, 0, channels, k, row_k, plain, y,
                                       channels);
   } else {
+    const Kernels& kernels = active_kernels();
     const float lo = t.clamp_min, hi = t.clamp_max;
     for (int r = 0; r < rows; ++r) {
       const int kr = row_k ? row_k[r] : k;
@@ -114,14 +115,7 @@ void multi_basis_transform(const int32_t* counts, int64_t ld_counts, int64_t bas
           for (int m = 0; m < mb; ++m) {
             const int32_t* c = counts + n * basis_stride + r * ld_counts + int64_t{g * mb + m} * og;
             const float* mult = t.multiplier + int64_t{n * mb + m} * channels + int64_t{g} * og;
-            if (n == 0 && m == 0) {
-              for (int j = 0; j < og; ++j) yg[j] = static_cast<float>(kr - 2 * c[j]) * mult[j];
-            } else {
-              for (int j = 0; j < og; ++j) {
-                const float p = static_cast<float>(kr - 2 * c[j]) * mult[j];
-                yg[j] = yg[j] + p;
-              }
-            }
+            kernels.accumulate(c, kr, mult, og, n == 0 && m == 0, yg);
           }
         }
       }
