@@ -231,7 +231,8 @@ def _serving_function(
                 pad_values=pad_values,
                 groups=layer.groups,
                 output_type=output_type,
-                **clamps,
+                clamp_min=clamps["clamp_min"],
+                clamp_max=clamps["clamp_max"],
                 **bases,
             )
         count(spec.BDENSE)
@@ -242,7 +243,8 @@ def _serving_function(
             bias,
             group.in_channels,
             output_type=output_type,
-            **clamps,
+            clamp_min=clamps["clamp_min"],
+            clamp_max=clamps["clamp_max"],
             **bases,
         )
 
