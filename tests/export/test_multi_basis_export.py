@@ -1,5 +1,5 @@
-"""Export of multi-basis layers (ABC-Net, sketched kernels with binary inputs) as
-M x N binary ops on bitpacked tensors, summed: against Keras and tfqnn.lite.reference."""
+"""Export of multi-basis layers (ABC-Net, sketched kernels with binary inputs) as one
+binary op with N input and M weight bases each: against Keras and tfqnn.lite.reference."""
 
 import keras
 import numpy as np
@@ -77,11 +77,13 @@ def test_abc_net_cnn_matches_keras(rng):
     randomize(model, rng)
     x = rng.uniform(-1, 2, (3, 9, 10, 3)).astype(np.float32)
     data, expected, actual = export_and_run(model, x)
-    # M x N ops per layer, N input bitpackings.
+    # One op per layer; the first writes the second's two input bases, bitpacked, and
+    # max-pools them packed; the Flatten before the 3-basis dense reads float.
     assert tfqnn.lite.custom_ops_in(data) == {
-        "TfqnnQuantize": 3 + 2 + 3,
-        "TfqnnBconv2d": 3 * 3 + 2 * 2,
-        "TfqnnBdense": 2 * 3,
+        "TfqnnQuantize": 2,
+        "TfqnnBconv2d": 2,
+        "TfqnnBMaxPool2d": 1,
+        "TfqnnBdense": 1,
     }
     assert_close(expected, actual)
     assert np.any(actual > 0) and np.any(actual == 0)  # the relu is there and not everything
@@ -128,7 +130,7 @@ def test_sketched_conv_with_binary_inputs_pads_with_plus_one(rng):
     model = randomize(keras.Sequential([keras.Input((7, 6, 5)), layer]), rng)
     x = rng.normal(size=(2, 7, 6, 5)).astype(np.float32)
     data, expected, actual = export_and_run(model, x)
-    assert tfqnn.lite.custom_ops_in(data) == {"TfqnnQuantize": 1, "TfqnnBconv2d": 3}
+    assert tfqnn.lite.custom_ops_in(data) == {"TfqnnQuantize": 1, "TfqnnBconv2d": 1}
     assert_close(expected, actual)
 
 
@@ -140,10 +142,10 @@ def test_the_file_holds_m_bits_per_weight_plus_scales(rng):
     model = randomize(keras.Sequential([keras.Input((1024,)), layer]), rng)
     data = tfqnn.export.to_tflite(model, verbose=0)
     packed = 1024 * 256 // 8
-    scales = 3 * 3 * 256 * 4 + 256 * 4  # a multiplier per op and the bias, float32
-    # The three bases once each (shared by the three input bases), not nine times.
+    scales = 3 * 3 * 256 * 4 + 256 * 4  # the multiplier [N, M, O] and the bias, float32
+    # The three bases once each, read by the one op for all three input bases.
     assert 3 * packed + scales < len(data) < 3 * packed + scales + 16_000
-    assert tfqnn.lite.custom_ops_in(data)["TfqnnBdense"] == 9
+    assert tfqnn.lite.custom_ops_in(data) == {"TfqnnQuantize": 1, "TfqnnBdense": 1}
 
 
 def test_layers_the_ops_cannot_express_stay_float_builtins(rng):
@@ -204,7 +206,7 @@ def random_case(r):
         )
         shape = (channels,)
     x = r.uniform(-1, 2, (int(r.integers(1, 4)), *shape)).astype(np.float32)
-    return keras.Sequential([keras.Input(shape), layer]), x, (1 if sign_input else n) * m
+    return keras.Sequential([keras.Input(shape), layer]), x, 1
 
 
 @pytest.mark.slow
@@ -244,3 +246,86 @@ def test_batch_norm_after_the_relu_keeps_its_shift(rng):
     x = rng.uniform(-1.0, 2.0, (8, 40)).astype(np.float32)
     _, expected, actual = export_and_run(model, x)
     assert_close(expected, actual)
+
+
+def test_multi_basis_layers_pass_their_bases_bitpacked(rng):
+    # conv (2, 2) -> Flatten -> dense (2 kernel bases, 1 input basis) -> dense (3 input bases):
+    # each layer writes the next one's input bases (its thresholds) packed, through the
+    # Flatten for one basis; only the model input is bitpacked by a TfqnnQuantize.
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 5)),
+            QuantConv2D(
+                32,
+                3,
+                input_quantizer=MultiBinaryActivation(2),
+                kernel_quantizer=MultiBinary(2, axis=-1),
+            ),
+            keras.layers.BatchNormalization(),
+            keras.layers.Flatten(),
+            QuantDense(
+                20, input_quantizer=MultiBinaryActivation(1), kernel_quantizer=MultiBinary(2)
+            ),
+            QuantDense(
+                7,
+                input_quantizer=MultiBinaryActivation(3),
+                kernel_quantizer=MultiBinary(2, axis=-1),
+            ),
+        ]
+    )
+    randomize(model, rng)
+    groups = sorted(plan_groups(model)[0].values(), key=lambda g: g.layer.name)
+    conv, first, second = groups
+    assert conv.bitpacked_output and conv.output_thresholds.shape == (1,)
+    assert first.bitpacked_output and first.output_thresholds.shape == (3,)
+    np.testing.assert_array_equal(first.output_thresholds, second.thresholds)
+    assert not second.bitpacked_output
+    x = rng.uniform(-1, 2, (5, 6, 6, 5)).astype(np.float32)
+    data, expected, actual = export_and_run(model, x)
+    assert tfqnn.lite.custom_ops_in(data) == {
+        "TfqnnQuantize": 1,
+        "TfqnnBconv2d": 1,
+        "TfqnnBdense": 2,
+    }
+    assert_close(expected, actual)
+
+
+def test_int8_export_writes_the_sum_as_int8_within_half_a_step(rng):
+    # The multi-basis op reads the float model input (its thresholds exact) and writes
+    # int8 for the int8 max pool after it (int8_fusion): the file's output is Keras'
+    # rounded to that tensor's int8 grid, within half a step (and float rounding).
+    from tfqnn.lite.flatbuffer import schema
+
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 40)),
+            QuantConv2D(
+                16,
+                3,
+                input_quantizer=MultiBinaryActivation(2),
+                kernel_quantizer=MultiBinary(2, axis=-1),
+            ),
+            keras.layers.MaxPooling2D(2),
+        ]
+    )
+    randomize(model, rng)
+    x = rng.uniform(-1, 2, (64, 6, 6, 40)).astype(np.float32)
+    data = tfqnn.export.to_tflite(model, int8_representative_data=x, verbose=0)
+    assert tfqnn.lite.custom_ops_in(data) == {"TfqnnQuantize": 1, "TfqnnBconv2d": 1}
+    tflite = schema()
+    file = tflite.ModelT.InitFromObj(tflite.Model.GetRootAsModel(data, 0))
+    graph = file.subgraphs[0]
+    (conv,) = [
+        o
+        for o in graph.operators
+        if file.operatorCodes[o.opcodeIndex].customCode == b"TfqnnBconv2d"
+    ]
+    tensor = graph.tensors[conv.outputs[0]]
+    assert tensor.type == tflite.TensorType.INT8
+    step = float(tensor.quantization.scale[0])
+    expected = model.predict(x[:8], verbose=0)
+    actual = tfqnn.lite.Interpreter(model_content=data).predict(x[:8])
+    inside = np.abs(expected) < 127 * step  # away from the ends of the int8 range
+    assert inside.mean() > 0.9
+    np.testing.assert_array_less(np.abs(actual - expected)[inside], 0.5 * step * (1 + 1e-5) + 1e-6)
+    assert np.abs(actual - expected).max() > 0  # it is rounded

@@ -302,6 +302,8 @@ OPS = [
 DTYPES = ["float32", "int32", "int8", "float16", "uint8", "int64", "bool", "int16"]
 # Keys of every op, for options that belong to another op.
 KEYS = [
+    "input_bases",
+    "weight_bases",
     "channels",
     "in_features",
     "output_type",
@@ -434,6 +436,26 @@ def _transform_options(r, options):
     return output_type, dtype, quant
 
 
+def _bases(r, options, output_type):
+    """Multi-basis options of a binary op (in a third of the cases): (N, M, thresholds)."""
+    if r.random() > 0.35:
+        return 1, 1, 0
+    nb, mb = int(r.integers(1, 4)), int(r.integers(1, 4))
+    for key, value in (("input_bases", nb), ("weight_bases", mb)):
+        if value != 1 or r.random() < 0.3:
+            options[key] = value
+    nt = int(r.integers(1, 4)) if output_type == 2 and r.random() < 0.5 else 0
+    return nb, mb, nt
+
+
+def _thresholds(r, count):
+    from tfqnn.lite.testing import Tensor
+
+    if not count:
+        return []
+    return [Tensor([count], data=np.sort(r.normal(size=count)).astype(np.float32))]
+
+
 def valid_case(r, op):
     """A valid single-op model of `op` (sizes random and small)."""
     from tfqnn.lite.testing import Tensor
@@ -449,7 +471,11 @@ def valid_case(r, op):
             else {}
         )
         ins = [Tensor(shape, "int8" if int8 else "float32", **quant)]
-        outs = [_output(r, Tensor, shape[:-1] + [_words(c)], "int32")]
+        bases = 1
+        if r.random() < 0.3:  # multi-basis: thresholds
+            bases = int(r.integers(1, 5))
+            ins.append(Tensor([bases], data=np.sort(r.normal(size=bases)).astype(np.float32)))
+        outs = [_output(r, Tensor, shape[:-1] + [bases * _words(c)], "int32")]
     elif op == "TfqnnDequantize":
         c = _dim(r, 100)
         options["channels"] = c
@@ -460,14 +486,16 @@ def valid_case(r, op):
         k, n = _dim(r, 130), _dim(r, 70)
         options["in_features"] = k
         output_type, dtype, quant = _transform_options(r, options)
+        nb, mb, nt = _bases(r, options, output_type)
         lead = _lead(r, 2) or [1]
         ins = [
-            Tensor(lead + [_words(k)], "int32"),
-            Tensor([n, _words(k)], "int32", _random_data(r, [n, _words(k)], "int32")),
-            Tensor([n], data=r.uniform(-2, 2, n).astype(np.float32)),
+            Tensor(lead + [nb * _words(k)], "int32"),
+            Tensor([mb * n, _words(k)], "int32", _random_data(r, [mb * n, _words(k)], "int32")),
+            Tensor([nb * mb * n], data=r.uniform(-2, 2, nb * mb * n).astype(np.float32)),
             Tensor([n], data=r.normal(size=n).astype(np.float32)),
-        ]
-        outs = [_output(r, Tensor, lead + [_words(n) if output_type == 2 else n], dtype, **quant)]
+        ] + _thresholds(r, nt)
+        width = max(nt, 1) * _words(n) if output_type == 2 else n
+        outs = [_output(r, Tensor, lead + [width], dtype, **quant)]
     elif op == "TfqnnBconv2d":
         groups = 1
         if r.random() < 0.2:
@@ -495,20 +523,22 @@ def valid_case(r, op):
             if value != default or r.random() < 0.3:
                 options[key] = value
         output_type, dtype, quant = _transform_options(r, options)
-        fshape = [cout, kh, kw, _words(cin // groups)]
+        nb, mb, nt = _bases(r, options, output_type)
+        fshape = [mb * cout, kh, kw, _words(cin // groups)]
+        terms = nb * mb * cout
         ins = [
-            Tensor([batch, h, w, _words(cin)], "int32"),
+            Tensor([batch, h, w, nb * _words(cin)], "int32"),
             Tensor(fshape, "int32", _random_data(r, fshape, "int32")),
-            Tensor([cout], data=r.uniform(-2, 2, cout).astype(np.float32)),
+            Tensor([terms], data=r.uniform(-2, 2, terms).astype(np.float32)),
             Tensor([cout], data=r.normal(size=cout).astype(np.float32)),
-        ]
+        ] + _thresholds(r, nt)
         ho = -(-h // sh) if padding == 1 else (h - eh) // sh + 1
         wo = -(-w // sw) if padding == 1 else (w - ew) // sw + 1
         outs = [
             _output(
                 r,
                 Tensor,
-                [batch, ho, wo, _words(cout) if output_type == 2 else cout],
+                [batch, ho, wo, max(nt, 1) * _words(cout) if output_type == 2 else cout],
                 dtype,
                 **quant,
             )

@@ -51,14 +51,16 @@ def test_multi_basis_conv2d_matches_float_conv(rng, m, n, padding, strides, grou
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-4)
 
 
-def test_multi_basis_sums_in_order_with_the_bias_once(rng):
-    # One input basis and one kernel basis is the plain binary op with scale beta * alpha.
+def test_multi_basis_sums_in_order_then_adds_the_bias(rng):
+    # Each term is a plain binary op with scale beta * alpha and no bias; the sum
+    # (in float32, in order) gets the bias once, at the end.
     x, t, betas, packed, alphas, bias, _, _ = multi_basis_operands(rng, (3,), 40, (4, 40), 2, 1)
     y = ref.multi_basis(x, t, betas, packed, alphas, bias, ref.bdense, in_features=40)
     a = ref.quantize(x - t[0])
-    first = ref.bdense(a, packed[0], (betas[0] * alphas[0]).astype(np.float32), bias, 40)
-    second = ref.bdense(a, packed[1], (betas[0] * alphas[1]).astype(np.float32), 0 * bias, 40)
-    np.testing.assert_array_equal(y, first + second)
+    zero = np.zeros_like(bias)
+    first = ref.bdense(a, packed[0], (betas[0] * alphas[0]).astype(np.float32), zero, 40)
+    second = ref.bdense(a, packed[1], (betas[0] * alphas[1]).astype(np.float32), zero, 40)
+    np.testing.assert_array_equal(y, (first + second) + bias)
 
 
 def test_multi_basis_errors_name_the_argument(rng):

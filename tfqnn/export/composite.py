@@ -85,6 +85,59 @@ def _transform(
     return y
 
 
+def _below(y: tf.Tensor, thresholds: tf.Tensor, count: int) -> tf.Tensor:
+    """Bitpacked bases of ``y``: basis ``i`` has bit 1 where ``y < thresholds[i]``."""
+    return tf.concat([bitpack(tf.where(y < thresholds[i], -1.0, 1.0)) for i in range(count)], -1)
+
+
+def _multi_transform(
+    dots: list[list[tf.Tensor]],
+    multiplier: tf.Tensor,
+    bias: tf.Tensor,
+    clamp_min: float | None,
+    clamp_max: float | None,
+    output_type: str,
+    thresholds: tf.Tensor | None,
+    count: int,
+) -> tf.Tensor:
+    """The multi-basis output transform of ``dots[n][m]`` (int32 ``[..., O]``).
+
+    ``multiplier [N * M * O]``: ``acc = sum_(n, m) float32(dot_nm) * c_nm``
+    left to right, ``y = clamp(acc + bias)``, then float or bitpacked (with
+    ``count`` output thresholds, or bit where ``y < 0``).
+    """
+    n_in, n_w = len(dots), len(dots[0])
+    mult = tf.reshape(multiplier, [n_in, n_w, -1])
+    acc = None
+    for n in range(n_in):
+        for m in range(n_w):
+            p = tf.cast(dots[n][m], tf.float32) * mult[n, m]
+            acc = p if acc is None else acc + p
+    assert acc is not None
+    y = acc + bias
+    if clamp_min is not None:
+        y = tf.maximum(y, clamp_min)
+    if clamp_max is not None:
+        y = tf.minimum(y, clamp_max)
+    if output_type != "bitpacked":
+        return y
+    return bitpack(y) if thresholds is None else _below(y, thresholds, count)
+
+
+def _bases_inputs(
+    multiplier: np.ndarray, bias: np.ndarray, thresholds: np.ndarray | None, output_type: str
+) -> list[tf.Tensor]:
+    """The constant multiplier, bias (and output thresholds) inputs of a binary op."""
+    tensors = [tf.constant(multiplier, tf.float32), tf.constant(bias, tf.float32)]
+    if thresholds is not None:
+        if output_type != "bitpacked":
+            raise ValueError(
+                f"Invalid output_type={output_type!r}: output thresholds need 'bitpacked'."
+            )
+        tensors.append(tf.constant(spec.check_thresholds("thresholds", thresholds)))
+    return tensors
+
+
 def _float_or_bitpacked(output_type: str) -> str:
     """The exporter writes float or bitpacked output; int8 comes from `int8_fusion`."""
     output_type = spec.check_output_type(output_type)
@@ -99,9 +152,20 @@ def _float_or_bitpacked(output_type: str) -> str:
 # ---- the ops -------------------------------------------------------------
 
 
-def quantize(x: tf.Tensor) -> tf.Tensor:
-    """TfqnnQuantize: float32 `[..., C]` -> bitpacked int32."""
-    return _composite(spec.QUANTIZE, {}, bitpack, x)
+def quantize(x: tf.Tensor, thresholds: np.ndarray | None = None) -> tf.Tensor:
+    """TfqnnQuantize: float32 `[..., C]` -> bitpacked int32.
+
+    With ``thresholds [N]``: N bases in one int32 ``[..., N * ceil(C/32)]``,
+    basis n with bit 1 where ``x < thresholds[n]`` (multi-basis inputs).
+    """
+    if thresholds is None:
+        return _composite(spec.QUANTIZE, {}, bitpack, x)
+    values = spec.check_thresholds("thresholds", thresholds)
+
+    def body(x: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
+        return _below(x, t, len(values))
+
+    return _composite(spec.QUANTIZE, {}, body, x, tf.constant(values))
 
 
 def bdense(
@@ -114,25 +178,55 @@ def bdense(
     output_type: str = "float",
     clamp_min: float | None = None,
     clamp_max: float | None = None,
+    input_bases: int = 1,
+    weight_bases: int = 1,
+    thresholds: np.ndarray | None = None,
 ) -> tf.Tensor:
-    """TfqnnBdense on bitpacked `x [..., W]` and constant packed `weights [N, W]`."""
+    """TfqnnBdense on bitpacked `x [..., W]` and constant packed `weights [N, W]`.
+
+    Multi-basis (docs/lite_ops.md): ``x [..., input_bases * W]``, ``weights
+    [weight_bases * O, W]``, ``multiplier [input_bases * weight_bases * O]``;
+    ``thresholds`` give bitpacked output one basis each.
+    """
     output_type = _float_or_bitpacked(output_type)
     options = spec.bdense_options(
-        in_features, output_type=output_type, clamp_min=clamp_min, clamp_max=clamp_max
+        in_features,
+        output_type=output_type,
+        clamp_min=clamp_min,
+        clamp_max=clamp_max,
+        input_bases=input_bases,
+        weight_bases=weight_bases,
     )
     weights = spec.check_packed("weights", weights, ndim=2)
-    weights_tensor = tf.constant(weights, tf.int32)
-    multiplier_tensor = tf.constant(multiplier, tf.float32)
-    bias_tensor = tf.constant(bias, tf.float32)
+    constants = _bases_inputs(multiplier, bias, thresholds, output_type)
+    plain = input_bases == 1 and weight_bases == 1 and thresholds is None
+    count = 0 if thresholds is None else int(np.size(thresholds))
 
-    def body(x: tf.Tensor, weights: tf.Tensor, multiplier: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
-        xor = tf.bitwise.bitwise_xor(x[..., None, :], weights)
-        pop = tf.reduce_sum(tf.cast(tf.raw_ops.PopulationCount(x=xor), tf.int32), -1)
-        return _transform(
-            in_features - 2 * pop, multiplier, bias, clamp_min, clamp_max, output_type
+    def body(x: tf.Tensor, weights: tf.Tensor, *affine: tf.Tensor) -> tf.Tensor:
+        if plain:
+            xor = tf.bitwise.bitwise_xor(x[..., None, :], weights)
+            pop = tf.reduce_sum(tf.cast(tf.raw_ops.PopulationCount(x=xor), tf.int32), -1)
+            return _transform(
+                in_features - 2 * pop, affine[0], affine[1], clamp_min, clamp_max, output_type
+            )
+        words = weights.shape[-1]
+        rows = weights.shape[0] // weight_bases
+        dots = []
+        for n in range(input_bases):
+            xn = x[..., n * words : (n + 1) * words]
+            row = []
+            for m in range(weight_bases):
+                xor = tf.bitwise.bitwise_xor(xn[..., None, :], weights[m * rows : (m + 1) * rows])
+                pop = tf.reduce_sum(tf.cast(tf.raw_ops.PopulationCount(x=xor), tf.int32), -1)
+                row.append(in_features - 2 * pop)
+            dots.append(row)
+        t = affine[2] if count else None
+        return _multi_transform(
+            dots, affine[0], affine[1], clamp_min, clamp_max, output_type, t, count
         )
 
-    return _composite(spec.BDENSE, options, body, x, weights_tensor, multiplier_tensor, bias_tensor)
+    weights_tensor = tf.constant(weights, tf.int32)
+    return _composite(spec.BDENSE, options, body, x, weights_tensor, *constants)
 
 
 def bconv2d(
@@ -150,8 +244,15 @@ def bconv2d(
     output_type: str = "float",
     clamp_min: float | None = None,
     clamp_max: float | None = None,
+    input_bases: int = 1,
+    weight_bases: int = 1,
+    thresholds: np.ndarray | None = None,
 ) -> tf.Tensor:
-    """TfqnnBconv2d on bitpacked NHWC `x` and a constant packed OHWI filter."""
+    """TfqnnBconv2d on bitpacked NHWC `x` and a constant packed OHWI filter.
+
+    Multi-basis as `bdense`: ``x [B, H, W, input_bases * ceil(C/32)]``,
+    ``filters [weight_bases * O, KH, KW, ...]``.
+    """
     output_type = _float_or_bitpacked(output_type)
     options = spec.bconv2d_options(
         channels_in,
@@ -163,18 +264,22 @@ def bconv2d(
         output_type=output_type,
         clamp_min=clamp_min,
         clamp_max=clamp_max,
+        input_bases=input_bases,
+        weight_bases=weight_bases,
     )
     filters = spec.check_packed("filters", filters, ndim=4)
-    out_channels, kh, kw, _ = filters.shape
+    rows, kh, kw, _ = filters.shape
+    out_channels = rows // weight_bases
     group_channels = channels_in // spec.check_groups(groups, channels_in, out_channels)
     strides = spec.check_pair("strides", strides)
     dilations = spec.check_pair("dilations", dilations)
     padding = spec.check_padding(padding)
-    filters_tensor = tf.constant(filters, tf.int32)
-    multiplier_tensor = tf.constant(multiplier, tf.float32)
-    bias_tensor = tf.constant(bias, tf.float32)
+    constants = _bases_inputs(multiplier, bias, thresholds, output_type)
+    plain = input_bases == 1 and weight_bases == 1 and thresholds is None
+    count = 0 if thresholds is None else int(np.size(thresholds))
+    words = spec.packed_words(channels_in)
 
-    def body(x: tf.Tensor, filters: tf.Tensor, multiplier: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
+    def dot(x: tf.Tensor, filters: tf.Tensor) -> tf.Tensor:
         filter_hwio = tf.transpose(unpack(filters, group_channels), (1, 2, 3, 0))
         xf = unpack(x, channels_in)
         if padding == "same":
@@ -186,13 +291,30 @@ def bconv2d(
             padding="VALID",
             dilations=(1, *dilations, 1),
         )
-        return _transform(
-            tf.cast(tf.round(y), tf.int32), multiplier, bias, clamp_min, clamp_max, output_type
+        return tf.cast(tf.round(y), tf.int32)
+
+    def body(x: tf.Tensor, filters: tf.Tensor, *affine: tf.Tensor) -> tf.Tensor:
+        if plain:
+            return _transform(
+                dot(x, filters), affine[0], affine[1], clamp_min, clamp_max, output_type
+            )
+        dots = [
+            [
+                dot(
+                    x[..., n * words : (n + 1) * words],
+                    filters[m * out_channels : (m + 1) * out_channels],
+                )
+                for m in range(weight_bases)
+            ]
+            for n in range(input_bases)
+        ]
+        t = affine[2] if count else None
+        return _multi_transform(
+            dots, affine[0], affine[1], clamp_min, clamp_max, output_type, t, count
         )
 
-    return _composite(
-        spec.BCONV2D, options, body, x, filters_tensor, multiplier_tensor, bias_tensor
-    )
+    filters_tensor = tf.constant(filters, tf.int32)
+    return _composite(spec.BCONV2D, options, body, x, filters_tensor, *constants)
 
 
 def bmaxpool2d(

@@ -211,8 +211,11 @@ def _serving_function(
         bias: np.ndarray,
         output_type: str,
         clamps: dict[str, float | None],
+        **bases: Any,
     ) -> tf.Tensor:
         layer = group.layer
+        if group.bitpacked_output:
+            bases["thresholds"] = group.output_thresholds
         if group.is_conv:
             pad_values = int(layer.pad_values) if layer.padding == "same" else 1
             count(spec.BCONV2D)
@@ -228,33 +231,42 @@ def _serving_function(
                 pad_values=pad_values,
                 groups=layer.groups,
                 output_type=output_type,
-                **clamps,
+                clamp_min=clamps["clamp_min"],
+                clamp_max=clamps["clamp_max"],
+                **bases,
             )
         count(spec.BDENSE)
         return composite.bdense(
-            x, weights, multiplier, bias, group.in_channels, output_type=output_type, **clamps
+            x,
+            weights,
+            multiplier,
+            bias,
+            group.in_channels,
+            output_type=output_type,
+            clamp_min=clamps["clamp_min"],
+            clamp_max=clamps["clamp_max"],
+            **bases,
         )
 
     def run_multi_basis(group: MultiBasisGroup, x: tf.Tensor) -> tf.Tensor:
-        """M x N binary ops on the thresholded input, summed by builtin ADDs."""
-        x = tf.cast(x, tf.float32)
-        multipliers = group.op_multipliers()
-        zeros = np.zeros_like(group.bias)
-        total = None
-        for n, threshold in enumerate(group.thresholds):
-            shifted = x if threshold == 0 else x - threshold
-            packed = composite.quantize(shifted)
+        """One binary op with N input and M weight bases on the thresholded input."""
+        if x.dtype != tf.int32:
+            x = composite.quantize(tf.cast(x, tf.float32), group.input_thresholds)
             count(spec.QUANTIZE)
-            for m, weights in enumerate(group.kernel_bases):
-                bias = group.bias if total is None else zeros
-                y = binary_op(group, packed, weights, multipliers[n, m], bias, "float", {})
-                total = y if total is None else total + y
-        assert total is not None
-        if group.clamp_min is not None:
-            total = tf.maximum(total, group.clamp_min)
-        if group.clamp_max is not None:
-            total = tf.minimum(total, group.clamp_max)
-        return finish(group, total)
+        output_type = "bitpacked" if group.bitpacked_output else "float"
+        clamps = dict(clamp_min=group.clamp_min, clamp_max=group.clamp_max)
+        y = binary_op(
+            group,
+            x,
+            group.packed_kernel(),
+            group.op_multipliers().reshape(-1),
+            group.bias,
+            output_type,
+            clamps,
+            input_bases=len(group.thresholds),
+            weight_bases=len(group.kernel_bases),
+        )
+        return finish(group, y)
 
     def finish(group: BinaryGroup, y: tf.Tensor) -> tf.Tensor:
         """What follows a group's op (or its summed ops): pool, post-ReLU BatchNorm's

@@ -8,7 +8,7 @@ surrounds them with conversions:
   the QUANTIZE's scale and zero point;
 * ``int8 builtin -> DEQUANTIZE -> TfqnnQuantize``: ``TfqnnQuantize`` reads the
   int8 tensor (the sign of ``scale * (q - zero_point)`` is that of
-  ``q - zero_point``).
+  ``q - zero_point``; with thresholds it compares the dequantized value).
 
 The conversion ops go away when the intermediate float tensor has no other
 consumer. The flatbuffer is read and rewritten with the TFLite schema's
@@ -88,7 +88,9 @@ def fuse_int8_conversions(data: bytes) -> tuple[bytes, dict[str, int]]:
                     or not _per_tensor_int8(schema, subgraph.tensors[source])
                 ):
                     continue
-                readers[0].inputs = np.array([source], np.int32)
+                inputs = np.array(readers[0].inputs, np.int32)  # [x] or [x, thresholds]
+                inputs[0] = source
+                readers[0].inputs = inputs
                 removed.add(id(op))
                 fused["DEQUANTIZE"] += 1
         subgraph.operators = [op for op in subgraph.operators if id(op) not in removed]

@@ -19,7 +19,9 @@ transform ``y = clamp(dot * multiplier + bias)`` (docs/lite_ops.md):
 
 The group writes bitpacked output when every consumer of its result (directly
 or through a `Flatten` of a multiple of 32 channels) is itself a binary group,
-which then skips its own input bitpacking.
+which then skips its own input bitpacking. Consumers that are multi-basis
+groups with the same input thresholds ``t [N]`` get N bitpacked bases, bit 1
+where ``y < t_n`` (``output_thresholds``; through a `Flatten` only for N = 1).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class BinaryGroup:
     output_node: Any = None  # the Keras node whose output the group yields
     bitpacked_output: bool = False
     post_bias: np.ndarray | None = None  # float32 [N], added after the op (a post-ReLU BN)
+    # Bitpacked output only: one output basis per threshold (bit where y < t); None: y < 0.
+    output_thresholds: np.ndarray | None = None
 
     @property
     def is_conv(self) -> bool:
@@ -69,19 +73,37 @@ class MultiBasisGroup(BinaryGroup):
     """A layer whose kernel is ``sum_m alpha_m B_m`` and input ``sum_n beta_n A_n``.
 
     ABC-Net (`MultiBinary` kernel, `MultiBinaryActivation` input) or a
-    sketched kernel (`ResidualSign`) with binary inputs, run as M x N binary
-    ops on bitpacked tensors whose float outputs are summed:
-    ``A_n = quantize(x - thresholds[n])`` (bit 1 where ``x < t_n``), op
-    ``(m, n)`` convolves ``A_n`` with ``B_m`` and scales by
-    ``alpha_m[o] beta_n multiplier[o]``; only the first op adds ``bias``.
-    ``multiplier`` and ``bias`` hold what folds in after the layer
-    (BatchNorm); the clamp, pool and activation run after the sum.
+    sketched kernel (`ResidualSign`) with binary inputs, run as one
+    `TfqnnBdense` / `TfqnnBconv2d` with ``input_bases`` N and
+    ``weight_bases`` M (docs/lite_ops.md): ``A_n`` has bit 1 where
+    ``x < thresholds[n]`` (one `TfqnnQuantize` with the thresholds, or the
+    bitpacked output of the group before), the dot product of ``A_n`` with
+    ``B_m`` is scaled by ``alpha_m[o] beta_n multiplier[o]`` and the N x M
+    terms are summed in the op's output transform, which adds ``bias`` and
+    clamps. ``multiplier`` and ``bias`` hold what folds in after the layer
+    (BatchNorm).
     """
 
     kernel_bases: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))
     kernel_scales: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))  # [M, O]
     thresholds: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(1, np.float32))
     input_scales: np.ndarray = dataclasses.field(default_factory=lambda: np.ones(1))  # [N]
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.kernel_bases.shape[1])
+
+    @property
+    def input_thresholds(self) -> np.ndarray | None:
+        """The thresholds of its input bases; None for a plain sign (one basis, t = 0)."""
+        if self.thresholds.shape == (1,) and self.thresholds[0] == 0:
+            return None
+        return self.thresholds
+
+    def packed_kernel(self) -> np.ndarray:
+        """int32 ``[M * O, ...]``: the M packed kernel bases, basis-major."""
+        bases = np.asarray(self.kernel_bases, np.int32)
+        return bases.reshape(-1, *bases.shape[2:])
 
     def op_multipliers(self) -> np.ndarray:
         """float32 ``[N, M, O]``: ``alpha_m[o] beta_n multiplier[o]``, rounded once."""
@@ -152,28 +174,43 @@ def plan_groups(model: keras.Model) -> tuple[dict[int, BinaryGroup], list[Any], 
         claimed.update(id(n) for n in group.folded)
         groups[id(node)] = group
 
-    # Multi-basis groups read float inputs (their thresholds) and write float outputs.
-    binary_layers = {id(g.layer) for g in groups.values() if not isinstance(g, MultiBasisGroup)}
-
-    def is_binary_consumer(n: Any) -> bool:
-        return id(n.operation) in binary_layers and id(n) in groups
+    def thresholds_of(users: list[Any]) -> tuple[bool, np.ndarray | None]:
+        """Whether all `users` are groups reading the same input bases, and their thresholds."""
+        if not users or not all(id(u) in groups for u in users):
+            return False, None
+        found = [_input_thresholds(groups[id(u)]) for u in users]
+        first = found[0]
+        same = all(
+            (t is None and first is None)
+            or (t is not None and first is not None and np.array_equal(t, first))
+            for t in found
+        )
+        return same, first
 
     for group in groups.values():
         tensor = group.output_node.outputs[0]
-        if id(tensor) in model_outputs or isinstance(group, MultiBasisGroup):
+        if id(tensor) in model_outputs:
             continue
         users = consumers.get(id(tensor), [])
-        ok = bool(users) and all(is_binary_consumer(u) for u in users)
+        ok, thresholds = thresholds_of(users)
         if not ok and len(users) == 1 and isinstance(users[0].operation, keras.layers.Flatten):
             flat_users = consumers.get(id(users[0].outputs[0]), [])
+            ok, thresholds = thresholds_of(flat_users)
             ok = (
-                group.out_channels % 32 == 0
-                and bool(flat_users)
+                ok
+                and group.out_channels % 32 == 0
                 and id(users[0].outputs[0]) not in model_outputs
-                and all(is_binary_consumer(u) for u in flat_users)
+                and (thresholds is None or thresholds.size == 1)
             )
-        group.bitpacked_output = ok and group.post_bias is None
+        group.bitpacked_output = ok and group.post_bias is None and group.activation is None
+        if group.bitpacked_output:
+            group.output_thresholds = thresholds
     return groups, nodes, [n for g in groups.values() for n in g.folded]
+
+
+def _input_thresholds(group: BinaryGroup) -> np.ndarray | None:
+    """The thresholds of a group's input bases: None for a sign (bit where x < 0)."""
+    return group.input_thresholds if isinstance(group, MultiBasisGroup) else None
 
 
 # ---- one layer -------------------------------------------------------------

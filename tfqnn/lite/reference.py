@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from tfqnn._validation import check_int
+from tfqnn.lite import spec
 from tfqnn.lite.spec import (
     MAX_INDEX_BITS,
     check_bitpack_input,
@@ -135,13 +136,7 @@ def output_transform(
     # float32 arrays: numpy rounds the product and then the sum (no FMA).
     y = dot.astype(np.float32) * transform.multiplier + transform.bias
     y = np.minimum(np.maximum(y, transform.clamp_min), transform.clamp_max)
-    if transform.output_type == "float":
-        return y
-    if transform.output_type == "bitpacked":
-        return bitpack(y)
-    v = (y / transform.int8_scale).astype(np.float64)  # the quotient rounded to float32, then exact
-    rounded = np.sign(v) * np.floor(np.abs(v) + 0.5)  # half away from zero
-    return np.clip(rounded + transform.int8_zero_point, -128, 127).astype(np.int8)
+    return _write(y, transform)
 
 
 # ---- binary dense ----------------------------------------------------------------
@@ -322,6 +317,204 @@ def bmaxpool2d(
 # ---- multi-basis layers: a composite of the ops above --------------------------------
 
 
+def threshold_quantize(
+    x: Any, thresholds: Any, *, scale: float = 1.0, zero_point: int | None = None
+) -> np.ndarray:
+    """TfqnnQuantize with thresholds: N bitpacked bases of ``x [..., C]``.
+
+    Returns int32 ``[..., N * ceil(C/32)]``: basis ``n`` is the words
+    ``[n W, (n + 1) W)``, bit 1 where ``x < thresholds[n]``. For an int8 ``x``
+    (``zero_point`` given) the value compared is ``float32(q - zero_point) *
+    float32(scale)``, the dequantized input.
+    """
+    t = spec.check_thresholds("thresholds", thresholds)
+    x, zero_point = check_bitpack_input(x, zero_point)
+    if zero_point is not None:
+        scale32 = spec.check_float32("scale", scale, positive=True)
+        x = (x.astype(np.int32) - zero_point).astype(np.float32) * scale32
+    return np.concatenate([_below(x, v) for v in t], axis=-1)
+
+
+def _below(x: np.ndarray, threshold: np.float32) -> np.ndarray:
+    """Bitpacked ``x < threshold`` (bit 1 where below)."""
+    return bitpack(np.where(x < threshold, np.float32(-1.0), np.float32(1.0)))
+
+
+def multi_basis_transform(
+    dots: Any,
+    multiplier: Any,
+    bias: Any,
+    *,
+    thresholds: Any = None,
+    clamp_min: float = -np.inf,
+    clamp_max: float = np.inf,
+    output_type: str = "float",
+    int8_scale: float = 1.0,
+    int8_zero_point: int = 0,
+) -> np.ndarray:
+    """The output transform of a multi-basis op on integer ``dots [N, M, ..., O]``.
+
+    ``multiplier`` is float32 ``[N * M * O]`` (``[n][m][o]``), ``bias [O]``::
+
+        acc = sum over n, then m, of float32(dots[n, m]) * multiplier[n, m]
+        y = min(max(acc + bias, clamp_min), clamp_max)
+
+    every product and sum rounded to float32, left to right. Output as
+    `output_transform` says, except ``"bitpacked"`` with ``thresholds [T]``:
+    int32 ``[..., T * ceil(O/32)]``, basis ``i`` with bit 1 where ``y < t_i``.
+    """
+    dots = np.asarray(dots)
+    if not np.issubdtype(dots.dtype, np.integer) or dots.ndim < 3:
+        raise ValueError(
+            f"Invalid dots: expected an integer array [N, M, ..., O], got {dots.dtype} "
+            f"{dots.shape}."
+        )
+    n_in, n_w, channels = dots.shape[0], dots.shape[1], dots.shape[-1]
+    flat = np.asarray(multiplier, np.float32).reshape(-1)
+    if flat.size != n_in * n_w * channels:
+        raise ValueError(
+            f"Invalid multiplier.shape={np.shape(multiplier)}: expected "
+            f"({n_in * n_w * channels},), input_bases x weight_bases x channels."
+        )
+    mult = flat.reshape(n_in, n_w, channels)
+    transform = check_output_transform(
+        channels,
+        mult[0, 0],
+        bias,
+        clamp_min=clamp_min,
+        clamp_max=clamp_max,
+        output_type=output_type,
+        int8_scale=int8_scale,
+        int8_zero_point=int8_zero_point,
+    )
+    acc: np.ndarray | None = None
+    for n in range(n_in):
+        for m in range(n_w):
+            p = dots[n, m].astype(np.float32) * mult[n, m]
+            acc = p if acc is None else acc + p
+    assert acc is not None
+    y = np.minimum(np.maximum(acc + transform.bias, transform.clamp_min), transform.clamp_max)
+    if thresholds is not None:
+        if transform.output_type != "bitpacked":
+            raise ValueError(
+                f"Invalid output_type={output_type!r}: thresholds need 'bitpacked' output."
+            )
+        t = spec.check_thresholds("thresholds", thresholds)
+        return np.concatenate([_below(y, v) for v in t], axis=-1)
+    return _write(y, transform)
+
+
+def _write(y: np.ndarray, transform: spec.OutputTransform) -> np.ndarray:
+    """float32 ``y`` written as the output type says (`output_transform`'s last step)."""
+    if transform.output_type == "float":
+        return y
+    if transform.output_type == "bitpacked":
+        return bitpack(y)
+    v = (y / transform.int8_scale).astype(np.float64)  # the quotient rounded to float32, then exact
+    rounded = np.sign(v) * np.floor(np.abs(v) + 0.5)  # half away from zero
+    return np.clip(rounded + transform.int8_zero_point, -128, 127).astype(np.int8)
+
+
+def _basis_dots(
+    op: Callable[..., np.ndarray],
+    x_packed: Any,
+    weights_packed: Any,
+    input_bases: int,
+    weight_bases: int,
+    **options: Any,
+) -> np.ndarray:
+    """int64 ``[N, M, ..., O]``: the dot products of every input and weight basis."""
+    x = check_packed("x_packed", x_packed)
+    w = check_packed("weights_packed", weights_packed)
+    n_in = spec.check_bases("input_bases", input_bases)
+    n_w = spec.check_bases("weight_bases", weight_bases)
+    if x.shape[-1] % n_in or w.shape[0] % n_w:
+        raise ValueError(
+            f"Invalid x_packed.shape={x.shape} or weights_packed.shape={w.shape}: expected "
+            f"input_bases={n_in} words groups per row and weight_bases={n_w} row blocks."
+        )
+    words, rows = x.shape[-1] // n_in, w.shape[0] // n_w
+    ones, zeros = np.ones(rows, np.float32), np.zeros(rows, np.float32)
+    return np.stack(
+        [
+            np.stack(
+                [
+                    op(
+                        x[..., n * words : (n + 1) * words],
+                        w[m * rows : (m + 1) * rows],
+                        ones,
+                        zeros,
+                        **options,
+                    ).astype(np.int64)  # float32(dot) * 1 + 0 is exact below 2^24
+                    for m in range(n_w)
+                ]
+            )
+            for n in range(n_in)
+        ]
+    )
+
+
+def multi_basis_bdense(
+    x_packed: Any,
+    weights_packed: Any,
+    multiplier: Any,
+    bias: Any,
+    in_features: int,
+    *,
+    input_bases: int = 1,
+    weight_bases: int = 1,
+    thresholds: Any = None,
+    **transform: Any,
+) -> np.ndarray:
+    """TfqnnBdense with options ``input_bases`` N and ``weight_bases`` M.
+
+    ``x_packed [..., N * W]`` holds N bitpacked bases per row (as
+    `threshold_quantize` writes them), ``weights_packed [M * O, W]`` M bases
+    of the O rows; the N x M dot products go through `multi_basis_transform`
+    (``thresholds``, clamps, output type in ``transform``).
+    """
+    dots = _basis_dots(
+        bdense, x_packed, weights_packed, input_bases, weight_bases, in_features=in_features
+    )
+    return multi_basis_transform(dots, multiplier, bias, thresholds=thresholds, **transform)
+
+
+def multi_basis_bconv2d(
+    x_packed: Any,
+    filter_packed: Any,
+    multiplier: Any,
+    bias: Any,
+    channels_in: int,
+    *,
+    input_bases: int = 1,
+    weight_bases: int = 1,
+    thresholds: Any = None,
+    strides: int | tuple[int, int] = (1, 1),
+    dilations: int | tuple[int, int] = (1, 1),
+    padding: str = "valid",
+    pad_values: int = 1,
+    groups: int = 1,
+    **transform: Any,
+) -> np.ndarray:
+    """TfqnnBconv2d with options ``input_bases`` N and ``weight_bases`` M.
+
+    ``x_packed [B, H, W, N * ceil(C/32)]``, ``filter_packed [M * O, KH, KW,
+    ceil((C/groups)/32)]``; each (n, m) is `bconv2d` of input basis n with
+    filter basis m (the same padding for every basis), then
+    `multi_basis_transform`.
+    """
+    geometry = dict(
+        channels_in=channels_in,
+        strides=strides,
+        dilations=dilations,
+        padding=padding,
+        pad_values=pad_values,
+        groups=groups,
+    )
+    dots = _basis_dots(bconv2d, x_packed, filter_packed, input_bases, weight_bases, **geometry)
+    return multi_basis_transform(dots, multiplier, bias, thresholds=thresholds, **transform)
+
+
 def multi_basis(
     x: Any,
     thresholds: Any,
@@ -332,24 +525,22 @@ def multi_basis(
     op: Callable[..., np.ndarray],
     **options: Any,
 ) -> np.ndarray:
-    """A layer with kernel ``sum_m alpha_m B_m`` and input ``sum_n beta_n A_n``, as binary ops.
+    """A layer with kernel ``sum_m alpha_m B_m`` and input ``sum_n beta_n A_n``, as the fused op.
 
-    ``A_n = quantize(x - t_n)`` (+1 where ``x >= t_n``) for the float32
-    ``thresholds`` t ``[N]``; ``kernel_bases [M, ...]`` are the packed
+    ``A_n`` is +1 where ``x >= t_n`` for the float32 ``thresholds`` t ``[N]``
+    (`threshold_quantize`); ``kernel_bases [M, ...]`` are the packed
     weights of each basis as ``op`` (`bdense` or `bconv2d`) takes them and
-    ``kernel_scales [M, O]`` their per-output-channel scales. Op ``(m, n)``
-    has ``multiplier = float32(beta_n alpha_m[o])`` (rounded once from
-    float64) and the ``bias`` only for ``(0, 0)``; the float32 outputs are
-    summed for n, then m, in order::
+    ``kernel_scales [M, O]`` their per-output-channel scales. The multi-basis
+    op (`multi_basis_bdense` / `multi_basis_bconv2d`) gets ``multiplier[n, m]
+    = float32(beta_n alpha_m[o])`` (rounded once from float64)::
 
-        y = sum_n sum_m op(A_n, B_m) * beta_n alpha_m + bias
+        y = sum_n sum_m dot(A_n, B_m) * beta_n alpha_m + bias
           = conv(sum_n beta_n A_n, sum_m alpha_m B_m) + bias
 
     the second line by bilinearity (ABC-Net, Lin et al. 2017).
-    ``options`` go to ``op`` (``in_features`` or ``channels_in``, strides,
+    ``options`` go to the op (``in_features`` or ``channels_in``, strides,
     padding, ...). Returns float32.
     """
-    x = np.asarray(x, np.float32)
     thresholds = np.asarray(thresholds, np.float32).reshape(-1)
     betas = np.asarray(input_scales, np.float64).reshape(-1)
     alphas = np.asarray(kernel_scales, np.float64)
@@ -364,17 +555,25 @@ def multi_basis(
             f"Invalid kernel_scales.shape={alphas.shape}: expected ({bases.shape[0]}, O), "
             "one row per kernel basis."
         )
-    bias = np.asarray(bias, np.float32)
-    zeros = np.zeros_like(bias)
-    total: np.ndarray | None = None
-    for threshold, beta in zip(thresholds, betas):
-        packed = quantize(x - threshold)
-        for weights, alpha in zip(bases, alphas):
-            multiplier = (beta * alpha).astype(np.float32)
-            y = op(packed, weights, multiplier, bias if total is None else zeros, **options)
-            total = y if total is None else total + y
-    assert total is not None
-    return total
+    fused: Callable[..., np.ndarray]
+    if op is bdense:
+        fused = multi_basis_bdense
+    elif op is bconv2d:
+        fused = multi_basis_bconv2d
+    else:
+        raise ValueError(f"Invalid op={op!r}: expected reference.bdense or reference.bconv2d.")
+    multiplier = (betas[:, None, None] * alphas[None]).astype(np.float32)
+    packed = threshold_quantize(x, thresholds)
+    weights = bases.reshape(-1, *bases.shape[2:])
+    return fused(
+        packed,
+        weights,
+        multiplier.reshape(-1),
+        bias,
+        input_bases=len(thresholds),
+        weight_bases=len(bases),
+        **options,
+    )
 
 
 def pack_indices(indices: Any, bits: int) -> np.ndarray:

@@ -52,6 +52,8 @@ PADDING_CODES = {"same": 1, "valid": 2}
 BITS_PER_WORD = 32
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
+# Most bases of a multi-basis op: input_bases, weight_bases, thresholds.
+MAX_BASES = 32
 
 
 def packed_words(channels: int) -> int:
@@ -390,10 +392,13 @@ def bdense_options(
     output_type: Any = "float",
     clamp_min: Any = None,
     clamp_max: Any = None,
+    input_bases: Any = 1,
+    weight_bases: Any = 1,
 ) -> Options:
     """The options of TfqnnBdense; a clamp of None is no clamp."""
     options: Options = {"in_features": check_int("in_features", in_features, 1, INT32_MAX)}
     options.update(_transform_options(output_type, clamp_min, clamp_max))
+    options.update(_bases_options(input_bases, weight_bases))
     return options
 
 
@@ -408,6 +413,8 @@ def bconv2d_options(
     output_type: Any = "float",
     clamp_min: Any = None,
     clamp_max: Any = None,
+    input_bases: Any = 1,
+    weight_bases: Any = 1,
 ) -> Options:
     """The options of TfqnnBconv2d; a clamp of None is no clamp.
 
@@ -429,6 +436,7 @@ def bconv2d_options(
     if groups != 1:
         options["groups"] = groups
     options.update(_transform_options(output_type, clamp_min, clamp_max))
+    options.update(_bases_options(input_bases, weight_bases))
     return options
 
 
@@ -463,6 +471,33 @@ def _transform_options(output_type: Any, clamp_min: Any, clamp_max: Any) -> Opti
         raise ValueError(
             f"Invalid clamp_min={clamp_min!r}: expected at most clamp_max={clamp_max!r}."
         )
+    return options
+
+
+def check_bases(name: str, value: Any) -> int:
+    """``input_bases`` or ``weight_bases`` of a multi-basis op: an int in 1..MAX_BASES."""
+    return check_int(name, value, low=1, high=MAX_BASES)
+
+
+def check_thresholds(name: str, value: Any) -> np.ndarray:
+    """Thresholds of multi-basis bitpacking: float32 ``[T]``, 1 <= T <= MAX_BASES, no NaN."""
+    array = np.asarray(value)
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise ValueError(f"Invalid {name}.dtype={array.dtype}: expected a float32 array.")
+    array = np.ascontiguousarray(array, dtype=np.float32).reshape(-1)
+    if not 1 <= array.size <= MAX_BASES or np.any(np.isnan(array)):
+        raise ValueError(
+            f"Invalid {name}={value!r}: expected 1 to {MAX_BASES} float32 values, none NaN."
+        )
+    return array
+
+
+def _bases_options(input_bases: Any, weight_bases: Any) -> Options:
+    options: Options = {}
+    for name, value in (("input_bases", input_bases), ("weight_bases", weight_bases)):
+        bases = check_bases(name, value)
+        if bases != 1:
+            options[name] = bases
     return options
 
 

@@ -75,17 +75,18 @@ void copy_rows(int32_t* dst, int64_t ldd, const int32_t* src, int64_t lds, int n
 
 // What im2col needs of the shape.
 struct Geometry {
-  int H, W, words, wg, fh, fw, sh, sw, dh, dw, pt, pl, ho, wo, kw;
+  int H, W, words, wg, fh, fw, sh, sw, dh, dw, pt, pl, ho, wo, kw;  // words: per pixel
   int y0, y1, x0, x1;  // output pixels [y0, y1) x [x0, x1) see no padding
 };
 
-// im2col of output pixels (rows) [r, r + rb), group g: row i of `a` (kw
-// words) holds the group's words of each tap of pixel r + i. Taps are
+// im2col of output pixels (rows) [r, r + rb), the wg words at word `offset`
+// of each input pixel (a group of one input basis): row i of `a` (kw words)
+// holds those words of each tap of pixel r + i. Taps are
 // copied per filter row ky: a filter row in the vertical padding is zero
 // words for every pixel of the output row; otherwise the pixels whose taps
 // all lie inside the image ([x0, x1)) copy the filter row's words, and the
 // others copy or zero each tap.
-void im2col(const Geometry& c, const int32_t* input, int g, int64_t r, int rb, int32_t* a) {
+void im2col(const Geometry& c, const int32_t* input, int offset, int64_t r, int rb, int32_t* a) {
   const int64_t image = int64_t{c.H} * c.W * c.words;
   int64_t b = r / (int64_t{c.ho} * c.wo);
   int oy = static_cast<int>(r / c.wo % c.ho), ox = static_cast<int>(r % c.wo);
@@ -96,7 +97,7 @@ void im2col(const Geometry& c, const int32_t* input, int g, int64_t r, int rb, i
   for (int i = 0; i < rb;) {
     // The pixels [ox, ox + run) of output row oy.
     const int run = std::min<int>(c.wo - ox, rb - i);
-    const int32_t* img = input + b * image + g * c.wg;
+    const int32_t* img = input + b * image + offset;
     const int in0 = std::min(std::max(c.x0, ox), ox + run);  // interior part of the run
     const int in1 = std::max(in0, std::min(c.x1, ox + run));
     int32_t* row0 = a + int64_t{i} * c.kw;  // pixel ox
@@ -174,29 +175,48 @@ void BConv2d::prepare(const BConv2dShape& shape, const int32_t* filter) {
   shape_ = shape;
   const BConv2dShape& s = shape_;
   const int groups = std::max(s.groups, 1);
+  const int mb = std::max(s.weight_bases, 1);
   const int og = s.channels_out / groups;
   const int wg = packed_words(s.channels_in / groups);
   const int taps = s.filter_height * s.filter_width;
   const int kw = taps * wg;
-  const int panels = num_panels(og);
+  const int gcols = mb * og;  // gemm columns of a group: [m][o']
+  const int columns = groups * gcols;
+  const int panels = num_panels(gcols);
   const size_t group_words = static_cast<size_t>(panels) * kw * kPanel;
+  // Filter rows in column order [g][m][o'] (the file's are [m][o]).
+  std::vector<int32_t> rows;
+  const int32_t* ordered = filter;
+  if (mb > 1 && groups > 1) {
+    rows.resize(static_cast<size_t>(columns) * kw);
+    for (int g = 0; g < groups; ++g) {
+      for (int m = 0; m < mb; ++m) {
+        for (int j = 0; j < og; ++j) {
+          const int32_t* src = filter + (int64_t{m} * s.channels_out + g * og + j) * kw;
+          std::copy(src, src + kw, rows.begin() + (int64_t{g} * gcols + m * og + j) * kw);
+        }
+      }
+    }
+    ordered = rows.data();
+  }
   filter_.clear();
   int32_t* packed = aligned_words(&filter_, group_words * groups);
   filter_offset_ = static_cast<size_t>(packed - filter_.data());
   for (int g = 0; g < groups; ++g) {
-    pack_panels(filter + int64_t{g} * og * kw, kw, og, kw, packed + g * group_words);
+    pack_panels(ordered + int64_t{g} * gcols * kw, kw, gcols, kw, packed + g * group_words);
   }
   tap_sums_.clear();
   if (s.pad_values == 0) {
-    // popcount of each (tap, output channel)'s filter words.
-    tap_sums_.assign(static_cast<size_t>(taps) * s.channels_out, 0);
-    for (int o = 0; o < s.channels_out; ++o) {
+    // popcount of each (tap, column)'s filter words.
+    tap_sums_.assign(static_cast<size_t>(taps) * columns, 0);
+    for (int o = 0; o < columns; ++o) {
       for (int t = 0; t < taps; ++t) {
         int32_t pc = 0;
         for (int w = 0; w < wg; ++w) {
-          pc += __builtin_popcount(static_cast<uint32_t>(filter[(int64_t{o} * taps + t) * wg + w]));
+          pc +=
+              __builtin_popcount(static_cast<uint32_t>(ordered[(int64_t{o} * taps + t) * wg + w]));
         }
-        tap_sums_[static_cast<size_t>(t) * s.channels_out + o] = pc;
+        tap_sums_[static_cast<size_t>(t) * columns + o] = pc;
       }
     }
   }
@@ -209,26 +229,33 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
   if (rows <= 0 || s.channels_out <= 0) return;
   const Kernels& kernels = active_kernels();
   const int groups = std::max(s.groups, 1);
-  const int n = s.channels_out;
-  const int og = n / groups;
+  const bool plain = transform.is_plain() && s.weight_bases <= 1;
+  const int nb = plain ? 1 : std::max(s.input_bases, 1);
+  const int mb = std::max(s.weight_bases, 1);
+  const int channels = s.channels_out;
+  const int og = channels / groups;
+  const int gcols = mb * og;     // gemm columns of a group
+  const int n = groups * gcols;  // columns of a row of counts
   const int cg = s.channels_in / groups;
   const int wg = packed_words(cg);
-  const int words = packed_words(s.channels_in);
+  const int basis_words = packed_words(s.channels_in);
+  const int words = nb * basis_words;  // per input pixel
   const int fh = s.filter_height, fw = s.filter_width;
   const int taps = fh * fw;
   const int kw = taps * wg;
   const int k_bits = taps * cg;
-  const int panels = num_panels(og);
+  const int panels = num_panels(gcols);
   const size_t group_words = static_cast<size_t>(panels) * kw * kPanel;
   const int32_t* filter = filter_.data() + filter_offset_;
-  const int64_t row_bytes = output_row_bytes(transform.type, n);
+  const int64_t row_bytes = transform_row_bytes(transform, channels);
   const int ho = s.out_height, wo = s.out_width;
   const int H = s.in_height, W = s.in_width;
   const int sh = s.stride_height, sw = s.stride_width;
   const int dh = s.dilation_height, dw = s.dilation_width;
   const int pt = s.pad_top, pl = s.pad_left;
   // 1x1, stride 1, no padding: the input rows are the gemm's A.
-  const bool direct = taps == 1 && sh == 1 && sw == 1 && ho == H && wo == W && pt == 0 && pl == 0;
+  const bool direct =
+      taps == 1 && nb == 1 && sh == 1 && sw == 1 && ho == H && wo == W && pt == 0 && pl == 0;
   const bool zero_pad = s.pad_values == 0 && !tap_sums_.empty();
 
   // Output pixels [y0, y1) x [x0, x1) see no padding.
@@ -251,14 +278,15 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
   // (~16 KiB: the output transform reads them back) unless that leaves
   // fewer than 64 rows (the gemm kernels prefer tall blocks), counts <= 128 KiB.
   int64_t block = 16384 / (4 * std::max(kw, 1));
-  block = std::min<int64_t>(block, std::max<int64_t>(64, 4096 / n));
-  block = std::min<int64_t>(block, 32768 / n);
+  block = std::min<int64_t>(block, std::max<int64_t>(64, 4096 / (n * nb)));
+  block = std::min<int64_t>(block, 32768 / (n * nb));
   block = std::max<int64_t>(8, std::min<int64_t>(block, 512)) / 8 * 8;
   block = std::min(block, round_up(rows, 8));
-  const double work = static_cast<double>(rows) * n * kw;
+  const double work = static_cast<double>(rows) * n * nb * kw;
   const int threads = useful_threads(num_threads, work, (rows + 7) / 8);
   const size_t a_words = direct ? 0 : static_cast<size_t>(round_up(block * kw, kAlignWords));
-  const size_t c_words = static_cast<size_t>(round_up(block * n, kAlignWords));
+  const int64_t basis_stride = block * n;  // counts of one input basis
+  const size_t c_words = static_cast<size_t>(round_up(basis_stride * nb, kAlignWords));
   const size_t k_words = static_cast<size_t>(round_up(block, kAlignWords));
   const size_t per_thread = a_words + c_words + k_words;
   int32_t* scratch = aligned_words(&scratch_, per_thread * threads);
@@ -269,22 +297,26 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
     int32_t* row_k = counts + c_words;
     for (int64_t r = r0; r < r1; r += block) {
       const int rb = static_cast<int>(std::min(block, r1 - r));
-      for (int g = 0; g < groups; ++g) {
-        const int32_t* a;
-        int64_t lda;
-        if (direct) {
-          a = input + r * words + g * wg;
-          lda = words;
-        } else {
-          im2col(geo, input, g, r, rb, a_block);
-          a = a_block;
-          lda = kw;
-        }
-        const int32_t* gf = filter + g * group_words;
-        for (int p = 0; p < panels; ++p) {
-          const int c = p * kPanel;
-          kernels.gemm_panel(a, lda, rb, gf + int64_t{p} * kw * kPanel, kw, counts + g * og + c, n,
-                             std::min(kPanel, og - c));
+      for (int bi = 0; bi < nb; ++bi) {
+        for (int g = 0; g < groups; ++g) {
+          const int offset = bi * basis_words + g * wg;
+          const int32_t* a;
+          int64_t lda;
+          if (direct) {
+            a = input + r * words + offset;
+            lda = words;
+          } else {
+            im2col(geo, input, offset, r, rb, a_block);
+            a = a_block;
+            lda = kw;
+          }
+          const int32_t* gf = filter + g * group_words;
+          int32_t* gc = counts + bi * basis_stride + g * gcols;
+          for (int p = 0; p < panels; ++p) {
+            const int c = p * kPanel;
+            kernels.gemm_panel(a, lda, rb, gf + int64_t{p} * kw * kPanel, kw, gc + c, n,
+                               std::min(kPanel, gcols - c));
+          }
         }
       }
       const int32_t* rk = nullptr;
@@ -293,14 +325,16 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
         for (int i = 0; i < rb; ++i) {
           int k = k_bits;
           if (!(oy >= y0 && oy < y1 && ox >= x0 && ox < x1)) {
-            int32_t* cnt = counts + int64_t{i} * n;
             for (int ky = 0; ky < fh; ++ky) {
               const int iy = oy * sh - pt + ky * dh;
               for (int kx = 0; kx < fw; ++kx) {
                 const int ix = ox * sw - pl + kx * dw;
                 if (iy >= 0 && iy < H && ix >= 0 && ix < W) continue;
                 const int32_t* pc = tap_sums_.data() + int64_t{ky * fw + kx} * n;
-                for (int o = 0; o < n; ++o) cnt[o] -= pc[o];
+                for (int bi = 0; bi < nb; ++bi) {
+                  int32_t* cnt = counts + bi * basis_stride + int64_t{i} * n;
+                  for (int o = 0; o < n; ++o) cnt[o] -= pc[o];
+                }
                 k -= cg;
               }
             }
@@ -313,8 +347,13 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
         }
         rk = row_k;
       }
-      kernels.output_transform(counts, n, rb, 0, n, k_bits, rk, transform,
-                               static_cast<char*>(output) + r * row_bytes, n);
+      char* out = static_cast<char*>(output) + r * row_bytes;
+      if (plain) {
+        kernels.output_transform(counts, n, rb, 0, n, k_bits, rk, transform, out, n);
+      } else {
+        multi_basis_transform(counts, n, basis_stride, rb, groups, channels, k_bits, rk, transform,
+                              out);
+      }
     }
   };
 

@@ -22,15 +22,17 @@ int64_t block_rows(int kw, int columns) {
 
 }  // namespace
 
-void BDense::prepare(const int32_t* weights, int out_features, int in_features) {
+void BDense::prepare(const int32_t* weights, int out_features, int in_features, int weight_bases) {
   out_features_ = out_features;
   in_features_ = in_features;
+  weight_bases_ = weight_bases;
   const int kw = packed_words(in_features);
-  const size_t words = static_cast<size_t>(num_panels(out_features)) * kw * kPanel;
+  const int columns = weight_bases * out_features;  // [m][o]
+  const size_t words = static_cast<size_t>(num_panels(columns)) * kw * kPanel;
   weights_.clear();
   int32_t* panels = aligned_words(&weights_, words);
   weights_offset_ = static_cast<size_t>(panels - weights_.data());
-  pack_panels(weights, kw, out_features, kw, panels);
+  pack_panels(weights, kw, columns, kw, panels);
 }
 
 void BDense::run(const int32_t* input, int64_t rows, const OutputTransform& transform, void* output,
@@ -38,38 +40,54 @@ void BDense::run(const int32_t* input, int64_t rows, const OutputTransform& tran
   if (rows <= 0 || out_features_ <= 0) return;
   const Kernels& kernels = active_kernels();
   const int n = out_features_;
+  const bool plain = transform.is_plain() && weight_bases_ == 1;
+  const int nb = plain ? 1 : transform.input_bases;
+  const int columns = weight_bases_ * n;  // [m][o]
   const int kw = packed_words(in_features_);
-  const int panels = num_panels(n);
+  const int64_t lda = int64_t{nb} * kw;  // input words per row
+  const int panels = num_panels(columns);
   const int32_t* weights = weights_.data() + weights_offset_;
-  const int64_t row_bytes = output_row_bytes(transform.type, n);
+  const int64_t row_bytes = transform_row_bytes(transform, n);
 
   // Threads take column panels (each reads only its share of the weights,
-  // the larger operand unless the batch is large), else rows.
-  const double work = static_cast<double>(rows) * n * kw;
+  // the larger operand unless the batch is large), else rows. A multi-basis
+  // transform needs every column of a row: rows.
+  const double work = static_cast<double>(rows) * columns * kw * nb;
   int threads = useful_threads(num_threads, work, std::max<int64_t>(rows / 8, panels));
-  const bool split_rows = panels < threads || rows >= int64_t{16} * n;
+  const bool split_rows = !plain || panels < threads || rows >= int64_t{16} * n;
   if (!split_rows) threads = std::min(threads, panels);
-  const int64_t block =
-      std::min<int64_t>(block_rows(kw, split_rows ? n : (panels + threads - 1) / threads * kPanel),
-                        round_up(rows, 8));
   const int64_t ldc = int64_t{panels} * kPanel;
-  const size_t per_thread = static_cast<size_t>(round_up(block * ldc, kAlignWords));
+  const int64_t block =
+      std::min<int64_t>(block_rows(kw, split_rows ? static_cast<int>(ldc * nb)
+                                                  : (panels + threads - 1) / threads * kPanel),
+                        round_up(rows, 8));
+  const int64_t basis_stride = block * ldc;  // counts of one input basis
+  const size_t per_thread = static_cast<size_t>(round_up(basis_stride * nb, kAlignWords));
   int32_t* scratch = aligned_words(&scratch_, per_thread * threads);
 
   auto task = [&](int64_t r0, int64_t r1, int64_t p0, int64_t p1, int thread) {
     int32_t* counts = scratch + per_thread * thread;
     const int col0 = static_cast<int>(p0 * kPanel);
-    const int ncols = static_cast<int>(std::min<int64_t>(n, p1 * kPanel)) - col0;
+    const int ncols = static_cast<int>(std::min<int64_t>(columns, p1 * kPanel)) - col0;
     for (int64_t r = r0; r < r1; r += block) {
       const int rb = static_cast<int>(std::min(block, r1 - r));
-      const int32_t* a = input + r * kw;
-      for (int64_t p = p0; p < p1; ++p) {
-        const int c = static_cast<int>(p * kPanel);
-        kernels.gemm_panel(a, kw, rb, weights + p * kw * kPanel, kw, counts + (c - col0), ldc,
-                           std::min(kPanel, n - c));
+      for (int b = 0; b < nb; ++b) {
+        const int32_t* a = input + r * lda + int64_t{b} * kw;
+        for (int64_t p = p0; p < p1; ++p) {
+          const int c = static_cast<int>(p * kPanel);
+          kernels.gemm_panel(a, lda, rb, weights + p * kw * kPanel, kw,
+                             counts + b * basis_stride + (c - col0), ldc,
+                             std::min(kPanel, columns - c));
+        }
       }
-      kernels.output_transform(counts, ldc, rb, col0, ncols, in_features_, nullptr, transform,
-                               static_cast<char*>(output) + r * row_bytes, n);
+      char* out = static_cast<char*>(output) + r * row_bytes;
+      if (plain) {
+        kernels.output_transform(counts, ldc, rb, col0, ncols, in_features_, nullptr, transform,
+                                 out, n);
+      } else {
+        multi_basis_transform(counts, ldc, basis_stride, rb, 1, n, in_features_, nullptr, transform,
+                              out);
+      }
     }
   };
   if (split_rows) {

@@ -31,6 +31,14 @@ void bitpack_float(const float* in, int64_t rows, int channels, int32_t* out);
 void bitpack_int8(const int8_t* in, int64_t rows, int channels, int32_t zero_point, int32_t* out);
 // rows x packed_words(channels) -> rows x channels of +-1.0f.
 void unpack_float(const int32_t* in, int64_t rows, int channels, float* out);
+// Multi-threshold bitpacking (multi-basis inputs): rows x channels -> rows x
+// (n x packed_words(channels)); basis i is the words [i W, (i + 1) W) of a
+// row, bit 1 where x < thresholds[i]. int8 input: x = float(q - zero_point)
+// * scale.
+void bitpack_float_thresholds(const float* in, int64_t rows, int channels, const float* thresholds,
+                              int n, int32_t* out);
+void bitpack_int8_thresholds(const int8_t* in, int64_t rows, int channels, float scale,
+                             int32_t zero_point, const float* thresholds, int n, int32_t* out);
 
 // ---- output transform ----------------------------------------------------
 enum class OutputType { kFloat = 0, kInt8 = 1, kBitpacked = 2 };
@@ -43,12 +51,37 @@ struct OutputTransform {
   OutputType type = OutputType::kFloat;
   float int8_scale = 1.0f;  // only for kInt8
   int32_t int8_zero_point = 0;
+  // Multi-basis layers (docs/lite_ops.md): the input holds `input_bases` (N)
+  // bitpacked bases per row, the weights `weight_bases` (M) bases of the
+  // output channels; multiplier is [N][M][channels_out] and the N x M dot
+  // products of a channel are summed in float32, n then m:
+  //   acc = sum_(n,m) float32(dot_nm) * multiplier[n][m][o];  y = acc + bias[o]
+  int input_bases = 1, weight_bases = 1;
+  // Bitpacked output only: `num_thresholds` output bases, basis i with bit 1
+  // where y < thresholds[i] (none: one basis, y < 0).
+  const float* thresholds = nullptr;
+  int num_thresholds = 0;
+  // True when the transform is the one of a single-basis op with at most one
+  // output threshold (the vectorized kernels of the ISA table run it).
+  bool is_plain() const {
+    return input_bases == 1 && weight_bases == 1 && (thresholds == nullptr || num_thresholds == 1);
+  }
 };
+
+// The bitpacked output's threshold of a plain transform: bit where y < it.
+inline float bitpack_threshold(const OutputTransform& t) {
+  return t.thresholds != nullptr ? t.thresholds[0] : 0.0f;
+}
+
+// Bytes of one output row (pixel) of `channels` output channels.
+int64_t transform_row_bytes(const OutputTransform& t, int channels);
 
 // ---- binary dense --------------------------------------------------------
 // input: rows x packed_words(in_features); weights: out_features x
 // packed_words(in_features). Output rows x out_features (float or int8) or
-// rows x packed_words(out_features) int32 (bitpacked).
+// rows x packed_words(out_features) int32 (bitpacked). Multi-basis
+// (transform.input_bases N, weight_bases M, BDense only): input rows of N x
+// packed_words(in_features) words, weights M x out_features rows.
 void bdense(const int32_t* input, int64_t rows, const int32_t* weights, int out_features,
             int in_features, const OutputTransform& transform, void* output, int num_threads);
 
@@ -60,7 +93,8 @@ void bdense(const int32_t* input, int64_t rows, const int32_t* weights, int out_
 class BDense {
  public:
   // weights: out_features x packed_words(in_features), int32.
-  void prepare(const int32_t* weights, int out_features, int in_features);
+  // Multi-basis: `weight_bases` x out_features rows, basis-major.
+  void prepare(const int32_t* weights, int out_features, int in_features, int weight_bases = 1);
   // As bdense(): input rows x packed_words(in_features).
   void run(const int32_t* input, int64_t rows, const OutputTransform& transform, void* output,
            int num_threads);
@@ -68,7 +102,7 @@ class BDense {
   int in_features() const { return in_features_; }
 
  private:
-  int out_features_ = 0, in_features_ = 0;
+  int out_features_ = 0, in_features_ = 0, weight_bases_ = 1;
   size_t weights_offset_ = 0;     // words before the aligned panels
   std::vector<int32_t> weights_;  // kernel-ready layout
   std::vector<int32_t> scratch_;
@@ -84,6 +118,10 @@ struct BConv2dShape {
   int dilation_height = 1, dilation_width = 1;
   Padding padding = Padding::kValid;
   int pad_values = 1;  // 1: padding pixels are +1; 0: they are zero
+  // Multi-basis: N bitpacked input bases per pixel (N x
+  // packed_words(channels_in) words), M filter bases (M x channels_out
+  // filter rows, basis-major); must match the transform's.
+  int input_bases = 1, weight_bases = 1;
   // Derived by compute_conv_geometry():
   int out_height = 0, out_width = 0, pad_top = 0, pad_left = 0;
 };
@@ -96,18 +134,19 @@ void compute_conv_geometry(BConv2dShape* shape);
 // sums for pad_values = 0) and scratch space.
 class BConv2d {
  public:
-  // filter: channels_out x filter_height x filter_width x
+  // filter: (weight_bases x channels_out) x filter_height x filter_width x
   // packed_words(channels_in / groups), int32. `shape` must already have its
   // geometry computed.
   void prepare(const BConv2dShape& shape, const int32_t* filter);
-  // input: batch x in_height x in_width x packed_words(channels_in).
+  // input: batch x in_height x in_width x (input_bases x
+  // packed_words(channels_in)).
   void run(const int32_t* input, const OutputTransform& transform, void* output, int num_threads);
   const BConv2dShape& shape() const { return shape_; }
 
  private:
   BConv2dShape shape_;
   std::vector<int32_t> filter_;    // kernel-ready layout
-  std::vector<int32_t> tap_sums_;  // popcount per [tap][channels_out], pad_values=0
+  std::vector<int32_t> tap_sums_;  // popcount per [tap][column], pad_values=0
   std::vector<int32_t> scratch_;
   size_t filter_offset_ = 0;  // words before the aligned panels
 };

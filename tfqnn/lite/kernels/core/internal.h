@@ -43,6 +43,9 @@ using OutputTransformFn = void (*)(const int32_t* counts, int64_t ld_counts, int
 using BitpackFloatFn = void (*)(const float*, int64_t, int, int32_t*);
 using BitpackInt8Fn = void (*)(const int8_t*, int64_t, int, int32_t, int32_t*);
 using UnpackFloatFn = void (*)(const int32_t*, int64_t, int, float*);
+// One term of the multi-basis transform (accumulate_term below).
+using AccumulateFn = void (*)(const int32_t* counts, int k, const float* mult, int n, bool first,
+                              float* y);
 
 struct Kernels {
   GemmPanelFn gemm_panel;
@@ -50,6 +53,7 @@ struct Kernels {
   BitpackFloatFn bitpack_float;
   BitpackInt8Fn bitpack_int8;
   UnpackFloatFn unpack_float;
+  AccumulateFn accumulate;  // a term of the multi-basis transform (accumulate_term)
 };
 
 // The kernels of the active ISA.
@@ -62,7 +66,10 @@ void output_transform_scalar(const int32_t*, int64_t, int, int, int, int, const 
 void bitpack_float_scalar(const float*, int64_t, int, int32_t*);
 void bitpack_int8_scalar(const int8_t*, int64_t, int, int32_t, int32_t*);
 void unpack_float_scalar(const int32_t*, int64_t, int, float*);
+void accumulate_scalar(const int32_t*, int, const float*, int, bool, float*);
 #if defined(__x86_64__)
+void accumulate_avx2(const int32_t*, int, const float*, int, bool, float*);
+void accumulate_avx512(const int32_t*, int, const float*, int, bool, float*);
 void output_transform_avx2(const int32_t*, int64_t, int, int, int, int, const int32_t*,
                            const OutputTransform&, void*, int);
 void output_transform_avx512(const int32_t*, int64_t, int, int, int, int, const int32_t*,
@@ -80,6 +87,7 @@ void output_transform_neon(const int32_t*, int64_t, int, int, int, int, const in
 void bitpack_float_neon(const float*, int64_t, int, int32_t*);
 void bitpack_int8_neon(const int8_t*, int64_t, int, int32_t, int32_t*);
 void unpack_float_neon(const int32_t*, int64_t, int, float*);
+void accumulate_neon(const int32_t*, int, const float*, int, bool, float*);
 #endif
 
 // Bytes of one output row of `columns` output channels.
@@ -154,6 +162,32 @@ int8_t quantize_int8(float y, float scale, int32_t zero_point);
 // to col0; a multiple of 32 when bitpacked), with that row's K.
 void output_transform_row_scalar(const int32_t* cnt, int j0, int col0, int ncols, int k,
                                  const OutputTransform& t, void* out_row);
+
+// ---- multi-basis output transform (multi_basis.cc) --------------------------
+// The transform of `rows` rows when !t.is_plain(): counts of input basis n
+// at counts + n * basis_stride, row r at r * ld_counts; within a row the
+// columns are grouped [g][m][o'] (o = g * og + o', og = channels / groups;
+// groups = 1: column m * channels + o). Writes transform_row_bytes() per row.
+void multi_basis_transform(const int32_t* counts, int64_t ld_counts, int64_t basis_stride, int rows,
+                           int groups, int channels, int k, const int32_t* row_k,
+                           const OutputTransform& t, void* out);
+
+// One term of the multi-basis transform over n channels (the loop every ISA
+// compiles, vectorized for its registers): y[j] = p[j] (kFirst) or y[j] +
+// p[j], with p[j] = float32(k - 2 counts[j]) * mult[j], each step rounded.
+template <bool kFirst>
+__attribute__((always_inline)) inline void accumulate_term(const int32_t* __restrict counts, int k,
+                                                           const float* __restrict mult, int n,
+                                                           float* __restrict y) {
+  for (int j = 0; j < n; ++j) {
+    const float p = static_cast<float>(k - 2 * counts[j]) * mult[j];
+    if (kFirst) {
+      y[j] = p;
+    } else {
+      y[j] = y[j] + p;
+    }
+  }
+}
 
 // ---- threads -----------------------------------------------------------------
 // Runs fn(begin, end, thread_index) on [0, n) cut into at most `num_threads`

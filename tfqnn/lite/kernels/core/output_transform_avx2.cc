@@ -21,6 +21,7 @@ namespace {
 
 struct Avx2Consts {
   __m256 lo, hi, scale, half, one, sign, rmin, rmax;
+  __m256 below;  // bitpacked: bit where y < below (docs/lite_ops.md)
   __m256i zp, qmin, qmax;
 };
 
@@ -69,7 +70,7 @@ TFQNN_AVX2 void avx2_chunks(const int32_t* counts, int64_t ld_counts, int rows, 
   }
   const __m256 lo = c.lo, hi = c.hi;
   const __m256i perm = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);
-  const __m256 zero = _mm256_setzero_ps();
+  const __m256 below = c.below;
   const __m256i kk = _mm256_set1_epi32(k);
   const int32_t* cnt_row = counts + j0;
   char* o_row = out + output_bytes<kType>(int64_t{col0} + j0);
@@ -105,7 +106,7 @@ TFQNN_AVX2 void avx2_chunks(const int32_t* counts, int64_t ld_counts, int rows, 
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) {
           const __m256 y = avx2_affine<kClamp>(cnt + 8 * v, m[v], b[v], k2, lo, hi);
-          bits |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(y, zero, _CMP_LT_OQ)))
+          bits |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(y, below, _CMP_LT_OQ)))
                   << (8 * v);
         }
         *reinterpret_cast<int32_t*>(o) = static_cast<int32_t>(bits);
@@ -178,6 +179,7 @@ TFQNN_AVX2 void output_transform_avx2(const int32_t* counts, int64_t ld_counts, 
                                       const OutputTransform& t, void* out, int out_columns) {
   Avx2Consts c;
   c.lo = _mm256_set1_ps(t.clamp_min);
+  c.below = _mm256_set1_ps(bitpack_threshold(t));
   c.hi = _mm256_set1_ps(t.clamp_max);
   c.scale = _mm256_set1_ps(t.int8_scale);
   c.half = _mm256_set1_ps(0.5f);
@@ -205,6 +207,15 @@ TFQNN_AVX2 void output_transform_avx2(const int32_t* counts, int64_t ld_counts, 
       avx2_type<OutputType::kBitpacked>(counts, ld_counts, rows, col0, ncols, k, row_k, mult, bias,
                                         c, t, o, row_bytes);
       break;
+  }
+}
+
+TFQNN_AVX2 void accumulate_avx2(const int32_t* counts, int k, const float* mult, int n, bool first,
+                                float* y) {
+  if (first) {
+    accumulate_term<true>(counts, k, mult, n, y);
+  } else {
+    accumulate_term<false>(counts, k, mult, n, y);
   }
 }
 

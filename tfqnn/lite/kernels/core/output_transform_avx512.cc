@@ -18,6 +18,7 @@ namespace {
 
 struct Avx512Consts {
   __m512 lo, hi, scale, half, one, sign, rmin, rmax;
+  __m512 below;  // bitpacked: bit where y < below (docs/lite_ops.md)
   __m512i zp, qmin, qmax;
 };
 
@@ -73,7 +74,7 @@ TFQNN_AVX512 void avx512_chunks(const int32_t* counts, int64_t ld_counts, int ro
     }
   }
   const __m512 lo = c.lo, hi = c.hi;
-  const __m512 zero = _mm512_setzero_ps();
+  const __m512 below = c.below;
   const __m512 kk = _mm512_set1_ps(static_cast<float>(k));
   const int32_t* cnt_row = counts + j0;
   char* o_row = out + output_bytes<kType>(int64_t{col0} + j0);
@@ -101,8 +102,8 @@ TFQNN_AVX512 void avx512_chunks(const int32_t* counts, int64_t ld_counts, int ro
           }
           const __m512 y0 = avx512_affine<kClamp>(n0, m[2 * w], b[2 * w], k2, lo, hi);
           const __m512 y1 = avx512_affine<kClamp>(n1, m[2 * w + 1], b[2 * w + 1], k2, lo, hi);
-          const uint32_t l = _mm512_mask_cmp_ps_mask(mask[2 * w], y0, zero, _CMP_LT_OQ);
-          const uint32_t h = _mm512_mask_cmp_ps_mask(mask[2 * w + 1], y1, zero, _CMP_LT_OQ);
+          const uint32_t l = _mm512_mask_cmp_ps_mask(mask[2 * w], y0, below, _CMP_LT_OQ);
+          const uint32_t h = _mm512_mask_cmp_ps_mask(mask[2 * w + 1], y1, below, _CMP_LT_OQ);
           reinterpret_cast<int32_t*>(o)[w] = static_cast<int32_t>(l | (h << 16));
         }
         continue;
@@ -212,6 +213,7 @@ TFQNN_AVX512 void output_transform_avx512(const int32_t* counts, int64_t ld_coun
   }
   Avx512Consts c;
   c.lo = _mm512_set1_ps(t.clamp_min);
+  c.below = _mm512_set1_ps(bitpack_threshold(t));
   c.hi = _mm512_set1_ps(t.clamp_max);
   c.scale = _mm512_set1_ps(t.int8_scale);
   c.half = _mm512_set1_ps(0.5f);
@@ -239,6 +241,15 @@ TFQNN_AVX512 void output_transform_avx512(const int32_t* counts, int64_t ld_coun
       avx512_type<OutputType::kBitpacked>(counts, ld_counts, rows, col0, ncols, k, row_k, mult,
                                           bias, c, t, o, row_bytes);
       break;
+  }
+}
+
+TFQNN_AVX512 void accumulate_avx512(const int32_t* counts, int k, const float* mult, int n,
+                                    bool first, float* y) {
+  if (first) {
+    accumulate_term<true>(counts, k, mult, n, y);
+  } else {
+    accumulate_term<false>(counts, k, mult, n, y);
   }
 }
 

@@ -77,13 +77,14 @@ void neon_rows(const int32_t* counts, int64_t ld_counts, int rows, int col0, int
       }
     } else {
       int32_t* o = reinterpret_cast<int32_t*>(out_row) + col0 / 32;
-      const float32x4_t zero = vdupq_n_f32(0.0f);
+      const float below = bitpack_threshold(t);
+      const float32x4_t below4 = vdupq_n_f32(below);
       for (; j + 32 <= ncols; j += 32) {
         uint32x4_t mask[8];
 #pragma GCC unroll 8
         for (int v = 0; v < 8; ++v) {
           const int i = j + 4 * v;
-          mask[v] = vcltq_f32(affine4(cnt + i, mult + i, bias + i, k4, c), zero);
+          mask[v] = vcltq_f32(affine4(cnt + i, mult + i, bias + i, k4, c), below4);
         }
         o[j / 32] = static_cast<int32_t>(movemask32(mask));
       }
@@ -92,7 +93,7 @@ void neon_rows(const int32_t* counts, int64_t ld_counts, int rows, int col0, int
         for (int i = 0; j + i < ncols; ++i) {
           const float y =
               affine_clamp(kr - 2 * cnt[j + i], mult[j + i], bias[j + i], t.clamp_min, t.clamp_max);
-          bits |= uint32_t{y < 0.0f} << i;
+          bits |= uint32_t{y < below} << i;
         }
         o[j / 32] = static_cast<int32_t>(bits);
       }
@@ -127,6 +128,14 @@ void output_transform_neon(const int32_t* counts, int64_t ld_counts, int rows, i
       neon_rows<OutputType::kBitpacked>(counts, ld_counts, rows, col0, ncols, k, row_k, t, c, o,
                                         row_bytes);
       break;
+  }
+}
+
+void accumulate_neon(const int32_t* counts, int k, const float* mult, int n, bool first, float* y) {
+  if (first) {
+    accumulate_term<true>(counts, k, mult, n, y);
+  } else {
+    accumulate_term<false>(counts, k, mult, n, y);
   }
 }
 

@@ -49,13 +49,14 @@ void output_transform_row_scalar(const int32_t* cnt, int j0, int col0, int ncols
     }
     case OutputType::kBitpacked: {
       int32_t* o = static_cast<int32_t*>(out_row) + col0 / 32;
+      const float below = bitpack_threshold(t);
       for (int w0 = j0; w0 < ncols; w0 += 32) {
         const int n = ncols - w0 < 32 ? ncols - w0 : 32;
         uint32_t bits = 0;
         for (int i = 0; i < n; ++i) {
           const int j = w0 + i;
           const float y = affine_clamp(k - 2 * cnt[j], mult[j], bias[j], t.clamp_min, t.clamp_max);
-          bits |= uint32_t{y < 0.0f} << i;
+          bits |= uint32_t{y < below} << i;
         }
         o[w0 / 32] = static_cast<int32_t>(bits);
       }
@@ -71,6 +72,15 @@ void output_transform_scalar(const int32_t* counts, int64_t ld_counts, int rows,
   for (int r = 0; r < rows; ++r) {
     output_transform_row_scalar(counts + r * ld_counts, 0, col0, ncols, row_k ? row_k[r] : k, t,
                                 static_cast<char*>(out) + r * row_bytes);
+  }
+}
+
+void accumulate_scalar(const int32_t* counts, int k, const float* mult, int n, bool first,
+                       float* y) {
+  if (first) {
+    accumulate_term<true>(counts, k, mult, n, y);
+  } else {
+    accumulate_term<false>(counts, k, mult, n, y);
   }
 }
 

@@ -19,10 +19,11 @@ namespace {
 class Bconv2d : public Op {
  protected:
   std::string do_init(const uint8_t* data, size_t size) override {
-    TFQNN_TRY(options_.parse(data, size,
-                             {"channels_in", "groups", "stride_height", "stride_width",
-                              "dilation_height_factor", "dilation_width_factor", "padding",
-                              "pad_values", "output_type", "clamp_min", "clamp_max"}));
+    TFQNN_TRY(
+        options_.parse(data, size,
+                       {"channels_in", "groups", "stride_height", "stride_width",
+                        "dilation_height_factor", "dilation_width_factor", "padding", "pad_values",
+                        "output_type", "clamp_min", "clamp_max", "input_bases", "weight_bases"}));
     const Options& o = options_;
     TFQNN_TRY(o.get_int("channels_in", 1, kMaxDim, &shape_.channels_in, true));
     TFQNN_TRY(o.get_int("groups", 1, kMaxDim, &shape_.groups, false, 1));
@@ -44,27 +45,37 @@ class Bconv2d : public Op {
   }
   std::string do_prepare(TfLiteContext* context, const NodeTensors& node) override {
     Tensors ts(context, node);
-    TFQNN_TRY(ts.check_counts(4, 1));
+    TFQNN_TRY(ts.check_counts(ts.num_inputs() == 5 ? 5 : 4, 1));
+    const TransformOptions& to = transform_options_;
     std::vector<int> in, f;
     TFQNN_TRY(check_tensor(ts.input(0), "input", kTfLiteInt32, 4, &in));
-    if (in[3] != core::packed_words(shape_.channels_in)) {
-      return "input must have " + str(core::packed_words(shape_.channels_in)) +
-             " words per pixel for channels_in=" + str(shape_.channels_in) + ", got " + str(in[3]);
+    const int pixel_words = core::packed_words(shape_.channels_in) * to.input_bases;
+    if (in[3] != pixel_words) {
+      return "input must have " + str(pixel_words) +
+             " words per pixel for channels_in=" + str(shape_.channels_in) +
+             " and input_bases=" + str(to.input_bases) + ", got " + str(in[3]);
     }
     TFQNN_TRY(check_tensor(ts.input(1), "filter", kTfLiteInt32, 4, &f));
     const int group_words = core::packed_words(shape_.channels_in / shape_.groups);
     if (f[3] != group_words) {
       return "filter must have " + str(group_words) + " words per tap, got " + str(f[3]);
     }
-    if (f[0] % shape_.groups != 0) return "output channels must be a multiple of groups";
+    if (f[0] % to.weight_bases != 0) {
+      return "filter must have a multiple of weight_bases=" + str(to.weight_bases) + " rows";
+    }
+    const int channels_out = f[0] / to.weight_bases;
+    if (channels_out % shape_.groups != 0) return "output channels must be a multiple of groups";
     TFQNN_TRY(check_constant(ts.input(1), "filter", f));
-    TFQNN_TRY(check_affine(ts, 2, f[0]));
-    TFQNN_TRY(transform_options_.make(ts.output(0), ts.input(2), ts.input(3), &transform_));
+    TFQNN_TRY(transform_options_.check_multi_basis(ts, ts.num_inputs(), channels_out));
+    TFQNN_TRY(transform_options_.make(ts.output(0), ts.input(2), ts.input(3), &transform_,
+                                      ts.num_inputs() == 5 ? ts.input(4) : nullptr));
     core::BConv2dShape s = shape_;
     s.batch = in[0];
     s.in_height = in[1];
     s.in_width = in[2];
-    s.channels_out = f[0];
+    s.channels_out = channels_out;
+    s.input_bases = to.input_bases;
+    s.weight_bases = to.weight_bases;
     s.filter_height = f[1];
     s.filter_width = f[2];
     // Effective filter extent, in int64 so huge dilations cannot overflow.

@@ -19,31 +19,41 @@ namespace {
 class Bdense : public Op {
  protected:
   std::string do_init(const uint8_t* data, size_t size) override {
-    TFQNN_TRY(options_.parse(data, size, {"in_features", "output_type", "clamp_min", "clamp_max"}));
+    TFQNN_TRY(options_.parse(
+        data, size,
+        {"in_features", "output_type", "clamp_min", "clamp_max", "input_bases", "weight_bases"}));
     TFQNN_TRY(options_.get_int("in_features", 1, kMaxDim, &in_features_, true));
     return transform_options_.read(options_);
   }
   std::string do_prepare(TfLiteContext* context, const NodeTensors& node) override {
     Tensors ts(context, node);
-    TFQNN_TRY(ts.check_counts(4, 1));
-    const int words = core::packed_words(in_features_);
+    TFQNN_TRY(ts.check_counts(ts.num_inputs() == 5 ? 5 : 4, 1));
+    const TransformOptions& to = transform_options_;
+    const int words = core::packed_words(in_features_) * to.input_bases;
     std::vector<int> w_dims;
     TFQNN_TRY(check_tensor(ts.input(0), "input", kTfLiteInt32, -1, &in_dims_));
     if (in_dims_.back() != words) {
       return "input's last dimension must be " + str(words) +
-             " words for in_features=" + str(in_features_) + ", got " + str(in_dims_.back());
+             " words for in_features=" + str(in_features_) +
+             " and input_bases=" + str(to.input_bases) + ", got " + str(in_dims_.back());
     }
     TFQNN_TRY(check_tensor(ts.input(1), "weights", kTfLiteInt32, 2, &w_dims));
-    if (w_dims[1] != words) return "weights must have " + str(words) + " words per row";
+    const int row_words = core::packed_words(in_features_);
+    if (w_dims[1] != row_words) return "weights must have " + str(row_words) + " words per row";
+    if (w_dims[0] % to.weight_bases != 0) {
+      return "weights must have a multiple of weight_bases=" + str(to.weight_bases) + " rows";
+    }
     TFQNN_TRY(check_constant(ts.input(1), "weights", w_dims));
-    out_features_ = w_dims[0];
-    TFQNN_TRY(check_affine(ts, 2, out_features_));
-    TFQNN_TRY(transform_options_.make(ts.output(0), ts.input(2), ts.input(3), &transform_));
+    out_features_ = w_dims[0] / to.weight_bases;
+    TFQNN_TRY(transform_options_.check_multi_basis(ts, ts.num_inputs(), out_features_));
+    TFQNN_TRY(transform_options_.make(ts.output(0), ts.input(2), ts.input(3), &transform_,
+                                      ts.num_inputs() == 5 ? ts.input(4) : nullptr));
     std::vector<int> out = in_dims_;
     out.back() = transform_options_.output_channels(out_features_);
     if (elements(out) > kMaxElements) return "output is too large";
     if (resize(context, ts.output(0), out) != kTfLiteOk) return "cannot resize the output";
-    dense_.prepare(static_cast<const int32_t*>(ts.input(1)->data), out_features_, in_features_);
+    dense_.prepare(static_cast<const int32_t*>(ts.input(1)->data), out_features_, in_features_,
+                   to.weight_bases);
     return "";
   }
   void do_invoke(TfLiteContext* context, const NodeTensors& node) override {

@@ -1,5 +1,7 @@
-// TfqnnQuantize: bitpacks the last axis of a float32 or int8 tensor
-// (docs/lite_ops.md).
+// TfqnnQuantize: bitpacks the last axis of a float32 or int8 tensor; with a
+// second input, constant float32 thresholds [N], into N bases (bit 1 where
+// x < t_n), for multi-basis layers (docs/lite_ops.md).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -22,7 +24,11 @@ class Quantize : public Op {
   }
   std::string do_prepare(TfLiteContext* context, const NodeTensors& node) override {
     Tensors ts(context, node);
-    TFQNN_TRY(ts.check_counts(1, 1));
+    TFQNN_TRY(ts.check_counts(ts.num_inputs() == 2 ? 2 : 1, 1));
+    num_thresholds_ = 0;
+    if (ts.num_inputs() == 2) {
+      TFQNN_TRY(check_thresholds(ts.input(1), "thresholds", &num_thresholds_));
+    }
     const TfLiteTensor* in = ts.input(0);
     const int type = in->type == kTfLiteInt8 ? kTfLiteInt8 : kTfLiteFloat32;
     TFQNN_TRY(check_tensor(in, "input", type, -1, &in_dims_));
@@ -34,7 +40,8 @@ class Quantize : public Op {
     }
     if (ts.output(0)->type != kTfLiteInt32) return "output must be int32";
     out_dims_ = in_dims_;
-    out_dims_.back() = core::packed_words(in_dims_.back());
+    out_dims_.back() = core::packed_words(in_dims_.back()) * std::max(num_thresholds_, 1);
+    if (elements(out_dims_) > kMaxElements) return "output is too large";
     if (resize(context, ts.output(0), out_dims_) != kTfLiteOk) return "cannot resize the output";
     return "";
   }
@@ -44,7 +51,17 @@ class Quantize : public Op {
     const int channels = in_dims_.back();
     const int64_t rows = elements(in_dims_) / channels;
     auto* out = static_cast<int32_t*>(ts.output(0)->data);
-    if (in->type == kTfLiteInt8) {
+    if (num_thresholds_ > 0) {
+      const auto* t = static_cast<const float*>(ts.input(1)->data);
+      if (in->type == kTfLiteInt8) {
+        core::bitpack_int8_thresholds(static_cast<const int8_t*>(in->data), rows, channels,
+                                      in->params.scale, in->params.zero_point, t, num_thresholds_,
+                                      out);
+      } else {
+        core::bitpack_float_thresholds(static_cast<const float*>(in->data), rows, channels, t,
+                                       num_thresholds_, out);
+      }
+    } else if (in->type == kTfLiteInt8) {
       core::bitpack_int8(static_cast<const int8_t*>(in->data), rows, channels,
                          in->params.zero_point, out);
     } else {
@@ -55,6 +72,7 @@ class Quantize : public Op {
  private:
   Options options_;
   std::vector<int> in_dims_, out_dims_;
+  int num_thresholds_ = 0;
 };
 
 }  // namespace

@@ -171,11 +171,49 @@ std::string TransformOptions::read(const Options& o) {
   TFQNN_TRY(o.get_float("clamp_min", clamp_min, &clamp_min));
   TFQNN_TRY(o.get_float("clamp_max", clamp_max, &clamp_max));
   if (clamp_min > clamp_max) return "option 'clamp_min' is above 'clamp_max'";
+  TFQNN_TRY(o.get_int("input_bases", 1, kMaxBases, &input_bases, false, 1));
+  TFQNN_TRY(o.get_int("weight_bases", 1, kMaxBases, &weight_bases, false, 1));
+  return "";
+}
+
+std::string TransformOptions::check_multi_basis(const Tensors& ts, size_t inputs, int n) {
+  std::vector<int> d;
+  const int64_t terms = int64_t(input_bases) * weight_bases;
+  TFQNN_TRY(check_tensor(ts.input(2), "multiplier", kTfLiteFloat32, 1, &d));
+  if (d[0] != terms * n) {
+    return "multiplier must have shape [" + str(terms * n) + "] (input_bases x weight_bases x " +
+           str(n) + " channels), got [" + str(d[0]) + "]";
+  }
+  TFQNN_TRY(check_constant(ts.input(2), "multiplier", d));
+  TFQNN_TRY(check_tensor(ts.input(3), "bias", kTfLiteFloat32, 1, &d));
+  TFQNN_TRY(check_shape(d, {n}, "bias"));
+  TFQNN_TRY(check_constant(ts.input(3), "bias", d));
+  num_thresholds = 0;
+  if (inputs == 5) {
+    if (output_type != 2) return "output thresholds (a fifth input) need output_type 2";
+    TFQNN_TRY(check_thresholds(ts.input(4), "thresholds", &num_thresholds));
+  }
+  return "";
+}
+
+std::string check_thresholds(const TfLiteTensor* t, const char* what, int* count) {
+  std::vector<int> d;
+  TFQNN_TRY(check_tensor(t, what, kTfLiteFloat32, 1, &d));
+  TFQNN_TRY(check_constant(t, what, d));
+  if (d[0] > kMaxBases) {
+    return std::string(what) + " must have at most " + str(kMaxBases) + " values, got " + str(d[0]);
+  }
+  const float* v = static_cast<const float*>(t->data);
+  for (int i = 0; i < d[0]; ++i) {
+    if (std::isnan(v[i])) return std::string(what) + " must not be NaN";
+  }
+  *count = d[0];
   return "";
 }
 
 std::string TransformOptions::make(const TfLiteTensor* out, const TfLiteTensor* multiplier,
-                                   const TfLiteTensor* bias, core::OutputTransform* t) const {
+                                   const TfLiteTensor* bias, core::OutputTransform* t,
+                                   const TfLiteTensor* thresholds) const {
   if (out->type != output_tflite_type()) {
     return std::string("output must be ") + type_name(output_tflite_type()) + " for output_type " +
            str(output_type) + ", got " + type_name(out->type);
@@ -185,6 +223,10 @@ std::string TransformOptions::make(const TfLiteTensor* out, const TfLiteTensor* 
   t->clamp_min = clamp_min;
   t->clamp_max = clamp_max;
   t->type = static_cast<core::OutputType>(output_type);
+  t->input_bases = input_bases;
+  t->weight_bases = weight_bases;
+  t->thresholds = thresholds ? static_cast<const float*>(thresholds->data) : nullptr;
+  t->num_thresholds = thresholds ? num_thresholds : 0;
   if (output_type == 1) {
     const float s = out->params.scale;
     const int z = out->params.zero_point;

@@ -45,6 +45,7 @@ class Tensors {
   // `inputs` inputs and `outputs` outputs, valid indices, no output that is
   // also an input or a constant tensor.
   std::string check_counts(size_t inputs, size_t outputs) const;
+  size_t num_inputs() const { return node_.inputs.size(); }
   TfLiteTensor* input(int i) const { return &context_->tensors[node_.inputs[i]]; }
   TfLiteTensor* output(int i) const { return &context_->tensors[node_.outputs[i]]; }
 
@@ -88,25 +89,42 @@ class Options {
 // The option `padding` (1 SAME, 2 VALID) as the core's enum.
 core::Padding padding_of(int p);
 
-// Output transform options shared by Bdense and Bconv2d.
+// Most bases of a multi-basis op (input_bases, weight_bases, thresholds).
+constexpr int kMaxBases = 32;
+
+// Output transform options shared by Bdense and Bconv2d, with the
+// multi-basis options `input_bases` and `weight_bases` [1] and the count of
+// output thresholds (the optional fifth input).
 struct TransformOptions {
   int output_type = 0;
   float clamp_min = -std::numeric_limits<float>::infinity();
   float clamp_max = std::numeric_limits<float>::infinity();
+  int input_bases = 1, weight_bases = 1;
+  int num_thresholds = 0;  // set by check_multi_basis()
 
   std::string read(const Options& o);
   int output_tflite_type() const {
     return output_type == 0 ? kTfLiteFloat32 : output_type == 1 ? kTfLiteInt8 : kTfLiteInt32;
   }
-  int output_channels(int n) const { return output_type == 2 ? core::packed_words(n) : n; }
+  int output_channels(int n) const {
+    return output_type == 2 ? core::packed_words(n) * (num_thresholds > 0 ? num_thresholds : 1) : n;
+  }
+  // The inputs of the node (4, or 5 with output thresholds), the multiplier
+  // [input_bases * weight_bases * n] and bias [n] (constant float32) and the
+  // thresholds (constant float32 [T], 1 <= T <= kMaxBases, no NaN; only with
+  // bitpacked output); sets num_thresholds.
+  std::string check_multi_basis(const Tensors& ts, size_t inputs, int n);
   // Checks the output tensor's type (and int8 quantization) and fills the
-  // core transform with multiplier and bias of `n` channels.
+  // core transform with multiplier, bias (and thresholds) of `n` channels.
   std::string make(const TfLiteTensor* out, const TfLiteTensor* multiplier,
-                   const TfLiteTensor* bias, core::OutputTransform* t) const;
+                   const TfLiteTensor* bias, core::OutputTransform* t,
+                   const TfLiteTensor* thresholds = nullptr) const;
 };
 
 // Multiplier and bias (inputs first, first + 1): constant float32 [n].
 std::string check_affine(const Tensors& ts, int first, int n);
+// Thresholds: a constant float32 [T] with 1 <= T <= kMaxBases and no NaN.
+std::string check_thresholds(const TfLiteTensor* t, const char* what, int* count);
 
 }  // namespace tflite
 }  // namespace tfqnn

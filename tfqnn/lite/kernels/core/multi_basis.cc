@@ -1,0 +1,152 @@
+// Multi-basis layers (ABC-Net, network sketching; docs/lite_ops.md): the
+// thresholded bitpacking of N input bases and the output transform that sums
+// the N x M dot products of an output channel in one pass:
+//   acc = sum over n, then m, of float32(dot_nm) * multiplier[n][m][o]
+//   y = clamp(acc + bias[o])
+// each product and each sum rounded to float32 (no FMA: the library is
+// compiled with -ffp-contract=off), then written as float32, int8 or
+// bitpacked (one output basis per threshold). Portable code; the loops over
+// the channels of a row are plain enough for the compiler to vectorize, and
+// the single-term transform and the bitpacking are the ISA's (kernel table).
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "core.h"
+#include "internal.h"
+
+namespace tfqnn {
+namespace core {
+namespace {
+
+// Bitpacks value(r, c) < thresholds[i] for rows [0, rows): row r of `out`
+// holds n bases of packed_words(channels) words. Since float32(v - t) < 0
+// exactly when v < t (the difference of two floats is never rounded to zero
+// or across zero), each basis is the ISA's bitpacking of v - t, computed in
+// chunks of rows that stay in L1.
+template <typename Value>
+void pack_below(const Value& value, int64_t rows, int channels, const float* thresholds, int n,
+                int32_t* out) {
+  const int words = packed_words(channels);
+  const Kernels& kernels = active_kernels();
+  const int64_t chunk = std::max<int64_t>(1, 4096 / channels);
+  thread_local std::vector<float> shifted;
+  thread_local std::vector<int32_t> packed;
+  if (shifted.size() < static_cast<size_t>(chunk * channels)) shifted.resize(chunk * channels);
+  if (n > 1 && packed.size() < static_cast<size_t>(chunk * words)) packed.resize(chunk * words);
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t count = std::min(chunk, rows - r0);
+    for (int i = 0; i < n; ++i) {
+      const float t = thresholds[i];
+      float* d = shifted.data();
+      for (int64_t r = 0; r < count; ++r) {
+        for (int c = 0; c < channels; ++c) d[r * channels + c] = value(r0 + r, c) - t;
+      }
+      if (n == 1) {
+        kernels.bitpack_float(d, count, channels, out + r0 * words);
+        continue;
+      }
+      kernels.bitpack_float(d, count, channels, packed.data());
+      for (int64_t r = 0; r < count; ++r) {
+        std::memcpy(out + ((r0 + r) * n + i) * words, packed.data() + r * words,
+                    sizeof(int32_t) * words);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int64_t transform_row_bytes(const OutputTransform& t, int channels) {
+  if (t.type == OutputType::kBitpacked && t.thresholds != nullptr) {
+    return int64_t{4} * packed_words(channels) * t.num_thresholds;
+  }
+  return output_row_bytes(t.type, channels);
+}
+
+void bitpack_float_thresholds(const float* in, int64_t rows, int channels, const float* thresholds,
+                              int n, int32_t* out) {
+  const int64_t ld = channels;
+  pack_below([in, ld](int64_t r, int c) { return in[r * ld + c]; }, rows, channels, thresholds, n,
+             out);
+}
+
+void bitpack_int8_thresholds(const int8_t* in, int64_t rows, int channels, float scale,
+                             int32_t zero_point, const float* thresholds, int n, int32_t* out) {
+  const int64_t ld = channels;
+  pack_below(
+      [in, ld, scale, zero_point](int64_t r, int c) {
+        return static_cast<float>(static_cast<int32_t>(in[r * ld + c]) - zero_point) * scale;
+      },
+      rows, channels, thresholds, n, out);
+}
+
+void multi_basis_transform(const int32_t* counts, int64_t ld_counts, int64_t basis_stride, int rows,
+                           int groups, int channels, int k, const int32_t* row_k,
+                           const OutputTransform& t, void* out) {
+  const int nb = t.input_bases, mb = t.weight_bases;
+  const int og = channels / groups;
+  // y of every row: the output itself when it is float, else scratch.
+  thread_local std::vector<float> scratch;
+  float* y = static_cast<float*>(out);
+  if (t.type != OutputType::kFloat) {
+    if (scratch.size() < static_cast<size_t>(rows) * channels)
+      scratch.resize(int64_t{rows} * channels);
+    y = scratch.data();
+  }
+  if (nb == 1 && mb == 1 && groups == 1) {
+    // One term: the ISA's transform, written as float.
+    OutputTransform plain = t;
+    plain.type = OutputType::kFloat;
+    plain.thresholds = nullptr;
+    plain.num_thresholds = 0;
+    active_kernels().output_transform(counts, ld_counts, rows, 0, channels, k, row_k, plain, y,
+                                      channels);
+  } else {
+    const Kernels& kernels = active_kernels();
+    const float lo = t.clamp_min, hi = t.clamp_max;
+    for (int r = 0; r < rows; ++r) {
+      const int kr = row_k ? row_k[r] : k;
+      float* yr = y + int64_t{r} * channels;
+      for (int g = 0; g < groups; ++g) {
+        float* yg = yr + int64_t{g} * og;
+        for (int n = 0; n < nb; ++n) {
+          for (int m = 0; m < mb; ++m) {
+            const int32_t* c = counts + n * basis_stride + r * ld_counts + int64_t{g * mb + m} * og;
+            const float* mult = t.multiplier + int64_t{n * mb + m} * channels + int64_t{g} * og;
+            kernels.accumulate(c, kr, mult, og, n == 0 && m == 0, yg);
+          }
+        }
+      }
+      for (int o = 0; o < channels; ++o) {
+        float v = yr[o] + t.bias[o];
+        v = lo > v ? lo : v;
+        v = hi < v ? hi : v;
+        yr[o] = v;
+      }
+    }
+  }
+  switch (t.type) {
+    case OutputType::kFloat: break;  // written in place
+    case OutputType::kInt8: {
+      int8_t* o = static_cast<int8_t*>(out);
+      for (int64_t j = 0; j < int64_t{rows} * channels; ++j) {
+        o[j] = quantize_int8(y[j], t.int8_scale, t.int8_zero_point);
+      }
+      break;
+    }
+    case OutputType::kBitpacked: {
+      static const float kZero = 0.0f;
+      const float* thresholds = t.thresholds ? t.thresholds : &kZero;
+      const int n = t.thresholds ? t.num_thresholds : 1;
+      const int64_t ld = channels;
+      pack_below([y, ld](int64_t r, int c) { return y[r * ld + c]; }, rows, channels, thresholds, n,
+                 static_cast<int32_t*>(out));
+      break;
+    }
+  }
+}
+
+}  // namespace core
+}  // namespace tfqnn
