@@ -8,7 +8,10 @@
 // zero word (+1 in every channel). For pad_values = 0 such a tap must add
 // nothing instead of sum(w) = Cg - 2 popcount(w): the block's rows in the
 // border get their K lowered by Cg and their counts lowered by popcount(w)
-// of the tap (both precomputed per (tap, output channel) in prepare()).
+// of the tap. Which taps of a pixel lie in the padding depends only on its
+// class along each axis (pixels near the top, bottom, left or right edge), so
+// prepare() sums the padding taps' popcounts once per class pair and a border
+// row subtracts one vector.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -147,6 +150,25 @@ void im2col(const Geometry& c, const int32_t* input, int g, int64_t r, int rb, i
   }
 }
 
+// Along one axis of `out` output positions: classes[o] numbers the distinct
+// sets of taps inside [0, in) (`inside`, one 0/1 entry per tap and class).
+// A tap's inside positions are an interval of o, so equal sets are
+// contiguous: comparing with the last class suffices.
+void axis_classes(int in, int out, int k, int stride, int dilation, int pad,
+                  std::vector<int>* classes, std::vector<std::vector<char>>* inside) {
+  classes->assign(static_cast<size_t>(std::max(out, 0)), 0);
+  inside->clear();
+  std::vector<char> mask(static_cast<size_t>(k));
+  for (int o = 0; o < out; ++o) {
+    for (int t = 0; t < k; ++t) {
+      const int64_t i = int64_t{o} * stride - pad + int64_t{t} * dilation;
+      mask[static_cast<size_t>(t)] = i >= 0 && i < in;
+    }
+    if (inside->empty() || inside->back() != mask) inside->push_back(mask);
+    (*classes)[static_cast<size_t>(o)] = static_cast<int>(inside->size()) - 1;
+  }
+}
+
 }  // namespace
 
 void conv_axis_geometry(int in, int k, int stride, int dilation, Padding padding, int* out,
@@ -186,17 +208,39 @@ void BConv2d::prepare(const BConv2dShape& shape, const int32_t* filter) {
   for (int g = 0; g < groups; ++g) {
     pack_panels(filter + int64_t{g} * og * kw, kw, og, kw, packed + g * group_words);
   }
-  tap_sums_.clear();
+  row_class_.clear();
+  col_class_.clear();
+  border_taps_.clear();
+  border_sums_.clear();
+  col_classes_ = 0;
   if (s.pad_values == 0) {
-    // popcount of each (tap, output channel)'s filter words.
-    tap_sums_.assign(static_cast<size_t>(taps) * s.channels_out, 0);
-    for (int o = 0; o < s.channels_out; ++o) {
-      for (int t = 0; t < taps; ++t) {
-        int32_t pc = 0;
-        for (int w = 0; w < wg; ++w) {
-          pc += __builtin_popcount(static_cast<uint32_t>(filter[(int64_t{o} * taps + t) * wg + w]));
+    std::vector<std::vector<char>> rows_inside, cols_inside;
+    axis_classes(s.in_height, s.out_height, s.filter_height, s.stride_height, s.dilation_height,
+                 s.pad_top, &row_class_, &rows_inside);
+    axis_classes(s.in_width, s.out_width, s.filter_width, s.stride_width, s.dilation_width,
+                 s.pad_left, &col_class_, &cols_inside);
+    col_classes_ = static_cast<int>(cols_inside.size());
+    const size_t classes = rows_inside.size() * cols_inside.size();
+    const int n = s.channels_out;
+    border_taps_.assign(classes, 0);
+    border_sums_.assign(classes * n, 0);
+    for (size_t cy = 0; cy < rows_inside.size(); ++cy) {
+      for (size_t cx = 0; cx < cols_inside.size(); ++cx) {
+        const size_t cls = cy * cols_inside.size() + cx;
+        int32_t* sums = border_sums_.data() + cls * n;
+        for (int ky = 0; ky < s.filter_height; ++ky) {
+          for (int kx = 0; kx < s.filter_width; ++kx) {
+            if (rows_inside[cy][ky] && cols_inside[cx][kx]) continue;
+            ++border_taps_[cls];
+            const int t = ky * s.filter_width + kx;
+            for (int o = 0; o < n; ++o) {
+              const int32_t* w = filter + (int64_t{o} * taps + t) * wg;
+              int32_t pc = 0;
+              for (int i = 0; i < wg; ++i) pc += __builtin_popcount(static_cast<uint32_t>(w[i]));
+              sums[o] += pc;
+            }
+          }
         }
-        tap_sums_[static_cast<size_t>(t) * s.channels_out + o] = pc;
       }
     }
   }
@@ -229,7 +273,7 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
   const int pt = s.pad_top, pl = s.pad_left;
   // 1x1, stride 1, no padding: the input rows are the gemm's A.
   const bool direct = taps == 1 && sh == 1 && sw == 1 && ho == H && wo == W && pt == 0 && pl == 0;
-  const bool zero_pad = s.pad_values == 0 && !tap_sums_.empty();
+  const bool zero_pad = s.pad_values == 0 && !border_taps_.empty();
 
   // Output pixels [y0, y1) x [x0, x1) see no padding.
   auto first_inside = [](int pad, int stride) { return (pad + stride - 1) / stride; };
@@ -291,21 +335,14 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
       if (zero_pad) {
         int oy = static_cast<int>(r / wo % ho), ox = static_cast<int>(r % wo);
         for (int i = 0; i < rb; ++i) {
-          int k = k_bits;
-          if (!(oy >= y0 && oy < y1 && ox >= x0 && ox < x1)) {
+          const size_t cls = static_cast<size_t>(row_class_[oy]) * col_classes_ + col_class_[ox];
+          const int outside = border_taps_[cls];
+          row_k[i] = k_bits - outside * cg;
+          if (outside > 0) {
             int32_t* cnt = counts + int64_t{i} * n;
-            for (int ky = 0; ky < fh; ++ky) {
-              const int iy = oy * sh - pt + ky * dh;
-              for (int kx = 0; kx < fw; ++kx) {
-                const int ix = ox * sw - pl + kx * dw;
-                if (iy >= 0 && iy < H && ix >= 0 && ix < W) continue;
-                const int32_t* pc = tap_sums_.data() + int64_t{ky * fw + kx} * n;
-                for (int o = 0; o < n; ++o) cnt[o] -= pc[o];
-                k -= cg;
-              }
-            }
+            const int32_t* pc = border_sums_.data() + cls * n;
+            for (int o = 0; o < n; ++o) cnt[o] -= pc[o];
           }
-          row_k[i] = k;
           if (++ox == wo) {
             ox = 0;
             if (++oy == ho) oy = 0;
