@@ -76,6 +76,11 @@ void copy_rows(int32_t* dst, int64_t ldd, const int32_t* src, int64_t lds, int n
   }
 }
 
+// counts[0, n) -= sums[0, n).
+inline void subtract_words(int32_t* __restrict counts, const int32_t* __restrict sums, int n) {
+  for (int o = 0; o < n; ++o) counts[o] -= sums[o];
+}
+
 // What im2col needs of the shape.
 struct Geometry {
   int H, W, words, wg, fh, fw, sh, sw, dh, dw, pt, pl, ho, wo, kw;
@@ -333,17 +338,30 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
       }
       const int32_t* rk = nullptr;
       if (zero_pad) {
+        // Per run of pixels of one output row: the interior ones keep K, the
+        // border ones (all of a row in the vertical border) get their class's.
         int oy = static_cast<int>(r / wo % ho), ox = static_cast<int>(r % wo);
-        for (int i = 0; i < rb; ++i) {
-          const size_t cls = static_cast<size_t>(row_class_[oy]) * col_classes_ + col_class_[ox];
-          const int outside = border_taps_[cls];
-          row_k[i] = k_bits - outside * cg;
-          if (outside > 0) {
-            int32_t* cnt = counts + int64_t{i} * n;
-            const int32_t* pc = border_sums_.data() + cls * n;
-            for (int o = 0; o < n; ++o) cnt[o] -= pc[o];
-          }
-          if (++ox == wo) {
+        for (int i = 0; i < rb;) {
+          const int run = std::min(wo - ox, rb - i);
+          const size_t row_base = static_cast<size_t>(row_class_[oy]) * col_classes_;
+          const bool inside_row = oy >= y0 && oy < y1;
+          const int in0 = inside_row ? std::min(std::max(x0, ox), ox + run) : ox + run;
+          const int in1 = inside_row ? std::max(in0, std::min(x1, ox + run)) : ox + run;
+          auto border = [&](int x) {
+            const int row = i + x - ox;
+            const size_t cls = row_base + col_class_[x];
+            const int outside = border_taps_[cls];
+            row_k[row] = k_bits - outside * cg;
+            if (outside > 0) {
+              subtract_words(counts + int64_t{row} * n, border_sums_.data() + cls * n, n);
+            }
+          };
+          for (int x = ox; x < in0; ++x) border(x);
+          std::fill(row_k + i + (in0 - ox), row_k + i + (in1 - ox), k_bits);
+          for (int x = in1; x < ox + run; ++x) border(x);
+          i += run;
+          ox += run;
+          if (ox == wo) {
             ox = 0;
             if (++oy == ho) oy = 0;
           }
