@@ -49,6 +49,9 @@ CONV = [  # (name, size, channels_in, channels_out), 3x3 SAME, stride 1
     ("conv 3x3 28x28 128->128", 28, 128, 128),
     ("conv 3x3 14x14 256->256", 14, 256, 256),
 ]
+# The same convolutions with pad_values=0 (Bi-Real Net, ResNetE): padding
+# taps corrected per border class.
+CONV_ZERO_PAD = [(f"{name} pad 0", *shape) for name, *shape in CONV]
 
 
 def load(path: str | Path | None = None) -> ctypes.CDLL:
@@ -118,13 +121,14 @@ def time_conv(
     cout: int,
     threads: int,
     rounds: int,
+    pad_values: int = 1,
 ) -> float:
     x = words(rng, 1, size, size, cin // 32)
     f = words(rng, cout, 3, 3, cin // 32)
     mult, bias = np.ones(cout, np.float32), np.zeros(cout, np.float32)
     out = np.empty((1, size, size, cout), np.float32)
     handle = lib.tfqnn_core_bconv2d_new(
-        f.ctypes.data, 1, size, size, cin, 1, cout, 3, 3, 1, 1, 1, 1, 1, 1
+        f.ctypes.data, 1, size, size, cin, 1, cout, 3, 3, 1, 1, 1, 1, 1, pad_values
     )
     seconds = (ctypes.c_double * rounds)()
     args = (
@@ -144,6 +148,19 @@ def time_conv(
     assert lib.tfqnn_core_bconv2d_run(*args, rounds, seconds) == 0
     lib.tfqnn_core_bconv2d_free(handle)
     return median_us(list(seconds))
+
+
+def time_conv_zero_pad(
+    lib: ctypes.CDLL,
+    rng: np.random.Generator,
+    size: int,
+    cin: int,
+    cout: int,
+    threads: int,
+    rounds: int,
+) -> float:
+    """`time_conv` with pad_values=0."""
+    return time_conv(lib, rng, size, cin, cout, threads, rounds, pad_values=0)
 
 
 def time_bitpack(
@@ -185,6 +202,7 @@ def compare(
     cases: list[tuple[str, Callable[..., float], list[Any]]]
     cases = [(name, time_dense, [*shape, args.threads]) for name, *shape in DENSE]
     cases += [(name, time_conv, shape + [args.threads]) for name, *shape in CONV]
+    cases += [(name, time_conv_zero_pad, shape + [args.threads]) for name, *shape in CONV_ZERO_PAD]
     cases += [
         (f"bitpack {kind} {size}x{size}x{cin}", time_bitpack, [size, cin, kind])
         for _, size, cin, _ in CONV
@@ -236,6 +254,7 @@ def main() -> None:
     cases: list[tuple[str, Callable[..., float], list[Any]]]
     cases = [(name, time_dense, shape) for name, *shape in DENSE]
     cases += [(name, time_conv, shape) for name, *shape in CONV]
+    cases += [(name, time_conv_zero_pad, shape) for name, *shape in CONV_ZERO_PAD]
     for name, timer, shape in cases:
         row = []
         for i, isa in enumerate(ISAS):

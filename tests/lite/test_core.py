@@ -264,6 +264,10 @@ CONV_CASES = [
     (2, 17, 19, 96, 40, (3, 3), (1, 1), (1, 1), "same", 1, 3),
     (1, 9, 11, 256, 70, (3, 3), (2, 2), (1, 1), "valid", 1, 1),
     (2, 4, 5, 64, 10, (1, 1), (1, 1), (1, 1), "same", 2, 3),  # input rows, per group
+    # pad_values=0's border classes: 4 / 3 distinct top and bottom rows per axis,
+    (1, 13, 11, 64, 40, (3, 3), (1, 1), (4, 3), "same", 1, 1),
+    # and a 7x7 stride-2 stem's, over blocks that start inside an output row.
+    (2, 23, 21, 32, 33, (7, 7), (2, 2), (1, 1), "same", 1, 3),
 ]
 
 

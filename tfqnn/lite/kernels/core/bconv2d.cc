@@ -8,7 +8,10 @@
 // zero word (+1 in every channel). For pad_values = 0 such a tap must add
 // nothing instead of sum(w) = Cg - 2 popcount(w): the block's rows in the
 // border get their K lowered by Cg and their counts lowered by popcount(w)
-// of the tap (both precomputed per (tap, output channel) in prepare()).
+// of the tap. Which taps of a pixel lie in the padding depends only on its
+// class along each axis (pixels near the top, bottom, left or right edge), so
+// prepare() sums the padding taps' popcounts once per class pair and a border
+// row subtracts one vector.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -71,6 +74,11 @@ void copy_rows(int32_t* dst, int64_t ldd, const int32_t* src, int64_t lds, int n
     default:
       for (int p = 0; p < n; ++p, dst += ldd, src += lds) copy_words(dst, src, words);
   }
+}
+
+// counts[0, n) -= sums[0, n).
+inline void subtract_words(int32_t* __restrict counts, const int32_t* __restrict sums, int n) {
+  for (int o = 0; o < n; ++o) counts[o] -= sums[o];
 }
 
 // What im2col needs of the shape.
@@ -148,6 +156,25 @@ void im2col(const Geometry& c, const int32_t* input, int offset, int64_t r, int 
   }
 }
 
+// Along one axis of `out` output positions: classes[o] numbers the distinct
+// sets of taps inside [0, in) (`inside`, one 0/1 entry per tap and class).
+// A tap's inside positions are an interval of o, so equal sets are
+// contiguous: comparing with the last class suffices.
+void axis_classes(int in, int out, int k, int stride, int dilation, int pad,
+                  std::vector<int>* classes, std::vector<std::vector<char>>* inside) {
+  classes->assign(static_cast<size_t>(std::max(out, 0)), 0);
+  inside->clear();
+  std::vector<char> mask(static_cast<size_t>(k));
+  for (int o = 0; o < out; ++o) {
+    for (int t = 0; t < k; ++t) {
+      const int64_t i = int64_t{o} * stride - pad + int64_t{t} * dilation;
+      mask[static_cast<size_t>(t)] = i >= 0 && i < in;
+    }
+    if (inside->empty() || inside->back() != mask) inside->push_back(mask);
+    (*classes)[static_cast<size_t>(o)] = static_cast<int>(inside->size()) - 1;
+  }
+}
+
 }  // namespace
 
 void conv_axis_geometry(int in, int k, int stride, int dilation, Padding padding, int* out,
@@ -205,18 +232,39 @@ void BConv2d::prepare(const BConv2dShape& shape, const int32_t* filter) {
   for (int g = 0; g < groups; ++g) {
     pack_panels(ordered + int64_t{g} * gcols * kw, kw, gcols, kw, packed + g * group_words);
   }
-  tap_sums_.clear();
+  row_class_.clear();
+  col_class_.clear();
+  border_taps_.clear();
+  border_sums_.clear();
+  col_classes_ = 0;
   if (s.pad_values == 0) {
-    // popcount of each (tap, column)'s filter words.
-    tap_sums_.assign(static_cast<size_t>(taps) * columns, 0);
-    for (int o = 0; o < columns; ++o) {
-      for (int t = 0; t < taps; ++t) {
-        int32_t pc = 0;
-        for (int w = 0; w < wg; ++w) {
-          pc +=
-              __builtin_popcount(static_cast<uint32_t>(ordered[(int64_t{o} * taps + t) * wg + w]));
+    std::vector<std::vector<char>> rows_inside, cols_inside;
+    axis_classes(s.in_height, s.out_height, s.filter_height, s.stride_height, s.dilation_height,
+                 s.pad_top, &row_class_, &rows_inside);
+    axis_classes(s.in_width, s.out_width, s.filter_width, s.stride_width, s.dilation_width,
+                 s.pad_left, &col_class_, &cols_inside);
+    col_classes_ = static_cast<int>(cols_inside.size());
+    const size_t classes = rows_inside.size() * cols_inside.size();
+    const int n = columns;  // sums per gemm column [g][m][o']
+    border_taps_.assign(classes, 0);
+    border_sums_.assign(classes * n, 0);
+    for (size_t cy = 0; cy < rows_inside.size(); ++cy) {
+      for (size_t cx = 0; cx < cols_inside.size(); ++cx) {
+        const size_t cls = cy * cols_inside.size() + cx;
+        int32_t* sums = border_sums_.data() + cls * n;
+        for (int ky = 0; ky < s.filter_height; ++ky) {
+          for (int kx = 0; kx < s.filter_width; ++kx) {
+            if (rows_inside[cy][ky] && cols_inside[cx][kx]) continue;
+            ++border_taps_[cls];
+            const int t = ky * s.filter_width + kx;
+            for (int o = 0; o < n; ++o) {
+              const int32_t* w = ordered + (int64_t{o} * taps + t) * wg;
+              int32_t pc = 0;
+              for (int i = 0; i < wg; ++i) pc += __builtin_popcount(static_cast<uint32_t>(w[i]));
+              sums[o] += pc;
+            }
+          }
         }
-        tap_sums_[static_cast<size_t>(t) * columns + o] = pc;
       }
     }
   }
@@ -256,7 +304,7 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
   // 1x1, stride 1, no padding: the input rows are the gemm's A.
   const bool direct =
       taps == 1 && nb == 1 && sh == 1 && sw == 1 && ho == H && wo == W && pt == 0 && pl == 0;
-  const bool zero_pad = s.pad_values == 0 && !tap_sums_.empty();
+  const bool zero_pad = s.pad_values == 0 && !border_taps_.empty();
 
   // Output pixels [y0, y1) x [x0, x1) see no padding.
   auto first_inside = [](int pad, int stride) { return (pad + stride - 1) / stride; };
@@ -321,26 +369,33 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
       }
       const int32_t* rk = nullptr;
       if (zero_pad) {
+        // Per run of pixels of one output row: the interior ones keep K, the
+        // border ones (all of a row in the vertical border) get their class's.
         int oy = static_cast<int>(r / wo % ho), ox = static_cast<int>(r % wo);
-        for (int i = 0; i < rb; ++i) {
-          int k = k_bits;
-          if (!(oy >= y0 && oy < y1 && ox >= x0 && ox < x1)) {
-            for (int ky = 0; ky < fh; ++ky) {
-              const int iy = oy * sh - pt + ky * dh;
-              for (int kx = 0; kx < fw; ++kx) {
-                const int ix = ox * sw - pl + kx * dw;
-                if (iy >= 0 && iy < H && ix >= 0 && ix < W) continue;
-                const int32_t* pc = tap_sums_.data() + int64_t{ky * fw + kx} * n;
-                for (int bi = 0; bi < nb; ++bi) {
-                  int32_t* cnt = counts + bi * basis_stride + int64_t{i} * n;
-                  for (int o = 0; o < n; ++o) cnt[o] -= pc[o];
-                }
-                k -= cg;
+        for (int i = 0; i < rb;) {
+          const int run = std::min(wo - ox, rb - i);
+          const size_t row_base = static_cast<size_t>(row_class_[oy]) * col_classes_;
+          const bool inside_row = oy >= y0 && oy < y1;
+          const int in0 = inside_row ? std::min(std::max(x0, ox), ox + run) : ox + run;
+          const int in1 = inside_row ? std::max(in0, std::min(x1, ox + run)) : ox + run;
+          auto border = [&](int x) {
+            const int row = i + x - ox;
+            const size_t cls = row_base + col_class_[x];
+            const int outside = border_taps_[cls];
+            row_k[row] = k_bits - outside * cg;
+            if (outside > 0) {
+              for (int bi = 0; bi < nb; ++bi) {
+                subtract_words(counts + bi * basis_stride + int64_t{row} * n,
+                               border_sums_.data() + cls * n, n);
               }
             }
-          }
-          row_k[i] = k;
-          if (++ox == wo) {
+          };
+          for (int x = ox; x < in0; ++x) border(x);
+          std::fill(row_k + i + (in0 - ox), row_k + i + (in1 - ox), k_bits);
+          for (int x = in1; x < ox + run; ++x) border(x);
+          i += run;
+          ox += run;
+          if (ox == wo) {
             ox = 0;
             if (++oy == ho) oy = 0;
           }

@@ -145,8 +145,14 @@ class BConv2d {
 
  private:
   BConv2dShape shape_;
-  std::vector<int32_t> filter_;    // kernel-ready layout
-  std::vector<int32_t> tap_sums_;  // popcount per [tap][column], pad_values=0
+  std::vector<int32_t> filter_;  // kernel-ready layout
+  // pad_values = 0: output pixels fall into classes by which of their taps
+  // lie in the padding (row_class_[oy] * col_classes_ + col_class_[ox]); per
+  // class, the padding taps' count and the popcount of their filter words
+  // per output channel, [class][channels_out].
+  std::vector<int> row_class_, col_class_;
+  int col_classes_ = 0;
+  std::vector<int32_t> border_taps_, border_sums_;
   std::vector<int32_t> scratch_;
   size_t filter_offset_ = 0;  // words before the aligned panels
 };
