@@ -66,6 +66,7 @@ from pathlib import Path
 from typing import Any
 
 import _machine
+import _timing
 import numpy as np
 from _quiet import quiet
 
@@ -312,8 +313,9 @@ def time_entries(
 ) -> None:
     """Median ms per (entry, threads) over interleaved rounds; fills ``entry.median_ms``.
 
-    Each pair gets about `seconds` of invokes in all (at least `min_invokes`
-    per round); the order of the pairs rotates by one each round.
+    `_timing.interleaved`: each pair gets about `seconds` of invokes in all
+    (at least `min_invokes` per round); the order of the pairs rotates by
+    one each round.
     """
     pairs = []
     for entry in entries:
@@ -322,36 +324,12 @@ def time_entries(
             if n == threads[0]:
                 entry.ops = op_census(interpreter)
             pairs.append((entry, n, interpreter))
-    per_round = []
-    for _, _, interpreter in pairs:  # warm-up, sizes the rounds
-        times = []
-        for _ in range(2):
-            t0 = time.perf_counter_ns()
-            interpreter.invoke()
-            times.append(time.perf_counter_ns() - t0)
-        estimate = max(min(times) * 1e-9, 1e-6)
-        per_round.append(max(min_invokes, round(seconds / rounds / estimate)))
-    samples: list[list[int]] = [[] for _ in pairs]
-    clock = time.perf_counter_ns
-    for r in range(rounds):
-        start = time.perf_counter()
-        shift = r % len(pairs)
-        order = list(range(len(pairs)))[shift:] + list(range(len(pairs)))[:shift]
-        for i in order:
-            invoke = pairs[i][2].invoke
-            invoke()  # once untimed: the other models ran in between
-            for _ in range(per_round[i]):
-                t0 = clock()
-                invoke()
-                samples[i].append(clock() - t0)
-        if verbose:
-            print(
-                f"  round {r + 1}/{rounds} done ({time.perf_counter() - start:.0f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
-    for (entry, n, _), ns in zip(pairs, samples, strict=True):
-        entry.median_ms[n] = float(np.median(ns)) / 1e6
+    calls = [interpreter.invoke for _, _, interpreter in pairs]
+    samples = _timing.interleaved(
+        calls, rounds, seconds, min_per_round=min_invokes, sizing_calls=2, verbose=verbose
+    )
+    for (entry, n, _), timed in zip(pairs, samples, strict=True):
+        entry.median_ms[n] = float(np.median(timed.wall_ns)) / 1e6
 
 
 # ---- the table -----------------------------------------------------------------

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import _machine
+import _timing
 import numpy as np
 from _quiet import quiet
 
@@ -137,26 +138,12 @@ def make_interpreter(content: bytes, custom: bool, library: str) -> Any:
 
 
 def time_cuts(cuts: list[Cut], library: str, rounds: int, seconds: float) -> None:
-    """Fills each cut's samples: interleaved rounds, rotating order, ~`seconds` per cut."""
+    """Fills each cut's samples: `_timing.interleaved`, ~`seconds` per cut, >= 3 per round."""
     interpreters = [make_interpreter(c.content, c.custom, library) for c in cuts]
-    per_round = []
-    for interpreter in interpreters:
-        t0 = time.perf_counter_ns()
-        for _ in range(3):
-            interpreter.invoke()
-        estimate = max((time.perf_counter_ns() - t0) / 3 * 1e-9, 1e-6)
-        per_round.append(max(3, round(seconds / rounds / estimate)))
-    clock = time.perf_counter_ns
-    for r in range(rounds):
-        shift = r % len(cuts)
-        for i in list(range(shift, len(cuts))) + list(range(shift)):
-            invoke = interpreters[i].invoke
-            invoke()
-            samples = cuts[i].samples
-            for _ in range(per_round[i]):
-                t0 = clock()
-                invoke()
-                samples.append(clock() - t0)
+    calls = [interpreter.invoke for interpreter in interpreters]
+    samples = _timing.interleaved(calls, rounds, seconds, min_per_round=3, sizing_calls=3)
+    for cut, timed in zip(cuts, samples, strict=True):
+        cut.samples.extend(timed.wall_ns)
 
 
 def profile(network: str, size: int, rounds: int, seconds: float, library: str) -> dict[str, Any]:

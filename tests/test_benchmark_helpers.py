@@ -1,0 +1,53 @@
+"""benchmarks/_timing.py: the interleaved timer of the latency benchmarks."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _benchmark_module(name: str) -> Any:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+@pytest.fixture(scope="module")
+def timing() -> Any:
+    return _benchmark_module("_timing")
+
+
+def test_rounds_rotate_and_each_call_runs_once_untimed_per_round(timing: Any) -> None:
+    log: list[int] = []
+    calls = [lambda i=i: log.append(i) for i in range(3)]
+    samples = timing.interleaved(calls, 3, 0.0, min_per_round=2, sizing_calls=1, cpu=True)
+    sizing = [0, 1, 2]
+    rounds = [[0, 1, 2], [1, 2, 0], [2, 0, 1]]
+    assert log == sizing + [i for order in rounds for i in order for _ in range(3)]
+    for timed in samples:
+        assert len(timed.wall_ns) == len(timed.cpu_ns) == 3 * 2
+        assert min(timed.wall_ns) >= 0 and min(timed.cpu_ns) >= 0
+    assert timing.interleaved(calls, 1, 0.0)[0].cpu_ns == []  # only when asked
+
+
+def test_the_fastest_sizing_call_sets_the_calls_per_round(timing: Any, monkeypatch) -> None:
+    now = [0]
+    monkeypatch.setattr(timing.time, "perf_counter_ns", lambda: now[0])
+    durations = iter([3_000_000, 1_000_000])  # the sizing calls: 3 ms, then 1 ms; then 1 ms
+
+    def call() -> None:
+        now[0] += next(durations, 1_000_000)
+
+    (timed,) = timing.interleaved([call], 4, 0.02, sizing_calls=2)
+    # 0.02 s over 4 rounds of 1 ms calls: 5 timed calls a round.
+    assert timed.wall_ns == [1_000_000] * 20
+    (floor,) = timing.interleaved([call], 4, 0.02, min_per_round=7)
+    assert len(floor.wall_ns) == 4 * 7
