@@ -36,7 +36,6 @@ Usage: python benchmarks/multi_basis_latency.py [--workloads cnn,conv]
 
 import argparse
 import os
-import platform
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -125,11 +124,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.5)
     args = parser.parse_args()
-    print(
-        f"Machine: {_machine.cpu_name()} ({platform.machine()}), {os.cpu_count()} cores, "
-        f"{_machine.memory_gib()} GiB, load {_machine.load_average()}; Python "
-        f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
-    )
+    print(_machine.header({"TensorFlow": tf.__version__, "Keras": keras.__version__}))
     rng = np.random.default_rng(0)
     for workload in args.workloads.split(","):
         build, shape = WORKLOADS[workload]

@@ -16,7 +16,6 @@ Usage: python benchmarks/zoo_accuracy.py [--epochs 2] [--train-size 60000]
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -88,11 +87,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    print(
-        f"Machine: {_machine.cpu_name()} ({platform.machine()}), {os.cpu_count()} cores, "
-        f"{_machine.memory_gib()} GiB, load {_machine.load_average()}; Python "
-        f"{platform.python_version()}"
-    )
+    print(_machine.header())
     cards = {}
     with tempfile.TemporaryDirectory() as output:
         for preset in args.presets.split(","):

@@ -1,8 +1,10 @@
-"""benchmarks/_timing.py: the interleaved timer of the latency benchmarks."""
+"""benchmarks/_timing.py (the latency benchmarks' interleaved timer) and _machine.header."""
 
 from __future__ import annotations
 
 import importlib
+import os
+import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,3 +53,12 @@ def test_the_fastest_sizing_call_sets_the_calls_per_round(timing: Any, monkeypat
     assert timed.wall_ns == [1_000_000] * 20
     (floor,) = timing.interleaved([call], 4, 0.02, min_per_round=7)
     assert len(floor.wall_ns) == 4 * 7
+
+
+def test_machine_header_names_the_machine_and_the_versions() -> None:
+    machine = _benchmark_module("_machine")
+    line = machine.header({"TensorFlow": "9.1", "Keras": "8.2"})
+    assert line.startswith(f"Machine: {machine.cpu_name()} ({platform.machine()}), ")
+    assert f", {os.cpu_count()} cores, " in line
+    assert line.endswith(f"; Python {platform.python_version()}, TensorFlow 9.1, Keras 8.2")
+    assert machine.header().endswith(f"; Python {platform.python_version()}")
