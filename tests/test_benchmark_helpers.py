@@ -1,14 +1,16 @@
-"""benchmarks/_timing.py (the latency benchmarks' interleaved timer) and _machine.header."""
+"""The benchmarks' shared helpers: _timing (interleaved timer), _machine.header, _peer."""
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import platform
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -62,3 +64,32 @@ def test_machine_header_names_the_machine_and_the_versions() -> None:
     assert f", {os.cpu_count()} cores, " in line
     assert line.endswith(f"; Python {platform.python_version()}, TensorFlow 9.1, Keras 8.2")
     assert machine.header().endswith(f"; Python {platform.python_version()}")
+
+
+PEER_SCRIPT = """
+import json, os, sys
+import numpy as np
+data = np.load(sys.argv[1])
+if "--fail" in sys.argv:
+    sys.exit("x" * 50 + "the end")
+print(json.dumps({"legacy": os.environ.get("TF_USE_LEGACY_KERAS"), "args": sys.argv[2:4]}))
+if "--out" in sys.argv:
+    np.savez(sys.argv[sys.argv.index("--out") + 1], doubled=2 * data["x"])
+"""
+
+
+def test_peer_run_passes_the_arrays_and_returns_the_outputs(tmp_path, capsys) -> None:
+    peer = _benchmark_module("_peer")
+    script = tmp_path / "peer_script.py"
+    script.write_text(PEER_SCRIPT)
+    x = np.arange(6.0).reshape(2, 3)
+    stdout, written = peer.run(sys.executable, script, {"x": x}, ["--a", "1"], what="toy")
+    assert json.loads(stdout) == {"legacy": "1", "args": ["--a", "1"]}
+    assert written is None
+    _, written = peer.run(sys.executable, script, {"x": x}, [], what="toy", output="--out")
+    np.testing.assert_array_equal(written["doubled"], 2 * x)
+    assert peer.run(sys.executable, script, {"x": x}, ["--fail"], what="toy", tail=8) is None
+    assert capsys.readouterr().out == "toy failed:\nthe end\n\n"  # stderr ends in a newline
+    assert peer.available(sys.executable, "toy")
+    assert not peer.available(str(tmp_path / "none"), "Peer")
+    assert capsys.readouterr().out.startswith("Peer: no environment at ")
