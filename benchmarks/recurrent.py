@@ -419,11 +419,9 @@ def language_model_run(
 
 
 def machine() -> str:
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{_machine.memory_gib()} GiB, load {_machine.load_average()}; Python "
-        f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
-    )
+    """`_machine.header` without its ``Machine: `` (also the JSON file's ``machine``)."""
+    line = _machine.header({"TensorFlow": tf.__version__, "Keras": keras.__version__})
+    return line.removeprefix("Machine: ")
 
 
 def sequence_table(rows: list[dict[str, Any]]) -> str:
