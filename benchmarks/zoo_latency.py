@@ -55,7 +55,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 import argparse
 import gc
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -529,14 +528,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def print_machine(versions: dict[str, str], args: argparse.Namespace) -> None:
     """The machine, versions and settings, before the tables."""
-    print(
-        f"Machine: {_machine.cpu_name()}, "
-        f"{os.cpu_count()} logical CPUs, {_machine.memory_gib()} GiB; "
-        f"load average at start {_machine.load_average()}"
-    )
-    print(
-        f"Python {platform.python_version()}, " + ", ".join(f"{k} {v}" for k, v in versions.items())
-    )
+    print(_machine.header(versions))
     print(
         f"Input {args.size}x{args.size}x3, batch 1, 1000 classes, random weights; threads "
         f"{args.threads}; median of every invoke() over {args.rounds} interleaved rounds, "

@@ -31,7 +31,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 import argparse
 import copy
 import json
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -221,12 +220,9 @@ def main(argv: list[str] | None = None) -> int:
 
         import tfqnn
         from tfqnn.lite import _core
-    print(
-        f"Machine: {_machine.cpu_name()}, {os.cpu_count()} logical CPUs; load average at start "
-        f"{_machine.load_average()}; Python {platform.python_version()}, TensorFlow "
-        f"{tf.__version__}, ai-edge-litert {getattr(ai_edge_litert, '__version__', '?')}, "
-        f"kernels ISA {_core.active_isa()}"
-    )
+    litert = getattr(ai_edge_litert, "__version__", "?")
+    versions = {"TensorFlow": tf.__version__, "ai-edge-litert": litert}
+    print(_machine.header({**versions, "kernels ISA": _core.active_isa()}))
     print(
         f"Input {args.size}x{args.size}x3, batch 1, one thread; medians over {args.rounds} "
         f"interleaved rounds, ~{args.seconds:g} s per model."
