@@ -59,8 +59,7 @@ def load(path: str | os.PathLike[str], verbose: int | str | bool = 0) -> keras.M
             layers are tf_keras's, larq's, QKeras's or tfmot's pruning,
             clustering and quantize_model wrappers; or the SavedModel
             directory of ``model.save("dir", save_format="tf")``
-            (`tfqnn.interop.savedmodel`, without nested models or tfmot's
-            wrappers).
+            (`tfqnn.interop.savedmodel`).
         verbose: 1, 2, ``"auto"`` or True prints a table: each source layer
             and its quantizers, and the tfqnn (or Keras 3) layer and
             quantizers it became; then the notices (what was ignored on
