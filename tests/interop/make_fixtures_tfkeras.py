@@ -36,6 +36,8 @@ images.
   one ``Activation`` layer each, and ``hard_sigmoid`` inside wrappers
   (``TimeDistributed``, ``RNN`` of a cell and of stacked cells); its npz
   holds the inputs ``x`` and tf_keras's output ``y:<layer>`` of each layer.
+- ``tfmot_nested_pruned``: ``prune_low_magnitude`` of a model with a
+  Sequential backbone as a layer (tfmot wraps the layers inside it too).
 - ``tfmot_savedmodel`` (a nested Sequential, and a pruned and a clustered
   layer with their wrappers) and ``tfmot_qat_savedmodel``
   (``quantize_model``): SavedModel directories.
@@ -514,6 +516,31 @@ def tfmot_savedmodel():
     return keras.Model(inputs, outputs, name="tfmot_savedmodel")
 
 
+def tfmot_nested_pruned():
+    """prune_low_magnitude of a model that uses a Sequential backbone as a layer.
+
+    tfmot wraps the backbone's Conv2D inside the nested model, and the outer Dense.
+    """
+    import tensorflow_model_optimization as tfmot
+
+    L = keras.layers
+    backbone = keras.Sequential(
+        [
+            keras.Input((14, 14, 1)),
+            L.Conv2D(4, 3, strides=2, activation="relu", name="conv"),  # 6 x 6
+            L.MaxPooling2D(2, name="pool"),  # 3 x 3
+            L.Flatten(name="flatten"),
+        ],
+        name="backbone",
+    )
+    inputs = keras.Input((14, 14, 1), name="image")
+    outputs = L.Dense(10, activation="softmax", name="classes")(backbone(inputs))
+    sparsity = tfmot.sparsity.keras
+    schedule = sparsity.ConstantSparsity(0.5, begin_step=0, frequency=1)
+    model = keras.Model(inputs, outputs, name="tfmot_nested_pruned")
+    return sparsity.prune_low_magnitude(model, pruning_schedule=schedule)
+
+
 def tfmot_qat_savedmodel():
     """quantize_model of a small CNN with a BatchNormalization, saved as a SavedModel."""
     import tensorflow_model_optimization as tfmot
@@ -562,6 +589,7 @@ MODELS = {
     "tfkeras_activations": tfkeras_activations,
     "tfmot_savedmodel": tfmot_savedmodel,
     "tfmot_qat_savedmodel": tfmot_qat_savedmodel,
+    "tfmot_nested_pruned": tfmot_nested_pruned,
 }
 # Models saved with fewer, smaller samples: every other pixel, 4 test and 8
 # training images (the fixtures stay small).
@@ -571,6 +599,7 @@ SMALL = (
     "tfkeras_savedmodel",
     "tfmot_savedmodel",
     "tfmot_qat_savedmodel",
+    "tfmot_nested_pruned",
 )
 # Models saved as a SavedModel directory NAME (model.save(NAME, save_format="tf")).
 SAVED_MODELS = (
@@ -602,7 +631,7 @@ def main(directory, names=()):
         if name in SMALL:
             train, test = train[:, ::2, ::2], test[:, ::2, ::2]
         callbacks = []
-        if name.startswith("tfmot_pruned") or name == "tfmot_savedmodel":
+        if name.startswith("tfmot_pruned") or name in ("tfmot_savedmodel", "tfmot_nested_pruned"):
             import tensorflow_model_optimization as tfmot
 
             callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]

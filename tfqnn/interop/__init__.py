@@ -44,7 +44,7 @@ def load_with_report(path: str | os.PathLike[str]) -> tuple[keras.Model, Report]
     if model is None:  # pragma: no cover - a None layer always comes with an issue
         raise ValueError(f"Cannot load {name}.")
     try:
-        weights.assign(model, source.weights, report.weight_maps)
+        weights.assign(model, source.weights, report.weight_maps, report.aliases)
     except Exception as error:  # a weight Keras cannot take, such as an array of strings
         raise ValueError(f"Cannot load {name}: {error}.") from error
     return model, report

@@ -14,6 +14,26 @@ from tfqnn.interop.keras_layers import keras_class
 from tfqnn.interop.report import LayerMapping, Report
 
 
+def _wrapper_arrays(
+    file_weights: Mapping[str, list[tuple[str, np.ndarray]]], name: str, config: dict[str, Any]
+) -> list[tuple[str, np.ndarray]]:
+    """A tfmot wrapper's arrays in the file: its own group, or its part of a nested model's.
+
+    tf_keras lists a nested model's weights under the nested model's name:
+    the wrapper's own as ``<wrapper>/<weight>:0``, the wrapped layer's as
+    ``<wrapped layer>/<weight>:0``, in the group that holds the wrapper's.
+    """
+    if name in file_weights:
+        return list(file_weights[name])
+    inner = config.get("layer")
+    wrapped = inner.get("config", {}).get("name") if isinstance(inner, dict) else None
+    for arrays in file_weights.values():
+        owners = [weight_name.split("/")[:-1] for weight_name, _ in arrays]
+        if any(name in parts for parts in owners):
+            return [a for a, parts in zip(arrays, owners) if name in parts or wrapped in parts]
+    return []
+
+
 def _quantizers_text(layer: Any) -> str:
     found = getattr(layer, "quantizers", None)
     if not found:
@@ -42,7 +62,7 @@ def layer(
         report.unsupported(path, f"layer {class_name!r} has no config")
         return None
     if tfmot.is_tfmot_wrapper(class_name):
-        arrays = list((file_weights or {}).get(str(name), []))
+        arrays = _wrapper_arrays(file_weights or {}, str(name), config)
         factory = functools.partial(layer, file_weights=file_weights)
         try:
             return tfmot.layer(class_name, config, path, model_name, arrays, factory, report)
