@@ -190,3 +190,37 @@ def test_fuzz_metadata(tmp_path, name):
         except ValueError:
             errors += 1
     assert errors > 20
+
+
+def test_fuzz_object_graph():
+    """A damaged TrackableObjectGraph: the layers' weights, or a ValueError, never a crash."""
+    path = directory("tfmot_savedmodel")
+    reader = tf.train.load_checkpoint(os.path.join(path, "variables", "variables"))
+    original = reader.get_tensor(savedmodel.OBJECT_GRAPH)
+    variables = {
+        k: np.asarray(reader.get_tensor(k))
+        for k in reader.get_variable_to_shape_map()
+        if k.endswith(savedmodel.VALUE_SUFFIX)
+    }
+    with open(os.path.join(path, savedmodel.METADATA), "rb") as f:
+        objects = savedmodel._objects(f.read())
+    intact = savedmodel._weights(objects, savedmodel._object_graph(original), variables)
+    assert [n for n, _ in intact["prune_low_magnitude_hidden"]][:3] == [
+        "hidden/kernel:0",
+        "hidden/bias:0",
+        "prune_low_magnitude_hidden/mask:0",
+    ]
+    rng = np.random.default_rng(32)
+    errors = 0
+    for case in range(300):
+        damaged = bytearray(original)
+        if case % 2 == 0:
+            damaged = damaged[: int(rng.integers(0, len(damaged)))]
+        else:
+            for index in rng.integers(0, len(damaged), size=int(rng.integers(1, 6))):
+                damaged[index] ^= 1 << int(rng.integers(0, 8))
+        try:
+            savedmodel._weights(objects, savedmodel._object_graph(bytes(damaged)), variables)
+        except ValueError:
+            errors += 1
+    assert errors > 50

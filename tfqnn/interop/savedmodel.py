@@ -184,7 +184,9 @@ def _weights(
     names: dict[int, tuple[str, int]] = {}  # variable node: ("<owner>/<weight>", depth)
     for parent, (owner, depth) in owners.items():
         for local, child in graph[parent][0]:
-            if graph[child][1] and not local.isdigit() and depth > names.get(child, ("", -1))[1]:
+            if not 0 <= child < len(graph) or not graph[child][1] or local.isdigit():
+                continue
+            if depth > names.get(child, ("", -1))[1]:
                 names[child] = (f"{owner}/{local}", depth)
     weights: dict[str, list[tuple[str, np.ndarray]]] = {}
     used: set[str] = set()
