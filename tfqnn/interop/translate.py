@@ -143,7 +143,9 @@ def _holds_layers(class_name: str, config: dict[str, Any]) -> bool:
     of the holder would not do.
     """
     keys = HOLDERS.get(class_name, ())
-    return bool(keys) and isinstance(config.get(keys[0]), (dict, list))
+    return class_name == "QBidirectional" or (
+        bool(keys) and isinstance(config.get(keys[0]), (dict, list))
+    )
 
 
 def _holder(
