@@ -5,7 +5,8 @@ layers. `clean_config` removes what tf_keras writes that Keras 3 does not
 take when it has no effect (``groups=1``, the unused ``kernel_*`` entries of
 separable convolutions, an ``input_length`` or ``noise_shape`` of None) and
 names the activations Keras 3 computes differently by tfqnn's copy of
-tf_keras's (``hard_sigmoid``);
+tf_keras's (``hard_sigmoid``, the only one of tf_keras 2.21's 18 names; the
+others call the same TensorFlow ops in both);
 anything else Keras 3 rejects is reported as unsupported rather than
 dropped, since dropping it could change the model.
 """
