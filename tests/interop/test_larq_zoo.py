@@ -73,8 +73,9 @@ def _predictions(name, directory):
 def test_full_model_file_loads_with_larqs_predictions(built, name):
     x, y = _predictions(name, built)
     model = interop.load(built / f"{name}.h5")
-    # Up to 60 layers of float rounding on random weights, 1,000 classes.
-    np.testing.assert_allclose(model.predict(x, verbose=0), y, rtol=1e-4, atol=1e-6)
+    # Float rounding through up to 60 layers on random weights: measured up to 1e-4
+    # of a probability (QuickNetSmall), and 0 for several of them.
+    np.testing.assert_allclose(model.predict(x, verbose=0), y, rtol=3e-4, atol=1e-6)
     assert y.shape == (4, 1000) and np.allclose(y.sum(-1), 1.0, atol=1e-4)
 
 
@@ -84,7 +85,7 @@ def test_weights_file_loads_into_the_tfqnn_zoo_builder(built, name):
     x, y = _predictions(name, built)
     builder = getattr(tfqnn.zoo, name)
     model = builder(input_shape=x.shape[1:], weights=built / f"{name}_weights.h5")
-    np.testing.assert_allclose(model.predict(x, verbose=0), y, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.predict(x, verbose=0), y, rtol=3e-4, atol=1e-6)
 
 
 @pytest.mark.slow

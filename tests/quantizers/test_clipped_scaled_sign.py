@@ -46,7 +46,9 @@ def test_differs_from_scaled_sign_only_in_the_backward():
 
 
 def test_layers_scale_per_output_channel_and_the_config_round_trips(tmp_path):
-    layer = tfqnn.layers.QuantDepthwiseConv2D(3, depthwise_quantizer=quantizers.ClippedScaledSign())
+    layer = tfqnn.layers.QuantDepthwiseConv2D(
+        3, depthwise_quantizer=quantizers.ClippedScaledSign(), depthwise_constraint="weight_clip"
+    )
     layer.build((None, 5, 5, 2))
     assert layer.depthwise_quantizer.axis == (-2, -1)  # as ScaledSign's
     quantizer = quantizers.ClippedScaledSign(axis=(-2, -1))
@@ -54,7 +56,9 @@ def test_layers_scale_per_output_channel_and_the_config_round_trips(tmp_path):
     inputs = keras.Input((6, 6, 2))
     model = keras.Model(
         inputs,
-        tfqnn.layers.QuantConv2D(3, 3, kernel_quantizer=quantizers.ClippedScaledSign())(inputs),
+        tfqnn.layers.QuantConv2D(
+            3, 3, kernel_quantizer=quantizers.ClippedScaledSign(), kernel_constraint="weight_clip"
+        )(inputs),
     )
     model.save(tmp_path / "m.keras")
     restored = keras.models.load_model(tmp_path / "m.keras")
