@@ -25,6 +25,7 @@ centroids are spent between layers of different sensitivity. With
 ``--sparsity`` the float model is first pruned (as in codebook.py: steps
 ``--prune-steps``, ``--prune-epochs`` each, ``--prune-scope``), and every
 estimate is computed on the pruned model (k = 2^b - 1 plus the zero code).
+``--float-seed`` trains another float model (same recipe, another seed).
 Each importance's row gives the mean and standard error over the seeds and
 the paired difference to plain k-means (same seed, same fine-tuning data
 order) with its standard error.
@@ -37,7 +38,7 @@ k-means and for the exact minimiser of each objective
 
 Usage: nice -n 10 python benchmarks/codebook_importance.py [--models mlp cnn]
        [--bits 2 3] [--seeds 0 1 2] [--scopes layer model]
-       [--sparsity 0.92 --prune-scope model --prune-epochs 2]
+       [--sparsity 0.92 --prune-scope model --prune-epochs 2] [--float-seed 1]
 """
 
 from __future__ import annotations
