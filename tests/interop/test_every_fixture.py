@@ -61,8 +61,22 @@ def test_every_peer_of_the_issue_has_a_fixture():
 def _load(name):
     data = np.load(os.path.join(FIXTURES, name + ".npz"))
     model = interop.load(_path(name))
-    np.testing.assert_allclose(model.predict(data["x"], verbose=0), data["y"], rtol=1e-5, atol=1e-6)
+    for got, expected in zip(_outputs(model, data["x"]), _expected(model, data), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     return model, data
+
+
+def _outputs(model, x):
+    """The model's predictions on x as a list (one entry per output)."""
+    outputs = model.predict(x, verbose=0)
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def _expected(model, data):
+    """The peer's outputs: ``y``, or ``y:<output name>`` per output of a multi-output model."""
+    if "y" in data.files:
+        return [data["y"]]
+    return [data[f"y:{name}"] for name in model.output_names]
 
 
 def _zero_gradients(model, x, y):
@@ -81,11 +95,18 @@ def test_fixture_loads_trains_and_saves(name, tmp_path):
     for layer in model.layers:  # no random masks: the zero gradients below are the model's
         if isinstance(layer, keras.layers.Dropout):
             layer.rate = 0.0
-    x = np.concatenate([data["x"], data["x_train"]])
-    y = np.concatenate([data["y"].argmax(-1), data["y_train"]])
+    classifier = "y" in data.files
+    if classifier:
+        x = np.concatenate([data["x"], data["x_train"]])
+        y = np.concatenate([data["y"].argmax(-1), data["y_train"]])
+        loss = "sparse_categorical_crossentropy"
+    else:  # a multi-output fixture (tf_keras's activations): regress to other targets
+        x = data["x"]
+        y = [0.5 * target + 1.0 for target in _expected(model, data)]
+        loss = "mse"
     before = [w.numpy() for w in model.trainable_weights]
     # Eager: three small batches run faster than tracing the step.
-    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", run_eagerly=True)
+    model.compile(keras.optimizers.Adam(0.01), loss, run_eagerly=True)
     history = model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
     assert np.isfinite(history.history["loss"][0])
     unchanged = {
@@ -96,14 +117,16 @@ def test_fixture_loads_trains_and_saves(name, tmp_path):
     if unchanged:
         for w, b in zip(model.trainable_weights, before):
             w.assign(b)
+        assert classifier  # every weight of the multi-output fixture has a gradient
         assert unchanged <= _zero_gradients(model, x[:8], y[:8]), unchanged
     assert len(unchanged) < len(before) / 2
 
-    expected = model.predict(data["x"], verbose=0)
+    expected = _outputs(model, data["x"])
     saved = tmp_path / f"{name}.keras"
     model.save(saved)
     restored = keras.models.load_model(saved)
-    np.testing.assert_array_equal(restored.predict(data["x"], verbose=0), expected)
+    for got, want in zip(_outputs(restored, data["x"]), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.slow
@@ -117,8 +140,9 @@ def test_fixture_exports_to_tflite(name):
     content = tfqnn.export.to_tflite(exported, batch_size=1 if recurrent else None, verbose=0)
     lite = tfqnn.lite.Interpreter(model_content=content)
     predictions = lite.predict(data["x"], batch_size=1 if recurrent else None)
-    expected = model.predict(data["x"], verbose=0)
-    np.testing.assert_allclose(predictions, expected, atol=EXPORT_ATOL.get(name, 1e-4))
+    predictions = list(predictions) if isinstance(predictions, (list, tuple)) else [predictions]
+    for got, want in zip(predictions, _outputs(model, data["x"]), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=EXPORT_ATOL.get(name, 1e-4))
 
 
 def _all_layers(model):

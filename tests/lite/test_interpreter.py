@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 
@@ -201,3 +202,16 @@ def test_bad_arguments(rng):
         tfqnn.lite.custom_ops_in(b"not a model")
     with pytest.raises(ValueError, match="^Invalid model_content: expected a valid TFLite model"):
         tfqnn.lite.custom_ops_in(model[:8] + b"\xff" * 8)
+
+
+def test_predict_returns_outputs_in_the_keras_models_order(rng):
+    # Twelve outputs: the signature's names sort as output_0, output_1, output_10, ...
+    # and the file's output tensors come in yet another order.
+    x = keras.Input((4,))
+    model = keras.Model(x, [keras.layers.Rescaling(i + 1.0)(x) for i in range(12)])
+    content = tfqnn.export.to_tflite(model, verbose=0)
+    data = rng.normal(size=(3, 4)).astype(np.float32)
+    outputs = Interpreter(model_content=content).predict(data)
+    assert len(outputs) == 12
+    for i, output in enumerate(outputs):
+        np.testing.assert_allclose(output, data * (i + 1), rtol=1e-6)

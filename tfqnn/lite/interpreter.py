@@ -110,7 +110,22 @@ class Interpreter:
         for d, a in zip(details, batch):
             self._interpreter.set_tensor(d["index"], a.astype(d["dtype"]))
         self._interpreter.invoke()
-        return [
-            self._interpreter.get_tensor(d["index"]).copy()
-            for d in self._interpreter.get_output_details()
-        ]
+        return [self._interpreter.get_tensor(index).copy() for index in self._output_indices()]
+
+    def _output_indices(self) -> list[int]:
+        """The output tensors in the Keras model's order.
+
+        The converter names a model's outputs ``output_0``, ``output_1``, ... in
+        its signature, in the order of the Keras model's outputs, while
+        `get_output_details` lists them in tensor order; files without such a
+        signature keep that order.
+        """
+        signatures = self._interpreter.get_signature_list()
+        if len(signatures) == 1:
+            key = next(iter(signatures))
+            names = signatures[key]["outputs"]
+            ordered = [f"output_{i}" for i in range(len(names))]
+            if sorted(names) == sorted(ordered):
+                found = self._interpreter.get_signature_runner(key).get_output_details()
+                return [int(found[name]["index"]) for name in ordered]
+        return [int(d["index"]) for d in self._interpreter.get_output_details()]
