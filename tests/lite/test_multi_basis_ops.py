@@ -68,6 +68,10 @@ CONV_CASES = [
     (64, 8, (3, 3), (1, 1), "same", 0, 2, 2, 2, "float", 0),
     (70, 40, (2, 3), (1, 2), "valid", 1, 1, 1, 2, "bitpacked", 3),
     (40, 33, (1, 1), (1, 1), "valid", 1, 1, 3, 1, "bitpacked", 0),
+    # zero padding's border classes: strided, asymmetric kernels, bitpacked with thresholds
+    (33, 20, (3, 3), (2, 2), "same", 0, 1, 2, 2, "bitpacked", 2),
+    (7, 12, (5, 2), (1, 1), "same", 0, 1, 1, 3, "float", 0),
+    (64, 64, (3, 3), (2, 1), "same", 0, 2, 1, 1, "bitpacked", 1),
 ]
 
 
