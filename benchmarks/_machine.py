@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import platform
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -27,8 +29,6 @@ def load_average() -> list[float] | None:
 
 def cpu_name() -> str:
     """The CPU's model name from /proc/cpuinfo (else the platform's processor)."""
-    import platform
-
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -36,3 +36,17 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def header(versions: Mapping[str, str] | None = None) -> str:
+    """The machine line a benchmark prints first.
+
+    ``Machine: <cpu> (<arch>), <n> cores, <memory> GiB, load [1, 5, 15 min];
+    Python <version>``, then ``, <name> <version>`` for each of ``versions``
+    (``{"TensorFlow": tf.__version__, ...}``).
+    """
+    line = (
+        f"Machine: {cpu_name()} ({platform.machine()}), {os.cpu_count()} cores, "
+        f"{memory_gib()} GiB, load {load_average()}; Python {platform.python_version()}"
+    )
+    return line + "".join(f", {name} {version}" for name, version in (versions or {}).items())

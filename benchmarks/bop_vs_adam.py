@@ -21,7 +21,6 @@ Usage: python benchmarks/bop_vs_adam.py [--epochs 3] [--seeds 0 1] [--gamma 1e-3
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -78,11 +77,7 @@ def main():
     parser.add_argument("--data", choices=("auto", "fashion_mnist", "digits"), default="auto")
     args = parser.parse_args()
     data_name, data = demo.load(args.data)
-    print(
-        f"Machine: {_machine.cpu_name()} ({platform.machine()}), {os.cpu_count()} cores, "
-        f"{_machine.memory_gib()} GiB, load {_machine.load_average()}; Python "
-        f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
-    )
+    print(_machine.header({"TensorFlow": tf.__version__, "Keras": keras.__version__}))
     print(
         f"{data_name}, {args.epochs} epochs, batch 64, seeds {args.seeds}; "
         f"Bop gamma={args.gamma:g}, threshold={args.threshold:g}\n"

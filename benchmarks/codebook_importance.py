@@ -13,15 +13,32 @@ seeds:
   ``--ggn-samples`` samples, sum_c p_c (d log p_c / d w)^2 (per-sample
   Jacobians), which for these ReLU / max-pool networks under softmax
   cross-entropy is the exact diagonal of the Hessian;
+* ``lecun``: Becker and LeCun's diagonal backpropagation over
+  ``--lecun-samples`` samples (off-diagonal terms dropped at every layer),
+  the estimate Choi 2017 uses;
 * ``adam``: the square root of the trained Adam optimizer's second moments.
 
-Then, without fine-tuning, the diagonal model's predicted loss rise
-1/2 sum_i h_i (w_i - q_i)^2 against the real rise of the training loss
-(first 4,096 images), for plain and Hessian-weighted k-means and for the
-exact minimiser of each objective (``method="optimal"``).
+With ``--scopes model`` the same comparison with one codebook for all
+layers (``scope="model"``, a `SharedCodebook` fine-tuned as one variable):
+Choi 2017's setting, where the importance also decides how the shared
+centroids are spent between layers of different sensitivity. With
+``--sparsity`` the float model is first pruned (as in codebook.py: steps
+``--prune-steps``, ``--prune-epochs`` each, ``--prune-scope``), and every
+estimate is computed on the pruned model (k = 2^b - 1 plus the zero code).
+``--float-seed`` trains another float model (same recipe, another seed).
+Each importance's row gives the mean and standard error over the seeds and
+the paired difference to plain k-means (same seed, same fine-tuning data
+order) with its standard error.
+
+Then, without fine-tuning (unpruned models only), the diagonal model's
+predicted loss rise 1/2 sum_i h_i (w_i - q_i)^2 against the real rise of
+the training loss (first 4,096 images), for plain and Hessian-weighted
+k-means and for the exact minimiser of each objective
+(``method="optimal"``), per layer or over all layers together.
 
 Usage: nice -n 10 python benchmarks/codebook_importance.py [--models mlp cnn]
-       [--bits 2 3] [--seeds 0 1 2]
+       [--bits 2 3] [--seeds 0 1 2] [--scopes layer model]
+       [--sparsity 0.92 --prune-scope model --prune-epochs 2] [--float-seed 1]
 """
 
 from __future__ import annotations
@@ -47,9 +64,10 @@ sys.path.insert(0, str(HERE))
 import _machine  # noqa: E402
 import codebook as bench  # noqa: E402
 
-cluster_module = sys.modules["tfqnn.codebook.cluster"]
 importance_module = sys.modules["tfqnn.codebook.importance"]
-ESTIMATES = ("kmeans", "hessian", "ggn", "adam")
+wrappers = sys.modules["tfqnn.codebook.wrappers"]
+rebuild = sys.modules["tfqnn.codebook._rebuild"]
+ESTIMATES = ("kmeans", "hessian", "ggn", "lecun", "adam")
 
 
 def gauss_newton(model: keras.Model, x: np.ndarray, variables: list[Any]) -> list[np.ndarray]:
@@ -71,28 +89,104 @@ def gauss_newton(model: keras.Model, x: np.ndarray, variables: list[Any]) -> lis
     return [t / x.shape[0] for t in totals]
 
 
+def lecun(model: keras.Model, x: np.ndarray) -> list[np.ndarray]:
+    """Becker and LeCun's (1989) diagonal backpropagation, the estimate Choi 2017 uses.
+
+    Second derivatives of the loss with respect to the pre-activations are
+    propagated back dropping every off-diagonal term: s_in = (W*W)^T s_out
+    (through ReLU and max pooling times their 0/1 derivative, squared),
+    starting from the softmax cross-entropy's diagonal p (1 - p) at the
+    logits; a weight's entry is s_out x^2, averaged over samples. For the
+    Dense / Conv2D / MaxPooling2D / Flatten / Reshape models of codebook.py
+    (pruned or not); the last layer's estimate is the exact diagonal.
+    """
+    layers = [rebuild.unwrapped(layer) for layer in model.layers]
+    wrapped = list(model.layers)
+
+    def kernel_of(i: int) -> Any:
+        outer = wrapped[i]
+        if isinstance(outer, wrappers.Pruned):
+            return tf.convert_to_tensor(outer.decoded_kernel("kernel"))
+        return tf.convert_to_tensor(layers[i].kernel)
+
+    def linear(layer: Any, inputs: Any, kernel: Any) -> Any:
+        if isinstance(layer, keras.layers.Conv2D):
+            padding = layer.padding.upper()
+            return tf.nn.conv2d(inputs, kernel, layer.strides, padding)
+        return tf.matmul(inputs, kernel)
+
+    def vjp(function: Any, at: Any, cotangent: Any) -> Any:
+        with tf.GradientTape() as tape:
+            tape.watch(at)
+            out = function(at)
+        return tape.gradient(out, at, output_gradients=cotangent)
+
+    @tf.function(autograph=False)
+    def step(xb: Any) -> list[Any]:
+        inputs, h = [], tf.convert_to_tensor(xb)
+        for outer in wrapped:
+            inputs.append(h)
+            h = outer(h, training=False)
+        s, out = None, []
+        for i in reversed(range(len(layers))):
+            layer, inp = layers[i], inputs[i]
+            if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
+                kernel = kernel_of(i)
+                pre = linear(layer, inp, kernel) + layer.bias
+                activation = layer.get_config()["activation"]
+                if activation == "softmax":
+                    p = tf.nn.softmax(pre)
+                    s = p * (1 - p)
+                elif activation == "relu":
+                    s = s * tf.cast(pre > 0, s.dtype)
+                elif activation != "linear":
+                    raise ValueError(f"lecun: activation {activation!r} not supported")
+                out.append(vjp(lambda v, lay=layer, a=inp: linear(lay, tf.square(a), v), kernel, s))
+                s = vjp(lambda u, lay=layer, k=kernel: linear(lay, u, tf.square(k)), inp, s)
+            elif isinstance(layer, keras.layers.MaxPooling2D):
+                s = vjp(layer, inp, s)
+            elif isinstance(layer, (keras.layers.Flatten, keras.layers.Reshape)):
+                s = tf.reshape(s, tf.shape(inp))
+            else:
+                raise TypeError(f"lecun: layer {type(layer).__name__} not supported")
+        return out[::-1]
+
+    totals: list[np.ndarray] | None = None
+    for i in range(0, x.shape[0], 256):
+        parts = [np.asarray(g, dtype=np.float64) for g in step(x[i : i + 256])]
+        totals = parts if totals is None else [t + g for t, g in zip(totals, parts)]
+    assert totals is not None
+    return [t / x.shape[0] for t in totals]
+
+
 def kernels(model: keras.Model) -> list[Any]:
-    return [layer.kernel for layer in model.layers if hasattr(layer, "kernel")]
+    """The kernel variables in `codebook.cluster`'s order (a `Pruned` layer's latent ones)."""
+    return [
+        wrappers.kernel_variable(layer, name)
+        for layer in model.layers
+        for name in wrappers.kernel_names(rebuild.unwrapped(layer))
+    ]
 
 
-def clustered(model: keras.Model, bits: int, estimate: str, h: list[Any], seed: int) -> Any:
-    """`codebook.cluster` at ``bits`` with ``estimate``'s importance ``h`` (None: plain)."""
+def clustered(
+    model: keras.Model, clusters: int, estimate: str, h: list[Any], seed: int, scope: str
+) -> Any:
+    """`codebook.cluster` with ``clusters`` and ``estimate``'s importance ``h`` (None: plain)."""
+    common: dict[str, Any] = {"verbose": 0, "seed": seed, "scope": scope}
     if estimate == "kmeans":
-        return codebook.cluster(model, 2**bits, verbose=0, seed=seed)
-    if estimate == "adam":
-        return codebook.cluster(model, 2**bits, importance="adam", verbose=0, seed=seed)
+        return codebook.cluster(model, clusters, **common)
     original = importance_module.hessian
     importance_module.hessian = lambda *_: h  # the estimate computed once
     try:
-        return codebook.cluster(
-            model, 2**bits, importance="hessian", data=(None, None), verbose=0, seed=seed
-        )
+        return codebook.cluster(model, clusters, importance="hessian", data=(None, None), **common)
     finally:
         importance_module.hessian = original
 
 
-def diagnosis(model: keras.Model, data: Any, bits: int, h: list[np.ndarray]) -> list[str]:
-    """Predicted (diagonal) against real loss rise, no fine-tuning."""
+def diagnosis(
+    model: keras.Model, data: Any, bits: int, h: list[np.ndarray], scope: str
+) -> list[str]:
+    """Predicted (diagonal) against real loss rise, no fine-tuning (unpruned models)."""
     (x, y), _ = data
     loss = keras.losses.SparseCategoricalCrossentropy()
 
@@ -102,22 +196,45 @@ def diagnosis(model: keras.Model, data: Any, bits: int, h: list[np.ndarray]) -> 
     base = train_loss(model)
     lines = []
     for method in ("kmeans", "optimal"):
+        function = codebook.kmeans if method == "kmeans" else codebook.optimal
         for weighted in (False, True):
             copy = keras.models.clone_model(model)
             copy.set_weights(model.get_weights())
+            variables = kernels(copy)
+            values = [np.asarray(v) for v in variables]
+            if scope == "model":  # one codebook over all kernels together
+                joint = function(
+                    np.concatenate([w.ravel() for w in values]),
+                    2**bits,
+                    importance=np.concatenate([hv.ravel() for hv in h]) if weighted else None,
+                ).decode()
+                ends = np.cumsum([w.size for w in values])
+                quantized = [q.reshape(w.shape) for q, w in zip(np.split(joint, ends[:-1]), values)]
+            else:
+                quantized = [
+                    function(w, 2**bits, importance=hv if weighted else None)
+                    .decode()
+                    .reshape(w.shape)
+                    for w, hv in zip(values, h)
+                ]
             predicted = 0.0
-            for variable, hv in zip(kernels(copy), h):
-                w = np.asarray(variable)
-                function = codebook.kmeans if method == "kmeans" else codebook.optimal
-                q = function(w, 2**bits, importance=hv if weighted else None).decode()
-                q = q.reshape(w.shape)
+            for variable, w, q, hv in zip(variables, values, quantized, h):
                 predicted += 0.5 * float(np.sum(hv * (w - q) ** 2))
                 variable.assign(q)
             lines.append(
-                f"| {bits} | {method} | {'yes' if weighted else 'no'} | {predicted:.4f} | "
-                f"{train_loss(copy) - base:.4f} | {100 * bench.accuracy(copy, data):.2f} |"
+                f"| {scope} | {bits} | {method} | {'yes' if weighted else 'no'} | "
+                f"{predicted:.4f} | {train_loss(copy) - base:.4f} | "
+                f"{100 * bench.accuracy(copy, data):.2f} |"
             )
     return lines
+
+
+def mean_se(values: list[float], signed: bool = False) -> str:
+    """``mean +- standard error`` over seeds (one value: the mean alone)."""
+    mean = f"{np.mean(values):{'+' if signed else ''}.2f}"
+    if len(values) < 2:
+        return mean
+    return f"{mean} +- {np.std(values, ddof=1) / np.sqrt(len(values)):.2f}"
 
 
 def main() -> None:
@@ -126,52 +243,104 @@ def main() -> None:
     parser.add_argument("--bits", nargs="+", type=int, default=[2, 3])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--estimates", nargs="+", choices=ESTIMATES, default=list(ESTIMATES))
+    parser.add_argument("--scopes", nargs="+", choices=["layer", "model"], default=["layer"])
     parser.add_argument("--train-size", type=int, default=12_000)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--float-seed", type=int, default=0, help="seed of the float training")
     parser.add_argument("--hessian-samples", type=int, default=256)
     parser.add_argument("--ggn-samples", type=int, default=2048)
+    parser.add_argument("--lecun-samples", type=int, default=12_000)
+    parser.add_argument("--sparsity", type=float, default=0.0, help="0: no pruning")
+    parser.add_argument("--prune-steps", nargs="+", type=float, default=[0.5, 0.7, 0.8, 0.9])
+    parser.add_argument("--prune-epochs", type=int, default=1)
+    parser.add_argument("--prune-scope", choices=["layer", "model"], default="layer")
+    parser.add_argument("--no-diagnosis", action="store_true")
     args = parser.parse_args()
+    args.learning_rate, args.batch = 1e-3, 128  # bench.pruned_model's recipe
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {_machine.memory_gib()} GiB; "
         f"load {_machine.load_average()}; Python {platform.python_version()}, numpy "
         f"{np.__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
     )
+    print(f"Arguments: {vars(args)}")
     (x, y), test = tfqnn.datasets.load_fashion_mnist()
     data = ((x[: args.train_size], y[: args.train_size]), test)
+    pruned = args.sparsity > 0
     for name in args.models:
-        keras.utils.set_random_seed(0)
+        keras.utils.set_random_seed(args.float_seed)
         model = bench.build(name)
         bench.fit(model, data, args.epochs, 1e-3, 128)
         print(f"\n{name}: float {100 * bench.accuracy(model, data):.2f} %", flush=True)
+        if pruned:
+            model = bench.pruned_model(model, data, args)
+            print(
+                f"{name}: pruned to {args.sparsity} ({args.prune_scope}): "
+                f"{100 * bench.accuracy(model, data):.2f} %",
+                flush=True,
+            )
         variables = kernels(model)
         n = args.hessian_samples
         estimates: dict[str, Any] = {
-            "hessian": importance_module.hessian(model, (x[:n], y[:n]), variables),
-            "ggn": gauss_newton(model, x[: args.ggn_samples], variables),
+            "hessian": importance_module.hessian(model, (x[:n], y[:n]), variables)
         }
-        print("| bits | importance | acc % before ft | acc % after ft, per seed | mean | sd |")
-        print("|---|---|---|---|---|---|")
-        for bits in args.bits:
-            for estimate in args.estimates:
-                h = estimates.get(estimate)
-                before, after = None, []
-                for seed in args.seeds:
-                    keras.utils.set_random_seed(seed)
-                    c = clustered(model, bits, estimate, h, seed)
-                    before = bench.accuracy(c, data)
-                    bench.fit(c, data, 1, 3e-4, 128)
-                    after.append(100 * bench.accuracy(c, data))
-                print(
-                    f"| {bits} | {estimate} | {100 * before:.2f} | "
-                    f"{', '.join(f'{a:.2f}' for a in after)} | {np.mean(after):.2f} | "
-                    f"{np.std(after):.2f} |",
-                    flush=True,
-                )
-        print("\n| bits | method | Hessian-weighted | predicted rise | real rise | acc % |")
-        print("|---|---|---|---|---|---|")
-        for bits in args.bits:
-            for line in diagnosis(model, data, bits, estimates["hessian"]):
-                print(line, flush=True)
+        if "ggn" in args.estimates:
+            estimates["ggn"] = gauss_newton(model, x[: args.ggn_samples], variables)
+        if "lecun" in args.estimates:
+            estimates["lecun"] = lecun(model, x[: args.lecun_samples])
+        if "adam" in args.estimates:
+            estimates["adam"] = importance_module.adam(model.optimizer, variables)
+        print("| kernel | weights | mean |w| | " + " | ".join(f"mean h ({e})" for e in estimates))
+        print("|---|---|---|" + "---|" * len(estimates))
+        decoded = [
+            rebuild.plain_values(layer)[name]
+            for layer in model.layers
+            for name in wrappers.kernel_names(rebuild.unwrapped(layer))
+        ]
+        for variable, w, *h in zip(variables, decoded, *estimates.values()):
+            kept = w != 0
+            means = " | ".join(f"{np.mean(hv[kept]):.3g}" for hv in h)
+            print(
+                f"| {variable.path} | {np.sum(kept)} | {np.mean(np.abs(w[kept])):.3g} | {means} |"
+            )
+        print(
+            "\n| scope | bits | importance | acc % before ft | acc % after ft, per seed | "
+            "mean +- se | minus kmeans, paired |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for scope in args.scopes:
+            for bits in args.bits:
+                clusters = 2**bits - (1 if pruned else 0)
+                plain: list[float] = []
+                for estimate in args.estimates:
+                    h = estimates.get(estimate)
+                    before, after = None, []
+                    for seed in args.seeds:
+                        keras.utils.set_random_seed(seed)
+                        c = clustered(model, clusters, estimate, h, seed, scope)
+                        before = bench.accuracy(c, data)
+                        bench.fit(c, data, 1, 3e-4, 128)
+                        after.append(100 * bench.accuracy(c, data))
+                    if estimate == "kmeans":
+                        plain = after
+                    paired = (
+                        mean_se([a - b for a, b in zip(after, plain)], signed=True)
+                        if plain and estimate != "kmeans"
+                        else "-"
+                    )
+                    print(
+                        f"| {scope} | {bits} | {estimate} | {100 * before:.2f} | "
+                        f"{', '.join(f'{a:.2f}' for a in after)} | {mean_se(after)} | "
+                        f"{paired} |",
+                        flush=True,
+                    )
+        if pruned or args.no_diagnosis:
+            continue
+        print("\n| scope | bits | method | Hessian-weighted | predicted rise | real rise | acc % |")
+        print("|---|---|---|---|---|---|---|")
+        for scope in args.scopes:
+            for bits in args.bits:
+                for line in diagnosis(model, data, bits, estimates["hessian"], scope):
+                    print(line, flush=True)
     print(f"\nLoad average at the end: {_machine.load_average()}")
 
 

@@ -15,11 +15,12 @@ builtins, XNNPACK), binary (``ste_sign`` inputs and kernels: one
 (5, 5) (``MultiBinary(M, axis=-1)`` kernels, ``MultiBinaryActivation(N)``
 inputs: one binary op per layer with N input and M weight bases,
 docs/lite_ops.md), and run by
-`tfqnn.lite.Interpreter`. Timing: ``--rounds`` rounds, each invoking every
-file in turn for ``--seconds`` (at least 3 times); each invoke() is timed
-alone, by the wall clock (perf_counter_ns) and by the CPU time of the
-calling thread (thread_time_ns; with one thread every op runs on it), and
-the table gives the medians in milliseconds, the CPU-time ratios to the
+`tfqnn.lite.Interpreter`. Timing (`_timing.interleaved`): ``--rounds``
+rounds, each invoking every file in turn (the order rotating each round)
+for about ``--seconds`` (at least 3 times); each invoke() is timed alone,
+by the wall clock (perf_counter_ns) and by the CPU time of the calling
+thread (thread_time_ns; with one thread every op runs on it), and the table
+gives the medians in milliseconds, the CPU-time ratios to the
 binary file (``pad_values=1``, as binary layers are usually trained) and to
 the binary file with Keras' zero padding (``pad_values=0``, the padding of
 the ABC-Net layers, whose (1, 1) layer is exactly that binary layer), and
@@ -35,9 +36,7 @@ Usage: python benchmarks/multi_basis_latency.py [--workloads cnn,conv]
 
 import argparse
 import os
-import platform
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -49,6 +48,7 @@ import tfqnn
 
 sys.path.insert(0, os.path.dirname(__file__))
 import _machine
+import _timing
 import weight_procedures
 
 BASES = ((1, 1), (3, 1), (3, 3), (5, 5))
@@ -106,24 +106,14 @@ def randomize(model, rng):
 
 
 def median_ms(interpreters, x, rounds, seconds):
-    """Median wall and CPU milliseconds per invoke() of each interpreter."""
-    wall = {name: [] for name in interpreters}
-    cpu = {name: [] for name in interpreters}
-    for r in range(rounds):
-        names = list(interpreters)
-        names = names[r % len(names) :] + names[: r % len(names)]
-        for name in names:
-            interpreter = interpreters[name]
-            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-            start = time.perf_counter()
-            while len(wall[name]) < 3 * (r + 1) or time.perf_counter() - start < seconds:
-                c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
-                interpreter.invoke()
-                wall[name].append(time.perf_counter_ns() - t0)
-                cpu[name].append(time.thread_time_ns() - c0)
+    """Median wall and CPU milliseconds per invoke() of each interpreter (`_timing.interleaved`)."""
+    for interpreter in interpreters.values():
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    calls = [interpreter.invoke for interpreter in interpreters.values()]
+    samples = _timing.interleaved(calls, rounds, rounds * seconds, min_per_round=3, cpu=True)
     return (
-        {name: float(np.median(t)) / 1e6 for name, t in wall.items()},
-        {name: float(np.median(t)) / 1e6 for name, t in cpu.items()},
+        {name: float(np.median(t.wall_ns)) / 1e6 for name, t in zip(interpreters, samples)},
+        {name: float(np.median(t.cpu_ns)) / 1e6 for name, t in zip(interpreters, samples)},
     )
 
 
@@ -134,11 +124,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.5)
     args = parser.parse_args()
-    print(
-        f"Machine: {_machine.cpu_name()} ({platform.machine()}), {os.cpu_count()} cores, "
-        f"{_machine.memory_gib()} GiB, load {_machine.load_average()}; Python "
-        f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
-    )
+    print(_machine.header({"TensorFlow": tf.__version__, "Keras": keras.__version__}))
     rng = np.random.default_rng(0)
     for workload in args.workloads.split(","):
         build, shape = WORKLOADS[workload]

@@ -48,9 +48,7 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -67,6 +65,7 @@ import tfqnn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _machine
+import _peer
 
 HERE = Path(__file__).resolve().parent
 SCHEMES = ("float", "8bit", "4bit", "2bit", "ternary", "scaled_binary")
@@ -185,35 +184,16 @@ def sequence_run(
 def qkeras_runs(data: dict[str, np.ndarray], args: argparse.Namespace) -> list[dict[str, Any]]:
     """QLSTM rows from the tf_keras environment, or [] when it is absent."""
     python = args.qkeras_python
-    if not python or not Path(python).exists():
-        print(f"QKeras: no environment at {python!r} (scripts/peer_envs.sh); skipped")
+    if not _peer.available(python, "QKeras"):
         return []
-    with tempfile.TemporaryDirectory() as directory:
-        path = os.path.join(directory, "data.npz")
-        np.savez(path, **data)
-        command = [
-            python,
-            str(HERE / "_recurrent_qkeras.py"),
-            path,
-            "--epochs",
-            str(args.epochs),
-            "--units",
-            str(args.units),
-            "--batch",
-            str(args.batch),
-            "--seed",
-            str(args.seed),
-            "--schemes",
-            *args.schemes,
-            "--activations",
-            *args.activations,
-        ]
-        environment = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
-        result = subprocess.run(command, capture_output=True, text=True, env=environment)
-    if result.returncode != 0:
-        print("QKeras run failed:\n" + result.stderr[-2000:])
+    arguments = ["--epochs", str(args.epochs), "--units", str(args.units)]
+    arguments += ["--batch", str(args.batch), "--seed", str(args.seed)]
+    arguments += ["--schemes", *args.schemes, "--activations", *args.activations]
+    result = _peer.run(python, HERE / "_recurrent_qkeras.py", data, arguments, what="QKeras run")
+    if result is None:
         return []
-    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    stdout, _ = result
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
 MATCH_VARIANTS = {  # name: scheme, activations, recipe
@@ -235,8 +215,7 @@ def match_runs(data: dict[str, np.ndarray], args: argparse.Namespace) -> list[di
     The QKeras side always uses QKeras's quantizers (``--recipe qkeras``'s).
     """
     python = args.qkeras_python
-    if not python or not Path(python).exists():
-        print(f"QKeras: no environment at {python!r} (scripts/peer_envs.sh); skipped")
+    if not _peer.available(python, "QKeras"):
         return []
     steps, batch = args.match_steps, args.batch
     x, y = data["x_train"][: steps * batch], data["y_train"][: steps * batch]
@@ -247,18 +226,16 @@ def match_runs(data: dict[str, np.ndarray], args: argparse.Namespace) -> list[di
         run_args = argparse.Namespace(**{**vars(args), "recipe": recipe})
         model = sequence_model("lstm", scheme, activations, x.shape[1:], run_args)
         initial = model.get_weights()
-        with tempfile.TemporaryDirectory() as directory:
-            path, out = os.path.join(directory, "in.npz"), os.path.join(directory, "out.npz")
-            np.savez(path, x_train=x, y_train=y, **dict(zip(names, initial)))
-            command = [python, str(HERE / "_recurrent_qkeras.py"), path, "--replay", out]
-            command += ["--steps", str(steps), "--units", str(args.units), "--batch", str(batch)]
-            command += ["--schemes", scheme, "--activations", "on" if activations else "off"]
-            environment = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
-            result = subprocess.run(command, capture_output=True, text=True, env=environment)
-            if result.returncode != 0:
-                print("QKeras replay failed:\n" + result.stderr[-2000:])
-                return rows
-            reference = dict(np.load(out))
+        arrays = {"x_train": x, "y_train": y, **dict(zip(names, initial))}
+        arguments = ["--steps", str(steps), "--units", str(args.units), "--batch", str(batch)]
+        arguments += ["--schemes", scheme, "--activations", "on" if activations else "off"]
+        script = HERE / "_recurrent_qkeras.py"
+        result = _peer.run(
+            python, script, arrays, arguments, what="QKeras replay", output="--replay"
+        )
+        if result is None:
+            return rows
+        _, reference = result
         with tf.GradientTape() as tape:
             probabilities = model(x[:batch], training=True)
             loss = keras.ops.mean(
@@ -442,11 +419,9 @@ def language_model_run(
 
 
 def machine() -> str:
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{_machine.memory_gib()} GiB, load {_machine.load_average()}; Python "
-        f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
-    )
+    """`_machine.header` without its ``Machine: `` (also the JSON file's ``machine``)."""
+    line = _machine.header({"TensorFlow": tf.__version__, "Keras": keras.__version__})
+    return line.removeprefix("Machine: ")
 
 
 def sequence_table(rows: list[dict[str, Any]]) -> str:

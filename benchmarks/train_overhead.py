@@ -23,7 +23,6 @@ Usage: python benchmarks/train_overhead.py [--rounds 15] [--steps 20] [--monitor
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -157,10 +156,7 @@ def main():
     parser.add_argument("--monitor-rounds", type=int, default=3)
     parser.add_argument("--only-monitor", action="store_true")
     args = parser.parse_args()
-    print(
-        f"Machine: {_machine.cpu_name()} ({platform.machine()}), {os.cpu_count()} cores; "
-        f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
-    )
+    print(_machine.header({"TensorFlow": tf.__version__, "Keras": keras.__version__}))
     if not args.only_monitor:
         measure_steps(args)
     print(

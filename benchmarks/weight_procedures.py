@@ -212,11 +212,7 @@ def main():
     parts = args.parts.split(",")
 
     cpu = _machine.cpu_name()
-    print(
-        f"Machine: {cpu} ({platform.machine()}), {os.cpu_count()} cores, "
-        f"{_machine.memory_gib()} GiB, load {_machine.load_average()}; Python "
-        f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
-    )
+    print(_machine.header({"TensorFlow": tf.__version__, "Keras": keras.__version__}))
     if not tfqnn.datasets.fashion_mnist_available():
         sys.exit("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist).")
     _, data = demo.load("fashion_mnist")

@@ -1,12 +1,13 @@
 """Fashion-MNIST accuracy of a ResNet-18-style network under the zoo's five presets.
 
 Trains `tfqnn.zoo.ResNet18` at 28x28x1 (small-input stem, widths scaled by
-``--width-multiplier``) once per preset ("float", "binary", "xnor",
-"dorefa" W1A2, "ternary") with `examples/train_zoo.py`: the same data,
+``--width-multiplier``) once per preset ("float", "ternary", "binary",
+"xnor", "dorefa" W1A2) with `examples/train_zoo.py`: the same data,
 epochs, batch and seed for all, each with its paper's recipe scaled down.
-Prints the machine, then test accuracy in Keras and TFLite, the gap to
-float, size, binary MACs and TFLite latency beside the ImageNet top-1 the
-survey's sources report for ResNet-18 (docs: benchmarks/README.md).
+Prints the machine, then benchmarks/README.md's table: test accuracy in
+Keras and TFLite, the gap to float, packed weights, binary MACs, TFLite
+file size and latency, training wall and CPU minutes, beside the ImageNet
+top-1 the survey's sources report for ResNet-18; then each preset's recipe.
 
 Usage: python benchmarks/zoo_accuracy.py [--epochs 2] [--train-size 60000]
        [--width-multiplier 0.125] [--presets float,binary] [--json PATH]
@@ -15,7 +16,6 @@ Usage: python benchmarks/zoo_accuracy.py [--epochs 2] [--train-size 60000]
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -24,17 +24,24 @@ import _machine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "examples", "train_zoo.py")
-PRESETS = ("float", "binary", "xnor", "dorefa", "ternary")
+PRESETS = ("float", "ternary", "binary", "xnor", "dorefa")  # the README table's order
 # ImageNet top-1 (%) of ResNet-18 by preset, as the research note gives it
 # (docs/zoo.md, tfqnn.zoo.info("ResNet18")): FP and XNOR-Net from the
 # XNOR-Net paper; TWN's ternary against its own FP (ResNet-18B);
 # DoReFa W1A4 (tensorpack); no binary (BinaryNet) ResNet-18 figure.
 IMAGENET = {
     "float": "69.3 (XNOR-Net paper)",
-    "binary": "-",
+    "binary": "no source",
     "xnor": "51.2 (XNOR-Net paper)",
-    "dorefa": "59.2 at W1A4 (tensorpack)",
-    "ternary": "61.8 vs 65.4 FP (TWN, ResNet-18B)",
+    "dorefa": "W1A4: 59.2 (tensorpack); W1A2 not given",
+    "ternary": "61.8, its own FP 65.4 (TWN, ResNet-18B)",
+}
+NAMES = {
+    "float": "float",
+    "binary": "binary (BinaryNet)",
+    "xnor": "xnor (XNOR-Net)",
+    "dorefa": "dorefa W1A2",
+    "ternary": "ternary (TWN)",
 }
 
 
@@ -80,11 +87,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    print(
-        f"Machine: {_machine.cpu_name()} ({platform.machine()}), {os.cpu_count()} cores, "
-        f"{_machine.memory_gib()} GiB, load {_machine.load_average()}; Python "
-        f"{platform.python_version()}"
-    )
+    print(_machine.header())
     cards = {}
     with tempfile.TemporaryDirectory() as output:
         for preset in args.presets.split(","):
@@ -95,21 +98,30 @@ def main():
         f"{args.train_size:,} images, batch {args.batch_size}, seed {args.seed}\n"
     )
     print(
-        "| preset | test % (Keras) | TFLite % | vs float | recipe | weights KiB | binary MACs "
-        "| TFLite ms | CPU-min | ImageNet top-1 % |"
+        "| preset | test % (Keras) | TFLite % | vs float | weights KiB (packed) | binary MACs "
+        "| TFLite bytes | TFLite ms | train wall / CPU min | ImageNet ResNet-18 top-1 % |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for preset, card in cards.items():
         accuracy = card["test_accuracy"]
-        gap = "" if float_accuracy is None else f"{100 * (accuracy - float_accuracy):+.2f}"
+        gap = (
+            ""
+            if float_accuracy is None or preset == "float"
+            else f"{100 * (accuracy - float_accuracy):+.2f}"
+        )
+        training = card["training"]
         print(
-            f"| {preset} | {100 * accuracy:.2f} | {100 * card['tflite']['test_accuracy']:.2f} "
-            f"| {gap} | {card['training']['recipe']} "
+            f"| {NAMES[preset]} | {100 * accuracy:.2f} "
+            f"| {100 * card['tflite']['test_accuracy']:.2f} | {gap} "
             f"| {card['summary']['quantized_bytes'] / 1024:.1f} "
             f"| {100 * card['summary']['binary_mac_fraction']:.1f} % "
-            f"| {card['tflite']['latency_ms']:.3f} "
-            f"| {card['training']['cpu_seconds'] / 60:.1f} | {IMAGENET[preset]} |"
+            f"| {card['tflite']['bytes']:,} | {card['tflite']['latency_ms']:.3f} "
+            f"| {training['seconds'] / 60:.1f} / {training['cpu_seconds'] / 60:.1f} "
+            f"| {IMAGENET[preset]} |"
         )
+    print("\nRecipes:")
+    for preset, card in cards.items():
+        print(f"- {NAMES[preset]}: {card['training']['recipe']}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(cards, f, indent=2)

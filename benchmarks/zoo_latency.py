@@ -55,7 +55,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 import argparse
 import gc
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -66,6 +65,7 @@ from pathlib import Path
 from typing import Any
 
 import _machine
+import _timing
 import numpy as np
 from _quiet import quiet
 
@@ -312,8 +312,9 @@ def time_entries(
 ) -> None:
     """Median ms per (entry, threads) over interleaved rounds; fills ``entry.median_ms``.
 
-    Each pair gets about `seconds` of invokes in all (at least `min_invokes`
-    per round); the order of the pairs rotates by one each round.
+    `_timing.interleaved`: each pair gets about `seconds` of invokes in all
+    (at least `min_invokes` per round); the order of the pairs rotates by
+    one each round.
     """
     pairs = []
     for entry in entries:
@@ -322,36 +323,12 @@ def time_entries(
             if n == threads[0]:
                 entry.ops = op_census(interpreter)
             pairs.append((entry, n, interpreter))
-    per_round = []
-    for _, _, interpreter in pairs:  # warm-up, sizes the rounds
-        times = []
-        for _ in range(2):
-            t0 = time.perf_counter_ns()
-            interpreter.invoke()
-            times.append(time.perf_counter_ns() - t0)
-        estimate = max(min(times) * 1e-9, 1e-6)
-        per_round.append(max(min_invokes, round(seconds / rounds / estimate)))
-    samples: list[list[int]] = [[] for _ in pairs]
-    clock = time.perf_counter_ns
-    for r in range(rounds):
-        start = time.perf_counter()
-        shift = r % len(pairs)
-        order = list(range(len(pairs)))[shift:] + list(range(len(pairs)))[:shift]
-        for i in order:
-            invoke = pairs[i][2].invoke
-            invoke()  # once untimed: the other models ran in between
-            for _ in range(per_round[i]):
-                t0 = clock()
-                invoke()
-                samples[i].append(clock() - t0)
-        if verbose:
-            print(
-                f"  round {r + 1}/{rounds} done ({time.perf_counter() - start:.0f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
-    for (entry, n, _), ns in zip(pairs, samples, strict=True):
-        entry.median_ms[n] = float(np.median(ns)) / 1e6
+    calls = [interpreter.invoke for _, _, interpreter in pairs]
+    samples = _timing.interleaved(
+        calls, rounds, seconds, min_per_round=min_invokes, sizing_calls=2, verbose=verbose
+    )
+    for (entry, n, _), timed in zip(pairs, samples, strict=True):
+        entry.median_ms[n] = float(np.median(timed.wall_ns)) / 1e6
 
 
 # ---- the table -----------------------------------------------------------------
@@ -551,14 +528,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def print_machine(versions: dict[str, str], args: argparse.Namespace) -> None:
     """The machine, versions and settings, before the tables."""
-    print(
-        f"Machine: {_machine.cpu_name()}, "
-        f"{os.cpu_count()} logical CPUs, {_machine.memory_gib()} GiB; "
-        f"load average at start {_machine.load_average()}"
-    )
-    print(
-        f"Python {platform.python_version()}, " + ", ".join(f"{k} {v}" for k, v in versions.items())
-    )
+    print(_machine.header(versions))
     print(
         f"Input {args.size}x{args.size}x3, batch 1, 1000 classes, random weights; threads "
         f"{args.threads}; median of every invoke() over {args.rounds} interleaved rounds, "

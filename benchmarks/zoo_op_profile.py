@@ -31,13 +31,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 import argparse
 import copy
 import json
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import _machine
+import _timing
 import numpy as np
 from _quiet import quiet
 
@@ -137,26 +137,12 @@ def make_interpreter(content: bytes, custom: bool, library: str) -> Any:
 
 
 def time_cuts(cuts: list[Cut], library: str, rounds: int, seconds: float) -> None:
-    """Fills each cut's samples: interleaved rounds, rotating order, ~`seconds` per cut."""
+    """Fills each cut's samples: `_timing.interleaved`, ~`seconds` per cut, >= 3 per round."""
     interpreters = [make_interpreter(c.content, c.custom, library) for c in cuts]
-    per_round = []
-    for interpreter in interpreters:
-        t0 = time.perf_counter_ns()
-        for _ in range(3):
-            interpreter.invoke()
-        estimate = max((time.perf_counter_ns() - t0) / 3 * 1e-9, 1e-6)
-        per_round.append(max(3, round(seconds / rounds / estimate)))
-    clock = time.perf_counter_ns
-    for r in range(rounds):
-        shift = r % len(cuts)
-        for i in list(range(shift, len(cuts))) + list(range(shift)):
-            invoke = interpreters[i].invoke
-            invoke()
-            samples = cuts[i].samples
-            for _ in range(per_round[i]):
-                t0 = clock()
-                invoke()
-                samples.append(clock() - t0)
+    calls = [interpreter.invoke for interpreter in interpreters]
+    samples = _timing.interleaved(calls, rounds, seconds, min_per_round=3, sizing_calls=3)
+    for cut, timed in zip(cuts, samples, strict=True):
+        cut.samples.extend(timed.wall_ns)
 
 
 def profile(network: str, size: int, rounds: int, seconds: float, library: str) -> dict[str, Any]:
@@ -234,12 +220,9 @@ def main(argv: list[str] | None = None) -> int:
 
         import tfqnn
         from tfqnn.lite import _core
-    print(
-        f"Machine: {_machine.cpu_name()}, {os.cpu_count()} logical CPUs; load average at start "
-        f"{_machine.load_average()}; Python {platform.python_version()}, TensorFlow "
-        f"{tf.__version__}, ai-edge-litert {getattr(ai_edge_litert, '__version__', '?')}, "
-        f"kernels ISA {_core.active_isa()}"
-    )
+    litert = getattr(ai_edge_litert, "__version__", "?")
+    versions = {"TensorFlow": tf.__version__, "ai-edge-litert": litert}
+    print(_machine.header({**versions, "kernels ISA": _core.active_isa()}))
     print(
         f"Input {args.size}x{args.size}x3, batch 1, one thread; medians over {args.rounds} "
         f"interleaved rounds, ~{args.seconds:g} s per model."

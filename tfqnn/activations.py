@@ -34,3 +34,13 @@ def hard_sigmoid_half(x: keras.KerasTensor) -> keras.KerasTensor:
     layers. ``2 hard_sigmoid_half(x) - 1`` is `hard_tanh`.
     """
     return ops.clip(0.5 * x + 0.5, 0.0, 1.0)
+
+
+@keras.saving.register_keras_serializable(package="tfqnn")
+def clip_unit_interval(x: keras.KerasTensor) -> keras.KerasTensor:
+    """``clip(x, 0, 1)``: DoReFa-Net's bound of activations before quantizing them.
+
+    Zhou et al. 2016 (arXiv:1606.06160); larq-zoo's DoReFaNet names it
+    ``clip_by_value_activation``. The gradient passes on [0, 1], ends included.
+    """
+    return ops.clip(x, 0.0, 1.0)

@@ -19,11 +19,12 @@ weights are not their initial values.
 - ``larq_conv1d``: QuantConv1D on the image rows as sequences, saved with its
   optimizer state.
 - ``larq_tiny``: two QuantDense layers (the fuzz tests corrupt it).
-- with ``--large``: ``larq_quicknet_small``, larq-zoo's QuickNetSmall at
-  32 x 32 with random weights (50 MB: not committed; the slow test builds it),
-  and ``larq_zoo_quicknet_small_weights.h5``, its weights at 64 x 64 saved as
-  larq-zoo saves them (tf_keras ``save_weights``), for ``tfqnn.zoo``'s
-  ``QuickNetSmall(weights=...)``.
+- ``larq_zoo_blocks``: larq-zoo's own quantizers and activation
+  (``xnor_weight_scale``, ``magnitude_aware_sign_unclipped``,
+  ``clip_by_value_activation``) and the layers its architectures add.
+- ``larq_savedmodel``: a small BNN saved as a SavedModel directory.
+
+larq-zoo's architectures are built by ``make_fixtures_larq_zoo.py``.
 """
 
 import os
@@ -32,7 +33,6 @@ import sys
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import larq as lq
-import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -155,67 +155,59 @@ def conv1d():
     return keras.Model(inputs, x, name="larq_conv1d")
 
 
-def _blur_kernel(shape, dtype=None):
-    """A fixed [1, 2, 1] x [1, 2, 1] / 16 blur per channel (QuickNet's anti-aliased stride)."""
-    taps = np.array([1.0, 2.0, 1.0])
-    kernel = np.outer(taps, taps) / 16.0
-    return np.broadcast_to(kernel[:, :, None, None], shape).astype(np.float32)
+def zoo_blocks():
+    """larq-zoo's own quantizers and activation, and the layers its architectures add.
 
-
-def quicknet_small(size=32):
-    """larq-zoo's QuickNetSmall (larq_zoo/sota/quicknet.py) rebuilt with larq's layers, 32 x 32.
-
-    Stem: a float stride-2 conv, a stride-2 depthwise conv, a 1x1 conv. Then
-    four sections (32, 64, 256, 512 filters) of four residual binary 3x3
-    convolutions (SteSign(1.25) inputs and kernels, pad_values=1, ReLU,
-    BatchNorm, ``x + residual``); a transition before each section that
-    changes the width (ReLU, max pool, a frozen blur depthwise conv, a float
-    1x1 conv). Random weights: the architecture is what is tested.
+    ``xnor_weight_scale`` (XNORNet) on a dilated convolution whose output is
+    concatenated to its input (BinaryDenseNet); ``DoReFaQuantizer`` inputs
+    with ``magnitude_aware_sign_unclipped`` kernels and
+    ``clip_by_value_activation`` (DoReFaNet); larq-zoo's global pool
+    (AveragePooling2D and Flatten); a Reshape to a 1x1 convolution
+    (BinaryAlexNet's dense layers).
     """
-    binary = dict(
-        input_quantizer=lq.quantizers.SteSign(clip_value=1.25),
-        kernel_quantizer=lq.quantizers.SteSign(clip_value=1.25),
-        kernel_constraint=lq.constraints.WeightClip(clip_value=1.25),
+    from make_fixtures_larq_zoo import (  # registers larq-zoo's names
+        global_pool,
+        magnitude_aware_sign_unclipped,
+        xnor_weight_scale,
     )
+
     L = keras.layers
-    inputs = keras.Input((size, size, 3))
-    x = lq.layers.QuantConv2D(8, 3, strides=2, padding="same", use_bias=False)(inputs)
-    x = L.Activation("relu")(L.BatchNormalization()(x))
-    x = lq.layers.QuantDepthwiseConv2D(3, strides=2, padding="same", use_bias=False)(x)
-    x = L.BatchNormalization(scale=False, center=False)(x)
-    x = L.BatchNormalization()(lq.layers.QuantConv2D(32, 1, use_bias=False)(x))
-    for section, filters in enumerate((32, 64, 256, 512)):
-        for block in range(4):
-            if filters != x.shape[-1]:
-                strides = 2 if section > 0 and block == 0 else 1
-                x = L.Activation("relu")(x)
-                x = L.MaxPool2D(pool_size=strides, strides=1)(x)
-                x = L.DepthwiseConv2D(
-                    3,
-                    depthwise_initializer=_blur_kernel,
-                    padding="same",
-                    strides=strides,
-                    trainable=False,
-                    use_bias=False,
-                )(x)
-                x = lq.layers.QuantConv2D(filters, 1, use_bias=False)(x)
-                x = L.BatchNormalization(momentum=0.9, epsilon=1e-5)(x)
-            residual = x
-            x = lq.layers.QuantConv2D(
-                filters,
-                3,
-                activation="relu",
-                padding="same",
-                pad_values=1.0,
-                use_bias=False,
-                **binary,
-            )(x)
-            x = L.BatchNormalization(momentum=0.9, epsilon=1e-5)(x)
-            x = x + residual  # a TFOpLambda in the saved config, as in larq-zoo
-    x = L.GlobalAveragePooling2D()(L.Activation("relu")(x))
-    x = lq.layers.QuantDense(1000)(x)
+
+    def bn(x):
+        return L.BatchNormalization(momentum=0.9, scale=False, epsilon=1e-4)(x)
+
+    dorefa = dict(
+        input_quantizer=lq.quantizers.DoReFaQuantizer(k_bit=2),
+        kernel_quantizer=magnitude_aware_sign_unclipped,
+        use_bias=False,
+    )
+    inputs = keras.Input((28, 28, 1))
+    x = bn(L.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(inputs))  # 14 x 14
+    y = lq.layers.QuantConv2D(
+        8,
+        3,
+        padding="same",
+        dilation_rate=2,
+        input_quantizer="ste_sign",
+        kernel_quantizer=xnor_weight_scale,
+        kernel_constraint="weight_clip",
+        kernel_regularizer=keras.regularizers.l2(5e-7),
+        use_bias=False,
+    )(x)
+    x = L.concatenate([x, bn(y)])
+    # Average, not max, pooling: a binary convolution's outputs tie, and float rounding
+    # (tf_keras's fused BatchNorm) would route a max pool's gradient to another tie.
+    x = L.AvgPool2D(2, strides=2)(x)  # 7 x 7
+    x = bn(lq.layers.QuantConv2D(16, 3, padding="same", **dorefa)(x))
+    x = global_pool(x)
+    x = L.Reshape((1, 1, 16))(x)
+    x = lq.layers.QuantConv2D(32, 1, **BINARY, use_bias=False)(x)
+    x = L.Flatten()(bn(x))
+    x = bn(lq.layers.QuantDense(32, **dorefa)(x))
+    x = L.Activation("clip_by_value_activation")(x)
+    x = L.Dense(10)(x)
     outputs = L.Activation("softmax", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name="larq_quicknet_small")
+    return keras.Model(inputs, outputs, name="larq_zoo_blocks")
 
 
 MODELS = {
@@ -223,6 +215,7 @@ MODELS = {
     "larq_every_layer": (every_layer, False),
     "larq_conv1d": (conv1d, True),
     "larq_tiny": (tiny, False),
+    "larq_zoo_blocks": (zoo_blocks, False),
 }
 
 
@@ -253,41 +246,12 @@ def savedmodel_bnn():
 SAVED_MODELS = {"larq_savedmodel": savedmodel_bnn}
 
 
-# Too large to commit (12.6 million parameters, 50 MB): written with --large only.
-LARGE = {"larq_quicknet_small": quicknet_small}
-
-
-def write_large(directory):
-    rng = np.random.default_rng(15)
-    for name, build in LARGE.items():
-        keras.utils.set_random_seed(15)
-        model = build()
-        path = os.path.join(directory, name + ".h5")
-        model.save(path, include_optimizer=False)
-        x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
-        np.savez(os.path.join(directory, name + ".npz"), x=x, y=model.predict(x, verbose=0))
-        print(f"{path}: {os.path.getsize(path)} bytes, larq {lq.__version__}, tf {tf.__version__}")
-    # larq-zoo's weights files are tf_keras save_weights .h5 files: one of QuickNetSmall
-    # at 64 x 64 (where tfqnn.zoo's stem strides as larq-zoo's), for QuickNetSmall(weights=).
-    keras.utils.set_random_seed(16)
-    model = quicknet_small(64)
-    path = os.path.join(directory, "larq_zoo_quicknet_small_weights.h5")
-    model.save_weights(path)
-    x = rng.uniform(-1, 1, (4, 64, 64, 3)).astype(np.float32)
-    np.savez(
-        os.path.join(directory, "larq_zoo_quicknet_small_weights.npz"),
-        x=x,
-        y=model.predict(x, verbose=0),
-    )
-    print(f"{path}: {os.path.getsize(path)} bytes")
-
-
-def main(directory, large=False):
+def main(directory, names=()):
     os.makedirs(directory, exist_ok=True)
-    if large:
-        write_large(directory)
     x_train, y_train, x_test = fashion_mnist()
     for name, (build, include_optimizer) in MODELS.items():
+        if names and name not in names:
+            continue
         keras.utils.set_random_seed(15)
         model = build()
         rank3 = name in ("larq_conv1d", "larq_tiny")
@@ -301,6 +265,8 @@ def main(directory, large=False):
         save_outputs(model, npz, test, train[:16], y_train[:16], gradients)
         print(f"{path}: {os.path.getsize(path)} bytes, larq {lq.__version__}, tf {tf.__version__}")
     for name, build in SAVED_MODELS.items():
+        if names and name not in names:
+            continue
         keras.utils.set_random_seed(15)
         model = build()
         train, test = x_train[:, ::2, ::2], x_test[:4, ::2, ::2]
@@ -313,6 +279,6 @@ def main(directory, large=False):
 
 
 if __name__ == "__main__":
-    arguments = [a for a in sys.argv[1:] if a != "--large"]
+    # DIR, then optionally the names of the models to write (all by default).
     here = os.path.join(os.path.dirname(__file__), "fixtures")
-    main(arguments[0] if arguments else here, large="--large" in sys.argv)
+    main(sys.argv[1] if len(sys.argv) > 1 else here, sys.argv[2:])

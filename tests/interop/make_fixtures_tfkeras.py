@@ -32,6 +32,15 @@ images.
   QSimpleRNN, QDense with a ``quantized_relu`` activation and QActivation
   with ``quantized_tanh`` and ``quantized_sigmoid``, and a QBidirectional
   QSimpleRNN.
+- ``tfkeras_activations``: every activation name tf_keras 2.21 resolves,
+  one ``Activation`` layer each, and ``hard_sigmoid`` inside wrappers
+  (``TimeDistributed``, ``RNN`` of a cell and of stacked cells); its npz
+  holds the inputs ``x`` and tf_keras's output ``y:<layer>`` of each layer.
+- ``tfmot_nested_pruned``: ``prune_low_magnitude`` of a model with a
+  Sequential backbone as a layer (tfmot wraps the layers inside it too).
+- ``tfmot_savedmodel`` (a nested Sequential, and a pruned and a clustered
+  layer with their wrappers) and ``tfmot_qat_savedmodel``
+  (``quantize_model``): SavedModel directories.
 """
 
 import os
@@ -39,6 +48,7 @@ import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -414,6 +424,143 @@ def tfkeras_savedmodel():
     return keras.Model(inputs, outputs, name="tfkeras_savedmodel")
 
 
+# Every activation name tf_keras 2.21's activations.get resolves (its module's functions
+# and the aliases leaky_relu, log_softmax, relu6, silu).
+ACTIVATION_NAMES = (
+    "elu",
+    "exponential",
+    "gelu",
+    "hard_sigmoid",
+    "leaky_relu",
+    "linear",
+    "log_softmax",
+    "mish",
+    "relu",
+    "relu6",
+    "selu",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "softplus",
+    "softsign",
+    "swish",
+    "tanh",
+)
+
+
+def tfkeras_activations():
+    """One Activation layer per name, and hard_sigmoid inside tf_keras's wrappers."""
+    L = keras.layers
+    inputs = keras.Input((5, 8), name="x")
+    outputs = [L.Activation(name, name=f"act_{name}")(inputs) for name in ACTIVATION_NAMES]
+    dense = L.Dense(6, activation="hard_sigmoid", name="dense")
+    outputs.append(L.TimeDistributed(dense, name="time_distributed_dense")(inputs))
+    outputs.append(
+        L.TimeDistributed(L.Activation("hard_sigmoid", name="act"), name="time_distributed_act")(
+            inputs
+        )
+    )
+    cell = L.LSTMCell(4, activation="hard_sigmoid", recurrent_activation="hard_sigmoid")
+    outputs.append(L.RNN(cell, return_sequences=True, name="rnn_lstm_cell")(inputs))
+    cells = [
+        L.GRUCell(4, recurrent_activation="hard_sigmoid"),
+        L.SimpleRNNCell(3, activation="hard_sigmoid"),
+    ]
+    outputs.append(L.RNN(cells, name="rnn_stacked_cells")(inputs))
+    outputs.append(L.Conv1D(4, 3, activation="gelu", name="conv_gelu")(inputs))
+    return keras.Model(inputs, outputs, name="tfkeras_activations")
+
+
+def activation_inputs():
+    """Inputs over [-8, 8] with the breakpoints of hard_sigmoid (+-2.5, +-3) and 0."""
+    rng = np.random.default_rng(15)
+    x = rng.uniform(-8, 8, (2, 5, 8)).astype(np.float32)
+    x.flat[:9] = [-3.0, -2.5, -1.0, 0.0, 1.0, 2.5, 3.0, 6.0, -6.0]
+    return x
+
+
+def save_activations(model, path):
+    x = activation_inputs()
+    outputs = model.predict(x, verbose=0)
+    names = [name.split("/")[0] for name in model.output_names]
+    np.savez_compressed(path, x=x, **{f"y:{n}": y for n, y in zip(names, outputs)})
+
+
+def tfmot_savedmodel():
+    """A nested Sequential, a prune_low_magnitude and a cluster_weights layer, wrappers kept."""
+    import tensorflow_model_optimization as tfmot
+
+    L = keras.layers
+    sparsity, clustering = tfmot.sparsity.keras, tfmot.clustering.keras
+    backbone = keras.Sequential(
+        [
+            keras.Input((14, 14, 1)),
+            L.Conv2D(4, 3, strides=2, name="conv"),  # 6 x 6
+            L.BatchNormalization(name="bn"),
+            L.ReLU(name="relu"),
+            L.MaxPooling2D(2, name="pool"),  # 3 x 3
+        ],
+        name="backbone",
+    )
+    inputs = keras.Input((14, 14, 1), name="image")
+    x = L.Flatten(name="flatten")(backbone(inputs))
+    schedule = sparsity.ConstantSparsity(0.5, begin_step=0, frequency=1)
+    hidden = L.Dense(12, activation="relu", name="hidden")
+    x = sparsity.prune_low_magnitude(hidden, pruning_schedule=schedule)(x)
+    classes = L.Dense(10, activation="softmax", name="classes")
+    outputs = clustering.cluster_weights(
+        classes,
+        number_of_clusters=8,
+        cluster_centroids_init=clustering.CentroidInitialization.LINEAR,
+    )(x)
+    return keras.Model(inputs, outputs, name="tfmot_savedmodel")
+
+
+def tfmot_nested_pruned():
+    """prune_low_magnitude of a model that uses a Sequential backbone as a layer.
+
+    tfmot wraps the backbone's Conv2D inside the nested model, and the outer Dense.
+    """
+    import tensorflow_model_optimization as tfmot
+
+    L = keras.layers
+    backbone = keras.Sequential(
+        [
+            keras.Input((14, 14, 1)),
+            L.Conv2D(4, 3, strides=2, activation="relu", name="conv"),  # 6 x 6
+            L.MaxPooling2D(2, name="pool"),  # 3 x 3
+            L.Flatten(name="flatten"),
+        ],
+        name="backbone",
+    )
+    inputs = keras.Input((14, 14, 1), name="image")
+    outputs = L.Dense(10, activation="softmax", name="classes")(backbone(inputs))
+    sparsity = tfmot.sparsity.keras
+    schedule = sparsity.ConstantSparsity(0.5, begin_step=0, frequency=1)
+    model = keras.Model(inputs, outputs, name="tfmot_nested_pruned")
+    return sparsity.prune_low_magnitude(model, pruning_schedule=schedule)
+
+
+def tfmot_qat_savedmodel():
+    """quantize_model of a small CNN with a BatchNormalization, saved as a SavedModel."""
+    import tensorflow_model_optimization as tfmot
+
+    L = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((14, 14, 1)),
+            L.Conv2D(4, 3, strides=2, use_bias=False, name="conv"),  # 6 x 6
+            L.BatchNormalization(name="bn"),
+            L.ReLU(name="relu"),
+            L.MaxPooling2D(2, name="pool"),  # 3 x 3
+            L.Flatten(name="flatten"),
+            L.Dense(10, activation="softmax", name="classes"),
+        ],
+        name="tfmot_qat_savedmodel",
+    )
+    return tfmot.quantization.keras.quantize_model(model)
+
+
 def strip(model):
     """tfmot's strip_pruning or strip_clustering, whichever wrappers the model has."""
     import tensorflow_model_optimization as tfmot
@@ -439,12 +586,27 @@ MODELS = {
     "tfmot_qat_cnn": tfmot_qat_cnn,
     "tfkeras_nested": tfkeras_nested,
     "tfkeras_savedmodel": tfkeras_savedmodel,
+    "tfkeras_activations": tfkeras_activations,
+    "tfmot_savedmodel": tfmot_savedmodel,
+    "tfmot_qat_savedmodel": tfmot_qat_savedmodel,
+    "tfmot_nested_pruned": tfmot_nested_pruned,
 }
 # Models saved with fewer, smaller samples: every other pixel, 4 test and 8
 # training images (the fixtures stay small).
-SMALL = ("tfmot_qat_cnn", "tfkeras_nested", "tfkeras_savedmodel")
+SMALL = (
+    "tfmot_qat_cnn",
+    "tfkeras_nested",
+    "tfkeras_savedmodel",
+    "tfmot_savedmodel",
+    "tfmot_qat_savedmodel",
+    "tfmot_nested_pruned",
+)
 # Models saved as a SavedModel directory NAME (model.save(NAME, save_format="tf")).
-SAVED_MODELS = ("tfkeras_savedmodel",)
+SAVED_MODELS = (
+    "tfkeras_savedmodel",
+    "tfmot_savedmodel",
+    "tfmot_qat_savedmodel",
+)
 
 
 def main(directory, names=()):
@@ -455,6 +617,11 @@ def main(directory, names=()):
             continue
         keras.utils.set_random_seed(15)
         model = build()
+        if name == "tfkeras_activations":  # no training: tf_keras's outputs of each layer
+            path = os.path.join(directory, name + ".h5")
+            model.save(path, include_optimizer=False)
+            save_activations(model, os.path.join(directory, name + ".npz"))
+            continue
         model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
         train, test = (
             (x_train, x_test)
@@ -464,7 +631,7 @@ def main(directory, names=()):
         if name in SMALL:
             train, test = train[:, ::2, ::2], test[:, ::2, ::2]
         callbacks = []
-        if name.startswith("tfmot_pruned"):
+        if name.startswith("tfmot_pruned") or name in ("tfmot_savedmodel", "tfmot_nested_pruned"):
             import tensorflow_model_optimization as tfmot
 
             callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]

@@ -33,6 +33,7 @@ MODELS = [
     "larq_every_layer",
     "larq_conv1d",
     "larq_tiny",
+    "larq_zoo_blocks",
 ]
 
 

@@ -1,8 +1,7 @@
 """Rebuilds the fixtures with the real peers and loads them: the proof beyond the committed files.
 
-With ``--large`` the larq script also builds larq-zoo's QuickNetSmall (random
-weights, 32 x 32, 50 MB), which is too large to commit. Slow, and it needs
-the peers' environments (``scripts/peer_envs.sh``): it
+larq-zoo's architectures, too large to commit, are built and loaded by
+``test_larq_zoo.py``. Slow, and it needs the peers' environments (``scripts/peer_envs.sh``): it
 looks for them in ``$TFQNN_PEERS_DIR``, else in ``.peers`` at the
 repository root, and skips when they are absent.
 """
@@ -14,7 +13,6 @@ import subprocess
 import numpy as np
 import pytest
 
-import tfqnn
 from tfqnn import interop
 
 from . import _fixtures
@@ -33,7 +31,7 @@ def test_rebuilt_fixtures_load_with_the_peers_outputs(peer, tmp_path):
         pytest.skip(f"no {peer} environment at {python.parent.parent}: run scripts/peer_envs.sh")
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
     result = subprocess.run(
-        [str(python), str(HERE / SCRIPTS[peer]), str(tmp_path), "--large"],
+        [str(python), str(HERE / SCRIPTS[peer]), str(tmp_path)],
         env=env,
         capture_output=True,
         text=True,
@@ -43,27 +41,21 @@ def test_rebuilt_fixtures_load_with_the_peers_outputs(peer, tmp_path):
         pytest.skip("the fixture scripts train on Fashion-MNIST, which is not installed")
     assert result.returncode == 0, result.stderr[-3000:]
     built = sorted(p.stem for p in tmp_path.glob("*.h5"))
-    weights_files = {"larq_zoo_quicknet_small_weights"} if peer == "larq" else set()
-    committed = _fixtures.committed_names()
-    large = {"larq_quicknet_small"} if peer == "larq" else set()  # 50 MB: never committed
-    assert built and set(built) <= set(committed) | large | weights_files
-    assert large | weights_files <= set(built)
-    if peer == "larq":
-        # larq-zoo's weights file (tf_keras save_weights) into tfqnn.zoo's QuickNetSmall.
-        data = np.load(tmp_path / "larq_zoo_quicknet_small_weights.npz")
-        path = tmp_path / "larq_zoo_quicknet_small_weights.h5"
-        model = tfqnn.zoo.QuickNetSmall(input_shape=(64, 64, 3), weights=path)
-        # 60 layers of float rounding on random weights: 5e-6 on a probability of 0.18.
-        np.testing.assert_allclose(
-            model.predict(data["x"], verbose=0), data["y"], rtol=1e-4, atol=1e-5
-        )
-        built.remove("larq_zoo_quicknet_small_weights")
+    committed = {
+        n for n in _fixtures.committed_names() if n.startswith("larq_") == (peer == "larq")
+    }
+    assert set(built) == committed  # every committed fixture of this script, nothing else
     for name in built:
         data = np.load(tmp_path / f"{name}.npz")
         model = interop.load(tmp_path / f"{name}.h5")
-        np.testing.assert_allclose(
-            model.predict(data["x"], verbose=0), data["y"], rtol=1e-5, atol=1e-6, err_msg=name
-        )
+        outputs = model.predict(data["x"], verbose=0)
+        if "y" not in data:  # several outputs (tfkeras_activations): y:<output layer>
+            for output, value in zip(model.output_names, outputs):
+                np.testing.assert_allclose(
+                    value, data[f"y:{output}"], rtol=1e-5, atol=1e-6, err_msg=output
+                )
+            continue
+        np.testing.assert_allclose(outputs, data["y"], rtol=1e-5, atol=1e-6, err_msg=name)
     # SavedModel directories (tfkeras_savedmodel), saved_model.pb included.
     for directory in sorted(p for p in tmp_path.iterdir() if (p / "keras_metadata.pb").exists()):
         assert (HERE / "fixtures" / directory.name / "keras_metadata.pb").exists()

@@ -205,3 +205,27 @@ def test_ranges_that_disagree_with_the_config(qat):
 def test_fuzz_qat_file(tmp_path):
     """Mutated configs and corrupted bytes of the QAT fixture: a model or a ValueError."""
     assert fuzz_count(QAT, tmp_path, np.random.default_rng(15), 25, 40) > 10
+
+
+def test_quantize_layer_ranges_named_after_the_layer():
+    """tfmot names QuantizeLayer's range after the layer: quantize_layer_1_min in a
+    second quantize_model of one process (the fixture script makes several)."""
+    from tfqnn.interop import tfmot_qat
+    from tfqnn.interop.report import Report
+
+    report = Report()
+    settings = {"num_bits": 8, "per_axis": False, "symmetric": False, "narrow_range": False}
+    quantizer = {"class_name": "AllValuesQuantizer", "config": settings}
+    config = {"name": "quantize_layer_1", "quantizer": quantizer}
+    layer = tfmot_qat.layer("QuantizeLayer", config, "m/quantize_layer_1", "m", None, report)
+    assert isinstance(layer, tfqnn.layers.QuantActivation) and not report.issues
+    low, high, step = np.float32(-1.5), np.float32(2.0), np.int32(3)
+    arrays = [
+        ("quantize_layer_1/quantize_layer_1_min:0", low),
+        ("quantize_layer_1/quantize_layer_1_max:0", high),
+        ("quantize_layer_1/optimizer_step:0", step),
+    ]
+    assert report.weight_maps["quantize_layer_1"](arrays) == [
+        ("quantizer_min", low),
+        ("quantizer_max", high),
+    ]

@@ -69,3 +69,17 @@ def test_multi_basis_errors_name_the_argument(rng):
         ref.multi_basis(x, t, betas[:1], packed, alphas, bias, ref.bdense, in_features=40)
     with pytest.raises(ValueError, match="kernel_scales"):
         ref.multi_basis(x, t, betas, packed, alphas[:1], bias, ref.bdense, in_features=40)
+
+
+def test_multi_basis_op_errors_name_the_argument():
+    ones, zeros = np.ones(4 * 2 * 3, np.float32), np.zeros(3, np.float32)
+    x = np.zeros((2, 3), np.int32)  # 3 words: not 2 equal groups
+    w = np.zeros((6, 1), np.int32)  # 6 rows: 2 blocks of 3, not 4 blocks
+    with pytest.raises(ValueError, match=r"x_packed\.shape=\(2, 3\).*input_bases=2"):
+        ref.multi_basis_bdense(x, w, ones, zeros, 32, input_bases=2, weight_bases=2)
+    with pytest.raises(ValueError, match=r"weights_packed\.shape=\(6, 1\).*weight_bases=4"):
+        ref.multi_basis_bdense(x[:, :2], w, ones, zeros, 32, input_bases=2, weight_bases=4)
+    image = np.zeros((1, 4, 4, 2), np.int32)
+    filters = np.zeros((5, 3, 3, 1), np.int32)  # 5 rows: not 2 blocks
+    with pytest.raises(ValueError, match=r"filter_packed\.shape=\(5, 3, 3, 1\).*weight_bases=2"):
+        ref.multi_basis_bconv2d(image, filters, ones, zeros, 32, input_bases=2, weight_bases=2)

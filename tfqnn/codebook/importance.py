@@ -11,9 +11,13 @@ section 3). Two estimates of h:
   Choi uses) and needs only first derivatives. For a piecewise-linear
   network (ReLU, max pooling) under softmax cross-entropy the exact
   diagonal equals the Gauss-Newton one, sum_c p_c (d log p_c / d w)^2
-  averaged over samples; on Fashion-MNIST (benchmarks/README.md) that exact
-  diagonal over 2,048 samples clustered no better than this estimate over
-  256.
+  averaged over samples. Both are means over samples, the scale of the
+  Hessian of the average loss that Choi estimates, so the estimates of
+  different layers are comparable (what ``scope="model"`` needs). On
+  Fashion-MNIST (benchmarks/README.md, codebook_importance.py) neither that
+  exact diagonal over 2,048 samples nor Choi's own estimate (Becker and
+  LeCun's diagonal backpropagation over 12,000) clustered consistently
+  better than this estimate over 256 (each won some settings, lost others).
 - `adam`: Choi's free substitute, the square root of a trained Adam
   optimizer's second-moment estimates.
 """
@@ -40,7 +44,7 @@ def hessian(
     samples: int = HESSIAN_SAMPLES,
     loss: Any = None,
 ) -> list[np.ndarray]:
-    """Diagonal Gauss-Newton estimate of the Hessian of the loss for each variable.
+    """Empirical Fisher estimate of the diagonal of the Hessian of the loss, per variable.
 
     Args:
         model: the trained model.

@@ -44,7 +44,7 @@ def load_with_report(path: str | os.PathLike[str]) -> tuple[keras.Model, Report]
     if model is None:  # pragma: no cover - a None layer always comes with an issue
         raise ValueError(f"Cannot load {name}.")
     try:
-        weights.assign(model, source.weights, report.weight_maps)
+        weights.assign(model, source.weights, report.weight_maps, report.aliases)
     except Exception as error:  # a weight Keras cannot take, such as an array of strings
         raise ValueError(f"Cannot load {name}: {error}.") from error
     return model, report
@@ -59,8 +59,7 @@ def load(path: str | os.PathLike[str], verbose: int | str | bool = 0) -> keras.M
             layers are tf_keras's, larq's, QKeras's or tfmot's pruning,
             clustering and quantize_model wrappers; or the SavedModel
             directory of ``model.save("dir", save_format="tf")``
-            (`tfqnn.interop.savedmodel`, without nested models or tfmot's
-            wrappers).
+            (`tfqnn.interop.savedmodel`).
         verbose: 1, 2, ``"auto"`` or True prints a table: each source layer
             and its quantizers, and the tfqnn (or Keras 3) layer and
             quantizers it became; then the notices (what was ignored on

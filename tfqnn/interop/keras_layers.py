@@ -5,7 +5,8 @@ layers. `clean_config` removes what tf_keras writes that Keras 3 does not
 take when it has no effect (``groups=1``, the unused ``kernel_*`` entries of
 separable convolutions, an ``input_length`` or ``noise_shape`` of None) and
 names the activations Keras 3 computes differently by tfqnn's copy of
-tf_keras's (``hard_sigmoid``);
+tf_keras's (``hard_sigmoid``, the only one of tf_keras 2.21's 18 names; the
+others call the same TensorFlow ops in both);
 anything else Keras 3 rejects is reported as unsupported rather than
 dropped, since dropping it could change the model.
 """
@@ -35,8 +36,12 @@ UNUSED: dict[str, tuple[str, ...]] = {
     "QuantSeparableConv2D": ("kernel_initializer", "kernel_regularizer", "kernel_constraint"),
     "QSeparableConv2D": ("kernel_initializer", "kernel_regularizer", "kernel_constraint"),
 }
-# tf_keras activations that Keras 3 computes differently under the same name.
-ACTIVATIONS: dict[str, Any] = {"hard_sigmoid": activations.tf_keras_hard_sigmoid}
+# tf_keras activations that Keras 3 computes differently under the same name, and
+# larq-zoo's DoReFaNet activation, by the name larq-zoo registers it under.
+ACTIVATIONS: dict[str, Any] = {
+    "hard_sigmoid": activations.tf_keras_hard_sigmoid,
+    "clip_by_value_activation": activations.clip_unit_interval,
+}
 # tf_keras classes with no Keras 3 equivalent that would keep the model's outputs.
 UNSUPPORTED: dict[str, str] = {
     "Lambda": "a Lambda layer holds Python bytecode; rebuild it as a Keras 3 layer",
@@ -68,8 +73,11 @@ def clean_config(class_name: str, config: dict[str, Any]) -> dict[str, Any]:
     if class_name == "BatchNormalization" and isinstance(axis, list) and len(axis) == 1:
         config["axis"] = axis[0]  # tf_keras writes [3], Keras 3 takes 3
     for key in ("activation", "recurrent_activation"):
-        if isinstance(config.get(key), str) and config[key] in ACTIVATIONS:
-            config[key] = keras.saving.serialize_keras_object(ACTIVATIONS[config[key]])
+        value = config.get(key)
+        if isinstance(value, dict) and value.get("class_name") == "function":
+            value = value.get("config")  # a Python function, saved by its name
+        if isinstance(value, str) and value in ACTIVATIONS:
+            config[key] = keras.saving.serialize_keras_object(ACTIVATIONS[value])
     dtype = config.get("dtype")
     if isinstance(dtype, dict):  # a tf_keras DTypePolicy: Keras 3 takes its name
         config["dtype"] = dtype.get("config", {}).get("name", "float32")

@@ -7,6 +7,7 @@
 | ``SteTern(threshold_value, ternary_weight_networks, clip_value)`` | ``SteTern(threshold, scaled=False, clip_value)`` |
 | ``DoReFa(k_bit, "activations")`` / ``DoReFa(k_bit, "weights")`` | ``DoReFa(bits)`` / ``DoReFaWeights(bits)`` |
 | ``WeightClip(clip_value)`` | `tfqnn.constraints.WeightClip` |
+| larq-zoo's ``xnor_weight_scale`` / ``magnitude_aware_sign_unclipped`` | ``ClippedScaledSign()`` / ``DoReFa(1, "weights")`` |
 
 larq's ``SteTern`` keeps ``|x| >= threshold_value``; tfqnn's keeps
 ``|x| > threshold``, so the threshold maps to the float32 just below it,
@@ -98,6 +99,11 @@ def _noop(config: dict[str, Any]) -> quantizers.Quantizer:
 
 
 QUANTIZERS: dict[str, Callable[[dict[str, Any]], quantizers.Quantizer]] = {
+    # larq-zoo's quantizer functions, by the names larq-zoo registers them under.
+    "xnor_weight_scale": lambda c: quantizers.ClippedScaledSign(**_take(c, {})),
+    "magnitude_aware_sign_unclipped": lambda c: quantizers.DoReFa(
+        **_take(c, {}), bits=1, mode="weights"
+    ),
     "SteSign": lambda c: quantizers.SteSign(**_take(c, {"clip_value": 1.0})),
     "ApproxSign": lambda c: quantizers.ApproxSign(**_take(c, {})),
     "SwishSign": lambda c: quantizers.SwishSign(**_take(c, {"beta": 5.0})),
@@ -111,7 +117,9 @@ QUANTIZERS: dict[str, Callable[[dict[str, Any]], quantizers.Quantizer]] = {
 
 def describe(value: Any) -> str:
     """A short text for a serialized larq quantizer or constraint."""
-    if isinstance(value, dict):
+    if isinstance(value, dict) and value.get("class_name") == "function":
+        return str(value.get("config"))  # a Python function, saved by its name
+    if isinstance(value, dict) and isinstance(value.get("config", {}), dict):
         config = {
             k: v
             for k, v in (value.get("config") or {}).items()
@@ -126,6 +134,8 @@ def quantizer(value: Any, path: str, report: Report) -> quantizers.Quantizer | N
     """The tfqnn quantizer for a serialized larq quantizer (None stays None)."""
     if value is None:
         return None
+    if isinstance(value, dict) and value.get("class_name") == "function":
+        value = value.get("config")  # a Python function, saved by its name (larq-zoo's)
     if isinstance(value, str):
         class_name, config = ALIASES.get(value, value), {}
     elif isinstance(value, dict) and isinstance(value.get("config", {}), dict):

@@ -50,13 +50,16 @@ class Report:
     """Collects the mappings, the notices and the issues of one load.
 
     ``weight_maps``: per layer name, the `WeightMap` of the layers whose
-    weights the file holds under other names or shapes.
+    weights the file holds under other names or shapes. ``aliases``: the
+    names the file gives the weights of a wrapped layer (tfmot's wrappers
+    name them after the layer they wrap), and the layer that holds them.
     """
 
     mappings: list[LayerMapping] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
     weight_maps: dict[str, WeightMap] = field(default_factory=dict, repr=False)
+    aliases: dict[str, str] = field(default_factory=dict, repr=False)
 
     def unsupported(self, path: str, what: str, alternative: str = "") -> None:
         """Records something that cannot be mapped; `raise_issues` reports them all at once."""

@@ -9,9 +9,12 @@ object with its ``node_path`` (field 3: ``"root"``, ``"root.layer-1"``,
 (field 5: JSON, the root's holding the model config as the ``.h5`` file
 does, with tuples written as ``{"class_name": "__tuple__", "items": [...]}``).
 `read` decodes those fields with a minimal protobuf reader, then reads the
-variables from the TensorFlow checkpoint in ``variables/``, where the
-weights of the layer at ``root.layer_with_weights-K`` are the entries
-``layer_with_weights-K/<weight>/.ATTRIBUTES/VARIABLE_VALUE``.
+variables from the TensorFlow checkpoint in ``variables/``: its
+``TrackableObjectGraph`` (``_CHECKPOINTABLE_OBJECT_GRAPH``, decoded by the
+same reader) links each object to its children by name, so the variables
+a layer reaches are its weights, whichever path the checkpoint keys them
+by (the layer's own ``layer_with_weights-K/kernel``, or the model's
+``variables/<index>`` for a tfmot wrapper's layer and a nested model's).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ CHECKPOINT = os.path.join("variables", "variables")
 # SavedObject identifiers of the models tfqnn.interop rebuilds.
 MODEL_IDENTIFIERS = ("_tf_keras_network", "_tf_keras_model", "_tf_keras_sequential")
 VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"  # the checkpoint's TrackableObjectGraph
 
 
 def _varint(data: bytes, start: int) -> tuple[int, int]:
@@ -103,33 +107,108 @@ def _objects(data: bytes) -> list[dict[str, str]]:
     return objects
 
 
+def _object_graph(data: bytes) -> list[tuple[list[tuple[str, int]], list[str]]]:
+    """The checkpoint's ``TrackableObjectGraph``: per node, its children and variable keys.
+
+    Each node (field 1) lists its children (field 1: ``node_id`` 1,
+    ``local_name`` 2) in the order the object tracked them, and its
+    serialized tensors (field 2: ``name`` 1, ``checkpoint_key`` 3); a
+    variable's value is the tensor named ``VARIABLE_VALUE``.
+    """
+    nodes = []
+    for number, node in fields(data):
+        if number != 1 or not isinstance(node, bytes):
+            continue
+        children: list[tuple[str, int]] = []
+        keys: list[str] = []
+        for key, value in fields(node):
+            if not isinstance(value, bytes):
+                continue
+            entry = dict(fields(value))
+            if key == 1 and isinstance(entry.get(1, 0), int) and isinstance(entry.get(2), bytes):
+                children.append((entry[2].decode("utf-8"), int(entry.get(1, 0))))
+            elif key == 2 and entry.get(1) == b"VARIABLE_VALUE" and isinstance(entry.get(3), bytes):
+                keys.append(entry[3].decode("utf-8"))
+        nodes.append((children, keys))
+    return nodes
+
+
+def _node(graph: list[tuple[list[tuple[str, int]], list[str]]], path: str) -> int | None:
+    """The checkpoint node at a metadata ``node_path`` (``"root.layer-1.layer"``), or None."""
+    node = 0
+    for part in path.split(".")[1:]:
+        if not 0 <= node < len(graph):
+            return None
+        found = [child for name, child in graph[node][0] if name == part]
+        if not found:
+            return None
+        node = found[0]
+    return node if 0 <= node < len(graph) else None
+
+
+def _layer_name(metadata: str, path: str) -> str:
+    found = json.loads(metadata or "{}")
+    name = found.get("name") if isinstance(found, dict) else None
+    if not isinstance(name, str):
+        raise ValueError(f"the metadata of {path} has no layer name")  # noqa: TRY004
+    return name
+
+
 def _weights(
-    objects: list[dict[str, str]], variables: dict[str, np.ndarray]
+    objects: list[dict[str, str]],
+    graph: list[tuple[list[tuple[str, int]], list[str]]],
+    variables: dict[str, np.ndarray],
 ) -> dict[str, list[tuple[str, np.ndarray]]]:
-    """Per layer name, its ``("<layer>/<weight>:0", array)`` pairs from the checkpoint."""
-    weights: dict[str, list[tuple[str, np.ndarray]]] = {}
+    """Per layer of the root model, its ``("<owner>/<weight>:0", array)`` pairs.
+
+    A layer's variables are those the checkpoint's object graph reaches from
+    it, in the order it tracked them. Each is named as the ``.h5`` file
+    names it: ``<owner>`` is the innermost Keras object that holds it under
+    a name (the layer itself, the layer a tfmot wrapper wraps, a recurrent
+    layer's cell, the layer of a nested model), ``<weight>`` that name. The
+    checkpoint's own key may be another path (tf_keras saves a wrapped
+    layer's kernel as the model's ``variables/0``).
+    """
+    owners: dict[int, tuple[str, int]] = {}  # node: (layer name, depth of its path)
+    top: list[tuple[str, int]] = []
     for found in objects:
         path = found.get("path", "")
-        parts = path.split(".")
-        if len(parts) != 2 or parts[0] != "root" or not parts[1].startswith("layer"):
-            continue  # the root, and objects inside layers (nested models are not read)
-        metadata = json.loads(found.get("metadata", "{}"))
-        name = metadata.get("name") if isinstance(metadata, dict) else None
-        if not isinstance(name, str):
-            raise ValueError(f"the metadata of {path} has no layer name")  # noqa: TRY004
-        prefix = parts[1] + "/"
+        if not path.startswith("root.") or found.get("identifier") == "_tf_keras_metric":
+            continue
+        node = _node(graph, path)
+        if node is None:
+            continue  # objects outside the checkpoint's graph (Keras's keras_api)
+        owners[node] = (_layer_name(found.get("metadata", ""), path), path.count("."))
+        if path.count(".") == 1 and path.split(".")[1].startswith("layer"):
+            top.append((owners[node][0], node))
+    names: dict[int, tuple[str, int]] = {}  # variable node: ("<owner>/<weight>", depth)
+    for parent, (owner, depth) in owners.items():
+        for local, child in graph[parent][0]:
+            if not 0 <= child < len(graph) or not graph[child][1] or local.isdigit():
+                continue
+            if depth > names.get(child, ("", -1))[1]:
+                names[child] = (f"{owner}/{local}", depth)
+    weights: dict[str, list[tuple[str, np.ndarray]]] = {}
+    used: set[str] = set()
+    for name, start in top:
         arrays = []
-        for key in sorted(k for k in variables if k.startswith(prefix)):
-            weight = key[len(prefix) :]
-            if not weight.endswith(VALUE_SUFFIX) or "/" in weight[: -len(VALUE_SUFFIX)]:
-                raise ValueError(
-                    f"the checkpoint entry {key!r} is not a weight of layer {name!r} (a nested "
-                    "model or a layer tracking other objects: save it as .h5)"
-                )
-            array = variables[key]
-            if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-                raise ValueError(f"weight {key!r} holds NaN or infinite values (a damaged file?)")
-            arrays.append((f"{name}/{weight[: -len(VALUE_SUFFIX)]}:0", array))
+        stack, seen = [start], {start}
+        while stack:
+            node = stack.pop()
+            for key in graph[node][1]:
+                if key in variables and key not in used:
+                    if node not in names:
+                        raise ValueError(f"the checkpoint entry {key!r} has no weight name")
+                    used.add(key)
+                    array = variables[key]
+                    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+                        raise ValueError(
+                            f"weight {key!r} holds NaN or infinite values (a damaged file?)"
+                        )
+                    arrays.append((f"{names[node][0]}:0", array))
+            children = [c for _, c in graph[node][0] if 0 <= c < len(graph) and c not in seen]
+            seen.update(children)
+            stack += reversed(children)
         weights[name] = arrays
     return weights
 
@@ -140,8 +219,7 @@ def read(path: str | os.PathLike[str]) -> SourceModel:
     Raises:
         ValueError: the directory has no ``keras_metadata.pb`` (a SavedModel
             that tf_keras did not write, or Keras 3's export, which has no
-            model config), its metadata or checkpoint is damaged, or a layer
-            holds a nested model.
+            model config), or its metadata or checkpoint is damaged.
     """
     path = os.fspath(path)
     metadata_path = os.path.join(path, METADATA)
@@ -166,6 +244,7 @@ def read(path: str | os.PathLike[str]) -> SourceModel:
         try:
             reader = tf.train.load_checkpoint(os.path.join(path, CHECKPOINT))
             names = reader.get_variable_to_shape_map()
+            graph_bytes = reader.get_tensor(OBJECT_GRAPH)
             variables = {
                 k: np.asarray(reader.get_tensor(k))
                 for k in names
@@ -175,7 +254,9 @@ def read(path: str | os.PathLike[str]) -> SourceModel:
             raise ValueError(
                 f"its checkpoint is damaged or truncated ({type(error).__name__})"
             ) from error
-        weights = _weights(objects, variables)
+        if not isinstance(graph_bytes, bytes):
+            raise ValueError("its checkpoint has no object graph")  # noqa: TRY004
+        weights = _weights(objects, _object_graph(graph_bytes), variables)
         version = str(root.get("keras_version", "2"))
         return SourceModel(config, version, weights, False)
     except ValueError as error:

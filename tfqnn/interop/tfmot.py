@@ -201,6 +201,9 @@ def layer(
         return None
     result, weight_map = found
     report.weight_maps[name] = weight_map
+    wrapped_name = config["layer"]["config"].get("name")
+    if isinstance(wrapped_name, str) and wrapped_name != name:
+        report.aliases[wrapped_name] = name  # the file names the wrapped layer's weights so
     if result is not inner:
         report.mappings.append(
             LayerMapping(path, f"tfmot.{class_name}", "", target, _describe(result))

@@ -172,9 +172,10 @@ def _quantize_layer(config: dict[str, Any], path: str, report: Report) -> Any:
         return None
     name = str(config.get("name"))
     result = QuantActivation(RangeFakeQuant(8, training_range="all_values"), name=name)
+    # tfmot names the range after the layer: quantize_layer_min, or quantize_layer_1_min for
+    # the second model quantize_model made in one process.
     report.weight_maps[name] = lambda found: _renamed(
-        found,
-        {"quantize_layer_min": "quantizer_min", "quantize_layer_max": "quantizer_max"},
+        found, {f"{name}_min": "quantizer_min", f"{name}_max": "quantizer_max"}
     )
     report.mappings.append(
         LayerMapping(

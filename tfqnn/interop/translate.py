@@ -10,7 +10,28 @@ import keras
 import numpy as np
 
 from tfqnn.interop import keras_layers, larq, qkeras, tfmot
+from tfqnn.interop.keras_layers import keras_class
 from tfqnn.interop.report import LayerMapping, Report
+
+
+def _wrapper_arrays(
+    file_weights: Mapping[str, list[tuple[str, np.ndarray]]], name: str, config: dict[str, Any]
+) -> list[tuple[str, np.ndarray]]:
+    """A tfmot wrapper's arrays in the file: its own group, or its part of a nested model's.
+
+    tf_keras lists a nested model's weights under the nested model's name:
+    the wrapper's own as ``<wrapper>/<weight>:0``, the wrapped layer's as
+    ``<wrapped layer>/<weight>:0``, in the group that holds the wrapper's.
+    """
+    if name in file_weights:
+        return list(file_weights[name])
+    inner = config.get("layer")
+    wrapped = inner.get("config", {}).get("name") if isinstance(inner, dict) else None
+    for arrays in file_weights.values():
+        owners = [weight_name.split("/")[:-1] for weight_name, _ in arrays]
+        if any(name in parts for parts in owners):
+            return [a for a, parts in zip(arrays, owners) if name in parts or wrapped in parts]
+    return []
 
 
 def _quantizers_text(layer: Any) -> str:
@@ -41,7 +62,7 @@ def layer(
         report.unsupported(path, f"layer {class_name!r} has no config")
         return None
     if tfmot.is_tfmot_wrapper(class_name):
-        arrays = list((file_weights or {}).get(str(name), []))
+        arrays = _wrapper_arrays(file_weights or {}, str(name), config)
         factory = functools.partial(layer, file_weights=file_weights)
         try:
             return tfmot.layer(class_name, config, path, model_name, arrays, factory, report)
@@ -51,8 +72,8 @@ def layer(
                 f"tfmot {class_name} with a config tfqnn rejects: {keras_layers.last_line(error)}",
             )
             return None
-    if _wraps_a_peer_layer(class_name, config):
-        return _bidirectional(class_name, config, path, model_name, report, file_weights)
+    if _holds_layers(class_name, config):
+        return _holder(class_name, config, path, model_name, report, file_weights)
     config = dict(config)
     for key in [k for k in config if k.endswith("_initializer")]:
         value = config[key]
@@ -102,20 +123,32 @@ def layer(
     return result
 
 
-def _wraps_a_peer_layer(class_name: str, config: dict[str, Any]) -> bool:
-    """Whether a ``QBidirectional``, or a ``Bidirectional`` around any layer.
+# tf_keras layers that hold other layers, and the config entries that hold them
+# (a layer config, or a list of them for StackedRNNCells' cells).
+HOLDERS: dict[str, tuple[str, ...]] = {
+    "Bidirectional": ("layer", "backward_layer"),
+    "QBidirectional": ("layer", "backward_layer"),
+    "TimeDistributed": ("layer",),
+    "RNN": ("cell",),
+    "StackedRNNCells": ("cells",),
+}
 
-    The inner layer is translated as a layer of its own: a larq or QKeras
+
+def _holds_layers(class_name: str, config: dict[str, Any]) -> bool:
+    """Whether a layer holds others: ``Bidirectional``, ``TimeDistributed``, ``RNN`` of a cell.
+
+    The held layers are translated as layers of their own: a larq or QKeras
     layer to tfqnn's, a tf_keras one with its config made current (its
-    ``"hard_sigmoid"`` kept tf_keras's), which Keras 3's own
-    ``Bidirectional.from_config`` would not do.
+    ``"hard_sigmoid"`` kept tf_keras's), which Keras 3's own ``from_config``
+    of the holder would not do.
     """
+    keys = HOLDERS.get(class_name, ())
     return class_name == "QBidirectional" or (
-        class_name == "Bidirectional" and isinstance(config.get("layer"), dict)
+        bool(keys) and isinstance(config.get(keys[0]), (dict, list))
     )
 
 
-def _bidirectional(
+def _holder(
     class_name: str,
     config: dict[str, Any],
     path: str,
@@ -123,27 +156,32 @@ def _bidirectional(
     report: Report,
     file_weights: Mapping[str, list[tuple[str, np.ndarray]]] | None,
 ) -> Any:
-    """``keras.layers.Bidirectional`` around the mapped inner layer (and backward layer).
+    """The Keras 3 holder around the mapped held layers.
 
     QKeras's ``QBidirectional`` is tf_keras's ``Bidirectional`` with a
     quantizer listing; the weights are the forward layer's, then the
-    backward layer's, in both.
+    backward layer's, in both. An ``RNN``'s cells keep their weights'
+    order, the first cell's first.
     """
-    entries = [config.get("layer"), config.get("backward_layer")]
-    if not isinstance(entries[0], dict):
-        report.unsupported(path, f"{class_name} without a wrapped layer config")
-        return None
-    inner = [
-        None if e is None else layer(e, f"{model_name}/{config.get('name')}", report, file_weights)
-        for e in entries
-    ]
-    if inner[0] is None or (entries[1] is not None and inner[1] is None):
-        return None  # the inner layers' problems are reported
-    rest = {k: v for k, v in config.items() if k not in ("layer", "backward_layer")}
+    keys = HOLDERS[class_name]
+    inner_path = f"{model_name}/{config.get('name')}"
+    held: dict[str, Any] = {}
+    for key in keys:
+        value = config.get(key)
+        if value is None and key != keys[0]:
+            continue
+        entries: list[Any] = value if isinstance(value, list) else [value]
+        if not entries or not all(isinstance(e, dict) for e in entries):
+            report.unsupported(path, f"{class_name} with a malformed {key!r} config")
+            return None
+        translated = [layer(e, inner_path, report, file_weights) for e in entries]
+        if any(t is None for t in translated):
+            return None  # the held layers' problems are reported
+        held[key] = translated if isinstance(value, list) else translated[0]
+    rest = {k: v for k, v in config.items() if k not in keys}
+    cls = keras.layers.Bidirectional if class_name == "QBidirectional" else keras_class(class_name)
     try:
-        result = keras.layers.Bidirectional(
-            inner[0], backward_layer=inner[1], **keras_layers.clean_config(class_name, rest)
-        )
+        result = cls(**held, **keras_layers.clean_config(class_name, rest))  # type: ignore[misc]
     except keras_layers.CONFIG_ERRORS as error:
         report.unsupported(
             path, f"{class_name} with a config Keras 3 rejects: {keras_layers.last_line(error)}"
@@ -151,6 +189,6 @@ def _bidirectional(
         return None
     source = "QKeras" if class_name == "QBidirectional" else "tf_keras"
     report.mappings.append(
-        LayerMapping(path, f"{source}.{class_name}", "", "keras.Bidirectional", "")
+        LayerMapping(path, f"{source}.{class_name}", "", f"keras.{type(result).__name__}", "")
     )
     return result

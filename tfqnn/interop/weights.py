@@ -21,13 +21,18 @@ def _state(layer: Any) -> list[Any]:
     return [v for v in layer.weights if "seed_generator" not in v.path]
 
 
-def _by_layer(model: keras.Model, arrays: list[tuple[str, np.ndarray]]) -> dict[str, Any]:
+def _by_layer(
+    model: keras.Model,
+    arrays: list[tuple[str, np.ndarray]],
+    aliases: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """A nested model's arrays grouped by its layers, the way `assign` takes them.
 
     tf_keras lists a nested model's weights under its own name, each named
     ``<inner layer>/<weight>:0`` (layers nested deeper name only themselves):
     each goes to the direct layer of that name, or to the nested model that
-    holds a layer of that name.
+    holds a layer of that name. A tfmot wrapper's weights name the layer it
+    wraps: ``aliases`` gives the wrapper's name for it.
     """
     owners: dict[str, str] = {}
     for layer in model.layers:
@@ -37,7 +42,8 @@ def _by_layer(model: keras.Model, arrays: list[tuple[str, np.ndarray]]) -> dict[
     owners.update({layer.name: layer.name for layer in model.layers})
     grouped: dict[str, list[tuple[str, np.ndarray]]] = {}
     for name, array in arrays:
-        owner = next((owners[p] for p in reversed(name.split("/")[:-1]) if p in owners), None)
+        parts = [p if p in owners else (aliases or {}).get(p, p) for p in name.split("/")[:-1]]
+        owner = next((owners[p] for p in reversed(parts) if p in owners), None)
         if owner is None:
             raise ValueError(
                 f"weight {name!r} of the nested model {model.name!r} names none of its layers"
@@ -50,10 +56,13 @@ def assign(
     model: keras.Model,
     weights: dict[str, list[tuple[str, np.ndarray]]],
     maps: Mapping[str, WeightMap] | None = None,
+    aliases: Mapping[str, str] | None = None,
 ) -> None:
     """Sets each layer's variables from the file's arrays, matched by name, else by order.
 
-    ``maps`` turns a layer's arrays into its variables' (by layer name).
+    ``maps`` turns a layer's arrays into its variables' (by layer name);
+    ``aliases`` names the layer that holds a wrapped layer's weights
+    (`Report.aliases`).
 
     Raises:
         ValueError: a layer with weights is missing from the model, a layer's
@@ -69,7 +78,7 @@ def assign(
                 raise ValueError(f"the file has weights for {layer_name!r}, not in the config")
             continue
         if isinstance(layer, keras.Model) and not (maps and layer_name in maps):
-            assign(layer, _by_layer(layer, arrays), maps)  # a nested model, by its layers
+            assign(layer, _by_layer(layer, arrays, aliases), maps, aliases)  # by its layers
             continue
         variables = _state(layer)
         if len(variables) != len(arrays):

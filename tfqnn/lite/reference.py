@@ -418,20 +418,29 @@ def _write(y: np.ndarray, transform: spec.OutputTransform) -> np.ndarray:
 def _basis_dots(
     op: Callable[..., np.ndarray],
     x_packed: Any,
-    weights_packed: Any,
+    weights: tuple[str, Any],
     input_bases: int,
     weight_bases: int,
     **options: Any,
 ) -> np.ndarray:
-    """int64 ``[N, M, ..., O]``: the dot products of every input and weight basis."""
+    """int64 ``[N, M, ..., O]``: the dot products of every input and weight basis.
+
+    ``weights`` is (the op's argument name, its packed value).
+    """
+    weights_name, weights_packed = weights
     x = check_packed("x_packed", x_packed)
-    w = check_packed("weights_packed", weights_packed)
+    w = check_packed(weights_name, weights_packed)
     n_in = spec.check_bases("input_bases", input_bases)
     n_w = spec.check_bases("weight_bases", weight_bases)
-    if x.shape[-1] % n_in or w.shape[0] % n_w:
+    if x.shape[-1] % n_in:
         raise ValueError(
-            f"Invalid x_packed.shape={x.shape} or weights_packed.shape={w.shape}: expected "
-            f"input_bases={n_in} words groups per row and weight_bases={n_w} row blocks."
+            f"Invalid x_packed.shape={x.shape}: expected a last axis of input_bases={n_in} "
+            "equal groups of words."
+        )
+    if w.shape[0] % n_w:
+        raise ValueError(
+            f"Invalid {weights_name}.shape={w.shape}: expected a first axis of "
+            f"weight_bases={n_w} equal blocks of rows."
         )
     words, rows = x.shape[-1] // n_in, w.shape[0] // n_w
     ones, zeros = np.ones(rows, np.float32), np.zeros(rows, np.float32)
@@ -473,8 +482,9 @@ def multi_basis_bdense(
     of the O rows; the N x M dot products go through `multi_basis_transform`
     (``thresholds``, clamps, output type in ``transform``).
     """
+    weights = ("weights_packed", weights_packed)
     dots = _basis_dots(
-        bdense, x_packed, weights_packed, input_bases, weight_bases, in_features=in_features
+        bdense, x_packed, weights, input_bases, weight_bases, in_features=in_features
     )
     return multi_basis_transform(dots, multiplier, bias, thresholds=thresholds, **transform)
 
@@ -511,7 +521,8 @@ def multi_basis_bconv2d(
         pad_values=pad_values,
         groups=groups,
     )
-    dots = _basis_dots(bconv2d, x_packed, filter_packed, input_bases, weight_bases, **geometry)
+    weights = ("filter_packed", filter_packed)
+    dots = _basis_dots(bconv2d, x_packed, weights, input_bases, weight_bases, **geometry)
     return multi_basis_transform(dots, multiplier, bias, thresholds=thresholds, **transform)
 
 

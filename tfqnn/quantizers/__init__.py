@@ -14,6 +14,7 @@ import keras
 from tfqnn import _config
 from tfqnn.quantizers.base import Quantizer, QuantizerLike, StochasticQuantizer
 from tfqnn.quantizers.binary import ApproxSign, ScaledSign, SteSign, StochasticSign
+from tfqnn.quantizers.clipped_scaled_sign import ClippedScaledSign
 from tfqnn.quantizers.dorefa_weights import DoReFaWeights
 from tfqnn.quantizers.fake_quant import RangeFakeQuant
 from tfqnn.quantizers.gradient import DoReFaGradient
@@ -114,6 +115,7 @@ def get(identifier: QuantizerLike) -> Quantizer | None:
 __all__ = [
     "ALIASES",
     "ApproxSign",
+    "ClippedScaledSign",
     "DoReFa",
     "DoReFaGradient",
     "DoReFaWeights",
