@@ -30,8 +30,14 @@ the ratios use CPU time. The issue's target (issue 12): latency grows at
 most linearly in M x N against the single binary layer, i.e.
 ``ratio / (M N) <= 1``.
 
+With ``--ops``, the zero-padded binary file and the ABC-Net (1, 1) file are
+also timed op by op: every operator cut into a model of its own
+(`zoo_op_profile.cut_models`), the cuts of both files interleaved
+(`zoo_op_profile.time_cuts`, wall clock, ``--seconds`` each), the time of a
+model with no operator subtracted.
+
 Usage: python benchmarks/multi_basis_latency.py [--workloads cnn,conv]
-    [--batch 32] [--rounds 5] [--seconds 0.5]
+    [--batch 32] [--rounds 5] [--seconds 0.5] [--ops]
 """
 
 import argparse
@@ -117,12 +123,33 @@ def median_ms(interpreters, x, rounds, seconds):
     )
 
 
+PROFILED = (BASELINE, "ABC-Net M=1, N=1")
+
+
+def print_op_times(files, rounds, seconds):
+    """Per-op wall microseconds of each file's single-op cuts, the files' cuts interleaved."""
+    import zoo_op_profile
+
+    cuts = {name: zoo_op_profile.cut_models(data) for name, data in files.items()}
+    everything = [c for ops, empty in cuts.values() for c in (empty, *ops)]
+    zoo_op_profile.time_cuts(everything, str(tfqnn.lite.library_path()), rounds, seconds)
+    for name, (ops, empty) in cuts.items():
+        overhead = empty.median_us()
+        net = [max(c.median_us() - overhead, 0.0) for c in ops]
+        print(f"\n{name}: ops one by one (us, wall; {overhead:.1f} us of invoke overhead removed)")
+        print("| # | op | shapes | us |\n|---|---|---|---|")
+        for c, us in zip(ops, net):
+            print(f"| {c.index} | {c.kind} | {c.shapes} | {us:.1f} |")
+        print(f"| | sum | | {sum(net):.1f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workloads", default="cnn,conv")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.5)
+    parser.add_argument("--ops", action="store_true", help="also time the (1, 1) files op by op")
     args = parser.parse_args()
     print(_machine.header({"TensorFlow": tf.__version__, "Keras": keras.__version__}))
     rng = np.random.default_rng(0)
@@ -130,7 +157,7 @@ def main():
         build, shape = WORKLOADS[workload]
         batch = args.batch if workload == "cnn" else 1
         x = rng.normal(size=(batch, *shape)).astype(np.float32)
-        interpreters, sizes, products, ops = {}, {}, {}, {}
+        interpreters, sizes, products, ops, files = {}, {}, {}, {}, {}
         for name, hidden, product in variants():
             keras.utils.set_random_seed(0)
             model = build(hidden)
@@ -142,6 +169,8 @@ def main():
             expected = model.predict(x, verbose=0)
             error = float(np.max(np.abs(actual - expected)) / (np.max(np.abs(expected)) + 1e-12))
             interpreters[name], sizes[name], products[name] = interpreter, len(data), product
+            if name in PROFILED:
+                files[name] = data
             counts = tfqnn.lite.custom_ops_in(data)
             ops[name] = sum(v for k, v in counts.items() if k in ("TfqnnBconv2d", "TfqnnBdense"))
             print(f"  {workload} {name}: {len(data):,} bytes, {counts}, max rel. error {error:.1e}")
@@ -160,6 +189,8 @@ def main():
                 f"| {name} | {ops[name]} | {sizes[name]:,} | {wall[name]:.3f} | "
                 f"{cpu[name]:.3f} | {ratio:.2f}x | {ratio0:.2f}x | {per} |"
             )
+        if args.ops:
+            print_op_times(files, args.rounds, args.seconds)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,10 @@ CONV_CASES = [
     (64, 8, (3, 3), (1, 1), "same", 0, 2, 2, 2, "float", 0),
     (70, 40, (2, 3), (1, 2), "valid", 1, 1, 1, 2, "bitpacked", 3),
     (40, 33, (1, 1), (1, 1), "valid", 1, 1, 3, 1, "bitpacked", 0),
+    # zero padding's border classes: strided, asymmetric kernels, bitpacked with thresholds
+    (33, 20, (3, 3), (2, 2), "same", 0, 1, 2, 2, "bitpacked", 2),
+    (7, 12, (5, 2), (1, 1), "same", 0, 1, 1, 3, "float", 0),
+    (64, 64, (3, 3), (2, 1), "same", 0, 2, 1, 1, "bitpacked", 1),
 ]
 
 
@@ -168,6 +172,61 @@ def test_quantize_with_thresholds(rng, isa, int8):
         "TfqnnQuantize",
         None,
         [source, Tensor([4], data=thresholds)],
+        [Tensor(list(expected.shape), "int32")],
+    )
+    with _core.isa(isa):
+        np.testing.assert_array_equal(run(model, x), expected)
+
+
+def packed_below(x, t):
+    """Bit c % 32 of word c // 32 set where x[..., c] < t: numpy's packbits, little-endian."""
+    channels = x.shape[-1]
+    words = -(-channels // 32)
+    bits = np.zeros((*x.shape[:-1], 32 * words), bool)
+    bits[..., :channels] = x < t
+    return np.packbits(bits, axis=-1, bitorder="little").view("<i4").astype(np.int32)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("channels", [1, 31, 32, 64, 100, 200])
+def test_quantize_thresholds_in_the_isa_bitpacking(rng, isa, channels):
+    """The ISA's bitpacking compares with each threshold: whole-word and tail paths, edge values."""
+    x = rng.normal(size=(3, 5, channels)).astype(np.float32)
+    t = np.float32(0.375)
+    edges = [t, np.nextafter(t, np.float32(1)), np.nextafter(t, np.float32(0)), 0.0, -0.0]
+    edges += [np.nan, np.inf, -np.inf]
+    for i, v in enumerate(edges):
+        x[0, i % 5, i % channels :: 7] = v
+    for values in ([t], [-0.0], [0.0], [np.inf], [-np.inf], [-1.0, t, 2.0]):
+        thresholds = np.array(values, np.float32)
+        expected = np.concatenate([packed_below(x, v) for v in thresholds], axis=-1)
+        np.testing.assert_array_equal(reference.threshold_quantize(x, thresholds), expected)
+        model = single_op_model(
+            "TfqnnQuantize",
+            None,
+            [Tensor(list(x.shape)), Tensor([thresholds.size], data=thresholds)],
+            [Tensor(list(expected.shape), "int32")],
+        )
+        with _core.isa(isa):
+            np.testing.assert_array_equal(run(model, x), expected, err_msg=f"{thresholds}")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("zero_point", [-(2**31), -129, 2**31 - 1])
+def test_quantize_thresholds_int8_any_zero_point(rng, isa, zero_point):
+    """A zero point outside int8's range (the reference refuses it, the op takes any int32):
+    q - zero_point is taken exactly (no int32 overflow), then rounded to float32."""
+    x = rng.integers(-128, 128, (4, 40)).astype(np.int8)
+    x[0, :2] = [-128, 127]
+    scale = 1e-9
+    value = (x.astype(np.float64) - zero_point).astype(np.float32) * np.float32(scale)
+    thresholds = np.array([np.median(value), -1.0, 1.0], np.float32)
+    expected = np.concatenate([packed_below(value, t) for t in thresholds], axis=-1)
+    assert 0 < np.count_nonzero(expected) < expected.size * 32
+    model = single_op_model(
+        "TfqnnQuantize",
+        None,
+        [Tensor([4, 40], "int8", scale=scale, zero_point=zero_point), Tensor([3], data=thresholds)],
         [Tensor(list(expected.shape), "int32")],
     )
     with _core.isa(isa):

@@ -41,7 +41,9 @@ def to_tflite(
     its positive scale, leaving one ADD). Everything else converts to TFLite
     builtins: float32, or int8 when `int8_representative_data` is given. The
     other tfqnn layers' kernels are quantized once, at export, and stored as
-    constants of the quantized values (`tfqnn.export.frozen_weights`).
+    constants of the quantized values (`tfqnn.export.frozen_weights`); those
+    of at most 8 bits of dense layers, and power-of-two (INQ) kernels, are
+    stored as int8 (or float16) and dequantized once (`tfqnn.export.int8_weights`).
 
     Recurrent layers (`QuantLSTM`, `QuantGRU`, `QuantSimpleRNN`, Keras's own,
     ``keras.layers.RNN`` of a tfqnn cell) become builtins: a ``WHILE`` loop

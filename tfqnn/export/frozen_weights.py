@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfqnn.layers import QuantizerMixin, RecurrentQuantizerMixin
+from tfqnn.quantizers import PowerOfTwo
 
 
 def quantized_kernels(layer: Any) -> dict[str, np.ndarray]:
@@ -53,14 +54,15 @@ def quantized_kernels(layer: Any) -> dict[str, np.ndarray]:
 
 
 def low_bit_matrices(layer: Any, kernels: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """The 2-D `kernels` of `layer` whose quantizer has at most 8 bits (float32)."""
+    """The 2-D `kernels` of `layer` whose quantizer has at most 8 bits, and its 4-D
+    (convolution) kernels whose quantizer is `PowerOfTwo` (INQ) of at most 8 bits (float32)."""
     matrices = []
     for spec in getattr(layer, "_quantized_kernels", ()):
         quantizer = getattr(layer, spec.quantizer, None)
         value = kernels.get(spec.weight)
         if (
             value is not None
-            and value.ndim == 2
+            and (value.ndim == 2 or (value.ndim == 4 and isinstance(quantizer, PowerOfTwo)))
             and quantizer is not None
             and quantizer.precision <= 8
         ):

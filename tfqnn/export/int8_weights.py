@@ -1,18 +1,23 @@
-"""Post-conversion pass: quantized recurrent weights stored as int8 with their scales.
+"""Post-conversion pass: low-bit weights stored as int8 with their scales (or float16).
 
-TensorFlow's converter writes the quantized ``W`` and ``U`` of a recurrent
-layer as the float32 weights of ``FULLY_CONNECTED`` ops: a ternary matrix
-costs 32 bits per value. This pass stores such a weight as an int8 tensor
-``k`` with one float scale ``s[o]`` per output row (per-channel quantization
-along axis 0, zero point 0) and inserts a builtin ``DEQUANTIZE`` that
-restores ``s[o] * k[o, i]``, the quantized weight within float rounding, for
-the float ``FULLY_CONNECTED``. No activation is quantized, so the outputs
-stay those of the float graph.
+TensorFlow's converter writes the quantized weights of the other tfqnn
+layers (the recurrent ``W`` and ``U``, the kernels of `QuantDense` that are
+not binary ops, the power-of-two kernels of `QuantConv2D`) as float32
+weights of ``FULLY_CONNECTED`` / ``CONV_2D`` ops: a ternary matrix costs 32
+bits per value. This pass stores such a weight as an int8 tensor ``k`` with one
+float scale ``s[o]`` per output row (per-channel quantization along axis 0,
+zero point 0) and inserts a builtin ``DEQUANTIZE`` that restores ``s[o] *
+k[o, ...]``, the quantized weight within float rounding, for the float op.
+No activation is quantized, so the outputs stay those of the float graph.
 
 A weight qualifies when its quantizer has at most 8 bits and every row is a
 multiple of one scale with integers in ``[-127, 127]``: binary, ternary,
-`SymmetricUniform`, `FixedPoint`, `DoReFa` weights and `PowerOfTwo` up to
-their int8 limits. Others (`Uniform`, whose levels are offset by the
+`SymmetricUniform`, `FixedPoint`, `DoReFa` weights and `PowerOfTwo` (INQ)
+up to their int8 limits. A row of powers of two spanning ``2^e .. 2^(e+7)``
+(INQ's 5-bit codebook) needs the integer 128: such a weight is stored as
+float16 instead, which holds every power of two from ``2^-24`` to ``2^15``
+exactly, when its float16 values equal the float32 ones (16 bits per weight,
+the same outputs). Others (`Uniform`, whose levels are offset by the
 tensor's minimum; more than 8 bits) stay float32.
 """
 
@@ -72,60 +77,117 @@ def int8_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return ints.reshape(weight.shape), scales.astype(np.float32)
 
 
-def _matches(weight: np.ndarray, references: Iterable[np.ndarray]) -> bool:
-    """Whether the [out, in] ``weight`` is ``c`` times the transpose of a column block of a
-    reference, for some ``c > 0``.
+def float16_exact(weight: np.ndarray) -> np.ndarray | None:
+    """``weight`` as float16 when that keeps every value (powers of two in range), or None."""
+    with np.errstate(over="ignore"):
+        half = weight.astype(np.float16)
+    return half if np.array_equal(half.astype(np.float32), weight) else None
 
-    The factor: the converter folds a constant multiplication of the input
-    (the ``1 / n`` of an input quantizer's levels) into the weight.
+
+def _rows_match(rows: np.ndarray, block: np.ndarray) -> bool:
+    """Whether each row of ``rows`` is its row of ``block`` times a factor ``c[o] != 0`` (a zero
+    row of ``block``: a zero row), within float rounding."""
+    norms = np.sum(block * block, axis=1)
+    safe = np.where(norms == 0.0, 1.0, norms)
+    factors = np.where(norms == 0.0, 1.0, np.sum(block * rows, axis=1) / safe)
+    # The converter folds the quantizer's statistics (a mean over the tensor)
+    # in another order than Keras: equal within that rounding.
+    tolerance = 1e-5 * np.abs(rows).max(axis=1, keepdims=True)
+    return bool(
+        np.all(factors != 0.0) and np.all(np.abs(factors[:, None] * block - rows) <= tolerance)
+    )
+
+
+def _matches_conv(weight: np.ndarray, references: Iterable[np.ndarray]) -> bool:
+    """Whether the ``[O, KH, KW, C]`` ``weight`` of a ``CONV_2D`` is a 4-D reference kernel
+    ``[KH, KW, C, O]`` with each output channel times a factor ``c[o] != 0``.
+
+    The factors: the converter folds a BatchNormalization's scale after the
+    convolution into its weight, per output channel.
+    """
+    rows = weight.astype(np.float64).reshape(weight.shape[0], -1)
+    for reference in references:
+        if reference.ndim != 4 or np.transpose(reference, (3, 0, 1, 2)).shape != weight.shape:
+            continue
+        block = np.transpose(reference, (3, 0, 1, 2)).astype(np.float64).reshape(rows.shape)
+        if _rows_match(rows, block):
+            return True
+    return False
+
+
+def _matches(weight: np.ndarray, references: Iterable[np.ndarray]) -> bool:
+    """Whether each row ``o`` of the [out, in] ``weight`` is ``c[o] != 0`` times its row of
+    the transpose of a column block of a 2-D reference.
+
+    The factors: the converter folds a constant multiplication of the input
+    (the ``1 / n`` of an input quantizer's levels) and a BatchNormalization's
+    scale after the layer into the weight.
     """
     out, fan_in = weight.shape
+    rows = weight.astype(np.float64)
     for reference in references:
-        if reference.shape[0] != fan_in:
+        if reference.ndim != 2 or reference.shape[0] != fan_in:
             continue
         for start in range(0, reference.shape[1] - out + 1):
             block = reference[:, start : start + out].T.astype(np.float64)
-            norm = float(np.sum(block * block))
-            if norm == 0.0:
-                continue
-            factor = float(np.sum(block * weight)) / norm
-            # The converter folds the quantizer's statistics (a mean over the
-            # tensor) in another order than Keras: equal within that rounding.
-            tolerance = 1e-5 * float(np.abs(weight).max())
-            if factor > 0.0 and np.allclose(factor * block, weight, rtol=0.0, atol=tolerance):
+            if np.any(block) and _rows_match(rows, block):
                 return True
     return False
 
 
 def store_int8_weights(data: bytes, references: list[np.ndarray]) -> tuple[bytes, int]:
-    """The model bytes with matching ``FULLY_CONNECTED`` weights as int8 + ``DEQUANTIZE``.
+    """The model bytes with matching weights as int8 (or float16) + ``DEQUANTIZE``.
 
-    ``references`` are the quantized weights (`quantized_recurrent_weights`);
-    a constant float32 weight of a ``FULLY_CONNECTED`` that is a positive
-    multiple of the transpose of a column block of one, and passes
-    `int8_rows`, is replaced.
+    ``references`` are the quantized weights (`quantized_recurrent_weights`,
+    `tfqnn.export.frozen_weights.low_bit_matrices`): a constant float32
+    weight of a ``FULLY_CONNECTED`` that is a positive multiple of the
+    transpose of a column block of a 2-D one, or of a ``CONV_2D`` that is a
+    4-D one with per-output-channel factors, is replaced when it passes
+    `int8_rows`, else when `float16_exact` keeps it.
     Returns the bytes (``data`` itself when nothing changes) and how many
-    weight tensors became int8.
+    weight tensors were replaced.
     """
     if not references:
         return bytes(data), 0
-    dequantize_code: list[int] = []  # DEQUANTIZE's operator code, added once
+    codes: dict[str, int] = {}  # DEQUANTIZE's operator codes by input type, added once
 
     def rewrite(schema: Any, model: Any, subgraph: Any, index: int, weight: np.ndarray) -> Any:
-        if weight.ndim != 2:
+        if weight.ndim == 2:
+            matches = _matches(weight, references)
+        elif weight.ndim == 4:
+            matches = _matches_conv(weight, references)
+        else:
             return None
-        found = int8_rows(weight) if _matches(weight, references) else None
-        if found is None:
+        if not matches:
             return None
-        if not dequantize_code:
+        found = int8_rows(weight)
+        if found is not None:
             # version 5: per-channel int8
+            kind, version, op = "int8", 5, _dequantize(schema, model, subgraph, index, *found)
+        else:
+            half = float16_exact(weight)
+            if half is None:
+                return None
+            kind, version, op = "float16", 3, _dequantize_half(schema, model, subgraph, index, half)
+        if kind not in codes:
             dequantize = schema.BuiltinOperator.DEQUANTIZE
-            dequantize_code.append(weight_rewrite.add_operator_code(schema, model, dequantize, 5))
-        op = _dequantize(schema, model, subgraph, index, *found)
-        op.opcodeIndex = dequantize_code[0]
+            codes[kind] = weight_rewrite.add_operator_code(schema, model, dequantize, version)
+        op.opcodeIndex = codes[kind]
         return op
 
-    return weight_rewrite.rewrite_weights(data, {"FULLY_CONNECTED": 1}, rewrite)
+    return weight_rewrite.rewrite_weights(data, {"FULLY_CONNECTED": 1, "CONV_2D": 1}, rewrite)
+
+
+def _dequantize_half(schema: Any, model: Any, subgraph: Any, output: int, half: np.ndarray) -> Any:
+    """A DEQUANTIZE op from a new float16 constant ``half`` to tensor ``output``."""
+    name = weight_rewrite.tensor_name(subgraph, output) + "_float16"
+    constant = weight_rewrite.add_constant(
+        schema, model, subgraph, half, schema.TensorType.FLOAT16, name
+    )
+    op = schema.OperatorT()
+    op.inputs = np.array([constant], np.int32)
+    op.outputs = np.array([output], np.int32)
+    return op
 
 
 def _dequantize(

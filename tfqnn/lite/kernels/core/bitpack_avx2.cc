@@ -14,19 +14,18 @@ namespace tfqnn {
 namespace core {
 namespace {
 
-// n words from 32 * n floats.
-TFQNN_AVX2 inline void pack_words_float_avx2(const float* x, int64_t n, int32_t* out) {
-  const __m256 zero = _mm256_setzero_ps();
+// n words from 32 * n floats, bit where x < threshold.
+TFQNN_AVX2 inline void pack_words_float_avx2(const float* x, int64_t n, float threshold,
+                                             int32_t* out) {
+  const __m256 t = _mm256_set1_ps(threshold);
   // The packs below leave the 4-byte groups in the order 0 2 4 6 1 3 5 7.
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int64_t w = 0; w < n; ++w) {
     const float* p = x + w * 32;
-    const __m256i c0 = _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(p), zero, _CMP_LT_OQ));
-    const __m256i c1 = _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(p + 8), zero, _CMP_LT_OQ));
-    const __m256i c2 =
-        _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(p + 16), zero, _CMP_LT_OQ));
-    const __m256i c3 =
-        _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(p + 24), zero, _CMP_LT_OQ));
+    const __m256i c0 = _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(p), t, _CMP_LT_OQ));
+    const __m256i c1 = _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(p + 8), t, _CMP_LT_OQ));
+    const __m256i c2 = _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(p + 16), t, _CMP_LT_OQ));
+    const __m256i c3 = _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(p + 24), t, _CMP_LT_OQ));
     // 0 / -1 per float -> 0 / -1 per byte (signed saturation keeps them).
     const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(c0, c1), _mm256_packs_epi32(c2, c3));
     out[w] = _mm256_movemask_epi8(_mm256_permutevar8x32_epi32(b, order));
@@ -43,18 +42,19 @@ TFQNN_AVX2 inline void pack_words_int8_avx2(const int8_t* q, int64_t n, __m256i 
 
 }  // namespace
 
-TFQNN_AVX2 void bitpack_float_avx2(const float* in, int64_t rows, int channels, int32_t* out) {
+TFQNN_AVX2 void bitpack_float_avx2(const float* in, int64_t rows, int channels, float threshold,
+                                   int32_t* out) {
   const int words = packed_words(channels);
   const int full = channels / 32;
   if (full == words) {
-    pack_words_float_avx2(in, rows * words, out);
+    pack_words_float_avx2(in, rows * words, threshold, out);
     return;
   }
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = in + r * channels;
     int32_t* o = out + r * words;
-    pack_words_float_avx2(x, full, o);
-    pack_row_float(x, channels, full, o);
+    pack_words_float_avx2(x, full, threshold, o);
+    pack_row_float(x, channels, threshold, full, o);
   }
 }
 

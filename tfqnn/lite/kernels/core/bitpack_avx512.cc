@@ -23,23 +23,24 @@ TFQNN_AVX512 inline void store_bits64(int32_t* out, __mmask64 m) {
   std::memcpy(out, &bits, sizeof(bits));
 }
 
-// n words from 32 * n floats: four compares into mask registers give two
-// words, stored from the mask register.
-TFQNN_AVX512 inline void pack_words_float_avx512(const float* x, int64_t n, int32_t* out) {
-  const __m512 zero = _mm512_setzero_ps();
+// n words from 32 * n floats, bit where x < threshold: four compares into
+// mask registers give two words, stored from the mask register.
+TFQNN_AVX512 inline void pack_words_float_avx512(const float* x, int64_t n, float threshold,
+                                                 int32_t* out) {
+  const __m512 t = _mm512_set1_ps(threshold);
   int64_t w = 0;
   for (; w + 2 <= n; w += 2) {
     const float* p = x + w * 32;
-    const __mmask16 m0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p), zero, _CMP_LT_OQ);
-    const __mmask16 m1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 16), zero, _CMP_LT_OQ);
-    const __mmask16 m2 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 32), zero, _CMP_LT_OQ);
-    const __mmask16 m3 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 48), zero, _CMP_LT_OQ);
+    const __mmask16 m0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p), t, _CMP_LT_OQ);
+    const __mmask16 m1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 16), t, _CMP_LT_OQ);
+    const __mmask16 m2 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 32), t, _CMP_LT_OQ);
+    const __mmask16 m3 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 48), t, _CMP_LT_OQ);
     store_bits64(out + w, _mm512_kunpackd(_mm512_kunpackw(m3, m2), _mm512_kunpackw(m1, m0)));
   }
   if (w < n) {
     const float* p = x + w * 32;
-    const __mmask16 m0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p), zero, _CMP_LT_OQ);
-    const __mmask16 m1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 16), zero, _CMP_LT_OQ);
+    const __mmask16 m0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p), t, _CMP_LT_OQ);
+    const __mmask16 m1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 16), t, _CMP_LT_OQ);
     out[w] = static_cast<int32_t>(_cvtmask32_u32(_mm512_kunpackw(m1, m0)));
   }
 }
@@ -60,26 +61,26 @@ TFQNN_AVX512 inline void pack_words_int8_avx512(const int8_t* q, int64_t n, __m5
 
 }  // namespace
 
-TFQNN_AVX512 void bitpack_float_avx512(const float* in, int64_t rows, int channels, int32_t* out) {
+TFQNN_AVX512 void bitpack_float_avx512(const float* in, int64_t rows, int channels, float threshold,
+                                       int32_t* out) {
   const int words = packed_words(channels);
   const int full = channels / 32;
   const int tail = channels - full * 32;
   if (tail == 0) {
-    pack_words_float_avx512(in, rows * words, out);
+    pack_words_float_avx512(in, rows * words, threshold, out);
     return;
   }
-  const __m512 zero = _mm512_setzero_ps();
+  const __m512 t = _mm512_set1_ps(threshold);
   const __mmask16 t0 = static_cast<__mmask16>(tail >= 16 ? 0xFFFF : (1u << tail) - 1u);
   const __mmask16 t1 = static_cast<__mmask16>(tail > 16 ? (1u << (tail - 16)) - 1u : 0u);
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = in + r * channels;
     int32_t* o = out + r * words;
-    pack_words_float_avx512(x, full, o);
+    pack_words_float_avx512(x, full, threshold, o);
     const float* p = x + full * 32;
-    const __mmask16 lo =
-        _mm512_mask_cmp_ps_mask(t0, _mm512_maskz_loadu_ps(t0, p), zero, _CMP_LT_OQ);
+    const __mmask16 lo = _mm512_mask_cmp_ps_mask(t0, _mm512_maskz_loadu_ps(t0, p), t, _CMP_LT_OQ);
     const __mmask16 hi =
-        _mm512_mask_cmp_ps_mask(t1, _mm512_maskz_loadu_ps(t1, p + 16), zero, _CMP_LT_OQ);
+        _mm512_mask_cmp_ps_mask(t1, _mm512_maskz_loadu_ps(t1, p + 16), t, _CMP_LT_OQ);
     o[full] = static_cast<int32_t>(static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16));
   }
 }

@@ -13,20 +13,21 @@
 namespace tfqnn {
 namespace core {
 
-void bitpack_float_neon(const float* in, int64_t rows, int channels, int32_t* out) {
+void bitpack_float_neon(const float* in, int64_t rows, int channels, float threshold,
+                        int32_t* out) {
   const int words = packed_words(channels);
   const int full = channels / 32;
-  const float32x4_t zero = vdupq_n_f32(0.0f);
+  const float32x4_t t = vdupq_n_f32(threshold);
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = in + r * channels;
     int32_t* o = out + r * words;
     for (int w = 0; w < full; ++w) {
       uint32x4_t mask[8];
 #pragma GCC unroll 8
-      for (int v = 0; v < 8; ++v) mask[v] = vcltq_f32(vld1q_f32(x + 32 * w + 4 * v), zero);
+      for (int v = 0; v < 8; ++v) mask[v] = vcltq_f32(vld1q_f32(x + 32 * w + 4 * v), t);
       o[w] = static_cast<int32_t>(movemask32(mask));
     }
-    pack_row_float(x, channels, full, o);
+    pack_row_float(x, channels, threshold, full, o);
   }
 }
 

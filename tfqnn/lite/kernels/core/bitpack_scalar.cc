@@ -1,5 +1,6 @@
 // Bitpacking and unpacking, portable: channel c is bit c % 32 of word c / 32,
-// bit 1 where the value is negative (-1); padding bits 0. The row functions
+// bit 1 where the value is negative (-1) or, float bitpacking with a
+// threshold t (multi-basis inputs), where x < t; padding bits 0. The row functions
 // these loops call (internal.h) are the tails of the vector versions too.
 #include <cstdint>
 
@@ -9,10 +10,11 @@
 namespace tfqnn {
 namespace core {
 
-void bitpack_float_scalar(const float* in, int64_t rows, int channels, int32_t* out) {
+void bitpack_float_scalar(const float* in, int64_t rows, int channels, float threshold,
+                          int32_t* out) {
   const int words = packed_words(channels);
   for (int64_t r = 0; r < rows; ++r) {
-    pack_row_float(in + r * channels, channels, 0, out + r * words);
+    pack_row_float(in + r * channels, channels, threshold, 0, out + r * words);
   }
 }
 

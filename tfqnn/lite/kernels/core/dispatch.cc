@@ -121,7 +121,7 @@ const Kernels& active_kernels() {
 // ---- entry points of one kernel ----------------------------------------------
 
 void bitpack_float(const float* in, int64_t rows, int channels, int32_t* out) {
-  active_kernels().bitpack_float(in, rows, channels, out);
+  active_kernels().bitpack_float(in, rows, channels, 0.0f, out);
 }
 
 void bitpack_int8(const int8_t* in, int64_t rows, int channels, int32_t zero_point, int32_t* out) {

@@ -40,7 +40,8 @@ using OutputTransformFn = void (*)(const int32_t* counts, int64_t ld_counts, int
                                    int ncols, int k, const int32_t* row_k, const OutputTransform& t,
                                    void* out, int out_columns);
 
-using BitpackFloatFn = void (*)(const float*, int64_t, int, int32_t*);
+// Float bitpacking: bit 1 where x < threshold (0 for the plain sign).
+using BitpackFloatFn = void (*)(const float*, int64_t, int, float, int32_t*);
 using BitpackInt8Fn = void (*)(const int8_t*, int64_t, int, int32_t, int32_t*);
 using UnpackFloatFn = void (*)(const int32_t*, int64_t, int, float*);
 // One term of the multi-basis transform (accumulate_term below).
@@ -63,7 +64,7 @@ const Kernels& active_kernels();
 // the NEON ones only on aarch64).
 void output_transform_scalar(const int32_t*, int64_t, int, int, int, int, const int32_t*,
                              const OutputTransform&, void*, int);
-void bitpack_float_scalar(const float*, int64_t, int, int32_t*);
+void bitpack_float_scalar(const float*, int64_t, int, float, int32_t*);
 void bitpack_int8_scalar(const int8_t*, int64_t, int, int32_t, int32_t*);
 void unpack_float_scalar(const int32_t*, int64_t, int, float*);
 void accumulate_scalar(const int32_t*, int, const float*, int, bool, float*);
@@ -74,17 +75,17 @@ void output_transform_avx2(const int32_t*, int64_t, int, int, int, int, const in
                            const OutputTransform&, void*, int);
 void output_transform_avx512(const int32_t*, int64_t, int, int, int, int, const int32_t*,
                              const OutputTransform&, void*, int);
-void bitpack_float_avx2(const float*, int64_t, int, int32_t*);
+void bitpack_float_avx2(const float*, int64_t, int, float, int32_t*);
 void bitpack_int8_avx2(const int8_t*, int64_t, int, int32_t, int32_t*);
 void unpack_float_avx2(const int32_t*, int64_t, int, float*);
-void bitpack_float_avx512(const float*, int64_t, int, int32_t*);
+void bitpack_float_avx512(const float*, int64_t, int, float, int32_t*);
 void bitpack_int8_avx512(const int8_t*, int64_t, int, int32_t, int32_t*);
 void unpack_float_avx512(const int32_t*, int64_t, int, float*);
 #endif
 #if TFQNN_NEON
 void output_transform_neon(const int32_t*, int64_t, int, int, int, int, const int32_t*,
                            const OutputTransform&, void*, int);
-void bitpack_float_neon(const float*, int64_t, int, int32_t*);
+void bitpack_float_neon(const float*, int64_t, int, float, int32_t*);
 void bitpack_int8_neon(const int8_t*, int64_t, int, int32_t, int32_t*);
 void unpack_float_neon(const int32_t*, int64_t, int, float*);
 void accumulate_neon(const int32_t*, int, const float*, int, bool, float*);
@@ -113,14 +114,14 @@ constexpr int64_t output_bytes(int64_t columns) {
 // Bitpacking (bitpack_scalar.cc has the layout), one row: words
 // [w0, packed_words(channels)) of the bitpacked row; unpacked channels
 // [c0, channels). Inline, so that the vector versions inline them into their
-// row loops.
-inline void pack_row_float(const float* x, int channels, int w0, int32_t* out) {
+// row loops. Float: bit 1 where x < threshold.
+inline void pack_row_float(const float* x, int channels, float threshold, int w0, int32_t* out) {
   const int words = packed_words(channels);
   for (int w = w0; w < words; ++w) {
     const int c0 = w * 32;
     const int n = channels - c0 < 32 ? channels - c0 : 32;
     uint32_t bits = 0;
-    for (int i = 0; i < n; ++i) bits |= uint32_t{x[c0 + i] < 0.0f} << i;
+    for (int i = 0; i < n; ++i) bits |= uint32_t{x[c0 + i] < threshold} << i;
     out[w] = static_cast<int32_t>(bits);
   }
 }

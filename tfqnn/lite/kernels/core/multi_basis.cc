@@ -20,34 +20,25 @@ namespace tfqnn {
 namespace core {
 namespace {
 
-// Bitpacks value(r, c) < thresholds[i] for rows [0, rows): row r of `out`
-// holds n bases of packed_words(channels) words. Since float32(v - t) < 0
-// exactly when v < t (the difference of two floats is never rounded to zero
-// or across zero), each basis is the ISA's bitpacking of v - t, computed in
-// chunks of rows that stay in L1.
-template <typename Value>
-void pack_below(const Value& value, int64_t rows, int channels, const float* thresholds, int n,
+// Bitpacks x < thresholds[i] for `rows` rows of `channels` floats: row r of
+// `out` holds n bases of packed_words(channels) words. Each basis is the
+// ISA's bitpacking with that threshold; with several bases, of chunks of
+// rows that stay in L1, interleaved into the output rows.
+void pack_below(const float* x, int64_t rows, int channels, const float* thresholds, int n,
                 int32_t* out) {
-  const int words = packed_words(channels);
   const Kernels& kernels = active_kernels();
+  if (n == 1) {
+    kernels.bitpack_float(x, rows, channels, thresholds[0], out);
+    return;
+  }
+  const int words = packed_words(channels);
   const int64_t chunk = std::max<int64_t>(1, 4096 / channels);
-  thread_local std::vector<float> shifted;
   thread_local std::vector<int32_t> packed;
-  if (shifted.size() < static_cast<size_t>(chunk * channels)) shifted.resize(chunk * channels);
-  if (n > 1 && packed.size() < static_cast<size_t>(chunk * words)) packed.resize(chunk * words);
+  if (packed.size() < static_cast<size_t>(chunk * words)) packed.resize(chunk * words);
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t count = std::min(chunk, rows - r0);
     for (int i = 0; i < n; ++i) {
-      const float t = thresholds[i];
-      float* d = shifted.data();
-      for (int64_t r = 0; r < count; ++r) {
-        for (int c = 0; c < channels; ++c) d[r * channels + c] = value(r0 + r, c) - t;
-      }
-      if (n == 1) {
-        kernels.bitpack_float(d, count, channels, out + r0 * words);
-        continue;
-      }
-      kernels.bitpack_float(d, count, channels, packed.data());
+      kernels.bitpack_float(x + r0 * channels, count, channels, thresholds[i], packed.data());
       for (int64_t r = 0; r < count; ++r) {
         std::memcpy(out + ((r0 + r) * n + i) * words, packed.data() + r * words,
                     sizeof(int32_t) * words);
@@ -67,19 +58,26 @@ int64_t transform_row_bytes(const OutputTransform& t, int channels) {
 
 void bitpack_float_thresholds(const float* in, int64_t rows, int channels, const float* thresholds,
                               int n, int32_t* out) {
-  const int64_t ld = channels;
-  pack_below([in, ld](int64_t r, int c) { return in[r * ld + c]; }, rows, channels, thresholds, n,
-             out);
+  pack_below(in, rows, channels, thresholds, n, out);
 }
 
 void bitpack_int8_thresholds(const int8_t* in, int64_t rows, int channels, float scale,
                              int32_t zero_point, const float* thresholds, int n, int32_t* out) {
-  const int64_t ld = channels;
-  pack_below(
-      [in, ld, scale, zero_point](int64_t r, int c) {
-        return static_cast<float>(static_cast<int32_t>(in[r * ld + c]) - zero_point) * scale;
-      },
-      rows, channels, thresholds, n, out);
+  // The dequantized values float(q - zero_point) * scale (the difference in
+  // 64 bits: the zero point is any int32), in chunks of rows that stay in L1.
+  const int words = packed_words(channels);
+  const int64_t chunk = std::max<int64_t>(1, 4096 / channels);
+  thread_local std::vector<float> values;
+  if (values.size() < static_cast<size_t>(chunk * channels)) values.resize(chunk * channels);
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t count = std::min(chunk, rows - r0);
+    const int8_t* q = in + r0 * channels;
+    float* v = values.data();
+    for (int64_t j = 0; j < count * channels; ++j) {
+      v[j] = static_cast<float>(int64_t{q[j]} - zero_point) * scale;
+    }
+    pack_below(v, count, channels, thresholds, n, out + r0 * n * words);
+  }
 }
 
 void multi_basis_transform(const int32_t* counts, int64_t ld_counts, int64_t basis_stride, int rows,
@@ -140,9 +138,7 @@ void multi_basis_transform(const int32_t* counts, int64_t ld_counts, int64_t bas
       static const float kZero = 0.0f;
       const float* thresholds = t.thresholds ? t.thresholds : &kZero;
       const int n = t.thresholds ? t.num_thresholds : 1;
-      const int64_t ld = channels;
-      pack_below([y, ld](int64_t r, int c) { return y[r * ld + c]; }, rows, channels, thresholds, n,
-                 static_cast<int32_t*>(out));
+      pack_below(y, rows, channels, thresholds, n, static_cast<int32_t*>(out));
       break;
     }
   }
