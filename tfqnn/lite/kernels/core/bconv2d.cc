@@ -76,6 +76,11 @@ void copy_rows(int32_t* dst, int64_t ldd, const int32_t* src, int64_t lds, int n
   }
 }
 
+// out[0, n) += residual[0, n), one float32 rounding each (the fused shortcut).
+inline void add_residual(float* __restrict out, const float* __restrict residual, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = out[i] + residual[i];
+}
+
 // counts[0, n) -= sums[0, n).
 inline void subtract_words(int32_t* __restrict counts, const int32_t* __restrict sums, int n) {
   for (int o = 0; o < n; ++o) counts[o] -= sums[o];
@@ -408,6 +413,10 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
       } else {
         multi_basis_transform(counts, n, basis_stride, rb, groups, channels, k_bits, rk, transform,
                               out);
+      }
+      if (transform.residual != nullptr && transform.type == OutputType::kFloat) {
+        add_residual(reinterpret_cast<float*>(out), transform.residual + r * channels,
+                     int64_t{rb} * channels);
       }
     }
   };
