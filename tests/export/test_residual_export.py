@@ -137,3 +137,34 @@ def test_int8_export_keeps_the_add(rng):
     data = tfqnn.export.to_tflite(model, int8_representative_data=x, verbose=0)
     assert builtin_ops(data).get("ADD", 0) == 1
     assert predict(data, x[:2]).shape == (2, 8, 8, 32)
+
+
+def test_post_relu_batch_norm_and_shortcut_fuse_together(rng):
+    # QuickNet's block: binary conv with ReLU, BatchNorm (t != 0), + x.
+    inputs = keras.Input((8, 8, 32))
+    y = QuantConv2D(
+        32, 3, padding="same", pad_values=1.0, activation="relu", use_bias=False, **BINARY
+    )(inputs)
+    y = keras.layers.BatchNormalization(name="post_bn")(y)
+    model = randomize(keras.Model(inputs, keras.layers.Add()([y, inputs])), rng)
+    bn = model.get_layer("post_bn")
+    bn.gamma.assign(np.abs(bn.gamma.numpy()))
+    (group,) = plan.plan_groups(model)[0].values()
+    assert group.residual is not None and np.any(group.post_bias != 0)
+    data = tfqnn.export.to_tflite(model, verbose=0)
+    assert "ADD" not in builtin_ops(data)
+    x = rng.normal(size=(2, 8, 8, 32)).astype(np.float32)
+    expected = reference.bconv2d(
+        reference.bitpack(x),
+        group.packed_weights,
+        group.multiplier,
+        group.bias,
+        32,
+        padding="same",
+        pad_values=1,
+        clamp_min=0.0,
+        residual=x,
+        post_bias=group.post_bias,
+    )
+    np.testing.assert_array_equal(predict(data, x), expected)
+    assert_close(keras.ops.convert_to_numpy(model(x, training=False)), expected)

@@ -67,6 +67,9 @@ def residual_model(x, f, multiplier, bias, channels, geometry, out_shape, n_in=1
     residual = change.pop("residual", Tensor(list(out_shape)))
     if residual is not None:
         inputs.append(residual)
+    post_bias = change.pop("post_bias", None)
+    if post_bias is not None:
+        inputs.append(post_bias)
     output = change.pop("output", Tensor(list(out_shape)))
     assert not change
     return single_op_model("TfqnnBconv2d", options, inputs, [output])
@@ -87,6 +90,34 @@ def test_bconv2d_residual_matches_the_reference(rng, isa, case):
     np.testing.assert_array_equal(expected, plain + residual)
     assert np.all(expected.flat[:5] == 0)
     model = residual_model(x, f, multiplier, bias, channels, geometry, plain.shape, n_in, n_w)
+    with _core.isa(isa):
+        for threads in (1, 2):
+            np.testing.assert_array_equal(run(model, x, residual, num_threads=threads), expected)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_bconv2d_residual_with_post_bias(rng, isa):
+    # QuickNet's block: ReLU, the post-ReLU BatchNorm's shift, the shortcut.
+    case = (45, 70, (3, 3), (1, 1), "same", 1, (12, 13), 1, 1)
+    x, f, multiplier, bias, geometry = conv_operands(rng, case)
+    plain = reference.bconv2d(x, f, multiplier, bias, 45, clamp_min=-1.0, **geometry)
+    residual = rng.normal(size=plain.shape).astype(np.float32)
+    post_bias = rng.normal(size=70).astype(np.float32)
+    expected = reference.bconv2d(
+        x,
+        f,
+        multiplier,
+        bias,
+        45,
+        clamp_min=-1.0,
+        residual=residual,
+        post_bias=post_bias,
+        **geometry,
+    )
+    np.testing.assert_array_equal(expected, (plain + post_bias) + residual)
+    model = residual_model(
+        x, f, multiplier, bias, 45, geometry, plain.shape, post_bias=Tensor([70], data=post_bias)
+    )
     with _core.isa(isa):
         for threads in (1, 2):
             np.testing.assert_array_equal(run(model, x, residual, num_threads=threads), expected)
@@ -129,6 +160,19 @@ def test_reference_rejects_a_bad_residual(rng):
         reference.bconv2d(
             x, f, m, b, 32, residual=np.zeros((1, 4, 4, 8), np.float32), output_type="int8"
         )
+    with pytest.raises(ValueError, match="post_bias"):
+        reference.bconv2d(x, f, m, b, 32, post_bias=np.zeros(8, np.float32), **kwargs)
+    with pytest.raises(ValueError, match="post_bias"):
+        reference.bconv2d(
+            x,
+            f,
+            m,
+            b,
+            32,
+            residual=np.zeros((1, 4, 4, 8), np.float32),
+            post_bias=np.zeros(7, np.float32),
+            **kwargs,
+        )
     with pytest.raises(ValueError, match="output_type"):
         spec.bconv2d_options(32, residual=True, output_type="bitpacked")
     with pytest.raises(ValueError, match="residual"):
@@ -166,6 +210,13 @@ def test_the_well_formed_bad_model_runs(rng):
         ),
         (dict(options={"residual": 2}), "'residual' must be in"),
         (dict(options={"residual": 0}), "thresholds"),  # a fifth input is then thresholds
+        (dict(post_bias=Tensor([7], data=np.zeros(7, np.float32))), "post_bias must have shape"),
+        (dict(post_bias=Tensor([8])), "post_bias must be a constant tensor"),
+        (dict(post_bias=Tensor([8], "int32", np.zeros(8, np.int32))), "post_bias must be float32"),
+        (
+            dict(options={"residual": 0}, post_bias=Tensor([8], data=np.zeros(8, np.float32))),
+            "inputs",
+        ),
     ],
 )
 def test_malformed_residual_models_fail_to_prepare(rng, change, message):

@@ -218,6 +218,7 @@ def _serving_function(
             bases["thresholds"] = group.output_thresholds
         if group.residual is not None:
             bases["residual"] = residual_value(group)
+            bases["post_bias"] = group.post_bias
         if group.is_conv:
             pad_values = int(layer.pad_values) if layer.padding == "same" else 1
             count(spec.BCONV2D)
@@ -293,7 +294,7 @@ def _serving_function(
                 count(spec.BMAXPOOL2D)
             else:
                 y = pool(y)
-        if group.post_bias is not None:
+        if group.post_bias is not None and group.residual is None:
             y = y + tf.constant(group.post_bias)
         if group.activation is not None:
             y = group.activation(y)

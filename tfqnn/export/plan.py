@@ -28,7 +28,8 @@ two tensors (Bi-Real Net's and ResNetE's shortcut: binary conv, BatchNorm,
 ``+ x``) absorbs the ``Add`` when the other tensor has the output's static
 shape and both are float32 (``residual``): the op adds it after its
 transform, ``out = clamp(dot * multiplier + bias) + residual``, and writes
-float output.
+float output. A post-ReLU BatchNorm's ``t`` (QuickNet's blocks) goes with it
+as the op's ``post_bias``: ``out = (y + t) + residual``.
 """
 
 from __future__ import annotations
@@ -469,13 +470,11 @@ def _fold_followers(group: BinaryGroup, single_consumer: Callable[[Any], Any]) -
 def _fold_residual(group: BinaryGroup, single_consumer: Callable[[Any], Any]) -> None:
     """Absorbs the shortcut ``Add`` after a convolution group's folded chain.
 
-    Only for float output with nothing after the transform (no pool,
-    post-ReLU bias or activation) and an ``Add`` of exactly two float32
+    Only for float output with nothing after the transform but a post-ReLU
+    bias (no pool or activation) and an ``Add`` of exactly two float32
     tensors of the same static shape.
     """
-    if not group.is_conv or group.pool is not None:
-        return
-    if group.post_bias is not None or group.activation is not None:
+    if not group.is_conv or group.pool is not None or group.activation is not None:
         return
     nxt = single_consumer(group.output_node)
     if nxt is None or type(nxt.operation) is not keras.layers.Add:

@@ -46,6 +46,7 @@ from tfqnn.lite.spec import (
     check_padding,
     check_padding_bits,
     check_pair,
+    check_vector,
     packed_index_bytes,
     packed_words,
     window_geometry,
@@ -230,6 +231,7 @@ def bconv2d(
     int8_scale: float = 1.0,
     int8_zero_point: int = 0,
     residual: Any = None,
+    post_bias: Any = None,
 ) -> np.ndarray:
     """The TfqnnBconv2d op: binary 2-D convolution, NHWC input, OHWI filter.
 
@@ -241,7 +243,8 @@ def bconv2d(
 
     ``residual`` (option ``residual`` 1, float output only): float32 of the
     output's shape, added after the clamp, ``out = y + residual`` rounded
-    once to float32 (a fused shortcut ``ADD``).
+    once to float32 (a fused shortcut ``ADD``); with ``post_bias`` (float32
+    ``[O]``, the op's sixth input) ``out = (y + post_bias) + residual``.
     """
     x = check_packed("x_packed", x_packed, ndim=4)
     filt = check_packed("filter_packed", filter_packed, ndim=4)
@@ -292,6 +295,8 @@ def bconv2d(
         int8_zero_point=int8_zero_point,
     )
     if residual is None:
+        if post_bias is not None:
+            raise ValueError("Invalid post_bias: it needs a residual.")
         return out
     if check_output_type(output_type) != "float":
         raise ValueError(
@@ -303,6 +308,8 @@ def bconv2d(
             f"Invalid residual: expected float32 of shape {out.shape} (the output's), "
             f"got {shortcut.dtype} {shortcut.shape}."
         )
+    if post_bias is not None:
+        out = out + check_vector("post_bias", post_bias, out.shape[-1])
     return out + shortcut
 
 

@@ -81,6 +81,16 @@ inline void add_residual(float* __restrict out, const float* __restrict residual
   for (int64_t i = 0; i < n; ++i) out[i] = out[i] + residual[i];
 }
 
+// Rows of `channels`: out = (out + post_bias[o]) + residual, two roundings.
+inline void add_bias_residual(float* __restrict out, const float* __restrict post_bias,
+                              const float* __restrict residual, int rows, int channels) {
+  for (int r = 0; r < rows; ++r) {
+    float* o = out + int64_t{r} * channels;
+    const float* x = residual + int64_t{r} * channels;
+    for (int c = 0; c < channels; ++c) o[c] = (o[c] + post_bias[c]) + x[c];
+  }
+}
+
 // counts[0, n) -= sums[0, n).
 inline void subtract_words(int32_t* __restrict counts, const int32_t* __restrict sums, int n) {
   for (int o = 0; o < n; ++o) counts[o] -= sums[o];
@@ -415,8 +425,13 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
                               out);
       }
       if (transform.residual != nullptr && transform.type == OutputType::kFloat) {
-        add_residual(reinterpret_cast<float*>(out), transform.residual + r * channels,
-                     int64_t{rb} * channels);
+        float* y = reinterpret_cast<float*>(out);
+        const float* res = transform.residual + r * channels;
+        if (transform.post_bias != nullptr) {
+          add_bias_residual(y, transform.post_bias, res, rb, channels);
+        } else {
+          add_residual(y, res, int64_t{rb} * channels);
+        }
       }
     }
   };

@@ -66,6 +66,9 @@ struct OutputTransform {
   //   out = y + residual   (one float32 rounding)
   // (Bi-Real Net's and ResNetE's shortcut ADD fused into the op).
   const float* residual = nullptr;
+  // With a residual: a per-channel bias added before it (QuickNet's
+  // post-ReLU BatchNorm shift), out = (y + post_bias[o]) + residual.
+  const float* post_bias = nullptr;
   // True when the transform is the one of a single-basis op with at most one
   // output threshold (the vectorized kernels of the ISA table run it).
   bool is_plain() const {

@@ -1,7 +1,9 @@
 // TfqnnBconv2d: binary 2-D convolution with the fused output transform
 // (docs/lite_ops.md); the filter is laid out for the kernels once, in
 // prepare(). Option `residual` 1: a fifth input, float32 of the output's
-// shape, is added to the float output (the fused shortcut ADD).
+// shape, is added to the float output (the fused shortcut ADD), after an
+// optional sixth, a constant float32 [channels_out] post-bias.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -47,7 +49,9 @@ class Bconv2d : public Op {
   }
   std::string do_prepare(TfLiteContext* context, const NodeTensors& node) override {
     Tensors ts(context, node);
-    TFQNN_TRY(ts.check_counts(ts.num_inputs() == 5 ? 5 : 4, 1));
+    // 4 inputs; 5 with output thresholds or a residual; 6 with a residual and a post-bias.
+    const size_t most = residual_ ? 6 : 5;
+    TFQNN_TRY(ts.check_counts(std::min(std::max<size_t>(ts.num_inputs(), 4), most), 1));
     const TransformOptions& to = transform_options_;
     std::vector<int> in, f;
     TFQNN_TRY(check_tensor(ts.input(0), "input", kTfLiteInt32, 4, &in));
@@ -72,7 +76,9 @@ class Bconv2d : public Op {
       return "option 'residual' needs float output (output_type 0), got output_type " +
              str(to.output_type);
     }
-    if (residual_ && ts.num_inputs() != 5) return "option 'residual' needs a fifth input";
+    if (residual_ && ts.num_inputs() != 5 && ts.num_inputs() != 6) {
+      return "option 'residual' needs a fifth input (and an optional sixth, the post-bias)";
+    }
     // With a residual the fifth input is the residual, not output thresholds.
     const size_t transform_inputs = residual_ ? 4 : ts.num_inputs();
     TFQNN_TRY(transform_options_.check_multi_basis(ts, transform_inputs, channels_out));
@@ -103,6 +109,14 @@ class Bconv2d : public Op {
       std::vector<int> r;
       TFQNN_TRY(check_tensor(ts.input(4), "residual", kTfLiteFloat32, 4, &r));
       TFQNN_TRY(check_shape(r, out, "residual"));
+      transform_.post_bias = nullptr;
+      if (ts.num_inputs() == 6) {
+        std::vector<int> pb;
+        TFQNN_TRY(check_tensor(ts.input(5), "post_bias", kTfLiteFloat32, 1, &pb));
+        TFQNN_TRY(check_shape(pb, {s.channels_out}, "post_bias"));
+        TFQNN_TRY(check_constant(ts.input(5), "post_bias", pb));
+        transform_.post_bias = static_cast<const float*>(ts.input(5)->data);
+      }
     }
     const int64_t taps = int64_t(s.filter_height) * s.filter_width;
     if (taps * group_words > kMaxDim) return "the filter is too large";
