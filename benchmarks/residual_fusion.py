@@ -6,7 +6,8 @@ it (each binary conv, BatchNorm, ``+ shortcut`` one op), and ``add``, with
 the fusion turned off (``plan_groups(..., fuse_residuals=False)``: the op
 writes float, a builtin ``ADD`` adds the shortcut). Both run in one
 process with tfqnn's kernels as a delegate and XNNPACK for the builtins,
-interleaved (``zoo_latency.time_entries``); medians of single invokes, and
+interleaved; medians and 10th percentiles of single invokes (the latter
+for loaded machines), and
 the outputs' largest difference (float rounding can flip a sign deep in a
 random-weight network, docs/zoo.md).
 
@@ -32,6 +33,34 @@ import _machine
 import numpy as np
 import zoo_latency
 from _quiet import quiet
+
+
+def time_interleaved(entries: list, args: argparse.Namespace, library: str) -> dict[str, list[int]]:
+    """Invoke times (ns) per entry: rounds of ~seconds/rounds per file, the order rotating."""
+    interpreters = []
+    for entry in entries:
+        interpreter = zoo_latency.make_interpreter(entry.path, True, args.threads, library)
+        entry.ops = zoo_latency.op_census(interpreter)
+        interpreters.append(interpreter)
+    start = time.perf_counter_ns()
+    interpreters[0].invoke()
+    per_round = max(
+        1, round(args.seconds / args.rounds / ((time.perf_counter_ns() - start) * 1e-9))
+    )
+    samples: dict[str, list[int]] = {entry.network: [] for entry in entries}
+    for r in range(args.rounds):
+        order = list(range(len(entries)))
+        order = order[r % len(order) :] + order[: r % len(order)]
+        for i in order:
+            invoke = interpreters[i].invoke
+            invoke()
+            for _ in range(per_round):
+                t0 = time.perf_counter_ns()
+                invoke()
+                samples[entries[i].network].append(time.perf_counter_ns() - t0)
+    for entry in entries:
+        entry.median_ms[args.threads] = float(np.median(samples[entry.network])) / 1e6
+    return samples
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,21 +112,25 @@ def main(argv: list[str] | None = None) -> int:
                 path.write_bytes(data)
                 entries.append(zoo_latency.Entry(f"{network} {label}", "binary", path, len(data)))
             keras.backend.clear_session()
-        zoo_latency.time_entries(entries, [args.threads], args.rounds, args.seconds, library)
+        samples = time_interleaved(entries, args, library)
         x = np.random.default_rng(2).standard_normal((1, args.size, args.size, 3), np.float32)
         outputs = {}
         for entry in entries:
             interpreter = tfqnn.lite.Interpreter(model_path=str(entry.path))
             outputs[entry.network] = interpreter.predict(x)
-    print("| file | ADD ops | TfqnnQuantize | ms (median) | add / fused |")
+    print("| file | ADD ops | ms (median) | ms (10th percentile) | add / fused (median, p10) |")
     print("|---|---|---|---|---|")
+
+    def p10(entry: zoo_latency.Entry) -> float:
+        return float(np.percentile(samples[entry.network], 10)) / 1e6
+
     for fused, add in zip(entries[0::2], entries[1::2], strict=True):
         ratio = add.median_ms[args.threads] / fused.median_ms[args.threads]
         for entry in (fused, add):
-            ops = entry.ops
+            ratios = f"{ratio:.3f}x, {p10(add) / p10(fused):.3f}x" if entry is add else ""
             print(
-                f"| {entry.network} | {ops.get('ADD', 0)} | {ops.get('TfqnnQuantize', 0)} | "
-                f"{entry.median_ms[args.threads]:.3f} | {ratio if entry is add else 1:.3f}x |"
+                f"| {entry.network} | {entry.ops.get('ADD', 0)} | "
+                f"{entry.median_ms[args.threads]:.3f} | {p10(entry):.3f} | {ratios} |"
             )
         diff = np.abs(outputs[fused.network] - outputs[add.network]).max()
         print(f"|  | largest output difference {diff:.2e} | | | |")

@@ -76,18 +76,17 @@ void copy_rows(int32_t* dst, int64_t ldd, const int32_t* src, int64_t lds, int n
   }
 }
 
-// out[0, n) += residual[0, n), one float32 rounding each (the fused shortcut).
-inline void add_residual(float* __restrict out, const float* __restrict residual, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = out[i] + residual[i];
-}
-
-// Rows of `channels`: out = (out + post_bias[o]) + residual, two roundings.
-inline void add_bias_residual(float* __restrict out, const float* __restrict post_bias,
-                              const float* __restrict residual, int rows, int channels) {
-  for (int r = 0; r < rows; ++r) {
-    float* o = out + int64_t{r} * channels;
-    const float* x = residual + int64_t{r} * channels;
-    for (int c = 0; c < channels; ++c) o[c] = (o[c] + post_bias[c]) + x[c];
+// The active ISA's add_residual_rows (internal.h; same bits on every ISA).
+AddResidualFn add_residual_kernel() {
+  switch (active_isa()) {
+#if defined(__x86_64__)
+    case Isa::kAvx512: return add_residual_avx512;
+    case Isa::kAvx2: return add_residual_avx2;
+#endif
+#if TFQNN_NEON
+    case Isa::kNeon: return add_residual_neon;
+#endif
+    default: return add_residual_scalar;
   }
 }
 
@@ -291,6 +290,7 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
   const int64_t rows = int64_t{s.batch} * s.out_height * s.out_width;
   if (rows <= 0 || s.channels_out <= 0) return;
   const Kernels& kernels = active_kernels();
+  const AddResidualFn add_residual = add_residual_kernel();
   const int groups = std::max(s.groups, 1);
   const bool plain = transform.is_plain() && s.weight_bases <= 1;
   const int nb = plain ? 1 : std::max(s.input_bases, 1);
@@ -425,13 +425,8 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
                               out);
       }
       if (transform.residual != nullptr && transform.type == OutputType::kFloat) {
-        float* y = reinterpret_cast<float*>(out);
-        const float* res = transform.residual + r * channels;
-        if (transform.post_bias != nullptr) {
-          add_bias_residual(y, transform.post_bias, res, rb, channels);
-        } else {
-          add_residual(y, res, int64_t{rb} * channels);
-        }
+        add_residual(reinterpret_cast<float*>(out), transform.post_bias,
+                     transform.residual + r * channels, rb, channels);
       }
     }
   };
