@@ -103,8 +103,9 @@ def test_each_binary_op_matches_keras_on_the_same_input(name):
     ops_model, inputs, taps = binary_ops_model(model)
     assert len(taps) == sum(is_binary(layer) for layer in model.layers)
     fused = sum(len(sources) == 2 for sources, _ in taps)
-    # Bi-Real Net's blocks each end in a shortcut Add, fused into the op.
-    assert fused == (len(taps) if name == "BiRealNet" else 0)
+    # Bi-Real Net's and QuickNet's blocks end in a shortcut Add, fused into
+    # the op (QuickNet's with its post-ReLU BatchNorm shift); XNOR-Net has none.
+    assert fused == {"BiRealNet": len(taps), "QuickNetSmall": len(taps), "XNORNet": 0}[name]
     x = np.random.default_rng(1).random((2, *SHAPE), np.float32)
     tensors = [t for sources, _ in taps for t in sources] + [out for _, out in taps]
     probe = keras.Model(model.input, tensors)
@@ -113,7 +114,7 @@ def test_each_binary_op_matches_keras_on_the_same_input(name):
 
     data = tfqnn.export.to_tflite(ops_model)
     assert tfqnn.lite.custom_ops_in(data).get("TfqnnBconv2d", 0) == len(taps)
-    if name == "BiRealNet":
+    if fused:
         assert "ADD" not in builtin_ops(data)
     interpreter = tfqnn.lite.Interpreter(model_content=data)
     # The converter names inputs after the Keras tensors and numbers outputs.

@@ -34,7 +34,7 @@ namespace {
 std::atomic<double> g_min_ns_per_thread{5000.0};
 
 // How long an idle worker spins (yielding) before it sleeps.
-constexpr auto kSpin = std::chrono::microseconds(200);
+constexpr auto kSpin = std::chrono::microseconds(50);
 constexpr int kMaxWorkers = 255;
 
 // Rough single-thread picoseconds per word pair (32 bits XOR-counted),
