@@ -534,6 +534,9 @@ def valid_case(r, op):
         ] + _thresholds(r, nt)
         ho = -(-h // sh) if padding == 1 else (h - eh) // sh + 1
         wo = -(-w // sw) if padding == 1 else (w - ew) // sw + 1
+        if output_type == 0 and nt == 0 and r.random() < 0.3:  # a fused shortcut
+            options["residual"] = 1
+            ins.append(Tensor([batch, ho, wo, cout]))
         outs = [
             _output(
                 r,

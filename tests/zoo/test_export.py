@@ -67,11 +67,12 @@ def test_every_binary_layer_becomes_a_custom_op(name, kwargs):
 
 
 def binary_ops_model(model):
-    """One Keras model holding each binary group of ``model`` on its own input.
+    """One Keras model holding each binary group of ``model`` on its own inputs.
 
-    Returns ``(ops_model, taps)``: the group's layer and folded followers
-    applied to a fresh input per group, and for each group the tensors of
-    ``model`` at its input and at its (folded) output.
+    Returns ``(ops_model, inputs, taps)``: the group's layer and folded
+    followers applied to fresh inputs per group (a fused shortcut ``Add``
+    gets its own input for the shortcut), those inputs, and for each group
+    the tensors of ``model`` that they stand for and its (folded) output.
     """
     groups, nodes, _ = plan.plan_groups(model)
     by_id = {id(node): node for node in nodes}
@@ -79,12 +80,20 @@ def binary_ops_model(model):
     for head, group in groups.items():
         source = by_id[head].input_tensors[0]
         x = keras.Input(source.shape[1:])
+        sources, fresh = [source], [x]
         y = group.layer(x)
         for node in group.folded:
-            y = node.operation(y)
-        inputs.append(x)
+            if group.residual is not None and node is group.output_node:
+                r = keras.Input(group.residual.shape[1:])
+                sources.append(group.residual)
+                fresh.append(r)
+                pair = [y, r] if node.input_tensors[1] is group.residual else [r, y]
+                y = node.operation(pair)
+            else:
+                y = node.operation(y)
+        inputs.extend(fresh)
         outputs.append(y)
-        taps.append((source, group.output_node.outputs[0]))
+        taps.append((sources, group.output_node.outputs[0]))
     return keras.Model(inputs, outputs), inputs, taps
 
 
@@ -93,13 +102,20 @@ def test_each_binary_op_matches_keras_on_the_same_input(name):
     model = tfqnn.zoo.get(name)(input_shape=SHAPE, classes=10)
     ops_model, inputs, taps = binary_ops_model(model)
     assert len(taps) == sum(is_binary(layer) for layer in model.layers)
+    fused = sum(len(sources) == 2 for sources, _ in taps)
+    # Bi-Real Net's and QuickNet's blocks end in a shortcut Add, fused into
+    # the op (QuickNet's with its post-ReLU BatchNorm shift); XNOR-Net has none.
+    assert fused == {"BiRealNet": len(taps), "QuickNetSmall": len(taps), "XNORNet": 0}[name]
     x = np.random.default_rng(1).random((2, *SHAPE), np.float32)
-    probe = keras.Model(model.input, [t for pair in taps for t in pair])
+    tensors = [t for sources, _ in taps for t in sources] + [out for _, out in taps]
+    probe = keras.Model(model.input, tensors)
     activations = [keras.ops.convert_to_numpy(a) for a in probe(x, training=False)]
-    fed, expected = activations[0::2], activations[1::2]
+    fed, expected = activations[: len(inputs)], activations[len(inputs) :]
 
     data = tfqnn.export.to_tflite(ops_model)
     assert tfqnn.lite.custom_ops_in(data).get("TfqnnBconv2d", 0) == len(taps)
+    if fused:
+        assert "ADD" not in builtin_ops(data)
     interpreter = tfqnn.lite.Interpreter(model_content=data)
     # The converter names inputs after the Keras tensors and numbers outputs.
     by_name = {tensor.name: array for tensor, array in zip(inputs, fed)}

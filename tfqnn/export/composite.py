@@ -247,13 +247,22 @@ def bconv2d(
     input_bases: int = 1,
     weight_bases: int = 1,
     thresholds: np.ndarray | None = None,
+    residual: tf.Tensor | None = None,
+    post_bias: np.ndarray | None = None,
 ) -> tf.Tensor:
     """TfqnnBconv2d on bitpacked NHWC `x` and a constant packed OHWI filter.
 
     Multi-basis as `bdense`: ``x [B, H, W, input_bases * ceil(C/32)]``,
-    ``filters [weight_bases * O, KH, KW, ...]``.
+    ``filters [weight_bases * O, KH, KW, ...]``. ``residual``: a float32
+    tensor of the output's shape added to the float output after the clamp
+    (option ``residual``, the fused shortcut ``ADD``; the op's fifth input),
+    after ``post_bias [O]`` (a constant, the sixth input) when given.
     """
     output_type = _float_or_bitpacked(output_type)
+    if residual is not None and thresholds is not None:
+        raise ValueError("Invalid thresholds: a residual input needs float output, no thresholds.")
+    if post_bias is not None and residual is None:
+        raise ValueError("Invalid post_bias: it needs a residual.")
     options = spec.bconv2d_options(
         channels_in,
         strides=strides,
@@ -266,6 +275,7 @@ def bconv2d(
         clamp_max=clamp_max,
         input_bases=input_bases,
         weight_bases=weight_bases,
+        residual=residual is not None,
     )
     filters = spec.check_packed("filters", filters, ndim=4)
     rows, kh, kw, _ = filters.shape
@@ -294,6 +304,15 @@ def bconv2d(
         return tf.cast(tf.round(y), tf.int32)
 
     def body(x: tf.Tensor, filters: tf.Tensor, *affine: tf.Tensor) -> tf.Tensor:
+        if post_bias is not None:
+            *rest, shortcut, shift = affine
+            return (outputs(x, filters, *rest) + shift) + shortcut
+        if residual is not None:
+            *rest, shortcut = affine
+            return outputs(x, filters, *rest) + shortcut
+        return outputs(x, filters, *affine)
+
+    def outputs(x: tf.Tensor, filters: tf.Tensor, *affine: tf.Tensor) -> tf.Tensor:
         if plain:
             return _transform(
                 dot(x, filters), affine[0], affine[1], clamp_min, clamp_max, output_type
@@ -314,7 +333,10 @@ def bconv2d(
         )
 
     filters_tensor = tf.constant(filters, tf.int32)
-    return _composite(spec.BCONV2D, options, body, x, filters_tensor, *constants)
+    extra = [] if residual is None else [tf.cast(residual, tf.float32)]
+    if post_bias is not None:
+        extra.append(tf.constant(spec.check_vector("post_bias", post_bias, out_channels)))
+    return _composite(spec.BCONV2D, options, body, x, filters_tensor, *constants, *extra)
 
 
 def bmaxpool2d(

@@ -91,7 +91,7 @@ def to_tflite(
     _check_stateful_batch(model, batch_size)
     if batch_size is None:
         _check_recurrent_batch(model)
-    groups, nodes, folded = plan_groups(model)
+    groups, nodes, folded = plan_groups(model, fuse_residuals=int8_representative_data is None)
     folded_ids = {id(n) for n in folded}
     frozen_kernels = {
         id(node.operation): frozen_weights.quantized_kernels(node.operation)
@@ -218,6 +218,9 @@ def _serving_function(
         layer = group.layer
         if group.bitpacked_output:
             bases["thresholds"] = group.output_thresholds
+        if group.residual is not None:
+            bases["residual"] = residual_value(group)
+            bases["post_bias"] = group.post_bias
         if group.is_conv:
             pad_values = int(layer.pad_values) if layer.padding == "same" else 1
             count(spec.BCONV2D)
@@ -250,6 +253,19 @@ def _serving_function(
             **bases,
         )
 
+    values: dict[int, Any] = {}
+
+    def residual_value(group: BinaryGroup) -> tf.Tensor:
+        """The traced value of the shortcut tensor that a group's op adds."""
+        return tf.cast(values[id(group.residual)], tf.float32)
+
+    # A group with a fused shortcut runs at its Add node, when the shortcut
+    # (which may be computed after the group's head) is known.
+    heads = {id(n): n for n in nodes if id(n) in groups}
+    deferred = {
+        id(g.output_node): heads[head] for head, g in groups.items() if g.residual is not None
+    }
+
     def run_multi_basis(group: MultiBasisGroup, x: tf.Tensor) -> tf.Tensor:
         """One binary op with N input and M weight bases on the thresholded input."""
         if x.dtype != tf.int32:
@@ -280,7 +296,7 @@ def _serving_function(
                 count(spec.BMAXPOOL2D)
             else:
                 y = pool(y)
-        if group.post_bias is not None:
+        if group.post_bias is not None and group.residual is None:
             y = y + tf.constant(group.post_bias)
         if group.activation is not None:
             y = group.activation(y)
@@ -303,9 +319,15 @@ def _serving_function(
 
     def serve(*inputs: tf.Tensor) -> Any:
         expected.clear()  # the function may be traced more than once
-        values = {id(x): y for x, y in zip(functional.inputs, inputs)}
-        for node in nodes:
-            if id(node) in folded_ids:
+        values.clear()
+        values.update({id(x): y for x, y in zip(functional.inputs, inputs)})
+        for graph_node in nodes:
+            # A fused group runs at its Add, from its head node.
+            node = deferred.get(id(graph_node), graph_node)
+            if node is graph_node and (
+                id(node) in folded_ids
+                or (id(node) in groups and groups[id(node)].residual is not None)
+            ):
                 continue  # computed inside its group
             if any(id(x) not in values for x in node.input_tensors):
                 continue

@@ -22,6 +22,14 @@ or through a `Flatten` of a multiple of 32 channels) is itself a binary group,
 which then skips its own input bitpacking. Consumers that are multi-basis
 groups with the same input thresholds ``t [N]`` get N bitpacked bases, bit 1
 where ``y < t_n`` (``output_thresholds``; through a `Flatten` only for N = 1).
+
+A convolution group whose (folded) output is the only input of an ``Add`` of
+two tensors (Bi-Real Net's and ResNetE's shortcut: binary conv, BatchNorm,
+``+ x``) absorbs the ``Add`` when the other tensor has the output's static
+shape and both are float32 (``residual``): the op adds it after its
+transform, ``out = clamp(dot * multiplier + bias) + residual``, and writes
+float output. A post-ReLU BatchNorm's ``t`` (QuickNet's blocks) goes with it
+as the op's ``post_bias``: ``out = (y + t) + residual``.
 """
 
 from __future__ import annotations
@@ -58,6 +66,8 @@ class BinaryGroup:
     post_bias: np.ndarray | None = None  # float32 [N], added after the op (a post-ReLU BN)
     # Bitpacked output only: one output basis per threshold (bit where y < t); None: y < 0.
     output_thresholds: np.ndarray | None = None
+    # A fused shortcut Add: the Keras tensor added to the op's float output.
+    residual: Any = None
 
     @property
     def is_conv(self) -> bool:
@@ -140,11 +150,14 @@ def nodes_in_order(functional: keras.Model) -> list[Any]:
     return nodes
 
 
-def plan_groups(model: keras.Model) -> tuple[dict[int, BinaryGroup], list[Any], list[Any]]:
+def plan_groups(
+    model: keras.Model, *, fuse_residuals: bool = True
+) -> tuple[dict[int, BinaryGroup], list[Any], list[Any]]:
     """The binary groups of `model`, keyed by the id of their head node.
 
     Returns ``(groups, nodes, folded)``: the groups, the graph's operation
     nodes inputs first (`nodes_in_order`) and the nodes folded into a group.
+    ``fuse_residuals=False`` leaves shortcut ``Add`` layers as builtins.
     """
     functional = functional_of(model)
     nodes = nodes_in_order(functional)
@@ -171,6 +184,8 @@ def plan_groups(model: keras.Model) -> tuple[dict[int, BinaryGroup], list[Any], 
             continue
         group.output_node = node
         _fold_followers(group, single_consumer)
+        if fuse_residuals:
+            _fold_residual(group, single_consumer)
         claimed.update(id(n) for n in group.folded)
         groups[id(node)] = group
 
@@ -202,7 +217,9 @@ def plan_groups(model: keras.Model) -> tuple[dict[int, BinaryGroup], list[Any], 
                 and id(users[0].outputs[0]) not in model_outputs
                 and (thresholds is None or thresholds.size == 1)
             )
-        group.bitpacked_output = ok and group.post_bias is None and group.activation is None
+        group.bitpacked_output = (
+            ok and group.post_bias is None and group.activation is None and group.residual is None
+        )
         if group.bitpacked_output:
             group.output_thresholds = thresholds
     return groups, nodes, [n for g in groups.values() for n in g.folded]
@@ -448,6 +465,38 @@ def _fold_followers(group: BinaryGroup, single_consumer: Callable[[Any], Any]) -
         group.folded.append(nxt)
         group.output_node = nxt
         node = nxt
+
+
+def _fold_residual(group: BinaryGroup, single_consumer: Callable[[Any], Any]) -> None:
+    """Absorbs the shortcut ``Add`` after a convolution group's folded chain.
+
+    Only for float output with nothing after the transform but a post-ReLU
+    bias (no pool or activation) and an ``Add`` of exactly two float32
+    tensors of the same static shape.
+    """
+    if not group.is_conv or group.pool is not None or group.activation is not None:
+        return
+    nxt = single_consumer(group.output_node)
+    if nxt is None or type(nxt.operation) is not keras.layers.Add:
+        return
+    inputs = list(nxt.input_tensors)
+    ours = group.output_node.outputs[0]
+    if len(inputs) != 2 or sum(t is ours for t in inputs) != 1:
+        return
+    other = inputs[1] if inputs[0] is ours else inputs[0]
+    shape = tuple(ours.shape)
+    if (
+        tuple(other.shape) != shape
+        or any(d is None for d in shape[1:])
+        or len(shape) != 4
+        or nxt.operation.compute_dtype != "float32"
+        or group.layer.compute_dtype != "float32"
+        or any(str(t.dtype) != "float32" for t in (ours, other, nxt.outputs[0]))
+    ):
+        return
+    group.residual = other
+    group.folded.append(nxt)
+    group.output_node = nxt
 
 
 def _is_pool(layer: keras.layers.Layer, group: BinaryGroup) -> bool:

@@ -40,11 +40,13 @@ from tfqnn.lite.spec import (
     check_filter_words,
     check_groups,
     check_output_transform,
+    check_output_type,
     check_packed,
     check_pad_values,
     check_padding,
     check_padding_bits,
     check_pair,
+    check_vector,
     packed_index_bytes,
     packed_words,
     window_geometry,
@@ -228,6 +230,8 @@ def bconv2d(
     output_type: str = "float",
     int8_scale: float = 1.0,
     int8_zero_point: int = 0,
+    residual: Any = None,
+    post_bias: Any = None,
 ) -> np.ndarray:
     """The TfqnnBconv2d op: binary 2-D convolution, NHWC input, OHWI filter.
 
@@ -236,6 +240,11 @@ def bconv2d(
     over its ``KH * KW`` taps (``Cg = C/groups``, the group's input channels); a
     padding tap is the +1 pixel (word 0) when ``pad_values = 1`` and adds nothing
     when ``pad_values = 0``. Then `output_transform`, output NHWC.
+
+    ``residual`` (option ``residual`` 1, float output only): float32 of the
+    output's shape, added after the clamp, ``out = y + residual`` rounded
+    once to float32 (a fused shortcut ``ADD``); with ``post_bias`` (float32
+    ``[O]``, the op's sixth input) ``out = (y + post_bias) + residual``.
     """
     x = check_packed("x_packed", x_packed, ndim=4)
     filt = check_packed("filter_packed", filter_packed, ndim=4)
@@ -275,7 +284,7 @@ def bconv2d(
                 if pad_values == 0:
                     tap_dot = tap_dot * real[np.ix_(r, c)][None, :, :, None]
                 dot[..., outs] += tap_dot
-    return output_transform(
+    out = output_transform(
         dot,
         multiplier,
         bias,
@@ -285,6 +294,23 @@ def bconv2d(
         int8_scale=int8_scale,
         int8_zero_point=int8_zero_point,
     )
+    if residual is None:
+        if post_bias is not None:
+            raise ValueError("Invalid post_bias: it needs a residual.")
+        return out
+    if check_output_type(output_type) != "float":
+        raise ValueError(
+            f"Invalid output_type={output_type!r}: a residual input needs 'float' output."
+        )
+    shortcut = np.asarray(residual)
+    if shortcut.dtype != np.float32 or shortcut.shape != out.shape:
+        raise ValueError(
+            f"Invalid residual: expected float32 of shape {out.shape} (the output's), "
+            f"got {shortcut.dtype} {shortcut.shape}."
+        )
+    if post_bias is not None:
+        out = out + check_vector("post_bias", post_bias, out.shape[-1])
+    return out + shortcut
 
 
 def bmaxpool2d(

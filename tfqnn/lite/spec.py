@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tfqnn import _bits
-from tfqnn._validation import check_choice, check_int
+from tfqnn._validation import check_bool, check_choice, check_int
 
 # ---- op names ------------------------------------------------------------------
 
@@ -415,11 +415,14 @@ def bconv2d_options(
     clamp_max: Any = None,
     input_bases: Any = 1,
     weight_bases: Any = 1,
+    residual: bool = False,
 ) -> Options:
     """The options of TfqnnBconv2d; a clamp of None is no clamp.
 
     ``groups`` is checked against ``channels_in`` here and against the output
-    channels by `check_groups` where the filter is known.
+    channels by `check_groups` where the filter is known. ``residual=True``
+    (option ``residual`` 1, float output only): a fifth input of the output's
+    shape is added to the output after the clamp (a fused shortcut ``ADD``).
     """
     strides = check_pair("strides", strides)
     dilations = check_pair("dilations", dilations)
@@ -437,6 +440,12 @@ def bconv2d_options(
         options["groups"] = groups
     options.update(_transform_options(output_type, clamp_min, clamp_max))
     options.update(_bases_options(input_bases, weight_bases))
+    if check_bool("residual", residual):
+        if options.get("output_type", 0) != 0:
+            raise ValueError(
+                f"Invalid output_type={output_type!r}: a residual input needs 'float' output."
+            )
+        options["residual"] = 1
     return options
 
 

@@ -174,7 +174,8 @@ const std::vector<std::string> kKnownKeys = {"channels",
                                              "pad_values",
                                              "filter_height",
                                              "filter_width",
-                                             "bits"};
+                                             "bits",
+                                             "residual"};
 
 const std::vector<int64_t> kSpecialInts = {0,
                                            -1,
@@ -431,6 +432,10 @@ void valid_node(Rng& r, int op, Case* c) {
       t.push_back(constant(kTfLiteFloat32, {cout}, 1));
       const int ho = padding == 1 ? (h + sh - 1) / sh : (h - eh) / sh + 1;
       const int wo = padding == 1 ? (w + sw - 1) / sw : (w - ew) / sw + 1;
+      if (output_type == 0 && r.chance(0.3)) {  // a fused shortcut: input 4
+        set_entry(&e, "residual", int_value(r, 1));
+        t.push_back(tensor(kTfLiteFloat32, {batch, ho, wo, cout}));
+      }
       TensorSpec o = output_tensor(r, out_tflite_type(output_type),
                                    {batch, ho, wo, output_type == 2 ? words_of(cout) : cout});
       o.scale = out.scale;

@@ -76,6 +76,20 @@ void copy_rows(int32_t* dst, int64_t ldd, const int32_t* src, int64_t lds, int n
   }
 }
 
+// The active ISA's add_residual_rows (internal.h; same bits on every ISA).
+AddResidualFn add_residual_kernel() {
+  switch (active_isa()) {
+#if defined(__x86_64__)
+    case Isa::kAvx512: return add_residual_avx512;
+    case Isa::kAvx2: return add_residual_avx2;
+#endif
+#if TFQNN_NEON
+    case Isa::kNeon: return add_residual_neon;
+#endif
+    default: return add_residual_scalar;
+  }
+}
+
 // counts[0, n) -= sums[0, n).
 inline void subtract_words(int32_t* __restrict counts, const int32_t* __restrict sums, int n) {
   for (int o = 0; o < n; ++o) counts[o] -= sums[o];
@@ -276,6 +290,7 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
   const int64_t rows = int64_t{s.batch} * s.out_height * s.out_width;
   if (rows <= 0 || s.channels_out <= 0) return;
   const Kernels& kernels = active_kernels();
+  const AddResidualFn add_residual = add_residual_kernel();
   const int groups = std::max(s.groups, 1);
   const bool plain = transform.is_plain() && s.weight_bases <= 1;
   const int nb = plain ? 1 : std::max(s.input_bases, 1);
@@ -408,6 +423,10 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
       } else {
         multi_basis_transform(counts, n, basis_stride, rb, groups, channels, k_bits, rk, transform,
                               out);
+      }
+      if (transform.residual != nullptr && transform.type == OutputType::kFloat) {
+        add_residual(reinterpret_cast<float*>(out), transform.post_bias,
+                     transform.residual + r * channels, rb, channels);
       }
     }
   };

@@ -61,6 +61,14 @@ struct OutputTransform {
   // where y < thresholds[i] (none: one basis, y < 0).
   const float* thresholds = nullptr;
   int num_thresholds = 0;
+  // Float output of BConv2d only: a residual (shortcut) tensor of the
+  // output's shape, rows x channels_out, added after the clamp:
+  //   out = y + residual   (one float32 rounding)
+  // (Bi-Real Net's and ResNetE's shortcut ADD fused into the op).
+  const float* residual = nullptr;
+  // With a residual: a per-channel bias added before it (QuickNet's
+  // post-ReLU BatchNorm shift), out = (y + post_bias[o]) + residual.
+  const float* post_bias = nullptr;
   // True when the transform is the one of a single-basis op with at most one
   // output threshold (the vectorized kernels of the ISA table run it).
   bool is_plain() const {

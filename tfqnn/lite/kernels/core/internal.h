@@ -190,6 +190,35 @@ __attribute__((always_inline)) inline void accumulate_term(const int32_t* __rest
   }
 }
 
+// ---- fused shortcut (TfqnnBconv2d option residual) ----------------------------
+// A block of `rows` float output rows of `channels`: out = out + residual, or
+// with a post-bias out = (out + post_bias[o]) + residual, each step rounded
+// to float32 (the loop every ISA compiles, vectorized for its registers).
+__attribute__((always_inline)) inline void add_residual_rows(float* __restrict out,
+                                                             const float* __restrict post_bias,
+                                                             const float* __restrict residual,
+                                                             int rows, int channels) {
+  if (post_bias == nullptr) {
+    const int64_t n = int64_t{rows} * channels;
+    for (int64_t i = 0; i < n; ++i) out[i] = out[i] + residual[i];
+    return;
+  }
+  for (int r = 0; r < rows; ++r) {
+    float* o = out + int64_t{r} * channels;
+    const float* x = residual + int64_t{r} * channels;
+    for (int c = 0; c < channels; ++c) o[c] = (o[c] + post_bias[c]) + x[c];
+  }
+}
+using AddResidualFn = void (*)(float*, const float*, const float*, int, int);
+void add_residual_scalar(float*, const float*, const float*, int, int);
+#if defined(__x86_64__)
+void add_residual_avx2(float*, const float*, const float*, int, int);
+void add_residual_avx512(float*, const float*, const float*, int, int);
+#endif
+#if TFQNN_NEON
+void add_residual_neon(float*, const float*, const float*, int, int);
+#endif
+
 // ---- threads -----------------------------------------------------------------
 // Runs fn(begin, end, thread_index) on [0, n) cut into at most `num_threads`
 // contiguous chunks, one per thread (the caller runs chunk 0), and waits.

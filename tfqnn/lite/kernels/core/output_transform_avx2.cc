@@ -219,6 +219,11 @@ TFQNN_AVX2 void accumulate_avx2(const int32_t* counts, int k, const float* mult,
   }
 }
 
+TFQNN_AVX2 void add_residual_avx2(float* out, const float* post_bias, const float* residual,
+                                  int rows, int channels) {
+  add_residual_rows(out, post_bias, residual, rows, channels);
+}
+
 }  // namespace core
 }  // namespace tfqnn
 

@@ -253,6 +253,11 @@ TFQNN_AVX512 void accumulate_avx512(const int32_t* counts, int k, const float* m
   }
 }
 
+TFQNN_AVX512 void add_residual_avx512(float* out, const float* post_bias, const float* residual,
+                                      int rows, int channels) {
+  add_residual_rows(out, post_bias, residual, rows, channels);
+}
+
 }  // namespace core
 }  // namespace tfqnn
 

@@ -139,6 +139,11 @@ void accumulate_neon(const int32_t* counts, int k, const float* mult, int n, boo
   }
 }
 
+void add_residual_neon(float* out, const float* post_bias, const float* residual, int rows,
+                       int channels) {
+  add_residual_rows(out, post_bias, residual, rows, channels);
+}
+
 }  // namespace core
 }  // namespace tfqnn
 

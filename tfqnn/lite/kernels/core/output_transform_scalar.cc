@@ -84,5 +84,10 @@ void accumulate_scalar(const int32_t* counts, int k, const float* mult, int n, b
   }
 }
 
+void add_residual_scalar(float* out, const float* post_bias, const float* residual, int rows,
+                         int channels) {
+  add_residual_rows(out, post_bias, residual, rows, channels);
+}
+
 }  // namespace core
 }  // namespace tfqnn

@@ -1,10 +1,23 @@
 // Threads: num_threads > 1 cuts the rows (or column panels) of an op into
-// contiguous chunks, one std::thread each; the calling thread runs the
-// first chunk. Threads are started per call, so small problems stay on one.
+// contiguous chunks. A pool of worker threads, started once and kept for the
+// process, takes the chunks with the calling thread: an op of a few tens of
+// microseconds is worth splitting (starting a std::thread per call costs
+// ~20 us and a cold core, which kept every op of a QuickNet on one thread).
+//
+// Workers spin for a while after each job (yielding the core, since on a
+// small machine the interpreter's own thread pool needs it between tfqnn's
+// ops) and then sleep on a condition variable. One job at a time: a call
+// that finds the pool busy (another interpreter's thread, or a nested call)
+// runs its chunks itself. After fork() the child gets a fresh pool.
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -15,11 +28,14 @@ namespace tfqnn {
 namespace core {
 
 namespace {
-// A thread is started (and joined) per call, which costs ~20 us on a
-// typical Linux machine, plus cold caches on its core: each thread's chunk
-// must take at least this long (estimated from the work and the ISA).
-// Tests lower it to 0.
-std::atomic<double> g_min_ns_per_thread{100000.0};
+// Each thread's chunk must take at least this long (estimated from the work
+// and the ISA) for useful_threads() to start it: waking a spinning worker
+// costs well under a microsecond, a sleeping one tens. Tests lower it to 0.
+std::atomic<double> g_min_ns_per_thread{5000.0};
+
+// How long an idle worker spins (yielding) before it sleeps.
+constexpr auto kSpin = std::chrono::microseconds(50);
+constexpr int kMaxWorkers = 255;
 
 // Rough single-thread picoseconds per word pair (32 bits XOR-counted),
 // measured on an AMD EPYC (Zen 5) for 3x3 convolutions.
@@ -31,6 +47,116 @@ double picoseconds_per_pair(Isa isa) {
     case Isa::kScalar: return 200;
   }
   return 200;
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// One parallel_for call: chunks handed out by `next`, counted in `done`.
+struct Job {
+  const std::function<void(int64_t, int64_t, int)>* fn;
+  int64_t n, chunks;
+  std::atomic<int64_t> next{0}, done{0};
+  int64_t begin(int64_t i) const { return n * i / chunks; }
+  // Runs chunks until none is left.
+  void work() {
+    for (;;) {
+      const int64_t i = next.fetch_add(1, std::memory_order_relaxed);
+      if (i >= chunks) return;
+      (*fn)(begin(i), begin(i + 1), static_cast<int>(i));
+      done.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+};
+
+class Pool {
+ public:
+  // Runs `job` on the caller and up to `helpers` workers; false (nothing
+  // run) when the pool is busy.
+  bool run(Job* job, int helpers) {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock()) return false;
+    while (workers_ < std::min(helpers, kMaxWorkers)) {
+      try {
+        std::thread(&Pool::worker, this).detach();
+        ++workers_;
+      } catch (...) {  // std::system_error: no more threads, fewer helpers
+        break;
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_ = job;
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    wake_.notify_all();
+    job->work();
+    while (job->done.load(std::memory_order_acquire) < job->chunks) cpu_relax();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_ = nullptr;  // a worker that wakes up late finds no job
+    }
+    while (active_.load(std::memory_order_acquire) != 0) cpu_relax();
+    return true;
+  }
+
+ private:
+  void worker() {
+    uint64_t seen = generation_.load(std::memory_order_acquire);
+    for (;;) {
+      const auto until = std::chrono::steady_clock::now() + kSpin;
+      while (generation_.load(std::memory_order_acquire) == seen &&
+             std::chrono::steady_clock::now() < until) {
+        std::this_thread::yield();
+      }
+      Job* job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
+        seen = generation_.load(std::memory_order_relaxed);
+        job = job_;
+        if (job != nullptr) active_.fetch_add(1, std::memory_order_relaxed);
+      }
+      if (job == nullptr) continue;
+      job->work();
+      active_.fetch_sub(1, std::memory_order_release);
+    }
+  }
+
+  std::mutex busy_;   // held by the caller of the job in flight
+  std::mutex mutex_;  // guards job_ and the generation's changes
+  std::condition_variable wake_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> active_{0};  // workers inside a job
+  Job* job_ = nullptr;
+  int workers_ = 0;  // under busy_
+};
+
+// The process's pool, made on first use and never destroyed (workers may
+// still spin at exit). A forked child, which has none of the threads,
+// starts a new one.
+std::atomic<Pool*> g_pool{nullptr};
+std::once_flag g_atfork;
+
+Pool* pool() {
+  std::call_once(g_atfork, [] {
+    pthread_atfork(nullptr, nullptr, [] { g_pool.store(nullptr, std::memory_order_relaxed); });
+  });
+  Pool* p = g_pool.load(std::memory_order_acquire);
+  if (p == nullptr) {
+    Pool* fresh = new Pool();
+    if (g_pool.compare_exchange_strong(p, fresh, std::memory_order_acq_rel)) {
+      p = fresh;
+    } else {
+      delete fresh;  // another thread made it first
+    }
+  }
+  return p;
 }
 }  // namespace
 
@@ -55,23 +181,11 @@ void parallel_for(int64_t n, int num_threads,
     fn(0, n, 0);
     return;
   }
-  auto begin = [n, chunks](int64_t i) { return n * i / chunks; };
-  std::vector<std::thread> threads;
-  threads.reserve(static_cast<size_t>(chunks - 1));
-  int64_t started = 1;
-  for (int64_t i = 1; i < chunks; ++i) {
-    try {
-      threads.emplace_back(fn, begin(i), begin(i + 1), static_cast<int>(i));
-      ++started;
-    } catch (...) {  // std::system_error, std::bad_alloc
-      break;         // no more threads: the caller runs the rest
-    }
-  }
-  fn(begin(0), begin(1), 0);
-  for (int64_t i = started; i < chunks; ++i) {
-    fn(begin(i), begin(i + 1), static_cast<int>(i));
-  }
-  for (auto& t : threads) t.join();
+  Job job;
+  job.fn = &fn;
+  job.n = n;
+  job.chunks = chunks;
+  if (!pool()->run(&job, static_cast<int>(chunks - 1))) job.work();  // busy: all here
 }
 
 }  // namespace core

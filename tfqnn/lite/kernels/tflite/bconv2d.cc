@@ -1,6 +1,9 @@
 // TfqnnBconv2d: binary 2-D convolution with the fused output transform
 // (docs/lite_ops.md); the filter is laid out for the kernels once, in
-// prepare().
+// prepare(). Option `residual` 1: a fifth input, float32 of the output's
+// shape, is added to the float output (the fused shortcut ADD), after an
+// optional sixth, a constant float32 [channels_out] post-bias.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -19,11 +22,11 @@ namespace {
 class Bconv2d : public Op {
  protected:
   std::string do_init(const uint8_t* data, size_t size) override {
-    TFQNN_TRY(
-        options_.parse(data, size,
-                       {"channels_in", "groups", "stride_height", "stride_width",
-                        "dilation_height_factor", "dilation_width_factor", "padding", "pad_values",
-                        "output_type", "clamp_min", "clamp_max", "input_bases", "weight_bases"}));
+    TFQNN_TRY(options_.parse(
+        data, size,
+        {"channels_in", "groups", "stride_height", "stride_width", "dilation_height_factor",
+         "dilation_width_factor", "padding", "pad_values", "output_type", "clamp_min", "clamp_max",
+         "input_bases", "weight_bases", "residual"}));
     const Options& o = options_;
     TFQNN_TRY(o.get_int("channels_in", 1, kMaxDim, &shape_.channels_in, true));
     TFQNN_TRY(o.get_int("groups", 1, kMaxDim, &shape_.groups, false, 1));
@@ -35,6 +38,7 @@ class Bconv2d : public Op {
     TFQNN_TRY(o.get_int("padding", 1, 2, &padding, true));
     shape_.padding = padding_of(padding);
     TFQNN_TRY(o.get_int("pad_values", 0, 1, &shape_.pad_values, false, 1));
+    TFQNN_TRY(o.get_int("residual", 0, 1, &residual_, false, 0));
     if (shape_.channels_in % shape_.groups != 0) {
       return "option 'groups' must divide channels_in";
     }
@@ -45,7 +49,9 @@ class Bconv2d : public Op {
   }
   std::string do_prepare(TfLiteContext* context, const NodeTensors& node) override {
     Tensors ts(context, node);
-    TFQNN_TRY(ts.check_counts(ts.num_inputs() == 5 ? 5 : 4, 1));
+    // 4 inputs; 5 with output thresholds or a residual; 6 with a residual and a post-bias.
+    const size_t most = residual_ ? 6 : 5;
+    TFQNN_TRY(ts.check_counts(std::min(std::max<size_t>(ts.num_inputs(), 4), most), 1));
     const TransformOptions& to = transform_options_;
     std::vector<int> in, f;
     TFQNN_TRY(check_tensor(ts.input(0), "input", kTfLiteInt32, 4, &in));
@@ -66,9 +72,18 @@ class Bconv2d : public Op {
     const int channels_out = f[0] / to.weight_bases;
     if (channels_out % shape_.groups != 0) return "output channels must be a multiple of groups";
     TFQNN_TRY(check_constant(ts.input(1), "filter", f));
-    TFQNN_TRY(transform_options_.check_multi_basis(ts, ts.num_inputs(), channels_out));
+    if (residual_ && to.output_type != 0) {
+      return "option 'residual' needs float output (output_type 0), got output_type " +
+             str(to.output_type);
+    }
+    if (residual_ && ts.num_inputs() != 5 && ts.num_inputs() != 6) {
+      return "option 'residual' needs a fifth input (and an optional sixth, the post-bias)";
+    }
+    // With a residual the fifth input is the residual, not output thresholds.
+    const size_t transform_inputs = residual_ ? 4 : ts.num_inputs();
+    TFQNN_TRY(transform_options_.check_multi_basis(ts, transform_inputs, channels_out));
     TFQNN_TRY(transform_options_.make(ts.output(0), ts.input(2), ts.input(3), &transform_,
-                                      ts.num_inputs() == 5 ? ts.input(4) : nullptr));
+                                      transform_inputs == 5 ? ts.input(4) : nullptr));
     core::BConv2dShape s = shape_;
     s.batch = in[0];
     s.in_height = in[1];
@@ -90,6 +105,19 @@ class Bconv2d : public Op {
     const std::vector<int> out = {s.batch, s.out_height, s.out_width,
                                   transform_options_.output_channels(s.channels_out)};
     if (elements(out) > kMaxElements) return "output is too large";
+    if (residual_) {
+      std::vector<int> r;
+      TFQNN_TRY(check_tensor(ts.input(4), "residual", kTfLiteFloat32, 4, &r));
+      TFQNN_TRY(check_shape(r, out, "residual"));
+      transform_.post_bias = nullptr;
+      if (ts.num_inputs() == 6) {
+        std::vector<int> pb;
+        TFQNN_TRY(check_tensor(ts.input(5), "post_bias", kTfLiteFloat32, 1, &pb));
+        TFQNN_TRY(check_shape(pb, {s.channels_out}, "post_bias"));
+        TFQNN_TRY(check_constant(ts.input(5), "post_bias", pb));
+        transform_.post_bias = static_cast<const float*>(ts.input(5)->data);
+      }
+    }
     const int64_t taps = int64_t(s.filter_height) * s.filter_width;
     if (taps * group_words > kMaxDim) return "the filter is too large";
     if (resize(context, ts.output(0), out) != kTfLiteOk) return "cannot resize the output";
@@ -98,6 +126,8 @@ class Bconv2d : public Op {
   }
   void do_invoke(TfLiteContext* context, const NodeTensors& node) override {
     Tensors ts(context, node);
+    // The residual's buffer is known only now (an arena tensor).
+    transform_.residual = residual_ ? static_cast<const float*>(ts.input(4)->data) : nullptr;
     conv_.run(static_cast<const int32_t*>(ts.input(0)->data), transform_, ts.output(0)->data,
               threads(context));
   }
@@ -108,6 +138,7 @@ class Bconv2d : public Op {
   core::OutputTransform transform_;
   core::BConv2dShape shape_;
   core::BConv2d conv_;
+  int residual_ = 0;  // 1: input 4 is added to the float output
 };
 
 }  // namespace
