@@ -6,7 +6,9 @@ under ``function_type: "lambda"``, and rebuilds it with ``func_load``:
 base64 -> ``marshal.loads`` -> ``types.FunctionType(code, globals, name,
 defaults, closure)``, the globals being its own module's (``tf`` is
 TensorFlow, ``np`` NumPy) updated with those of the module the lambda was
-written in when that module is imported. `function` does the same.
+written in when that module is imported. `function` does the same, reading
+the marshal data with `tfqnn.interop.marshal_code` rather than
+``marshal.loads``, which can crash the interpreter on damaged data.
 
 Marshalled bytecode belongs to one Python version (3.11 bytecode is not
 3.12's) and is not checked by Python: a code object from another version,
@@ -29,7 +31,6 @@ from __future__ import annotations
 import builtins
 import codecs
 import dis
-import marshal
 import sys
 import types
 from typing import Any
@@ -38,6 +39,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfqnn.interop import marshal_code
 from tfqnn.interop.keras_layers import CONFIG_ERRORS, clean_config, last_line
 from tfqnn.interop.report import Report
 
@@ -48,6 +50,59 @@ FUNCTION_TYPES = ("lambda", "function", "raw")
 GENERATOR_FLAGS = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, async
 OPCODES = frozenset(dis.opmap.values())
 JUMPS = frozenset(dis.hasjrel + dis.hasjabs)
+# Instructions after which the next one is not reached, and how many values
+# instructions that push results first take (where stack_effect nets them).
+# Opcodes the compiler writes in no function, and only in generators.
+NEVER = frozenset(("CACHE", "RETURN_GENERATOR", "SETUP_ANNOTATIONS", "IMPORT_STAR"))
+GENERATORS = frozenset(
+    ("SEND", "YIELD_VALUE", "ASYNC_GEN_WRAP", "GET_AWAITABLE", "GET_ANEXT", "GET_AITER")
+    + ("END_ASYNC_FOR", "BEFORE_ASYNC_WITH", "GET_YIELD_FROM_ITER", "END_SEND")
+)
+PROLOGUE = {"MAKE_CELL", "COPY_FREE_VARS", "RETURN_GENERATOR", "POP_TOP", "NOP"}
+ENDS = frozenset(
+    ("RETURN_VALUE", "RAISE_VARARGS", "RERAISE", "JUMP_FORWARD", "JUMP_BACKWARD")
+    + ("JUMP_BACKWARD_NO_INTERRUPT", "JUMP_ABSOLUTE", "RETURN_CONST", "JUMP", "JUMP_NO_INTERRUPT")
+)
+# How many values an instruction takes from the stack before pushing its
+# results (stack_effect gives only the net change), by its argument.
+TAKES: dict[str, Any] = {
+    **dict.fromkeys(
+        ("BINARY_OP", "BINARY_SUBSCR", "COMPARE_OP", "IS_OP", "CONTAINS_OP", "STORE_ATTR")
+        + ("DELETE_SUBSCR", "CHECK_EXC_MATCH", "IMPORT_NAME", "BINARY_SLICE"),
+        lambda arg: 2,
+    ),
+    **dict.fromkeys(("STORE_SUBSCR",), lambda arg: 3),
+    "STORE_SLICE": lambda arg: 4,
+    **dict.fromkeys(
+        ("POP_TOP", "GET_ITER", "RETURN_VALUE", "LOAD_ATTR", "LOAD_METHOD", "UNARY_NEGATIVE")
+        + ("UNARY_NOT", "UNARY_INVERT", "UNARY_POSITIVE", "UNPACK_SEQUENCE", "UNPACK_EX")
+        + ("FOR_ITER", "LIST_TO_TUPLE", "GET_LEN", "BEFORE_WITH", "PUSH_EXC_INFO")
+        + ("POP_EXCEPT", "IMPORT_FROM", "YIELD_VALUE", "STORE_FAST", "STORE_NAME")
+        + ("STORE_GLOBAL", "STORE_DEREF", "DELETE_ATTR", "JUMP_IF_TRUE_OR_POP")
+        + ("JUMP_IF_FALSE_OR_POP", "POP_JUMP_FORWARD_IF_TRUE", "POP_JUMP_FORWARD_IF_FALSE")
+        + ("POP_JUMP_BACKWARD_IF_TRUE", "POP_JUMP_BACKWARD_IF_FALSE", "POP_JUMP_IF_TRUE")
+        + ("POP_JUMP_IF_FALSE", "POP_JUMP_FORWARD_IF_NONE", "POP_JUMP_FORWARD_IF_NOT_NONE")
+        + ("POP_JUMP_BACKWARD_IF_NONE", "POP_JUMP_BACKWARD_IF_NOT_NONE", "PRINT_EXPR"),
+        lambda arg: 1,
+    ),
+    **dict.fromkeys(("BUILD_TUPLE", "BUILD_LIST", "BUILD_SET", "BUILD_STRING"), lambda a: a),
+    **dict.fromkeys(("BUILD_SLICE", "RAISE_VARARGS", "COPY", "SWAP"), lambda arg: arg),
+    "BUILD_MAP": lambda arg: 2 * arg,
+    "BUILD_CONST_KEY_MAP": lambda arg: arg + 1,
+    **dict.fromkeys(
+        ("LIST_APPEND", "SET_ADD", "LIST_EXTEND", "SET_UPDATE", "DICT_UPDATE", "DICT_MERGE"),
+        lambda arg: arg + 1,
+    ),
+    "MAP_ADD": lambda arg: arg + 2,
+    "PRECALL": lambda arg: arg + 2,
+    # Python 3.11's stack_effect counts CALL's arguments on the PRECALL before it.
+    "CALL": (lambda arg: 2) if "PRECALL" in dis.opmap else (lambda arg: arg + 2),
+    "CALL_FUNCTION_EX": lambda arg: 3 + (arg & 1),
+    "MAKE_FUNCTION": lambda arg: 1 + bin(arg & 0x0F).count("1"),
+    "FORMAT_VALUE": lambda arg: 1 + bool(arg & 4),
+    "RERAISE": lambda arg: 1 + bool(arg),
+    "WITH_EXCEPT_START": lambda arg: 4,
+}
 VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 REFUSED = (
     "a Lambda layer holds its function as Python bytecode (marshal) of the saving "
@@ -80,13 +135,15 @@ def _checked(code: types.CodeType, depth: int = 0) -> types.CodeType:
 
     Raises ValueError for an opcode this interpreter lacks, an argument out
     of the code object's tables, a jump or handler outside the code, a cell
-    without its MAKE_CELL or COPY_FREE_VARS, a nonzero inline cache, or a
-    generator. CPython trusts ``co_stacksize``; it is raised to a bound.
+    without its MAKE_CELL or COPY_FREE_VARS, a nonzero inline cache, a
+    value stack that underflows (`_stack_depth`), or a generator as the
+    function. CPython trusts ``co_stacksize``; it is raised to the depth
+    found.
     """
     if depth > 20:
         raise ValueError("code objects nested too deeply")
-    if code.co_flags & GENERATOR_FLAGS:
-        raise ValueError("a generator or coroutine")
+    if depth == 0 and code.co_flags & GENERATOR_FLAGS:
+        raise ValueError("a generator or coroutine")  # a Lambda's function returns its value
     raw, size = code.co_code, len(code.co_code)
     try:
         instructions = list(dis.get_instructions(code))
@@ -94,42 +151,93 @@ def _checked(code: types.CodeType, depth: int = 0) -> types.CodeType:
         raise ValueError(f"an instruction out of its tables ({type(error).__name__})") from error
     if size % 2 or not instructions:
         raise ValueError("code of an odd or zero length")
-    if not any(i.opname == "RESUME" for i in instructions[:8]):
+    names = [i.opname for i in instructions]
+    start = names.index("RESUME") if "RESUME" in names else -1
+    if start < 0 or set(names[:start]) - PROLOGUE:
         raise ValueError(f"no RESUME at its start, which Python {VERSION}'s code has")
     offsets = {i.offset for i in instructions}
     if any(raw[o] or raw[o + 1] for o in range(0, size, 2) if o not in offsets):
         raise ValueError("a nonzero inline cache")
     cells = set(code.co_cellvars) | set(code.co_freevars)
     made = {i.argval for i in instructions if i.opname == "MAKE_CELL"}
-    copied = [i.arg for i in instructions[:8] if i.opname == "COPY_FREE_VARS"]
+    copied = [i.arg for i in instructions[:start] if i.opname == "COPY_FREE_VARS"]
     if set(code.co_cellvars) - made or (code.co_freevars and copied != [len(code.co_freevars)]):
         raise ValueError("cells without their MAKE_CELL or COPY_FREE_VARS")
-    pushed = 4
-    for instruction in instructions:
+    generator = bool(code.co_flags & GENERATOR_FLAGS)
+    for position, (before, instruction) in enumerate(zip([None, *instructions], instructions)):
+        misplaced = instruction.opname in GENERATORS and not generator
+        if position > start and (instruction.opname in NEVER or misplaced):
+            raise ValueError(f"{instruction.opname} where the compiler does not put it")
+        if instruction.opname == "CALL" and "PRECALL" in dis.opmap:
+            if before is None or (before.opname, before.arg) != ("PRECALL", instruction.arg):
+                raise ValueError("a CALL without its PRECALL")
         if instruction.opname.startswith("<") or instruction.opcode not in OPCODES:
             raise ValueError(f"opcode {instruction.opcode} is not one of Python {VERSION}'s")
         if instruction.opcode in JUMPS and not (
-            isinstance(instruction.argval, int) and 0 <= instruction.argval < size
+            isinstance(instruction.argval, int) and instruction.argval in offsets
         ):
-            raise ValueError(f"a jump to {instruction.argval} outside the code")
+            raise ValueError(f"a jump to {instruction.argval}, not an instruction")
         if instruction.opcode in dis.hasfree and instruction.argval not in cells:
             raise ValueError(f"a cell access to {instruction.argval!r}, not a cell")
         if instruction.opcode in dis.haslocal and instruction.argval not in code.co_varnames:
             raise ValueError(f"a local access to {instruction.argval!r}, not a local")
-        pushed += 2 + (instruction.arg or 0) * instruction.opname.startswith("UNPACK")
-    stack = max(code.co_stacksize, pushed)
+    parse = getattr(dis, "_parse_exception_table", None)
+    handlers = list(parse(code)) if parse is not None else []
+    for entry in handlers:
+        if not (0 <= entry.start <= entry.end <= size and entry.target in offsets):
+            raise ValueError("an exception handler outside the code")
+    stack = _stack_depth(instructions, handlers, start)
     if stack > MAX_STACK:
         raise ValueError(f"a stack of {stack} slots")
-    parse = getattr(dis, "_parse_exception_table", None)
-    for entry in parse(code) if parse is not None else ():
-        if not (0 <= entry.start <= entry.end <= size and 0 <= entry.target < size):
-            raise ValueError("an exception handler outside the code")
-        if not 0 <= entry.depth <= stack:
-            raise ValueError("an exception handler deeper than the stack")
     consts = tuple(
         _checked(c, depth + 1) if isinstance(c, types.CodeType) else c for c in code.co_consts
     )
-    return code.replace(co_stacksize=stack, co_consts=consts)
+    return code.replace(co_stacksize=max(stack, code.co_stacksize), co_consts=consts)
+
+
+def _stack_depth(instructions: list[dis.Instruction], handlers: list[Any], start: int) -> int:
+    """The deepest the value stack gets, following every jump; ValueError if it underflows.
+
+    The compiler gives each instruction one depth whichever way it is
+    reached; damaged bytecode that pops what was never pushed, or reaches
+    an instruction at two depths, is refused. The prologue before
+    ``instructions[start]`` (RESUME) is not counted, as by the compiler.
+    """
+    at = {instruction.offset: i for i, instruction in enumerate(instructions)}
+    depths: dict[int, int] = {}
+    pending = [(start, 0)] + [(at[h.target], h.depth + int(h.lasti) + 1) for h in handlers]
+    deepest = 0
+    while pending:
+        index, depth = pending.pop()
+        while 0 <= index < len(instructions):
+            if index in depths:
+                if depths[index] != depth:
+                    raise ValueError("an instruction reached at two stack depths")
+                break
+            depths[index] = depth
+            instruction = instructions[index]
+            try:
+                effects = [dis.stack_effect(instruction.opcode, instruction.arg, jump=False)]
+                if instruction.opcode in JUMPS:
+                    jumped = dis.stack_effect(instruction.opcode, instruction.arg, jump=True)
+            except ValueError as error:
+                raise ValueError(f"{instruction.opname} has no stack effect ({error})") from error
+            takes = TAKES.get(instruction.opname)
+            if depth - (takes(instruction.arg or 0) if takes else 0) < 0 or depth + effects[0] < 0:
+                raise ValueError(f"{instruction.opname} pops from an empty stack")
+            deepest = max(deepest, depth + max(effects[0], 0))
+            if instruction.opcode in JUMPS:
+                if depth + jumped < 0:
+                    raise ValueError(f"{instruction.opname} pops from an empty stack")
+                deepest = max(deepest, depth + jumped)
+                pending.append((at[instruction.argval], depth + jumped))
+            if instruction.opname in ENDS:
+                break
+            depth += effects[0]
+            index += 1
+        if index >= len(instructions):
+            raise ValueError("code that runs past its end")
+    return deepest + 2
 
 
 def _cell(value: Any) -> Any:
@@ -167,8 +275,8 @@ def function(saved: Any, module: Any, path: str, report: Report) -> types.Functi
         raise ValueError(f"{path}: a Lambda closure that is not a list")
     try:
         raw = codecs.decode(code_text.encode("ascii"), "base64")
-        code = marshal.loads(raw)
-    except Exception as error:  # ValueError, EOFError, TypeError; SystemError for bad code
+        code = marshal_code.loads(raw)
+    except (ValueError, UnicodeEncodeError) as error:  # binascii.Error is a ValueError
         raise ValueError(
             f"{path}: the Lambda's bytecode does not load in Python {VERSION} ({error}); "
             "it was saved by another Python version or is damaged"
