@@ -86,7 +86,9 @@ TAKES: dict[str, Any] = {
         lambda arg: 1,
     ),
     **dict.fromkeys(("BUILD_TUPLE", "BUILD_LIST", "BUILD_SET", "BUILD_STRING"), lambda a: a),
-    **dict.fromkeys(("BUILD_SLICE", "RAISE_VARARGS", "COPY", "SWAP"), lambda arg: arg),
+    **dict.fromkeys(("BUILD_SLICE", "RAISE_VARARGS"), lambda arg: arg),
+    "COPY": lambda arg: arg if arg >= 1 else MAX_STACK + 1,  # COPY 0 reads above the stack
+    "SWAP": lambda arg: arg if arg >= 2 else MAX_STACK + 1,
     "BUILD_MAP": lambda arg: 2 * arg,
     "BUILD_CONST_KEY_MAP": lambda arg: arg + 1,
     **dict.fromkeys(
@@ -144,7 +146,9 @@ def _checked(code: types.CodeType, depth: int = 0) -> types.CodeType:
         raise ValueError("code objects nested too deeply")
     if depth == 0 and code.co_flags & GENERATOR_FLAGS:
         raise ValueError("a generator or coroutine")  # a Lambda's function returns its value
-    raw, size = code.co_code, len(code.co_code)
+    # The bytes that run: co_code shows specialized opcodes as their base ones.
+    raw = getattr(code, "_co_code_adaptive", code.co_code)
+    size = len(raw)
     try:
         instructions = list(dis.get_instructions(code))
     except Exception as error:  # dis indexes the tables with each argument
@@ -171,8 +175,9 @@ def _checked(code: types.CodeType, depth: int = 0) -> types.CodeType:
         if instruction.opname == "CALL" and "PRECALL" in dis.opmap:
             if before is None or (before.opname, before.arg) != ("PRECALL", instruction.arg):
                 raise ValueError("a CALL without its PRECALL")
-        if instruction.opname.startswith("<") or instruction.opcode not in OPCODES:
-            raise ValueError(f"opcode {instruction.opcode} is not one of Python {VERSION}'s")
+        opcode = raw[instruction.offset]  # dis shows a specialized opcode as its base one
+        if instruction.opname.startswith("<") or opcode not in OPCODES:
+            raise ValueError(f"opcode {opcode} is not one of Python {VERSION}'s")
         if instruction.opcode in JUMPS and not (
             isinstance(instruction.argval, int) and instruction.argval in offsets
         ):

@@ -131,6 +131,8 @@ class _Reader:
         linetable = self._typed(bytes, "line table", depth)
         exceptiontable = self._typed(bytes, "exception table", depth)
         texts = names + localsplus
+        if len(set(localsplus)) != len(localsplus):
+            raise ValueError("a code object with two locals of one name")
         if len(kinds) != len(localsplus) or not all(isinstance(t, str) for t in texts):
             raise ValueError("a code object whose local names and kinds disagree")
         varnames = tuple(n for n, k in zip(localsplus, kinds) if k & FAST_LOCAL)
