@@ -136,7 +136,8 @@ def test_marshal_reader_equals_marshal_on_real_code():
             if isinstance(constant, types.CodeType):
                 yield from walk(constant)
 
-    source = open(json.__file__.replace("__init__.py", "decoder.py")).read()
+    with open(json.__file__.replace("__init__.py", "decoder.py")) as file:
+        source = file.read()
     codes = list(walk(compile(source, "decoder.py", "exec")))
     codes.append((lambda x, k=frozenset({1, 2}), c=1.5j, n=-(2**70): (x, k, c, n)).__code__)
     for code in codes:

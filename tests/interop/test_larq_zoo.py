@@ -110,4 +110,10 @@ def test_lambda_layers_load_with_safe_mode_false(built, name):
     x, y = _predictions(name, built)
     model = interop.load(path, safe_mode=False)
     assert any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
-    np.testing.assert_allclose(model.predict(x, verbose=0), y, rtol=3e-4, atol=1e-6)
+    predictions = model.predict(x, verbose=0)
+    # RealToBinaryNet's random weights saturate its softmax (0.99992 for one class): float
+    # rounding of its large logits moves the others by up to 6.5e-5 (measured, tfqnn
+    # against larq); MeliusNet22 by 3.8e-7.
+    atol = {"MeliusNet22": 1e-6, "RealToBinaryNet": 1e-4}[name]
+    np.testing.assert_allclose(predictions, y, rtol=3e-4, atol=atol)
+    np.testing.assert_array_equal(predictions.argmax(-1), y.argmax(-1))

@@ -30,7 +30,7 @@ def load_with_report(
 ) -> tuple[keras.Model, Report]:
     """`load`, also returning the `Report` of what was mapped and ignored."""
     if not isinstance(safe_mode, bool):
-        raise ValueError(f"safe_mode must be True or False, got {safe_mode!r}")
+        raise ValueError(f"safe_mode must be True or False, got {safe_mode!r}")  # noqa: TRY004
     source = savedmodel.read(path) if os.path.isdir(path) else h5file.read(path)
     report = Report(safe_mode=safe_mode)
     if source.has_training_config:

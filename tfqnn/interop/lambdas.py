@@ -172,9 +172,12 @@ def _checked(code: types.CodeType, depth: int = 0) -> types.CodeType:
         misplaced = instruction.opname in GENERATORS and not generator
         if position > start and (instruction.opname in NEVER or misplaced):
             raise ValueError(f"{instruction.opname} where the compiler does not put it")
-        if instruction.opname == "CALL" and "PRECALL" in dis.opmap:
-            if before is None or (before.opname, before.arg) != ("PRECALL", instruction.arg):
-                raise ValueError("a CALL without its PRECALL")
+        if (
+            instruction.opname == "CALL"
+            and "PRECALL" in dis.opmap
+            and (before is None or (before.opname, before.arg) != ("PRECALL", instruction.arg))
+        ):
+            raise ValueError("a CALL without its PRECALL")
         opcode = raw[instruction.offset]  # dis shows a specialized opcode as its base one
         if instruction.opname.startswith("<") or opcode not in OPCODES:
             raise ValueError(f"opcode {opcode} is not one of Python {VERSION}'s")
@@ -273,7 +276,7 @@ def function(saved: Any, module: Any, path: str, report: Report) -> types.Functi
             raise ValueError(f"{path}: a Lambda function of {len(saved)} parts, not 3")
         code_text, defaults, closure = saved
     if not isinstance(code_text, str):
-        raise ValueError(f"{path}: a Lambda function that is not base64 text")
+        raise ValueError(f"{path}: a Lambda function that is not base64 text")  # noqa: TRY004
     if defaults is not None and not isinstance(defaults, (list, tuple)):
         raise ValueError(f"{path}: Lambda defaults that are not a list")
     if closure is not None and not isinstance(closure, (list, tuple)):
@@ -286,8 +289,6 @@ def function(saved: Any, module: Any, path: str, report: Report) -> types.Functi
             f"{path}: the Lambda's bytecode does not load in Python {VERSION} ({error}); "
             "it was saved by another Python version or is damaged"
         ) from error
-    if not isinstance(code, types.CodeType):
-        raise ValueError(f"{path}: the Lambda's bytecode holds a {type(code).__name__}, not code")
     try:
         code = _checked(code)
     except ValueError as error:
@@ -373,5 +374,7 @@ def layer(config: dict[str, Any], path: str, report: Report) -> Any:
     try:
         return keras.layers.Lambda(arguments=arguments, **rebuilt, **rest)
     except CONFIG_ERRORS as error:
-        report.unsupported(path, f"tf_keras Lambda with a config Keras 3 rejects: {last_line(error)}")
+        report.unsupported(
+            path, f"tf_keras Lambda with a config Keras 3 rejects: {last_line(error)}"
+        )
         return None

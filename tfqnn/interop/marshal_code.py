@@ -114,7 +114,7 @@ class _Reader:
     def _typed(self, expected: type, what: str, depth: int) -> Any:
         value = self.read(depth + 1)
         if not isinstance(value, expected):
-            raise ValueError(f"a code object whose {what} is a {type(value).__name__}")
+            raise ValueError(f"a code object whose {what} is a {type(value).__name__}")  # noqa: TRY004
         return value
 
     def _code(self, depth: int) -> types.CodeType:
@@ -176,7 +176,7 @@ def loads(data: bytes) -> types.CodeType:
     except (struct.error, RecursionError, OverflowError) as error:
         raise ValueError(f"damaged marshal data ({type(error).__name__})") from error
     if not isinstance(code, types.CodeType):
-        raise ValueError(f"marshal data of a {type(code).__name__}, not code")
+        raise ValueError(f"marshal data of a {type(code).__name__}, not code")  # noqa: TRY004
     if reader.position != len(reader.data):
         raise ValueError(f"{len(reader.data) - reader.position} bytes after the code object")
     return code
