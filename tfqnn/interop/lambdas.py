@@ -336,7 +336,7 @@ def _part(config: dict[str, Any], key: str, kind_key: str, path: str, report: Re
 def layer(config: dict[str, Any], path: str, report: Report) -> Any:
     """The Keras 3 ``Lambda`` of a tf_keras ``Lambda`` config, or None after reporting why not."""
     kinds = (config.get(k) for k in ("function_type", "output_shape_type", "mask_type"))
-    if report.safe_mode and "lambda" in kinds:
+    if report.safe_mode and ("lambda" in kinds or config.get("function_type") != "function"):
         report.unsupported(path, f"tf_keras Lambda: {REFUSED}")
         return None
     try:
