@@ -77,8 +77,11 @@ def load(
             data is not safe (nor is running the function). False, for files
             you trust, rebuilds each as a ``keras.layers.Lambda`` the way
             tf_keras's ``func_load`` does (`tfqnn.interop.lambdas`), after
-            checking the bytecode against this Python's opcodes; bytecode of
-            another Python version raises ValueError naming the layer.
+            checking the bytecode against this Python's opcodes, tables and
+            stack depth; bytecode of another Python version raises ValueError
+            naming the layer. The checks catch accidents, not attacks, and
+            are not complete: a damaged function that passes them can still
+            crash the interpreter when it runs.
 
     Returns:
         An uncompiled `keras.Model` with the file's weights; its predictions
