@@ -38,6 +38,11 @@ images.
   holds the inputs ``x`` and tf_keras's output ``y:<layer>`` of each layer.
 - ``tfmot_nested_pruned``: ``prune_low_magnitude`` of a model with a
   Sequential backbone as a layer (tfmot wraps the layers inside it too).
+- ``tfkeras_lambda``: three ``Lambda`` layers of Python lambdas as larq-zoo
+  writes them (MeliusNet22, RealToBinaryNet): larq-zoo's ``TFOpLayer`` of
+  ``tf.split`` (a closure whose function tf_keras saves by its name), a
+  merge with a default argument and ``tf.pad``, and an identity; for
+  ``tfqnn.interop.load(..., safe_mode=False)``.
 - ``tfmot_savedmodel`` (a nested Sequential, and a pruned and a clustered
   layer with their wrappers) and ``tfmot_qat_savedmodel``
   (``quantize_model``): SavedModel directories.
@@ -377,6 +382,29 @@ def tfmot_qat_cnn():
     return tfmot.quantization.keras.quantize_model(model)
 
 
+def tf_op_layer(tf_op, *args, **kwargs):
+    """larq_zoo/core/utils.py's TFOpLayer: a TensorFlow op in a Lambda layer."""
+    name = kwargs.pop("name", None)
+    return keras.layers.Lambda(lambda x_: tf_op(x_, *args, **kwargs), name=name)
+
+
+def tfkeras_lambda():
+    """Lambda layers of Python lambdas, as larq-zoo's MeliusNet22 and RealToBinaryNet use them."""
+    L = keras.layers
+    inputs = keras.Input((14, 14, 1), name="image")
+    x = L.Conv2D(8, 3, strides=2, name="conv")(inputs)
+    halves = tf_op_layer(tf.split, 2, axis=-1, name="split")(x)
+    wide = L.Conv2D(8, 3, padding="same", name="conv_a")(halves[0])
+    narrow = L.Conv2D(4, 3, padding="same", name="conv_b")(halves[1])
+    x = L.Lambda(
+        lambda x_, f_in=8: x_[0] + tf.pad(x_[1], [[0, 0], [0, 0], [0, 0], [f_in - 4, 0]]),
+        name="merge",
+    )([wide, narrow])
+    x = L.Lambda(lambda x: x, name="identity")(L.ReLU(name="relu")(x))
+    outputs = L.Dense(10, activation="softmax", name="dense")(L.GlobalAveragePooling2D()(x))
+    return keras.Model(inputs, outputs, name="tfkeras_lambda")
+
+
 def tfkeras_nested():
     """A functional model that calls a frozen Sequential and a functional model as layers.
 
@@ -590,6 +618,7 @@ MODELS = {
     "tfmot_savedmodel": tfmot_savedmodel,
     "tfmot_qat_savedmodel": tfmot_qat_savedmodel,
     "tfmot_nested_pruned": tfmot_nested_pruned,
+    "tfkeras_lambda": tfkeras_lambda,
 }
 # Models saved with fewer, smaller samples: every other pixel, 4 test and 8
 # training images (the fixtures stay small).
@@ -600,6 +629,7 @@ SMALL = (
     "tfmot_savedmodel",
     "tfmot_qat_savedmodel",
     "tfmot_nested_pruned",
+    "tfkeras_lambda",
 )
 # Models saved as a SavedModel directory NAME (model.save(NAME, save_format="tf")).
 SAVED_MODELS = (

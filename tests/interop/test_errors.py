@@ -96,7 +96,7 @@ def test_every_unsupported_layer_and_quantizer_is_listed_with_its_path(tiny):
 
 def test_lambda_layers_and_subclassed_models(tiny):
     edit_config(tiny, lambda c: layer_entry(c, "flatten").update(class_name="Lambda"))
-    with pytest.raises(ValueError, match="Lambda layer holds Python bytecode"):
+    with pytest.raises(ValueError, match="Lambda layer holds its function as Python bytecode"):
         interop.load(tiny)
     edit_config(tiny, lambda c: c.update(class_name="MyModel"))
     with pytest.raises(ValueError, match="'MyModel'.*Sequential and Functional"):

@@ -38,6 +38,8 @@ EVERY_FIXTURE = sorted(_fixtures.committed_names() + SAVED_MODELS)
 EXPORT_ATOL = {"tfmot_qat": 0.05, "tfmot_qat_cnn": 0.05, "qkeras_rnn": 1e-3}
 # Recurrent models train for 10 to 20 s here (slow); test_qkeras_recurrent.py trains,
 # saves and exports them in the default run.
+# Fixtures with Lambda layers (Python bytecode): loaded with safe_mode=False.
+LAMBDAS = {"tfkeras_lambda"}
 SLOW_TO_TRAIN = {"qkeras_rnn", "qkeras_rnn_activations"}
 TRAINED = [
     pytest.param(name, marks=pytest.mark.slow) if name in SLOW_TO_TRAIN else name
@@ -60,7 +62,7 @@ def test_every_peer_of_the_issue_has_a_fixture():
 
 def _load(name):
     data = np.load(os.path.join(FIXTURES, name + ".npz"))
-    model = interop.load(_path(name))
+    model = interop.load(_path(name), safe_mode=name not in LAMBDAS)
     for got, expected in zip(_outputs(model, data["x"]), _expected(model, data), strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     return model, data
@@ -124,6 +126,12 @@ def test_fixture_loads_trains_and_saves(name, tmp_path):
     expected = _outputs(model, data["x"])
     saved = tmp_path / f"{name}.keras"
     model.save(saved)
+    if name in LAMBDAS:
+        # Keras 3.15's Lambda.from_config passes a lambda's defaults as the JSON list
+        # (types.FunctionType wants a tuple): its own .keras files of such lambdas fail.
+        with pytest.raises(TypeError, match="defaults"):
+            keras.models.load_model(saved, safe_mode=False)
+        return
     restored = keras.models.load_model(saved)
     for got, want in zip(_outputs(restored, data["x"]), expected, strict=True):
         np.testing.assert_array_equal(got, want)

@@ -25,10 +25,14 @@ COMPILE_NOTICE = (
 )
 
 
-def load_with_report(path: str | os.PathLike[str]) -> tuple[keras.Model, Report]:
+def load_with_report(
+    path: str | os.PathLike[str], safe_mode: bool = True
+) -> tuple[keras.Model, Report]:
     """`load`, also returning the `Report` of what was mapped and ignored."""
+    if not isinstance(safe_mode, bool):
+        raise ValueError(f"safe_mode must be True or False, got {safe_mode!r}")  # noqa: TRY004
     source = savedmodel.read(path) if os.path.isdir(path) else h5file.read(path)
-    report = Report()
+    report = Report(safe_mode=safe_mode)
     if source.has_training_config:
         report.notice(COMPILE_NOTICE)
     name = os.fspath(path)
@@ -50,7 +54,9 @@ def load_with_report(path: str | os.PathLike[str]) -> tuple[keras.Model, Report]
     return model, report
 
 
-def load(path: str | os.PathLike[str], verbose: int | str | bool = 0) -> keras.Model:
+def load(
+    path: str | os.PathLike[str], verbose: int | str | bool = 0, safe_mode: bool = True
+) -> keras.Model:
     """Loads a tf_keras full-model ``.h5`` file as a Keras 3 model of tfqnn layers.
 
     Args:
@@ -64,6 +70,18 @@ def load(path: str | os.PathLike[str], verbose: int | str | bool = 0) -> keras.M
             and its quantizers, and the tfqnn (or Keras 3) layer and
             quantizers it became; then the notices (what was ignored on
             purpose). 0 or False (the default) prints nothing.
+        safe_mode: as in ``keras.saving.load_model``. True (the default)
+            refuses tf_keras ``Lambda`` layers of a Python ``lambda``: the
+            file holds its function as marshalled Python bytecode of the
+            saving interpreter's version, and ``marshal.loads`` of crafted
+            data is not safe (nor is running the function). False, for files
+            you trust, rebuilds each as a ``keras.layers.Lambda`` the way
+            tf_keras's ``func_load`` does (`tfqnn.interop.lambdas`), after
+            checking the bytecode against this Python's opcodes, tables and
+            stack depth; bytecode of another Python version raises ValueError
+            naming the layer. The checks catch accidents, not attacks, and
+            are not complete: a damaged function that passes them can still
+            crash the interpreter when it runs.
 
     Returns:
         An uncompiled `keras.Model` with the file's weights; its predictions
@@ -77,7 +95,7 @@ def load(path: str | os.PathLike[str], verbose: int | str | bool = 0) -> keras.M
             is one, the tfqnn alternative.
     """
     verbose = _validation.check_verbose(verbose)
-    model, report = load_with_report(path)
+    model, report = load_with_report(path, safe_mode=safe_mode)
     if verbose:
         print(report.table())
     return model

@@ -44,7 +44,6 @@ ACTIVATIONS: dict[str, Any] = {
 }
 # tf_keras classes with no Keras 3 equivalent that would keep the model's outputs.
 UNSUPPORTED: dict[str, str] = {
-    "Lambda": "a Lambda layer holds Python bytecode; rebuild it as a Keras 3 layer",
     "SlicingOpLambda": "a tensor slice; rebuild it as a Keras 3 layer",
 }
 # TensorFlow ops of two tensors that tf_keras records as TFOpLambda layers

@@ -53,6 +53,8 @@ class Report:
     weights the file holds under other names or shapes. ``aliases``: the
     names the file gives the weights of a wrapped layer (tfmot's wrappers
     name them after the layer they wrap), and the layer that holds them.
+    ``safe_mode``: `tfqnn.interop.load`'s; False lets Lambda layers' Python
+    bytecode be loaded (`tfqnn.interop.lambdas`).
     """
 
     mappings: list[LayerMapping] = field(default_factory=list)
@@ -60,6 +62,7 @@ class Report:
     issues: list[Issue] = field(default_factory=list)
     weight_maps: dict[str, WeightMap] = field(default_factory=dict, repr=False)
     aliases: dict[str, str] = field(default_factory=dict, repr=False)
+    safe_mode: bool = True
 
     def unsupported(self, path: str, what: str, alternative: str = "") -> None:
         """Records something that cannot be mapped; `raise_issues` reports them all at once."""

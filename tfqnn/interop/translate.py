@@ -9,7 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tfqnn.interop import keras_layers, larq, qkeras, tfmot
+from tfqnn.interop import keras_layers, lambdas, larq, qkeras, tfmot
 from tfqnn.interop.keras_layers import keras_class
 from tfqnn.interop.report import LayerMapping, Report
 
@@ -107,7 +107,10 @@ def layer(
             return None
         source = f"{peer}.{class_name}"
     else:
-        result = keras_layers.layer(class_name, config, path, report)
+        if class_name == "Lambda":  # Python bytecode: refused in safe mode
+            result = lambdas.layer(config, path, report)
+        else:
+            result = keras_layers.layer(class_name, config, path, report)
         if result is None:
             return None
         source, source_quantizers = f"tf_keras.{class_name}", ""
