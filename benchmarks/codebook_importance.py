@@ -191,6 +191,37 @@ def clustered(
         importance_module.hessian = original
 
 
+def bias_corrected(model: keras.Model, clustered_model: keras.Model, x: np.ndarray) -> None:
+    """Adds to each clustered layer's bias the shift of its mean pre-activation, in place.
+
+    Layer by layer (Sequential models), on the images ``x``: the bias
+    gets mean(z_float) - mean(z_clustered) per output unit (the mean over
+    samples and positions), z the pre-activation computed from the layer's
+    input in each model (the clustered one with the layers before it already
+    corrected). With equal inputs that is (W - Q)^T E[x] for a Dense layer:
+    the mean quantization error's effect on the mean input, removed.
+    """
+
+    def pre_activation(layer: Any, inputs: Any) -> np.ndarray:
+        inner = rebuild.unwrapped(layer)
+        activation = inner.activation
+        inner.activation = keras.activations.linear
+        try:
+            return np.asarray(layer(inputs, training=False))
+        finally:
+            inner.activation = activation
+
+    h_float = h_clustered = tf.convert_to_tensor(x)
+    for float_layer, layer in zip(model.layers, clustered_model.layers):
+        if isinstance(layer, wrappers.Clustered):
+            inner = rebuild.unwrapped(layer)
+            shift = pre_activation(float_layer, h_float) - pre_activation(layer, h_clustered)
+            axes = tuple(range(shift.ndim - 1))
+            inner.bias.assign(np.asarray(inner.bias) + np.mean(shift, axis=axes))
+        h_float = float_layer(h_float, training=False)
+        h_clustered = layer(h_clustered, training=False)
+
+
 def kernel_huffman_ratio(model: keras.Model) -> float:
     """Choi 2017's eq. 1 over the clustered kernels: 32 n / (Huffman-coded indices + codebooks)."""
     kernels = codebook.report(model, print_fn=None).kernels
@@ -283,6 +314,12 @@ def main() -> None:
         help="extra arms: each estimate damped, h + lambda * mean(h), for each lambda",
     )
     parser.add_argument(
+        "--bias-correction",
+        type=int,
+        default=0,
+        help="N > 0: every arm's biases corrected on N training images before fine-tuning",
+    )
+    parser.add_argument(
         "--held-out",
         type=int,
         default=6000,
@@ -357,6 +394,8 @@ def main() -> None:
                     for seed in args.seeds:
                         keras.utils.set_random_seed(seed)
                         c = clustered(model, clusters, estimate, h, seed, scope, damping)
+                        if args.bias_correction:
+                            bias_corrected(model, c, x[: args.bias_correction])
                         before = bench.accuracy(c, data)
                         ratio = kernel_huffman_ratio(c)  # assignments stay fixed in fit
                         bench.fit(c, data, 1, 3e-4, 128)
