@@ -60,8 +60,7 @@ def test_layer_scope_damps_each_kernel_by_its_own_mean(model):
         _kernels(model),
         _adam(model),
     ):
-        h = h.ravel()
-        expected = codebook.optimal(w, 4, importance=h + 2.0 * h.mean())
+        expected = codebook.optimal(w, 4, importance=h.ravel() + 2.0 * h.mean())
         np.testing.assert_allclose(c[0, :, 0], expected.centroids, rtol=1e-5, atol=1e-7)
         np.testing.assert_array_equal(i[0], expected.indices)
 
