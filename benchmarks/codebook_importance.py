@@ -191,7 +191,9 @@ def clustered(
         importance_module.hessian = original
 
 
-def bias_corrected(model: keras.Model, clustered_model: keras.Model, x: np.ndarray) -> None:
+def bias_corrected(
+    model: keras.Model, clustered_model: keras.Model, x: np.ndarray, output: bool = True
+) -> None:
     """Adds to each clustered layer's bias the shift of its mean pre-activation, in place.
 
     Layer by layer (Sequential models), on the images ``x``: the bias
@@ -200,6 +202,7 @@ def bias_corrected(model: keras.Model, clustered_model: keras.Model, x: np.ndarr
     input in each model (the clustered one with the layers before it already
     corrected). With equal inputs that is (W - Q)^T E[x] for a Dense layer:
     the mean quantization error's effect on the mean input, removed.
+    ``output=False`` leaves the last clustered layer's bias (the logits) alone.
     """
 
     def pre_activation(layer: Any, inputs: Any) -> np.ndarray:
@@ -211,9 +214,10 @@ def bias_corrected(model: keras.Model, clustered_model: keras.Model, x: np.ndarr
         finally:
             inner.activation = activation
 
+    last = [layer for layer in clustered_model.layers if isinstance(layer, wrappers.Clustered)][-1]
     h_float = h_clustered = tf.convert_to_tensor(x)
     for float_layer, layer in zip(model.layers, clustered_model.layers):
-        if isinstance(layer, wrappers.Clustered):
+        if isinstance(layer, wrappers.Clustered) and (output or layer is not last):
             inner = rebuild.unwrapped(layer)
             shift = pre_activation(float_layer, h_float) - pre_activation(layer, h_clustered)
             axes = tuple(range(shift.ndim - 1))
@@ -320,6 +324,11 @@ def main() -> None:
         help="N > 0: every arm's biases corrected on N training images before fine-tuning",
     )
     parser.add_argument(
+        "--no-output-correction",
+        action="store_true",
+        help="with --bias-correction: the last layer's bias (the logits) is not corrected",
+    )
+    parser.add_argument(
         "--held-out",
         type=int,
         default=6000,
@@ -395,7 +404,12 @@ def main() -> None:
                         keras.utils.set_random_seed(seed)
                         c = clustered(model, clusters, estimate, h, seed, scope, damping)
                         if args.bias_correction:
-                            bias_corrected(model, c, x[: args.bias_correction])
+                            bias_corrected(
+                                model,
+                                c,
+                                x[: args.bias_correction],
+                                output=not args.no_output_correction,
+                            )
                         before = bench.accuracy(c, data)
                         ratio = kernel_huffman_ratio(c)  # assignments stay fixed in fit
                         bench.fit(c, data, 1, 3e-4, 128)

@@ -185,3 +185,25 @@ def test_bias_correction_matches_the_mean_pre_activations(script):
 
     for got, want in zip(pre_activations(clustered), pre_activations(model)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_bias_correction_can_leave_the_logits_alone(script):
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(6, activation="relu"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    x = np.random.default_rng(2).uniform(0, 1, (30, 4)).astype("float32")
+    clustered = tfqnn.codebook.cluster(model, 2, verbose=0)
+    first, last = clustered.layers
+    before = [first.layer.bias.numpy().copy(), last.layer.bias.numpy().copy()]
+    script.bias_corrected(model, clustered, x, output=False)
+    w = model.layers[0].kernel.numpy().astype(np.float64)
+    q = first.decoded_kernels()["kernel"].astype(np.float64)
+    np.testing.assert_allclose(
+        first.layer.bias.numpy() - before[0], x.mean(0) @ (w - q), rtol=1e-4, atol=1e-6
+    )
+    np.testing.assert_array_equal(last.layer.bias.numpy(), before[1])
