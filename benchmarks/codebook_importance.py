@@ -29,6 +29,14 @@ estimate is computed on the pruned model (k = 2^b - 1 plus the zero code).
 Each importance's row gives the mean and standard error over the seeds and
 the paired difference to plain k-means (same seed, same fine-tuning data
 order) with its standard error.
+``--dampings 0.3 1`` adds, for each estimate, arms with the damped
+importance h + lambda * mean(h) (`cluster`'s ``damping``); every arm also
+reports its accuracy on ``--held-out`` training images after the training
+split (never trained on: where a damping is chosen) and the Huffman
+compression ratio of its clustered kernels (Choi 2017's comparison).
+``--bias-correction N`` shifts each clustered layer's bias, in every arm,
+by its mean pre-activation error over N training images before
+fine-tuning (``--no-output-correction``: not the last layer's).
 
 Then, without fine-tuning (unpruned models only), the diagonal model's
 predicted loss rise 1/2 sum_i h_i (w_i - q_i)^2 against the real rise of
@@ -39,6 +47,7 @@ k-means and for the exact minimiser of each objective
 Usage: nice -n 10 python benchmarks/codebook_importance.py [--models mlp cnn]
        [--bits 2 3] [--seeds 0 1 2] [--scopes layer model]
        [--sparsity 0.92 --prune-scope model --prune-epochs 2] [--float-seed 1]
+       [--dampings 0.3 1 3 10] [--bias-correction 2048 [--no-output-correction]]
 """
 
 from __future__ import annotations
