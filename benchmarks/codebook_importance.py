@@ -29,6 +29,14 @@ estimate is computed on the pruned model (k = 2^b - 1 plus the zero code).
 Each importance's row gives the mean and standard error over the seeds and
 the paired difference to plain k-means (same seed, same fine-tuning data
 order) with its standard error.
+``--dampings 0.3 1`` adds, for each estimate, arms with the damped
+importance h + lambda * mean(h) (`cluster`'s ``damping``); every arm also
+reports its accuracy on ``--held-out`` training images after the training
+split (never trained on: where a damping is chosen) and the Huffman
+compression ratio of its clustered kernels (Choi 2017's comparison).
+``--bias-correction N`` shifts each clustered layer's bias, in every arm,
+by its mean pre-activation error over N training images before
+fine-tuning (``--no-output-correction``: not the last layer's).
 
 Then, without fine-tuning (unpruned models only), the diagonal model's
 predicted loss rise 1/2 sum_i h_i (w_i - q_i)^2 against the real rise of
@@ -39,6 +47,7 @@ k-means and for the exact minimiser of each objective
 Usage: nice -n 10 python benchmarks/codebook_importance.py [--models mlp cnn]
        [--bits 2 3] [--seeds 0 1 2] [--scopes layer model]
        [--sparsity 0.92 --prune-scope model --prune-epochs 2] [--float-seed 1]
+       [--dampings 0.3 1 3 10] [--bias-correction 2048 [--no-output-correction]]
 """
 
 from __future__ import annotations
@@ -169,7 +178,13 @@ def kernels(model: keras.Model) -> list[Any]:
 
 
 def clustered(
-    model: keras.Model, clusters: int, estimate: str, h: list[Any], seed: int, scope: str
+    model: keras.Model,
+    clusters: int,
+    estimate: str,
+    h: list[Any],
+    seed: int,
+    scope: str,
+    damping: float = 0.0,
 ) -> Any:
     """`codebook.cluster` with ``clusters`` and ``estimate``'s importance ``h`` (None: plain)."""
     common: dict[str, Any] = {"verbose": 0, "seed": seed, "scope": scope}
@@ -178,9 +193,58 @@ def clustered(
     original = importance_module.hessian
     importance_module.hessian = lambda *_: h  # the estimate computed once
     try:
-        return codebook.cluster(model, clusters, importance="hessian", data=(None, None), **common)
+        return codebook.cluster(
+            model, clusters, importance="hessian", damping=damping, data=(None, None), **common
+        )
     finally:
         importance_module.hessian = original
+
+
+def bias_corrected(
+    model: keras.Model, clustered_model: keras.Model, x: np.ndarray, output: bool = True
+) -> None:
+    """Adds to each clustered layer's bias the shift of its mean pre-activation, in place.
+
+    Layer by layer (Sequential models), on the images ``x``: the bias
+    gets mean(z_float) - mean(z_clustered) per output unit (the mean over
+    samples and positions), z the pre-activation computed from the layer's
+    input in each model (the clustered one with the layers before it already
+    corrected). With equal inputs that is (W - Q)^T E[x] for a Dense layer:
+    the mean quantization error's effect on the mean input, removed.
+    ``output=False`` leaves the last clustered layer's bias (the logits) alone.
+    """
+
+    def pre_activation(layer: Any, inputs: Any) -> np.ndarray:
+        inner = rebuild.unwrapped(layer)
+        activation = inner.activation
+        inner.activation = keras.activations.linear
+        try:
+            return np.asarray(layer(inputs, training=False))
+        finally:
+            inner.activation = activation
+
+    last = [layer for layer in clustered_model.layers if isinstance(layer, wrappers.Clustered)][-1]
+    h_float = h_clustered = tf.convert_to_tensor(x)
+    for float_layer, layer in zip(model.layers, clustered_model.layers):
+        if isinstance(layer, wrappers.Clustered) and (output or layer is not last):
+            inner = rebuild.unwrapped(layer)
+            shift = pre_activation(float_layer, h_float) - pre_activation(layer, h_clustered)
+            axes = tuple(range(shift.ndim - 1))
+            inner.bias.assign(np.asarray(inner.bias) + np.mean(shift, axis=axes))
+        h_float = float_layer(h_float, training=False)
+        h_clustered = layer(h_clustered, training=False)
+
+
+def kernel_huffman_ratio(model: keras.Model) -> float:
+    """Choi 2017's eq. 1 over the clustered kernels: 32 n / (Huffman-coded indices + codebooks)."""
+    kernels = codebook.report(model, print_fn=None).kernels
+    return 32 * sum(k.weights for k in kernels) / sum(k.huffman_bits for k in kernels)
+
+
+def held_out_accuracy(model: keras.Model, held_out: Any) -> float:
+    """Accuracy on the held-out training images (where a damping is chosen, not the test set)."""
+    x, y = held_out
+    return float(np.mean(np.argmax(model.predict(x, batch_size=1000, verbose=0), -1) == y))
 
 
 def diagnosis(
@@ -255,6 +319,30 @@ def main() -> None:
     parser.add_argument("--prune-epochs", type=int, default=1)
     parser.add_argument("--prune-scope", choices=["layer", "model"], default="layer")
     parser.add_argument("--no-diagnosis", action="store_true")
+    parser.add_argument(
+        "--dampings",
+        nargs="+",
+        type=float,
+        default=[],
+        help="extra arms: each estimate damped, h + lambda * mean(h), for each lambda",
+    )
+    parser.add_argument(
+        "--bias-correction",
+        type=int,
+        default=0,
+        help="N > 0: every arm's biases corrected on N training images before fine-tuning",
+    )
+    parser.add_argument(
+        "--no-output-correction",
+        action="store_true",
+        help="with --bias-correction: the last layer's bias (the logits) is not corrected",
+    )
+    parser.add_argument(
+        "--held-out",
+        type=int,
+        default=6000,
+        help="training images after --train-size, never trained on, scored for choosing lambda",
+    )
     args = parser.parse_args()
     args.learning_rate, args.batch = 1e-3, 128  # bench.pruned_model's recipe
     print(
@@ -265,6 +353,8 @@ def main() -> None:
     print(f"Arguments: {vars(args)}")
     (x, y), test = tfqnn.datasets.load_fashion_mnist()
     data = ((x[: args.train_size], y[: args.train_size]), test)
+    end = args.train_size + args.held_out
+    held_out = (x[args.train_size : end], y[args.train_size : end])
     pruned = args.sparsity > 0
     for name in args.models:
         keras.utils.set_random_seed(args.float_seed)
@@ -304,33 +394,47 @@ def main() -> None:
             )
         print(
             "\n| scope | bits | importance | acc % before ft | acc % after ft, per seed | "
-            "mean +- se | minus kmeans, paired |"
+            "mean +- se | minus kmeans, paired | held-out acc % | held-out minus kmeans | "
+            "Huffman ratio of the kernels |"
         )
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        arms = [(e, 0.0) for e in args.estimates] + [
+            (e, d) for d in args.dampings for e in args.estimates if e != "kmeans"
+        ]
         for scope in args.scopes:
             for bits in args.bits:
                 clusters = 2**bits - (1 if pruned else 0)
                 plain: list[float] = []
-                for estimate in args.estimates:
+                plain_held: list[float] = []
+                for estimate, damping in arms:
                     h = estimates.get(estimate)
-                    before, after = None, []
+                    before, after, held, ratio = None, [], [], 0.0
                     for seed in args.seeds:
                         keras.utils.set_random_seed(seed)
-                        c = clustered(model, clusters, estimate, h, seed, scope)
+                        c = clustered(model, clusters, estimate, h, seed, scope, damping)
+                        if args.bias_correction:
+                            bias_corrected(
+                                model,
+                                c,
+                                x[: args.bias_correction],
+                                output=not args.no_output_correction,
+                            )
                         before = bench.accuracy(c, data)
+                        ratio = kernel_huffman_ratio(c)  # assignments stay fixed in fit
                         bench.fit(c, data, 1, 3e-4, 128)
                         after.append(100 * bench.accuracy(c, data))
+                        held.append(100 * held_out_accuracy(c, held_out))
                     if estimate == "kmeans":
-                        plain = after
-                    paired = (
-                        mean_se([a - b for a, b in zip(after, plain)], signed=True)
-                        if plain and estimate != "kmeans"
-                        else "-"
-                    )
+                        plain, plain_held = after, held
+                    paired, paired_held = "-", "-"
+                    if plain and estimate != "kmeans":
+                        paired = mean_se([a - b for a, b in zip(after, plain)], signed=True)
+                        paired_held = mean_se([a - b for a, b in zip(held, plain_held)], True)
+                    label = estimate if not damping else f"{estimate}@{damping:g}"
                     print(
-                        f"| {scope} | {bits} | {estimate} | {100 * before:.2f} | "
+                        f"| {scope} | {bits} | {label} | {100 * before:.2f} | "
                         f"{', '.join(f'{a:.2f}' for a in after)} | {mean_se(after)} | "
-                        f"{paired} |",
+                        f"{paired} | {mean_se(held)} | {paired_held} | {ratio:.2f} |",
                         flush=True,
                     )
         if pruned or args.no_diagnosis:

@@ -140,3 +140,70 @@ def test_lecun_on_a_pruned_model_uses_the_masked_kernel(script):
     ):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-12)
         assert not np.allclose(got, dense)  # the unpruned kernel gives another estimate
+
+
+def test_bias_correction_matches_the_mean_pre_activations(script):
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6)),
+            keras.layers.Reshape((6, 6, 1)),
+            keras.layers.Conv2D(3, 3, padding="same", activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(5, activation="relu"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    x = np.random.default_rng(1).uniform(0, 1, (40, 6, 6)).astype("float32")
+    clustered = tfqnn.codebook.cluster(model, 2, verbose=0)
+    conv = clustered.layers[1]
+    w = model.layers[1].kernel.numpy().astype(np.float64)
+    q = conv.decoded_kernels()["kernel"].astype(np.float64)
+    before = conv.layer.bias.numpy().copy()
+    script.bias_corrected(model, clustered, x)
+    # first layer, same input: (W - Q) applied to the mean zero-padded 3x3 patch
+    padded = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1)))
+    patches = np.stack(
+        [padded[:, i : i + 6, j : j + 6] for i in range(3) for j in range(3)], axis=-1
+    )
+    mean_patch = patches.reshape(-1, 9).mean(0)
+    expected = mean_patch @ (w - q).reshape(9, 3)
+    assert np.max(np.abs(expected)) > 1e-3  # the clustering did shift the mean
+    np.testing.assert_allclose(conv.layer.bias.numpy() - before, expected, rtol=1e-4, atol=1e-6)
+
+    # every clustered layer's mean pre-activation now equals the float model's
+    def pre_activations(m):
+        out, h = [], x
+        for layer in m.layers:
+            inner = getattr(layer, "layer", layer)
+            if hasattr(inner, "kernel"):
+                activation, inner.activation = inner.activation, keras.activations.linear
+                out.append(np.asarray(layer(h)).reshape(-1, inner.bias.shape[0]).mean(0))
+                inner.activation = activation
+            h = layer(h)
+        return out
+
+    for got, want in zip(pre_activations(clustered), pre_activations(model)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_bias_correction_can_leave_the_logits_alone(script):
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(6, activation="relu"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    x = np.random.default_rng(2).uniform(0, 1, (30, 4)).astype("float32")
+    clustered = tfqnn.codebook.cluster(model, 2, verbose=0)
+    first, last = clustered.layers
+    before = [first.layer.bias.numpy().copy(), last.layer.bias.numpy().copy()]
+    script.bias_corrected(model, clustered, x, output=False)
+    w = model.layers[0].kernel.numpy().astype(np.float64)
+    q = first.decoded_kernels()["kernel"].astype(np.float64)
+    np.testing.assert_allclose(
+        first.layer.bias.numpy() - before[0], x.mean(0) @ (w - q), rtol=1e-4, atol=1e-6
+    )
+    np.testing.assert_array_equal(last.layer.bias.numpy(), before[1])

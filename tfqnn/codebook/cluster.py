@@ -36,6 +36,7 @@ def cluster(
     init: str = "linear",
     scope: str = "layer",
     importance: str | None = None,
+    damping: float = 0.0,
     data: Any = None,
     reassign: str = "never",
     layers: Sequence[str] | None = None,
@@ -79,6 +80,12 @@ def cluster(
             ``data``) or ``"adam"`` (from the compiled model's trained Adam
             optimizer); weights the centroid means (kmeans, optimal,
             uniform, ecsq, product).
+        damping: lambda >= 0, the importance used is h + lambda * mean(h),
+            the mean over the weights that share a codebook (one kernel, or
+            all selected kernels at ``scope="model"``): the damping of
+            Optimal Brain Surgeon and GPTQ. 0 is the pure estimate; as lambda
+            grows the weighting tends to plain k-means (uniform
+            importance). Needs ``importance``.
         data: ``(x, y)`` for ``importance="hessian"``.
         reassign: ``"never"`` (fixed assignments) or ``"every_step"``
             (latent weights reassigned each step, straight-through).
@@ -103,6 +110,12 @@ def cluster(
     _validation.check_choice("importance", importance, IMPORTANCE)
     _validation.check_choice("reassign", reassign, REASSIGN)
     verbose = _validation.check_verbose(verbose)
+    damping = _validation.check_number("damping", damping, non_negative=True)
+    if damping and importance is None:
+        raise ValueError(
+            f"Invalid damping={damping!r} with importance=None: expected 0 "
+            "(damping mixes the importance with its mean)."
+        )
     if importance == "hessian" and data is None:
         raise ValueError("Invalid data=None: importance='hessian' needs data=(x, y).")
     if scope == "model" and method not in SCALAR_METHODS:
@@ -191,6 +204,7 @@ def cluster(
     if scope == "model":
         parts = [surviving(i) for i in range(len(kernels))]
         joint_h = None if weights[0] is None else np.concatenate([p[1] for p in parts])
+        joint_h = _damped(joint_h, damping)
         pruned = any(m is not None for m in masks)
         joint = run(np.concatenate([p[0] for p in parts]), joint_h, (-1,), pruned)
         sizes = np.cumsum([0] + [p[0].size for p in parts])
@@ -201,6 +215,7 @@ def cluster(
     else:
         for i in range(len(kernels)):
             v, h = surviving(i)
+            h = _damped(h, damping)
             codebooks.append(run(v, h, values[i].shape, masks[i] is not None))
             progress.update(i + 1)
 
@@ -249,6 +264,14 @@ def cluster(
             elif specs[layer.name][name]["pruned"]:
                 getattr(layer, f"_{name}_mask").assign(keeps[(layer.name, name)])
     return new
+
+
+def _damped(importance: np.ndarray | None, damping: float) -> np.ndarray | None:
+    """h + damping * mean(h) (None stays None): OBS / GPTQ damping of an importance."""
+    if importance is None or not damping:
+        return importance
+    h = np.asarray(importance, dtype=np.float64)
+    return h + damping * (float(np.mean(h)) if h.size else 0.0)
 
 
 def _surviving(layer: keras.Layer, name: str) -> np.ndarray | None:
