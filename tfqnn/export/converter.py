@@ -266,11 +266,24 @@ def _serving_function(
         id(g.output_node): heads[head] for head, g in groups.items() if g.residual is not None
     }
 
+    # One TfqnnQuantize per (input tensor, thresholds): the branches of an
+    # Inception block that read the same tensor share its bitpacking.
+    # (The source tensor is kept with its result, so that its id stays its own.)
+    packed: dict[tuple[int, bytes | None], tuple[tf.Tensor, tf.Tensor]] = {}
+
+    def bitpacked(x: tf.Tensor, thresholds: np.ndarray | None = None) -> tf.Tensor:
+        """``x`` bitpacked by one shared `TfqnnQuantize` (``x`` itself if packed already)."""
+        if x.dtype == tf.int32:
+            return x
+        key = (id(x), None if thresholds is None else np.asarray(thresholds).tobytes())
+        if key not in packed:
+            packed[key] = (x, composite.quantize(tf.cast(x, tf.float32), thresholds))
+            count(spec.QUANTIZE)
+        return packed[key][1]
+
     def run_multi_basis(group: MultiBasisGroup, x: tf.Tensor) -> tf.Tensor:
         """One binary op with N input and M weight bases on the thresholded input."""
-        if x.dtype != tf.int32:
-            x = composite.quantize(tf.cast(x, tf.float32), group.input_thresholds)
-            count(spec.QUANTIZE)
+        x = bitpacked(x, group.input_thresholds)
         output_type = "bitpacked" if group.bitpacked_output else "float"
         clamps = dict(clamp_min=group.clamp_min, clamp_max=group.clamp_max)
         y = binary_op(
@@ -307,9 +320,7 @@ def _serving_function(
     def run_group(group: BinaryGroup, x: tf.Tensor) -> tf.Tensor:
         if isinstance(group, MultiBasisGroup):
             return run_multi_basis(group, x)
-        if x.dtype != tf.int32:
-            x = composite.quantize(tf.cast(x, tf.float32))
-            count(spec.QUANTIZE)
+        x = bitpacked(x)
         output_type = "bitpacked" if group.bitpacked_output else "float"
         clamps = dict(clamp_min=group.clamp_min, clamp_max=group.clamp_max)
         y = binary_op(
@@ -320,6 +331,7 @@ def _serving_function(
     def serve(*inputs: tf.Tensor) -> Any:
         expected.clear()  # the function may be traced more than once
         values.clear()
+        packed.clear()
         values.update({id(x): y for x, y in zip(functional.inputs, inputs)})
         for graph_node in nodes:
             # A fused group runs at its Add, from its head node.
