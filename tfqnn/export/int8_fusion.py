@@ -161,7 +161,8 @@ def _int8_concatenations(
             continue
         target = int(quantizes[0].outputs[0])
         q = subgraph.tensors[target].quantization
-        for t, writer in zip(sources, writers):
+        for t in sources:
+            writer = producer[t]
             options = flexbuffers.Loads(bytes(writer.customOptions))
             options["output_type"] = int8_code
             writer.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(options)), np.uint8)
