@@ -107,6 +107,7 @@ def test_tiny_network_table(bench: Any, tmp_path: Path) -> None:
         assert row["file_mb"] > 0
         assert all(ms > 0 for ms in row["ms"].values())
         assert row["threads_speedup"] == pytest.approx(row["ms"][1] / row["ms"][2])
+        assert all(0 < row["p10_ms"][n] <= row["ms"][n] for n in (1, 2))
     binary, binary_int8, f32, int8 = rows
     for row in (binary, binary_int8):
         for n in (1, 2):
@@ -123,6 +124,8 @@ def test_tiny_network_table(bench: Any, tmp_path: Path) -> None:
     ]
     assert goals[0]["measured"] == pytest.approx(binary["vs_float32"][1])
     assert goals[3]["measured"] == pytest.approx(binary_int8["vs_int8"][1])
+    p10 = binary_int8["p10_ms"][1]
+    assert goals[3]["measured_p10"] == pytest.approx(int8["p10_ms"][1] / p10)
     for goal in goals:
         assert goal["met"] == (goal["measured"] >= goal["goal"])
 
