@@ -166,3 +166,43 @@ def test_concatenation_with_another_reader(rng, consumer):
         # pooled: int8 with the concatenation's scale; other: float (exact),
         # or int8 through the concatenation (the sigmoid's slope <= 1/4).
         np.testing.assert_allclose(got, e, rtol=1e-5, atol=0.6 * float(scale[0]) + 1e-5)
+
+
+def test_one_dequantize_folds_into_every_bitpacking_reader(rng):
+    """An int8 max pool read by a sign branch and a two-threshold (ABC-Net) branch:
+    two TfqnnQuantize ops on one DEQUANTIZE, which folds into both."""
+    from tfqnn.quantizers import MultiBinary, MultiBinaryActivation
+
+    inputs = keras.Input((9, 9, 8))
+    pooled = keras.layers.MaxPooling2D(3, 1, padding="same")(inputs)
+    sign = QuantConv2D(8, 1, name="sign", **BINARY)(pooled)
+    abc = QuantConv2D(
+        8,
+        1,
+        name="abc",
+        use_bias=False,
+        input_quantizer=MultiBinaryActivation(2),
+        kernel_quantizer=MultiBinary(2, axis=-1),
+    )(pooled)
+    model = keras.Model(inputs, [sign, abc])
+    for layer in model.layers:
+        for weight in layer.weights:
+            if "seed_generator" not in weight.path and weight.name == "kernel":
+                weight.assign(rng.normal(0, 1, weight.shape))
+    x = away_from_zero(rng, 16)
+    data = tfqnn.export.to_tflite(model, int8_representative_data=x, verbose=0)
+    assert tfqnn.lite.custom_ops_in(data) == {"TfqnnQuantize": 2, "TfqnnBconv2d": 2}
+    assert "DEQUANTIZE" not in builtin_ops(data)  # folded into both readers
+    ((kind, scale, zero),) = outputs_of(data, "MAX_POOL_2D")
+    assert kind == "INT8"
+    # Keras on the int8 pooled tensor: the sign branch reads sign(q - zero
+    # point), the ABC-Net branch compares the dequantized value with its
+    # thresholds.
+    step, zero = float(scale[0]), int(zero[0])
+    pool = keras.ops.convert_to_numpy(keras.layers.MaxPooling2D(3, 1, padding="same")(x))
+    q = np.clip(np.round(pool / step) + zero, -128, 127)
+    dequantized = ((q - zero) * step).astype(np.float32)
+    got = tfqnn.lite.Interpreter(model_content=data).predict(x)
+    for name, actual in zip(["sign", "abc"], got, strict=True):
+        expected = keras.ops.convert_to_numpy(model.get_layer(name)(dequantized))
+        np.testing.assert_allclose(actual, expected, rtol=2e-5, atol=2e-4)
