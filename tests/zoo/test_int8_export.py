@@ -73,6 +73,10 @@ def test_binary_layers_stay_tfqnn_ops_between_int8_builtins(name, kwargs):
     builtins = builtin_ops(data)
     assert builtins["QUANTIZE"] == 1, builtins  # the input
     assert float_builtins(data) == {"DEQUANTIZE": 1}  # the output; nothing else float
+    # Bi-Real Net's shortcut pools run as int8 depthwise convolutions (XNNPACK).
+    assert "AVERAGE_POOL_2D" not in builtins
+    if name == "BiRealNet":
+        assert builtins["DEPTHWISE_CONV_2D"] == 3
     # Every tensor a binary op reads or writes, besides its constants, is
     # int8 or bitpacked: the concatenations are int8 too.
     assert all(kind == "INT8" for kind, _, _ in outputs_of(data, "CONCATENATION"))
