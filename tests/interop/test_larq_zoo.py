@@ -27,15 +27,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 PEERS = pathlib.Path(os.environ.get("TFQNN_PEERS_DIR", ROOT / ".peers"))
 
 # larq-zoo's architectures that tfqnn.zoo builds too: their weights files load there.
-IN_TFQNN_ZOO = (
-    "QuickNetSmall",
-    "QuickNet",
-    "QuickNetLarge",
-    "BiRealNet",
-    "BinaryResNetE18",
-    "BinaryAlexNet",
-    "XNORNet",
-    "DoReFaNet",
+IN_TFQNN_ZOO = tuple(
+    name for name in tfqnn.zoo.list_models() if tfqnn.zoo.info(name).params is not None
 )
 # larq-zoo's other architectures: their full-model files load with tfqnn.interop.load.
 OTHERS = ("BinaryDenseNet28", "BinaryDenseNet37", "BinaryDenseNet37Dilated", "BinaryDenseNet45")

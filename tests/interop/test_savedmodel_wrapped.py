@@ -21,6 +21,8 @@ import tfqnn
 from tfqnn import interop
 from tfqnn.interop import savedmodel
 
+from ._damage import truncated_or_flipped
+
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 NAMES = ("tfmot_savedmodel", "tfmot_qat_savedmodel")
 
@@ -177,14 +179,8 @@ def test_fuzz_metadata(tmp_path, name):
     original = path.read_bytes()
     rng = np.random.default_rng(31)
     errors = 0
-    for case in range(60):
-        damaged = bytearray(original)
-        if case % 2 == 0:
-            damaged = damaged[: int(rng.integers(0, len(damaged)))]
-        else:
-            for index in rng.integers(0, len(damaged), size=int(rng.integers(1, 6))):
-                damaged[index] ^= 1 << int(rng.integers(0, 8))
-        path.write_bytes(bytes(damaged))
+    for damaged in truncated_or_flipped(original, rng, 60):
+        path.write_bytes(damaged)
         try:
             interop.load(copy)
         except ValueError:
@@ -212,15 +208,9 @@ def test_fuzz_object_graph():
     ]
     rng = np.random.default_rng(32)
     errors = 0
-    for case in range(300):
-        damaged = bytearray(original)
-        if case % 2 == 0:
-            damaged = damaged[: int(rng.integers(0, len(damaged)))]
-        else:
-            for index in rng.integers(0, len(damaged), size=int(rng.integers(1, 6))):
-                damaged[index] ^= 1 << int(rng.integers(0, 8))
+    for damaged in truncated_or_flipped(original, rng, 300):
         try:
-            savedmodel._weights(objects, savedmodel._object_graph(bytes(damaged)), variables)
+            savedmodel._weights(objects, savedmodel._object_graph(damaged), variables)
         except ValueError:
             errors += 1
     assert errors > 50

@@ -149,6 +149,40 @@ def test_malformed_model_bytes_raise():
         tfqnn.lite.custom_ops_in(b"\x00" * 64)
 
 
+def test_op_counts_agree_with_litert_op_details():
+    """custom_ops_in and builtin_ops_in together count what LiteRT's interpreter lists."""
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 2)),
+            keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+            tfqnn.layers.QuantConv2D(
+                8,
+                3,
+                padding="same",
+                input_quantizer="ste_sign",
+                kernel_quantizer="ste_sign",
+                kernel_constraint="weight_clip",
+            ),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    data = tfqnn.export.to_tflite(model, verbose=0)
+    interpreter = Interpreter(model_content=data)
+    listed = {}
+    for op in interpreter._interpreter._get_ops_details():
+        if op["op_name"] != "DELEGATE":  # the node a delegate adds, not in the file
+            listed[op["op_name"]] = listed.get(op["op_name"], 0) + 1
+    custom, builtin = tfqnn.lite.custom_ops_in(data), tfqnn.lite.builtin_ops_in(data)
+    assert custom["TfqnnBconv2d"] == 1 and builtin["CONV_2D"] == 1
+    assert not set(custom) & set(builtin)
+    assert {**custom, **builtin} == listed
+    with pytest.raises(ValueError, match="^Invalid model_content: expected a TFLite flatbuffer"):
+        tfqnn.lite.builtin_ops_in(b"not a model")
+    with pytest.raises(ValueError, match="^Invalid model_content: expected a valid TFLite model"):
+        tfqnn.lite.builtin_ops_in(data[:8] + b"\xff" * 8)
+
+
 def test_input_tensor_with_constant_data_is_rejected(tmp_path):
     # LiteRT itself crashes in set_tensor on such a file.
     model = op_model(

@@ -15,11 +15,12 @@ from types import ModuleType
 
 from tfqnn.lite import reference, spec
 from tfqnn.lite._library import library_path, load_library
-from tfqnn.lite.flatbuffer import custom_ops_in, schema
+from tfqnn.lite.flatbuffer import builtin_ops_in, custom_ops_in, schema
 from tfqnn.lite.interpreter import Interpreter
 
 __all__ = [
     "Interpreter",
+    "builtin_ops_in",
     "custom_ops_in",
     "library_path",
     "load_library",

@@ -2,12 +2,13 @@
 
 A `.tflite` file is a flatbuffer of the TFLite schema; ai-edge-litert ships the
 generated Python reader (`schema`). tfqnn reads a model to count its custom
-ops (`custom_ops_in`) and to reject, before LiteRT reads it, a file that
+ops (`custom_ops_in`, `builtin_ops_in`) and to reject, before LiteRT reads it, a file that
 LiteRT would crash on instead of raising (`check_model_inputs`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -49,12 +50,45 @@ def custom_ops_in(
     ``tensorflow.lite.python.schema_py_generated`` is the same schema).
     Raises ValueError for bytes that are not a TFLite model.
     """
-    model = read_model(model_content, schema_module)
+
+    def name(code: Any, module: ModuleType) -> str | None:
+        custom = code.CustomCode()
+        return custom.decode() if custom is not None else None
+
+    return _op_counts(model_content, schema_module, name)
+
+
+def builtin_ops_in(
+    model_content: bytes, *, schema_module: ModuleType | None = None
+) -> dict[str, int]:
+    """The builtin op names in a `.tflite` model (``"CONV_2D"``), with their counts.
+
+    Custom ops are left out: `custom_ops_in` counts them. ``schema_module`` as
+    for `custom_ops_in`. Raises ValueError for bytes that are not a TFLite model.
+    """
+
+    def name(code: Any, module: ModuleType) -> str | None:
+        if code.CustomCode() is not None:
+            return None
+        names = {v: k for k, v in vars(module.BuiltinOperator).items() if not k.startswith("_")}
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        return names.get(builtin, f"BUILTIN_{builtin}")
+
+    return _op_counts(model_content, schema_module, name)
+
+
+def _op_counts(
+    model_content: bytes,
+    schema_module: ModuleType | None,
+    name_of: Callable[[Any, ModuleType], str | None],
+) -> dict[str, int]:
+    """Counts, over every subgraph, the ops whose code ``name_of`` names (None: skipped)."""
+    module = schema_module or schema()
+    model = read_model(model_content, module)
     try:
-        codes = []
-        for i in range(model.OperatorCodesLength()):
-            custom = model.OperatorCodes(i).CustomCode()
-            codes.append(custom.decode() if custom is not None else None)
+        codes = [
+            name_of(model.OperatorCodes(i), module) for i in range(model.OperatorCodesLength())
+        ]
         counts: dict[str, int] = {}
         for s in range(model.SubgraphsLength()):
             subgraph = model.Subgraphs(s)
