@@ -2,7 +2,8 @@
 
 LiteRT's Python interpreter has no op profiler, so this script cuts every
 operator of a network's binary export (`tfqnn.export.to_tflite`, as
-``zoo_latency.py`` builds it) into a model of its own: the same operator,
+``zoo_latency.py`` builds it; ``--variants binary-int8`` for the export with
+int8 builtins) into a model of its own: the same operator,
 the same tensors (shapes, types, quantization), its constant inputs kept,
 its other inputs made the model's inputs (random data: the kernels' speed
 does not depend on the values). Each single-op model runs as the whole
@@ -20,6 +21,7 @@ order that rotates each round; medians of single invokes.
 Usage: python benchmarks/zoo_op_profile.py [--models QuickNetSmall,BiRealNet]
                                            [--size 224] [--rounds 5]
                                            [--seconds 0.3] [--top 8] [--json PATH]
+                                           [--variants binary,binary-int8]
 """
 
 from __future__ import annotations
@@ -145,15 +147,28 @@ def time_cuts(cuts: list[Cut], library: str, rounds: int, seconds: float) -> Non
         cut.samples.extend(timed.wall_ns)
 
 
-def profile(network: str, size: int, rounds: int, seconds: float, library: str) -> dict[str, Any]:
-    """Builds the network's binary file, times the whole file and every cut; returns the result."""
+def profile(
+    network: str,
+    size: int,
+    rounds: int,
+    seconds: float,
+    library: str,
+    variant: str = "binary",
+    samples: int = 8,
+) -> dict[str, Any]:
+    """Builds the network's `variant` file, times the whole file and every cut; returns the result.
+
+    `variant` is ``"binary"`` (float32 ops around the binary ones) or
+    ``"binary-int8"`` (int8 builtins, calibrated on ``samples`` random inputs),
+    as ``zoo_latency.py`` builds them.
+    """
     import keras
     import zoo_latency
 
     keras.utils.set_random_seed(0)
     with quiet():
-        model = zoo_latency.build_keras(network, "binary", size)
-        data = zoo_latency.convert(model, "binary", 1, np.random.default_rng(0))
+        model = zoo_latency.build_keras(network, variant, size)
+        data = zoo_latency.convert(model, variant, samples)
     cuts, empty = cut_models(data)
     whole = Cut(-1, "(whole file)", "", data, True)
     time_cuts([whole, empty, *cuts], library, rounds, seconds)
@@ -169,6 +184,7 @@ def profile(network: str, size: int, rounds: int, seconds: float, library: str) 
     total = sum(k["us"] for k in kinds.values())
     return {
         "network": network,
+        "variant": variant,
         "file_mb": len(data) / 1e6,
         "whole_us": whole.median_us(),
         "overhead_us": overhead,
@@ -182,7 +198,7 @@ def print_profile(result: dict[str, Any], top: int) -> None:
     """One network's op-kind table and its slowest single ops, as Markdown."""
     total = result["sum_us"]
     print(
-        f"\n#### {result['network']}: whole file {result['whole_us'] / 1e3:.3f} ms, "
+        f"\n#### {result['network']} ({result.get('variant', 'binary')}): whole file {result['whole_us'] / 1e3:.3f} ms, "
         f"sum of the single ops {total / 1e3:.3f} ms "
         f"(empty invoke {result['overhead_us']:.1f} us subtracted from each)\n"
     )
@@ -203,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=224, help="input height and width [224]")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds [5]")
     parser.add_argument("--seconds", type=float, default=0.3, help="timed seconds per model [0.3]")
+    parser.add_argument(
+        "--variants",
+        default="binary",
+        help="comma-separated: binary (float32 builtins), binary-int8 (int8 builtins) [binary]",
+    )
     parser.add_argument("--top", type=int, default=8, help="slowest single ops to list [8]")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
@@ -211,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     import zoo_latency
 
     networks = args.models.split(",")
+    variants = args.variants.split(",")
+    if any(v not in zoo_latency.BINARY_VARIANTS for v in variants):
+        parser.error(f"--variants: expected some of {', '.join(zoo_latency.BINARY_VARIANTS)}")
     unknown = [m for m in networks if m not in zoo_latency.LITERATURE + zoo_latency.CLASSIC]
     if unknown:
         parser.error(f"--models: unknown {unknown}")
@@ -230,11 +254,12 @@ def main(argv: list[str] | None = None) -> int:
     library = str(tfqnn.lite.library_path())
     results = []
     for network in networks:
-        start = time.perf_counter()
-        result = profile(network, args.size, args.rounds, args.seconds, library)
-        print_profile(result, args.top)
-        print(f"\n({time.perf_counter() - start:.0f} s)", file=sys.stderr)
-        results.append(result)
+        for variant in variants:
+            start = time.perf_counter()
+            result = profile(network, args.size, args.rounds, args.seconds, library, variant)
+            print_profile(result, args.top)
+            print(f"\n({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+            results.append(result)
     print(f"\nLoad average at end: {_machine.load_average()}")
     if args.json:
         with open(args.json, "w") as f:

@@ -60,17 +60,30 @@ def own_ops(interp: Any) -> list[str]:
     return [op["op_name"] for op in interp._get_ops_details() if op["op_name"] != "DELEGATE"]
 
 
-def test_cuts_chained_reproduce_the_file(profile: Any) -> None:
+@pytest.mark.parametrize("variant", ["binary", "binary-int8"])
+def test_cuts_chained_reproduce_the_file(profile: Any, variant: str) -> None:
     keras.utils.set_random_seed(3)
-    data = tfqnn.export.to_tflite(residual_binary(), batch_size=1)
+    model = residual_binary()
+    if variant == "binary":
+        data = tfqnn.export.to_tflite(model, batch_size=1, verbose=0)
+    else:
+        calibration = np.random.default_rng(5).standard_normal((8, 8, 8, 3)).astype(np.float32)
+        data = tfqnn.export.to_tflite(
+            model, batch_size=1, int8_representative_data=calibration, verbose=0
+        )
     cuts, empty = profile.cut_models(data)
     whole = interpreter(data)
     kinds = own_ops(whole)
     assert [c.kind for c in cuts] == kinds
-    # The shortcut ADD is fused into the binary convolution (its fifth input),
-    # so a cut op with two non-constant inputs is still exercised.
     assert {"TfqnnBconv2d", "TfqnnQuantize", "CONV_2D"} <= set(kinds)
-    assert "ADD" not in kinds
+    if variant == "binary":
+        # The shortcut ADD is fused into the binary convolution (its fifth
+        # input), so a cut op with two non-constant inputs is still exercised.
+        assert "ADD" not in kinds
+    else:
+        # int8 builtins: the input's QUANTIZE, the int8 shortcut ADD, the
+        # output's DEQUANTIZE; the cuts keep the tensors' scales.
+        assert {"QUANTIZE", "ADD", "DEQUANTIZE"} <= set(kinds)
     assert [c.custom for c in cuts] == [k.startswith("Tfqnn") for k in kinds]
 
     x = np.random.default_rng(0).standard_normal((1, 8, 8, 3)).astype(np.float32)

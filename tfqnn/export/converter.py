@@ -99,7 +99,15 @@ def to_tflite(
         if id(node) not in groups and id(node) not in folded_ids
     }
     expected: dict[str, int] = {}
-    serve = _serving_function(functional, nodes, groups, folded_ids, expected, frozen_kernels)
+    serve = _serving_function(
+        functional,
+        nodes,
+        groups,
+        folded_ids,
+        expected,
+        frozen_kernels,
+        int8=int8_representative_data is not None,
+    )
     signature = [
         tf.TensorSpec([batch_size, *x.shape[1:]], x.dtype, name=_input_name(x, i))
         for i, x in enumerate(functional.inputs)
@@ -195,11 +203,14 @@ def _serving_function(
     folded_ids: set[int],
     expected: dict[str, int],
     kernels: dict[int, dict[str, np.ndarray]],
+    int8: bool = False,
 ) -> Callable[..., Any]:
     """A function that evaluates the graph with binary groups as custom ops.
 
     `kernels` holds, by layer id, the quantized kernels that the other tfqnn
-    layers read as constants (`tfqnn.export.frozen_weights`).
+    layers read as constants (`tfqnn.export.frozen_weights`). With `int8`
+    (int8 builtins), an average pool without padding becomes a depthwise
+    convolution (`_average_pool_as_depthwise`).
     """
 
     def count(name: str) -> None:
@@ -266,11 +277,24 @@ def _serving_function(
         id(g.output_node): heads[head] for head, g in groups.items() if g.residual is not None
     }
 
+    # One TfqnnQuantize per (input tensor, thresholds): the branches of an
+    # Inception block that read the same tensor share its bitpacking.
+    # (The source tensor is kept with its result, so that its id stays its own.)
+    packed: dict[tuple[int, bytes | None], tuple[tf.Tensor, tf.Tensor]] = {}
+
+    def bitpacked(x: tf.Tensor, thresholds: np.ndarray | None = None) -> tf.Tensor:
+        """``x`` bitpacked by one shared `TfqnnQuantize` (``x`` itself if packed already)."""
+        if x.dtype == tf.int32:
+            return x
+        key = (id(x), None if thresholds is None else np.asarray(thresholds).tobytes())
+        if key not in packed:
+            packed[key] = (x, composite.quantize(tf.cast(x, tf.float32), thresholds))
+            count(spec.QUANTIZE)
+        return packed[key][1]
+
     def run_multi_basis(group: MultiBasisGroup, x: tf.Tensor) -> tf.Tensor:
         """One binary op with N input and M weight bases on the thresholded input."""
-        if x.dtype != tf.int32:
-            x = composite.quantize(tf.cast(x, tf.float32), group.input_thresholds)
-            count(spec.QUANTIZE)
+        x = bitpacked(x, group.input_thresholds)
         output_type = "bitpacked" if group.bitpacked_output else "float"
         clamps = dict(clamp_min=group.clamp_min, clamp_max=group.clamp_max)
         y = binary_op(
@@ -307,9 +331,7 @@ def _serving_function(
     def run_group(group: BinaryGroup, x: tf.Tensor) -> tf.Tensor:
         if isinstance(group, MultiBasisGroup):
             return run_multi_basis(group, x)
-        if x.dtype != tf.int32:
-            x = composite.quantize(tf.cast(x, tf.float32))
-            count(spec.QUANTIZE)
+        x = bitpacked(x)
         output_type = "bitpacked" if group.bitpacked_output else "float"
         clamps = dict(clamp_min=group.clamp_min, clamp_max=group.clamp_max)
         y = binary_op(
@@ -320,6 +342,7 @@ def _serving_function(
     def serve(*inputs: tf.Tensor) -> Any:
         expected.clear()  # the function may be traced more than once
         values.clear()
+        packed.clear()
         values.update({id(x): y for x, y in zip(functional.inputs, inputs)})
         for graph_node in nodes:
             # A fused group runs at its Add, from its head node.
@@ -336,6 +359,9 @@ def _serving_function(
             if group is not None:
                 outputs = [run_group(group, args[0])]
                 node_out = group.output_node.outputs
+            elif int8 and _is_valid_average_pool(node.operation, args):
+                outputs = [_average_pool_as_depthwise(node.operation, args[0])]
+                node_out = node.outputs
             elif _is_static_flatten(node.operation, args):
                 # One RESHAPE with a constant shape instead of Keras's
                 # shape arithmetic (SHAPE, STRIDED_SLICE, PACK) on the batch.
@@ -362,6 +388,46 @@ def _is_static_flatten(operation: Any, args: Any) -> bool:
         and len(args) == 1
         and all(d is not None for d in args[0].shape[1:])
     )
+
+
+def _is_valid_average_pool(operation: Any, args: Any) -> bool:
+    """An `AveragePooling2D` whose every window lies inside the input.
+
+    ``valid`` padding, or ``same`` padding that pads nothing (Bi-Real Net's
+    2x2, stride 2 pools of an even input).
+    """
+    if not (
+        type(operation) is keras.layers.AveragePooling2D
+        and operation.data_format == "channels_last"
+        and len(args) == 1
+        and len(args[0].shape) == 4
+        and args[0].shape[-1] is not None
+    ):
+        return False
+    if operation.padding == "valid":
+        return True
+    sizes = args[0].shape[1:3]
+    if operation.padding != "same" or any(d is None for d in sizes):
+        return False
+    return all(
+        (-(-int(n) // s) - 1) * s + k - int(n) <= 0
+        for n, k, s in zip(sizes, operation.pool_size, operation.strides)
+    )
+
+
+def _average_pool_as_depthwise(layer: keras.layers.AveragePooling2D, x: tf.Tensor) -> tf.Tensor:
+    """An average pool without padding as a depthwise convolution, weights ``1 / (kh kw)``.
+
+    The same sums (no padding: every window has k x k taps). XNNPACK runs an
+    int8 depthwise convolution but leaves an int8 ``AVERAGE_POOL_2D`` to
+    LiteRT's reference kernel (about 10x slower for Bi-Real Net's shortcut
+    pools).
+    """
+    kh, kw = layer.pool_size
+    channels = int(x.shape[-1])
+    weights = np.full((kh, kw, channels, 1), 1.0 / (kh * kw), np.float32)
+    strides = [1, *layer.strides, 1]
+    return tf.nn.depthwise_conv2d(x, tf.constant(weights), strides, "VALID")
 
 
 def _inference(operation: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
