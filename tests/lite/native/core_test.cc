@@ -607,6 +607,10 @@ void threads_case(Harness& h, Rng& rng, int index) {
       if (c < 1 || c > std::min<int64_t>(n, int64_t{threads} * per_thread)) errors.fetch_add(1);
     }
   };
+  // Every third case with workers that sleep as soon as they are idle, so
+  // that each job wakes them (the condition variable's path).
+  const int64_t spin = set_thread_spin_ns(index % 3 == 0 ? 0 : 30000);
+  if (spin != 30000) errors.fetch_add(1);  // the default, restored below
   // Once per ISA, as the harness counts checks (parallel_for has no ISA).
   ++h.cases;
   for (Isa isa : h.isas) {
@@ -618,6 +622,7 @@ void threads_case(Harness& h, Rng& rng, int index) {
     ++h.checks;
   }
   clear_isa_override();
+  if (set_thread_spin_ns(spin) != (index % 3 == 0 ? 0 : 30000)) errors.fetch_add(1);
   if (errors.load() != 0) {
     char what[160];
     std::snprintf(what, sizeof what,

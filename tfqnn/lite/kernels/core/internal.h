@@ -239,6 +239,9 @@ int useful_threads(int num_threads, double work, int64_t max_chunks);
 // useful_threads() to start it (0: as many threads as allowed; the test
 // hooks use it); returns the previous value.
 double set_min_thread_time_ns(double ns);
+// How long (ns, clamped to [0, 1 s]) an idle worker spins before it sleeps
+// (0: it sleeps at once; benchmarks compare settings); returns the previous.
+int64_t set_thread_spin_ns(int64_t ns);
 
 // ---- aligned scratch ---------------------------------------------------------
 constexpr int kAlignWords = 16;  // 64 bytes

@@ -11,7 +11,7 @@
 //
 // Idle workers spin on the job counter with the CPU's pause instruction
 // (not sched_yield: under load a yielding thread gives its core away for a
-// whole time slice, so a job never found it) for kSpin, long enough to
+// whole time slice, so a job never found it) for 30 us (by default), long enough to
 // cover the gap between consecutive tfqnn ops of a partition, then sleep on
 // a condition variable and leave the core to the interpreter's own pool
 // (XNNPACK's builtins between tfqnn's partitions). wake_threads(), called
@@ -44,8 +44,9 @@ namespace {
 // costs well under a microsecond, a sleeping one tens. Tests lower it to 0.
 std::atomic<double> g_min_ns_per_thread{5000.0};
 
-// How long an idle worker spins (pausing) before it sleeps.
-constexpr auto kSpin = std::chrono::microseconds(30);
+// How long an idle worker spins (pausing) before it sleeps (ns; the
+// benchmarks' hook set_thread_spin_ns changes it).
+std::atomic<int64_t> g_spin_ns{30000};
 // Pauses between two reads of the clock while spinning.
 constexpr int kPausesPerClockRead = 64;
 constexpr int kMaxWorkers = 255;
@@ -126,7 +127,7 @@ class Pool {
     return true;
   }
 
-  // Wakes the sleeping workers (they spin for kSpin, then sleep again).
+  // Wakes the sleeping workers (they spin again, then sleep).
   void wake() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -140,7 +141,8 @@ class Pool {
   void worker() {
     uint64_t seen = generation_.load(std::memory_order_acquire);
     for (;;) {
-      const auto until = std::chrono::steady_clock::now() + kSpin;
+      const auto until = std::chrono::steady_clock::now() +
+                         std::chrono::nanoseconds(g_spin_ns.load(std::memory_order_relaxed));
       bool spinning = true;
       while (spinning && generation_.load(std::memory_order_acquire) == seen) {
         for (int i = 0; i < kPausesPerClockRead; ++i) cpu_relax();
@@ -200,6 +202,10 @@ Pool* pool() {
   return p;
 }
 }  // namespace
+
+int64_t set_thread_spin_ns(int64_t ns) {
+  return g_spin_ns.exchange(std::min<int64_t>(std::max<int64_t>(ns, 0), 1000000000));
+}
 
 double set_min_thread_time_ns(double ns) { return g_min_ns_per_thread.exchange(ns < 0 ? 0 : ns); }
 
