@@ -10,7 +10,7 @@ one process and interleaved rounds (`_timing.interleaved`):
 - ``binary 1T`` and ``binary 2T`` under each worker spin of ``--spins``
   (microseconds an idle worker of the kernels' pool spins on the CPU's pause
   instruction before it sleeps; 0: it sleeps at once and every split op
-  wakes it; 30 is the library's default);
+  wakes it; 5 is the library's default);
 - ``binary 2T, kernels 1T``: the kernels' per-thread minimum set out of
   reach, so that only XNNPACK's builtins use the second thread (what the
   kernels' threads add);
@@ -26,7 +26,7 @@ load average is printed at the start and the end: on a loaded machine a
 second thread waits for a core, and the two-thread medians measure that.
 
 Usage: python benchmarks/thread_scaling.py [--models QuickNet,QuickNetSmall]
-           [--spins 0,30,200] [--rounds 10] [--seconds 2] [--baseline PATH]
+           [--spins 0,5,30,200] [--rounds 10] [--seconds 2] [--baseline PATH]
            [--size 224] [--json PATH]
 """
 
@@ -52,7 +52,7 @@ import numpy as np
 from _quiet import quiet
 
 DEFAULT_MODELS = ("QuickNet", "QuickNetSmall")
-DEFAULT_SPINS_US = (0, 30, 200)
+DEFAULT_SPINS_US = (0, 5, 30, 200)
 FAR_AWAY_NS = 1e12  # a per-thread minimum no op reaches: the kernels stay on one thread
 
 
@@ -215,7 +215,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated")
     parser.add_argument(
-        "--spins", default=",".join(map(str, DEFAULT_SPINS_US)), help="worker spins, us [0,30,200]"
+        "--spins",
+        default=",".join(map(str, DEFAULT_SPINS_US)),
+        help="worker spins, us [0,5,30,200]",
     )
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds [10]")
     parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per setting [2]")

@@ -609,8 +609,8 @@ void threads_case(Harness& h, Rng& rng, int index) {
   };
   // Every third case with workers that sleep as soon as they are idle, so
   // that each job wakes them (the condition variable's path).
-  const int64_t spin = set_thread_spin_ns(index % 3 == 0 ? 0 : 30000);
-  if (spin != 30000) errors.fetch_add(1);  // the default, restored below
+  const int64_t spin = set_thread_spin_ns(index % 3 == 0 ? 0 : 5000);
+  if (spin != 5000) errors.fetch_add(1);  // the default, restored below
   // Once per ISA, as the harness counts checks (parallel_for has no ISA).
   ++h.cases;
   for (Isa isa : h.isas) {
@@ -622,7 +622,7 @@ void threads_case(Harness& h, Rng& rng, int index) {
     ++h.checks;
   }
   clear_isa_override();
-  if (set_thread_spin_ns(spin) != (index % 3 == 0 ? 0 : 30000)) errors.fetch_add(1);
+  if (set_thread_spin_ns(spin) != (index % 3 == 0 ? 0 : 5000)) errors.fetch_add(1);
   if (errors.load() != 0) {
     char what[160];
     std::snprintf(what, sizeof what,

@@ -11,15 +11,17 @@
 //
 // Idle workers spin on the job counter with the CPU's pause instruction
 // (not sched_yield: under load a yielding thread gives its core away for a
-// whole time slice, so a job never found it) for 30 us (by default), long enough to
-// cover the gap between consecutive tfqnn ops of a partition, then sleep on
-// a condition variable and leave the core to the interpreter's own pool
-// (XNNPACK's builtins between tfqnn's partitions). wake_threads(), called
-// as a delegate partition starts, wakes sleeping workers so that they spin
-// while its first op (usually a bitpacking TfqnnQuantize) runs on the
-// caller. One job at a time: a call that finds the pool busy (another
-// interpreter's thread, or a nested call) runs its chunks itself. After
-// fork() the child gets a fresh pool.
+// whole time slice, so a job never found it) for 5 us by default, about the
+// gap between two binary ops of a partition (a bitpacking TfqnnQuantize in
+// between), then sleep on a condition variable and leave the core to the
+// interpreter's own pool (XNNPACK's builtins between tfqnn's partitions).
+// Longer spins lost on a loaded machine: a spinning thread uses up its
+// share of the CPU and is preempted in the middle of a chunk, while a woken
+// sleeper runs at once (benchmarks/README.md, "Two threads under load").
+// wake_threads(), called as a delegate partition starts, wakes sleeping
+// workers ahead of its first split op. One job at a time: a call that finds
+// the pool busy (another interpreter's thread, or a nested call) runs its
+// chunks itself. After fork() the child gets a fresh pool.
 #include <pthread.h>
 
 #include <algorithm>
@@ -46,7 +48,7 @@ std::atomic<double> g_min_ns_per_thread{5000.0};
 
 // How long an idle worker spins (pausing) before it sleeps (ns; the
 // benchmarks' hook set_thread_spin_ns changes it).
-std::atomic<int64_t> g_spin_ns{30000};
+std::atomic<int64_t> g_spin_ns{5000};
 // Pauses between two reads of the clock while spinning.
 constexpr int kPausesPerClockRead = 64;
 constexpr int kMaxWorkers = 255;
