@@ -19,6 +19,14 @@ one process and interleaved rounds (`_timing.interleaved`):
 - with ``--baseline PATH``, ``baseline 1T`` and ``baseline 2T``: another
   build of the kernel library (before / after a change).
 
+With ``--gemm-share SECONDS`` (needs Linux ``perf``), each two-thread
+setting of the binary file also runs alone for that long in a child process
+under ``perf record``, and the table gets the share of the binary GEMM's
+samples (``gemm_panel_*``) taken by threads other than the caller: 50 % is
+an even split, 0 % a worker that never came. Unlike wall times, this share
+says something on a loaded machine (a thread's samples count only while it
+runs).
+
 Every binary setting's output is checked equal to the one-thread output
 before timing. Medians and 10th percentiles of single invokes in ms, and
 each setting's one- to two-thread ratio (the matching 1T file over it). The
@@ -27,7 +35,7 @@ second thread waits for a core, and the two-thread medians measure that.
 
 Usage: python benchmarks/thread_scaling.py [--models QuickNet,QuickNetSmall]
            [--spins 0,5,30,200] [--rounds 10] [--seconds 2] [--baseline PATH]
-           [--size 224] [--json PATH]
+           [--size 224] [--gemm-share SECONDS] [--json PATH]
 """
 
 from __future__ import annotations
@@ -39,6 +47,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 import argparse
 import ctypes
 import json
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -144,6 +155,48 @@ def settings(
     return rows
 
 
+def share_child(
+    path: str, library: str, spin_ns: int | None, min_ns: float, seconds: float
+) -> None:
+    """Child of --gemm-share: invokes the binary file at 2 threads for `seconds`."""
+    lib = Library(library)
+    lib.set_min_work(min_ns)
+    if spin_ns is not None and lib.has_spin:
+        lib.set_spin(spin_ns)
+    interpreter = make_interpreter(Path(path), library, 2)
+    interpreter.invoke()
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        interpreter.invoke()
+    print(json.dumps({"pid": os.getpid()}))
+
+
+def gemm_share(path: Path, library: Library, spin_ns: int | None, seconds: float) -> float | None:
+    """Share of the binary GEMM's perf samples outside the calling thread (None: no perf)."""
+    perf = shutil.which("perf")
+    if perf is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="tfqnn_perf_") as tmp:
+        data = str(Path(tmp) / "perf.data")
+        child = [sys.executable, str(Path(__file__).resolve()), "--share-child", str(path)]
+        child += ["--library", library.path, "--spin-ns", str(-1 if spin_ns is None else spin_ns)]
+        child += ["--min-ns", str(library.default_min), "--seconds", str(seconds)]
+        record = [perf, "record", "-q", "-F", "2000", "-o", data, "--", *child]
+        run = subprocess.run(record, capture_output=True, text=True, timeout=600)
+        if run.returncode != 0:
+            return None
+        pid = json.loads(run.stdout.strip().splitlines()[-1])["pid"]
+        report = [perf, "report", "-i", data, "-s", "pid,sym", "--stdio"]
+        text = subprocess.run(report, capture_output=True, text=True, timeout=600).stdout
+    caller = other = 0.0
+    for match in re.finditer(r"^\s*([\d.]+)%\s+(\d+):\S*\s+\[\.\]\s+\S*gemm_panel", text, re.M):
+        if int(match.group(2)) == pid:
+            caller += float(match.group(1))
+        else:
+            other += float(match.group(1))
+    return other / (caller + other) if caller + other > 0 else None
+
+
 def check_outputs(rows: list[tuple[str, str, Callable[[], None], Any]]) -> None:
     """Every binary setting's output equals the one-thread file's, bit for bit."""
     reference = None
@@ -176,6 +229,15 @@ def measure(
     samples = _timing.interleaved(calls, args.rounds, args.seconds, verbose=True)
     rows[0][2]()  # the library's defaults again
     medians = {name: float(np.median(s.wall_ns)) / 1e6 for (name, *_), s in zip(rows, samples)}
+    shares: dict[str, float | None] = {}
+    if args.gemm_share > 0:
+        print(f"GEMM shares of {network} under perf ...", file=sys.stderr, flush=True)
+        for us in args.spins if current.has_spin else [None]:
+            name = f"binary 2T, spin {us} us" if us is not None else "binary 2T"
+            spin_ns = None if us is None else us * 1000
+            shares[name] = gemm_share(paths["binary"], current, spin_ns, args.gemm_share)
+        if baseline is not None:
+            shares["baseline 2T"] = gemm_share(paths["binary"], baseline, None, args.gemm_share)
     result = []
     for (name, reference, _, _), timed in zip(rows, samples, strict=True):
         wall = np.array(timed.wall_ns) / 1e6
@@ -190,6 +252,7 @@ def measure(
                 "invokes": len(wall),
                 "ratio_median": medians[reference] / medians[name],
                 "ratio_p10": ref_p10 / p10,
+                "gemm_share": shares.get(name),
             }
         )
     return result
@@ -201,12 +264,16 @@ def _index(rows: list[tuple[str, str, Callable[[], None], Any]], name: str) -> i
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
     """The table, as Markdown."""
-    print("| network | setting | median ms | p10 ms | 1T/this (median) | 1T/this (p10) |")
-    print("|---|---|---|---|---|---|")
+    shares = any(r.get("gemm_share") is not None for r in rows)
+    head = "| network | setting | median ms | p10 ms | 1T/this (median) | 1T/this (p10) |"
+    print(head + (" workers' GEMM share |" if shares else ""))
+    print("|---" * (7 if shares else 6) + "|")
     for r in rows:
+        share = r.get("gemm_share")
+        cell = (f" {share:.1%} |" if share is not None else " |") if shares else ""
         print(
             f"| {r['network']} | {r['setting']} | {r['median_ms']:.3f} | {r['p10_ms']:.3f} "
-            f"| {r['ratio_median']:.2f}x | {r['ratio_p10']:.2f}x |"
+            f"| {r['ratio_median']:.2f}x | {r['ratio_p10']:.2f}x |" + cell
         )
 
 
@@ -223,8 +290,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per setting [2]")
     parser.add_argument("--size", type=int, default=224, help="input height and width [224]")
     parser.add_argument("--baseline", metavar="PATH", help="another build of the kernel library")
+    parser.add_argument(
+        "--gemm-share",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="perf each two-thread setting for SECONDS: the workers' share of the GEMM [off]",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    parser.add_argument("--share-child", help=argparse.SUPPRESS)
+    parser.add_argument("--library", help=argparse.SUPPRESS)
+    parser.add_argument("--spin-ns", type=int, default=-1, help=argparse.SUPPRESS)
+    parser.add_argument("--min-ns", type=float, default=5000.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.share_child:
+        return args
     if args.rounds < 1 or args.seconds <= 0 or args.size < 8:
         parser.error("--rounds must be >= 1, --seconds > 0, --size >= 8")
     try:
@@ -241,6 +321,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Builds the files, times every setting and prints the table."""
     args = parse_args(argv)
+    if args.share_child:
+        spin = None if args.spin_ns < 0 else args.spin_ns
+        share_child(args.share_child, args.library, spin, args.min_ns, args.seconds)
+        return 0
     import zoo_latency
 
     networks = args.models.split(",")
