@@ -188,13 +188,19 @@ def gemm_share(path: Path, library: Library, spin_ns: int | None, seconds: float
         pid = json.loads(run.stdout.strip().splitlines()[-1])["pid"]
         report = [perf, "report", "-i", data, "-s", "pid,sym", "--stdio"]
         text = subprocess.run(report, capture_output=True, text=True, timeout=600).stdout
-    caller = other = 0.0
-    for match in re.finditer(r"^\s*([\d.]+)%\s+(\d+):\S*\s+\[\.\]\s+\S*gemm_panel", text, re.M):
-        if int(match.group(2)) == pid:
-            caller += float(match.group(1))
+    return parse_gemm_share(text, pid)
+
+
+def parse_gemm_share(report: str, caller: int) -> float | None:
+    """From ``perf report -s pid,sym --stdio``: the GEMM's samples outside thread `caller`."""
+    own = other = 0.0
+    pattern = r"^\s*([\d.]+)%\s+(\d+):\S*\s+\[\.\]\s+\S*gemm_panel"
+    for match in re.finditer(pattern, report, re.M):
+        if int(match.group(2)) == caller:
+            own += float(match.group(1))
         else:
             other += float(match.group(1))
-    return other / (caller + other) if caller + other > 0 else None
+    return other / (own + other) if own + other > 0 else None
 
 
 def check_outputs(rows: list[tuple[str, str, Callable[[], None], Any]]) -> None:
