@@ -8,18 +8,20 @@ the same tensors (shapes, types, quantization), its constant inputs kept,
 its other inputs made the model's inputs (random data: the kernels' speed
 does not depend on the values). Each single-op model runs as the whole
 file does (tfqnn's kernels as a delegate for ``Tfqnn*`` ops, XNNPACK for
-the builtins), one thread, and the time of an invoke of a model with no
-operator (the Python call and the interpreter's own overhead) is
-subtracted. The op kinds' sums are then compared with the whole file's
+the builtins), with each thread count of ``--threads`` (one by default;
+``--threads 1,2`` adds each op kind's one- to two-thread ratio), and the
+time of an invoke of a model with no operator (the Python call and the
+interpreter's own overhead) is subtracted. The op kinds' sums are then compared with the whole file's
 median in the same run: what the cut misses (caches warm from the previous
 op, XNNPACK's partitions) shows as the difference.
 
-Timing: all models of a network are loaded at once; in each of ``--rounds``
-rounds each model runs its share of about ``--seconds`` of invokes, in an
-order that rotates each round; medians of single invokes.
+Timing: all models of a network are loaded at once, once per thread count;
+in each of ``--rounds`` rounds each (model, threads) pair runs its share of
+about ``--seconds`` of invokes, in an order that rotates each round; medians
+of single invokes.
 
 Usage: python benchmarks/zoo_op_profile.py [--models QuickNetSmall,BiRealNet]
-                                           [--size 224] [--rounds 5]
+                                           [--size 224] [--rounds 5] [--threads 1,2]
                                            [--seconds 0.3] [--top 8] [--json PATH]
                                            [--variants binary,binary-int8]
 """
@@ -55,11 +57,11 @@ class Cut:
     shapes: str  # "in -> out" shapes, for the per-op listing
     content: bytes
     custom: bool
-    samples: list[int] = field(default_factory=list)
+    samples: dict[int, list[int]] = field(default_factory=dict)  # threads -> ns
 
-    def median_us(self) -> float:
-        """Median of the timed invokes in microseconds."""
-        return float(np.median(self.samples)) / 1e3
+    def median_us(self, threads: int = 1) -> float:
+        """Median of the timed invokes with `threads` threads, in microseconds."""
+        return float(np.median(self.samples[threads])) / 1e3
 
 
 def _op_name(model: Any, op: Any) -> tuple[str, bool]:
@@ -116,13 +118,14 @@ def cut_models(data: bytes) -> tuple[list[Cut], Cut]:
     return cuts, Cut(-2, "(empty)", "", content, False)
 
 
-def make_interpreter(content: bytes, custom: bool, library: str) -> Any:
-    """ai-edge-litert's interpreter, one thread, random inputs set, invoked once."""
+def make_interpreter(content: bytes, custom: bool, library: str, threads: int = 1) -> Any:
+    """ai-edge-litert's interpreter with `threads` threads, random inputs set, invoked once."""
     from ai_edge_litert import interpreter as litert
 
-    delegates = [litert.load_delegate(library, options={"num_threads": "1"})] if custom else []
+    options = {"num_threads": str(threads)}
+    delegates = [litert.load_delegate(library, options=options)] if custom else []
     interpreter = litert.Interpreter(
-        model_content=content, num_threads=1, experimental_delegates=delegates
+        model_content=content, num_threads=threads, experimental_delegates=delegates
     )
     interpreter.allocate_tensors()
     rng = np.random.default_rng(1)
@@ -138,13 +141,15 @@ def make_interpreter(content: bytes, custom: bool, library: str) -> Any:
     return interpreter
 
 
-def time_cuts(cuts: list[Cut], library: str, rounds: int, seconds: float) -> None:
-    """Fills each cut's samples: `_timing.interleaved`, ~`seconds` per cut, >= 3 per round."""
-    interpreters = [make_interpreter(c.content, c.custom, library) for c in cuts]
-    calls = [interpreter.invoke for interpreter in interpreters]
+def time_cuts(
+    cuts: list[Cut], library: str, rounds: int, seconds: float, threads: tuple[int, ...] = (1,)
+) -> None:
+    """Fills each cut's samples per thread count: `_timing.interleaved`, ~`seconds` per pair."""
+    pairs = [(c, n) for c in cuts for n in threads]
+    calls = [make_interpreter(c.content, c.custom, library, n).invoke for c, n in pairs]
     samples = _timing.interleaved(calls, rounds, seconds, min_per_round=3, sizing_calls=3)
-    for cut, timed in zip(cuts, samples, strict=True):
-        cut.samples.extend(timed.wall_ns)
+    for (cut, n), timed in zip(pairs, samples, strict=True):
+        cut.samples.setdefault(n, []).extend(timed.wall_ns)
 
 
 def profile(
@@ -155,12 +160,15 @@ def profile(
     library: str,
     variant: str = "binary",
     samples: int = 8,
+    threads: tuple[int, ...] = (1,),
 ) -> dict[str, Any]:
     """Builds the network's `variant` file, times the whole file and every cut; returns the result.
 
     `variant` is ``"binary"`` (float32 ops around the binary ones) or
     ``"binary-int8"`` (int8 builtins, calibrated on ``samples`` random inputs),
-    as ``zoo_latency.py`` builds them.
+    as ``zoo_latency.py`` builds them. Times are those of the first thread
+    count; with more than one, each op kind and op also has
+    ``"us_by_threads"`` ({threads: us}).
     """
     import keras
     import zoo_latency
@@ -171,24 +179,33 @@ def profile(
         data = zoo_latency.convert(model, variant, samples)
     cuts, empty = cut_models(data)
     whole = Cut(-1, "(whole file)", "", data, True)
-    time_cuts([whole, empty, *cuts], library, rounds, seconds)
-    overhead = empty.median_us()
-    kinds: dict[str, dict[str, float]] = {}
+    time_cuts([whole, empty, *cuts], library, rounds, seconds, threads)
+    first = threads[0]
+    overhead = {n: empty.median_us(n) for n in threads}
+    kinds: dict[str, dict[str, Any]] = {}
     ops = []
     for c in cuts:
-        net = max(c.median_us() - overhead, 0.0)
-        entry = kinds.setdefault(c.kind, {"count": 0, "us": 0.0})
+        net = {n: max(c.median_us(n) - overhead[n], 0.0) for n in threads}
+        entry = kinds.setdefault(c.kind, {"count": 0, "us": 0.0, "us_by_threads": {}})
         entry["count"] += 1
-        entry["us"] += net
-        ops.append({"index": c.index, "kind": c.kind, "shapes": c.shapes, "us": net})
+        entry["us"] += net[first]
+        for n in threads:
+            entry["us_by_threads"][n] = entry["us_by_threads"].get(n, 0.0) + net[n]
+        op = {"index": c.index, "kind": c.kind, "shapes": c.shapes, "us": net[first]}
+        ops.append({**op, "us_by_threads": net})
     total = sum(k["us"] for k in kinds.values())
     return {
         "network": network,
         "variant": variant,
         "file_mb": len(data) / 1e6,
-        "whole_us": whole.median_us(),
-        "overhead_us": overhead,
+        "threads": list(threads),
+        "whole_us": whole.median_us(first),
+        "whole_us_by_threads": {n: whole.median_us(n) for n in threads},
+        "overhead_us": overhead[first],
         "sum_us": total,
+        "sum_us_by_threads": {
+            n: sum(k["us_by_threads"][n] for k in kinds.values()) for n in threads
+        },
         "kinds": dict(sorted(kinds.items(), key=lambda item: -item[1]["us"])),
         "ops": ops,
     }
@@ -202,14 +219,40 @@ def print_profile(result: dict[str, Any], top: int) -> None:
         f"sum of the single ops {total / 1e3:.3f} ms "
         f"(empty invoke {result['overhead_us']:.1f} us subtracted from each)\n"
     )
-    print("| op kind | count | ms | share |\n|---|---|---|---|")
+    threads = result.get("threads", [1])
+    more = threads[1:]
+    head = "| op kind | count | ms | share |" + "".join(
+        f" ms ({n}T) | {threads[0]}T/{n}T |" for n in more
+    )
+    print(head + "\n" + "|---" * (4 + 2 * len(more)) + "|")
+
+    def ratios(by_threads: dict[int, float]) -> str:
+        cells = ""
+        for n in more:
+            ratio = by_threads[threads[0]] / by_threads[n] if by_threads[n] > 0 else float("nan")
+            cells += f" {by_threads[n] / 1e3:.3f} | {ratio:.2f}x |"
+        return cells
+
     for kind, entry in result["kinds"].items():
         share = entry["us"] / total if total else 0.0
-        print(f"| {kind} | {entry['count']} | {entry['us'] / 1e3:.3f} | {share:.0%} |")
+        row = f"| {kind} | {entry['count']} | {entry['us'] / 1e3:.3f} | {share:.0%} |"
+        print(row + (ratios(entry["us_by_threads"]) if more else ""))
+    if more:
+        sums = result["sum_us_by_threads"]
+        wholes = result["whole_us_by_threads"]
+        print(f"| sum of the ops | | {total / 1e3:.3f} | |" + ratios(sums))
+        print(f"| whole file | | {wholes[threads[0]] / 1e3:.3f} | |" + ratios(wholes))
     print(f"\nSlowest {top} ops:\n")
-    print("| # | op | shapes | us |\n|---|---|---|---|")
+    print(
+        "| # | op | shapes | us |"
+        + "".join(f" us ({n}T) |" for n in more)
+        + "\n"
+        + "|---" * (4 + len(more))
+        + "|"
+    )
     for op in sorted(result["ops"], key=lambda o: -o["us"])[:top]:
-        print(f"| {op['index']} | {op['kind']} | {op['shapes']} | {op['us']:.1f} |")
+        cells = "".join(f" {op['us_by_threads'][n]:.1f} |" for n in more)
+        print(f"| {op['index']} | {op['kind']} | {op['shapes']} | {op['us']:.1f} |" + cells)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,10 +268,19 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated: binary (float32 builtins), binary-int8 (int8 builtins) [binary]",
     )
     parser.add_argument("--top", type=int, default=8, help="slowest single ops to list [8]")
+    parser.add_argument(
+        "--threads", default="1", help="comma-separated thread counts, e.g. 1,2 [1]"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.seconds <= 0 or args.size < 8:
         parser.error("--rounds must be >= 1, --seconds > 0, --size >= 8")
+    try:
+        threads = tuple(int(n) for n in args.threads.split(","))
+    except ValueError:
+        threads = ()
+    if not threads or min(threads) < 1 or len(set(threads)) != len(threads):
+        parser.error(f"--threads must be distinct integers >= 1, got {args.threads!r}")
     import zoo_latency
 
     networks = args.models.split(",")
@@ -248,15 +300,17 @@ def main(argv: list[str] | None = None) -> int:
     versions = {"TensorFlow": tf.__version__, "ai-edge-litert": litert}
     print(_machine.header({**versions, "kernels ISA": _core.active_isa()}))
     print(
-        f"Input {args.size}x{args.size}x3, batch 1, one thread; medians over {args.rounds} "
-        f"interleaved rounds, ~{args.seconds:g} s per model."
+        f"Input {args.size}x{args.size}x3, batch 1, threads {args.threads}; medians over "
+        f"{args.rounds} interleaved rounds, ~{args.seconds:g} s per model and thread count."
     )
     library = str(tfqnn.lite.library_path())
     results = []
     for network in networks:
         for variant in variants:
             start = time.perf_counter()
-            result = profile(network, args.size, args.rounds, args.seconds, library, variant)
+            result = profile(
+                network, args.size, args.rounds, args.seconds, library, variant, threads=threads
+            )
             print_profile(result, args.top)
             print(f"\n({time.perf_counter() - start:.0f} s)", file=sys.stderr)
             results.append(result)

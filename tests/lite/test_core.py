@@ -268,6 +268,11 @@ CONV_CASES = [
     (1, 13, 11, 64, 40, (3, 3), (1, 1), (4, 3), "same", 1, 1),
     # and a 7x7 stride-2 stem's, over blocks that start inside an output row.
     (2, 23, 21, 32, 33, (7, 7), (2, 2), (1, 1), "same", 1, 3),
+    # Enough rows for several chunks per thread (taken one at a time), in
+    # counts that split unevenly: 1517 rows, 190 units of 8, 8 chunks;
+    (1, 37, 41, 40, 24, (3, 3), (1, 1), (1, 1), "same", 1, 2),
+    # 2 x 12 x 29 rows, 87 units, 9 chunks over 3 threads.
+    (2, 23, 29, 33, 20, (3, 3), (2, 1), (1, 1), "same", 1, 3),
 ]
 
 

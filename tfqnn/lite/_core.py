@@ -56,6 +56,8 @@ def _lib() -> ctypes.CDLL:
         function.restype = _I
     lib.tfqnn_core_set_min_thread_work.argtypes = [ctypes.c_double]
     lib.tfqnn_core_set_min_thread_work.restype = ctypes.c_double
+    lib.tfqnn_core_set_thread_spin_ns.argtypes = [ctypes.c_int64]
+    lib.tfqnn_core_set_thread_spin_ns.restype = ctypes.c_int64
     lib.tfqnn_core_codebook_decode_count.argtypes = []
     lib.tfqnn_core_codebook_decode_count.restype = _I64
     return lib
@@ -105,6 +107,16 @@ def set_min_thread_work(nanoseconds: float) -> float:
     threads, even for tiny problems (tests).
     """
     return float(_lib().tfqnn_core_set_min_thread_work(float(nanoseconds)))
+
+
+def set_thread_spin(nanoseconds: int) -> int:
+    """Sets how long the kernels' idle worker threads spin before they sleep (ns).
+
+    Returns the previous value (5000 by default); 0 makes them sleep as
+    soon as they are idle, so that every split op wakes them (tests,
+    benchmarks). Values are clamped to [0, 1e9].
+    """
+    return int(_lib().tfqnn_core_set_thread_spin_ns(int(nanoseconds)))
 
 
 @contextlib.contextmanager

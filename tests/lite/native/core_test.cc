@@ -18,6 +18,7 @@
 #include "tfqnn/lite/kernels/core/core.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -27,6 +28,7 @@
 #include <initializer_list>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tfqnn/lite/kernels/core/internal.h"
@@ -565,6 +567,72 @@ void pack_case(Harness& h, Rng& rng, int index) {
   });
 }
 
+// parallel_for's contract: [0, n) cut into contiguous chunks, each index run
+// exactly once, at most num_threads * chunks_per_thread chunks, each running
+// thread in a slot of [0, min(num_threads, n)) that no other thread holds at
+// the same time; from several calling threads at once (a busy pool runs the
+// call on its caller) and with wake_threads() in between.
+void threads_case(Harness& h, Rng& rng, int index) {
+  const int64_t n = rng.pick({1, 2, 3, 7, 8, 64, 190, 1000});
+  const int threads = rng.uniform(1, 5);
+  const int per_thread = rng.uniform(1, 4);
+  const int callers = rng.pick({1, 1, 3});
+  const int64_t slots = std::min<int64_t>(threads, n);
+  std::atomic<int> errors{0};
+  auto call = [&] {
+    std::vector<std::atomic<int>> runs(static_cast<size_t>(n));
+    for (auto& r : runs) r.store(0);
+    std::vector<std::atomic<int>> held(static_cast<size_t>(slots));
+    for (auto& s : held) s.store(0);
+    std::atomic<int64_t> chunks{0};
+    for (int rep = 0; rep < 20; ++rep) {
+      if (rep % 7 == 3) wake_threads(threads);
+      for (auto& r : runs) r.store(0);
+      chunks.store(0);
+      parallel_for(n, threads, per_thread, [&](int64_t b, int64_t e, int slot) {
+        chunks.fetch_add(1);
+        if (b < 0 || e > n || b >= e || slot < 0 || slot >= slots) {
+          errors.fetch_add(1);
+          return;
+        }
+        if (held[static_cast<size_t>(slot)].fetch_add(1) != 0) errors.fetch_add(1);
+        for (int64_t i = b; i < e; ++i) runs[static_cast<size_t>(i)].fetch_add(1);
+        if (rep % 5 == 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
+        held[static_cast<size_t>(slot)].fetch_sub(1);
+      });
+      for (auto& r : runs) {
+        if (r.load() != 1) errors.fetch_add(1);
+      }
+      const int64_t c = chunks.load();
+      if (c < 1 || c > std::min<int64_t>(n, int64_t{threads} * per_thread)) errors.fetch_add(1);
+    }
+  };
+  // Every third case with workers that sleep as soon as they are idle, so
+  // that each job wakes them (the condition variable's path).
+  const int64_t spin = set_thread_spin_ns(index % 3 == 0 ? 0 : 5000);
+  if (spin != 5000) errors.fetch_add(1);  // the default, restored below
+  // Once per ISA, as the harness counts checks (parallel_for has no ISA).
+  ++h.cases;
+  for (Isa isa : h.isas) {
+    set_isa_override(isa);
+    std::vector<std::thread> others;
+    for (int c = 1; c < callers; ++c) others.emplace_back(call);
+    call();
+    for (auto& t : others) t.join();
+    ++h.checks;
+  }
+  clear_isa_override();
+  if (set_thread_spin_ns(spin) != (index % 3 == 0 ? 0 : 5000)) errors.fetch_add(1);
+  if (errors.load() != 0) {
+    char what[160];
+    std::snprintf(what, sizeof what,
+                  "threads #%d: n %lld, num_threads %d, chunks per thread %d, callers %d: %d "
+                  "errors",
+                  index, static_cast<long long>(n), threads, per_thread, callers, errors.load());
+    h.fail(what, active_isa(), "parallel_for broke its contract");
+  }
+}
+
 // --bench: single-thread times of a dense and a convolution layer per ISA
 // (under qemu-user these say nothing about real hardware).
 void bench(const std::vector<Isa>& isas) {
@@ -679,6 +747,7 @@ int main(int argc, char** argv) {
   for (int i = 0, n = count(400); i < n; ++i) conv_case(h, rng, i);
   for (int i = 0, n = count(150); i < n; ++i) pool_case(h, rng, i);
   for (int i = 0, n = count(150); i < n; ++i) pack_case(h, rng, i);
+  for (int i = 0, n = count(60); i < n; ++i) threads_case(h, rng, i);
 
   std::string names;
   for (Isa isa : h.isas) names += std::string(names.empty() ? "" : " ") + isa_name(isa);

@@ -434,11 +434,14 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
   if (threads == 1) {
     process(0, rows, 0);
   } else {
-    parallel_for(threads, threads, [&](int64_t t, int64_t, int thread) {
-      const int64_t units = (rows + 7) / 8;
-      const int64_t r0 = std::min(rows, units * t / threads * 8);
-      const int64_t r1 = std::min(rows, units * (t + 1) / threads * 8);
-      if (r0 < r1) process(r0, r1, thread);
+    // Chunks of whole 8-row units, up to 4 per thread while each keeps at
+    // least 64 rows (a late thread leaves its share to the others).
+    const int64_t units = (rows + 7) / 8;
+    const int per_thread = static_cast<int>(
+        std::max<int64_t>(1, std::min<int64_t>(4, rows / (int64_t{64} * threads))));
+    parallel_for(units, threads, per_thread, [&](int64_t u0, int64_t u1, int slot) {
+      const int64_t r0 = std::min(rows, u0 * 8), r1 = std::min(rows, u1 * 8);
+      if (r0 < r1) process(r0, r1, slot);
     });
   }
 }

@@ -87,6 +87,10 @@ TFQNN_EXPORT int tfqnn_core_isa_supported(int isa) {
 // (tests). Returns the previous value.
 TFQNN_EXPORT double tfqnn_core_set_min_thread_work(double ns) { return set_min_thread_time_ns(ns); }
 
+// How long (ns) the kernels' idle worker threads spin before they sleep, for
+// benchmarks (benchmarks/thread_scaling.py). Returns the previous value.
+TFQNN_EXPORT int64_t tfqnn_core_set_thread_spin_ns(int64_t ns) { return set_thread_spin_ns(ns); }
+
 TFQNN_EXPORT int tfqnn_core_bitpack_float(const float* in, int64_t rows, int channels,
                                           int32_t* out) {
   if (rows < 0 || channels < 1) return kInvalid;

@@ -22,6 +22,12 @@ Isa active_isa();
 const char* isa_name(Isa isa);
 bool isa_supported(Isa isa);
 
+// ---- threads -----------------------------------------------------------------
+// Wakes the kernels' sleeping worker threads ahead of a run of ops with
+// `num_threads` > 1 (a no-op otherwise): they spin, ready for the next
+// split op, instead of waking up in the middle of it.
+void wake_threads(int num_threads);
+
 // ---- bitpacking ----------------------------------------------------------
 inline int packed_words(int channels) { return (channels + 31) / 32; }
 

@@ -220,9 +220,17 @@ void add_residual_neon(float*, const float*, const float*, int, int);
 #endif
 
 // ---- threads -----------------------------------------------------------------
-// Runs fn(begin, end, thread_index) on [0, n) cut into at most `num_threads`
-// contiguous chunks, one per thread (the caller runs chunk 0), and waits.
+// Runs fn(begin, end, slot) on [0, n) cut into at most `num_threads`
+// contiguous chunks, one per thread, and waits. `slot` is the running
+// thread's index in [0, min(num_threads, n)) (for its scratch): each thread
+// that joins the call has its own.
 void parallel_for(int64_t n, int num_threads, const std::function<void(int64_t, int64_t, int)>& fn);
+// As above with up to num_threads * chunks_per_thread contiguous chunks, as
+// equal as the integers allow, taken one at a time by whichever thread is
+// free: a thread that starts late (its core busy) leaves the rest to the
+// others instead of holding a whole share.
+void parallel_for(int64_t n, int num_threads, int chunks_per_thread,
+                  const std::function<void(int64_t, int64_t, int)>& fn);
 
 // How many threads (<= num_threads, <= max_chunks) are worth starting for
 // `work` units (word pairs XOR-counted) with the active ISA.
@@ -231,6 +239,9 @@ int useful_threads(int num_threads, double work, int64_t max_chunks);
 // useful_threads() to start it (0: as many threads as allowed; the test
 // hooks use it); returns the previous value.
 double set_min_thread_time_ns(double ns);
+// How long (ns, clamped to [0, 1 s]) an idle worker spins before it sleeps
+// (0: it sleeps at once; benchmarks compare settings); returns the previous.
+int64_t set_thread_spin_ns(int64_t ns);
 
 // ---- aligned scratch ---------------------------------------------------------
 constexpr int kAlignWords = 16;  // 64 bytes

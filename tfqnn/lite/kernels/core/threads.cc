@@ -1,14 +1,27 @@
-// Threads: num_threads > 1 cuts the rows (or column panels) of an op into
+// Threads: num_threads > 1 cuts an op's rows (or column panels) into
 // contiguous chunks. A pool of worker threads, started once and kept for the
 // process, takes the chunks with the calling thread: an op of a few tens of
 // microseconds is worth splitting (starting a std::thread per call costs
 // ~20 us and a cold core, which kept every op of a QuickNet on one thread).
 //
-// Workers spin for a while after each job (yielding the core, since on a
-// small machine the interpreter's own thread pool needs it between tfqnn's
-// ops) and then sleep on a condition variable. One job at a time: a call
-// that finds the pool busy (another interpreter's thread, or a nested call)
-// runs its chunks itself. After fork() the child gets a fresh pool.
+// Chunks are handed out one at a time (more chunks than threads where the
+// caller asks for them), so a worker that starts late, because its core is
+// busy, still takes what is left instead of making the caller wait. Each
+// participating thread gets a slot in [0, num_threads) for its scratch.
+//
+// Idle workers spin on the job counter with the CPU's pause instruction
+// (not sched_yield: under load a yielding thread gives its core away for a
+// whole time slice, so a job never found it) for 5 us by default, about the
+// gap between two binary ops of a partition (a bitpacking TfqnnQuantize in
+// between), then sleep on a condition variable and leave the core to the
+// interpreter's own pool (XNNPACK's builtins between tfqnn's partitions).
+// Longer spins lost on a loaded machine: a spinning thread uses up its
+// share of the CPU and is preempted in the middle of a chunk, while a woken
+// sleeper runs at once (benchmarks/README.md, "Two threads under load").
+// wake_threads(), called as a delegate partition starts, wakes sleeping
+// workers ahead of its first split op. One job at a time: a call that finds
+// the pool busy (another interpreter's thread, or a nested call) runs its
+// chunks itself. After fork() the child gets a fresh pool.
 #include <pthread.h>
 
 #include <algorithm>
@@ -33,8 +46,11 @@ namespace {
 // costs well under a microsecond, a sleeping one tens. Tests lower it to 0.
 std::atomic<double> g_min_ns_per_thread{5000.0};
 
-// How long an idle worker spins (yielding) before it sleeps.
-constexpr auto kSpin = std::chrono::microseconds(50);
+// How long an idle worker spins (pausing) before it sleeps (ns; the
+// benchmarks' hook set_thread_spin_ns changes it).
+std::atomic<int64_t> g_spin_ns{5000};
+// Pauses between two reads of the clock while spinning.
+constexpr int kPausesPerClockRead = 64;
 constexpr int kMaxWorkers = 255;
 
 // Rough single-thread picoseconds per word pair (32 bits XOR-counted),
@@ -57,18 +73,24 @@ inline void cpu_relax() {
 #endif
 }
 
-// One parallel_for call: chunks handed out by `next`, counted in `done`.
+// One parallel_for call: chunks handed out by `next`, counted in `done`;
+// each thread that joins takes the next slot.
 struct Job {
   const std::function<void(int64_t, int64_t, int)>* fn;
   int64_t n, chunks;
+  int slots;  // threads allowed to join (the caller and the workers)
   std::atomic<int64_t> next{0}, done{0};
+  std::atomic<int> joined{0};
   int64_t begin(int64_t i) const { return n * i / chunks; }
   // Runs chunks until none is left.
   void work() {
+    if (next.load(std::memory_order_relaxed) >= chunks) return;  // nothing left to join
+    const int slot = joined.fetch_add(1, std::memory_order_relaxed);
+    if (slot >= slots) return;
     for (;;) {
       const int64_t i = next.fetch_add(1, std::memory_order_relaxed);
       if (i >= chunks) return;
-      (*fn)(begin(i), begin(i + 1), static_cast<int>(i));
+      (*fn)(begin(i), begin(i + 1), slot);
       done.fetch_add(1, std::memory_order_acq_rel);
     }
   }
@@ -89,12 +111,14 @@ class Pool {
         break;
       }
     }
+    bool asleep;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       job_ = job;
       generation_.fetch_add(1, std::memory_order_release);
+      asleep = sleeping_ > 0;
     }
-    wake_.notify_all();
+    if (asleep) wake_.notify_all();
     job->work();
     while (job->done.load(std::memory_order_acquire) < job->chunks) cpu_relax();
     {
@@ -105,19 +129,38 @@ class Pool {
     return true;
   }
 
+  // Wakes the sleeping workers (they spin again, then sleep).
+  void wake() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (sleeping_ == 0) return;
+      ++pokes_;
+    }
+    wake_.notify_all();
+  }
+
  private:
   void worker() {
     uint64_t seen = generation_.load(std::memory_order_acquire);
     for (;;) {
-      const auto until = std::chrono::steady_clock::now() + kSpin;
-      while (generation_.load(std::memory_order_acquire) == seen &&
-             std::chrono::steady_clock::now() < until) {
-        std::this_thread::yield();
+      const auto until = std::chrono::steady_clock::now() +
+                         std::chrono::nanoseconds(g_spin_ns.load(std::memory_order_relaxed));
+      bool spinning = true;
+      while (spinning && generation_.load(std::memory_order_acquire) == seen) {
+        for (int i = 0; i < kPausesPerClockRead; ++i) cpu_relax();
+        spinning = std::chrono::steady_clock::now() < until;
       }
       Job* job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
+        if (generation_.load(std::memory_order_relaxed) == seen) {
+          const uint64_t pokes = pokes_;
+          ++sleeping_;
+          wake_.wait(lock, [&] {
+            return generation_.load(std::memory_order_relaxed) != seen || pokes_ != pokes;
+          });
+          --sleeping_;
+        }
         seen = generation_.load(std::memory_order_relaxed);
         job = job_;
         if (job != nullptr) active_.fetch_add(1, std::memory_order_relaxed);
@@ -134,7 +177,9 @@ class Pool {
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> active_{0};  // workers inside a job
   Job* job_ = nullptr;
-  int workers_ = 0;  // under busy_
+  int sleeping_ = 0;    // workers waiting on wake_, under mutex_
+  uint64_t pokes_ = 0;  // wake() calls that found a sleeper, under mutex_
+  int workers_ = 0;     // under busy_
 };
 
 // The process's pool, made on first use and never destroyed (workers may
@@ -160,6 +205,10 @@ Pool* pool() {
 }
 }  // namespace
 
+int64_t set_thread_spin_ns(int64_t ns) {
+  return g_spin_ns.exchange(std::min<int64_t>(std::max<int64_t>(ns, 0), 1000000000));
+}
+
 double set_min_thread_time_ns(double ns) { return g_min_ns_per_thread.exchange(ns < 0 ? 0 : ns); }
 
 int useful_threads(int num_threads, double work, int64_t max_chunks) {
@@ -173,19 +222,31 @@ int useful_threads(int num_threads, double work, int64_t max_chunks) {
   return static_cast<int>(std::max<int64_t>(n, 1));
 }
 
+void wake_threads(int num_threads) {
+  if (num_threads < 2) return;
+  Pool* p = g_pool.load(std::memory_order_acquire);
+  if (p != nullptr) p->wake();  // no pool yet: the first job starts it
+}
+
 void parallel_for(int64_t n, int num_threads,
                   const std::function<void(int64_t, int64_t, int)>& fn) {
+  parallel_for(n, num_threads, 1, fn);
+}
+
+void parallel_for(int64_t n, int num_threads, int chunks_per_thread,
+                  const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(num_threads, n));
-  if (chunks == 1) {
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads, n)));
+  if (threads == 1) {
     fn(0, n, 0);
     return;
   }
   Job job;
   job.fn = &fn;
   job.n = n;
-  job.chunks = chunks;
-  if (!pool()->run(&job, static_cast<int>(chunks - 1))) job.work();  // busy: all here
+  job.chunks = std::min<int64_t>(n, int64_t{threads} * std::max(chunks_per_thread, 1));
+  job.slots = threads;
+  if (!pool()->run(&job, threads - 1)) job.work();  // busy: all here
 }
 
 }  // namespace core

@@ -64,6 +64,8 @@ class Op {
   void bind(TfLiteContext* context, const NodeTensors& node, ConstantStore* store);
   const std::string& name() const { return name_; }
   void set_num_threads(int n) { num_threads_ = n; }
+  // The threads the op may use: set_num_threads()'s, else the interpreter's.
+  int threads(const TfLiteContext* context) const;
 
  protected:
   // The op's own phases: do_init and do_prepare return "" or the error,
@@ -72,7 +74,6 @@ class Op {
   virtual std::string do_prepare(TfLiteContext* context, const NodeTensors& node) = 0;
   virtual void do_invoke(TfLiteContext* context, const NodeTensors& node) = 0;
   virtual std::string do_bind(TfLiteContext*, const NodeTensors&, ConstantStore*) { return ""; }
-  int threads(const TfLiteContext* context) const;
 
  private:
   std::string name_;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/core.h"
 #include "../macros.h"
 #include "abi.h"
 #include "ops.h"
@@ -166,6 +167,7 @@ TfLiteStatus partition_prepare(TfLiteContext* context, TfLiteNode* node) {
 TfLiteStatus partition_invoke(TfLiteContext* context, TfLiteNode* node) {
   auto* partition = static_cast<Partition*>(node->user_data);
   if (partition == nullptr) return kTfLiteError;
+  if (!partition->ops.empty()) core::wake_threads(partition->ops.front()->threads(context));
   for (size_t i = 0; i < partition->ops.size(); ++i) {
     if (partition->ops[i]->invoke(context, partition->nodes[i]) != kTfLiteOk) {
       return kTfLiteError;
