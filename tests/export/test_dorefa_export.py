@@ -66,8 +66,10 @@ def test_thresholds_split_ties_as_keras_rounds_them():
 
 
 def test_only_small_dorefa_activations_become_bases():
-    assert thermometer.MAX_BITS == 2
-    assert thermometer.dorefa_bases(DoReFa(3, mode="activations")) is None
+    assert thermometer.MAX_BITS == 3
+    assert thermometer.dorefa_bases(DoReFa(3, mode="activations")).thresholds.shape == (7,)
+    assert thermometer.dorefa_bases(DoReFa(4, mode="activations")) is None
+    assert thermometer.dorefa_bases(DoReFa(3, mode="activations"), max_bits=2) is None
     assert thermometer.dorefa_bases(DoReFa(2, mode="weights")) is None
     assert thermometer.dorefa_bases(None) is None
     assert thermometer.Thermometer.pad_values(0.0) == -1
@@ -108,7 +110,7 @@ def dorefa_cnn(bits=2):
     )
 
 
-@pytest.mark.parametrize("bits", [2, 1])
+@pytest.mark.parametrize("bits", [2, 1, 3])
 def test_dorefa_cnn_exports_as_binary_ops_and_matches_keras(rng, bits):
     model = randomize(dorefa_cnn(bits), rng)
     # Inputs around the steps (the float conv before is the identity on them).
@@ -117,7 +119,7 @@ def test_dorefa_cnn_exports_as_binary_ops_and_matches_keras(rng, bits):
     # One op per DoReFa layer; each writes the next one's bases, bitpacked, and the
     # pool runs packed; the Flatten passes packed bits for one basis only (1 bit).
     assert tfqnn.lite.custom_ops_in(data) == {
-        "TfqnnQuantize": 2 if bits == 2 else 1,
+        "TfqnnQuantize": 1 if bits == 1 else 2,
         "TfqnnBconv2d": 3,
         "TfqnnBMaxPool2d": 1,
         "TfqnnBdense": 2,
@@ -165,7 +167,7 @@ def test_dorefa_conv_matches_keras_with_zero_padding_and_inputs_on_the_steps(rng
 
 
 OTHER_LAYERS = {
-    "3_bits": lambda: QuantConv2D(8, 3, padding="same", **dorefa(3)),  # 7 bases: not worth it
+    "4_bits": lambda: QuantConv2D(8, 3, padding="same", **dorefa(4)),  # 15 bases: not worth it
     "pad_half": lambda: QuantConv2D(8, 3, padding="same", pad_values=0.5, **dorefa(2)),
     "2_bit_kernel": lambda: QuantConv2D(
         8,

@@ -21,10 +21,10 @@ SHAPE = (28, 28, 1)
 
 
 def is_binary(layer):
-    """Binary kernel and a binary input, or DoReFa's 2-bit input (three binary bases)."""
+    """Binary kernel and a binary input, or DoReFa's 2- or 3-bit input (3 or 7 binary bases)."""
     return (
         isinstance(layer, (QuantConv2D, QuantDense))
-        and getattr(layer.input_quantizer, "precision", None) in (1, 2)
+        and getattr(layer.input_quantizer, "precision", None) in (1, 2, 3)
         and getattr(layer.kernel_quantizer, "precision", None) == 1
     )
 

@@ -24,7 +24,7 @@ groups with the same input thresholds ``t [N]`` get N bitpacked bases, bit 1
 where ``y < t_n`` (``output_thresholds``; through a `Flatten` only for N = 1).
 
 A layer whose input quantizer is a DoReFa activation of at most
-`thermometer.MAX_BITS` bits and whose kernel is binary (DoReFa-Net's W1A2)
+`thermometer.MAX_BITS` (3) bits and whose kernel is binary (DoReFa-Net's W1A2)
 is a multi-basis group of ``2^k - 1`` input bases (`tfqnn.export.thermometer`):
 the constant half of its input goes into the bias, and Keras's zero padding
 (``q = 0``) becomes the op's ``pad_values=-1``.

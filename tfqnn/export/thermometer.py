@@ -35,8 +35,10 @@ import numpy as np
 from tfqnn.quantizers import DoReFa
 
 # The most activation bits exported as bases: a k-bit input costs 2^k - 1
-# binary passes (benchmarks/README.md, "DoReFa activations as bases").
-MAX_BITS = 2
+# binary passes. Against the float builtins a wider layer stays as, DoReFa-Net's
+# conv3 and fc6 run 2.5x and 13x faster as 7 bases (3 bits), 1.2x and 7.5x as
+# 15 (benchmarks/dorefa_bases_latency.py, benchmarks/README.md).
+MAX_BITS = 3
 
 # float32 neighbours of each threshold that are checked against the quantizer.
 _WINDOW = 16
@@ -59,11 +61,14 @@ class Thermometer:
         return {0.0: -1, 1.0: 1}.get(float(keras_pad_value))
 
 
-def dorefa_bases(quantizer: Any, max_bits: int = MAX_BITS) -> Thermometer | None:
-    """The thermometer code of a DoReFa activation quantizer of at most `max_bits` bits, or None."""
+def dorefa_bases(quantizer: Any, max_bits: int | None = None) -> Thermometer | None:
+    """The thermometer code of a DoReFa activation quantizer of at most `max_bits` bits, or None.
+
+    ``max_bits`` None is `MAX_BITS` (read at each call).
+    """
     if type(quantizer) is not DoReFa or quantizer.mode != "activations":
         return None
-    if quantizer.bits > max_bits:
+    if quantizer.bits > (MAX_BITS if max_bits is None else max_bits):
         return None
     n = 2**quantizer.bits - 1
     thresholds = _checked_steps(quantizer, n)
