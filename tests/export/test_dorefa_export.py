@@ -187,3 +187,21 @@ def test_other_dorefa_layers_stay_float_builtins(rng, kind):
     expected = model.predict(x, verbose=0)
     actual = tfqnn.lite.Interpreter(model_content=data).predict(x)
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+def test_int8_export_reads_int8_neighbours_as_well_as_int8_builtins_do(rng, monkeypatch):
+    # With int8 neighbours the bases compare dequantized int8 inputs with the
+    # thresholds: an input within an int8 step of one may flip, as the int8
+    # builtins' own rounding does; the error stays that of an int8 export.
+    model = randomize(dorefa_cnn(2), rng)
+    x = rng.uniform(-0.3, 1.3, (3, 9, 10, 3)).astype(np.float32)
+    expected = model.predict(x, verbose=0)
+    errors = {}
+    for max_bits in (0, thermometer.MAX_BITS):
+        monkeypatch.setattr(thermometer, "MAX_BITS", max_bits)
+        data = tfqnn.export.to_tflite(model, verbose=0, int8_representative_data=x)
+        ops = tfqnn.lite.custom_ops_in(data)
+        assert ops.get("TfqnnBconv2d", 0) == (3 if max_bits else 0)
+        actual = tfqnn.lite.Interpreter(model_content=data).predict(x)
+        errors[max_bits] = np.median(np.abs(actual - expected))
+    assert errors[thermometer.MAX_BITS] <= 1.5 * errors[0]
