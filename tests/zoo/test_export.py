@@ -36,6 +36,7 @@ def is_binary(layer):
         ("BinaryAlexNet", {}),
         ("ResNet18", {"quantization": "binary"}),
         ("DoReFaNet", {}),  # 2-bit activations: three binary bases per op
+        ("ResNet18", {"quantization": "dorefa"}),  # W1A2 with shortcuts
     ],
 )
 def test_every_binary_layer_becomes_a_custom_op(name, kwargs):
@@ -97,15 +98,28 @@ def binary_ops_model(model):
     return keras.Model(inputs, outputs), inputs, taps
 
 
-@pytest.mark.parametrize("name", ["QuickNetSmall", "BiRealNet", "XNORNet", "DoReFaNet"])
-def test_each_binary_op_matches_keras_on_the_same_input(name):
-    model = tfqnn.zoo.get(name)(input_shape=SHAPE, classes=10)
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("QuickNetSmall", {}),
+        ("BiRealNet", {}),
+        ("XNORNet", {}),
+        ("DoReFaNet", {}),
+        ("ResNet18", {"quantization": "dorefa"}),
+    ],
+)
+def test_each_binary_op_matches_keras_on_the_same_input(name, kwargs):
+    model = tfqnn.zoo.get(name)(input_shape=SHAPE, classes=10, **kwargs)
     ops_model, inputs, taps = binary_ops_model(model)
     assert len(taps) == sum(is_binary(layer) for layer in model.layers)
     fused = sum(len(sources) == 2 for sources, _ in taps)
     # Bi-Real Net's and QuickNet's blocks end in a shortcut Add, fused into
-    # the op (QuickNet's with its post-ReLU BatchNorm shift); XNOR-Net has none.
-    assert fused == {"BiRealNet": len(taps), "QuickNetSmall": len(taps)}.get(name, 0)
+    # the op (QuickNet's with its post-ReLU BatchNorm shift), and so does the
+    # second convolution of each of the DoReFa ResNet-18's 8 blocks;
+    # XNOR-Net and DoReFa-Net have none.
+    assert fused == {"BiRealNet": len(taps), "QuickNetSmall": len(taps), "ResNet18": 8}.get(
+        name, 0
+    )
     x = np.random.default_rng(1).random((2, *SHAPE), np.float32)
     tensors = [t for sources, _ in taps for t in sources] + [out for _, out in taps]
     probe = keras.Model(model.input, tensors)
