@@ -117,9 +117,7 @@ def test_each_binary_op_matches_keras_on_the_same_input(name, kwargs):
     # the op (QuickNet's with its post-ReLU BatchNorm shift), and so does the
     # second convolution of each of the DoReFa ResNet-18's 8 blocks;
     # XNOR-Net and DoReFa-Net have none.
-    assert fused == {"BiRealNet": len(taps), "QuickNetSmall": len(taps), "ResNet18": 8}.get(
-        name, 0
-    )
+    assert fused == {"BiRealNet": len(taps), "QuickNetSmall": len(taps), "ResNet18": 8}.get(name, 0)
     x = np.random.default_rng(1).random((2, *SHAPE), np.float32)
     tensors = [t for sources, _ in taps for t in sources] + [out for _, out in taps]
     probe = keras.Model(model.input, tensors)
