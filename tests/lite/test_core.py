@@ -277,7 +277,7 @@ CONV_CASES = [
 
 
 @pytest.mark.parametrize("output_type", OUTPUT_TYPES)
-@pytest.mark.parametrize("pad_values", [0, 1])
+@pytest.mark.parametrize("pad_values", [-1, 0, 1])
 @pytest.mark.parametrize("case", range(len(CONV_CASES)))
 def test_bconv2d(isa, eager_threads, case, pad_values, output_type):
     batch, h, w, cin, cout, kernel, strides, dilations, padding, groups, threads = CONV_CASES[case]

@@ -518,7 +518,7 @@ def valid_case(r, op):
             ("stride_width", sw, 1),
             ("dilation_height_factor", dh, 1),
             ("dilation_width_factor", dw, 1),
-            ("pad_values", int(r.integers(0, 2)), 1),
+            ("pad_values", int(r.integers(-1, 2)), 1),
         ]:
             if value != default or r.random() < 0.3:
                 options[key] = value

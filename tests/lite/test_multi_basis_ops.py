@@ -72,6 +72,9 @@ CONV_CASES = [
     (33, 20, (3, 3), (2, 2), "same", 0, 1, 2, 2, "bitpacked", 2),
     (7, 12, (5, 2), (1, 1), "same", 0, 1, 1, 3, "float", 0),
     (64, 64, (3, 3), (2, 1), "same", 0, 2, 1, 1, "bitpacked", 1),
+    # -1 padding (DoReFa's q = 0 as three bases at -1), bitpacked for the next DoReFa layer
+    (40, 36, (3, 3), (1, 1), "same", -1, 1, 3, 1, "bitpacked", 3),
+    (128, 64, (5, 5), (2, 2), "same", -1, 2, 3, 1, "float", 0),
 ]
 
 

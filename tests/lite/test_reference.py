@@ -286,7 +286,7 @@ CONV_CASES = [
 
 
 @pytest.mark.parametrize("padding", ["same", "valid"])
-@pytest.mark.parametrize("pad_values", [0, 1])
+@pytest.mark.parametrize("pad_values", [-1, 0, 1])
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_bconv2d_matches_float_conv(rng, case, padding, pad_values):
     channels, groups, out_channels, kernel, strides, dilations = case
@@ -316,8 +316,11 @@ def test_bconv2d_pad_values_differ_at_border(rng):
     args = (ref.bitpack(x), ref.bitpack(w), np.ones(2), np.zeros(2), 40)
     ones = ref.bconv2d(*args, padding="same", pad_values=1)
     zeros = ref.bconv2d(*args, padding="same", pad_values=0)
+    minus = ref.bconv2d(*args, padding="same", pad_values=-1)
     assert ones[0, 0, 0, 0] - zeros[0, 0, 0, 0] == -40 * 5  # 5 padded taps at a corner
+    assert minus[0, 0, 0, 0] - zeros[0, 0, 0, 0] == 40 * 5  # a -1 pixel adds -w = +40
     np.testing.assert_array_equal(ones[0, 1:4, 1:4], zeros[0, 1:4, 1:4])
+    np.testing.assert_array_equal(minus[0, 1:4, 1:4], zeros[0, 1:4, 1:4])
 
 
 def test_bconv2d_output_transform(rng):

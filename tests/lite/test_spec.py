@@ -145,6 +145,7 @@ INVALID = [
     ("padding", lambda: spec.check_padding("full")),
     ("output_type", lambda: spec.check_output_type("int4")),
     ("pad_values", lambda: spec.check_pad_values(2)),
+    ("pad_values", lambda: spec.check_pad_values(-2)),
     ("pad_values", lambda: spec.check_pad_values(True)),
     ("strides", lambda: spec.check_pair("strides", (1, 2, 3))),
     ("strides[1]", lambda: spec.check_pair("strides", (1, 0))),

@@ -21,9 +21,10 @@ SHAPE = (28, 28, 1)
 
 
 def is_binary(layer):
+    """Binary kernel and a binary input, or DoReFa's 2- or 3-bit input (3 or 7 binary bases)."""
     return (
         isinstance(layer, (QuantConv2D, QuantDense))
-        and getattr(layer.input_quantizer, "precision", None) == 1
+        and getattr(layer.input_quantizer, "precision", None) in (1, 2, 3)
         and getattr(layer.kernel_quantizer, "precision", None) == 1
     )
 
@@ -34,7 +35,8 @@ def is_binary(layer):
         # QuickNetSmall: in test_trained_quicknet_small_agrees_with_keras_on_fashion_mnist
         ("BinaryAlexNet", {}),
         ("ResNet18", {"quantization": "binary"}),
-        ("DoReFaNet", {}),  # 2-bit activations: no binary op, all builtins
+        ("DoReFaNet", {}),  # 2-bit activations: three binary bases per op
+        ("ResNet18", {"quantization": "dorefa"}),  # W1A2 with shortcuts
     ],
 )
 def test_every_binary_layer_becomes_a_custom_op(name, kwargs):
@@ -43,8 +45,7 @@ def test_every_binary_layer_becomes_a_custom_op(name, kwargs):
     custom = tfqnn.lite.custom_ops_in(data)
     binary = [layer for layer in model.layers if is_binary(layer)]
     binary_ops = custom.get("TfqnnBconv2d", 0) + custom.get("TfqnnBdense", 0)
-    assert binary_ops == len(binary)
-    assert (len(binary) == 0) == (name == "DoReFaNet")
+    assert binary_ops == len(binary) > 0
     # Every other convolution and dense layer is one float builtin, and no
     # binary one is left as a builtin.
     float_layers = [
@@ -97,15 +98,26 @@ def binary_ops_model(model):
     return keras.Model(inputs, outputs), inputs, taps
 
 
-@pytest.mark.parametrize("name", ["QuickNetSmall", "BiRealNet", "XNORNet"])
-def test_each_binary_op_matches_keras_on_the_same_input(name):
-    model = tfqnn.zoo.get(name)(input_shape=SHAPE, classes=10)
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("QuickNetSmall", {}),
+        ("BiRealNet", {}),
+        ("XNORNet", {}),
+        ("DoReFaNet", {}),
+        ("ResNet18", {"quantization": "dorefa"}),
+    ],
+)
+def test_each_binary_op_matches_keras_on_the_same_input(name, kwargs):
+    model = tfqnn.zoo.get(name)(input_shape=SHAPE, classes=10, **kwargs)
     ops_model, inputs, taps = binary_ops_model(model)
     assert len(taps) == sum(is_binary(layer) for layer in model.layers)
     fused = sum(len(sources) == 2 for sources, _ in taps)
     # Bi-Real Net's and QuickNet's blocks end in a shortcut Add, fused into
-    # the op (QuickNet's with its post-ReLU BatchNorm shift); XNOR-Net has none.
-    assert fused == {"BiRealNet": len(taps), "QuickNetSmall": len(taps), "XNORNet": 0}[name]
+    # the op (QuickNet's with its post-ReLU BatchNorm shift), and so does the
+    # second convolution of each of the DoReFa ResNet-18's 8 blocks;
+    # XNOR-Net and DoReFa-Net have none.
+    assert fused == {"BiRealNet": len(taps), "QuickNetSmall": len(taps), "ResNet18": 8}.get(name, 0)
     x = np.random.default_rng(1).random((2, *SHAPE), np.float32)
     tensors = [t for sources, _ in taps for t in sources] + [out for _, out in taps]
     probe = keras.Model(model.input, tensors)
@@ -113,7 +125,8 @@ def test_each_binary_op_matches_keras_on_the_same_input(name):
     fed, expected = activations[: len(inputs)], activations[len(inputs) :]
 
     data = tfqnn.export.to_tflite(ops_model)
-    assert tfqnn.lite.custom_ops_in(data).get("TfqnnBconv2d", 0) == len(taps)
+    custom = tfqnn.lite.custom_ops_in(data)
+    assert custom.get("TfqnnBconv2d", 0) + custom.get("TfqnnBdense", 0) == len(taps)
     if fused:
         assert "ADD" not in builtin_ops(data)
     interpreter = tfqnn.lite.Interpreter(model_content=data)

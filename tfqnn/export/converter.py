@@ -234,6 +234,8 @@ def _serving_function(
             bases["post_bias"] = group.post_bias
         if group.is_conv:
             pad_values = int(layer.pad_values) if layer.padding == "same" else 1
+            if isinstance(group, MultiBasisGroup) and group.op_pad_values is not None:
+                pad_values = group.op_pad_values  # a DoReFa input's q = 0: every basis -1
             count(spec.BCONV2D)
             return composite.bconv2d(
                 x,

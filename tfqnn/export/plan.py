@@ -23,6 +23,12 @@ which then skips its own input bitpacking. Consumers that are multi-basis
 groups with the same input thresholds ``t [N]`` get N bitpacked bases, bit 1
 where ``y < t_n`` (``output_thresholds``; through a `Flatten` only for N = 1).
 
+A layer whose input quantizer is a DoReFa activation of at most
+`thermometer.MAX_BITS` (3) bits and whose kernel is binary (DoReFa-Net's W1A2)
+is a multi-basis group of ``2^k - 1`` input bases (`tfqnn.export.thermometer`):
+the constant half of its input goes into the bias, and Keras's zero padding
+(``q = 0``) becomes the op's ``pad_values=-1``.
+
 A convolution group whose (folded) output is the only input of an ``Add`` of
 two tensors (Bi-Real Net's and ResNetE's shortcut: binary conv, BatchNorm,
 ``+ x``) absorbs the ``Add`` when the other tensor has the output's static
@@ -42,6 +48,7 @@ import keras
 import numpy as np
 
 from tfqnn import activations as tfqnn_activations
+from tfqnn.export import thermometer
 from tfqnn.layers import QuantConv2D, QuantDense
 from tfqnn.lite import reference
 from tfqnn.quantizers import MultiBinaryActivation
@@ -98,6 +105,8 @@ class MultiBasisGroup(BinaryGroup):
     kernel_scales: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))  # [M, O]
     thresholds: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(1, np.float32))
     input_scales: np.ndarray = dataclasses.field(default_factory=lambda: np.ones(1))  # [N]
+    # The op's pad_values when it is not Keras's (a DoReFa input: q = 0 is every basis at -1).
+    op_pad_values: int | None = None
 
     @property
     def out_channels(self) -> int:
@@ -333,6 +342,8 @@ def _multi_basis_group(layer: keras.layers.Layer) -> MultiBasisGroup | None:
         sign_input = False
     elif _is_sign(input_quantizer):
         thresholds, input_scales, sign_input = np.zeros(1, np.float32), np.ones(1), True
+    elif (code := thermometer.dorefa_bases(input_quantizer)) is not None:
+        return _dorefa_group(layer, code)
     else:
         return None
     channels = _binary_in_channels(layer, pad_values=(0.0, 1.0) if sign_input else (0.0,))
@@ -355,6 +366,52 @@ def _multi_basis_group(layer: keras.layers.Layer) -> MultiBasisGroup | None:
         thresholds=thresholds,
         input_scales=input_scales,
     )
+    clamp = _clamp_of(layer.activation)
+    if clamp is None:
+        group.activation = layer.activation
+    else:
+        group.clamp_min, group.clamp_max = clamp
+    _as_float32(group)
+    return group
+
+
+def _dorefa_group(
+    layer: keras.layers.Layer, code: thermometer.Thermometer
+) -> MultiBasisGroup | None:
+    """A layer reading DoReFa activations ``q = offset + sum_j scales[j] s_j`` (`thermometer`).
+
+    N = n input bases with thresholds ``t_j`` and scales ``1/(2n)``; the
+    constant ``offset * sum(W)`` per output channel joins the bias (``W =
+    sum_m alpha_m B_m``, ``sum(B_m[o]) = K - 2 popcount(B_m[o])`` over the
+    ``K`` weights of a channel); Keras's zero padding (``q = 0``) is the
+    op's ``pad_values=-1``.
+    """
+    channels = _binary_in_channels(layer, pad_values=(0.0, 1.0))
+    if channels is None:
+        return None
+    kernel = _kernel_bases(layer)
+    if kernel is None:
+        return None
+    packed, alpha = kernel
+    out_channels = alpha.shape[1]
+    weights_per_channel = int(np.prod(layer.kernel.shape[:-1]))
+    popcounts = np.unpackbits(packed.reshape(*packed.shape[:2], -1).view(np.uint8), axis=-1)
+    basis_sums = weights_per_channel - 2 * popcounts.sum(axis=-1, dtype=np.int64)  # [M, O]
+    constant = code.offset * np.sum(alpha * basis_sums, axis=0)
+    bias = np.broadcast_to(np.asarray(_bias(layer), np.float64), (out_channels,)) + constant
+    group = MultiBasisGroup(
+        layer=layer,
+        packed_weights=packed[0],
+        in_channels=int(channels),
+        multiplier=np.ones(out_channels),
+        bias=bias,
+        kernel_bases=packed,
+        kernel_scales=alpha,
+        thresholds=code.thresholds,
+        input_scales=code.scales,
+    )
+    if isinstance(layer, QuantConv2D) and layer.padding == "same":
+        group.op_pad_values = code.pad_values(layer.pad_values)
     clamp = _clamp_of(layer.activation)
     if clamp is None:
         group.activation = layer.activation

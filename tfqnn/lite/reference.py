@@ -238,8 +238,9 @@ def bconv2d(
     ``x_packed [B, H, W, ceil(C/32)]``, ``filter_packed [O, KH, KW, ceil((C/groups)/32)]``.
     The dot product of an output pixel sums ``Cg - 2 popcount(x_tap XOR w_tap)``
     over its ``KH * KW`` taps (``Cg = C/groups``, the group's input channels); a
-    padding tap is the +1 pixel (word 0) when ``pad_values = 1`` and adds nothing
-    when ``pad_values = 0``. Then `output_transform`, output NHWC.
+    padding tap is the +1 pixel (word 0) when ``pad_values = 1``, adds nothing
+    when ``pad_values = 0`` and is the -1 pixel (adds ``-sum(w)``) when
+    ``pad_values = -1``. Then `output_transform`, output NHWC.
 
     ``residual`` (option ``residual`` 1, float output only): float32 of the
     output's shape, added after the clamp, ``out = y + residual`` rounded
@@ -281,8 +282,9 @@ def bconv2d(
                 xor = taps[..., None, :] ^ filt[outs, i, j]  # [B, Ho, Wo, Og, Fw]
                 mismatches = _popcount(xor).sum(axis=-1, dtype=np.int64)
                 tap_dot = group_channels - 2 * mismatches  # [B, Ho, Wo, Og]
-                if pad_values == 0:
-                    tap_dot = tap_dot * real[np.ix_(r, c)][None, :, :, None]
+                if pad_values != 1:  # the +1 pixel's sum(w) becomes 0 or -sum(w)
+                    inside = real[np.ix_(r, c)][None, :, :, None]
+                    tap_dot = np.where(inside, tap_dot, pad_values * tap_dot)
                 dot[..., outs] += tap_dot
     out = output_transform(
         dot,

@@ -171,8 +171,8 @@ def check_output_type(value: Any) -> str:
 
 
 def check_pad_values(value: Any) -> int:
-    """The value of Bconv2d's padding pixels: 1 (+1) or 0 (zero, as Keras pads)."""
-    return check_int("pad_values", value, low=0, high=1)
+    """The value of Bconv2d's padding pixels: 1 (+1), 0 (zero, as Keras pads) or -1."""
+    return check_int("pad_values", value, low=-1, high=1)
 
 
 def check_pair(name: str, value: Any) -> tuple[int, int]:

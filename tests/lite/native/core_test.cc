@@ -377,7 +377,7 @@ void conv_case(Harness& h, Rng& rng, int index) {
   s.dilation_height = rng.coin(0.25) ? 2 : 1;
   s.dilation_width = rng.coin(0.8) ? s.dilation_height : rng.uniform(1, 2);
   s.padding = rng.coin(0.6) ? Padding::kSame : Padding::kValid;
-  s.pad_values = rng.uniform(0, 1);
+  s.pad_values = rng.uniform(-1, 1);
   if (rng.coin(0.1)) {  // 1x1, stride 1: the kernel reads the input rows as they are
     s.filter_height = s.filter_width = 1;
     s.stride_height = s.stride_width = 1;
@@ -422,8 +422,8 @@ void conv_case(Harness& h, Rng& rng, int index) {
               if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
                 const int8_t* px = xv.data() + ((int64_t{b} * H + iy) * W + ix) * C + g * cg;
                 for (int c = 0; c < cg; ++c) d += px[c] * wt[c];
-              } else if (s.pad_values == 1) {  // a padding pixel of +1
-                for (int c = 0; c < cg; ++c) d += wt[c];
+              } else if (s.pad_values != 0) {  // a padding pixel of +1 or -1
+                for (int c = 0; c < cg; ++c) d += s.pad_values * wt[c];
               }  // pad_values 0: a zero pixel adds nothing
             }
           }

@@ -11,7 +11,9 @@
 // of the tap. Which taps of a pixel lie in the padding depends only on its
 // class along each axis (pixels near the top, bottom, left or right edge), so
 // prepare() sums the padding taps' popcounts once per class pair and a border
-// row subtracts one vector.
+// row subtracts one vector. For pad_values = -1 (padding pixels -1 in every
+// channel) a tap must add -sum(w): its count becomes Cg - popcount(w) instead
+// of popcount(w), so a border row keeps K and adds taps * Cg - 2 sums.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -93,6 +95,13 @@ AddResidualFn add_residual_kernel() {
 // counts[0, n) -= sums[0, n).
 inline void subtract_words(int32_t* __restrict counts, const int32_t* __restrict sums, int n) {
   for (int o = 0; o < n; ++o) counts[o] -= sums[o];
+}
+
+// counts[0, n) += base - 2 sums[0, n) (pad_values = -1: the padding taps'
+// counts become Cg - popcount(w)).
+inline void flip_words(int32_t* __restrict counts, const int32_t* __restrict sums, int n,
+                       int32_t base) {
+  for (int o = 0; o < n; ++o) counts[o] += base - 2 * sums[o];
 }
 
 // What im2col needs of the shape.
@@ -251,7 +260,7 @@ void BConv2d::prepare(const BConv2dShape& shape, const int32_t* filter) {
   border_taps_.clear();
   border_sums_.clear();
   col_classes_ = 0;
-  if (s.pad_values == 0) {
+  if (s.pad_values != 1) {
     std::vector<std::vector<char>> rows_inside, cols_inside;
     axis_classes(s.in_height, s.out_height, s.filter_height, s.stride_height, s.dilation_height,
                  s.pad_top, &row_class_, &rows_inside);
@@ -319,7 +328,8 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
   // 1x1, stride 1, no padding: the input rows are the gemm's A.
   const bool direct =
       taps == 1 && nb == 1 && sh == 1 && sw == 1 && ho == H && wo == W && pt == 0 && pl == 0;
-  const bool zero_pad = s.pad_values == 0 && !border_taps_.empty();
+  const bool zero_pad = s.pad_values != 1 && !border_taps_.empty();
+  const bool minus_pad = s.pad_values == -1;  // padding pixels -1: K stays, counts flip
 
   // Output pixels [y0, y1) x [x0, x1) see no padding.
   auto first_inside = [](int pad, int stride) { return (pad + stride - 1) / stride; };
@@ -397,11 +407,16 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
             const int row = i + x - ox;
             const size_t cls = row_base + col_class_[x];
             const int outside = border_taps_[cls];
-            row_k[row] = k_bits - outside * cg;
+            row_k[row] = minus_pad ? k_bits : k_bits - outside * cg;
             if (outside > 0) {
               for (int bi = 0; bi < nb; ++bi) {
-                subtract_words(counts + bi * basis_stride + int64_t{row} * n,
-                               border_sums_.data() + cls * n, n);
+                int32_t* c = counts + bi * basis_stride + int64_t{row} * n;
+                const int32_t* sums = border_sums_.data() + cls * n;
+                if (minus_pad) {
+                  flip_words(c, sums, n, outside * cg);
+                } else {
+                  subtract_words(c, sums, n);
+                }
               }
             }
           };

@@ -185,7 +185,7 @@ BConv2dShape conv_shape(int batch, int in_height, int in_width, int channels_in,
   if (batch < 1 || in_height < 1 || in_width < 1 || channels_in < 1 || groups < 1 ||
       channels_out < 1 || filter_height < 1 || filter_width < 1 || stride_height < 1 ||
       stride_width < 1 || dilation_height < 1 || dilation_width < 1 ||
-      (padding != 1 && padding != 2) || (pad_values != 0 && pad_values != 1) ||
+      (padding != 1 && padding != 2) || (pad_values < -1 || pad_values > 1) ||
       channels_in % groups != 0 || channels_out % groups != 0 ||
       (groups > 1 && (channels_in / groups) % 32 != 0)) {
     return s;  // out_height = 0

@@ -131,7 +131,7 @@ struct BConv2dShape {
   int stride_height = 1, stride_width = 1;
   int dilation_height = 1, dilation_width = 1;
   Padding padding = Padding::kValid;
-  int pad_values = 1;  // 1: padding pixels are +1; 0: they are zero
+  int pad_values = 1;  // 1: padding pixels are +1; 0: they are zero; -1: they are -1
   // Multi-basis: N bitpacked input bases per pixel (N x
   // packed_words(channels_in) words), M filter bases (M x channels_out
   // filter rows, basis-major); must match the transform's.
@@ -160,7 +160,7 @@ class BConv2d {
  private:
   BConv2dShape shape_;
   std::vector<int32_t> filter_;  // kernel-ready layout
-  // pad_values = 0: output pixels fall into classes by which of their taps
+  // pad_values 0 or -1: output pixels fall into classes by which of their taps
   // lie in the padding (row_class_[oy] * col_classes_ + col_class_[ox]); per
   // class, the padding taps' count and the popcount of their filter words
   // per output channel, [class][channels_out].

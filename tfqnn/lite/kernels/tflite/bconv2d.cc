@@ -37,7 +37,7 @@ class Bconv2d : public Op {
     int padding;
     TFQNN_TRY(o.get_int("padding", 1, 2, &padding, true));
     shape_.padding = padding_of(padding);
-    TFQNN_TRY(o.get_int("pad_values", 0, 1, &shape_.pad_values, false, 1));
+    TFQNN_TRY(o.get_int("pad_values", -1, 1, &shape_.pad_values, false, 1));
     TFQNN_TRY(o.get_int("residual", 0, 1, &residual_, false, 0));
     if (shape_.channels_in % shape_.groups != 0) {
       return "option 'groups' must divide channels_in";

@@ -1,0 +1,207 @@
+"""Export of layers that read DoReFa activations as multi-basis binary ops.
+
+A k-bit DoReFa input ``q = round(n clip(x, 0, 1)) / n`` is ``n = 2^k - 1``
+binary bases (`tfqnn.export.thermometer`); checked against the quantizer on
+every float32 around the steps, and whole layers against Keras.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+import tfqnn
+from tests._tflite import builtin_ops
+from tfqnn.export import thermometer
+from tfqnn.export.plan import MultiBasisGroup, plan_groups
+from tfqnn.layers import QuantConv2D, QuantDense
+from tfqnn.lite import reference
+from tfqnn.quantizers import DoReFa
+
+pytestmark = pytest.mark.filterwarnings("ignore:Quant.* has a binary kernel_quantizer")
+
+
+def dorefa(bits=2):
+    return dict(
+        input_quantizer=DoReFa(bits, mode="activations"),
+        kernel_quantizer=DoReFa(1, mode="weights"),
+    )
+
+
+def neighbours(values, count=40):
+    """Every float32 within `count` steps of each value."""
+    bits = np.asarray(values, np.float32).view(np.int32)[:, None] + np.arange(-count, count + 1)
+    return bits.astype(np.int32).view(np.float32).reshape(-1)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3])
+def test_thermometer_code_is_the_quantizer_on_every_float32_near_a_step(rng, bits):
+    quantizer = DoReFa(bits, mode="activations")
+    code = thermometer.dorefa_bases(quantizer, max_bits=3)
+    n = 2**bits - 1
+    assert code.thresholds.shape == (n,) and np.all(np.diff(code.thresholds) > 0)
+    np.testing.assert_allclose(code.thresholds, (np.arange(n) + 0.5) / n, atol=1e-6)
+    # The round-to-even ties of n x (x = (j + 1/2) / n in float32) and their neighbours,
+    # and values all over and outside [0, 1].
+    x = np.concatenate(
+        [
+            neighbours((np.arange(n) + 0.5) / n),
+            rng.uniform(-0.5, 1.5, 2000).astype(np.float32),
+            np.float32([-np.inf, -1, -0.0, 0, 1, 2, np.inf]),
+        ]
+    )
+    level = np.round(keras.ops.convert_to_numpy(quantizer(x, training=False)) * n)
+    s = np.where(x[:, None] < code.thresholds, -1.0, 1.0)
+    q = code.offset + s @ code.scales
+    np.testing.assert_array_equal(np.round(q * n), level)
+
+
+def test_thresholds_split_ties_as_keras_rounds_them():
+    # In float32, 3 x = 0.5 rounds to 0 and 3 x = 1.5 to 2 (ties to even): the
+    # first step is above the tie, the second at it.
+    quantizer = DoReFa(2, mode="activations")
+    t = thermometer.dorefa_bases(quantizer).thresholds
+    three = np.float32(3)
+    assert np.float32(t[0] * three) > 0.5 and np.float32(np.nextafter(t[0], 0) * three) <= 0.5
+    assert np.float32(t[1] * three) >= 1.5 and np.float32(np.nextafter(t[1], 0) * three) < 1.5
+
+
+def test_only_small_dorefa_activations_become_bases():
+    assert thermometer.MAX_BITS == 3
+    assert thermometer.dorefa_bases(DoReFa(3, mode="activations")).thresholds.shape == (7,)
+    assert thermometer.dorefa_bases(DoReFa(4, mode="activations")) is None
+    assert thermometer.dorefa_bases(DoReFa(3, mode="activations"), max_bits=2) is None
+    assert thermometer.dorefa_bases(DoReFa(2, mode="weights")) is None
+    assert thermometer.dorefa_bases(None) is None
+    assert thermometer.Thermometer.pad_values(0.0) == -1
+    assert thermometer.Thermometer.pad_values(1.0) == 1
+    assert thermometer.Thermometer.pad_values(0.5) is None
+
+
+def randomize(model, rng):
+    for weight in model.weights:
+        shape = weight.shape
+        if weight.name == "moving_variance":
+            weight.assign(rng.uniform(0.5, 2.0, shape))
+        elif weight.name == "gamma":
+            weight.assign(rng.uniform(0.5, 2.0, shape) * rng.choice([-1, 1], shape))
+        else:
+            weight.assign(rng.normal(0, 1, shape))
+    return model
+
+
+def dorefa_cnn(bits=2):
+    """Every pattern: zero and one padding, valid, bias, BN, pool, Flatten, dense chain."""
+    return keras.Sequential(
+        [
+            keras.Input((9, 10, 3)),
+            keras.layers.Conv2D(40, 3, padding="same"),
+            QuantConv2D(36, 3, padding="same", **dorefa(bits)),  # zero padding, bias
+            keras.layers.BatchNormalization(),
+            keras.layers.MaxPooling2D(3, 2, padding="same"),
+            QuantConv2D(33, 3, padding="same", pad_values=1.0, use_bias=False, **dorefa(bits)),
+            keras.layers.BatchNormalization(scale=False),
+            QuantConv2D(64, (2, 3), strides=(1, 2), use_bias=False, **dorefa(bits)),
+            keras.layers.BatchNormalization(),
+            keras.layers.Flatten(),
+            QuantDense(70, use_bias=False, **dorefa(bits)),
+            keras.layers.BatchNormalization(),
+            QuantDense(10, **dorefa(bits)),
+        ]
+    )
+
+
+@pytest.mark.parametrize("bits", [2, 1, 3])
+def test_dorefa_cnn_exports_as_binary_ops_and_matches_keras(rng, bits):
+    model = randomize(dorefa_cnn(bits), rng)
+    # Inputs around the steps (the float conv before is the identity on them).
+    x = rng.uniform(-0.3, 1.3, (3, 9, 10, 3)).astype(np.float32)
+    data = tfqnn.export.to_tflite(model, verbose=0)
+    # One op per DoReFa layer; each writes the next one's bases, bitpacked, and the
+    # pool runs packed; the Flatten passes packed bits for one basis only (1 bit).
+    assert tfqnn.lite.custom_ops_in(data) == {
+        "TfqnnQuantize": 1 if bits == 1 else 2,
+        "TfqnnBconv2d": 3,
+        "TfqnnBMaxPool2d": 1,
+        "TfqnnBdense": 2,
+    }
+    assert builtin_ops(data).get("CONV_2D") == 1  # the float convolution only
+    assert "FULLY_CONNECTED" not in builtin_ops(data)
+    expected = model.predict(x, verbose=0)
+    actual = tfqnn.lite.Interpreter(model_content=data).predict(x)
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_dorefa_conv_matches_keras_with_zero_padding_and_inputs_on_the_steps(rng):
+    layer = QuantConv2D(48, 5, strides=2, padding="same", **dorefa())
+    model = randomize(keras.Sequential([keras.Input((9, 8, 40)), layer]), rng)
+    steps = thermometer.dorefa_bases(layer.input_quantizer).thresholds
+    # Every input on a step or a float32 next to one (a grid of 0 / 1 elsewhere).
+    values = neighbours(steps, 2)
+    x = rng.choice(np.concatenate([values, [0.0, 1.0, -2.0, 3.0]]), (2, 9, 8, 40))
+    x = x.astype(np.float32)
+    data = tfqnn.export.to_tflite(model, verbose=0)
+    assert tfqnn.lite.custom_ops_in(data) == {"TfqnnQuantize": 1, "TfqnnBconv2d": 1}
+    expected = model.predict(x, verbose=0)
+    actual = tfqnn.lite.Interpreter(model_content=data).predict(x)
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    # And the numpy reference: the three bases, scales 1/6, the constant in the bias.
+    (group,) = plan_groups(model)[0].values()
+    assert isinstance(group, MultiBasisGroup) and group.op_pad_values == -1
+    alpha = np.mean(np.abs(layer.kernel.numpy()))
+    signs = np.where(layer.kernel.numpy() < 0, -1.0, 1.0)  # [KH, KW, C, O]
+    bias = layer.bias.numpy() + 0.5 * alpha * signs.sum(axis=(0, 1, 2))
+    y = reference.multi_basis(
+        x,
+        steps,
+        np.full(3, 1 / 6),
+        reference.bitpack(np.moveaxis(signs, -1, 0).astype(np.float32))[None],
+        np.full((1, 48), alpha),
+        bias,
+        reference.bconv2d,
+        channels_in=40,
+        strides=(2, 2),
+        padding="same",
+        pad_values=-1,
+    )
+    np.testing.assert_allclose(actual, y, rtol=1e-5, atol=1e-5 * np.abs(y).max())
+
+
+OTHER_LAYERS = {
+    "4_bits": lambda: QuantConv2D(8, 3, padding="same", **dorefa(4)),  # 15 bases: not worth it
+    "pad_half": lambda: QuantConv2D(8, 3, padding="same", pad_values=0.5, **dorefa(2)),
+    "2_bit_kernel": lambda: QuantConv2D(
+        8,
+        3,
+        input_quantizer=DoReFa(2, mode="activations"),
+        kernel_quantizer=DoReFa(2, mode="weights"),  # not binary
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", OTHER_LAYERS)
+def test_other_dorefa_layers_stay_float_builtins(rng, kind):
+    model = randomize(keras.Sequential([keras.Input((6, 6, 8)), OTHER_LAYERS[kind]()]), rng)
+    data = tfqnn.export.to_tflite(model, verbose=0)
+    assert not tfqnn.lite.custom_ops_in(data)
+    x = rng.uniform(-0.2, 1.2, (2, 6, 6, 8)).astype(np.float32)
+    expected = model.predict(x, verbose=0)
+    actual = tfqnn.lite.Interpreter(model_content=data).predict(x)
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+def test_int8_export_reads_int8_neighbours_as_well_as_int8_builtins_do(rng, monkeypatch):
+    # With int8 neighbours the bases compare dequantized int8 inputs with the
+    # thresholds: an input within an int8 step of one may flip, as the int8
+    # builtins' own rounding does; the error stays that of an int8 export.
+    model = randomize(dorefa_cnn(2), rng)
+    x = rng.uniform(-0.3, 1.3, (3, 9, 10, 3)).astype(np.float32)
+    expected = model.predict(x, verbose=0)
+    errors = {}
+    for max_bits in (0, thermometer.MAX_BITS):
+        monkeypatch.setattr(thermometer, "MAX_BITS", max_bits)
+        data = tfqnn.export.to_tflite(model, verbose=0, int8_representative_data=x)
+        ops = tfqnn.lite.custom_ops_in(data)
+        assert ops.get("TfqnnBconv2d", 0) == (3 if max_bits else 0)
+        actual = tfqnn.lite.Interpreter(model_content=data).predict(x)
+        errors[max_bits] = np.median(np.abs(actual - expected))
+    assert errors[thermometer.MAX_BITS] <= 1.5 * errors[0]

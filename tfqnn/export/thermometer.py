@@ -1,0 +1,116 @@
+"""DoReFa's k-bit activations as binary bases: a thermometer code for multi-basis ops.
+
+DoReFa-Net (Zhou et al. 2016, arXiv:1606.06160) quantizes an activation to
+``q = round(n clip(x, 0, 1)) / n`` with ``n = 2^k - 1``: a step function of
+``x`` with ``n`` steps. With ``t_j`` the smallest float32 at which ``q``
+reaches level ``j`` and ``s_j = +1`` where ``x >= t_j``, else ``-1``,
+
+```
+q = sum_j [x >= t_j] / n = 1/2 + 1/(2n) sum_j s_j
+```
+
+so a layer that reads ``q`` through a kernel ``W`` is a multi-basis layer
+(docs/lite_ops.md) of ``N = n`` input bases ``s_j`` (bit 1 where
+``x < t_j``, one `TfqnnQuantize` with the thresholds, or the thresholded
+output of the layer before), each scaled by ``1/(2n)``, plus the constant
+``1/2 conv(1, W)``, which is ``1/2 sum(W)`` per output channel and goes into
+the bias. A padding pixel of ``q = 0`` (Keras's ``pad_values=0``) is
+``s_j = -1`` in every basis, the op's ``pad_values=-1``; ``q = 1``
+(``pad_values=1``) is ``s_j = +1``, the op's ``pad_values=1``.
+
+The thresholds are found among float32 values by bisection of the formula
+and then checked against the quantizer itself on the float32 values around
+each of them, so ``x < t_j`` splits every float32 input as Keras's rounding
+(ties to even) does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import keras
+import numpy as np
+
+from tfqnn.quantizers import DoReFa
+
+# The most activation bits exported as bases: a k-bit input costs 2^k - 1
+# binary passes. Against the float builtins a wider layer stays as, DoReFa-Net's
+# conv3 and fc6 run 2.5x and 13x faster as 7 bases (3 bits), 1.2x and 7.5x as
+# 15 (benchmarks/dorefa_bases_latency.py, benchmarks/README.md).
+MAX_BITS = 3
+
+# float32 neighbours of each threshold that are checked against the quantizer.
+_WINDOW = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class Thermometer:
+    """An input ``q = offset + sum_j scales[j] s_j`` with ``s_j = -1`` where ``x < thresholds[j]``."""
+
+    thresholds: np.ndarray  # float32 [n], increasing
+    scales: np.ndarray  # float64 [n]
+    offset: float
+
+    @staticmethod
+    def pad_values(keras_pad_value: float) -> int | None:
+        """The op's ``pad_values`` for Keras's padding value of ``q``, or None if none fits.
+
+        ``q = 0`` is every basis at -1, ``q = 1`` every basis at +1.
+        """
+        return {0.0: -1, 1.0: 1}.get(float(keras_pad_value))
+
+
+def dorefa_bases(quantizer: Any, max_bits: int | None = None) -> Thermometer | None:
+    """The thermometer code of a DoReFa activation quantizer of at most `max_bits` bits, or None.
+
+    ``max_bits`` None is `MAX_BITS` (read at each call).
+    """
+    if type(quantizer) is not DoReFa or quantizer.mode != "activations":
+        return None
+    if quantizer.bits > (MAX_BITS if max_bits is None else max_bits):
+        return None
+    n = 2**quantizer.bits - 1
+    thresholds = _checked_steps(quantizer, n)
+    if thresholds is None:
+        return None
+    return Thermometer(thresholds=thresholds, scales=np.full(n, 0.5 / n), offset=0.5)
+
+
+def _level(x: np.ndarray, n: int) -> np.ndarray:
+    """DoReFa's level ``round(n clip(x, 0, 1))`` in float32 arithmetic (ties to even)."""
+    clipped = np.clip(x.astype(np.float32), np.float32(0), np.float32(1))
+    return np.round(clipped * np.float32(n))
+
+
+def _first_at_level(level: int, n: int) -> np.float32:
+    """The smallest float32 in [0, 1] whose formula level is at least `level` (bisection)."""
+    low = int(np.float32(0).view(np.int32))  # positive float32 order as their bits
+    high = int(np.float32(1).view(np.int32))
+    while low < high:
+        middle = (low + high) // 2
+        value = np.array([middle], np.int32).view(np.float32)
+        if _level(value, n)[0] >= level:
+            high = middle
+        else:
+            low = middle + 1
+    return np.array([low], np.int32).view(np.float32)[0]
+
+
+def _checked_steps(quantizer: Any, n: int) -> np.ndarray | None:
+    """The step points of `quantizer`, as the quantizer itself computes them, or None."""
+    steps = np.array([_first_at_level(j, n) for j in range(1, n + 1)], np.float32)
+    offsets = np.arange(-_WINDOW, _WINDOW + 1, dtype=np.int32)
+    windows = (steps.view(np.int32)[:, None] + offsets[None]).view(np.float32)  # [n, 2W+1]
+    q = keras.ops.convert_to_numpy(quantizer(windows, training=False)).astype(np.float64)
+    levels = np.round(q * n)
+    for j in range(n):
+        reached = levels[j] >= j + 1
+        first = int(np.argmax(reached))
+        # A step inside the window, with every value after it at the level.
+        if not reached.any() or first == 0 or not reached[first:].all():
+            return None
+        steps[j] = windows[j, first]
+    if np.any(np.diff(steps) <= 0):
+        return None
+    return steps
