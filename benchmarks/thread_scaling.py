@@ -96,19 +96,9 @@ class Library:
 
 def make_interpreter(path: Path, library: str | None, threads: int) -> Any:
     """ai-edge-litert's interpreter with `threads` threads (tfqnn's delegate when `library`)."""
-    from ai_edge_litert import interpreter as litert
+    import zoo_latency
 
-    delegates = []
-    if library is not None:
-        delegates.append(litert.load_delegate(library, options={"num_threads": str(threads)}))
-    interpreter = litert.Interpreter(
-        model_path=str(path), num_threads=threads, experimental_delegates=delegates
-    )
-    interpreter.allocate_tensors()
-    (detail,) = interpreter.get_input_details()
-    x = np.random.default_rng(1).standard_normal(detail["shape"]).astype(np.float32)
-    interpreter.set_tensor(detail["index"], x)
-    return interpreter
+    return zoo_latency.make_interpreter(path, library is not None, threads, library)
 
 
 def output_of(interpreter: Any) -> np.ndarray:
