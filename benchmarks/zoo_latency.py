@@ -484,7 +484,8 @@ def _targets(entries: list[Entry], threads: list[int], statistic: str) -> list[d
             TARGET_QUICKNETSMALL_INT8,
         )
     for entry in entries:
-        if entry.variant not in BINARY_VARIANTS:
+        # QuickNetSmall's own, stricter targets are above.
+        if entry.variant not in BINARY_VARIANTS or entry.network == "QuickNetSmall":
             continue
         b = getattr(entry, statistic).get(one)
         add(

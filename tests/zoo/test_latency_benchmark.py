@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import sys
 from pathlib import Path
@@ -128,6 +129,14 @@ def test_tiny_network_table(bench: Any, tmp_path: Path) -> None:
     assert goals[3]["measured_p10"] == pytest.approx(int8["p10_ms"][1] / p10)
     for goal in goals:
         assert goal["met"] == (goal["measured"] >= goal["goal"])
+    # QuickNetSmall gets its own targets (10x / 3x), not the generic 5x / 2x too.
+    renamed = [dataclasses.replace(e, network="QuickNetSmall") for e in entries]
+    goals = bench.targets(renamed, [1, 2])
+    assert [(g["target"], g["goal"]) for g in goals] == [
+        (f"QuickNetSmall {v} vs its {w} (1T)", goal)
+        for v in ("binary", "binary-int8")
+        for w, goal in (("float32", 10.0), ("int8", 3.0))
+    ]
 
 
 def test_arguments(bench: Any) -> None:
