@@ -327,26 +327,32 @@ def _multi_basis_group(layer: keras.layers.Layer) -> MultiBasisGroup | None:
 
     Its kernel must be a sum of M binary bases with per-output-channel (or
     per-tensor) scales (a quantizer with ``decompose``, or a binary kernel
-    for M = 1) and its input a sign or a `MultiBinaryActivation`; with a
-    binary kernel, the input must be a `MultiBinaryActivation` (a sign input
-    and a binary kernel is a plain binary group). "same" padding needs
-    ``pad_values=0`` (each op pads with zeros), or 1 for sign inputs.
+    for M = 1) and its input a sign, a `MultiBinaryActivation` or a DoReFa
+    activation of at most `thermometer.MAX_BITS` bits (its thermometer code:
+    ``2^k - 1`` bases, the constant ``offset * sum(W)`` in the bias, Keras's
+    zero padding as the op's ``pad_values=-1``); a sign input and a binary
+    kernel is a plain binary group. "same" padding needs ``pad_values=0``
+    (each op pads with zeros), or 1 for sign and DoReFa inputs.
     """
     if type(layer) not in (QuantDense, QuantConv2D):
         return None
     input_quantizer = layer.input_quantizer
+    code = thermometer.dorefa_bases(input_quantizer)
+    pad_values: tuple[float, ...]
     if isinstance(input_quantizer, MultiBinaryActivation) and input_quantizer.shifts is not None:
         shifts = keras.ops.convert_to_numpy(input_quantizer.shifts).astype(np.float64)
         thresholds = (0.5 - shifts).astype(np.float32)
         input_scales = keras.ops.convert_to_numpy(input_quantizer.scales).astype(np.float64)
-        sign_input = False
+        sign_input, pad_values = False, (0.0,)
     elif _is_sign(input_quantizer):
         thresholds, input_scales, sign_input = np.zeros(1, np.float32), np.ones(1), True
-    elif (code := thermometer.dorefa_bases(input_quantizer)) is not None:
-        return _dorefa_group(layer, code)
+        pad_values = (0.0, 1.0)
+    elif code is not None:
+        thresholds, input_scales, sign_input = code.thresholds, code.scales, False
+        pad_values = (0.0, 1.0)
     else:
         return None
-    channels = _binary_in_channels(layer, pad_values=(0.0, 1.0) if sign_input else (0.0,))
+    channels = _binary_in_channels(layer, pad_values=pad_values)
     if channels is None:
         return None
     kernel = _kernel_bases(layer)
@@ -354,51 +360,10 @@ def _multi_basis_group(layer: keras.layers.Layer) -> MultiBasisGroup | None:
         return None
     packed, alpha = kernel
     out_channels = alpha.shape[1]
-    bias = _bias(layer)
-    group = MultiBasisGroup(
-        layer=layer,
-        packed_weights=packed[0],
-        in_channels=int(channels),
-        multiplier=np.ones(out_channels),
-        bias=np.broadcast_to(np.asarray(bias, np.float64), (out_channels,)).copy(),
-        kernel_bases=packed,
-        kernel_scales=alpha,
-        thresholds=thresholds,
-        input_scales=input_scales,
-    )
-    clamp = _clamp_of(layer.activation)
-    if clamp is None:
-        group.activation = layer.activation
-    else:
-        group.clamp_min, group.clamp_max = clamp
-    _as_float32(group)
-    return group
-
-
-def _dorefa_group(
-    layer: keras.layers.Layer, code: thermometer.Thermometer
-) -> MultiBasisGroup | None:
-    """A layer reading DoReFa activations ``q = offset + sum_j scales[j] s_j`` (`thermometer`).
-
-    N = n input bases with thresholds ``t_j`` and scales ``1/(2n)``; the
-    constant ``offset * sum(W)`` per output channel joins the bias (``W =
-    sum_m alpha_m B_m``, ``sum(B_m[o]) = K - 2 popcount(B_m[o])`` over the
-    ``K`` weights of a channel); Keras's zero padding (``q = 0``) is the
-    op's ``pad_values=-1``.
-    """
-    channels = _binary_in_channels(layer, pad_values=(0.0, 1.0))
-    if channels is None:
-        return None
-    kernel = _kernel_bases(layer)
-    if kernel is None:
-        return None
-    packed, alpha = kernel
-    out_channels = alpha.shape[1]
-    weights_per_channel = int(np.prod(layer.kernel.shape[:-1]))
-    popcounts = np.unpackbits(packed.reshape(*packed.shape[:2], -1).view(np.uint8), axis=-1)
-    basis_sums = weights_per_channel - 2 * popcounts.sum(axis=-1, dtype=np.int64)  # [M, O]
-    constant = code.offset * np.sum(alpha * basis_sums, axis=0)
-    bias = np.broadcast_to(np.asarray(_bias(layer), np.float64), (out_channels,)) + constant
+    bias = np.broadcast_to(np.asarray(_bias(layer), np.float64), (out_channels,)).copy()
+    if code is not None:
+        # A DoReFa input's constant offset reads the kernel's sum per output channel.
+        bias += code.offset * _kernel_sums(layer, packed, alpha)
     group = MultiBasisGroup(
         layer=layer,
         packed_weights=packed[0],
@@ -407,10 +372,10 @@ def _dorefa_group(
         bias=bias,
         kernel_bases=packed,
         kernel_scales=alpha,
-        thresholds=code.thresholds,
-        input_scales=code.scales,
+        thresholds=thresholds,
+        input_scales=input_scales,
     )
-    if isinstance(layer, QuantConv2D) and layer.padding == "same":
+    if code is not None and isinstance(layer, QuantConv2D) and layer.padding == "same":
         group.op_pad_values = code.pad_values(layer.pad_values)
     clamp = _clamp_of(layer.activation)
     if clamp is None:
@@ -419,6 +384,18 @@ def _dorefa_group(
         group.clamp_min, group.clamp_max = clamp
     _as_float32(group)
     return group
+
+
+def _kernel_sums(layer: keras.layers.Layer, packed: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``sum(W)`` per output channel of ``W = sum_m alpha_m B_m`` (``[O]``).
+
+    ``sum(B_m[o]) = K - 2 popcount(B_m[o])`` over the ``K`` weights of a
+    channel, from the packed bases ``[M, O, ...]`` (bit 1 = -1).
+    """
+    weights_per_channel = int(np.prod(layer.kernel.shape[:-1]))
+    popcounts = np.unpackbits(packed.reshape(*packed.shape[:2], -1).view(np.uint8), axis=-1)
+    basis_sums = weights_per_channel - 2 * popcounts.sum(axis=-1, dtype=np.int64)  # [M, O]
+    return np.sum(alpha * basis_sums, axis=0)
 
 
 def _kernel_bases(layer: keras.layers.Layer) -> tuple[np.ndarray, np.ndarray] | None:
