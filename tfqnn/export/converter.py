@@ -422,8 +422,7 @@ def _average_pool_as_depthwise(layer: keras.layers.AveragePooling2D, x: tf.Tenso
 
     The same sums (no padding: every window has k x k taps). XNNPACK runs an
     int8 depthwise convolution but leaves an int8 ``AVERAGE_POOL_2D`` to
-    LiteRT's reference kernel (about 10x slower for Bi-Real Net's shortcut
-    pools).
+    LiteRT's slower reference kernel (benchmarks/README.md).
     """
     kh, kw = layer.pool_size
     channels = int(x.shape[-1])

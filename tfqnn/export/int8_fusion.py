@@ -80,8 +80,7 @@ def fuse_int8_conversions(data: bytes) -> tuple[bytes, dict[str, int]]:
                 options = flexbuffers.Loads(bytes(writer.customOptions))
                 if options.get("output_type", 0) != spec.output_type_code("float"):
                     continue
-                options["output_type"] = int8_code
-                writer.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(options)), np.uint8)
+                _set_output_type(writer, int8_code)
                 writer.outputs = np.array([target], np.int32)
                 removed.add(id(op))
                 fused["QUANTIZE"] += 1
@@ -162,10 +161,7 @@ def _int8_concatenations(
         target = int(quantizes[0].outputs[0])
         q = subgraph.tensors[target].quantization
         for t in sources:
-            writer = producer[t]
-            options = flexbuffers.Loads(bytes(writer.customOptions))
-            options["output_type"] = int8_code
-            writer.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(options)), np.uint8)
+            _set_output_type(producer[t], int8_code)
             tensor = subgraph.tensors[t]
             tensor.type = schema.TensorType.INT8
             tensor.quantization = schema.QuantizationParametersT()
@@ -179,6 +175,13 @@ def _int8_concatenations(
         removed.add(id(quantizes[0]))
     subgraph.operators = [op for op in subgraph.operators if id(op) not in removed]
     return len(removed)
+
+
+def _set_output_type(writer: Any, code: int) -> None:
+    """Rewrites a binary op's ``output_type`` option (its other options unchanged)."""
+    options = flexbuffers.Loads(bytes(writer.customOptions))
+    options["output_type"] = code
+    writer.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(options)), np.uint8)
 
 
 def _per_tensor_int8(schema: Any, tensor: Any) -> bool:
