@@ -17,6 +17,8 @@ from tfqnn.layers import QuantConv2D, QuantDense
 from tfqnn.lite import reference
 from tfqnn.quantizers import DoReFa
 
+from .test_export import randomize
+
 pytestmark = pytest.mark.filterwarnings("ignore:Quant.* has a binary kernel_quantizer")
 
 
@@ -75,18 +77,6 @@ def test_only_small_dorefa_activations_become_bases():
     assert thermometer.Thermometer.pad_values(0.0) == -1
     assert thermometer.Thermometer.pad_values(1.0) == 1
     assert thermometer.Thermometer.pad_values(0.5) is None
-
-
-def randomize(model, rng):
-    for weight in model.weights:
-        shape = weight.shape
-        if weight.name == "moving_variance":
-            weight.assign(rng.uniform(0.5, 2.0, shape))
-        elif weight.name == "gamma":
-            weight.assign(rng.uniform(0.5, 2.0, shape) * rng.choice([-1, 1], shape))
-        else:
-            weight.assign(rng.normal(0, 1, shape))
-    return model
 
 
 def dorefa_cnn(bits=2):
