@@ -163,6 +163,7 @@ def test_a_pool_with_another_reader_stays_float(rng, reader):
         np.testing.assert_allclose(g, e, rtol=2e-5, atol=2e-4)
 
 
+@pytest.mark.filterwarnings("ignore:QuantConv2D has a binary kernel_quantizer")  # DoReFa's STE
 def test_multi_basis_readers_pool_every_basis(rng):
     """A pool read by two DoReFa (2-bit, three bases) layers runs packed on the three
     bases; a concatenation for them stays float (bases are basis-major per part)."""
