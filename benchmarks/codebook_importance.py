@@ -322,7 +322,9 @@ def run_arms(
             paired_held = mean_se([a - b for a, b in zip(held, reference[2])], True)
         if block is not False and uncorrected is not None:
             against = mean_se([a - b for a, b in zip(after, uncorrected[1])], True)
-        label = estimate if not damping else f"{estimate}@{damping:g}"
+        label = estimate
+        if damping and damping != "auto":
+            label = f"{estimate}@{damping:g}"
         if chosen is not None:
             corrected = ", corrected" if chosen[1] and block == "auto" else ""
             label = f"{estimate}@auto-{metric} (chose {chosen[0]:g}{corrected})"
