@@ -69,9 +69,9 @@ def test_bireal_blocks_fold_their_int8_adds(rng, monkeypatch):
 def test_int8_adds_that_do_not_fit_stay_builtins(rng, monkeypatch):
     inputs = keras.Input(SHAPE)
     x = keras.layers.Conv2D(32, 3, padding="same")(inputs)
-    # A ReLU after the Add: the converter fuses it into the ADD.
+    # A ReLU6 after the Add: the converter fuses it into the ADD (a ReLU folds).
     y = keras.layers.BatchNormalization()(binary_conv(32)(x))
-    a = keras.layers.ReLU()(keras.layers.Add()([y, x]))
+    a = keras.layers.ReLU(6.0)(keras.layers.Add()([y, x]))
     # A broadcast shortcut ([B, 1, 1, C]).
     pooled = keras.layers.GlobalAveragePooling2D(keepdims=True)(a)
     y = keras.layers.BatchNormalization()(binary_conv(32)(a))
@@ -98,7 +98,10 @@ def test_quicknet_block_folds_its_post_bias_and_shortcut_adds(rng, monkeypatch):
         32, 3, padding="same", pad_values=1.0, activation="relu", use_bias=False, **BINARY
     )(x)
     y = keras.layers.BatchNormalization(name="post_bn")(y)
-    model = randomize(keras.Model(inputs, keras.layers.Add()([y, x])), rng)
+    # A ReLU after the Add (QuickNet's last block of a section): the ADD's
+    # fused ReLU becomes the op's option residual_relu.
+    out = keras.layers.ReLU()(keras.layers.Add()([y, x]))
+    model = randomize(keras.Model(inputs, out), rng)
     bn = model.get_layer("post_bn")
     bn.gamma.assign(np.abs(bn.gamma.numpy()))
     data = rng.normal(size=(16, *SHAPE)).astype(np.float32)
@@ -107,6 +110,7 @@ def test_quicknet_block_folds_its_post_bias_and_shortcut_adds(rng, monkeypatch):
     assert "ADD" not in builtin_ops(fused), builtin_ops(fused)
     (options,) = bconv2d_options(fused)
     assert options["residual"] == 1 and options["biased_scale"] > 0
+    assert options["residual_relu"] == 1
     _, counts = int8_fusion.fuse_int8_conversions(plain)
     assert counts["ADD"] == 2
     np.testing.assert_array_equal(predict(fused, data), predict(plain, data))

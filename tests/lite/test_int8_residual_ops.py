@@ -32,8 +32,8 @@ SCALES = [
 ]
 
 
-def add_model(shape, a_quant, b_quant, out_quant):
-    """A file of one builtin int8 ADD: a + b, both model inputs."""
+def add_model(shape, a_quant, b_quant, out_quant, relu=False):
+    """A file of one builtin int8 ADD: a + b, both model inputs (with a fused ReLU)."""
     data = op_model(
         [],
         [
@@ -44,11 +44,11 @@ def add_model(shape, a_quant, b_quant, out_quant):
         [0, 1],
         [2],
     )
-    return with_builtin_adds(data, [([0, 1], 2)])
+    return with_builtin_adds(data, [([0, 1], 2)], relu)
 
 
-def with_builtin_adds(data, adds):
-    """The model with builtin ADDs ``(inputs, output)`` appended to its operators."""
+def with_builtin_adds(data, adds, relu=False):
+    """The model with builtin ADDs ``(inputs, output)`` appended (the last with a ReLU)."""
     tflite = schema()
     model = tflite.ModelT.InitFromObj(tflite.Model.GetRootAsModel(data, 0))
     code = tflite.OperatorCodeT()
@@ -64,6 +64,8 @@ def with_builtin_adds(data, adds):
         add.builtinOptionsType = tflite.BuiltinOptions.AddOptions
         add.builtinOptions = tflite.AddOptionsT()
         graph.operators = [*(graph.operators or []), add]
+    if relu:
+        add.builtinOptions.fusedActivationFunction = tflite.ActivationFunctionType.RELU
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
@@ -114,6 +116,18 @@ def test_int8_add_is_the_builtin_int8_add_of_litert(rng):
         params = spec.int8_add_params(sa, za, sb, zb, so, zo)
         expected = reference.int8_add(a, b, params)
         model = add_model(a.shape, (sa, za), (sb, zb), (so, zo))
+        np.testing.assert_array_equal(litert_add(model, a, b), expected)
+
+
+def test_int8_add_with_relu_is_the_builtin_int8_add_with_a_fused_relu(rng):
+    a, b = all_pairs()
+    for sa, za, sb, zb, so, zo in scale_cases(rng, 3):
+        params = spec.int8_add_params(sa, za, sb, zb, so, zo, relu=True)
+        assert (params.output_min, params.output_max) == (zo, 127)
+        expected = reference.int8_add(a, b, params)
+        plain = reference.int8_add(a, b, spec.int8_add_params(sa, za, sb, zb, so, zo))
+        np.testing.assert_array_equal(expected, np.maximum(plain, np.int8(zo)))
+        model = add_model(a.shape, (sa, za), (sb, zb), (so, zo), relu=True)
         np.testing.assert_array_equal(litert_add(model, a, b), expected)
 
 
@@ -282,7 +296,9 @@ def test_bconv2d_int8_residual_matches_the_reference(rng, isa, case):
             np.testing.assert_array_equal(run(model, x, residual, num_threads=threads), expected)
 
 
-def unfused_model(x, f, multiplier, bias, channels, geometry, out_shape, scales, post_bias=None):
+def unfused_model(
+    x, f, multiplier, bias, channels, geometry, out_shape, scales, post_bias=None, relu=False
+):
     """TfqnnBconv2d writing int8 y, then a builtin int8 ADD of y and the residual."""
     sy, zy, sr, zr, so, zo = scales
     options = {
@@ -305,7 +321,7 @@ def unfused_model(x, f, multiplier, bias, channels, geometry, out_shape, scales,
     ]
     data = op_model([Op("TfqnnBconv2d", [0, 1, 2, 3], [4], options)], tensors, [0, 5], [6])
     if post_bias is None:
-        return with_builtin_adds(data, [([4, 5], 6)])
+        return with_builtin_adds(data, [([4, 5], 6)], relu)
     # y + post_bias (a constant int8 [O]) into the biased scale, then + residual.
     t, st, zt, sb, zb = post_bias
     model = op_model(
@@ -318,21 +334,37 @@ def unfused_model(x, f, multiplier, bias, channels, geometry, out_shape, scales,
         [0, 5],
         [6],
     )
-    return with_builtin_adds(model, [([4, 7], 8), ([8, 5], 6)])
+    return with_builtin_adds(model, [([4, 7], 8), ([8, 5], 6)], relu)
 
 
 @pytest.mark.parametrize("isa", ISAS)
-def test_the_fused_op_equals_the_op_and_a_builtin_add(rng, isa):
+@pytest.mark.parametrize("relu", [False, True])
+def test_the_fused_op_equals_the_op_and_a_builtin_add(rng, isa, relu):
     case = (64, 64, (3, 3), (1, 1), "same", 0, (9, 11), 1, 1)
     x, f, multiplier, bias, geometry = conv_operands(rng, case)
     multiplier *= 0.05  # y spans a few dozen int8 steps
     for scales in scale_cases(rng, 3):
         q = int8_y(x, f, multiplier, bias, 64, 1, 1, scales, geometry)
         residual = rng.integers(-128, 128, q.shape).astype(np.int8)
-        fused = int8_residual_model(x, f, multiplier, bias, 64, geometry, q.shape, scales)
-        unfused = unfused_model(x, f, multiplier, bias, 64, geometry, q.shape, scales)
+        fused = int8_residual_model(
+            x,
+            f,
+            multiplier,
+            bias,
+            64,
+            geometry,
+            q.shape,
+            scales,
+            options={"residual_relu": 1} if relu else {},
+        )
+        unfused = unfused_model(x, f, multiplier, bias, 64, geometry, q.shape, scales, relu=relu)
+        expected = reference.int8_add(q, residual, spec.int8_add_params(*scales, relu=relu))
         with _core.isa(isa):
-            np.testing.assert_array_equal(run(fused, x, residual), run(unfused, x, residual))
+            got = run(fused, x, residual)
+            np.testing.assert_array_equal(got, expected)
+            np.testing.assert_array_equal(got, run(unfused, x, residual))
+        if relu:
+            assert got.min() == scales[5]  # some sums clamped at the zero point
 
 
 POST_BIAS_SCALES = [(0.02, 5, 0.06, -2), (0.3, -128, 0.2, 127), (0.05, 0, 0.05, 0)]
@@ -433,6 +465,11 @@ def test_reference_rejects_a_bad_int8_residual(rng):
     )
     assert (options["residual"], options["y_zero_point"]) == (1, -4)
     assert options["y_scale"] == float(np.float32(0.1))
+    assert "residual_relu" not in options
+    options = spec.bconv2d_options(
+        32, residual=True, output_type="int8", y_scale=0.1, residual_relu=True
+    )
+    assert options["residual_relu"] == 1
     with pytest.raises(ValueError, match="a, b"):
         reference.int8_add(
             np.zeros(3, np.int8), np.zeros(3, np.int16), spec.int8_add_params(1, 0, 1, 0, 1, 0)
@@ -470,6 +507,7 @@ def test_the_well_formed_bad_model_runs(rng):
         (dict(options={"y_scale": -0.1}), "needs option 'y_scale'"),
         (dict(options={"y_scale": "big"}), "'y_scale' must be a number"),
         (dict(options={"y_zero_point": 128}), "'y_zero_point' must be in"),
+        (dict(options={"residual_relu": 2}), "'residual_relu' must be in"),
         (dict(extra=[Tensor([8], data=np.zeros(8, np.float32))]), "post_bias must be int8"),
         (dict(extra=[Tensor([8], "int8", scale=0.1)]), "post_bias must be a constant"),
         (

@@ -33,8 +33,10 @@ def run_keeping_tensors(data, x):
         custom_op_registerers=["TfqnnRegisterOps"],
         experimental_preserve_all_tensors=True,
     )
+    index = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(index, x.shape)
     interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.set_tensor(index, x)
     interpreter.invoke()
     return interpreter
 
@@ -102,6 +104,14 @@ def reference_output(name, options, inputs, tensors, out):
                 y_scale=options["y_scale"],
                 y_zero_point=options.get("y_zero_point", 0),
             )
+            if post_bias:
+                scale, zero = quantization(tensors[5])
+                extra.update(
+                    post_bias_scale=scale,
+                    post_bias_zero_point=zero,
+                    biased_scale=options["biased_scale"],
+                    biased_zero_point=options.get("biased_zero_point", 0),
+                )
         assert bases == (1, 1)
         return reference.bconv2d(
             x, weights, multiplier, bias, channels, **geometry, **transform, **extra
@@ -134,7 +144,11 @@ def check_every_tfqnn_op(data, x):
         tensor = graph.tensors[index]
         buffer = model.buffers[tensor.buffer]
         if buffer.data is not None and len(buffer.data):
-            dtype = {tflite.TensorType.FLOAT32: np.float32, tflite.TensorType.INT32: np.int32}
+            dtype = {
+                tflite.TensorType.FLOAT32: np.float32,
+                tflite.TensorType.INT32: np.int32,
+                tflite.TensorType.INT8: np.int8,
+            }
             return np.frombuffer(bytes(buffer.data), dtype[tensor.type]).reshape(tensor.shape)
         return interpreter.get_tensor(index)
 

@@ -196,7 +196,8 @@ def _int8_residuals(
     An ``ADD`` qualifies when one input is the int8 output of a
     ``TfqnnBconv2d`` (``output_type`` 1, no residual yet, four inputs) read
     by nothing else, the other an int8 tensor of the same shape, all
-    tensors per-tensor int8, no fused activation, and the scale ratios within
+    tensors per-tensor int8, no fused activation but a ReLU (option
+    ``residual_relu``), and the scale ratios within
     an int8 ``ADD``'s range (`spec.int8_add_params`). The op then takes the
     other input as its ``residual``, writes the ``ADD``'s output, and runs
     where the ``ADD`` ran. Between the op and the ``ADD`` may stand one more
@@ -214,14 +215,19 @@ def _int8_residuals(
             readers[int(t)] = readers.get(int(t), 0) + 1
     tensors = subgraph.tensors
 
-    def plain_int8_add(op: Any) -> bool:
+    relu = schema.ActivationFunctionType.RELU
+
+    def activation(op: Any) -> int:
+        return int(getattr(op.builtinOptions, "fusedActivationFunction", none))
+
+    def plain_int8_add(op: Any, activations: tuple[int, ...] = (none,)) -> bool:
         return (
             op is not None
             and builtin(op) == add
             and custom(op) is None
             and len(op.inputs) == 2
             and len(op.outputs) == 1
-            and getattr(op.builtinOptions, "fusedActivationFunction", none) == none
+            and activation(op) in activations
             and all(_per_tensor_int8(schema, tensors[int(t)]) for t in [*op.inputs, *op.outputs])
         )
 
@@ -296,8 +302,10 @@ def _int8_residuals(
     moved: dict[int, Any] = {}  # id(shortcut ADD) -> the convolution that replaces it
     removed: set[int] = set()  # ids of the post-bias ADDs folded too
     for op in subgraph.operators:
-        if not plain_int8_add(op):
+        # The shortcut ADD may have a fused ReLU (QuickNet's last block of a section).
+        if not plain_int8_add(op, (none, relu)):
             continue
+        with_relu = activation(op) == relu
         a, b = (int(t) for t in op.inputs)
         out = int(op.outputs[0])
         if a == b:
@@ -333,9 +341,9 @@ def _int8_residuals(
                 if shift is not None:
                     biased = qparams(ours)
                     spec.int8_add_params(*scales[0], *qparams(shift), *biased)
-                    spec.int8_add_params(*biased, *scales[1], *scales[2])
+                    spec.int8_add_params(*biased, *scales[1], *scales[2], with_relu)
                 else:
-                    spec.int8_add_params(*scales[0], *scales[1], *scales[2])
+                    spec.int8_add_params(*scales[0], *scales[1], *scales[2], with_relu)
             except ValueError:
                 continue
             options = flexbuffers.Loads(bytes(writer.customOptions))
@@ -344,6 +352,8 @@ def _int8_residuals(
                 y_scale=float(np.float32(scales[0][0])),
                 y_zero_point=scales[0][1],
             )
+            if with_relu:
+                options["residual_relu"] = 1
             inputs = [*writer.inputs, other]
             if shift is not None:
                 options.update(

@@ -240,6 +240,7 @@ def bconv2d(
     post_bias_zero_point: int = 0,
     biased_scale: float | None = None,
     biased_zero_point: int = 0,
+    residual_relu: bool = False,
 ) -> np.ndarray:
     """The TfqnnBconv2d op: binary 2-D convolution, NHWC input, OHWI filter.
 
@@ -260,7 +261,8 @@ def bconv2d(
     ``int8_scale`` / ``int8_zero_point`` (the unfused file's int8 ``ADD``);
     an int8 ``post_bias`` ``[O]`` (``post_bias_scale``, ``post_bias_zero_point``)
     is added to ``y`` first by `int8_add` into ``biased_scale`` /
-    ``biased_zero_point``.
+    ``biased_zero_point``; ``residual_relu`` clamps the int8 sum at its zero
+    point (the ``ADD``'s fused ReLU).
     """
     x = check_packed("x_packed", x_packed, ndim=4)
     filt = check_packed("filter_packed", filter_packed, ndim=4)
@@ -314,6 +316,7 @@ def bconv2d(
             (residual, residual_scale, residual_zero_point),
             (post_bias, post_bias_scale, post_bias_zero_point),
             (biased_scale, biased_zero_point),
+            residual_relu,
         )
     out = output_transform(
         dot,
@@ -358,7 +361,7 @@ def int8_add(a: Any, b: Any, params: spec.Int8Add) -> np.ndarray:
         + b.astype(np.int64) * params.b_multiplier
     )
     out = (acc >> params.shift) + params.output_zero_point  # arithmetic shift: round half up
-    return np.clip(out, -128, 127).astype(np.int8)
+    return np.clip(out, params.output_min, params.output_max).astype(np.int8)
 
 
 def _int8_residual_output(
@@ -372,6 +375,7 @@ def _int8_residual_output(
     residual: tuple[Any, float | None, int],
     post_bias: tuple[Any, float | None, int],
     biased: tuple[float | None, int],
+    relu: bool = False,
 ) -> np.ndarray:
     """Bconv2d's int8 output with an int8 residual: ``int8_add(int8(y), residual)``.
 
@@ -415,7 +419,7 @@ def _int8_residual_output(
         q = int8_add(q, np.broadcast_to(shift, q.shape), to_biased)
         summand = (biased[0], biased[1])
     params = spec.int8_add_params(
-        summand[0], summand[1], residual_scale, residual_zero_point, output[0], output[1]
+        summand[0], summand[1], residual_scale, residual_zero_point, output[0], output[1], relu
     )
     return int8_add(q, shortcut, params)
 

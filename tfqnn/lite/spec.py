@@ -370,9 +370,11 @@ class Int8Add(NamedTuple):
     """The integer parameters of an int8 ``ADD`` (the int8 fused shortcut).
 
     ``out = clamp(((bias + a * a_multiplier + b * b_multiplier) >> shift) +
-    output_zero_point, -128, 127)``, int32 arithmetic, ``>>`` arithmetic
-    (round half up): XNNPACK's int8 ``ADD``, which runs TFLite's builtin
-    int8 ``ADD`` in `tfqnn.lite.Interpreter` (`int8_add_params`).
+    output_zero_point, output_min, output_max)``, int32 arithmetic, ``>>``
+    arithmetic (round half up): XNNPACK's int8 ``ADD``, which runs TFLite's
+    builtin int8 ``ADD`` in `tfqnn.lite.Interpreter` (`int8_add_params`).
+    ``[output_min, output_max]`` is ``[-128, 127]``, or ``[output_zero_point,
+    127]`` with a fused ReLU.
     """
 
     a_multiplier: int
@@ -380,6 +382,8 @@ class Int8Add(NamedTuple):
     bias: int
     shift: int
     output_zero_point: int
+    output_min: int = -128
+    output_max: int = 127
 
 
 INT8_ADD_MIN_RATIO = 2.0**-10
@@ -394,6 +398,7 @@ def int8_add_params(
     b_zero_point: Any,
     output_scale: Any,
     output_zero_point: Any,
+    relu: bool = False,
 ) -> Int8Add:
     """The `Int8Add` of ``a`` (scale, zero point) plus ``b`` into the output's scale and zero point.
 
@@ -403,7 +408,8 @@ def int8_add_params(
     ``b_multiplier`` alike), ``bias = 2^(shift - 1) - a_multiplier a_zero_point
     - b_multiplier b_zero_point``. These are XNNPACK's int8 ``ADD`` parameters;
     TFLite's reference kernel (gemmlowp fixed point, 64-bit products) can
-    round a sum the other way, one int8 step apart.
+    round a sum the other way, one int8 step apart. ``relu=True``: the
+    ``ADD``'s fused ReLU, ``output_min = output_zero_point``.
     """
     scales = {
         "a_scale": check_float32("a_scale", a_scale, positive=True),
@@ -432,7 +438,8 @@ def int8_add_params(
     shift = 20 - exponent
     a_mult, b_mult = (int(np.rint(r * np.float32(2.0**shift))) for r in ratios)
     bias = 2 ** (shift - 1) - a_mult * zero_points[0] - b_mult * zero_points[1]
-    return Int8Add(a_mult, b_mult, bias, shift, zero_points[2])
+    low = zero_points[2] if check_bool("relu", relu) else -128
+    return Int8Add(a_mult, b_mult, bias, shift, zero_points[2], low, 127)
 
 
 def output_type_code(value: Any) -> int:
@@ -489,6 +496,7 @@ def bconv2d_options(
     y_zero_point: Any = 0,
     biased_scale: Any = None,
     biased_zero_point: Any = 0,
+    residual_relu: bool = False,
 ) -> Options:
     """The options of TfqnnBconv2d; a clamp of None is no clamp.
 
@@ -500,7 +508,8 @@ def bconv2d_options(
     and zero point ``y_zero_point`` (options of the same names) and the
     residual is added as an int8 ``ADD`` (`Int8Add`); ``biased_scale`` and
     ``biased_zero_point`` quantize the sum of that result and an int8
-    post-bias (the op's sixth input), when it has one.
+    post-bias (the op's sixth input), when it has one; ``residual_relu=True``
+    clamps the int8 sum at the output's zero point (the ``ADD``'s fused ReLU).
     """
     strides = check_pair("strides", strides)
     dilations = check_pair("dilations", dilations)
@@ -540,6 +549,8 @@ def bconv2d_options(
                 options["biased_zero_point"] = check_int(
                     "biased_zero_point", biased_zero_point, low=-128, high=127
                 )
+            if check_bool("residual_relu", residual_relu):
+                options["residual_relu"] = 1
     return options
 
 

@@ -56,10 +56,12 @@ enum class OutputType { kFloat = 0, kInt8 = 1, kBitpacked = 2 };
 // exponent of max(ra, rb), shift = 20 - e, a_multiplier = lrint(ra 2^shift)
 // (b_multiplier alike, ties to even) and bias = 2^(shift-1) - a_multiplier za
 // - b_multiplier zb; then
-//   out = clamp(((bias + a a_multiplier + b b_multiplier) >> shift) + zo, -128, 127)
-// (int32 throughout, an arithmetic shift: round half up).
+//   out = clamp(((bias + a a_multiplier + b b_multiplier) >> shift) + zo, lo, hi)
+// (int32 throughout, an arithmetic shift: round half up); [lo, hi] is
+// [-128, 127], or [zo, 127] for an ADD with a fused ReLU.
 struct Int8Add {
   int32_t a_multiplier = 0, b_multiplier = 0, bias = 0, shift = 0, output_zero_point = 0;
+  int32_t output_min = -128, output_max = 127;
 };
 // Fills `p`; false when a ratio lies outside [2^-10, 2^8) or a scale is not
 // positive and finite.

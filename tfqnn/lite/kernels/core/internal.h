@@ -218,12 +218,13 @@ using AddResidualFn = void (*)(float*, const float*, const float*, int, int);
 __attribute__((always_inline)) inline void add_residual_int8_values(
     int8_t* __restrict out, const int8_t* __restrict residual, int64_t n, const Int8Add& p) {
   const int32_t am = p.a_multiplier, bm = p.b_multiplier, bias = p.bias, zo = p.output_zero_point;
+  const int32_t lo = p.output_min, hi = p.output_max;
   const int shift = p.shift;
   for (int64_t i = 0; i < n; ++i) {
     const int32_t acc = bias + int32_t{out[i]} * am + int32_t{residual[i]} * bm;
     int32_t q = (acc >> shift) + zo;
-    q = q < -128 ? -128 : q;
-    q = q > 127 ? 127 : q;
+    q = q < lo ? lo : q;
+    q = q > hi ? hi : q;
     out[i] = static_cast<int8_t>(q);
   }
 }

@@ -30,7 +30,7 @@ class Bconv2d : public Op {
         {"channels_in", "groups", "stride_height", "stride_width", "dilation_height_factor",
          "dilation_width_factor", "padding", "pad_values", "output_type", "clamp_min", "clamp_max",
          "input_bases", "weight_bases", "residual", "y_scale", "y_zero_point", "biased_scale",
-         "biased_zero_point"}));
+         "biased_zero_point", "residual_relu"}));
     const Options& o = options_;
     TFQNN_TRY(o.get_int("channels_in", 1, kMaxDim, &shape_.channels_in, true));
     TFQNN_TRY(o.get_int("groups", 1, kMaxDim, &shape_.groups, false, 1));
@@ -47,6 +47,7 @@ class Bconv2d : public Op {
     TFQNN_TRY(o.get_int("y_zero_point", -128, 127, &y_zero_point_, false, 0));
     TFQNN_TRY(o.get_float("biased_scale", 0.0f, &biased_scale_));
     TFQNN_TRY(o.get_int("biased_zero_point", -128, 127, &biased_zero_point_, false, 0));
+    TFQNN_TRY(o.get_int("residual_relu", 0, 1, &residual_relu_, false, 0));
     if (shape_.channels_in % shape_.groups != 0) {
       return "option 'groups' must divide channels_in";
     }
@@ -187,6 +188,9 @@ class Bconv2d : public Op {
       return std::string("int8 residual: ") + (ts.num_inputs() == 6 ? "biased_scale" : "y_scale") +
              " / output scale and residual scale / output scale" + range;
     }
+    // A ReLU after the sum (the ADD's fused activation): q >= the output's zero point.
+    transform_.add.output_min = residual_relu_ ? transform_.int8_zero_point : -128;
+    transform_.add.output_max = 127;
     transform_.int8_scale = y_scale_;
     transform_.int8_zero_point = y_zero_point_;
     return "";
@@ -215,6 +219,7 @@ class Bconv2d : public Op {
   int y_zero_point_ = 0;       // and zero point
   float biased_scale_ = 0.0f;  // int8 post-bias: the scale of y + post_bias
   int biased_zero_point_ = 0;  // and its zero point
+  int residual_relu_ = 0;      // int8 residual: 1 clamps the sum at the output's zero point
 };
 
 }  // namespace
