@@ -92,6 +92,20 @@ AddResidualFn add_residual_kernel() {
   }
 }
 
+// The active ISA's add_residual_int8_values (internal.h; same bits on every ISA).
+AddResidualInt8Fn add_residual_int8_kernel() {
+  switch (active_isa()) {
+#if defined(__x86_64__)
+    case Isa::kAvx512: return add_residual_int8_avx512;
+    case Isa::kAvx2: return add_residual_int8_avx2;
+#endif
+#if TFQNN_NEON
+    case Isa::kNeon: return add_residual_int8_neon;
+#endif
+    default: return add_residual_int8_scalar;
+  }
+}
+
 // counts[0, n) -= sums[0, n).
 inline void subtract_words(int32_t* __restrict counts, const int32_t* __restrict sums, int n) {
   for (int o = 0; o < n; ++o) counts[o] -= sums[o];
@@ -300,6 +314,7 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
   if (rows <= 0 || s.channels_out <= 0) return;
   const Kernels& kernels = active_kernels();
   const AddResidualFn add_residual = add_residual_kernel();
+  const AddResidualInt8Fn add_residual_int8 = add_residual_int8_kernel();
   const int groups = std::max(s.groups, 1);
   const bool plain = transform.is_plain() && s.weight_bases <= 1;
   const int nb = plain ? 1 : std::max(s.input_bases, 1);
@@ -442,6 +457,16 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
       if (transform.residual != nullptr && transform.type == OutputType::kFloat) {
         add_residual(reinterpret_cast<float*>(out), transform.post_bias,
                      transform.residual + r * channels, rb, channels);
+      } else if (transform.residual_int8 != nullptr && transform.type == OutputType::kInt8) {
+        int8_t* q = reinterpret_cast<int8_t*>(out);
+        if (transform.post_bias_int8 != nullptr) {
+          for (int i = 0; i < rb; ++i) {
+            add_residual_int8(q + int64_t{i} * channels, transform.post_bias_int8, channels,
+                              transform.bias_add);
+          }
+        }
+        add_residual_int8(q, transform.residual_int8 + r * channels, int64_t{rb} * channels,
+                          transform.add);
       }
     }
   };
