@@ -43,6 +43,14 @@ OPS = (QUANTIZE, DEQUANTIZE, BDENSE, BCONV2D, BMAXPOOL2D, CODEBOOK_DECODE)
 OUTPUT_TYPES = ("float", "int8", "bitpacked")
 """What Bdense and Bconv2d write; the ``output_type`` option is the index."""
 
+ENCODINGS = ("thermometer", "binary")
+"""How T thresholds become bitpacked bases: the ``encoding`` option of
+TfqnnQuantize and the ``output_encoding`` option of Bdense and Bconv2d are the
+index. ``"thermometer"``: T bases, basis ``i`` with bit 1 where ``x < t_i``.
+``"binary"``: ``T = 2^k - 1`` non-decreasing thresholds, k bases, basis ``i``
+with bit 1 where bit ``i`` of the level ``L = #{j : not x < t_j}`` is 0
+(`threshold_bases`)."""
+
 PADDINGS = ("same", "valid")
 PADDING_CODES = {"same": 1, "valid": 2}
 """The ``padding`` option of Bconv2d and BMaxPool2d: TfLitePadding's codes."""
@@ -168,6 +176,11 @@ def check_padding(value: Any) -> str:
 def check_output_type(value: Any) -> str:
     """One of `OUTPUT_TYPES`, in any case."""
     return check_choice("output_type", _lower(value), OUTPUT_TYPES)
+
+
+def check_encoding(name: str, value: Any) -> str:
+    """One of `ENCODINGS`, in any case."""
+    return check_choice(name, _lower(value), ENCODINGS)
 
 
 def check_pad_values(value: Any) -> int:
@@ -386,6 +399,12 @@ def padding_code(value: Any) -> int:
 Options = dict[str, int | float]
 
 
+def quantize_options(encoding: Any = "thermometer") -> Options:
+    """The options of TfqnnQuantize: ``encoding`` of its thresholds (`ENCODINGS`)."""
+    code = ENCODINGS.index(check_encoding("encoding", encoding))
+    return {"encoding": code} if code else {}
+
+
 def bdense_options(
     in_features: Any,
     *,
@@ -394,11 +413,17 @@ def bdense_options(
     clamp_max: Any = None,
     input_bases: Any = 1,
     weight_bases: Any = 1,
+    output_encoding: Any = "thermometer",
 ) -> Options:
-    """The options of TfqnnBdense; a clamp of None is no clamp."""
+    """The options of TfqnnBdense; a clamp of None is no clamp.
+
+    ``output_encoding`` (`ENCODINGS`): how the output thresholds of a
+    bitpacked output become bases.
+    """
     options: Options = {"in_features": check_int("in_features", in_features, 1, INT32_MAX)}
     options.update(_transform_options(output_type, clamp_min, clamp_max))
     options.update(_bases_options(input_bases, weight_bases))
+    options.update(_encoding_options(output_encoding, output_type))
     return options
 
 
@@ -416,6 +441,7 @@ def bconv2d_options(
     input_bases: Any = 1,
     weight_bases: Any = 1,
     residual: bool = False,
+    output_encoding: Any = "thermometer",
 ) -> Options:
     """The options of TfqnnBconv2d; a clamp of None is no clamp.
 
@@ -423,6 +449,7 @@ def bconv2d_options(
     channels by `check_groups` where the filter is known. ``residual=True``
     (option ``residual`` 1, float output only): a fifth input of the output's
     shape is added to the output after the clamp (a fused shortcut ``ADD``).
+    ``output_encoding`` as `bdense_options`.
     """
     strides = check_pair("strides", strides)
     dilations = check_pair("dilations", dilations)
@@ -446,6 +473,7 @@ def bconv2d_options(
                 f"Invalid output_type={output_type!r}: a residual input needs 'float' output."
             )
         options["residual"] = 1
+    options.update(_encoding_options(output_encoding, output_type))
     return options
 
 
@@ -499,6 +527,40 @@ def check_thresholds(name: str, value: Any) -> np.ndarray:
             f"Invalid {name}={value!r}: expected 1 to {MAX_BASES} float32 values, none NaN."
         )
     return array
+
+
+def threshold_bases(
+    thresholds: Any, encoding: Any = "thermometer", name: str = "thresholds"
+) -> int:
+    """The bases that ``thresholds`` (`check_thresholds`) write in ``encoding``.
+
+    ``"thermometer"``: one per threshold. ``"binary"``: ``k`` for ``T = 2^k - 1``
+    non-decreasing thresholds (T = 1, 3, 7, 15 or 31); basis ``i`` is bit ``i``
+    of the level ``L = #{j : not x < t_j}``, which for sorted thresholds is
+    ``sum_i 2^i [bit i of L]`` (a DoReFa level in binary digits).
+    """
+    t = check_thresholds(name, thresholds)
+    if check_encoding("encoding", encoding) == "thermometer":
+        return int(t.size)
+    bases = int(t.size).bit_length()
+    if t.size != 2**bases - 1 or np.any(np.diff(t) < 0):
+        raise ValueError(
+            f"Invalid {name}={thresholds!r}: expected 2^k - 1 (1, 3, 7, 15 or 31) "
+            "non-decreasing float32 values for binary encoding."
+        )
+    return bases
+
+
+def _encoding_options(encoding: Any, output_type: Any) -> Options:
+    code = ENCODINGS.index(check_encoding("output_encoding", encoding))
+    if not code:
+        return {}
+    if check_output_type(output_type) != "bitpacked":
+        raise ValueError(
+            f"Invalid output_encoding={encoding!r}: expected 'thermometer' unless "
+            f"output_type='bitpacked' (output thresholds), got output_type={output_type!r}."
+        )
+    return {"output_encoding": code}
 
 
 def _bases_options(input_bases: Any, weight_bases: Any) -> Options:

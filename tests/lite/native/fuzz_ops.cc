@@ -175,7 +175,9 @@ const std::vector<std::string> kKnownKeys = {"channels",
                                              "filter_height",
                                              "filter_width",
                                              "bits",
-                                             "residual"};
+                                             "residual",
+                                             "encoding",
+                                             "output_encoding"};
 
 const std::vector<int64_t> kSpecialInts = {0,
                                            -1,
