@@ -98,14 +98,14 @@ def test_thresholds_split_ties_as_keras_rounds_them():
 
 
 def test_only_small_dorefa_activations_become_bases():
-    assert thermometer.MAX_BITS == 3 and thermometer.ENCODING == "binary"
-    code = thermometer.dorefa_bases(DoReFa(3, mode="activations"))
-    assert code.thresholds.shape == (7,) and code.encoding == "binary"
-    np.testing.assert_array_equal(code.scales, np.array([1, 2, 4]) / 14)
+    assert thermometer.MAX_BITS == 4 and thermometer.ENCODING == "binary"
+    code = thermometer.dorefa_bases(DoReFa(4, mode="activations"))
+    assert code.thresholds.shape == (15,) and code.encoding == "binary"
+    np.testing.assert_array_equal(code.scales, np.array([1, 2, 4, 8]) / 30)
+    assert thermometer.dorefa_bases(DoReFa(5, mode="activations")) is None
     assert thermometer.dorefa_bases(DoReFa(6, mode="activations"), max_bits=8) is None  # 63 > 32
     with pytest.raises(ValueError, match="Invalid encoding"):
         thermometer.dorefa_bases(DoReFa(2, mode="activations"), encoding="gray")
-    assert thermometer.dorefa_bases(DoReFa(4, mode="activations")) is None
     assert thermometer.dorefa_bases(DoReFa(3, mode="activations"), max_bits=2) is None
     assert thermometer.dorefa_bases(DoReFa(2, mode="weights")) is None
     assert thermometer.dorefa_bases(None) is None
@@ -136,7 +136,8 @@ def dorefa_cnn(bits=2):
 
 
 @pytest.mark.parametrize(
-    "bits, encoding", [(2, "binary"), (1, "binary"), (3, "binary"), (2, "thermometer")]
+    "bits, encoding",
+    [(2, "binary"), (1, "binary"), (3, "binary"), (4, "binary"), (2, "thermometer")],
 )
 def test_dorefa_cnn_exports_as_binary_ops_and_matches_keras(rng, monkeypatch, bits, encoding):
     monkeypatch.setattr(thermometer, "ENCODING", encoding)
@@ -238,7 +239,7 @@ def test_dorefa_conv_matches_keras_with_zero_padding_and_inputs_on_the_steps(rng
 
 
 OTHER_LAYERS = {
-    "4_bits": lambda: QuantConv2D(8, 3, padding="same", **dorefa(4)),  # 15 bases: not worth it
+    "5_bits": lambda: QuantConv2D(8, 3, padding="same", **dorefa(5)),  # 5 bases: int8 is faster
     "pad_half": lambda: QuantConv2D(8, 3, padding="same", pad_values=0.5, **dorefa(2)),
     "2_bit_kernel": lambda: QuantConv2D(
         8,

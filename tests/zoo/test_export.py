@@ -12,7 +12,7 @@ import pytest
 
 import tfqnn
 from tests._tflite import builtin_ops
-from tfqnn.export import plan
+from tfqnn.export import plan, thermometer
 from tfqnn.layers import QuantConv2D, QuantDense
 
 pytestmark = pytest.mark.slow  # each export converts a ~100-layer graph (10-30 s)
@@ -21,10 +21,10 @@ SHAPE = (28, 28, 1)
 
 
 def is_binary(layer):
-    """Binary kernel and a binary input, or DoReFa's 2- or 3-bit input (2 or 3 binary bases)."""
+    """Binary kernel and a binary input, or a DoReFa input of at most MAX_BITS (k binary bases)."""
     return (
         isinstance(layer, (QuantConv2D, QuantDense))
-        and getattr(layer.input_quantizer, "precision", None) in (1, 2, 3)
+        and 1 <= getattr(layer.input_quantizer, "precision", 0) <= thermometer.MAX_BITS
         and getattr(layer.kernel_quantizer, "precision", None) == 1
     )
 

@@ -28,7 +28,7 @@ are not monotone in ``y``, so such a group writes float output, the pool
 stays a builtin and the consumers' `TfqnnQuantize` writes the digits).
 
 A layer whose input quantizer is a DoReFa activation of at most
-`thermometer.MAX_BITS` (3) bits and whose kernel is binary (DoReFa-Net's W1A2)
+`thermometer.MAX_BITS` (4) bits and whose kernel is binary (DoReFa-Net's W1A2)
 is a multi-basis group of k input bases, the binary digits of the level
 (``2^k - 1`` thermometer bases with ``thermometer.ENCODING = "thermometer"``;
 `tfqnn.export.thermometer`): the constant half of its input goes into the

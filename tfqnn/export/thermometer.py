@@ -49,11 +49,13 @@ import numpy as np
 from tfqnn.lite import spec
 from tfqnn.quantizers import DoReFa
 
-# The most activation bits exported as bases: a k-bit input costs 2^k - 1
-# binary passes. Against the float builtins a wider layer stays as, DoReFa-Net's
-# conv3 and fc6 run 2.5x and 13x faster as 7 bases (3 bits), 1.2x and 7.5x as
-# 15 (benchmarks/dorefa_bases_latency.py, benchmarks/README.md).
-MAX_BITS = 3
+# The most activation bits exported as bases: a k-bit input costs k binary
+# passes (binary digits; 2^k - 1 thermometer bases). DoReFa-Net's conv3 runs
+# 4.2x faster than the float builtins a wider layer stays as and 1.09x faster
+# than the same layer as an int8 builtin at 4 bits, 0.83x as fast as int8 at
+# 5 (fc6 4.2x faster even at 5 bits; benchmarks/dorefa_bases_latency.py,
+# benchmarks/README.md).
+MAX_BITS = 4
 
 # How the exporter writes a k-bit input (lite.spec.ENCODINGS): "binary", k
 # bases (the level's digits), or "thermometer", 2^k - 1 bases.
