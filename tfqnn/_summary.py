@@ -4,14 +4,15 @@
 at the precision their quantizer stores them in (a binary kernel is 1 bit per
 value, a bias with a ``bias_quantizer`` its bits; other biases, BatchNorm
 statistics and unquantized weights keep their dtype's width). A layer's MACs count at ``max(input bits, weight bits)``, so a MAC is
-binary only when both operands are.
+1-bit only when both operands are.
 
 Binary work: a MAC of two binary operands is one binary MAC, and a MAC of a
 k-bit DoReFa activation (``DoReFa(k, "activations")``) with a binary kernel
 is k binary MACs, *bit-serial*: the input ``q = L / (2^k - 1)`` is
 ``1/2 + sum_i 2^i / (2 (2^k - 1)) s_i``, k binary bases ``s_i = +-1`` (the
 digits of the level ``L``), so the layer is k binary layers plus a
-constant (how `tfqnn.export` runs it, docs/lite_ops.md). Such MACs count
+constant (how `tfqnn.export` runs it for k up to
+``tfqnn.export.thermometer.MAX_BITS``, docs/lite_ops.md). Such MACs count
 at k bits in ``macs``, and in the binary share (``binary_mac_fraction``,
 each MAC once) and in ``binary_macs`` (k each).
 
