@@ -19,7 +19,7 @@ import tfqnn
 from tests._tflite import builtin_ops
 from tests.export.test_export import BINARY, randomize
 from tests.export.test_int8_branches import tensor_types
-from tfqnn.export import packed_graph, plan
+from tfqnn.export import packed_graph, plan, thermometer
 from tfqnn.layers import QuantConv2D
 from tfqnn.lite import reference
 
@@ -163,10 +163,9 @@ def test_a_pool_with_another_reader_stays_float(rng, reader):
         np.testing.assert_allclose(g, e, rtol=2e-5, atol=2e-4)
 
 
-@pytest.mark.filterwarnings("ignore:QuantConv2D has a binary kernel_quantizer")  # DoReFa's STE
-def test_multi_basis_readers_pool_every_basis(rng):
-    """A pool read by two DoReFa (2-bit, three bases) layers runs packed on the three
-    bases; a concatenation for them stays float (bases are basis-major per part)."""
+def _pool_for_two_dorefa_readers(rng: np.random.Generator) -> keras.Model:
+    """A max pool read by two DoReFa (2-bit input, 1-bit kernel) layers, whose
+    outputs a third one reads through a concatenation."""
     from tfqnn.quantizers import DoReFa
 
     dorefa = dict(
@@ -180,7 +179,34 @@ def test_multi_basis_readers_pool_every_basis(rng):
     second = QuantConv2D(32, 1, name="second", **dorefa)(pooled)
     joined = keras.layers.Concatenate(name="join")([first, second])
     outputs = QuantConv2D(3, 1, name="last", **dorefa)(joined)
-    model = randomize(keras.Model(inputs, outputs), rng)
+    return randomize(keras.Model(inputs, outputs), rng)
+
+
+@pytest.mark.filterwarnings("ignore:QuantConv2D has a binary kernel_quantizer")  # DoReFa's STE
+def test_binary_digit_readers_take_no_packed_pool(rng):
+    """The level's binary digits (the default encoding) are not monotone in the
+    input: a pool or concatenation read by digit readers stays float."""
+    assert thermometer.ENCODING == "binary"
+    model = _pool_for_two_dorefa_readers(rng)
+    assert plan.bitpacked_nodes(model, plan.plan_groups(model)[0]) == {}
+    data = tfqnn.export.to_tflite(model, verbose=0)
+    assert "TfqnnBMaxPool2d" not in tfqnn.lite.custom_ops_in(data)
+    x = rng.choice([-0.5, 0.0, 0.3, 0.7, 1.2], (3, 6, 6, 4)).astype(np.float32)
+    np.testing.assert_allclose(
+        tfqnn.lite.Interpreter(model_content=data).predict(x),
+        model.predict(x, verbose=0),
+        rtol=2e-5,
+        atol=2e-4,
+    )
+
+
+@pytest.mark.filterwarnings("ignore:QuantConv2D has a binary kernel_quantizer")  # DoReFa's STE
+def test_multi_basis_readers_pool_every_basis(rng, monkeypatch):
+    """Read as a thermometer code (three bases), a pool read by two DoReFa layers
+    runs packed on the three bases; a concatenation for them stays float (bases
+    are basis-major per part)."""
+    monkeypatch.setattr(thermometer, "ENCODING", "thermometer")
+    model = _pool_for_two_dorefa_readers(rng)
     groups = plan.plan_groups(model)[0]
     packed = plan.bitpacked_nodes(model, groups)
     ((node_id, how),) = packed.items()
