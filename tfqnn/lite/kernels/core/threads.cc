@@ -66,6 +66,19 @@ double picoseconds_per_pair(Isa isa) {
   return 200;
 }
 
+// Rough single-thread picoseconds per value bitpacked (same machine; a
+// streaming pass, so it takes half the per-thread minimum: a worker inside
+// a partition is spinning, ready, after the binary op before).
+double picoseconds_per_packed_value(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512: return 30;
+    case Isa::kAvx2: return 50;
+    case Isa::kNeon: return 80;  // a guess: not measured on ARM hardware
+    case Isa::kScalar: return 700;
+  }
+  return 700;
+}
+
 inline void cpu_relax() {
 #if defined(__x86_64__)
   __builtin_ia32_pause();
@@ -227,6 +240,24 @@ void wake_threads(int num_threads) {
   if (num_threads < 2) return;
   Pool* p = g_pool.load(std::memory_order_acquire);
   if (p != nullptr) p->wake();  // no pool yet: the first job starts it
+}
+
+void parallel_bitpack(int64_t rows, int64_t values, int num_threads,
+                      const std::function<void(int64_t, int64_t)>& pack) {
+  int64_t n = std::min<int64_t>(std::max(num_threads, 1), rows);
+  const double min_ns = g_min_ns_per_thread.load(std::memory_order_relaxed) / 2;
+  if (min_ns > 0) {
+    const double ns =
+        static_cast<double>(rows) * values * picoseconds_per_packed_value(active_isa()) * 1e-3;
+    n = std::min<int64_t>(n, static_cast<int64_t>(std::min(ns / min_ns, 1e9)));
+  }
+  if (n <= 1) {
+    if (rows > 0) pack(0, rows);
+    return;
+  }
+  // Two chunks per thread: a worker that comes late leaves its share.
+  parallel_for(rows, static_cast<int>(n), 2,
+               [&](int64_t begin, int64_t end, int) { pack(begin, end); });
 }
 
 void parallel_for(int64_t n, int num_threads,
