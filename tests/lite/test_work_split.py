@@ -3,9 +3,10 @@
 A binary convolution cuts its output among threads into row chunks (whole
 8-row units) times column chunks (whole 32-column gemm panels, where the
 output transform runs on a column range: one basis, one group), up to four
-tasks per thread. These cases split unevenly: odd channel counts (a last
-panel of 1 to 31 columns), 1 output row (columns only), 7 units of rows
-(QuickNet's 7x7 convolutions: rows and columns), groups and multi-basis
+tasks per thread, columns only where the rows give fewer than two per
+thread. These cases split unevenly: odd channel counts (a last panel of 1
+to 31 columns), 1 output row (columns only), 7 units of rows (QuickNet's
+7x7 convolutions: rows at 2 and 3 threads, columns too at 5), groups and multi-basis
 transforms (rows only), the fused shortcut with and without the post-bias,
 pad_values 0 and -1 (the border correction on a column range), float, int8
 and bitpacked outputs (a bitpacked column chunk starts on a word). With the
@@ -29,7 +30,8 @@ ISAS = _core.supported_isas()
 #        pad_values, groups, input_bases N, weight_bases M, output_type,
 #        thresholds, shortcut: None | "residual" | "post_bias")
 CASES = {
-    # QuickNet's 7x7 block (49 rows, 7 units), 97 outputs: 4 panels, the last of 1.
+    # QuickNet's 7x7 block (49 rows, 7 units: rows only at 2 and 3 threads, columns too at 5),
+    # 97 outputs: 4 panels, the last of 1.
     "7x7 residual post-bias": (
         1,
         7,

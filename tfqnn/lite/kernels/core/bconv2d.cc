@@ -124,9 +124,9 @@ inline void flip_words(int32_t* __restrict counts, const int32_t* __restrict sum
 // split: a plain transform of one group, which runs on a column range).
 // Up to kTasksPerThread tasks per thread, taken one at a time, so that a
 // late thread leaves its share to the others and the last task is short.
-// Rows first (a column chunk repeats its rows' im2col); columns where the
-// rows give too few tasks (QuickNet's 7x7 convolutions: 7 units of rows;
-// a 1x1 output: one).
+// Rows only while they give at least two tasks per thread (a column chunk
+// repeats its rows' im2col): QuickNet's 7x7 maps at two threads, 7 units.
+// Columns too where they give fewer (1 output row: columns only).
 constexpr int kTasksPerThread = 4;
 struct WorkSplit {
   int64_t row_chunks;
@@ -135,6 +135,7 @@ struct WorkSplit {
 WorkSplit split_work(int64_t units, int panels, int threads) {
   const int64_t want = int64_t{threads} * kTasksPerThread;
   const int64_t row_chunks = std::min(units, want);
+  if (row_chunks >= int64_t{2} * threads) return {row_chunks, 1};
   const int64_t col_chunks = std::min<int64_t>(panels, (want + row_chunks - 1) / row_chunks);
   return {row_chunks, static_cast<int>(std::max<int64_t>(col_chunks, 1))};
 }
