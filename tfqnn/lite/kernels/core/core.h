@@ -28,6 +28,10 @@ bool isa_supported(Isa isa);
 // `num_threads` > 1 (a no-op otherwise): they spin, ready for the next
 // split op, instead of waking up in the middle of it.
 void wake_threads(int num_threads);
+// Sends the workers that spin, waiting for a next op, to sleep at once: a
+// run of ops has ended (a delegate partition), and the ops that follow are
+// the interpreter's (XNNPACK's), whose own threads need the cores.
+void rest_threads();
 
 // Runs pack(begin, end) over rows [0, rows) of a bitpacking op
 // (TfqnnQuantize), `values` values read per row, cut into contiguous chunks

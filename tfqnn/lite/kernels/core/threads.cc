@@ -143,6 +143,9 @@ class Pool {
     return true;
   }
 
+  // Sends spinning workers to sleep (those in a job finish it first).
+  void rest() { rests_.fetch_add(1, std::memory_order_release); }
+
   // Wakes the sleeping workers (they spin again, then sleep).
   void wake() {
     {
@@ -156,13 +159,16 @@ class Pool {
  private:
   void worker() {
     uint64_t seen = generation_.load(std::memory_order_acquire);
+    // rest() calls before the last job (or wake-up) was taken.
+    uint64_t rested = rests_.load(std::memory_order_acquire);
     for (;;) {
       const auto until = std::chrono::steady_clock::now() +
                          std::chrono::nanoseconds(g_spin_ns.load(std::memory_order_relaxed));
       bool spinning = true;
       while (spinning && generation_.load(std::memory_order_acquire) == seen) {
         for (int i = 0; i < kPausesPerClockRead; ++i) cpu_relax();
-        spinning = std::chrono::steady_clock::now() < until;
+        spinning = std::chrono::steady_clock::now() < until &&
+                   rests_.load(std::memory_order_relaxed) == rested;
       }
       Job* job;
       {
@@ -176,6 +182,7 @@ class Pool {
           --sleeping_;
         }
         seen = generation_.load(std::memory_order_relaxed);
+        rested = rests_.load(std::memory_order_relaxed);
         job = job_;
         if (job != nullptr) active_.fetch_add(1, std::memory_order_relaxed);
       }
@@ -189,7 +196,8 @@ class Pool {
   std::mutex mutex_;  // guards job_ and the generation's changes
   std::condition_variable wake_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> active_{0};  // workers inside a job
+  std::atomic<int> active_{0};      // workers inside a job
+  std::atomic<uint64_t> rests_{0};  // rest() calls
   Job* job_ = nullptr;
   int sleeping_ = 0;    // workers waiting on wake_, under mutex_
   uint64_t pokes_ = 0;  // wake() calls that found a sleeper, under mutex_
@@ -240,6 +248,11 @@ void wake_threads(int num_threads) {
   if (num_threads < 2) return;
   Pool* p = g_pool.load(std::memory_order_acquire);
   if (p != nullptr) p->wake();  // no pool yet: the first job starts it
+}
+
+void rest_threads() {
+  Pool* p = g_pool.load(std::memory_order_acquire);
+  if (p != nullptr) p->rest();
 }
 
 void parallel_bitpack(int64_t rows, int64_t values, int num_threads,
