@@ -20,7 +20,9 @@
 // sleeper runs at once (benchmarks/README.md, "Two threads under load"); at
 // low load a 30 us spin did slightly better ("After the merges").
 // wake_threads(), called as a delegate partition starts, wakes sleeping
-// workers ahead of its first split op. One job at a time: a call that finds
+// workers ahead of its first split op; rest_threads(), called as it ends,
+// sends the spinning ones to sleep at once, so that they leave the cores to
+// XNNPACK's threads for the interpreter's ops in between. One job at a time: a call that finds
 // the pool busy (another interpreter's thread, or a nested call) runs its
 // chunks itself. After fork() the child gets a fresh pool.
 #include <pthread.h>
