@@ -16,7 +16,11 @@ seeds:
 * ``lecun``: Becker and LeCun's diagonal backpropagation over
   ``--lecun-samples`` samples (off-diagonal terms dropped at every layer),
   the estimate Choi 2017 uses;
-* ``adam``: the square root of the trained Adam optimizer's second moments.
+* ``adam``: the square root of the trained Adam optimizer's second moments;
+* ``layernorm``: ``hessian`` divided by its mean over each kernel, so that
+  with one codebook for all layers each layer's share of the total
+  importance is its share of the weights (as in plain k-means) while the
+  weighting inside a layer stays Choi's.
 
 With ``--scopes model`` the same comparison with one codebook for all
 layers (``scope="model"``, a `SharedCodebook` fine-tuned as one variable):
@@ -37,6 +41,16 @@ compression ratio of its clustered kernels (Choi 2017's comparison).
 ``--bias-correction N`` shifts each clustered layer's bias, in every arm,
 by its mean pre-activation error over N training images before
 fine-tuning (``--no-output-correction``: not the last layer's).
+``--correct hidden`` (or ``both``: each arm with and without) uses
+`cluster`'s own ``bias_correction=True`` instead (2,048 training images,
+output layers skipped), the same correction on every arm; a last column
+then gives each corrected arm minus uncorrected plain k-means.
+``--auto-bias accuracy`` adds arms that also choose whether to correct
+(``bias_correction="auto"``), compared with uncorrected plain k-means.
+``--auto accuracy loss`` adds `cluster(damping="auto")` arms choosing
+lambda (plain k-means included) on the ``--held-out`` images by each score
+before fine-tuning; their held-out column is then not held out from the
+choice. An arm whose choice equals an arm already run reuses its rows.
 
 Then, without fine-tuning (unpruned models only), the diagonal model's
 predicted loss rise 1/2 sum_i h_i (w_i - q_i)^2 against the real rise of
@@ -48,6 +62,7 @@ Usage: nice -n 10 python benchmarks/codebook_importance.py [--models mlp cnn]
        [--bits 2 3] [--seeds 0 1 2] [--scopes layer model]
        [--sparsity 0.92 --prune-scope model --prune-epochs 2] [--float-seed 1]
        [--dampings 0.3 1 3 10] [--bias-correction 2048 [--no-output-correction]]
+       [--auto accuracy loss] [--auto-bias accuracy] [--correct none|hidden|both]
 """
 
 from __future__ import annotations
@@ -76,7 +91,7 @@ import codebook as bench  # noqa: E402
 importance_module = sys.modules["tfqnn.codebook.importance"]
 wrappers = sys.modules["tfqnn.codebook.wrappers"]
 rebuild = sys.modules["tfqnn.codebook._rebuild"]
-ESTIMATES = ("kmeans", "hessian", "ggn", "lecun", "adam")
+ESTIMATES = ("kmeans", "hessian", "ggn", "lecun", "adam", "layernorm")
 
 
 def gauss_newton(model: keras.Model, x: np.ndarray, variables: list[Any]) -> list[np.ndarray]:
@@ -184,18 +199,29 @@ def clustered(
     h: list[Any],
     seed: int,
     scope: str,
-    damping: float = 0.0,
+    damping: float | str = 0.0,
+    bias: bool | str = False,
+    correct: Any = None,
+    held_out: Any = None,
+    metric: str = "accuracy",
 ) -> Any:
-    """`codebook.cluster` with ``clusters`` and ``estimate``'s importance ``h`` (None: plain)."""
+    """`codebook.cluster` with ``clusters`` and ``estimate``'s importance ``h`` (None: plain).
+
+    ``bias``: `cluster`'s ``bias_correction`` (on the images ``correct``);
+    ``"auto"`` choices are made on ``held_out`` by ``metric``.
+    """
     common: dict[str, Any] = {"verbose": 0, "seed": seed, "scope": scope}
+    if bias:
+        common.update(bias_correction=bias, data=correct)
     if estimate == "kmeans":
         return codebook.cluster(model, clusters, **common)
+    if damping == "auto" or bias == "auto":
+        common.update(validation_data=held_out, damping_metric=metric)
+    common.setdefault("data", (None, None))
     original = importance_module.hessian
     importance_module.hessian = lambda *_: h  # the estimate computed once
     try:
-        return codebook.cluster(
-            model, clusters, importance="hessian", damping=damping, data=(None, None), **common
-        )
+        return codebook.cluster(model, clusters, importance="hessian", damping=damping, **common)
     finally:
         importance_module.hessian = original
 
@@ -233,6 +259,82 @@ def bias_corrected(
             inner.bias.assign(np.asarray(inner.bias) + np.mean(shift, axis=axes))
         h_float = float_layer(h_float, training=False)
         h_clustered = layer(h_clustered, training=False)
+
+
+def run_arms(
+    args: Any,
+    model: keras.Model,
+    data: Any,
+    held_out: Any,
+    estimates: dict[str, Any],
+    scope: str,
+    bits: int,
+    clusters: int,
+    block: bool | str,
+    arms: list[tuple[str, Any, str]],
+    done: dict[tuple[str, float, bool], tuple[Any, ...]],
+    correct: Any,
+) -> None:
+    """Clusters, fine-tunes and prints each arm of one block of bias correction.
+
+    ``block``: `cluster`'s ``bias_correction`` for every arm (False, True or
+    ``"auto"``). ``done`` maps (estimate, lambda, corrected) to the rows of
+    the arms already run; an automatic arm whose choice is one of them
+    reuses its rows (the same clustered model; the seed is reset before
+    fine-tuning, so the same batches).
+    """
+    x = data[0][0]
+    for estimate, damping, metric in arms:
+        h = estimates.get(estimate)
+        before, after, held, ratio = 0.0, [], [], 0.0
+        chosen: tuple[float, bool] | None = None
+        for seed in args.seeds:
+            keras.utils.set_random_seed(seed)
+            c = clustered(
+                model, clusters, estimate, h, seed, scope, damping, block, correct, held_out, metric
+            )
+            if damping == "auto" or block == "auto":
+                chosen = (float(c.chosen_damping), bool(c.chosen_bias_correction))
+                plain = np.isinf(chosen[0])
+                key = ("kmeans", 0.0, chosen[1]) if plain else (estimate, chosen[0], chosen[1])
+                if key in done:  # the same clustered model as that arm
+                    before, after, held, ratio = done[key]
+                    break
+            if args.bias_correction:
+                bias_corrected(
+                    model, c, x[: args.bias_correction], output=not args.no_output_correction
+                )
+            before = bench.accuracy(c, data)
+            ratio = kernel_huffman_ratio(c)  # assignments stay fixed in fit
+            keras.utils.set_random_seed(seed)  # the same batches, however the model was built
+            bench.fit(c, data, 1, 3e-4, 128)
+            after.append(100 * bench.accuracy(c, data))
+            held.append(100 * held_out_accuracy(c, held_out))
+        if chosen is not None:
+            done.setdefault((estimate, chosen[0], chosen[1]), (before, after, held, ratio))
+        elif block != "auto":
+            done[(estimate, float(damping), bool(block))] = (before, after, held, ratio)
+        reference = done.get(("kmeans", 0.0, block is True))
+        uncorrected = done.get(("kmeans", 0.0, False))
+        paired, paired_held, against = "-", "-", "-"
+        if reference is not None and estimate != "kmeans":
+            paired = mean_se([a - b for a, b in zip(after, reference[1])], signed=True)
+            paired_held = mean_se([a - b for a, b in zip(held, reference[2])], True)
+        if block is not False and uncorrected is not None:
+            against = mean_se([a - b for a, b in zip(after, uncorrected[1])], True)
+        label = estimate
+        if damping and damping != "auto":
+            label = f"{estimate}@{damping:g}"
+        if chosen is not None:
+            corrected = ", corrected" if chosen[1] and block == "auto" else ""
+            label = f"{estimate}@auto-{metric} (chose {chosen[0]:g}{corrected})"
+        label += {False: "", True: " +bias", "auto": " +auto-bias"}[block]
+        print(
+            f"| {scope} | {bits} | {label} | {100 * before:.2f} | "
+            f"{', '.join(f'{a:.2f}' for a in after)} | {mean_se(after)} | "
+            f"{paired} | {mean_se(held)} | {paired_held} | {ratio:.2f} | {against} |",
+            flush=True,
+        )
 
 
 def kernel_huffman_ratio(model: keras.Model) -> float:
@@ -338,6 +440,27 @@ def main() -> None:
         help="with --bias-correction: the last layer's bias (the logits) is not corrected",
     )
     parser.add_argument(
+        "--auto",
+        nargs="*",
+        choices=["accuracy", "loss"],
+        default=[],
+        help="extra arms: cluster(damping='auto') choosing on the held-out images by each metric",
+    )
+    parser.add_argument(
+        "--auto-bias",
+        nargs="*",
+        choices=["accuracy", "loss"],
+        default=[],
+        help="extra arms: cluster(damping='auto', bias_correction='auto') by each metric",
+    )
+    parser.add_argument(
+        "--correct",
+        choices=["none", "hidden", "both"],
+        default="none",
+        help="cluster(bias_correction=True) on 2,048 training images: on no arm, every arm, "
+        "or both versions of every arm",
+    )
+    parser.add_argument(
         "--held-out",
         type=int,
         default=6000,
@@ -379,6 +502,8 @@ def main() -> None:
             estimates["lecun"] = lecun(model, x[: args.lecun_samples])
         if "adam" in args.estimates:
             estimates["adam"] = importance_module.adam(model.optimizer, variables)
+        if "layernorm" in args.estimates:  # each kernel's mean importance 1
+            estimates["layernorm"] = [hv / np.mean(hv) for hv in estimates["hessian"]]
         print("| kernel | weights | mean |w| | " + " | ".join(f"mean h ({e})" for e in estimates))
         print("|---|---|---|" + "---|" * len(estimates))
         decoded = [
@@ -395,48 +520,40 @@ def main() -> None:
         print(
             "\n| scope | bits | importance | acc % before ft | acc % after ft, per seed | "
             "mean +- se | minus kmeans, paired | held-out acc % | held-out minus kmeans | "
-            "Huffman ratio of the kernels |"
+            "Huffman ratio of the kernels | minus uncorrected kmeans |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        arms = [(e, 0.0) for e in args.estimates] + [
-            (e, d) for d in args.dampings for e in args.estimates if e != "kmeans"
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        arms: list[tuple[str, Any, str]] = [(e, 0.0, "accuracy") for e in args.estimates] + [
+            (e, d, "accuracy") for d in args.dampings for e in args.estimates if e != "kmeans"
         ]
+        arms += [("hessian", "auto", m) for m in args.auto]
+        blocks = {"none": [False], "hidden": [True], "both": [False, True]}[args.correct]
+        if args.auto_bias:
+            blocks.append("auto")
+        correct_data = (x[:2048], y[:2048])
         for scope in args.scopes:
             for bits in args.bits:
                 clusters = 2**bits - (1 if pruned else 0)
-                plain: list[float] = []
-                plain_held: list[float] = []
-                for estimate, damping in arms:
-                    h = estimates.get(estimate)
-                    before, after, held, ratio = None, [], [], 0.0
-                    for seed in args.seeds:
-                        keras.utils.set_random_seed(seed)
-                        c = clustered(model, clusters, estimate, h, seed, scope, damping)
-                        if args.bias_correction:
-                            bias_corrected(
-                                model,
-                                c,
-                                x[: args.bias_correction],
-                                output=not args.no_output_correction,
-                            )
-                        before = bench.accuracy(c, data)
-                        ratio = kernel_huffman_ratio(c)  # assignments stay fixed in fit
-                        bench.fit(c, data, 1, 3e-4, 128)
-                        after.append(100 * bench.accuracy(c, data))
-                        held.append(100 * held_out_accuracy(c, held_out))
-                    if estimate == "kmeans":
-                        plain, plain_held = after, held
-                    paired, paired_held = "-", "-"
-                    if plain and estimate != "kmeans":
-                        paired = mean_se([a - b for a, b in zip(after, plain)], signed=True)
-                        paired_held = mean_se([a - b for a, b in zip(held, plain_held)], True)
-                    label = estimate if not damping else f"{estimate}@{damping:g}"
-                    print(
-                        f"| {scope} | {bits} | {label} | {100 * before:.2f} | "
-                        f"{', '.join(f'{a:.2f}' for a in after)} | {mean_se(after)} | "
-                        f"{paired} | {mean_se(held)} | {paired_held} | {ratio:.2f} |",
-                        flush=True,
+                done: dict[tuple[str, float, bool], tuple[Any, ...]] = {}
+                for block in blocks:
+                    block_arms = arms
+                    if block == "auto":
+                        block_arms = [("hessian", "auto", m) for m in args.auto_bias]
+                    run_arms(
+                        args,
+                        model,
+                        data,
+                        held_out,
+                        estimates,
+                        scope,
+                        bits,
+                        clusters,
+                        block,
+                        block_arms,
+                        done,
+                        correct_data,
                     )
+
         if pruned or args.no_diagnosis:
             continue
         print("\n| scope | bits | method | Hessian-weighted | predicted rise | real rise | acc % |")

@@ -11,9 +11,16 @@ for loaded machines), and
 the outputs' largest difference (float rounding can flip a sign deep in a
 random-weight network, docs/zoo.md).
 
+With ``--int8`` both files are binary-int8 exports (``int8_representative_data``,
+zoo_latency.py's 8 calibration inputs): ``fused`` with the int8 shortcut
+``ADD``s folded into the ops (`tfqnn.export.int8_fusion`, an int8
+``residual``), ``add`` with that fold off (the builtin int8 ``ADD``s kept).
+The table also counts each file's delegate partitions (tfqnn's and
+XNNPACK's ``DELEGATE`` nodes after both delegates applied).
+
 Usage: python benchmarks/residual_fusion.py [--models BiRealNet,BinaryResNetE18]
                                             [--size 224] [--threads 1] [--rounds 7]
-                                            [--seconds 2]
+                                            [--seconds 2] [--int8]
 """
 
 from __future__ import annotations
@@ -71,13 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--int8", action="store_true", help="binary-int8 files: the int8 shortcut fold on / off"
+    )
     args = parser.parse_args(argv)
     with quiet():
         import keras
         import tensorflow as tf
 
         import tfqnn
-        from tfqnn.export import converter, plan
+        from tfqnn.export import converter, int8_fusion, plan
 
     print(
         f"Machine: {_machine.cpu_name()}, {os.cpu_count()} logical CPUs, "
@@ -87,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {platform.python_version()}, TensorFlow {tf.__version__}, "
         f"Keras {keras.__version__}, tfqnn {tfqnn.__version__}; {args.size}x{args.size}x3, "
         f"batch 1, {args.threads} thread(s), {args.rounds} interleaved rounds of "
-        f"~{args.seconds:g} s per file\n"
+        f"~{args.seconds:g} s per file{'; binary-int8 files' if args.int8 else ''}\n"
     )
     library = str(tfqnn.lite.library_path())
     original = plan.plan_groups
+    original_fold = int8_fusion._int8_residuals
     entries = []
     with tempfile.TemporaryDirectory(prefix="tfqnn_residual_") as tmp:
         for network in args.models.split(","):
@@ -102,12 +113,22 @@ def main(argv: list[str] | None = None) -> int:
                 def planner(m, fuse_residuals=True, _fuse=fuse):  # type: ignore[no-untyped-def]
                     return original(m, fuse_residuals=fuse_residuals and _fuse)
 
-                converter.plan_groups = planner
+                def no_fold(*_: object) -> int:
+                    return 0
+
+                kwargs = {}
+                if args.int8:
+                    shape = (args.size, args.size, 3)
+                    kwargs["int8_representative_data"] = zoo_latency.calibration_inputs(shape, 8)
+                    int8_fusion._int8_residuals = original_fold if fuse else no_fold
+                else:
+                    converter.plan_groups = planner
                 try:
                     with quiet():
-                        data = tfqnn.export.to_tflite(model, batch_size=1, verbose=0)
+                        data = tfqnn.export.to_tflite(model, batch_size=1, verbose=0, **kwargs)
                 finally:
                     converter.plan_groups = original
+                    int8_fusion._int8_residuals = original_fold
                 path = Path(tmp) / f"{network}_{label}.tflite"
                 path.write_bytes(data)
                 entries.append(zoo_latency.Entry(f"{network} {label}", "binary", path, len(data)))
@@ -118,8 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         for entry in entries:
             interpreter = tfqnn.lite.Interpreter(model_path=str(entry.path))
             outputs[entry.network] = interpreter.predict(x)
-    print("| file | ADD ops | ms (median) | ms (10th percentile) | add / fused (median, p10) |")
-    print("|---|---|---|---|---|")
+    print(
+        "| file | ADD ops | partitions | ms (median) | ms (10th percentile) "
+        "| add / fused (median, p10) |"
+    )
+    print("|---|---|---|---|---|---|")
 
     def p10(entry: zoo_latency.Entry) -> float:
         return float(np.percentile(samples[entry.network], 10)) / 1e6
@@ -130,10 +154,11 @@ def main(argv: list[str] | None = None) -> int:
             ratios = f"{ratio:.3f}x, {p10(add) / p10(fused):.3f}x" if entry is add else ""
             print(
                 f"| {entry.network} | {entry.ops.get('ADD', 0)} | "
+                f"{entry.ops.get('DELEGATE', 0)} | "
                 f"{entry.median_ms[args.threads]:.3f} | {p10(entry):.3f} | {ratios} |"
             )
         diff = np.abs(outputs[fused.network] - outputs[add.network]).max()
-        print(f"|  | largest output difference {diff:.2e} | | | |")
+        print(f"|  | largest output difference {diff:.2e} | | | | |")
     print(
         f"\nLoad average at end: {_machine.load_average()}; {time.strftime('%H:%M UTC', time.gmtime())}"
     )

@@ -83,10 +83,14 @@ def test_branches_of_one_tensor_share_its_bitpacking(rng):
     model = inception_block(rng)
     x = away_from_zero(rng, 4)
     data = tfqnn.export.to_tflite(model, verbose=0)
-    # One TfqnnQuantize for the input (branches a and b), one for the pooled
-    # input (c), one for the concatenation (d); b's second op reads b's
-    # bitpacked output.
-    assert tfqnn.lite.custom_ops_in(data) == {"TfqnnQuantize": 3, "TfqnnBconv2d": 5}
+    # One TfqnnQuantize for the input (branches a and b, and c's max pool,
+    # which runs on it bitpacked: tfqnn.export.packed_graph), one for the
+    # concatenation (d); b's second op reads b's bitpacked output.
+    assert tfqnn.lite.custom_ops_in(data) == {
+        "TfqnnQuantize": 2,
+        "TfqnnBconv2d": 5,
+        "TfqnnBMaxPool2d": 1,
+    }
     expected = model.predict(x, verbose=0)
     actual = tfqnn.lite.Interpreter(model_content=data).predict(x)
     for e, a in zip(expected, actual, strict=True):
@@ -97,13 +101,18 @@ def test_int8_concatenation_of_binary_branches(rng, monkeypatch):
     model = inception_block(rng)
     x = away_from_zero(rng, 16)
     data = tfqnn.export.to_tflite(model, int8_representative_data=x, verbose=0)
-    assert tfqnn.lite.custom_ops_in(data) == {"TfqnnQuantize": 3, "TfqnnBconv2d": 5}
+    assert tfqnn.lite.custom_ops_in(data) == {
+        "TfqnnQuantize": 2,
+        "TfqnnBconv2d": 5,
+        "TfqnnBMaxPool2d": 1,
+    }
     builtins = builtin_ops(data)
-    # Float in and out: the input's QUANTIZE (for the max pool), a
-    # DEQUANTIZE per output; no conversion around the concatenation.
-    assert builtins["QUANTIZE"] == 1 and builtins["DEQUANTIZE"] == 1, builtins
+    # Float in and out: the input read by TfqnnQuantize only (c's max pool
+    # runs bitpacked), a DEQUANTIZE per output; no conversion around the
+    # concatenation.
+    assert "QUANTIZE" not in builtins and builtins["DEQUANTIZE"] == 1, builtins
     assert tensor_types(data, "CONCATENATION") == ["INT8"]
-    assert tensor_types(data, "MAX_POOL_2D") == ["INT8", "INT8"]
+    assert tensor_types(data, "MAX_POOL_2D") == ["INT8"]
 
     # Against Keras on the int8 concatenation: Keras's concatenation rounded
     # to the file's scale and zero point (the binary ops write it), pooled
@@ -131,7 +140,7 @@ def test_int8_concatenation_of_binary_branches(rng, monkeypatch):
     monkeypatch.setattr(int8_fusion, "_int8_concatenations", lambda *args: 0)
     plain = tfqnn.export.to_tflite(model, int8_representative_data=x, verbose=0)
     assert tensor_types(plain, "CONCATENATION") == ["FLOAT32"]
-    assert builtin_ops(plain)["QUANTIZE"] == 2
+    assert builtin_ops(plain)["QUANTIZE"] == 1
     plain_pooled, plain_d = tfqnn.lite.Interpreter(model_content=plain).predict(x)
     np.testing.assert_allclose(got_pooled, plain_pooled, rtol=0, atol=1.01 * step)
     assert np.mean(got_pooled == plain_pooled) > 0.99
@@ -158,10 +167,12 @@ def test_concatenation_with_another_reader(rng, consumer):
     data = tfqnn.export.to_tflite(model, int8_representative_data=x_data, verbose=0)
     folded = consumer == "int8_reader"
     assert tensor_types(data, "CONCATENATION") == ["INT8" if folded else "FLOAT32"]
-    assert builtin_ops(data)["QUANTIZE"] == (1 if folded else 2)
+    # b's max pool runs bitpacked on the input's TfqnnQuantize: the only
+    # QUANTIZE left is the concatenation's, unless it folds.
+    assert builtin_ops(data).get("QUANTIZE", 0) == (0 if folded else 1)
     expected = model.predict(x_data, verbose=0)
     actual = tfqnn.lite.Interpreter(model_content=data).predict(x_data)
-    ((_, scale, _),) = outputs_of(data, "MAX_POOL_2D")[1:]
+    ((_, scale, _),) = outputs_of(data, "MAX_POOL_2D")
     for e, got in zip(expected, actual, strict=True):
         # pooled: int8 with the concatenation's scale; other: float (exact),
         # or int8 through the concatenation (the sigmoid's slope <= 1/4).

@@ -334,6 +334,8 @@ POOL_CASES = [
     ((1, 4, 4, 5), (1, 1), (1, 1), "valid"),
     ((1, 6, 5, 1), (3, 2), (3, 1), "same"),
     ((1, 2, 2, 4), (5, 5), (1, 1), "same"),  # window larger than the input
+    ((1, 9, 8, 19), (3, 3), (1, 1), "same"),  # an Inception pool branch, many words
+    ((2, 11, 10, 6), (3, 3), (2, 2), "same"),  # a stage pool
 ]
 
 

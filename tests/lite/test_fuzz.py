@@ -537,6 +537,18 @@ def valid_case(r, op):
         if output_type == 0 and nt == 0 and r.random() < 0.3:  # a fused shortcut
             options["residual"] = 1
             ins.append(Tensor([batch, ho, wo, cout]))
+        elif output_type == 1 and r.random() < 0.4:  # an int8 shortcut (an int8 ADD)
+            # Scales within an int8 ADD's range of the output's (2^-10 to 2^8).
+            options.update(
+                residual=1,
+                y_scale=float(quant["scale"] * 2.0 ** r.uniform(-4, 4)),
+                y_zero_point=int(r.integers(-128, 128)),
+            )
+            residual_quant = {
+                "scale": float(quant["scale"] * 2.0 ** r.uniform(-4, 4)),
+                "zero_point": int(r.integers(-128, 128)),
+            }
+            ins.append(Tensor([batch, ho, wo, cout], "int8", **residual_quant))
         outs = [
             _output(
                 r,

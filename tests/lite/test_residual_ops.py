@@ -158,7 +158,7 @@ def test_reference_rejects_a_bad_residual(rng):
         reference.bconv2d(x, f, m, b, 32, residual=np.zeros((1, 4, 4, 8)), **kwargs)
     with pytest.raises(ValueError, match="output_type"):
         reference.bconv2d(
-            x, f, m, b, 32, residual=np.zeros((1, 4, 4, 8), np.float32), output_type="int8"
+            x, f, m, b, 32, residual=np.zeros((1, 4, 4, 8), np.float32), output_type="bitpacked"
         )
     with pytest.raises(ValueError, match="post_bias"):
         reference.bconv2d(x, f, m, b, 32, post_bias=np.zeros(8, np.float32), **kwargs)
@@ -202,11 +202,11 @@ def test_the_well_formed_bad_model_runs(rng):
         (dict(residual=None), "needs a fifth input"),
         (
             dict(options={"output_type": 2}, output=Tensor([2, 4, 5, 1], "int32")),
-            "needs float output",
+            "needs float or int8 output",
         ),
-        (
+        (  # int8 output: an int8 residual (tests/lite/test_int8_residual_ops.py)
             dict(options={"output_type": 1}, output=Tensor([2, 4, 5, 8], "int8", scale=0.1)),
-            "needs float output",
+            "needs option 'y_scale'",
         ),
         (dict(options={"residual": 2}), "'residual' must be in"),
         (dict(options={"residual": 0}), "thresholds"),  # a fifth input is then thresholds

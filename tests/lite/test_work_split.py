@@ -300,3 +300,39 @@ def test_quantize_threads_give_the_reference(rng, eager_threads, isa, case):
     with _core.isa(isa):
         for threads in (1, 2, 3, 5):
             np.testing.assert_array_equal(run(model, x, num_threads=threads), expected)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("post_bias", [False, True])
+def test_int8_shortcut_on_column_chunks(rng, eager_threads, isa, post_bias):
+    # 2 images of 1x2 pixels (one unit of rows), 70 outputs: the threads split
+    # the columns, each chunk adds its columns of the int8 post-bias and shortcut.
+    from tests.lite.test_int8_residual_ops import (
+        POST_BIAS_SCALES,
+        SCALES,
+        conv_operands,
+        int8_residual_model,
+        int8_y,
+    )
+
+    case = (45, 70, (3, 3), (1, 1), "same", 1, (1, 2), 1, 1)
+    x, f, multiplier, bias, geometry = conv_operands(rng, case)
+    multiplier *= 0.05
+    (sy, zy, sr, zr, so, zo), (st, zt, sb, zb) = SCALES[0], POST_BIAS_SCALES[0]
+    q = int8_y(x, f, multiplier, bias, 45, 1, 1, (sy, zy, sr, zr, so, zo), geometry)
+    residual = rng.integers(-128, 128, q.shape).astype(np.int8)
+    change = {}
+    if post_bias:
+        t = rng.integers(-128, 128, 70).astype(np.int8)
+        params = spec.int8_add_params(sy, zy, st, zt, sb, zb)
+        q = reference.int8_add(q, np.broadcast_to(t, q.shape), params)
+        change = dict(
+            options={"biased_scale": sb, "biased_zero_point": zb},
+            extra=[Tensor([70], "int8", t, scale=st, zero_point=zt)],
+        )
+        sy, zy = sb, zb
+    expected = reference.int8_add(q, residual, spec.int8_add_params(sy, zy, sr, zr, so, zo))
+    model = int8_residual_model(x, f, multiplier, bias, 45, geometry, q.shape, SCALES[0], **change)
+    with _core.isa(isa):
+        for threads in (1, 2, 3, 5):
+            np.testing.assert_array_equal(run(model, x, residual, num_threads=threads), expected)

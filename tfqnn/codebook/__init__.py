@@ -3,8 +3,10 @@
 A model-level tool (docs/codebook.md): `cluster` replaces a model's kernels
 with centroids plus indices (k-means and its exact 1-D optimum, uniform,
 entropy-constrained, weighted-entropy, product and residual quantization,
-optionally importance-weighted; with ``scope="model"`` all layers share
-one `SharedCodebook`), `prune` zeroes the smallest weights,
+optionally importance-weighted, with the damping chosen on held-out data
+by ``damping="auto"``; with ``scope="model"`` all layers share one
+`SharedCodebook`; `correct_biases` restores hidden layers' mean
+pre-activations), `prune` zeroes the smallest weights,
 `strip` returns the plain float model, `report` gives the sizes and
 `save_compressed` writes a file of that size; `sketch` approximates each
 float kernel by a sum of binary bases (network sketching), without
@@ -13,6 +15,7 @@ arrays alone (`kmeans`, `optimal`, ...), each returning a `Codebook`.
 Quantizers and layers never import this package.
 """
 
+from tfqnn.codebook.bias_correction import correct_biases
 from tfqnn.codebook.cluster import METHODS, cluster
 from tfqnn.codebook.codebook import Codebook
 from tfqnn.codebook.compressed import load_compressed, save_compressed
@@ -41,6 +44,7 @@ __all__ = [
     "Pruned",
     "SharedCodebook",
     "cluster",
+    "correct_biases",
     "ecsq",
     "kmeans",
     "load_compressed",

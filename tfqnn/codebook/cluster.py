@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +11,8 @@ import numpy as np
 
 from tfqnn import _validation
 from tfqnn.codebook import _arrays, _rebuild
+from tfqnn.codebook import bias_correction as bias_module
+from tfqnn.codebook import damping as damping_module
 from tfqnn.codebook import importance as importance_module
 from tfqnn.codebook.codebook import Codebook
 from tfqnn.codebook.ecsq import ecsq
@@ -36,8 +39,11 @@ def cluster(
     init: str = "linear",
     scope: str = "layer",
     importance: str | None = None,
-    damping: float = 0.0,
+    damping: float | str = 0.0,
     data: Any = None,
+    validation_data: Any = None,
+    damping_metric: str = "accuracy",
+    bias_correction: bool | str = False,
     reassign: str = "never",
     layers: Sequence[str] | None = None,
     target_bits: float | None = None,
@@ -85,8 +91,34 @@ def cluster(
             all selected kernels at ``scope="model"``): the damping of
             Optimal Brain Surgeon and GPTQ. 0 is the pure estimate; as lambda
             grows the weighting tends to plain k-means (uniform
-            importance). Needs ``importance``.
-        data: ``(x, y)`` for ``importance="hessian"``.
+            importance). Needs ``importance``. ``"auto"``: clusters once
+            for each lambda of `damping.GRID` (0 to 10 and infinity, which is
+            plain k-means), scores each result before fine-tuning on
+            ``validation_data`` by ``damping_metric`` and returns the best
+            (plain k-means on ties); the returned model's ``chosen_damping``
+            holds its lambda (``math.inf`` for plain k-means). On
+            ``validation_data`` it is therefore never worse than plain
+            k-means by that score; after fine-tuning and on other data it
+            can be.
+        data: ``(x, y)`` for ``importance="hessian"`` (its first
+            `importance.HESSIAN_SAMPLES`) and ``bias_correction`` (its first
+            `bias_correction.BIAS_SAMPLES` inputs; ``x`` alone is enough
+            there).
+        validation_data: ``(x, y)`` held-out samples for ``damping="auto"``
+            (not those of ``data``, nor the test set).
+        damping_metric: ``damping="auto"``'s score: ``"accuracy"`` (the
+            largest output is the integer or one-hot label) or ``"loss"``
+            (the model's compiled loss, lower is better).
+        bias_correction: after clustering, add to each hidden clustered
+            layer's bias the shift of its mean pre-activation over ``data``,
+            mean(z_float) - mean(z_clustered), layer by layer
+            (`bias_correction.correct_biases`; output layers and layers
+            without a bias are skipped). With ``damping="auto"`` every
+            candidate is corrected before it is scored. ``"auto"``: each
+            candidate is scored uncorrected and corrected (the uncorrected
+            first, winning ties), the returned model's
+            ``chosen_bias_correction`` says which won; needs
+            ``validation_data``.
         reassign: ``"never"`` (fixed assignments) or ``"every_step"``
             (latent weights reassigned each step, straight-through).
         layers: names of the layers to cluster; all layers with kernels
@@ -110,7 +142,13 @@ def cluster(
     _validation.check_choice("importance", importance, IMPORTANCE)
     _validation.check_choice("reassign", reassign, REASSIGN)
     verbose = _validation.check_verbose(verbose)
-    damping = _validation.check_number("damping", damping, non_negative=True)
+    if not (isinstance(damping, str) and damping == "auto"):
+        try:
+            damping = _validation.check_number("damping", damping, non_negative=True)
+        except ValueError:
+            raise ValueError(
+                f"Invalid damping={damping!r}: expected a non-negative number or 'auto'."
+            ) from None
     if damping and importance is None:
         raise ValueError(
             f"Invalid damping={damping!r} with importance=None: expected 0 "
@@ -118,6 +156,35 @@ def cluster(
         )
     if importance == "hessian" and data is None:
         raise ValueError("Invalid data=None: importance='hessian' needs data=(x, y).")
+    _validation.check_choice("damping_metric", damping_metric, damping_module.METRICS)
+    if not (isinstance(bias_correction, str) and bias_correction == "auto"):
+        try:
+            bias_correction = _validation.check_bool("bias_correction", bias_correction)
+        except ValueError:
+            raise ValueError(
+                f"Invalid bias_correction={bias_correction!r}: expected True, False or 'auto'."
+            ) from None
+    if bias_correction and data is None:
+        raise ValueError(
+            f"Invalid data=None: bias_correction={bias_correction!r} needs data=(x, y) or x."
+        )
+    bias_x = None
+    if bias_correction:
+        bias_x = data[0] if isinstance(data, (tuple, list)) else data
+    choosing = damping == "auto" or bias_correction == "auto"
+    if choosing and validation_data is None:
+        raise ValueError(
+            "Invalid validation_data=None: damping='auto' and bias_correction='auto' need "
+            "validation_data=(x, y) (held-out samples on which each candidate is scored)."
+        )
+    validation = None
+    if choosing:
+        validation = damping_module.check_data(validation_data)
+    elif validation_data is not None:
+        raise ValueError(
+            f"Invalid validation_data with damping={damping!r}: expected None (only "
+            "damping='auto' and bias_correction='auto' use it)."
+        )
     if scope == "model" and method not in SCALAR_METHODS:
         raise ValueError(
             f"Invalid scope='model' with method={method!r}: expected a scalar method "
@@ -190,80 +257,112 @@ def cluster(
             )
         return residual(kernel, clusters, stages=t, subvector_size=1, axis=axis, seed=seed)
 
-    def surviving(i: int) -> tuple[np.ndarray, np.ndarray | None]:
+    def surviving(i: int, plain: bool) -> tuple[np.ndarray, np.ndarray | None]:
         keep = masks[i]
         v = values[i].ravel() if keep is None else values[i].ravel()[keep.ravel()]
-        h = weights[i]
+        h = None if plain else weights[i]
         if h is not None:
             h = h.ravel() if keep is None else h.ravel()[keep.ravel()]
         return v, h
 
-    codebooks: list[Codebook] = []
-    steps = 1 if scope == "model" else len(kernels)
-    progress = keras.utils.Progbar(steps, verbose=int(verbose == 1), unit_name="kernel")
-    if scope == "model":
-        parts = [surviving(i) for i in range(len(kernels))]
-        joint_h = None if weights[0] is None else np.concatenate([p[1] for p in parts])
-        joint_h = _damped(joint_h, damping)
-        pruned = any(m is not None for m in masks)
-        joint = run(np.concatenate([p[0] for p in parts]), joint_h, (-1,), pruned)
-        sizes = np.cumsum([0] + [p[0].size for p in parts])
-        codebooks = [
-            Codebook(joint.centroids, joint.indices[a:b]) for a, b in zip(sizes[:-1], sizes[1:])
-        ]
-        progress.update(1)
-    else:
-        for i in range(len(kernels)):
-            v, h = surviving(i)
-            h = _damped(h, damping)
-            codebooks.append(run(v, h, values[i].shape, masks[i] is not None))
-            progress.update(i + 1)
+    def build(damping: float, correct: bool, verbose: int) -> keras.Model:
+        """The clustered model for one damping (infinity: plain k-means), bias-corrected or not."""
+        plain = math.isinf(damping)
+        codebooks: list[Codebook] = []
+        steps = 1 if scope == "model" else len(kernels)
+        progress = keras.utils.Progbar(steps, verbose=int(verbose == 1), unit_name="kernel")
+        if scope == "model":
+            parts = [surviving(i, plain) for i in range(len(kernels))]
+            joint_h = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
+            joint_h = _damped(joint_h, damping)
+            pruned = any(m is not None for m in masks)
+            joint = run(np.concatenate([p[0] for p in parts]), joint_h, (-1,), pruned)
+            sizes = np.cumsum([0] + [p[0].size for p in parts])
+            codebooks = [
+                Codebook(joint.centroids, joint.indices[a:b]) for a, b in zip(sizes[:-1], sizes[1:])
+            ]
+            progress.update(1)
+        else:
+            for i in range(len(kernels)):
+                v, h = surviving(i, plain)
+                h = _damped(h, damping)
+                codebooks.append(run(v, h, values[i].shape, masks[i] is not None))
+                progress.update(i + 1)
 
-    specs: dict[str, dict[str, dict[str, Any]]] = {}
-    tables: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-    keeps: dict[tuple[str, str], np.ndarray] = {}
-    for (layer, name), value, keep, codebook in zip(kernels, values, masks, codebooks):
-        centroids, indices = _as_state(codebook, value, keep, axis if vector else -1, blocks)
-        specs.setdefault(layer.name, {})[name] = {
-            "clusters": int(centroids.shape[1]) // blocks,
-            "blocks": blocks,
-            "stages": int(centroids.shape[0]),
-            "subvector_size": int(centroids.shape[2]),
-            "axis": int(axis) if vector else -1,
-            "pruned": keep is not None,
-        }
-        tables[(layer.name, name)] = (centroids, indices)
-        if keep is not None:
-            keeps[(layer.name, name)] = keep.astype("float32")
-        if verbose == 2:
-            print(
-                f"cluster: {layer.name}/{name}: {value.size} weights, "
-                f"{centroids.shape[1]} centroids ({method})"
+        specs: dict[str, dict[str, dict[str, Any]]] = {}
+        tables: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        keeps: dict[tuple[str, str], np.ndarray] = {}
+        for (layer, name), value, keep, codebook in zip(kernels, values, masks, codebooks):
+            centroids, indices = _as_state(codebook, value, keep, axis if vector else -1, blocks)
+            specs.setdefault(layer.name, {})[name] = {
+                "clusters": int(centroids.shape[1]) // blocks,
+                "blocks": blocks,
+                "stages": int(centroids.shape[0]),
+                "subvector_size": int(centroids.shape[2]),
+                "axis": int(axis) if vector else -1,
+                "pruned": keep is not None,
+            }
+            tables[(layer.name, name)] = (centroids, indices)
+            if keep is not None:
+                keeps[(layer.name, name)] = keep.astype("float32")
+            if verbose == 2:
+                print(
+                    f"cluster: {layer.name}/{name}: {value.size} weights, "
+                    f"{centroids.shape[1]} centroids ({method})"
+                )
+
+        shared = None
+        if scope == "model":  # one centroid variable for all layers
+            shared = SharedCodebook(int(codebooks[0].centroids.size), name="shared_codebook")
+
+        def wrap(layer_name: str) -> Any:
+            return lambda inner: Clustered(
+                inner, specs[layer_name], reassign=reassign, shared=shared, name=inner.name
             )
 
-    shared = None
-    if scope == "model":  # one centroid variable for all layers
-        shared = SharedCodebook(int(codebooks[0].centroids.size), name="shared_codebook")
+        new = _rebuild.rebuild(model, {name: wrap(name) for name in specs})
+        for layer in new.layers:
+            if layer.name not in specs:
+                continue
+            for name in specs[layer.name]:
+                centroids, indices = tables[(layer.name, name)]
+                layer.centroids(name).assign(centroids)
+                if reassign == "never":
+                    getattr(layer, f"_{name}_indices").assign(indices)
+                    kernel = kernel_variable(layer, name)
+                    kernel.assign(np.zeros(kernel.shape, dtype=kernel.dtype))
+                elif specs[layer.name][name]["pruned"]:
+                    getattr(layer, f"_{name}_mask").assign(keeps[(layer.name, name)])
+        if correct:
+            bias_module.correct_biases(model, new, bias_x)
+        return new
 
-    def wrap(layer_name: str) -> Any:
-        return lambda inner: Clustered(
-            inner, specs[layer_name], reassign=reassign, shared=shared, name=inner.name
+    if not choosing:
+        return build(float(damping), bool(bias_correction), verbose)
+    assert validation is not None
+    dampings = damping_module.GRID if damping == "auto" else (float(damping),)
+    corrections = (False, True) if bias_correction == "auto" else (bool(bias_correction),)
+    candidates = [(d, c) for d in dampings for c in corrections]
+    best, best_score, chosen = None, -math.inf, candidates[0]
+    progress = keras.utils.Progbar(len(candidates), verbose=int(verbose == 1), unit_name="model")
+    for step, (candidate, correct) in enumerate(candidates):
+        clustered = build(candidate, correct, 0)
+        value = damping_module.score(
+            clustered, validation, damping_metric, getattr(model, "loss", None)
         )
-
-    new = _rebuild.rebuild(model, {name: wrap(name) for name in specs})
-    for layer in new.layers:
-        if layer.name not in specs:
-            continue
-        for name in specs[layer.name]:
-            centroids, indices = tables[(layer.name, name)]
-            layer.centroids(name).assign(centroids)
-            if reassign == "never":
-                getattr(layer, f"_{name}_indices").assign(indices)
-                kernel = kernel_variable(layer, name)
-                kernel.assign(np.zeros(kernel.shape, dtype=kernel.dtype))
-            elif specs[layer.name][name]["pruned"]:
-                getattr(layer, f"_{name}_mask").assign(keeps[(layer.name, name)])
-    return new
+        if verbose == 2:
+            print(
+                f"cluster: damping={candidate:g}, bias_correction={correct}: validation "
+                f"{damping_metric} {value:.6g}"
+            )
+        if best is None or value > best_score:  # the first (plain k-means) wins ties
+            best, best_score, chosen = clustered, value, (candidate, correct)
+        progress.update(step + 1)
+    assert best is not None
+    best.chosen_damping, best.chosen_bias_correction = chosen
+    if verbose == 2:
+        print(f"cluster: chose damping={chosen[0]:g}, bias_correction={chosen[1]}")
+    return best
 
 
 def _damped(importance: np.ndarray | None, damping: float) -> np.ndarray | None:

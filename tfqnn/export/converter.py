@@ -14,7 +14,14 @@ from tfqnn import _validation
 from tfqnn._validation import check_int
 from tfqnn.export import codebook_weights, composite, frozen_weights, int8_fusion, int8_weights
 from tfqnn.export._schema import tflite_schema
-from tfqnn.export.plan import BinaryGroup, MultiBasisGroup, functional_of, plan_groups
+from tfqnn.export.packed_graph import PackedNode
+from tfqnn.export.plan import (
+    BinaryGroup,
+    MultiBasisGroup,
+    bitpacked_nodes,
+    functional_of,
+    plan_groups,
+)
 from tfqnn.lite import custom_ops_in, load_library, spec
 
 
@@ -38,7 +45,10 @@ def to_tflite(
     bitpacked weights; a following BatchNormalization, ReLU-like clamp and
     MaxPooling2D fold into it, and it writes bitpacked output when binary
     layers consume it (`tfqnn.export.plan`; a BatchNorm after its ReLU folds
-    its positive scale, leaving one ADD). Everything else converts to TFLite
+    its positive scale, leaving one ADD). Max pools and channel
+    concatenations read only by binary layers run on the bitpacked tensors
+    (`TfqnnBMaxPool2d`, an int32 CONCATENATION of the parts' words:
+    `tfqnn.export.packed_graph`). Everything else converts to TFLite
     builtins: float32, or int8 when `int8_representative_data` is given. The
     other tfqnn layers' kernels are quantized once, at export, and stored as
     constants of the quantized values (`tfqnn.export.frozen_weights`); those
@@ -92,6 +102,7 @@ def to_tflite(
     if batch_size is None:
         _check_recurrent_batch(model)
     groups, nodes, folded = plan_groups(model, fuse_residuals=int8_representative_data is None)
+    packed_ops = bitpacked_nodes(model, groups)
     folded_ids = {id(n) for n in folded}
     frozen_kernels = {
         id(node.operation): frozen_weights.quantized_kernels(node.operation)
@@ -107,6 +118,7 @@ def to_tflite(
         expected,
         frozen_kernels,
         int8=int8_representative_data is not None,
+        packed_ops=packed_ops,
     )
     signature = [
         tf.TensorSpec([batch_size, *x.shape[1:]], x.dtype, name=_input_name(x, i))
@@ -204,14 +216,18 @@ def _serving_function(
     expected: dict[str, int],
     kernels: dict[int, dict[str, np.ndarray]],
     int8: bool = False,
+    packed_ops: dict[int, PackedNode] | None = None,
 ) -> Callable[..., Any]:
     """A function that evaluates the graph with binary groups as custom ops.
 
     `kernels` holds, by layer id, the quantized kernels that the other tfqnn
     layers read as constants (`tfqnn.export.frozen_weights`). With `int8`
     (int8 builtins), an average pool without padding becomes a depthwise
-    convolution (`_average_pool_as_depthwise`).
+    convolution (`_average_pool_as_depthwise`). `packed_ops`: the max pools
+    and concatenations that run on bitpacked tensors
+    (`tfqnn.export.plan.bitpacked_nodes`).
     """
+    packed_ops = packed_ops or {}
 
     def count(name: str) -> None:
         expected[name] = expected.get(name, 0) + 1
@@ -341,6 +357,17 @@ def _serving_function(
         )
         return finish(group, y)
 
+    def run_packed(operation: Any, args: Any, how: PackedNode) -> tf.Tensor:
+        """A max pool (`TfqnnBMaxPool2d`) or a concatenation (int32) of bitpacked tensors,
+        each part from a word boundary."""
+        if isinstance(operation, keras.layers.MaxPooling2D):
+            count(spec.BMAXPOOL2D)
+            x = bitpacked(args[0], how.thresholds)
+            return composite.bmaxpool2d(
+                x, operation.pool_size, operation.strides, operation.padding
+            )
+        return tf.concat([bitpacked(part) for part in args[0]], axis=-1)
+
     def serve(*inputs: tf.Tensor) -> Any:
         expected.clear()  # the function may be traced more than once
         values.clear()
@@ -361,6 +388,9 @@ def _serving_function(
             if group is not None:
                 outputs = [run_group(group, args[0])]
                 node_out = group.output_node.outputs
+            elif id(node) in packed_ops:
+                outputs = [run_packed(node.operation, args, packed_ops[id(node)])]
+                node_out = node.outputs
             elif int8 and _is_valid_average_pool(node.operation, args):
                 outputs = [_average_pool_as_depthwise(node.operation, args[0])]
                 node_out = node.outputs

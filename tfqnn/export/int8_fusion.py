@@ -10,6 +10,12 @@ surrounds them with conversions:
   int8 tensor (the sign of ``scale * (q - zero_point)`` is that of
   ``q - zero_point``; with thresholds it compares the dequantized value);
   a DEQUANTIZE read only by ``TfqnnQuantize`` ops folds into all of them;
+* ``TfqnnBconv2d (int8) -> ADD (int8) <- shortcut (int8)`` (Bi-Real Net's
+  and QuickNet's blocks): the op takes the shortcut as its ``residual``
+  input and writes the ``ADD``'s output itself, its own int8 result's scale
+  and zero point as the options ``y_scale`` and ``y_zero_point``
+  (docs/lite_ops.md, "Fused shortcut"), and moves to the ``ADD``'s place in
+  the operator order (the shortcut may be computed after the convolution);
 * ``binary ops -> CONCATENATION -> QUANTIZE -> int8 builtin`` (the branches
   of an Inception block): each binary op writes its slice in int8 with the
   QUANTIZE's scale and zero point, the concatenation joins int8 tensors of
@@ -40,7 +46,7 @@ def fuse_int8_conversions(data: bytes) -> tuple[bytes, dict[str, int]]:
     """The model bytes with int8 conversions around tfqnn ops folded in.
 
     Returns the bytes (``data`` itself when nothing folds) and how many
-    QUANTIZE and DEQUANTIZE ops were folded away.
+    QUANTIZE, DEQUANTIZE and (shortcut) ADD ops were folded away.
     """
     schema = tflite_schema()
     quantize, dequantize = schema.BuiltinOperator.QUANTIZE, schema.BuiltinOperator.DEQUANTIZE
@@ -56,7 +62,7 @@ def fuse_int8_conversions(data: bytes) -> tuple[bytes, dict[str, int]]:
         name = codes[op.opcodeIndex].customCode
         return name.decode() if isinstance(name, bytes) else name
 
-    fused = {"QUANTIZE": 0, "DEQUANTIZE": 0}
+    fused = {"QUANTIZE": 0, "DEQUANTIZE": 0, "ADD": 0}
     for subgraph in model.subgraphs:
         uses: dict[int, int] = {}
         for op in subgraph.operators:
@@ -103,6 +109,7 @@ def fuse_int8_conversions(data: bytes) -> tuple[bytes, dict[str, int]]:
                 fused["DEQUANTIZE"] += 1
         subgraph.operators = [op for op in subgraph.operators if id(op) not in removed]
         fused["QUANTIZE"] += _int8_concatenations(schema, subgraph, builtin, custom)
+        fused["ADD"] += _int8_residuals(schema, subgraph, model.buffers, builtin, custom)
     if not any(fused.values()):
         return bytes(data), fused
     builder = flatbuffers.Builder(len(data) + 1024)
@@ -175,6 +182,211 @@ def _int8_concatenations(
         removed.add(id(quantizes[0]))
     subgraph.operators = [op for op in subgraph.operators if id(op) not in removed]
     return len(removed)
+
+
+def _int8_residuals(
+    schema: Any,
+    subgraph: Any,
+    buffers: list[Any],
+    builtin: Callable[[Any], int],
+    custom: Callable[[Any], str | None],
+) -> int:
+    """Folds int8 shortcut ``ADD``s into the binary convolutions before them; returns how many.
+
+    An ``ADD`` qualifies when one input is the int8 output of a
+    ``TfqnnBconv2d`` (``output_type`` 1, no residual yet, four inputs) read
+    by nothing else, the other an int8 tensor of the same shape, all
+    tensors per-tensor int8, no fused activation but a ReLU (option
+    ``residual_relu``), and the scale ratios within
+    an int8 ``ADD``'s range (`spec.int8_add_params`). The op then takes the
+    other input as its ``residual``, writes the ``ADD``'s output, and runs
+    where the ``ADD`` ran. Between the op and the ``ADD`` may stand one more
+    ``ADD`` of a constant int8 ``[O]`` read by nothing else (QuickNet's
+    post-ReLU BatchNorm shift): it becomes the op's ``post_bias`` and goes too.
+    """
+    add = schema.BuiltinOperator.ADD
+    none = schema.ActivationFunctionType.NONE
+    int8_code = spec.output_type_code("int8")
+    outputs = {int(t) for t in subgraph.outputs}
+    producer = {int(t): op for op in subgraph.operators for t in op.outputs}
+    readers: dict[int, int] = {}
+    for op in subgraph.operators:
+        for t in op.inputs:
+            readers[int(t)] = readers.get(int(t), 0) + 1
+    tensors = subgraph.tensors
+
+    relu = schema.ActivationFunctionType.RELU
+
+    def activation(op: Any) -> int:
+        return int(getattr(op.builtinOptions, "fusedActivationFunction", none))
+
+    def plain_int8_add(op: Any, activations: tuple[int, ...] = (none,)) -> bool:
+        return (
+            op is not None
+            and builtin(op) == add
+            and custom(op) is None
+            and len(op.inputs) == 2
+            and len(op.outputs) == 1
+            and activation(op) in activations
+            and all(_per_tensor_int8(schema, tensors[int(t)]) for t in [*op.inputs, *op.outputs])
+        )
+
+    def private(t: int) -> bool:
+        return readers.get(t) == 1 and t not in outputs
+
+    def int8_conv(t: int) -> Any:
+        """The TfqnnBconv2d that writes int8 ``t`` and could take a residual, or None."""
+        writer = producer.get(t)
+        if writer is None or custom(writer) != spec.BCONV2D or len(writer.inputs) != 4:
+            return None
+        options = flexbuffers.Loads(bytes(writer.customOptions))
+        if options.get("output_type", 0) != int8_code or options.get("residual", 0):
+            return None
+        return writer if private(t) else None
+
+    def constant_vector(t: int, channels: int) -> bool:
+        tensor = tensors[t]
+        data = buffers[tensor.buffer].data
+        return (
+            data is not None
+            and len(data) == channels
+            and tensor.shape is not None
+            and [int(d) for d in tensor.shape] == [channels]
+        )
+
+    quantization = {t: tensors[t].quantization for t in range(len(tensors))}
+
+    def qparams(t: int) -> tuple[float, int]:
+        q = quantization[t]
+        return float(q.scale[0]), int(q.zeroPoint[0])
+
+    def shape_of(t: int) -> list[int] | None:
+        """The static shape of ``t``, for a tfqnn op's output inferred from its input."""
+        writer = producer.get(t)
+        name = None if writer is None else custom(writer)
+        tensor = tensors[t]
+        own = None if tensor.shape is None else [int(d) for d in tensor.shape]
+        if writer is None or name is None or not name.startswith(spec.OP_PREFIX):
+            return own
+        if name == spec.BCONV2D and len(writer.inputs) >= 2 and own is not None:
+            source = shape_of(int(writer.inputs[0]))
+            kernel = tensors[int(writer.inputs[1])].shape
+            if source is None or len(source) != 4 or kernel is None or len(kernel) != 4:
+                return None
+            options = flexbuffers.Loads(bytes(writer.customOptions))
+            padding = {code: p for p, code in spec.PADDING_CODES.items()}.get(
+                options.get("padding")
+            )
+            if padding is None:
+                return None
+            try:
+                rows, cols = spec.window_geometry(
+                    "kernel_size",
+                    (int(kernel[1]), int(kernel[2])),
+                    (source[1], source[2]),
+                    (options.get("stride_height", 1), options.get("stride_width", 1)),
+                    (
+                        options.get("dilation_height_factor", 1),
+                        options.get("dilation_width_factor", 1),
+                    ),
+                    padding,
+                )
+            except ValueError:
+                return None
+            return [source[0], rows.out_size, cols.out_size, own[-1]]
+        if name == spec.QUANTIZE and own is not None:
+            source = shape_of(int(writer.inputs[0]))
+            return None if source is None else [*source[:-1], own[-1]]
+        return None  # other tfqnn ops: not inferred (no fold)
+
+    moved: dict[int, Any] = {}  # id(shortcut ADD) -> the convolution that replaces it
+    removed: set[int] = set()  # ids of the post-bias ADDs folded too
+    for op in subgraph.operators:
+        # The shortcut ADD may have a fused ReLU (QuickNet's last block of a section).
+        if not plain_int8_add(op, (none, relu)):
+            continue
+        with_relu = activation(op) == relu
+        a, b = (int(t) for t in op.inputs)
+        out = int(op.outputs[0])
+        if a == b:
+            continue
+        for ours, other in ((a, b), (b, a)):
+            # No broadcast: the shortcut has the sum's shape, and so has the
+            # op's output (its tensor's shape may be the converter's
+            # placeholder; `shape_of` infers it from the op's input).
+            if not private(ours) or not _same_shape(tensors[other], tensors[out]):
+                continue
+            writer = int8_conv(ours)
+            bias_add: Any = None
+            shift: int | None = None  # the post-bias constant, when there is one
+            y = ours
+            if writer is None:
+                inner = producer.get(ours)
+                if inner is None or not plain_int8_add(inner) or id(inner) in removed:
+                    continue
+                i, j = (int(t) for t in inner.inputs)
+                for conv_out, constant in ((i, j), (j, i)):
+                    candidate = int8_conv(conv_out)
+                    if candidate is not None and constant_vector(
+                        constant, int(tensors[conv_out].shape[-1])
+                    ):
+                        writer, bias_add, shift, y = candidate, inner, constant, conv_out
+                        break
+                if writer is None or id(writer) in {id(w) for w in moved.values()}:
+                    continue
+            if shape_of(y) != [int(d) for d in tensors[out].shape]:
+                continue
+            scales = [qparams(t) for t in (y, other, out)]
+            try:
+                if shift is not None:
+                    biased = qparams(ours)
+                    spec.int8_add_params(*scales[0], *qparams(shift), *biased)
+                    spec.int8_add_params(*biased, *scales[1], *scales[2], with_relu)
+                else:
+                    spec.int8_add_params(*scales[0], *scales[1], *scales[2], with_relu)
+            except ValueError:
+                continue
+            options = flexbuffers.Loads(bytes(writer.customOptions))
+            options.update(
+                residual=1,
+                y_scale=float(np.float32(scales[0][0])),
+                y_zero_point=scales[0][1],
+            )
+            if with_relu:
+                options["residual_relu"] = 1
+            inputs = [*writer.inputs, other]
+            if shift is not None:
+                options.update(
+                    biased_scale=float(np.float32(qparams(ours)[0])),
+                    biased_zero_point=qparams(ours)[1],
+                )
+                inputs.append(shift)
+                removed.add(id(bias_add))
+            writer.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(options)), np.uint8)
+            writer.inputs = np.array(inputs, np.int32)
+            writer.outputs = np.array([out], np.int32)
+            moved[id(op)] = writer
+            break
+    if not moved:
+        return 0
+    writers = {id(w) for w in moved.values()}
+    subgraph.operators = [
+        moved.get(id(op), op)
+        for op in subgraph.operators
+        if id(op) not in writers and id(op) not in removed
+    ]
+    return len(moved) + len(removed)
+
+
+def _same_shape(a: Any, b: Any) -> bool:
+    """Equal static shapes (and shape signatures, where the file has them)."""
+
+    def listed(value: Any) -> list[int] | None:
+        return None if value is None else [int(d) for d in value]
+
+    return listed(a.shape) == listed(b.shape) and listed(a.shapeSignature) == listed(
+        b.shapeSignature
+    )
 
 
 def _set_output_type(writer: Any, code: int) -> None:

@@ -19,9 +19,12 @@ transform ``y = clamp(dot * multiplier + bias)`` (docs/lite_ops.md):
 
 The group writes bitpacked output when every consumer of its result (directly
 or through a `Flatten` of a multiple of 32 channels) is itself a binary group,
-which then skips its own input bitpacking. Consumers that are multi-basis
-groups with the same input thresholds ``t [N]`` get N bitpacked bases, bit 1
-where ``y < t_n`` (``output_thresholds``; through a `Flatten` only for N = 1).
+which then skips its own input bitpacking, or a max pool or concatenation that
+runs on bitpacked tensors (`tfqnn.export.packed_graph`, `bitpacked_nodes`; a
+group reading a concatenation with gaps gets gapped weights). Consumers that
+are multi-basis groups with the same input thresholds ``t [N]`` get N
+bitpacked bases, bit 1 where ``y < t_n`` (``output_thresholds``; through a
+`Flatten` only for N = 1).
 
 A layer whose input quantizer is a DoReFa activation of at most
 `thermometer.MAX_BITS` (3) bits and whose kernel is binary (DoReFa-Net's W1A2)
@@ -48,7 +51,7 @@ import keras
 import numpy as np
 
 from tfqnn import activations as tfqnn_activations
-from tfqnn.export import thermometer
+from tfqnn.export import packed_graph, thermometer
 from tfqnn.layers import QuantConv2D, QuantDense
 from tfqnn.lite import reference
 from tfqnn.quantizers import MultiBinaryActivation
@@ -198,18 +201,19 @@ def plan_groups(
         claimed.update(id(n) for n in group.folded)
         groups[id(node)] = group
 
+    group_thresholds = {head: _input_thresholds(group) for head, group in groups.items()}
+    packed = _packed_nodes(nodes, consumers, model_outputs, groups)
+    for head, parts in packed_graph.input_parts(nodes, packed).items():
+        if head in groups:  # a group reading a concatenation with gaps
+            group = groups[head]
+            group.packed_weights, group.in_channels = packed_graph.gapped_weights(
+                group.packed_weights, parts
+            )
+
     def thresholds_of(users: list[Any]) -> tuple[bool, np.ndarray | None]:
-        """Whether all `users` are groups reading the same input bases, and their thresholds."""
-        if not users or not all(id(u) in groups for u in users):
-            return False, None
-        found = [_input_thresholds(groups[id(u)]) for u in users]
-        first = found[0]
-        same = all(
-            (t is None and first is None)
-            or (t is not None and first is not None and np.array_equal(t, first))
-            for t in found
-        )
-        return same, first
+        """Whether all `users` are groups (or max pools and concatenations run on
+        bitpacked tensors) reading the same input bases, and their thresholds."""
+        return packed_graph.common_thresholds(users, group_thresholds, packed)
 
     for group in groups.values():
         tensor = group.output_node.outputs[0]
@@ -232,6 +236,42 @@ def plan_groups(
         if group.bitpacked_output:
             group.output_thresholds = thresholds
     return groups, nodes, [n for g in groups.values() for n in g.folded]
+
+
+def bitpacked_nodes(
+    model: keras.Model, groups: dict[int, BinaryGroup]
+) -> dict[int, packed_graph.PackedNode]:
+    """The max pools and concatenations of `model` that run on bitpacked tensors.
+
+    By node id (`tfqnn.export.packed_graph`). ``groups`` is `plan_groups`'s,
+    whose readers of concatenations with gaps already hold gapped weights.
+    """
+    functional = functional_of(model)
+    nodes = nodes_in_order(functional)
+    consumers: dict[int, list[Any]] = {}
+    for node in nodes:
+        for tensor in node.input_tensors:
+            consumers.setdefault(id(tensor), []).append(node)
+    return _packed_nodes(nodes, consumers, {id(t) for t in functional.outputs}, groups)
+
+
+def _packed_nodes(
+    nodes: list[Any],
+    consumers: dict[int, list[Any]],
+    model_outputs: set[int],
+    groups: dict[int, BinaryGroup],
+) -> dict[int, packed_graph.PackedNode]:
+    group_thresholds = {head: _input_thresholds(group) for head, group in groups.items()}
+    folded = {id(n) for group in groups.values() for n in group.folded}
+    # One-basis, ungrouped layers take gapped input (packed_graph.gapped_weights).
+    gap_groups = {
+        head
+        for head, group in groups.items()
+        if type(group) is BinaryGroup and not (group.is_conv and group.layer.groups > 1)
+    }
+    return packed_graph.packed_nodes(
+        nodes, consumers, model_outputs, group_thresholds, folded, gap_groups
+    )
 
 
 def _input_thresholds(group: BinaryGroup) -> np.ndarray | None:

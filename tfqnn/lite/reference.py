@@ -232,6 +232,15 @@ def bconv2d(
     int8_zero_point: int = 0,
     residual: Any = None,
     post_bias: Any = None,
+    y_scale: float | None = None,
+    y_zero_point: int = 0,
+    residual_scale: float | None = None,
+    residual_zero_point: int = 0,
+    post_bias_scale: float | None = None,
+    post_bias_zero_point: int = 0,
+    biased_scale: float | None = None,
+    biased_zero_point: int = 0,
+    residual_relu: bool = False,
 ) -> np.ndarray:
     """The TfqnnBconv2d op: binary 2-D convolution, NHWC input, OHWI filter.
 
@@ -246,6 +255,14 @@ def bconv2d(
     output's shape, added after the clamp, ``out = y + residual`` rounded
     once to float32 (a fused shortcut ``ADD``); with ``post_bias`` (float32
     ``[O]``, the op's sixth input) ``out = (y + post_bias) + residual``.
+    With ``output_type="int8"`` the residual is int8 (``residual_scale``,
+    ``residual_zero_point``): ``y`` is written as int8 with ``y_scale`` and
+    ``y_zero_point`` and the result is `int8_add` of it and the residual into
+    ``int8_scale`` / ``int8_zero_point`` (the unfused file's int8 ``ADD``);
+    an int8 ``post_bias`` ``[O]`` (``post_bias_scale``, ``post_bias_zero_point``)
+    is added to ``y`` first by `int8_add` into ``biased_scale`` /
+    ``biased_zero_point``; ``residual_relu`` clamps the int8 sum at its zero
+    point (the ``ADD``'s fused ReLU).
     """
     x = check_packed("x_packed", x_packed, ndim=4)
     filt = check_packed("filter_packed", filter_packed, ndim=4)
@@ -286,6 +303,21 @@ def bconv2d(
                     inside = real[np.ix_(r, c)][None, :, :, None]
                     tap_dot = np.where(inside, tap_dot, pad_values * tap_dot)
                 dot[..., outs] += tap_dot
+    int8_residual = residual is not None and check_output_type(output_type) == "int8"
+    if int8_residual:
+        return _int8_residual_output(
+            dot,
+            multiplier,
+            bias,
+            clamp_min,
+            clamp_max,
+            (int8_scale, int8_zero_point),
+            (y_scale, y_zero_point),
+            (residual, residual_scale, residual_zero_point),
+            (post_bias, post_bias_scale, post_bias_zero_point),
+            (biased_scale, biased_zero_point),
+            residual_relu,
+        )
     out = output_transform(
         dot,
         multiplier,
@@ -302,7 +334,7 @@ def bconv2d(
         return out
     if check_output_type(output_type) != "float":
         raise ValueError(
-            f"Invalid output_type={output_type!r}: a residual input needs 'float' output."
+            f"Invalid output_type={output_type!r}: a residual input needs 'float' or 'int8' output."
         )
     shortcut = np.asarray(residual)
     if shortcut.dtype != np.float32 or shortcut.shape != out.shape:
@@ -313,6 +345,83 @@ def bconv2d(
     if post_bias is not None:
         out = out + check_vector("post_bias", post_bias, out.shape[-1])
     return out + shortcut
+
+
+def int8_add(a: Any, b: Any, params: spec.Int8Add) -> np.ndarray:
+    """The int8 ``ADD`` of two int8 arrays of one shape (`spec.Int8Add`, XNNPACK's rounding)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != np.int8 or b.dtype != np.int8 or a.shape != b.shape:
+        raise ValueError(
+            f"Invalid a, b: expected two int8 arrays of one shape, got {a.dtype} {a.shape} "
+            f"and {b.dtype} {b.shape}."
+        )
+    acc = (
+        np.int64(params.bias)
+        + a.astype(np.int64) * params.a_multiplier
+        + b.astype(np.int64) * params.b_multiplier
+    )
+    out = (acc >> params.shift) + params.output_zero_point  # arithmetic shift: round half up
+    return np.clip(out, params.output_min, params.output_max).astype(np.int8)
+
+
+def _int8_residual_output(
+    dot: np.ndarray,
+    multiplier: Any,
+    bias: Any,
+    clamp_min: float,
+    clamp_max: float,
+    output: tuple[float, int],
+    y: tuple[float | None, int],
+    residual: tuple[Any, float | None, int],
+    post_bias: tuple[Any, float | None, int],
+    biased: tuple[float | None, int],
+    relu: bool = False,
+) -> np.ndarray:
+    """Bconv2d's int8 output with an int8 residual: ``int8_add(int8(y), residual)``.
+
+    With an int8 post-bias: ``int8_add(int8_add(int8(y), post_bias), residual)``.
+    """
+    shortcut, residual_scale, residual_zero_point = residual
+    if y[0] is None or residual_scale is None:
+        raise ValueError(
+            "Invalid y_scale, residual_scale: an int8 residual needs both (positive floats)."
+        )
+    q = output_transform(
+        dot,
+        multiplier,
+        bias,
+        clamp_min=clamp_min,
+        clamp_max=clamp_max,
+        output_type="int8",
+        int8_scale=y[0],
+        int8_zero_point=y[1],
+    )
+    shortcut = np.asarray(shortcut)
+    if shortcut.dtype != np.int8 or shortcut.shape != q.shape:
+        raise ValueError(
+            f"Invalid residual: expected int8 of shape {q.shape} (the output's), "
+            f"got {shortcut.dtype} {shortcut.shape}."
+        )
+    summand = y
+    if post_bias[0] is not None:
+        shift = np.asarray(post_bias[0])
+        if shift.dtype != np.int8 or shift.shape != q.shape[-1:]:
+            raise ValueError(
+                f"Invalid post_bias: expected int8 of shape {q.shape[-1:]} with an int8 "
+                f"residual, got {shift.dtype} {shift.shape}."
+            )
+        if post_bias[1] is None or biased[0] is None:
+            raise ValueError(
+                "Invalid post_bias_scale, biased_scale: an int8 post_bias needs both "
+                "(positive floats)."
+            )
+        to_biased = spec.int8_add_params(y[0], y[1], post_bias[1], post_bias[2], *biased)
+        q = int8_add(q, np.broadcast_to(shift, q.shape), to_biased)
+        summand = (biased[0], biased[1])
+    params = spec.int8_add_params(
+        summand[0], summand[1], residual_scale, residual_zero_point, output[0], output[1], relu
+    )
+    return int8_add(q, shortcut, params)
 
 
 def bmaxpool2d(

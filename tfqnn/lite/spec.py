@@ -366,6 +366,82 @@ def check_output_transform(
     )
 
 
+class Int8Add(NamedTuple):
+    """The integer parameters of an int8 ``ADD`` (the int8 fused shortcut).
+
+    ``out = clamp(((bias + a * a_multiplier + b * b_multiplier) >> shift) +
+    output_zero_point, output_min, output_max)``, int32 arithmetic, ``>>``
+    arithmetic (round half up): XNNPACK's int8 ``ADD``, which runs TFLite's
+    builtin int8 ``ADD`` in `tfqnn.lite.Interpreter` (`int8_add_params`).
+    ``[output_min, output_max]`` is ``[-128, 127]``, or ``[output_zero_point,
+    127]`` with a fused ReLU.
+    """
+
+    a_multiplier: int
+    b_multiplier: int
+    bias: int
+    shift: int
+    output_zero_point: int
+    output_min: int = -128
+    output_max: int = 127
+
+
+INT8_ADD_MIN_RATIO = 2.0**-10
+INT8_ADD_MAX_RATIO = 2.0**8
+"""An int8 ``ADD``'s input-to-output scale ratios must lie in ``[2^-10, 2^8)``."""
+
+
+def int8_add_params(
+    a_scale: Any,
+    a_zero_point: Any,
+    b_scale: Any,
+    b_zero_point: Any,
+    output_scale: Any,
+    output_zero_point: Any,
+    relu: bool = False,
+) -> Int8Add:
+    """The `Int8Add` of ``a`` (scale, zero point) plus ``b`` into the output's scale and zero point.
+
+    With the float32 ratios ``ra = a_scale / output_scale`` and ``rb``, each in
+    ``[2^-10, 2^8)``, and ``e`` the binary exponent of ``max(ra, rb)``:
+    ``shift = 20 - e``, ``a_multiplier = rint(ra 2^shift)`` (ties to even;
+    ``b_multiplier`` alike), ``bias = 2^(shift - 1) - a_multiplier a_zero_point
+    - b_multiplier b_zero_point``. These are XNNPACK's int8 ``ADD`` parameters;
+    TFLite's reference kernel (gemmlowp fixed point, 64-bit products) can
+    round a sum the other way, one int8 step apart. ``relu=True``: the
+    ``ADD``'s fused ReLU, ``output_min = output_zero_point``.
+    """
+    scales = {
+        "a_scale": check_float32("a_scale", a_scale, positive=True),
+        "b_scale": check_float32("b_scale", b_scale, positive=True),
+    }
+    out_scale = check_float32("output_scale", output_scale, positive=True)
+    zero_points = [
+        check_int(name, value, low=-128, high=127)
+        for name, value in (
+            ("a_zero_point", a_zero_point),
+            ("b_zero_point", b_zero_point),
+            ("output_zero_point", output_zero_point),
+        )
+    ]
+    ratios = []
+    for name, scale in scales.items():
+        with np.errstate(over="ignore", under="ignore"):
+            ratio = np.float32(scale / out_scale)
+        if not INT8_ADD_MIN_RATIO <= ratio < INT8_ADD_MAX_RATIO:
+            raise ValueError(
+                f"Invalid {name}={float(scale)!r}: expected {name} / output_scale in "
+                f"[2^-10, 2^8) (output_scale={float(out_scale)!r}), got {float(ratio)!r}."
+            )
+        ratios.append(ratio)
+    exponent = int(np.frexp(max(ratios))[1]) - 1  # ratio = m 2^e with 1 <= m < 2
+    shift = 20 - exponent
+    a_mult, b_mult = (int(np.rint(r * np.float32(2.0**shift))) for r in ratios)
+    bias = 2 ** (shift - 1) - a_mult * zero_points[0] - b_mult * zero_points[1]
+    low = zero_points[2] if check_bool("relu", relu) else -128
+    return Int8Add(a_mult, b_mult, bias, shift, zero_points[2], low, 127)
+
+
 def output_type_code(value: Any) -> int:
     """The ``output_type`` option value of an output type name."""
     return OUTPUT_TYPES.index(check_output_type(value))
@@ -416,13 +492,24 @@ def bconv2d_options(
     input_bases: Any = 1,
     weight_bases: Any = 1,
     residual: bool = False,
+    y_scale: Any = None,
+    y_zero_point: Any = 0,
+    biased_scale: Any = None,
+    biased_zero_point: Any = 0,
+    residual_relu: bool = False,
 ) -> Options:
     """The options of TfqnnBconv2d; a clamp of None is no clamp.
 
     ``groups`` is checked against ``channels_in`` here and against the output
     channels by `check_groups` where the filter is known. ``residual=True``
-    (option ``residual`` 1, float output only): a fifth input of the output's
-    shape is added to the output after the clamp (a fused shortcut ``ADD``).
+    (option ``residual`` 1, float or int8 output): a fifth input of the
+    output's shape is added to the output after the clamp (a fused shortcut
+    ``ADD``); with int8 output the op's own int8 result has scale ``y_scale``
+    and zero point ``y_zero_point`` (options of the same names) and the
+    residual is added as an int8 ``ADD`` (`Int8Add`); ``biased_scale`` and
+    ``biased_zero_point`` quantize the sum of that result and an int8
+    post-bias (the op's sixth input), when it has one; ``residual_relu=True``
+    clamps the int8 sum at the output's zero point (the ``ADD``'s fused ReLU).
     """
     strides = check_pair("strides", strides)
     dilations = check_pair("dilations", dilations)
@@ -441,11 +528,29 @@ def bconv2d_options(
     options.update(_transform_options(output_type, clamp_min, clamp_max))
     options.update(_bases_options(input_bases, weight_bases))
     if check_bool("residual", residual):
-        if options.get("output_type", 0) != 0:
+        if options.get("output_type", 0) == 2:
             raise ValueError(
-                f"Invalid output_type={output_type!r}: a residual input needs 'float' output."
+                f"Invalid output_type={output_type!r}: a residual input needs 'float' or "
+                "'int8' output."
             )
         options["residual"] = 1
+        if options.get("output_type", 0) == 1:
+            if y_scale is None:
+                raise ValueError(
+                    "Invalid y_scale=None: an int8 residual needs the scale of the op's "
+                    "own int8 result (a positive finite float32)."
+                )
+            options["y_scale"] = float(check_float32("y_scale", y_scale, positive=True))
+            options["y_zero_point"] = check_int("y_zero_point", y_zero_point, low=-128, high=127)
+            if biased_scale is not None:
+                options["biased_scale"] = float(
+                    check_float32("biased_scale", biased_scale, positive=True)
+                )
+                options["biased_zero_point"] = check_int(
+                    "biased_zero_point", biased_zero_point, low=-128, high=127
+                )
+            if check_bool("residual_relu", residual_relu):
+                options["residual_relu"] = 1
     return options
 
 

@@ -175,7 +175,9 @@ const std::vector<std::string> kKnownKeys = {"channels",
                                              "filter_height",
                                              "filter_width",
                                              "bits",
-                                             "residual"};
+                                             "residual",
+                                             "y_scale",
+                                             "y_zero_point"};
 
 const std::vector<int64_t> kSpecialInts = {0,
                                            -1,
@@ -435,6 +437,14 @@ void valid_node(Rng& r, int op, Case* c) {
       if (output_type == 0 && r.chance(0.3)) {  // a fused shortcut: input 4
         set_entry(&e, "residual", int_value(r, 1));
         t.push_back(tensor(kTfLiteFloat32, {batch, ho, wo, cout}));
+      } else if (output_type == 1 && r.chance(0.4)) {  // an int8 shortcut (an int8 ADD)
+        set_entry(&e, "residual", int_value(r, 1));
+        set_entry(&e, "y_scale", float_value(r, out.scale * std::exp2(r.uniform() * 8 - 4)));
+        set_entry(&e, "y_zero_point", int_value(r, r.range(-128, 127)));
+        TensorSpec res = tensor(kTfLiteInt8, {batch, ho, wo, cout});
+        res.scale = float(out.scale * std::exp2(r.uniform() * 8 - 4));
+        res.zero_point = r.range(-128, 127);
+        t.push_back(res);
       }
       TensorSpec o = output_tensor(r, out_tflite_type(output_type),
                                    {batch, ho, wo, output_type == 2 ? words_of(cout) : cout});

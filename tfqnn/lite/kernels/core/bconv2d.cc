@@ -92,6 +92,20 @@ AddResidualFn add_residual_kernel() {
   }
 }
 
+// The active ISA's add_residual_int8_values (internal.h; same bits on every ISA).
+AddResidualInt8Fn add_residual_int8_kernel() {
+  switch (active_isa()) {
+#if defined(__x86_64__)
+    case Isa::kAvx512: return add_residual_int8_avx512;
+    case Isa::kAvx2: return add_residual_int8_avx2;
+#endif
+#if TFQNN_NEON
+    case Isa::kNeon: return add_residual_int8_neon;
+#endif
+    default: return add_residual_int8_scalar;
+  }
+}
+
 // The residual of output rows [0, rows) (row stride `channels`), columns
 // [c0, c1): one call for whole rows, else one per row.
 inline void add_residual_columns(AddResidualFn add_residual, float* out, const float* post_bias,
@@ -336,6 +350,7 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
   if (rows <= 0 || s.channels_out <= 0) return;
   const Kernels& kernels = active_kernels();
   const AddResidualFn add_residual = add_residual_kernel();
+  const AddResidualInt8Fn add_residual_int8 = add_residual_int8_kernel();
   const int groups = std::max(s.groups, 1);
   const bool plain = transform.is_plain() && s.weight_bases <= 1;
   const int nb = plain ? 1 : std::max(s.input_bases, 1);
@@ -485,6 +500,23 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
       if (transform.residual != nullptr && transform.type == OutputType::kFloat) {
         add_residual_columns(add_residual, reinterpret_cast<float*>(out), transform.post_bias,
                              transform.residual + r * channels, rb, channels, c0, o1);
+      } else if (transform.residual_int8 != nullptr && transform.type == OutputType::kInt8) {
+        int8_t* q = reinterpret_cast<int8_t*>(out);
+        if (transform.post_bias_int8 != nullptr) {
+          for (int i = 0; i < rb; ++i) {
+            add_residual_int8(q + int64_t{i} * channels + c0, transform.post_bias_int8 + c0,
+                              o1 - c0, transform.bias_add);
+          }
+        }
+        const int8_t* residual = transform.residual_int8 + r * channels;
+        if (c0 == 0 && o1 == channels) {
+          add_residual_int8(q, residual, int64_t{rb} * channels, transform.add);
+        } else {  // a column chunk: row by row
+          for (int i = 0; i < rb; ++i) {
+            const int64_t at = int64_t{i} * channels + c0;
+            add_residual_int8(q + at, residual + at, o1 - c0, transform.add);
+          }
+        }
       }
     }
   };

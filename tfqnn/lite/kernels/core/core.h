@@ -63,6 +63,25 @@ void bitpack_int8_thresholds(const int8_t* in, int64_t rows, int channels, float
 // ---- output transform ----------------------------------------------------
 enum class OutputType { kFloat = 0, kInt8 = 1, kBitpacked = 2 };
 
+// The integer parameters of an int8 ADD of a (scale sa, zero point za) and b
+// (sb, zb) into scale so, zero point zo, as XNNPACK computes them (the kernel
+// that runs TFLite's int8 ADD in tfqnn.lite.Interpreter): with the float32
+// ratios ra = sa / so, rb = sb / so, each in [2^-10, 2^8), and e the binary
+// exponent of max(ra, rb), shift = 20 - e, a_multiplier = lrint(ra 2^shift)
+// (b_multiplier alike, ties to even) and bias = 2^(shift-1) - a_multiplier za
+// - b_multiplier zb; then
+//   out = clamp(((bias + a a_multiplier + b b_multiplier) >> shift) + zo, lo, hi)
+// (int32 throughout, an arithmetic shift: round half up); [lo, hi] is
+// [-128, 127], or [zo, 127] for an ADD with a fused ReLU.
+struct Int8Add {
+  int32_t a_multiplier = 0, b_multiplier = 0, bias = 0, shift = 0, output_zero_point = 0;
+  int32_t output_min = -128, output_max = 127;
+};
+// Fills `p`; false when a ratio lies outside [2^-10, 2^8) or a scale is not
+// positive and finite.
+bool int8_add_params(float a_scale, int32_t a_zero_point, float b_scale, int32_t b_zero_point,
+                     float output_scale, int32_t output_zero_point, Int8Add* p);
+
 struct OutputTransform {
   const float* multiplier = nullptr;  // [channels_out]
   const float* bias = nullptr;        // [channels_out]
@@ -89,6 +108,18 @@ struct OutputTransform {
   // With a residual: a per-channel bias added before it (QuickNet's
   // post-ReLU BatchNorm shift), out = (y + post_bias[o]) + residual.
   const float* post_bias = nullptr;
+  // int8 output of BConv2d only: an int8 residual, rows x channels_out. The
+  // transform writes y as int8 with int8_scale / int8_zero_point (the op's
+  // own result, before the shortcut), then the int8 ADD of that and the
+  // residual (`add`: a = the op's result, b = the residual) overwrites it.
+  const int8_t* residual_int8 = nullptr;
+  Int8Add add;
+  // With it, an int8 per-channel post-bias (QuickNet's post-ReLU BatchNorm
+  // shift as the unfused int8 file holds it): the int8 ADD `bias_add` of the
+  // op's result and post_bias_int8[o] comes first (a = the op's result, b =
+  // the post-bias), and `add` then adds the residual to that sum.
+  const int8_t* post_bias_int8 = nullptr;
+  Int8Add bias_add;
   // True when the transform is the one of a single-basis op with at most one
   // output threshold (the vectorized kernels of the ISA table run it).
   bool is_plain() const {

@@ -210,13 +210,36 @@ __attribute__((always_inline)) inline void add_residual_rows(float* __restrict o
   }
 }
 using AddResidualFn = void (*)(float*, const float*, const float*, int, int);
+
+// The int8 shortcut (int8 output): out[i] = the int8 ADD (core.h, Int8Add)
+// of out[i] and residual[i], for n values (the loop every ISA compiles,
+// vectorized for its registers; int32 arithmetic, so every ISA gives the
+// same bits).
+__attribute__((always_inline)) inline void add_residual_int8_values(
+    int8_t* __restrict out, const int8_t* __restrict residual, int64_t n, const Int8Add& p) {
+  const int32_t am = p.a_multiplier, bm = p.b_multiplier, bias = p.bias, zo = p.output_zero_point;
+  const int32_t lo = p.output_min, hi = p.output_max;
+  const int shift = p.shift;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t acc = bias + int32_t{out[i]} * am + int32_t{residual[i]} * bm;
+    int32_t q = (acc >> shift) + zo;
+    q = q < lo ? lo : q;
+    q = q > hi ? hi : q;
+    out[i] = static_cast<int8_t>(q);
+  }
+}
+using AddResidualInt8Fn = void (*)(int8_t*, const int8_t*, int64_t, const Int8Add&);
+void add_residual_int8_scalar(int8_t*, const int8_t*, int64_t, const Int8Add&);
 void add_residual_scalar(float*, const float*, const float*, int, int);
 #if defined(__x86_64__)
 void add_residual_avx2(float*, const float*, const float*, int, int);
 void add_residual_avx512(float*, const float*, const float*, int, int);
+void add_residual_int8_avx2(int8_t*, const int8_t*, int64_t, const Int8Add&);
+void add_residual_int8_avx512(int8_t*, const int8_t*, int64_t, const Int8Add&);
 #endif
 #if TFQNN_NEON
 void add_residual_neon(float*, const float*, const float*, int, int);
+void add_residual_int8_neon(int8_t*, const int8_t*, int64_t, const Int8Add&);
 #endif
 
 // ---- threads -----------------------------------------------------------------

@@ -224,6 +224,11 @@ TFQNN_AVX2 void add_residual_avx2(float* out, const float* post_bias, const floa
   add_residual_rows(out, post_bias, residual, rows, channels);
 }
 
+TFQNN_AVX2 void add_residual_int8_avx2(int8_t* out, const int8_t* residual, int64_t n,
+                                       const Int8Add& p) {
+  add_residual_int8_values(out, residual, n, p);
+}
+
 }  // namespace core
 }  // namespace tfqnn
 

@@ -144,6 +144,10 @@ void add_residual_neon(float* out, const float* post_bias, const float* residual
   add_residual_rows(out, post_bias, residual, rows, channels);
 }
 
+void add_residual_int8_neon(int8_t* out, const int8_t* residual, int64_t n, const Int8Add& p) {
+  add_residual_int8_values(out, residual, n, p);
+}
+
 }  // namespace core
 }  // namespace tfqnn
 

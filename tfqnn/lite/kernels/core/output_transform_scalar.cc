@@ -89,5 +89,30 @@ void add_residual_scalar(float* out, const float* post_bias, const float* residu
   add_residual_rows(out, post_bias, residual, rows, channels);
 }
 
+void add_residual_int8_scalar(int8_t* out, const int8_t* residual, int64_t n, const Int8Add& p) {
+  add_residual_int8_values(out, residual, n, p);
+}
+
+bool int8_add_params(float a_scale, int32_t a_zero_point, float b_scale, int32_t b_zero_point,
+                     float output_scale, int32_t output_zero_point, Int8Add* p) {
+  for (float s : {a_scale, b_scale, output_scale}) {
+    if (!(s > 0.0f) || !std::isfinite(s)) return false;
+  }
+  const float ra = a_scale / output_scale, rb = b_scale / output_scale;
+  for (float r : {ra, rb}) {
+    if (!(r >= 0x1.0p-10f) || !(r < 0x1.0p+8f)) return false;
+  }
+  const int exponent = std::ilogb(ra > rb ? ra : rb);  // in [-10, 7]
+  const int shift = 20 - exponent;                     // in [13, 30]
+  p->a_multiplier =
+      static_cast<int32_t>(std::lrint(std::ldexp(ra, shift)));  // exact, then ties to even
+  p->b_multiplier = static_cast<int32_t>(std::lrint(std::ldexp(rb, shift)));
+  p->shift = shift;
+  p->bias =
+      (int32_t{1} << (shift - 1)) - p->a_multiplier * a_zero_point - p->b_multiplier * b_zero_point;
+  p->output_zero_point = output_zero_point;
+  return true;
+}
+
 }  // namespace core
 }  // namespace tfqnn

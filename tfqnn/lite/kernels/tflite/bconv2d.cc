@@ -2,8 +2,11 @@
 // (docs/lite_ops.md); the filter is laid out for the kernels once, in
 // prepare(). Option `residual` 1: a fifth input, float32 of the output's
 // shape, is added to the float output (the fused shortcut ADD), after an
-// optional sixth, a constant float32 [channels_out] post-bias.
+// optional sixth, a constant float32 [channels_out] post-bias. With int8
+// output (output_type 1) the residual is int8 and the op writes the int8 ADD
+// of its own int8 result (options y_scale, y_zero_point) and the residual.
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -26,7 +29,8 @@ class Bconv2d : public Op {
         data, size,
         {"channels_in", "groups", "stride_height", "stride_width", "dilation_height_factor",
          "dilation_width_factor", "padding", "pad_values", "output_type", "clamp_min", "clamp_max",
-         "input_bases", "weight_bases", "residual"}));
+         "input_bases", "weight_bases", "residual", "y_scale", "y_zero_point", "biased_scale",
+         "biased_zero_point", "residual_relu"}));
     const Options& o = options_;
     TFQNN_TRY(o.get_int("channels_in", 1, kMaxDim, &shape_.channels_in, true));
     TFQNN_TRY(o.get_int("groups", 1, kMaxDim, &shape_.groups, false, 1));
@@ -39,6 +43,11 @@ class Bconv2d : public Op {
     shape_.padding = padding_of(padding);
     TFQNN_TRY(o.get_int("pad_values", -1, 1, &shape_.pad_values, false, 1));
     TFQNN_TRY(o.get_int("residual", 0, 1, &residual_, false, 0));
+    TFQNN_TRY(o.get_float("y_scale", 0.0f, &y_scale_));
+    TFQNN_TRY(o.get_int("y_zero_point", -128, 127, &y_zero_point_, false, 0));
+    TFQNN_TRY(o.get_float("biased_scale", 0.0f, &biased_scale_));
+    TFQNN_TRY(o.get_int("biased_zero_point", -128, 127, &biased_zero_point_, false, 0));
+    TFQNN_TRY(o.get_int("residual_relu", 0, 1, &residual_relu_, false, 0));
     if (shape_.channels_in % shape_.groups != 0) {
       return "option 'groups' must divide channels_in";
     }
@@ -72,9 +81,13 @@ class Bconv2d : public Op {
     const int channels_out = f[0] / to.weight_bases;
     if (channels_out % shape_.groups != 0) return "output channels must be a multiple of groups";
     TFQNN_TRY(check_constant(ts.input(1), "filter", f));
-    if (residual_ && to.output_type != 0) {
-      return "option 'residual' needs float output (output_type 0), got output_type " +
+    if (residual_ && to.output_type == 2) {
+      return "option 'residual' needs float or int8 output (output_type 0 or 1), got output_type " +
              str(to.output_type);
+    }
+    const bool int8_residual = residual_ && to.output_type == 1;
+    if (int8_residual && !(y_scale_ > 0 && std::isfinite(y_scale_))) {
+      return "an int8 residual needs option 'y_scale', a positive finite number";
     }
     if (residual_ && ts.num_inputs() != 5 && ts.num_inputs() != 6) {
       return "option 'residual' needs a fifth input (and an optional sixth, the post-bias)";
@@ -105,12 +118,16 @@ class Bconv2d : public Op {
     const std::vector<int> out = {s.batch, s.out_height, s.out_width,
                                   transform_options_.output_channels(s.channels_out)};
     if (elements(out) > kMaxElements) return "output is too large";
+    transform_.post_bias = nullptr;
     if (residual_) {
       std::vector<int> r;
-      TFQNN_TRY(check_tensor(ts.input(4), "residual", kTfLiteFloat32, 4, &r));
+      TFQNN_TRY(check_tensor(ts.input(4), "residual", int8_residual ? kTfLiteInt8 : kTfLiteFloat32,
+                             4, &r));
       TFQNN_TRY(check_shape(r, out, "residual"));
-      transform_.post_bias = nullptr;
-      if (ts.num_inputs() == 6) {
+      transform_.post_bias_int8 = nullptr;
+      if (int8_residual) {
+        TFQNN_TRY(prepare_int8_adds(ts, s.channels_out));
+      } else if (ts.num_inputs() == 6) {
         std::vector<int> pb;
         TFQNN_TRY(check_tensor(ts.input(5), "post_bias", kTfLiteFloat32, 1, &pb));
         TFQNN_TRY(check_shape(pb, {s.channels_out}, "post_bias"));
@@ -124,10 +141,69 @@ class Bconv2d : public Op {
     conv_.prepare(s, static_cast<const int32_t*>(ts.input(1)->data));
     return "";
   }
+  // The int8 ADDs of an int8 residual (and post-bias): the op's own result
+  // is y at y_scale / y_zero_point, then (with a sixth input, a constant int8
+  // [channels_out] post-bias) y + post_bias at biased_scale /
+  // biased_zero_point, and the output tensor's scale and zero point are the
+  // residual ADD's.
+  std::string prepare_int8_adds(const Tensors& ts, int channels_out) {
+    auto quantized = [](const TfLiteTensor* t, const char* what) -> std::string {
+      const float sc = t->params.scale;
+      const int z = t->params.zero_point;
+      if (!(sc > 0) || !std::isfinite(sc) || z < -128 || z > 127) {
+        return std::string(what) +
+               " must be int8 with a positive finite scale and a zero point in [-128, 127]";
+      }
+      return "";
+    };
+    const char* range = " must lie in [2^-10, 2^8)";
+    const TfLiteTensor* res = ts.input(4);
+    TFQNN_TRY(quantized(res, "residual"));
+    float sum_scale = y_scale_;  // what the residual is added to
+    int sum_zero_point = y_zero_point_;
+    if (ts.num_inputs() == 6) {
+      const TfLiteTensor* pb = ts.input(5);
+      std::vector<int> d;
+      TFQNN_TRY(check_tensor(pb, "post_bias", kTfLiteInt8, 1, &d));
+      TFQNN_TRY(check_shape(d, {channels_out}, "post_bias"));
+      TFQNN_TRY(check_constant(pb, "post_bias", d));
+      TFQNN_TRY(quantized(pb, "post_bias"));
+      if (!(biased_scale_ > 0 && std::isfinite(biased_scale_))) {
+        return "an int8 post_bias needs option 'biased_scale', a positive finite number";
+      }
+      if (!core::int8_add_params(y_scale_, y_zero_point_, pb->params.scale, pb->params.zero_point,
+                                 biased_scale_, biased_zero_point_, &transform_.bias_add)) {
+        return std::string(
+                   "int8 post_bias: y_scale / biased_scale and post_bias scale / "
+                   "biased_scale") +
+               range;
+      }
+      transform_.post_bias_int8 = static_cast<const int8_t*>(pb->data);
+      sum_scale = biased_scale_;
+      sum_zero_point = biased_zero_point_;
+    }
+    if (!core::int8_add_params(sum_scale, sum_zero_point, res->params.scale, res->params.zero_point,
+                               transform_.int8_scale, transform_.int8_zero_point,
+                               &transform_.add)) {
+      return std::string("int8 residual: ") + (ts.num_inputs() == 6 ? "biased_scale" : "y_scale") +
+             " / output scale and residual scale / output scale" + range;
+    }
+    // A ReLU after the sum (the ADD's fused activation): q >= the output's zero point.
+    transform_.add.output_min = residual_relu_ ? transform_.int8_zero_point : -128;
+    transform_.add.output_max = 127;
+    transform_.int8_scale = y_scale_;
+    transform_.int8_zero_point = y_zero_point_;
+    return "";
+  }
+
   void do_invoke(TfLiteContext* context, const NodeTensors& node) override {
     Tensors ts(context, node);
     // The residual's buffer is known only now (an arena tensor).
-    transform_.residual = residual_ ? static_cast<const float*>(ts.input(4)->data) : nullptr;
+    const bool int8_residual = residual_ && transform_.type == core::OutputType::kInt8;
+    transform_.residual =
+        residual_ && !int8_residual ? static_cast<const float*>(ts.input(4)->data) : nullptr;
+    transform_.residual_int8 =
+        int8_residual ? static_cast<const int8_t*>(ts.input(4)->data) : nullptr;
     conv_.run(static_cast<const int32_t*>(ts.input(0)->data), transform_, ts.output(0)->data,
               threads(context));
   }
@@ -138,7 +214,12 @@ class Bconv2d : public Op {
   core::OutputTransform transform_;
   core::BConv2dShape shape_;
   core::BConv2d conv_;
-  int residual_ = 0;  // 1: input 4 is added to the float output
+  int residual_ = 0;           // 1: input 4 is added to the float output (int8: an int8 ADD)
+  float y_scale_ = 0.0f;       // int8 residual: the op's own int8 result's scale
+  int y_zero_point_ = 0;       // and zero point
+  float biased_scale_ = 0.0f;  // int8 post-bias: the scale of y + post_bias
+  int biased_zero_point_ = 0;  // and its zero point
+  int residual_relu_ = 0;      // int8 residual: 1 clamps the sum at the output's zero point
 };
 
 }  // namespace
