@@ -14,7 +14,8 @@ kernels' per-thread minimum at 0 every threaded run really splits; each
 output must equal the numpy reference and the one-thread run bit for bit,
 on every instruction set this CPU has. TfqnnQuantize cuts its rows into
 contiguous chunks (float, int8 with a zero point, thresholds), an odd
-number of rows that splits unevenly.
+number of rows that splits unevenly. The int8 shortcut (and its int8
+post-bias) adds only its chunk's columns.
 """
 
 import numpy as np
