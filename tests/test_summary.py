@@ -378,3 +378,55 @@ def test_recurrent_layers_count_one_time_step():
     assert rnn_row.params == {32: 2 * U2 * U3 + U3 * U3 + U3}
     assert rnn_row.macs == {32: 2 * U2 * U3 + U3 * U3}
     assert result.total_params == model.count_params()
+
+
+@pytest.mark.filterwarnings("ignore:Quant.* has a binary")
+def test_dorefa_inputs_with_binary_kernels_are_bit_serial_binary_macs():
+    # A k-bit DoReFa input with a binary kernel is k binary bases: its MACs count at k bits,
+    # in the binary share once and as k binary MACs each. Shapes by hand: 5x5x3 input.
+    model = keras.Sequential(
+        [
+            keras.Input((5, 5, 3)),
+            # 3x3 valid -> 3x3x4: 3*3*4 outputs x 3*3*3 taps = 972 MACs, W1A2
+            QuantConv2D(
+                4,
+                3,
+                input_quantizer=DoReFa(2),
+                kernel_quantizer=DoReFa(1, mode="weights"),
+                name="w1a2",
+            ),
+            # 1x1 -> 3x3x6: 54 outputs x 4 = 216 MACs, W2A3: not binary
+            QuantConv2D(
+                6,
+                1,
+                input_quantizer=DoReFa(3),
+                kernel_quantizer=DoReFa(2, mode="weights"),
+                name="w2a3",
+            ),
+            # depthwise 3x3 valid on 3x3x6 -> 1x1x6: 54 MACs (reads the 3-bit input, binary);
+            # pointwise 1x1x6 -> 8: 48 MACs (reads the depthwise output: not bit-serial)
+            QuantSeparableConv2D(
+                8,
+                3,
+                input_quantizer=DoReFa(3),
+                depthwise_quantizer="ste_sign",
+                pointwise_quantizer="ste_sign",
+                name="sep",
+            ),
+            keras.layers.Flatten(),
+            # 8 -> 2, binary both: 16 MACs
+            QuantDense(2, input_quantizer="ste_sign", kernel_quantizer="ste_sign", name="bnn"),
+        ]
+    )
+    result = tfqnn.summary(model, print_fn=None)
+    rows = {row.name: row for row in result.layers}
+    assert rows["w1a2"].macs == {2: 972}
+    assert (rows["w1a2"].bit_serial_macs, rows["w1a2"].binary_macs) == (972, 2 * 972)
+    assert (rows["w2a3"].bit_serial_macs, rows["w2a3"].binary_macs) == (0, 0)
+    assert rows["sep"].macs == {3: 54 + 48}
+    assert (rows["sep"].bit_serial_macs, rows["sep"].binary_macs) == (54, 3 * 54)
+    assert (rows["bnn"].bit_serial_macs, rows["bnn"].binary_macs) == (0, 16)
+    assert result.macs == {1: 16, 2: 972, 3: 216 + 54 + 48}
+    assert result.binary_mac_fraction == pytest.approx((16 + 972 + 54) / 1306)
+    assert result.binary_macs == 16 + 1944 + 162
+    assert "Binary MACs with bit-serial inputs" in str(result) and "2,122" in str(result)

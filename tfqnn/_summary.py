@@ -4,7 +4,17 @@
 at the precision their quantizer stores them in (a binary kernel is 1 bit per
 value, a bias with a ``bias_quantizer`` its bits; other biases, BatchNorm
 statistics and unquantized weights keep their dtype's width). A layer's MACs count at ``max(input bits, weight bits)``, so a MAC is
-binary only when both operands are.
+1-bit only when both operands are.
+
+Binary work: a MAC of two binary operands is one binary MAC, and a MAC of a
+k-bit DoReFa activation (``DoReFa(k, "activations")``) with a binary kernel
+is k binary MACs, *bit-serial*: the input ``q = L / (2^k - 1)`` is
+``1/2 + sum_i 2^i / (2 (2^k - 1)) s_i``, k binary bases ``s_i = +-1`` (the
+digits of the level ``L``), so the layer is k binary layers plus a
+constant (how `tfqnn.export` runs it for k up to
+``tfqnn.export.thermometer.MAX_BITS``, docs/lite_ops.md). Such MACs count
+at k bits in ``macs``, and in the binary share (``binary_mac_fraction``,
+each MAC once) and in ``binary_macs`` (k each).
 
 Recurrent layers (`keras.layers.RNN` and its subclasses, tfqnn's
 `QuantLSTM` and the others, and `keras.layers.Bidirectional` of them) count
@@ -29,6 +39,7 @@ import keras
 
 from tfqnn.layers import selection
 from tfqnn.layers.base import QuantizerMixin
+from tfqnn.quantizers import DoReFa
 
 
 @dataclasses.dataclass
@@ -44,6 +55,10 @@ class LayerSummary:
         params: parameter count by bits per value.
         memory_bytes: bytes to store the parameters at their precision.
         macs: multiply-accumulates per sample by precision.
+        bit_serial_macs: the MACs (among ``macs``) of a k-bit DoReFa
+            activation with a binary kernel, k binary MACs each.
+        binary_macs: binary MACs per sample: one per MAC of binary
+            operands, k per bit-serial MAC.
     """
 
     name: str
@@ -54,6 +69,8 @@ class LayerSummary:
     params: dict[int, int]
     memory_bytes: float
     macs: dict[int, int]
+    bit_serial_macs: int = 0
+    binary_macs: int = 0
 
 
 @dataclasses.dataclass
@@ -67,7 +84,10 @@ class ModelSummary:
         float32_bytes: size of all parameters as float32.
         quantized_bytes: size of all parameters at their precision.
         compression_ratio: ``float32_bytes / quantized_bytes``.
-        binary_mac_fraction: share of MACs with both operands binary.
+        binary_mac_fraction: share of MACs that run as binary MACs: both
+            operands binary, or bit-serial (a binary kernel on a k-bit DoReFa
+            activation); each MAC counts once.
+        binary_macs: binary MACs per sample (a bit-serial MAC counts k).
     """
 
     name: str
@@ -78,6 +98,7 @@ class ModelSummary:
     quantized_bytes: float
     compression_ratio: float
     binary_mac_fraction: float
+    binary_macs: int = 0
 
     @property
     def total_params(self) -> int:
@@ -129,6 +150,7 @@ def summary(model: keras.Model, print_fn: Callable[[str], Any] | None = print) -
     float32_bytes = 4 * sum(params.values())
     quantized_bytes = sum(row.memory_bytes for row in rows)
     total_macs = sum(macs.values())
+    binary_share = macs.get(1, 0) + sum(row.bit_serial_macs for row in rows)
     result = ModelSummary(
         name=model.name,
         layers=rows,
@@ -137,7 +159,8 @@ def summary(model: keras.Model, print_fn: Callable[[str], Any] | None = print) -
         float32_bytes=float32_bytes,
         quantized_bytes=quantized_bytes,
         compression_ratio=float32_bytes / quantized_bytes if quantized_bytes else 1.0,
-        binary_mac_fraction=macs.get(1, 0) / total_macs if total_macs else 0.0,
+        binary_mac_fraction=binary_share / total_macs if total_macs else 0.0,
+        binary_macs=sum(row.binary_macs for row in rows),
     )
     if print_fn is not None:
         print_fn(str(result))
@@ -170,6 +193,8 @@ def _summarize_layer(layer: keras.Layer) -> LayerSummary:
         if bits > 0 and (bias is None or path != bias.path)
     ]
     weight_bits = min(stored) if stored else None
+    macs = _macs(wrapped or layer, input_bits, precisions, shapes=layer)
+    bit_serial = _bit_serial_macs(wrapped or layer, precisions, shapes=layer)
     return LayerSummary(
         name=layer.name,
         class_name=type(layer).__name__,
@@ -178,7 +203,9 @@ def _summarize_layer(layer: keras.Layer) -> LayerSummary:
         weight_bits=weight_bits,
         params=params,
         memory_bytes=sum(bits * count for bits, count in params.items()) / 8,
-        macs=_macs(wrapped or layer, input_bits, precisions, shapes=layer),
+        macs=macs,
+        bit_serial_macs=bit_serial,
+        binary_macs=macs.get(1, 0) + (input_bits or 0) * bit_serial,
     )
 
 
@@ -216,6 +243,7 @@ def _summarize_recurrent(layer: keras.Layer, cells: list[keras.Layer]) -> LayerS
         params=params,
         memory_bytes=sum(bits * count for bits, count in params.items()) / 8,
         macs=macs,
+        binary_macs=macs.get(1, 0),
     )
 
 
@@ -245,9 +273,39 @@ def _macs(
 ) -> dict[int, int]:
     """MACs per sample, keyed by max(input bits, weight bits); ``shapes`` (the
     layer by default) is the layer whose input and output shapes count."""
+    macs: dict[int, int] = {}
+    for kernel, count in _kernel_macs(layer, shapes):
+        bits = max(input_bits or 32, precisions.get(kernel.path, _dtype_bits(kernel.dtype)))
+        macs[bits] = macs.get(bits, 0) + count
+    return macs
+
+
+def _bit_serial_macs(
+    layer: keras.Layer, precisions: dict[str, int], shapes: keras.Layer | None = None
+) -> int:
+    """The MACs of a binary kernel on a k-bit DoReFa activation (k >= 2): k binary MACs each.
+
+    Only kernels that read the quantized input: a separable convolution's
+    pointwise kernel reads the depthwise output.
+    """
+    quantizer = (
+        getattr(layer, "input_quantizer", None) if isinstance(layer, QuantizerMixin) else None
+    )
+    if type(quantizer) is not DoReFa or quantizer.mode != "activations" or quantizer.bits < 2:
+        return 0
+    pointwise = getattr(layer, "pointwise_kernel", None)
+    return sum(
+        count
+        for kernel, count in _kernel_macs(layer, shapes)
+        if kernel is not pointwise and precisions.get(kernel.path, _dtype_bits(kernel.dtype)) == 1
+    )
+
+
+def _kernel_macs(layer: keras.Layer, shapes: keras.Layer | None = None) -> list[tuple[Any, int]]:
+    """(kernel variable, MACs per sample) of each kernel of the layer; ``shapes`` as `_macs`."""
     output_shape = _sample_shape(shapes or layer, "output")
     input_shape = _sample_shape(shapes or layer, "input")
-    kernels = []  # (variable, MACs per sample)
+    kernels: list[tuple[Any, int]] = []  # (variable, MACs per sample)
     if isinstance(layer, keras.layers.Dense) and output_shape:
         kernels.append((layer.kernel, math.prod(output_shape) * layer.kernel.shape[0]))
     elif isinstance(layer, keras.layers.SeparableConv2D) and output_shape:
@@ -265,11 +323,7 @@ def _macs(
         and output_shape
     ):
         kernels.append((layer.kernel, math.prod(output_shape) * math.prod(layer.kernel.shape[:-1])))
-    macs: dict[int, int] = {}
-    for kernel, count in kernels:
-        bits = max(input_bits or 32, precisions.get(kernel.path, _dtype_bits(kernel.dtype)))
-        macs[bits] = macs.get(bits, 0) + count
-    return macs
+    return kernels
 
 
 def _spatial_size(layer: keras.Layer, sample_shape: tuple[int, ...]) -> int:
@@ -378,4 +432,9 @@ def _format(result: ModelSummary) -> str:
     lines.append(f"Quantized size: {_format_bytes(result.quantized_bytes)}")
     lines.append(f"Compression ratio: {result.compression_ratio:.2f}x")
     lines.append(f"Binary MACs: {100 * result.binary_mac_fraction:.2f} %")
+    if result.binary_macs != result.macs.get(1, 0):
+        lines.append(
+            f"Binary MACs with bit-serial inputs (k per MAC of a k-bit DoReFa input): "
+            f"{_thousands(result.binary_macs)}"
+        )
     return "\n".join(lines)

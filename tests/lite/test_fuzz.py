@@ -320,6 +320,8 @@ KEYS = [
     "filter_height",
     "filter_width",
     "bits",
+    "encoding",
+    "output_encoding",
 ]
 SPECIAL_INTS = [
     0,
@@ -437,15 +439,22 @@ def _transform_options(r, options):
 
 
 def _bases(r, options, output_type):
-    """Multi-basis options of a binary op (in a third of the cases): (N, M, thresholds)."""
+    """Multi-basis options of a binary op (in a third of the cases): (N, M, thresholds,
+    output bases); the output thresholds in binary encoding (2^k - 1 of them, k bases)
+    in a third of the cases that have them."""
     if r.random() > 0.35:
-        return 1, 1, 0
+        return 1, 1, 0, 1
     nb, mb = int(r.integers(1, 4)), int(r.integers(1, 4))
     for key, value in (("input_bases", nb), ("weight_bases", mb)):
         if value != 1 or r.random() < 0.3:
             options[key] = value
     nt = int(r.integers(1, 4)) if output_type == 2 and r.random() < 0.5 else 0
-    return nb, mb, nt
+    out_bases = max(nt, 1)
+    if nt and r.random() < 0.35:
+        out_bases = int(r.integers(1, 4))
+        nt = 2**out_bases - 1
+        options["output_encoding"] = 1
+    return nb, mb, nt, out_bases
 
 
 def _thresholds(r, count):
@@ -473,8 +482,11 @@ def valid_case(r, op):
         ins = [Tensor(shape, "int8" if int8 else "float32", **quant)]
         bases = 1
         if r.random() < 0.3:  # multi-basis: thresholds
-            bases = int(r.integers(1, 5))
-            ins.append(Tensor([bases], data=np.sort(r.normal(size=bases)).astype(np.float32)))
+            count = bases = int(r.integers(1, 5))
+            if r.random() < 0.35:  # binary encoding: 2^k - 1 thresholds, k bases
+                options["encoding"] = 1
+                count = 2**bases - 1
+            ins.append(Tensor([count], data=np.sort(r.normal(size=count)).astype(np.float32)))
         outs = [_output(r, Tensor, shape[:-1] + [bases * _words(c)], "int32")]
     elif op == "TfqnnDequantize":
         c = _dim(r, 100)
@@ -486,7 +498,7 @@ def valid_case(r, op):
         k, n = _dim(r, 130), _dim(r, 70)
         options["in_features"] = k
         output_type, dtype, quant = _transform_options(r, options)
-        nb, mb, nt = _bases(r, options, output_type)
+        nb, mb, nt, out_bases = _bases(r, options, output_type)
         lead = _lead(r, 2) or [1]
         ins = [
             Tensor(lead + [nb * _words(k)], "int32"),
@@ -494,7 +506,7 @@ def valid_case(r, op):
             Tensor([nb * mb * n], data=r.uniform(-2, 2, nb * mb * n).astype(np.float32)),
             Tensor([n], data=r.normal(size=n).astype(np.float32)),
         ] + _thresholds(r, nt)
-        width = max(nt, 1) * _words(n) if output_type == 2 else n
+        width = out_bases * _words(n) if output_type == 2 else n
         outs = [_output(r, Tensor, lead + [width], dtype, **quant)]
     elif op == "TfqnnBconv2d":
         groups = 1
@@ -523,7 +535,7 @@ def valid_case(r, op):
             if value != default or r.random() < 0.3:
                 options[key] = value
         output_type, dtype, quant = _transform_options(r, options)
-        nb, mb, nt = _bases(r, options, output_type)
+        nb, mb, nt, out_bases = _bases(r, options, output_type)
         fshape = [mb * cout, kh, kw, _words(cin // groups)]
         terms = nb * mb * cout
         ins = [
@@ -553,7 +565,7 @@ def valid_case(r, op):
             _output(
                 r,
                 Tensor,
-                [batch, ho, wo, max(nt, 1) * _words(cout) if output_type == 2 else cout],
+                [batch, ho, wo, out_bases * _words(cout) if output_type == 2 else cout],
                 dtype,
                 **quant,
             )

@@ -83,3 +83,35 @@ def test_multi_basis_op_errors_name_the_argument():
     filters = np.zeros((5, 3, 3, 1), np.int32)  # 5 rows: not 2 blocks
     with pytest.raises(ValueError, match=r"filter_packed\.shape=\(5, 3, 3, 1\).*weight_bases=2"):
         ref.multi_basis_bconv2d(image, filters, ones, zeros, 32, input_bases=2, weight_bases=2)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_binary_encoding_of_a_dorefa_input_matches_float_conv(rng, k):
+    # q = round(n clip(x, 0, 1)) / n = 1/2 + sum_i 2^i / (2n) s_i with s_i the digits of the
+    # level (n = 2^k - 1 thresholds at the midpoints): k bases, the constant 1/2 conv(1, W)
+    # in the bias; -1 padding is q = 0, as a zero-padded float conv of q.
+    n, channels, out = 2**k - 1, 6, 5
+    t = ((np.arange(n) + 0.5) / n).astype(np.float32)
+    x = rng.uniform(-0.3, 1.3, (2, 7, 8, channels)).astype(np.float32)
+    x[np.abs(x[..., None] - t).min(-1) < 1e-4] += 2e-4  # away from the ties
+    q = np.round(n * np.clip(x.astype(np.float64), 0, 1)) / n
+    signs = rng.choice([-1.0, 1.0], (out, 3, 3, channels)).astype(np.float32)
+    alpha = rng.uniform(0.1, 1.0, (1, out))
+    w = alpha[0][:, None, None, None] * signs
+    constant = 0.5 * w.sum(axis=(1, 2, 3))  # 1/2 sum(W), padded taps too: they are q = 0
+    y = ref.multi_basis(
+        x,
+        t,
+        2.0 ** np.arange(k) / (2 * n),
+        ref.bitpack(signs)[None],
+        alpha,
+        np.zeros(out, np.float32),
+        ref.bconv2d,
+        encoding="binary",
+        channels_in=channels,
+        padding="same",
+        pad_values=-1,
+    )
+    assert y.shape == (2, 7, 8, out)
+    expected = float_conv(q, w, (1, 1), (1, 1), "same", 0.0, 1)
+    np.testing.assert_allclose(y + constant, expected, rtol=1e-5, atol=1e-5)

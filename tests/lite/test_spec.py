@@ -183,6 +183,15 @@ INVALID = [
     ("clamp_max", lambda: spec.bdense_options(8, clamp_max=float("nan"))),
     ("groups", lambda: spec.bconv2d_options(64, groups=0)),
     ("pool_size[0]", lambda: spec.bmaxpool2d_options((0, 2), 1)),
+    ("encoding", lambda: spec.quantize_options("unary")),
+    ("encoding", lambda: spec.check_encoding("encoding", 1)),
+    ("output_encoding", lambda: spec.bdense_options(8, output_encoding="gray")),
+    ("output_encoding", lambda: spec.bdense_options(8, output_encoding="binary")),  # float out
+    ("output_encoding", lambda: spec.bconv2d_options(8, output_encoding="binary")),
+    ("thresholds", lambda: spec.threshold_bases([0.0, 1.0], "binary")),  # not 2^k - 1
+    ("thresholds", lambda: spec.threshold_bases([0.0, 2.0, 1.0], "binary")),  # decreasing
+    ("thresholds", lambda: spec.threshold_bases(np.arange(33), "thermometer")),
+    ("encoding", lambda: spec.threshold_bases([0.0], "digits")),
 ]
 
 
@@ -248,3 +257,27 @@ def test_options_omit_defaults_and_use_the_codes():
     }
     for options in (spec.bconv2d_options(33, clamp_min=-1.0), spec.bmaxpool2d_options(2, 2)):
         assert all(type(v) in (int, float) for v in options.values())  # FlexBuffer-ready
+
+
+def test_encodings_count_their_bases_and_write_their_codes():
+    text = DOCS.read_text()
+    for code, name in enumerate(spec.ENCODINGS):
+        assert f"{code} {name}" in text  # docs/lite_ops.md: "`encoding` [0] (0 thermometer, ..."
+    assert spec.quantize_options() == {} and spec.quantize_options("Binary") == {"encoding": 1}
+    assert spec.bdense_options(8, output_type="bitpacked", output_encoding="binary") == {
+        "in_features": 8,
+        "output_type": 2,
+        "output_encoding": 1,
+    }
+    assert (
+        spec.bconv2d_options(8, output_type="bitpacked", output_encoding="binary")[
+            "output_encoding"
+        ]
+        == 1
+    )
+    assert "output_encoding" not in spec.bconv2d_options(8, output_type="bitpacked")
+    for k in range(1, 6):
+        t = np.linspace(0, 1, 2**k - 1)
+        assert spec.threshold_bases(t, "binary") == k
+        assert spec.threshold_bases(t) == 2**k - 1
+    assert spec.threshold_bases([0.5, 0.5, 0.5], "binary") == 2  # ties: non-decreasing is enough

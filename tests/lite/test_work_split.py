@@ -337,3 +337,31 @@ def test_int8_shortcut_on_column_chunks(rng, eager_threads, isa, post_bias):
     with _core.isa(isa):
         for threads in (1, 2, 3, 5):
             np.testing.assert_array_equal(run(model, x, residual, num_threads=threads), expected)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype, k", [("float32", 3), ("int8", 2)])
+def test_quantize_binary_encoding_threads_give_the_reference(rng, eager_threads, isa, dtype, k):
+    # DoReFa's binary digits of the level (option encoding 1): 2^k - 1 thresholds, k bases.
+    shape = [3, 7, 45]
+    if dtype == "int8":
+        x = rng.integers(-128, 128, shape).astype(np.int8)
+        source, scale = (
+            Tensor(shape, "int8", scale=0.02, zero_point=5),
+            dict(scale=0.02, zero_point=5),
+        )
+    else:
+        x = rng.normal(size=shape).astype(np.float32)
+        source, scale = Tensor(shape), {}
+    t = np.sort(rng.normal(scale=0.5, size=2**k - 1)).astype(np.float32)
+    expected = reference.threshold_quantize(x, t, encoding="binary", **scale)
+    assert expected.shape == (3, 7, 2 * k)
+    model = single_op_model(
+        "TfqnnQuantize",
+        {"encoding": 1},
+        [source, Tensor([t.size], data=t)],
+        [Tensor(list(expected.shape), "int32")],
+    )
+    with _core.isa(isa):
+        for threads in (1, 2, 3, 5):
+            np.testing.assert_array_equal(run(model, x, num_threads=threads), expected)

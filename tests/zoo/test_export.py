@@ -12,7 +12,7 @@ import pytest
 
 import tfqnn
 from tests._tflite import builtin_ops
-from tfqnn.export import plan
+from tfqnn.export import plan, thermometer
 from tfqnn.layers import QuantConv2D, QuantDense
 
 pytestmark = pytest.mark.slow  # each export converts a ~100-layer graph (10-30 s)
@@ -21,10 +21,10 @@ SHAPE = (28, 28, 1)
 
 
 def is_binary(layer):
-    """Binary kernel and a binary input, or DoReFa's 2- or 3-bit input (3 or 7 binary bases)."""
+    """Binary kernel and a binary input, or a DoReFa input of at most MAX_BITS (k binary bases)."""
     return (
         isinstance(layer, (QuantConv2D, QuantDense))
-        and getattr(layer.input_quantizer, "precision", None) in (1, 2, 3)
+        and 1 <= getattr(layer.input_quantizer, "precision", 0) <= thermometer.MAX_BITS
         and getattr(layer.kernel_quantizer, "precision", None) == 1
     )
 
@@ -35,7 +35,7 @@ def is_binary(layer):
         # QuickNetSmall: in test_trained_quicknet_small_agrees_with_keras_on_fashion_mnist
         ("BinaryAlexNet", {}),
         ("ResNet18", {"quantization": "binary"}),
-        ("DoReFaNet", {}),  # 2-bit activations: three binary bases per op
+        ("DoReFaNet", {}),  # 2-bit activations: two binary bases per op
         ("ResNet18", {"quantization": "dorefa"}),  # W1A2 with shortcuts
     ],
 )

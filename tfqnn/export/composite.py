@@ -85,9 +85,26 @@ def _transform(
     return y
 
 
-def _below(y: tf.Tensor, thresholds: tf.Tensor, count: int) -> tf.Tensor:
-    """Bitpacked bases of ``y``: basis ``i`` has bit 1 where ``y < thresholds[i]``."""
-    return tf.concat([bitpack(tf.where(y < thresholds[i], -1.0, 1.0)) for i in range(count)], -1)
+def _below(
+    y: tf.Tensor, thresholds: tf.Tensor, count: int, encoding: str = "thermometer"
+) -> tf.Tensor:
+    """Bitpacked bases of ``y``: basis ``i`` has bit 1 where ``y < thresholds[i]``.
+
+    ``encoding="binary"`` (``count = 2^k - 1``): k bases, basis ``i`` with bit 1
+    where bit ``i`` of the level ``L = #{j : not y < t_j}`` is 0.
+    """
+    if encoding == "thermometer":
+        return tf.concat(
+            [bitpack(tf.where(y < thresholds[i], -1.0, 1.0)) for i in range(count)], -1
+        )
+    level = tf.add_n([tf.cast(tf.logical_not(y < thresholds[j]), tf.int32) for j in range(count)])
+    bases = [
+        bitpack(
+            tf.where(tf.bitwise.bitwise_and(tf.bitwise.right_shift(level, i), 1) > 0, 1.0, -1.0)
+        )
+        for i in range(count.bit_length())
+    ]
+    return tf.concat(bases, -1)
 
 
 def _multi_transform(
@@ -99,12 +116,13 @@ def _multi_transform(
     output_type: str,
     thresholds: tf.Tensor | None,
     count: int,
+    encoding: str = "thermometer",
 ) -> tf.Tensor:
     """The multi-basis output transform of ``dots[n][m]`` (int32 ``[..., O]``).
 
     ``multiplier [N * M * O]``: ``acc = sum_(n, m) float32(dot_nm) * c_nm``
     left to right, ``y = clamp(acc + bias)``, then float or bitpacked (with
-    ``count`` output thresholds, or bit where ``y < 0``).
+    ``count`` output thresholds in ``encoding``, or bit where ``y < 0``).
     """
     n_in, n_w = len(dots), len(dots[0])
     mult = tf.reshape(multiplier, [n_in, n_w, -1])
@@ -121,7 +139,7 @@ def _multi_transform(
         y = tf.minimum(y, clamp_max)
     if output_type != "bitpacked":
         return y
-    return bitpack(y) if thresholds is None else _below(y, thresholds, count)
+    return bitpack(y) if thresholds is None else _below(y, thresholds, count, encoding)
 
 
 def _bases_inputs(
@@ -138,6 +156,20 @@ def _bases_inputs(
     return tensors
 
 
+def _output_encoding(encoding: str, thresholds: np.ndarray | None) -> str:
+    """The checked encoding of a binary op's output thresholds."""
+    encoding = spec.check_encoding("output_encoding", encoding)
+    if thresholds is None:
+        if encoding != "thermometer":
+            raise ValueError(
+                f"Invalid output_encoding={encoding!r}: expected 'thermometer' without "
+                "output thresholds."
+            )
+    else:
+        spec.threshold_bases(thresholds, encoding)
+    return encoding
+
+
 def _float_or_bitpacked(output_type: str) -> str:
     """The exporter writes float or bitpacked output; int8 comes from `int8_fusion`."""
     output_type = spec.check_output_type(output_type)
@@ -152,20 +184,31 @@ def _float_or_bitpacked(output_type: str) -> str:
 # ---- the ops -------------------------------------------------------------
 
 
-def quantize(x: tf.Tensor, thresholds: np.ndarray | None = None) -> tf.Tensor:
+def quantize(
+    x: tf.Tensor, thresholds: np.ndarray | None = None, encoding: str = "thermometer"
+) -> tf.Tensor:
     """TfqnnQuantize: float32 `[..., C]` -> bitpacked int32.
 
     With ``thresholds [N]``: N bases in one int32 ``[..., N * ceil(C/32)]``,
-    basis n with bit 1 where ``x < thresholds[n]`` (multi-basis inputs).
+    basis n with bit 1 where ``x < thresholds[n]`` (multi-basis inputs);
+    ``encoding="binary"``: the k binary digits of the level for ``N = 2^k - 1``
+    thresholds (`spec.ENCODINGS`).
     """
+    options = spec.quantize_options(encoding)
     if thresholds is None:
+        if options:
+            raise ValueError(
+                f"Invalid encoding={encoding!r}: expected 'thermometer' without thresholds."
+            )
         return _composite(spec.QUANTIZE, {}, bitpack, x)
     values = spec.check_thresholds("thresholds", thresholds)
+    spec.threshold_bases(values, encoding)
+    name = spec.check_encoding("encoding", encoding)
 
     def body(x: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
-        return _below(x, t, len(values))
+        return _below(x, t, len(values), name)
 
-    return _composite(spec.QUANTIZE, {}, body, x, tf.constant(values))
+    return _composite(spec.QUANTIZE, options, body, x, tf.constant(values))
 
 
 def bdense(
@@ -181,12 +224,14 @@ def bdense(
     input_bases: int = 1,
     weight_bases: int = 1,
     thresholds: np.ndarray | None = None,
+    output_encoding: str = "thermometer",
 ) -> tf.Tensor:
     """TfqnnBdense on bitpacked `x [..., W]` and constant packed `weights [N, W]`.
 
     Multi-basis (docs/lite_ops.md): ``x [..., input_bases * W]``, ``weights
     [weight_bases * O, W]``, ``multiplier [input_bases * weight_bases * O]``;
-    ``thresholds`` give bitpacked output one basis each.
+    ``thresholds`` give bitpacked output one basis each (``output_encoding
+    ="binary"``: the binary digits of the level, as `quantize`).
     """
     output_type = _float_or_bitpacked(output_type)
     options = spec.bdense_options(
@@ -196,7 +241,9 @@ def bdense(
         clamp_max=clamp_max,
         input_bases=input_bases,
         weight_bases=weight_bases,
+        output_encoding=output_encoding,
     )
+    encoding = _output_encoding(output_encoding, thresholds)
     weights = spec.check_packed("weights", weights, ndim=2)
     constants = _bases_inputs(multiplier, bias, thresholds, output_type)
     plain = input_bases == 1 and weight_bases == 1 and thresholds is None
@@ -222,7 +269,7 @@ def bdense(
             dots.append(row)
         t = affine[2] if count else None
         return _multi_transform(
-            dots, affine[0], affine[1], clamp_min, clamp_max, output_type, t, count
+            dots, affine[0], affine[1], clamp_min, clamp_max, output_type, t, count, encoding
         )
 
     weights_tensor = tf.constant(weights, tf.int32)
@@ -249,6 +296,7 @@ def bconv2d(
     thresholds: np.ndarray | None = None,
     residual: tf.Tensor | None = None,
     post_bias: np.ndarray | None = None,
+    output_encoding: str = "thermometer",
 ) -> tf.Tensor:
     """TfqnnBconv2d on bitpacked NHWC `x` and a constant packed OHWI filter.
 
@@ -257,6 +305,7 @@ def bconv2d(
     tensor of the output's shape added to the float output after the clamp
     (option ``residual``, the fused shortcut ``ADD``; the op's fifth input),
     after ``post_bias [O]`` (a constant, the sixth input) when given.
+    ``output_encoding`` as `bdense`.
     """
     output_type = _float_or_bitpacked(output_type)
     if residual is not None and thresholds is not None:
@@ -276,7 +325,9 @@ def bconv2d(
         input_bases=input_bases,
         weight_bases=weight_bases,
         residual=residual is not None,
+        output_encoding=output_encoding,
     )
+    encoding = _output_encoding(output_encoding, thresholds)
     filters = spec.check_packed("filters", filters, ndim=4)
     rows, kh, kw, _ = filters.shape
     out_channels = rows // weight_bases
@@ -329,7 +380,7 @@ def bconv2d(
         ]
         t = affine[2] if count else None
         return _multi_transform(
-            dots, affine[0], affine[1], clamp_min, clamp_max, output_type, t, count
+            dots, affine[0], affine[1], clamp_min, clamp_max, output_type, t, count, encoding
         )
 
     filters_tensor = tf.constant(filters, tf.int32)

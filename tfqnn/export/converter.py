@@ -245,6 +245,8 @@ def _serving_function(
         layer = group.layer
         if group.bitpacked_output:
             bases["thresholds"] = group.output_thresholds
+            if group.output_encoding != "thermometer":
+                bases["output_encoding"] = group.output_encoding
         if group.residual is not None:
             bases["residual"] = residual_value(group)
             bases["post_bias"] = group.post_bias
@@ -295,24 +297,28 @@ def _serving_function(
         id(g.output_node): heads[head] for head, g in groups.items() if g.residual is not None
     }
 
-    # One TfqnnQuantize per (input tensor, thresholds): the branches of an
+    # One TfqnnQuantize per (input tensor, thresholds, encoding): the branches of an
     # Inception block that read the same tensor share its bitpacking.
     # (The source tensor is kept with its result, so that its id stays its own.)
-    packed: dict[tuple[int, bytes | None], tuple[tf.Tensor, tf.Tensor]] = {}
+    packed: dict[tuple[int, bytes | None, str], tuple[tf.Tensor, tf.Tensor]] = {}
 
-    def bitpacked(x: tf.Tensor, thresholds: np.ndarray | None = None) -> tf.Tensor:
+    def bitpacked(
+        x: tf.Tensor, thresholds: np.ndarray | None = None, encoding: str = "thermometer"
+    ) -> tf.Tensor:
         """``x`` bitpacked by one shared `TfqnnQuantize` (``x`` itself if packed already)."""
         if x.dtype == tf.int32:
             return x
-        key = (id(x), None if thresholds is None else np.asarray(thresholds).tobytes())
+        key = (id(x), None if thresholds is None else np.asarray(thresholds).tobytes(), encoding)
         if key not in packed:
-            packed[key] = (x, composite.quantize(tf.cast(x, tf.float32), thresholds))
+            value = composite.quantize(tf.cast(x, tf.float32), thresholds, encoding)
+            packed[key] = (x, value)
             count(spec.QUANTIZE)
         return packed[key][1]
 
     def run_multi_basis(group: MultiBasisGroup, x: tf.Tensor) -> tf.Tensor:
         """One binary op with N input and M weight bases on the thresholded input."""
-        x = bitpacked(x, group.input_thresholds)
+        thresholds = group.input_thresholds
+        x = bitpacked(x, thresholds, "thermometer" if thresholds is None else group.input_encoding)
         output_type = "bitpacked" if group.bitpacked_output else "float"
         clamps = dict(clamp_min=group.clamp_min, clamp_max=group.clamp_max)
         y = binary_op(
@@ -323,7 +329,7 @@ def _serving_function(
             group.bias,
             output_type,
             clamps,
-            input_bases=len(group.thresholds),
+            input_bases=len(group.input_scales),
             weight_bases=len(group.kernel_bases),
         )
         return finish(group, y)

@@ -24,13 +24,18 @@ runs on bitpacked tensors (`tfqnn.export.packed_graph`, `bitpacked_nodes`; a
 group reading a concatenation with gaps gets gapped weights). Consumers that
 are multi-basis groups with the same input thresholds ``t [N]`` get N
 bitpacked bases, bit 1 where ``y < t_n`` (``output_thresholds``; through a
-`Flatten` only for N = 1).
+`Flatten` only for N = 1), or the k binary digits of the level for
+``N = 2^k - 1`` when the consumers read a binary code (``output_encoding``;
+not through a max pool or a packed concatenation: the digits are not
+monotone in ``y``, so such a group writes float output, the pool stays a
+builtin and the consumers' `TfqnnQuantize` writes the digits).
 
 A layer whose input quantizer is a DoReFa activation of at most
-`thermometer.MAX_BITS` (3) bits and whose kernel is binary (DoReFa-Net's W1A2)
-is a multi-basis group of ``2^k - 1`` input bases (`tfqnn.export.thermometer`):
-the constant half of its input goes into the bias, and Keras's zero padding
-(``q = 0``) becomes the op's ``pad_values=-1``.
+`thermometer.MAX_BITS` (4) bits and whose kernel is binary (DoReFa-Net's W1A2)
+is a multi-basis group of k input bases, the binary digits of the level
+(``2^k - 1`` thermometer bases with ``thermometer.ENCODING = "thermometer"``;
+`tfqnn.export.thermometer`): the constant half of its input goes into the
+bias, and Keras's zero padding (``q = 0``) becomes the op's ``pad_values=-1``.
 
 A convolution group whose (folded) output is the only input of an ``Add`` of
 two tensors (Bi-Real Net's and ResNetE's shortcut: binary conv, BatchNorm,
@@ -76,6 +81,8 @@ class BinaryGroup:
     post_bias: np.ndarray | None = None  # float32 [N], added after the op (a post-ReLU BN)
     # Bitpacked output only: one output basis per threshold (bit where y < t); None: y < 0.
     output_thresholds: np.ndarray | None = None
+    # How the output thresholds become bases (lite.spec.ENCODINGS): the consumers' input encoding.
+    output_encoding: str = "thermometer"
     # A fused shortcut Add: the Keras tensor added to the op's float output.
     residual: Any = None
 
@@ -110,6 +117,9 @@ class MultiBasisGroup(BinaryGroup):
     input_scales: np.ndarray = dataclasses.field(default_factory=lambda: np.ones(1))  # [N]
     # The op's pad_values when it is not Keras's (a DoReFa input: q = 0 is every basis at -1).
     op_pad_values: int | None = None
+    # How `thresholds` become the input bases (lite.spec.ENCODINGS; "binary": a DoReFa
+    # input as the digits of its level, one basis per input scale).
+    input_encoding: str = "thermometer"
 
     @property
     def out_channels(self) -> int:
@@ -201,6 +211,14 @@ def plan_groups(
         claimed.update(id(n) for n in group.folded)
         groups[id(node)] = group
 
+    if thermometer.AFTER_POOL == "thermometer":
+        for group in groups.values():
+            users = consumers.get(id(group.output_node.outputs[0]), [])
+            readers = [groups.get(id(u)) for u in users]
+            if group.pool is not None and users and all(_reads_digits(r) for r in readers):
+                for reader in readers:
+                    _read_thermometer(reader)  # type: ignore[arg-type]
+
     group_thresholds = {head: _input_thresholds(group) for head, group in groups.items()}
     packed = _packed_nodes(nodes, consumers, model_outputs, groups)
     for head, parts in packed_graph.input_parts(nodes, packed).items():
@@ -210,31 +228,46 @@ def plan_groups(
                 group.packed_weights, parts
             )
 
-    def thresholds_of(users: list[Any]) -> tuple[bool, np.ndarray | None]:
+    def thresholds_of(users: list[Any]) -> tuple[bool, np.ndarray | None, str]:
         """Whether all `users` are groups (or max pools and concatenations run on
-        bitpacked tensors) reading the same input bases, and their thresholds."""
-        return packed_graph.common_thresholds(users, group_thresholds, packed)
+        bitpacked tensors) reading the same input bases, their thresholds and
+        encoding."""
+        ok, thresholds = packed_graph.common_thresholds(users, group_thresholds, packed)
+        encodings = {
+            _input_encoding(groups[id(u)]) if id(u) in groups else "thermometer" for u in users
+        }
+        if len(encodings) != 1:
+            return False, None, "thermometer"
+        return ok, thresholds, encodings.pop()
 
     for group in groups.values():
         tensor = group.output_node.outputs[0]
         if id(tensor) in model_outputs:
             continue
         users = consumers.get(id(tensor), [])
-        ok, thresholds = thresholds_of(users)
+        ok, thresholds, encoding = thresholds_of(users)
         if not ok and len(users) == 1 and isinstance(users[0].operation, keras.layers.Flatten):
             flat_users = consumers.get(id(users[0].outputs[0]), [])
-            ok, thresholds = thresholds_of(flat_users)
+            ok, thresholds, encoding = thresholds_of(flat_users)
             ok = (
                 ok
                 and group.out_channels % 32 == 0
                 and id(users[0].outputs[0]) not in model_outputs
                 and (thresholds is None or thresholds.size == 1)
             )
+        # Binary digits are not monotone in y: a max pool cannot run on them packed.
+        pooled_digits = group.pool is not None and encoding == "binary"
         group.bitpacked_output = (
-            ok and group.post_bias is None and group.activation is None and group.residual is None
+            ok
+            and group.post_bias is None
+            and group.activation is None
+            and group.residual is None
+            and not pooled_digits
         )
         if group.bitpacked_output:
             group.output_thresholds = thresholds
+            if thresholds is not None:
+                group.output_encoding = encoding
     return groups, nodes, [n for g in groups.values() for n in g.folded]
 
 
@@ -261,7 +294,11 @@ def _packed_nodes(
     model_outputs: set[int],
     groups: dict[int, BinaryGroup],
 ) -> dict[int, packed_graph.PackedNode]:
-    group_thresholds = {head: _input_thresholds(group) for head, group in groups.items()}
+    # Binary digits are not monotone in the input: groups that read them take
+    # no packed max pool or concatenation.
+    group_thresholds = {
+        head: _input_thresholds(group) for head, group in groups.items() if not _reads_digits(group)
+    }
     folded = {id(n) for group in groups.values() for n in group.folded}
     # One-basis, ungrouped layers take gapped input (packed_graph.gapped_weights).
     gap_groups = {
@@ -277,6 +314,27 @@ def _packed_nodes(
 def _input_thresholds(group: BinaryGroup) -> np.ndarray | None:
     """The thresholds of a group's input bases: None for a sign (bit where x < 0)."""
     return group.input_thresholds if isinstance(group, MultiBasisGroup) else None
+
+
+def _input_encoding(group: BinaryGroup) -> str:
+    """How a group's input bases code its thresholds (`tfqnn.lite.spec.ENCODINGS`)."""
+    return group.input_encoding if isinstance(group, MultiBasisGroup) else "thermometer"
+
+
+def _reads_digits(group: BinaryGroup | None) -> bool:
+    """Whether `group` reads a DoReFa input as binary digits."""
+    return isinstance(group, MultiBasisGroup) and group.input_encoding == "binary"
+
+
+def _read_thermometer(group: MultiBasisGroup) -> None:
+    """Makes a group that reads binary digits read the thermometer code of its thresholds.
+
+    ``q = 1/2 + sum_j s_j / (2n)`` over the ``n`` thresholds: the offset (in
+    the bias) and the padding stay.
+    """
+    n = group.thresholds.size
+    group.input_scales = np.full(n, 0.5 / n)
+    group.input_encoding = "thermometer"
 
 
 # ---- one layer -------------------------------------------------------------
@@ -368,9 +426,10 @@ def _multi_basis_group(layer: keras.layers.Layer) -> MultiBasisGroup | None:
     Its kernel must be a sum of M binary bases with per-output-channel (or
     per-tensor) scales (a quantizer with ``decompose``, or a binary kernel
     for M = 1) and its input a sign, a `MultiBinaryActivation` or a DoReFa
-    activation of at most `thermometer.MAX_BITS` bits (its thermometer code:
-    ``2^k - 1`` bases, the constant ``offset * sum(W)`` in the bias, Keras's
-    zero padding as the op's ``pad_values=-1``); a sign input and a binary
+    activation of at most `thermometer.MAX_BITS` bits (its code: k binary
+    digits, or ``2^k - 1`` thermometer bases, the constant ``offset *
+    sum(W)`` in the bias, Keras's zero padding as the op's
+    ``pad_values=-1``); a sign input and a binary
     kernel is a plain binary group. "same" padding needs ``pad_values=0``
     (each op pads with zeros), or 1 for sign and DoReFa inputs.
     """
@@ -414,6 +473,7 @@ def _multi_basis_group(layer: keras.layers.Layer) -> MultiBasisGroup | None:
         kernel_scales=alpha,
         thresholds=thresholds,
         input_scales=input_scales,
+        input_encoding="thermometer" if code is None else code.encoding,
     )
     if code is not None and isinstance(layer, QuantConv2D) and layer.padding == "same":
         group.op_pad_values = code.pad_values(layer.pad_values)

@@ -1,4 +1,4 @@
-"""DoReFa's k-bit activations as binary bases: a thermometer code for multi-basis ops.
+"""DoReFa's k-bit activations as binary bases: a thermometer or binary code for multi-basis ops.
 
 DoReFa-Net (Zhou et al. 2016, arXiv:1606.06160) quantizes an activation to
 ``q = round(n clip(x, 0, 1)) / n`` with ``n = 2^k - 1``: a step function of
@@ -18,6 +18,20 @@ the bias. A padding pixel of ``q = 0`` (Keras's ``pad_values=0``) is
 ``s_j = -1`` in every basis, the op's ``pad_values=-1``; ``q = 1``
 (``pad_values=1``) is ``s_j = +1``, the op's ``pad_values=1``.
 
+The binary code (`ENCODING`, the default) writes the level's digits
+instead: with ``b_i`` bit ``i`` of the level ``L = sum_j [x >= t_j]`` and
+``s_i = 2 b_i - 1``,
+
+```
+q = L / n = sum_i 2^i b_i / n = 1/2 + sum_i (2^i / (2n)) s_i
+```
+
+``k`` bases instead of ``2^k - 1``, with scales ``2^i / (2n)``, the same
+constant ``1/2`` and the same padding (``q = 0`` is every digit 0, every
+``s_i = -1``; ``q = 1`` every digit 1). `TfqnnQuantize` (option
+``encoding``) and the bitpacked output of the layer before (``output_encoding``)
+write the digits from the same ``2^k - 1`` thresholds (docs/lite_ops.md).
+
 The thresholds are found among float32 values by bisection of the formula
 and then checked against the quantizer itself on the float32 values around
 each of them, so ``x < t_j`` splits every float32 input as Keras's rounding
@@ -32,13 +46,26 @@ from typing import Any
 import keras
 import numpy as np
 
+from tfqnn.lite import spec
 from tfqnn.quantizers import DoReFa
 
-# The most activation bits exported as bases: a k-bit input costs 2^k - 1
-# binary passes. Against the float builtins a wider layer stays as, DoReFa-Net's
-# conv3 and fc6 run 2.5x and 13x faster as 7 bases (3 bits), 1.2x and 7.5x as
-# 15 (benchmarks/dorefa_bases_latency.py, benchmarks/README.md).
-MAX_BITS = 3
+# The most activation bits exported as bases: a k-bit input costs k binary
+# passes (binary digits; 2^k - 1 thermometer bases). DoReFa-Net's conv3 runs
+# 4.2x faster than the float builtins a wider layer stays as and 1.09x faster
+# than the same layer as an int8 builtin at 4 bits, 0.83x as fast as int8 at
+# 5 (fc6 4.2x faster even at 5 bits; benchmarks/dorefa_bases_latency.py,
+# benchmarks/README.md).
+MAX_BITS = 4
+
+# How the exporter writes a k-bit input (lite.spec.ENCODINGS): "binary", k
+# bases (the level's digits), or "thermometer", 2^k - 1 bases.
+ENCODING = "binary"
+
+# A binary-coded input behind a max pool (binary digits are not monotone, so
+# they cannot be pooled packed): "float", the layer before writes float, the
+# pool is a builtin and a TfqnnQuantize writes the digits; "thermometer", the
+# reading layer takes 2^k - 1 thermometer bases, pooled packed.
+AFTER_POOL = "float"
 
 # float32 neighbours of each threshold that are checked against the quantizer.
 _WINDOW = 16
@@ -46,11 +73,17 @@ _WINDOW = 16
 
 @dataclasses.dataclass(frozen=True)
 class Thermometer:
-    """An input ``q = offset + sum_j scales[j] s_j`` with ``s_j = -1`` where ``x < thresholds[j]``."""
+    """An input ``q = offset + sum_i scales[i] s_i`` of bases ``s_i`` of ``thresholds``.
+
+    ``encoding`` "thermometer": ``s_j = -1`` where ``x < thresholds[j]``;
+    "binary": ``s_i = -1`` where bit ``i`` of ``L = #{j : x >= thresholds[j]}``
+    is 0 (`tfqnn.lite.spec.ENCODINGS`).
+    """
 
     thresholds: np.ndarray  # float32 [n], increasing
-    scales: np.ndarray  # float64 [n]
+    scales: np.ndarray  # float64 [bases]
     offset: float
+    encoding: str = "thermometer"
 
     @staticmethod
     def pad_values(keras_pad_value: float) -> int | None:
@@ -61,20 +94,35 @@ class Thermometer:
         return {0.0: -1, 1.0: 1}.get(float(keras_pad_value))
 
 
-def dorefa_bases(quantizer: Any, max_bits: int | None = None) -> Thermometer | None:
-    """The thermometer code of a DoReFa activation quantizer of at most `max_bits` bits, or None.
+def dorefa_bases(
+    quantizer: Any, max_bits: int | None = None, encoding: str | None = None
+) -> Thermometer | None:
+    """The bases of a DoReFa activation quantizer of at most `max_bits` bits, or None.
 
-    ``max_bits`` None is `MAX_BITS` (read at each call).
+    ``max_bits`` None is `MAX_BITS`, ``encoding`` None is `ENCODING` (both
+    read at each call): ``"binary"`` (k bases, scales ``2^i / (2n)``) or
+    ``"thermometer"`` (``n = 2^k - 1`` bases, scales ``1 / (2n)``). For
+    ``k = 1`` the two codes are the same and it is "thermometer" (an op's
+    default).
     """
+    encoding = spec.check_encoding("encoding", ENCODING if encoding is None else encoding)
     if type(quantizer) is not DoReFa or quantizer.mode != "activations":
         return None
     if quantizer.bits > (MAX_BITS if max_bits is None else max_bits):
         return None
     n = 2**quantizer.bits - 1
+    if n > spec.MAX_BASES:
+        return None  # more thresholds than an op takes
     thresholds = _checked_steps(quantizer, n)
     if thresholds is None:
         return None
-    return Thermometer(thresholds=thresholds, scales=np.full(n, 0.5 / n), offset=0.5)
+    if quantizer.bits == 1:
+        encoding = "thermometer"
+    if encoding == "binary":
+        scales = 2.0 ** np.arange(quantizer.bits) / (2 * n)
+    else:
+        scales = np.full(n, 0.5 / n)
+    return Thermometer(thresholds=thresholds, scales=scales, offset=0.5, encoding=encoding)
 
 
 def _level(x: np.ndarray, n: int) -> np.ndarray:

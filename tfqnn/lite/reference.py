@@ -455,26 +455,46 @@ def bmaxpool2d(
 
 
 def threshold_quantize(
-    x: Any, thresholds: Any, *, scale: float = 1.0, zero_point: int | None = None
+    x: Any,
+    thresholds: Any,
+    *,
+    scale: float = 1.0,
+    zero_point: int | None = None,
+    encoding: str = "thermometer",
 ) -> np.ndarray:
     """TfqnnQuantize with thresholds: N bitpacked bases of ``x [..., C]``.
 
     Returns int32 ``[..., N * ceil(C/32)]``: basis ``n`` is the words
     ``[n W, (n + 1) W)``, bit 1 where ``x < thresholds[n]``. For an int8 ``x``
     (``zero_point`` given) the value compared is ``float32(q - zero_point) *
-    float32(scale)``, the dequantized input.
+    float32(scale)``, the dequantized input. ``encoding="binary"`` (T = 2^k - 1
+    non-decreasing thresholds): N = k bases, basis ``i`` with bit 1 where bit
+    ``i`` of the level ``L = #{j : not x < t_j}`` is 0 (`spec.ENCODINGS`).
     """
     t = spec.check_thresholds("thresholds", thresholds)
     x, zero_point = check_bitpack_input(x, zero_point)
     if zero_point is not None:
         scale32 = spec.check_float32("scale", scale, positive=True)
         x = (x.astype(np.int32) - zero_point).astype(np.float32) * scale32
-    return np.concatenate([_below(x, v) for v in t], axis=-1)
+    return _bases(x, t, encoding)
 
 
 def _below(x: np.ndarray, threshold: np.float32) -> np.ndarray:
     """Bitpacked ``x < threshold`` (bit 1 where below)."""
     return bitpack(np.where(x < threshold, np.float32(-1.0), np.float32(1.0)))
+
+
+def _bases(x: np.ndarray, thresholds: np.ndarray, encoding: str) -> np.ndarray:
+    """The bitpacked bases of ``x`` for ``thresholds`` in ``encoding`` (`spec.ENCODINGS`)."""
+    bases = spec.threshold_bases(thresholds, encoding)
+    if spec.check_encoding("encoding", encoding) == "thermometer":
+        return np.concatenate([_below(x, v) for v in thresholds], axis=-1)
+    level = np.zeros(x.shape, np.int64)
+    for v in thresholds:
+        level += ~(x < v)  # NaN passes every threshold, as the bitpacking's x < t is false
+    digits = [(level >> i) & 1 for i in range(bases)]
+    one, minus_one = np.float32(1.0), np.float32(-1.0)
+    return np.concatenate([bitpack(np.where(d == 1, one, minus_one)) for d in digits], axis=-1)
 
 
 def multi_basis_transform(
@@ -488,6 +508,7 @@ def multi_basis_transform(
     output_type: str = "float",
     int8_scale: float = 1.0,
     int8_zero_point: int = 0,
+    output_encoding: str = "thermometer",
 ) -> np.ndarray:
     """The output transform of a multi-basis op on integer ``dots [N, M, ..., O]``.
 
@@ -498,7 +519,9 @@ def multi_basis_transform(
 
     every product and sum rounded to float32, left to right. Output as
     `output_transform` says, except ``"bitpacked"`` with ``thresholds [T]``:
-    int32 ``[..., T * ceil(O/32)]``, basis ``i`` with bit 1 where ``y < t_i``.
+    int32 ``[..., T * ceil(O/32)]``, basis ``i`` with bit 1 where ``y < t_i``
+    (``output_encoding="binary"``: the k bases of `threshold_quantize`'s
+    binary encoding of ``y``).
     """
     dots = np.asarray(dots)
     if not np.issubdtype(dots.dtype, np.integer) or dots.ndim < 3:
@@ -537,7 +560,12 @@ def multi_basis_transform(
                 f"Invalid output_type={output_type!r}: thresholds need 'bitpacked' output."
             )
         t = spec.check_thresholds("thresholds", thresholds)
-        return np.concatenate([_below(y, v) for v in t], axis=-1)
+        return _bases(y, t, output_encoding)
+    if spec.check_encoding("output_encoding", output_encoding) != "thermometer":
+        raise ValueError(
+            f"Invalid output_encoding={output_encoding!r}: expected 'thermometer' without "
+            "output thresholds."
+        )
     return _write(y, transform)
 
 
@@ -671,12 +699,16 @@ def multi_basis(
     kernel_scales: Any,
     bias: Any,
     op: Callable[..., np.ndarray],
+    *,
+    encoding: str = "thermometer",
     **options: Any,
 ) -> np.ndarray:
     """A layer with kernel ``sum_m alpha_m B_m`` and input ``sum_n beta_n A_n``, as the fused op.
 
     ``A_n`` is +1 where ``x >= t_n`` for the float32 ``thresholds`` t ``[N]``
-    (`threshold_quantize`); ``kernel_bases [M, ...]`` are the packed
+    (`threshold_quantize`; with ``encoding="binary"``, ``A_n`` is +1 where bit
+    n of the level is 1, N = k bases of ``2^k - 1`` thresholds, so a DoReFa
+    input is ``1/2 + sum_n 2^n / (2 (2^k - 1)) A_n``); ``kernel_bases [M, ...]`` are the packed
     weights of each basis as ``op`` (`bdense` or `bconv2d`) takes them and
     ``kernel_scales [M, O]`` their per-output-channel scales. The multi-basis
     op (`multi_basis_bdense` / `multi_basis_bconv2d`) gets ``multiplier[n, m]
@@ -693,10 +725,11 @@ def multi_basis(
     betas = np.asarray(input_scales, np.float64).reshape(-1)
     alphas = np.asarray(kernel_scales, np.float64)
     bases = np.asarray(kernel_bases)
-    if betas.shape != thresholds.shape:
+    input_bases = spec.threshold_bases(thresholds, encoding)
+    if betas.shape != (input_bases,):
         raise ValueError(
-            f"Invalid input_scales.shape={betas.shape}: expected {thresholds.shape}, one "
-            "per threshold."
+            f"Invalid input_scales.shape={betas.shape}: expected ({input_bases},), one "
+            f"per input basis ({encoding} encoding of {thresholds.size} thresholds)."
         )
     if alphas.ndim != 2 or alphas.shape[0] != bases.shape[0]:
         raise ValueError(
@@ -711,14 +744,14 @@ def multi_basis(
     else:
         raise ValueError(f"Invalid op={op!r}: expected reference.bdense or reference.bconv2d.")
     multiplier = (betas[:, None, None] * alphas[None]).astype(np.float32)
-    packed = threshold_quantize(x, thresholds)
+    packed = threshold_quantize(x, thresholds, encoding=encoding)
     weights = bases.reshape(-1, *bases.shape[2:])
     return fused(
         packed,
         weights,
         multiplier.reshape(-1),
         bias,
-        input_bases=len(thresholds),
+        input_bases=input_bases,
         weight_bases=len(bases),
         **options,
     )

@@ -43,6 +43,14 @@ OPS = (QUANTIZE, DEQUANTIZE, BDENSE, BCONV2D, BMAXPOOL2D, CODEBOOK_DECODE)
 OUTPUT_TYPES = ("float", "int8", "bitpacked")
 """What Bdense and Bconv2d write; the ``output_type`` option is the index."""
 
+ENCODINGS = ("thermometer", "binary")
+"""How T thresholds become bitpacked bases: the ``encoding`` option of
+TfqnnQuantize and the ``output_encoding`` option of Bdense and Bconv2d are the
+index. ``"thermometer"``: T bases, basis ``i`` with bit 1 where ``x < t_i``.
+``"binary"``: ``T = 2^k - 1`` non-decreasing thresholds, k bases, basis ``i``
+with bit 1 where bit ``i`` of the level ``L = #{j : not x < t_j}`` is 0
+(`threshold_bases`)."""
+
 PADDINGS = ("same", "valid")
 PADDING_CODES = {"same": 1, "valid": 2}
 """The ``padding`` option of Bconv2d and BMaxPool2d: TfLitePadding's codes."""
@@ -168,6 +176,11 @@ def check_padding(value: Any) -> str:
 def check_output_type(value: Any) -> str:
     """One of `OUTPUT_TYPES`, in any case."""
     return check_choice("output_type", _lower(value), OUTPUT_TYPES)
+
+
+def check_encoding(name: str, value: Any) -> str:
+    """One of `ENCODINGS`, in any case."""
+    return check_choice(name, _lower(value), ENCODINGS)
 
 
 def check_pad_values(value: Any) -> int:
@@ -462,6 +475,12 @@ def padding_code(value: Any) -> int:
 Options = dict[str, int | float]
 
 
+def quantize_options(encoding: Any = "thermometer") -> Options:
+    """The options of TfqnnQuantize: ``encoding`` of its thresholds (`ENCODINGS`)."""
+    code = ENCODINGS.index(check_encoding("encoding", encoding))
+    return {"encoding": code} if code else {}
+
+
 def bdense_options(
     in_features: Any,
     *,
@@ -470,11 +489,17 @@ def bdense_options(
     clamp_max: Any = None,
     input_bases: Any = 1,
     weight_bases: Any = 1,
+    output_encoding: Any = "thermometer",
 ) -> Options:
-    """The options of TfqnnBdense; a clamp of None is no clamp."""
+    """The options of TfqnnBdense; a clamp of None is no clamp.
+
+    ``output_encoding`` (`ENCODINGS`): how the output thresholds of a
+    bitpacked output become bases.
+    """
     options: Options = {"in_features": check_int("in_features", in_features, 1, INT32_MAX)}
     options.update(_transform_options(output_type, clamp_min, clamp_max))
     options.update(_bases_options(input_bases, weight_bases))
+    options.update(_encoding_options(output_encoding, output_type))
     return options
 
 
@@ -497,6 +522,7 @@ def bconv2d_options(
     biased_scale: Any = None,
     biased_zero_point: Any = 0,
     residual_relu: bool = False,
+    output_encoding: Any = "thermometer",
 ) -> Options:
     """The options of TfqnnBconv2d; a clamp of None is no clamp.
 
@@ -510,6 +536,7 @@ def bconv2d_options(
     ``biased_zero_point`` quantize the sum of that result and an int8
     post-bias (the op's sixth input), when it has one; ``residual_relu=True``
     clamps the int8 sum at the output's zero point (the ``ADD``'s fused ReLU).
+    ``output_encoding`` as `bdense_options`.
     """
     strides = check_pair("strides", strides)
     dilations = check_pair("dilations", dilations)
@@ -551,6 +578,7 @@ def bconv2d_options(
                 )
             if check_bool("residual_relu", residual_relu):
                 options["residual_relu"] = 1
+    options.update(_encoding_options(output_encoding, output_type))
     return options
 
 
@@ -604,6 +632,40 @@ def check_thresholds(name: str, value: Any) -> np.ndarray:
             f"Invalid {name}={value!r}: expected 1 to {MAX_BASES} float32 values, none NaN."
         )
     return array
+
+
+def threshold_bases(
+    thresholds: Any, encoding: Any = "thermometer", name: str = "thresholds"
+) -> int:
+    """The bases that ``thresholds`` (`check_thresholds`) write in ``encoding``.
+
+    ``"thermometer"``: one per threshold. ``"binary"``: ``k`` for ``T = 2^k - 1``
+    non-decreasing thresholds (T = 1, 3, 7, 15 or 31); basis ``i`` is bit ``i``
+    of the level ``L = #{j : not x < t_j}``, which for sorted thresholds is
+    ``sum_i 2^i [bit i of L]`` (a DoReFa level in binary digits).
+    """
+    t = check_thresholds(name, thresholds)
+    if check_encoding("encoding", encoding) == "thermometer":
+        return int(t.size)
+    bases = int(t.size).bit_length()
+    if t.size != 2**bases - 1 or np.any(np.diff(t) < 0):
+        raise ValueError(
+            f"Invalid {name}={thresholds!r}: expected 2^k - 1 (1, 3, 7, 15 or 31) "
+            "non-decreasing float32 values for binary encoding."
+        )
+    return bases
+
+
+def _encoding_options(encoding: Any, output_type: Any) -> Options:
+    code = ENCODINGS.index(check_encoding("output_encoding", encoding))
+    if not code:
+        return {}
+    if check_output_type(output_type) != "bitpacked":
+        raise ValueError(
+            f"Invalid output_encoding={encoding!r}: expected 'thermometer' unless "
+            f"output_type='bitpacked' (output thresholds), got output_type={output_type!r}."
+        )
+    return {"output_encoding": code}
 
 
 def _bases_options(input_bases: Any, weight_bases: Any) -> Options:

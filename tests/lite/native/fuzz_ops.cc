@@ -177,7 +177,9 @@ const std::vector<std::string> kKnownKeys = {"channels",
                                              "bits",
                                              "residual",
                                              "y_scale",
-                                             "y_zero_point"};
+                                             "y_zero_point",
+                                             "encoding",
+                                             "output_encoding"};
 
 const std::vector<int64_t> kSpecialInts = {0,
                                            -1,

@@ -51,14 +51,29 @@ void bitpack_float(const float* in, int64_t rows, int channels, int32_t* out);
 void bitpack_int8(const int8_t* in, int64_t rows, int channels, int32_t zero_point, int32_t* out);
 // rows x packed_words(channels) -> rows x channels of +-1.0f.
 void unpack_float(const int32_t* in, int64_t rows, int channels, float* out);
+// How n thresholds become bitpacked bases (docs/lite_ops.md, TfqnnQuantize):
+// kThermometer, n bases, basis i with bit 1 where x < thresholds[i];
+// kBinary, n = 2^k - 1 non-decreasing thresholds, k bases, basis i with bit 1
+// where bit i of the level L = #{j : !(x < thresholds[j])} is 0 (a k-bit
+// DoReFa input in binary digits). For sorted thresholds basis i is the XOR
+// of the thermometer bases j - 1 with j a multiple of 2^i.
+enum class Encoding { kThermometer = 0, kBinary = 1 };
+inline int threshold_bases(int n, Encoding encoding) {
+  if (encoding == Encoding::kThermometer) return n;
+  int k = 0;
+  while ((1 << k) - 1 < n) ++k;
+  return k;
+}
+
 // Multi-threshold bitpacking (multi-basis inputs): rows x channels -> rows x
-// (n x packed_words(channels)); basis i is the words [i W, (i + 1) W) of a
-// row, bit 1 where x < thresholds[i]. int8 input: x = float(q - zero_point)
-// * scale.
+// (bases x packed_words(channels)), bases = threshold_bases(n, encoding);
+// basis i is the words [i W, (i + 1) W) of a row. int8 input: x = float(q -
+// zero_point) * scale.
 void bitpack_float_thresholds(const float* in, int64_t rows, int channels, const float* thresholds,
-                              int n, int32_t* out);
+                              int n, int32_t* out, Encoding encoding = Encoding::kThermometer);
 void bitpack_int8_thresholds(const int8_t* in, int64_t rows, int channels, float scale,
-                             int32_t zero_point, const float* thresholds, int n, int32_t* out);
+                             int32_t zero_point, const float* thresholds, int n, int32_t* out,
+                             Encoding encoding = Encoding::kThermometer);
 
 // ---- output transform ----------------------------------------------------
 enum class OutputType { kFloat = 0, kInt8 = 1, kBitpacked = 2 };
@@ -97,9 +112,11 @@ struct OutputTransform {
   //   acc = sum_(n,m) float32(dot_nm) * multiplier[n][m][o];  y = acc + bias[o]
   int input_bases = 1, weight_bases = 1;
   // Bitpacked output only: `num_thresholds` output bases, basis i with bit 1
-  // where y < thresholds[i] (none: one basis, y < 0).
+  // where y < thresholds[i] (none: one basis, y < 0); with kBinary encoding,
+  // threshold_bases(num_thresholds, kBinary) bases, as bitpack_float_thresholds.
   const float* thresholds = nullptr;
   int num_thresholds = 0;
+  Encoding encoding = Encoding::kThermometer;
   // Float output of BConv2d only: a residual (shortcut) tensor of the
   // output's shape, rows x channels_out, added after the clamp:
   //   out = y + residual   (one float32 rounding)

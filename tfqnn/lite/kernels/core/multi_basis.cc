@@ -20,28 +20,48 @@ namespace tfqnn {
 namespace core {
 namespace {
 
-// Bitpacks x < thresholds[i] for `rows` rows of `channels` floats: row r of
-// `out` holds n bases of packed_words(channels) words. Each basis is the
-// ISA's bitpacking with that threshold; with several bases, of chunks of
-// rows that stay in L1, interleaved into the output rows.
+// Bitpacks the bases of `rows` rows of `channels` floats for n thresholds in
+// `encoding` (core.h): row r of `out` holds threshold_bases(n, encoding)
+// bases of packed_words(channels) words. Each threshold is a pass of the
+// ISA's bitpacking (bit where x < t_j) over chunks of rows that stay in L1;
+// thermometer bases are copied into the output rows, binary digit i is the
+// XOR of the passes j = m 2^i (1-based): bit i of the level L is the parity
+// of #{m : L >= m 2^i}, and with the thresholds sorted "L >= j" is "x passes
+// t_j", so the parity of the passed is the parity of the failed ones (2^(k-i)
+// - 1 of them, an odd count) with the bit flipped twice.
 void pack_below(const float* x, int64_t rows, int channels, const float* thresholds, int n,
-                int32_t* out) {
+                int32_t* out, Encoding encoding = Encoding::kThermometer) {
   const Kernels& kernels = active_kernels();
   if (n == 1) {
     kernels.bitpack_float(x, rows, channels, thresholds[0], out);
     return;
   }
   const int words = packed_words(channels);
+  const int bases = threshold_bases(n, encoding);
+  const bool binary = encoding == Encoding::kBinary;
   const int64_t chunk = std::max<int64_t>(1, 4096 / channels);
   thread_local std::vector<int32_t> packed;
   if (packed.size() < static_cast<size_t>(chunk * words)) packed.resize(chunk * words);
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t count = std::min(chunk, rows - r0);
-    for (int i = 0; i < n; ++i) {
-      kernels.bitpack_float(x + r0 * channels, count, channels, thresholds[i], packed.data());
-      for (int64_t r = 0; r < count; ++r) {
-        std::memcpy(out + ((r0 + r) * n + i) * words, packed.data() + r * words,
-                    sizeof(int32_t) * words);
+    int32_t* rows_out = out + r0 * bases * words;
+    if (binary) std::memset(rows_out, 0, sizeof(int32_t) * count * bases * words);
+    for (int j = 0; j < n; ++j) {
+      kernels.bitpack_float(x + r0 * channels, count, channels, thresholds[j], packed.data());
+      if (!binary) {
+        for (int64_t r = 0; r < count; ++r) {
+          std::memcpy(rows_out + (r * bases + j) * words, packed.data() + r * words,
+                      sizeof(int32_t) * words);
+        }
+        continue;
+      }
+      // Threshold j + 1 (1-based) enters digit i for every 2^i dividing it.
+      for (int i = 0; i < bases && ((j + 1) & ((1 << i) - 1)) == 0; ++i) {
+        for (int64_t r = 0; r < count; ++r) {
+          int32_t* o = rows_out + (r * bases + i) * words;
+          const int32_t* p = packed.data() + r * words;
+          for (int w = 0; w < words; ++w) o[w] ^= p[w];
+        }
       }
     }
   }
@@ -51,18 +71,19 @@ void pack_below(const float* x, int64_t rows, int channels, const float* thresho
 
 int64_t transform_row_bytes(const OutputTransform& t, int channels) {
   if (t.type == OutputType::kBitpacked && t.thresholds != nullptr) {
-    return int64_t{4} * packed_words(channels) * t.num_thresholds;
+    return int64_t{4} * packed_words(channels) * threshold_bases(t.num_thresholds, t.encoding);
   }
   return output_row_bytes(t.type, channels);
 }
 
 void bitpack_float_thresholds(const float* in, int64_t rows, int channels, const float* thresholds,
-                              int n, int32_t* out) {
-  pack_below(in, rows, channels, thresholds, n, out);
+                              int n, int32_t* out, Encoding encoding) {
+  pack_below(in, rows, channels, thresholds, n, out, encoding);
 }
 
 void bitpack_int8_thresholds(const int8_t* in, int64_t rows, int channels, float scale,
-                             int32_t zero_point, const float* thresholds, int n, int32_t* out) {
+                             int32_t zero_point, const float* thresholds, int n, int32_t* out,
+                             Encoding encoding) {
   // The dequantized values float(q - zero_point) * scale (the difference in
   // 64 bits: the zero point is any int32), in chunks of rows that stay in L1.
   const int words = packed_words(channels);
@@ -76,7 +97,8 @@ void bitpack_int8_thresholds(const int8_t* in, int64_t rows, int channels, float
     for (int64_t j = 0; j < count * channels; ++j) {
       v[j] = static_cast<float>(int64_t{q[j]} - zero_point) * scale;
     }
-    pack_below(v, count, channels, thresholds, n, out + r0 * n * words);
+    pack_below(v, count, channels, thresholds, n, out + r0 * threshold_bases(n, encoding) * words,
+               encoding);
   }
 }
 
@@ -138,7 +160,7 @@ void multi_basis_transform(const int32_t* counts, int64_t ld_counts, int64_t bas
       static const float kZero = 0.0f;
       const float* thresholds = t.thresholds ? t.thresholds : &kZero;
       const int n = t.thresholds ? t.num_thresholds : 1;
-      pack_below(y, rows, channels, thresholds, n, static_cast<int32_t*>(out));
+      pack_below(y, rows, channels, thresholds, n, static_cast<int32_t*>(out), t.encoding);
       break;
     }
   }

@@ -25,12 +25,27 @@ namespace {
 class Bconv2d : public Op {
  protected:
   std::string do_init(const uint8_t* data, size_t size) override {
-    TFQNN_TRY(options_.parse(
-        data, size,
-        {"channels_in", "groups", "stride_height", "stride_width", "dilation_height_factor",
-         "dilation_width_factor", "padding", "pad_values", "output_type", "clamp_min", "clamp_max",
-         "input_bases", "weight_bases", "residual", "y_scale", "y_zero_point", "biased_scale",
-         "biased_zero_point", "residual_relu"}));
+    TFQNN_TRY(options_.parse(data, size,
+                             {"channels_in",
+                              "groups",
+                              "stride_height",
+                              "stride_width",
+                              "dilation_height_factor",
+                              "dilation_width_factor",
+                              "padding",
+                              "pad_values",
+                              "output_type",
+                              "clamp_min",
+                              "clamp_max",
+                              "input_bases",
+                              "weight_bases",
+                              "residual",
+                              "y_scale",
+                              "y_zero_point",
+                              "biased_scale",
+                              "biased_zero_point",
+                              "residual_relu",
+                              "output_encoding"}));
     const Options& o = options_;
     TFQNN_TRY(o.get_int("channels_in", 1, kMaxDim, &shape_.channels_in, true));
     TFQNN_TRY(o.get_int("groups", 1, kMaxDim, &shape_.groups, false, 1));

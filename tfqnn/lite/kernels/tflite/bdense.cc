@@ -19,9 +19,9 @@ namespace {
 class Bdense : public Op {
  protected:
   std::string do_init(const uint8_t* data, size_t size) override {
-    TFQNN_TRY(options_.parse(
-        data, size,
-        {"in_features", "output_type", "clamp_min", "clamp_max", "input_bases", "weight_bases"}));
+    TFQNN_TRY(options_.parse(data, size,
+                             {"in_features", "output_type", "clamp_min", "clamp_max", "input_bases",
+                              "weight_bases", "output_encoding"}));
     TFQNN_TRY(options_.get_int("in_features", 1, kMaxDim, &in_features_, true));
     return transform_options_.read(options_);
   }

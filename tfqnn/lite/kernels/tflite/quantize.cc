@@ -1,6 +1,8 @@
 // TfqnnQuantize: bitpacks the last axis of a float32 or int8 tensor; with a
 // second input, constant float32 thresholds [N], into N bases (bit 1 where
-// x < t_n), for multi-basis layers (docs/lite_ops.md).
+// x < t_n), for multi-basis layers (docs/lite_ops.md); with option
+// `encoding` 1, N = 2^k - 1 sorted thresholds into the k binary digits of the
+// level (core::Encoding).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -20,7 +22,8 @@ namespace {
 class Quantize : public Op {
  protected:
   std::string do_init(const uint8_t* data, size_t size) override {
-    return options_.parse(data, size, {});
+    TFQNN_TRY(options_.parse(data, size, {"encoding"}));
+    return options_.get_int("encoding", 0, 1, &encoding_, false, 0);
   }
   std::string do_prepare(TfLiteContext* context, const NodeTensors& node) override {
     Tensors ts(context, node);
@@ -28,6 +31,9 @@ class Quantize : public Op {
     num_thresholds_ = 0;
     if (ts.num_inputs() == 2) {
       TFQNN_TRY(check_thresholds(ts.input(1), "thresholds", &num_thresholds_));
+      TFQNN_TRY(check_encoding(ts.input(1), "thresholds", num_thresholds_, encoding_));
+    } else if (encoding_ != 0) {
+      return "option 'encoding' needs thresholds (a second input)";
     }
     const TfLiteTensor* in = ts.input(0);
     const int type = in->type == kTfLiteInt8 ? kTfLiteInt8 : kTfLiteFloat32;
@@ -40,7 +46,8 @@ class Quantize : public Op {
     }
     if (ts.output(0)->type != kTfLiteInt32) return "output must be int32";
     out_dims_ = in_dims_;
-    out_dims_.back() = core::packed_words(in_dims_.back()) * std::max(num_thresholds_, 1);
+    const int bases = num_thresholds_ > 0 ? core::threshold_bases(num_thresholds_, encoding()) : 1;
+    out_dims_.back() = core::packed_words(in_dims_.back()) * bases;
     if (elements(out_dims_) > kMaxElements) return "output is too large";
     if (resize(context, ts.output(0), out_dims_) != kTfLiteOk) return "cannot resize the output";
     return "";
@@ -61,10 +68,10 @@ class Quantize : public Op {
         if (in->type == kTfLiteInt8) {
           core::bitpack_int8_thresholds(static_cast<const int8_t*>(in->data) + at, rows, channels,
                                         in->params.scale, in->params.zero_point, t, num_thresholds_,
-                                        out);
+                                        out, encoding());
         } else {
           core::bitpack_float_thresholds(static_cast<const float*>(in->data) + at, rows, channels,
-                                         t, num_thresholds_, out);
+                                         t, num_thresholds_, out, encoding());
         }
       } else if (in->type == kTfLiteInt8) {
         core::bitpack_int8(static_cast<const int8_t*>(in->data) + at, rows, channels,
@@ -78,9 +85,12 @@ class Quantize : public Op {
   }
 
  private:
+  core::Encoding encoding() const { return static_cast<core::Encoding>(encoding_); }
+
   Options options_;
   std::vector<int> in_dims_, out_dims_;
   int num_thresholds_ = 0;
+  int encoding_ = 0;  // option `encoding`: 0 thermometer, 1 binary
 };
 
 }  // namespace

@@ -173,6 +173,7 @@ std::string TransformOptions::read(const Options& o) {
   if (clamp_min > clamp_max) return "option 'clamp_min' is above 'clamp_max'";
   TFQNN_TRY(o.get_int("input_bases", 1, kMaxBases, &input_bases, false, 1));
   TFQNN_TRY(o.get_int("weight_bases", 1, kMaxBases, &weight_bases, false, 1));
+  TFQNN_TRY(o.get_int("output_encoding", 0, 1, &output_encoding, false, 0));
   return "";
 }
 
@@ -192,6 +193,21 @@ std::string TransformOptions::check_multi_basis(const Tensors& ts, size_t inputs
   if (inputs == 5) {
     if (output_type != 2) return "output thresholds (a fifth input) need output_type 2";
     TFQNN_TRY(check_thresholds(ts.input(4), "thresholds", &num_thresholds));
+    TFQNN_TRY(check_encoding(ts.input(4), "thresholds", num_thresholds, output_encoding));
+  } else if (output_encoding != 0) {
+    return "option 'output_encoding' needs output thresholds (a fifth input)";
+  }
+  return "";
+}
+
+std::string check_encoding(const TfLiteTensor* t, const char* what, int count, int encoding) {
+  if (encoding == 0) return "";
+  if (count != (1 << core::threshold_bases(count, core::Encoding::kBinary)) - 1) {
+    return std::string(what) + " must have 2^k - 1 values for binary encoding, got " + str(count);
+  }
+  const float* v = static_cast<const float*>(t->data);
+  for (int i = 1; i < count; ++i) {
+    if (v[i] < v[i - 1]) return std::string(what) + " must not decrease for binary encoding";
   }
   return "";
 }
@@ -227,6 +243,7 @@ std::string TransformOptions::make(const TfLiteTensor* out, const TfLiteTensor* 
   t->weight_bases = weight_bases;
   t->thresholds = thresholds ? static_cast<const float*>(thresholds->data) : nullptr;
   t->num_thresholds = thresholds ? num_thresholds : 0;
+  t->encoding = static_cast<core::Encoding>(output_encoding);
   if (output_type == 1) {
     const float s = out->params.scale;
     const int z = out->params.zero_point;

@@ -100,19 +100,25 @@ struct TransformOptions {
   float clamp_min = -std::numeric_limits<float>::infinity();
   float clamp_max = std::numeric_limits<float>::infinity();
   int input_bases = 1, weight_bases = 1;
-  int num_thresholds = 0;  // set by check_multi_basis()
+  int num_thresholds = 0;   // set by check_multi_basis()
+  int output_encoding = 0;  // how the output thresholds become bases (core::Encoding)
 
   std::string read(const Options& o);
   int output_tflite_type() const {
     return output_type == 0 ? kTfLiteFloat32 : output_type == 1 ? kTfLiteInt8 : kTfLiteInt32;
   }
   int output_channels(int n) const {
-    return output_type == 2 ? core::packed_words(n) * (num_thresholds > 0 ? num_thresholds : 1) : n;
+    const int bases =
+        num_thresholds > 0
+            ? core::threshold_bases(num_thresholds, static_cast<core::Encoding>(output_encoding))
+            : 1;
+    return output_type == 2 ? core::packed_words(n) * bases : n;
   }
   // The inputs of the node (4, or 5 with output thresholds), the multiplier
   // [input_bases * weight_bases * n] and bias [n] (constant float32) and the
   // thresholds (constant float32 [T], 1 <= T <= kMaxBases, no NaN; only with
-  // bitpacked output); sets num_thresholds.
+  // bitpacked output; `output_encoding` 1 needs them, as check_encoding()
+  // says); sets num_thresholds.
   std::string check_multi_basis(const Tensors& ts, size_t inputs, int n);
   // Checks the output tensor's type (and int8 quantization) and fills the
   // core transform with multiplier, bias (and thresholds) of `n` channels.
@@ -125,6 +131,9 @@ struct TransformOptions {
 std::string check_affine(const Tensors& ts, int first, int n);
 // Thresholds: a constant float32 [T] with 1 <= T <= kMaxBases and no NaN.
 std::string check_thresholds(const TfLiteTensor* t, const char* what, int* count);
+// Checked thresholds (check_thresholds) in `encoding` (option value 0 or 1):
+// binary needs T = 2^k - 1 non-decreasing values.
+std::string check_encoding(const TfLiteTensor* t, const char* what, int count, int encoding);
 
 }  // namespace tflite
 }  // namespace tfqnn
