@@ -11,9 +11,11 @@ file does (tfqnn's kernels as a delegate for ``Tfqnn*`` ops, XNNPACK for
 the builtins), with each thread count of ``--threads`` (one by default;
 ``--threads 1,2`` adds each op kind's one- to two-thread ratio), and the
 time of an invoke of a model with no operator (the Python call and the
-interpreter's own overhead) is subtracted. The op kinds' sums are then compared with the whole file's
-median in the same run: what the cut misses (caches warm from the previous
-op, XNNPACK's partitions) shows as the difference.
+interpreter's own overhead) is subtracted (``--library PATH``: another
+build of the kernel library, for a before / after comparison). The op
+kinds' sums are then compared with the whole file's median in the same
+run: what the cut misses (caches warm from the previous op, XNNPACK's
+partitions) shows as the difference.
 
 Timing: all models of a network are loaded at once, once per thread count;
 in each of ``--rounds`` rounds each (model, threads) pair runs its share of
@@ -24,6 +26,7 @@ Usage: python benchmarks/zoo_op_profile.py [--models QuickNetSmall,BiRealNet]
                                            [--size 224] [--rounds 5] [--threads 1,2]
                                            [--seconds 0.3] [--top 8] [--json PATH]
                                            [--variants binary,binary-int8]
+                                           [--library PATH]
 """
 
 from __future__ import annotations
@@ -272,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", default="1", help="comma-separated thread counts, e.g. 1,2 [1]"
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--library", metavar="PATH", help="another build of the kernel library [tfqnn's]"
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.seconds <= 0 or args.size < 8:
         parser.error("--rounds must be >= 1, --seconds > 0, --size >= 8")
@@ -303,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Input {args.size}x{args.size}x3, batch 1, threads {args.threads}; medians over "
         f"{args.rounds} interleaved rounds, ~{args.seconds:g} s per model and thread count."
     )
-    library = str(tfqnn.lite.library_path())
+    library = args.library or str(tfqnn.lite.library_path())
     results = []
     for network in networks:
         for variant in variants:

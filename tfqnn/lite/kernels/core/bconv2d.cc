@@ -106,6 +106,21 @@ AddResidualInt8Fn add_residual_int8_kernel() {
   }
 }
 
+// The residual of output rows [0, rows) (row stride `channels`), columns
+// [c0, c1): one call for whole rows, else one per row.
+inline void add_residual_columns(AddResidualFn add_residual, float* out, const float* post_bias,
+                                 const float* residual, int rows, int channels, int c0, int c1) {
+  if (c0 == 0 && c1 == channels) {
+    add_residual(out, post_bias, residual, rows, channels);
+    return;
+  }
+  for (int r = 0; r < rows; ++r) {
+    const int64_t at = int64_t{r} * channels + c0;
+    add_residual(out + at, post_bias != nullptr ? post_bias + c0 : nullptr, residual + at, 1,
+                 c1 - c0);
+  }
+}
+
 // counts[0, n) -= sums[0, n).
 inline void subtract_words(int32_t* __restrict counts, const int32_t* __restrict sums, int n) {
   for (int o = 0; o < n; ++o) counts[o] -= sums[o];
@@ -116,6 +131,27 @@ inline void subtract_words(int32_t* __restrict counts, const int32_t* __restrict
 inline void flip_words(int32_t* __restrict counts, const int32_t* __restrict sums, int n,
                        int32_t base) {
   for (int o = 0; o < n; ++o) counts[o] += base - 2 * sums[o];
+}
+
+// How run() cuts the output among threads: row chunks of whole 8-row
+// units times column chunks of whole gemm panels (only where the columns
+// split: a plain transform of one group, which runs on a column range).
+// Up to kTasksPerThread tasks per thread, taken one at a time, so that a
+// late thread leaves its share to the others and the last task is short.
+// Rows only while they give at least two tasks per thread (a column chunk
+// repeats its rows' im2col): QuickNet's 7x7 maps at two threads, 7 units.
+// Columns too where they give fewer (1 output row: columns only).
+constexpr int kTasksPerThread = 4;
+struct WorkSplit {
+  int64_t row_chunks;
+  int col_chunks;
+};
+WorkSplit split_work(int64_t units, int panels, int threads) {
+  const int64_t want = int64_t{threads} * kTasksPerThread;
+  const int64_t row_chunks = std::min(units, want);
+  if (row_chunks >= int64_t{2} * threads) return {row_chunks, 1};
+  const int64_t col_chunks = std::min<int64_t>(panels, (want + row_chunks - 1) / row_chunks);
+  return {row_chunks, static_cast<int>(std::max<int64_t>(col_chunks, 1))};
 }
 
 // What im2col needs of the shape.
@@ -371,7 +407,9 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
   block = std::max<int64_t>(8, std::min<int64_t>(block, 512)) / 8 * 8;
   block = std::min(block, round_up(rows, 8));
   const double work = static_cast<double>(rows) * n * nb * kw;
-  const int threads = useful_threads(num_threads, work, (rows + 7) / 8);
+  const int64_t units = (rows + 7) / 8;
+  const int split_panels = plain && groups == 1 ? panels : 1;  // column chunks allowed
+  const int threads = useful_threads(num_threads, work, units * split_panels);
   const size_t a_words = direct ? 0 : static_cast<size_t>(round_up(block * kw, kAlignWords));
   const int64_t basis_stride = block * n;  // counts of one input basis
   const size_t c_words = static_cast<size_t>(round_up(basis_stride * nb, kAlignWords));
@@ -379,7 +417,12 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
   const size_t per_thread = a_words + c_words + k_words;
   int32_t* scratch = aligned_words(&scratch_, per_thread * threads);
 
-  auto process = [&](int64_t r0, int64_t r1, int thread) {
+  // Rows [r0, r1) x gemm panels [p0, p1) (all of them unless split_panels
+  // > 1): gemm columns [c0, c1), output channels [c0, o1) (the same unless
+  // the transform is multi-basis, which gets all of them).
+  auto process = [&](int64_t r0, int64_t r1, int p0, int p1, int thread) {
+    const int c0 = p0 * kPanel, c1 = p1 == panels ? n : p1 * kPanel;
+    const int o1 = p1 == panels ? channels : c1;
     int32_t* a_block = scratch + per_thread * thread;
     int32_t* counts = a_block + a_words;
     int32_t* row_k = counts + c_words;
@@ -400,7 +443,7 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
           }
           const int32_t* gf = filter + g * group_words;
           int32_t* gc = counts + bi * basis_stride + g * gcols;
-          for (int p = 0; p < panels; ++p) {
+          for (int p = p0; p < p1; ++p) {
             const int c = p * kPanel;
             kernels.gemm_panel(a, lda, rb, gf + int64_t{p} * kw * kPanel, kw, gc + c, n,
                                std::min(kPanel, gcols - c));
@@ -425,12 +468,12 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
             row_k[row] = minus_pad ? k_bits : k_bits - outside * cg;
             if (outside > 0) {
               for (int bi = 0; bi < nb; ++bi) {
-                int32_t* c = counts + bi * basis_stride + int64_t{row} * n;
-                const int32_t* sums = border_sums_.data() + cls * n;
+                int32_t* c = counts + bi * basis_stride + int64_t{row} * n + c0;
+                const int32_t* sums = border_sums_.data() + cls * n + c0;
                 if (minus_pad) {
-                  flip_words(c, sums, n, outside * cg);
+                  flip_words(c, sums, c1 - c0, outside * cg);
                 } else {
-                  subtract_words(c, sums, n);
+                  subtract_words(c, sums, c1 - c0);
                 }
               }
             }
@@ -449,39 +492,51 @@ void BConv2d::run(const int32_t* input, const OutputTransform& transform, void* 
       }
       char* out = static_cast<char*>(output) + r * row_bytes;
       if (plain) {
-        kernels.output_transform(counts, n, rb, 0, n, k_bits, rk, transform, out, n);
+        kernels.output_transform(counts + c0, n, rb, c0, c1 - c0, k_bits, rk, transform, out, n);
       } else {
         multi_basis_transform(counts, n, basis_stride, rb, groups, channels, k_bits, rk, transform,
                               out);
       }
       if (transform.residual != nullptr && transform.type == OutputType::kFloat) {
-        add_residual(reinterpret_cast<float*>(out), transform.post_bias,
-                     transform.residual + r * channels, rb, channels);
+        add_residual_columns(add_residual, reinterpret_cast<float*>(out), transform.post_bias,
+                             transform.residual + r * channels, rb, channels, c0, o1);
       } else if (transform.residual_int8 != nullptr && transform.type == OutputType::kInt8) {
         int8_t* q = reinterpret_cast<int8_t*>(out);
         if (transform.post_bias_int8 != nullptr) {
           for (int i = 0; i < rb; ++i) {
-            add_residual_int8(q + int64_t{i} * channels, transform.post_bias_int8, channels,
-                              transform.bias_add);
+            add_residual_int8(q + int64_t{i} * channels + c0, transform.post_bias_int8 + c0,
+                              o1 - c0, transform.bias_add);
           }
         }
-        add_residual_int8(q, transform.residual_int8 + r * channels, int64_t{rb} * channels,
-                          transform.add);
+        const int8_t* residual = transform.residual_int8 + r * channels;
+        if (c0 == 0 && o1 == channels) {
+          add_residual_int8(q, residual, int64_t{rb} * channels, transform.add);
+        } else {  // a column chunk: row by row
+          for (int i = 0; i < rb; ++i) {
+            const int64_t at = int64_t{i} * channels + c0;
+            add_residual_int8(q + at, residual + at, o1 - c0, transform.add);
+          }
+        }
       }
     }
   };
 
   if (threads == 1) {
-    process(0, rows, 0);
+    process(0, rows, 0, panels, 0);
   } else {
-    // Chunks of whole 8-row units, up to 4 per thread while each keeps at
-    // least 64 rows (a late thread leaves its share to the others).
-    const int64_t units = (rows + 7) / 8;
-    const int per_thread = static_cast<int>(
-        std::max<int64_t>(1, std::min<int64_t>(4, rows / (int64_t{64} * threads))));
-    parallel_for(units, threads, per_thread, [&](int64_t u0, int64_t u1, int slot) {
-      const int64_t r0 = std::min(rows, u0 * 8), r1 = std::min(rows, u1 * 8);
-      if (r0 < r1) process(r0, r1, slot);
+    const WorkSplit split = split_work(units, split_panels, threads);
+    const int64_t tasks = split.row_chunks * split.col_chunks;
+    // One chunk of parallel_for per task: tasks <= threads * per_thread.
+    const int per_thread = static_cast<int>((tasks + threads - 1) / threads);
+    parallel_for(tasks, threads, per_thread, [&](int64_t t0, int64_t t1, int slot) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t ri = t / split.col_chunks, ci = t % split.col_chunks;
+        const int64_t r0 = std::min(rows, units * ri / split.row_chunks * 8);
+        const int64_t r1 = std::min(rows, units * (ri + 1) / split.row_chunks * 8);
+        const int p0 = static_cast<int>(panels * ci / split.col_chunks);
+        const int p1 = static_cast<int>(panels * (ci + 1) / split.col_chunks);
+        if (r0 < r1 && p0 < p1) process(r0, r1, p0, p1, slot);
+      }
     });
   }
 }

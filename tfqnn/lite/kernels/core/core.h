@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace tfqnn {
@@ -27,6 +28,19 @@ bool isa_supported(Isa isa);
 // `num_threads` > 1 (a no-op otherwise): they spin, ready for the next
 // split op, instead of waking up in the middle of it.
 void wake_threads(int num_threads);
+// Sends the workers that spin, waiting for a next op, to sleep at once: a
+// run of ops has ended (a delegate partition), and the ops that follow are
+// the interpreter's (XNNPACK's), whose own threads need the cores.
+void rest_threads();
+
+// Runs pack(begin, end) over rows [0, rows) of a bitpacking op
+// (TfqnnQuantize), `values` values read per row, cut into contiguous chunks
+// among up to num_threads threads of the kernels' pool (the caller among
+// them) where each gets enough work: bitpacking streams memory at ~30 ps a
+// value (AVX-512), so only the large maps of a network split (QuickNet's
+// 56x56x64: ~6 us).
+void parallel_bitpack(int64_t rows, int64_t values, int num_threads,
+                      const std::function<void(int64_t, int64_t)>& pack);
 
 // ---- bitpacking ----------------------------------------------------------
 inline int packed_words(int channels) { return (channels + 31) / 32; }

@@ -20,7 +20,9 @@
 // sleeper runs at once (benchmarks/README.md, "Two threads under load"); at
 // low load a 30 us spin did slightly better ("After the merges").
 // wake_threads(), called as a delegate partition starts, wakes sleeping
-// workers ahead of its first split op. One job at a time: a call that finds
+// workers ahead of its first split op; rest_threads(), called as it ends,
+// sends the spinning ones to sleep at once, so that they leave the cores to
+// XNNPACK's threads for the interpreter's ops in between. One job at a time: a call that finds
 // the pool busy (another interpreter's thread, or a nested call) runs its
 // chunks itself. After fork() the child gets a fresh pool.
 #include <pthread.h>
@@ -64,6 +66,19 @@ double picoseconds_per_pair(Isa isa) {
     case Isa::kScalar: return 200;
   }
   return 200;
+}
+
+// Rough single-thread picoseconds per value bitpacked (same machine; a
+// streaming pass, so it takes half the per-thread minimum: a worker inside
+// a partition is spinning, ready, after the binary op before).
+double picoseconds_per_packed_value(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512: return 30;
+    case Isa::kAvx2: return 50;
+    case Isa::kNeon: return 80;  // a guess: not measured on ARM hardware
+    case Isa::kScalar: return 700;
+  }
+  return 700;
 }
 
 inline void cpu_relax() {
@@ -130,6 +145,9 @@ class Pool {
     return true;
   }
 
+  // Sends spinning workers to sleep (those in a job finish it first).
+  void rest() { rests_.fetch_add(1, std::memory_order_release); }
+
   // Wakes the sleeping workers (they spin again, then sleep).
   void wake() {
     {
@@ -143,13 +161,16 @@ class Pool {
  private:
   void worker() {
     uint64_t seen = generation_.load(std::memory_order_acquire);
+    // rest() calls before the last job (or wake-up) was taken.
+    uint64_t rested = rests_.load(std::memory_order_acquire);
     for (;;) {
       const auto until = std::chrono::steady_clock::now() +
                          std::chrono::nanoseconds(g_spin_ns.load(std::memory_order_relaxed));
       bool spinning = true;
       while (spinning && generation_.load(std::memory_order_acquire) == seen) {
         for (int i = 0; i < kPausesPerClockRead; ++i) cpu_relax();
-        spinning = std::chrono::steady_clock::now() < until;
+        spinning = std::chrono::steady_clock::now() < until &&
+                   rests_.load(std::memory_order_relaxed) == rested;
       }
       Job* job;
       {
@@ -163,6 +184,7 @@ class Pool {
           --sleeping_;
         }
         seen = generation_.load(std::memory_order_relaxed);
+        rested = rests_.load(std::memory_order_relaxed);
         job = job_;
         if (job != nullptr) active_.fetch_add(1, std::memory_order_relaxed);
       }
@@ -176,7 +198,8 @@ class Pool {
   std::mutex mutex_;  // guards job_ and the generation's changes
   std::condition_variable wake_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> active_{0};  // workers inside a job
+  std::atomic<int> active_{0};      // workers inside a job
+  std::atomic<uint64_t> rests_{0};  // rest() calls
   Job* job_ = nullptr;
   int sleeping_ = 0;    // workers waiting on wake_, under mutex_
   uint64_t pokes_ = 0;  // wake() calls that found a sleeper, under mutex_
@@ -227,6 +250,29 @@ void wake_threads(int num_threads) {
   if (num_threads < 2) return;
   Pool* p = g_pool.load(std::memory_order_acquire);
   if (p != nullptr) p->wake();  // no pool yet: the first job starts it
+}
+
+void rest_threads() {
+  Pool* p = g_pool.load(std::memory_order_acquire);
+  if (p != nullptr) p->rest();
+}
+
+void parallel_bitpack(int64_t rows, int64_t values, int num_threads,
+                      const std::function<void(int64_t, int64_t)>& pack) {
+  int64_t n = std::min<int64_t>(std::max(num_threads, 1), rows);
+  const double min_ns = g_min_ns_per_thread.load(std::memory_order_relaxed) / 2;
+  if (min_ns > 0) {
+    const double ns =
+        static_cast<double>(rows) * values * picoseconds_per_packed_value(active_isa()) * 1e-3;
+    n = std::min<int64_t>(n, static_cast<int64_t>(std::min(ns / min_ns, 1e9)));
+  }
+  if (n <= 1) {
+    if (rows > 0) pack(0, rows);
+    return;
+  }
+  // Two chunks per thread: a worker that comes late leaves its share.
+  parallel_for(rows, static_cast<int>(n), 2,
+               [&](int64_t begin, int64_t end, int) { pack(begin, end); });
 }
 
 void parallel_for(int64_t n, int num_threads,

@@ -56,24 +56,32 @@ class Quantize : public Op {
     Tensors ts(context, node);
     const TfLiteTensor* in = ts.input(0);
     const int channels = in_dims_.back();
-    const int64_t rows = elements(in_dims_) / channels;
-    auto* out = static_cast<int32_t*>(ts.output(0)->data);
-    if (num_thresholds_ > 0) {
-      const auto* t = static_cast<const float*>(ts.input(1)->data);
-      if (in->type == kTfLiteInt8) {
-        core::bitpack_int8_thresholds(static_cast<const int8_t*>(in->data), rows, channels,
-                                      in->params.scale, in->params.zero_point, t, num_thresholds_,
-                                      out, encoding());
+    const int64_t total_rows = elements(in_dims_) / channels;
+    const int64_t out_words = out_dims_.back();
+    // Rows [r0, r0 + rows) of the input, cut among the kernels' threads.
+    auto pack = [&](int64_t r0, int64_t r1) {
+      const int64_t rows = r1 - r0;
+      const int64_t at = r0 * channels;
+      auto* out = static_cast<int32_t*>(ts.output(0)->data) + r0 * out_words;
+      if (num_thresholds_ > 0) {
+        const auto* t = static_cast<const float*>(ts.input(1)->data);
+        if (in->type == kTfLiteInt8) {
+          core::bitpack_int8_thresholds(static_cast<const int8_t*>(in->data) + at, rows, channels,
+                                        in->params.scale, in->params.zero_point, t, num_thresholds_,
+                                        out, encoding());
+        } else {
+          core::bitpack_float_thresholds(static_cast<const float*>(in->data) + at, rows, channels,
+                                         t, num_thresholds_, out, encoding());
+        }
+      } else if (in->type == kTfLiteInt8) {
+        core::bitpack_int8(static_cast<const int8_t*>(in->data) + at, rows, channels,
+                           in->params.zero_point, out);
       } else {
-        core::bitpack_float_thresholds(static_cast<const float*>(in->data), rows, channels, t,
-                                       num_thresholds_, out, encoding());
+        core::bitpack_float(static_cast<const float*>(in->data) + at, rows, channels, out);
       }
-    } else if (in->type == kTfLiteInt8) {
-      core::bitpack_int8(static_cast<const int8_t*>(in->data), rows, channels,
-                         in->params.zero_point, out);
-    } else {
-      core::bitpack_float(static_cast<const float*>(in->data), rows, channels, out);
-    }
+    };
+    core::parallel_bitpack(total_rows, int64_t{channels} * std::max(num_thresholds_, 1),
+                           threads(context), pack);
   }
 
  private:

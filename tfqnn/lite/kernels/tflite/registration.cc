@@ -170,9 +170,11 @@ TfLiteStatus partition_invoke(TfLiteContext* context, TfLiteNode* node) {
   if (!partition->ops.empty()) core::wake_threads(partition->ops.front()->threads(context));
   for (size_t i = 0; i < partition->ops.size(); ++i) {
     if (partition->ops[i]->invoke(context, partition->nodes[i]) != kTfLiteOk) {
+      core::rest_threads();
       return kTfLiteError;
     }
   }
+  core::rest_threads();  // the interpreter's next ops (XNNPACK's) need the cores
   return kTfLiteOk;
 }
 
