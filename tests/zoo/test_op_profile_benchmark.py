@@ -76,14 +76,13 @@ def test_cuts_chained_reproduce_the_file(profile: Any, variant: str) -> None:
     kinds = own_ops(whole)
     assert [c.kind for c in cuts] == kinds
     assert {"TfqnnBconv2d", "TfqnnQuantize", "CONV_2D"} <= set(kinds)
-    if variant == "binary":
-        # The shortcut ADD is fused into the binary convolution (its fifth
-        # input), so a cut op with two non-constant inputs is still exercised.
-        assert "ADD" not in kinds
-    else:
-        # int8 builtins: the input's QUANTIZE, the int8 shortcut ADD, the
-        # output's DEQUANTIZE; the cuts keep the tensors' scales.
-        assert {"QUANTIZE", "ADD", "DEQUANTIZE"} <= set(kinds)
+    # The shortcut ADD is fused into the binary convolution (its fifth input,
+    # float or int8), so a cut op with two non-constant inputs is still exercised.
+    assert "ADD" not in kinds
+    if variant != "binary":
+        # int8 builtins: the input's QUANTIZE and the output's DEQUANTIZE; the
+        # cuts keep the tensors' scales.
+        assert {"QUANTIZE", "DEQUANTIZE"} <= set(kinds)
     assert [c.custom for c in cuts] == [k.startswith("Tfqnn") for k in kinds]
 
     x = np.random.default_rng(0).standard_normal((1, 8, 8, 3)).astype(np.float32)
