@@ -57,6 +57,21 @@ def away_from_zero(rng, n, shape=(8, 8, 5)):
     return (magnitude * rng.choice([-1.0, 1.0], magnitude.shape)).astype(np.float32)
 
 
+def between_dorefa_thresholds(rng):
+    """Inputs on a grid between 2-bit DoReFa's thresholds (1/6, 1/2, 5/6), so that
+    every quantization level is read the same by Keras and the file."""
+    return rng.choice([-0.5, 0.0, 0.3, 0.7, 1.2], (3, 6, 6, 4)).astype(np.float32)
+
+
+def assert_file_matches_keras(data, model, x):
+    np.testing.assert_allclose(
+        tfqnn.lite.Interpreter(model_content=data).predict(x),
+        model.predict(x, verbose=0),
+        rtol=2e-5,
+        atol=2e-4,
+    )
+
+
 def export_without_rewrite(model, monkeypatch, **kwargs):
     with monkeypatch.context() as patch:
         patch.setattr(packed_graph, "packed_nodes", lambda *args: {})
@@ -191,13 +206,8 @@ def test_binary_digit_readers_take_no_packed_pool(rng):
     assert plan.bitpacked_nodes(model, plan.plan_groups(model)[0]) == {}
     data = tfqnn.export.to_tflite(model, verbose=0)
     assert "TfqnnBMaxPool2d" not in tfqnn.lite.custom_ops_in(data)
-    x = rng.choice([-0.5, 0.0, 0.3, 0.7, 1.2], (3, 6, 6, 4)).astype(np.float32)
-    np.testing.assert_allclose(
-        tfqnn.lite.Interpreter(model_content=data).predict(x),
-        model.predict(x, verbose=0),
-        rtol=2e-5,
-        atol=2e-4,
-    )
+    x = between_dorefa_thresholds(rng)
+    assert_file_matches_keras(data, model, x)
 
 
 @pytest.mark.filterwarnings("ignore:QuantConv2D has a binary kernel_quantizer")  # DoReFa's STE
@@ -218,15 +228,8 @@ def test_multi_basis_readers_pool_every_basis(rng, monkeypatch):
         "TfqnnBconv2d": 3,
         "TfqnnBMaxPool2d": 1,
     }
-    # Inputs on a grid between DoReFa's thresholds (1/6, 1/2, 5/6), so that
-    # every quantization level is read the same by Keras and the file.
-    x = rng.choice([-0.5, 0.0, 0.3, 0.7, 1.2], (3, 6, 6, 4)).astype(np.float32)
-    np.testing.assert_allclose(
-        tfqnn.lite.Interpreter(model_content=data).predict(x),
-        model.predict(x, verbose=0),
-        rtol=2e-5,
-        atol=2e-4,
-    )
+    x = between_dorefa_thresholds(rng)
+    assert_file_matches_keras(data, model, x)
 
 
 def test_a_concatenation_with_an_odd_part_stays_float(rng):
@@ -239,12 +242,7 @@ def test_a_concatenation_with_an_odd_part_stays_float(rng):
     assert tfqnn.lite.custom_ops_in(data) == {"TfqnnQuantize": 2, "TfqnnBconv2d": 3}
     assert tensor_types(data, "CONCATENATION") == ["FLOAT32"]
     x = away_from_zero(rng, 2, (5, 5, 3))
-    np.testing.assert_allclose(
-        tfqnn.lite.Interpreter(model_content=data).predict(x),
-        model.predict(x, verbose=0),
-        rtol=2e-5,
-        atol=2e-4,
-    )
+    assert_file_matches_keras(data, model, x)
 
 
 @pytest.mark.parametrize("pad_values", [1, 0, -1])

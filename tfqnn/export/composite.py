@@ -156,14 +156,13 @@ def _bases_inputs(
     return tensors
 
 
-def _output_encoding(encoding: str, thresholds: np.ndarray | None) -> str:
-    """The checked encoding of a binary op's output thresholds."""
-    encoding = spec.check_encoding("output_encoding", encoding)
+def _checked_encoding(name: str, encoding: str, thresholds: np.ndarray | None) -> str:
+    """The checked encoding ``name`` of `thresholds` (only "thermometer" without any)."""
+    encoding = spec.check_encoding(name, encoding)
     if thresholds is None:
         if encoding != "thermometer":
             raise ValueError(
-                f"Invalid output_encoding={encoding!r}: expected 'thermometer' without "
-                "output thresholds."
+                f"Invalid {name}={encoding!r}: expected 'thermometer' without thresholds."
             )
     else:
         spec.threshold_bases(thresholds, encoding)
@@ -194,16 +193,11 @@ def quantize(
     ``encoding="binary"``: the k binary digits of the level for ``N = 2^k - 1``
     thresholds (`spec.ENCODINGS`).
     """
-    options = spec.quantize_options(encoding)
+    name = _checked_encoding("encoding", encoding, thresholds)
     if thresholds is None:
-        if options:
-            raise ValueError(
-                f"Invalid encoding={encoding!r}: expected 'thermometer' without thresholds."
-            )
         return _composite(spec.QUANTIZE, {}, bitpack, x)
     values = spec.check_thresholds("thresholds", thresholds)
-    spec.threshold_bases(values, encoding)
-    name = spec.check_encoding("encoding", encoding)
+    options = spec.quantize_options(name)
 
     def body(x: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
         return _below(x, t, len(values), name)
@@ -243,7 +237,7 @@ def bdense(
         weight_bases=weight_bases,
         output_encoding=output_encoding,
     )
-    encoding = _output_encoding(output_encoding, thresholds)
+    encoding = _checked_encoding("output_encoding", output_encoding, thresholds)
     weights = spec.check_packed("weights", weights, ndim=2)
     constants = _bases_inputs(multiplier, bias, thresholds, output_type)
     plain = input_bases == 1 and weight_bases == 1 and thresholds is None
@@ -327,7 +321,7 @@ def bconv2d(
         residual=residual is not None,
         output_encoding=output_encoding,
     )
-    encoding = _output_encoding(output_encoding, thresholds)
+    encoding = _checked_encoding("output_encoding", output_encoding, thresholds)
     filters = spec.check_packed("filters", filters, ndim=4)
     rows, kh, kw, _ = filters.shape
     out_channels = rows // weight_bases

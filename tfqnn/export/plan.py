@@ -332,8 +332,7 @@ def _read_thermometer(group: MultiBasisGroup) -> None:
     ``q = 1/2 + sum_j s_j / (2n)`` over the ``n`` thresholds: the offset (in
     the bias) and the padding stay.
     """
-    n = group.thresholds.size
-    group.input_scales = np.full(n, 0.5 / n)
+    group.input_scales = thermometer.base_scales(group.thresholds.size, "thermometer")
     group.input_encoding = "thermometer"
 
 

@@ -50,11 +50,9 @@ from tfqnn.lite import spec
 from tfqnn.quantizers import DoReFa
 
 # The most activation bits exported as bases: a k-bit input costs k binary
-# passes (binary digits; 2^k - 1 thermometer bases). DoReFa-Net's conv3 runs
-# 4.2x faster than the float builtins a wider layer stays as and 1.09x faster
-# than the same layer as an int8 builtin at 4 bits, 0.83x as fast as int8 at
-# 5 (fc6 4.2x faster even at 5 bits; benchmarks/dorefa_bases_latency.py,
-# benchmarks/README.md).
+# passes (binary digits; 2^k - 1 thermometer bases). Chosen as the widest
+# input at which DoReFa-Net's layers as bases still beat the same layers as
+# int8 builtins (benchmarks/dorefa_bases_latency.py, benchmarks/README.md).
 MAX_BITS = 4
 
 # How the exporter writes a k-bit input (lite.spec.ENCODINGS): "binary", k
@@ -118,11 +116,20 @@ def dorefa_bases(
         return None
     if quantizer.bits == 1:
         encoding = "thermometer"
+    return Thermometer(
+        thresholds=thresholds, scales=base_scales(n, encoding), offset=0.5, encoding=encoding
+    )
+
+
+def base_scales(n: int, encoding: str) -> np.ndarray:
+    """The scales of the bases of ``n = 2^k - 1`` thresholds in ``encoding``.
+
+    ``"thermometer"``: ``1 / (2n)`` each of n; ``"binary"``: ``2^i / (2n)``
+    for the k digits.
+    """
     if encoding == "binary":
-        scales = 2.0 ** np.arange(quantizer.bits) / (2 * n)
-    else:
-        scales = np.full(n, 0.5 / n)
-    return Thermometer(thresholds=thresholds, scales=scales, offset=0.5, encoding=encoding)
+        return 2.0 ** np.arange(n.bit_length()) / (2 * n)
+    return np.full(n, 0.5 / n)
 
 
 def _level(x: np.ndarray, n: int) -> np.ndarray:
