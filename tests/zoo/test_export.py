@@ -77,7 +77,8 @@ def binary_ops_model(model):
     gets its own input for the shortcut), those inputs, and for each group
     the tensors of ``model`` that they stand for and its (folded) output.
     """
-    groups, nodes, _ = plan.plan_groups(model)
+    found = plan.plan_groups(model)
+    groups, nodes = found.groups, found.nodes
     by_id = {id(node): node for node in nodes}
     inputs, outputs, taps = [], [], []
     for head, group in groups.items():
