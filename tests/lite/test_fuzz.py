@@ -731,7 +731,7 @@ def perturb(r, case):
         if not 0 <= index < len(case.tensors):
             return
         t = case.tensors[index]
-        sub = int(r.integers(0, 9))
+        sub = int(r.integers(0, 10))
         if sub == 0:  # the data, if any, keeps its bytes
             if t.data is not None:
                 t.data = _raw(t)
@@ -778,6 +778,15 @@ def perturb(r, case):
         elif sub == 7:  # rank 0 or high
             _reshape(t, [] if r.random() < 0.4 else [1] * int(r.integers(5, 10)))
             case.perturbations.append(f"t{index} rank {len(t.shape)}")
+        elif sub == 9 and isinstance(t.data, np.ndarray) and t.data.dtype == np.float32:
+            # Constant float values (thresholds among them): a NaN, or reversed.
+            values = np.array(t.data, np.float32)
+            if values.size and r.random() < 0.5:
+                values.flat[int(r.integers(0, values.size))] = np.nan
+            else:
+                values = np.ascontiguousarray(values.reshape(-1)[::-1]).reshape(values.shape)
+            t.data = values
+            case.perturbations.append(f"t{index} float values")
         else:
             _reshape(t, [int(r.integers(-1, 7)) for _ in range(int(r.integers(0, 6)))])
             case.perturbations.append(f"t{index} random shape {t.shape}")
