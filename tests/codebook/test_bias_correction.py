@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.codebook._models import trained_mlp
 from tfqnn import codebook
 from tfqnn.codebook import bias_correction
 
@@ -22,18 +23,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def mlp(data):
-    keras.utils.set_random_seed(0)
-    m = keras.Sequential(
-        [
-            keras.Input((8,)),
-            keras.layers.Dense(10, activation="relu", name="fc1"),
-            keras.layers.Dense(6, activation="relu", name="fc2"),
-            keras.layers.Dense(2, activation="softmax", name="out"),
-        ]
-    )
-    m.compile("adam", "sparse_categorical_crossentropy")
-    m.fit(*data, epochs=2, verbose=0)
-    return m
+    return trained_mlp(*data, {"fc1": 10, "fc2": 6}, classes=2, epochs=2)
 
 
 def _relu(z):

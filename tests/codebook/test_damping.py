@@ -1,28 +1,18 @@
 """cluster(damping=...): h + lambda * mean(h), between the importance (0) and plain k-means."""
 
-import keras
 import numpy as np
 import pytest
 
+from tests.codebook._models import trained_mlp
 from tfqnn import codebook
 
 
 @pytest.fixture(scope="module")
 def model():
-    keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(128, 6)).astype("float32")
     y = (x[:, 0] > 0).astype("int32")
-    m = keras.Sequential(
-        [
-            keras.Input((6,)),
-            keras.layers.Dense(12, activation="relu", name="fc"),
-            keras.layers.Dense(2, activation="softmax", name="out"),
-        ]
-    )
-    m.compile("adam", "sparse_categorical_crossentropy")
-    m.fit(x, y, epochs=2, verbose=0)
-    return m
+    return trained_mlp(x, y, {"fc": 12}, classes=2, epochs=2)
 
 
 def _kernels(model):

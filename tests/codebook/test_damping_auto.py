@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.codebook._models import trained_mlp
 from tfqnn import codebook
 from tfqnn.codebook import damping as damping_module
 
@@ -20,17 +21,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def model(data):
-    keras.utils.set_random_seed(0)
-    m = keras.Sequential(
-        [
-            keras.Input((10,)),
-            keras.layers.Dense(24, activation="relu", name="fc"),
-            keras.layers.Dense(3, activation="softmax", name="out"),
-        ]
-    )
-    m.compile("adam", "sparse_categorical_crossentropy")
-    m.fit(*data[0], epochs=3, verbose=0)
-    return m
+    return trained_mlp(*data[0], {"fc": 24}, classes=3, epochs=3)
 
 
 def _tables(clustered):

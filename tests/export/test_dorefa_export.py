@@ -214,7 +214,7 @@ def test_dorefa_conv_matches_keras_with_zero_padding_and_inputs_on_the_steps(rng
     actual = tfqnn.lite.Interpreter(model_content=data).predict(x)
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
     # And the numpy reference: the two digits, scales 1/6 and 1/3, the constant in the bias.
-    (group,) = plan_groups(model)[0].values()
+    (group,) = plan_groups(model).groups.values()
     assert isinstance(group, MultiBasisGroup) and group.op_pad_values == -1
     assert group.input_encoding == "binary"
     np.testing.assert_allclose(group.input_scales, [1 / 6, 1 / 3])

@@ -12,7 +12,7 @@ import numpy as np
 from flatbuffers import flexbuffers
 
 import tfqnn
-from tests._tflite import builtin_ops
+from tests._tflite import builtin_ops, undeclared_shapes
 from tfqnn.export import int8_fusion
 from tfqnn.layers import QuantConv2D
 from tfqnn.lite import flatbuffer
@@ -52,6 +52,8 @@ def test_bireal_blocks_fold_their_int8_adds(rng, monkeypatch):
     model = bireal_model(rng)
     x = rng.normal(size=(16, *SHAPE)).astype(np.float32)
     fused, plain = export_both(model, x, monkeypatch)
+    # Every tensor (the custom ops' outputs too) is declared with its real shape.
+    assert undeclared_shapes(fused) == undeclared_shapes(plain) == []
     assert builtin_ops(plain)["ADD"] == 2
     assert "ADD" not in builtin_ops(fused), builtin_ops(fused)
     assert tfqnn.lite.custom_ops_in(fused) == {"TfqnnQuantize": 2, "TfqnnBconv2d": 2}

@@ -166,7 +166,7 @@ def test_layers_the_ops_cannot_express_stay_float_builtins(rng):
         ]
     )
     randomize(model, rng)
-    assert plan_groups(model)[0] == {}
+    assert plan_groups(model).groups == {}
     x = rng.uniform(-1, 2, (2, 6, 6, 4)).astype(np.float32)
     data, expected, actual = export_and_run(model, x)
     assert tfqnn.lite.custom_ops_in(data) == {}
@@ -215,7 +215,7 @@ def test_random_multi_basis_layers_match_keras():
     for case in range(12):
         model, x, ops = random_case(r)
         randomize(model, r)
-        groups = plan_groups(model)[0]
+        groups = plan_groups(model).groups
         assert len(groups) == 1 and isinstance(next(iter(groups.values())), MultiBasisGroup)
         data, expected, actual = export_and_run(model, x)
         counts = tfqnn.lite.custom_ops_in(data)
@@ -240,7 +240,7 @@ def test_batch_norm_after_the_relu_keeps_its_shift(rng):
     )
     randomize(model, rng)
     model.layers[-1].gamma.assign(rng.uniform(0.5, 2.0, 16))  # s > 0: the fold applies
-    groups, _, _ = plan_groups(model)
+    groups = plan_groups(model).groups
     (group,) = [g for g in groups.values() if isinstance(g, MultiBasisGroup)]
     assert group.post_bias is not None
     x = rng.uniform(-1.0, 2.0, (8, 40)).astype(np.float32)
@@ -274,7 +274,7 @@ def test_multi_basis_layers_pass_their_bases_bitpacked(rng):
         ]
     )
     randomize(model, rng)
-    groups = sorted(plan_groups(model)[0].values(), key=lambda g: g.layer.name)
+    groups = sorted(plan_groups(model).groups.values(), key=lambda g: g.layer.name)
     conv, first, second = groups
     assert conv.bitpacked_output and conv.output_thresholds.shape == (1,)
     assert first.bitpacked_output and first.output_thresholds.shape == (3,)

@@ -80,8 +80,10 @@ def export_without_rewrite(model, monkeypatch, **kwargs):
 
 def test_plan_marks_the_pools_and_the_aligned_concatenation(rng):
     model = randomize(two_blocks(), rng)
-    groups = plan.plan_groups(model)[0]
-    packed = plan.bitpacked_nodes(model, groups)
+    found = plan.plan_groups(model)
+    groups, packed = found.groups, found.packed
+    # The public name walks the graph again, to the same map.
+    assert plan.bitpacked_nodes(model, groups) == packed
     names = sorted(node.operation.name for node in plan.nodes_in_order(model) if id(node) in packed)
     assert names == ["c_pool", "e_pool", "join1", "join2", "stage_pool"]
     assert all(how.thresholds is None for how in packed.values())
@@ -167,8 +169,7 @@ def test_a_pool_with_another_reader_stays_float(rng, reader):
         flat = keras.layers.Flatten()(pooled)
         outputs = [binary, keras.layers.Dense(2)(flat)]
     model = randomize(keras.Model(inputs, outputs), rng)
-    groups = plan.plan_groups(model)[0]
-    assert plan.bitpacked_nodes(model, groups) == {}
+    assert plan.plan_groups(model).packed == {}
     data = tfqnn.export.to_tflite(model, verbose=0)
     assert "TfqnnBMaxPool2d" not in tfqnn.lite.custom_ops_in(data)
     x = away_from_zero(rng, 3, (6, 6, 3))
@@ -203,7 +204,7 @@ def test_binary_digit_readers_take_no_packed_pool(rng):
     input: a pool or concatenation read by digit readers stays float."""
     assert thermometer.ENCODING == "binary"
     model = _pool_for_two_dorefa_readers(rng)
-    assert plan.bitpacked_nodes(model, plan.plan_groups(model)[0]) == {}
+    assert plan.plan_groups(model).packed == {}
     data = tfqnn.export.to_tflite(model, verbose=0)
     assert "TfqnnBMaxPool2d" not in tfqnn.lite.custom_ops_in(data)
     x = between_dorefa_thresholds(rng)
@@ -217,9 +218,7 @@ def test_multi_basis_readers_pool_every_basis(rng, monkeypatch):
     are basis-major per part)."""
     monkeypatch.setattr(thermometer, "ENCODING", "thermometer")
     model = _pool_for_two_dorefa_readers(rng)
-    groups = plan.plan_groups(model)[0]
-    packed = plan.bitpacked_nodes(model, groups)
-    ((node_id, how),) = packed.items()
+    ((node_id, how),) = plan.plan_groups(model).packed.items()
     assert next(n for n in plan.nodes_in_order(model) if id(n) == node_id).operation.name == "pool"
     assert how.thresholds is not None and how.thresholds.shape == (3,) and how.parts is None
     data = tfqnn.export.to_tflite(model, verbose=0)
@@ -237,7 +236,7 @@ def test_a_concatenation_with_an_odd_part_stays_float(rng):
     inputs = keras.Input((5, 5, 3))
     x = keras.layers.Concatenate()([conv_bn(inputs, 15, 1, "a"), conv_bn(inputs, 9, 1, "b")])
     model = randomize(keras.Model(inputs, conv_bn(x, 4, 3, "c")), rng)
-    assert plan.bitpacked_nodes(model, plan.plan_groups(model)[0]) == {}
+    assert plan.plan_groups(model).packed == {}
     data = tfqnn.export.to_tflite(model, verbose=0)
     assert tfqnn.lite.custom_ops_in(data) == {"TfqnnQuantize": 2, "TfqnnBconv2d": 3}
     assert tensor_types(data, "CONCATENATION") == ["FLOAT32"]

@@ -54,7 +54,8 @@ def post_bn_terms(bn):
 @pytest.mark.parametrize("separate_relu", [False, True])
 def test_post_relu_batch_norm_folds_into_the_op(rng, separate_relu):
     model = block_model(rng, separate_relu=separate_relu)
-    groups, _, folded = plan.plan_groups(model)
+    found = plan.plan_groups(model)
+    groups, folded = found.groups, found.folded
     group = next(g for g in groups.values() if g.layer.name == "binary")
     s, t = post_bn_terms(model.get_layer("post_bn"))
     np.testing.assert_allclose(group.post_bias, t, rtol=1e-6, atol=1e-6)
@@ -75,7 +76,7 @@ def test_post_relu_batch_norm_folds_into_the_op(rng, separate_relu):
 
 def test_negative_scale_does_not_fold(rng):
     model = block_model(rng, gamma_sign=-1.0)
-    groups, _, _ = plan.plan_groups(model)
+    groups = plan.plan_groups(model).groups
     assert all(g.post_bias is None for g in groups.values())
     data = tfqnn.export.to_tflite(model, verbose=0)
     assert builtin_ops(data)["MUL"] == 1

@@ -62,7 +62,7 @@ def predict(data, x):
 @pytest.mark.parametrize("swap", [False, True])
 def test_shortcut_adds_fuse_into_the_binary_convolutions(rng, swap):
     model = bireal_model(rng, swap=swap)
-    groups, _, _ = plan.plan_groups(model)
+    groups = plan.plan_groups(model).groups
     fused = sorted(g.layer.name for g in groups.values() if g.residual is not None)
     assert fused == ["block1_conv", "block2_conv"]
     assert all(not g.bitpacked_output for g in groups.values())
@@ -80,7 +80,7 @@ def test_the_fused_op_matches_the_reference(rng):
     y = binary_conv(40, name="conv")(inputs)
     y = keras.layers.BatchNormalization(name="bn")(y)
     model = randomize(keras.Model(inputs, keras.layers.Add()([y, inputs])), rng)
-    group = next(iter(plan.plan_groups(model)[0].values()))
+    group = next(iter(plan.plan_groups(model).groups.values()))
     x = rng.normal(size=(2, 6, 7, 40)).astype(np.float32)
     x[0, 0, 0, :3] = 0.0  # sign(0) = +1 on both sides
     expected = reference.bconv2d(
@@ -119,7 +119,7 @@ def test_adds_that_do_not_fit_stay_builtins(rng):
     c = keras.layers.Add()([y, b])
     out = keras.layers.Concatenate()([c, y])
     model = randomize(keras.Model(inputs, out), rng)
-    groups, _, _ = plan.plan_groups(model)
+    groups = plan.plan_groups(model).groups
     assert all(g.residual is None for g in groups.values())
     count, data = adds_left(model)
     assert count >= 3
@@ -131,9 +131,9 @@ def test_int8_export_plans_no_float_residual(rng):
     # The int8 file keeps the Keras Add as an int8 ADD, which int8_fusion then
     # folds into the op (tests/export/test_int8_residual_export.py).
     model = bireal_model(rng, downsample=False)
-    assert plan.plan_groups(model, fuse_residuals=False)[0]
+    assert plan.plan_groups(model, fuse_residuals=False).groups
     assert all(
-        g.residual is None for g in plan.plan_groups(model, fuse_residuals=False)[0].values()
+        g.residual is None for g in plan.plan_groups(model, fuse_residuals=False).groups.values()
     )
     x = rng.normal(size=(8, *SHAPE)).astype(np.float32)
     data = tfqnn.export.to_tflite(model, int8_representative_data=x, verbose=0)
@@ -151,7 +151,7 @@ def test_post_relu_batch_norm_and_shortcut_fuse_together(rng):
     model = randomize(keras.Model(inputs, keras.layers.Add()([y, inputs])), rng)
     bn = model.get_layer("post_bn")
     bn.gamma.assign(np.abs(bn.gamma.numpy()))
-    (group,) = plan.plan_groups(model)[0].values()
+    (group,) = plan.plan_groups(model).groups.values()
     assert group.residual is not None and np.any(group.post_bias != 0)
     data = tfqnn.export.to_tflite(model, verbose=0)
     assert "ADD" not in builtin_ops(data)

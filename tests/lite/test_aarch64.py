@@ -1,8 +1,9 @@
 """The C++ core on its own, natively and on aarch64 (NEON) under qemu-user.
 
 ``tests/lite/native/core_test.cc`` is a standalone C++ program (no Python, no
-TFLite, no numpy): it runs every kernel of the core (bdense, BDense, BConv2d,
-bmaxpool2d, bitpack, unpack) on every ISA the CPU supports against a naive
+TFLite, no numpy): it runs every kernel of the core (bdense, BDense, BConv2d
+with and without an int8 residual, bmaxpool2d, bitpack, unpack, the int8 ADD on
+all 65,536 int8 pairs) on every ISA the CPU supports against a naive
 reference of docs/lite_ops.md written in C++, bit for bit, on ~1600 random
 shapes, and prints ``core_test: N cases, M checks, isas: ..., default ..., OK``.
 

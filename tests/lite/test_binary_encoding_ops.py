@@ -26,6 +26,25 @@ def digit_planes(value, thresholds):
     return np.concatenate([packed_below(d, 0.5) for d in digits], axis=-1)
 
 
+def binary_output(op, args, t, **kwargs):
+    """The reference `op` (a multi-basis one) with output thresholds `t` in binary
+    encoding, after checking it against the digit planes of its float output."""
+    expected = op(*args, thresholds=t, output_type="bitpacked", output_encoding="binary", **kwargs)
+    np.testing.assert_array_equal(expected, digit_planes(op(*args, **kwargs), t))
+    return expected
+
+
+def binary_output_model(name, options, x, weights, multiplier, bias, t, expected):
+    """A file of one `name` op with binary-encoded output thresholds `t`."""
+    return single_op_model(
+        name,
+        {**options, "output_type": 2, "output_encoding": 1},
+        [Tensor(list(x.shape), "int32"), Tensor(list(weights.shape), "int32", weights)]
+        + affine_inputs(multiplier, bias, t),
+        [Tensor(list(expected.shape), "int32")],
+    )
+
+
 def sorted_thresholds(rng, k, ties=False):
     t = np.sort(rng.normal(0.3, 0.6, 2**k - 1)).astype(np.float32)
     if ties and t.size >= 3:
@@ -111,29 +130,11 @@ def test_bdense_binary_output_encoding(rng, isa, k):
     multiplier, bias, _ = operands(rng, n_in, n_w, out, 0)
     t = sorted_thresholds(rng, k, ties=True)
     kwargs = dict(input_bases=n_in, weight_bases=n_w, clamp_min=-1.0)
-    expected = reference.multi_basis_bdense(
-        x,
-        w,
-        multiplier,
-        bias,
-        in_features,
-        thresholds=t,
-        output_type="bitpacked",
-        output_encoding="binary",
-        **kwargs,
-    )
-    y = reference.multi_basis_bdense(x, w, multiplier, bias, in_features, **kwargs)
-    np.testing.assert_array_equal(expected, digit_planes(y, t))
+    args = (x, w, multiplier, bias, in_features)
+    expected = binary_output(reference.multi_basis_bdense, args, t, **kwargs)
     assert expected.shape == (6, k * 2)
-    options = {"in_features": in_features, "output_type": 2, "clamp_min": -1.0}
-    options.update(input_bases=n_in, output_encoding=1)
-    model = single_op_model(
-        "TfqnnBdense",
-        options,
-        [Tensor(list(x.shape), "int32"), Tensor(list(w.shape), "int32", w)]
-        + affine_inputs(multiplier, bias, t),
-        [Tensor(list(expected.shape), "int32")],
-    )
+    options = {"in_features": in_features, "clamp_min": -1.0, "input_bases": n_in}
+    model = binary_output_model("TfqnnBdense", options, x, w, multiplier, bias, t, expected)
     with _core.isa(isa):
         np.testing.assert_array_equal(run(model, x, num_threads=2), expected)
 
@@ -149,34 +150,10 @@ def test_bconv2d_binary_output_encoding(rng, isa, channels, out, pad_values, n_i
     multiplier, bias, _ = operands(rng, n_in, 1, out, 0)
     t = sorted_thresholds(rng, k)
     geometry = dict(padding="same", pad_values=pad_values, input_bases=n_in)
-    expected = reference.multi_basis_bconv2d(
-        x,
-        f,
-        multiplier,
-        bias,
-        channels,
-        thresholds=t,
-        output_type="bitpacked",
-        output_encoding="binary",
-        **geometry,
-    )
-    y = reference.multi_basis_bconv2d(x, f, multiplier, bias, channels, **geometry)
-    np.testing.assert_array_equal(expected, digit_planes(y, t))
-    options = {
-        "channels_in": channels,
-        "padding": 1,
-        "pad_values": pad_values,
-        "output_type": 2,
-        "input_bases": n_in,
-        "output_encoding": 1,
-    }
-    model = single_op_model(
-        "TfqnnBconv2d",
-        options,
-        [Tensor(list(x.shape), "int32"), Tensor(list(f.shape), "int32", f)]
-        + affine_inputs(multiplier, bias, t),
-        [Tensor(list(expected.shape), "int32")],
-    )
+    args = (x, f, multiplier, bias, channels)
+    expected = binary_output(reference.multi_basis_bconv2d, args, t, **geometry)
+    options = {"channels_in": channels, "padding": 1, "pad_values": pad_values, "input_bases": n_in}
+    model = binary_output_model("TfqnnBconv2d", options, x, f, multiplier, bias, t, expected)
     with _core.isa(isa):
         np.testing.assert_array_equal(run(model, x, num_threads=2), expected)
 

@@ -9,7 +9,9 @@ bounds. Two fuzzers check that:
   drives the TFLite glue through a fake TfLiteContext: generated custom
   options (valid FlexBuffer maps, mutated ones, random bytes) and tensors
   (types, ranks, dims, constant or not, data missing or of the wrong size),
-  Invoke on exactly sized buffers when Prepare accepts.
+  Invoke on exactly sized buffers when Prepare accepts; TfqnnQuantize's
+  thresholds input valid and not (NaN, empty, too many, decreasing with
+  binary encoding), each kind refused by Prepare.
 * ``test_model_fuzz``: malformed models (``tfqnn.lite.testing``: one op, or
   a Quantize -> Bdense -> Dequantize chain; bad option bytes, wrong types
   and shapes, constant tensors with wrong buffers, aliased or constant
@@ -271,22 +273,53 @@ def run_native(build, seed, cases, tmp_path):
                 f"replay: {build.driver} --seed {last[0]} --case {last[1]}\n"
             )
     assert_clean(result, " ".join(command))
-    counts = parse_counts(result.stdout)
     print(result.stdout)
     print(
         f"native fuzz: {cases} cases in {seconds:.1f} s (build {build.seconds:.1f} s, "
         f"{build.compiled} objects compiled)"
     )
-    return counts
+    return result.stdout
 
 
-def check_native_counts(counts, cases):
+def feature_errors(text, feature):
+    """The error categories the driver lists under ``<feature> errors:``."""
+    lines = text.splitlines()
+    start = lines.index(f"{feature} errors:") + 1
+    errors = {}
+    for line in lines[start:]:
+        m = re.match(r"^  +(\d+)  (.*)$", line)
+        if not m:
+            break
+        errors[m.group(2)] = int(m.group(1))
+    return errors
+
+
+# What TfqnnQuantize's Prepare says of each kind of bad thresholds the driver
+# draws (error categories: numbers as N).
+THRESHOLD_ERRORS = [
+    "thresholds must not be NaN",
+    "thresholds must have at most N values, got N",
+    "thresholds has a dimension <= N",
+    "thresholds must have N^k - N values for binary encoding, got N",
+    "thresholds must not decrease for binary encoding",
+    "option 'encoding' needs thresholds (a second input)",
+]
+
+
+def check_native_counts(text, cases):
+    counts = parse_counts(text)
     assert counts["total cases"] == cases
     assert counts["violations"] == 0
     # Not vacuous: a good share of the cases passes Prepare and runs.
     assert counts["prepare ok"] >= 0.2 * cases, counts
     assert counts["invoke ran"] >= 0.2 * cases, counts
     assert counts["prepare failed"] >= 0.2 * cases, counts
+    # TfqnnQuantize's thresholds (valid ones bitpack; each kind of bad one is refused).
+    assert counts["quantize thresholds cases"] >= 0.03 * cases, counts
+    assert counts["quantize thresholds invoke ran"] >= 0.2 * counts["quantize thresholds cases"]
+    errors = feature_errors(text, "quantize thresholds")
+    missing = [e for e in THRESHOLD_ERRORS if not errors.get(e)]
+    assert not missing, (missing, errors)
 
 
 # ---- the model fuzzer (subprocess) ----------------------------------------------
@@ -698,7 +731,7 @@ def perturb(r, case):
         if not 0 <= index < len(case.tensors):
             return
         t = case.tensors[index]
-        sub = int(r.integers(0, 9))
+        sub = int(r.integers(0, 10))
         if sub == 0:  # the data, if any, keeps its bytes
             if t.data is not None:
                 t.data = _raw(t)
@@ -745,6 +778,15 @@ def perturb(r, case):
         elif sub == 7:  # rank 0 or high
             _reshape(t, [] if r.random() < 0.4 else [1] * int(r.integers(5, 10)))
             case.perturbations.append(f"t{index} rank {len(t.shape)}")
+        elif sub == 9 and isinstance(t.data, np.ndarray) and t.data.dtype == np.float32:
+            # Constant float values (thresholds among them): a NaN, or reversed.
+            values = np.array(t.data, np.float32)
+            if values.size and r.random() < 0.5:
+                values.flat[int(r.integers(0, values.size))] = np.nan
+            else:
+                values = np.ascontiguousarray(values.reshape(-1)[::-1]).reshape(values.shape)
+            t.data = values
+            case.perturbations.append(f"t{index} float values")
         else:
             _reshape(t, [int(r.integers(-1, 7)) for _ in range(int(r.integers(0, 6)))])
             case.perturbations.append(f"t{index} random shape {t.shape}")
@@ -1059,8 +1101,7 @@ if pytest is not None:
 
     def test_native_fuzz(sanitizer_build, tmp_path):
         cases = scaled(10_000)
-        counts = run_native(sanitizer_build, SEED, cases, tmp_path)
-        check_native_counts(counts, cases)
+        check_native_counts(run_native(sanitizer_build, SEED, cases, tmp_path), cases)
 
     def test_model_fuzz(sanitizer_build, tmp_path):
         """ai-edge-litert, tfqnn's delegate (tfqnn.lite.Interpreter)."""
@@ -1075,8 +1116,7 @@ if pytest is not None:
     @pytest.mark.slow
     def test_native_fuzz_long(sanitizer_build, tmp_path):
         cases = scaled(200_000)
-        counts = run_native(sanitizer_build, SEED + 1000, cases, tmp_path)
-        check_native_counts(counts, cases)
+        check_native_counts(run_native(sanitizer_build, SEED + 1000, cases, tmp_path), cases)
 
     @pytest.mark.slow
     def test_model_fuzz_long(sanitizer_build, tmp_path):

@@ -13,7 +13,7 @@ import flatbuffers
 import numpy as np
 import pytest
 
-from tests.lite.test_residual_ops import conv_operands
+from tests.lite.test_residual_ops import conv_inputs, conv_operands, conv_options
 from tests.lite.test_tflite_ops import packed, run
 from tfqnn.lite import Interpreter, _core, reference, spec
 from tfqnn.lite.flatbuffer import schema
@@ -202,29 +202,13 @@ CASES = [
 def int8_residual_model(x, f, multiplier, bias, channels, geometry, out_shape, scales, **change):
     sy, zy, sr, zr, so, zo = scales
     n_in, n_w = change.pop("bases", (1, 1))
-    options = {
-        "channels_in": channels,
-        "stride_height": geometry["strides"][0],
-        "stride_width": geometry["strides"][1],
-        "padding": spec.padding_code(geometry["padding"]),
-        "pad_values": geometry["pad_values"],
-        "clamp_min": -1.0,
-        "output_type": 1,
-        "residual": 1,
-        "y_scale": sy,
-        "y_zero_point": zy,
-    }
-    if n_in != 1 or n_w != 1:
-        options.update(input_bases=n_in, weight_bases=n_w)
+    options = conv_options(
+        channels, geometry, n_in, n_w, output_type=1, residual=1, y_scale=sy, y_zero_point=zy
+    )
     options.update(change.pop("options", {}))
     for key in change.pop("drop", ()):
         del options[key]
-    inputs = [
-        Tensor(list(x.shape), "int32"),
-        Tensor(list(f.shape), "int32", f),
-        Tensor([multiplier.size], data=multiplier),
-        Tensor([bias.size], data=bias),
-    ]
+    inputs = conv_inputs(x, f, multiplier, bias)
     residual = change.pop("residual", Tensor(list(out_shape), "int8", scale=sr, zero_point=zr))
     if residual is not None:
         inputs.append(residual)
@@ -254,8 +238,8 @@ def int8_y(x, f, multiplier, bias, channels, n_in, n_w, scales, geometry):
     )
 
 
-def reference_int8_conv(x, f, multiplier, bias, channels, scales, residual, geometry):
-    """`reference.bconv2d` with an int8 residual (single-basis ops)."""
+def reference_int8_conv(x, f, multiplier, bias, channels, scales, residual, geometry, **more):
+    """`reference.bconv2d` with an int8 residual (single-basis ops), and `more` arguments."""
     sy, zy, sr, zr, so, zo = scales
     return reference.bconv2d(
         x,
@@ -273,6 +257,7 @@ def reference_int8_conv(x, f, multiplier, bias, channels, scales, residual, geom
         y_scale=sy,
         y_zero_point=zy,
         **geometry,
+        **more,
     )
 
 
@@ -301,20 +286,9 @@ def unfused_model(
 ):
     """TfqnnBconv2d writing int8 y, then a builtin int8 ADD of y and the residual."""
     sy, zy, sr, zr, so, zo = scales
-    options = {
-        "channels_in": channels,
-        "stride_height": geometry["strides"][0],
-        "stride_width": geometry["strides"][1],
-        "padding": spec.padding_code(geometry["padding"]),
-        "pad_values": geometry["pad_values"],
-        "clamp_min": -1.0,
-        "output_type": 1,
-    }
+    options = conv_options(channels, geometry, output_type=1)
     tensors = [
-        Tensor(list(x.shape), "int32"),
-        Tensor(list(f.shape), "int32", f),
-        Tensor([multiplier.size], data=multiplier),
-        Tensor([bias.size], data=bias),
+        *conv_inputs(x, f, multiplier, bias),
         Tensor(list(out_shape), "int8", scale=sy, zero_point=zy),  # 4: y
         Tensor(list(out_shape), "int8", scale=sr, zero_point=zr),  # 5: the residual
         Tensor(list(out_shape), "int8", scale=so, zero_point=zo),  # 6: the sum
@@ -387,27 +361,20 @@ def test_int8_post_bias_then_residual(rng, isa):
         expected = reference.int8_add(
             biased, residual, spec.int8_add_params(sb, zb, sr, zr, so, zo)
         )
-        fused_reference = reference.bconv2d(
+        fused_reference = reference_int8_conv(
             x,
             f,
             multiplier,
             bias,
             45,
-            clamp_min=-1.0,
-            output_type="int8",
-            int8_scale=so,
-            int8_zero_point=zo,
-            residual=residual,
-            residual_scale=sr,
-            residual_zero_point=zr,
-            y_scale=sy,
-            y_zero_point=zy,
+            scales,
+            residual,
+            geometry,
             post_bias=t,
             post_bias_scale=st,
             post_bias_zero_point=zt,
             biased_scale=sb,
             biased_zero_point=zb,
-            **geometry,
         )
         np.testing.assert_array_equal(fused_reference, expected)
         model = int8_residual_model(

@@ -45,7 +45,8 @@ def reference_conv(x, f, multiplier, bias, channels, n_in, n_w, **kwargs):
     return y if residual is None else y + residual
 
 
-def residual_model(x, f, multiplier, bias, channels, geometry, out_shape, n_in=1, n_w=1, **change):
+def conv_options(channels, geometry, n_in=1, n_w=1, **more):
+    """The options of the cases' TfqnnBconv2d (``clamp_min`` -1), and `more`."""
     options = {
         "channels_in": channels,
         "stride_height": geometry["strides"][0],
@@ -53,17 +54,27 @@ def residual_model(x, f, multiplier, bias, channels, geometry, out_shape, n_in=1
         "padding": spec.padding_code(geometry["padding"]),
         "pad_values": geometry["pad_values"],
         "clamp_min": -1.0,
-        "residual": 1,
+        **more,
     }
     if n_in != 1 or n_w != 1:
         options.update(input_bases=n_in, weight_bases=n_w)
-    options.update(change.pop("options", {}))
-    inputs = [
+    return options
+
+
+def conv_inputs(x, f, multiplier, bias):
+    """The op's first four inputs: ``x`` (a model input) and its constants."""
+    return [
         Tensor(list(x.shape), "int32"),
         Tensor(list(f.shape), "int32", f),
         Tensor([multiplier.size], data=multiplier),
         Tensor([bias.size], data=bias),
     ]
+
+
+def residual_model(x, f, multiplier, bias, channels, geometry, out_shape, n_in=1, n_w=1, **change):
+    options = conv_options(channels, geometry, n_in, n_w, residual=1)
+    options.update(change.pop("options", {}))
+    inputs = conv_inputs(x, f, multiplier, bias)
     residual = change.pop("residual", Tensor(list(out_shape)))
     if residual is not None:
         inputs.append(residual)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import tfqnn
-from tests._tflite import builtin_ops
+from tests._tflite import builtin_ops, undeclared_shapes
 from tfqnn.export import plan, thermometer
 from tfqnn.layers import QuantConv2D, QuantDense
 
@@ -42,6 +42,8 @@ def is_binary(layer):
 def test_every_binary_layer_becomes_a_custom_op(name, kwargs):
     model = tfqnn.zoo.get(name)(input_shape=SHAPE, classes=10, **kwargs)
     data = tfqnn.export.to_tflite(model)
+    # The custom ops' outputs too are declared with their real shapes.
+    assert undeclared_shapes(data) == []
     custom = tfqnn.lite.custom_ops_in(data)
     binary = [layer for layer in model.layers if is_binary(layer)]
     binary_ops = custom.get("TfqnnBconv2d", 0) + custom.get("TfqnnBdense", 0)
@@ -75,7 +77,8 @@ def binary_ops_model(model):
     gets its own input for the shortcut), those inputs, and for each group
     the tensors of ``model`` that they stand for and its (folded) output.
     """
-    groups, nodes, _ = plan.plan_groups(model)
+    found = plan.plan_groups(model)
+    groups, nodes = found.groups, found.nodes
     by_id = {id(node): node for node in nodes}
     inputs, outputs, taps = [], [], []
     for head, group in groups.items():

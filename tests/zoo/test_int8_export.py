@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import tfqnn
-from tests._tflite import builtin_ops
+from tests._tflite import builtin_ops, undeclared_shapes
 from tests.export.test_int8_branches import outputs_of
 from tfqnn.layers import QuantConv2D, QuantDense
 from tfqnn.lite import flatbuffer
@@ -67,6 +67,8 @@ def test_binary_layers_stay_tfqnn_ops_between_int8_builtins(name, kwargs):
     model = tfqnn.zoo.get(name)(input_shape=SHAPE, classes=10, **kwargs)
     x = np.random.default_rng(0).normal(size=(8, *SHAPE)).astype(np.float32)
     data = tfqnn.export.to_tflite(model, int8_representative_data=x, verbose=0)
+    # The custom ops' outputs too are declared with their real shapes.
+    assert undeclared_shapes(data) == []
     custom = tfqnn.lite.custom_ops_in(data)
     binary = sum(is_binary(layer) for layer in model.layers)
     assert custom.get("TfqnnBconv2d", 0) + custom.get("TfqnnBdense", 0) == binary > 0

@@ -31,8 +31,8 @@ def googlenet():
 
 def test_plan_packs_the_pools_and_the_aligned_concatenations():
     model = googlenet()
-    groups, nodes, _ = plan.plan_groups(model)
-    packed = plan.bitpacked_nodes(model, groups)
+    found = plan.plan_groups(model)
+    groups, nodes, packed = found.groups, found.nodes, found.packed
     names = {node.operation.name for node in nodes if id(node) in packed}
     concatenations = {
         layer.name for layer in model.layers if isinstance(layer, keras.layers.Concatenate)
@@ -126,5 +126,5 @@ def test_googlenet_file_runs_its_blocks_bitpacked(monkeypatch):
 )
 def test_other_networks_have_nothing_to_pack(name, kwargs):
     model = tfqnn.zoo.get(name)(input_shape=SHAPE, classes=10, **kwargs)
-    groups = plan.plan_groups(model)[0]
-    assert groups and plan.bitpacked_nodes(model, groups) == {}
+    found = plan.plan_groups(model)
+    assert found.groups and found.packed == {}

@@ -48,6 +48,22 @@ def _shifts() -> tf.Tensor:
     return tf.range(spec.BITS_PER_WORD, dtype=tf.int32)
 
 
+def _reshape_lead(t: tf.Tensor, like: tf.Tensor, last: list[int]) -> tf.Tensor:
+    """``t`` reshaped to ``like``'s shape with its last axis replaced by ``last``.
+
+    A constant target shape (``-1`` for the batch) where ``like``'s other
+    leading dims are static: the converter infers a custom op's output shape
+    from its body, and a target computed from ``tf.shape`` would leave it
+    unknown (placeholder shapes in the file).
+    """
+    lead = like.shape[:-1]
+    if len(lead) == 0:
+        return tf.reshape(t, last)
+    if all(d is not None and d > 0 for d in lead[1:]):
+        return tf.reshape(t, [-1, *lead[1:], *last])
+    return tf.reshape(t, tf.concat([tf.shape(like)[:-1], last], 0))
+
+
 def bitpack(x: tf.Tensor) -> tf.Tensor:
     """float32 or int8-as-float `[..., C]` -> int32 `[..., ceil(C/32)]` (bit 1 = x < 0)."""
     channels = x.shape[-1]
@@ -55,14 +71,14 @@ def bitpack(x: tf.Tensor) -> tf.Tensor:
     bits = tf.cast(x < 0, tf.int32)
     pad = [[0, 0]] * (len(x.shape) - 1) + [[0, 32 * words - channels]]
     bits = tf.pad(bits, pad)
-    bits = tf.reshape(bits, tf.concat([tf.shape(bits)[:-1], [words, 32]], 0))
+    bits = _reshape_lead(bits, bits, [words, 32])
     return tf.reduce_sum(tf.bitwise.left_shift(bits, _shifts()), axis=-1)
 
 
 def unpack(words: tf.Tensor, channels: int) -> tf.Tensor:
     """int32 `[..., W]` -> float32 `[..., channels]` of +-1."""
     bits = tf.bitwise.bitwise_and(tf.bitwise.right_shift(words[..., None], _shifts()), 1)
-    bits = tf.reshape(bits, tf.concat([tf.shape(words)[:-1], [32 * words.shape[-1]]], 0))
+    bits = _reshape_lead(bits, words, [32 * words.shape[-1]])
     return 1.0 - 2.0 * tf.cast(bits[..., :channels], tf.float32)
 
 

@@ -15,13 +15,7 @@ from tfqnn._validation import check_int
 from tfqnn.export import codebook_weights, composite, frozen_weights, int8_fusion, int8_weights
 from tfqnn.export._schema import tflite_schema
 from tfqnn.export.packed_graph import PackedNode
-from tfqnn.export.plan import (
-    BinaryGroup,
-    MultiBasisGroup,
-    bitpacked_nodes,
-    functional_of,
-    plan_groups,
-)
+from tfqnn.export.plan import BinaryGroup, MultiBasisGroup, functional_of, plan_groups
 from tfqnn.lite import custom_ops_in, load_library, spec
 
 
@@ -101,9 +95,9 @@ def to_tflite(
     _check_stateful_batch(model, batch_size)
     if batch_size is None:
         _check_recurrent_batch(model)
-    groups, nodes, folded = plan_groups(model, fuse_residuals=int8_representative_data is None)
-    packed_ops = bitpacked_nodes(model, groups)
-    folded_ids = {id(n) for n in folded}
+    plan = plan_groups(model, fuse_residuals=int8_representative_data is None)
+    groups, nodes = plan.groups, plan.nodes
+    folded_ids = {id(n) for n in plan.folded}
     frozen_kernels = {
         id(node.operation): frozen_weights.quantized_kernels(node.operation)
         for node in nodes
@@ -118,7 +112,7 @@ def to_tflite(
         expected,
         frozen_kernels,
         int8=int8_representative_data is not None,
-        packed_ops=packed_ops,
+        packed_ops=plan.packed,
     )
     signature = [
         tf.TensorSpec([batch_size, *x.shape[1:]], x.dtype, name=_input_name(x, i))
@@ -225,7 +219,7 @@ def _serving_function(
     (int8 builtins), an average pool without padding becomes a depthwise
     convolution (`_average_pool_as_depthwise`). `packed_ops`: the max pools
     and concatenations that run on bitpacked tensors
-    (`tfqnn.export.plan.bitpacked_nodes`).
+    (`tfqnn.export.plan.GroupPlan`'s ``packed``).
     """
     packed_ops = packed_ops or {}
 

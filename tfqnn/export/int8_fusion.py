@@ -254,50 +254,9 @@ def _int8_residuals(
             and [int(d) for d in tensor.shape] == [channels]
         )
 
-    quantization = {t: tensors[t].quantization for t in range(len(tensors))}
-
     def qparams(t: int) -> tuple[float, int]:
-        q = quantization[t]
+        q = tensors[t].quantization
         return float(q.scale[0]), int(q.zeroPoint[0])
-
-    def shape_of(t: int) -> list[int] | None:
-        """The static shape of ``t``, for a tfqnn op's output inferred from its input."""
-        writer = producer.get(t)
-        name = None if writer is None else custom(writer)
-        tensor = tensors[t]
-        own = None if tensor.shape is None else [int(d) for d in tensor.shape]
-        if writer is None or name is None or not name.startswith(spec.OP_PREFIX):
-            return own
-        if name == spec.BCONV2D and len(writer.inputs) >= 2 and own is not None:
-            source = shape_of(int(writer.inputs[0]))
-            kernel = tensors[int(writer.inputs[1])].shape
-            if source is None or len(source) != 4 or kernel is None or len(kernel) != 4:
-                return None
-            options = flexbuffers.Loads(bytes(writer.customOptions))
-            padding = {code: p for p, code in spec.PADDING_CODES.items()}.get(
-                options.get("padding")
-            )
-            if padding is None:
-                return None
-            try:
-                rows, cols = spec.window_geometry(
-                    "kernel_size",
-                    (int(kernel[1]), int(kernel[2])),
-                    (source[1], source[2]),
-                    (options.get("stride_height", 1), options.get("stride_width", 1)),
-                    (
-                        options.get("dilation_height_factor", 1),
-                        options.get("dilation_width_factor", 1),
-                    ),
-                    padding,
-                )
-            except ValueError:
-                return None
-            return [source[0], rows.out_size, cols.out_size, own[-1]]
-        if name == spec.QUANTIZE and own is not None:
-            source = shape_of(int(writer.inputs[0]))
-            return None if source is None else [*source[:-1], own[-1]]
-        return None  # other tfqnn ops: not inferred (no fold)
 
     moved: dict[int, Any] = {}  # id(shortcut ADD) -> the convolution that replaces it
     removed: set[int] = set()  # ids of the post-bias ADDs folded too
@@ -311,9 +270,8 @@ def _int8_residuals(
         if a == b:
             continue
         for ours, other in ((a, b), (b, a)):
-            # No broadcast: the shortcut has the sum's shape, and so has the
-            # op's output (its tensor's shape may be the converter's
-            # placeholder; `shape_of` infers it from the op's input).
+            # No broadcast: the shortcut has the sum's shape (and so, below,
+            # has the op's output).
             if not private(ours) or not _same_shape(tensors[other], tensors[out]):
                 continue
             writer = int8_conv(ours)
@@ -334,7 +292,7 @@ def _int8_residuals(
                         break
                 if writer is None or id(writer) in {id(w) for w in moved.values()}:
                     continue
-            if shape_of(y) != [int(d) for d in tensors[out].shape]:
+            if not _same_shape(tensors[y], tensors[out]):
                 continue
             scales = [qparams(t) for t in (y, other, out)]
             try:

@@ -145,6 +145,18 @@ class MultiBasisGroup(BinaryGroup):
         return (beta[:, None, None] * alpha[None] * folded).astype(np.float32)
 
 
+@dataclasses.dataclass
+class GroupPlan:
+    """What `plan_groups` found in a model."""
+
+    groups: dict[int, BinaryGroup]  # the binary groups, by the id of their head node
+    nodes: list[Any]  # the graph's operation nodes, inputs first (`nodes_in_order`)
+    folded: list[Any]  # the nodes folded into a group
+    # The max pools and concatenations that run on bitpacked tensors, by node id
+    # (`bitpacked_nodes`).
+    packed: dict[int, packed_graph.PackedNode]
+
+
 def functional_of(model: keras.Model) -> keras.Model:
     """The functional graph of a Sequential or functional model."""
     if isinstance(model, keras.Sequential):
@@ -172,22 +184,12 @@ def nodes_in_order(functional: keras.Model) -> list[Any]:
     return nodes
 
 
-def plan_groups(
-    model: keras.Model, *, fuse_residuals: bool = True
-) -> tuple[dict[int, BinaryGroup], list[Any], list[Any]]:
-    """The binary groups of `model`, keyed by the id of their head node.
+def plan_groups(model: keras.Model, *, fuse_residuals: bool = True) -> GroupPlan:
+    """The binary groups of `model` and the nodes that run on their bitpacked outputs.
 
-    Returns ``(groups, nodes, folded)``: the groups, the graph's operation
-    nodes inputs first (`nodes_in_order`) and the nodes folded into a group.
     ``fuse_residuals=False`` leaves shortcut ``Add`` layers as builtins.
     """
-    functional = functional_of(model)
-    nodes = nodes_in_order(functional)
-    consumers: dict[int, list[Any]] = {}
-    for node in nodes:
-        for tensor in node.input_tensors:
-            consumers.setdefault(id(tensor), []).append(node)
-    model_outputs = {id(t) for t in functional.outputs}
+    nodes, consumers, model_outputs = _graph(model)
 
     def single_consumer(node: Any) -> Any:
         out = node.outputs
@@ -268,7 +270,7 @@ def plan_groups(
             group.output_thresholds = thresholds
             if thresholds is not None:
                 group.output_encoding = encoding
-    return groups, nodes, [n for g in groups.values() for n in g.folded]
+    return GroupPlan(groups, nodes, [n for g in groups.values() for n in g.folded], packed)
 
 
 def bitpacked_nodes(
@@ -277,15 +279,22 @@ def bitpacked_nodes(
     """The max pools and concatenations of `model` that run on bitpacked tensors.
 
     By node id (`tfqnn.export.packed_graph`). ``groups`` is `plan_groups`'s,
-    whose readers of concatenations with gaps already hold gapped weights.
+    whose readers of concatenations with gaps already hold gapped weights;
+    its result's ``packed`` is this map already (this walks the graph again).
     """
+    return _packed_nodes(*_graph(model), groups)
+
+
+def _graph(model: keras.Model) -> tuple[list[Any], dict[int, list[Any]], set[int]]:
+    """The operation nodes inputs first, the readers of each tensor (by id) and the
+    ids of the model's outputs."""
     functional = functional_of(model)
     nodes = nodes_in_order(functional)
     consumers: dict[int, list[Any]] = {}
     for node in nodes:
         for tensor in node.input_tensors:
             consumers.setdefault(id(tensor), []).append(node)
-    return _packed_nodes(nodes, consumers, {id(t) for t in functional.outputs}, groups)
+    return nodes, consumers, {id(t) for t in functional.outputs}
 
 
 def _packed_nodes(

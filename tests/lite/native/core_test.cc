@@ -3,8 +3,9 @@
 // set_isa_override(), against a naive reference written here from the
 // definitions of docs/lite_ops.md (dot products over unpacked +-1 values,
 // padding taps as +1 or nothing, y = float(dot) * m + b rounded twice,
-// clamps, int8 rounding half away from zero, bitpacked outputs), bit for bit,
-// on many random shapes. Outputs are compared as bytes (so -0.0 differs from
+// clamps, int8 rounding half away from zero, bitpacked outputs, the int8
+// ADD of an int8 residual), bit for bit, on many random shapes, and each
+// ISA's int8 ADD kernel on every int8 pair. Outputs are compared as bytes (so -0.0 differs from
 // +0.0), and a canary after each output buffer catches writes past its end.
 //
 // Built by tests/lite/test_aarch64.py, natively and for aarch64 (run under
@@ -108,6 +109,10 @@ struct Transform {
   OutputType type = OutputType::kFloat;
   float scale = 1.0f;
   int32_t zp = 0;
+  // int8 output with an int8 residual (and an int8 post-bias): the ADDs'
+  // parameters as the core computes them (int8_add_params).
+  std::vector<int8_t> residual, post_bias;
+  Int8Add add, bias_add;
   OutputTransform core() const {
     OutputTransform t;
     t.multiplier = mult.data();
@@ -117,6 +122,12 @@ struct Transform {
     t.type = type;
     t.int8_scale = scale;
     t.int8_zero_point = zp;
+    if (!residual.empty()) {
+      t.residual_int8 = residual.data();
+      t.add = add;
+      t.post_bias_int8 = post_bias.empty() ? nullptr : post_bias.data();
+      t.bias_add = bias_add;
+    }
     return t;
   }
 };
@@ -139,6 +150,42 @@ int8_t int8_ref(float y, float scale, int32_t zp) {
   double q = r + zp;
   if (q < -128) q = -128;
   if (q > 127) q = 127;
+  return static_cast<int8_t>(q);
+}
+
+// The int8 ADD of docs/lite_ops.md (XNNPACK's) written from its definition
+// in double and int64 arithmetic, independently of core.h's Int8Add: ratios
+// ra = float32(sa / so), rb = float32(sb / so), e = the binary exponent of
+// max(ra, rb), shift = 20 - e, multipliers rint(r 2^shift) (ties to even),
+// out = clamp(floor((2^(shift-1) + ma (a - za) + mb (b - zb)) / 2^shift) + zo,
+// lo, 127), lo = zo with a fused ReLU, else -128.
+struct AddRef {
+  float sa = 1.0f, sb = 1.0f, so = 1.0f;
+  int32_t za = 0, zb = 0, zo = 0;
+  bool relu = false;
+};
+
+// False when a ratio lies outside [2^-10, 2^8) (the op refuses such scales).
+bool add_ref_params(const AddRef& r, int64_t* ma, int64_t* mb, int* shift) {
+  const volatile float ra = r.sa / r.so, rb = r.sb / r.so;  // float32 ratios
+  for (double x : {static_cast<double>(ra), static_cast<double>(rb)}) {
+    if (!(x >= 1.0 / 1024.0 && x < 256.0)) return false;
+  }
+  int e = 0;
+  std::frexp(std::max<double>(ra, rb), &e);  // max = m 2^e, m in [0.5, 1)
+  *shift = 20 - (e - 1);
+  *ma = static_cast<int64_t>(std::nearbyint(std::ldexp(static_cast<double>(ra), *shift)));
+  *mb = static_cast<int64_t>(std::nearbyint(std::ldexp(static_cast<double>(rb), *shift)));
+  return true;
+}
+
+int8_t add_ref(int a, int b, const AddRef& r, int64_t ma, int64_t mb, int shift) {
+  const int64_t den = int64_t{1} << shift;
+  const int64_t num = den / 2 + ma * (a - r.za) + mb * (b - r.zb);
+  const int64_t floor_div = num >= 0 ? num / den : -((-num + den - 1) / den);
+  int64_t q = floor_div + r.zo;
+  q = std::max<int64_t>(q, r.relu ? r.zo : -128);
+  q = std::min<int64_t>(q, 127);
   return static_cast<int8_t>(q);
 }
 
@@ -304,6 +351,150 @@ std::vector<uint8_t> as_bytes(const std::vector<T>& v) {
 
 // ---- the cases -------------------------------------------------------------------
 
+// The core's parameters of the ADD `r` against add_ref_params(): both refuse
+// the same scales and agree on the multipliers and the shift otherwise.
+bool int8_add_params_checked(Harness& h, const AddRef& r, Int8Add* p) {
+  int64_t ma = 0, mb = 0;
+  int shift = 0;
+  const bool ok = add_ref_params(r, &ma, &mb, &shift);
+  const bool core_ok = int8_add_params(r.sa, r.za, r.sb, r.zb, r.so, r.zo, p);
+  char why[200];
+  std::snprintf(why, sizeof why, "scales %g, %g -> %g: reference %s, core %s", r.sa, r.sb, r.so,
+                ok ? "accepts" : "refuses", core_ok ? "accepts" : "refuses");
+  if (ok != core_ok) {
+    h.fail("int8_add_params", Isa::kScalar, why);
+    return false;
+  }
+  if (ok && (p->a_multiplier != ma || p->b_multiplier != mb || p->shift != shift)) {
+    h.fail("int8_add_params", Isa::kScalar, std::string(why) + ": other multipliers or shift");
+    return false;
+  }
+  p->output_min = r.relu ? r.zo : -128;
+  p->output_max = 127;
+  return ok;
+}
+
+// The element-wise int8 ADD kernel of `isa` (internal.h).
+AddResidualInt8Fn add_residual_int8_of(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return add_residual_int8_scalar;
+#if defined(__x86_64__)
+    case Isa::kAvx2: return add_residual_int8_avx2;
+    case Isa::kAvx512: return add_residual_int8_avx512;
+#endif
+#if TFQNN_NEON
+    case Isa::kNeon: return add_residual_int8_neon;
+#endif
+    default: return nullptr;
+  }
+}
+
+// The ADD `r` of every int8 pair (a, b), 65,536 of them, by each ISA's
+// add_residual_int8 against add_ref(), whole and as an odd-length slice at
+// an odd offset (the vector loops' tails); add_ref() itself lies within one
+// step of the exact sum round(ra (a - za) + rb (b - zb)) + zo, clamped.
+void int8_add_case(Harness& h, const AddRef& r, int index) {
+  Int8Add p;
+  int64_t ma = 0, mb = 0;
+  int shift = 0;
+  if (!int8_add_params_checked(h, r, &p) || !add_ref_params(r, &ma, &mb, &shift)) {
+    h.fail("int8 add case", Isa::kScalar, "scales out of the ADD's range");
+    return;
+  }
+  constexpr int kPairs = 65536;
+  std::vector<int8_t> a(kPairs), b(kPairs), expected(kPairs);
+  const double ra = static_cast<double>(r.sa) / r.so, rb = static_cast<double>(r.sb) / r.so;
+  int far = 0;
+  for (int i = 0; i < kPairs; ++i) {
+    a[i] = static_cast<int8_t>((i & 255) - 128);
+    b[i] = static_cast<int8_t>((i >> 8) - 128);
+    expected[i] = add_ref(a[i], b[i], r, ma, mb, shift);
+    const double exact = std::nearbyint(ra * (a[i] - r.za) + rb * (b[i] - r.zb)) + r.zo;
+    const double clamped = std::min(127.0, std::max(exact, r.relu ? r.zo : -128.0));
+    if (std::fabs(clamped - expected[i]) > 1.0) ++far;
+  }
+  char what[200];
+  std::snprintf(what, sizeof what,
+                "int8 add #%d: (%g, %d) + (%g, %d) -> (%g, %d)%s, multipliers %lld, %lld, shift %d",
+                index, r.sa, r.za, r.sb, r.zb, r.so, r.zo, r.relu ? " relu" : "",
+                static_cast<long long>(ma), static_cast<long long>(mb), shift);
+  if (far > 0) h.fail(what, Isa::kScalar, std::to_string(far) + " sums off the exact by > 1");
+  for (const int begin : {0, 5}) {
+    const int n = begin == 0 ? kPairs : kPairs - 2 * begin - 32;
+    const std::vector<int8_t> want(expected.begin() + begin, expected.begin() + begin + n);
+    h.check(std::string(what) + (begin == 0 ? "" : ", slice"), as_bytes(want), [&](uint8_t* out) {
+      std::memcpy(out, a.data() + begin, static_cast<size_t>(n));
+      const AddResidualInt8Fn add = add_residual_int8_of(active_isa());
+      if (add == nullptr) return;  // the mismatch is reported
+      add(reinterpret_cast<int8_t*>(out), b.data() + begin, n, p);
+    });
+  }
+}
+
+void int8_add_cases(Harness& h) {
+  const float tiny = 0x1.0p-10f;
+  int index = 0;
+  for (AddRef r : {
+           AddRef{0.05f, 0.1f, 0.12f, 3, -7, 2, false},           // a generic ADD
+           AddRef{0.5f, 0.8f, 1.0f, 0, 0, 0, false},              // ratios 1/2, 4/5: many ties
+           AddRef{255.0f, tiny, 1.0f, -128, 127, -128, false},    // the range's ends
+           AddRef{tiny, 1.0f, 1.0f, 127, -128, 127, false},       // the other way round
+           AddRef{0.02f, 0.03f, 0.04f, -5, 10, -20, true},        // a fused ReLU
+           AddRef{1.0f / 3, 1.0f / 3, 1.0f / 3, 1, -1, -1, true}  // ratios of 1
+       }) {
+    int8_add_case(h, r, index++);
+  }
+}
+
+// Gives the int8 transform `t` of rows x n outputs an int8 residual, in one
+// case of three after an int8 post-bias, with random scales and zero points,
+// and applies the ADDs (add_ref) to its expected bytes. Returns what it drew
+// ("no residual" when the scales fall outside the ADD's range).
+std::string int8_residual(Harness& h, Rng& rng, int64_t rows, int n, Transform* t,
+                          std::vector<uint8_t>* expected) {
+  const auto ratio = [&rng] { return rng.pick({1.0f, 0.5f, 1.25f, 3.0f, 0.01f, 40.0f}); };
+  const auto int8 = [&rng] {
+    return static_cast<int8_t>(rng.coin(0.1) ? rng.pick({-128, 127}) : rng.uniform(-128, 127));
+  };
+  const bool with_bias = rng.coin(1.0 / 3);
+  AddRef biased{t->scale, t->scale * ratio(),     t->scale * ratio(),
+                t->zp,    rng.uniform(-128, 127), rng.uniform(-128, 127),
+                false};
+  const float sum_scale = with_bias ? biased.so : t->scale;
+  AddRef add{sum_scale,
+             sum_scale * ratio(),
+             sum_scale * ratio(),
+             with_bias ? biased.zo : t->zp,
+             rng.uniform(-128, 127),
+             rng.uniform(-128, 127),
+             rng.coin(0.3)};
+  std::vector<int8_t> post_bias(static_cast<size_t>(n)), residual(static_cast<size_t>(rows * n));
+  for (int8_t& v : post_bias) v = int8();
+  for (int8_t& v : residual) v = int8();
+  if (with_bias && !int8_add_params_checked(h, biased, &t->bias_add)) return "no residual";
+  if (!int8_add_params_checked(h, add, &t->add)) return "no residual";
+  int64_t ma = 0, mb = 0, mc = 0, md = 0;
+  int shift = 0, bias_shift = 0;
+  add_ref_params(add, &ma, &mb, &shift);
+  if (with_bias) add_ref_params(biased, &mc, &md, &bias_shift);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int o = 0; o < n; ++o) {
+      uint8_t& byte = (*expected)[static_cast<size_t>(r * n + o)];
+      int8_t q = static_cast<int8_t>(byte);
+      if (with_bias) q = add_ref(q, post_bias[o], biased, mc, md, bias_shift);
+      q = add_ref(q, residual[r * n + o], add, ma, mb, shift);
+      byte = static_cast<uint8_t>(q);
+    }
+  }
+  t->residual = std::move(residual);
+  if (with_bias) t->post_bias = std::move(post_bias);
+  char what[160];
+  std::snprintf(what, sizeof what, "int8 residual %s(%g, %d) -> (%g, %d)%s",
+                with_bias ? "after a post-bias " : "", add.sb, add.zb, add.so, add.zo,
+                add.relu ? " relu" : "");
+  return what;
+}
+
 int random_channels(Rng& rng) {
   switch (rng.uniform(0, 5)) {
     case 0: return rng.pick({1, 31, 32, 33, 63, 64, 65, 96, 128, 200});
@@ -435,20 +626,25 @@ void conv_case(Harness& h, Rng& rng, int index) {
     }
   }
   std::string kind;
-  const Transform t = random_transform(rng, O, KH * KW * cg, random_type(rng), &kind);
+  Transform t = random_transform(rng, O, KH * KW * cg, random_type(rng), &kind);
+  std::vector<uint8_t> expected = output_ref(dots, rows, O, t);
+  std::string residual = "no residual";
+  if (t.type == OutputType::kInt8 && rng.coin(0.5)) {
+    residual = int8_residual(h, rng, rows, O, &t, &expected);
+  }
   const OutputTransform ct = t.core();
   const int threads = rng.pick({1, 3});
-  char what[300];
+  char what[400];
   std::snprintf(what, sizeof what,
                 "conv #%d: %dx%dx%dx%d -> %dx%dx%d, filter %dx%d, stride %dx%d, dilation "
-                "%dx%d, %s, pad_values %d, groups %d, %s, %s, clamp [%g, %g], threads %d",
+                "%dx%d, %s, pad_values %d, groups %d, %s, %s, clamp [%g, %g], %s, threads %d",
                 index, B, H, W, C, ho, wo, O, KH, KW, s.stride_height, s.stride_width,
                 s.dilation_height, s.dilation_width, s.padding == Padding::kSame ? "same" : "valid",
-                s.pad_values, s.groups, type_name(t.type), kind.c_str(), t.lo, t.hi, threads);
+                s.pad_values, s.groups, type_name(t.type), kind.c_str(), t.lo, t.hi,
+                residual.c_str(), threads);
   BConv2d conv;  // prepare() depends on no ISA: one for all of them
   conv.prepare(s, f.data());
-  h.check(what, output_ref(dots, rows, O, t),
-          [&](uint8_t* out) { conv.run(x.data(), ct, out, threads); });
+  h.check(what, expected, [&](uint8_t* out) { conv.run(x.data(), ct, out, threads); });
 }
 
 void pool_case(Harness& h, Rng& rng, int index) {
@@ -751,6 +947,7 @@ int main(int argc, char** argv) {
   for (int i = 0, n = count(150); i < n; ++i) pool_case(h, rng, i);
   for (int i = 0, n = count(150); i < n; ++i) pack_case(h, rng, i);
   for (int i = 0, n = count(60); i < n; ++i) threads_case(h, rng, i);
+  int8_add_cases(h);
 
   std::string names;
   for (Isa isa : h.isas) names += std::string(names.empty() ? "" : " ") + isa_name(isa);

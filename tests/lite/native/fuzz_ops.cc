@@ -18,7 +18,10 @@
 // alone. Most cases start from a valid node of one op and perturb one thing
 // (an option, a tensor's type, rank, dims, allocation or data, the node's
 // tensor lists, the op name, the option bytes), so that a good share passes
-// Prepare and runs; the rest perturb several things or are random. Each case
+// Prepare and runs; the rest perturb several things or are random. A valid
+// TfqnnQuantize has, half of the time, a thresholds input (sorted, in any
+// order, with a NaN, empty, too many; option `encoding` 0 or 1), counted
+// apart in the summary ("quantize thresholds ..."). Each case
 // drives the op through one of the three entry points of the library:
 // create_op() + Op::prepare/invoke, the op registerer's TfLiteRegistration
 // (through a fake MutableOpResolver::AddCustom), or the external delegate
@@ -138,7 +141,9 @@ struct TensorSpec {
   int64_t byte_delta = 0;      // kDataWrongSize: bytes = exact + delta (>= 0)
   float scale = 0.0f;
   int32_t zero_point = 0;
-  int fill = 0;  // constants: 0 random bits, 1 floats, 2 special floats
+  // Constants: 0 random bits, 1 floats, 2 special floats, 3 non-decreasing
+  // floats (infinities too), 4 floats with one NaN.
+  int fill = 0;
 };
 
 struct Case {
@@ -157,6 +162,7 @@ struct Case {
   int path = 0;                    // 0 create_op, 1 op registerer, 2 delegate
   bool reprepare = false;          // a second prepare + invoke after changing a dim
   std::vector<std::string> perturbations;
+  std::string feature;  // counted apart in the summary (e.g. "quantize thresholds")
 };
 
 const std::vector<std::string> kKnownKeys = {"channels",
@@ -343,6 +349,44 @@ int out_tflite_type(int output_type) {
   return output_type == 0 ? kTfLiteFloat32 : output_type == 1 ? kTfLiteInt8 : kTfLiteInt32;
 }
 
+// Bases of n thresholds (core::threshold_bases): n, or with binary
+// encoding the k of 2^k - 1 >= n.
+int threshold_bases(int n, int encoding) {
+  if (encoding == 0) return n;
+  int k = 0;
+  while ((1 << k) - 1 < n) ++k;
+  return k;
+}
+
+// TfqnnQuantize's thresholds (multi-basis inputs), in half of the cases: a
+// constant float32 [N] second input, N valid (1..kMaxBases, 2^k - 1 with
+// option `encoding` 1) or not (0, too many, not 2^k - 1), its values
+// non-decreasing, in any order or with a NaN; now and then option
+// `encoding` 1 without thresholds. Returns the output bases.
+int quantize_thresholds(Rng& r, Case* c) {
+  const bool binary = r.chance(0.4);
+  if (!r.chance(0.5)) {
+    if (binary && r.chance(0.1)) {
+      maybe_int(r, &c->entries, "encoding", 1, 0);
+      c->feature = "quantize thresholds";
+    }
+    return 1;
+  }
+  c->feature = "quantize thresholds";
+  const int max_bases = 32;  // validation.h's kMaxBases
+  int count;
+  switch (r.below(8)) {
+    case 0: count = 0; break;                            // empty
+    case 1: count = max_bases + r.range(1, 40); break;   // too many
+    case 2: count = binary ? r.range(1, 40) : 1; break;  // binary: mostly not 2^k - 1
+    default: count = binary ? (1 << r.range(1, 5)) - 1 : r.range(1, max_bases); break;
+  }
+  maybe_int(r, &c->entries, "encoding", binary ? 1 : 0, 0);
+  const int fill = r.pick(std::vector<int>{3, 3, 3, 1, 4});  // sorted, any order, a NaN
+  c->tensors.push_back(constant(kTfLiteFloat32, {count}, fill));
+  return count > 0 ? threshold_bases(count, binary ? 1 : 0) : 1;
+}
+
 // A valid node of op `op` (most of the time: the sizes are random, so a
 // VALID window may still not fit).
 void valid_node(Rng& r, int op, Case* c) {
@@ -362,7 +406,8 @@ void valid_node(Rng& r, int op, Case* c) {
         in.zero_point = r.chance(0.2) ? int32_t(r.next()) : r.range(-128, 127);
       }
       t.push_back(in);
-      d.back() = words_of(ch);
+      const int bases = quantize_thresholds(r, c);
+      d.back() = words_of(ch) * bases;
       t.push_back(output_tensor(r, kTfLiteInt32, d));
       break;
     }
@@ -909,6 +954,9 @@ struct Stats {
   uint64_t isa[3] = {0, 0, 0};
   std::map<std::string, uint64_t> op_cases, op_prepare_ok, op_invoked;
   std::map<std::string, uint64_t> categories;
+  // Cases with a feature (Case::feature), and their errors' categories.
+  std::map<std::string, uint64_t> feature_cases, feature_prepare_ok, feature_invoked;
+  std::map<std::string, std::map<std::string, uint64_t>> feature_categories;
 };
 
 struct Runtime {
@@ -952,11 +1000,16 @@ struct Runtime {
     auto* p = static_cast<uint8_t*>(t->data);
     if (t->type == kTfLiteFloat32 && mode != 0) {
       const size_t n = t->bytes / 4;
-      for (size_t i = 0; i < n; ++i) {
-        const float f = mode == 2 && fill_rng.chance(0.3) ? float(special_float(fill_rng))
-                                                          : float((fill_rng.uniform() - 0.5) * 8);
-        std::memcpy(p + 4 * i, &f, 4);
+      std::vector<float> v(n);
+      for (float& f : v) {
+        f = mode >= 2 && fill_rng.chance(0.3) ? float(special_float(fill_rng))
+                                              : float((fill_rng.uniform() - 0.5) * 8);
+        if (mode == 3 && std::isnan(f)) f = fill_rng.chance(0.5) ? -0.0f : 1.0f;
+        if (mode == 3 && fill_rng.chance(0.1) && &f != v.data()) f = (&f)[-1];  // a tie
       }
+      if (mode == 3) std::sort(v.begin(), v.end());
+      if (mode == 4 && n > 0) v[fill_rng.below(n)] = std::numeric_limits<float>::quiet_NaN();
+      if (n > 0) std::memcpy(p, v.data(), 4 * n);
       for (size_t i = n * 4; i < t->bytes; ++i) p[i] = uint8_t(fill_rng.next());
       return;
     }
@@ -1297,6 +1350,7 @@ struct Driver {
     }
     ++stats.prepare_ok;
     ++stats.op_prepare_ok[c.name];
+    if (!c.feature.empty()) ++stats.feature_prepare_ok[c.feature];
     rt.check_outputs(c.outputs);
     if (!rt.allocate(c.inputs, c.outputs)) {
       ++stats.too_large;
@@ -1305,6 +1359,7 @@ struct Driver {
     rt.snapshot_constants();
     ++stats.invoke_ran;
     ++stats.op_invoked[c.name];
+    if (!c.feature.empty()) ++stats.feature_invoked[c.feature];
     if (invoke() == kTfLiteOk)
       ++stats.invoke_ok;
     else
@@ -1511,6 +1566,10 @@ void run_case(const Case& c, Runtime& rt, Stats& stats) {
   else
     d.direct();
   for (const std::string& e : rt.errors) ++stats.categories[category(e)];
+  if (!c.feature.empty()) {
+    ++stats.feature_cases[c.feature];
+    for (const std::string& e : rt.errors) ++stats.feature_categories[c.feature][category(e)];
+  }
 }
 
 void print_stats(const Stats& s, int top) {
@@ -1544,6 +1603,24 @@ void print_stats(const Stats& s, int top) {
   std::printf("error categories: %zu (top %d)\n", cats.size(), top);
   for (int i = 0; i < top && size_t(i) < cats.size(); ++i) {
     std::printf("  %7" PRIu64 "  %s\n", cats[size_t(i)].first, cats[size_t(i)].second.c_str());
+  }
+  // "<feature> cases: N", "... prepare ok: N", "... invoke ran: N", then
+  // every error category of its cases.
+  for (const auto& kv : s.feature_cases) {
+    auto get = [&kv](const std::map<std::string, uint64_t>& m) {
+      auto it = m.find(kv.first);
+      return it == m.end() ? uint64_t(0) : it->second;
+    };
+    const char* f = kv.first.c_str();
+    std::printf("%s cases: %" PRIu64 "\n", f, kv.second);
+    std::printf("%s prepare ok: %" PRIu64 "\n", f, get(s.feature_prepare_ok));
+    std::printf("%s invoke ran: %" PRIu64 "\n", f, get(s.feature_invoked));
+    std::printf("%s errors:\n", f);
+    auto it = s.feature_categories.find(kv.first);
+    if (it == s.feature_categories.end()) continue;
+    for (const auto& cat : it->second) {
+      std::printf("  %7" PRIu64 "  %s\n", cat.second, cat.first.c_str());
+    }
   }
   std::printf("violations: %" PRIu64 "\n", s.violations);
 }
