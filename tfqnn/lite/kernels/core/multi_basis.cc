@@ -78,6 +78,18 @@ void pack_below(const float* x, int64_t rows, int channels, const float* thresho
               });
 }
 
+// `rows` bitpacked rows of `channels` bits, all 0 or all 1 (padding bits 0).
+void fill_bits(int64_t rows, int channels, bool ones, int32_t* out) {
+  const int words = packed_words(channels);
+  const int tail = channels % 32;
+  const int32_t last = !ones ? 0 : tail == 0 ? -1 : static_cast<int32_t>((1u << tail) - 1u);
+  for (int64_t r = 0; r < rows; ++r) {
+    int32_t* o = out + r * words;
+    std::fill(o, o + words - 1, ones ? -1 : 0);
+    o[words - 1] = last;
+  }
+}
+
 // The int8 thresholds of bitpack_int8_thresholds: q_j such that, for every
 // int8 q, float(q - zero_point) * scale < t_j exactly when q < q_j (q_j in
 // [-128, 128]). False if some t_j has none (the dequantized values are not
@@ -120,7 +132,11 @@ void bitpack_int8_thresholds(const int8_t* in, int64_t rows, int channels, float
     const int32_t* qt = q.data();
     pack_passes(rows, channels, n, encoding, out,
                 [=](int64_t r0, int64_t count, int j, int32_t* packed) {
-                  bitpack(in + r0 * channels, count, channels, qt[j], packed);
+                  if (qt[j] > -128 && qt[j] < 128) {
+                    bitpack(in + r0 * channels, count, channels, qt[j], packed);
+                  } else {  // every bit 0 (q < -128) or 1 (q < 128): no compares
+                    fill_bits(count, channels, qt[j] == 128, packed);
+                  }
                 });
     return;
   }
