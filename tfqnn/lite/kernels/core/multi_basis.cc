@@ -81,6 +81,7 @@ void pack_below(const float* x, int64_t rows, int channels, const float* thresho
 // `rows` bitpacked rows of `channels` bits, all 0 or all 1 (padding bits 0).
 void fill_bits(int64_t rows, int channels, bool ones, int32_t* out) {
   const int words = packed_words(channels);
+  if (words == 0) return;
   const int tail = channels % 32;
   const int32_t last = !ones ? 0 : tail == 0 ? -1 : static_cast<int32_t>((1u << tail) - 1u);
   for (int64_t r = 0; r < rows; ++r) {
