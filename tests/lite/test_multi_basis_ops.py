@@ -236,6 +236,43 @@ def test_quantize_thresholds_int8_any_zero_point(rng, isa, zero_point):
         np.testing.assert_array_equal(run(model, x), expected)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("scale", [0.02, 3e38, -0.02, np.nan, np.inf])
+@pytest.mark.parametrize("encoding", [0, 1])
+def test_quantize_thresholds_int8_as_int8_thresholds(rng, isa, scale, encoding):
+    """Int8 input: each threshold becomes an int8 one where the dequantized value is monotone
+    in q (a positive scale), else the values are dequantized (a negative, NaN or infinite
+    scale); both give the bits of float32(q - zero_point) * scale < t, with thresholds on a
+    dequantized value, next to it and infinite."""
+    zero_point, channels = 7, 70
+    x = np.tile(np.arange(-128, 128, dtype=np.int8), 2)[: 4 * channels]
+    x = rng.permutation(x).reshape(4, channels)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf * 0, 3e38 * 135
+        value = (x.astype(np.float64) - zero_point).astype(np.float32) * np.float32(scale)
+        on = np.float32(20 - zero_point) * np.float32(scale)  # a dequantized value (q = 20)
+    on = on if np.isfinite(on) else np.float32(0.5)
+    lists = [[on], [np.nextafter(on, np.float32(np.inf))], [np.nextafter(on, np.float32(-np.inf))]]
+    lists += [[np.inf], [-np.inf], [-1.0, on, 2.0], [-np.inf, on, np.inf]]
+    for values in lists:
+        t = np.sort(np.array(values, np.float32))
+        if encoding == 1 and t.size != 3:
+            continue
+        expected = reference.threshold_quantize(
+            value, t, encoding=("thermometer", "binary")[encoding]
+        )
+        model = single_op_model(
+            "TfqnnQuantize",
+            {"encoding": encoding} if encoding else None,
+            [
+                Tensor([4, channels], "int8", scale=scale, zero_point=zero_point),
+                Tensor([t.size], data=t),
+            ],
+            [Tensor(list(expected.shape), "int32")],
+        )
+        with _core.isa(isa):
+            np.testing.assert_array_equal(run(model, x), expected, err_msg=f"{t}")
+
+
 def bad_dense(**change):
     """A 2 x 3 bases dense model with one thing changed; returns the model bytes."""
     k, out, n_in, n_w = 40, 6, 2, 3

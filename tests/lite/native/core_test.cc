@@ -765,6 +765,61 @@ void pack_case(Harness& h, Rng& rng, int index) {
   });
 }
 
+// The last steps of the multi-basis transform, the kernel table's
+// bias_clamp (y + b rounded, then the clamps; NaN passes them) and
+// quantize_int8 (int8_ref; NaN -128: the kernels take it to -512 before the
+// zero point, which is in [-128, 127]): ties (exact for the scales 0.25 to
+// 3), their neighbours, NaN, infinities, huge and tiny values and scales,
+// lengths around the vector widths.
+void finish_case(Harness& h, Rng& rng, int index) {
+  const int n = rng.coin(0.3) ? rng.uniform(0, 40) : rng.uniform(41, 300);
+  const float scale = rng.pick({0.25f, 0.5f, 1.0f, 3.0f, 0.1f, 1e-30f, 1e30f, 1e-45f});
+  const int32_t zp = rng.coin(0.3) ? 0 : rng.uniform(-128, 127);
+  const auto special = [&rng] {
+    return rng.pick(
+        {kInf, -kInf, std::nanf(""), -std::nanf(""), 0.0f, -0.0f, 3e38f, -3e38f, 1e-45f, -1e-45f});
+  };
+  std::vector<float> y(n), bias(n);
+  for (int j = 0; j < n; ++j) {
+    const float tie = (static_cast<float>(rng.uniform(-300, 300)) + 0.5f) * scale;
+    switch (rng.uniform(0, 9)) {
+      case 0: y[j] = special(); break;
+      case 1: y[j] = std::nextafter(tie, rng.coin(0.5) ? kInf : -kInf); break;
+      case 2:
+      case 3:
+      case 4: y[j] = tie; break;
+      default: y[j] = rng.normal() * 100.0f * scale;
+    }
+    bias[j] = rng.coin(0.1) ? special() : rng.normal();
+  }
+  std::vector<int8_t> q(n);
+  for (int j = 0; j < n; ++j) q[j] = std::isnan(y[j]) ? int8_t{-128} : int8_ref(y[j], scale, zp);
+  char what[160];
+  std::snprintf(what, sizeof what, "quantize_int8 #%d: n %d, scale %g, zero point %d", index, n,
+                static_cast<double>(scale), zp);
+  h.check(what, as_bytes(q), [&](uint8_t* out) {
+    active_kernels().quantize_int8(y.data(), n, scale, zp, reinterpret_cast<int8_t*>(out));
+  });
+
+  const float lo = rng.pick({-kInf, -1.5f, 0.0f, -0.0f});
+  const float hi = rng.pick({kInf, 2.0f, 0.0f});
+  std::vector<float> clamped(n);
+  for (int j = 0; j < n; ++j) {
+    volatile float v = y[j] + bias[j];
+    float c = v;
+    if (c < lo) c = lo;
+    if (c > hi) c = hi;
+    clamped[j] = c;
+  }
+  std::snprintf(what, sizeof what, "bias_clamp #%d: n %d, clamps [%g, %g]", index, n,
+                static_cast<double>(lo), static_cast<double>(hi));
+  h.check(what, as_bytes(clamped), [&](uint8_t* out) {
+    float* o = reinterpret_cast<float*>(out);
+    std::memcpy(o, y.data(), sizeof(float) * n);
+    active_kernels().bias_clamp(o, bias.data(), n, lo, hi);
+  });
+}
+
 // parallel_for's contract: [0, n) cut into contiguous chunks, each index run
 // exactly once, at most num_threads * chunks_per_thread chunks, each running
 // thread in a slot of [0, min(num_threads, n)) that no other thread holds at
@@ -946,6 +1001,7 @@ int main(int argc, char** argv) {
   for (int i = 0, n = count(400); i < n; ++i) conv_case(h, rng, i);
   for (int i = 0, n = count(150); i < n; ++i) pool_case(h, rng, i);
   for (int i = 0, n = count(150); i < n; ++i) pack_case(h, rng, i);
+  for (int i = 0, n = count(150); i < n; ++i) finish_case(h, rng, i);
   for (int i = 0, n = count(60); i < n; ++i) threads_case(h, rng, i);
   int8_add_cases(h);
 

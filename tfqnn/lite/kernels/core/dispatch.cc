@@ -65,16 +65,20 @@ Isa startup_isa() {
 std::atomic<int> g_override{-1};
 
 const Kernels kScalarKernels = {gemm_panel_scalar,   output_transform_scalar, bitpack_float_scalar,
-                                bitpack_int8_scalar, unpack_float_scalar,     accumulate_scalar};
+                                bitpack_int8_scalar, unpack_float_scalar,     accumulate_scalar,
+                                bias_clamp_scalar,   quantize_int8_scalar};
 #if defined(__x86_64__)
 const Kernels kAvx2Kernels = {gemm_panel_avx2,   output_transform_avx2, bitpack_float_avx2,
-                              bitpack_int8_avx2, unpack_float_avx2,     accumulate_avx2};
+                              bitpack_int8_avx2, unpack_float_avx2,     accumulate_avx2,
+                              bias_clamp_avx2,   quantize_int8_avx2};
 const Kernels kAvx512Kernels = {gemm_panel_avx512,   output_transform_avx512, bitpack_float_avx512,
-                                bitpack_int8_avx512, unpack_float_avx512,     accumulate_avx512};
+                                bitpack_int8_avx512, unpack_float_avx512,     accumulate_avx512,
+                                bias_clamp_avx512,   quantize_int8_avx512};
 #endif
 #if TFQNN_NEON
 const Kernels kNeonKernels = {gemm_panel_neon,   output_transform_neon, bitpack_float_neon,
-                              bitpack_int8_neon, unpack_float_neon,     accumulate_neon};
+                              bitpack_int8_neon, unpack_float_neon,     accumulate_neon,
+                              bias_clamp_neon,   quantize_int8_neon};
 #endif
 
 }  // namespace

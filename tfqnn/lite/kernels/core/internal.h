@@ -47,6 +47,11 @@ using UnpackFloatFn = void (*)(const int32_t*, int64_t, int, float*);
 // One term of the multi-basis transform (accumulate_term below).
 using AccumulateFn = void (*)(const int32_t* counts, int k, const float* mult, int n, bool first,
                               float* y);
+// y[j] = clamp(y[j] + bias[j]) of the multi-basis transform (bias_clamp_values).
+using BiasClampFn = void (*)(float* y, const float* bias, int n, float lo, float hi);
+// out[j] = quantize_int8(y[j], scale, zero_point) for n values.
+using QuantizeInt8Fn = void (*)(const float* y, int64_t n, float scale, int32_t zero_point,
+                                int8_t* out);
 
 struct Kernels {
   GemmPanelFn gemm_panel;
@@ -54,7 +59,9 @@ struct Kernels {
   BitpackFloatFn bitpack_float;
   BitpackInt8Fn bitpack_int8;
   UnpackFloatFn unpack_float;
-  AccumulateFn accumulate;  // a term of the multi-basis transform (accumulate_term)
+  AccumulateFn accumulate;       // a term of the multi-basis transform (accumulate_term)
+  BiasClampFn bias_clamp;        // its bias and clamps (bias_clamp_values)
+  QuantizeInt8Fn quantize_int8;  // its int8 output
 };
 
 // The kernels of the active ISA.
@@ -68,9 +75,15 @@ void bitpack_float_scalar(const float*, int64_t, int, float, int32_t*);
 void bitpack_int8_scalar(const int8_t*, int64_t, int, int32_t, int32_t*);
 void unpack_float_scalar(const int32_t*, int64_t, int, float*);
 void accumulate_scalar(const int32_t*, int, const float*, int, bool, float*);
+void bias_clamp_scalar(float*, const float*, int, float, float);
+void quantize_int8_scalar(const float*, int64_t, float, int32_t, int8_t*);
 #if defined(__x86_64__)
 void accumulate_avx2(const int32_t*, int, const float*, int, bool, float*);
 void accumulate_avx512(const int32_t*, int, const float*, int, bool, float*);
+void bias_clamp_avx2(float*, const float*, int, float, float);
+void bias_clamp_avx512(float*, const float*, int, float, float);
+void quantize_int8_avx2(const float*, int64_t, float, int32_t, int8_t*);
+void quantize_int8_avx512(const float*, int64_t, float, int32_t, int8_t*);
 void output_transform_avx2(const int32_t*, int64_t, int, int, int, int, const int32_t*,
                            const OutputTransform&, void*, int);
 void output_transform_avx512(const int32_t*, int64_t, int, int, int, int, const int32_t*,
@@ -89,6 +102,8 @@ void bitpack_float_neon(const float*, int64_t, int, float, int32_t*);
 void bitpack_int8_neon(const int8_t*, int64_t, int, int32_t, int32_t*);
 void unpack_float_neon(const int32_t*, int64_t, int, float*);
 void accumulate_neon(const int32_t*, int, const float*, int, bool, float*);
+void bias_clamp_neon(float*, const float*, int, float, float);
+void quantize_int8_neon(const float*, int64_t, float, int32_t, int8_t*);
 #endif
 
 // Bytes of one output row of `columns` output channels.
@@ -187,6 +202,20 @@ __attribute__((always_inline)) inline void accumulate_term(const int32_t* __rest
     } else {
       y[j] = y[j] + p;
     }
+  }
+}
+
+// The bias and clamps of the multi-basis transform over n channels (the loop
+// every ISA compiles, vectorized for its registers): y[j] = min(max(y[j] +
+// bias[j], lo), hi), as affine_clamp (NaN passes the clamps).
+__attribute__((always_inline)) inline void bias_clamp_values(float* __restrict y,
+                                                             const float* __restrict bias, int n,
+                                                             float lo, float hi) {
+  for (int j = 0; j < n; ++j) {
+    float v = y[j] + bias[j];
+    v = lo > v ? lo : v;
+    v = hi < v ? hi : v;
+    y[j] = v;
   }
 }
 

@@ -5,9 +5,9 @@
 //   y = clamp(acc + bias[o])
 // each product and each sum rounded to float32 (no FMA: the library is
 // compiled with -ffp-contract=off), then written as float32, int8 or
-// bitpacked (one output basis per threshold). Portable code; the loops over
-// the channels of a row are plain enough for the compiler to vectorize, and
-// the single-term transform and the bitpacking are the ISA's (kernel table).
+// bitpacked (one output basis per threshold). Portable code around the
+// ISA's kernels (kernel table): the single-term transform, the terms, the
+// bias and clamps, the int8 output and the bitpacking.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -20,20 +20,21 @@ namespace tfqnn {
 namespace core {
 namespace {
 
-// Bitpacks the bases of `rows` rows of `channels` floats for n thresholds in
+// Bitpacks the bases of `rows` rows of `channels` values for n thresholds in
 // `encoding` (core.h): row r of `out` holds threshold_bases(n, encoding)
-// bases of packed_words(channels) words. Each threshold is a pass of the
-// ISA's bitpacking (bit where x < t_j) over chunks of rows that stay in L1;
+// bases of packed_words(channels) words. pass(r0, count, j, packed) packs
+// rows [r0, r0 + count) for threshold j (bit where x < t_j, one call of the
+// ISA's bitpacking) into `packed`, over chunks of rows that stay in L1;
 // thermometer bases are copied into the output rows, binary digit i is the
 // XOR of the passes j = m 2^i (1-based): bit i of the level L is the parity
 // of #{m : L >= m 2^i}, and with the thresholds sorted "L >= j" is "x passes
 // t_j", so the parity of the passed is the parity of the failed ones (2^(k-i)
 // - 1 of them, an odd count) with the bit flipped twice.
-void pack_below(const float* x, int64_t rows, int channels, const float* thresholds, int n,
-                int32_t* out, Encoding encoding = Encoding::kThermometer) {
-  const Kernels& kernels = active_kernels();
+template <typename Pass>
+void pack_passes(int64_t rows, int channels, int n, Encoding encoding, int32_t* out,
+                 const Pass& pass) {
   if (n == 1) {
-    kernels.bitpack_float(x, rows, channels, thresholds[0], out);
+    pass(0, rows, 0, out);
     return;
   }
   const int words = packed_words(channels);
@@ -47,7 +48,7 @@ void pack_below(const float* x, int64_t rows, int channels, const float* thresho
     int32_t* rows_out = out + r0 * bases * words;
     if (binary) std::memset(rows_out, 0, sizeof(int32_t) * count * bases * words);
     for (int j = 0; j < n; ++j) {
-      kernels.bitpack_float(x + r0 * channels, count, channels, thresholds[j], packed.data());
+      pass(r0, count, j, packed.data());
       if (!binary) {
         for (int64_t r = 0; r < count; ++r) {
           std::memcpy(rows_out + (r * bases + j) * words, packed.data() + r * words,
@@ -67,6 +68,46 @@ void pack_below(const float* x, int64_t rows, int channels, const float* thresho
   }
 }
 
+// Float rows: the ISA's float bitpacking per threshold.
+void pack_below(const float* x, int64_t rows, int channels, const float* thresholds, int n,
+                int32_t* out, Encoding encoding = Encoding::kThermometer) {
+  const BitpackFloatFn bitpack = active_kernels().bitpack_float;
+  pack_passes(rows, channels, n, encoding, out,
+              [=](int64_t r0, int64_t count, int j, int32_t* packed) {
+                bitpack(x + r0 * channels, count, channels, thresholds[j], packed);
+              });
+}
+
+// `rows` bitpacked rows of `channels` bits, all 0 or all 1 (padding bits 0).
+void fill_bits(int64_t rows, int channels, bool ones, int32_t* out) {
+  const int words = packed_words(channels);
+  if (words == 0) return;
+  const int tail = channels % 32;
+  const int32_t last = !ones ? 0 : tail == 0 ? -1 : static_cast<int32_t>((1u << tail) - 1u);
+  for (int64_t r = 0; r < rows; ++r) {
+    int32_t* o = out + r * words;
+    std::fill(o, o + words - 1, ones ? -1 : 0);
+    o[words - 1] = last;
+  }
+}
+
+// The int8 thresholds of bitpack_int8_thresholds: q_j such that, for every
+// int8 q, float(q - zero_point) * scale < t_j exactly when q < q_j (q_j in
+// [-128, 128]). False if some t_j has none (the dequantized values are not
+// monotone in q, e.g. a NaN or infinite scale): then the caller dequantizes.
+bool int8_thresholds(float scale, int32_t zero_point, const float* thresholds, int n, int32_t* q) {
+  for (int j = 0; j < n; ++j) {
+    int32_t first_not = 128;  // the first q with the bit 0
+    for (int32_t v = -128; v <= 127; ++v) {
+      const bool below = static_cast<float>(int64_t{v} - zero_point) * scale < thresholds[j];
+      if (!below && first_not == 128) first_not = v;
+      if (below && first_not != 128) return false;  // a 1 after a 0
+    }
+    q[j] = first_not;
+  }
+  return true;
+}
+
 }  // namespace
 
 int64_t transform_row_bytes(const OutputTransform& t, int channels) {
@@ -84,7 +125,23 @@ void bitpack_float_thresholds(const float* in, int64_t rows, int channels, const
 void bitpack_int8_thresholds(const int8_t* in, int64_t rows, int channels, float scale,
                              int32_t zero_point, const float* thresholds, int n, int32_t* out,
                              Encoding encoding) {
-  // The dequantized values float(q - zero_point) * scale (the difference in
+  // Each threshold as an int8 zero point of the ISA's int8 bitpacking.
+  thread_local std::vector<int32_t> q;
+  if (q.size() < static_cast<size_t>(n)) q.resize(n);
+  if (int8_thresholds(scale, zero_point, thresholds, n, q.data())) {
+    const BitpackInt8Fn bitpack = active_kernels().bitpack_int8;
+    const int32_t* qt = q.data();
+    pack_passes(rows, channels, n, encoding, out,
+                [=](int64_t r0, int64_t count, int j, int32_t* packed) {
+                  if (qt[j] > -128 && qt[j] < 128) {
+                    bitpack(in + r0 * channels, count, channels, qt[j], packed);
+                  } else {  // every bit 0 (q < -128) or 1 (q < 128): no compares
+                    fill_bits(count, channels, qt[j] == 128, packed);
+                  }
+                });
+    return;
+  }
+  // Else the dequantized values float(q - zero_point) * scale (the difference in
   // 64 bits: the zero point is any int32), in chunks of rows that stay in L1.
   const int words = packed_words(channels);
   const int64_t chunk = std::max<int64_t>(1, 4096 / channels);
@@ -125,7 +182,6 @@ void multi_basis_transform(const int32_t* counts, int64_t ld_counts, int64_t bas
                                       channels);
   } else {
     const Kernels& kernels = active_kernels();
-    const float lo = t.clamp_min, hi = t.clamp_max;
     for (int r = 0; r < rows; ++r) {
       const int kr = row_k ? row_k[r] : k;
       float* yr = y + int64_t{r} * channels;
@@ -139,21 +195,14 @@ void multi_basis_transform(const int32_t* counts, int64_t ld_counts, int64_t bas
           }
         }
       }
-      for (int o = 0; o < channels; ++o) {
-        float v = yr[o] + t.bias[o];
-        v = lo > v ? lo : v;
-        v = hi < v ? hi : v;
-        yr[o] = v;
-      }
+      kernels.bias_clamp(yr, t.bias, channels, t.clamp_min, t.clamp_max);
     }
   }
   switch (t.type) {
     case OutputType::kFloat: break;  // written in place
     case OutputType::kInt8: {
-      int8_t* o = static_cast<int8_t*>(out);
-      for (int64_t j = 0; j < int64_t{rows} * channels; ++j) {
-        o[j] = quantize_int8(y[j], t.int8_scale, t.int8_zero_point);
-      }
+      active_kernels().quantize_int8(y, int64_t{rows} * channels, t.int8_scale, t.int8_zero_point,
+                                     static_cast<int8_t*>(out));
       break;
     }
     case OutputType::kBitpacked: {

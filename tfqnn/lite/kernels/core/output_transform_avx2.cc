@@ -172,6 +172,19 @@ TFQNN_AVX2 void avx2_type(const int32_t* counts, int64_t ld_counts, int rows, in
   }
 }
 
+// The constants of avx2_quantize.
+TFQNN_AVX2 void set_quantize_consts(float scale, int32_t zero_point, Avx2Consts* c) {
+  c->scale = _mm256_set1_ps(scale);
+  c->half = _mm256_set1_ps(0.5f);
+  c->one = _mm256_set1_ps(1.0f);
+  c->sign = _mm256_set1_ps(-0.0f);
+  c->rmin = _mm256_set1_ps(-512.0f);
+  c->rmax = _mm256_set1_ps(512.0f);
+  c->zp = _mm256_set1_epi32(zero_point);
+  c->qmin = _mm256_set1_epi32(-128);
+  c->qmax = _mm256_set1_epi32(127);
+}
+
 }  // namespace
 
 TFQNN_AVX2 void output_transform_avx2(const int32_t* counts, int64_t ld_counts, int rows, int col0,
@@ -181,15 +194,7 @@ TFQNN_AVX2 void output_transform_avx2(const int32_t* counts, int64_t ld_counts, 
   c.lo = _mm256_set1_ps(t.clamp_min);
   c.below = _mm256_set1_ps(bitpack_threshold(t));
   c.hi = _mm256_set1_ps(t.clamp_max);
-  c.scale = _mm256_set1_ps(t.int8_scale);
-  c.half = _mm256_set1_ps(0.5f);
-  c.one = _mm256_set1_ps(1.0f);
-  c.sign = _mm256_set1_ps(-0.0f);
-  c.rmin = _mm256_set1_ps(-512.0f);
-  c.rmax = _mm256_set1_ps(512.0f);
-  c.zp = _mm256_set1_epi32(t.int8_zero_point);
-  c.qmin = _mm256_set1_epi32(-128);
-  c.qmax = _mm256_set1_epi32(127);
+  set_quantize_consts(t.int8_scale, t.int8_zero_point, &c);
   const float* mult = t.multiplier + col0;
   const float* bias = t.bias + col0;
   const int64_t row_bytes = output_row_bytes(t.type, out_columns);
@@ -217,6 +222,30 @@ TFQNN_AVX2 void accumulate_avx2(const int32_t* counts, int k, const float* mult,
   } else {
     accumulate_term<false>(counts, k, mult, n, y);
   }
+}
+
+TFQNN_AVX2 void bias_clamp_avx2(float* y, const float* bias, int n, float lo, float hi) {
+  bias_clamp_values(y, bias, n, lo, hi);
+}
+
+// 32 values per step: the 4 vectors' int32 packed to bytes by two saturating
+// packs (in-lane, so the dwords come out as lane 0 of each vector, then lane
+// 1) and a dword permute into order.
+TFQNN_AVX2 void quantize_int8_avx2(const float* y, int64_t n, float scale, int32_t zero_point,
+                                   int8_t* out) {
+  Avx2Consts c;
+  set_quantize_consts(scale, zero_point, &c);
+  const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    __m256i q[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) q[v] = avx2_quantize(_mm256_loadu_ps(y + j + 8 * v), c);
+    const __m256i b =
+        _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), _mm256_permutevar8x32_epi32(b, perm));
+  }
+  for (; j < n; ++j) out[j] = quantize_int8(y[j], scale, zero_point);
 }
 
 TFQNN_AVX2 void add_residual_avx2(float* out, const float* post_bias, const float* residual,

@@ -202,6 +202,19 @@ TFQNN_AVX512 void avx512_type(const int32_t* counts, int64_t ld_counts, int rows
   }
 }
 
+// The constants of avx512_quantize.
+TFQNN_AVX512 void set_quantize_consts(float scale, int32_t zero_point, Avx512Consts* c) {
+  c->scale = _mm512_set1_ps(scale);
+  c->half = _mm512_set1_ps(0.5f);
+  c->one = _mm512_set1_ps(1.0f);
+  c->sign = _mm512_set1_ps(-0.0f);
+  c->rmin = _mm512_set1_ps(-512.0f);
+  c->rmax = _mm512_set1_ps(512.0f);
+  c->zp = _mm512_set1_epi32(zero_point);
+  c->qmin = _mm512_set1_epi32(-128);
+  c->qmax = _mm512_set1_epi32(127);
+}
+
 }  // namespace
 
 TFQNN_AVX512 void output_transform_avx512(const int32_t* counts, int64_t ld_counts, int rows,
@@ -215,15 +228,7 @@ TFQNN_AVX512 void output_transform_avx512(const int32_t* counts, int64_t ld_coun
   c.lo = _mm512_set1_ps(t.clamp_min);
   c.below = _mm512_set1_ps(bitpack_threshold(t));
   c.hi = _mm512_set1_ps(t.clamp_max);
-  c.scale = _mm512_set1_ps(t.int8_scale);
-  c.half = _mm512_set1_ps(0.5f);
-  c.one = _mm512_set1_ps(1.0f);
-  c.sign = _mm512_set1_ps(-0.0f);
-  c.rmin = _mm512_set1_ps(-512.0f);
-  c.rmax = _mm512_set1_ps(512.0f);
-  c.zp = _mm512_set1_epi32(t.int8_zero_point);
-  c.qmin = _mm512_set1_epi32(-128);
-  c.qmax = _mm512_set1_epi32(127);
+  set_quantize_consts(t.int8_scale, t.int8_zero_point, &c);
   const float* mult = t.multiplier + col0;
   const float* bias = t.bias + col0;
   const int64_t row_bytes = output_row_bytes(t.type, out_columns);
@@ -250,6 +255,28 @@ TFQNN_AVX512 void accumulate_avx512(const int32_t* counts, int k, const float* m
     accumulate_term<true>(counts, k, mult, n, y);
   } else {
     accumulate_term<false>(counts, k, mult, n, y);
+  }
+}
+
+TFQNN_AVX512 void bias_clamp_avx512(float* y, const float* bias, int n, float lo, float hi) {
+  bias_clamp_values(y, bias, n, lo, hi);
+}
+
+// 16 values per vector, the last one masked (masked-off lanes load 0 and are
+// not stored).
+TFQNN_AVX512 void quantize_int8_avx512(const float* y, int64_t n, float scale, int32_t zero_point,
+                                       int8_t* out) {
+  Avx512Consts c;
+  set_quantize_consts(scale, zero_point, &c);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512i q = avx512_quantize(_mm512_loadu_ps(y + j), c);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + j), _mm512_cvtepi32_epi8(q));
+  }
+  if (j < n) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n - j)) - 1u);
+    const __m512i q = avx512_quantize(_mm512_maskz_loadu_ps(mask, y + j), c);
+    _mm512_mask_cvtepi32_storeu_epi8(out + j, mask, q);
   }
 }
 

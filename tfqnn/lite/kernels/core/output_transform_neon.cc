@@ -139,6 +139,25 @@ void accumulate_neon(const int32_t* counts, int k, const float* mult, int n, boo
   }
 }
 
+void bias_clamp_neon(float* y, const float* bias, int n, float lo, float hi) {
+  bias_clamp_values(y, bias, n, lo, hi);
+}
+
+void quantize_int8_neon(const float* y, int64_t n, float scale, int32_t zero_point, int8_t* out) {
+  NeonConsts c;
+  c.scale = vdupq_n_f32(scale);
+  c.rmin = vdupq_n_f32(-512.0f);
+  c.rmax = vdupq_n_f32(512.0f);
+  c.zp = vdupq_n_s32(zero_point);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const int32x4_t q0 = quantize4(vld1q_f32(y + j), c);
+    const int32x4_t q1 = quantize4(vld1q_f32(y + j + 4), c);
+    vst1_s8(out + j, vqmovn_s16(vcombine_s16(vqmovn_s32(q0), vqmovn_s32(q1))));  // saturates
+  }
+  for (; j < n; ++j) out[j] = quantize_int8(y[j], scale, zero_point);
+}
+
 void add_residual_neon(float* out, const float* post_bias, const float* residual, int rows,
                        int channels) {
   add_residual_rows(out, post_bias, residual, rows, channels);

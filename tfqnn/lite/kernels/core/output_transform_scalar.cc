@@ -84,6 +84,14 @@ void accumulate_scalar(const int32_t* counts, int k, const float* mult, int n, b
   }
 }
 
+void bias_clamp_scalar(float* y, const float* bias, int n, float lo, float hi) {
+  bias_clamp_values(y, bias, n, lo, hi);
+}
+
+void quantize_int8_scalar(const float* y, int64_t n, float scale, int32_t zero_point, int8_t* out) {
+  for (int64_t j = 0; j < n; ++j) out[j] = quantize_int8(y[j], scale, zero_point);
+}
+
 void add_residual_scalar(float* out, const float* post_bias, const float* residual, int rows,
                          int channels) {
   add_residual_rows(out, post_bias, residual, rows, channels);
