@@ -6,11 +6,14 @@ later. `loads` reads the same format (CPython's ``Python/marshal.c``,
 version 4, as Python 3.11 to 3.13 write code objects: the types a code
 object holds, and back-references) in Python, with every length checked
 against the data left, and builds the code object with ``types.CodeType``,
-which validates its fields. Anything else raises ValueError.
+which validates its fields, after `check_bytecode` (which it does not do:
+an opcode whose inline caches run past the end makes CPython's quickening
+write past the bytecode). Anything else raises ValueError.
 """
 
 from __future__ import annotations
 
+import opcode
 import struct
 import types
 from typing import Any
@@ -140,6 +143,7 @@ class _Reader:
         freevars = tuple(n for n, k in zip(localsplus, kinds) if k & FAST_FREE)
         if any(k & ~(FAST_LOCAL | FAST_CELL | FAST_FREE) for k in kinds):
             raise ValueError("a code object with local kinds this reader does not know")
+        check_bytecode(code)
         try:
             return types.CodeType(
                 argcount,
@@ -163,6 +167,38 @@ class _Reader:
             )
         except (TypeError, ValueError, SystemError, OverflowError, MemoryError) as error:
             raise ValueError(f"a code object Python rejects ({error})") from error
+
+
+def _cache_entries(op: int) -> int:
+    """The inline cache code units after opcode `op` (Python 3.11-3.12: a list; 3.13: by name)."""
+    entries = vars(opcode)["_inline_cache_entries"]  # the interpreter's own table (private)
+    if isinstance(entries, dict):
+        return int(entries.get(opcode.opname[op], 0))
+    return int(entries[op])
+
+
+_KNOWN_OPCODES = frozenset(opcode.opmap.values())
+_CACHE = opcode.opmap.get("CACHE", 0)
+
+
+def check_bytecode(code: bytes) -> None:
+    """ValueError unless `code` is whole 2-byte instructions of known opcodes, each followed by
+    its inline cache units (CACHE, argument 0) inside the bytecode."""
+    if len(code) % 2:
+        raise ValueError("bytecode of an odd length")
+    units = len(code) // 2
+    i = 0
+    while i < units:
+        op = code[2 * i]
+        if op not in _KNOWN_OPCODES or op == _CACHE:
+            raise ValueError(f"bytecode with an unknown opcode {op} at {2 * i}")
+        caches = _cache_entries(op)
+        if i + 1 + caches > units:
+            raise ValueError(f"bytecode whose opcode {opcode.opname[op]} runs past its end")
+        for j in range(i + 1, i + 1 + caches):
+            if code[2 * j] != _CACHE or code[2 * j + 1] != 0:
+                raise ValueError(f"bytecode with a damaged inline cache at {2 * j}")
+        i += 1 + caches
 
 
 _RESERVED = object()
