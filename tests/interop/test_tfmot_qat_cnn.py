@@ -71,9 +71,14 @@ def test_training_outputs_and_gradients_equal_tfmots(data):
         names.append(f"{layer}/{weight}")
     expected = {k[len("grad:") :]: data[k] for k in data.files if k.startswith("grad:")}
     assert sorted(names) == sorted(expected)
+    # A bias before a training-mode BatchNorm has a zero gradient, computed as rounding
+    # noise (~1e-7, in another order on another CPU): a floor relative to all gradients.
+    floor = 1e-5 * max(np.abs(g).max() for g in expected.values())
     for name, grad in zip(names, grads):
         scale = np.abs(expected[name]).max()
-        np.testing.assert_allclose(grad.numpy(), expected[name], atol=1e-4 * scale, err_msg=name)
+        np.testing.assert_allclose(
+            grad.numpy(), expected[name], atol=max(1e-4 * scale, floor), err_msg=name
+        )
 
 
 def test_quantizers_sit_where_tfmots_do(loaded):
