@@ -112,7 +112,7 @@ def set_min_thread_work(nanoseconds: float) -> float:
 def set_thread_spin(nanoseconds: int) -> int:
     """Sets how long the kernels' idle worker threads spin before they sleep (ns).
 
-    Returns the previous value (5000 by default); 0 makes them sleep as
+    Returns the previous value (30000 by default); 0 makes them sleep as
     soon as they are idle, so that every split op wakes them (tests,
     benchmarks). Values are clamped to [0, 1e9].
     """

@@ -11,14 +11,17 @@
 //
 // Idle workers spin on the job counter with the CPU's pause instruction
 // (not sched_yield: under load a yielding thread gives its core away for a
-// whole time slice, so a job never found it) for 5 us by default, about the
-// gap between two binary ops of a partition (a bitpacking TfqnnQuantize in
-// between), then sleep on a condition variable and leave the core to the
-// interpreter's own pool (XNNPACK's builtins between tfqnn's partitions).
-// Longer spins lost on a loaded machine: a spinning thread uses up its
-// share of the CPU and is preempted in the middle of a chunk, while a woken
-// sleeper runs at once (benchmarks/README.md, "Two threads under load"); at
-// low load a 30 us spin did slightly better ("After the merges").
+// whole time slice, so a job never found it) for 30 us by default, longer
+// than the gap between two binary ops of a partition (a bitpacking
+// TfqnnQuantize in between, slower with two threads than with one: half its
+// input sits in the other core's cache), then sleep on a condition variable
+// and leave the core to the interpreter's own pool (XNNPACK's builtins
+// between tfqnn's partitions). A shorter spin sends the worker to sleep
+// between the convolutions of a partition, and each one waits for its
+// wake-up ("Where QuickNet's second thread goes"); on a loaded machine a
+// spinning thread uses up its share of the CPU and is preempted in the
+// middle of a chunk, so shorter spins did better there ("Two threads under
+// load"); set_thread_spin_ns changes it.
 // wake_threads(), called as a delegate partition starts, wakes sleeping
 // workers ahead of its first split op; rest_threads(), called as it ends,
 // sends the spinning ones to sleep at once, so that they leave the cores to
@@ -51,7 +54,7 @@ std::atomic<double> g_min_ns_per_thread{5000.0};
 
 // How long an idle worker spins (pausing) before it sleeps (ns; the
 // benchmarks' hook set_thread_spin_ns changes it).
-std::atomic<int64_t> g_spin_ns{5000};
+std::atomic<int64_t> g_spin_ns{30000};
 // Pauses between two reads of the clock while spinning.
 constexpr int kPausesPerClockRead = 64;
 constexpr int kMaxWorkers = 255;
