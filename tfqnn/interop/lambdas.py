@@ -50,7 +50,6 @@ MAX_STACK = 1 << 16
 # How tf_keras marks a Lambda's function: bytecode, a function by name, or a value.
 FUNCTION_TYPES = ("lambda", "function", "raw")
 GENERATOR_FLAGS = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, async
-OPCODES = frozenset(dis.opmap.values())
 JUMPS = frozenset(dis.hasjrel + dis.hasjabs)
 # Instructions after which the next one is not reached, and how many values
 # instructions that push results first take (where stack_effect nets them).
@@ -137,20 +136,18 @@ def _globals(module: Any) -> dict[str, Any]:
 def _checked(code: types.CodeType, depth: int = 0) -> types.CodeType:
     """The code object, with a stack size that suffices, if all its instructions are this Python's.
 
-    Raises ValueError for an opcode this interpreter lacks, an argument out
-    of the code object's tables, a jump or handler outside the code, a cell
-    without its MAKE_CELL or COPY_FREE_VARS, a nonzero inline cache, a
-    value stack that underflows (`_stack_depth`), or a generator as the
-    function. CPython trusts ``co_stacksize``; it is raised to the depth
-    found.
+    `code` comes from `marshal_code.loads`, which has checked its opcodes and
+    inline caches (`marshal_code.check_bytecode`). Raises ValueError for an
+    argument out of the code object's tables, a jump or handler outside the
+    code, a cell without its MAKE_CELL or COPY_FREE_VARS, a value stack that
+    underflows (`_stack_depth`), or a generator as the function. CPython
+    trusts ``co_stacksize``; it is raised to the depth found.
     """
     if depth > 20:
         raise ValueError("code objects nested too deeply")
     if depth == 0 and code.co_flags & GENERATOR_FLAGS:
         raise ValueError("a generator or coroutine")  # a Lambda's function returns its value
-    # The bytes that run: co_code shows specialized opcodes as their base ones.
-    raw = getattr(code, "_co_code_adaptive", code.co_code)
-    size = len(raw)
+    size = len(code.co_code)
     try:
         instructions = list(dis.get_instructions(code))
     except Exception as error:  # dis indexes the tables with each argument
@@ -162,8 +159,6 @@ def _checked(code: types.CodeType, depth: int = 0) -> types.CodeType:
     if start < 0 or set(names[:start]) - PROLOGUE:
         raise ValueError(f"no RESUME at its start, which Python {VERSION}'s code has")
     offsets = {i.offset for i in instructions}
-    if any(raw[o] or raw[o + 1] for o in range(0, size, 2) if o not in offsets):
-        raise ValueError("a nonzero inline cache")
     cells = set(code.co_cellvars) | set(code.co_freevars)
     made = {i.argval for i in instructions if i.opname == "MAKE_CELL"}
     copied = [i.arg for i in instructions[:start] if i.opname == "COPY_FREE_VARS"]
@@ -180,9 +175,6 @@ def _checked(code: types.CodeType, depth: int = 0) -> types.CodeType:
             and (before is None or (before.opname, before.arg) != ("PRECALL", instruction.arg))
         ):
             raise ValueError("a CALL without its PRECALL")
-        opcode = raw[instruction.offset]  # dis shows a specialized opcode as its base one
-        if instruction.opname.startswith("<") or opcode not in OPCODES:
-            raise ValueError(f"opcode {opcode} is not one of Python {VERSION}'s")
         if instruction.opcode in JUMPS and not (
             isinstance(instruction.argval, int) and instruction.argval in offsets
         ):

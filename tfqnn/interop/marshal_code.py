@@ -177,7 +177,7 @@ def _cache_entries(op: int) -> int:
     return int(entries[op])
 
 
-_KNOWN_OPCODES = frozenset(opcode.opmap.values())
+KNOWN_OPCODES = frozenset(opcode.opmap.values())  # this Python's
 _CACHE = opcode.opmap.get("CACHE", 0)
 
 
@@ -190,7 +190,7 @@ def check_bytecode(code: bytes) -> None:
     i = 0
     while i < units:
         op = code[2 * i]
-        if op not in _KNOWN_OPCODES or op == _CACHE:
+        if op not in KNOWN_OPCODES or op == _CACHE:
             raise ValueError(f"bytecode with an unknown opcode {op} at {2 * i}")
         caches = _cache_entries(op)
         if i + 1 + caches > units:

@@ -101,6 +101,14 @@ void neon_rows(const int32_t* counts, int64_t ld_counts, int rows, int col0, int
   }
 }
 
+// The constants of quantize4.
+void set_quantize_consts(float scale, int32_t zero_point, NeonConsts* c) {
+  c->scale = vdupq_n_f32(scale);
+  c->rmin = vdupq_n_f32(-512.0f);
+  c->rmax = vdupq_n_f32(512.0f);
+  c->zp = vdupq_n_s32(zero_point);
+}
+
 }  // namespace
 
 void output_transform_neon(const int32_t* counts, int64_t ld_counts, int rows, int col0, int ncols,
@@ -109,10 +117,7 @@ void output_transform_neon(const int32_t* counts, int64_t ld_counts, int rows, i
   NeonConsts c;
   c.lo = vdupq_n_f32(t.clamp_min);
   c.hi = vdupq_n_f32(t.clamp_max);
-  c.scale = vdupq_n_f32(t.int8_scale);
-  c.rmin = vdupq_n_f32(-512.0f);
-  c.rmax = vdupq_n_f32(512.0f);
-  c.zp = vdupq_n_s32(t.int8_zero_point);
+  set_quantize_consts(t.int8_scale, t.int8_zero_point, &c);
   const int64_t row_bytes = output_row_bytes(t.type, out_columns);
   char* o = static_cast<char*>(out);
   switch (t.type) {
@@ -145,10 +150,7 @@ void bias_clamp_neon(float* y, const float* bias, int n, float lo, float hi) {
 
 void quantize_int8_neon(const float* y, int64_t n, float scale, int32_t zero_point, int8_t* out) {
   NeonConsts c;
-  c.scale = vdupq_n_f32(scale);
-  c.rmin = vdupq_n_f32(-512.0f);
-  c.rmax = vdupq_n_f32(512.0f);
-  c.zp = vdupq_n_s32(zero_point);
+  set_quantize_consts(scale, zero_point, &c);
   int64_t j = 0;
   for (; j + 8 <= n; j += 8) {
     const int32x4_t q0 = quantize4(vld1q_f32(y + j), c);
